@@ -1,0 +1,96 @@
+package model
+
+import (
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Store holds the current snapshot and tells subscribers when it changes. It is the Sink sources write to.
+type Store struct {
+	mu   sync.Mutex
+	snap *Snapshot
+	subs map[chan struct{}]struct{}
+}
+
+var _ Sink = (*Store)(nil)
+
+// NewStore returns an empty store.
+func NewStore() *Store {
+	return &Store{snap: newSnapshot(0, Resources{}), subs: make(map[chan struct{}]struct{})}
+}
+
+// Snapshot returns the current snapshot.
+func (s *Store) Snapshot() *Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snap
+}
+
+// Update replaces the model with r and notifies subscribers. It never blocks on them.
+func (s *Store) Update(r Resources) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.snap = newSnapshot(s.snap.version+1, r)
+	for ch := range s.subs {
+		select {
+		case ch <- struct{}{}:
+		default: // a notification is already pending; the subscriber will read the newest snapshot
+		}
+	}
+}
+
+// Subscribe returns a channel that receives a value after each update (bursts coalesce into one pending value)
+// and a function that ends the subscription.
+func (s *Store) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.subs[ch] = struct{}{}
+	s.mu.Unlock()
+	return ch, func() {
+		s.mu.Lock()
+		delete(s.subs, ch)
+		s.mu.Unlock()
+	}
+}
+
+// DebugView is the JSON shape of /debug/model.
+type DebugView struct {
+	Version   uint64         `json:"version"`
+	Services  []DebugService `json:"services"`
+	Workloads []*Workload    `json:"workloads"`
+	Errors    []SourceError  `json:"errors"`
+}
+
+// DebugService is a service with its resolved endpoints per port.
+type DebugService struct {
+	*Service
+	Endpoints map[string][]string `json:"endpoints"`
+}
+
+// Debug renders the snapshot for humans and tools.
+func (s *Snapshot) Debug() DebugView {
+	v := DebugView{Version: s.version, Workloads: slices.Clone(s.workloadList), Errors: s.errors}
+	if v.Workloads == nil {
+		v.Workloads = []*Workload{}
+	}
+	if v.Errors == nil {
+		v.Errors = []SourceError{}
+	}
+	v.Services = []DebugService{}
+	for _, svc := range s.services {
+		ds := DebugService{Service: svc, Endpoints: map[string][]string{}}
+		for _, sp := range svc.Ports {
+			eps := []string{}
+			for _, ep := range s.Endpoints(svc, sp) {
+				eps = append(eps, ep.Workload.Key()+":"+itoa(ep.Port))
+			}
+			ds.Endpoints[itoa(sp.Port)] = eps
+		}
+		v.Services = append(v.Services, ds)
+	}
+	slices.SortFunc(v.Services, func(a, b DebugService) int { return strings.Compare(a.Key(), b.Key()) })
+	return v
+}
+
+func itoa(p uint16) string { return TargetPort{Number: p}.String() }

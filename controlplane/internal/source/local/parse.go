@@ -1,0 +1,360 @@
+package local
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/sinewmesh/sinew/controlplane/internal/model"
+)
+
+// APIVersion is the apiVersion of the local-mode kinds. An omitted apiVersion is read as this one.
+const APIVersion = "sinew.dev/v1alpha1"
+
+// parsed is what one file contributes to the model.
+type parsed struct {
+	services  []*model.Service
+	workloads []*model.Workload
+	// ignored counts documents of kinds this source does not know (yet).
+	ignored []string
+}
+
+type typeMeta struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+}
+
+type objectMeta struct {
+	Name      string            `json:"name"`
+	Namespace string            `json:"namespace,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+}
+
+type workloadDoc struct {
+	typeMeta `json:",inline"`
+	Metadata objectMeta   `json:"metadata"`
+	Spec     workloadSpec `json:"spec"`
+}
+
+type workloadSpec struct {
+	ServiceAccount string         `json:"serviceAccount,omitempty"`
+	Address        string         `json:"address,omitempty"`
+	MeshPort       int            `json:"meshPort,omitempty"`
+	Ports          []workloadPort `json:"ports,omitempty"`
+}
+
+type workloadPort struct {
+	Name     string `json:"name,omitempty"`
+	Port     int    `json:"port"`
+	Protocol string `json:"protocol,omitempty"`
+}
+
+type serviceDoc struct {
+	typeMeta `json:",inline"`
+	Metadata objectMeta  `json:"metadata"`
+	Spec     serviceSpec `json:"spec"`
+}
+
+type serviceSpec struct {
+	Selector map[string]string `json:"selector,omitempty"`
+	Ports    []servicePort     `json:"ports"`
+}
+
+type servicePort struct {
+	Name        string     `json:"name,omitempty"`
+	Port        int        `json:"port"`
+	TargetPort  *intOrName `json:"targetPort,omitempty"`
+	AppProtocol string     `json:"appProtocol,omitempty"`
+}
+
+// intOrName is a port number or a port name, as Kubernetes' IntOrString.
+type intOrName struct {
+	num  int
+	name string
+}
+
+func (p *intOrName) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		if n, err := strconv.Atoi(s); err == nil {
+			p.num = n
+			return nil
+		}
+		p.name = s
+		return nil
+	}
+	return json.Unmarshal(b, &p.num)
+}
+
+// parseFile reads every document of a file. Any invalid document rejects the whole file, so that the caller can
+// keep the file's last good content instead of a half-applied one.
+func parseFile(name string, data []byte) (parsed, error) {
+	var out parsed
+	for i, doc := range splitDocuments(data) {
+		where := fmt.Sprintf("%s: document %d", name, i+1)
+		if isBlank(doc.text) {
+			continue
+		}
+		var tm typeMeta
+		if err := yaml.Unmarshal(doc.text, &tm); err != nil {
+			return parsed{}, fmt.Errorf("%s: %s", where, yamlError(err, doc.line))
+		}
+		if tm.Kind == "" {
+			return parsed{}, fmt.Errorf("%s (line %d): kind: required", where, doc.line)
+		}
+		if tm.Kind != "Workload" && tm.Kind != "Service" {
+			out.ignored = append(out.ignored, tm.Kind)
+			continue
+		}
+		if tm.APIVersion != "" && tm.APIVersion != APIVersion {
+			return parsed{}, fmt.Errorf("%s (%s): apiVersion: must be %s, got %q", where, tm.Kind, APIVersion, tm.APIVersion)
+		}
+		switch tm.Kind {
+		case "Workload":
+			var d workloadDoc
+			if err := yaml.UnmarshalStrict(doc.text, &d); err != nil {
+				return parsed{}, fmt.Errorf("%s (Workload): %s", where, yamlError(err, doc.line))
+			}
+			w, err := d.toModel()
+			if err != nil {
+				return parsed{}, fmt.Errorf("%s (%s): %w", where, strings.TrimSpace("Workload "+d.Metadata.Name), err)
+			}
+			out.workloads = append(out.workloads, w)
+		case "Service":
+			var d serviceDoc
+			if err := yaml.UnmarshalStrict(doc.text, &d); err != nil {
+				return parsed{}, fmt.Errorf("%s (Service): %s", where, yamlError(err, doc.line))
+			}
+			s, err := d.toModel()
+			if err != nil {
+				return parsed{}, fmt.Errorf("%s (%s): %w", where, strings.TrimSpace("Service "+d.Metadata.Name), err)
+			}
+			out.services = append(out.services, s)
+		}
+	}
+	return out, nil
+}
+
+type document struct {
+	text []byte
+	line int // 1-based line of the document's first line in the file
+}
+
+// splitDocuments splits a YAML stream on "---" separator lines.
+func splitDocuments(data []byte) []document {
+	var (
+		docs  []document
+		cur   bytes.Buffer
+		start = 1
+	)
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	for i, l := range lines {
+		trimmed := bytes.TrimRight(l, " \t\r\n")
+		if bytes.Equal(trimmed, []byte("---")) || bytes.HasPrefix(trimmed, []byte("--- ")) || bytes.HasPrefix(trimmed, []byte("---\t")) {
+			docs = append(docs, document{text: bytes.Clone(cur.Bytes()), line: start})
+			cur.Reset()
+			start = i + 2
+			continue
+		}
+		cur.Write(l)
+	}
+	docs = append(docs, document{text: cur.Bytes(), line: start})
+	// A stream that starts with "---" has an empty first document; drop it so numbering matches what people see.
+	if len(docs) > 1 && isBlank(docs[0].text) {
+		docs = docs[1:]
+	}
+	return docs
+}
+
+func isBlank(b []byte) bool {
+	for l := range bytes.Lines(b) {
+		t := bytes.TrimSpace(l)
+		if len(t) > 0 && t[0] != '#' {
+			return false
+		}
+	}
+	return true
+}
+
+var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+
+// yamlError strips the library's layering from a decoding error and turns document-relative line numbers into
+// file line numbers.
+func yamlError(err error, docLine int) string {
+	msg := err.Error()
+	for _, p := range []string{"error converting YAML to JSON: ", "error unmarshaling JSON: ", "while decoding JSON: "} {
+		msg = strings.ReplaceAll(msg, p, "")
+	}
+	return yamlLineRE.ReplaceAllStringFunc(msg, func(m string) string {
+		n, _ := strconv.Atoi(m[len("line "):])
+		return "line " + strconv.Itoa(n+docLine-1)
+	})
+}
+
+func (d *workloadDoc) toModel() (*model.Workload, error) {
+	var errs []error
+	ns := validateMeta(&d.Metadata, &errs)
+	w := &model.Workload{
+		Namespace:      ns,
+		Name:           d.Metadata.Name,
+		Labels:         d.Metadata.Labels,
+		ServiceAccount: d.Spec.ServiceAccount,
+	}
+	if w.ServiceAccount == "" {
+		w.ServiceAccount = "default"
+	} else if msg := dnsLabel(w.ServiceAccount); msg != "" {
+		errs = append(errs, fmt.Errorf("spec.serviceAccount: %s", msg))
+	}
+	addr := d.Spec.Address
+	if addr == "" {
+		addr = "127.0.0.1"
+	}
+	if a, err := netip.ParseAddr(addr); err != nil || a.Zone() != "" {
+		errs = append(errs, fmt.Errorf("spec.address: must be an IP address, got %q", d.Spec.Address))
+	} else {
+		w.Address = a.Unmap()
+	}
+	if d.Spec.MeshPort < 0 || d.Spec.MeshPort > 65535 {
+		errs = append(errs, errors.New("spec.meshPort: must be 0-65535 (0: not meshed)"))
+	} else {
+		w.MeshPort = uint16(d.Spec.MeshPort)
+	}
+	names := map[string]bool{}
+	numbers := map[int]bool{}
+	for i, p := range d.Spec.Ports {
+		field := fmt.Sprintf("spec.ports[%d]", i)
+		wp := model.WorkloadPort{Name: p.Name, Protocol: model.ProtocolHTTP}
+		if p.Port < 1 || p.Port > 65535 {
+			errs = append(errs, fmt.Errorf("%s.port: must be 1-65535", field))
+		} else if numbers[p.Port] {
+			errs = append(errs, fmt.Errorf("%s.port: %d declared twice", field, p.Port))
+		} else if w.MeshPort != 0 && p.Port == int(w.MeshPort) {
+			errs = append(errs, fmt.Errorf("%s.port: %d is also spec.meshPort", field, p.Port))
+		} else {
+			numbers[p.Port] = true
+			wp.Port = uint16(p.Port)
+		}
+		if p.Name != "" {
+			if msg := dnsLabel(p.Name); msg != "" {
+				errs = append(errs, fmt.Errorf("%s.name: %s", field, msg))
+			} else if names[p.Name] {
+				errs = append(errs, fmt.Errorf("%s.name: %q declared twice", field, p.Name))
+			}
+			names[p.Name] = true
+		}
+		switch p.Protocol {
+		case "", "http":
+		case "opaque":
+			wp.Protocol = model.ProtocolOpaque
+		default:
+			errs = append(errs, fmt.Errorf("%s.protocol: must be http or opaque, got %q", field, p.Protocol))
+		}
+		w.Ports = append(w.Ports, wp)
+	}
+	return w, joinErrors(errs)
+}
+
+func (d *serviceDoc) toModel() (*model.Service, error) {
+	var errs []error
+	ns := validateMeta(&d.Metadata, &errs)
+	s := &model.Service{Namespace: ns, Name: d.Metadata.Name, Selector: d.Spec.Selector}
+	if len(d.Spec.Ports) == 0 {
+		errs = append(errs, errors.New("spec.ports: at least one port is required"))
+	}
+	numbers := map[int]bool{}
+	names := map[string]bool{}
+	for i, p := range d.Spec.Ports {
+		field := fmt.Sprintf("spec.ports[%d]", i)
+		sp := model.ServicePort{Name: p.Name}
+		if p.Port < 1 || p.Port > 65535 {
+			errs = append(errs, fmt.Errorf("%s.port: must be 1-65535", field))
+		} else if numbers[p.Port] {
+			errs = append(errs, fmt.Errorf("%s.port: %d declared twice", field, p.Port))
+		} else {
+			numbers[p.Port] = true
+			sp.Port = uint16(p.Port)
+		}
+		if p.Name != "" {
+			if msg := dnsLabel(p.Name); msg != "" {
+				errs = append(errs, fmt.Errorf("%s.name: %s", field, msg))
+			} else if names[p.Name] {
+				errs = append(errs, fmt.Errorf("%s.name: %q declared twice", field, p.Name))
+			}
+			names[p.Name] = true
+		}
+		switch {
+		case p.TargetPort == nil:
+			sp.TargetPort.Number = sp.Port
+		case p.TargetPort.name != "":
+			if msg := dnsLabel(p.TargetPort.name); msg != "" {
+				errs = append(errs, fmt.Errorf("%s.targetPort: must be a port number or a port name: %s", field, msg))
+			}
+			sp.TargetPort.Name = p.TargetPort.name
+		case p.TargetPort.num < 1 || p.TargetPort.num > 65535:
+			errs = append(errs, fmt.Errorf("%s.targetPort: must be 1-65535 or a port name", field))
+		default:
+			sp.TargetPort.Number = uint16(p.TargetPort.num)
+		}
+		switch p.AppProtocol {
+		case "":
+		case "http":
+			sp.AppProtocol = model.ProtocolHTTP
+		case "opaque":
+			sp.AppProtocol = model.ProtocolOpaque
+		default:
+			errs = append(errs, fmt.Errorf("%s.appProtocol: must be http or opaque, got %q", field, p.AppProtocol))
+		}
+		s.Ports = append(s.Ports, sp)
+	}
+	return s, joinErrors(errs)
+}
+
+func validateMeta(m *objectMeta, errs *[]error) string {
+	if m.Name == "" {
+		*errs = append(*errs, errors.New("metadata.name: required"))
+	} else if msg := dnsLabel(m.Name); msg != "" {
+		*errs = append(*errs, fmt.Errorf("metadata.name: %s", msg))
+	}
+	ns := m.Namespace
+	if ns == "" {
+		ns = "default"
+	} else if msg := dnsLabel(ns); msg != "" {
+		*errs = append(*errs, fmt.Errorf("metadata.namespace: %s", msg))
+	}
+	return ns
+}
+
+var dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// dnsLabel returns why s is not an RFC 1123 label, or "".
+func dnsLabel(s string) string {
+	if len(s) > 63 {
+		return fmt.Sprintf("%q is longer than 63 characters", s)
+	}
+	if !dnsLabelRE.MatchString(s) {
+		return fmt.Sprintf("%q must consist of lower case letters, digits and '-', and start and end with a letter or digit", s)
+	}
+	return ""
+}
+
+// joinErrors joins field errors on one line, so that a log line names them all.
+func joinErrors(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
