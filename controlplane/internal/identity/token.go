@@ -1,0 +1,173 @@
+package identity
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sinewmesh/sinew/controlplane/internal/model"
+)
+
+// JoinKeyFileName is the HMAC key for join tokens, in the data directory.
+const JoinKeyFileName = "join-token.key"
+
+const joinKeyLen = 32
+
+// Errors an Authenticator returns. Retrying with the same token does not help with either.
+var (
+	// ErrUnauthenticated: the token is not genuine (or expired, or malformed).
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrPermissionDenied: the token is genuine but grants nothing now (its workload is gone, say).
+	ErrPermissionDenied = errors.New("permission denied")
+)
+
+// Subject is who a token proves the caller to be.
+type Subject struct {
+	Namespace      string
+	ServiceAccount string
+	Workload       string
+}
+
+// Authenticator turns a proof of identity into a Subject. Local mode uses join tokens; Kubernetes mode will use
+// TokenReview on projected ServiceAccount tokens.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token []byte) (Subject, error)
+}
+
+// JoinTokenAuthenticator verifies join tokens against the key and the current model.
+type JoinTokenAuthenticator struct {
+	key      []byte
+	snapshot func() *model.Snapshot
+}
+
+var _ Authenticator = (*JoinTokenAuthenticator)(nil)
+
+// NewJoinTokenAuthenticator verifies tokens signed with key; workloads are looked up in the snapshot current at
+// the time of each request.
+func NewJoinTokenAuthenticator(key []byte, snapshot func() *model.Snapshot) *JoinTokenAuthenticator {
+	return &JoinTokenAuthenticator{key: key, snapshot: snapshot}
+}
+
+type joinClaims struct {
+	Namespace string `json:"ns"`
+	Workload  string `json:"wl"`
+	IssuedAt  int64  `json:"iat"`
+}
+
+// Authenticate checks the token's MAC and that its workload exists now.
+func (a *JoinTokenAuthenticator) Authenticate(_ context.Context, token []byte) (Subject, error) {
+	claims, err := verifyJoinToken(a.key, string(token))
+	if err != nil {
+		return Subject{}, err
+	}
+	w, ok := a.snapshot().Workload(claims.Namespace, claims.Workload)
+	if !ok {
+		return Subject{}, fmt.Errorf("%w: token for %s/%s: no such workload", ErrPermissionDenied, claims.Namespace, claims.Workload)
+	}
+	return Subject{Namespace: w.Namespace, ServiceAccount: w.ServiceAccount, Workload: w.Name}, nil
+}
+
+func verifyJoinToken(key []byte, token string) (joinClaims, error) {
+	payloadB64, sigB64, ok := strings.Cut(strings.TrimSpace(token), ".")
+	if !ok {
+		return joinClaims{}, fmt.Errorf("%w: malformed join token", ErrUnauthenticated)
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(sigB64)
+	if err != nil {
+		return joinClaims{}, fmt.Errorf("%w: malformed join token", ErrUnauthenticated)
+	}
+	if !hmac.Equal(sig, mac(key, []byte(payloadB64))) {
+		return joinClaims{}, fmt.Errorf("%w: join token signature does not verify", ErrUnauthenticated)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(payloadB64)
+	if err != nil {
+		return joinClaims{}, fmt.Errorf("%w: malformed join token", ErrUnauthenticated)
+	}
+	var c joinClaims
+	if err := json.Unmarshal(payload, &c); err != nil || c.Namespace == "" || c.Workload == "" {
+		return joinClaims{}, fmt.Errorf("%w: malformed join token claims", ErrUnauthenticated)
+	}
+	return c, nil
+}
+
+// mac signs the base64url payload as it appears in the token, so verification needs no re-encoding.
+func mac(key, payloadB64 []byte) []byte {
+	h := hmac.New(sha256.New, key)
+	h.Write(payloadB64)
+	return h.Sum(nil)
+}
+
+// IssueJoinToken returns base64url(JSON{"ns","wl","iat"}) + "." + base64url(HMAC-SHA256(key, first part)).
+func IssueJoinToken(key []byte, namespace, workload string, now time.Time) (string, error) {
+	if len(key) != joinKeyLen {
+		return "", fmt.Errorf("join token key must be %d bytes, got %d", joinKeyLen, len(key))
+	}
+	if namespace == "" || workload == "" {
+		return "", errors.New("join token: namespace and workload are required")
+	}
+	payload, err := json.Marshal(joinClaims{Namespace: namespace, Workload: workload, IssuedAt: now.Unix()})
+	if err != nil {
+		return "", err
+	}
+	p := base64.RawURLEncoding.EncodeToString(payload)
+	return p + "." + base64.RawURLEncoding.EncodeToString(mac(key, []byte(p))), nil
+}
+
+// LoadOrCreateJoinKey reads dataDir/join-token.key, creating the directory (0700) and a random key (0600) when
+// missing. Concurrent callers (the controller and `sinew-controller token`) end up with the same key.
+func LoadOrCreateJoinKey(dataDir string) ([]byte, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("join token key: %w", err)
+	}
+	path := filepath.Join(dataDir, JoinKeyFileName)
+	key, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = createJoinKey(dataDir, path); err == nil {
+			key, err = os.ReadFile(path)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("join token key: %w", err)
+	}
+	if len(key) != joinKeyLen {
+		return nil, fmt.Errorf("join token key %s: must be %d bytes, got %d", path, joinKeyLen, len(key))
+	}
+	return key, nil
+}
+
+// createJoinKey writes a random key to path unless the file appears meanwhile: it links a complete temporary file
+// into place, and Link fails if another process won the race, whose key then stands.
+func createJoinKey(dataDir, path string) error {
+	key := make([]byte, joinKeyLen)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dataDir, "."+JoinKeyFileName+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err == nil {
+		_, err = tmp.Write(key)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return nil
+}
