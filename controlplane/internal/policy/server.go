@@ -1,0 +1,85 @@
+package policy
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
+	"github.com/sinewmesh/sinew/controlplane/internal/model"
+)
+
+// Server implements policyv1.InboundPolicies and policyv1.OutboundPolicies.
+type Server struct {
+	policyv1.UnimplementedInboundPoliciesServer
+	policyv1.UnimplementedOutboundPoliciesServer
+
+	store    *model.Store
+	log      *slog.Logger
+	shutdown chan struct{}
+	stopOnce sync.Once
+}
+
+// New builds the server.
+func New(store *model.Store, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{store: store, log: log, shutdown: make(chan struct{})}
+}
+
+// Stop ends every open stream with UNAVAILABLE.
+func (s *Server) Stop() { s.stopOnce.Do(func() { close(s.shutdown) }) }
+
+// WatchInbound streams the policy of one port of a workload.
+func (s *Server) WatchInbound(req *policyv1.InboundRequest, stream grpc.ServerStreamingServer[policyv1.InboundServer]) error {
+	if req.GetWorkload() == "" || req.GetPort() == 0 || req.GetPort() > 65535 {
+		return status.Error(codes.InvalidArgument, "workload (namespace/name) and port (1-65535) are required")
+	}
+	return watch(stream.Context(), s, stream.Send, func(snap *model.Snapshot) *policyv1.InboundServer {
+		return Inbound(snap, req.GetWorkload(), req.GetPort())
+	})
+}
+
+// WatchOutbound streams the routing policy of a target.
+func (s *Server) WatchOutbound(req *policyv1.OutboundRequest, stream grpc.ServerStreamingServer[policyv1.OutboundPolicy]) error {
+	if req.GetTarget() == "" {
+		return status.Error(codes.InvalidArgument, "target is required")
+	}
+	return watch(stream.Context(), s, stream.Send, func(snap *model.Snapshot) *policyv1.OutboundPolicy {
+		return Outbound(snap, req.GetTarget())
+	})
+}
+
+// watch sends the translation of the current model, then again whenever a model change alters it. The store's
+// notifications coalesce, so a slow stream holds at most one pending recomputation.
+func watch[T proto.Message](ctx context.Context, s *Server, send func(T) error, translate func(*model.Snapshot) T) error {
+	changed, unsubscribe := s.store.Subscribe()
+	defer unsubscribe()
+	last := translate(s.store.Snapshot())
+	if err := send(last); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.shutdown:
+			return status.Error(codes.Unavailable, "policy server shutting down")
+		case <-changed:
+			next := translate(s.store.Snapshot())
+			if proto.Equal(last, next) {
+				continue
+			}
+			if err := send(next); err != nil {
+				return err
+			}
+			last = next
+		}
+	}
+}
