@@ -1,0 +1,414 @@
+// Package controlplane is sinew's control plane in local mode: the identity service (a CA that signs workload
+// certificates for callers holding a join token), the destination service (endpoints of services, streamed) and a
+// minimal policy service, all fed by one model built from a directory of YAML resources. New validates and binds;
+// Run serves until its context ends. The implementation lives under internal/; this package only composes it.
+package controlplane
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	destinationv1 "github.com/sinewmesh/sinew/api/destination/v1"
+	identityv1 "github.com/sinewmesh/sinew/api/identity/v1"
+	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
+	"github.com/sinewmesh/sinew/controlplane/internal/destination"
+	"github.com/sinewmesh/sinew/controlplane/internal/identity"
+	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/controlplane/internal/policy"
+	"github.com/sinewmesh/sinew/controlplane/internal/source/local"
+)
+
+// SPIFFE service-account names of the control plane's own servers, in namespace Namespace.
+const (
+	// IdentityServiceName: the identity server presents spiffe://<td>/ns/sinew/sa/sinew-identity.
+	IdentityServiceName = "sinew-identity"
+	// DestinationServiceName: the destination and policy servers present spiffe://<td>/ns/sinew/sa/sinew-destination.
+	DestinationServiceName = "sinew-destination"
+	// Namespace is the control plane's namespace.
+	Namespace = "sinew"
+)
+
+// Defaults.
+const (
+	DefaultTrustDomain     = "cluster.local"
+	DefaultClusterDomain   = "cluster.local"
+	DefaultIdentityAddr    = "127.0.0.1:8080"
+	DefaultDestinationAddr = "127.0.0.1:8086"
+	DefaultPolicyAddr      = "127.0.0.1:8090"
+	DefaultAdminAddr       = "127.0.0.1:9990"
+	DefaultCertLifetime    = 24 * time.Hour
+)
+
+// shutdownGrace bounds the graceful part of shutdown; after it, connections are closed hard.
+const shutdownGrace = 10 * time.Second
+
+// Config configures a local-mode control plane. Zero values take the defaults above.
+type Config struct {
+	DataDir       string // holds generated CA material and the join-token key; created if missing (0700)
+	ResourceDir   string // directory of YAML resources (local source), watched for changes
+	TrustDomain   string // default "cluster.local"
+	ClusterDomain string // default "cluster.local" (service FQDN suffix)
+
+	IdentityAddr, DestinationAddr, PolicyAddr, AdminAddr string // ":0"/"127.0.0.1:0" allowed
+
+	// Bring your own CA (PEM), all three or none; else generated once into DataDir and reused on restart.
+	TrustAnchorsFile, IssuerCertFile, IssuerKeyFile string
+
+	CertLifetime time.Duration // workload cert lifetime, default 24h
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer // if it is also a prometheus.Gatherer, /metrics serves it; nil: a private registry
+}
+
+func (c Config) withDefaults() Config {
+	set := func(s *string, def string) {
+		if *s == "" {
+			*s = def
+		}
+	}
+	set(&c.TrustDomain, DefaultTrustDomain)
+	set(&c.ClusterDomain, DefaultClusterDomain)
+	set(&c.IdentityAddr, DefaultIdentityAddr)
+	set(&c.DestinationAddr, DefaultDestinationAddr)
+	set(&c.PolicyAddr, DefaultPolicyAddr)
+	set(&c.AdminAddr, DefaultAdminAddr)
+	if c.CertLifetime == 0 {
+		c.CertLifetime = DefaultCertLifetime
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+var clusterDomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+
+// Validate checks a defaulted config; errors name the field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("DataDir: required"))
+	}
+	if c.ResourceDir == "" {
+		errs = append(errs, errors.New("ResourceDir: required"))
+	}
+	if _, err := spiffeid.TrustDomainFromString(c.TrustDomain); err != nil {
+		errs = append(errs, fmt.Errorf("TrustDomain %q: %w", c.TrustDomain, err))
+	}
+	if !clusterDomainRE.MatchString(c.ClusterDomain) {
+		errs = append(errs, fmt.Errorf("ClusterDomain %q: must be a lower-case DNS name", c.ClusterDomain))
+	}
+	for name, addr := range map[string]string{"IdentityAddr": c.IdentityAddr, "DestinationAddr": c.DestinationAddr,
+		"PolicyAddr": c.PolicyAddr, "AdminAddr": c.AdminAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", name, addr, err))
+		}
+	}
+	byo := 0
+	for _, f := range []string{c.TrustAnchorsFile, c.IssuerCertFile, c.IssuerKeyFile} {
+		if f != "" {
+			byo++
+		}
+	}
+	if byo != 0 && byo != 3 {
+		errs = append(errs, errors.New("TrustAnchorsFile, IssuerCertFile, IssuerKeyFile: give all three or none"))
+	}
+	if c.CertLifetime < time.Minute {
+		errs = append(errs, fmt.Errorf("CertLifetime %s: must be at least 1m", c.CertLifetime))
+	}
+	return errors.Join(errs...)
+}
+
+// ControlPlane is a bound, ready-to-run control plane.
+type ControlPlane struct {
+	cfg      Config
+	log      *slog.Logger
+	gatherer prometheus.Gatherer
+
+	ca      *identity.CA
+	joinKey []byte
+	store   *model.Store
+	source  *local.Source
+
+	destination *destination.Server
+	policy      *policy.Server
+
+	identityGRPC, destinationGRPC, policyGRPC *grpc.Server
+	admin                                     *http.Server
+
+	identityLis, destinationLis, policyLis, adminLis net.Listener
+
+	ready   atomic.Bool
+	started atomic.Bool
+}
+
+// New validates cfg, loads or generates the CA, reads the resources and binds every listener, so the addresses are
+// known before Run.
+func New(cfg Config) (_ *ControlPlane, err error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("control plane config: %w", err)
+	}
+	td := spiffeid.RequireTrustDomainFromString(cfg.TrustDomain)
+	log := cfg.Logger
+
+	reg := cfg.Registerer
+	var gatherer prometheus.Gatherer = prometheus.Gatherers{}
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		reg, gatherer = r, r
+	} else if g, ok := reg.(prometheus.Gatherer); ok {
+		gatherer = g
+	}
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	ca, err := identity.LoadOrGenerateCA(cfg.DataDir, cfg.TrustDomain, identity.CAFiles{
+		TrustAnchors: cfg.TrustAnchorsFile, IssuerCert: cfg.IssuerCertFile, IssuerKey: cfg.IssuerKeyFile,
+	}, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	joinKey, err := identity.LoadOrCreateJoinKey(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+
+	store := model.NewStore()
+	src, err := local.New(local.Config{Dir: cfg.ResourceDir, Logger: log.With("component", "local-source"), Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = src.Close()
+		}
+	}()
+	store.Update(src.Resources())
+
+	identityCert, err := identity.NewServingCert(ca, td, Namespace, IdentityServiceName, cfg.CertLifetime, nil)
+	if err != nil {
+		return nil, err
+	}
+	destinationCert, err := identity.NewServingCert(ca, td, Namespace, DestinationServiceName, cfg.CertLifetime, nil)
+	if err != nil {
+		return nil, err
+	}
+
+	c := &ControlPlane{cfg: cfg, log: log, gatherer: gatherer, ca: ca, joinKey: joinKey, store: store, source: src}
+
+	idSrv := identity.NewServer(identity.ServerConfig{
+		CA: ca, TrustDomain: td, CertLifetime: cfg.CertLifetime, Registerer: reg,
+		Authenticator: identity.NewJoinTokenAuthenticator(joinKey, store.Snapshot),
+		Logger:        log.With("component", "identity"),
+	})
+	c.identityGRPC = newGRPCServer(identity.ServerTLS(identityCert))
+	identityv1.RegisterIdentityServer(c.identityGRPC, idSrv)
+
+	c.destination = destination.New(destination.Config{
+		Store: store, TrustDomain: cfg.TrustDomain, ClusterDomain: cfg.ClusterDomain,
+		Logger: log.With("component", "destination"), Registerer: reg,
+	})
+	c.destinationGRPC = newGRPCServer(identity.MutualTLS(destinationCert, ca.Anchors, td))
+	destinationv1.RegisterDestinationServer(c.destinationGRPC, c.destination)
+
+	c.policy = policy.New(store, log.With("component", "policy"))
+	c.policyGRPC = newGRPCServer(identity.MutualTLS(destinationCert, ca.Anchors, td))
+	policyv1.RegisterInboundPoliciesServer(c.policyGRPC, c.policy)
+	policyv1.RegisterOutboundPoliciesServer(c.policyGRPC, c.policy)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /live", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !c.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /debug/model", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(c.store.Snapshot().Debug())
+	})
+	c.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	var lc net.ListenConfig
+	listen := func(name, addr string) (net.Listener, error) {
+		l, err := lc.Listen(context.Background(), "tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s listener: %w", name, err)
+		}
+		return l, nil
+	}
+	defer func() {
+		if err != nil {
+			for _, l := range []net.Listener{c.identityLis, c.destinationLis, c.policyLis, c.adminLis} {
+				if l != nil {
+					_ = l.Close()
+				}
+			}
+		}
+	}()
+	if c.identityLis, err = listen("identity", cfg.IdentityAddr); err != nil {
+		return nil, err
+	}
+	if c.destinationLis, err = listen("destination", cfg.DestinationAddr); err != nil {
+		return nil, err
+	}
+	if c.policyLis, err = listen("policy", cfg.PolicyAddr); err != nil {
+		return nil, err
+	}
+	if c.adminLis, err = listen("admin", cfg.AdminAddr); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func newGRPCServer(tlsConfig *tls.Config) *grpc.Server {
+	return grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(tlsConfig)),
+		// Proxies keep streams open for a long time and ping to keep them alive; let them, and find dead ones.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	)
+}
+
+// Run serves until ctx is cancelled, then stops gracefully: not ready, open streams ended (proxies resubscribe),
+// in-flight calls finished, within a grace period after which connections are closed. It can be called once.
+func (c *ControlPlane) Run(ctx context.Context) error {
+	if !c.started.CompareAndSwap(false, true) {
+		return errors.New("control plane: Run called twice")
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.source.Run(gctx, c.store) })
+	g.Go(func() error { return c.destination.Run(gctx) })
+	serve := func(name string, s *grpc.Server, l net.Listener) {
+		g.Go(func() error {
+			// ErrServerStopped: shutdown won the race against Serve (a context cancelled right away).
+			if err := s.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				return fmt.Errorf("%s server: %w", name, err)
+			}
+			return nil
+		})
+	}
+	serve("identity", c.identityGRPC, c.identityLis)
+	serve("destination", c.destinationGRPC, c.destinationLis)
+	serve("policy", c.policyGRPC, c.policyLis)
+	g.Go(func() error {
+		if err := c.admin.Serve(c.adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("admin server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		c.shutdown()
+		return nil
+	})
+	c.ready.Store(true)
+	c.log.Info("control plane serving",
+		"identity", c.IdentityAddr(), "destination", c.DestinationAddr(), "policy", c.PolicyAddr(), "admin", c.AdminAddr(),
+		"trustDomain", c.cfg.TrustDomain, "resources", c.cfg.ResourceDir)
+	err := g.Wait()
+	c.log.Info("control plane stopped")
+	return err
+}
+
+func (c *ControlPlane) shutdown() {
+	c.ready.Store(false)
+	c.log.Info("control plane shutting down")
+	// Long-lived streams would hold GracefulStop forever; end them first.
+	c.destination.Stop()
+	c.policy.Stop()
+	deadline := time.Now().Add(shutdownGrace)
+	var g errgroup.Group
+	for _, s := range []*grpc.Server{c.identityGRPC, c.destinationGRPC, c.policyGRPC} {
+		g.Go(func() error {
+			done := make(chan struct{})
+			go func() { s.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(time.Until(deadline)):
+				s.Stop()
+				<-done
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		if err := c.admin.Shutdown(ctx); err != nil {
+			_ = c.admin.Close()
+		}
+		return nil
+	})
+	_ = g.Wait()
+}
+
+// TrustAnchorsPEM returns the trust anchors proxies must trust (also written to DataDir/ca.crt).
+func (c *ControlPlane) TrustAnchorsPEM() []byte { return append([]byte(nil), c.ca.AnchorsPEM...) }
+
+// IssueJoinToken issues a token that lets the proxy of workload namespace/workload obtain its certificate. The
+// workload need not exist yet; it must when the token is used.
+func (c *ControlPlane) IssueJoinToken(namespace, workload string) (string, error) {
+	return issueJoinToken(c.joinKey, namespace, workload)
+}
+
+// IssueJoinTokenFromDataDir issues a join token with the key in dataDir (creating the key when missing), without
+// a running control plane.
+func IssueJoinTokenFromDataDir(dataDir, namespace, workload string) (string, error) {
+	if dataDir == "" {
+		return "", errors.New("join token: data directory is required")
+	}
+	key, err := identity.LoadOrCreateJoinKey(dataDir)
+	if err != nil {
+		return "", err
+	}
+	return issueJoinToken(key, namespace, workload)
+}
+
+var dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+func issueJoinToken(key []byte, namespace, workload string) (string, error) {
+	for what, v := range map[string]string{"namespace": namespace, "workload": workload} {
+		if len(v) > 63 || !dnsLabelRE.MatchString(v) {
+			return "", fmt.Errorf("join token: %s %q must be a DNS label (lower-case letters, digits, '-')", what, v)
+		}
+	}
+	return identity.IssueJoinToken(key, namespace, workload, time.Now())
+}
+
+// IdentityAddr is the bound address of the identity server.
+func (c *ControlPlane) IdentityAddr() string { return c.identityLis.Addr().String() }
+
+// DestinationAddr is the bound address of the destination server.
+func (c *ControlPlane) DestinationAddr() string { return c.destinationLis.Addr().String() }
+
+// PolicyAddr is the bound address of the policy server.
+func (c *ControlPlane) PolicyAddr() string { return c.policyLis.Addr().String() }
+
+// AdminAddr is the bound address of the admin server.
+func (c *ControlPlane) AdminAddr() string { return c.adminLis.Addr().String() }
