@@ -1,0 +1,131 @@
+// Command sinew-controller runs sinew's control plane. `local` runs it against a directory of YAML resources;
+// `token` issues a join token for a local workload's proxy. The wiring lives in package controlplane.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/sinewmesh/sinew/controlplane"
+)
+
+func main() {
+	ctx, stop := signalContext(os.Stderr)
+	defer stop()
+	cmd := newRootCmd(os.Stdout, os.Stderr)
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "sinew-controller:", err)
+		os.Exit(1)
+	}
+}
+
+// signalContext is cancelled by the first SIGINT/SIGTERM (graceful stop); a second one exits at once.
+func signalContext(stderr io.Writer) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case <-ch:
+			cancel()
+		case <-ctx.Done():
+			return
+		}
+		if _, ok := <-ch; ok {
+			fmt.Fprintln(stderr, "sinew-controller: second signal, stopping now")
+			os.Exit(130)
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "sinew-controller",
+		Short:         "The sinew control plane",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(newLocalCmd(stderr), newTokenCmd(stdout))
+	return root
+}
+
+func newLocalCmd(stderr io.Writer) *cobra.Command {
+	var (
+		cfg      controlplane.Config
+		logLevel string
+	)
+	cmd := &cobra.Command{
+		Use:   "local",
+		Short: "Run identity, destination and policy against a directory of YAML resources",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			cfg.Registerer = reg
+			cp, err := controlplane.New(cfg)
+			if err != nil {
+				return err
+			}
+			return cp.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", "", "directory for generated CA material and the join-token key (required)")
+	f.StringVar(&cfg.ResourceDir, "resource-dir", "", "directory of YAML resources, watched for changes (required)")
+	f.StringVar(&cfg.IdentityAddr, "identity-addr", controlplane.DefaultIdentityAddr, "identity gRPC listen address")
+	f.StringVar(&cfg.DestinationAddr, "destination-addr", controlplane.DefaultDestinationAddr, "destination gRPC listen address")
+	f.StringVar(&cfg.PolicyAddr, "policy-addr", controlplane.DefaultPolicyAddr, "policy gRPC listen address")
+	f.StringVar(&cfg.AdminAddr, "admin-addr", controlplane.DefaultAdminAddr, "admin HTTP listen address (/ready, /live, /metrics, /debug/model)")
+	f.StringVar(&cfg.TrustDomain, "trust-domain", controlplane.DefaultTrustDomain, "SPIFFE trust domain")
+	f.StringVar(&cfg.ClusterDomain, "cluster-domain", controlplane.DefaultClusterDomain, "service FQDN suffix")
+	f.StringVar(&cfg.TrustAnchorsFile, "identity-trust-anchors-file", "", "PEM trust anchors (with the two issuer flags; else generated into --data-dir)")
+	f.StringVar(&cfg.IssuerCertFile, "identity-issuer-certificate-file", "", "PEM issuer (intermediate CA) certificate")
+	f.StringVar(&cfg.IssuerKeyFile, "identity-issuer-key-file", "", "PEM issuer private key")
+	f.DurationVar(&cfg.CertLifetime, "identity-issuance-lifetime", controlplane.DefaultCertLifetime, "lifetime of workload certificates")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	_ = cmd.MarkFlagRequired("data-dir")
+	_ = cmd.MarkFlagRequired("resource-dir")
+	return cmd
+}
+
+func newTokenCmd(stdout io.Writer) *cobra.Command {
+	var dataDir, namespace, workload string
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Print a join token that lets a local workload's proxy obtain its certificate",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			tok, err := controlplane.IssueJoinTokenFromDataDir(dataDir, namespace, workload)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(stdout, tok)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dataDir, "data-dir", "", "the control plane's data directory (required)")
+	f.StringVar(&namespace, "namespace", "", "the workload's namespace (required)")
+	f.StringVar(&workload, "workload", "", "the workload's name (required)")
+	for _, n := range []string{"data-dir", "namespace", "workload"} {
+		_ = cmd.MarkFlagRequired(n)
+	}
+	return cmd
+}

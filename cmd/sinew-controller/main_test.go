@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestTokenCommand(t *testing.T) {
+	t.Parallel()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	var out, errOut bytes.Buffer
+	cmd := newRootCmd(&out, &errOut)
+	cmd.SetArgs([]string{"token", "--data-dir", dataDir, "--namespace", "emojivoto", "--workload", "web"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	tok := strings.TrimSpace(out.String())
+	if strings.Count(tok, ".") != 1 || strings.ContainsAny(tok, " \n=+/") {
+		t.Errorf("token %q is not base64url.base64url", tok)
+	}
+	entries, _ := os.ReadDir(dataDir)
+	if len(entries) != 1 || entries[0].Name() != "join-token.key" {
+		t.Errorf("token wrote %v, want only join-token.key", entries)
+	}
+	if errOut.Len() != 0 {
+		t.Errorf("stderr: %q", errOut.String())
+	}
+}
+
+func TestLocalCommand(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	cmd := newRootCmd(&out, &errOut)
+	cmd.SetArgs([]string{"local", "--resource-dir", t.TempDir()})
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "data-dir") {
+		t.Errorf("local without --data-dir: %v", err)
+	}
+
+	// Runs until its context is cancelled, then stops cleanly.
+	dataDir := t.TempDir()
+	cmd = newRootCmd(&out, &errOut)
+	cmd.SetArgs([]string{"local", "--data-dir", dataDir, "--resource-dir", t.TempDir(), "--log-level", "warn",
+		"--identity-addr", "127.0.0.1:0", "--destination-addr", "127.0.0.1:0", "--policy-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, err := os.Stat(filepath.Join(dataDir, "ca.crt")); err != nil; _, err = os.Stat(filepath.Join(dataDir, "ca.crt")) {
+		if time.Now().After(deadline) {
+			t.Fatal("ca.crt never appeared")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("local: %v", err)
+	}
+	if out.Len() != 0 {
+		t.Errorf("local wrote to stdout: %q", out.String())
+	}
+}
