@@ -1,0 +1,109 @@
+package peers
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"syscall"
+)
+
+// HAProxyBinary is Debian's HAProxy.
+var HAProxyBinary = "/usr/sbin/haproxy"
+
+// HAProxy is one single-threaded HAProxy per proxy, HTTP mode, server connections pooled
+// (http-reuse always), TLS 1.3 with client certificates between the pair.
+type HAProxy struct{}
+
+func (HAProxy) Name() string { return "haproxy" }
+func (HAProxy) Available(*Env) string {
+	if _, err := exec.LookPath(HAProxyBinary); err != nil {
+		return "haproxy not installed (" + HAProxyBinary + ")"
+	}
+	return ""
+}
+
+func haproxyConf(bind, server string) string {
+	return fmt.Sprintf(`global
+  nbthread 1
+  maxconn %[4]d
+  ssl-default-bind-ciphersuites %[1]s
+  ssl-default-server-ciphersuites %[1]s
+  ssl-default-bind-options ssl-min-ver TLSv1.3
+  ssl-default-server-options ssl-min-ver TLSv1.3
+defaults
+  mode http
+  maxconn %[4]d
+  timeout connect 5s
+  timeout client 300s
+  timeout server 300s
+  timeout http-keep-alive 300s
+  timeout http-request 10s
+  option http-keep-alive
+  http-reuse always
+frontend fe
+  bind %[2]s
+  default_backend be
+backend be
+  server next %[3]s
+`, tls13Suite, bind, server, haproxyMaxConn())
+}
+
+func (HAProxy) Start(ctx context.Context, env *Env, topo Topology) (*Instance, error) {
+	dir, err := instanceDir(env, "haproxy", topo)
+	if err != nil {
+		return nil, err
+	}
+	front, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	in := &Instance{Addr: front, dir: dir}
+	launch := func(name, conf string) (*Proc, error) {
+		path, err := writeFile(dir, name+".cfg", conf)
+		if err != nil {
+			return nil, err
+		}
+		return Launch(dir, name, env.core(), nil, HAProxyBinary, "-db", "-f", path)
+	}
+	if topo == Hop {
+		p, err := launch("haproxy", haproxyConf(front, env.AppAddr))
+		if err != nil {
+			return nil, err
+		}
+		in.Proxies = []*Proc{p}
+		return ready(ctx, in, p)
+	}
+	back, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	t := env.TLS
+	srv, err := launch("haproxy-server", haproxyConf(
+		fmt.Sprintf("%s ssl crt %s ca-file %s verify required", back, t.ServerPEM, t.CA), env.AppAddr))
+	if err != nil {
+		return nil, err
+	}
+	in.Proxies = []*Proc{srv}
+	cli, err := launch("haproxy-client", haproxyConf(front,
+		fmt.Sprintf("%s ssl verify required ca-file %s crt %s sni str(%s) verifyhost %s", back, t.CA, t.ClientPEM, ServerName, ServerName)))
+	if err != nil {
+		in.Stop()
+		return nil, err
+	}
+	in.Proxies = []*Proc{cli, srv}
+	return ready(ctx, in, cli, srv)
+}
+
+// haproxyMaxConn is the largest maxconn HAProxy accepts under the current open-file limit: it reserves
+// two descriptors per connection plus a few of its own.
+func haproxyMaxConn() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 4000
+	}
+	n := (int(lim.Cur) - 100) / 2
+	if n > 30000 {
+		n = 30000
+	}
+	return n
+}

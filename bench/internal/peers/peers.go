@@ -1,0 +1,191 @@
+// Package peers builds and tears down the systems under test: direct (no proxy), Go's ReverseProxy,
+// nginx, HAProxy and sinew, each either as one plaintext hop in front of the app or as a client-side and
+// server-side pair with mutual TLS 1.3 (ECDSA P-256) between them, mirroring a meshed hop.
+//
+// Proxies are pinned to core 0 and the harness (load generator and app) to core 1. Every listener binds
+// loopback on a port that was free a moment before. Nothing here measures latency.
+package peers
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Topology is what a peer is asked to build.
+type Topology int
+
+const (
+	// Hop is one proxy, plaintext, in front of the app (scenario S1, S3, S4).
+	Hop Topology = iota
+	// Mesh is a client-side proxy → mTLS → server-side proxy → app (scenario S2).
+	Mesh
+)
+
+func (t Topology) String() string {
+	if t == Mesh {
+		return "mesh"
+	}
+	return "hop"
+}
+
+// Cores used for pinning.
+const (
+	ProxyCore   = 0
+	HarnessCore = 1
+)
+
+// Env is what every peer needs to build itself.
+type Env struct {
+	Dir      string   // scratch directory for configs and logs (removed by the caller)
+	Self     string   // this executable, for the app and revproxy subcommands
+	AppAddr  string   // host:port of the running app
+	TLS      TLSFiles // material for the non-sinew peers
+	Pin      bool     // pin proxies with taskset
+	RepoRoot string   // module root, for building sinew
+	SinewBin string   // directory holding sinew-proxy and sinew-controller ("" if not built)
+}
+
+func (e *Env) core() int {
+	if e.Pin {
+		return ProxyCore
+	}
+	return -1
+}
+
+// Instance is one built peer.
+type Instance struct {
+	Addr    string  // where the load generator connects
+	Host    string  // Host header to send ("" = Addr)
+	Proxies []*Proc // the proxy processes that CPU and memory are read from
+	others  []*Proc // helpers stopped with the instance but not measured (control plane)
+	dir     string
+}
+
+// Stop ends every process of the instance, proxies first.
+func (in *Instance) Stop() {
+	if in == nil {
+		return
+	}
+	for _, p := range in.Proxies {
+		p.Stop()
+	}
+	for _, p := range in.others {
+		p.Stop()
+	}
+}
+
+// Peer is one system under test.
+type Peer interface {
+	Name() string
+	// Available returns a reason when the peer cannot run on this machine ("" when it can).
+	Available(env *Env) string
+	Start(ctx context.Context, env *Env, topo Topology) (*Instance, error)
+}
+
+// All returns the peers in report order.
+func All() []Peer {
+	return []Peer{Direct{}, GoRevProxy{}, Nginx{}, HAProxy{}, Sinew{}}
+}
+
+// ByName picks peers by name, in the order of All.
+func ByName(names map[string]bool) []Peer {
+	var out []Peer
+	for _, p := range All() {
+		if names[p.Name()] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func instanceDir(env *Env, name string, topo Topology) (string, error) {
+	d, err := os.MkdirTemp(env.Dir, fmt.Sprintf("%s-%s-", name, topo))
+	if err != nil {
+		return "", err
+	}
+	return d, os.Chmod(d, 0o755)
+}
+
+// ready waits for a 200 through the instance, and stops it on failure.
+func ready(ctx context.Context, in *Instance, procs ...*Proc) (*Instance, error) {
+	if err := WaitHTTP(ctx, in.Addr, in.Host, "/", 20*time.Second, procs...); err != nil {
+		in.Stop()
+		return nil, err
+	}
+	return in, nil
+}
+
+// Direct sends load straight to the app: the baseline that "added latency" is measured against.
+type Direct struct{}
+
+func (Direct) Name() string          { return "direct" }
+func (Direct) Available(*Env) string { return "" }
+func (Direct) Start(_ context.Context, env *Env, _ Topology) (*Instance, error) {
+	return &Instance{Addr: env.AppAddr}, nil
+}
+
+// GoRevProxy is net/http/httputil.ReverseProxy with default settings except for bigger idle pools:
+// the naive-Go baseline. It runs as a subcommand of this binary so that it can be pinned and measured.
+type GoRevProxy struct{}
+
+func (GoRevProxy) Name() string          { return "go-revproxy" }
+func (GoRevProxy) Available(*Env) string { return "" }
+func (GoRevProxy) Start(ctx context.Context, env *Env, topo Topology) (*Instance, error) {
+	dir, err := instanceDir(env, "revproxy", topo)
+	if err != nil {
+		return nil, err
+	}
+	front, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	in := &Instance{Addr: front, dir: dir}
+	if topo == Hop {
+		p, err := Launch(dir, "revproxy", env.core(), nil, env.Self, "revproxy", "-listen", front, "-upstream", env.AppAddr)
+		if err != nil {
+			return nil, err
+		}
+		in.Proxies = []*Proc{p}
+		return ready(ctx, in, p)
+	}
+	back, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	srv, err := Launch(dir, "revproxy-server", env.core(), nil, env.Self, "revproxy", "-listen", back,
+		"-upstream", env.AppAddr, "-tls-server", "-ca", env.TLS.CA, "-cert", env.TLS.ServerCert, "-key", env.TLS.ServerKey)
+	if err != nil {
+		return nil, err
+	}
+	in.Proxies = []*Proc{srv}
+	cli, err := Launch(dir, "revproxy-client", env.core(), nil, env.Self, "revproxy", "-listen", front,
+		"-upstream", back, "-tls-client", "-ca", env.TLS.CA, "-cert", env.TLS.ClientCert, "-key", env.TLS.ClientKey)
+	if err != nil {
+		in.Stop()
+		return nil, err
+	}
+	in.Proxies = []*Proc{cli, srv}
+	return ready(ctx, in, cli, srv)
+}
+
+func port(addr string) string {
+	_, p, _ := splitHostPort(addr)
+	return p
+}
+
+func splitHostPort(addr string) (string, string, error) {
+	for i := len(addr) - 1; i >= 0; i-- {
+		if addr[i] == ':' {
+			return addr[:i], addr[i+1:], nil
+		}
+	}
+	return "", "", fmt.Errorf("no port in %q", addr)
+}
+
+func writeFile(dir, name, content string) (string, error) {
+	p := filepath.Join(dir, name)
+	return p, os.WriteFile(p, []byte(content), 0o644)
+}

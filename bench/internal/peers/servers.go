@@ -1,0 +1,96 @@
+package peers
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// RunApp serves the benchmark's backend: every request's body is read and discarded, and the answer is
+// size bytes with an explicit Content-Length. It returns when ctx ends.
+func RunApp(ctx context.Context, addr string, size int) error {
+	body := make([]byte, size)
+	for i := range body {
+		body[i] = 'a' + byte(i%26)
+	}
+	clen := strconv.Itoa(size)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		hd := w.Header()
+		hd["Content-Type"] = []string{"application/octet-stream"}
+		hd["Content-Length"] = []string{clen}
+		_, _ = w.Write(body)
+	})
+	return serve(ctx, addr, h, nil)
+}
+
+// RevProxyOptions configures the naive-Go peer (net/http/httputil.ReverseProxy).
+type RevProxyOptions struct {
+	Listen    string
+	Upstream  string      // host:port
+	ServerTLS *tls.Config // non-nil: terminate TLS (the server side of a meshed hop)
+	ClientTLS *tls.Config // non-nil: originate TLS to Upstream (the client side)
+}
+
+// RunRevProxy runs one ReverseProxy instance until ctx ends. Keep-alive pools are sized so that the pool,
+// not a default of 2 idle connections per host, is never what the benchmark measures.
+func RunRevProxy(ctx context.Context, o RevProxyOptions) error {
+	scheme := "http"
+	if o.ClientTLS != nil {
+		scheme = "https"
+	}
+	target := &url.URL{Scheme: scheme, Host: o.Upstream}
+	tr := &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     o.ClientTLS,
+		MaxIdleConns:        0,
+		MaxIdleConnsPerHost: 1024,
+		IdleConnTimeout:     300 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host
+		},
+		Transport: tr,
+		ErrorLog:  log.Default(),
+	}
+	return serve(ctx, o.Listen, rp, o.ServerTLS)
+}
+
+func serve(ctx context.Context, addr string, h http.Handler, tcfg *tls.Config) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: h, IdleTimeout: 300 * time.Second, ReadHeaderTimeout: 10 * time.Second}
+	if tcfg != nil {
+		srv.TLSConfig = tcfg
+		ln = tls.NewListener(ln, tcfg)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		return nil
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+}

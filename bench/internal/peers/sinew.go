@@ -1,0 +1,224 @@
+package peers
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Sinew is a sinew-controller in local mode plus one (Hop) or two (Mesh) sinew-proxy processes in
+// explicit mode. In Hop the client proxy's outbound port leads to an unmeshed Workload (the app itself),
+// so the request crosses exactly one proxy in plaintext; in Mesh it crosses client proxy → mTLS → server
+// proxy → app. Only the proxies are measured; the controller is pinned beside them but idle.
+type Sinew struct{}
+
+func (Sinew) Name() string { return "sinew" }
+
+// SinewSkip is set by BuildSinew when the binaries could not be built.
+var SinewSkip = "sinew binaries not built"
+
+func (Sinew) Available(env *Env) string {
+	if env.SinewBin == "" {
+		return SinewSkip
+	}
+	return ""
+}
+
+// BuildSinew builds cmd/sinew-proxy and cmd/sinew-controller into outDir. On failure it returns a short
+// reason (the peer is then reported as skipped) rather than failing the run.
+func BuildSinew(ctx context.Context, repoRoot, outDir string) (string, error) {
+	for _, pkg := range []string{"cmd/sinew-proxy", "cmd/sinew-controller"} {
+		if _, err := os.Stat(filepath.Join(repoRoot, pkg)); err != nil {
+			return "", fmt.Errorf("%s does not exist yet", pkg)
+		}
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return "", err
+	}
+	args := []string{"build", "-o", outDir + "/", "./cmd/sinew-proxy", "./cmd/sinew-controller"}
+	// The harness itself is pinned to one core; let the compiler use both.
+	argv := append([]string{"go"}, args...)
+	if ts, err := exec.LookPath("taskset"); err == nil {
+		argv = append([]string{ts, "-c", "0,1"}, argv...)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = repoRoot
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(out.String())
+		if i := strings.IndexByte(msg, '\n'); i > 0 {
+			if j := strings.IndexByte(msg[i+1:], '\n'); j > 0 {
+				msg = msg[:i+1+j]
+			}
+		}
+		return "", fmt.Errorf("go build failed: %s", strings.ReplaceAll(msg, "\n", "; "))
+	}
+	return outDir, nil
+}
+
+// sinewHost is the authority the load generator sends to the client proxy's outbound port.
+const sinewHost = "server.bench.svc.cluster.local"
+
+func (Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, error) {
+	dir, err := instanceDir(env, "sinew", topo)
+	if err != nil {
+		return nil, err
+	}
+	data, res := filepath.Join(dir, "data"), filepath.Join(dir, "resources")
+	for _, d := range []string{data, res} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	addrs := map[string]string{}
+	for _, k := range []string{"identity", "destination", "policy", "cp-admin", "client-in", "client-out",
+		"client-admin", "client-tap", "server-in", "server-admin", "server-tap"} {
+		if addrs[k], err = FreeAddr(); err != nil {
+			return nil, err
+		}
+	}
+	appPort := port(env.AppAddr)
+	var yaml string
+	if topo == Hop {
+		yaml = fmt.Sprintf(`apiVersion: sinew.dev/v1alpha1
+kind: Workload
+metadata: {name: client, namespace: bench, labels: {app: client}}
+spec: {serviceAccount: client, address: 127.0.0.1, meshPort: %s, ports: [{name: http, port: 8080}]}
+---
+apiVersion: sinew.dev/v1alpha1
+kind: Workload
+metadata: {name: server, namespace: bench, labels: {app: server}}
+spec: {serviceAccount: server, address: 127.0.0.1, ports: [{name: http, port: %s}]}
+---
+apiVersion: sinew.dev/v1alpha1
+kind: Service
+metadata: {name: server, namespace: bench}
+spec: {selector: {app: server}, ports: [{name: http, port: 80, targetPort: %s}]}
+`, port(addrs["client-in"]), appPort, appPort)
+	} else {
+		yaml = fmt.Sprintf(`apiVersion: sinew.dev/v1alpha1
+kind: Workload
+metadata: {name: server, namespace: bench, labels: {app: server}}
+spec: {serviceAccount: server, address: 127.0.0.1, meshPort: %s, ports: [{name: http, port: 8080}]}
+---
+apiVersion: sinew.dev/v1alpha1
+kind: Workload
+metadata: {name: client, namespace: bench, labels: {app: client}}
+spec: {serviceAccount: client, address: 127.0.0.1, meshPort: %s, ports: [{name: http, port: 8080}]}
+---
+apiVersion: sinew.dev/v1alpha1
+kind: Service
+metadata: {name: server, namespace: bench}
+spec: {selector: {app: server}, ports: [{name: http, port: 80, targetPort: 8080}]}
+`, port(addrs["server-in"]), port(addrs["client-in"]))
+	}
+	if _, err := writeFile(res, "bench.yaml", yaml); err != nil {
+		return nil, err
+	}
+	ctrlBin := filepath.Join(env.SinewBin, "sinew-controller")
+	proxyBin := filepath.Join(env.SinewBin, "sinew-proxy")
+	ctrl, err := Launch(dir, "sinew-controller", env.core(), nil, ctrlBin, "local",
+		"--data-dir", data, "--resource-dir", res,
+		"--identity-addr", addrs["identity"], "--destination-addr", addrs["destination"],
+		"--policy-addr", addrs["policy"], "--admin-addr", addrs["cp-admin"])
+	if err != nil {
+		return nil, err
+	}
+	in := &Instance{Addr: addrs["client-out"], Host: sinewHost, dir: dir, others: []*Proc{ctrl}}
+	anchors := filepath.Join(data, "ca.crt")
+	if err := waitControlPlane(ctx, ctrl, anchors, addrs["identity"], addrs["destination"], addrs["policy"]); err != nil {
+		in.Stop()
+		return nil, err
+	}
+	if err := WaitHTTP(ctx, addrs["cp-admin"], "", "/ready", 20*time.Second, ctrl); err != nil {
+		in.Stop()
+		return nil, fmt.Errorf("sinew-controller not ready: %w", err)
+	}
+	startProxy := func(workload, inbound, admin, tap string, extra ...string) (*Proc, error) {
+		tok, err := exec.CommandContext(ctx, ctrlBin, "token", "--data-dir", data, "--namespace", "bench",
+			"--workload", workload).Output()
+		if err != nil {
+			return nil, fmt.Errorf("sinew-controller token %s: %w", workload, err)
+		}
+		envv := []string{
+			"SINEW_PROXY_MODE=explicit",
+			"SINEW_PROXY_WORKLOAD=bench/" + workload,
+			"SINEW_PROXY_IDENTITY_LOCAL_NAME=spiffe://cluster.local/ns/bench/sa/" + workload,
+			"SINEW_PROXY_IDENTITY_TOKEN=" + strings.TrimSpace(string(tok)),
+			"SINEW_PROXY_IDENTITY_TRUST_ANCHORS_FILE=" + anchors,
+			"SINEW_PROXY_IDENTITY_SVC_ADDR=" + addrs["identity"],
+			"SINEW_PROXY_DESTINATION_SVC_ADDR=" + addrs["destination"],
+			"SINEW_PROXY_POLICY_SVC_ADDR=" + addrs["policy"],
+			"SINEW_PROXY_INBOUND_LISTEN_ADDR=" + inbound,
+			"SINEW_PROXY_ADMIN_LISTEN_ADDR=" + admin,
+			"SINEW_PROXY_TAP_LISTEN_ADDR=" + tap,
+		}
+		p, err := Launch(dir, "sinew-proxy-"+workload, env.core(), append(envv, extra...), proxyBin)
+		if err != nil {
+			return nil, err
+		}
+		if err := WaitHTTP(ctx, admin, "", "/ready", 20*time.Second, p); err != nil {
+			p.Stop()
+			return nil, fmt.Errorf("sinew-proxy %s not ready: %w", workload, err)
+		}
+		return p, nil
+	}
+	if topo == Mesh {
+		srv, err := startProxy("server", addrs["server-in"], addrs["server-admin"], addrs["server-tap"],
+			"SINEW_PROXY_INBOUND_PORTS=8080="+env.AppAddr)
+		if err != nil {
+			in.Stop()
+			return nil, err
+		}
+		in.Proxies = append(in.Proxies, srv)
+	}
+	cli, err := startProxy("client", addrs["client-in"], addrs["client-admin"], addrs["client-tap"],
+		"SINEW_PROXY_INBOUND_PORTS=8080="+env.AppAddr,
+		"SINEW_PROXY_OUTBOUND_PORTS="+addrs["client-out"]+"="+sinewHost+":80")
+	if err != nil {
+		in.Stop()
+		return nil, err
+	}
+	in.Proxies = append([]*Proc{cli}, in.Proxies...)
+	return ready(ctx, in, append(in.Proxies, ctrl)...)
+}
+
+func waitControlPlane(ctx context.Context, ctrl *Proc, anchors string, addrs ...string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if ctrl.Exited() {
+			return fmt.Errorf("sinew-controller exited:\n%s", ctrl.Tail(2000))
+		}
+		ok := true
+		if _, err := os.Stat(anchors); err != nil {
+			ok = false
+		}
+		for _, a := range addrs {
+			if !ok {
+				break
+			}
+			c, err := net.DialTimeout("tcp", a, 200*time.Millisecond)
+			if err != nil {
+				ok = false
+				break
+			}
+			c.Close()
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("sinew-controller not serving after 20s:\n%s", ctrl.Tail(2000))
+}

@@ -1,0 +1,354 @@
+// Package report holds the benchmark's results and renders them as Markdown (for people and for
+// bench/RESULTS.md) and JSON (for tools). Rendering is a pure function of the Report value so that it can
+// be tested against a golden file; it must not run or time anything.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+)
+
+// Report is one run of sinew-bench.
+type Report struct {
+	Mode      string            `json:"mode"` // "quick" or "full"
+	Date      string            `json:"date"`
+	Command   string            `json:"command"`
+	Machine   Machine           `json:"machine"`
+	GoVersion string            `json:"go_version"`
+	Commit    string            `json:"commit"`
+	Versions  map[string]string `json:"versions"` // peer → version string
+	Rounds    int               `json:"rounds"`
+	Duration  string            `json:"duration"` // wall time of the whole run
+	Method    []string          `json:"method"`   // one line per setting worth knowing
+	Skipped   []Skip            `json:"skipped,omitempty"`
+	Latency   []LatencyRow      `json:"latency"`
+	Knee      []KneeRow         `json:"knee"`
+	Memory    []MemoryRow       `json:"memory"`
+	Notes     []string          `json:"notes,omitempty"`
+}
+
+// Machine names the host.
+type Machine struct {
+	CPUModel string `json:"cpu_model"`
+	Cores    int    `json:"cores"`
+	Kernel   string `json:"kernel"`
+	MemTotal string `json:"mem_total"`
+}
+
+// Skip records a peer or scenario that did not run, and why.
+type Skip struct {
+	Scenario string `json:"scenario"`
+	Peer     string `json:"peer"`
+	Reason   string `json:"reason"`
+}
+
+// LatencyRow is one (scenario, peer, connections, rate) cell: medians over rounds. Times are µs.
+type LatencyRow struct {
+	Scenario string   `json:"scenario"`
+	Peer     string   `json:"peer"`
+	Conns    int      `json:"conns"`
+	Rate     float64  `json:"target_rps"`
+	Achieved float64  `json:"achieved_rps"`
+	P50      float64  `json:"p50_us"`
+	P99      float64  `json:"p99_us"`
+	P999     float64  `json:"p999_us"`
+	Max      float64  `json:"max_us"`
+	AddP50   *float64 `json:"added_p50_us,omitempty"` // median over rounds of (peer − direct in that round)
+	AddP99   *float64 `json:"added_p99_us,omitempty"`
+	CPUPer1k *float64 `json:"cpu_s_per_1k_req_per_proxy,omitempty"` // = vCPU per 1,000 rps per proxy
+	PeakRSS  int64    `json:"peak_rss_bytes_per_proxy,omitempty"`   // max VmHWM over the proxies
+	Proxies  int      `json:"proxies"`
+	Errors   int64    `json:"errors"` // non-2xx + connection errors + unsent, summed over rounds
+	Rounds   int      `json:"rounds"`
+	Failed   string   `json:"failed,omitempty"`
+}
+
+// KneeRow is scenario S3 for one peer (one proxy hop, proxy pinned to one core).
+type KneeRow struct {
+	Peer         string     `json:"peer"`
+	LowLoadP99   float64    `json:"low_load_p99_us"`
+	ClosedMax    float64    `json:"closed_loop_max_rps"`
+	KneeRPS      float64    `json:"knee_rps"`
+	P99AtKnee    float64    `json:"p99_at_knee_us"`
+	ProxyCores   float64    `json:"proxy_cores_at_knee"` // CPU-s per wall-s of the proxy at the knee rate
+	RPSPerCore   float64    `json:"rps_per_proxy_core"`  // knee rps / proxy cores used
+	Rounds       int        `json:"rounds"`
+	Steps        []KneeStep `json:"steps"` // of the last round
+	StoppedBy    string     `json:"stopped_by"`
+	Errors       int64      `json:"errors"`
+	HarnessBound bool       `json:"harness_bound"` // the proxy core was not saturated at the last step
+}
+
+// KneeStep is one open-loop rate tried during the knee search.
+type KneeStep struct {
+	Rate       float64 `json:"target_rps"`
+	Achieved   float64 `json:"achieved_rps"`
+	P99        float64 `json:"p99_us"`
+	ProxyCores float64 `json:"proxy_cores"`
+	Errors     int64   `json:"errors"`
+	Pass       bool    `json:"pass"`
+}
+
+// MemoryRow is scenario S4 for one peer: resident memory of the proxy holding n idle keep-alive
+// connections (each used once, so the proxy's upstream side is set up too).
+type MemoryRow struct {
+	Peer    string  `json:"peer"`
+	Conns   []int   `json:"conns"`
+	RSS     []int64 `json:"rss_bytes"`
+	PerConn float64 `json:"rss_bytes_per_conn"` // (RSS at the largest n − RSS at the smallest) / Δn
+	PeakRSS int64   `json:"peak_rss_bytes"`
+	Errors  int64   `json:"errors"`
+	Failed  string  `json:"failed,omitempty"`
+}
+
+// WriteJSON writes the report as indented JSON.
+func WriteJSON(w io.Writer, r *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// Reference peer for ratios: the PERFORMANCE.md targets are stated against nginx.
+const refPeer = "nginx"
+
+var scenarioTitle = map[string]string{
+	"S1": "S1 — one proxy hop, HTTP/1.1 plaintext, open loop",
+	"S2": "S2 — meshed hop (client proxy → TLS 1.3 mTLS → server proxy → app), open loop",
+}
+
+// WriteMarkdown renders the report.
+func WriteMarkdown(w io.Writer, r *Report) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# sinew benchmark results (%s)\n\n", r.Mode)
+	fmt.Fprintf(&b, "Generated by `%s` on %s. Run took %s.\n\n", r.Command, r.Date, r.Duration)
+	b.WriteString("| Machine | |\n|---|---|\n")
+	fmt.Fprintf(&b, "| CPU | %s |\n| Cores | %d |\n| Memory | %s |\n| Kernel | %s |\n| Go | %s |\n| sinew commit | %s |\n",
+		esc(r.Machine.CPUModel), r.Machine.Cores, esc(r.Machine.MemTotal), esc(r.Machine.Kernel), esc(r.GoVersion), esc(r.Commit))
+	for _, k := range sortedKeys(r.Versions) {
+		fmt.Fprintf(&b, "| %s | %s |\n", esc(k), esc(r.Versions[k]))
+	}
+	b.WriteString("\n")
+	if len(r.Method) > 0 {
+		b.WriteString("Method:\n")
+		for _, m := range r.Method {
+			fmt.Fprintf(&b, "- %s\n", m)
+		}
+		b.WriteString("\n")
+	}
+	if len(r.Skipped) > 0 {
+		b.WriteString("## Skipped\n\n| Scenario | Peer | Reason |\n|---|---|---|\n")
+		for _, s := range r.Skipped {
+			fmt.Fprintf(&b, "| %s | %s | skipped: %s |\n", esc(s.Scenario), esc(s.Peer), esc(s.Reason))
+		}
+		b.WriteString("\n")
+	}
+	for _, sc := range latencyScenarios(r.Latency) {
+		title := scenarioTitle[sc]
+		if title == "" {
+			title = sc
+		}
+		fmt.Fprintf(&b, "## %s\n\n", title)
+		b.WriteString("| Peer | Conns | Target rps | Achieved rps | p50 | p99 | p99.9 | max | +p50 vs direct | +p99 vs direct | CPU-s/1k req/proxy | Peak RSS/proxy | Errors | Status |\n")
+		b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+		for _, row := range r.Latency {
+			if row.Scenario != sc {
+				continue
+			}
+			status := "ok"
+			if row.Failed != "" {
+				status = "FAILED: " + row.Failed
+			}
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n",
+				esc(row.Peer), row.Conns, rps(row.Rate), rps(row.Achieved), ms(row.P50), ms(row.P99), ms(row.P999), ms(row.Max),
+				addMs(row.AddP50), addMs(row.AddP99), cpu(row.CPUPer1k), mb(row.PeakRSS), row.Errors, esc(status))
+		}
+		b.WriteString("\n")
+		writeRatios(&b, r.Latency, sc)
+	}
+	if len(r.Knee) > 0 {
+		b.WriteString("## S3 — throughput knee, one proxy hop, proxy pinned to one core\n\n")
+		b.WriteString("Knee = highest open-loop rate with p99 ≤ 10× the low-load p99, no errors and ≥ 95 % of the rate achieved.\n\n")
+		b.WriteString("| Peer | Low-load p99 | Closed-loop max rps | Knee rps | p99 at knee | Proxy cores at knee | rps per proxy core | Stopped by | Errors | vs " + refPeer + " (rps/core) |\n")
+		b.WriteString("|---|--:|--:|--:|--:|--:|--:|---|--:|--:|\n")
+		var ref float64
+		for _, k := range r.Knee {
+			if k.Peer == refPeer {
+				ref = k.RPSPerCore
+			}
+		}
+		for _, k := range r.Knee {
+			cores, per, ratio := "—", "—", "—"
+			if k.Peer != "direct" {
+				cores = fmt.Sprintf("%.2f", k.ProxyCores)
+				per = rps(k.RPSPerCore)
+				if ref > 0 && k.RPSPerCore > 0 {
+					ratio = fmt.Sprintf("%.2f×", k.RPSPerCore/ref)
+				}
+			}
+			stop := k.StoppedBy
+			if k.HarnessBound {
+				stop += " (harness-bound)"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n", esc(k.Peer), ms(k.LowLoadP99),
+				rps(k.ClosedMax), rps(k.KneeRPS), ms(k.P99AtKnee), cores, per, esc(stop), k.Errors, ratio)
+		}
+		b.WriteString("\n")
+	}
+	if len(r.Memory) > 0 {
+		b.WriteString("## S4 — memory with idle keep-alive connections (one proxy hop)\n\n")
+		counts := map[int]bool{}
+		for _, m := range r.Memory {
+			for _, c := range m.Conns {
+				counts[c] = true
+			}
+		}
+		var cs []int
+		for c := range counts {
+			cs = append(cs, c)
+		}
+		sort.Ints(cs)
+		b.WriteString("| Peer |")
+		for _, c := range cs {
+			fmt.Fprintf(&b, " RSS @ %d conns |", c)
+		}
+		b.WriteString(" Bytes per connection | Peak RSS | Errors | Status |\n|---|")
+		for range cs {
+			b.WriteString("--:|")
+		}
+		b.WriteString("--:|--:|--:|---|\n")
+		for _, m := range r.Memory {
+			fmt.Fprintf(&b, "| %s |", esc(m.Peer))
+			for _, c := range cs {
+				v := "—"
+				for i, mc := range m.Conns {
+					if mc == c {
+						v = mb(m.RSS[i])
+					}
+				}
+				fmt.Fprintf(&b, " %s |", v)
+			}
+			status := "ok"
+			if m.Failed != "" {
+				status = "FAILED: " + m.Failed
+			}
+			fmt.Fprintf(&b, " %s | %s | %d | %s |\n", bytesPer(m.PerConn), mb(m.PeakRSS), m.Errors, esc(status))
+		}
+		b.WriteString("\n")
+	}
+	if len(r.Notes) > 0 {
+		b.WriteString("## Notes\n\n")
+		for _, n := range r.Notes {
+			fmt.Fprintf(&b, "- %s\n", n)
+		}
+		b.WriteString("\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeRatios compares each peer's added latency and CPU with the reference peer's in the same cell.
+func writeRatios(b *strings.Builder, rows []LatencyRow, sc string) {
+	type key struct {
+		conns int
+		rate  float64
+	}
+	ref := map[key]LatencyRow{}
+	for _, r := range rows {
+		if r.Scenario == sc && r.Peer == refPeer {
+			ref[key{r.Conns, r.Rate}] = r
+		}
+	}
+	if len(ref) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "Ratios vs %s (same cell, same rounds; < 1 is better than %s):\n\n", refPeer, refPeer)
+	b.WriteString("| Peer | Conns | Target rps | added p50 | added p99 | CPU/req |\n|---|--:|--:|--:|--:|--:|\n")
+	for _, r := range rows {
+		if r.Scenario != sc || r.Peer == refPeer || r.Peer == "direct" {
+			continue
+		}
+		n, ok := ref[key{r.Conns, r.Rate}]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s |\n", esc(r.Peer), r.Conns, rps(r.Rate),
+			ratio(r.AddP50, n.AddP50), ratio(r.AddP99, n.AddP99), ratio(r.CPUPer1k, n.CPUPer1k))
+	}
+	b.WriteString("\n")
+}
+
+func ratio(a, b *float64) string {
+	if a == nil || b == nil || *b <= 0 || *a < 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f×", *a / *b)
+}
+
+func latencyScenarios(rows []LatencyRow) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range rows {
+		if !seen[r.Scenario] {
+			seen[r.Scenario] = true
+			out = append(out, r.Scenario)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func esc(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "|", `\|`), "\n", " ") }
+
+// ms formats microseconds as milliseconds with three decimals (µs resolution).
+func ms(us float64) string { return fmt.Sprintf("%.3f ms", us/1000) }
+
+func addMs(us *float64) string {
+	if us == nil {
+		return "—"
+	}
+	return fmt.Sprintf("%+.3f ms", *us/1000)
+}
+
+func rps(v float64) string {
+	if v == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.0f", math.Round(v))
+}
+
+func cpu(v *float64) string {
+	if v == nil {
+		return "—"
+	}
+	return fmt.Sprintf("%.3f", *v)
+}
+
+func mb(b int64) string {
+	if b <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f MB", float64(b)/1e6)
+}
+
+func bytesPer(v float64) string {
+	if v == 0 || math.IsNaN(v) {
+		return "—"
+	}
+	if math.Abs(v) >= 10000 {
+		return fmt.Sprintf("%.1f KB", v/1000)
+	}
+	return fmt.Sprintf("%.0f B", v)
+}

@@ -1,0 +1,84 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func f(v float64) *float64 { return &v }
+
+func sample() *Report {
+	return &Report{
+		Mode: "quick", Date: "2026-01-02T03:04:05Z", Command: "go run ./bench/cmd/sinew-bench -quick",
+		Machine:   Machine{CPUModel: "Test CPU", Cores: 2, Kernel: "6.0.0", MemTotal: "8000000 kB"},
+		GoVersion: "go1.26.0", Commit: "abc1234", Rounds: 2, Duration: "3m0s",
+		Versions: map[string]string{"nginx": "nginx/1.22.1", "haproxy": "HAProxy version 2.6"},
+		Method:   []string{"proxies pinned to core 0"},
+		Skipped:  []Skip{{Scenario: "S1", Peer: "sinew", Reason: "cmd/sinew-proxy does not exist yet"}},
+		Latency: []LatencyRow{
+			{Scenario: "S1", Peer: "direct", Conns: 16, Rate: 1000, Achieved: 999.6, P50: 80, P99: 200, P999: 400, Max: 900, Rounds: 2},
+			{Scenario: "S1", Peer: "nginx", Conns: 16, Rate: 1000, Achieved: 1000, P50: 120, P99: 300, P999: 600, Max: 1500,
+				AddP50: f(40), AddP99: f(100), CPUPer1k: f(0.025), PeakRSS: 19_800_000, Proxies: 1, Rounds: 2},
+			{Scenario: "S1", Peer: "go-revproxy", Conns: 16, Rate: 1000, Achieved: 1000, P50: 150, P99: 500, P999: 900, Max: 2500,
+				AddP50: f(70), AddP99: f(300), CPUPer1k: f(0.07), PeakRSS: 14_400_000, Proxies: 1, Rounds: 2},
+			{Scenario: "S2", Peer: "direct", Conns: 1, Rate: 1000, Achieved: 1000, P50: 80, P99: 210, P999: 410, Max: 800, Rounds: 2},
+			{Scenario: "S2", Peer: "haproxy", Conns: 1, Rate: 1000, Achieved: 702, P50: 5000, P99: 90000, P999: 95000, Max: 99000,
+				AddP50: f(4920), AddP99: f(89790), CPUPer1k: f(0.05), PeakRSS: 22_000_000, Proxies: 2, Errors: 12, Rounds: 2,
+				Failed: "3 connection errors, 9 non-2xx"},
+		},
+		Knee: []KneeRow{
+			{Peer: "direct", LowLoadP99: 200, ClosedMax: 50000, KneeRPS: 25000, P99AtKnee: 900, StoppedBy: "p99 2.5 ms > 10× low-load at 30000 rps", Rounds: 1},
+			{Peer: "nginx", LowLoadP99: 300, ClosedMax: 45000, KneeRPS: 20000, P99AtKnee: 1200, ProxyCores: 0.5, RPSPerCore: 40000,
+				StoppedBy: "achieved 22000 of 25000 rps", HarnessBound: true, Rounds: 1},
+			{Peer: "go-revproxy", LowLoadP99: 500, ClosedMax: 24000, KneeRPS: 20000, P99AtKnee: 3000, ProxyCores: 0.9, RPSPerCore: 22222,
+				StoppedBy: "p99 6 ms > 10× low-load at 22000 rps", Rounds: 1},
+		},
+		Memory: []MemoryRow{
+			{Peer: "nginx", Conns: []int{1, 1000, 9000}, RSS: []int64{19_800_000, 20_600_000, 25_000_000}, PerConn: 578, PeakRSS: 25_000_000},
+			{Peer: "go-revproxy", Conns: []int{1, 1000}, RSS: []int64{8_600_000, 40_700_000}, PerConn: 32132, PeakRSS: 40_700_000,
+				Errors: 1, Failed: "grow to 9000 connections: connection refused"},
+		},
+		Notes: []string{"a note"},
+	}
+}
+
+func TestWriteMarkdownGolden(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteMarkdown(&b, sample()); err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "report.md.golden")
+	if *update {
+		if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(b.Bytes(), want) {
+		t.Errorf("rendered Markdown differs from %s (run `go test ./bench/internal/report -update` if the change is intended)\n--- got ---\n%s", golden, b.String())
+	}
+}
+
+func TestWriteJSONRoundTrips(t *testing.T) {
+	var b bytes.Buffer
+	in := sample()
+	if err := WriteJSON(&b, in); err != nil {
+		t.Fatal(err)
+	}
+	var out Report
+	if err := json.Unmarshal(b.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Latency) != len(in.Latency) || *out.Latency[1].AddP99 != 100 || out.Knee[1].RPSPerCore != 40000 {
+		t.Errorf("round trip lost data: %+v", out)
+	}
+}

@@ -1,0 +1,294 @@
+// Package run is sinew-bench's composition root: flags, CPU pinning, the shared app, TLS material, the
+// scenario runner and the output files. It keeps main thin.
+package run
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sinewmesh/sinew/bench/internal/peers"
+	"github.com/sinewmesh/sinew/bench/internal/procstat"
+	"github.com/sinewmesh/sinew/bench/internal/report"
+	"github.com/sinewmesh/sinew/bench/internal/scenario"
+)
+
+const pinnedEnv = "SINEW_BENCH_PINNED"
+
+// Main runs the benchmark with command-line args (without the program name).
+func Main(ctx context.Context, args []string, log io.Writer) error {
+	fs := flag.NewFlagSet("sinew-bench", flag.ContinueOnError)
+	quick := fs.Bool("quick", false, "fast subset (≤ 5 min): fewer cells, 2 rounds, short steps")
+	out := fs.String("out", "bench/RESULTS.md", "Markdown output; JSON goes to <out>.json")
+	peerList := fs.String("peers", "direct,go-revproxy,nginx,haproxy,sinew", "peers to run (comma-separated)")
+	scList := fs.String("scenarios", "S1,S2,S3,S4", "scenarios to run (comma-separated)")
+	rounds := fs.Int("rounds", 0, "rounds for S1/S2 (default: 2 quick, 3 full)")
+	measure := fs.Duration("measure", 0, "measured duration per S1/S2 cell (default: 2.5s quick, 10s full)")
+	noPin := fs.Bool("no-pin", false, "do not pin with taskset")
+	keep := fs.Bool("keep", false, "keep the scratch directory (configs and logs)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	// After the re-exec the process sees one CPU, so the decision is carried in the environment.
+	pin := os.Getenv(pinnedEnv) != ""
+	if !pin && !*noPin && runtime.NumCPU() >= 2 {
+		if _, err := exec.LookPath("taskset"); err == nil {
+			return reexecPinned()
+		}
+	}
+	nofile := raiseNoFile(log)
+
+	plan := scenario.FullPlan()
+	mode := "full"
+	if *quick {
+		plan, mode = scenario.QuickPlan(), "quick"
+	}
+	plan.Scenarios = set(*scList)
+	if *rounds > 0 {
+		plan.Rounds = *rounds
+	}
+	if *measure > 0 {
+		plan.Measure = *measure
+	}
+	var capNote string
+	if c := plan.CapMemSteps(nofile); c > 0 {
+		capNote = fmt.Sprintf("S4 stops at %d connections, not 10,000: the open-file hard limit here is %d and cannot be raised (no CAP_SYS_RESOURCE); HAProxy reserves two descriptors per connection.", c, nofile)
+	}
+	wanted := set(*peerList)
+	ps := peers.ByName(wanted)
+	if len(ps) == 0 {
+		return fmt.Errorf("no known peer in %q", *peerList)
+	}
+
+	start := time.Now()
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "sinew-bench-")
+	if err != nil {
+		return err
+	}
+	if *keep {
+		fmt.Fprintf(log, "scratch directory kept: %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	tlsFiles, err := peers.GenerateTLS(dir)
+	if err != nil {
+		return fmt.Errorf("generate TLS material: %w", err)
+	}
+	env := &peers.Env{Dir: dir, Self: self, TLS: tlsFiles, Pin: pin, RepoRoot: root}
+	if wanted["sinew"] {
+		fmt.Fprintln(log, "building sinew-proxy and sinew-controller into bench/out/ …")
+		bin, err := peers.BuildSinew(ctx, root, filepath.Join(root, "bench", "out"))
+		if err != nil {
+			peers.SinewSkip = err.Error()
+			fmt.Fprintf(log, "sinew peer skipped: %v\n", err)
+		} else {
+			env.SinewBin = bin
+		}
+	}
+
+	// The app lives for the whole run on the harness core.
+	appAddr, err := peers.FreeAddr()
+	if err != nil {
+		return err
+	}
+	core := -1
+	if pin {
+		core = peers.HarnessCore
+	}
+	app, err := peers.Launch(dir, "app", core, nil, self, "app", "-addr", appAddr, "-size", fmt.Sprint(plan.BodySize))
+	if err != nil {
+		return err
+	}
+	defer app.Stop()
+	if err := peers.WaitHTTP(ctx, appAddr, "", "/", 10*time.Second, app); err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	env.AppAddr = appAddr
+
+	m := procstat.ReadMachine()
+	rep := &report.Report{
+		Mode: mode, Date: start.UTC().Format(time.RFC3339),
+		Command:   "go run ./bench/cmd/sinew-bench " + strings.Join(args, " "),
+		Machine:   report.Machine{CPUModel: m.CPUModel, Cores: m.Cores, Kernel: m.Kernel, MemTotal: m.MemTotal},
+		GoVersion: runtime.Version(), Commit: gitDescribe(root), Versions: versions(env, ps),
+		Rounds: plan.Rounds,
+		Method: method(plan, pin),
+	}
+	r := &scenario.Runner{Env: env, Peers: ps, Plan: plan, Log: log, Rep: rep}
+	r.Run(ctx)
+	if ctx.Err() != nil {
+		return errors.New("interrupted; no report written")
+	}
+	rep.Duration = time.Since(start).Round(time.Second).String()
+	rep.Notes = notes(rep)
+	if capNote != "" {
+		rep.Notes = append(rep.Notes, capNote)
+	}
+	if err := writeOutputs(*out, rep); err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "wrote %s and %s.json in %s\n", *out, *out, rep.Duration)
+	return nil
+}
+
+// reexecPinned replaces this process with itself under `taskset -c 1`, so the load generator (and the
+// Go runtime's GOMAXPROCS) see one core.
+func reexecPinned() error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	ts, err := exec.LookPath("taskset")
+	if err != nil {
+		return err
+	}
+	argv := append([]string{ts, "-c", fmt.Sprint(peers.HarnessCore), self}, os.Args[1:]...)
+	return syscall.Exec(ts, argv, append(os.Environ(), pinnedEnv+"=1"))
+}
+
+// raiseNoFile lifts the soft open-file limit to the hard one (S4 holds 10,000 connections); children
+// inherit it.
+func raiseNoFile(log io.Writer) uint64 {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 1024
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			fmt.Fprintf(log, "warning: raise RLIMIT_NOFILE: %v\n", err)
+		}
+	}
+	if lim.Cur < 25000 && os.Geteuid() == 0 {
+		want := syscall.Rlimit{Cur: 65536, Max: 65536}
+		if lim.Max > want.Max {
+			want.Max = lim.Max
+		}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err == nil {
+			lim = want
+		}
+	}
+	if lim.Cur < 21000 {
+		fmt.Fprintf(log, "note: open-file limit is %d; S4 is capped below 10,000 connections\n", lim.Cur)
+	}
+	return lim.Cur
+}
+
+func set(list string) map[string]bool {
+	m := map[string]bool{}
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			m[s] = true
+		}
+	}
+	return m
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && bytes.Contains(b, []byte("module github.com/sinewmesh/sinew")) {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("run from inside the sinew module (no go.mod above %s)", dir)
+		}
+	}
+}
+
+func gitDescribe(root string) string {
+	out, err := exec.Command("git", "-C", root, "describe", "--always", "--dirty").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func versions(env *peers.Env, ps []peers.Peer) map[string]string {
+	v := map[string]string{}
+	for _, p := range ps {
+		switch p.Name() {
+		case "nginx":
+			out, _ := exec.Command(peers.NginxBinary, "-v").CombinedOutput()
+			v["nginx"] = strings.TrimSpace(strings.TrimPrefix(string(out), "nginx version: "))
+		case "haproxy":
+			out, _ := exec.Command(peers.HAProxyBinary, "-v").Output()
+			line, _, _ := strings.Cut(string(out), "\n")
+			v["haproxy"] = strings.TrimSpace(line)
+		case "go-revproxy":
+			v["go-revproxy"] = "net/http/httputil.ReverseProxy, " + runtime.Version()
+		case "sinew":
+			if env.SinewBin != "" {
+				v["sinew"] = "built from the working tree (" + gitDescribe(env.RepoRoot) + ")"
+			}
+		}
+	}
+	return v
+}
+
+func method(p scenario.Plan, pin bool) []string {
+	pinning := "not pinned (-no-pin or no taskset)"
+	if pin {
+		pinning = "proxies pinned to core 0 (`taskset -c 0`), load generator + app to core 1"
+	}
+	return []string{
+		pinning,
+		fmt.Sprintf("open loop, latency from intended send time (HDR histogram, µs); %d KiB request and response bodies; HTTP/1.1 keep-alive", p.BodySize/1024),
+		fmt.Sprintf("S1/S2: %d rounds interleaved across peers (peer order rotates), %s warm-up + %s measured per cell; medians of rounds; added = median over rounds of (peer − direct in the same round)", p.Rounds, p.Warmup, p.Measure),
+		"TLS between proxy pairs: TLS 1.3, ECDSA P-256 certificates, client certificates required, TLS_AES_128_GCM_SHA256 for OpenSSL peers",
+		"CPU-s/1k req/proxy = proxy CPU time (utime+stime of the process tree) during the measured window ÷ proxies ÷ thousands of requests; numerically equal to vCPU per 1,000 rps",
+		"Peak RSS = VmHWM of the proxy process tree (largest proxy of a pair), since the instance started for that scenario",
+	}
+}
+
+func notes(rep *report.Report) []string {
+	var n []string
+	for _, k := range rep.Knee {
+		if k.Peer == "direct" && k.KneeRPS > 0 {
+			n = append(n, fmt.Sprintf("S3: the harness (load generator + app on one core) reaches %.0f rps direct; a proxy knee near that figure is limited by the harness, not the proxy — compare rps per proxy core instead.", k.KneeRPS))
+		}
+	}
+	return n
+}
+
+func writeOutputs(out string, rep *report.Report) error {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	var md bytes.Buffer
+	if err := report.WriteMarkdown(&md, rep); err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, md.Bytes(), 0o644); err != nil {
+		return err
+	}
+	var js bytes.Buffer
+	if err := report.WriteJSON(&js, rep); err != nil {
+		return err
+	}
+	return os.WriteFile(out+".json", js.Bytes(), 0o644)
+}

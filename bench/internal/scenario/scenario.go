@@ -1,0 +1,334 @@
+// Package scenario runs the benchmark scenarios (S1–S4 of PERFORMANCE.md) against every peer, interleaved
+// over rounds, and fills a report.Report with medians. It owns the order of runs and the arithmetic of
+// "added latency"; it never renders output.
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/sinewmesh/sinew/bench/internal/loadgen"
+	"github.com/sinewmesh/sinew/bench/internal/peers"
+	"github.com/sinewmesh/sinew/bench/internal/procstat"
+	"github.com/sinewmesh/sinew/bench/internal/report"
+)
+
+// Cell is one open-loop setting.
+type Cell struct {
+	Conns int
+	Rate  float64
+}
+
+// Plan is what a run does.
+type Plan struct {
+	Scenarios map[string]bool
+	Rounds    int
+	Warmup    time.Duration
+	Measure   time.Duration
+	BodySize  int
+	S1, S2    []Cell
+
+	KneeRounds    int
+	KneeConns     int
+	KneeLowRate   float64
+	KneeStep      time.Duration
+	KneeFractions []float64 // of the closed-loop maximum
+
+	MemSteps []int
+}
+
+// CapMemSteps limits S4's connection counts to what every peer can hold under an open-file limit:
+// HAProxy reserves two descriptors per connection, so a 20,000 limit holds just under 10,000.
+func (p *Plan) CapMemSteps(nofile uint64) (capped int) {
+	limit := int(nofile/2) - 1000
+	if limit < 1 {
+		limit = 1
+	}
+	var out []int
+	for _, n := range p.MemSteps {
+		if n > limit {
+			capped = limit
+			n = limit
+		}
+		if len(out) == 0 || out[len(out)-1] < n {
+			out = append(out, n)
+		}
+	}
+	p.MemSteps = out
+	return capped
+}
+
+// QuickPlan finishes in a few minutes: two rounds, a subset of cells, short steps.
+func QuickPlan() Plan {
+	return Plan{
+		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true},
+		Rounds:    2, Warmup: 500 * time.Millisecond, Measure: 2500 * time.Millisecond, BodySize: 1024,
+		S1:         []Cell{{16, 1000}, {100, 2000}},
+		S2:         []Cell{{1, 1000}, {16, 1000}},
+		KneeRounds: 1, KneeConns: 32, KneeLowRate: 200, KneeStep: 1500 * time.Millisecond,
+		KneeFractions: []float64{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 0.9},
+		MemSteps:      []int{1, 1000, 10000},
+	}
+}
+
+// FullPlan is every cell of S1–S4, three rounds.
+func FullPlan() Plan {
+	var s1 []Cell
+	for _, c := range []int{16, 100} {
+		for _, r := range []float64{200, 1000, 2000} {
+			s1 = append(s1, Cell{c, r})
+		}
+	}
+	return Plan{
+		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true},
+		Rounds:    3, Warmup: time.Second, Measure: 10 * time.Second, BodySize: 1024,
+		S1:         s1,
+		S2:         []Cell{{1, 1000}, {4, 1000}, {16, 1000}, {64, 1000}},
+		KneeRounds: 3, KneeConns: 32, KneeLowRate: 200, KneeStep: 5 * time.Second,
+		KneeFractions: []float64{0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0},
+		MemSteps:      []int{1, 10, 100, 1000, 5000, 10000},
+	}
+}
+
+// Runner runs a Plan.
+type Runner struct {
+	Env   *peers.Env
+	Peers []peers.Peer
+	Plan  Plan
+	Log   io.Writer
+	Rep   *report.Report
+}
+
+func (r *Runner) logf(format string, a ...any) {
+	if r.Log != nil {
+		fmt.Fprintf(r.Log, "[%s] "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
+	}
+}
+
+// available lists the runnable peers and records a skip for the others.
+func (r *Runner) available(sc string, skipDirect bool) []peers.Peer {
+	var out []peers.Peer
+	for _, p := range r.Peers {
+		if skipDirect && p.Name() == "direct" {
+			continue
+		}
+		if why := p.Available(r.Env); why != "" {
+			r.skip(sc, p.Name(), why)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func (r *Runner) skip(sc, peer, why string) {
+	for _, s := range r.Rep.Skipped {
+		if s.Scenario == sc && s.Peer == peer {
+			return
+		}
+	}
+	r.Rep.Skipped = append(r.Rep.Skipped, report.Skip{Scenario: sc, Peer: peer, Reason: why})
+}
+
+// Run executes the selected scenarios in order.
+func (r *Runner) Run(ctx context.Context) {
+	if r.Plan.Scenarios["S1"] {
+		r.latency(ctx, "S1", peers.Hop, r.Plan.S1)
+	}
+	if r.Plan.Scenarios["S2"] {
+		r.latency(ctx, "S2", peers.Mesh, r.Plan.S2)
+	}
+	if r.Plan.Scenarios["S3"] {
+		r.knee(ctx)
+	}
+	if r.Plan.Scenarios["S4"] {
+		r.memory(ctx)
+	}
+}
+
+// usage is CPU and memory of an instance's proxies.
+type usage struct {
+	cpu time.Duration
+	hwm int64 // max over proxies
+	rss int64 // sum over proxies
+}
+
+func measureProcs(ps []*peers.Proc) usage {
+	var u usage
+	for _, p := range ps {
+		s, err := procstat.Tree(p.PID())
+		if err != nil {
+			continue
+		}
+		u.cpu += s.CPU
+		u.rss += s.RSS
+		if s.HWM > u.hwm {
+			u.hwm = s.HWM
+		}
+	}
+	return u
+}
+
+type cellSample struct {
+	sum      loadgen.Summary
+	achieved float64
+	cpuPer1k *float64
+	hwm      int64
+	errs     int64
+	failed   string
+}
+
+func (r *Runner) runCell(ctx context.Context, in *peers.Instance, c Cell) cellSample {
+	gen, err := loadgen.New(ctx, loadgen.Config{Addr: in.Addr, Host: in.Host, Conns: c.Conns, BodySize: r.Plan.BodySize})
+	if err != nil {
+		return cellSample{errs: 1, failed: err.Error()}
+	}
+	defer gen.Close()
+	gen.Run(ctx, c.Rate, r.Plan.Warmup)
+	before := measureProcs(in.Proxies)
+	res := gen.Run(ctx, c.Rate, r.Plan.Measure)
+	after := measureProcs(in.Proxies)
+	s := cellSample{sum: loadgen.Summarize(res.Hist), achieved: res.Achieved(), hwm: after.hwm, errs: res.Errors()}
+	if n := len(in.Proxies); n > 0 && res.Requests > 0 {
+		v := (after.cpu - before.cpu).Seconds() / float64(n) / (float64(res.Requests) / 1000)
+		s.cpuPer1k = &v
+	}
+	switch {
+	case res.ConnErrors > 0 || res.Non2xx > 0:
+		s.failed = fmt.Sprintf("%d connection errors, %d non-2xx", res.ConnErrors, res.Non2xx)
+	case res.Unsent > 0:
+		s.failed = fmt.Sprintf("saturated: %d requests unsent", res.Unsent)
+	}
+	return s
+}
+
+// rotate gives each round a different peer order (direct always first, as the baseline).
+func rotate(ps []peers.Peer, round int) []peers.Peer {
+	var head, rest []peers.Peer
+	for _, p := range ps {
+		if p.Name() == "direct" {
+			head = append(head, p)
+		} else {
+			rest = append(rest, p)
+		}
+	}
+	if len(rest) > 0 {
+		k := round % len(rest)
+		rest = append(append([]peers.Peer{}, rest[k:]...), rest[:k]...)
+	}
+	return append(head, rest...)
+}
+
+func (r *Runner) latency(ctx context.Context, sc string, topo peers.Topology, cells []Cell) {
+	ps := r.available(sc, false)
+	// samples[peer][cell][round]
+	samples := map[string][][]*cellSample{}
+	nproxies := map[string]int{}
+	for _, p := range ps {
+		samples[p.Name()] = make([][]*cellSample, len(cells))
+		for i := range cells {
+			samples[p.Name()][i] = make([]*cellSample, r.Plan.Rounds)
+		}
+	}
+	for round := 0; round < r.Plan.Rounds && ctx.Err() == nil; round++ {
+		for _, p := range rotate(ps, round) {
+			if ctx.Err() != nil {
+				return
+			}
+			in, err := p.Start(ctx, r.Env, topo)
+			if err != nil {
+				r.logf("%s round %d %s: start failed: %v", sc, round+1, p.Name(), err)
+				r.skip(sc, p.Name(), "start failed: "+firstLine(err.Error()))
+				continue
+			}
+			nproxies[p.Name()] = len(in.Proxies)
+			for i, c := range cells {
+				s := r.runCell(ctx, in, c)
+				samples[p.Name()][i][round] = &s
+				r.logf("%s round %d/%d %-11s conns=%-3d rate=%-5.0f p50=%.3fms p99=%.3fms p99.9=%.3fms errs=%d %s",
+					sc, round+1, r.Plan.Rounds, p.Name(), c.Conns, c.Rate, s.sum.P50/1000, s.sum.P99/1000, s.sum.P999/1000, s.errs, s.failed)
+			}
+			in.Stop()
+		}
+	}
+	for _, p := range ps {
+		for i, c := range cells {
+			row, ok := aggregate(sc, p.Name(), c, samples[p.Name()][i], samples["direct"], i)
+			if !ok {
+				continue
+			}
+			row.Proxies = nproxies[p.Name()]
+			r.Rep.Latency = append(r.Rep.Latency, row)
+		}
+	}
+}
+
+// aggregate takes medians over rounds; added latency is the median of per-round differences with direct.
+func aggregate(sc, peer string, c Cell, rounds []*cellSample, direct [][]*cellSample, cell int) (report.LatencyRow, bool) {
+	row := report.LatencyRow{Scenario: sc, Peer: peer, Conns: c.Conns, Rate: c.Rate}
+	var p50, p99, p999, mx, ach, cpu, add50, add99 []float64
+	for round, s := range rounds {
+		if s == nil {
+			continue
+		}
+		row.Rounds++
+		row.Errors += s.errs
+		if s.failed != "" && row.Failed == "" {
+			row.Failed = s.failed
+		}
+		if s.sum.N == 0 {
+			continue
+		}
+		p50, p99, p999, mx = append(p50, s.sum.P50), append(p99, s.sum.P99), append(p999, s.sum.P999), append(mx, s.sum.Max)
+		ach = append(ach, s.achieved)
+		if s.cpuPer1k != nil {
+			cpu = append(cpu, *s.cpuPer1k)
+		}
+		if s.hwm > row.PeakRSS {
+			row.PeakRSS = s.hwm
+		}
+		if peer != "direct" && direct != nil && direct[cell][round] != nil && direct[cell][round].sum.N > 0 {
+			d := direct[cell][round].sum
+			add50 = append(add50, s.sum.P50-d.P50)
+			add99 = append(add99, s.sum.P99-d.P99)
+		}
+	}
+	if row.Rounds == 0 {
+		return row, false
+	}
+	row.P50, row.P99, row.P999, row.Max, row.Achieved = median(p50), median(p99), median(p999), median(mx), median(ach)
+	if len(cpu) > 0 {
+		v := median(cpu)
+		row.CPUPer1k = &v
+	}
+	if len(add50) > 0 {
+		a, b := median(add50), median(add99)
+		row.AddP50, row.AddP99 = &a, &b
+	}
+	return row, true
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if n := len(s); n%2 == 1 {
+		return s[n/2]
+	} else {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+}
+
+func firstLine(s string) string {
+	for i, c := range s {
+		if c == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
