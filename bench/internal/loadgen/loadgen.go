@@ -53,6 +53,7 @@ type Config struct {
 // Result is the outcome of one Run or RunClosed.
 type Result struct {
 	Hist       *hdrhistogram.Histogram // latency in µs from intended send time (open loop) or actual send (closed)
+	SendLag    *hdrhistogram.Histogram // open loop: µs from intended send time to the write (queueing + pacing)
 	Requests   int64                   // responses received (any status)
 	Non2xx     int64
 	ConnErrors int64         // dial, write, read or parse failures
@@ -174,6 +175,7 @@ func (g *Generator) roundTrip(c *conn) (status int, reuse bool, err error) {
 
 type worker struct {
 	hist       *hdrhistogram.Histogram
+	lag        *hdrhistogram.Histogram
 	requests   int64
 	non2xx     int64
 	connErrors int64
@@ -234,7 +236,7 @@ func (g *Generator) Run(ctx context.Context, rate float64, d time.Duration) Resu
 	workers := make([]*worker, len(g.conns))
 	var wg sync.WaitGroup
 	for i := range g.conns {
-		w := &worker{hist: NewHistogram()}
+		w := &worker{hist: NewHistogram(), lag: NewHistogram()}
 		workers[i] = w
 		wg.Add(1)
 		go func(i int) {
@@ -245,6 +247,7 @@ func (g *Generator) Run(ctx context.Context, rate float64, d time.Duration) Resu
 					continue
 				}
 				intended := start.Add(time.Duration(n) * interval)
+				_ = w.lag.RecordValue(clampUS(time.Since(intended)))
 				if g.do(ctx, i, w) {
 					now := time.Now()
 					_ = w.hist.RecordValue(clampUS(now.Sub(intended)))
@@ -368,10 +371,13 @@ func (g *Generator) Grow(ctx context.Context, n, par int) error {
 func (g *Generator) Len() int { return len(g.conns) }
 
 func merge(workers []*worker, start time.Time) Result {
-	res := Result{Hist: NewHistogram()}
+	res := Result{Hist: NewHistogram(), SendLag: NewHistogram()}
 	var last time.Time
 	for _, w := range workers {
 		res.Hist.Merge(w.hist)
+		if w.lag != nil {
+			res.SendLag.Merge(w.lag)
+		}
 		res.Requests += w.requests
 		res.Non2xx += w.non2xx
 		res.ConnErrors += w.connErrors

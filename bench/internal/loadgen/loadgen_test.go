@@ -129,3 +129,26 @@ func TestBuildRequest(t *testing.T) {
 		t.Errorf("got %q\nwant %q", got, want)
 	}
 }
+
+// Against a fast server the schedule itself must add little: a pacer that wakes late or drifts would
+// show up as a constant offset in every sample.
+func TestRunKeepsToTheSchedule(t *testing.T) {
+	t.Parallel()
+	srv := newStallServer(t, -1, 0)
+	ctx := context.Background()
+	g, err := New(ctx, Config{Addr: strings.TrimPrefix(srv.URL, "http://"), Conns: 4, BodySize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	res := g.Run(ctx, 2000, 500*time.Millisecond)
+	if res.Errors() != 0 || res.Requests != 1000 {
+		t.Fatalf("requests=%d errors=%d, want 1000 and 0", res.Requests, res.Errors())
+	}
+	if a := res.Achieved(); a < 1800 || a > 2200 {
+		t.Errorf("achieved %.0f rps, want ~2000", a)
+	}
+	if p50 := Summarize(res.Hist).P50; p50 > 2000 {
+		t.Errorf("p50 = %.0f µs against a server that answers at once; the pacer is late", p50)
+	}
+}

@@ -2,7 +2,6 @@ package loadgen
 
 import (
 	"context"
-	"encoding/binary"
 	"os"
 	"syscall"
 	"time"
@@ -13,9 +12,8 @@ import (
 //
 // Go's timers wake through epoll_pwait's millisecond timeout, which on this kind of machine overshoots a
 // sub-millisecond sleep by ~0.4 ms — more than the latency being measured. A periodic timerfd read
-// through the runtime poller wakes within tens of microseconds, so it is used where available; each read
-// returns how many periods elapsed, and late wake-ups release several requests at once (their intended
-// times are still the scheduled ones).
+// through the runtime poller wakes within tens of microseconds, so it is used where available; a late
+// wake-up releases every request that has come due at once (their intended times stay the scheduled ones).
 func pace(ctx context.Context, start time.Time, interval time.Duration, total int64, hardStop time.Time, queue chan<- int64) int64 {
 	var n int64
 	release := func(upto int64) bool {
@@ -31,43 +29,40 @@ func pace(ctx context.Context, start time.Time, interval time.Duration, total in
 		}
 		return n < total && time.Now().Before(hardStop)
 	}
-	// The timer first fires at start, then every interval: after k expiries, indices < k are due.
-	first := time.Until(start)
-	if first < time.Microsecond {
-		first = time.Microsecond
+	// due is how many requests are due at now: indices whose intended time has come.
+	due := func(now time.Time) int64 {
+		if now.Before(start) {
+			return 0
+		}
+		return int64(now.Sub(start)/interval) + 1
 	}
-	tf, err := newTimerfd(first, interval)
+	tf, err := newTimerfd(start, interval)
 	if err != nil {
 		if d := time.Until(start); d > 0 {
 			time.Sleep(d)
 		}
-		if !release(1) {
-			return n
-		}
 		t := time.NewTicker(interval)
 		defer t.Stop()
-		for {
+		for release(due(time.Now())) {
 			select {
 			case <-ctx.Done():
 				return n
-			case now := <-t.C:
-				if !release(int64(now.Sub(start)/interval) + 1) {
-					return n
-				}
+			case <-t.C:
 			}
 		}
+		return n
 	}
 	defer tf.Close()
 	stopRead := context.AfterFunc(ctx, func() { tf.Close() })
 	defer stopRead()
+	// The timer is only the wake-up source; what is released is decided by the clock, so a timer armed a
+	// little late (or a reader woken late) never shifts the schedule.
 	var buf [8]byte
-	expired := int64(0)
 	for {
 		if _, err := tf.Read(buf[:]); err != nil {
 			return n
 		}
-		expired += int64(binary.NativeEndian.Uint64(buf[:]))
-		if !release(expired) {
+		if !release(due(time.Now())) {
 			return n
 		}
 	}
@@ -77,16 +72,30 @@ type itimerspec struct {
 	interval, value syscall.Timespec
 }
 
-// newTimerfd returns a non-blocking periodic CLOCK_MONOTONIC timerfd, first firing after first, wrapped
-// in an *os.File so reads park the goroutine in the runtime poller.
-func newTimerfd(first, interval time.Duration) (*os.File, error) {
-	const clockMonotonic = 1
+// newTimerfd returns a non-blocking periodic CLOCK_MONOTONIC timerfd whose first expiry is at start
+// (armed with an absolute time, so arming late does not shift the phase), wrapped in an *os.File so reads
+// park the goroutine in the runtime poller.
+func newTimerfd(start time.Time, interval time.Duration) (*os.File, error) {
+	const clockMonotonic, timerAbstime = 1, 1
 	fd, _, e := syscall.Syscall(syscall.SYS_TIMERFD_CREATE, clockMonotonic, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if e != 0 {
 		return nil, e
 	}
-	spec := itimerspec{interval: syscall.NsecToTimespec(int64(interval)), value: syscall.NsecToTimespec(int64(first))}
-	if _, _, e := syscall.Syscall6(syscall.SYS_TIMERFD_SETTIME, fd, 0, uintptr(unsafe.Pointer(&spec)), 0, 0, 0); e != 0 {
+	var mono syscall.Timespec
+	now := time.Now()
+	if _, _, e := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockMonotonic, uintptr(unsafe.Pointer(&mono)), 0); e != 0 {
+		syscall.Close(int(fd))
+		return nil, e
+	}
+	// Keep the phase of start even if start has already passed (setting up many connections' workers can
+	// take longer than the lead time): expiries must fall on start+k*interval, or every request is
+	// released up to one interval late.
+	first := mono.Nano() + int64(start.Sub(now))
+	if iv := int64(interval); first <= mono.Nano() {
+		first += ((mono.Nano()-first)/iv + 1) * iv
+	}
+	spec := itimerspec{interval: syscall.NsecToTimespec(int64(interval)), value: syscall.NsecToTimespec(first)}
+	if _, _, e := syscall.Syscall6(syscall.SYS_TIMERFD_SETTIME, fd, timerAbstime, uintptr(unsafe.Pointer(&spec)), 0, 0, 0); e != 0 {
 		syscall.Close(int(fd))
 		return nil, e
 	}

@@ -64,7 +64,11 @@ type LatencyRow struct {
 	Proxies  int      `json:"proxies"`
 	Errors   int64    `json:"errors"` // non-2xx + connection errors + unsent, summed over rounds
 	Rounds   int      `json:"rounds"`
-	Failed   string   `json:"failed,omitempty"`
+	// Harness health: µs from a request's intended time to its write (pacing + waiting for a free
+	// connection), median over rounds. Large values with direct mean the load generator was starved.
+	SendLagP50 float64 `json:"send_lag_p50_us"`
+	SendLagP99 float64 `json:"send_lag_p99_us"`
+	Failed     string  `json:"failed,omitempty"`
 }
 
 // KneeRow is scenario S3 for one peer (one proxy hop, proxy pinned to one core).

@@ -174,6 +174,7 @@ func measureProcs(ps []*peers.Proc) usage {
 
 type cellSample struct {
 	sum      loadgen.Summary
+	lag      loadgen.Summary // harness side: intended time → write
 	achieved float64
 	cpuPer1k *float64
 	hwm      int64
@@ -191,7 +192,7 @@ func (r *Runner) runCell(ctx context.Context, in *peers.Instance, c Cell) cellSa
 	before := measureProcs(in.Proxies)
 	res := gen.Run(ctx, c.Rate, r.Plan.Measure)
 	after := measureProcs(in.Proxies)
-	s := cellSample{sum: loadgen.Summarize(res.Hist), achieved: res.Achieved(), hwm: after.hwm, errs: res.Errors()}
+	s := cellSample{sum: loadgen.Summarize(res.Hist), lag: loadgen.Summarize(res.SendLag), achieved: res.Achieved(), hwm: after.hwm, errs: res.Errors()}
 	if n := len(in.Proxies); n > 0 && res.Requests > 0 {
 		v := (after.cpu - before.cpu).Seconds() / float64(n) / (float64(res.Requests) / 1000)
 		s.cpuPer1k = &v
@@ -248,8 +249,9 @@ func (r *Runner) latency(ctx context.Context, sc string, topo peers.Topology, ce
 			for i, c := range cells {
 				s := r.runCell(ctx, in, c)
 				samples[p.Name()][i][round] = &s
-				r.logf("%s round %d/%d %-11s conns=%-3d rate=%-5.0f p50=%.3fms p99=%.3fms p99.9=%.3fms errs=%d %s",
-					sc, round+1, r.Plan.Rounds, p.Name(), c.Conns, c.Rate, s.sum.P50/1000, s.sum.P99/1000, s.sum.P999/1000, s.errs, s.failed)
+				r.logf("%s round %d/%d %-11s conns=%-3d rate=%-5.0f p50=%.3fms p99=%.3fms p99.9=%.3fms (send lag p50=%.3fms p99=%.3fms) errs=%d %s",
+					sc, round+1, r.Plan.Rounds, p.Name(), c.Conns, c.Rate, s.sum.P50/1000, s.sum.P99/1000, s.sum.P999/1000,
+					s.lag.P50/1000, s.lag.P99/1000, s.errs, s.failed)
 			}
 			in.Stop()
 		}
@@ -269,7 +271,7 @@ func (r *Runner) latency(ctx context.Context, sc string, topo peers.Topology, ce
 // aggregate takes medians over rounds; added latency is the median of per-round differences with direct.
 func aggregate(sc, peer string, c Cell, rounds []*cellSample, direct [][]*cellSample, cell int) (report.LatencyRow, bool) {
 	row := report.LatencyRow{Scenario: sc, Peer: peer, Conns: c.Conns, Rate: c.Rate}
-	var p50, p99, p999, mx, ach, cpu, add50, add99 []float64
+	var p50, p99, p999, mx, ach, cpu, add50, add99, lag50, lag99 []float64
 	for round, s := range rounds {
 		if s == nil {
 			continue
@@ -284,6 +286,7 @@ func aggregate(sc, peer string, c Cell, rounds []*cellSample, direct [][]*cellSa
 		}
 		p50, p99, p999, mx = append(p50, s.sum.P50), append(p99, s.sum.P99), append(p999, s.sum.P999), append(mx, s.sum.Max)
 		ach = append(ach, s.achieved)
+		lag50, lag99 = append(lag50, s.lag.P50), append(lag99, s.lag.P99)
 		if s.cpuPer1k != nil {
 			cpu = append(cpu, *s.cpuPer1k)
 		}
@@ -300,6 +303,7 @@ func aggregate(sc, peer string, c Cell, rounds []*cellSample, direct [][]*cellSa
 		return row, false
 	}
 	row.P50, row.P99, row.P999, row.Max, row.Achieved = median(p50), median(p99), median(p999), median(mx), median(ach)
+	row.SendLagP50, row.SendLagP99 = median(lag50), median(lag99)
 	if len(cpu) > 0 {
 		v := median(cpu)
 		row.CPUPer1k = &v
