@@ -36,6 +36,7 @@ func Main(ctx context.Context, args []string, log io.Writer) error {
 	measure := fs.Duration("measure", 0, "measured duration per S1/S2 cell (default: 2.5s quick, 10s full)")
 	noPin := fs.Bool("no-pin", false, "do not pin with taskset")
 	keep := fs.Bool("keep", false, "keep the scratch directory (configs and logs)")
+	sinewBin := fs.String("sinew-bin", "", "use sinew-proxy and sinew-controller from this directory instead of building them")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -96,7 +97,13 @@ func Main(ctx context.Context, args []string, log io.Writer) error {
 		return fmt.Errorf("generate TLS material: %w", err)
 	}
 	env := &peers.Env{Dir: dir, Self: self, TLS: tlsFiles, Pin: pin, RepoRoot: root}
-	if wanted["sinew"] {
+	switch {
+	case wanted["sinew"] && *sinewBin != "":
+		env.SinewBin, err = filepath.Abs(*sinewBin)
+		if err != nil {
+			return err
+		}
+	case wanted["sinew"]:
 		fmt.Fprintln(log, "building sinew-proxy and sinew-controller into bench/out/ …")
 		bin, err := peers.BuildSinew(ctx, root, filepath.Join(root, "bench", "out"))
 		if err != nil {

@@ -87,8 +87,8 @@ func FullPlan() Plan {
 		Rounds:    3, Warmup: time.Second, Measure: 10 * time.Second, BodySize: 1024,
 		S1:         s1,
 		S2:         []Cell{{1, 1000}, {4, 1000}, {16, 1000}, {64, 1000}},
-		KneeRounds: 3, KneeConns: 32, KneeLowRate: 200, KneeStep: 5 * time.Second,
-		KneeFractions: []float64{0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0},
+		KneeRounds: 3, KneeConns: 32, KneeLowRate: 200, KneeStep: 4 * time.Second,
+		KneeFractions: []float64{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0},
 		MemSteps:      []int{1, 10, 100, 1000, 5000, 10000},
 	}
 }

@@ -1,0 +1,72 @@
+package scenario
+
+import (
+	"testing"
+
+	"github.com/sinewmesh/sinew/bench/internal/loadgen"
+)
+
+func cs(p50, p99 float64) *cellSample {
+	return &cellSample{sum: loadgen.Summary{P50: p50, P99: p99, N: 100}, achieved: 1000}
+}
+
+// Added latency pairs each round with direct's run in the same round before taking the median, so a
+// round where the whole machine was slow does not count against the proxy.
+func TestAggregatePairsRoundsWithDirect(t *testing.T) {
+	t.Parallel()
+	direct := [][]*cellSample{{cs(100, 200), cs(900, 2000), cs(110, 210)}}
+	peer := []*cellSample{cs(150, 300), cs(960, 2150), cs(170, 320)}
+	row, ok := aggregate("S2", "nginx", Cell{16, 1000}, peer, direct, 0)
+	if !ok {
+		t.Fatal("no row")
+	}
+	if row.P50 != 170 || row.P99 != 320 {
+		t.Errorf("medians p50=%v p99=%v, want 170 and 320", row.P50, row.P99)
+	}
+	if *row.AddP50 != 60 || *row.AddP99 != 110 {
+		t.Errorf("added p50=%v p99=%v, want 60 and 110 (median of per-round differences)", *row.AddP50, *row.AddP99)
+	}
+	if row.Rounds != 3 || row.Failed != "" {
+		t.Errorf("rounds=%d failed=%q", row.Rounds, row.Failed)
+	}
+}
+
+func TestAggregateMarksErrorsAsFailed(t *testing.T) {
+	t.Parallel()
+	bad := cs(100, 200)
+	bad.errs, bad.failed = 3, "3 connection errors, 0 non-2xx"
+	row, _ := aggregate("S1", "haproxy", Cell{16, 1000}, []*cellSample{cs(100, 200), bad}, nil, 0)
+	if row.Errors != 3 || row.Failed == "" {
+		t.Errorf("errors=%d failed=%q, want the run marked failed", row.Errors, row.Failed)
+	}
+	if row.AddP50 != nil {
+		t.Error("added latency without a direct baseline")
+	}
+}
+
+func TestCapMemSteps(t *testing.T) {
+	t.Parallel()
+	p := Plan{MemSteps: []int{1, 1000, 5000, 10000}}
+	if c := p.CapMemSteps(20000); c != 9000 {
+		t.Errorf("cap = %d, want 9000", c)
+	}
+	if got := p.MemSteps; len(got) != 4 || got[3] != 9000 {
+		t.Errorf("steps = %v", got)
+	}
+	p = Plan{MemSteps: []int{1, 10000}}
+	if c := p.CapMemSteps(1 << 20); c != 0 || p.MemSteps[1] != 10000 {
+		t.Errorf("uncapped plan changed: cap=%d steps=%v", c, p.MemSteps)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := median(c.in); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
