@@ -144,9 +144,20 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		b.WriteString("\n")
 	}
 	if len(r.Skipped) > 0 {
-		b.WriteString("## Skipped\n\n| Scenario | Peer | Reason |\n|---|---|---|\n")
+		b.WriteString("## Skipped\n\n| Scenarios | Peer | Reason |\n|---|---|---|\n")
+		// One line per (peer, reason), listing the scenarios it applies to.
+		type pr struct{ peer, reason string }
+		var order []pr
+		scs := map[pr][]string{}
 		for _, s := range r.Skipped {
-			fmt.Fprintf(&b, "| %s | %s | skipped: %s |\n", esc(s.Scenario), esc(s.Peer), esc(s.Reason))
+			k := pr{s.Peer, s.Reason}
+			if _, ok := scs[k]; !ok {
+				order = append(order, k)
+			}
+			scs[k] = append(scs[k], s.Scenario)
+		}
+		for _, k := range order {
+			fmt.Fprintf(&b, "| %s | %s | skipped: %s |\n", esc(strings.Join(scs[k], ", ")), esc(k.peer), esc(k.reason))
 		}
 		b.WriteString("\n")
 	}
@@ -269,7 +280,7 @@ func writeRatios(b *strings.Builder, rows []LatencyRow, sc string) {
 	if len(ref) == 0 {
 		return
 	}
-	fmt.Fprintf(b, "Ratios vs %s (same cell, same rounds; < 1 is better than %s):\n\n", refPeer, refPeer)
+	fmt.Fprintf(b, "Ratios vs %s (same cell, same rounds; < 1 is better than %s; no latency ratio when %s adds < %d µs):\n\n", refPeer, refPeer, refPeer, noiseFloorUS)
 	b.WriteString("| Peer | Conns | Target rps | added p50 | added p99 | CPU/req |\n|---|--:|--:|--:|--:|--:|\n")
 	for _, r := range rows {
 		if r.Scenario != sc || r.Peer == refPeer || r.Peer == "direct" {
@@ -280,13 +291,27 @@ func writeRatios(b *strings.Builder, rows []LatencyRow, sc string) {
 			continue
 		}
 		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s |\n", esc(r.Peer), r.Conns, rps(r.Rate),
-			ratio(r.AddP50, n.AddP50), ratio(r.AddP99, n.AddP99), ratio(r.CPUPer1k, n.CPUPer1k))
+			ratio(r.AddP50, n.AddP50), ratio(r.AddP99, n.AddP99), cpuRatio(r.CPUPer1k, n.CPUPer1k))
 	}
 	b.WriteString("\n")
 }
 
+// noiseFloorUS is the smallest added latency used as a ratio's denominator: below it the reference's
+// added latency is indistinguishable from run-to-run jitter and a ratio would only amplify noise.
+const noiseFloorUS = 20
+
 func ratio(a, b *float64) string {
-	if a == nil || b == nil || *b <= 0 || *a < 0 {
+	if a == nil || b == nil || *a < 0 {
+		return "—"
+	}
+	if *b < noiseFloorUS {
+		return "n/a (ref ≈ 0)"
+	}
+	return fmt.Sprintf("%.2f×", *a / *b)
+}
+
+func cpuRatio(a, b *float64) string {
+	if a == nil || b == nil || *b <= 0 {
 		return "—"
 	}
 	return fmt.Sprintf("%.2f×", *a / *b)
