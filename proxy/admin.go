@@ -1,0 +1,112 @@
+package proxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func (p *Proxy) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelWarn)}))
+	mux.HandleFunc("GET /live", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "live\n") })
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !p.Ready() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	mux.HandleFunc("POST /shutdown", func(w http.ResponseWriter, r *http.Request) {
+		// Only processes in the pod may stop the proxy (as Linkerd): the admin port is reachable by Prometheus.
+		if !fromLoopback(r) {
+			http.Error(w, "shutdown is only accepted from localhost", http.StatusForbidden)
+			return
+		}
+		io.WriteString(w, "shutting down\n")
+		p.Shutdown()
+	})
+	mux.HandleFunc("GET /proxy-log-level", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, strings.ToLower(p.level.Level().String()))
+	})
+	mux.HandleFunc("PUT /proxy-log-level", func(w http.ResponseWriter, r *http.Request) {
+		if !fromLoopback(r) {
+			http.Error(w, "log level changes are only accepted from localhost", http.StatusForbidden)
+			return
+		}
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 64))
+		var lvl slog.Level
+		if err := lvl.UnmarshalText([]byte(strings.TrimSpace(string(body)))); err != nil {
+			http.Error(w, fmt.Sprintf("invalid level %q: use debug, info, warn or error", strings.TrimSpace(string(body))), http.StatusBadRequest)
+			return
+		}
+		p.level.Set(lvl)
+		p.log.Info("log level changed", "level", lvl)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /debug/config", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("content-type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(p.debugState()) //nolint:errcheck
+	})
+	return mux
+}
+
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+type debugTarget struct {
+	Name      string            `json:"name"`
+	Known     bool              `json:"known"`
+	Exists    bool              `json:"exists"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	Endpoints []debugEndpoint   `json:"endpoints"`
+}
+
+type debugEndpoint struct {
+	Addr       string            `json:"addr"`
+	Weight     uint32            `json:"weight"`
+	Identity   string            `json:"identity,omitempty"`
+	TargetPort uint16            `json:"targetPort,omitempty"`
+	Opaque     bool              `json:"opaque,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+}
+
+type debugState struct {
+	Config      Config        `json:"config"`
+	Ready       bool          `json:"ready"`
+	Identity    string        `json:"identity"`
+	CertExpires *time.Time    `json:"certificateExpires,omitempty"`
+	Targets     []debugTarget `json:"destinations"`
+}
+
+// debugState is everything the proxy currently believes; secrets (key, token) are never part of it.
+func (p *Proxy) debugState() debugState {
+	s := debugState{Config: p.cfg, Ready: p.Ready(), Identity: p.cfg.LocalName, Targets: []debugTarget{}}
+	if exp := p.ident.Expiry(); !exp.IsZero() {
+		s.CertExpires = &exp
+	}
+	for _, t := range p.resolver.Targets() {
+		snap := t.Snapshot()
+		dt := debugTarget{Name: t.Name, Known: snap.Known, Exists: snap.Exists, Labels: snap.Labels, Endpoints: []debugEndpoint{}}
+		for _, e := range snap.Endpoints {
+			dt.Endpoints = append(dt.Endpoints, debugEndpoint{e.Addr, e.Weight, e.Identity, e.TargetPort, e.Opaque, e.Labels})
+		}
+		s.Targets = append(s.Targets, dt)
+	}
+	return s
+}

@@ -1,0 +1,359 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sinewmesh/sinew/internal/meshtls"
+)
+
+// Mode says how traffic reaches the proxy.
+type Mode string
+
+const (
+	// ModeTransparent: capture rules redirect the pod's traffic to the inbound and outbound listeners, and the
+	// original destination is read from the socket (Kubernetes).
+	ModeTransparent Mode = "transparent"
+	// ModeExplicit: the application talks to explicit local ports, one per upstream service; inbound ports map to
+	// application addresses (local mode, no root).
+	ModeExplicit Mode = "explicit"
+)
+
+// DefaultOpaquePorts are server-speaks-first protocols that protocol detection would only delay (as Linkerd).
+const DefaultOpaquePorts = "25,587,3306,4444,5432,6379,9300,11211"
+
+// OutboundPort is one explicit outbound listener and the service it stands for.
+type OutboundPort struct {
+	Listen string `json:"listen"`
+	Target string `json:"target"`
+}
+
+// InboundPort maps a workload port (what peers ask for) to where the application listens.
+type InboundPort struct {
+	Port uint16 `json:"port"`
+	App  string `json:"app"`
+}
+
+// Config is everything the proxy is told at start. Load reads it from SINEW_PROXY_* environment variables.
+type Config struct {
+	Mode        Mode   `json:"mode"`
+	Workload    string `json:"workload"`
+	InboundAddr string `json:"inboundListenAddr"`
+	// Transparent mode only.
+	OutboundAddr string `json:"outboundListenAddr,omitempty"`
+	AdminAddr    string `json:"adminListenAddr"`
+	TapAddr      string `json:"tapListenAddr"`
+	// Explicit mode only.
+	InboundPorts  []InboundPort  `json:"inboundPorts,omitempty"`
+	OutboundPorts []OutboundPort `json:"outboundPorts,omitempty"`
+	OpaquePorts   []uint16       `json:"opaquePorts"`
+
+	IdentityAddr     string `json:"identityAddr"`
+	IdentityName     string `json:"identityName"`
+	LocalName        string `json:"localName"`
+	Token            string `json:"-"`
+	TokenFile        string `json:"tokenFile,omitempty"`
+	TrustAnchorsPEM  string `json:"-"`
+	TrustAnchorsFile string `json:"trustAnchorsFile,omitempty"`
+	DestinationAddr  string `json:"destinationAddr"`
+	DestinationName  string `json:"destinationName"`
+	PolicyAddr       string `json:"policyAddr,omitempty"`
+
+	LogLevel  slog.Level `json:"logLevel"`
+	LogFormat string     `json:"logFormat"`
+
+	DetectTimeout    time.Duration `json:"detectTimeout"`
+	ConnectTimeout   time.Duration `json:"connectTimeout"`
+	DiscoveryTimeout time.Duration `json:"discoveryTimeout"`
+	ShutdownGrace    time.Duration `json:"shutdownGracePeriod"`
+}
+
+// envVar documents one setting; the table is the single source of names, defaults and parsing.
+type envVar struct {
+	name, def, help string
+	set             func(c *Config, v string) error
+}
+
+var envVars = []envVar{
+	{"MODE", "transparent", "transparent (Kubernetes, capture rules) or explicit (local mode, explicit ports)", func(c *Config, v string) error {
+		switch Mode(v) {
+		case ModeTransparent, ModeExplicit:
+			c.Mode = Mode(v)
+			return nil
+		}
+		return errors.New("must be transparent or explicit")
+	}},
+	{"WORKLOAD", "", "namespace/name of the workload this proxy serves", func(c *Config, v string) error {
+		if v != "" {
+			if ns, name, ok := strings.Cut(v, "/"); !ok || ns == "" || name == "" {
+				return errors.New("must be namespace/name")
+			}
+		}
+		c.Workload = v
+		return nil
+	}},
+	{"INBOUND_LISTEN_ADDR", "0.0.0.0:4143", "inbound listener (mesh mTLS and captured inbound traffic)", addr(func(c *Config) *string { return &c.InboundAddr })},
+	{"OUTBOUND_LISTEN_ADDR", "127.0.0.1:4140", "outbound listener for captured traffic (transparent mode)", addr(func(c *Config) *string { return &c.OutboundAddr })},
+	{"ADMIN_LISTEN_ADDR", "0.0.0.0:4191", "admin server: /metrics /ready /live /shutdown /proxy-log-level /debug/config", addr(func(c *Config) *string { return &c.AdminAddr })},
+	{"TAP_LISTEN_ADDR", "0.0.0.0:4190", "tap server (served once the viz extension lands)", addr(func(c *Config) *string { return &c.TapAddr })},
+	{"INBOUND_PORTS", "", "explicit mode: port=app-address list, e.g. 8080=127.0.0.1:18080; the first is the default for plaintext clients", func(c *Config, v string) error {
+		c.InboundPorts = nil
+		for item := range splitList(v) {
+			p, app, ok := strings.Cut(item, "=")
+			if !ok {
+				return fmt.Errorf("%q: want port=host:port", item)
+			}
+			port, err := parsePort(p)
+			if err != nil {
+				return fmt.Errorf("%q: %w", item, err)
+			}
+			if _, _, err := net.SplitHostPort(app); err != nil {
+				return fmt.Errorf("%q: application address: %w", item, err)
+			}
+			if slices.ContainsFunc(c.InboundPorts, func(ip InboundPort) bool { return ip.Port == port }) {
+				return fmt.Errorf("port %d listed twice", port)
+			}
+			c.InboundPorts = append(c.InboundPorts, InboundPort{Port: port, App: app})
+		}
+		return nil
+	}},
+	{"OUTBOUND_PORTS", "", "explicit mode: listen-address=service-authority list, e.g. 127.0.0.1:15001=web-svc.emojivoto.svc.cluster.local:80", func(c *Config, v string) error {
+		c.OutboundPorts = nil
+		for item := range splitList(v) {
+			l, target, ok := strings.Cut(item, "=")
+			if !ok {
+				return fmt.Errorf("%q: want listen-address=authority", item)
+			}
+			if _, _, err := net.SplitHostPort(l); err != nil {
+				return fmt.Errorf("%q: listen address: %w", item, err)
+			}
+			if _, p, err := net.SplitHostPort(target); err != nil {
+				return fmt.Errorf("%q: target must be host:port: %w", item, err)
+			} else if _, err := parsePort(p); err != nil {
+				return fmt.Errorf("%q: target %w", item, err)
+			}
+			c.OutboundPorts = append(c.OutboundPorts, OutboundPort{Listen: l, Target: target})
+		}
+		return nil
+	}},
+	{"OPAQUE_PORTS", DefaultOpaquePorts, "ports (and ranges a-b) that skip protocol detection", func(c *Config, v string) error {
+		c.OpaquePorts = nil
+		for item := range splitList(v) {
+			lo, hi, isRange := strings.Cut(item, "-")
+			a, err := parsePort(lo)
+			if err != nil {
+				return fmt.Errorf("%q: %w", item, err)
+			}
+			b := a
+			if isRange {
+				if b, err = parsePort(hi); err != nil || b < a {
+					return fmt.Errorf("%q: invalid range", item)
+				}
+			}
+			for p := int(a); p <= int(b); p++ {
+				c.OpaquePorts = append(c.OpaquePorts, uint16(p))
+			}
+		}
+		return nil
+	}},
+	{"IDENTITY_SVC_ADDR", "", "identity service address (required)", str(func(c *Config) *string { return &c.IdentityAddr })},
+	{"IDENTITY_SVC_NAME", "", "SPIFFE ID the identity service must present (default: spiffe://<trust-domain>/ns/sinew/sa/sinew-identity)", str(func(c *Config) *string { return &c.IdentityName })},
+	{"IDENTITY_LOCAL_NAME", "", "this workload's SPIFFE ID (required)", str(func(c *Config) *string { return &c.LocalName })},
+	{"IDENTITY_TOKEN", "", "join token proving the identity (or IDENTITY_TOKEN_FILE)", str(func(c *Config) *string { return &c.Token })},
+	{"IDENTITY_TOKEN_FILE", "", "file holding the identity token, re-read at every renewal", str(func(c *Config) *string { return &c.TokenFile })},
+	{"IDENTITY_TRUST_ANCHORS", "", "PEM trust anchors (or IDENTITY_TRUST_ANCHORS_FILE)", str(func(c *Config) *string { return &c.TrustAnchorsPEM })},
+	{"IDENTITY_TRUST_ANCHORS_FILE", "", "file with PEM trust anchors", str(func(c *Config) *string { return &c.TrustAnchorsFile })},
+	{"DESTINATION_SVC_ADDR", "", "destination service address (required)", str(func(c *Config) *string { return &c.DestinationAddr })},
+	{"DESTINATION_SVC_NAME", "", "SPIFFE ID the destination service must present (default: spiffe://<trust-domain>/ns/sinew/sa/sinew-destination)", str(func(c *Config) *string { return &c.DestinationName })},
+	{"POLICY_SVC_ADDR", "", "policy service address (used once policies land)", str(func(c *Config) *string { return &c.PolicyAddr })},
+	{"LOG_LEVEL", "info", "debug, info, warn or error; changeable at runtime through PUT /proxy-log-level", func(c *Config, v string) error {
+		return c.LogLevel.UnmarshalText([]byte(v))
+	}},
+	{"LOG_FORMAT", "json", "json or text", func(c *Config, v string) error {
+		if v != "json" && v != "text" {
+			return errors.New("must be json or text")
+		}
+		c.LogFormat = v
+		return nil
+	}},
+	{"DETECT_TIMEOUT", "10s", "how long to wait for a client's first bytes before treating the connection as opaque", dur(func(c *Config) *time.Duration { return &c.DetectTimeout })},
+	{"CONNECT_TIMEOUT", "1s", "timeout for connecting to an endpoint or the application", dur(func(c *Config) *time.Duration { return &c.ConnectTimeout })},
+	{"DISCOVERY_TIMEOUT", "5s", "how long a first request to a new destination waits for the control plane", dur(func(c *Config) *time.Duration { return &c.DiscoveryTimeout })},
+	{"SHUTDOWN_GRACE_PERIOD", "2m", "how long a drain may take before remaining connections are closed", dur(func(c *Config) *time.Duration { return &c.ShutdownGrace })},
+}
+
+func str(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *field(c) = v; return nil }
+}
+
+func addr(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if _, p, err := net.SplitHostPort(v); err != nil {
+			return err
+		} else if _, err := strconv.ParseUint(p, 10, 16); err != nil {
+			return fmt.Errorf("port %q: not a number 0-65535", p)
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+func dur(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return errors.New("not a duration (e.g. 500ms, 10s, 2m)")
+		}
+		if d <= 0 {
+			return errors.New("must be positive")
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func parsePort(s string) (uint16, error) {
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 16)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("port %q: must be 1-65535", s)
+	}
+	return uint16(n), nil
+}
+
+func splitList(v string) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for item := range strings.SplitSeq(v, ",") {
+			if item = strings.TrimSpace(item); item != "" && !yield(item) {
+				return
+			}
+		}
+	}
+}
+
+const envPrefix = "SINEW_PROXY_"
+
+// Load reads the configuration from environ (os.Environ() form). Every bad value is reported, each with its
+// variable name; unknown SINEW_PROXY_* variables are errors, so a typo is not silently ignored.
+func Load(environ []string) (Config, error) {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, envPrefix) {
+			env[strings.TrimPrefix(k, envPrefix)] = v
+		}
+	}
+	var c Config
+	var errs []error
+	known := map[string]bool{}
+	for _, ev := range envVars {
+		known[ev.name] = true
+		v, ok := env[ev.name]
+		if !ok {
+			v = ev.def
+		}
+		if err := ev.set(&c, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s%s=%q: %w", envPrefix, ev.name, v, err))
+		}
+	}
+	var unknown []string
+	for k := range env {
+		if !known[k] {
+			unknown = append(unknown, envPrefix+k)
+		}
+	}
+	sort.Strings(unknown)
+	for _, k := range unknown {
+		errs = append(errs, fmt.Errorf("%s: unknown setting", k))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// Validate checks the settings that depend on each other.
+func (c *Config) Validate() error {
+	var errs []error
+	need := func(v, name string) {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s%s: required", envPrefix, name))
+		}
+	}
+	need(c.IdentityAddr, "IDENTITY_SVC_ADDR")
+	need(c.DestinationAddr, "DESTINATION_SVC_ADDR")
+	need(c.LocalName, "IDENTITY_LOCAL_NAME")
+	if c.LocalName != "" {
+		td, _, _, err := meshtls.ParseID(c.LocalName)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%sIDENTITY_LOCAL_NAME: %w", envPrefix, err))
+		} else {
+			if c.IdentityName == "" {
+				c.IdentityName = meshtls.ID(td, "sinew", "sinew-identity")
+			}
+			if c.DestinationName == "" {
+				c.DestinationName = meshtls.ID(td, "sinew", "sinew-destination")
+			}
+		}
+	}
+	if (c.Token == "") == (c.TokenFile == "") {
+		errs = append(errs, fmt.Errorf("%sIDENTITY_TOKEN or %sIDENTITY_TOKEN_FILE: set exactly one", envPrefix, envPrefix))
+	}
+	if (c.TrustAnchorsPEM == "") == (c.TrustAnchorsFile == "") {
+		errs = append(errs, fmt.Errorf("%sIDENTITY_TRUST_ANCHORS or %sIDENTITY_TRUST_ANCHORS_FILE: set exactly one", envPrefix, envPrefix))
+	}
+	switch c.Mode {
+	case ModeExplicit:
+		if len(c.InboundPorts) == 0 && len(c.OutboundPorts) == 0 {
+			errs = append(errs, fmt.Errorf("%sMODE=explicit: set %sINBOUND_PORTS and/or %sOUTBOUND_PORTS", envPrefix, envPrefix, envPrefix))
+		}
+	case ModeTransparent:
+		if len(c.InboundPorts) > 0 || len(c.OutboundPorts) > 0 {
+			errs = append(errs, fmt.Errorf("%sINBOUND_PORTS/OUTBOUND_PORTS only apply with %sMODE=explicit", envPrefix, envPrefix))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// anchorsPEM returns the trust anchors, reading the file if one was given.
+func (c *Config) anchorsPEM() ([]byte, error) {
+	if c.TrustAnchorsFile == "" {
+		return []byte(c.TrustAnchorsPEM), nil
+	}
+	b, err := os.ReadFile(c.TrustAnchorsFile)
+	if err != nil {
+		return nil, fmt.Errorf("%sIDENTITY_TRUST_ANCHORS_FILE: %w", envPrefix, err)
+	}
+	return b, nil
+}
+
+// Usage describes every setting, for --help and the docs.
+func Usage() string {
+	var b strings.Builder
+	for _, ev := range envVars {
+		def := ev.def
+		if def == "" {
+			def = "-"
+		}
+		fmt.Fprintf(&b, "  %s%s (default %s)\n      %s\n", envPrefix, ev.name, def, ev.help)
+	}
+	return b.String()
+}
+
+// Defaults returns a Config with every documented default applied and nothing else set; callers that build a
+// Config in code (tests, `sinew run`) start from it.
+func Defaults() Config {
+	var c Config
+	for _, ev := range envVars {
+		if err := ev.set(&c, ev.def); err != nil {
+			panic(fmt.Sprintf("default of %s%s: %v", envPrefix, ev.name, err))
+		}
+	}
+	return c
+}

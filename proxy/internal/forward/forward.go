@@ -1,0 +1,74 @@
+// Package forward is the proxy's data path: it takes accepted connections, detects their protocol, and carries
+// them to where they should go. Outbound: application → (balance over endpoints from discovery) → peer proxy over
+// mTLS, or the original destination. Inbound: peer proxy over mTLS (or a plaintext client) → application on
+// localhost. It owns no listeners; the proxy package accepts and hands connections in.
+package forward
+
+import (
+	"context"
+	"crypto/x509"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/sinewmesh/sinew/proxy/internal/discovery"
+	"github.com/sinewmesh/sinew/proxy/internal/metrics"
+)
+
+// Resolver finds endpoints for a target; implemented by discovery.Resolver.
+type Resolver interface {
+	Get(name string) *discovery.Target
+}
+
+var _ Resolver = (*discovery.Resolver)(nil)
+
+// Deps are what both directions need.
+type Deps struct {
+	Log      *slog.Logger
+	Metrics  *metrics.Metrics
+	Certs    CertSource
+	Anchors  *x509.CertPool
+	Resolver Resolver
+}
+
+// Timeouts bound the phases of a connection.
+type Timeouts struct {
+	Detect    time.Duration // waiting for the first bytes to classify a connection
+	Connect   time.Duration // dialing an endpoint or the application
+	Discovery time.Duration // waiting for the control plane's first answer about a new target
+	Handshake time.Duration // inbound mTLS handshake + transport header
+}
+
+// trackedConn runs onClose exactly once, whoever closes the connection.
+type trackedConn struct {
+	net.Conn
+	once    sync.Once
+	onClose func()
+}
+
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.onClose)
+	return err
+}
+
+func (c *trackedConn) CloseWrite() error { return closeWrite(c.Conn) }
+
+// accept wraps an accepted connection so it is metered, tracked for drain, and counted closed exactly once.
+func accept(srv *server, raw net.Conn, cm *metrics.Conn) (net.Conn, bool) {
+	untrack, ok := srv.track(raw)
+	if !ok {
+		raw.Close()
+		return nil, false
+	}
+	cm.Opened()
+	return &trackedConn{Conn: &countingConn{Conn: raw, m: cm}, onClose: func() {
+		cm.Closed(false)
+		untrack()
+	}}, true
+}
+
+// connCtx is the base context of connections: not the Run context, so in-flight requests survive the start of
+// a graceful drain; a hard stop closes the connections instead.
+func connCtx() context.Context { return context.Background() }

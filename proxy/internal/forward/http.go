@@ -1,0 +1,229 @@
+package forward
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sinewmesh/sinew/proxy/internal/balance"
+	"github.com/sinewmesh/sinew/proxy/internal/metrics"
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+)
+
+// Headers the proxies exchange. origProtoHeader marks an HTTP/1 request carried over HTTP/2 between proxies so
+// the inbound proxy restores HTTP/1 for the application; clientIDHeader tells the application who called.
+const (
+	origProtoHeader = "Sinew-Orig-Proto"
+	clientIDHeader  = "Sinew-Client-Id"
+)
+
+// reqState is what the forwarder decided for one request.
+type reqState struct {
+	start     time.Time
+	route     *metrics.Route
+	addr      string            // where to send it
+	rt        http.RoundTripper // how
+	ep        *balance.Endpoint // for latency feedback; nil when not balanced
+	origProto bool              // add origProtoHeader
+}
+
+type stateKey struct{}
+
+func withState(r *http.Request, st *reqState) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+}
+
+func stateFrom(ctx context.Context) *reqState {
+	st, _ := ctx.Value(stateKey{}).(*reqState)
+	return st
+}
+
+var forwardingHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+type bufferPool struct{}
+
+func (bufferPool) Get() []byte  { return *(bufPool.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { bufPool.Put(&b) }
+
+// newReverseProxy builds the request forwarder shared by both directions. It forwards transparently: the
+// authority and any forwarding headers the application set are kept, and none are added.
+func newReverseProxy(log *slog.Logger, direction string) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			st := stateFrom(pr.In.Context())
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = st.addr
+			for _, h := range forwardingHeaders {
+				if v, ok := pr.In.Header[h]; ok {
+					pr.Out.Header[h] = v
+				}
+			}
+			if st.origProto {
+				pr.Out.Header.Set(origProtoHeader, "HTTP/1.1")
+			}
+		},
+		Transport: stateTransport{},
+		ModifyResponse: func(resp *http.Response) error {
+			st := stateFrom(resp.Request.Context())
+			m := &meteredBody{st: st, status: resp.StatusCode, grpc: grpcStatus(resp.Header), ttfb: time.Since(st.start), resp: resp}
+			if resp.StatusCode == http.StatusSwitchingProtocols {
+				// The body is the upgraded stream; ReverseProxy needs it unwrapped.
+				m.finish(false)
+				return nil
+			}
+			m.ReadCloser = resp.Body
+			resp.Body = m
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			st := stateFrom(r.Context())
+			f := writeFailure(w, r, log, direction, err)
+			grpc := -1
+			if isGRPC(r) && f.status != 499 {
+				grpc = f.grpc
+			}
+			status := f.status
+			if grpc >= 0 {
+				status = http.StatusOK
+			}
+			resp := st.route.Response(status, grpc, true)
+			resp.ObserveLatency(msSince(st.start))
+			resp.End()
+		},
+		BufferPool: bufferPool{},
+		ErrorLog:   slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
+// stateTransport sends the request with the round tripper the forwarder chose and feeds the latency back to the
+// balancer (time to response headers, the signal peak-EWMA uses).
+type stateTransport struct{}
+
+func (stateTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	st := stateFrom(req.Context())
+	if st.ep == nil {
+		return st.rt.RoundTrip(req)
+	}
+	done := st.ep.Start()
+	resp, err := st.rt.RoundTrip(req)
+	done(err != nil || resp.StatusCode >= 500)
+	return resp, err
+}
+
+func msSince(t time.Time) float64 { return float64(time.Since(t)) / float64(time.Millisecond) }
+
+func grpcStatus(h http.Header) int {
+	v := h.Get("grpc-status")
+	if v == "" {
+		return -1
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// meteredBody records response_total and response_latency_ms when the response stream ends, so gRPC statuses
+// from trailers are counted.
+type meteredBody struct {
+	io.ReadCloser
+	st     *reqState
+	resp   *http.Response
+	status int
+	grpc   int
+	ttfb   time.Duration
+	done   bool
+	failed bool
+}
+
+func (m *meteredBody) Read(p []byte) (int, error) {
+	n, err := m.ReadCloser.Read(p)
+	if err != nil && !m.done {
+		m.finish(!errors.Is(err, io.EOF))
+	}
+	return n, err
+}
+
+func (m *meteredBody) Close() error {
+	err := m.ReadCloser.Close()
+	if !m.done {
+		m.finish(false)
+	}
+	return err
+}
+
+func (m *meteredBody) finish(streamFailed bool) {
+	m.done = true
+	grpc := m.grpc
+	if grpc < 0 && m.resp != nil {
+		grpc = grpcStatus(m.resp.Trailer)
+	}
+	failed := streamFailed
+	if grpc >= 0 {
+		failed = failed || grpc != 0
+	} else {
+		failed = failed || m.status >= 500
+	}
+	r := m.st.route.Response(m.status, grpc, failed)
+	r.ObserveLatency(float64(m.ttfb) / float64(time.Millisecond))
+	r.End()
+}
+
+func isUpgrade(r *http.Request) bool {
+	return r.ProtoMajor == 1 && r.Header.Get("Upgrade") != "" && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade")
+}
+
+// plainTransports talk to applications and to endpoints that are not meshed.
+type plainTransports struct {
+	h1  *http.Transport
+	h2c *http2.Transport
+}
+
+func newPlainTransports(connectTimeout time.Duration) *plainTransports {
+	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
+	return &plainTransports{
+		h1: &http.Transport{
+			DialContext:         d.DialContext,
+			MaxIdleConns:        4096,
+			MaxIdleConnsPerHost: 1024,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+			// Never negotiate anything on our own: we speak the protocol the client spoke.
+			ForceAttemptHTTP2: false,
+		},
+		h2c: &http2.Transport{
+			AllowHTTP: true,
+			DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+				return d.DialContext(ctx, network, addr)
+			},
+			DisableCompression: true,
+			ReadIdleTimeout:    30 * time.Second,
+			PingTimeout:        10 * time.Second,
+		},
+	}
+}
+
+// pick chooses by the protocol the client spoke.
+func (p *plainTransports) pick(r *http.Request) http.RoundTripper {
+	if r.ProtoMajor == 2 {
+		return p.h2c
+	}
+	return p.h1
+}
+
+func (p *plainTransports) closeIdle() {
+	p.h1.CloseIdleConnections()
+	p.h2c.CloseIdleConnections()
+}

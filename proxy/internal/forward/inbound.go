@@ -1,0 +1,236 @@
+package forward
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sinewmesh/sinew/internal/meshtls"
+	"github.com/sinewmesh/sinew/proxy/internal/detect"
+	"github.com/sinewmesh/sinew/proxy/internal/metrics"
+	"github.com/sinewmesh/sinew/proxy/internal/transport"
+)
+
+// InboundPorts maps application ports. In explicit mode, Apps maps the port a peer asks for (the workload's
+// declared port) to the local address the application listens on, and Default takes plaintext clients. In
+// transparent mode Apps is empty and the application is on 127.0.0.1 at the original destination port.
+type InboundPorts struct {
+	Apps    map[uint16]string
+	Default string
+}
+
+// Inbound carries connections from peers to the local application.
+type Inbound struct {
+	deps        Deps
+	timeouts    Timeouts
+	opaquePorts map[uint16]bool
+	ports       InboundPorts
+	serverTLS   *tls.Config
+	plain       *plainTransports
+	srv         *server
+	rp          *httputil.ReverseProxy
+
+	routes sync.Map // appAddr|tls|client -> *metrics.Route
+	conns  sync.Map // same key -> *metrics.Conn
+}
+
+// NewInbound builds the inbound side.
+func NewInbound(deps Deps, t Timeouts, opaquePorts map[uint16]bool, ports InboundPorts) *Inbound {
+	in := &Inbound{
+		deps:        deps,
+		timeouts:    t,
+		opaquePorts: opaquePorts,
+		ports:       ports,
+		serverTLS:   meshtls.ServerConfig(deps.Anchors, deps.Certs.Certificate, true, meshtls.ALPN),
+		plain:       newPlainTransports(t.Connect),
+	}
+	in.rp = newReverseProxy(deps.Log, "inbound")
+	in.srv = newServer("inbound", in, deps.Log)
+	return in
+}
+
+// Handle serves one accepted connection.
+func (in *Inbound) Handle(raw net.Conn) {
+	appAddr, port, err := in.defaultApp(raw)
+	if err != nil {
+		in.deps.Metrics.Error("inbound", "no_app_port")
+		in.deps.Log.Warn("inbound connection refused", "remote", raw.RemoteAddr(), "err", err)
+		raw.Close()
+		return
+	}
+	untrack, ok := in.srv.track(raw)
+	if !ok {
+		raw.Close()
+		return
+	}
+	conn := &trackedConn{Conn: raw, onClose: untrack}
+	plain := &connInfo{appAddr: appAddr, tls: "no_identity"}
+	if in.opaquePorts[port] {
+		in.forwardTCP(in.metered(conn, plain), plain)
+		return
+	}
+	pc, res, err := detect.Peek(conn, in.timeouts.Detect)
+	if err != nil {
+		conn.Close()
+		return
+	}
+	switch {
+	case res.Protocol == detect.TLS && slices.Contains(res.ALPN, meshtls.ALPN):
+		in.serveMesh(pc)
+	case res.Protocol == detect.HTTP1:
+		in.srv.serveHTTP1(in.metered(pc, plain), plain)
+	case res.Protocol == detect.HTTP2:
+		in.srv.serveHTTP2(connCtx(), in.metered(pc, plain), plain, in)
+		pc.Close()
+	default:
+		// Opaque bytes, or the application's own TLS: pass through untouched.
+		in.forwardTCP(in.metered(pc, plain), plain)
+	}
+}
+
+// defaultApp is where plaintext connections go.
+func (in *Inbound) defaultApp(raw net.Conn) (string, uint16, error) {
+	if in.ports.Apps != nil {
+		if in.ports.Default == "" {
+			return "", 0, errors.New("no default application port configured")
+		}
+		return in.ports.Default, portOf(in.ports.Default), nil
+	}
+	orig, err := OriginalDst(raw)
+	if errors.Is(err, errNotRedirected) {
+		// Dialed the inbound port directly: only mesh connections (which carry their port) make sense.
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	return appLoopback(orig.Port()), orig.Port(), nil
+}
+
+func appLoopback(port uint16) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))) }
+
+func (in *Inbound) appFor(port uint16) (string, error) {
+	if in.ports.Apps == nil {
+		return appLoopback(port), nil
+	}
+	if a, ok := in.ports.Apps[port]; ok {
+		return a, nil
+	}
+	return "", fmt.Errorf("port %d: %w", port, errUnknownPort)
+}
+
+// serveMesh terminates mesh mTLS, reads the transport header, and serves what follows.
+func (in *Inbound) serveMesh(conn net.Conn) {
+	tc := tls.Server(conn, in.serverTLS)
+	deadline := time.Now().Add(in.timeouts.Handshake)
+	tc.SetDeadline(deadline) //nolint:errcheck
+	if err := tc.Handshake(); err != nil {
+		in.deps.Metrics.Error("inbound", "tls_handshake")
+		in.deps.Log.Info("inbound mesh TLS handshake failed", "remote", conn.RemoteAddr(), "err", err)
+		conn.Close()
+		return
+	}
+	hdr, err := transport.Read(tc)
+	if err != nil {
+		in.deps.Metrics.Error("inbound", "bad_transport_header")
+		in.deps.Log.Info("inbound mesh connection closed", "remote", conn.RemoteAddr(), "err", err)
+		tc.Close()
+		return
+	}
+	tc.SetDeadline(time.Time{}) //nolint:errcheck
+	app, err := in.appFor(hdr.Port)
+	if err != nil {
+		in.deps.Metrics.Error("inbound", "unknown_port")
+		in.deps.Log.Warn("inbound mesh connection for an unknown port", "remote", conn.RemoteAddr(), "err", err)
+		tc.Close()
+		return
+	}
+	info := &connInfo{appAddr: app, mesh: true, tls: "true", clientID: meshtls.PeerID(tc.ConnectionState().PeerCertificates[0])}
+	mc := in.metered(tc, info)
+	switch hdr.Proto {
+	case transport.ProtoH2:
+		in.srv.serveHTTP2(connCtx(), mc, info, in)
+		mc.Close()
+	case transport.ProtoHTTP1:
+		in.srv.serveHTTP1(mc, info)
+	case transport.ProtoOpaque:
+		in.forwardTCP(mc, info)
+	}
+}
+
+func (in *Inbound) key(ci *connInfo) string { return ci.appAddr + "|" + ci.tls + "|" + ci.clientID }
+
+// metered attaches TCP metrics (now that TLS status is known) and the cached HTTP route to the connection.
+func (in *Inbound) metered(c net.Conn, ci *connInfo) net.Conn {
+	k := in.key(ci)
+	l := metrics.Labels{Direction: "inbound", TargetAddr: ci.appAddr, TLS: ci.tls, ClientID: ci.clientID}
+	cm, ok := in.conns.Load(k)
+	if !ok {
+		cm, _ = in.conns.LoadOrStore(k, in.deps.Metrics.Conn(l, "src"))
+	}
+	r, ok := in.routes.Load(k)
+	if !ok {
+		r, _ = in.routes.LoadOrStore(k, in.deps.Metrics.Route(l))
+	}
+	ci.route = r.(*metrics.Route)
+	m := cm.(*metrics.Conn)
+	m.Opened()
+	return &meteredConn{countingConn: countingConn{Conn: c, m: m}}
+}
+
+// meteredConn counts its close once.
+type meteredConn struct {
+	countingConn
+	once sync.Once
+}
+
+func (c *meteredConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.m.Closed(false) })
+	return err
+}
+
+// ServeHTTP forwards one request to the application.
+func (in *Inbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ci := connInfoFrom(r.Context())
+	st := &reqState{start: time.Now(), route: ci.route, addr: ci.appAddr}
+	if ci.mesh && r.Header.Get(origProtoHeader) != "" {
+		r.Header.Del(origProtoHeader)
+		st.rt = in.plain.h1
+	} else {
+		r.Header.Del(origProtoHeader)
+		st.rt = in.plain.pick(r)
+	}
+	if ci.mesh {
+		r.Header.Set(clientIDHeader, ci.clientID)
+	} else {
+		r.Header.Del(clientIDHeader)
+	}
+	st.route.Request()
+	in.rp.ServeHTTP(w, withState(r, st))
+}
+
+func (in *Inbound) forwardTCP(conn net.Conn, ci *connInfo) {
+	up, err := (&net.Dialer{Timeout: in.timeouts.Connect}).Dial("tcp", ci.appAddr)
+	if err != nil {
+		in.deps.Metrics.Error("inbound", classify(connCtx(), err).kind)
+		in.deps.Log.Warn("inbound TCP: application unreachable", "app", ci.appAddr, "err", err)
+		conn.Close()
+		return
+	}
+	splice(conn, up)
+}
+
+// Shutdown drains the inbound side; see server.shutdown.
+func (in *Inbound) Shutdown(ctx context.Context) {
+	in.srv.shutdown(ctx)
+	in.plain.closeIdle()
+}

@@ -1,0 +1,226 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sinewmesh/sinew/proxy/internal/detect"
+	"github.com/sinewmesh/sinew/proxy/internal/discovery"
+	"github.com/sinewmesh/sinew/proxy/internal/metrics"
+)
+
+// Outbound carries the application's connections to their destinations.
+type Outbound struct {
+	deps        Deps
+	timeouts    Timeouts
+	opaquePorts map[uint16]bool
+	dialer      *meshDialer
+	plain       *plainTransports
+	srv         *server
+	rp          *httputil.ReverseProxy
+
+	pools       sync.Map // target -> *pool
+	passthrough sync.Map // addr -> *endpoint
+	failRoutes  sync.Map // target -> *metrics.Route
+	accepted    sync.Map // target -> *metrics.Conn
+}
+
+// NewOutbound builds the outbound side.
+func NewOutbound(deps Deps, t Timeouts, opaquePorts map[uint16]bool) *Outbound {
+	o := &Outbound{
+		deps:        deps,
+		timeouts:    t,
+		opaquePorts: opaquePorts,
+		dialer:      &meshDialer{certs: deps.Certs, anchors: deps.Anchors, timeout: t.Connect},
+		plain:       newPlainTransports(t.Connect),
+	}
+	o.rp = newReverseProxy(deps.Log, "outbound")
+	o.srv = newServer("outbound", o, deps.Log)
+	return o
+}
+
+// Handle serves one accepted connection. target is the name the listener stands for (explicit mode); empty in
+// transparent mode, where the connection's original destination is the target.
+func (o *Outbound) Handle(raw net.Conn, target string) {
+	info := &connInfo{target: target}
+	if target == "" {
+		orig, err := OriginalDst(raw)
+		if err != nil {
+			o.deps.Metrics.Error("outbound", "no_original_dst")
+			o.deps.Log.Warn("outbound connection refused", "remote", raw.RemoteAddr(), "err", err)
+			raw.Close()
+			return
+		}
+		info.target, info.origDst = orig.String(), orig.String()
+	}
+	conn, ok := accept(o.srv, raw, o.acceptMetrics(info.target))
+	if !ok {
+		return
+	}
+	if o.opaquePorts[portOf(info.target)] {
+		o.forwardTCP(conn, info)
+		return
+	}
+	pc, res, err := detect.Peek(conn, o.timeouts.Detect)
+	if err != nil {
+		if !errors.Is(err, detect.ErrEmpty) {
+			o.deps.Log.Debug("outbound detection failed", "remote", raw.RemoteAddr(), "err", err)
+		}
+		conn.Close()
+		return
+	}
+	switch res.Protocol {
+	case detect.HTTP1:
+		o.srv.serveHTTP1(pc, info)
+	case detect.HTTP2:
+		o.srv.serveHTTP2(connCtx(), pc, info, o)
+		pc.Close()
+	default:
+		o.forwardTCP(pc, info)
+	}
+}
+
+func (o *Outbound) acceptMetrics(target string) *metrics.Conn {
+	if c, ok := o.accepted.Load(target); ok {
+		return c.(*metrics.Conn)
+	}
+	c, _ := o.accepted.LoadOrStore(target, o.deps.Metrics.Conn(metrics.Labels{Direction: "outbound", TLS: "no_identity", Authority: target}, "src"))
+	return c.(*metrics.Conn)
+}
+
+// ServeHTTP forwards one request from the application.
+func (o *Outbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ci := connInfoFrom(r.Context())
+	start := time.Now()
+	// Only a peer proxy may set the mesh's own headers.
+	r.Header.Del(origProtoHeader)
+	ep, err := o.pick(r.Context(), ci)
+	if err != nil {
+		st := &reqState{start: start, route: o.failRoute(ci.target, r.Host)}
+		st.route.Request()
+		o.rp.ErrorHandler(w, withState(r, st), err)
+		return
+	}
+	st := &reqState{
+		start:     start,
+		route:     ep.route(r.Host),
+		addr:      ep.info.Addr,
+		rt:        ep.transport(r, o.plain),
+		ep:        ep.bal,
+		origProto: ep.info.Meshed() && r.ProtoMajor == 1 && !isUpgrade(r),
+	}
+	st.route.Request()
+	o.rp.ServeHTTP(w, withState(r, st))
+}
+
+func (o *Outbound) failRoute(target, authority string) *metrics.Route {
+	key := target + "|" + authority
+	if r, ok := o.failRoutes.Load(key); ok {
+		return r.(*metrics.Route)
+	}
+	r, _ := o.failRoutes.LoadOrStore(key, o.deps.Metrics.Route(metrics.Labels{Direction: "outbound", Authority: authority, TLS: "no_identity"}))
+	return r.(*metrics.Route)
+}
+
+// pick resolves the target and chooses an endpoint.
+func (o *Outbound) pick(ctx context.Context, ci *connInfo) (*endpoint, error) {
+	p := o.pool(ci.target)
+	snap := p.target.Snapshot()
+	if !snap.Known {
+		wctx, cancel := context.WithTimeout(ctx, o.timeouts.Discovery)
+		var err error
+		snap, err = p.target.Wait(wctx)
+		cancel()
+		if err != nil && !snap.Known {
+			if ci.origDst != "" {
+				return o.passthroughEndpoint(ci.origDst), nil
+			}
+			return nil, fmt.Errorf("%s: %w", ci.target, errUnresolved)
+		}
+	}
+	if !snap.Exists {
+		// Not a name the mesh knows: send it where the application meant it to go.
+		addr := ci.origDst
+		if addr == "" {
+			addr = ci.target
+		}
+		return o.passthroughEndpoint(addr), nil
+	}
+	be := p.current(snap).set.Pick()
+	if be == nil {
+		return nil, fmt.Errorf("%s: %w", ci.target, errNoEndpoints)
+	}
+	return be.Value.(*endpoint), nil
+}
+
+func (o *Outbound) pool(target string) *pool {
+	if p, ok := o.pools.Load(target); ok {
+		pl := p.(*pool)
+		if !pl.target.Evicted() {
+			return pl
+		}
+		o.pools.Delete(target)
+	}
+	p, _ := o.pools.LoadOrStore(target, &pool{target: o.deps.Resolver.Get(target), m: o.deps.Metrics, dialer: o.dialer})
+	return p.(*pool)
+}
+
+func (o *Outbound) passthroughEndpoint(addr string) *endpoint {
+	if e, ok := o.passthrough.Load(addr); ok {
+		return e.(*endpoint)
+	}
+	e, _ := o.passthrough.LoadOrStore(addr, newEndpoint(discovery.Endpoint{Addr: addr, Weight: 1}, nil, o.deps.Metrics, o.dialer))
+	return e.(*endpoint)
+}
+
+// forwardTCP carries an opaque connection to one endpoint (connection-level balancing).
+func (o *Outbound) forwardTCP(conn net.Conn, ci *connInfo) {
+	ctx := connCtx()
+	ep, err := o.pick(ctx, ci)
+	if err != nil {
+		o.tcpFailed(conn, ci, err)
+		return
+	}
+	done := ep.bal.Start()
+	up, err := ep.dialTCP(ctx, o.timeouts.Connect)
+	done(err != nil)
+	if err != nil {
+		o.tcpFailed(conn, ci, err)
+		return
+	}
+	release := ep.bal.Hold()
+	defer release()
+	um := ep.tcpMetrics()
+	um.Opened()
+	failed := splice(conn, &countingConn{Conn: up, m: um})
+	um.Closed(failed)
+}
+
+func (o *Outbound) tcpFailed(conn net.Conn, ci *connInfo, err error) {
+	f := classify(context.Background(), err)
+	o.deps.Metrics.Error("outbound", f.kind)
+	o.deps.Log.Warn("outbound TCP connection failed", "target", ci.target, "kind", f.kind, "err", err)
+	conn.Close()
+}
+
+// Shutdown drains the outbound side; see server.shutdown.
+func (o *Outbound) Shutdown(ctx context.Context) {
+	o.srv.shutdown(ctx)
+	o.plain.closeIdle()
+}
+
+func portOf(hostport string) uint16 {
+	_, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseUint(p, 10, 16)
+	return uint16(n)
+}

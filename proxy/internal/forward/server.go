@@ -1,0 +1,188 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/sinewmesh/sinew/proxy/internal/metrics"
+	"golang.org/x/net/http2"
+)
+
+// connInfo travels in the context of every request served on a connection.
+type connInfo struct {
+	// Outbound: the name to resolve (service authority or ip:port) and, in transparent mode, the original
+	// destination to fall back to.
+	target  string
+	origDst string
+	// Inbound: where the application listens, and what we know of the client.
+	appAddr  string
+	mesh     bool
+	tls      string
+	clientID string
+	// Inbound: the resolved metrics of this connection's requests.
+	route *metrics.Route
+}
+
+type ctxKey struct{}
+
+func connInfoFrom(ctx context.Context) *connInfo {
+	ci, _ := ctx.Value(ctxKey{}).(*connInfo)
+	return ci
+}
+
+// infoConn carries connInfo to http.Server's ConnContext.
+type infoConn struct {
+	net.Conn
+	info *connInfo
+}
+
+// chanListener hands already-accepted connections to an http.Server.
+type chanListener struct {
+	addr   net.Addr
+	ch     chan net.Conn
+	once   sync.Once
+	closed chan struct{}
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, ch: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
+
+// push gives conn to the server, or reports false when the listener is closed.
+func (l *chanListener) push(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.closed:
+		return false
+	}
+}
+
+// server serves HTTP/1 and HTTP/2 on connections that were detected elsewhere, and drains them on shutdown.
+type server struct {
+	log *slog.Logger
+	h1  *http.Server
+	h1l *chanListener
+	h2  *http2.Server
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+func newServer(name string, handler http.Handler, log *slog.Logger) *server {
+	s := &server{log: log, conns: map[net.Conn]struct{}{}}
+	s.h1 = &http.Server{
+		Handler: handler,
+		// Slow-loris protection: a client has this long to send its request headers.
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if ic, ok := c.(*infoConn); ok {
+				return context.WithValue(ctx, ctxKey{}, ic.info)
+			}
+			return ctx
+		},
+	}
+	s.h2 = &http2.Server{
+		IdleTimeout:          90 * time.Second,
+		MaxConcurrentStreams: 1000,
+		ReadIdleTimeout:      30 * time.Second,
+		PingTimeout:          10 * time.Second,
+	}
+	// Lets h1.Shutdown also send GOAWAY on every HTTP/2 connection of s.h2.
+	if err := http2.ConfigureServer(s.h1, s.h2); err != nil {
+		panic(err) // only fails for invalid TLS settings, which we never set
+	}
+	s.h1l = newChanListener(&net.TCPAddr{})
+	go s.h1.Serve(s.h1l) //nolint:errcheck // returns ErrServerClosed on shutdown
+	_ = name
+	return s
+}
+
+// track registers a raw connection so a hard stop can close it; the returned func untracks it.
+func (s *server) track(c net.Conn) (func(), bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns == nil {
+		return nil, false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.wg.Done()
+	}, true
+}
+
+// serveHTTP1 hands conn to the HTTP/1 server and returns at once; the server owns conn from here.
+func (s *server) serveHTTP1(c net.Conn, info *connInfo) {
+	if !s.h1l.push(&infoConn{Conn: c, info: info}) {
+		c.Close()
+	}
+}
+
+// serveHTTP2 serves conn as HTTP/2 until it ends.
+func (s *server) serveHTTP2(ctx context.Context, c net.Conn, info *connInfo, handler http.Handler) {
+	s.h2.ServeConn(c, &http2.ServeConnOpts{
+		Context:    context.WithValue(ctx, ctxKey{}, info),
+		BaseConfig: s.h1,
+		Handler:    handler,
+	})
+}
+
+// shutdown stops taking connections, asks every connection to finish (GOAWAY, close when idle), and waits for
+// them until ctx ends; then it closes whatever is left.
+func (s *server) shutdown(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		s.h1.Shutdown(ctx) //nolint:errcheck // ctx expiry handled below
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.h1.Close()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+	s.mu.Lock()
+	s.conns = nil
+	s.mu.Unlock()
+}
+
+// isClosedConnErr is true for errors that just mean "the other side went away".
+func isClosedConnErr(err error) bool {
+	return err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
+}

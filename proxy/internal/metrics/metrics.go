@@ -1,0 +1,204 @@
+// Package metrics defines the proxy's traffic metrics with Linkerd's names, labels and buckets, so existing
+// dashboards and queries work. Label sets are resolved once per route or connection (Route, Conn) and cached by
+// the caller: the per-request cost is a few atomic adds, not a label-map lookup.
+package metrics
+
+import (
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// LatencyBuckets are response_latency_ms's bucket bounds (milliseconds), as in Linkerd.
+var LatencyBuckets = []float64{1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 3000, 4000, 5000, 10000, 20000, 30000, 40000, 50000}
+
+// DstLabels are the endpoint labels exported with a dst_ prefix on outbound metrics.
+var DstLabels = []string{"namespace", "service", "deployment", "pod", "serviceaccount", "zone"}
+
+// Labels identify a stream of traffic.
+type Labels struct {
+	Direction  string // inbound | outbound
+	Authority  string // outbound only (Linkerd drops it inbound to bound cardinality)
+	TargetAddr string
+	TLS        string // "true" or a reason ("no_identity", "disabled")
+	ClientID   string
+	ServerID   string
+	Dst        map[string]string // keys from DstLabels
+}
+
+func (l Labels) values() []string {
+	v := []string{l.Direction, l.Authority, l.TargetAddr, l.TLS, l.ClientID, l.ServerID}
+	for _, k := range DstLabels {
+		v = append(v, l.Dst[k])
+	}
+	return v
+}
+
+func baseNames() []string {
+	n := []string{"direction", "authority", "target_addr", "tls", "client_id", "server_id"}
+	for _, k := range DstLabels {
+		n = append(n, "dst_"+k)
+	}
+	return n
+}
+
+// Metrics is the set of traffic metric families of one proxy.
+type Metrics struct {
+	requests  *prometheus.CounterVec
+	responses *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	tcpOpen   *prometheus.CounterVec
+	tcpClose  *prometheus.CounterVec
+	tcpConns  *prometheus.GaugeVec
+	tcpRead   *prometheus.CounterVec
+	tcpWrite  *prometheus.CounterVec
+	errors    *prometheus.CounterVec
+}
+
+// New registers the families on reg.
+func New(reg prometheus.Registerer) (*Metrics, error) {
+	base := baseNames()
+	withResp := append(append([]string{}, base...), "status_code", "classification", "grpc_status_code")
+	withStatus := append(append([]string{}, base...), "status_code")
+	tcpBase := append(append([]string{}, base...), "peer")
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "request_total", Help: "Total HTTP requests.",
+		}, base),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "response_total", Help: "Total HTTP responses, counted when the response stream ends.",
+		}, withResp),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "response_latency_ms", Help: "Time to first byte of the response, in milliseconds.", Buckets: LatencyBuckets,
+		}, withStatus),
+		tcpOpen: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcp_open_total", Help: "Total TCP connections opened.",
+		}, tcpBase),
+		tcpClose: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcp_close_total", Help: "Total TCP connections closed.",
+		}, append(append([]string{}, tcpBase...), "classification")),
+		tcpConns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tcp_open_connections", Help: "TCP connections currently open.",
+		}, tcpBase),
+		tcpRead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcp_read_bytes_total", Help: "Bytes read from the peer.",
+		}, tcpBase),
+		tcpWrite: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tcp_write_bytes_total", Help: "Bytes written to the peer.",
+		}, tcpBase),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "proxy_errors_total", Help: "Errors the proxy answered or closed connections for, by direction and kind.",
+		}, []string{"direction", "error"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.responses, m.latency, m.tcpOpen, m.tcpClose, m.tcpConns, m.tcpRead, m.tcpWrite, m.errors} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Error counts an error by kind ("detect_timeout", "bad_transport_header", "tls_handshake", ...).
+func (m *Metrics) Error(direction, kind string) { m.errors.WithLabelValues(direction, kind).Inc() }
+
+// Route is the resolved metrics of one HTTP label set.
+type Route struct {
+	m        *Metrics
+	base     []string
+	requests prometheus.Counter
+
+	mu        sync.Mutex
+	responses map[respKey]*Response
+}
+
+type respKey struct {
+	status int
+	grpc   int // -1 when absent
+	failed bool
+}
+
+// Response is the resolved metrics of one response class.
+type Response struct {
+	total   prometheus.Counter
+	latency prometheus.Observer
+}
+
+// Route resolves an HTTP label set. Cache the result.
+func (m *Metrics) Route(l Labels) *Route {
+	base := l.values()
+	return &Route{m: m, base: base, requests: m.requests.WithLabelValues(base...), responses: map[respKey]*Response{}}
+}
+
+// Request counts a request.
+func (r *Route) Request() { r.requests.Inc() }
+
+// Response returns the counters for a response; grpcStatus is -1 when the response carried none.
+func (r *Route) Response(status, grpcStatus int, failed bool) *Response {
+	k := respKey{status, grpcStatus, failed}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if resp, ok := r.responses[k]; ok {
+		return resp
+	}
+	code := strconv.Itoa(status)
+	class := "success"
+	if failed {
+		class = "failure"
+	}
+	grpc := ""
+	if grpcStatus >= 0 {
+		grpc = strconv.Itoa(grpcStatus)
+	}
+	resp := &Response{
+		total:   r.m.responses.WithLabelValues(append(append([]string{}, r.base...), code, class, grpc)...),
+		latency: r.m.latency.WithLabelValues(append(append([]string{}, r.base...), code)...),
+	}
+	r.responses[k] = resp
+	return resp
+}
+
+// ObserveLatency records time to first byte in milliseconds.
+func (r *Response) ObserveLatency(ms float64) { r.latency.Observe(ms) }
+
+// End counts the response once its stream ended.
+func (r *Response) End() { r.total.Inc() }
+
+// Conn is the resolved metrics of one TCP label set.
+type Conn struct {
+	open, read, write prometheus.Counter
+	conns             prometheus.Gauge
+	success, failure  prometheus.Counter
+}
+
+// Conn resolves TCP metrics for l, as seen from peer "src" (the accepted side) or "dst" (the dialed side).
+func (m *Metrics) Conn(l Labels, peer string) *Conn {
+	v := append(l.values(), peer)
+	return &Conn{
+		open:    m.tcpOpen.WithLabelValues(v...),
+		read:    m.tcpRead.WithLabelValues(v...),
+		write:   m.tcpWrite.WithLabelValues(v...),
+		conns:   m.tcpConns.WithLabelValues(v...),
+		success: m.tcpClose.WithLabelValues(append(append([]string{}, v...), "success")...),
+		failure: m.tcpClose.WithLabelValues(append(append([]string{}, v...), "failure")...),
+	}
+}
+
+// Opened counts a new connection.
+func (c *Conn) Opened() { c.open.Inc(); c.conns.Inc() }
+
+// Closed counts a connection's end.
+func (c *Conn) Closed(failed bool) {
+	c.conns.Dec()
+	if failed {
+		c.failure.Inc()
+	} else {
+		c.success.Inc()
+	}
+}
+
+// Read adds bytes read from the peer.
+func (c *Conn) Read(n int) { c.read.Add(float64(n)) }
+
+// Wrote adds bytes written to the peer.
+func (c *Conn) Wrote(n int) { c.write.Add(float64(n)) }

@@ -1,0 +1,291 @@
+// Package proxy is sinew's sidecar: it carries every connection of one workload, with mTLS between meshed
+// workloads, load balancing, metrics and a small admin API. It must not import client-go, cobra or the control
+// plane: everything it knows about the mesh comes over the gRPC contract in api/.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	destinationv1 "github.com/sinewmesh/sinew/api/destination/v1"
+	"github.com/sinewmesh/sinew/internal/meshtls"
+	"github.com/sinewmesh/sinew/proxy/internal/discovery"
+	"github.com/sinewmesh/sinew/proxy/internal/forward"
+	"github.com/sinewmesh/sinew/proxy/internal/identity"
+	"github.com/sinewmesh/sinew/proxy/internal/metrics"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// Proxy is one running sidecar.
+type Proxy struct {
+	cfg      Config
+	log      *slog.Logger
+	level    *slog.LevelVar
+	reg      *prometheus.Registry
+	anchors  *x509.CertPool
+	ident    *identity.Client
+	resolver *discovery.Resolver
+	dstConn  *grpc.ClientConn
+	in       *forward.Inbound
+	out      *forward.Outbound
+
+	inboundLn  net.Listener
+	outboundLn []outboundListener
+	adminLn    net.Listener
+
+	draining   atomic.Bool
+	shutdownCh chan struct{}
+	shutdownMu sync.Once
+}
+
+type outboundListener struct {
+	ln     net.Listener
+	target string // empty in transparent mode
+}
+
+// New validates cfg, prepares identity and discovery, and binds every listener (so a port conflict fails here,
+// naming the setting). Nothing is served until Run.
+func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (_ *Proxy, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if level == nil {
+		level = new(slog.LevelVar)
+		level.Set(cfg.LogLevel)
+	}
+	p := &Proxy{cfg: cfg, log: log, level: level, reg: prometheus.NewRegistry(), shutdownCh: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			p.closeListeners()
+			if p.dstConn != nil {
+				p.dstConn.Close()
+			}
+		}
+	}()
+	p.reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	pemBytes, err := cfg.anchorsPEM()
+	if err != nil {
+		return nil, err
+	}
+	if p.anchors, err = meshtls.ParseAnchors(pemBytes); err != nil {
+		return nil, fmt.Errorf("%sIDENTITY_TRUST_ANCHORS: %w", envPrefix, err)
+	}
+	p.ident, err = identity.New(identity.Config{
+		Addr: cfg.IdentityAddr, ServerName: cfg.IdentityName, LocalName: cfg.LocalName,
+		Token: []byte(cfg.Token), TokenFile: cfg.TokenFile, Anchors: p.anchors,
+	}, log.With("component", "identity"), p.reg)
+	if err != nil {
+		return nil, err
+	}
+	creds := credentials.NewTLS(meshtls.ClientConfig(p.anchors, cfg.DestinationName, p.ident.Certificate))
+	if p.dstConn, err = grpc.NewClient(cfg.DestinationAddr, grpc.WithTransportCredentials(creds)); err != nil {
+		return nil, fmt.Errorf("destination service %s: %w", cfg.DestinationAddr, err)
+	}
+	p.resolver, err = discovery.NewResolver(destinationv1.NewDestinationClient(p.dstConn), cfg.Workload, log.With("component", "discovery"), p.reg)
+	if err != nil {
+		return nil, err
+	}
+	m, err := metrics.New(p.reg)
+	if err != nil {
+		return nil, err
+	}
+	opaque := map[uint16]bool{}
+	for _, port := range cfg.OpaquePorts {
+		opaque[port] = true
+	}
+	deps := forward.Deps{Log: log.With("component", "forward"), Metrics: m, Certs: p.ident, Anchors: p.anchors, Resolver: p.resolver}
+	timeouts := forward.Timeouts{Detect: cfg.DetectTimeout, Connect: cfg.ConnectTimeout, Discovery: cfg.DiscoveryTimeout, Handshake: 10 * time.Second}
+	ports := forward.InboundPorts{}
+	if cfg.Mode == ModeExplicit {
+		ports.Apps = map[uint16]string{}
+		for i, ip := range cfg.InboundPorts {
+			ports.Apps[ip.Port] = ip.App
+			if i == 0 {
+				ports.Default = ip.App
+			}
+		}
+	}
+	p.in = forward.NewInbound(deps, timeouts, opaque, ports)
+	p.out = forward.NewOutbound(deps, timeouts, opaque)
+
+	listen := func(setting, addr string) (net.Listener, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s%s: %w", envPrefix, setting, err)
+		}
+		return ln, nil
+	}
+	if cfg.Mode == ModeTransparent || len(cfg.InboundPorts) > 0 {
+		if p.inboundLn, err = listen("INBOUND_LISTEN_ADDR", cfg.InboundAddr); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Mode == ModeTransparent {
+		ln, err := listen("OUTBOUND_LISTEN_ADDR", cfg.OutboundAddr)
+		if err != nil {
+			return nil, err
+		}
+		p.outboundLn = append(p.outboundLn, outboundListener{ln: ln})
+	}
+	for _, op := range cfg.OutboundPorts {
+		ln, err := listen("OUTBOUND_PORTS", op.Listen)
+		if err != nil {
+			return nil, err
+		}
+		p.outboundLn = append(p.outboundLn, outboundListener{ln: ln, target: op.Target})
+	}
+	if p.adminLn, err = listen("ADMIN_LISTEN_ADDR", cfg.AdminAddr); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Proxy) closeListeners() {
+	if p.inboundLn != nil {
+		p.inboundLn.Close()
+	}
+	for _, o := range p.outboundLn {
+		o.ln.Close()
+	}
+	if p.adminLn != nil {
+		p.adminLn.Close()
+	}
+}
+
+// InboundAddr, OutboundAddrs and AdminAddr report the bound addresses.
+func (p *Proxy) InboundAddr() string {
+	if p.inboundLn == nil {
+		return ""
+	}
+	return p.inboundLn.Addr().String()
+}
+
+// OutboundAddrs lists the outbound listeners in configuration order.
+func (p *Proxy) OutboundAddrs() []string {
+	var a []string
+	for _, o := range p.outboundLn {
+		a = append(a, o.ln.Addr().String())
+	}
+	return a
+}
+
+// AdminAddr is the admin server's address.
+func (p *Proxy) AdminAddr() string { return p.adminLn.Addr().String() }
+
+// Ready reports whether the proxy has its certificate and is not draining.
+func (p *Proxy) Ready() bool {
+	select {
+	case <-p.ident.Ready():
+		return !p.draining.Load()
+	default:
+		return false
+	}
+}
+
+// Run serves until ctx is cancelled or POST /shutdown is called, then drains: it stops accepting, reports not
+// ready, lets in-flight requests finish (HTTP/2 peers get GOAWAY, idle HTTP/1 connections close) for up to the
+// grace period, and closes what is left.
+func (p *Proxy) Run(ctx context.Context) error {
+	defer p.dstConn.Close()
+	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBg()
+	g, gctx := errgroup.WithContext(bg)
+	g.Go(func() error { return p.ident.Run(gctx) })
+	g.Go(func() error { return p.resolver.Run(gctx) })
+	admin := &http.Server{Handler: p.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	g.Go(func() error {
+		if err := admin.Serve(p.adminLn); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("admin server: %w", err)
+		}
+		return nil
+	})
+	var accepting sync.WaitGroup
+	if p.inboundLn != nil {
+		accepting.Add(1)
+		go func() { defer accepting.Done(); p.acceptLoop(p.inboundLn, p.in.Handle) }()
+	}
+	for _, o := range p.outboundLn {
+		accepting.Add(1)
+		go func() {
+			defer accepting.Done()
+			p.acceptLoop(o.ln, func(c net.Conn) { p.out.Handle(c, o.target) })
+		}()
+	}
+	p.log.Info("proxy started", "mode", p.cfg.Mode, "identity", p.cfg.LocalName, "inbound", p.InboundAddr(),
+		"outbound", p.OutboundAddrs(), "admin", p.AdminAddr())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case <-p.shutdownCh:
+	case <-gctx.Done():
+		runErr = g.Wait()
+	}
+
+	p.log.Info("draining", "grace_period", p.cfg.ShutdownGrace)
+	p.draining.Store(true)
+	if p.inboundLn != nil {
+		p.inboundLn.Close()
+	}
+	for _, o := range p.outboundLn {
+		o.ln.Close()
+	}
+	accepting.Wait()
+	dctx, cancel := context.WithTimeout(context.Background(), p.cfg.ShutdownGrace)
+	defer cancel()
+	var drain sync.WaitGroup
+	drain.Add(2)
+	go func() { defer drain.Done(); p.in.Shutdown(dctx) }()
+	go func() { defer drain.Done(); p.out.Shutdown(dctx) }()
+	drain.Wait()
+	if dctx.Err() != nil {
+		p.log.Warn("grace period over; closed remaining connections")
+	}
+	actx, acancel := context.WithTimeout(context.Background(), time.Second)
+	defer acancel()
+	admin.Shutdown(actx) //nolint:errcheck // best effort
+	stopBg()
+	if err := g.Wait(); err != nil && runErr == nil {
+		runErr = err
+	}
+	p.log.Info("stopped")
+	return runErr
+}
+
+// acceptLoop accepts until ln is closed; temporary errors (out of file descriptors) back off instead of spinning.
+func (p *Proxy) acceptLoop(ln net.Listener, handle func(net.Conn)) {
+	backoff := 5 * time.Millisecond
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			p.log.Warn("accept failed", "listener", ln.Addr().String(), "retry_in", backoff, "err", err)
+			time.Sleep(backoff)
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		go handle(c)
+	}
+}
+
+// Shutdown asks Run to drain, as POST /shutdown does.
+func (p *Proxy) Shutdown() { p.shutdownMu.Do(func() { close(p.shutdownCh) }) }
+
+// Certificate is the current workload certificate (nil before the first).
+func (p *Proxy) Certificate() *tls.Certificate { return p.ident.Certificate() }
