@@ -476,7 +476,7 @@ func TestConfigValidation(t *testing.T) {
 		"bad trust domain": {controlplane.Config{DataDir: "d", ResourceDir: "r", TrustDomain: "Bad Domain"}, "TrustDomain"},
 		"partial byo":      {controlplane.Config{DataDir: "d", ResourceDir: "r", IssuerCertFile: "x"}, "all three or none"},
 		"bad address":      {controlplane.Config{DataDir: "d", ResourceDir: "r", AdminAddr: "nope"}, "AdminAddr"},
-		"too short a cert": {controlplane.Config{DataDir: "d", ResourceDir: "r", CertLifetime: time.Second}, "CertLifetime"},
+		"too short a cert": {controlplane.Config{DataDir: "d", ResourceDir: "r", CertLifetime: 500 * time.Millisecond}, "CertLifetime"},
 	} {
 		if _, err := controlplane.New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error containing %q", name, err, tc.want)
