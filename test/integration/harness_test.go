@@ -294,6 +294,7 @@ func listen(t *testing.T) net.Listener {
 func (m *mesh) certFor(t *testing.T, ns, name, sa string) tls.Certificate {
 	t.Helper()
 	s := m.sidecar(sidecarOpts{ns: ns, name: name, sa: sa, inbound: []proxy.InboundPort{{Port: 1, App: "127.0.0.1:1"}}})
+	m.write(name+".yaml", workloadYAML(ns, name, sa, name, 0, 9))
 	s.waitReady(t)
 	return *s.p.Certificate()
 }
