@@ -1,0 +1,115 @@
+package proxy
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func validEnv() []string {
+	return []string{
+		"SINEW_PROXY_IDENTITY_SVC_ADDR=127.0.0.1:8080",
+		"SINEW_PROXY_DESTINATION_SVC_ADDR=127.0.0.1:8086",
+		"SINEW_PROXY_IDENTITY_LOCAL_NAME=spiffe://cluster.local/ns/emojivoto/sa/web",
+		"SINEW_PROXY_IDENTITY_TOKEN=t",
+		"SINEW_PROXY_IDENTITY_TRUST_ANCHORS_FILE=/ca.crt",
+		"PATH=/bin",
+	}
+}
+
+func TestLoadDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := Load(validEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Mode != ModeTransparent || c.InboundAddr != "0.0.0.0:4143" || c.OutboundAddr != "127.0.0.1:4140" ||
+		c.AdminAddr != "0.0.0.0:4191" || c.TapAddr != "0.0.0.0:4190" || c.DetectTimeout != 10*time.Second ||
+		c.ConnectTimeout != time.Second || c.ShutdownGrace != 2*time.Minute || len(c.OpaquePorts) != 8 {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if c.IdentityName != "spiffe://cluster.local/ns/sinew/sa/sinew-identity" || c.DestinationName != "spiffe://cluster.local/ns/sinew/sa/sinew-destination" {
+		t.Fatalf("control-plane names derived from the trust domain: %s %s", c.IdentityName, c.DestinationName)
+	}
+}
+
+func TestLoadExplicit(t *testing.T) {
+	t.Parallel()
+	c, err := Load(append(validEnv(),
+		"SINEW_PROXY_MODE=explicit",
+		"SINEW_PROXY_INBOUND_PORTS=8080=127.0.0.1:18080, 9090=127.0.0.1:19090",
+		"SINEW_PROXY_OUTBOUND_PORTS=127.0.0.1:15001=web-svc.emojivoto.svc.cluster.local:80",
+		"SINEW_PROXY_OPAQUE_PORTS=5432,7000-7002",
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.InboundPorts) != 2 || c.InboundPorts[1] != (InboundPort{9090, "127.0.0.1:19090"}) {
+		t.Fatalf("inbound ports %+v", c.InboundPorts)
+	}
+	if c.OutboundPorts[0].Target != "web-svc.emojivoto.svc.cluster.local:80" || len(c.OpaquePorts) != 4 {
+		t.Fatalf("outbound %+v opaque %v", c.OutboundPorts, c.OpaquePorts)
+	}
+}
+
+// Every bad value is reported at once, each naming its variable and what is wrong.
+func TestLoadErrorsNameTheSetting(t *testing.T) {
+	t.Parallel()
+	_, err := Load([]string{
+		"SINEW_PROXY_MODE=sidecar",
+		"SINEW_PROXY_DETECT_TIMEOUT=soon",
+		"SINEW_PROXY_ADMIN_LISTEN_ADDR=4191",
+		"SINEW_PROXY_OPAQUE_PORTS=70000",
+		"SINEW_PROXY_INBOUND_PORTS=8080",
+		"SINEW_PROXY_LOG_LEVL=debug",
+	})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		`SINEW_PROXY_MODE="sidecar": must be transparent or explicit`,
+		`SINEW_PROXY_DETECT_TIMEOUT="soon": not a duration`,
+		`SINEW_PROXY_ADMIN_LISTEN_ADDR="4191"`,
+		`SINEW_PROXY_OPAQUE_PORTS="70000"`,
+		`SINEW_PROXY_INBOUND_PORTS="8080": "8080": want port=host:port`,
+		`SINEW_PROXY_LOG_LEVL: unknown setting`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}
+
+func TestValidateRequirements(t *testing.T) {
+	t.Parallel()
+	_, err := Load([]string{"SINEW_PROXY_IDENTITY_LOCAL_NAME=web"})
+	for _, want := range []string{"IDENTITY_SVC_ADDR: required", "DESTINATION_SVC_ADDR: required", "must start with spiffe://", "IDENTITY_TOKEN_FILE: set exactly one", "TRUST_ANCHORS_FILE: set exactly one"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+	_, err = Load(append(validEnv(), "SINEW_PROXY_MODE=explicit"))
+	if err == nil || !strings.Contains(err.Error(), "set SINEW_PROXY_INBOUND_PORTS and/or") {
+		t.Errorf("explicit mode without ports: %v", err)
+	}
+}
+
+// The reference page lists every setting with the default the code uses.
+func TestDocumentedDefaultsMatchCode(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../docs/reference/proxy-configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range envVars {
+		def := ev.def
+		if def == "" {
+			def = "-"
+		}
+		row := "| `" + envPrefix + ev.name + "` | `" + def + "` |"
+		if !strings.Contains(string(doc), row) {
+			t.Errorf("docs/reference/proxy-configuration.md lacks the row %s", row)
+		}
+	}
+}
