@@ -33,8 +33,9 @@ bench: build
 bench-full: build
 	$(GO) run ./bench/cmd/sinew-bench -out bench/RESULTS.md
 
-demo: build
-	@echo "sinew demo arrives with issue #4; for now see docs/getting-started/" >&2; exit 1
+# The local mesh on loopback (no Kubernetes, no root). Ctrl-C stops it.
+demo:
+	./hack/demo.sh
 
 clean:
 	rm -rf $(BIN)
