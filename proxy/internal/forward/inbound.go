@@ -53,7 +53,7 @@ func NewInbound(deps Deps, t Timeouts, opaquePorts map[uint16]bool, ports Inboun
 		plain:       newPlainTransports(t.Connect),
 	}
 	in.rp = newReverseProxy(deps.Log, "inbound")
-	in.srv = newServer("inbound", in, deps.Log)
+	in.srv = newServer(in, deps.Log)
 	return in
 }
 

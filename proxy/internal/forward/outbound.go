@@ -42,7 +42,7 @@ func NewOutbound(deps Deps, t Timeouts, opaquePorts map[uint16]bool) *Outbound {
 		plain:       newPlainTransports(t.Connect),
 	}
 	o.rp = newReverseProxy(deps.Log, "outbound")
-	o.srv = newServer("outbound", o, deps.Log)
+	o.srv = newServer(o, deps.Log)
 	return o
 }
 

@@ -92,7 +92,7 @@ type server struct {
 	wg    sync.WaitGroup
 }
 
-func newServer(name string, handler http.Handler, log *slog.Logger) *server {
+func newServer(handler http.Handler, log *slog.Logger) *server {
 	s := &server{log: log, conns: map[net.Conn]struct{}{}}
 	s.h1 = &http.Server{
 		Handler: handler,
@@ -120,7 +120,6 @@ func newServer(name string, handler http.Handler, log *slog.Logger) *server {
 	}
 	s.h1l = newChanListener(&net.TCPAddr{})
 	go s.h1.Serve(s.h1l) //nolint:errcheck // returns ErrServerClosed on shutdown
-	_ = name
 	return s
 }
 
