@@ -27,7 +27,7 @@ const trustDomain = "cluster.local"
 
 func spiffeID(ns, sa string) string { return "spiffe://" + trustDomain + "/ns/" + ns + "/sa/" + sa }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("SINEW_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
 	}
@@ -35,7 +35,7 @@ func testLogger(t *testing.T) *slog.Logger {
 }
 
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var err error
@@ -50,7 +50,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() er
 
 // mesh is a running control plane plus the resources it reads.
 type mesh struct {
-	t       *testing.T
+	t       testing.TB
 	cp      *controlplane.ControlPlane
 	dataDir string
 	resDir  string
@@ -63,7 +63,7 @@ type meshOpts struct {
 	certLifetime time.Duration
 }
 
-func startMesh(t *testing.T, o meshOpts) *mesh {
+func startMesh(t testing.TB, o meshOpts) *mesh {
 	t.Helper()
 	m := &mesh{t: t, dataDir: t.TempDir(), resDir: t.TempDir()}
 	m.startControlPlane(o)
@@ -201,7 +201,7 @@ func (m *mesh) sidecar(o sidecarOpts) *sidecar {
 	return s
 }
 
-func (s *sidecar) stop(t *testing.T) {
+func (s *sidecar) stop(t testing.TB) {
 	if s.cancel == nil {
 		return
 	}
@@ -225,7 +225,7 @@ func portOf(addr string) int {
 	return n
 }
 
-func (s *sidecar) waitReady(t *testing.T) {
+func (s *sidecar) waitReady(t testing.TB) {
 	t.Helper()
 	eventually(t, 15*time.Second, "proxy ready", func() error {
 		resp, err := http.Get("http://" + s.p.AdminAddr() + "/ready")
@@ -241,7 +241,7 @@ func (s *sidecar) waitReady(t *testing.T) {
 }
 
 // metrics returns the proxy's /metrics text.
-func (s *sidecar) metrics(t *testing.T) string {
+func (s *sidecar) metrics(t testing.TB) string {
 	t.Helper()
 	resp, err := http.Get("http://" + s.p.AdminAddr() + "/metrics")
 	if err != nil {
@@ -280,7 +280,7 @@ func metricValue(text, name string, want ...string) float64 {
 }
 
 // listen opens a loopback listener for a test application.
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -291,7 +291,7 @@ func listen(t *testing.T) net.Listener {
 }
 
 // certFor obtains a real workload certificate from the control plane, for tests that play a peer proxy.
-func (m *mesh) certFor(t *testing.T, ns, name, sa string) tls.Certificate {
+func (m *mesh) certFor(t testing.TB, ns, name, sa string) tls.Certificate {
 	t.Helper()
 	s := m.sidecar(sidecarOpts{ns: ns, name: name, sa: sa, inbound: []proxy.InboundPort{{Port: 1, App: "127.0.0.1:1"}}})
 	m.write(name+".yaml", workloadYAML(ns, name, sa, name, 0, 9))

@@ -12,7 +12,7 @@ import (
 )
 
 // app is a test HTTP server that reports who served the request and what it saw.
-func httpApp(t *testing.T, name string, h2c bool) string {
+func httpApp(t testing.TB, name string, h2c bool) string {
 	t.Helper()
 	ln := listen(t)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -46,7 +46,7 @@ type pairT struct {
 
 const svcAuthority = "srv.test.svc.cluster.local:80"
 
-func startPair(t *testing.T, m *mesh, appAddr string) *pairT {
+func startPair(t testing.TB, m *mesh, appAddr string) *pairT {
 	t.Helper()
 	server := m.sidecar(sidecarOpts{ns: "test", name: "srv", sa: "srv-sa", inbound: []proxy.InboundPort{{Port: 8080, App: appAddr}}})
 	m.write("srv.yaml", workloadYAML("test", "srv", "srv-sa", "srv", server.inboundPort(), 8080)+"---\n"+serviceYAML("test", "srv", "srv", 80, 8080))
