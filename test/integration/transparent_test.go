@@ -1,0 +1,147 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sinewmesh/sinew/proxy"
+	"golang.org/x/sys/unix"
+)
+
+// inNetns runs fn on an OS thread switched into network namespace ns. Sockets fn creates belong to ns for their
+// whole life, whichever goroutine uses them later.
+func inNetns(ns string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		target, err := os.Open("/var/run/netns/" + ns)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns: %w", err)
+			return
+		}
+		err = fn()
+		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread() // else the thread dies with the goroutine, taking the namespace with it
+		}
+		errc <- err
+	}()
+	return <-errc
+}
+
+func run(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// A proxy in transparent mode inside its own network namespace: the application dials a workload's ip:port,
+// an nftables rule redirects it to the proxy's outbound listener, the proxy reads the original destination,
+// resolves it through the destination service, and carries it over mTLS to the server's proxy.
+func TestTransparentOutbound(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces and nftables (CI runs as root)")
+	}
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found: install iproute2 and nftables (.ci/run does)", tool)
+		}
+	}
+	ns := fmt.Sprintf("sinew-it-%d", os.Getpid())
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+
+	m := startMesh(t, meshOpts{})
+	app := httpApp(t, "srv", false)
+	server := m.sidecar(sidecarOpts{ns: "test", name: "srv", sa: "srv-sa", inbound: []proxy.InboundPort{{Port: 8080, App: app}}})
+	// The workload is known by 127.0.0.1:8080 (its address and port); its proxy listens on another port.
+	m.write("srv.yaml", workloadYAML("test", "srv", "srv-sa", "srv", server.inboundPort(), 8080))
+	m.write("cli.yaml", workloadYAML("test", "cli", "cli-sa", "cli", 0, 9))
+	server.waitReady(t)
+
+	cfg := proxy.Defaults()
+	cfg.Mode = proxy.ModeTransparent
+	cfg.Workload = "test/cli"
+	cfg.InboundAddr, cfg.OutboundAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.IdentityAddr, cfg.DestinationAddr = m.cp.IdentityAddr(), m.cp.DestinationAddr()
+	cfg.LocalName = spiffeID("test", "cli-sa")
+	cfg.TrustAnchorsPEM = string(m.cp.TrustAnchorsPEM())
+	tok, err := m.cp.IssueJoinToken("test", "cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Token = tok
+	var p *proxy.Proxy
+	if err := inNetns(ns, func() (err error) {
+		p, err = proxy.New(cfg, testLogger(t).With("proxy", "transparent"), nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, 15*time.Second, "transparent proxy ready", func() error {
+		if !p.Ready() {
+			return fmt.Errorf("not ready")
+		}
+		return nil
+	})
+
+	// Capture: everything the namespace sends to port 8080 goes to the proxy's outbound listener.
+	outPort := portOf(p.OutboundAddrs()[0])
+	run(t, "ip", "netns", "exec", ns, "nft", "add table ip sinew")
+	run(t, "ip", "netns", "exec", ns, "nft", "add chain ip sinew output { type nat hook output priority -100; }")
+	run(t, "ip", "netns", "exec", ns, "nft", fmt.Sprintf("add rule ip sinew output tcp dport 8080 redirect to :%d", outPort))
+
+	nsClient := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+		err = inNetns(ns, func() error {
+			c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}}}
+	for i := range 5 {
+		resp, err := nsClient.Get("http://127.0.0.1:8080/transparent")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("x-seen-client-id") != spiffeID("test", "cli-sa") {
+			t.Fatalf("request %d: %d %q client-id %q", i, resp.StatusCode, b, resp.Header.Get("x-seen-client-id"))
+		}
+	}
+	// The proxy knew the destination by its original address and sent it over mTLS to the right identity.
+	resp, err := nsClient.Get("http://" + p.AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if v := metricValue(string(text), "request_total", `direction="outbound"`, `tls="true"`, `server_id="`+spiffeID("test", "srv-sa")+`"`, `dst_pod="srv"`); v != 5 {
+		t.Fatalf("transparent outbound request_total = %v\n%s", v, grep(string(text), "request_total"))
+	}
+}
