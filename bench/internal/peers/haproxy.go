@@ -49,15 +49,11 @@ backend be
 }
 
 func (HAProxy) Start(ctx context.Context, env *Env, topo Topology) (*Instance, error) {
-	dir, err := instanceDir(env, "haproxy", topo)
+	in, err := newInstance(env, "haproxy", topo)
 	if err != nil {
 		return nil, err
 	}
-	front, err := FreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	in := &Instance{Addr: front, dir: dir}
+	dir, front := in.dir, in.Addr
 	launch := func(name, conf string) (*Proc, error) {
 		path, err := writeFile(dir, name+".cfg", conf)
 		if err != nil {

@@ -60,15 +60,11 @@ http {
 }
 
 func (Nginx) Start(ctx context.Context, env *Env, topo Topology) (*Instance, error) {
-	dir, err := instanceDir(env, "nginx", topo)
+	in, err := newInstance(env, "nginx", topo)
 	if err != nil {
 		return nil, err
 	}
-	front, err := FreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	in := &Instance{Addr: front, dir: dir}
+	dir, front := in.dir, in.Addr
 	launch := func(name, conf string) (*Proc, error) {
 		d := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Join(d, "tmp"), 0o777); err != nil {

@@ -134,15 +134,11 @@ type GoRevProxy struct{}
 func (GoRevProxy) Name() string          { return "go-revproxy" }
 func (GoRevProxy) Available(*Env) string { return "" }
 func (GoRevProxy) Start(ctx context.Context, env *Env, topo Topology) (*Instance, error) {
-	dir, err := instanceDir(env, "revproxy", topo)
+	in, err := newInstance(env, "revproxy", topo)
 	if err != nil {
 		return nil, err
 	}
-	front, err := FreeAddr()
-	if err != nil {
-		return nil, err
-	}
-	in := &Instance{Addr: front, dir: dir}
+	dir, front := in.dir, in.Addr
 	if topo == Hop {
 		p, err := Launch(dir, "revproxy", env.core(), nil, env.Self, "revproxy", "-listen", front, "-upstream", env.AppAddr)
 		if err != nil {
@@ -188,4 +184,17 @@ func splitHostPort(addr string) (string, string, error) {
 func writeFile(dir, name, content string) (string, error) {
 	p := filepath.Join(dir, name)
 	return p, os.WriteFile(p, []byte(content), 0o644)
+}
+
+// newInstance makes the working directory and picks the front address of one peer instance.
+func newInstance(env *Env, name string, topo Topology) (*Instance, error) {
+	dir, err := instanceDir(env, name, topo)
+	if err != nil {
+		return nil, err
+	}
+	front, err := FreeAddr()
+	if err != nil {
+		return nil, err
+	}
+	return &Instance{Addr: front, dir: dir}, nil
 }
