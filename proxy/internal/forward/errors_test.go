@@ -1,0 +1,65 @@
+package forward
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"syscall"
+	"testing"
+)
+
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	cases := []struct {
+		ctx    context.Context
+		err    error
+		status int
+		kind   string
+		grpc   int
+	}{
+		{context.Background(), fmt.Errorf("web: %w", errNoEndpoints), 503, "no_endpoints", 14},
+		{context.Background(), errUnresolved, 503, "unresolved", 14},
+		{context.Background(), errNoCertificate, 503, "no_identity", 14},
+		{context.Background(), context.DeadlineExceeded, 504, "timeout", 4},
+		{context.Background(), os.ErrDeadlineExceeded, 504, "timeout", 4},
+		{context.Background(), refused, 502, "connection_refused", 14},
+		{context.Background(), errors.New("tls: bad certificate"), 502, "upstream_failure", 14},
+		{canceled, errors.New("anything"), 499, "client_gone", 1},
+	}
+	for _, c := range cases {
+		f := classify(c.ctx, c.err)
+		if f.status != c.status || f.kind != c.kind || f.grpc != c.grpc {
+			t.Errorf("classify(%v) = %+v, want %d %s %d", c.err, f, c.status, c.kind, c.grpc)
+		}
+	}
+}
+
+func TestWriteFailure(t *testing.T) {
+	t.Parallel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	r := httptest.NewRequest("GET", "http://web/x", nil)
+	w := httptest.NewRecorder()
+	writeFailure(w, r, log, "outbound", errNoEndpoints)
+	if w.Code != 503 || w.Header().Get("sinew-proxy-error") != "no_endpoints" || len(w.Header().Get("sinew-error-id")) != 16 {
+		t.Fatalf("HTTP failure: %d %v", w.Code, w.Header())
+	}
+
+	// gRPC clients get a trailers-only gRPC status rather than an HTTP error page.
+	r = httptest.NewRequest("POST", "http://emoji/Emoji/List", nil)
+	r.Header.Set("content-type", "application/grpc")
+	w = httptest.NewRecorder()
+	writeFailure(w, r, log, "outbound", context.DeadlineExceeded)
+	if w.Code != http.StatusOK || w.Header().Get("grpc-status") != "4" || w.Header().Get("content-type") != "application/grpc" {
+		t.Fatalf("gRPC failure: %d %v", w.Code, w.Header())
+	}
+}
