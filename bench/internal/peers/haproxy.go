@@ -3,7 +3,6 @@ package peers
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"syscall"
 )
 
@@ -16,10 +15,7 @@ type HAProxy struct{}
 
 func (HAProxy) Name() string { return "haproxy" }
 func (HAProxy) Available(*Env) string {
-	if _, err := exec.LookPath(HAProxyBinary); err != nil {
-		return "haproxy not installed (" + HAProxyBinary + ")"
-	}
-	return ""
+	return binaryMissing("haproxy", HAProxyBinary)
 }
 
 func haproxyConf(bind, server string) string {

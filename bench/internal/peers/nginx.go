@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -18,10 +17,7 @@ type Nginx struct{}
 
 func (Nginx) Name() string { return "nginx" }
 func (Nginx) Available(*Env) string {
-	if _, err := exec.LookPath(NginxBinary); err != nil {
-		return "nginx not installed (" + NginxBinary + ")"
-	}
-	return ""
+	return binaryMissing("nginx", NginxBinary)
 }
 
 // Ciphersuite all OpenSSL-based peers are held to; Go picks the same one on AES-capable CPUs.

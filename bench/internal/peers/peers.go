@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 )
@@ -197,4 +198,12 @@ func newInstance(env *Env, name string, topo Topology) (*Instance, error) {
 		return nil, err
 	}
 	return &Instance{Addr: front, dir: dir}, nil
+}
+
+// binaryMissing is a peer's Available answer for one required program: "" when it is installed.
+func binaryMissing(name, path string) string {
+	if _, err := exec.LookPath(path); err != nil {
+		return name + " not installed (" + path + ")"
+	}
+	return ""
 }

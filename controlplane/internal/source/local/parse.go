@@ -244,14 +244,7 @@ func (d *workloadDoc) toModel() (*model.Workload, error) {
 			numbers[p.Port] = true
 			wp.Port = uint16(p.Port)
 		}
-		if p.Name != "" {
-			if msg := dnsLabel(p.Name); msg != "" {
-				errs = append(errs, fmt.Errorf("%s.name: %s", field, msg))
-			} else if names[p.Name] {
-				errs = append(errs, fmt.Errorf("%s.name: %q declared twice", field, p.Name))
-			}
-			names[p.Name] = true
-		}
+		checkPortName(field, p.Name, names, &errs)
 		switch p.Protocol {
 		case "", "http":
 		case "opaque":
@@ -284,14 +277,7 @@ func (d *serviceDoc) toModel() (*model.Service, error) {
 			numbers[p.Port] = true
 			sp.Port = uint16(p.Port)
 		}
-		if p.Name != "" {
-			if msg := dnsLabel(p.Name); msg != "" {
-				errs = append(errs, fmt.Errorf("%s.name: %s", field, msg))
-			} else if names[p.Name] {
-				errs = append(errs, fmt.Errorf("%s.name: %q declared twice", field, p.Name))
-			}
-			names[p.Name] = true
-		}
+		checkPortName(field, p.Name, names, &errs)
 		switch {
 		case p.TargetPort == nil:
 			sp.TargetPort.Number = sp.Port
@@ -357,4 +343,17 @@ func joinErrors(errs []error) error {
 		msgs[i] = e.Error()
 	}
 	return errors.New(strings.Join(msgs, "; "))
+}
+
+// checkPortName validates an optional port name and that it is unique among names.
+func checkPortName(field, name string, names map[string]bool, errs *[]error) {
+	if name == "" {
+		return
+	}
+	if msg := dnsLabel(name); msg != "" {
+		*errs = append(*errs, fmt.Errorf("%s.name: %s", field, msg))
+	} else if names[name] {
+		*errs = append(*errs, fmt.Errorf("%s.name: %q declared twice", field, name))
+	}
+	names[name] = true
 }
