@@ -29,6 +29,10 @@ import (
 	"google.golang.org/grpc/credentials"
 )
 
+// idleStateTimeout is how long per-destination state lives unused (as the resolver's watches and Linkerd's
+// discovery cache).
+const idleStateTimeout = 10 * time.Minute
+
 // Proxy is one running sidecar.
 type Proxy struct {
 	cfg      Config
@@ -205,6 +209,18 @@ func (p *Proxy) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(bg)
 	g.Go(func() error { return p.ident.Run(gctx) })
 	g.Go(func() error { return p.resolver.Run(gctx) })
+	g.Go(func() error {
+		tick := time.NewTicker(time.Minute)
+		defer tick.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-tick.C:
+				p.out.Sweep(idleStateTimeout)
+			}
+		}
+	})
 	admin := &http.Server{Handler: p.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	g.Go(func() error {
 		if err := admin.Serve(p.adminLn); !errors.Is(err, http.ErrServerClosed) {

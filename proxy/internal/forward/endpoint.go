@@ -71,6 +71,8 @@ type endpoint struct {
 
 	routes sync.Map // authority -> *metrics.Route
 	tcpM   atomic.Pointer[metrics.Conn]
+	// lastUsed (unix nanos) lets pass-through endpoints, which no discovery update ever removes, be swept.
+	lastUsed atomic.Int64
 
 	// Meshed endpoints only: one multiplexed HTTP/2 connection pool, and HTTP/1 for Upgrade requests.
 	h2     *http2.Transport

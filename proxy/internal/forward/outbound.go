@@ -28,8 +28,8 @@ type Outbound struct {
 
 	pools       sync.Map // target -> *pool
 	passthrough sync.Map // addr -> *endpoint
-	failRoutes  sync.Map // target -> *metrics.Route
-	accepted    sync.Map // target -> *metrics.Conn
+	failRoutes  sync.Map // authority -> *metrics.Route
+	accepted    sync.Map // listener target ("" for transparent) -> *metrics.Conn
 }
 
 // NewOutbound builds the outbound side.
@@ -60,7 +60,9 @@ func (o *Outbound) Handle(raw net.Conn, target string) {
 		}
 		info.target, info.origDst = orig.String(), orig.String()
 	}
-	conn, ok := accept(o.srv, raw, o.acceptMetrics(info.target))
+	// Keyed by the listener's target, not the original destination: one series per explicit port, one for the
+	// transparent listener, however many destinations the application calls.
+	conn, ok := accept(o.srv, raw, o.acceptMetrics(target))
 	if !ok {
 		return
 	}
@@ -103,7 +105,7 @@ func (o *Outbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Header.Del(origProtoHeader)
 	ep, err := o.pick(r.Context(), ci)
 	if err != nil {
-		st := &reqState{start: start, route: o.failRoute(ci.target, r.Host)}
+		st := &reqState{start: start, route: o.failRoute(r.Host)}
 		st.route.Request()
 		o.rp.ErrorHandler(w, withState(r, st), err)
 		return
@@ -120,12 +122,11 @@ func (o *Outbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	o.rp.ServeHTTP(w, withState(r, st))
 }
 
-func (o *Outbound) failRoute(target, authority string) *metrics.Route {
-	key := target + "|" + authority
-	if r, ok := o.failRoutes.Load(key); ok {
+func (o *Outbound) failRoute(authority string) *metrics.Route {
+	if r, ok := o.failRoutes.Load(authority); ok {
 		return r.(*metrics.Route)
 	}
-	r, _ := o.failRoutes.LoadOrStore(key, o.deps.Metrics.Route(metrics.Labels{Direction: "outbound", Authority: authority, TLS: "no_identity"}))
+	r, _ := o.failRoutes.LoadOrStore(authority, o.deps.Metrics.Route(metrics.Labels{Direction: "outbound", Authority: authority, TLS: "no_identity"}))
 	return r.(*metrics.Route)
 }
 
@@ -173,11 +174,33 @@ func (o *Outbound) pool(target string) *pool {
 }
 
 func (o *Outbound) passthroughEndpoint(addr string) *endpoint {
-	if e, ok := o.passthrough.Load(addr); ok {
-		return e.(*endpoint)
+	v, ok := o.passthrough.Load(addr)
+	if !ok {
+		v, _ = o.passthrough.LoadOrStore(addr, newEndpoint(discovery.Endpoint{Addr: addr, Weight: 1}, nil, o.deps.Metrics, o.dialer))
 	}
-	e, _ := o.passthrough.LoadOrStore(addr, newEndpoint(discovery.Endpoint{Addr: addr, Weight: 1}, nil, o.deps.Metrics, o.dialer))
-	return e.(*endpoint)
+	e := v.(*endpoint)
+	e.lastUsed.Store(time.Now().UnixNano())
+	return e
+}
+
+// Sweep forgets state no longer in use: pools whose target the resolver stopped watching, and pass-through
+// endpoints unused for longer than idle. In transparent mode every distinct external ip:port creates such state,
+// so without this a long-lived proxy would grow without bound. In-flight requests keep their own references.
+func (o *Outbound) Sweep(idle time.Duration) {
+	o.pools.Range(func(k, v any) bool {
+		if v.(*pool).target.Evicted() {
+			o.pools.CompareAndDelete(k, v)
+		}
+		return true
+	})
+	cutoff := time.Now().Add(-idle).UnixNano()
+	o.passthrough.Range(func(k, v any) bool {
+		// Pass-through endpoints use the shared plain transports, whose idle connections time out by themselves.
+		if v.(*endpoint).lastUsed.Load() < cutoff {
+			o.passthrough.CompareAndDelete(k, v)
+		}
+		return true
+	})
 }
 
 // forwardTCP carries an opaque connection to one endpoint (connection-level balancing).
