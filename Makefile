@@ -1,7 +1,7 @@
 # sinew — developer entry points. `make demo` runs the local mesh; `make test` is what CI runs.
 GO ?= go
 BIN := bin
-BINARIES := sinew-proxy sinew-controller
+BINARIES := sinew-proxy sinew-controller emojivoto
 
 .PHONY: all build gen gen-check test test-race fuzz bench bench-full demo clean lint
 
@@ -17,7 +17,8 @@ gen:
 
 # CI: the committed generated code must match what `make gen` produces.
 gen-check: gen
-	@git diff --exit-code -- api/ || { echo "generated code in api/ is stale: run 'make gen' and commit" >&2; exit 1; }
+	@git diff --exit-code -- api/ examples/emojivoto/gen/ || { echo "generated code is stale: run 'make gen' and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- api/ examples/emojivoto/gen/)" || { echo "make gen created files that are not committed" >&2; exit 1; }
 
 test: build
 	$(GO) vet ./...

@@ -1,0 +1,119 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// start runs emoji, voting and web on loopback and returns web's base URL.
+func start(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	lns := make([]net.Listener, 3)
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[i] = ln
+	}
+	done := make(chan error, 3)
+	go func() { done <- RunEmoji(ctx, lns[0]) }()
+	go func() { done <- RunVoting(ctx, lns[1]) }()
+	go func() {
+		done <- RunWeb(ctx, lns[2], WebConfig{EmojiAddr: lns[0].Addr().String(), VotingAddr: lns[1].Addr().String()})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		for range 3 {
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	return "http://" + lns[2].Addr().String()
+}
+
+func get(t *testing.T, url string, into any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if into != nil {
+		if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+			t.Fatalf("%s: %v", url, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func TestVotingJourney(t *testing.T) {
+	t.Parallel()
+	web := start(t)
+	var list []emojiJSON
+	if code := get(t, web+"/api/list", &list); code != 200 || len(list) != 100 {
+		t.Fatalf("list: %d, %d emoji", code, len(list))
+	}
+	for range 3 {
+		if code := get(t, web+"/api/vote?choice=:rocket:", nil); code != 200 {
+			t.Fatalf("vote rocket: %d", code)
+		}
+	}
+	if code := get(t, web+"/api/vote?choice=:slice_of_pizza:", nil); code != 200 {
+		t.Fatalf("vote pizza: %d", code)
+	}
+	var e map[string]string
+	if code := get(t, web+"/api/vote?choice=:doughnut:", &e); code != 500 || e["error"] == "" {
+		t.Fatalf("doughnut: %d %v", code, e)
+	}
+	if code := get(t, web+"/api/vote?choice=:no_such:", &e); code != 400 || e["error"] != "Choice [:no_such:] doesn't exist" {
+		t.Fatalf("unknown: %d %v", code, e)
+	}
+	if code := get(t, web+"/api/vote", &e); code != 400 || e["error"] != "Emoji choice [] is mandatory" {
+		t.Fatalf("missing: %d %v", code, e)
+	}
+	var board []resultJSON
+	if code := get(t, web+"/api/leaderboard", &board); code != 200 || len(board) != 2 ||
+		board[0] != (resultJSON{3, "🚀", ":rocket:"}) || board[1].Votes != 1 {
+		t.Fatalf("leaderboard: %d %+v", code, board)
+	}
+	resp, err := http.Get(web + "/")
+	if err != nil || resp.StatusCode != 200 || resp.Header.Get("content-type") != "text/html; charset=utf-8" {
+		t.Fatalf("page: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+func TestVoteBot(t *testing.T) {
+	t.Parallel()
+	web := start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- RunVoteBot(ctx, web, 50, nil) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var board []resultJSON
+		get(t, web+"/api/leaderboard", &board)
+		total := int32(0)
+		for _, r := range board {
+			total += r.Votes
+		}
+		if total >= 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("vote-bot cast %d votes in 10s at 50/s", total)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
