@@ -22,6 +22,7 @@ for off in "${ports[@]}"; do
 done
 echo "building..."
 go build -o bin/ ./cmd/sinew-controller ./cmd/sinew-proxy ./cmd/emojivoto
+export BIND_HOST=127.0.0.1 # the apps listen on loopback only
 mkdir -p "$data/resources"
 workload() { # name app meshPort
   printf 'apiVersion: sinew.dev/v1alpha1\nkind: Workload\nmetadata: {name: %s, namespace: emojivoto, labels: {app: %s}}\nspec: {serviceAccount: %s, address: 127.0.0.1, meshPort: %s, ports: [{name: grpc, port: 8080}]}\n---\n' "$1" "$2" "$1" "$3"

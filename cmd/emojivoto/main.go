@@ -40,33 +40,33 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
-	listen := func(port string) (net.Listener, error) {
-		return net.Listen("tcp", net.JoinHostPort(env("BIND_HOST", ""), port))
+	// listen parses the flags, then binds the service's port.
+	listen := func(port *string) (net.Listener, error) {
+		if err := fs.Parse(args[1:]); err != nil {
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(env("BIND_HOST", ""), *port))
+		if err == nil {
+			log.Info("serving", "addr", ln.Addr().String())
+		}
+		return ln, err
 	}
 	switch args[0] {
 	case "web":
 		port := fs.String("port", env("WEB_PORT", "8080"), "HTTP port")
 		emoji := fs.String("emoji-addr", env("EMOJISVC_HOST", "emoji-svc.emojivoto:8080"), "emoji service address")
 		voting := fs.String("voting-addr", env("VOTINGSVC_HOST", "voting-svc.emojivoto:8080"), "voting service address")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		ln, err := listen(*port)
+		ln, err := listen(port)
 		if err != nil {
 			return err
 		}
-		log.Info("serving", "addr", ln.Addr().String())
 		return app.RunWeb(ctx, ln, app.WebConfig{EmojiAddr: *emoji, VotingAddr: *voting, Log: log})
 	case "emoji", "voting":
 		port := fs.String("port", env("GRPC_PORT", "8080"), "gRPC port")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		ln, err := listen(*port)
+		ln, err := listen(port)
 		if err != nil {
 			return err
 		}
-		log.Info("serving", "addr", ln.Addr().String())
 		if args[0] == "emoji" {
 			return app.RunEmoji(ctx, ln)
 		}
