@@ -78,8 +78,9 @@ type Resolver struct {
 	context  string
 	log      *slog.Logger
 	idle     time.Duration
-	ctx      context.Context
 	mu       sync.Mutex
+	ctx      context.Context // set by Run; watches start only once it is
+	running  bool
 	targets  map[string]*Target
 	updates  prometheus.Counter
 	failures prometheus.Counter
@@ -90,7 +91,7 @@ type Resolver struct {
 func NewResolver(client destinationv1.DestinationClient, contextToken string, log *slog.Logger, reg prometheus.Registerer) (*Resolver, error) {
 	r := &Resolver{
 		client: client, context: contextToken, log: log, idle: 10 * time.Minute,
-		ctx: context.Background(), targets: map[string]*Target{},
+		targets: map[string]*Target{},
 		updates: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "control_destination_updates_total", Help: "Endpoint updates received from the destination service.",
 		}),
@@ -112,7 +113,7 @@ func NewResolver(client destinationv1.DestinationClient, contextToken string, lo
 // Run keeps watches alive until ctx ends and drops targets idle for longer than the idle timeout.
 func (r *Resolver) Run(ctx context.Context) error {
 	r.mu.Lock()
-	r.ctx = ctx
+	r.ctx, r.running = ctx, true
 	for _, t := range r.targets {
 		r.start(t)
 	}
@@ -165,12 +166,15 @@ func (r *Resolver) Targets() []*Target {
 	})
 }
 
+// start begins watching t; before Run it does nothing, and Run starts every target registered so far.
+// Callers hold r.mu.
 func (r *Resolver) start(t *Target) {
+	if !r.running {
+		t.cancel = func() {}
+		return
+	}
 	ctx, cancel := context.WithCancel(r.ctx)
 	t.cancel = cancel
-	if r.ctx == context.Background() {
-		return // started by Run
-	}
 	go r.watch(ctx, t)
 }
 

@@ -82,11 +82,7 @@ type endpoint struct {
 }
 
 func newEndpoint(info discovery.Endpoint, setLabels map[string]string, m *metrics.Metrics, d *meshDialer) *endpoint {
-	dst := maps.Clone(setLabels)
-	if dst == nil {
-		dst = map[string]string{}
-	}
-	maps.Copy(dst, info.Labels)
+	dst := mergedLabels(setLabels, info.Labels)
 	tlsLabel := "no_identity"
 	if info.Meshed() {
 		tlsLabel = "true"
@@ -136,11 +132,11 @@ func (e *endpoint) tcpMetrics() *metrics.Conn {
 }
 
 // transport picks how to send r to this endpoint.
-func (e *endpoint) transport(r *http.Request, plain *plainTransports) http.RoundTripper {
+func (e *endpoint) transport(r *http.Request, upgrade bool, plain *plainTransports) http.RoundTripper {
 	if !e.info.Meshed() {
 		return plain.pick(r)
 	}
-	if isUpgrade(r) {
+	if upgrade {
 		e.h1Once.Do(func() {
 			hdr := transport.Header{Proto: transport.ProtoHTTP1, Port: e.info.TargetPort}
 			e.h1 = &http.Transport{
@@ -234,6 +230,7 @@ func (p *pool) current(snap *discovery.Snapshot) *poolState {
 	return st
 }
 
+// mergedLabels is an endpoint's dst_ labels: the set's (namespace, service), overridden by the endpoint's own.
 func mergedLabels(set, ep map[string]string) map[string]string {
 	m := maps.Clone(set)
 	if m == nil {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 )
 
 // Errors the forwarders produce; failure() maps them (and everything else) to a status.
@@ -43,15 +44,16 @@ func classify(ctx context.Context, err error) failure {
 		return failure{http.StatusBadGateway, "unknown_port", 14}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return failure{http.StatusGatewayTimeout, "timeout", 4}
-	case strings.Contains(err.Error(), "connection refused"):
+	case errors.Is(err, syscall.ECONNREFUSED):
 		return failure{http.StatusBadGateway, "connection_refused", 14}
 	}
 	return failure{http.StatusBadGateway, "upstream_failure", 14}
 }
 
 // writeFailure answers a request the proxy could not forward and logs the same error id that the response
-// carries. gRPC clients get a trailers-only gRPC error so their libraries report it properly.
-func writeFailure(w http.ResponseWriter, r *http.Request, log *slog.Logger, direction string, err error) failure {
+// carries. gRPC clients get a trailers-only gRPC error so their libraries report it properly. It returns the
+// HTTP status and gRPC status (-1 for none) the client saw, for metrics.
+func writeFailure(w http.ResponseWriter, r *http.Request, log *slog.Logger, direction string, err error) (status, grpc int) {
 	f := classify(r.Context(), err)
 	id := fmt.Sprintf("%016x", rand.Uint64())
 	level := slog.LevelWarn
@@ -63,7 +65,7 @@ func writeFailure(w http.ResponseWriter, r *http.Request, log *slog.Logger, dire
 			"kind", f.kind, "authority", r.Host, "path", r.URL.Path, "err", err)
 	}
 	if f.status == 499 {
-		return f
+		return f.status, -1
 	}
 	h := w.Header()
 	h.Set("sinew-proxy-error", f.kind)
@@ -73,12 +75,12 @@ func writeFailure(w http.ResponseWriter, r *http.Request, log *slog.Logger, dire
 		h.Set("grpc-status", fmt.Sprint(f.grpc))
 		h.Set("grpc-message", fmt.Sprintf("sinew proxy: %s (error id %s)", f.kind, id))
 		w.WriteHeader(http.StatusOK)
-		return f
+		return http.StatusOK, f.grpc
 	}
 	h.Set("content-type", "text/plain; charset=utf-8")
 	w.WriteHeader(f.status)
 	fmt.Fprintf(w, "sinew proxy: %s: %v (error id %s)\n", f.kind, err, id)
-	return f
+	return f.status, -1
 }
 
 func isGRPC(r *http.Request) bool {

@@ -88,15 +88,7 @@ func newReverseProxy(log *slog.Logger, direction string) *httputil.ReverseProxy 
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			st := stateFrom(r.Context())
-			f := writeFailure(w, r, log, direction, err)
-			grpc := -1
-			if isGRPC(r) && f.status != 499 {
-				grpc = f.grpc
-			}
-			status := f.status
-			if grpc >= 0 {
-				status = http.StatusOK
-			}
+			status, grpc := writeFailure(w, r, log, direction, err)
 			resp := st.route.Response(status, grpc, true)
 			resp.ObserveLatency(msSince(st.start))
 			resp.End()

@@ -183,30 +183,19 @@ func (in *Inbound) metered(c net.Conn, ci *connInfo) net.Conn {
 	ci.route = r.(*metrics.Route)
 	m := cm.(*metrics.Conn)
 	m.Opened()
-	return &meteredConn{countingConn: countingConn{Conn: c, m: m}}
-}
-
-// meteredConn counts its close once.
-type meteredConn struct {
-	countingConn
-	once sync.Once
-}
-
-func (c *meteredConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(func() { c.m.Closed(false) })
-	return err
+	return &trackedConn{Conn: &countingConn{Conn: c, m: m}, onClose: func() { m.Closed(false) }}
 }
 
 // ServeHTTP forwards one request to the application.
 func (in *Inbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ci := connInfoFrom(r.Context())
 	st := &reqState{start: time.Now(), route: ci.route, addr: ci.appAddr}
-	if ci.mesh && r.Header.Get(origProtoHeader) != "" {
-		r.Header.Del(origProtoHeader)
+	// Only a peer proxy may ask for HTTP/1 to be restored; the header never reaches the application.
+	restoreH1 := ci.mesh && r.Header.Get(origProtoHeader) != ""
+	r.Header.Del(origProtoHeader)
+	if restoreH1 {
 		st.rt = in.plain.h1
 	} else {
-		r.Header.Del(origProtoHeader)
 		st.rt = in.plain.pick(r)
 	}
 	if ci.mesh {

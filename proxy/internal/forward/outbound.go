@@ -110,13 +110,14 @@ func (o *Outbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		o.rp.ErrorHandler(w, withState(r, st), err)
 		return
 	}
+	upgrade := isUpgrade(r)
 	st := &reqState{
 		start:     start,
 		route:     ep.route(r.Host),
 		addr:      ep.info.Addr,
-		rt:        ep.transport(r, o.plain),
+		rt:        ep.transport(r, upgrade, o.plain),
 		ep:        ep.bal,
-		origProto: ep.info.Meshed() && r.ProtoMajor == 1 && !isUpgrade(r),
+		origProto: ep.info.Meshed() && r.ProtoMajor == 1 && !upgrade,
 	}
 	st.route.Request()
 	o.rp.ServeHTTP(w, withState(r, st))

@@ -108,8 +108,7 @@ type Route struct {
 	base     []string
 	requests prometheus.Counter
 
-	mu        sync.Mutex
-	responses map[respKey]*Response
+	responses sync.Map // respKey -> *Response; read on every response, written once per class
 }
 
 type respKey struct {
@@ -127,7 +126,7 @@ type Response struct {
 // Route resolves an HTTP label set. Cache the result.
 func (m *Metrics) Route(l Labels) *Route {
 	base := l.values()
-	return &Route{m: m, base: base, requests: m.requests.WithLabelValues(base...), responses: map[respKey]*Response{}}
+	return &Route{m: m, base: base, requests: m.requests.WithLabelValues(base...)}
 }
 
 // Request counts a request.
@@ -136,10 +135,8 @@ func (r *Route) Request() { r.requests.Inc() }
 // Response returns the counters for a response; grpcStatus is -1 when the response carried none.
 func (r *Route) Response(status, grpcStatus int, failed bool) *Response {
 	k := respKey{status, grpcStatus, failed}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if resp, ok := r.responses[k]; ok {
-		return resp
+	if resp, ok := r.responses.Load(k); ok {
+		return resp.(*Response)
 	}
 	code := strconv.Itoa(status)
 	class := "success"
@@ -154,8 +151,8 @@ func (r *Route) Response(status, grpcStatus int, failed bool) *Response {
 		total:   r.m.responses.WithLabelValues(append(append([]string{}, r.base...), code, class, grpc)...),
 		latency: r.m.latency.WithLabelValues(append(append([]string{}, r.base...), code)...),
 	}
-	r.responses[k] = resp
-	return resp
+	v, _ := r.responses.LoadOrStore(k, resp)
+	return v.(*Response)
 }
 
 // ObserveLatency records time to first byte in milliseconds.
