@@ -101,14 +101,6 @@ type Set struct {
 // NewSet returns a set over eps (the slice is not copied; do not modify it afterwards).
 func NewSet(eps []*Endpoint) *Set { return &Set{eps: eps} }
 
-// Endpoints returns the set's endpoints; callers must not modify the slice.
-func (s *Set) Endpoints() []*Endpoint {
-	if s == nil {
-		return nil
-	}
-	return s.eps
-}
-
 // Len is the number of endpoints.
 func (s *Set) Len() int {
 	if s == nil {

@@ -24,7 +24,6 @@ import (
 // CertSource supplies the workload certificate.
 type CertSource interface {
 	Certificate() *tls.Certificate
-	LocalName() string
 }
 
 // meshDialer opens mTLS connections to peer proxies.

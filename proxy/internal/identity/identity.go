@@ -100,9 +100,6 @@ func (c *Client) Certificate() *tls.Certificate { return c.cert.Load() }
 // Ready is closed once the first certificate is in place.
 func (c *Client) Ready() <-chan struct{} { return c.ready }
 
-// LocalName is our SPIFFE ID.
-func (c *Client) LocalName() string { return c.cfg.LocalName }
-
 // Expiry returns when the current certificate expires (zero before the first).
 func (c *Client) Expiry() time.Time {
 	if cert := c.cert.Load(); cert != nil && cert.Leaf != nil {
