@@ -1,0 +1,117 @@
+package capture
+
+import (
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func TestParsePorts(t *testing.T) {
+	for _, tc := range []struct{ in, want, err string }{
+		{"", "[]", ""},
+		{" 25, 443 ,", "[25 443]", ""},
+		{"8000-8090,8080,8091,1-3", "[1-3 8000-8091]", ""},
+		{"65535", "[65535]", ""},
+		{"0", "", `"0" is not a port`},
+		{"65536", "", `"65536" is not a port`},
+		{"80-", "", `"" is not a port`},
+		{"90-80", "", "range ends before it starts"},
+		{"http", "", `"http" is not a port`},
+	} {
+		got, err := ParsePorts(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParsePorts(%q) error = %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(got) != tc.want {
+			t.Errorf("ParsePorts(%q) = %v, %v; want %s", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestParseSubnets(t *testing.T) {
+	got, err := ParseSubnets("10.1.2.3/8, fd00::1/8,192.0.2.7,::ffff:10.0.0.0/104")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "[10.0.0.0/8 fd00::/8 192.0.2.7/32 10.0.0.0/8]"; fmt.Sprint(got) != want {
+		t.Fatalf("got %v, want %s", got, want)
+	}
+	for _, bad := range []string{"10.0.0.0/33", "example.com", "10.0.0/8"} {
+		if _, err := ParseSubnets(bad); err == nil || !strings.Contains(err.Error(), "not a CIDR") {
+			t.Errorf("ParseSubnets(%q) error = %v", bad, err)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	c := DefaultConfig()
+	c.OutboundPort = c.InboundPort
+	c.ProxyUID = 0
+	c.TapPort = 0
+	err := c.Validate()
+	for _, want := range []string{"must differ", "proxy-uid", "tap-port"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to mention %q", err, want)
+		}
+	}
+}
+
+func TestRulesOrderAndRender(t *testing.T) {
+	c := DefaultConfig()
+	c.SkipInboundPorts, _ = ParsePorts("25,8000-8090")
+	c.SkipOutboundPorts, _ = ParsePorts("443,6443")
+	c.SkipSubnets = []netip.Prefix{netip.MustParsePrefix("10.96.0.0/12"), netip.MustParsePrefix("fd00::/8")}
+	rules := Rules(c)
+	// The catch-all redirect must be the last rule of each chain, or it would shadow the exemptions.
+	last := map[string]Rule{}
+	for _, r := range rules {
+		if prev, ok := last[r.Chain]; ok && prev.RedirectTo != 0 {
+			t.Fatalf("rule %q follows the redirect in chain %s", r, r.Chain)
+		}
+		last[r.Chain] = r
+	}
+	if last[ChainInbound].RedirectTo != 4143 || last[ChainOutbound].RedirectTo != 4140 {
+		t.Fatalf("last rules: %v", last)
+	}
+	golden(t, "render.golden", Render(rules))
+}
+
+func TestPrefixMask(t *testing.T) {
+	for _, tc := range []struct {
+		bits, n int
+		want    string
+	}{{8, 4, "ff000000"}, {12, 4, "fff00000"}, {0, 4, "00000000"}, {32, 4, "ffffffff"}, {65, 16, "ffffffffffffffff8000000000000000"}} {
+		if got := fmt.Sprintf("%x", prefixMask(tc.bits, tc.n)); got != tc.want {
+			t.Errorf("prefixMask(%d,%d) = %s, want %s", tc.bits, tc.n, got, tc.want)
+		}
+	}
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if string(want) != got {
+		t.Fatalf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", p, got, want)
+	}
+}
