@@ -1,15 +1,21 @@
 # sinew — developer entry points. `make demo` runs the local mesh; `make test` is what CI runs.
 GO ?= go
 BIN := bin
-BINARIES := sinew-proxy sinew-controller emojivoto
+BINARIES := sinew sinew-proxy sinew-controller sinew-init emojivoto
+# The build's version: internal/version.Version unless given. Binaries and images get the same one, so a CLI
+# installs the images it was built with.
+VERSION ?= $(shell sed -n 's/^var Version = "\(.*\)"$$/\1/p' internal/version/version.go)
+VERSION_LDFLAGS := -X github.com/sinewmesh/sinew/internal/version.Version=$(VERSION)
+IMAGES := sinew-proxy sinew-controller sinew-init emojivoto
+CLUSTER_WORKDIR ?= /tmp/sinew-cluster
 
-.PHONY: all build gen gen-check test test-race fuzz bench bench-full demo clean lint
+.PHONY: all build gen gen-check test test-race fuzz bench bench-full demo clean lint images cluster-up cluster-down cluster-load e2e
 
 all: build
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
+	$(GO) build -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
 
 # Regenerate the gRPC contract (api/) from api/proto.
 gen:
@@ -37,6 +43,30 @@ bench-full: build
 # The local mesh on loopback (no Kubernetes, no root). Ctrl-C stops it.
 demo:
 	./hack/demo.sh
+
+# Image tarballs bin/images/<name>.tar (ghcr.io/sinewmesh/<name>:$(VERSION)) from static binaries; no Docker needed.
+images:
+	@mkdir -p $(BIN)/static $(BIN)/images
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(VERSION_LDFLAGS)" -o $(BIN)/static/ $(addprefix ./cmd/,$(IMAGES))
+	$(GO) run ./hack/images mesh -version $(VERSION) -bin $(BIN)/static -out $(BIN)/images $(IMAGES)
+
+# A real single-node Kubernetes cluster on this machine (root; see docs/operations/local-cluster.md).
+cluster-up:
+	WORKDIR=$(CLUSTER_WORKDIR) ./hack/cluster/up.sh
+
+cluster-down:
+	WORKDIR=$(CLUSTER_WORKDIR) ./hack/cluster/down.sh
+
+# Import bin/images/*.tar into the cluster's containerd.
+cluster-load: images
+	./hack/cluster/load-images.sh $(BIN)/images
+
+# End-to-end: the user's journey on the local cluster (brings it up, or reuses it, and leaves it running).
+e2e: build images
+	WORKDIR=$(CLUSTER_WORKDIR) ./hack/cluster/up.sh
+	./hack/cluster/load-images.sh $(BIN)/images
+	KUBECONFIG=$(CLUSTER_WORKDIR)/etc/kubeconfig/admin.conf SINEW_E2E_BIN=$(abspath $(BIN)) SINEW_E2E_VERSION=$(VERSION) \
+	  $(GO) test -tags e2e -count=1 -v -timeout 40m ./test/e2e
 
 clean:
 	rm -rf $(BIN)
