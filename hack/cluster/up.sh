@@ -303,6 +303,11 @@ wait_for containerd 30 ctr version
 for img in pause $( [ "$COREDNS" = 1 ] && echo coredns ); do
   ctr -n k8s.io images import "$I/$img.tar" >> "$L/ctr-import.log" 2>&1
 done
+# the mesh images from `make images`, if built (a fresh cluster starts with an empty image store)
+if compgen -G "$REPO/bin/images/*.tar" >/dev/null; then
+  for f in "$REPO"/bin/images/*.tar; do ctr -n k8s.io images import "$f" >> "$L/ctr-import.log" 2>&1; done
+  log "imported $(ls "$REPO"/bin/images/*.tar | wc -l) image(s) from $REPO/bin/images"
+fi
 DNSLINE=""; [ "$COREDNS" = 1 ] && DNSLINE="clusterDNS: [\"$DNS_IP\"]"
 cat > "$E/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
