@@ -14,6 +14,11 @@ export KUBECONFIG=$WORKDIR/etc/kubeconfig/admin.conf PATH=$CB:$PATH:/usr/sbin:/s
 PIDS=$WORKDIR/pids
 [ "$(id -u)" = 0 ] || { echo "down.sh: run as root" >&2; exit 1; }
 
+if [ -z "${SINEW_CLUSTER_LOCKED:-}" ] && [ -d "$WORKDIR" ]; then
+  exec 9> "$WORKDIR/.lock"
+  flock -w 900 9 || { echo "down.sh: another up.sh or down.sh has held $WORKDIR/.lock for 15 minutes" >&2; exit 1; }
+fi
+
 pid_of() { awk -v n="$1" '$1==n {print $2}' "$PIDS" 2>/dev/null | tail -1; }
 alive() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
 stop() { # stop NAME: SIGTERM the recorded PID, SIGKILL after 15 s

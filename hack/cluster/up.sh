@@ -45,6 +45,13 @@ export PATH=$CB:$PATH:/usr/local/go/bin:/usr/sbin:/sbin GOTOOLCHAIN=local
 [ "$(id -u)" = 0 ] || { echo "up.sh: run as root (it configures networking, containerd and the kubelet)" >&2; exit 1; }
 mkdir -p "$CB" "$CACHE/build" "$L" "$P" "$E/cni/net.d" "$E/manifests" "$K" "$D" "$S" "$I" "$M"
 
+# one up.sh/down.sh at a time (a second caller waits; down.sh run from here inherits the lock)
+if [ -z "${SINEW_CLUSTER_LOCKED:-}" ]; then
+  exec 9> "$WORKDIR/.lock"
+  flock -w 900 9 || { echo "up.sh: another up.sh or down.sh has held $WORKDIR/.lock for 15 minutes" >&2; exit 1; }
+  export SINEW_CLUSTER_LOCKED=1
+fi
+
 T0=$(date +%s.%N)
 T=$WORKDIR/timings.txt
 stamp() { date +%s.%N; }
@@ -79,7 +86,7 @@ rm -rf "$D/etcd" "$D/kubelet" "$D/containerd" "$D/containerd-opt" "$D/cni-ipam" 
 
 start() { # start NAME CMD... : a background daemon whose PID down.sh reads from $WORKDIR/pids
   local name=$1; shift
-  nohup "$@" > "$L/$name.log" 2>&1 < /dev/null &
+  nohup "$@" > "$L/$name.log" 2>&1 < /dev/null 9>&- &   # 9: the lock, not for the daemons
   echo "$name $!" >> "$WORKDIR/pids"
 }
 wait_for() { # wait_for DESC TIMEOUT_S CMD... : poll every 0.5 s until CMD succeeds
