@@ -223,6 +223,10 @@ took "pki and kubeconfigs" "$t"
 # the `kubernetes` Service's endpoint must not be a loopback address, or pods could not reach the API.
 t=$(stamp)
 [ -f "$S/sysctl.orig" ] || sysctl -n kernel.panic kernel.panic_on_oops vm.overcommit_memory net.ipv4.ip_forward net.ipv4.conf.all.route_localnet > "$S/sysctl.orig"
+# replies from a Service's pod to a pod on the same bridge must pass the host's conntrack to be un-NATed
+if [ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null)" != 1 ]; then
+  log "warning: net.bridge.bridge-nf-call-iptables is not 1 (br_netfilter): pod-to-ClusterIP traffic may fail"
+fi
 ip link add cni0 type bridge
 ip addr add "$NODE_IP/24" dev cni0
 ip link set cni0 up
