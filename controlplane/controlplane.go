@@ -1,13 +1,17 @@
-// Package controlplane is sinew's control plane in local mode: the identity service (a CA that signs workload
-// certificates for callers holding a join token), the destination service (endpoints of services, streamed) and a
-// minimal policy service, all fed by one model built from a directory of YAML resources. New validates and binds;
-// Run serves until its context ends. The implementation lives under internal/; this package only composes it.
+// Package controlplane composes sinew's control plane: the identity service (a CA that signs workload
+// certificates for callers that prove who they are), the destination service (endpoints of services, streamed)
+// and a minimal policy service, fed by one model.
+//
+// Local mode (New) runs all three in one process against a directory of YAML resources, with join tokens.
+// Kubernetes mode splits them like the deployments that run them: NewIdentity (TokenReview on projected
+// ServiceAccount tokens, issuer from mounted files) and NewDestination (destination and policy fed by informers,
+// serving with a certificate it obtains from the identity service like any workload). Each New validates and
+// binds; Run serves until its context ends. The implementation lives under internal/; this package only
+// composes it.
 package controlplane
 
 import (
 	"context"
-	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,12 +23,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/keepalive"
 
 	destinationv1 "github.com/sinewmesh/sinew/api/destination/v1"
 	identityv1 "github.com/sinewmesh/sinew/api/identity/v1"
@@ -172,14 +173,7 @@ func New(cfg Config) (_ *ControlPlane, err error) {
 	td := spiffeid.RequireTrustDomainFromString(cfg.TrustDomain)
 	log := cfg.Logger
 
-	reg := cfg.Registerer
-	var gatherer prometheus.Gatherer = prometheus.Gatherers{}
-	if reg == nil {
-		r := prometheus.NewRegistry()
-		reg, gatherer = r, r
-	} else if g, ok := reg.(prometheus.Gatherer); ok {
-		gatherer = g
-	}
+	reg, gatherer := registries(cfg.Registerer)
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
@@ -238,63 +232,27 @@ func New(cfg Config) (_ *ControlPlane, err error) {
 	policyv1.RegisterInboundPoliciesServer(c.policyGRPC, c.policy)
 	policyv1.RegisterOutboundPoliciesServer(c.policyGRPC, c.policy)
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /live", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !c.ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /debug/model", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(c.store.Snapshot().Debug())
-	})
-	c.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	c.admin = adminServer(c.ready.Load, gatherer, func() any { return c.store.Snapshot().Debug() })
 
-	var lc net.ListenConfig
-	listen := func(name, addr string) (net.Listener, error) {
-		l, err := lc.Listen(context.Background(), "tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("%s listener: %w", name, err)
-		}
-		return l, nil
-	}
+	var ls listeners
 	defer func() {
 		if err != nil {
-			for _, l := range []net.Listener{c.identityLis, c.destinationLis, c.policyLis, c.adminLis} {
-				if l != nil {
-					_ = l.Close()
-				}
-			}
+			ls.close()
 		}
 	}()
-	if c.identityLis, err = listen("identity", cfg.IdentityAddr); err != nil {
+	if c.identityLis, err = ls.listen("identity", cfg.IdentityAddr); err != nil {
 		return nil, err
 	}
-	if c.destinationLis, err = listen("destination", cfg.DestinationAddr); err != nil {
+	if c.destinationLis, err = ls.listen("destination", cfg.DestinationAddr); err != nil {
 		return nil, err
 	}
-	if c.policyLis, err = listen("policy", cfg.PolicyAddr); err != nil {
+	if c.policyLis, err = ls.listen("policy", cfg.PolicyAddr); err != nil {
 		return nil, err
 	}
-	if c.adminLis, err = listen("admin", cfg.AdminAddr); err != nil {
+	if c.adminLis, err = ls.listen("admin", cfg.AdminAddr); err != nil {
 		return nil, err
 	}
 	return c, nil
-}
-
-func newGRPCServer(tlsConfig *tls.Config) *grpc.Server {
-	return grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tlsConfig)),
-		// Proxies keep streams open for a long time and ping to keep them alive; let them, and find dead ones.
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-	)
 }
 
 // Run serves until ctx is cancelled, then stops gracefully: not ready, open streams ended (proxies resubscribe),
@@ -306,24 +264,10 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return c.source.Run(gctx, c.store) })
 	g.Go(func() error { return c.destination.Run(gctx) })
-	serve := func(name string, s *grpc.Server, l net.Listener) {
-		g.Go(func() error {
-			// ErrServerStopped: shutdown won the race against Serve (a context cancelled right away).
-			if err := s.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-				return fmt.Errorf("%s server: %w", name, err)
-			}
-			return nil
-		})
-	}
-	serve("identity", c.identityGRPC, c.identityLis)
-	serve("destination", c.destinationGRPC, c.destinationLis)
-	serve("policy", c.policyGRPC, c.policyLis)
-	g.Go(func() error {
-		if err := c.admin.Serve(c.adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("admin server: %w", err)
-		}
-		return nil
-	})
+	serveGRPC(g, "identity", c.identityGRPC, c.identityLis)
+	serveGRPC(g, "destination", c.destinationGRPC, c.destinationLis)
+	serveGRPC(g, "policy", c.policyGRPC, c.policyLis)
+	serveAdmin(g, c.admin, c.adminLis)
 	g.Go(func() error {
 		<-gctx.Done()
 		c.shutdown()
@@ -344,30 +288,7 @@ func (c *ControlPlane) shutdown() {
 	// Long-lived streams would hold GracefulStop forever; end them first.
 	c.destination.Stop()
 	c.policy.Stop()
-	deadline := time.Now().Add(shutdownGrace)
-	var g errgroup.Group
-	for _, s := range []*grpc.Server{c.identityGRPC, c.destinationGRPC, c.policyGRPC} {
-		g.Go(func() error {
-			done := make(chan struct{})
-			go func() { s.GracefulStop(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(time.Until(deadline)):
-				s.Stop()
-				<-done
-			}
-			return nil
-		})
-	}
-	g.Go(func() error {
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		defer cancel()
-		if err := c.admin.Shutdown(ctx); err != nil {
-			_ = c.admin.Close()
-		}
-		return nil
-	})
-	_ = g.Wait()
+	stopServers(c.admin, c.identityGRPC, c.destinationGRPC, c.policyGRPC)
 }
 
 // TrustAnchorsPEM returns the trust anchors proxies must trust (also written to DataDir/ca.crt).
@@ -414,3 +335,14 @@ func (c *ControlPlane) PolicyAddr() string { return c.policyLis.Addr().String() 
 
 // AdminAddr is the bound address of the admin server.
 func (c *ControlPlane) AdminAddr() string { return c.adminLis.Addr().String() }
+
+// GenerateCA creates a trust anchor (self-signed root) and an issuer (intermediate) under it, ECDSA P-256, valid
+// a year: the PEM a Kubernetes install puts in the trust-roots ConfigMap (anchorsPEM) and the issuer Secret
+// (issuerCertPEM, issuerKeyPEM as PKCS#8).
+func GenerateCA(trustDomain string) (anchorsPEM, issuerCertPEM, issuerKeyPEM []byte, err error) {
+	if _, err := spiffeid.TrustDomainFromString(trustDomain); err != nil {
+		return nil, nil, nil, fmt.Errorf("trust domain %q: %w", trustDomain, err)
+	}
+	_, anchorsPEM, issuerCertPEM, issuerKeyPEM, err = identity.GenerateCA(trustDomain, time.Now())
+	return anchorsPEM, issuerCertPEM, issuerKeyPEM, err
+}

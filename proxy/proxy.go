@@ -19,10 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	destinationv1 "github.com/sinewmesh/sinew/api/destination/v1"
+	"github.com/sinewmesh/sinew/internal/identityclient"
 	"github.com/sinewmesh/sinew/internal/meshtls"
 	"github.com/sinewmesh/sinew/proxy/internal/discovery"
 	"github.com/sinewmesh/sinew/proxy/internal/forward"
-	"github.com/sinewmesh/sinew/proxy/internal/identity"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -40,7 +40,7 @@ type Proxy struct {
 	level    *slog.LevelVar
 	reg      *prometheus.Registry
 	anchors  *x509.CertPool
-	ident    *identity.Client
+	ident    *identityclient.Client
 	resolver *discovery.Resolver
 	dstConn  *grpc.ClientConn
 	in       *forward.Inbound
@@ -87,7 +87,7 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (_ *Proxy, err erro
 	if p.anchors, err = meshtls.ParseAnchors(pemBytes); err != nil {
 		return nil, fmt.Errorf("%sIDENTITY_TRUST_ANCHORS: %w", envPrefix, err)
 	}
-	p.ident, err = identity.New(identity.Config{
+	p.ident, err = identityclient.New(identityclient.Config{
 		Addr: cfg.IdentityAddr, ServerName: cfg.IdentityName, LocalName: cfg.LocalName,
 		Token: []byte(cfg.Token), TokenFile: cfg.TokenFile, Anchors: p.anchors,
 	}, log.With("component", "identity"), p.reg)

@@ -1,5 +1,6 @@
 // Command sinew-controller runs sinew's control plane. `local` runs it against a directory of YAML resources;
-// `token` issues a join token for a local workload's proxy. The wiring lives in package controlplane.
+// `token` issues a join token for a local workload's proxy; `identity` and `destination` are the Kubernetes-mode
+// services (one deployment each). The wiring lives in package controlplane.
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/sinewmesh/sinew/controlplane"
 )
@@ -57,28 +59,55 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newLocalCmd(stderr), newTokenCmd(stdout))
+	root.AddCommand(newLocalCmd(stderr), newTokenCmd(stdout), newIdentityCmd(stderr), newDestinationCmd(stderr))
 	return root
+}
+
+// logFlags are --log-level and --log-format, shared by the long-running commands.
+type logFlags struct{ level, format string }
+
+func (l *logFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&l.level, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&l.format, "log-format", "text", "text or json")
+}
+
+func (l *logFlags) logger(stderr io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(l.level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", l.level)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch l.format {
+	case "text":
+		return slog.New(slog.NewTextHandler(stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", l.format)
+	}
+}
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 func newLocalCmd(stderr io.Writer) *cobra.Command {
 	var (
-		cfg      controlplane.Config
-		logLevel string
+		cfg controlplane.Config
+		lf  logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "local",
 		Short: "Run identity, destination and policy against a directory of YAML resources",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-				return fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
+			var err error
+			if cfg.Logger, err = lf.logger(stderr); err != nil {
+				return err
 			}
-			cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-			reg := prometheus.NewRegistry()
-			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-			cfg.Registerer = reg
+			cfg.Registerer = newRegistry()
 			cp, err := controlplane.New(cfg)
 			if err != nil {
 				return err
@@ -99,7 +128,7 @@ func newLocalCmd(stderr io.Writer) *cobra.Command {
 	f.StringVar(&cfg.IssuerCertFile, "identity-issuer-certificate-file", "", "PEM issuer (intermediate CA) certificate")
 	f.StringVar(&cfg.IssuerKeyFile, "identity-issuer-key-file", "", "PEM issuer private key")
 	f.DurationVar(&cfg.CertLifetime, "identity-issuance-lifetime", controlplane.DefaultCertLifetime, "lifetime of workload certificates")
-	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	lf.register(f)
 	_ = cmd.MarkFlagRequired("data-dir")
 	_ = cmd.MarkFlagRequired("resource-dir")
 	return cmd

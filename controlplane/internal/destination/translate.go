@@ -74,6 +74,10 @@ func Resolve(snap *model.Snapshot, t Target, trustDomain string) Resolution {
 	r := Resolution{Endpoints: map[string]*destinationv1.WeightedAddr{}}
 	switch {
 	case t.Addr.IsValid():
+		// Transparent capture hands the proxy the address the app dialled: a ClusterIP resolves like its name.
+		if svc, ok := snap.ServiceByClusterIP(t.Addr); ok {
+			return resolveService(snap, svc, t.Port, trustDomain)
+		}
 		ep, ok := snap.WorkloadAt(t.Addr, t.Port)
 		if !ok {
 			return r
@@ -87,46 +91,73 @@ func Resolve(snap *model.Snapshot, t Target, trustDomain string) Resolution {
 		if !ok {
 			return r
 		}
-		sp, ok := svc.Port(t.Port)
-		if !ok {
-			// Not a port of the service: as unknown as an unknown name.
-			return r
-		}
-		r.Exists = true
-		r.SetLabels = map[string]string{"namespace": svc.Namespace, "service": svc.Name}
-		for _, ep := range snap.Endpoints(svc, sp) {
-			wa := weightedAddr(ep, trustDomain)
-			if _, dup := r.Endpoints[wa.Addr]; !dup { // endpoints come sorted; the first claim to an address wins
-				r.Endpoints[wa.Addr] = wa
-			}
+		return resolveService(snap, svc, t.Port, trustDomain)
+	}
+	return r
+}
+
+func resolveService(snap *model.Snapshot, svc *model.Service, port uint16, trustDomain string) Resolution {
+	r := Resolution{Endpoints: map[string]*destinationv1.WeightedAddr{}}
+	sp, ok := svc.Port(port)
+	if !ok {
+		// Not a port of the service: as unknown as an unknown name.
+		return r
+	}
+	r.Exists = true
+	r.SetLabels = map[string]string{"namespace": svc.Namespace, "service": svc.Name}
+	for _, ep := range snap.Endpoints(svc, sp) {
+		wa := weightedAddr(ep, trustDomain)
+		if _, dup := r.Endpoints[wa.Addr]; !dup { // endpoints come sorted; the first claim to an address wins
+			r.Endpoints[wa.Addr] = wa
 		}
 	}
 	return r
 }
 
+// DeploymentLabel is the pod label the injector sets to the owning Deployment's name; it names the endpoint's
+// deployment in metrics when present.
+const DeploymentLabel = "sinew.dev/proxy-deployment"
+
 func weightedAddr(ep model.Endpoint, trustDomain string) *destinationv1.WeightedAddr {
 	w := ep.Workload
+	if w == nil {
+		// An address without a workload (an external endpoint of a Kubernetes service): plain, no identity.
+		wa := &destinationv1.WeightedAddr{Addr: netip.AddrPortFrom(ep.Address, ep.Port).String(), Weight: Weight, Zone: ep.Zone}
+		if ep.Zone != "" {
+			wa.MetricLabels = map[string]string{"zone": ep.Zone}
+		}
+		return wa
+	}
 	labels := map[string]string{
 		"pod":            w.Name,
 		"serviceaccount": w.ServiceAccount,
 		"deployment":     w.Name,
 	}
-	if app := w.Labels["app"]; app != "" {
+	if d := w.Labels[DeploymentLabel]; d != "" {
+		labels["deployment"] = d
+	} else if app := w.Labels["app"]; app != "" {
 		labels["deployment"] = app
 	}
-	zone := w.Labels["topology.kubernetes.io/zone"]
+	zone := ep.Zone
+	if zone == "" {
+		zone = w.Labels["topology.kubernetes.io/zone"]
+	}
 	if zone == "" {
 		zone = w.Labels["zone"]
 	}
 	if zone != "" {
 		labels["zone"] = zone
 	}
+	addr := ep.Address
+	if !addr.IsValid() {
+		addr = w.Address
+	}
 	wa := &destinationv1.WeightedAddr{Weight: Weight, MetricLabels: labels, Zone: zone}
 	if !w.Meshed() {
-		wa.Addr = netip.AddrPortFrom(w.Address, ep.Port).String()
+		wa.Addr = netip.AddrPortFrom(addr, ep.Port).String()
 		return wa
 	}
-	wa.Addr = netip.AddrPortFrom(w.Address, w.MeshPort).String()
+	wa.Addr = netip.AddrPortFrom(addr, w.MeshPort).String()
 	wa.TargetPort = uint32(ep.Port)
 	wa.TlsIdentity = &destinationv1.TlsIdentity{SpiffeId: model.SPIFFEID(trustDomain, w.Namespace, w.ServiceAccount)}
 	if ep.Opaque {

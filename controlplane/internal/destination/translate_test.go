@@ -207,3 +207,66 @@ func TestSlowSubscriberIsDisconnected(t *testing.T) {
 		t.Errorf("overflow counted %v times, want 1", n)
 	}
 }
+
+// Kubernetes-shaped model: explicit endpoints (from EndpointSlices), ClusterIPs, pods whose ports are
+// informational.
+func TestResolveExplicitEndpointsAndClusterIPs(t *testing.T) {
+	t.Parallel()
+	podA := &model.Workload{Namespace: "ns", Name: "api-a", Labels: map[string]string{DeploymentLabel: "api", "app": "x"},
+		ServiceAccount: "api", Address: netip.MustParseAddr("10.1.0.1"), MeshPort: 4143, UndeclaredPorts: true,
+		OpaquePorts: []model.PortRange{{First: 7000, Last: 7010}}}
+	podB := &model.Workload{Namespace: "ns", Name: "api-b", ServiceAccount: "api", Address: netip.MustParseAddr("10.1.0.2"), UndeclaredPorts: true}
+	api := &model.Service{Namespace: "ns", Name: "api", ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.10"), netip.MustParseAddr("fd00::10")},
+		Selector: map[string]string{"ignored": "because explicit"}, ExplicitEndpoints: true,
+		Ports: []model.ServicePort{{Name: "http", Port: 80, TargetPort: model.TargetPort{Name: "web"}}, {Name: "raw", Port: 7001}},
+		Endpoints: []model.ServiceEndpoint{
+			// A named target port resolves to different numbers on different pods.
+			{PortName: "http", Address: podA.Address, Port: 8080, Workload: "api-a", Zone: "zone-a"},
+			{PortName: "http", Address: podB.Address, Port: 9090, Workload: "api-b"},
+			{PortName: "http", Address: netip.MustParseAddr("10.1.0.3"), Port: 8080, Workload: "api-gone"},
+			{PortName: "http", Address: netip.MustParseAddr("192.0.2.7"), Port: 8443},
+			{PortName: "raw", Address: podA.Address, Port: 7001, Workload: "api-a"},
+		}}
+	snap := snapshot(model.Resources{Services: []*model.Service{api}, Workloads: []*model.Workload{podA, podB}})
+
+	byName := Resolve(snap, Target{Namespace: "ns", Service: "api", Port: 80}, "td")
+	if !byName.Exists || len(byName.Endpoints) != 3 {
+		t.Fatalf("by name: %+v", byName)
+	}
+	a := byName.Endpoints["10.1.0.1:4143"]
+	if a.GetTargetPort() != 8080 || a.GetTlsIdentity().GetSpiffeId() != "spiffe://td/ns/ns/sa/api" || a.GetZone() != "zone-a" ||
+		a.GetMetricLabels()["deployment"] != "api" || a.GetProtocolHint().GetH2() == nil {
+		t.Errorf("meshed endpoint %v", a)
+	}
+	if b := byName.Endpoints["10.1.0.2:9090"]; b == nil || b.GetTlsIdentity() != nil || b.GetMetricLabels()["pod"] != "api-b" {
+		t.Errorf("unmeshed endpoint %v", b)
+	}
+	if x := byName.Endpoints["192.0.2.7:8443"]; x == nil || x.GetTlsIdentity() != nil || x.GetMetricLabels()["pod"] != "" {
+		t.Errorf("address-only endpoint %v", x)
+	}
+	if _, ok := byName.Endpoints["10.1.0.3:8080"]; ok {
+		t.Error("an endpoint naming an unknown workload was resolved")
+	}
+
+	for _, ip := range []string{"10.96.0.10", "fd00::10", "::ffff:10.96.0.10"} {
+		byIP := Resolve(snap, Target{Addr: netip.MustParseAddr(ip), Port: 80}, "td")
+		if !byIP.Exists || len(byIP.Endpoints) != 3 || byIP.SetLabels["service"] != "api" || byIP.Endpoints["10.1.0.1:4143"].GetTargetPort() != 8080 {
+			t.Errorf("ClusterIP %s: %+v", ip, byIP)
+		}
+		if len(Diff(byName, byIP)) != 0 {
+			t.Errorf("ClusterIP %s resolves differently from the name: %v", ip, Diff(byName, byIP))
+		}
+	}
+	if r := Resolve(snap, Target{Addr: netip.MustParseAddr("10.96.0.10"), Port: 81}, "td"); r.Exists {
+		t.Error("a ClusterIP on a port the service does not declare resolved")
+	}
+	if r := Resolve(snap, Target{Namespace: "ns", Service: "api", Port: 7001}, "td"); r.Endpoints["10.1.0.1:4143"].GetProtocolHint().GetOpaque() == nil {
+		t.Errorf("annotated opaque port: %+v", r)
+	}
+
+	// Pod IP on a port the pod does not declare: still the pod (its ports are informational).
+	direct := Resolve(snap, Target{Addr: podA.Address, Port: 7005}, "td")
+	if d := direct.Endpoints["10.1.0.1:4143"]; d == nil || d.GetTargetPort() != 7005 || d.GetProtocolHint().GetOpaque() == nil {
+		t.Errorf("pod ip:port %+v", direct)
+	}
+}

@@ -58,7 +58,7 @@ func NewServer(cfg ServerConfig) *Server {
 		ca: cfg.CA, td: cfg.TrustDomain, auth: cfg.Authenticator, lifetime: cfg.CertLifetime, log: cfg.Logger, now: cfg.Now,
 		issued: promreg.Register(cfg.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "identity_cert_issued_total",
-			Help: "Certify requests by result (ok, unauthenticated, permission_denied, invalid_argument, error).",
+			Help: "Certify requests by result (ok, unauthenticated, permission_denied, invalid_argument, unavailable, error).",
 		}, []string{"result"})),
 	}
 }
@@ -103,6 +103,8 @@ func (s *Server) certify(ctx context.Context, req *identityv1.CertifyRequest) (*
 	switch {
 	case errors.Is(err, ErrPermissionDenied):
 		return nil, "permission_denied", status.Error(codes.PermissionDenied, err.Error())
+	case errors.Is(err, ErrUnavailable):
+		return nil, "unavailable", status.Error(codes.Unavailable, err.Error())
 	case err != nil:
 		// Never echo the token itself.
 		return nil, "unauthenticated", status.Error(codes.Unauthenticated, err.Error())
@@ -113,8 +115,8 @@ func (s *Server) certify(ctx context.Context, req *identityv1.CertifyRequest) (*
 		return nil, "invalid_argument", status.Error(codes.InvalidArgument, err.Error())
 	}
 	if ns != subj.Namespace || sa != subj.ServiceAccount {
-		return nil, "permission_denied", status.Errorf(codes.PermissionDenied, "token for %s/%s may not certify %s (its identity is %s)",
-			subj.Namespace, subj.Workload, sid, spiffeid.RequireFromSegments(s.td, "ns", subj.Namespace, "sa", subj.ServiceAccount))
+		return nil, "permission_denied", status.Errorf(codes.PermissionDenied, "token for %s may not certify %s (its identity is %s)",
+			subj, sid, spiffeid.RequireFromSegments(s.td, "ns", subj.Namespace, "sa", subj.ServiceAccount))
 	}
 
 	csr, err := x509.ParseCertificateRequest(req.GetCertificateSigningRequest())
@@ -143,7 +145,7 @@ func (s *Server) certify(ctx context.Context, req *identityv1.CertifyRequest) (*
 		s.log.Error("signing workload certificate", "identity", sid.String(), "err", err)
 		return nil, "error", status.Error(codes.Internal, "signing failed")
 	}
-	s.log.Info("issued workload certificate", "identity", sid.String(), "workload", subj.Namespace+"/"+subj.Workload,
+	s.log.Info("issued workload certificate", "identity", sid.String(), "subject", subj.String(),
 		"serial", leaf.SerialNumber.Text(16), "notAfter", leaf.NotAfter)
 	return &identityv1.CertifyResponse{
 		LeafCertificate:          leaf.Raw,

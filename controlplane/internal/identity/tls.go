@@ -70,13 +70,21 @@ func (s *ServingCert) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, er
 	return s.cert, nil
 }
 
+// CertificateSource supplies a server's current certificate: a ServingCert issued in process, or (Kubernetes
+// mode, outside the identity service) one obtained from the identity service like any workload's.
+type CertificateSource interface {
+	GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
+}
+
+var _ CertificateSource = (*ServingCert)(nil)
+
 // ServerTLS is TLS 1.3 with the serving certificate and no client certificate (identity: proxies have none yet).
-func ServerTLS(sc *ServingCert) *tls.Config {
+func ServerTLS(sc CertificateSource) *tls.Config {
 	return &tls.Config{MinVersion: tls.VersionTLS13, GetCertificate: sc.GetCertificate}
 }
 
 // MutualTLS additionally requires a client certificate that chains to the anchors and carries a SPIFFE ID in td.
-func MutualTLS(sc *ServingCert, anchors *x509.CertPool, td spiffeid.TrustDomain) *tls.Config {
+func MutualTLS(sc CertificateSource, anchors *x509.CertPool, td spiffeid.TrustDomain) *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS13,
 		GetCertificate: sc.GetCertificate,

@@ -29,16 +29,27 @@ var (
 	ErrUnauthenticated = errors.New("unauthenticated")
 	// ErrPermissionDenied: the token is genuine but grants nothing now (its workload is gone, say).
 	ErrPermissionDenied = errors.New("permission denied")
+	// ErrUnavailable: the token could not be checked (the API server is unreachable, say); retrying may help.
+	ErrUnavailable = errors.New("unavailable")
 )
 
 // Subject is who a token proves the caller to be.
 type Subject struct {
 	Namespace      string
 	ServiceAccount string
-	Workload       string
+	// Workload is the workload (local mode) or pod (Kubernetes, when the token is bound to one); may be empty.
+	Workload string
 }
 
-// Authenticator turns a proof of identity into a Subject. Local mode uses join tokens; Kubernetes mode will use
+// String names the subject in messages: "namespace/workload", or "serviceaccount namespace/name".
+func (s Subject) String() string {
+	if s.Workload != "" {
+		return s.Namespace + "/" + s.Workload
+	}
+	return "serviceaccount " + s.Namespace + "/" + s.ServiceAccount
+}
+
+// Authenticator turns a proof of identity into a Subject. Local mode uses join tokens; Kubernetes mode uses
 // TokenReview on projected ServiceAccount tokens.
 type Authenticator interface {
 	Authenticate(ctx context.Context, token []byte) (Subject, error)

@@ -1,5 +1,5 @@
 // Package model is the control plane's single, mode-blind view of the mesh: services, workloads and the endpoints
-// they produce. Sources (local YAML files today, Kubernetes informers later) feed it whole resource sets; the
+// they produce. Sources (local YAML files, Kubernetes informers) feed it whole resource sets; the
 // identity, destination and policy servers read immutable snapshots of it. It must not know where resources came
 // from, nor anything about gRPC or proxies.
 package model
@@ -32,6 +32,30 @@ type Workload struct {
 	// MeshPort is the workload proxy's inbound mTLS port; zero means the workload is not meshed.
 	MeshPort uint16         `json:"meshPort,omitempty"`
 	Ports    []WorkloadPort `json:"ports,omitempty"`
+	// OpaquePorts are further ports (declared or not) whose traffic is opaque, e.g. from an annotation.
+	OpaquePorts []PortRange `json:"opaquePorts,omitempty"`
+	// UndeclaredPorts says the workload may listen on ports it does not declare (a Kubernetes pod's container
+	// ports are informational), so an ip:port lookup accepts any port of its address.
+	UndeclaredPorts bool `json:"undeclaredPorts,omitempty"`
+}
+
+// PortRange is an inclusive range of ports; a single port has First == Last.
+type PortRange struct {
+	First uint16 `json:"first"`
+	Last  uint16 `json:"last"`
+}
+
+// Contains reports whether p is in the range.
+func (r PortRange) Contains(p uint16) bool { return r.First <= p && p <= r.Last }
+
+// InRanges reports whether p is in any of the ranges.
+func InRanges(ranges []PortRange, p uint16) bool {
+	for _, r := range ranges {
+		if r.Contains(p) {
+			return true
+		}
+	}
+	return false
 }
 
 // WorkloadPort is a port the workload's application listens on.
@@ -57,6 +81,15 @@ func (w *Workload) PortByNumber(p uint16) (WorkloadPort, bool) {
 	return WorkloadPort{}, false
 }
 
+// Opaque reports whether traffic to port p of the workload is opaque: a declared opaque port, or one of
+// OpaquePorts.
+func (w *Workload) Opaque(p uint16) bool {
+	if wp, ok := w.PortByNumber(p); ok && wp.Protocol == ProtocolOpaque {
+		return true
+	}
+	return InRanges(w.OpaquePorts, p)
+}
+
 // PortByName returns the declared port with that name.
 func (w *Workload) PortByName(name string) (WorkloadPort, bool) {
 	for _, wp := range w.Ports {
@@ -67,12 +100,33 @@ func (w *Workload) PortByName(name string) (WorkloadPort, bool) {
 	return WorkloadPort{}, false
 }
 
-// Service is a named, load-balanced set of workloads selected by labels.
+// Service is a named, load-balanced set of workloads: selected by labels (local mode), or listed explicitly
+// (Kubernetes, where EndpointSlices say which pods are ready endpoints).
 type Service struct {
 	Namespace string            `json:"namespace"`
 	Name      string            `json:"name"`
 	Selector  map[string]string `json:"selector,omitempty"`
 	Ports     []ServicePort     `json:"ports"`
+	// ClusterIPs are virtual addresses that resolve like the service's name (a transparently captured
+	// connection to one reaches the proxy as that ip:port).
+	ClusterIPs []netip.Addr `json:"clusterIPs,omitempty"`
+	// ExplicitEndpoints: the endpoints are Endpoints, and Selector is not evaluated.
+	ExplicitEndpoints bool              `json:"explicit,omitempty"`
+	Endpoints         []ServiceEndpoint `json:"explicitEndpoints,omitempty"`
+}
+
+// ServiceEndpoint is one explicit endpoint of a service port.
+type ServiceEndpoint struct {
+	// PortName is the name of the service port it backs ("" for the unnamed port of a single-port service).
+	PortName string     `json:"portName,omitempty"`
+	Address  netip.Addr `json:"address"`
+	// Port is the resolved target port on Address.
+	Port uint16 `json:"port"`
+	// Workload names the workload behind the address, in the service's namespace; "" for an address that is no
+	// workload (an external endpoint), which is then never meshed. An endpoint naming a workload the model does
+	// not know (yet) is left out.
+	Workload string `json:"workload,omitempty"`
+	Zone     string `json:"zone,omitempty"`
 }
 
 // Key is "namespace/name".
@@ -133,11 +187,19 @@ type SourceError struct {
 	Message string `json:"message"`
 }
 
+// ServiceAccount is an identity workloads may run as. Sources that know them (Kubernetes) list them so that
+// policies naming service accounts can be checked; an empty list means the source does not track them.
+type ServiceAccount struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
 // Resources is the complete set of resources a source currently knows, plus the problems it has with its inputs.
 type Resources struct {
-	Services  []*Service
-	Workloads []*Workload
-	Errors    []SourceError
+	Services        []*Service
+	Workloads       []*Workload
+	ServiceAccounts []ServiceAccount
+	Errors          []SourceError
 }
 
 // Sink receives a source's complete resource set every time it changes.
@@ -157,11 +219,23 @@ func SPIFFEID(trustDomain, namespace, serviceAccount string) string {
 
 // Endpoint is one workload port that backs a service port (or an ip:port).
 type Endpoint struct {
+	// Workload is nil for an explicit endpoint that is only an address.
 	Workload *Workload
+	Address  netip.Addr
 	// Port is the application port on the workload (the resolved targetPort).
 	Port uint16
 	// Opaque is set when the service port or the workload port is opaque.
 	Opaque bool
+	// Zone is the endpoint's topology zone when the source knows it.
+	Zone string
+}
+
+// Key names the endpoint for humans: "namespace/workload:port", or "address:port" without a workload.
+func (e Endpoint) Key() string {
+	if e.Workload != nil {
+		return e.Workload.Key() + ":" + itoa(e.Port)
+	}
+	return netip.AddrPortFrom(e.Address, e.Port).String()
 }
 
 // Snapshot is an immutable view of the model. Never modify what it returns.
@@ -170,19 +244,40 @@ type Snapshot struct {
 	services  map[string]*Service
 	workloads map[string]*Workload
 	// workloadList is sorted by key, for deterministic choices.
-	workloadList []*Workload
-	errors       []SourceError
+	workloadList    []*Workload
+	clusterIPs      map[netip.Addr]*Service
+	serviceAccounts map[ServiceAccount]struct{}
+	errors          []SourceError
 }
 
 func newSnapshot(version uint64, r Resources) *Snapshot {
 	s := &Snapshot{
-		version:   version,
-		services:  make(map[string]*Service, len(r.Services)),
-		workloads: make(map[string]*Workload, len(r.Workloads)),
-		errors:    slices.Clone(r.Errors),
+		version:         version,
+		services:        make(map[string]*Service, len(r.Services)),
+		workloads:       make(map[string]*Workload, len(r.Workloads)),
+		clusterIPs:      map[netip.Addr]*Service{},
+		serviceAccounts: make(map[ServiceAccount]struct{}, len(r.ServiceAccounts)),
+		errors:          slices.Clone(r.Errors),
 	}
 	for _, svc := range r.Services {
 		s.services[svc.Key()] = svc
+	}
+	// Sources should not give two services one ClusterIP; if one does, the first by key keeps it, so the
+	// answer does not depend on map order.
+	keys := make([]string, 0, len(s.services))
+	for k := range s.services {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		for _, ip := range s.services[k].ClusterIPs {
+			if _, taken := s.clusterIPs[ip.Unmap()]; !taken {
+				s.clusterIPs[ip.Unmap()] = s.services[k]
+			}
+		}
+	}
+	for _, sa := range r.ServiceAccounts {
+		s.serviceAccounts[sa] = struct{}{}
 	}
 	for _, w := range r.Workloads {
 		s.workloads[w.Key()] = w
@@ -209,12 +304,29 @@ func (s *Snapshot) Workload(namespace, name string) (*Workload, bool) {
 	return w, ok
 }
 
+// ServiceByClusterIP looks a service up by one of its ClusterIPs.
+func (s *Snapshot) ServiceByClusterIP(addr netip.Addr) (*Service, bool) {
+	svc, ok := s.clusterIPs[addr.Unmap()]
+	return svc, ok
+}
+
+// ServiceAccount reports whether the source knows the service account (always false for sources that do not
+// track service accounts).
+func (s *Snapshot) ServiceAccount(namespace, name string) bool {
+	_, ok := s.serviceAccounts[ServiceAccount{Namespace: namespace, Name: name}]
+	return ok
+}
+
 // Errors returns the sources' current problems.
 func (s *Snapshot) Errors() []SourceError { return s.errors }
 
-// Endpoints resolves a service port into the workload ports behind it, sorted by workload key. A numeric
-// targetPort selects every matching workload (as in Kubernetes); a named one only workloads that declare it.
+// Endpoints resolves a service port into the workload ports behind it, sorted by workload key (explicit
+// endpoints: by key, then address). A numeric targetPort selects every matching workload (as in Kubernetes); a
+// named one only workloads that declare it.
 func (s *Snapshot) Endpoints(svc *Service, sp ServicePort) []Endpoint {
+	if svc.ExplicitEndpoints {
+		return s.explicitEndpoints(svc, sp)
+	}
 	var eps []Endpoint
 	for _, w := range s.workloadList {
 		if !svc.Selects(w) {
@@ -230,29 +342,60 @@ func (s *Snapshot) Endpoints(svc *Service, sp ServicePort) []Endpoint {
 				continue
 			}
 			port = wp.Port
-			opaque = opaque || wp.Protocol == ProtocolOpaque
 		} else {
 			port = sp.TargetPort.Number
-			if wp, ok := w.PortByNumber(port); ok {
-				opaque = opaque || wp.Protocol == ProtocolOpaque
-			}
 		}
-		eps = append(eps, Endpoint{Workload: w, Port: port, Opaque: opaque})
+		opaque = opaque || w.Opaque(port)
+		eps = append(eps, Endpoint{Workload: w, Address: w.Address, Port: port, Opaque: opaque})
 	}
 	return eps
 }
 
-// WorkloadAt finds the workload that listens on addr:port (a declared port). When several do, the first by
-// namespace/name wins, so the answer is stable.
+func (s *Snapshot) explicitEndpoints(svc *Service, sp ServicePort) []Endpoint {
+	var eps []Endpoint
+	for _, se := range svc.Endpoints {
+		if se.PortName != sp.Name || se.Port == 0 || !se.Address.IsValid() {
+			continue
+		}
+		ep := Endpoint{Address: se.Address, Port: se.Port, Opaque: sp.AppProtocol == ProtocolOpaque, Zone: se.Zone}
+		if se.Workload != "" {
+			w, ok := s.workloads[svc.Namespace+"/"+se.Workload]
+			if !ok {
+				continue // not known yet; the endpoint appears when the workload does
+			}
+			ep.Workload = w
+			ep.Opaque = ep.Opaque || w.Opaque(se.Port)
+		}
+		eps = append(eps, ep)
+	}
+	slices.SortFunc(eps, func(a, b Endpoint) int {
+		if c := strings.Compare(a.Key(), b.Key()); c != 0 {
+			return c
+		}
+		return a.Address.Compare(b.Address)
+	})
+	return eps
+}
+
+// WorkloadAt finds the workload that listens on addr:port: one that declares the port, else one with
+// UndeclaredPorts at that address. When several qualify, the first by namespace/name wins, so the answer is
+// stable.
 func (s *Snapshot) WorkloadAt(addr netip.Addr, port uint16) (Endpoint, bool) {
 	addr = addr.Unmap()
+	var fallback *Workload
 	for _, w := range s.workloadList {
 		if w.Address.Unmap() != addr {
 			continue
 		}
-		if wp, ok := w.PortByNumber(port); ok {
-			return Endpoint{Workload: w, Port: port, Opaque: wp.Protocol == ProtocolOpaque}, true
+		if _, ok := w.PortByNumber(port); ok {
+			return Endpoint{Workload: w, Address: w.Address, Port: port, Opaque: w.Opaque(port)}, true
 		}
+		if w.UndeclaredPorts && fallback == nil {
+			fallback = w
+		}
+	}
+	if fallback != nil {
+		return Endpoint{Workload: fallback, Address: fallback.Address, Port: port, Opaque: fallback.Opaque(port)}, true
 	}
 	return Endpoint{}, false
 }

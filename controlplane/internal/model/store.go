@@ -59,7 +59,9 @@ type DebugView struct {
 	Version   uint64         `json:"version"`
 	Services  []DebugService `json:"services"`
 	Workloads []*Workload    `json:"workloads"`
-	Errors    []SourceError  `json:"errors"`
+	// ServiceAccounts is omitted for sources that do not track them.
+	ServiceAccounts []ServiceAccount `json:"serviceAccounts,omitempty"`
+	Errors          []SourceError    `json:"errors"`
 }
 
 // DebugService is a service with its resolved endpoints per port.
@@ -77,13 +79,19 @@ func (s *Snapshot) Debug() DebugView {
 	if v.Errors == nil {
 		v.Errors = []SourceError{}
 	}
+	for sa := range s.serviceAccounts {
+		v.ServiceAccounts = append(v.ServiceAccounts, sa)
+	}
+	slices.SortFunc(v.ServiceAccounts, func(a, b ServiceAccount) int {
+		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	})
 	v.Services = []DebugService{}
 	for _, svc := range s.services {
 		ds := DebugService{Service: svc, Endpoints: map[string][]string{}}
 		for _, sp := range svc.Ports {
 			eps := []string{}
 			for _, ep := range s.Endpoints(svc, sp) {
-				eps = append(eps, ep.Workload.Key()+":"+itoa(ep.Port))
+				eps = append(eps, ep.Key())
 			}
 			ds.Endpoints[itoa(sp.Port)] = eps
 		}

@@ -1,6 +1,7 @@
-// Package identity keeps the proxy's workload certificate fresh. The private key is generated in memory at start
-// and never leaves the process: only a CSR and the identity token go to the identity service.
-package identity
+// Package identityclient keeps a workload certificate fresh: the proxy's, and in Kubernetes mode the control-plane
+// servers' own (they are workloads too). The private key is generated in memory at start and never leaves the
+// process: only a CSR and the identity token go to the identity service. It knows nothing of Kubernetes.
+package identityclient
 
 import (
 	"context"

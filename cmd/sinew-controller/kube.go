@@ -1,0 +1,86 @@
+package main
+
+import (
+	"io"
+
+	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
+
+	"github.com/sinewmesh/sinew/controlplane"
+)
+
+func newIdentityCmd(stderr io.Writer) *cobra.Command {
+	var (
+		cfg controlplane.IdentityConfig
+		lf  logFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "identity",
+		Short: "Run the Kubernetes-mode identity service: certify workloads that prove their service account with a projected token",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := lf.logger(stderr)
+			if err != nil {
+				return err
+			}
+			klog.SetSlogLogger(log.With("component", "client-go"))
+			cfg.Logger, cfg.Registerer = log, newRegistry()
+			s, err := controlplane.NewIdentity(cfg)
+			if err != nil {
+				return err
+			}
+			return s.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: the pod's in-cluster configuration)")
+	f.StringVar(&cfg.TrustDomain, "trust-domain", controlplane.DefaultTrustDomain, "SPIFFE trust domain")
+	f.StringVar(&cfg.Addr, "identity-addr", controlplane.DefaultKubeIdentityAddr, "identity gRPC (TLS) listen address")
+	f.StringVar(&cfg.AdminAddr, "admin-addr", controlplane.DefaultKubeIdentityAdminAddr, "admin HTTP listen address (/ready, /live, /metrics)")
+	f.StringVar(&cfg.TrustAnchorsFile, "identity-trust-anchors-file", controlplane.DefaultTrustAnchorsPath, "PEM trust anchors")
+	f.StringVar(&cfg.IssuerCertFile, "identity-issuer-certificate-file", controlplane.DefaultIssuerCertPath, "PEM issuer (intermediate CA) certificate")
+	f.StringVar(&cfg.IssuerKeyFile, "identity-issuer-key-file", controlplane.DefaultIssuerKeyPath, "PEM issuer private key")
+	f.DurationVar(&cfg.CertLifetime, "identity-issuance-lifetime", controlplane.DefaultCertLifetime, "lifetime of workload certificates")
+	lf.register(f)
+	return cmd
+}
+
+func newDestinationCmd(stderr io.Writer) *cobra.Command {
+	var (
+		cfg controlplane.DestinationConfig
+		lf  logFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "destination",
+		Short: "Run the Kubernetes-mode destination and policy services, fed by the cluster's Services, EndpointSlices and Pods",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := lf.logger(stderr)
+			if err != nil {
+				return err
+			}
+			klog.SetSlogLogger(log.With("component", "client-go"))
+			cfg.Logger, cfg.Registerer = log, newRegistry()
+			s, err := controlplane.NewDestination(cfg)
+			if err != nil {
+				return err
+			}
+			return s.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: the pod's in-cluster configuration)")
+	f.StringVar(&cfg.TrustDomain, "trust-domain", controlplane.DefaultTrustDomain, "SPIFFE trust domain")
+	f.StringVar(&cfg.ClusterDomain, "cluster-domain", controlplane.DefaultClusterDomain, "the cluster's DNS domain (service FQDN suffix)")
+	f.StringVar(&cfg.DestinationAddr, "destination-addr", controlplane.DefaultKubeDestinationAddr, "destination gRPC (mTLS) listen address")
+	f.StringVar(&cfg.PolicyAddr, "policy-addr", controlplane.DefaultKubePolicyAddr, "policy gRPC (mTLS) listen address")
+	f.StringVar(&cfg.AdminAddr, "admin-addr", controlplane.DefaultKubeDestinationAdminAddr, "admin HTTP listen address (/ready, /live, /metrics, /debug/model)")
+	f.StringVar(&cfg.IdentityAddr, "identity-addr", "", "identity service to obtain the serving certificate from (default sinew-identity.sinew.svc.<cluster-domain>.:8080)")
+	f.StringVar(&cfg.TrustAnchorsFile, "identity-trust-anchors-file", controlplane.DefaultTrustAnchorsPath, "PEM trust anchors")
+	f.StringVar(&cfg.TokenFile, "identity-token-file", controlplane.DefaultTokenPath, "projected ServiceAccount token (audience "+controlplane.TokenAudience+"), re-read at every renewal")
+	f.StringVar(&cfg.Namespace, "namespace", controlplane.Namespace, "this controller's namespace (its identity is spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)")
+	f.StringVar(&cfg.ServiceAccount, "service-account", controlplane.DestinationServiceName, "this controller's service account")
+	f.StringVar(&cfg.DefaultOpaquePorts, "default-opaque-ports", controlplane.DefaultOpaquePorts, "ports and ranges that are opaque unless an opaque-ports annotation replaces the list (\"none\" for none)")
+	lf.register(f)
+	return cmd
+}

@@ -1,0 +1,302 @@
+package kube
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/sinewmesh/sinew/controlplane/internal/model"
+)
+
+// Names shared with the injector (docs/architecture/kubernetes.md).
+const (
+	// ProxyContainerName is the injected proxy's container name: a plain container, or a native sidecar (an init
+	// container with restartPolicy Always).
+	ProxyContainerName = "sinew-proxy"
+	// ProxyPortName names the proxy's inbound (mesh) port on its container.
+	ProxyPortName = "sinew-proxy"
+	// DefaultMeshPort is the proxy's inbound port when its container does not name one.
+	DefaultMeshPort = 4143
+	// OpaquePortsAnnotation lists ports whose traffic skips protocol detection, on a pod, Service or namespace.
+	OpaquePortsAnnotation = "config.sinew.dev/opaque-ports"
+	// AppProtocolOpaque is the Service port appProtocol that marks a port opaque.
+	AppProtocolOpaque = "sinew.dev/opaque"
+)
+
+// DefaultOpaquePorts are opaque unless a pod, Service or namespace annotation replaces the list: protocols where
+// the server speaks first (SMTP, MySQL, Galera, PostgreSQL, Redis, Elasticsearch, Memcached), which protocol
+// detection would stall.
+var DefaultOpaquePorts = []model.PortRange{
+	{First: 25, Last: 25}, {First: 587, Last: 587}, {First: 3306, Last: 3306}, {First: 4444, Last: 4444},
+	{First: 5432, Last: 5432}, {First: 6379, Last: 6379}, {First: 9300, Last: 9300}, {First: 11211, Last: 11211},
+}
+
+// httpAppProtocols are the Service appProtocol values whose traffic is HTTP (detected as usual); any other
+// non-empty value is opaque, since the proxy cannot know how to read it.
+var httpAppProtocols = map[string]bool{
+	"http": true, "http2": true, "grpc": true, "grpc-web": true, "kubernetes.io/h2c": true, "kubernetes.io/ws": true,
+}
+
+// ParsePortList reads an opaque-ports style list: comma-separated port numbers, inclusive ranges "a-b", and port
+// names, which byName resolves (nil: names are errors). Empty items are ignored.
+func ParsePortList(value string, byName func(string) (uint16, bool)) ([]model.PortRange, error) {
+	var out []model.PortRange
+	for item := range strings.SplitSeq(value, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if lo, hi, isRange := strings.Cut(item, "-"); isRange {
+			first, err1 := parsePort(lo)
+			last, err2 := parsePort(hi)
+			if err1 != nil || err2 != nil || first > last {
+				return nil, fmt.Errorf("%q: a range must be <first>-<last> with 1 <= first <= last <= 65535", item)
+			}
+			out = append(out, model.PortRange{First: first, Last: last})
+			continue
+		}
+		if p, err := parsePort(item); err == nil {
+			out = append(out, model.PortRange{First: p, Last: p})
+			continue
+		} else if item[0] >= '0' && item[0] <= '9' {
+			return nil, fmt.Errorf("%q: %w", item, err)
+		}
+		if byName == nil {
+			return nil, fmt.Errorf("%q: not a port number or range", item)
+		}
+		p, ok := byName(item)
+		if !ok {
+			return nil, fmt.Errorf("%q: no port by that name", item)
+		}
+		out = append(out, model.PortRange{First: p, Last: p})
+	}
+	return out, nil
+}
+
+func parsePort(s string) (uint16, error) {
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 16)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("port must be 1-65535")
+	}
+	return uint16(n), nil
+}
+
+// opaquePorts picks the most specific annotation (object, then namespace) or the defaults. A bad annotation is
+// reported and skipped, so the next level applies.
+func opaquePorts(obj, ns map[string]string, byName func(string) (uint16, bool), defaults []model.PortRange) ([]model.PortRange, []string) {
+	var problems []string
+	for _, level := range []struct {
+		what        string
+		annotations map[string]string
+		byName      func(string) (uint16, bool)
+	}{{"", obj, byName}, {"namespace ", ns, nil}} {
+		v, ok := level.annotations[OpaquePortsAnnotation]
+		if !ok {
+			continue
+		}
+		ranges, err := ParsePortList(v, level.byName)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%sannotation %s: %v", level.what, OpaquePortsAnnotation, err))
+			continue
+		}
+		return ranges, problems
+	}
+	return defaults, problems
+}
+
+func isTCP(p corev1.Protocol) bool { return p == "" || p == corev1.ProtocolTCP }
+
+// podContainers are the pod's long-running containers: app containers and native sidecars.
+func podContainers(pod *corev1.Pod) []corev1.Container {
+	cs := slices.Clone(pod.Spec.Containers)
+	for _, c := range pod.Spec.InitContainers {
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
+
+// TranslatePod turns a pod into a workload; nil when the pod is not one (no IP yet, or finished, which frees its
+// IP for another pod). Problems with its annotations are returned and otherwise ignored.
+func TranslatePod(pod *corev1.Pod, ns *corev1.Namespace, defaultOpaque []model.PortRange) (*model.Workload, []string) {
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed || pod.Status.PodIP == "" {
+		return nil, nil
+	}
+	addr, err := netip.ParseAddr(pod.Status.PodIP)
+	if err != nil {
+		return nil, []string{fmt.Sprintf("status.podIP %q: %v", pod.Status.PodIP, err)}
+	}
+	w := &model.Workload{
+		Namespace:      pod.Namespace,
+		Name:           pod.Name,
+		Labels:         pod.Labels,
+		ServiceAccount: cmp.Or(pod.Spec.ServiceAccountName, "default"),
+		Address:        addr.Unmap(),
+		// A host-network pod shares the node's address with others; only its declared ports identify it.
+		UndeclaredPorts: !pod.Spec.HostNetwork,
+	}
+	byName := map[string]uint16{}
+	for _, c := range podContainers(pod) {
+		if c.Name == ProxyContainerName {
+			w.MeshPort = DefaultMeshPort
+			for _, p := range c.Ports {
+				if p.Name == ProxyPortName && p.ContainerPort > 0 && p.ContainerPort <= 65535 {
+					w.MeshPort = uint16(p.ContainerPort)
+				}
+			}
+			continue
+		}
+		for _, p := range c.Ports {
+			if !isTCP(p.Protocol) || p.ContainerPort <= 0 || p.ContainerPort > 65535 {
+				continue
+			}
+			w.Ports = append(w.Ports, model.WorkloadPort{Name: p.Name, Port: uint16(p.ContainerPort), Protocol: model.ProtocolHTTP})
+			if p.Name != "" {
+				byName[p.Name] = uint16(p.ContainerPort)
+			}
+		}
+	}
+	var nsAnn map[string]string
+	if ns != nil {
+		nsAnn = ns.Annotations
+	}
+	lookup := func(name string) (uint16, bool) { p, ok := byName[name]; return p, ok }
+	opaque, problems := opaquePorts(pod.Annotations, nsAnn, lookup, defaultOpaque)
+	w.OpaquePorts = opaque
+	for i, p := range w.Ports {
+		if model.InRanges(w.OpaquePorts, p.Port) {
+			w.Ports[i].Protocol = model.ProtocolOpaque
+		}
+	}
+	return w, problems
+}
+
+// TranslateService turns a Service and its EndpointSlices into a model service with explicit endpoints: the ready
+// endpoints of its TCP ports. ExternalName services are not services of the mesh (nil): their names resolve
+// through DNS to something outside.
+func TranslateService(svc *corev1.Service, endpointSlices []*discoveryv1.EndpointSlice, ns *corev1.Namespace, defaultOpaque []model.PortRange) (*model.Service, []string) {
+	if svc.Spec.Type == corev1.ServiceTypeExternalName {
+		return nil, nil
+	}
+	var problems []string
+	out := &model.Service{Namespace: svc.Namespace, Name: svc.Name, Selector: svc.Spec.Selector, ExplicitEndpoints: true}
+	ips := svc.Spec.ClusterIPs
+	if len(ips) == 0 && svc.Spec.ClusterIP != "" {
+		ips = []string{svc.Spec.ClusterIP}
+	}
+	for _, ip := range ips {
+		if ip == "" || ip == corev1.ClusterIPNone {
+			continue
+		}
+		a, err := netip.ParseAddr(ip)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("spec.clusterIPs: %q: %v", ip, err))
+			continue
+		}
+		out.ClusterIPs = append(out.ClusterIPs, a.Unmap())
+	}
+
+	byName := map[string]uint16{}
+	for _, p := range svc.Spec.Ports {
+		if p.Name != "" && p.Port > 0 && p.Port <= 65535 {
+			byName[p.Name] = uint16(p.Port)
+		}
+	}
+	var nsAnn map[string]string
+	if ns != nil {
+		nsAnn = ns.Annotations
+	}
+	opaque, probs := opaquePorts(svc.Annotations, nsAnn, func(n string) (uint16, bool) { p, ok := byName[n]; return p, ok }, defaultOpaque)
+	problems = append(problems, probs...)
+
+	portNames := map[string]bool{}
+	for _, p := range svc.Spec.Ports {
+		if !isTCP(p.Protocol) || p.Port <= 0 || p.Port > 65535 {
+			continue
+		}
+		sp := model.ServicePort{Name: p.Name, Port: uint16(p.Port), AppProtocol: model.ProtocolHTTP}
+		switch {
+		case p.TargetPort.Type == intstr.String && p.TargetPort.StrVal != "":
+			sp.TargetPort.Name = p.TargetPort.StrVal
+		case p.TargetPort.Type == intstr.Int && p.TargetPort.IntVal > 0 && p.TargetPort.IntVal <= 65535:
+			sp.TargetPort.Number = uint16(p.TargetPort.IntVal)
+		default: // unset: the port itself
+			sp.TargetPort.Number = uint16(p.Port)
+		}
+		switch ap := p.AppProtocol; {
+		case ap == nil || *ap == "":
+			if model.InRanges(opaque, sp.Port) {
+				sp.AppProtocol = model.ProtocolOpaque
+			}
+		case !httpAppProtocols[*ap]:
+			sp.AppProtocol = model.ProtocolOpaque
+		}
+		out.Ports = append(out.Ports, sp)
+		portNames[p.Name] = true
+	}
+
+	type epKey struct {
+		portName string
+		addr     netip.Addr
+		port     uint16
+	}
+	seen := map[epKey]bool{}
+	for _, es := range endpointSlices {
+		if es.AddressType != discoveryv1.AddressTypeIPv4 && es.AddressType != discoveryv1.AddressTypeIPv6 {
+			continue // FQDN endpoints name something outside the mesh
+		}
+		for _, ep := range es.Endpoints {
+			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+				continue // nil means ready (the API's rule for unknown readiness)
+			}
+			if len(ep.Addresses) == 0 {
+				continue
+			}
+			addr, err := netip.ParseAddr(ep.Addresses[0])
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("EndpointSlice %s: address %q: %v", es.Name, ep.Addresses[0], err))
+				continue
+			}
+			workload := ""
+			if ref := ep.TargetRef; ref != nil && ref.Kind == "Pod" && (ref.Namespace == "" || ref.Namespace == svc.Namespace) {
+				workload = ref.Name
+			}
+			zone := ""
+			if ep.Zone != nil {
+				zone = *ep.Zone
+			}
+			for _, p := range es.Ports {
+				if p.Port == nil || *p.Port <= 0 || *p.Port > 65535 || (p.Protocol != nil && !isTCP(*p.Protocol)) {
+					continue
+				}
+				name := ""
+				if p.Name != nil {
+					name = *p.Name
+				}
+				if !portNames[name] {
+					continue
+				}
+				k := epKey{name, addr.Unmap(), uint16(*p.Port)}
+				if seen[k] { // slices may overlap while the controller moves endpoints between them
+					continue
+				}
+				seen[k] = true
+				out.Endpoints = append(out.Endpoints, model.ServiceEndpoint{
+					PortName: name, Address: k.addr, Port: k.port, Workload: workload, Zone: zone,
+				})
+			}
+		}
+	}
+	slices.SortFunc(out.Endpoints, func(a, b model.ServiceEndpoint) int {
+		return cmp.Or(strings.Compare(a.PortName, b.PortName), a.Address.Compare(b.Address), cmp.Compare(a.Port, b.Port))
+	})
+	return out, problems
+}

@@ -1,0 +1,262 @@
+package kube
+
+import (
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/sinewmesh/sinew/controlplane/internal/model"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func ns(name string, annotations map[string]string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations}}
+}
+
+// pod is a running pod with an app container; mutate adds the rest.
+func pod(namespace, name, ip string, mutate ...func(*corev1.Pod)) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name, Labels: map[string]string{"app": name}},
+		Spec: corev1.PodSpec{ServiceAccountName: "web", Containers: []corev1.Container{{
+			Name: "app", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+		}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip},
+	}
+	for _, m := range mutate {
+		m(p)
+	}
+	return p
+}
+
+func withSidecar(p *corev1.Pod) {
+	p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: ProxyContainerName,
+		Ports: []corev1.ContainerPort{{Name: ProxyPortName, ContainerPort: 4143}, {Name: "sinew-admin", ContainerPort: 4191}}})
+}
+
+func withNativeSidecar(port int32) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		p.Spec.InitContainers = append(p.Spec.InitContainers,
+			corev1.Container{Name: "sinew-init"},
+			corev1.Container{Name: ProxyContainerName, RestartPolicy: ptr(corev1.ContainerRestartPolicyAlways),
+				Ports: []corev1.ContainerPort{{Name: ProxyPortName, ContainerPort: port}}})
+	}
+}
+
+func annotate(k, v string) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		if p.Annotations == nil {
+			p.Annotations = map[string]string{}
+		}
+		p.Annotations[k] = v
+	}
+}
+
+func rng(a, b uint16) model.PortRange { return model.PortRange{First: a, Last: b} }
+
+func TestTranslatePod(t *testing.T) {
+	t.Parallel()
+	plainNS := ns("emojivoto", nil)
+	for name, tc := range map[string]struct {
+		pod      *corev1.Pod
+		ns       *corev1.Namespace
+		want     *model.Workload // nil: not a workload
+		problems string
+	}{
+		"meshed sidecar": {
+			pod: pod("emojivoto", "web-1", "10.0.0.1", withSidecar), ns: plainNS,
+			want: &model.Workload{Namespace: "emojivoto", Name: "web-1", Labels: map[string]string{"app": "web-1"}, ServiceAccount: "web",
+				Address: netip.MustParseAddr("10.0.0.1"), MeshPort: 4143, UndeclaredPorts: true, OpaquePorts: DefaultOpaquePorts,
+				Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolHTTP}}},
+		},
+		"native sidecar with its own port, no namespace object": {
+			pod: pod("emojivoto", "web-2", "fd00::2", withNativeSidecar(5143)),
+			want: &model.Workload{Namespace: "emojivoto", Name: "web-2", Labels: map[string]string{"app": "web-2"}, ServiceAccount: "web",
+				Address: netip.MustParseAddr("fd00::2"), MeshPort: 5143, UndeclaredPorts: true, OpaquePorts: DefaultOpaquePorts,
+				Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolHTTP}}},
+		},
+		"unmeshed, default service account, UDP and a plain init container ignored, host network": {
+			pod: pod("emojivoto", "dns", "192.168.1.5", func(p *corev1.Pod) {
+				p.Spec.ServiceAccountName = ""
+				p.Spec.HostNetwork = true
+				p.Spec.InitContainers = []corev1.Container{{Name: ProxyContainerName}} // not restartable: not a sidecar
+				p.Spec.Containers[0].Ports = append(p.Spec.Containers[0].Ports,
+					corev1.ContainerPort{Name: "dns", ContainerPort: 53, Protocol: corev1.ProtocolUDP},
+					corev1.ContainerPort{Name: "dns-tcp", ContainerPort: 53, Protocol: corev1.ProtocolTCP})
+			}),
+			ns: plainNS,
+			want: &model.Workload{Namespace: "emojivoto", Name: "dns", Labels: map[string]string{"app": "dns"}, ServiceAccount: "default",
+				Address: netip.MustParseAddr("192.168.1.5"), OpaquePorts: DefaultOpaquePorts,
+				Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolHTTP}, {Name: "dns-tcp", Port: 53, Protocol: model.ProtocolHTTP}}},
+		},
+		"pod annotation by name and range replaces the defaults": {
+			pod: pod("emojivoto", "db", "10.0.0.3", annotate(OpaquePortsAnnotation, "http, 9000-9010")), ns: ns("emojivoto", map[string]string{OpaquePortsAnnotation: "1234"}),
+			want: &model.Workload{Namespace: "emojivoto", Name: "db", Labels: map[string]string{"app": "db"}, ServiceAccount: "web",
+				Address: netip.MustParseAddr("10.0.0.3"), UndeclaredPorts: true, OpaquePorts: []model.PortRange{rng(8080, 8080), rng(9000, 9010)},
+				Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolOpaque}}},
+		},
+		"namespace annotation": {
+			pod: pod("emojivoto", "db", "10.0.0.3"), ns: ns("emojivoto", map[string]string{OpaquePortsAnnotation: "8080"}),
+			want: &model.Workload{Namespace: "emojivoto", Name: "db", Labels: map[string]string{"app": "db"}, ServiceAccount: "web",
+				Address: netip.MustParseAddr("10.0.0.3"), UndeclaredPorts: true, OpaquePorts: []model.PortRange{rng(8080, 8080)},
+				Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolOpaque}}},
+		},
+		"empty annotation: nothing opaque": {
+			pod: pod("emojivoto", "db", "10.0.0.3", annotate(OpaquePortsAnnotation, "")), ns: plainNS,
+			want: &model.Workload{Namespace: "emojivoto", Name: "db", Labels: map[string]string{"app": "db"}, ServiceAccount: "web",
+				Address: netip.MustParseAddr("10.0.0.3"), UndeclaredPorts: true,
+				Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolHTTP}}},
+		},
+		"bad pod annotation: reported, namespace applies": {
+			pod: pod("emojivoto", "db", "10.0.0.3", annotate(OpaquePortsAnnotation, "mysql,70000")), ns: ns("emojivoto", map[string]string{OpaquePortsAnnotation: "1234"}),
+			want: &model.Workload{Namespace: "emojivoto", Name: "db", Labels: map[string]string{"app": "db"}, ServiceAccount: "web",
+				Address: netip.MustParseAddr("10.0.0.3"), UndeclaredPorts: true, OpaquePorts: []model.PortRange{rng(1234, 1234)},
+				Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolHTTP}}},
+			problems: `annotation config.sinew.dev/opaque-ports: "mysql": no port by that name`,
+		},
+		"pending without an IP": {pod: pod("emojivoto", "new", "", func(p *corev1.Pod) { p.Status.Phase = corev1.PodPending })},
+		"finished":              {pod: pod("emojivoto", "job", "10.0.0.9", func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded })},
+		"garbage IP":            {pod: pod("emojivoto", "odd", "10.0.0"), problems: `status.podIP "10.0.0"`},
+	} {
+		got, problems := TranslatePod(tc.pod, tc.ns, DefaultOpaquePorts)
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", name, got, tc.want)
+		}
+		if joined := strings.Join(problems, "; "); (tc.problems == "") != (joined == "") || !strings.Contains(joined, tc.problems) {
+			t.Errorf("%s: problems %q, want %q", name, joined, tc.problems)
+		}
+	}
+}
+
+func service(mutate ...func(*corev1.Service)) *corev1.Service {
+	s := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "emojivoto", Name: "web-svc"},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeClusterIP, ClusterIP: "10.96.0.20", ClusterIPs: []string{"10.96.0.20", "fd00:96::20"},
+			Selector: map[string]string{"app": "web"},
+			Ports: []corev1.ServicePort{
+				{Name: "http", Port: 80, TargetPort: intstr.FromString("http")},
+				{Name: "admin", Port: 9990, TargetPort: intstr.FromInt32(9991), AppProtocol: ptr("kubernetes.io/h2c")},
+				{Name: "db", Port: 3306},
+				{Name: "custom", Port: 7000, AppProtocol: ptr("sinew.dev/opaque")},
+				{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP},
+			},
+		},
+	}
+	for _, m := range mutate {
+		m(s)
+	}
+	return s
+}
+
+func slice(name string, addressType discoveryv1.AddressType, ports map[string]int32, eps ...discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "emojivoto", Name: name, Labels: map[string]string{discoveryv1.LabelServiceName: "web-svc"}},
+		AddressType: addressType, Endpoints: eps,
+	}
+	for n, p := range ports {
+		es.Ports = append(es.Ports, discoveryv1.EndpointPort{Name: ptr(n), Port: ptr(p), Protocol: ptr(corev1.ProtocolTCP)})
+	}
+	return es
+}
+
+func endpoint(ip, podName string, ready *bool) discoveryv1.Endpoint {
+	ep := discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ready}}
+	if podName != "" {
+		ep.TargetRef = &corev1.ObjectReference{Kind: "Pod", Namespace: "emojivoto", Name: podName}
+	}
+	return ep
+}
+
+func TestTranslateService(t *testing.T) {
+	t.Parallel()
+	ready, notReady := ptr(true), ptr(false)
+	withZone := endpoint("10.0.0.1", "web-1", ready)
+	withZone.Zone = ptr("zone-a")
+	slices := []*discoveryv1.EndpointSlice{
+		// The named target port "http" is 8080 on these pods...
+		slice("web-svc-a", discoveryv1.AddressTypeIPv4, map[string]int32{"http": 8080, "admin": 9991},
+			withZone,
+			endpoint("10.0.0.2", "web-2", nil), // unknown readiness counts as ready
+			endpoint("10.0.0.3", "web-3", notReady),
+		),
+		// ...and 9090 on a pod of another version; the same web-1 endpoint repeated in a second slice counts once.
+		slice("web-svc-b", discoveryv1.AddressTypeIPv4, map[string]int32{"http": 9090},
+			endpoint("10.0.0.4", "web-4", ready),
+		),
+		slice("web-svc-c", discoveryv1.AddressTypeIPv4, map[string]int32{"http": 8080, "admin": 9991, "nosuchport": 1},
+			endpoint("10.0.0.1", "web-1", ready),
+			endpoint("192.0.2.1", "", ready), // an address without a pod
+		),
+		slice("web-svc-fqdn", discoveryv1.AddressTypeFQDN, map[string]int32{"http": 80}, endpoint("example.com", "", ready)),
+	}
+	got, problems := TranslateService(service(), slices, ns("emojivoto", nil), DefaultOpaquePorts)
+	if len(problems) != 0 {
+		t.Errorf("problems: %v", problems)
+	}
+	want := &model.Service{
+		Namespace: "emojivoto", Name: "web-svc", Selector: map[string]string{"app": "web"},
+		ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.20"), netip.MustParseAddr("fd00:96::20")}, ExplicitEndpoints: true,
+		Ports: []model.ServicePort{
+			{Name: "http", Port: 80, TargetPort: model.TargetPort{Name: "http"}, AppProtocol: model.ProtocolHTTP},
+			{Name: "admin", Port: 9990, TargetPort: model.TargetPort{Number: 9991}, AppProtocol: model.ProtocolHTTP},
+			{Name: "db", Port: 3306, TargetPort: model.TargetPort{Number: 3306}, AppProtocol: model.ProtocolOpaque}, // a default opaque port
+			{Name: "custom", Port: 7000, TargetPort: model.TargetPort{Number: 7000}, AppProtocol: model.ProtocolOpaque},
+		},
+		Endpoints: []model.ServiceEndpoint{
+			{PortName: "admin", Address: netip.MustParseAddr("10.0.0.1"), Port: 9991, Workload: "web-1", Zone: "zone-a"},
+			{PortName: "admin", Address: netip.MustParseAddr("10.0.0.2"), Port: 9991, Workload: "web-2"},
+			{PortName: "admin", Address: netip.MustParseAddr("192.0.2.1"), Port: 9991},
+			{PortName: "http", Address: netip.MustParseAddr("10.0.0.1"), Port: 8080, Workload: "web-1", Zone: "zone-a"},
+			{PortName: "http", Address: netip.MustParseAddr("10.0.0.2"), Port: 8080, Workload: "web-2"},
+			{PortName: "http", Address: netip.MustParseAddr("10.0.0.4"), Port: 9090, Workload: "web-4"},
+			{PortName: "http", Address: netip.MustParseAddr("192.0.2.1"), Port: 8080},
+		},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("\n got %+v\nwant %+v", got, want)
+	}
+
+	// A Service annotation (port names allowed) replaces the defaults; other appProtocols are opaque.
+	got, _ = TranslateService(service(func(s *corev1.Service) {
+		s.Annotations = map[string]string{OpaquePortsAnnotation: "http"}
+		s.Spec.Ports[1].AppProtocol = ptr("mysql")
+	}), nil, nil, DefaultOpaquePorts)
+	for _, p := range got.Ports {
+		if wantOpaque := p.Name != "db"; (p.AppProtocol == model.ProtocolOpaque) != wantOpaque {
+			t.Errorf("annotated service: port %s is %s", p.Name, p.AppProtocol)
+		}
+	}
+
+	// Headless: no ClusterIPs; ExternalName: not a mesh service; unset targetPort is the port.
+	got, _ = TranslateService(service(func(s *corev1.Service) { s.Spec.ClusterIP, s.Spec.ClusterIPs = "None", []string{"None"} }), nil, nil, nil)
+	if len(got.ClusterIPs) != 0 || got.Endpoints != nil || !got.ExplicitEndpoints {
+		t.Errorf("headless: %+v", got)
+	}
+	if got, _ := TranslateService(service(func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeExternalName }), nil, nil, nil); got != nil {
+		t.Errorf("ExternalName: %+v", got)
+	}
+}
+
+func TestParsePortList(t *testing.T) {
+	t.Parallel()
+	names := func(n string) (uint16, bool) { return map[string]uint16{"mysql": 3306}[n], n == "mysql" }
+	got, err := ParsePortList(" 25, 4000-4010 ,mysql,,", names)
+	if err != nil || !reflect.DeepEqual(got, []model.PortRange{rng(25, 25), rng(4000, 4010), rng(3306, 3306)}) {
+		t.Errorf("%v, %v", got, err)
+	}
+	for _, bad := range []string{"0", "65536", "10-5", "1-", "-3", "x-y", "redis", "1.5"} {
+		if _, err := ParsePortList(bad, names); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+	if _, err := ParsePortList("mysql", nil); err == nil {
+		t.Error("a name without a lookup was accepted")
+	}
+}

@@ -1,0 +1,133 @@
+package controlplane
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+)
+
+// What every mode's servers share: registries, listeners, gRPC and admin servers, and the two-stage stop.
+
+// registries returns the registerer to count on and the gatherer /metrics serves (a private registry when reg
+// is nil; nothing to serve when reg cannot gather).
+func registries(reg prometheus.Registerer) (prometheus.Registerer, prometheus.Gatherer) {
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		return r, r
+	}
+	if g, ok := reg.(prometheus.Gatherer); ok {
+		return reg, g
+	}
+	return reg, prometheus.Gatherers{}
+}
+
+func newGRPCServer(tlsConfig *tls.Config) *grpc.Server {
+	return grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(tlsConfig)),
+		// Proxies keep streams open for a long time and ping to keep them alive; let them, and find dead ones.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	)
+}
+
+// listeners binds addresses in order; on failure it closes what it bound.
+type listeners []net.Listener
+
+func (ls *listeners) listen(name, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	l, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s listener: %w", name, err)
+	}
+	*ls = append(*ls, l)
+	return l, nil
+}
+
+func (ls listeners) close() {
+	for _, l := range ls {
+		_ = l.Close()
+	}
+}
+
+// adminServer serves /live, /ready (ready decides), /metrics and, when debugModel is set, /debug/model.
+func adminServer(ready func() bool, gatherer prometheus.Gatherer, debugModel func() any) *http.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /live", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	if debugModel != nil {
+		mux.HandleFunc("GET /debug/model", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(debugModel())
+		})
+	}
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+}
+
+// serveGRPC runs s on l in g; a stop that wins the race against Serve is not an error.
+func serveGRPC(g *errgroup.Group, name string, s *grpc.Server, l net.Listener) {
+	g.Go(func() error {
+		if err := s.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("%s server: %w", name, err)
+		}
+		return nil
+	})
+}
+
+func serveAdmin(g *errgroup.Group, s *http.Server, l net.Listener) {
+	g.Go(func() error {
+		if err := s.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("admin server: %w", err)
+		}
+		return nil
+	})
+}
+
+// stopServers stops gracefully within shutdownGrace, then hard. Callers end long-lived streams first, or
+// GracefulStop would wait for them until the deadline.
+func stopServers(admin *http.Server, servers ...*grpc.Server) {
+	deadline := time.Now().Add(shutdownGrace)
+	var g errgroup.Group
+	for _, s := range servers {
+		g.Go(func() error {
+			done := make(chan struct{})
+			go func() { s.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(time.Until(deadline)):
+				s.Stop()
+				<-done
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		if err := admin.Shutdown(ctx); err != nil {
+			_ = admin.Close()
+		}
+		return nil
+	})
+	_ = g.Wait()
+}
