@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -27,6 +28,7 @@ import (
 	"github.com/sinewmesh/sinew/controlplane/internal/identity"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy"
+	"github.com/sinewmesh/sinew/controlplane/internal/promreg"
 	"github.com/sinewmesh/sinew/controlplane/internal/source/kube"
 	"github.com/sinewmesh/sinew/internal/identityclient"
 	"github.com/sinewmesh/sinew/internal/meshtls"
@@ -116,6 +118,9 @@ type IdentityConfig struct {
 	TrustAnchorsFile, IssuerCertFile, IssuerKeyFile string
 	CertLifetime                                    time.Duration // workload certificates, default 24h
 	TokenAudience                                   string        // default "identity.sinew.dev"
+	// IssuerReloadInterval is how often the three CA files are checked for changes (a rotated issuer Secret);
+	// default 30s. Changed files that do not form a valid CA are reported and the current CA is kept.
+	IssuerReloadInterval time.Duration
 
 	Kubeconfig string                // empty: in-cluster
 	KubeClient kubernetes.Interface  // overrides Kubeconfig (tests)
@@ -139,6 +144,9 @@ func (c IdentityConfig) withDefaults() IdentityConfig {
 	if c.CertLifetime == 0 {
 		c.CertLifetime = DefaultCertLifetime
 	}
+	if c.IssuerReloadInterval == 0 {
+		c.IssuerReloadInterval = 30 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -151,6 +159,9 @@ func (c IdentityConfig) Validate() error {
 	if c.CertLifetime < time.Second {
 		errs = append(errs, fmt.Errorf("CertLifetime %s: must be at least 1s", c.CertLifetime))
 	}
+	if c.IssuerReloadInterval < 0 {
+		errs = append(errs, fmt.Errorf("IssuerReloadInterval %s: must not be negative", c.IssuerReloadInterval))
+	}
 	return errors.Join(errs...)
 }
 
@@ -159,6 +170,12 @@ type Identity struct {
 	cfg         IdentityConfig
 	log         *slog.Logger
 	ca          *identity.CA
+	caFiles     identity.CAFiles
+	caContent   []byte // the files' bytes the current CA came from
+	server      *identity.Server
+	servingCert *identity.ServingCert
+	reloads     *prometheus.CounterVec
+	issuerTTL   prometheus.Gauge
 	grpc        *grpc.Server
 	admin       *http.Server
 	lis, admLis net.Listener
@@ -174,7 +191,9 @@ func NewIdentity(cfg IdentityConfig) (_ *Identity, err error) {
 	}
 	td := spiffeid.RequireTrustDomainFromString(cfg.TrustDomain)
 	reg, gatherer := registries(cfg.Registerer)
-	ca, err := identity.LoadCA(identity.CAFiles{TrustAnchors: cfg.TrustAnchorsFile, IssuerCert: cfg.IssuerCertFile, IssuerKey: cfg.IssuerKeyFile}, time.Now())
+	files := identity.CAFiles{TrustAnchors: cfg.TrustAnchorsFile, IssuerCert: cfg.IssuerCertFile, IssuerKey: cfg.IssuerKeyFile}
+	content := readCAFiles(files)
+	ca, err := identity.LoadCA(files, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -186,13 +205,22 @@ func NewIdentity(cfg IdentityConfig) (_ *Identity, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Identity{cfg: cfg, log: cfg.Logger, ca: ca}
-	s.grpc = newGRPCServer(identity.ServerTLS(cert))
-	identityv1.RegisterIdentityServer(s.grpc, identity.NewServer(identity.ServerConfig{
+	s := &Identity{cfg: cfg, log: cfg.Logger, ca: ca, caFiles: files, caContent: content, servingCert: cert,
+		reloads: promreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "identity_issuer_reloads_total", Help: "Changes of the CA files, by result (ok: now in use; error: kept the previous CA).",
+		}, []string{"result"})),
+		issuerTTL: promreg.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "identity_issuer_expiration_timestamp_seconds", Help: "When the issuer certificate in use expires.",
+		})),
+	}
+	s.issuerTTL.Set(float64(ca.Issuer.NotAfter.Unix()))
+	s.server = identity.NewServer(identity.ServerConfig{
 		CA: ca, TrustDomain: td, CertLifetime: cfg.CertLifetime, Registerer: reg,
 		Authenticator: identity.NewTokenReviewAuthenticator(client, cfg.TokenAudience, reg),
 		Logger:        cfg.Logger.With("component", "identity"),
-	}))
+	})
+	s.grpc = newGRPCServer(identity.ServerTLS(cert))
+	identityv1.RegisterIdentityServer(s.grpc, s.server)
 	s.admin = adminServer(s.ready.Load, gatherer, nil)
 	var ls listeners
 	defer func() {
@@ -218,6 +246,18 @@ func (s *Identity) Run(ctx context.Context) error {
 	serveGRPC(g, "identity", s.grpc, s.lis)
 	serveAdmin(g, s.admin, s.admLis)
 	g.Go(func() error {
+		t := time.NewTicker(s.cfg.IssuerReloadInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				s.reloadCA()
+			}
+		}
+	})
+	g.Go(func() error {
 		<-gctx.Done()
 		s.ready.Store(false)
 		s.log.Info("identity shutting down")
@@ -230,6 +270,39 @@ func (s *Identity) Run(ctx context.Context) error {
 	err := g.Wait()
 	s.log.Info("identity stopped")
 	return err
+}
+
+// readCAFiles concatenates the files' contents (unreadable files read as nothing), to notice changes.
+func readCAFiles(f identity.CAFiles) []byte {
+	var all []byte
+	for _, p := range []string{f.TrustAnchors, f.IssuerCert, f.IssuerKey} {
+		b, _ := os.ReadFile(p)
+		all = append(append(all, b...), 0)
+	}
+	return all
+}
+
+// reloadCA switches to the CA in the files when they changed and form a valid CA. A mounted Secret or ConfigMap
+// changes all its files at once, but the anchors and the issuer live in different objects and may change a
+// minute apart: until they agree again the previous CA stays, and the next change is tried again.
+func (s *Identity) reloadCA() {
+	content := readCAFiles(s.caFiles)
+	if bytes.Equal(content, s.caContent) {
+		return
+	}
+	s.caContent = content
+	ca, err := identity.LoadCA(s.caFiles, time.Now())
+	if err != nil {
+		s.reloads.WithLabelValues("error").Inc()
+		s.log.Error("CA files changed but do not form a valid CA; still issuing with the previous issuer", "err", err)
+		return
+	}
+	s.ca = ca
+	s.server.SetCA(ca)
+	s.servingCert.SetCA(ca)
+	s.issuerTTL.Set(float64(ca.Issuer.NotAfter.Unix()))
+	s.reloads.WithLabelValues("ok").Inc()
+	s.log.Info("issuing with a new issuer", "issuer", ca.Issuer.Subject.String(), "issuerNotAfter", ca.Issuer.NotAfter)
 }
 
 // Addr is the bound address of the Certify server.

@@ -1,11 +1,18 @@
 package controlplane_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -285,4 +292,96 @@ func TestKubernetesModeConfigErrors(t *testing.T) {
 			t.Errorf("%s: %v, want an error mentioning %q", name, err, tc.want)
 		}
 	}
+}
+
+// A rotated issuer (the Secret's files change) is picked up without a restart; files that do not form a valid
+// CA are refused and the previous issuer stays in use.
+func TestIdentityReloadsRotatedIssuer(t *testing.T) {
+	t.Parallel()
+	anchorsFile, certFile, keyFile := writeCA(t)
+	oldIssuer, _ := os.ReadFile(certFile)
+	client := fakeCluster(t, map[string]string{"web-token": "emojivoto:web"})
+	id, err := controlplane.NewIdentity(controlplane.IdentityConfig{
+		Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", KubeClient: client, Logger: slog.New(slog.DiscardHandler),
+		TrustAnchorsFile: anchorsFile, IssuerCertFile: certFile, IssuerKeyFile: keyFile, IssuerReloadInterval: 10 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runInBackground(t, id.Run)
+
+	newAnchors, newCert, newKey, err := controlplane.GenerateCA("cluster.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldAnchors, _ := os.ReadFile(anchorsFile)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(oldAnchors)
+	pool.AppendCertsFromPEM(newAnchors)
+	issuerOf := func() []byte {
+		t.Helper()
+		conn, err := grpc.NewClient(id.Addr(), grpc.WithTransportCredentials(credentials.NewTLS(
+			meshtls.ClientConfig(pool, "spiffe://cluster.local/ns/sinew/sa/sinew-identity", func() *tls.Certificate { return nil }))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		u, _ := url.Parse("spiffe://cluster.local/ns/emojivoto/sa/web")
+		csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{URIs: []*url.URL{u}}, key)
+		resp, err := identityv1.NewIdentityClient(conn).Certify(context.Background(), &identityv1.CertifyRequest{
+			Identity: u.String(), Token: []byte("web-token"), CertificateSigningRequest: csr,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetIntermediateCertificates()[0]
+	}
+	der := func(pemBytes []byte) []byte { b, _ := pemDecode(pemBytes); return b }
+	if !bytes.Equal(issuerOf(), der(oldIssuer)) {
+		t.Fatal("not issuing with the configured issuer")
+	}
+
+	// The issuer Secret changes first: the new issuer does not chain to the old anchors yet, so nothing changes.
+	writeAtomically(t, keyFile, newKey)
+	writeAtomically(t, certFile, newCert)
+	eventually(t, "the refusal to be counted", func() bool {
+		return strings.Contains(scrape(t, "http://"+id.AdminAddr()+"/metrics"), `identity_issuer_reloads_total{result="error"}`)
+	})
+	if !bytes.Equal(issuerOf(), der(oldIssuer)) {
+		t.Fatal("switched to an issuer that does not chain to the trust anchors")
+	}
+	// Then the trust roots: now the set is valid and in use.
+	writeAtomically(t, anchorsFile, newAnchors)
+	eventually(t, "the new issuer", func() bool { return bytes.Equal(issuerOf(), der(newCert)) })
+}
+
+func writeAtomically(t *testing.T, path string, b []byte) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func pemDecode(b []byte) ([]byte, bool) {
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, false
+	}
+	return blk.Bytes, true
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,7 +26,7 @@ import (
 type Server struct {
 	identityv1.UnimplementedIdentityServer
 
-	ca       *CA
+	ca       atomic.Pointer[CA]
 	td       spiffeid.TrustDomain
 	auth     Authenticator
 	lifetime time.Duration
@@ -54,14 +55,19 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{
-		ca: cfg.CA, td: cfg.TrustDomain, auth: cfg.Authenticator, lifetime: cfg.CertLifetime, log: cfg.Logger, now: cfg.Now,
+	s := &Server{
+		td: cfg.TrustDomain, auth: cfg.Authenticator, lifetime: cfg.CertLifetime, log: cfg.Logger, now: cfg.Now,
 		issued: promreg.Register(cfg.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "identity_cert_issued_total",
 			Help: "Certify requests by result (ok, unauthenticated, permission_denied, invalid_argument, unavailable, error).",
 		}, []string{"result"})),
 	}
+	s.ca.Store(cfg.CA)
+	return s
 }
+
+// SetCA replaces the CA for the requests that follow (a rotated issuer).
+func (s *Server) SetCA(ca *CA) { s.ca.Store(ca) }
 
 // ParseWorkloadID checks that id is spiffe://<td>/ns/<ns>/sa/<sa> in trust domain td.
 func ParseWorkloadID(td spiffeid.TrustDomain, id string) (spiffeid.ID, string, string, error) {
@@ -140,7 +146,8 @@ func (s *Server) certify(ctx context.Context, req *identityv1.CertifyRequest) (*
 	}
 
 	now := s.now()
-	leaf, err := s.ca.Sign(Leaf{ID: sid.URL(), DNSName: DNSName(s.td, ns, sa), PublicKey: pub, Lifetime: s.lifetime}, now)
+	ca := s.ca.Load()
+	leaf, err := ca.Sign(Leaf{ID: sid.URL(), DNSName: DNSName(s.td, ns, sa), PublicKey: pub, Lifetime: s.lifetime}, now)
 	if err != nil {
 		s.log.Error("signing workload certificate", "identity", sid.String(), "err", err)
 		return nil, "error", status.Error(codes.Internal, "signing failed")
@@ -149,7 +156,7 @@ func (s *Server) certify(ctx context.Context, req *identityv1.CertifyRequest) (*
 		"serial", leaf.SerialNumber.Text(16), "notAfter", leaf.NotAfter)
 	return &identityv1.CertifyResponse{
 		LeafCertificate:          leaf.Raw,
-		IntermediateCertificates: [][]byte{s.ca.Issuer.Raw},
+		IntermediateCertificates: [][]byte{ca.Issuer.Raw},
 		ValidUntil:               timestamppb.New(leaf.NotAfter),
 	}, "ok", nil
 }

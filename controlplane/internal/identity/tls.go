@@ -58,14 +58,15 @@ func (s *ServingCert) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, er
 	if err != nil {
 		return nil, err
 	}
-	leaf, err := s.ca.Sign(Leaf{ID: s.ID().URL(), DNSName: DNSName(s.td, s.ns, s.sa), PublicKey: &key.PublicKey, Lifetime: s.lifetime}, now)
+	ca := s.ca
+	leaf, err := ca.Sign(Leaf{ID: s.ID().URL(), DNSName: DNSName(s.td, s.ns, s.sa), PublicKey: &key.PublicKey, Lifetime: s.lifetime}, now)
 	if err != nil {
 		if s.cert != nil {
 			return s.cert, nil // keep serving the old one; it is still valid for a while
 		}
 		return nil, fmt.Errorf("issuing serving certificate for %s: %w", s.ID(), err)
 	}
-	s.cert = &tls.Certificate{Certificate: [][]byte{leaf.Raw, s.ca.Issuer.Raw}, PrivateKey: key, Leaf: leaf}
+	s.cert = &tls.Certificate{Certificate: [][]byte{leaf.Raw, ca.Issuer.Raw}, PrivateKey: key, Leaf: leaf}
 	s.renewAt = leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) * 7 / 10)
 	return s.cert, nil
 }
@@ -77,6 +78,14 @@ type CertificateSource interface {
 }
 
 var _ CertificateSource = (*ServingCert)(nil)
+
+// SetCA switches to a rotated issuer: the next handshake gets a certificate from it.
+func (s *ServingCert) SetCA(ca *CA) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ca = ca
+	s.renewAt = time.Time{}
+}
 
 // ServerTLS is TLS 1.3 with the serving certificate and no client certificate (identity: proxies have none yet).
 func ServerTLS(sc CertificateSource) *tls.Config {
