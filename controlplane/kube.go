@@ -242,6 +242,8 @@ func (s *Identity) Run(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return errors.New("identity: Run called twice")
 	}
+	// Read before the reload loop may replace s.ca.
+	issuer, issuerNotAfter := s.ca.Issuer.Subject.String(), s.ca.Issuer.NotAfter
 	g, gctx := errgroup.WithContext(ctx)
 	serveGRPC(g, "identity", s.grpc, s.lis)
 	serveAdmin(g, s.admin, s.admLis)
@@ -266,7 +268,7 @@ func (s *Identity) Run(ctx context.Context) error {
 	})
 	s.ready.Store(true)
 	s.log.Info("identity serving", "addr", s.Addr(), "admin", s.AdminAddr(), "trustDomain", s.cfg.TrustDomain,
-		"issuer", s.ca.Issuer.Subject.String(), "issuerNotAfter", s.ca.Issuer.NotAfter, "audience", s.cfg.TokenAudience)
+		"issuer", issuer, "issuerNotAfter", issuerNotAfter, "audience", s.cfg.TokenAudience)
 	err := g.Wait()
 	s.log.Info("identity stopped")
 	return err
