@@ -213,7 +213,7 @@ func TestSlowSubscriberIsDisconnected(t *testing.T) {
 func TestResolveExplicitEndpointsAndClusterIPs(t *testing.T) {
 	t.Parallel()
 	podA := &model.Workload{Namespace: "ns", Name: "api-a", Labels: map[string]string{DeploymentLabel: "api", "app": "x"},
-		ServiceAccount: "api", Address: netip.MustParseAddr("10.1.0.1"), MeshPort: 4143, UndeclaredPorts: true,
+		ServiceAccount: "api", Address: netip.MustParseAddr("10.1.0.1"), MeshPort: 4143, UndeclaredPorts: true, ProxyPorts: []uint16{4143, 4191},
 		OpaquePorts: []model.PortRange{{First: 7000, Last: 7010}}}
 	podB := &model.Workload{Namespace: "ns", Name: "api-b", ServiceAccount: "api", Address: netip.MustParseAddr("10.1.0.2"), UndeclaredPorts: true}
 	api := &model.Service{Namespace: "ns", Name: "api", ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.10"), netip.MustParseAddr("fd00::10")},
@@ -268,5 +268,11 @@ func TestResolveExplicitEndpointsAndClusterIPs(t *testing.T) {
 	direct := Resolve(snap, Target{Addr: podA.Address, Port: 7005}, "td")
 	if d := direct.Endpoints["10.1.0.1:4143"]; d == nil || d.GetTargetPort() != 7005 || d.GetProtocolHint().GetOpaque() == nil {
 		t.Errorf("pod ip:port %+v", direct)
+	}
+	// ...but never on the proxy's own ports.
+	for _, port := range []uint16{4143, 4191} {
+		if r := Resolve(snap, Target{Addr: podA.Address, Port: port}, "td"); r.Exists {
+			t.Errorf("the proxy's port %d resolved as an application port: %+v", port, r)
+		}
 	}
 }

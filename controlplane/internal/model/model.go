@@ -37,6 +37,8 @@ type Workload struct {
 	// UndeclaredPorts says the workload may listen on ports it does not declare (a Kubernetes pod's container
 	// ports are informational), so an ip:port lookup accepts any port of its address.
 	UndeclaredPorts bool `json:"undeclaredPorts,omitempty"`
+	// ProxyPorts are the proxy's own ports (mesh, admin, tap) at the workload's address: never application ports.
+	ProxyPorts []uint16 `json:"proxyPorts,omitempty"`
 }
 
 // PortRange is an inclusive range of ports; a single port has First == Last.
@@ -390,7 +392,7 @@ func (s *Snapshot) WorkloadAt(addr netip.Addr, port uint16) (Endpoint, bool) {
 		if _, ok := w.PortByNumber(port); ok {
 			return Endpoint{Workload: w, Address: w.Address, Port: port, Opaque: w.Opaque(port)}, true
 		}
-		if w.UndeclaredPorts && fallback == nil {
+		if w.UndeclaredPorts && fallback == nil && port != w.MeshPort && !slices.Contains(w.ProxyPorts, port) {
 			fallback = w
 		}
 	}

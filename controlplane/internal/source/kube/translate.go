@@ -148,9 +148,13 @@ func TranslatePod(pod *corev1.Pod, ns *corev1.Namespace, defaultOpaque []model.P
 		if c.Name == ProxyContainerName {
 			w.MeshPort = DefaultMeshPort
 			for _, p := range c.Ports {
-				if p.Name == ProxyPortName && p.ContainerPort > 0 && p.ContainerPort <= 65535 {
+				if p.ContainerPort <= 0 || p.ContainerPort > 65535 {
+					continue
+				}
+				if p.Name == ProxyPortName {
 					w.MeshPort = uint16(p.ContainerPort)
 				}
+				w.ProxyPorts = append(w.ProxyPorts, uint16(p.ContainerPort))
 			}
 			continue
 		}

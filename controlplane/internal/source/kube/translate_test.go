@@ -73,13 +73,13 @@ func TestTranslatePod(t *testing.T) {
 			pod: pod("emojivoto", "web-1", "10.0.0.1", withSidecar), ns: plainNS,
 			want: &model.Workload{Namespace: "emojivoto", Name: "web-1", Labels: map[string]string{"app": "web-1"}, ServiceAccount: "web",
 				Address: netip.MustParseAddr("10.0.0.1"), MeshPort: 4143, UndeclaredPorts: true, OpaquePorts: DefaultOpaquePorts,
-				Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolHTTP}}},
+				ProxyPorts: []uint16{4143, 4191}, Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolHTTP}}},
 		},
 		"native sidecar with its own port, no namespace object": {
 			pod: pod("emojivoto", "web-2", "fd00::2", withNativeSidecar(5143)),
 			want: &model.Workload{Namespace: "emojivoto", Name: "web-2", Labels: map[string]string{"app": "web-2"}, ServiceAccount: "web",
 				Address: netip.MustParseAddr("fd00::2"), MeshPort: 5143, UndeclaredPorts: true, OpaquePorts: DefaultOpaquePorts,
-				Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolHTTP}}},
+				ProxyPorts: []uint16{5143}, Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolHTTP}}},
 		},
 		"unmeshed, default service account, UDP and a plain init container ignored, host network": {
 			pod: pod("emojivoto", "dns", "192.168.1.5", func(p *corev1.Pod) {
