@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/sinewmesh/sinew/cli/check"
+	"github.com/sinewmesh/sinew/cli/internal/certs"
 )
 
 // DefaultNamespace is the control plane's namespace.
@@ -32,6 +36,12 @@ type Env struct {
 
 	// RESTConfig builds the client configuration; nil means "from KubeConfig/KubeContext". Tests may replace it.
 	RESTConfig func() (*rest.Config, error)
+	// Kube returns the typed clients of the selected cluster; nil means "built from Config". Tests hand in fakes.
+	Kube func() (*check.Clients, error)
+	// Now is the clock (nil: time.Now) and Certs makes install's certificates (nil: fresh ECDSA ones); tests fix
+	// both so that rendered manifests are reproducible.
+	Now   func() time.Time
+	Certs certs.Generator
 }
 
 // NewEnv returns the environment of the running process.
@@ -93,6 +103,7 @@ One machine: sinew demo`,
 
 	root.AddCommand(
 		newVersionCmd(env),
+		newInstallCmd(env), newUninstallCmd(env), newUpgradeCmd(env), newCheckCmd(env),
 	)
 	return root
 }

@@ -1,0 +1,159 @@
+package check
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sinewmesh/sinew/cli/internal/certs"
+)
+
+// ExpiryWarning is how close to expiry a certificate must be for a warning.
+const ExpiryWarning = 60 * 24 * time.Hour
+
+// Identity checks the mesh CA: the trust anchors in the trust-roots ConfigMap and the issuer in its Secret.
+func Identity() Category {
+	return Category{ID: "sinew-identity", Checks: []Check{
+		{
+			ID: "identity-trust-anchors-valid", Description: "trust anchors are valid", Severity: Error,
+			Run: func(ctx context.Context, env *Env) error {
+				anchors, err := trustAnchors(ctx, env)
+				if err != nil {
+					return err
+				}
+				for _, a := range anchors {
+					if !a.IsCA {
+						return fmt.Errorf("trust anchor %q is not a CA certificate", certs.Name(a))
+					}
+					if err := validNow(a, env.now()); err != nil {
+						return fmt.Errorf("trust anchor %q %w", certs.Name(a), err)
+					}
+				}
+				return nil
+			},
+		},
+		{
+			ID: "identity-trust-anchors-not-expiring", Description: "trust anchors are valid for at least 60 days", Severity: Warning,
+			Run: func(ctx context.Context, env *Env) error {
+				anchors, err := trustAnchors(ctx, env)
+				if err != nil {
+					return err
+				}
+				for _, a := range anchors {
+					if err := notExpiring(a, env.now()); err != nil {
+						return fmt.Errorf("trust anchor %q %w", certs.Name(a), err)
+					}
+				}
+				return nil
+			},
+		},
+		{
+			ID: "identity-issuer-valid", Description: "issuer certificate is valid", Severity: Error,
+			Run: func(ctx context.Context, env *Env) error {
+				id, err := identityMaterial(ctx, env)
+				if err != nil {
+					return err
+				}
+				issuer, err := certs.ParseCertificates(id.IssuerCertPEM)
+				if err != nil {
+					return fmt.Errorf("Secret %s/%s tls.crt: %w", env.Namespace, IssuerSecret, err)
+				}
+				if !issuer[0].IsCA || issuer[0].KeyUsage&x509.KeyUsageCertSign == 0 {
+					return fmt.Errorf("the issuer %q is not a CA certificate (needs CA:true and keyUsage certSign)", certs.Name(issuer[0]))
+				}
+				if err := validNow(issuer[0], env.now()); err != nil {
+					return fmt.Errorf("the issuer %q %w", certs.Name(issuer[0]), err)
+				}
+				return nil
+			},
+		},
+		{
+			ID: "identity-issuer-chains", Description: "issuer certificate is issued by the trust anchors", Severity: Error,
+			Run: func(ctx context.Context, env *Env) error {
+				id, err := identityMaterial(ctx, env)
+				if err != nil {
+					return err
+				}
+				_, err = certs.CheckIdentity(id, certs.Sources{
+					TrustAnchors: "(ConfigMap " + env.Namespace + "/" + TrustRootsConfigMap + ")",
+					IssuerCert:   "(Secret " + env.Namespace + "/" + IssuerSecret + " tls.crt)",
+					IssuerKey:    "(Secret " + env.Namespace + "/" + IssuerSecret + " tls.key)",
+				}, env.now())
+				return err
+			},
+		},
+		{
+			ID: "identity-issuer-not-expiring", Description: "issuer certificate is valid for at least 60 days", Severity: Warning,
+			Run: func(ctx context.Context, env *Env) error {
+				id, err := identityMaterial(ctx, env)
+				if err != nil {
+					return err
+				}
+				issuer, err := certs.ParseCertificates(id.IssuerCertPEM)
+				if err != nil {
+					return err
+				}
+				if err := notExpiring(issuer[0], env.now()); err != nil {
+					return fmt.Errorf("the issuer %q %w", certs.Name(issuer[0]), err)
+				}
+				return nil
+			},
+		},
+	}}
+}
+
+func trustAnchors(ctx context.Context, env *Env) ([]*x509.Certificate, error) {
+	cm, err := env.Kube.CoreV1().ConfigMaps(env.Namespace).Get(ctx, TrustRootsConfigMap, metav1.GetOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("the ConfigMap %s/%s does not exist", env.Namespace, TrustRootsConfigMap)
+		}
+		return nil, err
+	}
+	anchors, err := certs.ParseCertificates([]byte(cm.Data[TrustRootsKey]))
+	if err != nil {
+		return nil, fmt.Errorf("ConfigMap %s/%s key %s: %w", env.Namespace, TrustRootsConfigMap, TrustRootsKey, err)
+	}
+	return anchors, nil
+}
+
+// identityMaterial reads the trust anchors and the issuer (certificate and key) from the cluster.
+func identityMaterial(ctx context.Context, env *Env) (certs.Identity, error) {
+	cm, err := env.Kube.CoreV1().ConfigMaps(env.Namespace).Get(ctx, TrustRootsConfigMap, metav1.GetOptions{})
+	if err != nil {
+		return certs.Identity{}, err
+	}
+	sec, err := env.Kube.CoreV1().Secrets(env.Namespace).Get(ctx, IssuerSecret, metav1.GetOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return certs.Identity{}, fmt.Errorf("the Secret %s/%s does not exist", env.Namespace, IssuerSecret)
+		}
+		return certs.Identity{}, err
+	}
+	return certs.Identity{
+		TrustAnchorsPEM: []byte(cm.Data[TrustRootsKey]),
+		IssuerCertPEM:   sec.Data["tls.crt"],
+		IssuerKeyPEM:    sec.Data["tls.key"],
+	}, nil
+}
+
+func validNow(c *x509.Certificate, now time.Time) error {
+	if now.Before(c.NotBefore) {
+		return fmt.Errorf("is not valid before %s (is a clock wrong?)", c.NotBefore.UTC().Format(time.RFC3339))
+	}
+	if now.After(c.NotAfter) {
+		return fmt.Errorf("expired on %s", c.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+func notExpiring(c *x509.Certificate, now time.Time) error {
+	if left := c.NotAfter.Sub(now); left < ExpiryWarning {
+		return fmt.Errorf("expires on %s, in %d days", c.NotAfter.UTC().Format(time.RFC3339), int(left.Hours()/24))
+	}
+	return nil
+}

@@ -1,0 +1,483 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sinewmesh/sinew/charts"
+	"github.com/sinewmesh/sinew/cli/check"
+	"github.com/sinewmesh/sinew/cli/internal/certs"
+	"github.com/sinewmesh/sinew/internal/version"
+)
+
+// installFlags are the flags install and upgrade share. Each named flag sets one chart value, and only when given,
+// so that upgrade keeps what the install chose.
+type installFlags struct {
+	ha                   bool
+	controllerReplicas   int
+	registry             string
+	imageTag             string
+	imagePullPolicy      string
+	trustDomain          string
+	clusterDomain        string
+	issuanceLifetime     time.Duration
+	proxyLogLevel        string
+	defaultInboundPolicy string
+	skipInboundPorts     string
+	skipOutboundPorts    string
+	proxyCPURequest      string
+	proxyCPULimit        string
+	proxyMemoryRequest   string
+	proxyMemoryLimit     string
+	nativeSidecar        bool
+	anchorsFile          string
+	issuerCertFile       string
+	issuerKeyFile        string
+	ignoreCluster        bool
+	output               string
+	values               valueFlags
+}
+
+func (f *installFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.BoolVar(&f.ha, "ha", false, "high availability: 3 replicas of each controller, anti-affinity, disruption budgets, resource requests")
+	fl.IntVar(&f.controllerReplicas, "controller-replicas", 1, "replicas of each controller")
+	fl.StringVar(&f.registry, "registry", "ghcr.io/sinewmesh", "registry of the images")
+	fl.StringVar(&f.imageTag, "image-tag", version.Version, "tag of the images")
+	fl.StringVar(&f.imagePullPolicy, "image-pull-policy", "IfNotPresent", "pull policy of the images: Always, IfNotPresent or Never")
+	fl.StringVar(&f.trustDomain, "identity-trust-domain", "", "trust domain of workload identities (default: the cluster domain)")
+	fl.StringVar(&f.clusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
+	fl.DurationVar(&f.issuanceLifetime, "identity-issuance-lifetime", 24*time.Hour, "lifetime of the workload certificates identity issues")
+	fl.StringVar(&f.proxyLogLevel, "proxy-log-level", "info", "log level of the proxies: debug, info, warn or error")
+	fl.StringVar(&f.defaultInboundPolicy, "default-inbound-policy", "all-unauthenticated", "inbound policy of ports no Server covers: "+strings.Join(inboundPolicies, ", "))
+	fl.StringVar(&f.skipInboundPorts, "skip-inbound-ports", "", "ports and ranges that reach every meshed app without its proxy (e.g. 25,8000-8090)")
+	fl.StringVar(&f.skipOutboundPorts, "skip-outbound-ports", "", "destination ports that bypass every meshed pod's proxy")
+	fl.StringVar(&f.proxyCPURequest, "proxy-cpu-request", "", "CPU request of each proxy (e.g. 100m)")
+	fl.StringVar(&f.proxyCPULimit, "proxy-cpu-limit", "", "CPU limit of each proxy")
+	fl.StringVar(&f.proxyMemoryRequest, "proxy-memory-request", "", "memory request of each proxy (e.g. 20Mi)")
+	fl.StringVar(&f.proxyMemoryLimit, "proxy-memory-limit", "", "memory limit of each proxy")
+	fl.BoolVar(&f.nativeSidecar, "native-sidecar", true, "run proxies as native sidecars (init containers with restartPolicy Always)")
+	fl.StringVar(&f.anchorsFile, "identity-trust-anchors-file", "", "PEM trust anchors (generated if absent; give with the two issuer files)")
+	fl.StringVar(&f.issuerCertFile, "identity-issuer-certificate-file", "", "PEM issuer certificate, an intermediate CA under the trust anchors (generated if absent)")
+	fl.StringVar(&f.issuerKeyFile, "identity-issuer-key-file", "", "PEM private key of the issuer (generated if absent)")
+	fl.BoolVar(&f.ignoreCluster, "ignore-cluster", false, "do not look at the cluster before printing")
+	fl.StringVarP(&f.output, "output", "o", "yaml", "output format: yaml or json")
+	f.values.register(cmd)
+}
+
+// applyFlags sets the values of the named flags the user gave.
+func (f *installFlags) applyFlags(cmd *cobra.Command, vals map[string]any) error {
+	changed := cmd.Flags().Changed
+	str := map[string]struct {
+		path string
+		val  string
+	}{
+		"registry":               {"image.registry", f.registry},
+		"image-tag":              {"image.tag", f.imageTag},
+		"image-pull-policy":      {"image.pullPolicy", f.imagePullPolicy},
+		"identity-trust-domain":  {"identity.trustDomain", f.trustDomain},
+		"cluster-domain":         {"clusterDomain", f.clusterDomain},
+		"proxy-log-level":        {"proxy.logLevel", f.proxyLogLevel},
+		"default-inbound-policy": {"defaultInboundPolicy", f.defaultInboundPolicy},
+		"skip-inbound-ports":     {"proxyInit.skipInboundPorts", f.skipInboundPorts},
+		"skip-outbound-ports":    {"proxyInit.skipOutboundPorts", f.skipOutboundPorts},
+		"proxy-cpu-request":      {"proxy.resources.cpu.request", f.proxyCPURequest},
+		"proxy-cpu-limit":        {"proxy.resources.cpu.limit", f.proxyCPULimit},
+		"proxy-memory-request":   {"proxy.resources.memory.request", f.proxyMemoryRequest},
+		"proxy-memory-limit":     {"proxy.resources.memory.limit", f.proxyMemoryLimit},
+	}
+	for _, name := range sortedKeysOf(str) {
+		if changed(name) {
+			setValue(vals, str[name].path, str[name].val)
+		}
+	}
+	if changed("controller-replicas") {
+		if f.controllerReplicas < 1 {
+			return fmt.Errorf("--controller-replicas %d: must be at least 1", f.controllerReplicas)
+		}
+		setValue(vals, "controllerReplicas", f.controllerReplicas)
+	}
+	if changed("identity-issuance-lifetime") {
+		if f.issuanceLifetime < time.Minute {
+			return fmt.Errorf("--identity-issuance-lifetime %s: must be at least 1m", f.issuanceLifetime)
+		}
+		setValue(vals, "identity.issuer.issuanceLifetime", f.issuanceLifetime.String())
+	}
+	if changed("native-sidecar") {
+		setValue(vals, "proxy.nativeSidecar", f.nativeSidecar)
+	}
+	if f.output != "yaml" && f.output != "json" {
+		return fmt.Errorf("--output %q: want yaml or json", f.output)
+	}
+	return nil
+}
+
+func sortedKeysOf[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// identityFiles reads the three identity files, all or none.
+func (f *installFlags) identityFiles() (*certs.Identity, error) {
+	given := 0
+	for _, n := range []string{f.anchorsFile, f.issuerCertFile, f.issuerKeyFile} {
+		if n != "" {
+			given++
+		}
+	}
+	if given == 0 {
+		return nil, nil
+	}
+	if given != 3 {
+		return nil, errors.New("give all three of --identity-trust-anchors-file, --identity-issuer-certificate-file and --identity-issuer-key-file, or none (to generate them)")
+	}
+	read := func(flag, name string) ([]byte, error) {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", flag, err)
+		}
+		return b, nil
+	}
+	var (
+		id  certs.Identity
+		err error
+	)
+	if id.TrustAnchorsPEM, err = read("identity-trust-anchors-file", f.anchorsFile); err != nil {
+		return nil, err
+	}
+	if id.IssuerCertPEM, err = read("identity-issuer-certificate-file", f.issuerCertFile); err != nil {
+		return nil, err
+	}
+	if id.IssuerKeyPEM, err = read("identity-issuer-key-file", f.issuerKeyFile); err != nil {
+		return nil, err
+	}
+	return &id, nil
+}
+
+// installer renders the charts; tests replace the certificate generator and the clock.
+type installer struct {
+	env   *Env
+	certs certs.Generator
+	now   func() time.Time
+}
+
+func newInstaller(env *Env) *installer {
+	now := time.Now
+	if env.Now != nil {
+		now = env.Now
+	}
+	g := env.Certs
+	if g == nil {
+		g = certs.NewGenerator(now, certs.DefaultLifetime)
+	}
+	return &installer{env: env, certs: g, now: now}
+}
+
+func newInstallCmd(env *Env) *cobra.Command {
+	var (
+		f    installFlags
+		crds bool
+	)
+	cmd := &cobra.Command{
+		Use:   "install",
+		Short: "Print the manifests that install sinew: the CRDs (--crds) or the control plane",
+		Long: `Print the manifests that install sinew, for kubectl apply -f -.
+
+First the CRDs, then the control plane:
+
+  sinew install --crds | kubectl apply -f -
+  sinew install | kubectl apply -f -
+  sinew check
+
+The mesh's trust anchor and issuer (ECDSA P-256, valid 365 days) and the proxy injector's webhook certificate are
+generated unless you bring your own anchors and issuer with the --identity-* file flags. Before printing, install
+looks at the cluster (unless --ignore-cluster): the CRDs must be there and no control plane may be installed yet.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			inst := newInstaller(env)
+			if crds {
+				return inst.printCRDs(cmd.Context(), f.output)
+			}
+			return inst.install(cmd, &f)
+		},
+	}
+	cmd.Flags().BoolVar(&crds, "crds", false, "print the CRDs (install them first)")
+	f.register(cmd)
+	return cmd
+}
+
+func (in *installer) printCRDs(_ context.Context, output string) error {
+	if output != "yaml" && output != "json" {
+		return fmt.Errorf("--output %q: want yaml or json", output)
+	}
+	objs, err := renderCRDs(charts.InstallOrder)
+	if err != nil {
+		return err
+	}
+	return writeObjects(in.env.Stdout, objs, output)
+}
+
+func renderCRDs(order charts.Order) ([]charts.Object, error) {
+	c, err := charts.Load(charts.CRDs, version.Version)
+	if err != nil {
+		return nil, err
+	}
+	return charts.Render(c, "", nil, order)
+}
+
+// crdNames are the names of the CRDs this CLI installs.
+func crdNames() ([]string, error) {
+	objs, err := renderCRDs(charts.InstallOrder)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(objs))
+	for _, o := range objs {
+		names = append(names, o.Name)
+	}
+	return names, nil
+}
+
+func (in *installer) install(cmd *cobra.Command, f *installFlags) error {
+	ctx := cmd.Context()
+	if !f.ignoreCluster {
+		if err := in.preflight(ctx); err != nil {
+			return err
+		}
+	}
+	vals := map[string]any{}
+	if err := in.mergeFlags(cmd, f, vals); err != nil {
+		return err
+	}
+	given, err := f.identityFiles()
+	if err != nil {
+		return err
+	}
+	if err := in.fillCertificates(vals, given, certs.Sources{
+		TrustAnchors: f.anchorsFile, IssuerCert: f.issuerCertFile, IssuerKey: f.issuerKeyFile,
+	}, nil); err != nil {
+		return err
+	}
+	objs, err := renderControlPlane(in.env.ControlPlaneNS, vals, charts.InstallOrder)
+	if err != nil {
+		return err
+	}
+	return writeObjects(in.env.Stdout, objs, f.output)
+}
+
+// mergeFlags layers --ha, the named flags and the Helm value flags onto vals, then checks the result.
+func (in *installer) mergeFlags(cmd *cobra.Command, f *installFlags, vals map[string]any) error {
+	if f.ha {
+		b, err := charts.File(charts.ControlPlane, "values-ha.yaml")
+		if err != nil {
+			return err
+		}
+		ha := map[string]any{}
+		if err := yaml.Unmarshal(b, &ha); err != nil {
+			return fmt.Errorf("values-ha.yaml: %w", err)
+		}
+		mergeValues(vals, ha)
+	}
+	if err := f.applyFlags(cmd, vals); err != nil {
+		return err
+	}
+	if err := f.values.mergeInto(in.env, vals); err != nil {
+		return err
+	}
+	defaults, err := chartDefaults(charts.ControlPlane)
+	if err != nil {
+		return err
+	}
+	if err := checkKeys(vals, defaults, ""); err != nil {
+		return err
+	}
+	merged := map[string]any{}
+	mergeValues(merged, defaults)
+	mergeValues(merged, vals)
+	return validateValues(merged)
+}
+
+// webhookDNSName is the name the API server calls the injector by.
+func webhookDNSName(ns string) string { return check.WebhookService + "." + ns + ".svc" }
+
+// fillCertificates puts the identity and webhook certificates into vals: those given as files (checked), else
+// those already in vals (from --set-file or -f, checked), else existing ones (upgrade), else newly generated ones.
+func (in *installer) fillCertificates(vals map[string]any, given *certs.Identity, src certs.Sources, existing *existingCerts) error {
+	now := in.now()
+	inVals := certs.Identity{
+		TrustAnchorsPEM: []byte(getString(vals, "identity.trustAnchorsPEM")),
+		IssuerCertPEM:   []byte(getString(vals, "identity.issuer.tls.crtPEM")),
+		IssuerKeyPEM:    []byte(getString(vals, "identity.issuer.tls.keyPEM")),
+	}
+	var id certs.Identity
+	switch {
+	case given != nil:
+		if _, err := certs.CheckIdentity(*given, src, now); err != nil {
+			return err
+		}
+		id = *given
+	case len(inVals.TrustAnchorsPEM) > 0 || len(inVals.IssuerCertPEM) > 0 || len(inVals.IssuerKeyPEM) > 0:
+		if _, err := certs.CheckIdentity(inVals, certs.Sources{
+			TrustAnchors: "(value identity.trustAnchorsPEM)", IssuerCert: "(value identity.issuer.tls.crtPEM)", IssuerKey: "(value identity.issuer.tls.keyPEM)",
+		}, now); err != nil {
+			return err
+		}
+		id = inVals
+	case existing != nil:
+		id = existing.identity
+	default:
+		td := getString(vals, "identity.trustDomain")
+		if td == "" {
+			td = getString(vals, "clusterDomain")
+		}
+		if td == "" {
+			td = "cluster.local"
+		}
+		var err error
+		if id, err = in.certs.Identity(td); err != nil {
+			return fmt.Errorf("generating the identity certificates: %w", err)
+		}
+	}
+	setValue(vals, "identity.trustAnchorsPEM", string(id.TrustAnchorsPEM))
+	setValue(vals, "identity.issuer.tls.crtPEM", string(id.IssuerCertPEM))
+	setValue(vals, "identity.issuer.tls.keyPEM", string(id.IssuerKeyPEM))
+
+	names := []string{webhookDNSName(in.env.ControlPlaneNS)}
+	wv := certs.Webhook{
+		CAPEM:   []byte(getString(vals, "proxyInjector.caBundle")),
+		CertPEM: []byte(getString(vals, "proxyInjector.tls.crtPEM")),
+		KeyPEM:  []byte(getString(vals, "proxyInjector.tls.keyPEM")),
+	}
+	var wh certs.Webhook
+	switch {
+	case len(wv.CAPEM) > 0 || len(wv.CertPEM) > 0 || len(wv.KeyPEM) > 0:
+		if _, err := certs.CheckWebhook(wv, names, now); err != nil {
+			return fmt.Errorf("values proxyInjector.caBundle/tls: %w", err)
+		}
+		wh = wv
+	case existing != nil && existing.webhookUsable:
+		wh = existing.webhook
+	default:
+		var err error
+		if wh, err = in.certs.Webhook(names); err != nil {
+			return fmt.Errorf("generating the webhook certificate: %w", err)
+		}
+	}
+	setValue(vals, "proxyInjector.caBundle", string(wh.CAPEM))
+	setValue(vals, "proxyInjector.tls.crtPEM", string(wh.CertPEM))
+	setValue(vals, "proxyInjector.tls.keyPEM", string(wh.KeyPEM))
+	return nil
+}
+
+func renderControlPlane(ns string, vals map[string]any, order charts.Order) ([]charts.Object, error) {
+	c, err := charts.Load(charts.ControlPlane, version.Version)
+	if err != nil {
+		return nil, err
+	}
+	return charts.Render(c, ns, vals, order)
+}
+
+// preflight refuses to install without the CRDs or over an existing control plane.
+func (in *installer) preflight(ctx context.Context) error {
+	cl, err := in.env.kubeClients()
+	if err != nil {
+		return fmt.Errorf("%w (use --ignore-cluster to print the manifests without looking at the cluster)", err)
+	}
+	names, err := crdNames()
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, n := range names {
+		if _, err := cl.APIExt.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, n, metav1.GetOptions{}); err != nil {
+			if apierrors.IsNotFound(err) {
+				missing = append(missing, n)
+				continue
+			}
+			return fmt.Errorf("reading the cluster's CRDs: %w (use --ignore-cluster to print the manifests without looking at the cluster)", err)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("the sinew CRDs are not installed (missing %s): run `sinew install --crds | kubectl apply -f -` first", strings.Join(missing, ", "))
+	}
+	_, err = cl.Kube.CoreV1().ConfigMaps(in.env.ControlPlaneNS).Get(ctx, check.ConfigMapName, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		return fmt.Errorf("a sinew control plane is already installed in namespace %s: change it with `sinew upgrade | kubectl apply -f -`", in.env.ControlPlaneNS)
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("looking for an installed control plane: %w", err)
+	}
+	return nil
+}
+
+// kubeClients returns the cluster's clients: env.Kube when set (tests), else built from the kubeconfig.
+func (e *Env) kubeClients() (*check.Clients, error) {
+	if e.Kube != nil {
+		return e.Kube()
+	}
+	cfg, err := e.Config()
+	if err != nil {
+		return nil, err
+	}
+	cfg.UserAgent = "sinew/" + version.Version
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	ext, err := apiextclient.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return &check.Clients{Kube: kube, APIExt: ext}, nil
+}
+
+// writeObjects prints objects as a YAML stream, or as one JSON List.
+func writeObjects(w io.Writer, objs []charts.Object, output string) error {
+	if output == "json" {
+		items := make([]json.RawMessage, 0, len(objs))
+		for _, o := range objs {
+			j, err := yaml.YAMLToJSON([]byte(o.YAML))
+			if err != nil {
+				return fmt.Errorf("%s: %w", o.Ref(), err)
+			}
+			items = append(items, j)
+		}
+		b, err := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
+		if err != nil {
+			return err
+		}
+		var out bytes.Buffer
+		if err := json.Indent(&out, b, "", "  "); err != nil {
+			return err
+		}
+		out.WriteByte('\n')
+		_, err = w.Write(out.Bytes())
+		return err
+	}
+	var b strings.Builder
+	for _, o := range objs {
+		b.WriteString("---\n")
+		b.WriteString(o.YAML)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,338 @@
+// Package certs makes and checks the certificates an install needs: the identity trust anchor and issuer (the mesh
+// CA) and the proxy injector's webhook CA and serving certificate. It reads no files and talks to no cluster:
+// callers give it PEM and a clock, and errors name what the caller says the PEM came from.
+package certs
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+)
+
+// DefaultLifetime is how long generated certificates are valid.
+const DefaultLifetime = 365 * 24 * time.Hour
+
+// Identity is the mesh CA: trust anchors (PEM, one or more CA certificates), the issuer certificate (an
+// intermediate CA under one of them, optionally followed by its chain) and the issuer's key.
+type Identity struct {
+	TrustAnchorsPEM, IssuerCertPEM, IssuerKeyPEM []byte
+}
+
+// Webhook is the proxy injector's TLS: the CA the API server trusts for it, the serving certificate and its key.
+type Webhook struct {
+	CAPEM, CertPEM, KeyPEM []byte
+}
+
+// Generator makes fresh certificates. Tests replace it with one that returns fixed ones.
+type Generator interface {
+	// Identity makes a self-signed trust anchor and an issuer under it for the trust domain.
+	Identity(trustDomain string) (Identity, error)
+	// Webhook makes a CA and a serving certificate for the DNS names (the first is the common name).
+	Webhook(dnsNames []string) (Webhook, error)
+}
+
+// NewGenerator returns a Generator of ECDSA P-256 certificates valid for lifetime from now().
+func NewGenerator(now func() time.Time, lifetime time.Duration) Generator {
+	if now == nil {
+		now = time.Now
+	}
+	if lifetime <= 0 {
+		lifetime = DefaultLifetime
+	}
+	return ecdsaGenerator{now: now, lifetime: lifetime}
+}
+
+type ecdsaGenerator struct {
+	now      func() time.Time
+	lifetime time.Duration
+}
+
+var _ Generator = ecdsaGenerator{}
+
+func (g ecdsaGenerator) Identity(trustDomain string) (Identity, error) {
+	now := g.now()
+	root, rootKey, rootPEM, _, err := g.ca("root.sinew."+trustDomain, 1, nil, nil, now)
+	if err != nil {
+		return Identity{}, err
+	}
+	_, _, issuerPEM, issuerKeyPEM, err := g.ca("identity.sinew."+trustDomain, 0, root, rootKey, now)
+	if err != nil {
+		return Identity{}, err
+	}
+	return Identity{TrustAnchorsPEM: rootPEM, IssuerCertPEM: issuerPEM, IssuerKeyPEM: issuerKeyPEM}, nil
+}
+
+func (g ecdsaGenerator) Webhook(dnsNames []string) (Webhook, error) {
+	if len(dnsNames) == 0 {
+		return Webhook{}, errors.New("webhook certificate: no DNS name")
+	}
+	now := g.now()
+	ca, caKey, caPEM, _, err := g.ca("webhook-ca.sinew", 0, nil, nil, now)
+	if err != nil {
+		return Webhook{}, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return Webhook{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: dnsNames[0]},
+		DNSNames:     dnsNames,
+		NotBefore:    now.Add(-time.Minute),
+		NotAfter:     now.Add(g.lifetime),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return Webhook{}, fmt.Errorf("webhook certificate: %w", err)
+	}
+	keyPEM, err := encodeKey(key)
+	if err != nil {
+		return Webhook{}, err
+	}
+	return Webhook{CAPEM: caPEM, CertPEM: encodeCert(der), KeyPEM: keyPEM}, nil
+}
+
+// ca makes a CA certificate, self-signed when parent is nil.
+func (g ecdsaGenerator) ca(cn string, maxPathLen int, parent *x509.Certificate, parentKey crypto.Signer, now time.Time) (*x509.Certificate, crypto.Signer, []byte, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             now.Add(-time.Minute),
+		NotAfter:              now.Add(g.lifetime),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            maxPathLen,
+		MaxPathLenZero:        maxPathLen == 0,
+	}
+	signer := crypto.Signer(key)
+	if parent == nil {
+		parent = tmpl
+	} else {
+		signer = parentKey
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("certificate %s: %w", cn, err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	keyPEM, err := encodeKey(key)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return cert, key, encodeCert(der), keyPEM, nil
+}
+
+func encodeCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func encodeKey(k *ecdsa.PrivateKey) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+func serial() *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		// crypto/rand does not fail on supported platforms; a zero serial would still be a valid certificate.
+		return big.NewInt(1)
+	}
+	return n
+}
+
+// ParseCertificates returns every CERTIFICATE block of data, in order; other blocks are skipped.
+func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	rest := data
+	for n := 1; ; n++ {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("PEM block %d: not a valid certificate: %w", n, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, errors.New("no PEM certificate in it (want -----BEGIN CERTIFICATE-----)")
+	}
+	return certs, nil
+}
+
+// ParseKey returns the first private key of data (PKCS#8, SEC 1 EC or PKCS#1 RSA).
+func ParseKey(data []byte) (crypto.Signer, error) {
+	rest := data
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			return nil, errors.New("no PEM private key in it (want -----BEGIN PRIVATE KEY----- or -----BEGIN EC PRIVATE KEY-----)")
+		}
+		var (
+			k   any
+			err error
+		)
+		switch b.Type {
+		case "PRIVATE KEY":
+			k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
+		case "EC PRIVATE KEY":
+			k, err = x509.ParseECPrivateKey(b.Bytes)
+		case "RSA PRIVATE KEY":
+			k, err = x509.ParsePKCS1PrivateKey(b.Bytes)
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s block: %w", b.Type, err)
+		}
+		s, ok := k.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("unsupported key type %T", k)
+		}
+		return s, nil
+	}
+}
+
+// Sources names where each part of an Identity came from, for error messages (file paths, or object names).
+type Sources struct {
+	TrustAnchors, IssuerCert, IssuerKey string
+}
+
+// Checked is a parsed, validated Identity.
+type Checked struct {
+	Anchors []*x509.Certificate
+	Issuer  *x509.Certificate
+}
+
+// CheckIdentity validates an Identity at time now: the anchors parse and are CA certificates valid now, the issuer
+// is a CA (CA:true, keyUsage certSign) valid now that chains to one of the anchors, and the key is the issuer's.
+// The error names the source at fault and the problem.
+func CheckIdentity(id Identity, src Sources, now time.Time) (*Checked, error) {
+	anchors, err := ParseCertificates(id.TrustAnchorsPEM)
+	if err != nil {
+		return nil, fmt.Errorf("trust anchors %s: %w", src.TrustAnchors, err)
+	}
+	pool := x509.NewCertPool()
+	for _, a := range anchors {
+		if !a.IsCA {
+			return nil, fmt.Errorf("trust anchors %s: certificate %q is not a CA (basicConstraints CA:true)", src.TrustAnchors, name(a))
+		}
+		if err := validAt(a, now); err != nil {
+			return nil, fmt.Errorf("trust anchors %s: certificate %q %w", src.TrustAnchors, name(a), err)
+		}
+		pool.AddCert(a)
+	}
+	chain, err := ParseCertificates(id.IssuerCertPEM)
+	if err != nil {
+		return nil, fmt.Errorf("issuer certificate %s: %w", src.IssuerCert, err)
+	}
+	issuer := chain[0]
+	if !issuer.IsCA || issuer.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return nil, fmt.Errorf("issuer certificate %s: %q is not a CA certificate (it needs basicConstraints CA:true and keyUsage certSign to sign workload certificates)", src.IssuerCert, name(issuer))
+	}
+	if err := validAt(issuer, now); err != nil {
+		return nil, fmt.Errorf("issuer certificate %s: %q %w", src.IssuerCert, name(issuer), err)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := issuer.Verify(x509.VerifyOptions{
+		Roots: pool, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	}); err != nil {
+		return nil, fmt.Errorf("issuer certificate %s: %q does not chain to the trust anchors in %s: %w", src.IssuerCert, name(issuer), src.TrustAnchors, err)
+	}
+	key, err := ParseKey(id.IssuerKeyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("issuer key %s: %w", src.IssuerKey, err)
+	}
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	if pub, ok := key.Public().(equaler); !ok || !pub.Equal(issuer.PublicKey) {
+		return nil, fmt.Errorf("issuer key %s: is not the key of the issuer certificate %s", src.IssuerKey, src.IssuerCert)
+	}
+	return &Checked{Anchors: anchors, Issuer: issuer}, nil
+}
+
+// CheckWebhook validates webhook TLS at time now: the serving certificate is valid now, names every DNS name,
+// chains to the CA, and the key is its key.
+func CheckWebhook(w Webhook, dnsNames []string, now time.Time) (*x509.Certificate, error) {
+	cas, err := ParseCertificates(w.CAPEM)
+	if err != nil {
+		return nil, fmt.Errorf("webhook CA: %w", err)
+	}
+	chain, err := ParseCertificates(w.CertPEM)
+	if err != nil {
+		return nil, fmt.Errorf("webhook certificate: %w", err)
+	}
+	cert := chain[0]
+	if err := validAt(cert, now); err != nil {
+		return nil, fmt.Errorf("webhook certificate %q %w", name(cert), err)
+	}
+	pool := x509.NewCertPool()
+	for _, c := range cas {
+		pool.AddCert(c)
+	}
+	for _, n := range dnsNames {
+		if _, err := cert.Verify(x509.VerifyOptions{DNSName: n, Roots: pool, CurrentTime: now}); err != nil {
+			return nil, fmt.Errorf("webhook certificate %q for %s: %w", name(cert), n, err)
+		}
+	}
+	key, err := ParseKey(w.KeyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("webhook key: %w", err)
+	}
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	if pub, ok := key.Public().(equaler); !ok || !pub.Equal(cert.PublicKey) {
+		return nil, errors.New("webhook key: is not the key of the webhook certificate")
+	}
+	return cert, nil
+}
+
+func validAt(c *x509.Certificate, now time.Time) error {
+	if now.Before(c.NotBefore) {
+		return fmt.Errorf("is not valid yet (valid from %s)", c.NotBefore.UTC().Format(time.RFC3339))
+	}
+	if now.After(c.NotAfter) {
+		return fmt.Errorf("expired on %s", c.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+func name(c *x509.Certificate) string {
+	if c.Subject.CommonName != "" {
+		return c.Subject.CommonName
+	}
+	return strings.TrimSpace(c.Subject.String())
+}
+
+// Name is a certificate's common name, or its whole subject when it has none.
+func Name(c *x509.Certificate) string { return name(c) }

@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sinewmesh/sinew/charts"
+	"github.com/sinewmesh/sinew/cli/check"
+)
+
+func newUninstallCmd(env *Env) *cobra.Command {
+	var (
+		force  bool
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   "uninstall",
+		Short: "Print every object of sinew (control plane, webhook, cluster roles, CRDs) for kubectl delete -f -",
+		Long: `Print every object sinew installed, for kubectl delete -f -:
+
+  sinew uninstall | kubectl delete -f -
+
+Deleting the CRDs deletes every sinew policy object with them. Uninstall refuses while pods outside the control
+plane still have a sinew proxy (they would lose their identity and discovery); remove the proxies first, or pass
+--force.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "yaml" && output != "json" {
+				return fmt.Errorf("--output %q: want yaml or json", output)
+			}
+			ctx := cmd.Context()
+			ns := env.ControlPlaneNS
+			vals := map[string]any{}
+			cl, err := env.kubeClients()
+			if err == nil {
+				var pods []string
+				pods, err = meshedPodsOutside(cmd, cl, ns)
+				if err == nil && len(pods) > 0 && !force {
+					return fmt.Errorf("%d pods outside the control plane have a sinew proxy (%s): remove their proxies first (redeploy them without sinew.dev/inject), or pass --force", len(pods), clip(pods, 5))
+				}
+				if cm, gerr := cl.Kube.CoreV1().ConfigMaps(ns).Get(ctx, check.ConfigMapName, metav1.GetOptions{}); gerr == nil {
+					_ = yaml.Unmarshal([]byte(cm.Data["values"]), &vals) // names do not depend on most values; defaults do
+				}
+			}
+			if err != nil && !force {
+				return fmt.Errorf("cannot look for meshed pods: %w (pass --force to print the objects anyway)", err)
+			}
+			objs, err := uninstallObjects(ns, vals)
+			if err != nil {
+				return err
+			}
+			return writeObjects(env.Stdout, objs, output)
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "uninstall even when meshed pods remain outside the control plane")
+	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
+	return cmd
+}
+
+// uninstallObjects renders both charts and keeps only what identifies each object, in deletion order: the webhook
+// configuration first, the namespace and CRDs last.
+func uninstallObjects(ns string, stored map[string]any) ([]charts.Object, error) {
+	vals := map[string]any{}
+	mergeValues(vals, stored)
+	// the names of the objects do not depend on the certificates, which are not stored
+	for _, p := range []string{"identity.trustAnchorsPEM", "identity.issuer.tls.crtPEM", "identity.issuer.tls.keyPEM",
+		"proxyInjector.caBundle", "proxyInjector.tls.crtPEM", "proxyInjector.tls.keyPEM"} {
+		setValue(vals, p, "unused")
+	}
+	setValue(vals, "installNamespace", true)
+	cp, err := renderControlPlane(ns, vals, charts.UninstallOrder)
+	if err != nil {
+		return nil, err
+	}
+	crds, err := renderCRDs(charts.UninstallOrder)
+	if err != nil {
+		return nil, err
+	}
+	// delete the custom resources' definitions after the control plane that watches them, before the namespace
+	var all []charts.Object
+	var nsObj []charts.Object
+	for _, o := range cp {
+		if o.Kind == "Namespace" {
+			nsObj = append(nsObj, o)
+			continue
+		}
+		all = append(all, o)
+	}
+	all = append(append(all, crds...), nsObj...)
+	out := make([]charts.Object, 0, len(all))
+	for _, o := range all {
+		var b strings.Builder
+		fmt.Fprintf(&b, "apiVersion: %s\nkind: %s\nmetadata:\n  name: %s\n", o.APIVersion, o.Kind, o.Name)
+		if o.Namespace != "" {
+			fmt.Fprintf(&b, "  namespace: %s\n", o.Namespace)
+		}
+		o.YAML = b.String()
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// meshedPodsOutside lists pods with a sinew proxy in namespaces other than the control plane's.
+func meshedPodsOutside(cmd *cobra.Command, cl *check.Clients, ns string) ([]string, error) {
+	pods, err := cl.Kube.CoreV1().Pods("").List(cmd.Context(), metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing pods: %w", err)
+	}
+	var out []string
+	for _, p := range pods.Items {
+		if p.Namespace == ns {
+			continue
+		}
+		for _, c := range append(append(p.Spec.InitContainers[:0:0], p.Spec.InitContainers...), p.Spec.Containers...) {
+			if c.Name == check.ProxyContainer {
+				out = append(out, p.Namespace+"/"+p.Name)
+				break
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func clip(s []string, n int) string {
+	if len(s) <= n {
+		return strings.Join(s, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(s[:n], ", "), len(s)-n)
+}

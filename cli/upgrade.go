@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sinewmesh/sinew/charts"
+	"github.com/sinewmesh/sinew/cli/check"
+	"github.com/sinewmesh/sinew/cli/internal/certs"
+)
+
+// webhookRenewBefore: upgrade replaces a webhook certificate that expires sooner than this.
+const webhookRenewBefore = 60 * 24 * time.Hour
+
+// existingCerts are the certificates of an installed control plane, which upgrade keeps.
+type existingCerts struct {
+	identity certs.Identity
+	webhook  certs.Webhook
+	// webhookUsable is false when the webhook certificate is missing, invalid or near expiry: upgrade makes a new one.
+	webhookUsable bool
+}
+
+func newUpgradeCmd(env *Env) *cobra.Command {
+	var (
+		f    installFlags
+		crds bool
+	)
+	cmd := &cobra.Command{
+		Use:   "upgrade",
+		Short: "Print the manifests that upgrade or reconfigure the installed control plane (or, with --crds, the CRDs)",
+		Long: `Print the manifests that upgrade the installed control plane to this CLI's version, or change its settings,
+for kubectl apply -f -:
+
+  sinew upgrade --crds | kubectl apply -f -
+  sinew upgrade | kubectl apply -f -
+
+It starts from the values stored in the ConfigMap sinew-config at install, applies the flags given now on top, and
+keeps the installed trust anchors, issuer and webhook certificate (a webhook certificate that expires within 60
+days is renewed). Give all three --identity-* file flags to replace the trust anchors and issuer.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			inst := newInstaller(env)
+			if crds {
+				return inst.printCRDs(cmd.Context(), f.output)
+			}
+			return inst.upgrade(cmd, &f)
+		},
+	}
+	cmd.Flags().BoolVar(&crds, "crds", false, "print the CRDs (upgrade them first)")
+	f.register(cmd)
+	_ = cmd.Flags().MarkHidden("ignore-cluster") // upgrade reads the cluster by definition
+	return cmd
+}
+
+func (in *installer) upgrade(cmd *cobra.Command, f *installFlags) error {
+	ctx := cmd.Context()
+	stored, existing, err := in.readInstalled(ctx)
+	if err != nil {
+		return err
+	}
+	// the images follow the CLI unless --image-tag says otherwise
+	if m, ok := stored["image"].(map[string]any); ok {
+		delete(m, "tag")
+	}
+	if err := in.mergeFlags(cmd, f, stored); err != nil {
+		return err
+	}
+	given, err := f.identityFiles()
+	if err != nil {
+		return err
+	}
+	if err := in.fillCertificates(stored, given, certs.Sources{
+		TrustAnchors: f.anchorsFile, IssuerCert: f.issuerCertFile, IssuerKey: f.issuerKeyFile,
+	}, existing); err != nil {
+		return err
+	}
+	objs, err := renderControlPlane(in.env.ControlPlaneNS, stored, charts.InstallOrder)
+	if err != nil {
+		return err
+	}
+	return writeObjects(in.env.Stdout, objs, f.output)
+}
+
+// readInstalled reads the installed control plane's values and certificates.
+func (in *installer) readInstalled(ctx context.Context) (map[string]any, *existingCerts, error) {
+	cl, err := in.env.kubeClients()
+	if err != nil {
+		return nil, nil, err
+	}
+	ns := in.env.ControlPlaneNS
+	core := cl.Kube.CoreV1()
+	cm, err := core.ConfigMaps(ns).Get(ctx, check.ConfigMapName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil, fmt.Errorf("no control plane is installed in namespace %s (ConfigMap %s not found): install one with `sinew install | kubectl apply -f -`", ns, check.ConfigMapName)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading ConfigMap %s/%s: %w", ns, check.ConfigMapName, err)
+	}
+	stored := map[string]any{}
+	if err := yaml.Unmarshal([]byte(cm.Data["values"]), &stored); err != nil {
+		return nil, nil, fmt.Errorf("ConfigMap %s/%s key values: not YAML values: %w", ns, check.ConfigMapName, err)
+	}
+	roots, err := core.ConfigMaps(ns).Get(ctx, check.TrustRootsConfigMap, metav1.GetOptions{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading ConfigMap %s/%s: %w", ns, check.TrustRootsConfigMap, err)
+	}
+	issuer, err := core.Secrets(ns).Get(ctx, check.IssuerSecret, metav1.GetOptions{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading Secret %s/%s: %w", ns, check.IssuerSecret, err)
+	}
+	ex := &existingCerts{identity: certs.Identity{
+		TrustAnchorsPEM: []byte(roots.Data[check.TrustRootsKey]),
+		IssuerCertPEM:   issuer.Data["tls.crt"],
+		IssuerKeyPEM:    issuer.Data["tls.key"],
+	}}
+	if _, err := certs.CheckIdentity(ex.identity, certs.Sources{
+		TrustAnchors: "(ConfigMap " + ns + "/" + check.TrustRootsConfigMap + ")",
+		IssuerCert:   "(Secret " + ns + "/" + check.IssuerSecret + " tls.crt)",
+		IssuerKey:    "(Secret " + ns + "/" + check.IssuerSecret + " tls.key)",
+	}, in.now()); err != nil {
+		return nil, nil, fmt.Errorf("the installed identity certificates are not usable: %w; give new ones with the --identity-* file flags", err)
+	}
+	if sec, err := core.Secrets(ns).Get(ctx, check.WebhookSecret, metav1.GetOptions{}); err == nil {
+		ex.webhook = certs.Webhook{CAPEM: sec.Data["ca.crt"], CertPEM: sec.Data["tls.crt"], KeyPEM: sec.Data["tls.key"]}
+		if c, err := certs.CheckWebhook(ex.webhook, []string{webhookDNSName(ns)}, in.now()); err == nil && c.NotAfter.Sub(in.now()) > webhookRenewBefore {
+			ex.webhookUsable = true
+		}
+	} else if !apierrors.IsNotFound(err) {
+		return nil, nil, fmt.Errorf("reading Secret %s/%s: %w", ns, check.WebhookSecret, err)
+	}
+	return stored, ex, nil
+}
