@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
@@ -357,9 +357,9 @@ func (in *installer) fillCertificates(vals map[string]any, given *certs.Identity
 			return fmt.Errorf("generating the identity certificates: %w", err)
 		}
 	}
-	setValue(vals, "identity.trustAnchorsPEM", string(id.TrustAnchorsPEM))
-	setValue(vals, "identity.issuer.tls.crtPEM", string(id.IssuerCertPEM))
-	setValue(vals, "identity.issuer.tls.keyPEM", string(id.IssuerKeyPEM))
+	setValue(vals, "identity.trustAnchorsPEM", pemText(id.TrustAnchorsPEM))
+	setValue(vals, "identity.issuer.tls.crtPEM", pemText(id.IssuerCertPEM))
+	setValue(vals, "identity.issuer.tls.keyPEM", pemText(id.IssuerKeyPEM))
 
 	names := []string{webhookDNSName(in.env.ControlPlaneNS)}
 	wv := certs.Webhook{
@@ -382,11 +382,15 @@ func (in *installer) fillCertificates(vals map[string]any, given *certs.Identity
 			return fmt.Errorf("generating the webhook certificate: %w", err)
 		}
 	}
-	setValue(vals, "proxyInjector.caBundle", string(wh.CAPEM))
-	setValue(vals, "proxyInjector.tls.crtPEM", string(wh.CertPEM))
-	setValue(vals, "proxyInjector.tls.keyPEM", string(wh.KeyPEM))
+	setValue(vals, "proxyInjector.caBundle", pemText(wh.CAPEM))
+	setValue(vals, "proxyInjector.tls.crtPEM", pemText(wh.CertPEM))
+	setValue(vals, "proxyInjector.tls.keyPEM", pemText(wh.KeyPEM))
 	return nil
 }
+
+// pemText normalizes PEM to end in exactly one newline, so that the same certificates render the same manifests
+// (and the same trust-root checksum) whether they came from a file, a value or the cluster.
+func pemText(b []byte) string { return strings.TrimSpace(string(b)) + "\n" }
 
 func renderControlPlane(ns string, vals map[string]any, order charts.Order) ([]charts.Object, error) {
 	c, err := charts.Load(charts.ControlPlane, version.Version)

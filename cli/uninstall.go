@@ -82,16 +82,19 @@ func uninstallObjects(ns string, stored map[string]any) ([]charts.Object, error)
 		return nil, err
 	}
 	// delete the custom resources' definitions after the control plane that watches them, before the namespace
-	var all []charts.Object
-	var nsObj []charts.Object
+	// the webhook first: pods created meanwhile must not wait on an injector that is going away
+	var all, rest, nsObj []charts.Object
 	for _, o := range cp {
-		if o.Kind == "Namespace" {
+		switch o.Kind {
+		case "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration":
+			all = append(all, o)
+		case "Namespace":
 			nsObj = append(nsObj, o)
-			continue
+		default:
+			rest = append(rest, o)
 		}
-		all = append(all, o)
 	}
-	all = append(append(all, crds...), nsObj...)
+	all = append(append(append(all, rest...), crds...), nsObj...)
 	out := make([]charts.Object, 0, len(all))
 	for _, o := range all {
 		var b strings.Builder

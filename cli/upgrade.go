@@ -64,9 +64,12 @@ func (in *installer) upgrade(cmd *cobra.Command, f *installFlags) error {
 	if err != nil {
 		return err
 	}
-	// the images follow the CLI unless --image-tag says otherwise
+	// the images follow the CLI unless --image-tag says otherwise; the certificates come from the cluster
 	if m, ok := stored["image"].(map[string]any); ok {
 		delete(m, "tag")
+	}
+	if m, ok := stored["identity"].(map[string]any); ok {
+		delete(m, "trustAnchorsPEM")
 	}
 	if err := in.mergeFlags(cmd, f, stored); err != nil {
 		return err
