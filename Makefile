@@ -40,9 +40,10 @@ bench: build
 bench-full: build
 	$(GO) run ./bench/cmd/sinew-bench -out bench/RESULTS.md
 
-# The local mesh on loopback (no Kubernetes, no root). Ctrl-C stops it.
-demo:
-	./hack/demo.sh
+# The local mesh on loopback (no Kubernetes, no root): emojivoto with a proxy per process. Ctrl-C stops it.
+# DEMO_FLAGS passes flags through, e.g. make demo DEMO_FLAGS="--port-base 18000 --no-traffic".
+demo: build
+	$(BIN)/sinew demo $(DEMO_FLAGS)
 
 # Image tarballs bin/images/<name>.tar (ghcr.io/sinewmesh/<name>:$(VERSION)) from static binaries; no Docker needed.
 images:

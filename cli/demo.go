@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sinewmesh/sinew/cli/internal/localmesh"
+)
+
+func newDemoCmd(env *Env) *cobra.Command {
+	var (
+		dataDir, appBin string
+		portBase        int
+		noTraffic       bool
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the emojivoto sample application meshed on this machine (no Kubernetes, no root)",
+		Long: `Demo starts a local control plane, the emojivoto sample application (emoji, voting, web) with a
+sinew-proxy beside every process and the vote-bot sending votes, then prints where to look. Every port is
+on 127.0.0.1 between --port-base and --port-base+49. Ctrl-C stops everything.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if portBase < 1 || portBase+localmesh.DemoPortSpan > 65535 {
+				return fmt.Errorf("--port-base %d: must leave room for %d ports below 65536", portBase, localmesh.DemoPortSpan)
+			}
+			bin, err := findProgram(appBin, "emojivoto")
+			if err != nil {
+				return err
+			}
+			m := localmesh.Demo(portBase, !noTraffic, bin)
+			fmt.Fprintln(env.Stderr, "Starting the emojivoto demo...")
+			return localmesh.Run(cmd.Context(), m, localmesh.Options{
+				DataDir: dataDir, Progress: env.Stderr,
+				Ready: func(r *localmesh.Running) { printDemo(env, portBase, noTraffic, r) },
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&portBase, "port-base", localmesh.DefaultPortBase, "first of the 50 loopback ports the demo uses")
+	f.BoolVar(&noTraffic, "no-traffic", false, "do not start the vote-bot")
+	f.StringVar(&dataDir, "data-dir", "", "keep the CA, resources and logs here (default: a temporary directory removed at exit)")
+	f.StringVar(&appBin, "emojivoto", "", "the emojivoto program (default: next to sinew, else on $PATH)")
+	return cmd
+}
+
+// findProgram returns explicit if set, else name next to the running executable, else name on $PATH.
+func findProgram(explicit, name string) (string, error) {
+	if explicit != "" {
+		return explicit, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	return "", errors.New(name + " program not found next to sinew or on $PATH: build it with `make build` (bin/" + name + ") or pass --" + name)
+}
+
+func printDemo(env *Env, base int, noTraffic bool, r *localmesh.Running) {
+	url := localmesh.DemoURL(base)
+	admin := func(name string) string {
+		for _, w := range r.Workloads {
+			if w.Name == name {
+				return w.ProxyAdmin
+			}
+		}
+		return ""
+	}
+	w := env.Stdout
+	fmt.Fprintf(w, `
+The sinew local mesh is up: emojivoto with a proxy beside every process (logs in %s/logs).
+
+  Open the app (served through web's proxy):  %s
+  Vote for a normal emoji:                     curl -i '%sapi/vote?choice=:beer_mug:'
+  Vote for the doughnut (always fails, 500):   curl -i '%sapi/vote?choice=:doughnut:'
+  The leaderboard:                             curl -s '%sapi/leaderboard'
+
+  web's proxy metrics (mTLS to emoji and voting: tls="true", server_id, the doughnut's grpc_status_code="2"):
+    curl -s http://%s/metrics | grep '^response_total'
+  What web's proxy knows:     curl -s http://%s/debug/config
+  The control plane's model:  curl -s http://%s/debug/model
+`, r.DataDir, url, url, url, url, admin("web"), admin("web"), r.ControlPlane.Admin)
+	if !noTraffic {
+		fmt.Fprintf(w, "  vote-bot votes twice a second; its proxy's metrics: http://%s/metrics\n", admin("vote-bot"))
+	}
+	fmt.Fprintf(w, "\nCtrl-C stops everything.\n")
+}

@@ -1,0 +1,416 @@
+package localmesh
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sinewmesh/sinew/controlplane"
+	"github.com/sinewmesh/sinew/proxy"
+)
+
+// RunMarkerEnv is set in every process the mesh starts, to the mesh's data directory, so that its processes can be
+// told apart from everything else on the machine.
+const RunMarkerEnv = "SINEW_RUN_DIR"
+
+// Options tune a run.
+type Options struct {
+	// DataDir keeps the control plane's CA, the resources and the logs. Empty: a temporary directory that is
+	// removed when the run ends.
+	DataDir string
+	// Progress receives one line per step as the mesh comes up (nil: discarded).
+	Progress io.Writer
+	// Ready is called once, when every proxy is ready and every process listens on its ports.
+	Ready func(*Running)
+	// StartTimeout bounds each step of the start (default 60s).
+	StartTimeout time.Duration
+}
+
+// Running describes a mesh that is up.
+type Running struct {
+	DataDir      string
+	ControlPlane ControlPlane
+	Workloads    []RunningWorkload
+}
+
+// RunningWorkload is a started workload.
+type RunningWorkload struct {
+	Name       string
+	PID        int
+	ProxyAdmin string
+	Log        string // the process's stdout and stderr
+	ProxyLog   string
+}
+
+// Run starts the mesh and keeps it running until ctx ends (nil error) or a part of it fails (an error saying which
+// and why). Either way everything it started is stopped before it returns.
+func Run(ctx context.Context, m *Mesh, opts Options) (err error) {
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
+	}
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 60 * time.Second
+	}
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	if err := checkFree(m.Bindings()); err != nil {
+		return err
+	}
+	dataDir := opts.DataDir
+	if dataDir == "" {
+		if dataDir, err = os.MkdirTemp("", "sinew-run-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dataDir)
+	}
+	logDir := filepath.Join(dataDir, "logs")
+	resDir := filepath.Join(dataDir, "resources")
+	for _, d := range []string{logDir, resDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(resDir, "mesh.yaml"), m.Resources(), 0o600); err != nil {
+		return err
+	}
+
+	r := &runner{m: m, opts: opts, dataDir: dataDir, logDir: logDir, failed: make(chan error, 1)}
+	defer r.stop()
+	if err := r.start(ctx, resDir); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(opts.Progress, "stopping...")
+		return nil
+	case err := <-r.failed:
+		fmt.Fprintln(opts.Progress, "stopping the rest...")
+		return err
+	}
+}
+
+// checkFree makes sure every address can be bound before anything starts, so a taken port is reported by name.
+func checkFree(bindings []Binding) error {
+	for _, b := range bindings {
+		ln, err := net.Listen("tcp", b.Addr)
+		if err != nil {
+			var why error = err
+			if errors.Is(err, syscall.EADDRINUSE) {
+				why = errors.New("address already in use")
+			}
+			return fmt.Errorf("cannot listen on %s (%s): %v", b.Addr, b.Role, why)
+		}
+		_ = ln.Close()
+	}
+	return nil
+}
+
+type runner struct {
+	m       *Mesh
+	opts    Options
+	dataDir string
+	logDir  string
+
+	failOnce sync.Once
+	failed   chan error
+	stopping bool // set by stop, read by the watchers under mu
+	mu       sync.Mutex
+
+	cpCancel context.CancelFunc
+	cpDone   chan error
+	cpLog    *os.File
+
+	proxies []*runningProxy
+	procs   []*process
+}
+
+type runningProxy struct {
+	name   string
+	p      *proxy.Proxy
+	cancel context.CancelFunc
+	done   chan error
+	log    *os.File
+}
+
+type process struct {
+	name, logPath string
+	cmd           *exec.Cmd
+	done          chan struct{}
+	err           error
+}
+
+func (r *runner) fail(err error) {
+	r.mu.Lock()
+	stopping := r.stopping
+	r.mu.Unlock()
+	if stopping {
+		return
+	}
+	r.failOnce.Do(func() { r.failed <- err })
+}
+
+func (r *runner) start(ctx context.Context, resDir string) error {
+	m, out := r.m, r.opts.Progress
+	ns := m.Spec.Namespace
+	cpLogPath := filepath.Join(r.logDir, "control-plane.log")
+	var err error
+	if r.cpLog, err = os.Create(cpLogPath); err != nil {
+		return err
+	}
+	cp, err := controlplane.New(controlplane.Config{
+		DataDir: filepath.Join(r.dataDir, "control-plane"), ResourceDir: resDir, TrustDomain: m.Spec.TrustDomain,
+		IdentityAddr: m.Spec.ControlPlane.Identity, DestinationAddr: m.Spec.ControlPlane.Destination,
+		PolicyAddr: m.Spec.ControlPlane.Policy, AdminAddr: m.Spec.ControlPlane.Admin,
+		Logger: slog.New(slog.NewTextHandler(r.cpLog, nil)),
+	})
+	if err != nil {
+		return fmt.Errorf("control plane: %w", err)
+	}
+	cpCtx, cancel := context.WithCancel(context.Background())
+	r.cpCancel, r.cpDone = cancel, make(chan error, 1)
+	go func() {
+		err := cp.Run(cpCtx)
+		r.cpDone <- err
+		if err != nil {
+			r.fail(fmt.Errorf("control plane stopped: %w (log: %s)", err, cpLogPath))
+		}
+	}()
+	fmt.Fprintf(out, "✔ control plane: identity %s, destination %s, policy %s, admin http://%s\n",
+		cp.IdentityAddr(), cp.DestinationAddr(), cp.PolicyAddr(), cp.AdminAddr())
+
+	for _, w := range m.Spec.Workloads {
+		rp, err := r.startProxy(cp, ns, w)
+		if err != nil {
+			return fmt.Errorf("%s proxy: %w", w.Name, err)
+		}
+		r.proxies = append(r.proxies, rp)
+	}
+	for _, rp := range r.proxies {
+		if err := r.waitFor(ctx, rp.name+" proxy ready (log: "+rp.log.Name()+")", nil, func() bool { return rp.p.Ready() }); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "✔ %s proxy ready: admin http://%s\n", rp.name, rp.p.AdminAddr())
+	}
+
+	for i, w := range m.Spec.Workloads {
+		pr, err := r.startProcess(w)
+		if err != nil {
+			return err
+		}
+		r.procs = append(r.procs, pr)
+		for _, p := range w.Ports {
+			what := fmt.Sprintf("%s listening on %s (log: %s)", w.Name, p.App, pr.logPath)
+			err := r.waitFor(ctx, what, pr, func() bool {
+				c, err := net.DialTimeout("tcp", p.App, time.Second)
+				if err == nil {
+					c.Close()
+				}
+				return err == nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		line := fmt.Sprintf("✔ %s started (pid %d)", w.Name, pr.cmd.Process.Pid)
+		if len(w.Ports) > 0 {
+			line += ", meshed at " + r.proxies[i].p.InboundAddr()
+		}
+		fmt.Fprintln(out, line)
+	}
+	// From here on, a process or proxy that stops is a failure of the run.
+	for _, pr := range r.procs {
+		go func() {
+			<-pr.done
+			r.fail(fmt.Errorf("%s exited: %s%s", pr.name, describeExit(pr.err), tail(pr.logPath)))
+		}()
+	}
+	if r.opts.Ready != nil {
+		run := &Running{DataDir: r.dataDir, ControlPlane: ControlPlane{
+			Identity: cp.IdentityAddr(), Destination: cp.DestinationAddr(), Policy: cp.PolicyAddr(), Admin: cp.AdminAddr()}}
+		for i, pr := range r.procs {
+			run.Workloads = append(run.Workloads, RunningWorkload{Name: pr.name, PID: pr.cmd.Process.Pid,
+				ProxyAdmin: r.proxies[i].p.AdminAddr(), Log: pr.logPath, ProxyLog: r.proxies[i].log.Name()})
+		}
+		r.opts.Ready(run)
+	}
+	return nil
+}
+
+// waitFor polls cond until it holds, the step's deadline passes, ctx ends, the run fails or proc exits.
+func (r *runner) waitFor(ctx context.Context, what string, proc *process, cond func() bool) error {
+	deadline := time.NewTimer(r.opts.StartTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var exited <-chan struct{}
+	if proc != nil {
+		exited = proc.done
+	}
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("interrupted while waiting for %s", what)
+		case <-deadline.C:
+			return fmt.Errorf("gave up after %s waiting for %s", r.opts.StartTimeout, what)
+		case err := <-r.failed:
+			return err
+		case <-exited:
+			return fmt.Errorf("%s exited before it was ready: %s%s", proc.name, describeExit(proc.err), tail(proc.logPath))
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+func (r *runner) startProxy(cp *controlplane.ControlPlane, ns string, w Workload) (*runningProxy, error) {
+	cfg := proxy.Defaults()
+	cfg.Mode = proxy.ModeExplicit
+	cfg.Workload = ns + "/" + w.Name
+	cfg.InboundAddr = w.Proxy.Inbound
+	cfg.AdminAddr = w.Proxy.Admin
+	cfg.TapAddr = "127.0.0.1:0"
+	for _, p := range w.Ports {
+		cfg.InboundPorts = append(cfg.InboundPorts, proxy.InboundPort{Port: uint16(p.Port), App: p.App})
+	}
+	for _, u := range w.Upstreams {
+		cfg.OutboundPorts = append(cfg.OutboundPorts, proxy.OutboundPort{Listen: u.Listen, Target: r.m.Authority(u.Service)})
+	}
+	cfg.IdentityAddr, cfg.DestinationAddr, cfg.PolicyAddr = cp.IdentityAddr(), cp.DestinationAddr(), cp.PolicyAddr()
+	cfg.LocalName = "spiffe://" + r.m.Spec.TrustDomain + "/ns/" + ns + "/sa/" + w.ServiceAccount
+	cfg.TrustAnchorsPEM = string(cp.TrustAnchorsPEM())
+	tok, err := cp.IssueJoinToken(ns, w.Name)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Token = tok
+	if err := cfg.LogLevel.UnmarshalText([]byte(w.Proxy.LogLevel)); err != nil {
+		return nil, err
+	}
+	cfg.ShutdownGrace = 5 * time.Second
+	logFile, err := os.Create(filepath.Join(r.logDir, w.Name+".proxy.log"))
+	if err != nil {
+		return nil, err
+	}
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	p, err := proxy.New(cfg, slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: level})), level)
+	if err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rp := &runningProxy{name: w.Name, p: p, cancel: cancel, done: make(chan error, 1), log: logFile}
+	go func() {
+		err := p.Run(ctx)
+		rp.done <- err
+		if err == nil {
+			err = errors.New("stopped")
+		}
+		r.fail(fmt.Errorf("%s proxy: %w (log: %s)", w.Name, err, logFile.Name()))
+	}()
+	return rp, nil
+}
+
+func (r *runner) startProcess(w Workload) (*process, error) {
+	logPath := filepath.Join(r.logDir, w.Name+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close() // the child holds its own descriptor
+	cmd := exec.Command(w.Command[0], w.Command[1:]...)
+	cmd.Dir = w.Dir
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), RunMarkerEnv+"="+r.dataDir)
+	for k, v := range w.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	// Own process group: a terminal's Ctrl-C reaches only us, and we stop the children in order. Pdeathsig: if we
+	// are killed outright, the kernel kills them too, so nothing is left behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%s: cannot start %q: %w", w.Name, strings.Join(w.Command, " "), err)
+	}
+	pr := &process{name: w.Name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		pr.err = cmd.Wait()
+		close(pr.done)
+	}()
+	return pr, nil
+}
+
+// stop ends everything in reverse order of dependence: processes (SIGTERM, then SIGKILL after a grace period),
+// then proxies (drain), then the control plane.
+func (r *runner) stop() {
+	r.mu.Lock()
+	r.stopping = true
+	r.mu.Unlock()
+	const grace = 5 * time.Second
+	for _, pr := range r.procs {
+		_ = syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGTERM)
+	}
+	for _, pr := range r.procs {
+		select {
+		case <-pr.done:
+		case <-time.After(grace):
+			_ = syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGKILL)
+			<-pr.done
+		}
+		// Anything the process left in its group goes too.
+		_ = syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	for _, rp := range r.proxies {
+		rp.cancel()
+	}
+	for _, rp := range r.proxies {
+		<-rp.done
+		rp.log.Close()
+	}
+	if r.cpCancel != nil {
+		r.cpCancel()
+		<-r.cpDone
+	}
+	if r.cpLog != nil {
+		r.cpLog.Close()
+	}
+}
+
+func describeExit(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// tail returns the last lines of a log, indented, for error messages.
+func tail(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > 8 {
+			lines = lines[1:]
+		}
+	}
+	if len(lines) == 0 {
+		return " (its log " + path + " is empty)"
+	}
+	return "; last lines of " + path + ":\n    " + strings.Join(lines, "\n    ")
+}

@@ -1,0 +1,51 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sinewmesh/sinew/cli/internal/localmesh"
+)
+
+func newRunCmd(env *Env) *cobra.Command {
+	var dataDir string
+	cmd := &cobra.Command{
+		Use:   "run FILE",
+		Short: "Run local processes meshed, each beside its own proxy, from a LocalMesh file (no Kubernetes, no root)",
+		Long: `Run starts a local control plane, a sinew-proxy beside every workload of FILE and the workloads'
+processes, waits until all are ready, and keeps them running until Ctrl-C. If a process or proxy dies, it says
+which and why and stops the rest. See docs/getting-started/local-mesh.md for the file format;
+examples/emojivoto/local/emojivoto.yaml is a complete example.`,
+		Example: "  sinew run examples/emojivoto/local/emojivoto.yaml",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := localmesh.Load(args[0])
+			if err != nil {
+				return err
+			}
+			return localmesh.Run(cmd.Context(), m, localmesh.Options{
+				DataDir: dataDir, Progress: env.Stderr,
+				Ready: func(r *localmesh.Running) { printRunning(env.Stdout, m, r) },
+			})
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "keep the CA, resources and logs here (default: a temporary directory removed at exit)")
+	return cmd
+}
+
+func printRunning(w io.Writer, m *localmesh.Mesh, r *localmesh.Running) {
+	fmt.Fprintf(w, "\n%s is up; logs are in %s/logs.\n\n", m.Metadata.Name, r.DataDir)
+	fmt.Fprintf(w, "  %-12s %-8s %-22s %s\n", "WORKLOAD", "PID", "PROXY METRICS", "SERVES")
+	for i, wl := range r.Workloads {
+		var serves []string
+		spec := m.Spec.Workloads[i]
+		for _, p := range spec.Ports {
+			serves = append(serves, fmt.Sprintf("%d at %s", p.Port, spec.Proxy.Inbound))
+		}
+		fmt.Fprintf(w, "  %-12s %-8d http://%s/metrics  %s\n", wl.Name, wl.PID, wl.ProxyAdmin, strings.Join(serves, ", "))
+	}
+	fmt.Fprintf(w, "\n  The control plane's model: curl -s http://%s/debug/model\n\nCtrl-C stops everything.\n", r.ControlPlane.Admin)
+}
