@@ -103,6 +103,8 @@ One machine: sinew demo`,
 
 	root.AddCommand(
 		newVersionCmd(env),
+		newDemoCmd(env),
+		newRunCmd(env),
 		newInstallCmd(env), newUninstallCmd(env), newUpgradeCmd(env), newCheckCmd(env),
 	)
 	return root
