@@ -2,8 +2,8 @@ package cli
 
 import (
 	"bytes"
-	"encoding/base64"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -333,26 +333,26 @@ func TestInstallRefusesBadInput(t *testing.T) {
 		args []string
 		want string
 	}{
-		"anchors not PEM":       {files(garbage, iss, key), "trust anchors " + garbage + ": no PEM certificate"},
-		"issuer not chaining":   {files(ca, otherIss, otherKey), "issuer certificate " + otherIss + `: "identity.sinew.cluster.local" does not chain to the trust anchors in ` + ca},
-		"key not the issuer's":  {files(ca, iss, otherKey), "issuer key " + otherKey + ": is not the key of the issuer certificate " + iss},
+		"anchors not PEM":            {files(garbage, iss, key), "trust anchors " + garbage + ": no PEM certificate"},
+		"issuer not chaining":        {files(ca, otherIss, otherKey), "issuer certificate " + otherIss + `: "identity.sinew.cluster.local" does not chain to the trust anchors in ` + ca},
+		"key not the issuer's":       {files(ca, iss, otherKey), "issuer key " + otherKey + ": is not the key of the issuer certificate " + iss},
 		"issuer is the anchor's key": {files(ca, key, key), "issuer certificate " + key + ": no PEM certificate"},
-		"anchors as issuer key": {files(ca, iss, ca), "issuer key " + ca + ": no PEM private key"},
-		"missing file":          {files(filepath.Join(dir, "nope.crt"), iss, key), "--identity-trust-anchors-file: open " + filepath.Join(dir, "nope.crt")},
-		"only one file":         {[]string{"--identity-trust-anchors-file", ca}, "give all three of"},
-		"bad --set":             {[]string{"--set", "proxy.logLevel"}, `--set "proxy.logLevel": key "logLevel" has no value`},
-		"unknown value":         {[]string{"--set", "proxy.logLvl=debug"}, "unknown value proxy.logLvl"},
-		"bad enum":              {[]string{"--set", "defaultInboundPolicy=allow"}, `value defaultInboundPolicy: "allow" is not one of`},
-		"bad flag enum":         {[]string{"--default-inbound-policy", "allow"}, `value defaultInboundPolicy: "allow" is not one of`},
-		"bad ports":             {[]string{"--skip-inbound-ports", "25,x"}, `value proxyInit.skipInboundPorts: "25,x" is not a comma-separated list`},
-		"port out of range":     {[]string{"--skip-outbound-ports", "70000"}, `70000 is not a port`},
-		"bad quantity":          {[]string{"--proxy-cpu-request", "lots"}, `value proxy.resources.cpu.request: "lots" is not a quantity`},
-		"bad replicas":          {[]string{"--controller-replicas", "0"}, "--controller-replicas 0: must be at least 1"},
-		"bad output":            {[]string{"-o", "toml"}, `--output "toml"`},
-		"bad values file":       {[]string{"-f", garbage}, "--values " + garbage + ": not a YAML map"},
-		"map replaced by value": {[]string{"--set", "proxy=1"}, "value proxy: must be a map"},
-		"bad trust domain":      {[]string{"--identity-trust-domain", "Not_A_Domain"}, `value identity.trustDomain: "Not_A_Domain" is not a lower-case DNS name`},
-		"bad anchors value":     {[]string{"--set-file", "identity.trustAnchorsPEM=" + garbage}, "trust anchors (value identity.trustAnchorsPEM): no PEM certificate"},
+		"anchors as issuer key":      {files(ca, iss, ca), "issuer key " + ca + ": no PEM private key"},
+		"missing file":               {files(filepath.Join(dir, "nope.crt"), iss, key), "--identity-trust-anchors-file: open " + filepath.Join(dir, "nope.crt")},
+		"only one file":              {[]string{"--identity-trust-anchors-file", ca}, "give all three of"},
+		"bad --set":                  {[]string{"--set", "proxy.logLevel"}, `--set "proxy.logLevel": key "logLevel" has no value`},
+		"unknown value":              {[]string{"--set", "proxy.logLvl=debug"}, "unknown value proxy.logLvl"},
+		"bad enum":                   {[]string{"--set", "defaultInboundPolicy=allow"}, `value defaultInboundPolicy: "allow" is not one of`},
+		"bad flag enum":              {[]string{"--default-inbound-policy", "allow"}, `value defaultInboundPolicy: "allow" is not one of`},
+		"bad ports":                  {[]string{"--skip-inbound-ports", "25,x"}, `value proxyInit.skipInboundPorts: "25,x" is not a comma-separated list`},
+		"port out of range":          {[]string{"--skip-outbound-ports", "70000"}, `70000 is not a port`},
+		"bad quantity":               {[]string{"--proxy-cpu-request", "lots"}, `value proxy.resources.cpu.request: "lots" is not a quantity`},
+		"bad replicas":               {[]string{"--controller-replicas", "0"}, "--controller-replicas 0: must be at least 1"},
+		"bad output":                 {[]string{"-o", "toml"}, `--output "toml"`},
+		"bad values file":            {[]string{"-f", garbage}, "--values " + garbage + ": not a YAML map"},
+		"map replaced by value":      {[]string{"--set", "proxy=1"}, "value proxy: must be a map"},
+		"bad trust domain":           {[]string{"--identity-trust-domain", "Not_A_Domain"}, `value identity.trustDomain: "Not_A_Domain" is not a lower-case DNS name`},
+		"bad anchors value":          {[]string{"--set-file", "identity.trustAnchorsPEM=" + garbage}, "trust anchors (value identity.trustAnchorsPEM): no PEM certificate"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -488,7 +488,9 @@ func base64Of(t *testing.T, name string) string {
 
 type webhookOnly struct{ called *bool }
 
-func (w webhookOnly) Identity(string) (certs.Identity, error) { return certs.Identity{}, fmt.Errorf("no") }
+func (w webhookOnly) Identity(string) (certs.Identity, error) {
+	return certs.Identity{}, fmt.Errorf("no")
+}
 func (w webhookOnly) Webhook(n []string) (certs.Webhook, error) {
 	*w.called = true
 	return certs.NewGenerator(nil, 0).Webhook(n)
