@@ -231,3 +231,33 @@ func TestSinewDemo(t *testing.T) {
 		t.Errorf("temporary data directory %s was not removed (%v)", dataDir, err)
 	}
 }
+
+// TestSinewDemoKilledLeavesNothing: even when sinew is killed outright (no chance to clean up), the kernel takes
+// its children with it.
+func TestSinewDemoKilledLeavesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the sinew and emojivoto binaries")
+	}
+	bin := buildBinaries(t, "sinew", "emojivoto")
+	base := freePortBase(t, 50)
+	demo := exec.Command(filepath.Join(bin, "sinew"), "demo", "--port-base", fmt.Sprint(base))
+	stdout, _ := demo.StdoutPipe()
+	if err := demo.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out := lines(stdout)
+	dataDir := out.waitLine(t, regexp.MustCompile(`logs in (\S+)/logs\)`), 90*time.Second)[1]
+	out.waitLine(t, regexp.MustCompile(`Ctrl-C stops everything`), 5*time.Second)
+	if marked := processesMarked(dataDir); len(marked) != 4 {
+		t.Fatalf("want 4 app processes (emoji, voting, web, vote-bot), found %v", marked)
+	}
+	_ = demo.Process.Kill()
+	_ = demo.Wait()
+	eventually(t, 10*time.Second, "children gone", func() error {
+		if left := processesMarked(dataDir); len(left) > 0 {
+			return fmt.Errorf("still running: %v", left)
+		}
+		return nil
+	})
+	_ = os.RemoveAll(dataDir) // sinew had no chance to remove it
+}
