@@ -123,7 +123,11 @@ func TestRunRetriesUntilPassOrDeadline(t *testing.T) {
 	// never passing: stops at the deadline
 	tries = 0
 	never := flaky
-	never.Run = func(context.Context, *Env) error { tries++; clock = clock.Add(10 * time.Second); return errors.New("never") }
+	never.Run = func(context.Context, *Env) error {
+		tries++
+		clock = clock.Add(10 * time.Second)
+		return errors.New("never")
+	}
 	rep = Run(context.Background(), env, []Category{{ID: "x", Checks: []Check{never}}}, Options{Wait: time.Minute, RetryInterval: time.Millisecond})
 	if rep.Success || tries < 5 || tries > 7 {
 		t.Fatalf("success=%v after %d tries, want a failure after about a minute of 10s tries", rep.Success, tries)
@@ -298,7 +302,9 @@ func TestPreNetAdmin(t *testing.T) {
 	if !rep.Success {
 		t.Errorf("pre checks failed: %+v", rep.Results)
 	}
-	env.CanCreate = func(_ context.Context, _, res, _ string) (bool, string, error) { return res != "clusterroles", "no RBAC", nil }
+	env.CanCreate = func(_ context.Context, _, res, _ string) (bool, string, error) {
+		return res != "clusterroles", "no RBAC", nil
+	}
 	rep = runCat(t, env, Pre())
 	for _, r := range rep.Results {
 		if r.ID == "pre-rbac-clusterroles" && (r.Status != Failed || r.Hint != HintBase+"#pre-rbac" || !strings.Contains(r.Error, "no RBAC")) {
