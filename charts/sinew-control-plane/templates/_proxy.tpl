@@ -37,37 +37,70 @@ sinew.dev/proxy-version: {{ include "sinew.proxy.version" . | quote }}
 sinew.dev/trust-root-sha256: {{ include "sinew.trustAnchors" .root | sha256sum }}
 {{- end -}}
 
+{{/* A port list in the injector's order: by first port (it also merges overlapping ranges, which this does not). */}}
+{{- define "sinew.proxy.sortPorts" -}}
+{{- $items := list -}}
+{{- range (splitList "," .) -}}
+{{- $p := trim . -}}
+{{- if $p -}}
+{{- $items = append $items (printf "%05d|%s" (int (first (splitList "-" $p))) $p) -}}
+{{- end -}}
+{{- end -}}
+{{- $out := list -}}
+{{- range (sortAlpha $items) -}}
+{{- $out = append $out (last (splitList "|" .)) -}}
+{{- end -}}
+{{- join "," $out -}}
+{{- end -}}
+
+{{/* The proxy's (and the init container's) resources, from the values and the annotations. */}}
+{{- define "sinew.proxy.resources" -}}
+{{- $ann := .annotations -}}
+{{- $v := .root.Values -}}
+{{- $cpuReq := include "sinew.proxy.setting" (dict "ann" $ann "key" "proxy-cpu-request" "default" $v.proxy.resources.cpu.request) -}}
+{{- $cpuLim := include "sinew.proxy.setting" (dict "ann" $ann "key" "proxy-cpu-limit" "default" $v.proxy.resources.cpu.limit) -}}
+{{- $memReq := include "sinew.proxy.setting" (dict "ann" $ann "key" "proxy-memory-request" "default" $v.proxy.resources.memory.request) -}}
+{{- $memLim := include "sinew.proxy.setting" (dict "ann" $ann "key" "proxy-memory-limit" "default" $v.proxy.resources.memory.limit) -}}
+{{- if or $cpuReq $cpuLim $memReq $memLim }}
+resources:
+  {{- if or $cpuReq $memReq }}
+  requests:
+    {{- with $cpuReq }}
+    cpu: {{ . | quote }}
+    {{- end }}
+    {{- with $memReq }}
+    memory: {{ . | quote }}
+    {{- end }}
+  {{- end }}
+  {{- if or $cpuLim $memLim }}
+  limits:
+    {{- with $cpuLim }}
+    cpu: {{ . | quote }}
+    {{- end }}
+    {{- with $memLim }}
+    memory: {{ . | quote }}
+    {{- end }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
 {{/* The init container that installs the traffic capture. */}}
 {{- define "sinew.proxy.init" -}}
 {{- $ann := .annotations -}}
 {{- $v := .root.Values -}}
 {{- $initImage := include "sinew.proxy.setting" (dict "ann" $ann "key" "init-image" "default" (printf "%s/%s" (trimSuffix "/" $v.image.registry) $v.proxyInit.image.name)) -}}
 {{- $initVersion := default (include "sinew.tag" .root) $v.proxyInit.image.version -}}
-{{- $in := include "sinew.proxy.setting" (dict "ann" $ann "key" "skip-inbound-ports" "default" $v.proxyInit.skipInboundPorts) -}}
-{{- $out := include "sinew.proxy.setting" (dict "ann" $ann "key" "skip-outbound-ports" "default" $v.proxyInit.skipOutboundPorts) -}}
-{{- $subnets := include "sinew.proxy.setting" (dict "ann" $ann "key" "skip-subnets" "default" $v.proxyInit.skipSubnets) -}}
 - name: sinew-init
   image: {{ printf "%s:%s" $initImage $initVersion }}
   imagePullPolicy: {{ include "sinew.proxy.setting" (dict "ann" $ann "key" "image-pull-policy" "default" $v.image.pullPolicy) }}
   args:
-  - --inbound-port
-  - {{ $v.proxy.ports.inbound | quote }}
-  - --outbound-port
-  - {{ $v.proxy.ports.outbound | quote }}
-  - --proxy-uid
-  - {{ include "sinew.proxy.setting" (dict "ann" $ann "key" "proxy-uid" "default" $v.proxy.uid) | quote }}
-  {{- with $in }}
-  - --skip-inbound-ports
-  - {{ . | quote }}
-  {{- end }}
-  {{- with $out }}
-  - --skip-outbound-ports
-  - {{ . | quote }}
-  {{- end }}
-  {{- with $subnets }}
-  - --skip-subnets
-  - {{ . | quote }}
-  {{- end }}
+  - --inbound-port={{ $v.proxy.ports.inbound }}
+  - --outbound-port={{ $v.proxy.ports.outbound }}
+  - --proxy-uid={{ include "sinew.proxy.setting" (dict "ann" $ann "key" "proxy-uid" "default" $v.proxy.uid) }}
+  - --skip-inbound-ports={{ include "sinew.proxy.setting" (dict "ann" $ann "key" "skip-inbound-ports" "default" $v.proxyInit.skipInboundPorts) | include "sinew.proxy.sortPorts" }}
+  - --skip-outbound-ports={{ include "sinew.proxy.setting" (dict "ann" $ann "key" "skip-outbound-ports" "default" $v.proxyInit.skipOutboundPorts) | include "sinew.proxy.sortPorts" }}
+  - --skip-subnets={{ include "sinew.proxy.setting" (dict "ann" $ann "key" "skip-subnets" "default" $v.proxyInit.skipSubnets) }}
+  {{- include "sinew.proxy.resources" . | nindent 2 }}
   securityContext:
     runAsUser: 0
     runAsNonRoot: false
@@ -76,6 +109,8 @@ sinew.dev/trust-root-sha256: {{ include "sinew.trustAnchors" .root | sha256sum }
     capabilities:
       add: [NET_ADMIN, NET_RAW]
       drop: [ALL]
+    seccompProfile:
+      type: RuntimeDefault
   terminationMessagePolicy: FallbackToLogsOnError
 {{- end -}}
 
@@ -89,12 +124,10 @@ sinew.dev/trust-root-sha256: {{ include "sinew.trustAnchors" .root | sha256sum }
 {{- $native := eq (include "sinew.proxy.native" .) "true" -}}
 {{- $await := and $native (ne (include "sinew.proxy.setting" (dict "ann" $ann "key" "proxy-await" "default" (ternary "enabled" "disabled" $v.proxy.await))) "disabled") -}}
 {{- $image := include "sinew.proxy.setting" (dict "ann" $ann "key" "proxy-image" "default" (printf "%s/%s" (trimSuffix "/" $v.image.registry) $v.proxy.image.name)) -}}
+{{- /* the identity pod's proxy gets its certificate from its own pod: the Service has no ready endpoint before it */ -}}
 {{- $identityAddr := printf "sinew-identity.%s.svc.%s.:8080" $ns $cd -}}
 {{- if eq .component "identity" }}{{ $identityAddr = "localhost:8080" }}{{ end -}}
-{{- $cpuReq := include "sinew.proxy.setting" (dict "ann" $ann "key" "proxy-cpu-request" "default" $v.proxy.resources.cpu.request) -}}
-{{- $cpuLim := include "sinew.proxy.setting" (dict "ann" $ann "key" "proxy-cpu-limit" "default" $v.proxy.resources.cpu.limit) -}}
-{{- $memReq := include "sinew.proxy.setting" (dict "ann" $ann "key" "proxy-memory-request" "default" $v.proxy.resources.memory.request) -}}
-{{- $memLim := include "sinew.proxy.setting" (dict "ann" $ann "key" "proxy-memory-limit" "default" $v.proxy.resources.memory.limit) -}}
+{{- $opaque := include "sinew.proxy.setting" (dict "ann" $ann "key" "opaque-ports" "default" $v.proxy.opaquePorts) -}}
 {{- $connect := include "sinew.proxy.setting" (dict "ann" $ann "key" "proxy-outbound-connect-timeout" "default" $v.proxy.connectTimeout) -}}
 {{- $grace := include "sinew.proxy.setting" (dict "ann" $ann "key" "shutdown-grace-period" "default" $v.proxy.shutdownGracePeriod) -}}
 - name: sinew-proxy
@@ -107,14 +140,17 @@ sinew.dev/trust-root-sha256: {{ include "sinew.trustAnchors" .root | sha256sum }
   - name: _pod_name
     valueFrom:
       fieldRef:
+        apiVersion: v1
         fieldPath: metadata.name
   - name: _pod_ns
     valueFrom:
       fieldRef:
+        apiVersion: v1
         fieldPath: metadata.namespace
   - name: _pod_sa
     valueFrom:
       fieldRef:
+        apiVersion: v1
         fieldPath: spec.serviceAccountName
   - name: SINEW_PROXY_MODE
     value: transparent
@@ -124,16 +160,10 @@ sinew.dev/trust-root-sha256: {{ include "sinew.trustAnchors" .root | sha256sum }
     value: {{ include "sinew.proxy.setting" (dict "ann" $ann "key" "proxy-log-level" "default" $v.proxy.logLevel) | quote }}
   - name: SINEW_PROXY_LOG_FORMAT
     value: {{ include "sinew.proxy.setting" (dict "ann" $ann "key" "proxy-log-format" "default" $v.proxy.logFormat) | quote }}
-  - name: SINEW_PROXY_INBOUND_LISTEN_ADDR
-    value: {{ printf "0.0.0.0:%v" $v.proxy.ports.inbound | quote }}
-  - name: SINEW_PROXY_OUTBOUND_LISTEN_ADDR
-    value: {{ printf "127.0.0.1:%v" $v.proxy.ports.outbound | quote }}
-  - name: SINEW_PROXY_ADMIN_LISTEN_ADDR
-    value: {{ printf "0.0.0.0:%v" $v.proxy.ports.admin | quote }}
-  - name: SINEW_PROXY_TAP_LISTEN_ADDR
-    value: {{ printf "0.0.0.0:%v" $v.proxy.ports.tap | quote }}
+  {{- with $opaque }}
   - name: SINEW_PROXY_OPAQUE_PORTS
-    value: {{ include "sinew.proxy.setting" (dict "ann" $ann "key" "opaque-ports" "default" $v.proxy.opaquePorts) | quote }}
+    value: {{ . | quote }}
+  {{- end }}
   {{- with $connect }}
   - name: SINEW_PROXY_CONNECT_TIMEOUT
     value: {{ . | quote }}
@@ -142,8 +172,6 @@ sinew.dev/trust-root-sha256: {{ include "sinew.trustAnchors" .root | sha256sum }
   - name: SINEW_PROXY_SHUTDOWN_GRACE_PERIOD
     value: {{ . | quote }}
   {{- end }}
-  - name: SINEW_PROXY_IDENTITY_SVC_ADDR
-    value: {{ $identityAddr | quote }}
   - name: SINEW_PROXY_IDENTITY_LOCAL_NAME
     value: {{ printf "spiffe://%s/ns/$(_pod_ns)/sa/$(_pod_sa)" $td | quote }}
   - name: SINEW_PROXY_IDENTITY_TOKEN_FILE
@@ -151,6 +179,8 @@ sinew.dev/trust-root-sha256: {{ include "sinew.trustAnchors" .root | sha256sum }
   - name: SINEW_PROXY_IDENTITY_TRUST_ANCHORS
     value: |
       {{- include "sinew.trustAnchors" .root | trim | nindent 6 }}
+  - name: SINEW_PROXY_IDENTITY_SVC_ADDR
+    value: {{ $identityAddr | quote }}
   - name: SINEW_PROXY_DESTINATION_SVC_ADDR
     value: {{ printf "sinew-dst.%s.svc.%s.:8086" $ns $cd | quote }}
   - name: SINEW_PROXY_POLICY_SVC_ADDR
@@ -158,10 +188,13 @@ sinew.dev/trust-root-sha256: {{ include "sinew.trustAnchors" .root | sha256sum }
   ports:
   - name: sinew-proxy
     containerPort: {{ $v.proxy.ports.inbound }}
+    protocol: TCP
   - name: sinew-admin
     containerPort: {{ $v.proxy.ports.admin }}
+    protocol: TCP
   - name: sinew-tap
     containerPort: {{ $v.proxy.ports.tap }}
+    protocol: TCP
   {{- if $await }}
   startupProbe:
     httpGet:
@@ -175,36 +208,12 @@ sinew.dev/trust-root-sha256: {{ include "sinew.trustAnchors" .root | sha256sum }
       path: /live
       port: {{ $v.proxy.ports.admin }}
     initialDelaySeconds: 10
-    periodSeconds: 10
-    timeoutSeconds: 1
   readinessProbe:
     httpGet:
       path: /ready
       port: {{ $v.proxy.ports.admin }}
     initialDelaySeconds: 2
-    periodSeconds: 10
-    timeoutSeconds: 1
-  {{- if or $cpuReq $cpuLim $memReq $memLim }}
-  resources:
-    {{- if or $cpuReq $memReq }}
-    requests:
-      {{- with $cpuReq }}
-      cpu: {{ . | quote }}
-      {{- end }}
-      {{- with $memReq }}
-      memory: {{ . | quote }}
-      {{- end }}
-    {{- end }}
-    {{- if or $cpuLim $memLim }}
-    limits:
-      {{- with $cpuLim }}
-      cpu: {{ . | quote }}
-      {{- end }}
-      {{- with $memLim }}
-      memory: {{ . | quote }}
-      {{- end }}
-    {{- end }}
-  {{- end }}
+  {{- include "sinew.proxy.resources" . | nindent 2 }}
   securityContext:
     runAsUser: {{ include "sinew.proxy.setting" (dict "ann" $ann "key" "proxy-uid" "default" $v.proxy.uid) }}
     runAsNonRoot: true

@@ -1,0 +1,145 @@
+package cli
+
+import (
+	"reflect"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sinewmesh/sinew/controlplane/inject"
+)
+
+// TestChartSidecarMatchesInjector checks that the proxy the chart renders into each control-plane pod is what
+// controlplane/inject (the webhook and `sinew inject --manual`) produces for the same pod and settings: the pod
+// template without its sinew containers, injected with the config the chart gives the injector. The one intended
+// difference: the identity pod's proxy asks its own container for its certificate (localhost:8080).
+func TestChartSidecarMatchesInjector(t *testing.T) {
+	cases := map[string][]string{
+		"default":   {},
+		"overrides": {"--proxy-cpu-request", "50m", "--proxy-memory-limit", "128Mi", "--skip-inbound-ports", "25", "--skip-outbound-ports", "3306", "--proxy-log-level", "debug", "--set", "proxy.shutdownGracePeriod=30s,proxy.connectTimeout=2s,proxyInit.skipSubnets=10.96.0.0/12"},
+		"plain":     {"--native-sidecar=false", "--registry", "registry.example/sinew", "--image-tag", "v9"},
+	}
+	for name, args := range cases {
+		t.Run(name, func(t *testing.T) {
+			out := mustRun(t, testEnv(t, nil), append([]string{"install", "--ignore-cluster"}, args...)...)
+			objs := decodeAll(t, out)
+			var vals map[string]any
+			if err := yaml.Unmarshal([]byte(configValues(t, objs)), &vals); err != nil {
+				t.Fatal(err)
+			}
+			cfg := injectConfig(t, vals)
+			n := 0
+			for _, o := range objs {
+				d, ok := o.(*appsv1.Deployment)
+				if !ok {
+					continue
+				}
+				n++
+				compareInjected(t, d, cfg)
+			}
+			if n != 3 {
+				t.Fatalf("%d deployments", n)
+			}
+		})
+	}
+}
+
+// injectConfig is the injector's configuration from the stored values, as the chart's injector flags set it.
+func injectConfig(t *testing.T, v map[string]any) inject.Config {
+	t.Helper()
+	c := inject.DefaultConfig()
+	c.ControlPlaneNamespace = "sinew"
+	c.TrustDomain = getString(v, "identity.trustDomain")
+	c.ClusterDomain = getString(v, "clusterDomain")
+	c.TrustAnchorsPEM = getString(v, "identity.trustAnchorsPEM")
+	c.Registry = getString(v, "image.registry")
+	c.Tag = getString(v, "image.tag")
+	c.ProxyVersion = getString(v, "proxy.image.version")
+	c.ImagePullPolicy = corev1.PullPolicy(getString(v, "image.pullPolicy"))
+	p := &c.Proxy
+	p.LogLevel, p.LogFormat = getString(v, "proxy.logLevel"), getString(v, "proxy.logFormat")
+	p.NativeSidecar = getString(v, "proxy.nativeSidecar") == "true"
+	p.Await = getString(v, "proxy.await") == "true"
+	p.SkipInboundPorts, p.SkipOutboundPorts = getString(v, "proxyInit.skipInboundPorts"), getString(v, "proxyInit.skipOutboundPorts")
+	p.SkipSubnets = getString(v, "proxyInit.skipSubnets")
+	p.OpaquePorts = getString(v, "proxy.opaquePorts")
+	p.CPURequest, p.CPULimit = getString(v, "proxy.resources.cpu.request"), getString(v, "proxy.resources.cpu.limit")
+	p.MemoryRequest, p.MemoryLimit = getString(v, "proxy.resources.memory.request"), getString(v, "proxy.resources.memory.limit")
+	p.OutboundConnectTimeout, p.ShutdownGracePeriod = getString(v, "proxy.connectTimeout"), getString(v, "proxy.shutdownGracePeriod")
+	p.DefaultInboundPolicy = getString(v, "defaultInboundPolicy")
+	c.CreatedBy = "ignored"
+	return c
+}
+
+func compareInjected(t *testing.T, d *appsv1.Deployment, cfg inject.Config) {
+	t.Helper()
+	tmpl := d.Spec.Template
+	bare := &corev1.Pod{ObjectMeta: *tmpl.ObjectMeta.DeepCopy(), Spec: *tmpl.Spec.DeepCopy()}
+	keep := func(cs []corev1.Container) []corev1.Container {
+		var out []corev1.Container
+		for _, c := range cs {
+			if !inject.IsInjectedContainer(c.Name) {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	bare.Spec.InitContainers, bare.Spec.Containers = keep(bare.Spec.InitContainers), keep(bare.Spec.Containers)
+	var vols []corev1.Volume
+	for _, v := range bare.Spec.Volumes {
+		if v.Name != inject.TokenVolumeName {
+			vols = append(vols, v)
+		}
+	}
+	bare.Spec.Volumes = vols
+	for _, k := range inject.InjectedAnnotations {
+		delete(bare.Annotations, k)
+	}
+	for k := range bare.Labels {
+		if k != "sinew.dev/control-plane-component" && inject.IsInjectedLabel(k) {
+			delete(bare.Labels, k)
+		}
+	}
+	res, err := inject.Inject(inject.Input{Pod: bare, Namespace: d.Namespace, Owner: inject.Owner{Kind: "Deployment", Name: d.Name}, Manual: true}, cfg)
+	if err != nil {
+		t.Fatalf("%s: inject: %v", d.Name, err)
+	}
+	if res.Pod == nil {
+		t.Fatalf("%s: injector skipped the pod: %s %s", d.Name, res.Skipped, res.Detail)
+	}
+	got := res.Pod
+	// the identity pod's proxy reaches identity through its own pod
+	if d.Name == "sinew-identity" {
+		for _, list := range [][]corev1.Container{got.Spec.InitContainers, got.Spec.Containers} {
+			for i := range list {
+				for j, e := range list[i].Env {
+					if e.Name == "SINEW_PROXY_IDENTITY_SVC_ADDR" {
+						list[i].Env[j].Value = "localhost:8080"
+					}
+				}
+			}
+		}
+	}
+	diff := func(what string, want, have any) {
+		if !reflect.DeepEqual(want, have) {
+			wb, _ := yaml.Marshal(want)
+			hb, _ := yaml.Marshal(have)
+			t.Errorf("%s: the chart's %s differ from the injector's (want = injector, got = chart):\n%s", d.Name, what, lineDiff(string(wb), string(hb)))
+		}
+	}
+	diff("init containers", got.Spec.InitContainers, tmpl.Spec.InitContainers)
+	diff("containers", got.Spec.Containers, tmpl.Spec.Containers)
+	diff("volumes", got.Spec.Volumes, tmpl.Spec.Volumes)
+	for _, k := range []string{inject.ProxyVersionAnnotation, inject.TrustRootHashAnnotation} {
+		if got.Annotations[k] != tmpl.Annotations[k] {
+			t.Errorf("%s: annotation %s: injector %q, chart %q", d.Name, k, got.Annotations[k], tmpl.Annotations[k])
+		}
+	}
+	for k, v := range got.Labels {
+		if tmpl.Labels[k] != v {
+			t.Errorf("%s: label %s: injector %q, chart %q", d.Name, k, v, tmpl.Labels[k])
+		}
+	}
+}
