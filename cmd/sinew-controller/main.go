@@ -59,7 +59,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newLocalCmd(stderr), newTokenCmd(stdout), newIdentityCmd(stderr), newDestinationCmd(stderr))
+	root.AddCommand(newLocalCmd(stderr), newTokenCmd(stdout), newIdentityCmd(stderr), newDestinationCmd(stderr), newInjectorCmd(stderr))
 	return root
 }
 

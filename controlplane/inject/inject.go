@@ -1,0 +1,287 @@
+// Package inject is the proxy injection: given a pod (or a workload's pod template), its namespace's and its
+// workload's annotations and the cluster-wide Config, it returns the pod with the sinew-init init container, the
+// sinew-proxy sidecar, the identity-token volume and the sinew.dev labels and annotations — or why it is left alone.
+// The proxy-injector webhook and `sinew inject --manual` both call Inject, so a pod comes out the same either way;
+// the chart renders the control plane's own sidecars to match (docs/architecture/kubernetes.md, "The injected pod").
+//
+// The package is pure: it reads no files, talks to no API server and keeps no state. Its output is deterministic
+// (fixed orders everywhere), so golden files and the chart comparison are stable.
+package inject
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Input is one pod to consider.
+type Input struct {
+	// Pod is the pod, or a pod built from a workload's template (its metadata and spec). It is not modified.
+	Pod *corev1.Pod
+	// Namespace is the pod's namespace when Pod.Namespace is empty (admission requests often leave it so); empty
+	// when unknown (a manifest without one), in which case no sinew.dev/workload-ns label is added.
+	Namespace string
+	// NamespaceAnnotations and WorkloadAnnotations are the less specific override levels (the pod template's own
+	// annotations win over both).
+	NamespaceAnnotations map[string]string
+	WorkloadAnnotations  map[string]string
+	// Owner names the workload for the sinew.dev/proxy-<kind> label (OwnerOf derives it from a pod's owner
+	// references); zero for a bare pod.
+	Owner Owner
+	// Manual injects without the opt-in annotation (as `sinew inject --manual` does); an explicit
+	// sinew.dev/inject: disabled on the pod still wins.
+	Manual bool
+}
+
+// SkipReason says why a pod was left alone.
+type SkipReason string
+
+const (
+	SkipNotEnabled      SkipReason = "not-enabled"      // neither the pod nor its namespace opted in
+	SkipDisabled        SkipReason = "disabled"         // sinew.dev/inject: disabled on the pod (or namespace)
+	SkipHostNetwork     SkipReason = "host-network"     // the pod shares the node's network namespace
+	SkipAlreadyInjected SkipReason = "already-injected" // the pod has a sinew-proxy or sinew-init container
+)
+
+// Result is the outcome of Inject.
+type Result struct {
+	// Skipped is empty when the pod was injected; otherwise Detail explains it to a person.
+	Skipped SkipReason
+	Detail  string
+	// Pod is the injected pod (a modified deep copy of Input.Pod); nil when skipped.
+	Pod *corev1.Pod
+	// Patch turns Input.Pod into Pod: JSON Patch (RFC 6902) "add" operations, in order, with paths relative to the
+	// pod. Parents that Input.Pod lacked entirely (no labels map, say) are added whole.
+	Patch []PatchOp
+}
+
+// PatchOp is one JSON Patch operation.
+type PatchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value,omitempty"`
+}
+
+// ErrInvalidConfig wraps every configuration error (bad Config or bad annotation values): retrying does not help,
+// the configuration must change. IsInvalidConfig tests for it.
+var ErrInvalidConfig = errors.New("invalid injection configuration")
+
+// IsInvalidConfig reports whether err comes from a bad Config or annotation value.
+func IsInvalidConfig(err error) bool { return errors.Is(err, ErrInvalidConfig) }
+
+type configError struct{ err error }
+
+func (e configError) Error() string       { return e.err.Error() }
+func (e configError) Unwrap() []error     { return []error{ErrInvalidConfig, e.err} }
+func invalid(err error) error             { return configError{err} }
+func skip(r SkipReason, d string) *Result { return &Result{Skipped: r, Detail: d} }
+
+// Enabled reports the effective sinew.dev/inject value of a pod in a namespace ("" when neither says), and whether
+// it is one Inject accepts. The pod's own value wins over the namespace's.
+func Enabled(podAnnotations, nsAnnotations map[string]string) (value string, err error) {
+	v, ok := podAnnotations[InjectAnnotation]
+	where := LevelPod
+	if !ok {
+		v, ok = nsAnnotations[InjectAnnotation]
+		where = LevelNamespace
+	}
+	if !ok {
+		return "", nil
+	}
+	switch v {
+	case InjectEnabled, InjectIngress, InjectDisabled:
+		return v, nil
+	}
+	return v, &AnnotationError{Annotation: InjectAnnotation, Value: v, Level: where, Err: errors.New("want enabled, ingress or disabled")}
+}
+
+// Inject decides whether in.Pod gets a proxy and, if so, returns it injected. Errors are configuration errors
+// (IsInvalidConfig): a bad Config, or a bad config.sinew.dev/* value, each naming the annotation and its level.
+func Inject(in Input, cfg Config) (*Result, error) {
+	if in.Pod == nil {
+		return nil, errors.New("inject: no pod")
+	}
+	pod := in.Pod
+	mode, err := Enabled(pod.Annotations, in.NamespaceAnnotations)
+	if err != nil {
+		return nil, invalid(err)
+	}
+	switch {
+	case mode == InjectDisabled:
+		return skip(SkipDisabled, fmt.Sprintf("%s: %s", InjectAnnotation, InjectDisabled)), nil
+	case mode == "" && !in.Manual:
+		return skip(SkipNotEnabled, fmt.Sprintf("neither the pod nor its namespace has %s: %s", InjectAnnotation, InjectEnabled)), nil
+	case pod.Spec.HostNetwork:
+		return skip(SkipHostNetwork, "the pod uses the host's network (hostNetwork: true), which cannot be captured"), nil
+	case hasInjectedContainer(&pod.Spec):
+		return skip(SkipAlreadyInjected, "the pod already has a "+ProxyContainerName+" container"), nil
+	}
+
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, invalid(err)
+	}
+	s, err := cfg.defaultSettings()
+	if err != nil {
+		return nil, invalid(err)
+	}
+	err = errors.Join(
+		s.override(LevelNamespace, in.NamespaceAnnotations, pod),
+		s.override(LevelWorkload, in.WorkloadAnnotations, pod),
+		s.override(LevelPod, pod.Annotations, pod),
+		s.check(LevelPod),
+	)
+	if err != nil {
+		return nil, invalid(err)
+	}
+
+	ns := pod.Namespace
+	if ns == "" {
+		ns = in.Namespace
+	}
+	r := &Result{Pod: pod.DeepCopy()}
+	b := &patcher{pod: r.Pod}
+
+	initC := initContainer(cfg, &s)
+	proxyC := proxyContainer(cfg, &s)
+	if s.native {
+		// [sinew-init, sinew-proxy, the pod's own init containers…]: the pod's init containers already run meshed
+		b.prependInit(initC, proxyC)
+	} else {
+		// the pod's own init containers run before capture (they would have no proxy to talk to), then sinew-init;
+		// the proxy is the first container
+		b.appendInit(initC)
+		b.prependContainer(proxyC)
+	}
+	b.appendVolume(tokenVolume())
+
+	b.addLabels(addedLabels(cfg, ns, in.Owner))
+	b.addAnnotations(map[string]string{
+		ProxyVersionAnnotation:  s.proxyVer,
+		CreatedByAnnotation:     cfg.CreatedBy,
+		TrustRootHashAnnotation: TrustRootHash(cfg.TrustAnchorsPEM),
+	})
+	r.Patch = b.ops
+	return r, nil
+}
+
+func hasInjectedContainer(spec *corev1.PodSpec) bool {
+	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for _, c := range cs {
+			if IsInjectedContainer(c.Name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TrustRootHash is the sinew.dev/trust-root-sha256 value: the hex SHA-256 of the PEM trust anchors as given.
+func TrustRootHash(pem string) string {
+	h := sha256.Sum256([]byte(pem))
+	return hex.EncodeToString(h[:])
+}
+
+func addedLabels(cfg Config, ns string, owner Owner) map[string]string {
+	l := map[string]string{ControlPlaneNSLabel: cfg.ControlPlaneNamespace}
+	if ns != "" {
+		l[WorkloadNSLabel] = ns
+	}
+	if k, ok := owner.labelKey(); ok {
+		l[k] = owner.Name
+	}
+	return l
+}
+
+// patcher applies changes to pod and records the JSON Patch that makes them.
+type patcher struct {
+	pod *corev1.Pod
+	ops []PatchOp
+}
+
+func (b *patcher) add(path string, v any) {
+	b.ops = append(b.ops, PatchOp{Op: "add", Path: path, Value: v})
+}
+
+func (b *patcher) prependInit(cs ...corev1.Container) {
+	spec := &b.pod.Spec
+	if len(spec.InitContainers) == 0 {
+		b.add("/spec/initContainers", cs)
+	} else {
+		for i := len(cs) - 1; i >= 0; i-- {
+			b.add("/spec/initContainers/0", cs[i])
+		}
+	}
+	spec.InitContainers = append(append([]corev1.Container(nil), cs...), spec.InitContainers...)
+}
+
+func (b *patcher) appendInit(c corev1.Container) {
+	spec := &b.pod.Spec
+	if len(spec.InitContainers) == 0 {
+		b.add("/spec/initContainers", []corev1.Container{c})
+	} else {
+		b.add("/spec/initContainers/-", c)
+	}
+	spec.InitContainers = append(spec.InitContainers, c)
+}
+
+func (b *patcher) prependContainer(c corev1.Container) {
+	spec := &b.pod.Spec
+	if len(spec.Containers) == 0 {
+		b.add("/spec/containers", []corev1.Container{c})
+	} else {
+		b.add("/spec/containers/0", c)
+	}
+	spec.Containers = append([]corev1.Container{c}, spec.Containers...)
+}
+
+func (b *patcher) appendVolume(v corev1.Volume) {
+	spec := &b.pod.Spec
+	if len(spec.Volumes) == 0 {
+		b.add("/spec/volumes", []corev1.Volume{v})
+	} else {
+		b.add("/spec/volumes/-", v)
+	}
+	spec.Volumes = append(spec.Volumes, v)
+}
+
+func (b *patcher) addLabels(m map[string]string) {
+	b.pod.Labels = b.addMap("/metadata/labels", b.pod.Labels, m)
+}
+
+func (b *patcher) addAnnotations(m map[string]string) {
+	b.pod.Annotations = b.addMap("/metadata/annotations", b.pod.Annotations, m)
+}
+
+func (b *patcher) addMap(path string, have, add map[string]string) map[string]string {
+	if len(have) == 0 {
+		b.add(path, add)
+		return maps.Clone(add)
+	}
+	out := maps.Clone(have)
+	for _, k := range sortedKeys(add) {
+		b.add(path+"/"+escapePointer(k), add[k])
+		out[k] = add[k]
+	}
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// escapePointer escapes a JSON Pointer reference token (RFC 6901).
+func escapePointer(s string) string {
+	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+}

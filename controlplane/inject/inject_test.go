@@ -1,0 +1,487 @@
+package inject
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	jsonpatch "github.com/evanphx/json-patch"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sinewmesh/sinew/controlplane/internal/identity"
+	"github.com/sinewmesh/sinew/controlplane/internal/source/kube"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// testCase is testdata/cases/<name>.yaml: the inputs of one Inject call.
+type testCase struct {
+	Namespace            string            `json:"namespace"`
+	NamespaceAnnotations map[string]string `json:"namespaceAnnotations"`
+	WorkloadAnnotations  map[string]string `json:"workloadAnnotations"`
+	Owner                Owner             `json:"owner"`
+	Manual               bool              `json:"manual"`
+	Config               *struct {
+		ControlPlaneNamespace string        `json:"controlPlaneNamespace"`
+		Registry              string        `json:"registry"`
+		ProxyImage            string        `json:"proxyImage"`
+		Proxy                 ProxyDefaults `json:"proxy"`
+	} `json:"config"`
+	Pod corev1.Pod `json:"pod"`
+}
+
+// golden is testdata/cases/<name>.golden.yaml: what Inject returned.
+type golden struct {
+	Error   string      `json:"error,omitempty"`
+	Skipped SkipReason  `json:"skipped,omitempty"`
+	Detail  string      `json:"detail,omitempty"`
+	Pod     *corev1.Pod `json:"pod,omitempty"`
+	Patch   []PatchOp   `json:"patch,omitempty"`
+}
+
+func testConfig(t *testing.T) Config {
+	t.Helper()
+	pem, err := os.ReadFile("testdata/trust-anchors.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := DefaultConfig()
+	c.TrustAnchorsPEM = string(pem)
+	c.Tag = "1.2.3"
+	c.CreatedBy = "sinew/test 1.2.3"
+	return c
+}
+
+func TestInjectGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/cases/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, ".golden.yaml") {
+			continue
+		}
+		n++
+		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var tc testCase
+			if err := yaml.UnmarshalStrict(raw, &tc); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			cfg := testConfig(t)
+			if tc.Config != nil {
+				cfg.ControlPlaneNamespace = tc.Config.ControlPlaneNamespace
+				cfg.Registry = tc.Config.Registry
+				cfg.ProxyImage = tc.Config.ProxyImage
+				p := tc.Config.Proxy
+				if p.UID == 0 {
+					p.UID = cfg.Proxy.UID
+				}
+				cfg.Proxy = p
+			}
+			in := Input{Pod: &tc.Pod, Namespace: tc.Namespace, NamespaceAnnotations: tc.NamespaceAnnotations,
+				WorkloadAnnotations: tc.WorkloadAnnotations, Owner: tc.Owner, Manual: tc.Manual}
+			orig := tc.Pod.DeepCopy()
+			res, injErr := Inject(in, cfg)
+			var g golden
+			if err := injErr; err != nil {
+				if !IsInvalidConfig(err) {
+					t.Errorf("error %v is not IsInvalidConfig", err)
+				}
+				g.Error = err.Error()
+			} else {
+				g.Skipped, g.Detail, g.Pod, g.Patch = res.Skipped, res.Detail, res.Pod, res.Patch
+				checkPatch(t, orig, res)
+			}
+			if !equalJSON(t, orig, &tc.Pod) {
+				t.Error("Inject modified its input pod")
+			}
+			got, err := yaml.Marshal(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			compareGolden(t, strings.TrimSuffix(f, ".yaml")+".golden.yaml", got)
+
+			// the same input gives the same bytes (map iteration must not leak into the output)
+			for range 5 {
+				res2, err2 := Inject(in, cfg)
+				if (injErr == nil) != (err2 == nil) || (injErr == nil && !equalJSON(t, res, res2)) ||
+					(injErr != nil && injErr.Error() != err2.Error()) {
+					t.Fatal("Inject is not deterministic")
+				}
+			}
+		})
+	}
+	if n < 10 {
+		t.Fatalf("only %d cases in testdata/cases", n)
+	}
+}
+
+// checkPatch applies the patch to the original pod and expects the injected pod.
+func checkPatch(t *testing.T, orig *corev1.Pod, res *Result) {
+	t.Helper()
+	if res.Skipped != "" {
+		if res.Pod != nil || res.Patch != nil {
+			t.Error("a skipped pod comes with a pod or a patch")
+		}
+		return
+	}
+	origJSON, _ := json.Marshal(orig)
+	patchJSON, err := json.Marshal(res.Patch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := jsonpatch.DecodePatch(patchJSON)
+	if err != nil {
+		t.Fatalf("patch does not decode: %v\n%s", err, patchJSON)
+	}
+	patched, err := p.Apply(origJSON)
+	if err != nil {
+		t.Fatalf("patch does not apply: %v\n%s", err, patchJSON)
+	}
+	var got corev1.Pod
+	if err := json.Unmarshal(patched, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !equalJSON(t, &got, res.Pod) {
+		a, _ := yaml.Marshal(&got)
+		b, _ := yaml.Marshal(res.Pod)
+		t.Errorf("the patch applied to the input is not the injected pod\n--- patched\n%s\n--- injected\n%s", a, b)
+	}
+}
+
+func equalJSON(t *testing.T, a, b any) bool {
+	t.Helper()
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	return bytes.Equal(x, y)
+}
+
+func compareGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(want, got) {
+		t.Errorf("%s differs (run with -update if the change is intended)\n--- want\n%s\n--- got\n%s", path, want, got)
+	}
+}
+
+func TestOwnerOf(t *testing.T) {
+	ref := func(kind, name string, controller bool) metav1.OwnerReference {
+		c := controller
+		return metav1.OwnerReference{Kind: kind, Name: name, Controller: &c}
+	}
+	for _, tc := range []struct {
+		name   string
+		refs   []metav1.OwnerReference
+		labels map[string]string
+		want   Owner
+	}{
+		{"bare pod", nil, nil, Owner{}},
+		{"deployment", []metav1.OwnerReference{ref("ReplicaSet", "web-5d4f8c7b9", true)}, map[string]string{"pod-template-hash": "5d4f8c7b9"}, Owner{"Deployment", "web"}},
+		{"deployment with dashes", []metav1.OwnerReference{ref("ReplicaSet", "vote-bot-api-7f9c", true)}, map[string]string{"pod-template-hash": "7f9c"}, Owner{"Deployment", "vote-bot-api"}},
+		{"bare replicaset", []metav1.OwnerReference{ref("ReplicaSet", "frontend", true)}, nil, Owner{"ReplicaSet", "frontend"}},
+		{"replicaset, hash not a suffix", []metav1.OwnerReference{ref("ReplicaSet", "frontend", true)}, map[string]string{"pod-template-hash": "abc"}, Owner{"ReplicaSet", "frontend"}},
+		{"statefulset", []metav1.OwnerReference{ref("StatefulSet", "db", true)}, nil, Owner{"StatefulSet", "db"}},
+		{"job", []metav1.OwnerReference{ref("Job", "backup-28374650", true)}, nil, Owner{"Job", "backup-28374650"}},
+		{"non-controller refs ignored", []metav1.OwnerReference{ref("ConfigMap", "x", false), ref("DaemonSet", "agent", true)}, nil, Owner{"DaemonSet", "agent"}},
+		{"nil controller", []metav1.OwnerReference{{Kind: "Job", Name: "j"}}, nil, Owner{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{OwnerReferences: tc.refs, Labels: tc.labels}}
+			if got := OwnerOf(pod); got != tc.want {
+				t.Errorf("OwnerOf = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+	// a kind without a label gets none
+	if _, ok := (Owner{Kind: "Rollout", Name: "x"}).labelKey(); ok {
+		t.Error("Rollout got a proxy label")
+	}
+	if k, ok := (Owner{Kind: "CronJob", Name: "x"}).labelKey(); !ok || k != "sinew.dev/proxy-cronjob" {
+		t.Errorf("CronJob label key = %q", k)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := testConfig(t)
+	if err := good.Validate(); err != nil {
+		t.Fatalf("the test config is invalid: %v", err)
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"no anchors", func(c *Config) { c.TrustAnchorsPEM = "" }, "trust anchors: none given"},
+		{"not PEM", func(c *Config) { c.TrustAnchorsPEM = "hello" }, "no PEM certificate"},
+		{"a key, not a cert", func(c *Config) { c.TrustAnchorsPEM = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n" }, `"PRIVATE KEY", want CERTIFICATE`},
+		{"namespace", func(c *Config) { c.ControlPlaneNamespace = "Sinew_NS" }, "not a namespace name"},
+		{"trust domain", func(c *Config) { c.TrustDomain = "a b" }, "trust domain"},
+		{"tag", func(c *Config) { c.Tag = "1.0 beta" }, "not an image tag"},
+		{"pull policy", func(c *Config) { c.ImagePullPolicy = "Sometimes" }, "want Always, IfNotPresent or Never"},
+		{"default log level", func(c *Config) { c.Proxy.LogLevel = "trace" }, "default for config.sinew.dev/proxy-log-level"},
+		{"default ports", func(c *Config) { c.Proxy.SkipOutboundPorts = "443,70000" }, `"70000" is not a port`},
+		{"request over limit", func(c *Config) { c.Proxy.MemoryRequest, c.Proxy.MemoryLimit = "1Gi", "100Mi" }, "more than config.sinew.dev/proxy-memory-limit"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := good
+			tc.mutate(&c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate() = %v, want an error containing %q", err, tc.want)
+			}
+			pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
+			if _, err := Inject(Input{Pod: pod, Manual: true}, c); !IsInvalidConfig(err) {
+				t.Fatalf("Inject with a bad config: %v, want an invalid-config error", err)
+			}
+		})
+	}
+}
+
+// TestValues checks each knob's parsing through the rendered pod.
+func TestKnobValues(t *testing.T) {
+	cfg := testConfig(t)
+	for _, tc := range []struct {
+		ann, value string
+		ok         bool
+		check      string // substring of the rendered injected pod (JSON) when ok
+	}{
+		{AnnSkipInboundPorts, "8080, 25,8000-8090,8081", true, `"--skip-inbound-ports=25,8000-8090"`},
+		{AnnSkipInboundPorts, "http", false, ""},
+		{AnnSkipInboundPorts, "90-80", false, ""},
+		{AnnSkipOutboundPorts, "", true, `"--skip-outbound-ports="`},
+		{AnnSkipSubnets, "10.1.2.3/8, 192.168.0.1,fd00::/8", true, `"--skip-subnets=10.0.0.0/8,192.168.0.1/32,fd00::/8"`},
+		{AnnSkipSubnets, "10.0.0.0/33", false, ""},
+		{AnnOpaquePorts, "5432,http-metrics", true, `"value":"5432,9102"`},
+		{AnnOpaquePorts, "nosuchport", false, ""},
+		{AnnProxyLogLevel, "DEBUG", true, `"value":"debug"`},
+		{AnnProxyLogLevel, "warn,sinew=info", false, ""},
+		{AnnProxyLogFormat, "text", true, `{"name":"SINEW_PROXY_LOG_FORMAT","value":"text"}`},
+		{AnnProxyLogFormat, "plain", false, ""},
+		{AnnProxyCPURequest, "100m", true, `"requests":{"cpu":"100m"}`},
+		{AnnProxyCPULimit, "a lot", false, ""},
+		{AnnProxyMemoryLimit, "0", false, ""},
+		{AnnProxyMemoryLimit, "256Mi", true, `"limits":{"memory":"256Mi"}`},
+		{AnnProxyUID, "3000", true, `"--proxy-uid=3000"`},
+		{AnnProxyUID, "0", false, ""},
+		{AnnProxyUID, "-5", false, ""},
+		{AnnProxyImage, "registry.example/mesh/proxy", true, `"image":"registry.example/mesh/proxy:1.2.3"`},
+		{AnnProxyImage, "registry.example/mesh/proxy:pinned", true, `"image":"registry.example/mesh/proxy:pinned"`},
+		{AnnProxyImage, "registry.example:5000/proxy", true, `"image":"registry.example:5000/proxy:1.2.3"`},
+		{AnnProxyImage, "proxy@sha256:abcd", true, `"image":"proxy@sha256:abcd"`},
+		{AnnProxyImage, "has space", false, ""},
+		{AnnProxyVersion, "9.9.9", true, `"sinew.dev/proxy-version":"9.9.9"`},
+		{AnnProxyVersion, "bad tag!", false, ""},
+		{AnnInitImage, "other/init", true, `"image":"other/init:1.2.3"`},
+		{AnnImagePullPolicy, "Always", true, `"imagePullPolicy":"Always"`},
+		{AnnImagePullPolicy, "always", false, ""},
+		{AnnProxyAwait, "disabled", true, ""},
+		{AnnProxyAwait, "no", false, ""},
+		{AnnProxyNativeSidecar, "false", true, `"containers":[{"name":"sinew-proxy"`},
+		{AnnProxyNativeSidecar, "off", false, ""},
+		{AnnShutdownGracePeriod, "30s", true, `{"name":"SINEW_PROXY_SHUTDOWN_GRACE_PERIOD","value":"30s"}`},
+		{AnnShutdownGracePeriod, "30", false, ""},
+		{AnnOutboundConnectTimeout, "500ms", true, `{"name":"SINEW_PROXY_CONNECT_TIMEOUT","value":"500ms"}`},
+		{AnnOutboundConnectTimeout, "-1s", false, ""},
+		{AnnDefaultInboundPolicy, "deny", true, ""},
+		{AnnDefaultInboundPolicy, "allow", false, ""},
+		{AnnMTLSMode, "strict", true, ""},
+		{AnnMTLSMode, "permissive", false, ""},
+	} {
+		t.Run(tc.ann+"="+tc.value, func(t *testing.T) {
+			pod := &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{InjectAnnotation: InjectEnabled, tc.ann: tc.value}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app",
+					Ports: []corev1.ContainerPort{{Name: "http-metrics", ContainerPort: 9102}}}}},
+			}
+			res, err := Inject(Input{Pod: pod}, cfg)
+			if !tc.ok {
+				if err == nil {
+					t.Fatal("accepted")
+				}
+				var ae *AnnotationError
+				if !errors.As(err, &ae) || ae.Annotation != tc.ann || ae.Level != LevelPod {
+					t.Fatalf("error %q does not name %s on the pod template", err, tc.ann)
+				}
+				if !strings.Contains(err.Error(), tc.ann) || !strings.Contains(err.Error(), "pod template") {
+					t.Fatalf("message %q does not say which annotation and where", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			js, _ := json.Marshal(res.Pod)
+			if !strings.Contains(string(js), tc.check) {
+				t.Errorf("injected pod lacks %s:\n%s", tc.check, js)
+			}
+		})
+	}
+}
+
+func TestSkips(t *testing.T) {
+	cfg := testConfig(t)
+	base := func() *corev1.Pod {
+		return &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
+	}
+	enabled := map[string]string{InjectAnnotation: InjectEnabled}
+	for _, tc := range []struct {
+		name   string
+		pod    func() *corev1.Pod
+		ns     map[string]string
+		manual bool
+		want   SkipReason
+	}{
+		{"nothing says so", base, nil, false, SkipNotEnabled},
+		{"namespace enabled", base, enabled, false, ""},
+		{"namespace ingress", base, map[string]string{InjectAnnotation: InjectIngress}, false, ""},
+		{"namespace disabled", base, map[string]string{InjectAnnotation: InjectDisabled}, false, SkipDisabled},
+		{"pod disabled beats namespace", func() *corev1.Pod {
+			p := base()
+			p.Annotations = map[string]string{InjectAnnotation: InjectDisabled}
+			return p
+		}, enabled, false, SkipDisabled},
+		{"pod disabled beats manual", func() *corev1.Pod {
+			p := base()
+			p.Annotations = map[string]string{InjectAnnotation: InjectDisabled}
+			return p
+		}, nil, true, SkipDisabled},
+		{"pod enabled beats namespace disabled", func() *corev1.Pod {
+			p := base()
+			p.Annotations = enabled
+			return p
+		}, map[string]string{InjectAnnotation: InjectDisabled}, false, ""},
+		{"manual needs no annotation", base, nil, true, ""},
+		{"host network", func() *corev1.Pod { p := base(); p.Spec.HostNetwork = true; return p }, enabled, false, SkipHostNetwork},
+		{"already injected (native)", func() *corev1.Pod {
+			p := base()
+			p.Spec.InitContainers = []corev1.Container{{Name: ProxyContainerName}}
+			return p
+		}, enabled, false, SkipAlreadyInjected},
+		{"already injected (classic)", func() *corev1.Pod {
+			p := base()
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: ProxyContainerName})
+			return p
+		}, enabled, true, SkipAlreadyInjected},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Inject(Input{Pod: tc.pod(), NamespaceAnnotations: tc.ns, Manual: tc.manual}, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Skipped != tc.want {
+				t.Fatalf("Skipped = %q (%s), want %q", res.Skipped, res.Detail, tc.want)
+			}
+			if tc.want != "" && res.Detail == "" {
+				t.Error("a skip without a detail")
+			}
+		})
+	}
+	// a bad sinew.dev/inject value is an error naming it
+	_, err := Inject(Input{Pod: base(), NamespaceAnnotations: map[string]string{InjectAnnotation: "true"}}, cfg)
+	if !IsInvalidConfig(err) || !strings.Contains(err.Error(), `sinew.dev/inject="true" on the namespace`) {
+		t.Fatalf("bad inject value: %v", err)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Proxy.LogLevel = "error"
+	level := func(ns, wl, pod string) string {
+		t.Helper()
+		m := func(v string) map[string]string {
+			if v == "" {
+				return nil
+			}
+			return map[string]string{AnnProxyLogLevel: v}
+		}
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: m(pod)}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
+		res, err := Inject(Input{Pod: p, NamespaceAnnotations: m(ns), WorkloadAnnotations: m(wl), Manual: true}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range res.Pod.Spec.InitContainers[1].Env {
+			if e.Name == "SINEW_PROXY_LOG_LEVEL" {
+				return e.Value
+			}
+		}
+		t.Fatal("no SINEW_PROXY_LOG_LEVEL")
+		return ""
+	}
+	for _, tc := range []struct{ ns, wl, pod, want string }{
+		{"", "", "", "error"},
+		{"warn", "", "", "warn"},
+		{"warn", "info", "", "info"},
+		{"warn", "info", "debug", "debug"},
+		{"", "", "debug", "debug"},
+		{"warn", "", "debug", "debug"},
+	} {
+		if got := level(tc.ns, tc.wl, tc.pod); got != tc.want {
+			t.Errorf("ns=%q workload=%q pod=%q: level %q, want %q", tc.ns, tc.wl, tc.pod, got, tc.want)
+		}
+	}
+	// every bad level is reported, each with its place
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{AnnProxyUID: "x"}}}
+	_, err := Inject(Input{Pod: p, Manual: true,
+		NamespaceAnnotations: map[string]string{AnnProxyCPULimit: "lots"},
+		WorkloadAnnotations:  map[string]string{AnnSkipSubnets: "nope"}}, cfg)
+	for _, want := range []string{"proxy-cpu-limit=\"lots\" on the namespace", "skip-subnets=\"nope\" on the workload", "proxy-uid=\"x\" on the pod template"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v lacks %q", err, want)
+		}
+	}
+}
+
+// TestContract pins names other packages define on their own.
+func TestContract(t *testing.T) {
+	if TokenAudience != identity.TokenAudience {
+		t.Errorf("TokenAudience %q, identity checks %q", TokenAudience, identity.TokenAudience)
+	}
+	if ProxyContainerName != kube.ProxyContainerName || InboundPortName != kube.ProxyPortName {
+		t.Error("the destination service recognises meshed pods by other names")
+	}
+	if AnnOpaquePorts != kube.OpaquePortsAnnotation {
+		t.Error("opaque-ports annotation differs from the destination service's")
+	}
+}
+
+// TestReferenceDoc keeps docs/reference/injection.md listing every annotation the injector reads and adds.
+func TestReferenceDoc(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/reference/injection.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(append([]string{InjectAnnotation, ControlPlaneNSLabel, WorkloadNSLabel}, ConfigAnnotations...), InjectedAnnotations...)
+	for _, k := range OwnerKinds {
+		want = append(want, OwnerLabelPrefix+k)
+	}
+	for _, k := range want {
+		if !bytes.Contains(doc, []byte("`"+k+"`")) {
+			t.Errorf("docs/reference/injection.md does not document `%s`", k)
+		}
+	}
+}

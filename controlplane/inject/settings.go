@@ -1,0 +1,468 @@
+package inject
+
+import (
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// settings are the per-pod values after the defaults and every annotation level are applied.
+type settings struct {
+	uid                   int64
+	logLevel, logFormat   string
+	native, await         bool
+	skipIn, skipOut       []portRange
+	skipSubnets           []netip.Prefix
+	opaquePorts           string // canonical list; "" = the proxy's default
+	cpuReq, cpuLim        *resource.Quantity
+	memReq, memLim        *resource.Quantity
+	connectTimeout        string
+	shutdownGrace         string
+	proxyImage, proxyVer  string
+	initImage             string
+	pullPolicy            corev1.PullPolicy
+	inboundPolicy, mtlsMd string
+}
+
+// knob is one config.sinew.dev/<name> override: how to check a value and apply it.
+type knob struct {
+	annotation string
+	apply      func(s *settings, v string, pod *corev1.Pod) error
+}
+
+var knobs = []knob{
+	{AnnSkipInboundPorts, func(s *settings, v string, _ *corev1.Pod) (err error) { s.skipIn, err = parsePorts(v); return }},
+	{AnnSkipOutboundPorts, func(s *settings, v string, _ *corev1.Pod) (err error) { s.skipOut, err = parsePorts(v); return }},
+	{AnnSkipSubnets, func(s *settings, v string, _ *corev1.Pod) (err error) { s.skipSubnets, err = parseSubnets(v); return }},
+	{AnnOpaquePorts, func(s *settings, v string, pod *corev1.Pod) error {
+		ranges, err := parsePortsNamed(v, pod)
+		if err != nil {
+			return err
+		}
+		s.opaquePorts = formatPorts(ranges)
+		return nil
+	}},
+	{AnnProxyLogLevel, func(s *settings, v string, _ *corev1.Pod) error {
+		l := strings.ToLower(strings.TrimSpace(v))
+		if !slices.Contains([]string{"debug", "info", "warn", "error"}, l) {
+			return errors.New("want debug, info, warn or error")
+		}
+		s.logLevel = l
+		return nil
+	}},
+	{AnnProxyLogFormat, func(s *settings, v string, _ *corev1.Pod) error {
+		return oneOf(&s.logFormat, v, "json", "text")
+	}},
+	{AnnProxyCPURequest, quantity(func(s *settings) **resource.Quantity { return &s.cpuReq })},
+	{AnnProxyCPULimit, quantity(func(s *settings) **resource.Quantity { return &s.cpuLim })},
+	{AnnProxyMemoryRequest, quantity(func(s *settings) **resource.Quantity { return &s.memReq })},
+	{AnnProxyMemoryLimit, quantity(func(s *settings) **resource.Quantity { return &s.memLim })},
+	{AnnProxyUID, func(s *settings, v string, _ *corev1.Pod) error {
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || n < 1 || n > 1<<31-1 {
+			return errors.New("want a user ID between 1 and 2147483647 (not 0: root's connections would escape capture)")
+		}
+		s.uid = n
+		return nil
+	}},
+	{AnnProxyImage, func(s *settings, v string, _ *corev1.Pod) error {
+		if err := checkImageName(v); err != nil {
+			return err
+		}
+		s.proxyImage = strings.TrimSpace(v)
+		return nil
+	}},
+	{AnnProxyVersion, func(s *settings, v string, _ *corev1.Pod) error {
+		if !imageTag.MatchString(strings.TrimSpace(v)) {
+			return errors.New("not an image tag")
+		}
+		s.proxyVer = strings.TrimSpace(v)
+		return nil
+	}},
+	{AnnInitImage, func(s *settings, v string, _ *corev1.Pod) error {
+		if err := checkImageName(v); err != nil {
+			return err
+		}
+		s.initImage = strings.TrimSpace(v)
+		return nil
+	}},
+	{AnnImagePullPolicy, func(s *settings, v string, _ *corev1.Pod) error {
+		if err := checkPullPolicy(strings.TrimSpace(v)); err != nil {
+			return err
+		}
+		s.pullPolicy = corev1.PullPolicy(strings.TrimSpace(v))
+		return nil
+	}},
+	{AnnProxyAwait, func(s *settings, v string, _ *corev1.Pod) error {
+		var w string
+		if err := oneOf(&w, v, "enabled", "disabled"); err != nil {
+			return err
+		}
+		s.await = w == "enabled"
+		return nil
+	}},
+	{AnnProxyNativeSidecar, func(s *settings, v string, _ *corev1.Pod) error {
+		var w string
+		if err := oneOf(&w, v, "true", "false"); err != nil {
+			return err
+		}
+		s.native = w == "true"
+		return nil
+	}},
+	{AnnShutdownGracePeriod, duration(func(s *settings) *string { return &s.shutdownGrace })},
+	{AnnOutboundConnectTimeout, duration(func(s *settings) *string { return &s.connectTimeout })},
+	{AnnDefaultInboundPolicy, func(s *settings, v string, _ *corev1.Pod) error {
+		return oneOf(&s.inboundPolicy, v, "all-unauthenticated", "all-authenticated", "cluster-unauthenticated",
+			"cluster-authenticated", "deny", "audit")
+	}},
+	{AnnMTLSMode, func(s *settings, v string, _ *corev1.Pod) error {
+		return oneOf(&s.mtlsMd, v, "optional", "strict", "disabled")
+	}},
+}
+
+func oneOf(dst *string, v string, allowed ...string) error {
+	v = strings.TrimSpace(v)
+	if !slices.Contains(allowed, v) {
+		return fmt.Errorf("want %s", orList(allowed))
+	}
+	*dst = v
+	return nil
+}
+
+func orList(s []string) string {
+	if len(s) == 1 {
+		return s[0]
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
+}
+
+func quantity(field func(*settings) **resource.Quantity) func(*settings, string, *corev1.Pod) error {
+	return func(s *settings, v string, _ *corev1.Pod) error {
+		q, err := resource.ParseQuantity(strings.TrimSpace(v))
+		if err != nil {
+			return errors.New("not a Kubernetes quantity (e.g. 100m, 0.5, 64Mi, 1Gi)")
+		}
+		if q.Sign() <= 0 {
+			return errors.New("must be more than zero")
+		}
+		*field(s) = &q
+		return nil
+	}
+}
+
+func duration(field func(*settings) *string) func(*settings, string, *corev1.Pod) error {
+	return func(s *settings, v string, _ *corev1.Pod) error {
+		v = strings.TrimSpace(v)
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return errors.New("not a duration (e.g. 500ms, 10s, 2m)")
+		}
+		if d <= 0 {
+			return errors.New("must be positive")
+		}
+		*field(s) = v
+		return nil
+	}
+}
+
+// Level names where an annotation was found, for error messages.
+type Level string
+
+const (
+	LevelDefault   Level = "the injector's defaults"
+	LevelNamespace Level = "the namespace"
+	LevelWorkload  Level = "the workload"
+	LevelPod       Level = "the pod template"
+)
+
+// AnnotationError is a bad override value; Annotation and Level say which and where.
+type AnnotationError struct {
+	Annotation string
+	Value      string
+	Level      Level
+	Err        error
+}
+
+func (e *AnnotationError) Error() string {
+	if e.Level == LevelDefault {
+		return fmt.Sprintf("default for %s %q: %v", e.Annotation, e.Value, e.Err)
+	}
+	return fmt.Sprintf("annotation %s=%q on %s: %v", e.Annotation, e.Value, e.Level, e.Err)
+}
+
+func (e *AnnotationError) Unwrap() error { return e.Err }
+
+// defaultSettings turns Config's proxy defaults into settings with the annotations' own checks.
+func (c Config) defaultSettings() (settings, error) {
+	c = c.withDefaults()
+	s := settings{
+		proxyImage: c.ProxyImage, proxyVer: c.ProxyVersion, initImage: c.InitImage, pullPolicy: c.ImagePullPolicy,
+		native: c.Proxy.NativeSidecar, await: c.Proxy.Await,
+	}
+	p := c.Proxy
+	defaults := map[string]string{
+		AnnProxyUID: strconv.FormatInt(p.UID, 10), AnnProxyLogLevel: p.LogLevel, AnnProxyLogFormat: p.LogFormat,
+		AnnSkipInboundPorts: p.SkipInboundPorts, AnnSkipOutboundPorts: p.SkipOutboundPorts, AnnSkipSubnets: p.SkipSubnets,
+		AnnOpaquePorts: p.OpaquePorts, AnnProxyCPURequest: p.CPURequest, AnnProxyCPULimit: p.CPULimit,
+		AnnProxyMemoryRequest: p.MemoryRequest, AnnProxyMemoryLimit: p.MemoryLimit,
+		AnnOutboundConnectTimeout: p.OutboundConnectTimeout, AnnShutdownGracePeriod: p.ShutdownGracePeriod,
+		AnnDefaultInboundPolicy: p.DefaultInboundPolicy,
+	}
+	var errs []error
+	for _, k := range knobs {
+		v, ok := defaults[k.annotation]
+		if !ok || v == "" {
+			continue
+		}
+		if err := k.apply(&s, v, nil); err != nil {
+			errs = append(errs, &AnnotationError{Annotation: k.annotation, Value: v, Level: LevelDefault, Err: err})
+		}
+	}
+	if err := s.check(LevelDefault); err != nil {
+		errs = append(errs, err)
+	}
+	return s, errors.Join(errs...)
+}
+
+// override applies one level's config.sinew.dev/* annotations. Unknown config.sinew.dev keys are left alone: other
+// components (the policy service, say) read their own.
+func (s *settings) override(level Level, annotations map[string]string, pod *corev1.Pod) error {
+	var errs []error
+	for _, k := range knobs {
+		v, ok := annotations[k.annotation]
+		if !ok {
+			continue
+		}
+		if err := k.apply(s, v, pod); err != nil {
+			errs = append(errs, &AnnotationError{Annotation: k.annotation, Value: v, Level: level, Err: err})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// check reports values that contradict each other once every level is applied.
+func (s *settings) check(level Level) error {
+	var errs []error
+	if s.cpuReq != nil && s.cpuLim != nil && s.cpuReq.Cmp(*s.cpuLim) > 0 {
+		errs = append(errs, &AnnotationError{Annotation: AnnProxyCPURequest, Value: s.cpuReq.String(), Level: level,
+			Err: fmt.Errorf("more than %s (%s)", AnnProxyCPULimit, s.cpuLim.String())})
+	}
+	if s.memReq != nil && s.memLim != nil && s.memReq.Cmp(*s.memLim) > 0 {
+		errs = append(errs, &AnnotationError{Annotation: AnnProxyMemoryRequest, Value: s.memReq.String(), Level: level,
+			Err: fmt.Errorf("more than %s (%s)", AnnProxyMemoryLimit, s.memLim.String())})
+	}
+	return errors.Join(errs...)
+}
+
+// portRange is an inclusive range of ports, as sinew-init and the proxy read them.
+type portRange struct{ from, to uint16 }
+
+func parsePort(s string) (uint16, error) {
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 16)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("%q is not a port between 1 and 65535", strings.TrimSpace(s))
+	}
+	return uint16(n), nil
+}
+
+// parsePorts reads "25,443,8000-8090" (blank entries ignored) into sorted, merged ranges.
+func parsePorts(v string) ([]portRange, error) { return parsePortsNamed(v, nil) }
+
+// parsePortsNamed also accepts the names of the pod's container ports when pod is not nil.
+func parsePortsNamed(v string, pod *corev1.Pod) ([]portRange, error) {
+	var out []portRange
+	for item := range strings.SplitSeq(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if lo, hi, isRange := strings.Cut(item, "-"); isRange && isDigits(lo) {
+			a, err1 := parsePort(lo)
+			b, err2 := parsePort(hi)
+			if err := errors.Join(err1, err2); err != nil {
+				return nil, fmt.Errorf("%q: %w", item, err)
+			}
+			if b < a {
+				return nil, fmt.Errorf("%q: the range ends before it starts", item)
+			}
+			out = append(out, portRange{a, b})
+			continue
+		}
+		if isDigits(item) {
+			p, err := parsePort(item)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, portRange{p, p})
+			continue
+		}
+		if p, ok := namedPort(pod, item); ok {
+			out = append(out, portRange{p, p})
+			continue
+		}
+		if pod == nil {
+			return nil, fmt.Errorf("%q: want a port like 443 or a range like 8000-8090", item)
+		}
+		return nil, fmt.Errorf("%q: want a port like 443, a range like 8000-8090 or the name of a container port", item)
+	}
+	return mergePorts(out), nil
+}
+
+func isDigits(s string) bool {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func namedPort(pod *corev1.Pod, name string) (uint16, bool) {
+	if pod == nil {
+		return 0, false
+	}
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range cs {
+			for _, p := range c.Ports {
+				if p.Name == name && p.ContainerPort > 0 && p.ContainerPort <= 65535 {
+					return uint16(p.ContainerPort), true
+				}
+			}
+		}
+	}
+	return 0, false
+}
+
+func mergePorts(in []portRange) []portRange {
+	if len(in) == 0 {
+		return nil
+	}
+	slices.SortFunc(in, func(a, b portRange) int { return int(a.from) - int(b.from) })
+	out := []portRange{in[0]}
+	for _, r := range in[1:] {
+		last := &out[len(out)-1]
+		if uint32(r.from) <= uint32(last.to)+1 {
+			last.to = max(last.to, r.to)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func formatPorts(rs []portRange) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		if r.from == r.to {
+			parts[i] = strconv.Itoa(int(r.from))
+		} else {
+			parts[i] = fmt.Sprintf("%d-%d", r.from, r.to)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// parseSubnets reads "10.0.0.0/8,fd00::/8"; a bare address is that one host. Host bits are cleared.
+func parseSubnets(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for item := range strings.SplitSeq(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		var p netip.Prefix
+		if strings.Contains(item, "/") {
+			var err error
+			if p, err = netip.ParsePrefix(item); err != nil {
+				return nil, fmt.Errorf("%q is not a CIDR like 10.0.0.0/8 or fd00::/8", item)
+			}
+		} else {
+			a, err := netip.ParseAddr(item)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not a CIDR like 10.0.0.0/8 or fd00::/8", item)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	return slices.Compact(out), nil
+}
+
+func formatSubnets(ps []netip.Prefix) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func checkPullPolicy(v string) error {
+	switch corev1.PullPolicy(v) {
+	case corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+		return nil
+	}
+	return errors.New("want Always, IfNotPresent or Never")
+}
+
+func checkImageName(v string) error {
+	v = strings.TrimSpace(v)
+	switch {
+	case v == "":
+		return errors.New("empty image name")
+	case strings.ContainsAny(v, " \t\n\r"):
+		return errors.New("an image name has no spaces")
+	case strings.HasPrefix(v, "/") || strings.HasSuffix(v, "/") || strings.HasSuffix(v, ":") || strings.HasSuffix(v, "@"):
+		return errors.New("not an image name like ghcr.io/sinewmesh/sinew-proxy")
+	}
+	return nil
+}
+
+// imageRef joins an image name and a tag, unless the name already carries a tag or a digest.
+func imageRef(name, tag string) string {
+	last := name[strings.LastIndex(name, "/")+1:]
+	if strings.Contains(name, "@") || strings.Contains(last, ":") {
+		return name
+	}
+	return name + ":" + tag
+}
+
+func checkPEM(s string) error {
+	rest := []byte(s)
+	n := 0
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			return fmt.Errorf("PEM block %d is %q, want CERTIFICATE", n+1, b.Type)
+		}
+		n++
+	}
+	if n == 0 {
+		return errors.New("no PEM certificate found")
+	}
+	if strings.TrimSpace(string(rest)) != "" {
+		return errors.New("text after the last PEM certificate")
+	}
+	return nil
+}

@@ -1,0 +1,63 @@
+package controlplane
+
+import (
+	"fmt"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/sinewmesh/sinew/controlplane/internal/injector"
+	"github.com/sinewmesh/sinew/internal/version"
+)
+
+// Proxy-injector defaults (docs/architecture/kubernetes.md).
+const (
+	DefaultInjectorAddr      = injector.DefaultAddr
+	DefaultInjectorAdminAddr = injector.DefaultAdminAddr
+	DefaultInjectorCertFile  = injector.DefaultCertFile
+	DefaultInjectorKeyFile   = injector.DefaultKeyFile
+)
+
+// InjectorConfig configures the proxy-injector webhook (package controlplane/internal/injector). Client and
+// Metadata are built from Kubeconfig (or the pod's in-cluster configuration) when nil.
+type InjectorConfig struct {
+	injector.Config
+	Kubeconfig string
+}
+
+// Injector is the proxy-injector webhook.
+type Injector = injector.Server
+
+// NewInjector builds the proxy injector and binds its listeners; Run serves.
+func NewInjector(cfg InjectorConfig) (*Injector, error) {
+	if cfg.Client == nil || cfg.Metadata == nil {
+		var (
+			rc  *rest.Config
+			err error
+		)
+		if cfg.Kubeconfig != "" {
+			rc, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
+		} else {
+			rc, err = rest.InClusterConfig()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes client: %w", err)
+		}
+		rc.UserAgent = "sinew-controller/" + version.Version
+		// pods are created in bursts (a rollout, a scale-up): a review may cost a namespace or owner GET
+		rc.QPS, rc.Burst = 50, 100
+		if cfg.Client == nil {
+			if cfg.Client, err = kubernetes.NewForConfig(rc); err != nil {
+				return nil, fmt.Errorf("kubernetes client: %w", err)
+			}
+		}
+		if cfg.Metadata == nil {
+			if cfg.Metadata, err = metadata.NewForConfig(rc); err != nil {
+				return nil, fmt.Errorf("kubernetes metadata client: %w", err)
+			}
+		}
+	}
+	return injector.New(cfg.Config)
+}
