@@ -315,3 +315,28 @@ func TestPreNetAdmin(t *testing.T) {
 		t.Error("pre checks passed without the right to create cluster roles")
 	}
 }
+
+// TestEveryHintHasASection checks that docs/operations/check.md has a heading for every core check's hint anchor.
+func TestEveryHintHasASection(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "operations", "check.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []What{{}, {Pre: true}, {Proxy: true}} {
+		for _, cat := range Core(w) {
+			for _, c := range cat.Checks {
+				url := c.HintURL()
+				anchor, ok := strings.CutPrefix(url, HintBase+"#")
+				if !ok {
+					if url != InjectDocs {
+						t.Errorf("%s: hint %s", c.ID, url)
+					}
+					anchor = c.ID
+				}
+				if !strings.Contains(string(doc), "\n### "+anchor+"\n") {
+					t.Errorf("check.md has no section ### %s (for check %s)", anchor, c.ID)
+				}
+			}
+		}
+	}
+}
