@@ -65,7 +65,7 @@ func TestCheckIdentityRejects(t *testing.T) {
 		id   Identity
 		want string
 	}{
-		"issuer of another CA": {Identity{a.TrustAnchorsPEM, b.IssuerCertPEM, b.IssuerKeyPEM}, `issuer certificate issuer.crt: "identity.sinew.cluster.local" does not chain to the trust anchors in ca.crt`},
+		"issuer of another CA":  {Identity{a.TrustAnchorsPEM, b.IssuerCertPEM, b.IssuerKeyPEM}, `issuer certificate issuer.crt: "identity.sinew.cluster.local" does not chain to the trust anchors in ca.crt`},
 		"key of another issuer": {Identity{a.TrustAnchorsPEM, a.IssuerCertPEM, b.IssuerKeyPEM}, "issuer key issuer.key: is not the key of the issuer certificate issuer.crt"},
 		"garbage anchors":       {Identity{[]byte("hello"), a.IssuerCertPEM, a.IssuerKeyPEM}, "trust anchors ca.crt: no PEM certificate in it"},
 		"key as certificate":    {Identity{a.TrustAnchorsPEM, a.IssuerKeyPEM, a.IssuerKeyPEM}, "issuer certificate issuer.crt: no PEM certificate"},
