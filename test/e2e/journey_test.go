@@ -121,7 +121,11 @@ func TestJourney(t *testing.T) {
 
 	// ------------------------------------------------------------------ meshed with `sinew inject`
 	j.step("inject-manual", []string{"control-plane-ready", "emojivoto-unmeshed"}, func(t *testing.T) {
-		deploys := kubectl(t, "get", "-n", appNS, "deploy", "-o", "yaml")
+		deploys, err := kubectlQuiet("get", "-n", appNS, "deploy", "-o", "yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("$ kubectl get -n %s deploy -o yaml  (%d bytes)", appNS, len(deploys))
 		r := run(time.Minute, deploys, e.sinew, "inject", "-")
 		if r.err != nil {
 			t.Fatalf("sinew inject failed:\n%s", r)
@@ -214,6 +218,8 @@ func TestJourney(t *testing.T) {
 
 	// ------------------------------------------------------------------ uninstall
 	j.step("uninstall", []string{"install"}, func(t *testing.T) {
+		// the user removes the meshed application first (uninstall refuses while meshed pods remain)
+		kubectl(t, "delete", "ns", appNS, "--ignore-not-found", "--wait=true", "--timeout=3m")
 		pipe(t, 3*time.Minute, []string{e.sinew, "uninstall"}, []string{"kubectl", "delete", "--ignore-not-found", "-f", "-"})
 		eventually(t, 3*time.Minute, "free of sinew objects", func() error {
 			if left := sinewObjects(); len(left) > 0 {
@@ -228,9 +234,9 @@ func TestJourney(t *testing.T) {
 		allPassed = allPassed && j.state[n] == "PASS"
 	}
 	if allPassed {
-		kubectl(t, "delete", "ns", appNS, "--wait=true", "--timeout=3m")
+		kubectl(t, "delete", "ns", appNS, "--ignore-not-found", "--wait=true", "--timeout=3m")
 	} else {
-		t.Logf("namespace %s is left for inspection (KUBECONFIG=%s)", appNS, os.Getenv("KUBECONFIG"))
+		t.Logf("what is left is kept for inspection (KUBECONFIG=%s)", os.Getenv("KUBECONFIG"))
 	}
 }
 
@@ -422,17 +428,20 @@ func checkMeshedTraffic(t *testing.T) {
 		// more traffic, on top of vote-bot's: web → emoji (list) and web → voting (vote)
 		httpGet("http://" + web + ":8080/api/list")
 		httpGet("http://" + web + ":8080/api/vote?choice=:face_with_tears_of_joy:")
-		var missing []string
+		var missing, found []string
 		for _, c := range checks {
 			s := metricsOfQuiet(c.ip)
 			if v := sum(s, "request_total", c.labels); v <= 0 {
 				missing = append(missing, fmt.Sprintf("%s: no request_total%v at %s; its request_total samples:\n%s",
 					c.what, c.labels, c.ip, grepSamples(s, "request_total")))
+			} else {
+				found = append(found, fmt.Sprintf("  %s: request_total = %g", c.what, v))
 			}
 		}
 		if len(missing) > 0 {
 			return fmt.Errorf("\n%s", strings.Join(missing, "\n"))
 		}
+		t.Logf("mTLS seen in the proxies' metrics:\n%s", strings.Join(found, "\n"))
 		return nil
 	})
 	// nothing between these workloads went in plaintext
