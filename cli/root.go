@@ -106,6 +106,7 @@ One machine: sinew demo`,
 		newDemoCmd(env),
 		newRunCmd(env),
 		newInstallCmd(env), newUninstallCmd(env), newUpgradeCmd(env), newCheckCmd(env),
+		newInjectCmd(env), newUninjectCmd(env),
 	)
 	return root
 }

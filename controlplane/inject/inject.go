@@ -116,11 +116,11 @@ func Inject(in Input, cfg Config) (*Result, error) {
 	case mode == InjectDisabled:
 		return skip(SkipDisabled, fmt.Sprintf("%s: %s", InjectAnnotation, InjectDisabled)), nil
 	case mode == "" && !in.Manual:
-		return skip(SkipNotEnabled, fmt.Sprintf("neither the pod nor its namespace has %s: %s", InjectAnnotation, InjectEnabled)), nil
+		return skip(SkipNotEnabled, fmt.Sprintf("no %s: %s on the pod or its namespace", InjectAnnotation, InjectEnabled)), nil
 	case pod.Spec.HostNetwork:
-		return skip(SkipHostNetwork, "the pod uses the host's network (hostNetwork: true), which cannot be captured"), nil
+		return skip(SkipHostNetwork, "hostNetwork: true"), nil
 	case hasInjectedContainer(&pod.Spec):
-		return skip(SkipAlreadyInjected, "the pod already has a "+ProxyContainerName+" container"), nil
+		return skip(SkipAlreadyInjected, "already injected"), nil
 	}
 
 	cfg = cfg.withDefaults()

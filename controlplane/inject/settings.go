@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -466,3 +467,31 @@ func checkPEM(s string) error {
 	}
 	return nil
 }
+
+// CheckAnnotation checks one config.sinew.dev/* value the way Inject reads it (for `sinew inject`, which writes
+// them). Container-port names in opaque-ports are accepted when they look like port names: the pod is not known.
+func CheckAnnotation(annotation, value string) error {
+	for _, k := range knobs {
+		if k.annotation != annotation {
+			continue
+		}
+		var s settings
+		var pod *corev1.Pod
+		if annotation == AnnOpaquePorts {
+			pod = &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{}}}}
+			for item := range strings.SplitSeq(value, ",") {
+				if item = strings.TrimSpace(item); item != "" && !isDigits(strings.SplitN(item, "-", 2)[0]) {
+					if !portName.MatchString(item) {
+						return fmt.Errorf("%q: want a port like 443, a range like 8000-8090 or a port name", item)
+					}
+					pod.Spec.Containers[0].Ports = append(pod.Spec.Containers[0].Ports, corev1.ContainerPort{Name: item, ContainerPort: 1})
+				}
+			}
+		}
+		return k.apply(&s, value, pod)
+	}
+	return fmt.Errorf("%s is not an annotation the injector reads", annotation)
+}
+
+// portName is a container port's name (IANA service name: up to 15 lower-case letters, digits and dashes).
+var portName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$`)

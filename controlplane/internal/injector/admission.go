@@ -131,7 +131,10 @@ func (s *Server) review(ctx context.Context, req *admissionv1.AdmissionRequest) 
 	pt := admissionv1.PatchTypeJSONPatch
 	allow.Patch, allow.PatchType = patch, &pt
 	s.metrics.responses.WithLabelValues(resultInjected, "").Inc()
-	log.Info("injected the proxy", "owner", in.Owner.Kind+"/"+in.Owner.Name)
+	if in.Owner.Name != "" {
+		log = log.With("owner", in.Owner.Kind+"/"+in.Owner.Name)
+	}
+	log.Info("injected the proxy")
 	if !isDryRun(req) {
 		s.events.Eventf(eventTarget(req.Namespace, &pod), corev1.EventTypeNormal, EventInjected,
 			"sinew proxy injected into pod %s", podName(&pod))

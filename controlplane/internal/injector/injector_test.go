@@ -636,4 +636,3 @@ func TestCertReload(t *testing.T) {
 		t.Errorf("a broken key replaced the working pair: %v", err)
 	}
 }
-

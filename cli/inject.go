@@ -1,0 +1,520 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sinewmesh/sinew/cli/check"
+	"github.com/sinewmesh/sinew/cli/internal/manifests"
+	"github.com/sinewmesh/sinew/cli/internal/yamledit"
+	"github.com/sinewmesh/sinew/controlplane/inject"
+	"github.com/sinewmesh/sinew/internal/version"
+)
+
+// templatePaths says where each workload kind keeps its pod template ("" path: the object is the pod).
+var templatePaths = map[string][]string{
+	"Deployment":            {"spec", "template"},
+	"StatefulSet":           {"spec", "template"},
+	"DaemonSet":             {"spec", "template"},
+	"ReplicaSet":            {"spec", "template"},
+	"ReplicationController": {"spec", "template"},
+	"Job":                   {"spec", "template"},
+	"CronJob":               {"spec", "jobTemplate", "spec", "template"},
+	"Pod":                   {},
+}
+
+// injectFlags are `sinew inject`'s flags; proxy flags become config.sinew.dev/* annotations, or with --manual
+// the values written into the sidecar.
+type injectFlags struct {
+	manual, ingress, ignoreCluster bool
+	output, anchorsFile            string
+
+	registry, imageTag, proxyImage, proxyVersion, initImage, pullPolicy string
+
+	proxyUID                                  int64
+	logLevel, logFormat                       string
+	nativeSidecar, await                      bool
+	skipIn, skipOut, skipSubnets, opaquePorts string
+	cpuReq, cpuLim, memReq, memLim            string
+	connectTimeout, shutdownGrace, inboundPol string
+}
+
+func newInjectCmd(env *Env) *cobra.Command {
+	f := &injectFlags{}
+	cmd := &cobra.Command{
+		Use:   "inject FILE|DIR|URL|- ...",
+		Short: "Add the sinew proxy to Kubernetes manifests",
+		Long: `Add the sinew proxy to the workloads in Kubernetes manifests and print them.
+
+By default inject adds the annotation sinew.dev/inject: enabled to the pod template of every Deployment,
+StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job and CronJob, to every Pod and to every Namespace; the
+proxy injector then adds the proxy when the pods are created. Proxy flags become config.sinew.dev/* annotations.
+With --manual it writes the sidecar itself (the injector's exact output), reading the trust anchors and the install's
+settings from the cluster (or --identity-trust-anchors-file).
+
+Input: files, directories (recursively: *.yaml, *.yml, *.json), http(s) URLs or - for stdin; YAML streams, Lists
+and JSON. Everything but the edits stays byte for byte: comments, key order, quoting, other documents. What was
+done goes to stderr; nothing is printed when any input is bad.`,
+		Example: `  # mesh the emojivoto deployments through the webhook
+  kubectl get -n emojivoto deploy -o yaml | sinew inject - | kubectl apply -f -
+
+  # write the proxy into the manifests themselves
+  sinew inject --manual deployment.yml > deployment-meshed.yml
+
+  # a namespace whose pods are all meshed, with debug logs
+  kubectl get ns emojivoto -o yaml | sinew inject --proxy-log-level debug - | kubectl apply -f -`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runInject(cmd.Context(), env, f, cmd.Flags(), args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&f.manual, "manual", false, "write the proxy sidecar into the manifests instead of the annotation")
+	fl.BoolVar(&f.ingress, "ingress", false, "annotate with sinew.dev/inject: ingress (for ingress controllers)")
+	fl.StringVarP(&f.output, "output", "o", "", "output format: yaml or json (default: as the input)")
+	fl.StringVar(&f.anchorsFile, "identity-trust-anchors-file", "", "--manual: PEM trust anchors (default: from the cluster's ConfigMap sinew-identity-trust-roots)")
+	fl.BoolVar(&f.ignoreCluster, "ignore-cluster", false, "--manual: do not read the installed control plane's settings (needs --identity-trust-anchors-file)")
+	fl.StringVar(&f.registry, "registry", "", "registry of the proxy and init images")
+	fl.StringVar(&f.imageTag, "image-tag", "", "tag of the proxy image (--manual: of both images)")
+	fl.StringVar(&f.proxyImage, "proxy-image", "", "proxy image name without tag")
+	fl.StringVar(&f.proxyVersion, "proxy-version", "", "proxy image tag")
+	fl.StringVar(&f.initImage, "init-image", "", "init image name without tag")
+	fl.StringVar(&f.pullPolicy, "image-pull-policy", "", "pull policy of the proxy and init images: Always, IfNotPresent or Never")
+	fl.Int64Var(&f.proxyUID, "proxy-uid", inject.DefaultProxyUID, "user ID the proxy runs as")
+	fl.StringVar(&f.logLevel, "proxy-log-level", "", "proxy log level: debug, info, warn or error")
+	fl.StringVar(&f.logFormat, "proxy-log-format", "", "proxy log format: json or text")
+	fl.BoolVar(&f.nativeSidecar, "native-sidecar", true, "run the proxy as a native sidecar (Kubernetes 1.29+)")
+	fl.BoolVar(&f.await, "proxy-await", true, "start the application once the proxy is ready (native sidecars)")
+	fl.StringVar(&f.skipIn, "skip-inbound-ports", "", "inbound ports and ranges that skip the proxy, e.g. 25,8000-8090")
+	fl.StringVar(&f.skipOut, "skip-outbound-ports", "", "outbound ports and ranges that skip the proxy, e.g. 3306")
+	fl.StringVar(&f.skipSubnets, "skip-subnets", "", "outbound networks that skip the proxy, e.g. 10.0.0.0/8")
+	fl.StringVar(&f.opaquePorts, "opaque-ports", "", "ports the proxy does not detect protocols on")
+	fl.StringVar(&f.cpuReq, "proxy-cpu-request", "", "CPU the proxy requests, e.g. 100m")
+	fl.StringVar(&f.cpuLim, "proxy-cpu-limit", "", "CPU limit of the proxy")
+	fl.StringVar(&f.memReq, "proxy-memory-request", "", "memory the proxy requests, e.g. 20Mi")
+	fl.StringVar(&f.memLim, "proxy-memory-limit", "", "memory limit of the proxy")
+	fl.StringVar(&f.connectTimeout, "proxy-outbound-connect-timeout", "", "the proxy's connect timeout, e.g. 1s")
+	fl.StringVar(&f.shutdownGrace, "shutdown-grace-period", "", "how long the proxy drains at shutdown, e.g. 2m")
+	fl.StringVar(&f.inboundPol, "default-inbound-policy", "", "inbound policy of ports no Server covers")
+	return cmd
+}
+
+// flagAnnotations maps the proxy flags to the annotations they set (in annotation mode) and reads their values.
+func (f *injectFlags) flagAnnotations() []struct{ flag, annotation, value string } {
+	return []struct{ flag, annotation, value string }{
+		{"skip-inbound-ports", inject.AnnSkipInboundPorts, f.skipIn},
+		{"skip-outbound-ports", inject.AnnSkipOutboundPorts, f.skipOut},
+		{"skip-subnets", inject.AnnSkipSubnets, f.skipSubnets},
+		{"opaque-ports", inject.AnnOpaquePorts, f.opaquePorts},
+		{"proxy-log-level", inject.AnnProxyLogLevel, f.logLevel},
+		{"proxy-log-format", inject.AnnProxyLogFormat, f.logFormat},
+		{"proxy-cpu-request", inject.AnnProxyCPURequest, f.cpuReq},
+		{"proxy-cpu-limit", inject.AnnProxyCPULimit, f.cpuLim},
+		{"proxy-memory-request", inject.AnnProxyMemoryRequest, f.memReq},
+		{"proxy-memory-limit", inject.AnnProxyMemoryLimit, f.memLim},
+		{"proxy-uid", inject.AnnProxyUID, strconv.FormatInt(f.proxyUID, 10)},
+		{"proxy-image", inject.AnnProxyImage, f.proxyImage},
+		{"proxy-version", inject.AnnProxyVersion, f.proxyVersion},
+		{"init-image", inject.AnnInitImage, f.initImage},
+		{"image-pull-policy", inject.AnnImagePullPolicy, f.pullPolicy},
+		{"proxy-await", inject.AnnProxyAwait, map[bool]string{true: "enabled", false: "disabled"}[f.await]},
+		{"native-sidecar", inject.AnnProxyNativeSidecar, strconv.FormatBool(f.nativeSidecar)},
+		{"shutdown-grace-period", inject.AnnShutdownGracePeriod, f.shutdownGrace},
+		{"proxy-outbound-connect-timeout", inject.AnnOutboundConnectTimeout, f.connectTimeout},
+		{"default-inbound-policy", inject.AnnDefaultInboundPolicy, f.inboundPol},
+	}
+}
+
+// overrides returns the annotations the changed flags set, in documentation order, after checking each value.
+func (f *injectFlags) overrides(flags *pflag.FlagSet) (map[string]string, error) {
+	out := map[string]string{}
+	var errs []error
+	for _, fa := range f.flagAnnotations() {
+		if !flags.Changed(fa.flag) {
+			continue
+		}
+		if err := inject.CheckAnnotation(fa.annotation, fa.value); err != nil {
+			errs = append(errs, fmt.Errorf("--%s %q: %w", fa.flag, fa.value, err))
+			continue
+		}
+		out[fa.annotation] = strings.TrimSpace(fa.value)
+	}
+	// --registry and --image-tag have no annotation of their own: they become image names and the proxy's tag
+	if flags.Changed("registry") {
+		reg := strings.TrimSuffix(f.registry, "/")
+		if !flags.Changed("proxy-image") {
+			out[inject.AnnProxyImage] = reg + "/" + inject.DefaultProxyImageName
+		}
+		if !flags.Changed("init-image") {
+			out[inject.AnnInitImage] = reg + "/" + inject.DefaultInitImageName
+		}
+	}
+	if flags.Changed("image-tag") && !flags.Changed("proxy-version") {
+		if err := inject.CheckAnnotation(inject.AnnProxyVersion, f.imageTag); err != nil {
+			errs = append(errs, fmt.Errorf("--image-tag %q: %w", f.imageTag, err))
+		}
+		out[inject.AnnProxyVersion] = f.imageTag
+	}
+	for _, k := range []string{inject.AnnProxyImage, inject.AnnInitImage} {
+		if v, ok := out[k]; ok {
+			if err := inject.CheckAnnotation(k, v); err != nil {
+				errs = append(errs, fmt.Errorf("--registry %q: %w", f.registry, err))
+			}
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+func runInject(ctx context.Context, env *Env, f *injectFlags, flags *pflag.FlagSet, args []string) error {
+	if f.output != manifests.YAML && f.output != manifests.JSON && f.output != manifests.AsInput {
+		return fmt.Errorf("--output %q: want yaml or json", f.output)
+	}
+	overrides, err := f.overrides(flags)
+	if err != nil {
+		return err
+	}
+	srcs, err := manifests.Read(ctx, args, env.Stdin, &http.Client{Timeout: 30 * time.Second})
+	if err != nil {
+		return err
+	}
+	var fn manifests.Func
+	if f.manual {
+		cfg, err := f.manualConfig(ctx, env, flags)
+		if err != nil {
+			return err
+		}
+		fn = func(o *manifests.Object) (string, error) { return injectManual(o, cfg) }
+	} else {
+		value := inject.InjectEnabled
+		if f.ingress {
+			value = inject.InjectIngress
+		}
+		fn = func(o *manifests.Object) (string, error) { return annotate(o, value, overrides) }
+	}
+	out, summary, err := manifests.Process(srcs, f.output, fn)
+	if err != nil {
+		return err
+	}
+	if _, err := env.Stdout.Write(out); err != nil {
+		return err
+	}
+	printSummary(env.Stderr, summary)
+	return nil
+}
+
+// printSummary prints what happened to each object, as Linkerd does: a blank line, then one line each.
+func printSummary(w io.Writer, lines []string) {
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
+	fmt.Fprintln(w)
+}
+
+// annotate sets sinew.dev/inject (and the flags' overrides) on a namespace or a workload's pod template.
+func annotate(o *manifests.Object, value string, overrides map[string]string) (string, error) {
+	var base []string
+	if o.Kind == "Namespace" {
+		if o.Get("metadata", "annotations", inject.InjectAnnotation).Str() == inject.InjectDisabled {
+			return "skipped (" + inject.InjectAnnotation + ": " + inject.InjectDisabled + ")", nil
+		}
+	} else {
+		tp, ok := templatePaths[o.Kind]
+		if !ok {
+			return "skipped", nil
+		}
+		if why := injectSkip(o, tp); why != "" {
+			return "skipped (" + why + ")", nil
+		}
+		base = tp
+	}
+	ann := func(k string) []string {
+		return append(append(append([]string(nil), base...), "metadata", "annotations"), k)
+	}
+	set := func(k, v string) error {
+		if n := o.Get(ann(k)...); n != nil && n.Kind == yamledit.Scalar && n.Str() == v {
+			return nil
+		}
+		return o.Add(ann(k), v)
+	}
+	if err := set(inject.InjectAnnotation, value); err != nil {
+		return "", err
+	}
+	for _, k := range inject.ConfigAnnotations {
+		if v, ok := overrides[k]; ok {
+			if err := set(k, v); err != nil {
+				return "", err
+			}
+		}
+	}
+	return "injected", nil
+}
+
+// injectSkip says why a workload's pods cannot be meshed ("" when they can).
+func injectSkip(o *manifests.Object, tp []string) string {
+	at := func(rel ...string) *yamledit.Node { return o.Get(append(append([]string(nil), tp...), rel...)...) }
+	if t := at(); t == nil || t.Kind != yamledit.Map {
+		return "no pod template"
+	}
+	if strings.EqualFold(at("spec", "hostNetwork").Str(), "true") {
+		return "hostNetwork: true"
+	}
+	for _, list := range []string{"initContainers", "containers"} {
+		if s := at("spec", list); s != nil && s.Kind == yamledit.Seq {
+			for _, c := range s.Items {
+				if inject.IsInjectedContainer(c.Get("name").Str()) {
+					return "already injected"
+				}
+			}
+		}
+	}
+	if at("metadata", "annotations", inject.InjectAnnotation).Str() == inject.InjectDisabled {
+		return inject.InjectAnnotation + ": " + inject.InjectDisabled
+	}
+	return ""
+}
+
+// injectManual writes what the proxy injector would add into a workload's pod template.
+func injectManual(o *manifests.Object, cfg inject.Config) (string, error) {
+	if o.Kind == "Namespace" {
+		return annotate(o, inject.InjectEnabled, nil)
+	}
+	tp, ok := templatePaths[o.Kind]
+	if !ok {
+		return "skipped", nil
+	}
+	if t := o.Get(tp...); t == nil || t.Kind != yamledit.Map {
+		return "skipped (no pod template)", nil
+	}
+	var pod corev1.Pod
+	in := inject.Input{Pod: &pod, Manual: true, Namespace: o.Get("metadata", "namespace").Str()}
+	if o.Kind == "Pod" {
+		if err := o.Decode(nil, &pod); err != nil {
+			return "", fmt.Errorf("not a valid Pod: %w", err)
+		}
+		in.Owner = inject.OwnerOf(&pod)
+	} else {
+		var t corev1.PodTemplateSpec
+		if err := o.Decode(tp, &t); err != nil {
+			return "", fmt.Errorf("%s: not a valid pod template: %w", strings.Join(tp, "."), err)
+		}
+		pod.ObjectMeta, pod.Spec = t.ObjectMeta, t.Spec
+		var meta metav1.ObjectMeta
+		if err := o.Decode([]string{"metadata"}, &meta); err == nil {
+			in.WorkloadAnnotations = meta.Annotations
+		}
+		in.Owner = inject.Owner{Kind: o.Kind, Name: o.Name}
+	}
+	res, err := inject.Inject(in, cfg)
+	if err != nil {
+		return "", err
+	}
+	if res.Skipped != "" {
+		return "skipped (" + res.Detail + ")", nil
+	}
+	for _, op := range res.Patch {
+		path := append(append([]string(nil), tp...), splitPointer(op.Path)...)
+		if err := o.Add(path, op.Value); err != nil {
+			return "", err
+		}
+	}
+	return "injected", nil
+}
+
+// splitPointer splits a JSON Pointer into unescaped reference tokens.
+func splitPointer(p string) []string {
+	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	for i, s := range parts {
+		parts[i] = strings.NewReplacer("~1", "/", "~0", "~").Replace(s)
+	}
+	return parts
+}
+
+// manualConfig is the injector's configuration for --manual: the installed control plane's settings (its
+// ConfigMaps), the trust anchors from the cluster or a file, then the flags.
+func (f *injectFlags) manualConfig(ctx context.Context, env *Env, flags *pflag.FlagSet) (inject.Config, error) {
+	cfg := inject.DefaultConfig()
+	cfg.ControlPlaneNamespace = env.ControlPlaneNS
+	if cfg.ControlPlaneNamespace == "" {
+		cfg.ControlPlaneNamespace = DefaultNamespace
+	}
+	cfg.CreatedBy = "sinew/cli " + version.Version
+	var clusterErr error
+	if !f.ignoreCluster {
+		vals, anchors, err := installedSettings(ctx, env, cfg.ControlPlaneNamespace)
+		if err != nil {
+			clusterErr = err
+		} else {
+			applyValues(&cfg, vals)
+			cfg.TrustAnchorsPEM = anchors
+		}
+	}
+	if f.anchorsFile != "" {
+		b, err := os.ReadFile(f.anchorsFile)
+		if err != nil {
+			return cfg, fmt.Errorf("--identity-trust-anchors-file: %w", err)
+		}
+		cfg.TrustAnchorsPEM = string(b)
+		if clusterErr != nil {
+			fmt.Fprintf(env.Stderr, "warning: using the default proxy settings: %v\n", clusterErr)
+		}
+	}
+	if cfg.TrustAnchorsPEM == "" {
+		why := "--ignore-cluster is set"
+		if clusterErr != nil {
+			why = clusterErr.Error()
+		}
+		return cfg, fmt.Errorf("--manual needs the control plane's trust anchors: give --identity-trust-anchors-file, or a cluster where sinew is installed (%s)", why)
+	}
+	// the flags win over the installed settings
+	str := func(name string, dst *string, v string) {
+		if flags.Changed(name) {
+			*dst = v
+		}
+	}
+	str("registry", &cfg.Registry, f.registry)
+	if flags.Changed("registry") {
+		cfg.ProxyImage, cfg.InitImage = "", ""
+	}
+	if flags.Changed("image-tag") {
+		cfg.Tag, cfg.ProxyVersion, cfg.InitVersion = f.imageTag, "", ""
+	}
+	str("proxy-image", &cfg.ProxyImage, f.proxyImage)
+	str("proxy-version", &cfg.ProxyVersion, f.proxyVersion)
+	str("init-image", &cfg.InitImage, f.initImage)
+	if flags.Changed("image-pull-policy") {
+		cfg.ImagePullPolicy = corev1.PullPolicy(f.pullPolicy)
+	}
+	p := &cfg.Proxy
+	if flags.Changed("proxy-uid") {
+		p.UID = f.proxyUID
+	}
+	str("proxy-log-level", &p.LogLevel, f.logLevel)
+	str("proxy-log-format", &p.LogFormat, f.logFormat)
+	if flags.Changed("native-sidecar") {
+		p.NativeSidecar = f.nativeSidecar
+	}
+	if flags.Changed("proxy-await") {
+		p.Await = f.await
+	}
+	str("skip-inbound-ports", &p.SkipInboundPorts, f.skipIn)
+	str("skip-outbound-ports", &p.SkipOutboundPorts, f.skipOut)
+	str("skip-subnets", &p.SkipSubnets, f.skipSubnets)
+	str("opaque-ports", &p.OpaquePorts, f.opaquePorts)
+	str("proxy-cpu-request", &p.CPURequest, f.cpuReq)
+	str("proxy-cpu-limit", &p.CPULimit, f.cpuLim)
+	str("proxy-memory-request", &p.MemoryRequest, f.memReq)
+	str("proxy-memory-limit", &p.MemoryLimit, f.memLim)
+	str("proxy-outbound-connect-timeout", &p.OutboundConnectTimeout, f.connectTimeout)
+	str("shutdown-grace-period", &p.ShutdownGracePeriod, f.shutdownGrace)
+	str("default-inbound-policy", &p.DefaultInboundPolicy, f.inboundPol)
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("--manual: %w", err)
+	}
+	return cfg, nil
+}
+
+// installedSettings reads the install's values (ConfigMap sinew-config) and the trust anchors.
+func installedSettings(ctx context.Context, env *Env, ns string) (map[string]any, string, error) {
+	cl, err := env.kubeClients()
+	if err != nil {
+		return nil, "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	roots, err := cl.Kube.CoreV1().ConfigMaps(ns).Get(ctx, check.TrustRootsConfigMap, metav1.GetOptions{})
+	if err != nil {
+		return nil, "", fmt.Errorf("reading ConfigMap %s/%s: %w", ns, check.TrustRootsConfigMap, err)
+	}
+	anchors := roots.Data[check.TrustRootsKey]
+	if anchors == "" {
+		return nil, "", fmt.Errorf("ConfigMap %s/%s has no key %s", ns, check.TrustRootsConfigMap, check.TrustRootsKey)
+	}
+	vals := map[string]any{}
+	cm, err := cl.Kube.CoreV1().ConfigMaps(ns).Get(ctx, check.ConfigMapName, metav1.GetOptions{})
+	if err != nil {
+		return nil, "", fmt.Errorf("reading ConfigMap %s/%s: %w", ns, check.ConfigMapName, err)
+	}
+	if err := yaml.Unmarshal([]byte(cm.Data["values"]), &vals); err != nil {
+		return nil, "", fmt.Errorf("ConfigMap %s/%s key values: %w", ns, check.ConfigMapName, err)
+	}
+	return vals, anchors, nil
+}
+
+// applyValues sets what the chart gives the proxy injector as flags (charts/sinew-control-plane, proxy-injector).
+func applyValues(c *inject.Config, v map[string]any) {
+	get := func(path string) string {
+		var cur any = v
+		for _, k := range strings.Split(path, ".") {
+			m, ok := cur.(map[string]any)
+			if !ok {
+				return ""
+			}
+			cur = m[k]
+		}
+		switch x := cur.(type) {
+		case nil:
+			return ""
+		case string:
+			return x
+		case float64:
+			return strconv.FormatFloat(x, 'f', -1, 64)
+		default:
+			return fmt.Sprint(x)
+		}
+	}
+	set := func(dst *string, path string) {
+		if s := get(path); s != "" {
+			*dst = s
+		}
+	}
+	set(&c.ClusterDomain, "clusterDomain")
+	c.TrustDomain = c.ClusterDomain
+	set(&c.TrustDomain, "identity.trustDomain")
+	set(&c.Registry, "image.registry")
+	c.Registry = strings.TrimSuffix(c.Registry, "/")
+	set(&c.Tag, "image.tag")
+	set(&c.ProxyVersion, "proxy.image.version")
+	if s := get("image.pullPolicy"); s != "" {
+		c.ImagePullPolicy = corev1.PullPolicy(s)
+	}
+	p := &c.Proxy
+	if n, err := strconv.ParseInt(get("proxy.uid"), 10, 64); err == nil {
+		p.UID = n
+	}
+	set(&p.LogLevel, "proxy.logLevel")
+	set(&p.LogFormat, "proxy.logFormat")
+	if s := get("proxy.nativeSidecar"); s != "" {
+		p.NativeSidecar = s == "true"
+	}
+	if s := get("proxy.await"); s != "" {
+		p.Await = s == "true"
+	}
+	set(&p.SkipInboundPorts, "proxyInit.skipInboundPorts")
+	set(&p.SkipOutboundPorts, "proxyInit.skipOutboundPorts")
+	set(&p.SkipSubnets, "proxyInit.skipSubnets")
+	set(&p.OpaquePorts, "proxy.opaquePorts")
+	set(&p.CPURequest, "proxy.resources.cpu.request")
+	set(&p.CPULimit, "proxy.resources.cpu.limit")
+	set(&p.MemoryRequest, "proxy.resources.memory.request")
+	set(&p.MemoryLimit, "proxy.resources.memory.limit")
+	set(&p.OutboundConnectTimeout, "proxy.connectTimeout")
+	set(&p.ShutdownGracePeriod, "proxy.shutdownGracePeriod")
+	set(&p.DefaultInboundPolicy, "defaultInboundPolicy")
+}
