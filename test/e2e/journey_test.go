@@ -120,29 +120,37 @@ func TestJourney(t *testing.T) {
 	})
 
 	// ------------------------------------------------------------------ meshed with `sinew inject`
-	j.step("inject-manual", []string{"control-plane-ready", "emojivoto-unmeshed"}, func(t *testing.T) {
-		deploys, err := kubectlQuiet("get", "-n", appNS, "deploy", "-o", "yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("$ kubectl get -n %s deploy -o yaml  (%d bytes)", appNS, len(deploys))
-		r := run(time.Minute, deploys, e.sinew, "inject", "-")
-		if r.err != nil {
-			t.Fatalf("sinew inject failed:\n%s", r)
-		}
-		if !strings.Contains(r.stdout, "sinew") {
-			t.Fatalf("sinew inject output does not mention sinew at all:\n%s", r)
-		}
-		must(t, 2*time.Minute, r.stdout, "kubectl", "apply", "-f", "-")
+	// `sinew inject` marks the pod templates (sinew.dev/inject: enabled) and the injector adds the proxy
+	j.step("inject-cli", []string{"control-plane-ready", "emojivoto-unmeshed"}, func(t *testing.T) {
+		injectDeployments(t, e)
 		waitEmojivoto(t)
 		requireAllMeshed(t)
 	})
 
-	j.step("check-proxy-meshed", []string{"inject-manual", "check"}, func(t *testing.T) {
+	j.step("check-proxy-meshed", []string{"inject-cli", "check"}, func(t *testing.T) {
 		must(t, 5*time.Minute, "", e.sinew, "check", "--proxy", "-n", appNS)
 	})
 
-	j.step("mtls-manual-inject", []string{"inject-manual"}, func(t *testing.T) {
+	j.step("mtls-cli-inject", []string{"inject-cli"}, func(t *testing.T) {
+		checkEmojivotoServes(t)
+		checkMeshedTraffic(t)
+	})
+
+	// `sinew inject --manual` writes the proxy into the templates itself, without the webhook
+	j.step("inject-manual-flag", []string{"control-plane-ready", "emojivoto-unmeshed"}, func(t *testing.T) {
+		injectDeployments(t, e, "--manual")
+		waitEmojivoto(t)
+		requireAllMeshed(t)
+		tmpl := kubectl(t, "-n", appNS, "get", "deploy", "-o",
+			`jsonpath={range .items[*]}{.metadata.name}{": "}{.spec.template.spec.initContainers[*].name} {.spec.template.spec.containers[*].name}{"\n"}{end}`)
+		for _, line := range strings.Split(strings.TrimSpace(tmpl), "\n") {
+			if !strings.Contains(line, "sinew-proxy") || !strings.Contains(line, "sinew-init") {
+				t.Errorf("after --manual the template of %s lacks sinew-init or sinew-proxy", line)
+			}
+		}
+	})
+
+	j.step("mtls-manual-inject", []string{"inject-manual-flag"}, func(t *testing.T) {
 		checkEmojivotoServes(t)
 		checkMeshedTraffic(t)
 	})
@@ -238,6 +246,26 @@ func TestJourney(t *testing.T) {
 	} else {
 		t.Logf("what is left is kept for inspection (KUBECONFIG=%s)", os.Getenv("KUBECONFIG"))
 	}
+}
+
+// injectDeployments runs `kubectl get -n emojivoto deploy -o yaml | sinew inject [flags] - | kubectl apply -f -`.
+func injectDeployments(t *testing.T, e env, flags ...string) {
+	t.Helper()
+	deploys, err := kubectlQuiet("get", "-n", appNS, "deploy", "-o", "yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("$ kubectl get -n %s deploy -o yaml  (%d bytes)", appNS, len(deploys))
+	args := append(append([]string{e.sinew, "inject"}, flags...), "-")
+	r := run(time.Minute, deploys, args...)
+	if r.err != nil {
+		t.Fatalf("sinew inject failed:\n%s", r)
+	}
+	if !strings.Contains(r.stdout, "sinew.dev") {
+		t.Fatalf("sinew inject output does not mention sinew.dev at all:\n%s", r)
+	}
+	t.Logf("$ %s  (%d bytes in, %d bytes out)\n%s", r.cmd, len(deploys), len(r.stdout), clip(r.stderr, 2000))
+	must(t, 2*time.Minute, r.stdout, "kubectl", "apply", "-f", "-")
 }
 
 // removeLeftovers deletes what an earlier run may have left: both namespaces and the cluster-scoped sinew objects.
