@@ -22,11 +22,17 @@ func (d *Doc) JSON() ([]byte, error) {
 		return bytes.TrimSpace(d.text), nil
 	}
 	var b bytes.Buffer
-	if err := yamlToJSON(&b, d.y.Content[0], 0); err != nil {
+	if err := (&jsonWriter{b: &b, limit: jsonLimit(len(d.text))}).write(d.y.Content[0], 0); err != nil {
 		return nil, &Error{Doc: d.Index, Msg: err.Error()}
 	}
 	return b.Bytes(), nil
 }
+
+// jsonLimit bounds the JSON form of a document of n bytes: without aliases it is a few times its size; aliases
+// that refer to aliases can make it exponentially larger (a "billion laughs" document), which is refused.
+func jsonLimit(n int) int { return 10*n + 1<<20 }
+
+var errAliasBomb = errors.New("the document expands to far more than its size through aliases (excessive aliasing)")
 
 // Decode decodes the subtree at n (from this document) into v through JSON.
 func (d *Doc) Decode(n *Node, v any) error {
@@ -39,7 +45,7 @@ func (d *Doc) Decode(n *Node, v any) error {
 		js = d.text[n.Start:e]
 	} else {
 		var b bytes.Buffer
-		if err := yamlToJSON(&b, n.y, 0); err != nil {
+		if err := (&jsonWriter{b: &b, limit: jsonLimit(len(d.text))}).write(n.y, 0); err != nil {
 			return err
 		}
 		js = b.Bytes()
@@ -86,9 +92,21 @@ func decodeNumbers(js []byte) (any, error) {
 
 const maxDepth = 1000
 
-func yamlToJSON(b *bytes.Buffer, n *yaml.Node, depth int) error {
+// jsonWriter writes a YAML tree as JSON, up to limit bytes.
+type jsonWriter struct {
+	b     *bytes.Buffer
+	limit int
+}
+
+func (w *jsonWriter) write(n *yaml.Node, depth int) error { return yamlToJSON(w, n, depth) }
+
+func yamlToJSON(w *jsonWriter, n *yaml.Node, depth int) error {
+	b := w.b
 	if depth > maxDepth {
 		return errors.New("nested too deeply (or an alias refers to itself)")
+	}
+	if b.Len() > w.limit {
+		return errAliasBomb
 	}
 	switch n.Kind {
 	case yaml.DocumentNode:
@@ -96,9 +114,9 @@ func yamlToJSON(b *bytes.Buffer, n *yaml.Node, depth int) error {
 			b.WriteString("null")
 			return nil
 		}
-		return yamlToJSON(b, n.Content[0], depth+1)
+		return yamlToJSON(w, n.Content[0], depth+1)
 	case yaml.AliasNode:
-		return yamlToJSON(b, n.Alias, depth+1)
+		return yamlToJSON(w, n.Alias, depth+1)
 	case yaml.MappingNode:
 		b.WriteByte('{')
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -114,7 +132,7 @@ func yamlToJSON(b *bytes.Buffer, n *yaml.Node, depth int) error {
 			}
 			b.WriteString(jsonString(k.Value))
 			b.WriteByte(':')
-			if err := yamlToJSON(b, n.Content[i+1], depth+1); err != nil {
+			if err := yamlToJSON(w, n.Content[i+1], depth+1); err != nil {
 				return err
 			}
 		}
@@ -125,7 +143,7 @@ func yamlToJSON(b *bytes.Buffer, n *yaml.Node, depth int) error {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			if err := yamlToJSON(b, c, depth+1); err != nil {
+			if err := yamlToJSON(w, c, depth+1); err != nil {
 				return err
 			}
 		}

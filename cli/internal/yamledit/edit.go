@@ -19,7 +19,7 @@ func (d *Doc) Add(path []string, value any) error {
 	if err != nil {
 		return fmt.Errorf("add %s: %w", pointer(path), err)
 	}
-	return d.change(path, func() error { return d.spliceAdd(path, js) }, func() error { return d.treeAdd(path, js) },
+	return d.change(path, func() error { return d.spliceAdd(path, js, 0) }, func() error { return d.treeAdd(path, js) },
 		func(v any) (any, error) { return addValue(v, path, js) })
 }
 
@@ -128,7 +128,11 @@ func (d *Doc) splice(start, end int, text string) error {
 	return d.setText(b.Bytes())
 }
 
-func (d *Doc) spliceAdd(path []string, js []byte) error {
+// spliceAdd may remove a null or a value of another shape first and then call itself again; tries bounds that.
+func (d *Doc) spliceAdd(path []string, js []byte, tries int) error {
+	if tries > len(path)+1 {
+		return errLayout
+	}
 	parent := d.root
 	for i, seg := range path[:len(path)-1] {
 		if parent.decorated {
@@ -144,7 +148,7 @@ func (d *Doc) spliceAdd(path []string, js []byte) error {
 				if err := d.spliceRemove(path[:i+1]); err != nil {
 					return err
 				}
-				return d.spliceAdd(path, js)
+				return d.spliceAdd(path, js, tries+1)
 			}
 			parent = child
 		case Seq:
@@ -173,7 +177,7 @@ func (d *Doc) spliceAdd(path []string, js []byte) error {
 			if err := d.spliceRemove(path); err != nil {
 				return err
 			}
-			return d.spliceAdd(path, js)
+			return d.spliceAdd(path, js, tries+1)
 		}
 	case Seq:
 		idx := len(parent.Items)

@@ -205,3 +205,19 @@ func TestConversions(t *testing.T) {
 		t.Errorf("YAML %q %v", y, err)
 	}
 }
+
+// TestAliasBomb: aliases of aliases that would expand exponentially are refused, not expanded.
+func TestAliasBomb(t *testing.T) {
+	in := "a: &a [x,x,x,x,x,x,x,x,x]\n"
+	prev := "a"
+	for _, l := range []string{"b", "c", "d", "e", "f", "g", "h", "i"} {
+		in += l + ": &" + l + " [" + strings.Repeat("*"+prev+",", 8) + "*" + prev + "]\n"
+		prev = l
+	}
+	in += "metadata: {}\n"
+	d := parse(t, in)
+	err := d.Add([]string{"metadata", "x"}, "y")
+	if err == nil || !strings.Contains(err.Error(), "excessive aliasing") {
+		t.Fatalf("Add on an alias bomb: %v", err)
+	}
+}
