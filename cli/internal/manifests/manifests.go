@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -299,6 +298,3 @@ func sep(b *bytes.Buffer) {
 	}
 	b.WriteString("---\n")
 }
-
-// ErrNoInput is returned when there is nothing to read.
-var ErrNoInput = errors.New("no input: give a file, a directory, a URL or - for stdin")
