@@ -68,6 +68,8 @@ e2e: build images
 	./hack/cluster/load-images.sh $(BIN)/images
 	KUBECONFIG=$(CLUSTER_WORKDIR)/etc/kubeconfig/admin.conf SINEW_E2E_BIN=$(abspath $(BIN)) SINEW_E2E_VERSION=$(VERSION) \
 	  $(GO) test -tags e2e -count=1 -v -timeout 40m ./test/e2e
+	SINEW_E2E_KUBECONFIG=$(CLUSTER_WORKDIR)/etc/kubeconfig/admin.conf $(GO) test -tags e2e -count=1 -timeout 10m \
+	  -run 'TestE2E|TestCRDValidationOnAPIServer' ./cmd/sinew-controller ./controlplane/internal/injector ./cli
 
 clean:
 	rm -rf $(BIN)
