@@ -2,10 +2,11 @@ package main
 
 import (
 	"io"
+	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/klog/v2"
 
 	"github.com/sinewmesh/sinew/controlplane"
 	"github.com/sinewmesh/sinew/controlplane/inject"
@@ -29,20 +30,13 @@ config.sinew.dev/* annotations override. It never blocks a pod: on any failure t
 Event, a log line and proxy_inject_admission_responses_total{result="failed"} say why.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := lf.logger(stderr)
-			if err != nil {
-				return err
-			}
-			klog.SetSlogLogger(log.With("component", "client-go"))
 			ic.ImagePullPolicy = corev1.PullPolicy(pullPolicy)
 			ic.CreatedBy = "sinew/proxy-injector " + version.Version
 			cfg.Inject = ic
-			cfg.Logger, cfg.Registerer = log, newRegistry()
-			s, err := controlplane.NewInjector(cfg)
-			if err != nil {
-				return err
-			}
-			return s.Run(cmd.Context())
+			return runService(cmd, stderr, &lf, true, func(log *slog.Logger, reg *prometheus.Registry) (runner, error) {
+				cfg.Logger, cfg.Registerer = log, reg
+				return controlplane.NewInjector(cfg)
+			})
 		},
 	}
 	f := cmd.Flags()

@@ -2,9 +2,10 @@ package main
 
 import (
 	"io"
+	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
-	"k8s.io/klog/v2"
 
 	"github.com/sinewmesh/sinew/controlplane"
 )
@@ -19,17 +20,10 @@ func newIdentityCmd(stderr io.Writer) *cobra.Command {
 		Short: "Run the Kubernetes-mode identity service: certify workloads that prove their service account with a projected token",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := lf.logger(stderr)
-			if err != nil {
-				return err
-			}
-			klog.SetSlogLogger(log.With("component", "client-go"))
-			cfg.Logger, cfg.Registerer = log, newRegistry()
-			s, err := controlplane.NewIdentity(cfg)
-			if err != nil {
-				return err
-			}
-			return s.Run(cmd.Context())
+			return runService(cmd, stderr, &lf, true, func(log *slog.Logger, reg *prometheus.Registry) (runner, error) {
+				cfg.Logger, cfg.Registerer = log, reg
+				return controlplane.NewIdentity(cfg)
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -55,17 +49,10 @@ func newDestinationCmd(stderr io.Writer) *cobra.Command {
 		Short: "Run the Kubernetes-mode destination and policy services, fed by the cluster's Services, EndpointSlices and Pods",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := lf.logger(stderr)
-			if err != nil {
-				return err
-			}
-			klog.SetSlogLogger(log.With("component", "client-go"))
-			cfg.Logger, cfg.Registerer = log, newRegistry()
-			s, err := controlplane.NewDestination(cfg)
-			if err != nil {
-				return err
-			}
-			return s.Run(cmd.Context())
+			return runService(cmd, stderr, &lf, true, func(log *slog.Logger, reg *prometheus.Registry) (runner, error) {
+				cfg.Logger, cfg.Registerer = log, reg
+				return controlplane.NewDestination(cfg)
+			})
 		},
 	}
 	f := cmd.Flags()

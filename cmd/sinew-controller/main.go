@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
 
 	"github.com/sinewmesh/sinew/controlplane"
 )
@@ -87,6 +88,26 @@ func (l *logFlags) logger(stderr io.Writer) (*slog.Logger, error) {
 	}
 }
 
+// runner is a built control-plane service.
+type runner interface{ Run(context.Context) error }
+
+// runService builds a service with the logger of the flags and a fresh registry, then runs it until the command's
+// context ends. Kubernetes-mode services also send client-go's own logs through the logger.
+func runService(cmd *cobra.Command, stderr io.Writer, lf *logFlags, kube bool, build func(*slog.Logger, *prometheus.Registry) (runner, error)) error {
+	log, err := lf.logger(stderr)
+	if err != nil {
+		return err
+	}
+	if kube {
+		klog.SetSlogLogger(log.With("component", "client-go"))
+	}
+	s, err := build(log, newRegistry())
+	if err != nil {
+		return err
+	}
+	return s.Run(cmd.Context())
+}
+
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -103,16 +124,10 @@ func newLocalCmd(stderr io.Writer) *cobra.Command {
 		Short: "Run identity, destination and policy against a directory of YAML resources",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var err error
-			if cfg.Logger, err = lf.logger(stderr); err != nil {
-				return err
-			}
-			cfg.Registerer = newRegistry()
-			cp, err := controlplane.New(cfg)
-			if err != nil {
-				return err
-			}
-			return cp.Run(cmd.Context())
+			return runService(cmd, stderr, &lf, false, func(log *slog.Logger, reg *prometheus.Registry) (runner, error) {
+				cfg.Logger, cfg.Registerer = log, reg
+				return controlplane.New(cfg)
+			})
 		},
 	}
 	f := cmd.Flags()
