@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sinewmesh/sinew/cli/internal/certs"
+	"github.com/sinewmesh/sinew/internal/meshtls"
 )
 
 // ExpiryWarning is how close to expiry a certificate must be for a warning.
@@ -58,7 +59,7 @@ func Identity() Category {
 				if err != nil {
 					return err
 				}
-				issuer, err := certs.ParseCertificates(id.IssuerCertPEM)
+				issuer, err := meshtls.ParseCertificates(id.IssuerCertPEM)
 				if err != nil {
 					return fmt.Errorf("Secret %s/%s tls.crt: %w", env.Namespace, IssuerSecret, err)
 				}
@@ -93,7 +94,7 @@ func Identity() Category {
 				if err != nil {
 					return err
 				}
-				issuer, err := certs.ParseCertificates(id.IssuerCertPEM)
+				issuer, err := meshtls.ParseCertificates(id.IssuerCertPEM)
 				if err != nil {
 					return err
 				}
@@ -114,7 +115,7 @@ func trustAnchors(ctx context.Context, env *Env) ([]*x509.Certificate, error) {
 		}
 		return nil, err
 	}
-	anchors, err := certs.ParseCertificates([]byte(cm.Data[TrustRootsKey]))
+	anchors, err := meshtls.ParseCertificates([]byte(cm.Data[TrustRootsKey]))
 	if err != nil {
 		return nil, fmt.Errorf("ConfigMap %s/%s key %s: %w", env.Namespace, TrustRootsConfigMap, TrustRootsKey, err)
 	}

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sinewmesh/sinew/cli/internal/certs"
+	"github.com/sinewmesh/sinew/internal/meshtls"
 )
 
 // Webhook checks the proxy injector's admission webhook: its configuration, certificate and endpoints.
@@ -42,7 +43,7 @@ func Webhook() Category {
 				if err != nil {
 					return err
 				}
-				c, err := certs.ParseCertificates(w.CertPEM)
+				c, err := meshtls.ParseCertificates(w.CertPEM)
 				if err != nil {
 					return err
 				}

@@ -16,6 +16,8 @@ import (
 	"math/big"
 	"strings"
 	"time"
+
+	"github.com/sinewmesh/sinew/internal/meshtls"
 )
 
 // DefaultLifetime is how long generated certificates are valid.
@@ -163,65 +165,6 @@ func serial() *big.Int {
 	return n
 }
 
-// ParseCertificates returns every CERTIFICATE block of data, in order; other blocks are skipped.
-func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	rest := data
-	for n := 1; ; n++ {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("PEM block %d: not a valid certificate: %w", n, err)
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, errors.New("no PEM certificate in it (want -----BEGIN CERTIFICATE-----)")
-	}
-	return certs, nil
-}
-
-// ParseKey returns the first private key of data (PKCS#8, SEC 1 EC or PKCS#1 RSA).
-func ParseKey(data []byte) (crypto.Signer, error) {
-	rest := data
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			return nil, errors.New("no PEM private key in it (want -----BEGIN PRIVATE KEY----- or -----BEGIN EC PRIVATE KEY-----)")
-		}
-		var (
-			k   any
-			err error
-		)
-		switch b.Type {
-		case "PRIVATE KEY":
-			k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
-		case "EC PRIVATE KEY":
-			k, err = x509.ParseECPrivateKey(b.Bytes)
-		case "RSA PRIVATE KEY":
-			k, err = x509.ParsePKCS1PrivateKey(b.Bytes)
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s block: %w", b.Type, err)
-		}
-		s, ok := k.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("unsupported key type %T", k)
-		}
-		return s, nil
-	}
-}
-
 // Sources names where each part of an Identity came from, for error messages (file paths, or object names).
 type Sources struct {
 	TrustAnchors, IssuerCert, IssuerKey string
@@ -237,7 +180,7 @@ type Checked struct {
 // is a CA (CA:true, keyUsage certSign) valid now that chains to one of the anchors, and the key is the issuer's.
 // The error names the source at fault and the problem.
 func CheckIdentity(id Identity, src Sources, now time.Time) (*Checked, error) {
-	anchors, err := ParseCertificates(id.TrustAnchorsPEM)
+	anchors, err := meshtls.ParseCertificates(id.TrustAnchorsPEM)
 	if err != nil {
 		return nil, fmt.Errorf("trust anchors %s: %w", src.TrustAnchors, err)
 	}
@@ -251,7 +194,7 @@ func CheckIdentity(id Identity, src Sources, now time.Time) (*Checked, error) {
 		}
 		pool.AddCert(a)
 	}
-	chain, err := ParseCertificates(id.IssuerCertPEM)
+	chain, err := meshtls.ParseCertificates(id.IssuerCertPEM)
 	if err != nil {
 		return nil, fmt.Errorf("issuer certificate %s: %w", src.IssuerCert, err)
 	}
@@ -271,7 +214,7 @@ func CheckIdentity(id Identity, src Sources, now time.Time) (*Checked, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("issuer certificate %s: %q does not chain to the trust anchors in %s: %w", src.IssuerCert, name(issuer), src.TrustAnchors, err)
 	}
-	key, err := ParseKey(id.IssuerKeyPEM)
+	key, err := meshtls.ParseKey(id.IssuerKeyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("issuer key %s: %w", src.IssuerKey, err)
 	}
@@ -285,11 +228,11 @@ func CheckIdentity(id Identity, src Sources, now time.Time) (*Checked, error) {
 // CheckWebhook validates webhook TLS at time now: the serving certificate is valid now, names every DNS name,
 // chains to the CA, and the key is its key.
 func CheckWebhook(w Webhook, dnsNames []string, now time.Time) (*x509.Certificate, error) {
-	cas, err := ParseCertificates(w.CAPEM)
+	cas, err := meshtls.ParseCertificates(w.CAPEM)
 	if err != nil {
 		return nil, fmt.Errorf("webhook CA: %w", err)
 	}
-	chain, err := ParseCertificates(w.CertPEM)
+	chain, err := meshtls.ParseCertificates(w.CertPEM)
 	if err != nil {
 		return nil, fmt.Errorf("webhook certificate: %w", err)
 	}
@@ -306,7 +249,7 @@ func CheckWebhook(w Webhook, dnsNames []string, now time.Time) (*x509.Certificat
 			return nil, fmt.Errorf("webhook certificate %q for %s: %w", name(cert), n, err)
 		}
 	}
-	key, err := ParseKey(w.KeyPEM)
+	key, err := meshtls.ParseKey(w.KeyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("webhook key: %w", err)
 	}

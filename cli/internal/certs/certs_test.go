@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sinewmesh/sinew/internal/meshtls"
 )
 
 var writeFixtures = flag.Bool("write-fixtures", false, "regenerate the fixed certificates in cli/testdata/install")
@@ -86,8 +88,8 @@ func TestCheckIdentityRejects(t *testing.T) {
 // leaf is a non-CA certificate signed by id's issuer.
 func leaf(t *testing.T, id Identity) []byte {
 	t.Helper()
-	issuers, _ := ParseCertificates(id.IssuerCertPEM)
-	key, _ := ParseKey(id.IssuerKeyPEM)
+	issuers, _ := meshtls.ParseCertificates(id.IssuerCertPEM)
+	key, _ := meshtls.ParseKey(id.IssuerKeyPEM)
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: "leaf"}, NotBefore: t0, NotAfter: t0.Add(48 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature}

@@ -19,6 +19,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/sinewmesh/sinew/internal/meshtls"
 )
 
 // File names of generated material in the data directory.
@@ -164,7 +166,7 @@ func LoadCA(files CAFiles, now time.Time) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity trust anchors: %w", err)
 	}
-	anchors, err := parseCerts(anchorPEM)
+	anchors, err := meshtls.ParseCertificates(anchorPEM)
 	if err != nil {
 		return nil, fmt.Errorf("identity trust anchors %s: %w", files.TrustAnchors, err)
 	}
@@ -180,7 +182,7 @@ func LoadCA(files CAFiles, now time.Time) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity issuer certificate: %w", err)
 	}
-	issuerChain, err := parseCerts(issuerPEM)
+	issuerChain, err := meshtls.ParseCertificates(issuerPEM)
 	if err != nil {
 		return nil, fmt.Errorf("identity issuer certificate %s: %w", files.IssuerCert, err)
 	}
@@ -206,7 +208,7 @@ func LoadCA(files CAFiles, now time.Time) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity issuer key: %w", err)
 	}
-	key, err := parseKey(keyPEM)
+	key, err := meshtls.ParseKey(keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("identity issuer key %s: %w", files.IssuerKey, err)
 	}
@@ -215,61 +217,6 @@ func LoadCA(files CAFiles, now time.Time) (*CA, error) {
 		return nil, fmt.Errorf("identity issuer key %s: does not match the issuer certificate %s", files.IssuerKey, files.IssuerCert)
 	}
 	return &CA{AnchorsPEM: anchorPEM, Anchors: pool, Issuer: issuer, IssuerKey: key}, nil
-}
-
-func parseCerts(data []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, errors.New("no PEM CERTIFICATE found")
-	}
-	return certs, nil
-}
-
-func parseKey(data []byte) (crypto.Signer, error) {
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			return nil, errors.New("no PEM private key found")
-		}
-		var (
-			k   any
-			err error
-		)
-		switch b.Type {
-		case "PRIVATE KEY":
-			k, err = x509.ParsePKCS8PrivateKey(b.Bytes)
-		case "EC PRIVATE KEY":
-			k, err = x509.ParseECPrivateKey(b.Bytes)
-		case "RSA PRIVATE KEY":
-			k, err = x509.ParsePKCS1PrivateKey(b.Bytes)
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		s, ok := k.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("unsupported key type %T", k)
-		}
-		return s, nil
-	}
 }
 
 func serial() *big.Int {

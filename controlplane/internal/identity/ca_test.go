@@ -85,7 +85,7 @@ func TestBringYourOwnCA(t *testing.T) {
 		"accepted":              {files, ""},
 		"mismatched key":        {CAFiles{files.TrustAnchors, files.IssuerCert, wrongKey}, "identity issuer key " + wrongKey + ": does not match the issuer certificate"},
 		"foreign issuer":        {CAFiles{files.TrustAnchors, foreign, foreignKeyFile}, "identity issuer certificate " + foreign + ": not signed by any trust anchor"},
-		"issuer not PEM":        {CAFiles{files.TrustAnchors, notPEM, files.IssuerKey}, "no PEM CERTIFICATE"},
+		"issuer not PEM":        {CAFiles{files.TrustAnchors, notPEM, files.IssuerKey}, "no PEM certificate in it"},
 		"anchors missing":       {CAFiles{filepath.Join(dir, "nope"), files.IssuerCert, files.IssuerKey}, "identity trust anchors"},
 		"only some files given": {CAFiles{TrustAnchors: files.TrustAnchors}, "must be given together"},
 	} {
