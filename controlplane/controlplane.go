@@ -27,13 +27,9 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
-	destinationv1 "github.com/sinewmesh/sinew/api/destination/v1"
 	identityv1 "github.com/sinewmesh/sinew/api/identity/v1"
-	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
-	"github.com/sinewmesh/sinew/controlplane/internal/destination"
 	"github.com/sinewmesh/sinew/controlplane/internal/identity"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
-	"github.com/sinewmesh/sinew/controlplane/internal/policy"
 	"github.com/sinewmesh/sinew/controlplane/internal/source/local"
 )
 
@@ -151,10 +147,9 @@ type ControlPlane struct {
 	store   *model.Store
 	source  *local.Source
 
-	destination *destination.Server
-	policy      *policy.Server
+	discoveryServers
 
-	identityGRPC, destinationGRPC, policyGRPC *grpc.Server
+	identityGRPC *grpc.Server
 	admin                                     *http.Server
 
 	identityLis, destinationLis, policyLis, adminLis net.Listener
@@ -220,17 +215,8 @@ func New(cfg Config) (_ *ControlPlane, err error) {
 	c.identityGRPC = newGRPCServer(identity.ServerTLS(identityCert))
 	identityv1.RegisterIdentityServer(c.identityGRPC, idSrv)
 
-	c.destination = destination.New(destination.Config{
-		Store: store, TrustDomain: cfg.TrustDomain, ClusterDomain: cfg.ClusterDomain,
-		Logger: log.With("component", "destination"), Registerer: reg,
-	})
-	c.destinationGRPC = newGRPCServer(identity.MutualTLS(destinationCert, ca.Anchors, td))
-	destinationv1.RegisterDestinationServer(c.destinationGRPC, c.destination)
-
-	c.policy = policy.New(store, log.With("component", "policy"))
-	c.policyGRPC = newGRPCServer(identity.MutualTLS(destinationCert, ca.Anchors, td))
-	policyv1.RegisterInboundPoliciesServer(c.policyGRPC, c.policy)
-	policyv1.RegisterOutboundPoliciesServer(c.policyGRPC, c.policy)
+	c.discoveryServers = newDiscoveryServers(store, cfg.TrustDomain, cfg.ClusterDomain,
+		identity.MutualTLS(destinationCert, ca.Anchors, td), log, reg)
 
 	c.admin = adminServer(c.ready.Load, gatherer, func() any { return c.store.Snapshot().Debug() })
 
@@ -286,8 +272,7 @@ func (c *ControlPlane) shutdown() {
 	c.ready.Store(false)
 	c.log.Info("control plane shutting down")
 	// Long-lived streams would hold GracefulStop forever; end them first.
-	c.destination.Stop()
-	c.policy.Stop()
+	c.endStreams()
 	stopServers(c.admin, c.identityGRPC, c.destinationGRPC, c.policyGRPC)
 }
 

@@ -21,13 +21,9 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	destinationv1 "github.com/sinewmesh/sinew/api/destination/v1"
 	identityv1 "github.com/sinewmesh/sinew/api/identity/v1"
-	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
-	"github.com/sinewmesh/sinew/controlplane/internal/destination"
 	"github.com/sinewmesh/sinew/controlplane/internal/identity"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
-	"github.com/sinewmesh/sinew/controlplane/internal/policy"
 	"github.com/sinewmesh/sinew/controlplane/internal/promreg"
 	"github.com/sinewmesh/sinew/controlplane/internal/source/kube"
 	"github.com/sinewmesh/sinew/internal/identityclient"
@@ -401,10 +397,8 @@ type Destination struct {
 	store  *model.Store
 	cert   *identityclient.Client
 
-	destination *destination.Server
-	policy      *policy.Server
+	discoveryServers
 
-	destinationGRPC, policyGRPC *grpc.Server
 	admin                       *http.Server
 
 	destinationLis, policyLis, adminLis net.Listener
@@ -467,16 +461,8 @@ func NewDestination(cfg DestinationConfig) (_ *Destination, err error) {
 
 	store := model.NewStore()
 	d := &Destination{cfg: cfg, log: log, source: src, store: store, cert: cert}
-	d.destination = destination.New(destination.Config{
-		Store: store, TrustDomain: cfg.TrustDomain, ClusterDomain: cfg.ClusterDomain,
-		Logger: log.With("component", "destination"), Registerer: reg,
-	})
-	d.destinationGRPC = newGRPCServer(identity.MutualTLS(certSource{cert}, anchors, td))
-	destinationv1.RegisterDestinationServer(d.destinationGRPC, d.destination)
-	d.policy = policy.New(store, log.With("component", "policy"))
-	d.policyGRPC = newGRPCServer(identity.MutualTLS(certSource{cert}, anchors, td))
-	policyv1.RegisterInboundPoliciesServer(d.policyGRPC, d.policy)
-	policyv1.RegisterOutboundPoliciesServer(d.policyGRPC, d.policy)
+	d.discoveryServers = newDiscoveryServers(store, cfg.TrustDomain, cfg.ClusterDomain,
+		identity.MutualTLS(certSource{cert}, anchors, td), log, reg)
 	d.admin = adminServer(d.Ready, gatherer, func() any { return store.Snapshot().Debug() })
 
 	var ls listeners
@@ -532,8 +518,7 @@ func (d *Destination) Run(ctx context.Context) error {
 		<-gctx.Done()
 		d.stopping.Store(true)
 		d.log.Info("destination shutting down")
-		d.destination.Stop()
-		d.policy.Stop()
+		d.endStreams()
 		stopServers(d.admin, d.destinationGRPC, d.policyGRPC)
 		return nil
 	})

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -16,6 +17,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+
+	destinationv1 "github.com/sinewmesh/sinew/api/destination/v1"
+	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
+	"github.com/sinewmesh/sinew/controlplane/internal/destination"
+	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/controlplane/internal/policy"
 )
 
 // What every mode's servers share: registries, listeners, gRPC and admin servers, and the two-stage stop.
@@ -130,4 +137,34 @@ func stopServers(admin *http.Server, servers ...*grpc.Server) {
 		return nil
 	})
 	_ = g.Wait()
+}
+
+// discoveryServers are the destination and policy services over one model, each on its own mTLS gRPC server.
+// Local and Kubernetes mode embed them alike; only the model's source and the serving certificate differ.
+type discoveryServers struct {
+	destination                 *destination.Server
+	policy                      *policy.Server
+	destinationGRPC, policyGRPC *grpc.Server
+}
+
+func newDiscoveryServers(store *model.Store, trustDomain, clusterDomain string, mtls *tls.Config, log *slog.Logger, reg prometheus.Registerer) discoveryServers {
+	s := discoveryServers{
+		destination: destination.New(destination.Config{
+			Store: store, TrustDomain: trustDomain, ClusterDomain: clusterDomain,
+			Logger: log.With("component", "destination"), Registerer: reg,
+		}),
+		policy:          policy.New(store, log.With("component", "policy")),
+		destinationGRPC: newGRPCServer(mtls),
+		policyGRPC:      newGRPCServer(mtls.Clone()),
+	}
+	destinationv1.RegisterDestinationServer(s.destinationGRPC, s.destination)
+	policyv1.RegisterInboundPoliciesServer(s.policyGRPC, s.policy)
+	policyv1.RegisterOutboundPoliciesServer(s.policyGRPC, s.policy)
+	return s
+}
+
+// endStreams ends the long-lived streams, which would otherwise hold a graceful stop forever; proxies resubscribe.
+func (s *discoveryServers) endStreams() {
+	s.destination.Stop()
+	s.policy.Stop()
 }
