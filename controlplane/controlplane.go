@@ -150,7 +150,7 @@ type ControlPlane struct {
 	discoveryServers
 
 	identityGRPC *grpc.Server
-	admin                                     *http.Server
+	admin        *http.Server
 
 	identityLis, destinationLis, policyLis, adminLis net.Listener
 

@@ -399,7 +399,7 @@ type Destination struct {
 
 	discoveryServers
 
-	admin                       *http.Server
+	admin *http.Server
 
 	destinationLis, policyLis, adminLis net.Listener
 
