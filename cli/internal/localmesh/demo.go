@@ -29,7 +29,7 @@ func Demo(base int, traffic bool, bin string) *Mesh {
 	m := &Mesh{
 		APIVersion: APIVersion, Kind: Kind, Metadata: Metadata{Name: "emojivoto"},
 		Spec: Spec{
-			Namespace: "emojivoto",
+			Namespace:    "emojivoto",
 			ControlPlane: ControlPlane{Identity: a(0), Destination: a(1), Policy: a(2), Admin: a(3)},
 			Services: []Service{
 				{Name: "emoji-svc", Selector: map[string]string{"app": "emoji-svc"}, Ports: []ServicePort{{Name: "grpc", Port: 8080}}},
