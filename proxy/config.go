@@ -51,6 +51,8 @@ type Config struct {
 	OutboundAddr string `json:"outboundListenAddr,omitempty"`
 	AdminAddr    string `json:"adminListenAddr"`
 	TapAddr      string `json:"tapListenAddr"`
+	// Identities allowed to tap; Validate fills in the viz tap service's identity when empty.
+	TapAuthorizedIDs []string `json:"tapAuthorizedIdentities"`
 	// Explicit mode only.
 	InboundPorts  []InboundPort  `json:"inboundPorts,omitempty"`
 	OutboundPorts []OutboundPort `json:"outboundPorts,omitempty"`
@@ -103,7 +105,17 @@ var envVars = []envVar{
 	{"INBOUND_LISTEN_ADDR", "0.0.0.0:4143", "inbound listener (mesh mTLS and captured inbound traffic)", addr(func(c *Config) *string { return &c.InboundAddr })},
 	{"OUTBOUND_LISTEN_ADDR", "127.0.0.1:4140", "outbound listener for captured traffic (transparent mode)", addr(func(c *Config) *string { return &c.OutboundAddr })},
 	{"ADMIN_LISTEN_ADDR", "0.0.0.0:4191", "admin server: /metrics /ready /live /shutdown /proxy-log-level /debug/config", addr(func(c *Config) *string { return &c.AdminAddr })},
-	{"TAP_LISTEN_ADDR", "0.0.0.0:4190", "tap server (served once the viz extension lands)", addr(func(c *Config) *string { return &c.TapAddr })},
+	{"TAP_LISTEN_ADDR", "0.0.0.0:4190", "tap server (gRPC tap.v1.Tap over mesh mTLS): live request events for authorized clients", addr(func(c *Config) *string { return &c.TapAddr })},
+	{"TAP_AUTHORIZED_IDENTITIES", "", "comma list of SPIFFE IDs allowed to tap (default: spiffe://<trust-domain>/ns/sinew-viz/sa/tap); others get PERMISSION_DENIED", func(c *Config, v string) error {
+		c.TapAuthorizedIDs = nil
+		for id := range splitList(v) {
+			if _, _, _, err := meshtls.ParseID(id); err != nil {
+				return fmt.Errorf("%q: %w", id, err)
+			}
+			c.TapAuthorizedIDs = append(c.TapAuthorizedIDs, id)
+		}
+		return nil
+	}},
 	{"INBOUND_PORTS", "", "explicit mode: port=app-address list, e.g. 8080=127.0.0.1:18080; the first is the default for plaintext clients", func(c *Config, v string) error {
 		c.InboundPorts = nil
 		for item := range splitList(v) {
@@ -299,6 +311,9 @@ func (c *Config) Validate() error {
 			}
 			if c.DestinationName == "" {
 				c.DestinationName = meshtls.ID(td, "sinew", "sinew-destination")
+			}
+			if len(c.TapAuthorizedIDs) == 0 {
+				c.TapAuthorizedIDs = []string{meshtls.ID(td, "sinew-viz", "tap")}
 			}
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/sinewmesh/sinew/proxy/internal/discovery"
 	"github.com/sinewmesh/sinew/proxy/internal/forward"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
+	"github.com/sinewmesh/sinew/proxy/internal/tap"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -49,6 +51,8 @@ type Proxy struct {
 	inboundLn  net.Listener
 	outboundLn []outboundListener
 	adminLn    net.Listener
+	tapLn      net.Listener
+	tapSrv     *grpc.Server
 
 	draining   atomic.Bool
 	shutdownCh chan struct{}
@@ -110,7 +114,12 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (_ *Proxy, err erro
 	for _, port := range cfg.OpaquePorts {
 		opaque[port] = true
 	}
-	deps := forward.Deps{Log: log.With("component", "forward"), Metrics: m, Certs: p.ident, Anchors: p.anchors, Resolver: p.resolver}
+	hub, err := tap.NewHub(p.reg, tap.Local{ID: cfg.LocalName, Labels: workloadLabels(cfg.Workload)})
+	if err != nil {
+		return nil, err
+	}
+	p.tapSrv = tap.NewServer(hub, cfg.TapAuthorizedIDs, log.With("component", "tap")).GRPCServer(p.anchors, p.ident.Certificate)
+	deps := forward.Deps{Log: log.With("component", "forward"), Metrics: m, Certs: p.ident, Anchors: p.anchors, Resolver: p.resolver, Tap: hub}
 	timeouts := forward.Timeouts{Detect: cfg.DetectTimeout, Connect: cfg.ConnectTimeout, Discovery: cfg.DiscoveryTimeout, Handshake: 10 * time.Second}
 	ports := forward.InboundPorts{}
 	if cfg.Mode == ModeExplicit {
@@ -154,6 +163,9 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (_ *Proxy, err erro
 	if p.adminLn, err = listen("ADMIN_LISTEN_ADDR", cfg.AdminAddr); err != nil {
 		return nil, err
 	}
+	if p.tapLn, err = listen("TAP_LISTEN_ADDR", cfg.TapAddr); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -167,6 +179,18 @@ func (p *Proxy) closeListeners() {
 	if p.adminLn != nil {
 		p.adminLn.Close()
 	}
+	if p.tapLn != nil {
+		p.tapLn.Close()
+	}
+}
+
+// workloadLabels are the tap labels of this proxy's side of a request, from namespace/name.
+func workloadLabels(workload string) map[string]string {
+	ns, name, ok := strings.Cut(workload, "/")
+	if !ok {
+		return nil
+	}
+	return map[string]string{"namespace": ns, "workload": name}
 }
 
 // InboundAddr, OutboundAddrs and AdminAddr report the bound addresses.
@@ -188,6 +212,9 @@ func (p *Proxy) OutboundAddrs() []string {
 
 // AdminAddr is the admin server's address.
 func (p *Proxy) AdminAddr() string { return p.adminLn.Addr().String() }
+
+// TapAddr is the tap server's address.
+func (p *Proxy) TapAddr() string { return p.tapLn.Addr().String() }
 
 // Ready reports whether the proxy has its certificate and is not draining.
 func (p *Proxy) Ready() bool {
@@ -228,6 +255,12 @@ func (p *Proxy) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	g.Go(func() error {
+		if err := p.tapSrv.Serve(p.tapLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("tap server: %w", err)
+		}
+		return nil
+	})
 	var accepting sync.WaitGroup
 	if p.inboundLn != nil {
 		accepting.Add(1)
@@ -241,7 +274,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 		}()
 	}
 	p.log.Info("proxy started", "mode", p.cfg.Mode, "identity", p.cfg.LocalName, "inbound", p.InboundAddr(),
-		"outbound", p.OutboundAddrs(), "admin", p.AdminAddr())
+		"outbound", p.OutboundAddrs(), "admin", p.AdminAddr(), "tap", p.TapAddr())
 
 	var runErr error
 	select {
@@ -273,6 +306,8 @@ func (p *Proxy) Run(ctx context.Context) error {
 	actx, acancel := context.WithTimeout(context.Background(), time.Second)
 	defer acancel()
 	admin.Shutdown(actx) //nolint:errcheck // best effort
+	// Tap streams are open-ended: end them rather than wait.
+	p.tapSrv.Stop()
 	stopBg()
 	if err := g.Wait(); err != nil && runErr == nil {
 		runErr = err

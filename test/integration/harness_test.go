@@ -165,6 +165,7 @@ func (m *mesh) sidecar(o sidecarOpts) *sidecar {
 	cfg.Workload = o.ns + "/" + o.name
 	cfg.InboundAddr = "127.0.0.1:0"
 	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.TapAddr = "127.0.0.1:0"
 	cfg.InboundPorts = o.inbound
 	for _, target := range o.outbound {
 		cfg.OutboundPorts = append(cfg.OutboundPorts, proxy.OutboundPort{Listen: "127.0.0.1:0", Target: target})

@@ -83,7 +83,7 @@ func TestTransparentOutbound(t *testing.T) {
 	cfg := proxy.Defaults()
 	cfg.Mode = proxy.ModeTransparent
 	cfg.Workload = "test/cli"
-	cfg.InboundAddr, cfg.OutboundAddr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.InboundAddr, cfg.OutboundAddr, cfg.AdminAddr, cfg.TapAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.IdentityAddr, cfg.DestinationAddr = m.cp.IdentityAddr(), m.cp.DestinationAddr()
 	cfg.LocalName = spiffeID("test", "cli-sa")
 	cfg.TrustAnchorsPEM = string(m.cp.TrustAnchorsPEM())

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sinewmesh/sinew/proxy/internal/discovery"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
+	"github.com/sinewmesh/sinew/proxy/internal/tap"
 )
 
 // Resolver finds endpoints for a target; implemented by discovery.Resolver.
@@ -30,6 +31,8 @@ type Deps struct {
 	Certs    CertSource
 	Anchors  *x509.CertPool
 	Resolver Resolver
+	// Tap receives request events when someone taps; nil disables tapping.
+	Tap *tap.Hub
 }
 
 // Timeouts bound the phases of a connection.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sinewmesh/sinew/proxy/internal/balance"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
+	"github.com/sinewmesh/sinew/proxy/internal/tap"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 )
@@ -34,6 +35,7 @@ type reqState struct {
 	rt        http.RoundTripper // how
 	ep        *balance.Endpoint // for latency feedback; nil when not balanced
 	origProto bool              // add origProtoHeader
+	tap       *tap.Request      // nil unless someone taps this request
 }
 
 type stateKey struct{}
@@ -77,6 +79,9 @@ func newReverseProxy(log *slog.Logger, direction string) *httputil.ReverseProxy 
 		ModifyResponse: func(resp *http.Response) error {
 			st := stateFrom(resp.Request.Context())
 			m := &meteredBody{st: st, status: resp.StatusCode, grpc: grpcStatus(resp.Header), ttfb: time.Since(st.start), resp: resp}
+			if st.tap != nil {
+				st.tap.Response(resp.StatusCode, resp.Header)
+			}
 			if resp.StatusCode == http.StatusSwitchingProtocols {
 				// The body is the upgraded stream; ReverseProxy needs it unwrapped.
 				m.finish(false)
@@ -92,6 +97,10 @@ func newReverseProxy(log *slog.Logger, direction string) *httputil.ReverseProxy 
 			resp := st.route.Response(status, grpc, true)
 			resp.ObserveLatency(msSince(st.start))
 			resp.End()
+			if st.tap != nil {
+				st.tap.Response(status, w.Header())
+				st.tap.End(grpc, 0, err.Error())
+			}
 		},
 		BufferPool: bufferPool{},
 		ErrorLog:   slog.NewLogLogger(log.Handler(), slog.LevelDebug),
@@ -138,12 +147,18 @@ type meteredBody struct {
 	ttfb   time.Duration
 	done   bool
 	failed bool
+	n      uint64 // response bytes read
+	err    error  // why the stream failed
 }
 
 func (m *meteredBody) Read(p []byte) (int, error) {
 	n, err := m.ReadCloser.Read(p)
+	m.n += uint64(n)
 	if err != nil && !m.done {
-		m.finish(!errors.Is(err, io.EOF))
+		if !errors.Is(err, io.EOF) {
+			m.err = err
+		}
+		m.finish(m.err != nil)
 	}
 	return n, err
 }
@@ -171,6 +186,13 @@ func (m *meteredBody) finish(streamFailed bool) {
 	r := m.st.route.Response(m.status, grpc, failed)
 	r.ObserveLatency(float64(m.ttfb) / float64(time.Millisecond))
 	r.End()
+	if m.st.tap != nil {
+		reset := ""
+		if m.err != nil {
+			reset = m.err.Error()
+		}
+		m.st.tap.End(grpc, m.n, reset)
+	}
 }
 
 func isUpgrade(r *http.Request) bool {

@@ -16,6 +16,7 @@ import (
 	"github.com/sinewmesh/sinew/internal/meshtls"
 	"github.com/sinewmesh/sinew/proxy/internal/detect"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
+	"github.com/sinewmesh/sinew/proxy/internal/tap"
 	"github.com/sinewmesh/sinew/proxy/internal/transport"
 )
 
@@ -204,6 +205,9 @@ func (in *Inbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Del(clientIDHeader)
 	}
 	st.route.Request()
+	if in.deps.Tap.Active() {
+		st.tap = in.deps.Tap.Start(func() *tap.Meta { return in.tapMeta(r, ci) })
+	}
 	in.rp.ServeHTTP(w, withState(r, st))
 }
 
@@ -222,4 +226,30 @@ func (in *Inbound) forwardTCP(conn net.Conn, ci *connInfo) {
 func (in *Inbound) Shutdown(ctx context.Context) {
 	in.srv.shutdown(ctx)
 	in.plain.closeIdle()
+}
+
+// tapMeta describes an inbound request for tap: from the client (its mesh identity's namespace and service
+// account as labels) to the local application.
+func (in *Inbound) tapMeta(r *http.Request, ci *connInfo) *tap.Meta {
+	local := in.deps.Tap.Local()
+	m := &tap.Meta{
+		Inbound: true, Source: r.RemoteAddr, Destination: ci.appAddr, DestinationLabels: local.Labels,
+		TLS: ci.tls, ClientID: ci.clientID,
+		Scheme: requestScheme(r), Method: r.Method, Authority: r.Host, Path: r.URL.Path, Header: r.Header,
+	}
+	if ci.mesh {
+		m.ServerID = local.ID
+		if _, ns, sa, err := meshtls.ParseID(ci.clientID); err == nil {
+			m.SourceLabels = map[string]string{"namespace": ns, "serviceaccount": sa}
+		}
+	}
+	return m
+}
+
+// requestScheme is the scheme the client used towards the application (mesh TLS is invisible to it).
+func requestScheme(r *http.Request) string {
+	if r.URL.Scheme != "" {
+		return r.URL.Scheme
+	}
+	return "http"
 }

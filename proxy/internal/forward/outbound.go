@@ -14,6 +14,7 @@ import (
 	"github.com/sinewmesh/sinew/proxy/internal/detect"
 	"github.com/sinewmesh/sinew/proxy/internal/discovery"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
+	"github.com/sinewmesh/sinew/proxy/internal/tap"
 )
 
 // Outbound carries the application's connections to their destinations.
@@ -107,6 +108,9 @@ func (o *Outbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		st := &reqState{start: start, route: o.failRoute(r.Host)}
 		st.route.Request()
+		if o.deps.Tap.Active() {
+			st.tap = o.deps.Tap.Start(func() *tap.Meta { return o.tapMeta(r, ci.target, nil) })
+		}
 		o.rp.ErrorHandler(w, withState(r, st), err)
 		return
 	}
@@ -120,6 +124,9 @@ func (o *Outbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		origProto: ep.info.Meshed() && r.ProtoMajor == 1 && !upgrade,
 	}
 	st.route.Request()
+	if o.deps.Tap.Active() {
+		st.tap = o.deps.Tap.Start(func() *tap.Meta { return o.tapMeta(r, ep.info.Addr, ep) })
+	}
 	o.rp.ServeHTTP(w, withState(r, st))
 }
 
@@ -247,4 +254,21 @@ func portOf(hostport string) uint16 {
 	}
 	n, _ := strconv.ParseUint(p, 10, 16)
 	return uint16(n)
+}
+
+// tapMeta describes an outbound request for tap: from the local application to the endpoint chosen (ep nil
+// when none could be chosen), with the endpoint's labels and identity as the metrics know them.
+func (o *Outbound) tapMeta(r *http.Request, dst string, ep *endpoint) *tap.Meta {
+	local := o.deps.Tap.Local()
+	m := &tap.Meta{
+		Source: r.RemoteAddr, SourceLabels: local.Labels, Destination: dst, TLS: "no_identity",
+		Scheme: requestScheme(r), Method: r.Method, Authority: r.Host, Path: r.URL.Path, Header: r.Header,
+	}
+	if ep != nil {
+		m.DestinationLabels, m.TLS, m.ServerID = ep.labels.Dst, ep.labels.TLS, ep.info.Identity
+		if ep.info.Meshed() {
+			m.ClientID = local.ID
+		}
+	}
+	return m
 }

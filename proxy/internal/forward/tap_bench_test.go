@@ -1,0 +1,69 @@
+package forward
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	tapv1 "github.com/sinewmesh/sinew/api/tap/v1"
+	"github.com/sinewmesh/sinew/proxy/internal/metrics"
+	"github.com/sinewmesh/sinew/proxy/internal/tap"
+)
+
+type noCerts struct{}
+
+func (noCerts) Certificate() *tls.Certificate { return nil }
+
+// benchInbound proxies b.N plaintext HTTP/1 requests to a loopback application through Inbound.ServeHTTP, with
+// the given tap hub (nil: tapping disabled, the data path as it was before the hook).
+func benchInbound(b *testing.B, hub *tap.Hub) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
+	defer app.Close()
+	m, err := metrics.New(prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := app.Listener.Addr().String()
+	deps := Deps{Log: slog.New(slog.DiscardHandler), Metrics: m, Certs: noCerts{}, Anchors: x509.NewCertPool(), Tap: hub}
+	in := NewInbound(deps, Timeouts{Connect: time.Second}, nil, InboundPorts{Apps: map[uint16]string{1: addr}, Default: addr})
+	defer in.plain.closeIdle()
+	ci := &connInfo{appAddr: addr, tls: "no_identity", route: m.Route(metrics.Labels{Direction: "inbound", TargetAddr: addr, TLS: "no_identity"})}
+	ctx := context.WithValue(context.Background(), ctxKey{}, ci)
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequestWithContext(ctx, "GET", "http://app/api/vote", nil)
+		w := httptest.NewRecorder()
+		in.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
+}
+
+func BenchmarkInboundTapDisabled(b *testing.B) { benchInbound(b, nil) }
+
+func BenchmarkInboundTapNoTappers(b *testing.B) {
+	hub, err := tap.NewHub(prometheus.NewRegistry(), tap.Local{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchInbound(b, hub)
+}
+
+func BenchmarkInboundTapNonMatching(b *testing.B) {
+	hub, err := tap.NewHub(prometheus.NewRegistry(), tap.Local{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sub := hub.Subscribe(&tapv1.ObserveRequest{Match: &tapv1.Match{Match: &tapv1.Match_Http_{Http: &tapv1.Match_Http{
+		Match: &tapv1.Match_Http_PathPrefix{PathPrefix: "/nothing-here"}}}}})
+	defer sub.Close()
+	benchInbound(b, hub)
+}

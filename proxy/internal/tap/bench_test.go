@@ -1,0 +1,39 @@
+package tap
+
+import (
+	"testing"
+
+	tapv1 "github.com/sinewmesh/sinew/api/tap/v1"
+)
+
+// The data path's hook is `if hub.Active() { req = hub.Start(meta) }`. These measure it alone; the forward
+// package's BenchmarkInboundTap measures it inside a proxied request.
+
+var sink *Request
+
+func BenchmarkHookAbsent(b *testing.B) {
+	for b.Loop() {
+		sink = nil
+	}
+}
+
+func BenchmarkHookNoTappers(b *testing.B) {
+	h := newHub(b)
+	m := meta("/")
+	for b.Loop() {
+		if h.Active() {
+			sink = h.Start(m)
+		}
+	}
+}
+
+func BenchmarkHookNonMatchingTapper(b *testing.B) {
+	h := newHub(b)
+	h.Subscribe(&tapv1.ObserveRequest{Match: prefix("/nothing-here")})
+	m := meta("/")
+	for b.Loop() {
+		if h.Active() {
+			sink = h.Start(m)
+		}
+	}
+}
