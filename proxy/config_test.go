@@ -113,3 +113,26 @@ func TestDocumentedDefaultsMatchCode(t *testing.T) {
 		}
 	}
 }
+
+// Tap is authorized for the viz tap service in the proxy's own trust domain unless told otherwise.
+func TestTapAuthorizedIdentities(t *testing.T) {
+	t.Parallel()
+	c, err := Load(validEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.TapAuthorizedIDs) != 1 || c.TapAuthorizedIDs[0] != "spiffe://cluster.local/ns/sinew-viz/sa/tap" {
+		t.Fatalf("default tap identities %v", c.TapAuthorizedIDs)
+	}
+	c, err = Load(append(validEnv(), "SINEW_PROXY_TAP_AUTHORIZED_IDENTITIES=spiffe://local/ns/sinew-viz/sa/tap, spiffe://local/ns/me/sa/cli"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.TapAuthorizedIDs) != 2 || c.TapAuthorizedIDs[1] != "spiffe://local/ns/me/sa/cli" {
+		t.Fatalf("tap identities %v", c.TapAuthorizedIDs)
+	}
+	_, err = Load(append(validEnv(), "SINEW_PROXY_TAP_AUTHORIZED_IDENTITIES=tap-service"))
+	if err == nil || !strings.Contains(err.Error(), "SINEW_PROXY_TAP_AUTHORIZED_IDENTITIES") {
+		t.Fatalf("bad identity accepted or not named: %v", err)
+	}
+}
