@@ -1,0 +1,239 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sinewmesh/sinew/viz/metricsapi"
+)
+
+// TestVizAgainstPrometheus runs the emojivoto demo, scrapes its proxies with a real Prometheus using the config viz
+// generates, and checks that viz's queries read the traffic back: web's failed doughnut votes lower its success
+// rate, emoji never fails, and web's calls to voting are mTLS with both identities.
+//
+// The demo runs as `sinew demo` (the same localmesh.Demo that `sinew demo` runs; cli/internal/localmesh is not
+// importable from here). Its proxies' admin ports are base+12 (emoji), base+22 (voting) and base+32 (web).
+func TestVizAgainstPrometheus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the sinew and emojivoto binaries and runs Prometheus")
+	}
+	promBin, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Skip("the prometheus binary is not installed (Debian: apt-get install prometheus); .ci/run installs it")
+	}
+	bin := buildBinaries(t, "sinew", "emojivoto")
+	base := freePortBase(t, 50)
+
+	// The mesh.
+	demo := exec.Command(filepath.Join(bin, "sinew"), "demo", "--no-traffic", "--port-base", fmt.Sprint(base))
+	stdout, _ := demo.StdoutPipe()
+	var demoErr bytes.Buffer
+	demo.Stderr = &demoErr
+	if err := demo.Start(); err != nil {
+		t.Fatal(err)
+	}
+	demoExited := make(chan error, 1)
+	go func() { demoExited <- demo.Wait() }()
+	t.Cleanup(func() {
+		_ = demo.Process.Signal(syscall.SIGINT)
+		select {
+		case <-demoExited:
+		case <-time.After(30 * time.Second):
+			_ = demo.Process.Kill()
+			<-demoExited
+		}
+	})
+	out := lines(stdout)
+	out.waitLine(t, regexp.MustCompile(`Ctrl-C stops everything`), 90*time.Second)
+
+	// Prometheus, scraping the three proxies with the contract's labels.
+	var targets []metricsapi.ScrapeTarget
+	for _, w := range []struct {
+		name string
+		off  int
+	}{{"emoji", 12}, {"voting", 22}, {"web", 32}} {
+		targets = append(targets, metricsapi.ScrapeTarget{
+			Address:    fmt.Sprintf("127.0.0.1:%d", base+w.off),
+			Namespace:  "emojivoto",
+			Deployment: metricsapi.LocalDeployment(w.name, map[string]string{"app": w.name + "-svc"}), // the demo's labels
+			Pod:        w.name,
+		})
+	}
+	cfg, err := metricsapi.PrometheusConfig(targets, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	promAddr := freeAddr(t)
+	var promLog bytes.Buffer
+	prom := exec.Command(promBin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+promAddr)
+	prom.Stdout, prom.Stderr = &promLog, &promLog
+	if err := prom.Start(); err != nil {
+		t.Fatal(err)
+	}
+	promExited := make(chan error, 1)
+	go func() { promExited <- prom.Wait() }()
+	t.Cleanup(func() {
+		_ = prom.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-promExited:
+		case <-time.After(20 * time.Second):
+			_ = prom.Process.Kill()
+			<-promExited
+		}
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", promLog.String())
+		}
+	})
+	client, err := metricsapi.NewClient("http://"+promAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	eventually(t, 60*time.Second, "Prometheus scraping all three proxies", func() error {
+		up, err := client.Query(ctx, `sum(up{job="sinew-proxy"})`, time.Time{})
+		if err != nil {
+			return err
+		}
+		if len(up) != 1 || up[0].Value != 3 {
+			return fmt.Errorf("up: %+v", up)
+		}
+		return nil
+	})
+
+	// Traffic: listing emoji (web → emoji), good votes and doughnut votes (web → voting, which fails them).
+	app := fmt.Sprintf("http://127.0.0.1:%d/", base+31)
+	get := func(path string, want int) {
+		t.Helper()
+		resp, err := http.Get(app + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("GET %s: %d %s, want %d", path, resp.StatusCode, body, want)
+		}
+	}
+	// Counters start at their first value, so a rate needs traffic across scrapes: each poll sends one more round.
+	round := func() {
+		get("api/list", 200)
+		get("api/vote?choice=:beer_mug:", 200)
+		get("api/vote?choice=:doughnut:", 500)
+	}
+
+	window := time.Minute
+	statOf := func(kind metricsapi.Kind, name string) (metricsapi.StatRow, error) {
+		rows, err := metricsapi.Stat(ctx, client, metricsapi.StatRequest{
+			Resource: metricsapi.Resource{Kind: kind, Namespace: "emojivoto", Name: name}, Window: window}, time.Time{})
+		if err != nil {
+			return metricsapi.StatRow{}, err
+		}
+		if len(rows) != 1 {
+			return metricsapi.StatRow{}, fmt.Errorf("stat %s/%s: %d rows: %+v", kind, name, len(rows), rows)
+		}
+		if rows[0].SuccessRate == nil {
+			return rows[0], fmt.Errorf("stat %s/%s: no success rate yet", kind, name)
+		}
+		return rows[0], nil
+	}
+	var web, emoji metricsapi.StatRow
+	eventually(t, 60*time.Second, "Prometheus has web's failures and emoji's successes", func() error {
+		round()
+		var err error
+		if web, err = statOf(metricsapi.KindPod, "web"); err != nil {
+			return err
+		}
+		if *web.SuccessRate >= 1 {
+			return fmt.Errorf("web success rate %v: the doughnut failures are not in yet", *web.SuccessRate)
+		}
+		if emoji, err = statOf(metricsapi.KindPod, "emoji"); err != nil {
+			return err
+		}
+		return nil
+	})
+	if sr := *web.SuccessRate; sr <= 0 || sr >= 1 {
+		t.Errorf("web success rate %v, want between 0 and 1 (a third of the requests fail)", sr)
+	}
+	if sr := *emoji.SuccessRate; sr != 1 {
+		t.Errorf("emoji success rate %v, want 100%%", sr)
+	}
+	for _, r := range []metricsapi.StatRow{web, emoji} {
+		if r.RPS == nil || *r.RPS <= 0 || r.LatencyP50 == nil || r.MeshedPods == nil || *r.MeshedPods != 1 || r.TotalPods == nil || *r.TotalPods != 1 {
+			t.Errorf("stat row %+v: want traffic, a latency and 1/1 meshed", r)
+		}
+	}
+	// The deployment view reads the same traffic through the deployment target label (the app label in local mode).
+	all, err := metricsapi.Stat(ctx, client, metricsapi.StatRequest{
+		Resource: metricsapi.Resource{Kind: metricsapi.KindDeployment, Namespace: "emojivoto"}, Window: window}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table bytes.Buffer
+	if err := metricsapi.WriteStat(&table, all, metricsapi.OutputWide, true); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stat deployments:\n%s", table.String())
+	byName := map[string]metricsapi.StatRow{}
+	for _, r := range all {
+		byName[r.Name] = r
+	}
+	if r, ok := byName["web-svc"]; !ok || r.SuccessRate == nil || *r.SuccessRate >= 1 {
+		t.Errorf("deployment web-svc: %+v, want a success rate below 100%%", r)
+	}
+	if r, ok := byName["emoji-svc"]; !ok || r.SuccessRate == nil || *r.SuccessRate != 1 {
+		t.Errorf("deployment emoji-svc: %+v, want 100%%", r)
+	}
+
+	// Edges: web → voting over mTLS, each side's verified identity.
+	const webID, votingID = "spiffe://cluster.local/ns/emojivoto/sa/web", "spiffe://cluster.local/ns/emojivoto/sa/voting"
+	var edge metricsapi.Edge
+	eventually(t, 30*time.Second, "the web → voting edge", func() error {
+		round()
+		edges, err := metricsapi.Edges(ctx, client, metricsapi.KindPod, "emojivoto", window, time.Time{})
+		if err != nil {
+			return err
+		}
+		for _, e := range edges {
+			if e.Src == "web" && e.Dst == "voting" {
+				edge = e
+				return nil
+			}
+		}
+		return fmt.Errorf("no web → voting edge in %+v", edges)
+	})
+	if !edge.Secured || edge.ClientID != webID || edge.ServerID != votingID || edge.SrcNamespace != "emojivoto" || edge.DstNamespace != "emojivoto" {
+		t.Errorf("edge %+v: want secured, client %s, server %s", edge, webID, votingID)
+	}
+	var et bytes.Buffer
+	edges, _ := metricsapi.Edges(ctx, client, metricsapi.KindPod, "emojivoto", window, time.Time{})
+	_ = metricsapi.WriteEdges(&et, edges, metricsapi.OutputWide)
+	t.Logf("edges:\n%s", et.String())
+}
+
+// freeAddr picks a free loopback address for a child process to listen on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}

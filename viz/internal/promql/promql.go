@@ -1,0 +1,270 @@
+// Package promql builds the PromQL that viz runs against Prometheus for `stat` and `edges`. It is pure: requests in,
+// query strings out, so the exact queries are golden-tested. It must not talk to Prometheus.
+//
+// Label contract (docs/observability/viz.md): every proxy scrape target carries the target labels `namespace`,
+// `deployment` and `pod` of the workload the proxy serves (added by Prometheus at scrape time), and the proxy's own
+// metrics carry `dst_namespace`, `dst_deployment`, `dst_pod` on outbound traffic.
+package promql
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// ProxyJob is the Prometheus job name of the proxies' scrape targets; `up{job=ProxyJob}` counts meshed pods.
+const ProxyJob = "sinew-proxy"
+
+// Kind is a resource kind viz can group by.
+type Kind string
+
+// The resource kinds.
+const (
+	KindDeployment Kind = "deployment"
+	KindPod        Kind = "pod"
+	KindNamespace  Kind = "namespace"
+)
+
+// ParseKind accepts Linkerd's spellings and their short forms. "workload" is a deployment; "all" is deployments.
+func ParseKind(s string) (Kind, error) {
+	switch strings.ToLower(s) {
+	case "deployment", "deployments", "deploy", "workload", "workloads", "all":
+		return KindDeployment, nil
+	case "pod", "pods", "po":
+		return KindPod, nil
+	case "namespace", "namespaces", "ns":
+		return KindNamespace, nil
+	}
+	return "", fmt.Errorf("unknown resource type %q (want deployment, workload, pod, namespace or all)", s)
+}
+
+// Label is the target label that holds a resource of this kind's name.
+func (k Kind) Label() string { return string(k) }
+
+// DstLabel is the outbound metric label that holds the destination's name of this kind.
+func (k Kind) DstLabel() string { return "dst_" + string(k) }
+
+// Resource names a resource, or all resources of a kind when Name is empty. Namespace "" means every namespace.
+type Resource struct {
+	Kind      Kind
+	Namespace string
+	Name      string
+}
+
+// ParseResource reads "kind", "kind/name" in namespace ns.
+func ParseResource(s, ns string) (Resource, error) {
+	kindStr, name, _ := strings.Cut(s, "/")
+	k, err := ParseKind(kindStr)
+	if err != nil {
+		return Resource{}, err
+	}
+	if strings.Contains(name, "/") {
+		return Resource{}, fmt.Errorf("resource %q: want TYPE or TYPE/NAME", s)
+	}
+	r := Resource{Kind: k, Namespace: ns, Name: name}
+	if k == KindNamespace && name != "" {
+		r.Namespace = name
+	}
+	return r, nil
+}
+
+// StatRequest is what `stat` asks for.
+type StatRequest struct {
+	Resource Resource
+	// From and To, when set, restrict to traffic from that resource into Resource, or from Resource to that one.
+	// At most one of them.
+	From, To *Resource
+	Window   time.Duration
+}
+
+// Validate reports a request that cannot be turned into queries.
+func (r StatRequest) Validate() error {
+	if r.From != nil && r.To != nil {
+		return fmt.Errorf("--from and --to cannot be used together")
+	}
+	if r.Window < time.Second {
+		return fmt.Errorf("time window %s is too short (minimum 1s)", r.Window)
+	}
+	if r.Window%time.Second != 0 {
+		return fmt.Errorf("time window %s must be whole seconds", r.Window)
+	}
+	return nil
+}
+
+// StatQueries are the queries behind one `stat` table; each returns one series per resource, grouped by
+// GroupLabels.
+type StatQueries struct {
+	// GroupLabels identify a row: the namespace label and the kind's label (src or dst side, see below).
+	NamespaceLabel, NameLabel string
+
+	Meshed, Pods          string // up == 1 targets, and all targets, per resource
+	Success, Total        string // response rates; success rate = Success / Total, RPS = Total
+	P50, P95, P99         string
+	TCPConns              string
+	ReadBytes, WriteBytes string
+}
+
+// Stat builds the queries for req. Without --from/--to the resource's inbound traffic is measured at its own proxies
+// (what it serves); with --to, its outbound traffic to that resource; with --from, the outbound traffic of that
+// resource into this one (rows are then keyed by the destination labels).
+func Stat(req StatRequest) (StatQueries, error) {
+	if err := req.Validate(); err != nil {
+		return StatQueries{}, err
+	}
+	res := req.Resource
+	w := formatWindow(req.Window)
+	var q StatQueries
+	var sel selector
+	direction := "inbound"
+	switch {
+	case req.From != nil:
+		direction = "outbound"
+		sel.add(req.From.Kind.Label(), req.From.Name)
+		sel.add("namespace", req.From.Namespace)
+		q.NamespaceLabel, q.NameLabel = "dst_namespace", res.Kind.DstLabel()
+		sel.add(q.NameLabel, res.Name)
+		sel.add(q.NamespaceLabel, res.Namespace)
+	case req.To != nil:
+		direction = "outbound"
+		q.NamespaceLabel, q.NameLabel = "namespace", res.Kind.Label()
+		sel.add(q.NameLabel, res.Name)
+		sel.add(q.NamespaceLabel, res.Namespace)
+		sel.add(req.To.Kind.DstLabel(), req.To.Name)
+		sel.add("dst_namespace", req.To.Namespace)
+	default:
+		q.NamespaceLabel, q.NameLabel = "namespace", res.Kind.Label()
+		sel.add(q.NameLabel, res.Name)
+		sel.add(q.NamespaceLabel, res.Namespace)
+	}
+	by := groupBy(q.NamespaceLabel, q.NameLabel)
+	traffic := append(selector{{"direction", direction}}, sel...)
+	rate := func(metric string, extra ...matcher) string {
+		return fmt.Sprintf("rate(%s%s[%s])", metric, append(append(selector{}, traffic...), extra...), w)
+	}
+	q.Total = fmt.Sprintf("sum by (%s) (%s)", by, rate("response_total"))
+	q.Success = fmt.Sprintf("sum by (%s) (%s)", by, rate("response_total", matcher{"classification", "success"}))
+	quantile := func(p string) string {
+		return fmt.Sprintf("histogram_quantile(%s, sum by (le, %s) (%s))", p, by, rate("response_latency_ms_bucket"))
+	}
+	q.P50, q.P95, q.P99 = quantile("0.5"), quantile("0.95"), quantile("0.99")
+	// The accepted side of an inbound connection is peer="src"; the dialed side of an outbound one is peer="dst".
+	peer := matcher{"peer", "src"}
+	if direction == "outbound" {
+		peer = matcher{"peer", "dst"}
+	}
+	q.TCPConns = fmt.Sprintf("sum by (%s) (tcp_open_connections%s)", by, append(append(selector{}, traffic...), peer))
+	q.ReadBytes = fmt.Sprintf("sum by (%s) (%s)", by, rate("tcp_read_bytes_total", peer))
+	q.WriteBytes = fmt.Sprintf("sum by (%s) (%s)", by, rate("tcp_write_bytes_total", peer))
+	if req.From == nil {
+		// Meshed pods of the resource (not meaningful for rows keyed by destination labels).
+		up := append(selector{{"job", ProxyJob}}, sel...)
+		if req.To != nil {
+			up = append(selector{{"job", ProxyJob}}, matchersFor(res)...)
+		}
+		q.Meshed = fmt.Sprintf("sum by (%s) (up%s)", by, up)
+		q.Pods = fmt.Sprintf("count by (%s) (up%s)", by, up)
+	}
+	return q, nil
+}
+
+// EdgeQueries are the two sides of `edges`: what each source's proxies sent (with the server identity they verified)
+// and what each destination's proxies accepted (with the client identity they verified).
+type EdgeQueries struct {
+	Kind              Kind
+	Outbound, Inbound string
+}
+
+// Edges builds the edge queries for resources of kind in namespace ns ("" for all).
+func Edges(kind Kind, ns string, window time.Duration) (EdgeQueries, error) {
+	if kind == KindNamespace {
+		return EdgeQueries{}, fmt.Errorf("edges are between deployments or pods, not namespaces")
+	}
+	if err := (StatRequest{Window: window}).Validate(); err != nil {
+		return EdgeQueries{}, err
+	}
+	w := formatWindow(window)
+	out := selector{{"direction", "outbound"}}
+	in := selector{{"direction", "inbound"}}
+	if ns != "" {
+		// Outbound rows are kept when the source is in ns, inbound rows when the destination is.
+		out = append(out, matcher{"namespace", ns})
+		in = append(in, matcher{"namespace", ns})
+	}
+	l, dl := kind.Label(), kind.DstLabel()
+	return EdgeQueries{
+		Kind: kind,
+		Outbound: fmt.Sprintf("sum by (namespace, %s, dst_namespace, %s, server_id, tls) (rate(request_total%s[%s])) > 0",
+			l, dl, out, w),
+		Inbound: fmt.Sprintf("sum by (namespace, %s, client_id, tls) (rate(request_total%s[%s])) > 0", l, in, w),
+	}, nil
+}
+
+type matcher struct{ name, value string }
+
+type selector []matcher
+
+func (s *selector) add(name, value string) {
+	if value != "" {
+		*s = append(*s, matcher{name, value})
+	}
+}
+
+func (s selector) String() string {
+	if len(s) == 0 {
+		return ""
+	}
+	parts := make([]string, len(s))
+	for i, m := range s {
+		parts[i] = fmt.Sprintf("%s=%s", m.name, quote(m.value))
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+func matchersFor(r Resource) selector {
+	var s selector
+	s.add(r.Kind.Label(), r.Name)
+	s.add("namespace", r.Namespace)
+	return s
+}
+
+func groupBy(ns, name string) string {
+	if ns == name {
+		return ns
+	}
+	return ns + ", " + name
+}
+
+// quote renders a PromQL string literal; label values come from users, so escape rather than trust.
+func quote(v string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+	return `"` + r.Replace(v) + `"`
+}
+
+var durationRE = regexp.MustCompile(`^([0-9]+)(ms|s|m|h|d)$`)
+
+// ParseWindow reads a time window as Linkerd's -t does ("30s", "1m", "2h") or as a Go duration.
+func ParseWindow(s string) (time.Duration, error) {
+	if m := durationRE.FindStringSubmatch(s); m != nil && m[2] == "d" {
+		var n int
+		fmt.Sscan(m[1], &n)
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("bad time window %q: want a duration like 30s, 1m or 1h", s)
+	}
+	return d, nil
+}
+
+// formatWindow renders whole seconds as PromQL's shortest unit.
+func formatWindow(d time.Duration) string {
+	s := int64(d / time.Second)
+	switch {
+	case s%3600 == 0:
+		return fmt.Sprintf("%dh", s/3600)
+	case s%60 == 0:
+		return fmt.Sprintf("%dm", s/60)
+	}
+	return fmt.Sprintf("%ds", s)
+}

@@ -1,0 +1,130 @@
+package promql
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs from the golden file; got:\n%s", name, got)
+	}
+}
+
+func render(q StatQueries) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "row: %s, %s\n", q.NamespaceLabel, q.NameLabel)
+	for _, kv := range [][2]string{{"meshed", q.Meshed}, {"pods", q.Pods}, {"success", q.Success}, {"total", q.Total},
+		{"p50", q.P50}, {"p95", q.P95}, {"p99", q.P99}, {"tcp_conns", q.TCPConns}, {"read_bytes", q.ReadBytes}, {"write_bytes", q.WriteBytes}} {
+		fmt.Fprintf(&b, "%s: %s\n", kv[0], kv[1])
+	}
+	return b.String()
+}
+
+func TestStatGolden(t *testing.T) {
+	web := Resource{Kind: KindDeployment, Namespace: "emojivoto", Name: "web"}
+	cases := []struct {
+		name string
+		req  StatRequest
+	}{
+		{"stat_deploy_all_namespaces", StatRequest{Resource: Resource{Kind: KindDeployment}, Window: time.Minute}},
+		{"stat_deploy_web", StatRequest{Resource: web, Window: time.Minute}},
+		{"stat_pod_in_ns_30s", StatRequest{Resource: Resource{Kind: KindPod, Namespace: "emojivoto"}, Window: 30 * time.Second}},
+		{"stat_namespace", StatRequest{Resource: Resource{Kind: KindNamespace}, Window: time.Hour}},
+		{"stat_deploy_to_voting", StatRequest{Resource: web, To: &Resource{Kind: KindDeployment, Namespace: "emojivoto", Name: "voting"}, Window: time.Minute}},
+		{"stat_deploy_from_web", StatRequest{Resource: Resource{Kind: KindDeployment, Namespace: "emojivoto"}, From: &web, Window: 90 * time.Second}},
+		{"stat_escaped_name", StatRequest{Resource: Resource{Kind: KindPod, Namespace: "n", Name: `we"b\`}, Window: time.Minute}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			q, err := Stat(c.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, c.name+".txt", render(q))
+		})
+	}
+}
+
+func TestEdgesGolden(t *testing.T) {
+	var b strings.Builder
+	for _, c := range []struct {
+		kind Kind
+		ns   string
+	}{{KindDeployment, "emojivoto"}, {KindPod, ""}} {
+		q, err := Edges(c.kind, c.ns, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s ns=%q\noutbound: %s\ninbound: %s\n", c.kind, c.ns, q.Outbound, q.Inbound)
+	}
+	golden(t, "edges.txt", b.String())
+}
+
+func TestBadInput(t *testing.T) {
+	web := Resource{Kind: KindDeployment, Name: "web"}
+	for _, c := range []struct {
+		req  StatRequest
+		want string
+	}{
+		{StatRequest{Resource: web, From: &web, To: &web, Window: time.Minute}, "--from and --to cannot be used together"},
+		{StatRequest{Resource: web, Window: 0}, "too short"},
+		{StatRequest{Resource: web, Window: 1500 * time.Millisecond}, "whole seconds"},
+	} {
+		if _, err := Stat(c.req); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Stat(%+v) = %v, want an error with %q", c.req, err, c.want)
+		}
+	}
+	if _, err := Edges(KindNamespace, "", time.Minute); err == nil {
+		t.Error("edges between namespaces: want an error")
+	}
+	if _, err := ParseResource("service/web", "ns"); err == nil || !strings.Contains(err.Error(), `unknown resource type "service"`) {
+		t.Errorf("ParseResource(service/web) = %v", err)
+	}
+	if _, err := ParseResource("deploy/a/b", "ns"); err == nil {
+		t.Error("ParseResource(deploy/a/b): want an error")
+	}
+	if _, err := ParseWindow("soon"); err == nil {
+		t.Error("ParseWindow(soon): want an error")
+	}
+}
+
+func TestParse(t *testing.T) {
+	r, err := ParseResource("po/web-1", "emojivoto")
+	if err != nil || r != (Resource{Kind: KindPod, Namespace: "emojivoto", Name: "web-1"}) {
+		t.Errorf("ParseResource(po/web-1) = %+v, %v", r, err)
+	}
+	r, err = ParseResource("ns/emojivoto", "")
+	if err != nil || r != (Resource{Kind: KindNamespace, Namespace: "emojivoto", Name: "emojivoto"}) {
+		t.Errorf("ParseResource(ns/emojivoto) = %+v, %v", r, err)
+	}
+	for in, want := range map[string]time.Duration{"1m": time.Minute, "30s": 30 * time.Second, "2d": 48 * time.Hour, "1h30m": 90 * time.Minute} {
+		if got, err := ParseWindow(in); err != nil || got != want {
+			t.Errorf("ParseWindow(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for d, want := range map[time.Duration]string{time.Minute: "1m", 90 * time.Second: "90s", 2 * time.Hour: "2h", 15 * time.Second: "15s"} {
+		if got := formatWindow(d); got != want {
+			t.Errorf("formatWindow(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

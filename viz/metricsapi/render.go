@@ -1,0 +1,164 @@
+package metricsapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"text/tabwriter"
+)
+
+// Output formats.
+const (
+	OutputTable = "table"
+	OutputWide  = "wide"
+	OutputJSON  = "json"
+)
+
+// CheckOutput rejects an unknown -o value.
+func CheckOutput(o string) error {
+	switch o {
+	case OutputTable, OutputWide, OutputJSON:
+		return nil
+	}
+	return fmt.Errorf("unknown output format %q (want table, wide or json)", o)
+}
+
+// WriteStat renders stat rows. allNamespaces adds the NAMESPACE column, as -A does.
+func WriteStat(w io.Writer, rows []StatRow, output string, allNamespaces bool) error {
+	if err := CheckOutput(output); err != nil {
+		return err
+	}
+	if output == OutputJSON {
+		return writeJSON(w, rows)
+	}
+	if len(rows) == 0 {
+		_, err := fmt.Fprintln(w, "No traffic found.")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	head := []string{"NAME", "MESHED", "SUCCESS", "RPS", "LATENCY_P50", "LATENCY_P95", "LATENCY_P99", "TCP_CONN"}
+	if allNamespaces {
+		head = append([]string{"NAMESPACE"}, head...)
+	}
+	if output == OutputWide {
+		head = append(head, "READ_BYTES/SEC", "WRITE_BYTES/SEC")
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
+	for _, r := range rows {
+		cols := []string{r.Name, meshed(r), percent(r.SuccessRate), rps(r.RPS), ms(r.LatencyP50), ms(r.LatencyP95), ms(r.LatencyP99), count(r.TCPConns)}
+		if allNamespaces {
+			cols = append([]string{r.Namespace}, cols...)
+		}
+		if output == OutputWide {
+			cols = append(cols, bytesPerSec(r.ReadBps), bytesPerSec(r.WriteBps))
+		}
+		fmt.Fprintln(tw, strings.Join(cols, "\t"))
+	}
+	return tw.Flush()
+}
+
+// WriteEdges renders edges; wide adds the identities.
+func WriteEdges(w io.Writer, edges []Edge, output string) error {
+	if err := CheckOutput(output); err != nil {
+		return err
+	}
+	if output == OutputJSON {
+		return writeJSON(w, edges)
+	}
+	if len(edges) == 0 {
+		_, err := fmt.Fprintln(w, "No edges found.")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	head := "SRC\tDST\tSRC_NS\tDST_NS\tSECURED"
+	if output == OutputWide {
+		head += "\tCLIENT_ID\tSERVER_ID"
+	}
+	fmt.Fprintln(tw, head)
+	for _, e := range edges {
+		secured := "√"
+		if !e.Secured {
+			secured = e.NoTLSReason
+			if secured == "" {
+				secured = "no_tls"
+			}
+		}
+		line := strings.Join([]string{e.Src, e.Dst, e.SrcNamespace, e.DstNamespace, secured}, "\t")
+		if output == OutputWide {
+			line += "\t" + shortID(e.ClientID) + "\t" + shortID(e.ServerID)
+		}
+		fmt.Fprintln(tw, line)
+	}
+	return tw.Flush()
+}
+
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// shortID shows spiffe://td/ns/N/sa/S as S.N, as Linkerd shows identities in tables.
+func shortID(id string) string {
+	if id == "" {
+		return "-"
+	}
+	if ns, sa, ok := spiffeNSAndSA(id); ok {
+		return sa + "." + ns
+	}
+	return id
+}
+
+func meshed(r StatRow) string {
+	if r.MeshedPods == nil && r.TotalPods == nil {
+		return "-"
+	}
+	m, t := 0, 0
+	if r.MeshedPods != nil {
+		m = *r.MeshedPods
+	}
+	if r.TotalPods != nil {
+		t = *r.TotalPods
+	}
+	return fmt.Sprintf("%d/%d", m, t)
+}
+
+func percent(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f%%", *v*100)
+}
+
+func rps(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1frps", *v)
+}
+
+func ms(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%dms", int64(math.Round(*v)))
+}
+
+func count(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%d", int64(math.Round(*v)))
+}
+
+func bytesPerSec(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fB/s", *v)
+}
