@@ -180,26 +180,35 @@ func TestVizAgainstPrometheus(t *testing.T) {
 		}
 	}
 	// The deployment view reads the same traffic through the deployment target label (the app label in local mode).
-	all, err := metricsapi.Stat(ctx, client, metricsapi.StatRequest{
-		Resource: metricsapi.Resource{Kind: metricsapi.KindDeployment, Namespace: "emojivoto"}, Window: window}, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Each proxy is scraped at its own offset, so poll until every row has caught up.
+	var all []metricsapi.StatRow
+	eventually(t, 30*time.Second, "deployments web-svc below 100% and emoji-svc at 100%", func() error {
+		round()
+		var err error
+		all, err = metricsapi.Stat(ctx, client, metricsapi.StatRequest{
+			Resource: metricsapi.Resource{Kind: metricsapi.KindDeployment, Namespace: "emojivoto"}, Window: window}, time.Time{})
+		if err != nil {
+			return err
+		}
+		byName := map[string]metricsapi.StatRow{}
+		for _, r := range all {
+			byName[r.Name] = r
+		}
+		if r, ok := byName["web-svc"]; !ok || r.SuccessRate == nil || *r.SuccessRate >= 1 {
+			return fmt.Errorf("deployment web-svc: %+v, want a success rate below 100%%", r)
+		}
+		if r, ok := byName["emoji-svc"]; !ok || r.SuccessRate == nil {
+			return fmt.Errorf("deployment emoji-svc: %+v, no success rate yet", r)
+		} else if *r.SuccessRate != 1 {
+			t.Fatalf("deployment emoji-svc: success rate %v, want 100%%", *r.SuccessRate)
+		}
+		return nil
+	})
 	var table bytes.Buffer
 	if err := metricsapi.WriteStat(&table, all, metricsapi.OutputWide, true); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("stat deployments:\n%s", table.String())
-	byName := map[string]metricsapi.StatRow{}
-	for _, r := range all {
-		byName[r.Name] = r
-	}
-	if r, ok := byName["web-svc"]; !ok || r.SuccessRate == nil || *r.SuccessRate >= 1 {
-		t.Errorf("deployment web-svc: %+v, want a success rate below 100%%", r)
-	}
-	if r, ok := byName["emoji-svc"]; !ok || r.SuccessRate == nil || *r.SuccessRate != 1 {
-		t.Errorf("deployment emoji-svc: %+v, want 100%%", r)
-	}
 
 	// Edges: web → voting over mTLS, each side's verified identity.
 	const webID, votingID = "spiffe://cluster.local/ns/emojivoto/sa/web", "spiffe://cluster.local/ns/emojivoto/sa/voting"
@@ -213,6 +222,9 @@ func TestVizAgainstPrometheus(t *testing.T) {
 		for _, e := range edges {
 			if e.Src == "web" && e.Dst == "voting" {
 				edge = e
+				if e.ClientID == "" {
+					return fmt.Errorf("web → voting edge without a client identity yet (voting's proxy not scraped since): %+v", e)
+				}
 				return nil
 			}
 		}
