@@ -14,16 +14,17 @@ import (
 
 func newDemoCmd(env *Env) *cobra.Command {
 	var (
-		dataDir, appBin string
-		portBase        int
-		noTraffic       bool
+		dataDir, appBin, promBin string
+		portBase                 int
+		noTraffic, noPrometheus  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the emojivoto sample application meshed on this machine (no Kubernetes, no root)",
 		Long: `Demo starts a local control plane, the emojivoto sample application (emoji, voting, web) with a
 sinew-proxy beside every process and the vote-bot sending votes, then prints where to look. Every port is
-on 127.0.0.1 between --port-base and --port-base+49. Ctrl-C stops everything.`,
+on 127.0.0.1 between --port-base and --port-base+49. When a prometheus program is
+installed, the demo also runs it (at --port-base+5), scraping every proxy, so "sinew viz stat" has data. Ctrl-C stops everything.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if portBase < 1 || portBase+localmesh.DemoPortSpan > 65535 {
@@ -34,11 +35,21 @@ on 127.0.0.1 between --port-base and --port-base+49. Ctrl-C stops everything.`,
 				return err
 			}
 			m := localmesh.Demo(portBase, !noTraffic, bin)
-			fmt.Fprintln(env.Stderr, "Starting the emojivoto demo...")
-			return localmesh.Run(cmd.Context(), m, localmesh.Options{
+			opts := localmesh.Options{
 				DataDir: dataDir, Progress: env.Stderr,
 				Ready: func(r *localmesh.Running) { printDemo(env, portBase, noTraffic, r) },
-			})
+			}
+			if !noPrometheus {
+				if p, err := findProgram(promBin, "prometheus"); err == nil {
+					opts.Prometheus = localmesh.PrometheusOptions{Binary: p, Listen: localmesh.DemoPrometheus(portBase)}
+				} else if promBin != "" {
+					return err
+				} else {
+					fmt.Fprintln(env.Stderr, "‼ no prometheus program found (Debian: apt-get install prometheus): `sinew viz stat` will have no data")
+				}
+			}
+			fmt.Fprintln(env.Stderr, "Starting the emojivoto demo...")
+			return localmesh.Run(cmd.Context(), m, opts)
 		},
 	}
 	f := cmd.Flags()
@@ -46,6 +57,8 @@ on 127.0.0.1 between --port-base and --port-base+49. Ctrl-C stops everything.`,
 	f.BoolVar(&noTraffic, "no-traffic", false, "do not start the vote-bot")
 	f.StringVar(&dataDir, "data-dir", "", "keep the CA, resources and logs here (default: a temporary directory removed at exit)")
 	f.StringVar(&appBin, "emojivoto", "", "the emojivoto program (default: next to sinew, else on $PATH)")
+	f.StringVar(&promBin, "prometheus", "", "the prometheus program that scrapes the proxies for `sinew viz` (default: on $PATH)")
+	f.BoolVar(&noPrometheus, "no-prometheus", false, "do not start Prometheus")
 	return cmd
 }
 
@@ -90,6 +103,13 @@ The sinew local mesh is up: emojivoto with a proxy beside every process (logs in
   What web's proxy knows:     curl -s http://%s/debug/config
   The control plane's model:  curl -s http://%s/debug/model
 `, r.DataDir, url, url, url, url, admin("web"), admin("web"), r.ControlPlane.Admin)
+	if r.PrometheusURL != "" {
+		fmt.Fprintf(w, `
+  Golden metrics from Prometheus (%s):
+    sinew viz stat deploy -n emojivoto --prometheus-url %s
+    sinew viz edges deploy -n emojivoto --prometheus-url %s
+`, r.PrometheusURL, r.PrometheusURL, r.PrometheusURL)
+	}
 	if !noTraffic {
 		fmt.Fprintf(w, "  vote-bot votes twice a second; its proxy's metrics: http://%s/metrics\n", admin("vote-bot"))
 	}

@@ -105,6 +105,7 @@ One machine: sinew demo`,
 		newVersionCmd(env),
 		newDemoCmd(env),
 		newRunCmd(env),
+		newVizCmd(env),
 		newInstallCmd(env), newUninstallCmd(env), newUpgradeCmd(env), newCheckCmd(env),
 		newInjectCmd(env), newUninjectCmd(env),
 	)

@@ -94,6 +94,17 @@ func (b *lineReader) waitLine(t *testing.T, re *regexp.Regexp, timeout time.Dura
 	}
 }
 
+// appProcesses keeps the emojivoto processes of a list from processesMarked (the demo may also run Prometheus).
+func appProcesses(procs []string) []string {
+	var apps []string
+	for _, p := range procs {
+		if strings.Contains(p, "emojivoto ") {
+			apps = append(apps, p)
+		}
+	}
+	return apps
+}
+
 // processesMarked lists live processes whose environment has SINEW_RUN_DIR=dir.
 func processesMarked(dir string) []string {
 	var found []string
@@ -210,7 +221,7 @@ func TestSinewDemo(t *testing.T) {
 	}
 
 	// Ctrl-C: everything stops and no child survives.
-	if marked := processesMarked(dataDir); len(marked) != 3 {
+	if marked := appProcesses(processesMarked(dataDir)); len(marked) != 3 {
 		t.Fatalf("want 3 running app processes (emoji, voting, web), found %v", marked)
 	}
 	if err := demo.Process.Signal(syscall.SIGINT); err != nil {
@@ -245,14 +256,22 @@ func TestSinewDemoKilledLeavesNothing(t *testing.T) {
 	if err := demo.Start(); err != nil {
 		t.Fatal(err)
 	}
+	killed := false
+	t.Cleanup(func() {
+		if !killed {
+			_ = demo.Process.Kill()
+			_ = demo.Wait()
+		}
+	})
 	out := lines(stdout)
 	dataDir := out.waitLine(t, regexp.MustCompile(`logs in (\S+)/logs\)`), 90*time.Second)[1]
 	out.waitLine(t, regexp.MustCompile(`Ctrl-C stops everything`), 5*time.Second)
-	if marked := processesMarked(dataDir); len(marked) != 4 {
+	if marked := appProcesses(processesMarked(dataDir)); len(marked) != 4 {
 		t.Fatalf("want 4 app processes (emoji, voting, web, vote-bot), found %v", marked)
 	}
 	_ = demo.Process.Kill()
 	_ = demo.Wait()
+	killed = true
 	eventually(t, 10*time.Second, "children gone", func() error {
 		if left := processesMarked(dataDir); len(left) > 0 {
 			return fmt.Errorf("still running: %v", left)

@@ -3,11 +3,11 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -36,7 +36,7 @@ func TestVizAgainstPrometheus(t *testing.T) {
 	base := freePortBase(t, 50)
 
 	// The mesh.
-	demo := exec.Command(filepath.Join(bin, "sinew"), "demo", "--no-traffic", "--port-base", fmt.Sprint(base))
+	demo := exec.Command(filepath.Join(bin, "sinew"), "demo", "--no-traffic", "--port-base", fmt.Sprint(base), "--prometheus", promBin)
 	stdout, _ := demo.StdoutPipe()
 	var demoErr bytes.Buffer
 	demo.Stderr = &demoErr
@@ -57,61 +57,19 @@ func TestVizAgainstPrometheus(t *testing.T) {
 	out := lines(stdout)
 	out.waitLine(t, regexp.MustCompile(`Ctrl-C stops everything`), 90*time.Second)
 
-	// Prometheus, scraping the three proxies with the contract's labels.
-	var targets []metricsapi.ScrapeTarget
-	for _, w := range []struct {
-		name string
-		off  int
-	}{{"emoji", 12}, {"voting", 22}, {"web", 32}} {
-		targets = append(targets, metricsapi.ScrapeTarget{
-			Address:    fmt.Sprintf("127.0.0.1:%d", base+w.off),
-			Namespace:  "emojivoto",
-			Deployment: metricsapi.LocalDeployment(w.name, map[string]string{"app": w.name + "-svc"}), // the demo's labels
-			Pod:        w.name,
-		})
-	}
-	cfg, err := metricsapi.PrometheusConfig(targets, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	promAddr := freeAddr(t)
-	var promLog bytes.Buffer
-	prom := exec.Command(promBin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+promAddr)
-	prom.Stdout, prom.Stderr = &promLog, &promLog
-	if err := prom.Start(); err != nil {
-		t.Fatal(err)
-	}
-	promExited := make(chan error, 1)
-	go func() { promExited <- prom.Wait() }()
-	t.Cleanup(func() {
-		_ = prom.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-promExited:
-		case <-time.After(20 * time.Second):
-			_ = prom.Process.Kill()
-			<-promExited
-		}
-		if t.Failed() {
-			t.Logf("prometheus log:\n%s", promLog.String())
-		}
-	})
-	client, err := metricsapi.NewClient("http://"+promAddr, 5*time.Second)
+	// The demo's own Prometheus (base+5), scraping every proxy with the label contract's labels.
+	promURL := fmt.Sprintf("http://127.0.0.1:%d", base+5)
+	client, err := metricsapi.NewClient(promURL, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	eventually(t, 60*time.Second, "Prometheus scraping all three proxies", func() error {
+	eventually(t, 60*time.Second, "the demo's Prometheus scraping all three proxies", func() error {
 		up, err := client.Query(ctx, `sum(up{job="sinew-proxy"})`, time.Time{})
 		if err != nil {
 			return err
 		}
-		if len(up) != 1 || up[0].Value != 3 {
+		if len(up) != 1 || up[0].Value != 3 { // emoji, voting, web (no vote-bot)
 			return fmt.Errorf("up: %+v", up)
 		}
 		return nil
@@ -179,10 +137,10 @@ func TestVizAgainstPrometheus(t *testing.T) {
 			t.Errorf("stat row %+v: want traffic, a latency and 1/1 meshed", r)
 		}
 	}
-	// The deployment view reads the same traffic through the deployment target label (the app label in local mode).
+	// The deployment view reads the same traffic through the deployment target label (sinew.dev/proxy-deployment).
 	// Each proxy is scraped at its own offset, so poll until every row has caught up.
 	var all []metricsapi.StatRow
-	eventually(t, 30*time.Second, "deployments web-svc below 100% and emoji-svc at 100%", func() error {
+	eventually(t, 30*time.Second, "deployments web below 100% and emoji at 100%", func() error {
 		round()
 		var err error
 		all, err = metricsapi.Stat(ctx, client, metricsapi.StatRequest{
@@ -194,13 +152,13 @@ func TestVizAgainstPrometheus(t *testing.T) {
 		for _, r := range all {
 			byName[r.Name] = r
 		}
-		if r, ok := byName["web-svc"]; !ok || r.SuccessRate == nil || *r.SuccessRate >= 1 {
-			return fmt.Errorf("deployment web-svc: %+v, want a success rate below 100%%", r)
+		if r, ok := byName["web"]; !ok || r.SuccessRate == nil || *r.SuccessRate >= 1 {
+			return fmt.Errorf("deployment web: %+v, want a success rate below 100%%", r)
 		}
-		if r, ok := byName["emoji-svc"]; !ok || r.SuccessRate == nil {
-			return fmt.Errorf("deployment emoji-svc: %+v, no success rate yet", r)
+		if r, ok := byName["emoji"]; !ok || r.SuccessRate == nil {
+			return fmt.Errorf("deployment emoji: %+v, no success rate yet", r)
 		} else if *r.SuccessRate != 1 {
-			t.Fatalf("deployment emoji-svc: success rate %v, want 100%%", *r.SuccessRate)
+			t.Fatalf("deployment emoji: success rate %v, want 100%%", *r.SuccessRate)
 		}
 		return nil
 	})
@@ -237,6 +195,39 @@ func TestVizAgainstPrometheus(t *testing.T) {
 	edges, _ := metricsapi.Edges(ctx, client, metricsapi.KindPod, "emojivoto", window, time.Time{})
 	_ = metricsapi.WriteEdges(&et, edges, metricsapi.OutputWide)
 	t.Logf("edges:\n%s", et.String())
+
+	// The same, as a user sees it: `sinew viz stat` and `sinew viz edges` against the demo's Prometheus.
+	sinew := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(filepath.Join(bin, "sinew"), append(args, "-n", "emojivoto", "--prometheus-url", promURL)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("sinew %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	var statJSON []metricsapi.StatRow
+	if err := json.Unmarshal([]byte(sinew("viz", "stat", "deploy", "-o", "json")), &statJSON); err != nil {
+		t.Fatal(err)
+	}
+	cliRows := map[string]metricsapi.StatRow{}
+	for _, r := range statJSON {
+		cliRows[r.Name] = r
+	}
+	if r := cliRows["web"]; r.SuccessRate == nil || *r.SuccessRate >= 1 {
+		t.Errorf("sinew viz stat deploy: web %+v, want a success rate below 100%%", r)
+	}
+	if r := cliRows["emoji"]; r.SuccessRate == nil || *r.SuccessRate != 1 {
+		t.Errorf("sinew viz stat deploy: emoji %+v, want 100%%", r)
+	}
+	statTable := sinew("viz", "stat", "deploy")
+	if !regexp.MustCompile(`(?m)^emoji\s+1/1\s+100\.00%\s+\d+\.\drps`).MatchString(statTable) {
+		t.Errorf("sinew viz stat deploy table lacks emoji at 100%%:\n%s", statTable)
+	}
+	edgesTable := sinew("viz", "edges", "deploy", "-o", "wide")
+	if !regexp.MustCompile(`(?m)^web\s+voting\s+emojivoto\s+emojivoto\s+√\s+web\.emojivoto\s+voting\.emojivoto`).MatchString(edgesTable) {
+		t.Errorf("sinew viz edges deploy -o wide lacks a secured web → voting edge with both identities:\n%s", edgesTable)
+	}
+	t.Logf("sinew viz stat deploy:\n%s\nsinew viz edges deploy -o wide:\n%s", statTable, edgesTable)
 }
 
 // freeAddr picks a free loopback address for a child process to listen on.

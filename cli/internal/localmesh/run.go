@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/sinewmesh/sinew/controlplane"
 	"github.com/sinewmesh/sinew/proxy"
+	"github.com/sinewmesh/sinew/viz/metricsapi"
 )
 
 // RunMarkerEnv is set in every process the mesh starts, to the mesh's data directory, so that its processes can be
@@ -35,12 +37,23 @@ type Options struct {
 	Ready func(*Running)
 	// StartTimeout bounds each step of the start (default 60s).
 	StartTimeout time.Duration
+	// Prometheus, when its Binary is set, is started once the proxies are ready, scraping every proxy with the
+	// labels viz queries by (docs/observability/viz.md), listening on Listen.
+	Prometheus PrometheusOptions
+}
+
+// PrometheusOptions says which Prometheus to run beside the mesh.
+type PrometheusOptions struct {
+	Binary, Listen string
+	ScrapeInterval time.Duration // default 2s
 }
 
 // Running describes a mesh that is up.
 type Running struct {
 	DataDir      string
 	ControlPlane ControlPlane
+	// PrometheusURL is set when a Prometheus runs beside the mesh.
+	PrometheusURL string
 	Workloads    []RunningWorkload
 }
 
@@ -65,7 +78,11 @@ func Run(ctx context.Context, m *Mesh, opts Options) (err error) {
 	if err := m.Validate(); err != nil {
 		return err
 	}
-	if err := checkFree(m.Bindings()); err != nil {
+	bindings := m.Bindings()
+	if opts.Prometheus.Binary != "" {
+		bindings = append(bindings, Binding{opts.Prometheus.Listen, "prometheus"})
+	}
+	if err := checkFree(bindings); err != nil {
 		return err
 	}
 	dataDir := opts.DataDir
@@ -134,6 +151,7 @@ type runner struct {
 
 	proxies []*runningProxy
 	procs   []*process
+	prom    *process
 }
 
 type runningProxy struct {
@@ -204,6 +222,13 @@ func (r *runner) start(ctx context.Context, resDir string) error {
 		fmt.Fprintf(out, "✔ %s proxy ready: admin http://%s\n", rp.name, rp.p.AdminAddr())
 	}
 
+	if r.opts.Prometheus.Binary != "" {
+		if err := r.startPrometheus(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "✔ prometheus scraping every proxy: http://%s\n", r.opts.Prometheus.Listen)
+	}
+
 	for i, w := range m.Spec.Workloads {
 		pr, err := r.startProcess(w)
 		if err != nil {
@@ -230,7 +255,11 @@ func (r *runner) start(ctx context.Context, resDir string) error {
 		fmt.Fprintln(out, line)
 	}
 	// From here on, a process or proxy that stops is a failure of the run.
-	for _, pr := range r.procs {
+	watched := r.procs
+	if r.prom != nil {
+		watched = append(watched[:len(watched):len(watched)], r.prom)
+	}
+	for _, pr := range watched {
 		go func() {
 			<-pr.done
 			r.fail(fmt.Errorf("%s exited: %s%s", pr.name, describeExit(pr.err), tail(pr.logPath)))
@@ -239,6 +268,9 @@ func (r *runner) start(ctx context.Context, resDir string) error {
 	if r.opts.Ready != nil {
 		run := &Running{DataDir: r.dataDir, ControlPlane: ControlPlane{
 			Identity: cp.IdentityAddr(), Destination: cp.DestinationAddr(), Policy: cp.PolicyAddr(), Admin: cp.AdminAddr()}}
+		if r.prom != nil {
+			run.PrometheusURL = "http://" + r.opts.Prometheus.Listen
+		}
 		for i, pr := range r.procs {
 			run.Workloads = append(run.Workloads, RunningWorkload{Name: pr.name, PID: pr.cmd.Process.Pid,
 				ProxyAdmin: r.proxies[i].p.AdminAddr(), Log: pr.logPath, ProxyLog: r.proxies[i].log.Name()})
@@ -358,10 +390,14 @@ func (r *runner) stop() {
 	r.stopping = true
 	r.mu.Unlock()
 	const grace = 5 * time.Second
-	for _, pr := range r.procs {
+	procs := r.procs
+	if r.prom != nil {
+		procs = append(procs[:len(procs):len(procs)], r.prom)
+	}
+	for _, pr := range procs {
 		_ = syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGTERM)
 	}
-	for _, pr := range r.procs {
+	for _, pr := range procs {
 		select {
 		case <-pr.done:
 		case <-time.After(grace):
@@ -413,4 +449,47 @@ func tail(path string) string {
 		return " (its log " + path + " is empty)"
 	}
 	return "; last lines of " + path + ":\n    " + strings.Join(lines, "\n    ")
+}
+
+// startPrometheus writes a scrape configuration for every proxy and runs Prometheus until the mesh stops.
+func (r *runner) startPrometheus(ctx context.Context) error {
+	po := r.opts.Prometheus
+	interval := po.ScrapeInterval
+	if interval == 0 {
+		interval = 2 * time.Second
+	}
+	var targets []metricsapi.ScrapeTarget
+	for i, w := range r.m.Spec.Workloads {
+		targets = append(targets, metricsapi.ScrapeTarget{
+			Address: r.proxies[i].p.AdminAddr(), Namespace: r.m.Spec.Namespace,
+			Deployment: metricsapi.LocalDeployment(w.Name, w.Labels), Pod: w.Name,
+		})
+	}
+	cfg, err := metricsapi.PrometheusConfig(targets, interval)
+	if err != nil {
+		return fmt.Errorf("prometheus: %w", err)
+	}
+	dir := filepath.Join(r.dataDir, "prometheus")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		return err
+	}
+	pr, err := r.startProcess(Workload{Name: "prometheus", Command: []string{po.Binary,
+		"--config.file=" + cfgPath, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--storage.tsdb.retention.time=6h", "--web.listen-address=" + po.Listen}})
+	if err != nil {
+		return err
+	}
+	r.prom = pr
+	return r.waitFor(ctx, "prometheus ready at http://"+po.Listen+" (log: "+pr.logPath+")", pr, func() bool {
+		resp, err := http.Get("http://" + po.Listen + "/-/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }
