@@ -20,6 +20,7 @@ import (
 
 	"github.com/sinewmesh/sinew/cli/internal/yamledit"
 	"github.com/sinewmesh/sinew/controlplane/inject"
+	goldenfile "github.com/sinewmesh/sinew/internal/golden"
 )
 
 const injectData = "testdata/inject"
@@ -66,7 +67,7 @@ func TestInjectGolden(t *testing.T) {
 
 func compareInjectGolden(t *testing.T, path, got string) {
 	t.Helper()
-	if *update {
+	if goldenfile.Update() {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,10 +25,9 @@ import (
 
 	"github.com/sinewmesh/sinew/cli/check"
 	"github.com/sinewmesh/sinew/cli/internal/certs"
+	goldenfile "github.com/sinewmesh/sinew/internal/golden"
 	"github.com/sinewmesh/sinew/internal/version"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/install")
 
 // testVersion is the version the tests run as, so that golden files do not depend on build flags.
 const testVersion = "v0.0.0-test"
@@ -141,7 +139,7 @@ func splitStream(stream string) []string {
 func golden(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join(fixtures, name)
-	if *update {
+	if goldenfile.Update() {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}

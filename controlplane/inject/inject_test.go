@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,9 +16,8 @@ import (
 
 	"github.com/sinewmesh/sinew/controlplane/internal/identity"
 	"github.com/sinewmesh/sinew/controlplane/internal/source/kube"
+	goldenfile "github.com/sinewmesh/sinew/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // testCase is testdata/cases/<name>.yaml: the inputs of one Inject call.
 type testCase struct {
@@ -174,19 +172,7 @@ func equalJSON(t *testing.T, a, b any) bool {
 
 func compareGolden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("%s differs (run with -update if the change is intended)\n--- want\n%s\n--- got\n%s", path, want, got)
-	}
+	goldenfile.Check(t, path, got)
 }
 
 func TestOwnerOf(t *testing.T) {

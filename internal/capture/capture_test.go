@@ -1,16 +1,14 @@
 package capture
 
 import (
-	"flag"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	goldenfile "github.com/sinewmesh/sinew/internal/golden"
+)
 
 func TestParsePorts(t *testing.T) {
 	for _, tc := range []struct{ in, want, err string }{
@@ -101,17 +99,5 @@ func TestPrefixMask(t *testing.T) {
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if string(want) != got {
-		t.Fatalf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", p, got, want)
-	}
+	goldenfile.Check(t, filepath.Join("testdata", name), []byte(got))
 }

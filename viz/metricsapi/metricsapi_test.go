@@ -3,7 +3,6 @@ package metricsapi
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"math"
 	"net"
@@ -16,29 +15,15 @@ import (
 	"testing"
 	"time"
 
+	goldenfile "github.com/sinewmesh/sinew/internal/golden"
 	"github.com/sinewmesh/sinew/viz/internal/promql"
 )
 
 var fixedTime = time.Date(2026, 1, 2, 3, 4, 5, 600e6, time.UTC)
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Errorf("%s differs from the golden file; got:\n%s", name, got)
-	}
+	goldenfile.Check(t, filepath.Join("testdata", name), got)
 }
 
 // fakeQuerier answers by query text; an unknown query is a test failure, so the fixtures stay in step with the

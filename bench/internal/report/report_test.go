@@ -3,13 +3,11 @@ package report
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/sinewmesh/sinew/internal/golden"
+)
 
 func f(v float64) *float64 { return &v }
 
@@ -60,19 +58,7 @@ func TestWriteMarkdownGolden(t *testing.T) {
 	if err := WriteMarkdown(&b, sample()); err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "report.md.golden")
-	if *update {
-		if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(b.Bytes(), want) {
-		t.Errorf("rendered Markdown differs from %s (run `go test ./bench/internal/report -update` if the change is intended)\n--- got ---\n%s", golden, b.String())
-	}
+	golden.Check(t, filepath.Join("testdata", "report.md.golden"), b.Bytes())
 }
 
 func TestWriteJSONRoundTrips(t *testing.T) {

@@ -54,7 +54,7 @@ type Running struct {
 	ControlPlane ControlPlane
 	// PrometheusURL is set when a Prometheus runs beside the mesh.
 	PrometheusURL string
-	Workloads    []RunningWorkload
+	Workloads     []RunningWorkload
 }
 
 // RunningWorkload is a started workload.

@@ -1,18 +1,15 @@
 package tapfmt
 
 import (
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	tapv1 "github.com/sinewmesh/sinew/api/tap/v1"
+	"github.com/sinewmesh/sinew/internal/golden"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func flowEv(dir tapv1.TapEvent_Direction, tls string) *tapv1.TapEvent {
 	return &tapv1.TapEvent{
@@ -56,18 +53,6 @@ func TestGolden(t *testing.T) {
 		for _, ev := range events() {
 			b.WriteString(Line(ev, c.o) + "\n")
 		}
-		path := filepath.Join("testdata", c.file)
-		if *update {
-			if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b.String() != string(want) {
-			t.Errorf("%s differs (run with -update after checking):\ngot:\n%s\nwant:\n%s", c.file, b.String(), want)
-		}
+		golden.Check(t, filepath.Join("testdata", c.file), []byte(b.String()))
 	}
 }

@@ -30,7 +30,9 @@ func meta(path string) func() *Meta {
 	}
 }
 
-func httpMatch(h *tapv1.Match_Http) *tapv1.Match { return &tapv1.Match{Match: &tapv1.Match_Http_{Http: h}} }
+func httpMatch(h *tapv1.Match_Http) *tapv1.Match {
+	return &tapv1.Match{Match: &tapv1.Match_Http_{Http: h}}
+}
 func prefix(p string) *tapv1.Match {
 	return httpMatch(&tapv1.Match_Http{Match: &tapv1.Match_Http_PathPrefix{PathPrefix: p}})
 }
