@@ -30,6 +30,7 @@ import (
 	identityv1 "github.com/sinewmesh/sinew/api/identity/v1"
 	"github.com/sinewmesh/sinew/controlplane/internal/identity"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/controlplane/internal/promreg"
 	"github.com/sinewmesh/sinew/controlplane/internal/source/local"
 )
 
@@ -168,7 +169,7 @@ func New(cfg Config) (_ *ControlPlane, err error) {
 	td := spiffeid.RequireTrustDomainFromString(cfg.TrustDomain)
 	log := cfg.Logger
 
-	reg, gatherer := registries(cfg.Registerer)
+	reg, gatherer := promreg.Registries(cfg.Registerer)
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)

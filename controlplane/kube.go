@@ -186,7 +186,7 @@ func NewIdentity(cfg IdentityConfig) (_ *Identity, err error) {
 		return nil, fmt.Errorf("identity config: %w", err)
 	}
 	td := spiffeid.RequireTrustDomainFromString(cfg.TrustDomain)
-	reg, gatherer := registries(cfg.Registerer)
+	reg, gatherer := promreg.Registries(cfg.Registerer)
 	files := identity.CAFiles{TrustAnchors: cfg.TrustAnchorsFile, IssuerCert: cfg.IssuerCertFile, IssuerKey: cfg.IssuerKeyFile}
 	content := readCAFiles(files)
 	ca, err := identity.LoadCA(files, time.Now())
@@ -425,7 +425,7 @@ func NewDestination(cfg DestinationConfig) (_ *Destination, err error) {
 		return nil, fmt.Errorf("destination config: %w", err)
 	}
 	td := spiffeid.RequireTrustDomainFromString(cfg.TrustDomain)
-	reg, gatherer := registries(cfg.Registerer)
+	reg, gatherer := promreg.Registries(cfg.Registerer)
 	log := cfg.Logger
 
 	anchorsPEM, err := os.ReadFile(cfg.TrustAnchorsFile)

@@ -27,19 +27,6 @@ import (
 
 // What every mode's servers share: registries, listeners, gRPC and admin servers, and the two-stage stop.
 
-// registries returns the registerer to count on and the gatherer /metrics serves (a private registry when reg
-// is nil; nothing to serve when reg cannot gather).
-func registries(reg prometheus.Registerer) (prometheus.Registerer, prometheus.Gatherer) {
-	if reg == nil {
-		r := prometheus.NewRegistry()
-		return r, r
-	}
-	if g, ok := reg.(prometheus.Gatherer); ok {
-		return reg, g
-	}
-	return reg, prometheus.Gatherers{}
-}
-
 func newGRPCServer(tlsConfig *tls.Config) *grpc.Server {
 	return grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(tlsConfig)),

@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/sinewmesh/sinew/controlplane/inject"
+	"github.com/sinewmesh/sinew/controlplane/internal/promreg"
 )
 
 // Defaults of Config.
@@ -108,7 +109,7 @@ func New(cfg Config) (_ *Server, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	reg, gatherer := registries(cfg.Registerer)
+	reg, gatherer := promreg.Registries(cfg.Registerer)
 	s := &Server{
 		cfg: cfg, log: log, gatherer: gatherer, metrics: newMetrics(reg),
 		certs: &certLoader{certFile: cfg.CertFile, keyFile: cfg.KeyFile},
@@ -218,17 +219,6 @@ func (s *Server) adminServer() *http.Server {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-}
-
-func registries(reg prometheus.Registerer) (prometheus.Registerer, prometheus.Gatherer) {
-	if reg == nil {
-		r := prometheus.NewRegistry()
-		return r, r
-	}
-	if g, ok := reg.(prometheus.Gatherer); ok {
-		return reg, g
-	}
-	return reg, prometheus.Gatherers{}
 }
 
 // placeholderAnchor stands in for the trust anchors when New checks the rest of the configuration.

@@ -25,3 +25,16 @@ func Register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
 	}
 	return c
 }
+
+// Registries returns the registerer to count on and the gatherer /metrics serves: a private registry when reg is
+// nil; nothing to serve when reg cannot gather.
+func Registries(reg prometheus.Registerer) (prometheus.Registerer, prometheus.Gatherer) {
+	if reg == nil {
+		r := prometheus.NewRegistry()
+		return r, r
+	}
+	if g, ok := reg.(prometheus.Gatherer); ok {
+		return reg, g
+	}
+	return reg, prometheus.Gatherers{}
+}
