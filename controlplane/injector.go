@@ -5,11 +5,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/injector"
-	"github.com/sinewmesh/sinew/internal/version"
 )
 
 // Proxy-injector defaults (docs/architecture/kubernetes.md).
@@ -33,21 +30,10 @@ type Injector = injector.Server
 // NewInjector builds the proxy injector and binds its listeners; Run serves.
 func NewInjector(cfg InjectorConfig) (*Injector, error) {
 	if cfg.Client == nil || cfg.Metadata == nil {
-		var (
-			rc  *rest.Config
-			err error
-		)
-		if cfg.Kubeconfig != "" {
-			rc, err = clientcmd.BuildConfigFromFlags("", cfg.Kubeconfig)
-		} else {
-			rc, err = rest.InClusterConfig()
-		}
+		rc, err := restConfig(cfg.Kubeconfig)
 		if err != nil {
-			return nil, fmt.Errorf("kubernetes client: %w", err)
+			return nil, err
 		}
-		rc.UserAgent = "sinew-controller/" + version.Version
-		// pods are created in bursts (a rollout, a scale-up): a review may cost a namespace or owner GET
-		rc.QPS, rc.Burst = 50, 100
 		if cfg.Client == nil {
 			if cfg.Client, err = kubernetes.NewForConfig(rc); err != nil {
 				return nil, fmt.Errorf("kubernetes client: %w", err)

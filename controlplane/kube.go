@@ -58,6 +58,19 @@ func DefaultIdentityServiceAddr(clusterDomain string) string {
 // KubeClient connects to the API server with kubeconfig, or with the pod's in-cluster configuration when
 // kubeconfig is empty.
 func KubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	cfg, err := restConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return c, nil
+}
+
+// restConfig is the controller's API-server configuration: from kubeconfig, or in-cluster when it is empty.
+func restConfig(kubeconfig string) (*rest.Config, error) {
 	var (
 		cfg *rest.Config
 		err error
@@ -71,13 +84,10 @@ func KubeClient(kubeconfig string) (kubernetes.Interface, error) {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	cfg.UserAgent = "sinew-controller/" + version.Version
-	// Informers need little; TokenReviews come in bursts when many pods start at once.
+	// Informers need little; TokenReviews, and the injector's namespace and owner GETs, come in bursts when many
+	// pods start at once (a rollout, a scale-up).
 	cfg.QPS, cfg.Burst = 50, 100
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	return c, nil
+	return cfg, nil
 }
 
 func kubeClientFor(given kubernetes.Interface, kubeconfig string) (kubernetes.Interface, error) {
