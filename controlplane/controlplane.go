@@ -77,17 +77,12 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	set := func(s *string, def string) {
-		if *s == "" {
-			*s = def
-		}
-	}
-	set(&c.TrustDomain, DefaultTrustDomain)
-	set(&c.ClusterDomain, DefaultClusterDomain)
-	set(&c.IdentityAddr, DefaultIdentityAddr)
-	set(&c.DestinationAddr, DefaultDestinationAddr)
-	set(&c.PolicyAddr, DefaultPolicyAddr)
-	set(&c.AdminAddr, DefaultAdminAddr)
+	setDefault(&c.TrustDomain, DefaultTrustDomain)
+	setDefault(&c.ClusterDomain, DefaultClusterDomain)
+	setDefault(&c.IdentityAddr, DefaultIdentityAddr)
+	setDefault(&c.DestinationAddr, DefaultDestinationAddr)
+	setDefault(&c.PolicyAddr, DefaultPolicyAddr)
+	setDefault(&c.AdminAddr, DefaultAdminAddr)
 	if c.CertLifetime == 0 {
 		c.CertLifetime = DefaultCertLifetime
 	}
@@ -108,18 +103,8 @@ func (c Config) Validate() error {
 	if c.ResourceDir == "" {
 		errs = append(errs, errors.New("ResourceDir: required"))
 	}
-	if _, err := spiffeid.TrustDomainFromString(c.TrustDomain); err != nil {
-		errs = append(errs, fmt.Errorf("TrustDomain %q: %w", c.TrustDomain, err))
-	}
-	if !clusterDomainRE.MatchString(c.ClusterDomain) {
-		errs = append(errs, fmt.Errorf("ClusterDomain %q: must be a lower-case DNS name", c.ClusterDomain))
-	}
-	for name, addr := range map[string]string{"IdentityAddr": c.IdentityAddr, "DestinationAddr": c.DestinationAddr,
-		"PolicyAddr": c.PolicyAddr, "AdminAddr": c.AdminAddr} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			errs = append(errs, fmt.Errorf("%s %q: %w", name, addr, err))
-		}
-	}
+	errs = append(errs, validateCommon(c.TrustDomain, c.ClusterDomain, map[string]string{"IdentityAddr": c.IdentityAddr,
+		"DestinationAddr": c.DestinationAddr, "PolicyAddr": c.PolicyAddr, "AdminAddr": c.AdminAddr})...)
 	byo := 0
 	for _, f := range []string{c.TrustAnchorsFile, c.IssuerCertFile, c.IssuerKeyFile} {
 		if f != "" {

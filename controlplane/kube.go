@@ -135,18 +135,13 @@ type IdentityConfig struct {
 }
 
 func (c IdentityConfig) withDefaults() IdentityConfig {
-	set := func(s *string, def string) {
-		if *s == "" {
-			*s = def
-		}
-	}
-	set(&c.TrustDomain, DefaultTrustDomain)
-	set(&c.Addr, DefaultKubeIdentityAddr)
-	set(&c.AdminAddr, DefaultKubeIdentityAdminAddr)
-	set(&c.TrustAnchorsFile, DefaultTrustAnchorsPath)
-	set(&c.IssuerCertFile, DefaultIssuerCertPath)
-	set(&c.IssuerKeyFile, DefaultIssuerKeyPath)
-	set(&c.TokenAudience, TokenAudience)
+	setDefault(&c.TrustDomain, DefaultTrustDomain)
+	setDefault(&c.Addr, DefaultKubeIdentityAddr)
+	setDefault(&c.AdminAddr, DefaultKubeIdentityAdminAddr)
+	setDefault(&c.TrustAnchorsFile, DefaultTrustAnchorsPath)
+	setDefault(&c.IssuerCertFile, DefaultIssuerCertPath)
+	setDefault(&c.IssuerKeyFile, DefaultIssuerKeyPath)
+	setDefault(&c.TokenAudience, TokenAudience)
 	if c.CertLifetime == 0 {
 		c.CertLifetime = DefaultCertLifetime
 	}
@@ -350,22 +345,17 @@ type DestinationConfig struct {
 }
 
 func (c DestinationConfig) withDefaults() DestinationConfig {
-	set := func(s *string, def string) {
-		if *s == "" {
-			*s = def
-		}
-	}
-	set(&c.TrustDomain, DefaultTrustDomain)
-	set(&c.ClusterDomain, DefaultClusterDomain)
-	set(&c.DestinationAddr, DefaultKubeDestinationAddr)
-	set(&c.PolicyAddr, DefaultKubePolicyAddr)
-	set(&c.AdminAddr, DefaultKubeDestinationAdminAddr)
-	set(&c.IdentityAddr, DefaultIdentityServiceAddr(c.ClusterDomain))
-	set(&c.TrustAnchorsFile, DefaultTrustAnchorsPath)
-	set(&c.TokenFile, DefaultTokenPath)
-	set(&c.Namespace, Namespace)
-	set(&c.ServiceAccount, DestinationServiceName)
-	set(&c.DefaultOpaquePorts, DefaultOpaquePorts)
+	setDefault(&c.TrustDomain, DefaultTrustDomain)
+	setDefault(&c.ClusterDomain, DefaultClusterDomain)
+	setDefault(&c.DestinationAddr, DefaultKubeDestinationAddr)
+	setDefault(&c.PolicyAddr, DefaultKubePolicyAddr)
+	setDefault(&c.AdminAddr, DefaultKubeDestinationAdminAddr)
+	setDefault(&c.IdentityAddr, DefaultIdentityServiceAddr(c.ClusterDomain))
+	setDefault(&c.TrustAnchorsFile, DefaultTrustAnchorsPath)
+	setDefault(&c.TokenFile, DefaultTokenPath)
+	setDefault(&c.Namespace, Namespace)
+	setDefault(&c.ServiceAccount, DestinationServiceName)
+	setDefault(&c.DefaultOpaquePorts, DefaultOpaquePorts)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -27,6 +27,13 @@ import (
 
 // What every mode's servers share: registries, listeners, gRPC and admin servers, and the two-stage stop.
 
+// setDefault sets *s to def when it is empty.
+func setDefault(s *string, def string) {
+	if *s == "" {
+		*s = def
+	}
+}
+
 func newGRPCServer(tlsConfig *tls.Config) *grpc.Server {
 	return grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(tlsConfig)),
