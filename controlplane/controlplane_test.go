@@ -378,13 +378,7 @@ func TestAdminEndpoints(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for code, _ := get("/ready"); code != http.StatusOK; code, _ = get("/ready") {
-		if time.Now().After(deadline) {
-			t.Fatalf("/ready: %d", code)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually(t, "/ready to answer 200", func() bool { code, _ := get("/ready"); return code == http.StatusOK })
 	if code, _ := get("/live"); code != http.StatusOK {
 		t.Errorf("/live: %d", code)
 	}
