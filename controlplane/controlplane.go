@@ -124,9 +124,8 @@ func (c Config) Validate() error {
 
 // ControlPlane is a bound, ready-to-run control plane.
 type ControlPlane struct {
-	cfg      Config
-	log      *slog.Logger
-	gatherer prometheus.Gatherer
+	cfg Config
+	log *slog.Logger
 
 	ca      *identity.CA
 	joinKey []byte
@@ -191,7 +190,7 @@ func New(cfg Config) (_ *ControlPlane, err error) {
 		return nil, err
 	}
 
-	c := &ControlPlane{cfg: cfg, log: log, gatherer: gatherer, ca: ca, joinKey: joinKey, store: store, source: src}
+	c := &ControlPlane{cfg: cfg, log: log, ca: ca, joinKey: joinKey, store: store, source: src}
 
 	idSrv := identity.NewServer(identity.ServerConfig{
 		CA: ca, TrustDomain: td, CertLifetime: cfg.CertLifetime, Registerer: reg,
