@@ -3,7 +3,6 @@ package controlplane
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -20,6 +18,7 @@ import (
 
 	destinationv1 "github.com/sinewmesh/sinew/api/destination/v1"
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
+	"github.com/sinewmesh/sinew/controlplane/internal/admin"
 	"github.com/sinewmesh/sinew/controlplane/internal/destination"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy"
@@ -62,28 +61,17 @@ func (ls listeners) close() {
 	}
 }
 
-// adminServer serves /live, /ready (ready decides), /metrics and, when debugModel is set, /debug/model.
+// adminServer is the admin server of a component whose readiness is a yes or no.
 func adminServer(ready func() bool, gatherer prometheus.Gatherer, debugModel func() any) *http.Server {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /live", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
+	return admin.NewServer(func() error {
 		if !ready() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
+			return errNotReady
 		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
-	if debugModel != nil {
-		mux.HandleFunc("GET /debug/model", func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", "  ")
-			_ = enc.Encode(debugModel())
-		})
-	}
-	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		return nil
+	}, gatherer, debugModel)
 }
+
+var errNotReady = errors.New("not ready")
 
 // serveGRPC runs s on l in g; a stop that wins the race against Serve is not an error.
 func serveGRPC(g *errgroup.Group, name string, s *grpc.Server, l net.Listener) {

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
@@ -28,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/sinewmesh/sinew/controlplane/inject"
+	"github.com/sinewmesh/sinew/controlplane/internal/admin"
 	"github.com/sinewmesh/sinew/controlplane/internal/promreg"
 )
 
@@ -67,14 +67,13 @@ type Config struct {
 
 // Server is the injector. Build it with New, then Run it.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	gatherer prometheus.Gatherer
-	metrics  *metrics
-	cache    *cache
-	certs    *certLoader
-	events   record.EventRecorder
-	bcast    record.EventBroadcaster
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	cache   *cache
+	certs   *certLoader
+	events  record.EventRecorder
+	bcast   record.EventBroadcaster
 
 	lis, admLis  net.Listener
 	https, admin *http.Server
@@ -111,7 +110,7 @@ func New(cfg Config) (_ *Server, err error) {
 	}
 	reg, gatherer := promreg.Registries(cfg.Registerer)
 	s := &Server{
-		cfg: cfg, log: log, gatherer: gatherer, metrics: newMetrics(reg),
+		cfg: cfg, log: log, metrics: newMetrics(reg),
 		certs: &certLoader{certFile: cfg.CertFile, keyFile: cfg.KeyFile},
 	}
 	if _, err := s.certs.get(); err != nil {
@@ -138,7 +137,12 @@ func New(cfg Config) (_ *Server, err error) {
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.certs.getCertificate},
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	s.admin = s.adminServer()
+	s.admin = admin.NewServer(func() error {
+		if why := s.readiness(); why != "" {
+			return errors.New("not ready: " + why)
+		}
+		return nil
+	}, gatherer, nil)
 	return s, nil
 }
 
@@ -205,20 +209,6 @@ func (s *Server) readiness() string {
 		return "serving certificate: " + err.Error()
 	}
 	return ""
-}
-
-func (s *Server) adminServer() *http.Server {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /live", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
-		if why := s.readiness(); why != "" {
-			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
-	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 }
 
 // placeholderAnchor stands in for the trust anchors when New checks the rest of the configuration.
