@@ -53,7 +53,8 @@ func ParsePortList(value string, byName func(string) (uint16, bool)) ([]model.Po
 		if item == "" {
 			continue
 		}
-		if lo, hi, isRange := strings.Cut(item, "-"); isRange {
+		// A dash makes a range only after a number: port names ("http-alt") have dashes too.
+		if lo, hi, isRange := strings.Cut(item, "-"); isRange && lo != "" && lo[0] >= '0' && lo[0] <= '9' {
 			first, err1 := parsePort(lo)
 			last, err2 := parsePort(hi)
 			if err1 != nil || err2 != nil || first > last {

@@ -246,9 +246,12 @@ func TestTranslateService(t *testing.T) {
 
 func TestParsePortList(t *testing.T) {
 	t.Parallel()
-	names := func(n string) (uint16, bool) { return map[string]uint16{"mysql": 3306}[n], n == "mysql" }
-	got, err := ParsePortList(" 25, 4000-4010 ,mysql,,", names)
-	if err != nil || !reflect.DeepEqual(got, []model.PortRange{rng(25, 25), rng(4000, 4010), rng(3306, 3306)}) {
+	names := func(n string) (uint16, bool) {
+		p, ok := map[string]uint16{"mysql": 3306, "http-alt": 8080}[n]
+		return p, ok
+	}
+	got, err := ParsePortList(" 25, 4000-4010 ,mysql,,http-alt", names)
+	if err != nil || !reflect.DeepEqual(got, []model.PortRange{rng(25, 25), rng(4000, 4010), rng(3306, 3306), rng(8080, 8080)}) {
 		t.Errorf("%v, %v", got, err)
 	}
 	for _, bad := range []string{"0", "65536", "10-5", "1-", "-3", "x-y", "redis", "1.5"} {
