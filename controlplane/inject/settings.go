@@ -74,13 +74,7 @@ var knobs = []knob{
 		s.uid = n
 		return nil
 	}},
-	{AnnProxyImage, func(s *settings, v string, _ *corev1.Pod) error {
-		if err := checkImageName(v); err != nil {
-			return err
-		}
-		s.proxyImage = strings.TrimSpace(v)
-		return nil
-	}},
+	{AnnProxyImage, image(func(s *settings) *string { return &s.proxyImage })},
 	{AnnProxyVersion, func(s *settings, v string, _ *corev1.Pod) error {
 		if !imageTag.MatchString(strings.TrimSpace(v)) {
 			return errors.New("not an image tag")
@@ -88,13 +82,7 @@ var knobs = []knob{
 		s.proxyVer = strings.TrimSpace(v)
 		return nil
 	}},
-	{AnnInitImage, func(s *settings, v string, _ *corev1.Pod) error {
-		if err := checkImageName(v); err != nil {
-			return err
-		}
-		s.initImage = strings.TrimSpace(v)
-		return nil
-	}},
+	{AnnInitImage, image(func(s *settings) *string { return &s.initImage })},
 	{AnnImagePullPolicy, func(s *settings, v string, _ *corev1.Pod) error {
 		if err := checkPullPolicy(strings.TrimSpace(v)); err != nil {
 			return err
@@ -102,22 +90,8 @@ var knobs = []knob{
 		s.pullPolicy = corev1.PullPolicy(strings.TrimSpace(v))
 		return nil
 	}},
-	{AnnProxyAwait, func(s *settings, v string, _ *corev1.Pod) error {
-		var w string
-		if err := oneOf(&w, v, "enabled", "disabled"); err != nil {
-			return err
-		}
-		s.await = w == "enabled"
-		return nil
-	}},
-	{AnnProxyNativeSidecar, func(s *settings, v string, _ *corev1.Pod) error {
-		var w string
-		if err := oneOf(&w, v, "true", "false"); err != nil {
-			return err
-		}
-		s.native = w == "true"
-		return nil
-	}},
+	{AnnProxyAwait, boolean(func(s *settings) *bool { return &s.await }, "enabled", "disabled")},
+	{AnnProxyNativeSidecar, boolean(func(s *settings) *bool { return &s.native }, "true", "false")},
 	{AnnShutdownGracePeriod, duration(func(s *settings) *string { return &s.shutdownGrace })},
 	{AnnOutboundConnectTimeout, duration(func(s *settings) *string { return &s.connectTimeout })},
 	{AnnDefaultInboundPolicy, func(s *settings, v string, _ *corev1.Pod) error {
@@ -143,6 +117,28 @@ func orList(s []string) string {
 		return s[0]
 	}
 	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
+}
+
+// boolean reads yes or no into the field.
+func boolean(field func(*settings) *bool, yes, no string) func(*settings, string, *corev1.Pod) error {
+	return func(s *settings, v string, _ *corev1.Pod) error {
+		var w string
+		if err := oneOf(&w, v, yes, no); err != nil {
+			return err
+		}
+		*field(s) = w == yes
+		return nil
+	}
+}
+
+func image(field func(*settings) *string) func(*settings, string, *corev1.Pod) error {
+	return func(s *settings, v string, _ *corev1.Pod) error {
+		if err := checkImageName(v); err != nil {
+			return err
+		}
+		*field(s) = strings.TrimSpace(v)
+		return nil
+	}
 }
 
 func quantity(field func(*settings) **resource.Quantity) func(*settings, string, *corev1.Pod) error {
