@@ -179,8 +179,8 @@ func (f *injectFlags) overrides(flags *pflag.FlagSet) (map[string]string, error)
 }
 
 func runInject(ctx context.Context, env *Env, f *injectFlags, flags *pflag.FlagSet, args []string) error {
-	if f.output != manifests.YAML && f.output != manifests.JSON && f.output != manifests.AsInput {
-		return fmt.Errorf("--output %q: want yaml or json", f.output)
+	if err := checkOutput(f.output); err != nil {
+		return err
 	}
 	overrides, err := f.overrides(flags)
 	if err != nil {
@@ -204,7 +204,20 @@ func runInject(ctx context.Context, env *Env, f *injectFlags, flags *pflag.FlagS
 		}
 		fn = func(o *manifests.Object) (string, error) { return annotate(o, value, overrides) }
 	}
-	out, summary, err := manifests.Process(srcs, f.output, fn)
+	return writeManifests(env, srcs, f.output, fn)
+}
+
+// checkOutput validates an --output flag of inject or uninject.
+func checkOutput(output string) error {
+	if output != manifests.YAML && output != manifests.JSON && output != manifests.AsInput {
+		return fmt.Errorf("--output %q: want yaml or json", output)
+	}
+	return nil
+}
+
+// writeManifests applies fn to every object of srcs, writes the result to stdout and the summary to stderr.
+func writeManifests(env *Env, srcs []manifests.Source, output string, fn manifests.Func) error {
+	out, summary, err := manifests.Process(srcs, output, fn)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -34,22 +33,14 @@ annotations stay. Input and output as for inject: every other byte is kept.`,
 }
 
 func runUninject(ctx context.Context, env *Env, output string, args []string) error {
-	if output != manifests.YAML && output != manifests.JSON && output != manifests.AsInput {
-		return fmt.Errorf("--output %q: want yaml or json", output)
+	if err := checkOutput(output); err != nil {
+		return err
 	}
 	srcs, err := manifests.Read(ctx, args, env.Stdin, &http.Client{Timeout: 30 * time.Second})
 	if err != nil {
 		return err
 	}
-	out, summary, err := manifests.Process(srcs, output, uninject)
-	if err != nil {
-		return err
-	}
-	if _, err := env.Stdout.Write(out); err != nil {
-		return err
-	}
-	printSummary(env.Stderr, summary)
-	return nil
+	return writeManifests(env, srcs, output, uninject)
 }
 
 // uninject removes from one object what inject (either mode) adds.
