@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"time"
 
@@ -21,56 +22,25 @@ func Identity() Category {
 	return Category{ID: "sinew-identity", Checks: []Check{
 		{
 			ID: "identity-trust-anchors-valid", Description: "trust anchors are valid", Severity: Error,
-			Run: func(ctx context.Context, env *Env) error {
-				anchors, err := trustAnchors(ctx, env)
-				if err != nil {
-					return err
+			Run: eachCert("trust anchor", trustAnchors, func(c *x509.Certificate, now time.Time) error {
+				if !c.IsCA {
+					return errors.New("is not a CA certificate")
 				}
-				for _, a := range anchors {
-					if !a.IsCA {
-						return fmt.Errorf("trust anchor %q is not a CA certificate", certs.Name(a))
-					}
-					if err := validNow(a, env.now()); err != nil {
-						return fmt.Errorf("trust anchor %q %w", certs.Name(a), err)
-					}
-				}
-				return nil
-			},
+				return validNow(c, now)
+			}),
 		},
 		{
 			ID: "identity-trust-anchors-not-expiring", Description: "trust anchors are valid for at least 60 days", Severity: Warning,
-			Run: func(ctx context.Context, env *Env) error {
-				anchors, err := trustAnchors(ctx, env)
-				if err != nil {
-					return err
-				}
-				for _, a := range anchors {
-					if err := notExpiring(a, env.now()); err != nil {
-						return fmt.Errorf("trust anchor %q %w", certs.Name(a), err)
-					}
-				}
-				return nil
-			},
+			Run: eachCert("trust anchor", trustAnchors, notExpiring),
 		},
 		{
 			ID: "identity-issuer-valid", Description: "issuer certificate is valid", Severity: Error,
-			Run: func(ctx context.Context, env *Env) error {
-				id, err := identityMaterial(ctx, env)
-				if err != nil {
-					return err
+			Run: eachCert("the issuer", issuerCert, func(c *x509.Certificate, now time.Time) error {
+				if !c.IsCA || c.KeyUsage&x509.KeyUsageCertSign == 0 {
+					return errors.New("is not a CA certificate (needs CA:true and keyUsage certSign)")
 				}
-				issuer, err := meshtls.ParseCertificates(id.IssuerCertPEM)
-				if err != nil {
-					return fmt.Errorf("Secret %s/%s tls.crt: %w", env.Namespace, IssuerSecret, err)
-				}
-				if !issuer[0].IsCA || issuer[0].KeyUsage&x509.KeyUsageCertSign == 0 {
-					return fmt.Errorf("the issuer %q is not a CA certificate (needs CA:true and keyUsage certSign)", certs.Name(issuer[0]))
-				}
-				if err := validNow(issuer[0], env.now()); err != nil {
-					return fmt.Errorf("the issuer %q %w", certs.Name(issuer[0]), err)
-				}
-				return nil
-			},
+				return validNow(c, now)
+			}),
 		},
 		{
 			ID: "identity-issuer-chains", Description: "issuer certificate is issued by the trust anchors", Severity: Error,
@@ -89,22 +59,39 @@ func Identity() Category {
 		},
 		{
 			ID: "identity-issuer-not-expiring", Description: "issuer certificate is valid for at least 60 days", Severity: Warning,
-			Run: func(ctx context.Context, env *Env) error {
-				id, err := identityMaterial(ctx, env)
-				if err != nil {
-					return err
-				}
-				issuer, err := meshtls.ParseCertificates(id.IssuerCertPEM)
-				if err != nil {
-					return err
-				}
-				if err := notExpiring(issuer[0], env.now()); err != nil {
-					return fmt.Errorf("the issuer %q %w", certs.Name(issuer[0]), err)
-				}
-				return nil
-			},
+			Run: eachCert("the issuer", issuerCert, notExpiring),
 		},
 	}}
+}
+
+// eachCert is a check that runs check on every certificate list returns; the error names the first that fails,
+// after what it is.
+func eachCert(what string, list func(context.Context, *Env) ([]*x509.Certificate, error), check func(*x509.Certificate, time.Time) error) func(context.Context, *Env) error {
+	return func(ctx context.Context, env *Env) error {
+		cs, err := list(ctx, env)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if err := check(c, env.now()); err != nil {
+				return fmt.Errorf("%s %q %w", what, certs.Name(c), err)
+			}
+		}
+		return nil
+	}
+}
+
+// issuerCert reads the issuer certificate (the first of its Secret's chain) from the cluster.
+func issuerCert(ctx context.Context, env *Env) ([]*x509.Certificate, error) {
+	id, err := identityMaterial(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	chain, err := meshtls.ParseCertificates(id.IssuerCertPEM)
+	if err != nil {
+		return nil, fmt.Errorf("Secret %s/%s tls.crt: %w", env.Namespace, IssuerSecret, err)
+	}
+	return chain[:1], nil
 }
 
 func trustAnchors(ctx context.Context, env *Env) ([]*x509.Certificate, error) {
