@@ -140,10 +140,9 @@ type runner struct {
 	dataDir string
 	logDir  string
 
+	// failOnce lets the first failure through to failed; stop uses it up, so that what stopping ends is no failure.
 	failOnce sync.Once
 	failed   chan error
-	stopping bool // set by stop, read by the watchers under mu
-	mu       sync.Mutex
 
 	cpCancel context.CancelFunc
 	cpDone   chan error
@@ -169,14 +168,14 @@ type process struct {
 	err           error
 }
 
-func (r *runner) fail(err error) {
-	r.mu.Lock()
-	stopping := r.stopping
-	r.mu.Unlock()
-	if stopping {
-		return
+func (r *runner) fail(err error) { r.failOnce.Do(func() { r.failed <- err }) }
+
+// allProcs is the workloads' processes and Prometheus, if it runs.
+func (r *runner) allProcs() []*process {
+	if r.prom == nil {
+		return r.procs
 	}
-	r.failOnce.Do(func() { r.failed <- err })
+	return append(r.procs[:len(r.procs):len(r.procs)], r.prom)
 }
 
 func (r *runner) start(ctx context.Context, resDir string) error {
@@ -255,11 +254,7 @@ func (r *runner) start(ctx context.Context, resDir string) error {
 		fmt.Fprintln(out, line)
 	}
 	// From here on, a process or proxy that stops is a failure of the run.
-	watched := r.procs
-	if r.prom != nil {
-		watched = append(watched[:len(watched):len(watched)], r.prom)
-	}
-	for _, pr := range watched {
+	for _, pr := range r.allProcs() {
 		go func() {
 			<-pr.done
 			r.fail(fmt.Errorf("%s exited: %s%s", pr.name, describeExit(pr.err), tail(pr.logPath)))
@@ -386,14 +381,9 @@ func (r *runner) startProcess(w Workload) (*process, error) {
 // stop ends everything in reverse order of dependence: processes (SIGTERM, then SIGKILL after a grace period),
 // then proxies (drain), then the control plane.
 func (r *runner) stop() {
-	r.mu.Lock()
-	r.stopping = true
-	r.mu.Unlock()
+	r.failOnce.Do(func() {})
 	const grace = 5 * time.Second
-	procs := r.procs
-	if r.prom != nil {
-		procs = append(procs[:len(procs):len(procs)], r.prom)
-	}
+	procs := r.allProcs()
 	for _, pr := range procs {
 		_ = syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGTERM)
 	}
