@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -260,9 +261,10 @@ func TestInstallOrderAndContent(t *testing.T) {
 	if kinds[len(kinds)-1] != "MutatingWebhookConfiguration" {
 		t.Errorf("the webhook configuration is not last: %v", kinds)
 	}
-	firstDeploy := strings.Index(strings.Join(kinds, ","), "Deployment")
+	// exact kinds: a substring search would let ServiceAccount stand in for Service
+	firstDeploy := slices.Index(kinds, "Deployment")
 	for _, k := range []string{"Secret", "ConfigMap", "ServiceAccount", "ClusterRole", "Service"} {
-		if i := strings.Index(strings.Join(kinds, ","), k); i < 0 || i > firstDeploy {
+		if i := slices.Index(kinds, k); i < 0 || i > firstDeploy {
 			t.Errorf("%s comes after the deployments (or is missing): %v", k, kinds)
 		}
 	}
