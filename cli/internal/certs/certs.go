@@ -218,8 +218,7 @@ func CheckIdentity(id Identity, src Sources, now time.Time) (*Checked, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer key %s: %w", src.IssuerKey, err)
 	}
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	if pub, ok := key.Public().(equaler); !ok || !pub.Equal(issuer.PublicKey) {
+	if !keyOf(key, issuer) {
 		return nil, fmt.Errorf("issuer key %s: is not the key of the issuer certificate %s", src.IssuerKey, src.IssuerCert)
 	}
 	return &Checked{Anchors: anchors, Issuer: issuer}, nil
@@ -253,11 +252,17 @@ func CheckWebhook(w Webhook, dnsNames []string, now time.Time) (*x509.Certificat
 	if err != nil {
 		return nil, fmt.Errorf("webhook key: %w", err)
 	}
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	if pub, ok := key.Public().(equaler); !ok || !pub.Equal(cert.PublicKey) {
+	if !keyOf(key, cert) {
 		return nil, errors.New("webhook key: is not the key of the webhook certificate")
 	}
 	return cert, nil
+}
+
+// keyOf says whether key is the private key of c.
+func keyOf(key crypto.Signer, c *x509.Certificate) bool {
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	pub, ok := key.Public().(equaler)
+	return ok && pub.Equal(c.PublicKey)
 }
 
 func validAt(c *x509.Certificate, now time.Time) error {
