@@ -122,11 +122,7 @@ func (in *installer) readInstalled(ctx context.Context) (map[string]any, *existi
 		IssuerCertPEM:   issuer.Data["tls.crt"],
 		IssuerKeyPEM:    issuer.Data["tls.key"],
 	}}
-	if _, err := certs.CheckIdentity(ex.identity, certs.Sources{
-		TrustAnchors: "(ConfigMap " + ns + "/" + check.TrustRootsConfigMap + ")",
-		IssuerCert:   "(Secret " + ns + "/" + check.IssuerSecret + " tls.crt)",
-		IssuerKey:    "(Secret " + ns + "/" + check.IssuerSecret + " tls.key)",
-	}, in.now()); err != nil {
+	if _, err := certs.CheckIdentity(ex.identity, check.IdentitySources(ns), in.now()); err != nil {
 		return nil, nil, fmt.Errorf("the installed identity certificates are not usable: %w; give new ones with the --identity-* file flags", err)
 	}
 	if sec, err := core.Secrets(ns).Get(ctx, check.WebhookSecret, metav1.GetOptions{}); err == nil {

@@ -49,11 +49,7 @@ func Identity() Category {
 				if err != nil {
 					return err
 				}
-				_, err = certs.CheckIdentity(id, certs.Sources{
-					TrustAnchors: "(ConfigMap " + env.Namespace + "/" + TrustRootsConfigMap + ")",
-					IssuerCert:   "(Secret " + env.Namespace + "/" + IssuerSecret + " tls.crt)",
-					IssuerKey:    "(Secret " + env.Namespace + "/" + IssuerSecret + " tls.key)",
-				}, env.now())
+				_, err = certs.CheckIdentity(id, IdentitySources(env.Namespace), env.now())
 				return err
 			},
 		},
@@ -62,6 +58,15 @@ func Identity() Category {
 			Run: eachCert("the issuer", issuerCert, notExpiring),
 		},
 	}}
+}
+
+// IdentitySources names the cluster objects an installed identity is read from, for certs.CheckIdentity's errors.
+func IdentitySources(ns string) certs.Sources {
+	return certs.Sources{
+		TrustAnchors: "(ConfigMap " + ns + "/" + TrustRootsConfigMap + ")",
+		IssuerCert:   "(Secret " + ns + "/" + IssuerSecret + " tls.crt)",
+		IssuerKey:    "(Secret " + ns + "/" + IssuerSecret + " tls.key)",
+	}
 }
 
 // eachCert is a check that runs check on every certificate list returns; the error names the first that fails,
