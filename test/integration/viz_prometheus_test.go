@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -228,15 +227,4 @@ func TestVizAgainstPrometheus(t *testing.T) {
 		t.Errorf("sinew viz edges deploy -o wide lacks a secured web → voting edge with both identities:\n%s", edgesTable)
 	}
 	t.Logf("sinew viz stat deploy:\n%s\nsinew viz edges deploy -o wide:\n%s", statTable, edgesTable)
-}
-
-// freeAddr picks a free loopback address for a child process to listen on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
