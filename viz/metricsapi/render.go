@@ -7,6 +7,8 @@ import (
 	"math"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/sinewmesh/sinew/internal/meshtls"
 )
 
 // Output formats.
@@ -108,7 +110,7 @@ func shortID(id string) string {
 	if id == "" {
 		return "-"
 	}
-	if ns, sa, ok := spiffeNSAndSA(id); ok {
+	if _, ns, sa, err := meshtls.ParseID(id); err == nil {
 		return sa + "." + ns
 	}
 	return id

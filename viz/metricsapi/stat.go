@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"math"
 	"sort"
-	"strings"
 	"time"
 
+	"github.com/sinewmesh/sinew/internal/meshtls"
 	"github.com/sinewmesh/sinew/viz/internal/promql"
 )
 
@@ -202,8 +202,8 @@ func Edges(ctx context.Context, q Querier, kind Kind, ns string, window time.Dur
 func matchClient(ids []string, ns, name string) string {
 	var sameNS []string
 	for _, id := range ids {
-		idNS, sa, ok := spiffeNSAndSA(id)
-		if !ok || idNS != ns {
+		_, idNS, sa, err := meshtls.ParseID(id)
+		if err != nil || idNS != ns {
 			continue
 		}
 		if sa == name {
@@ -215,17 +215,4 @@ func matchClient(ids []string, ns, name string) string {
 		return sameNS[0]
 	}
 	return ""
-}
-
-// spiffeNSAndSA reads spiffe://<trust domain>/ns/<ns>/sa/<sa>.
-func spiffeNSAndSA(id string) (ns, sa string, ok bool) {
-	rest, found := strings.CutPrefix(id, "spiffe://")
-	if !found {
-		return "", "", false
-	}
-	parts := strings.Split(rest, "/")
-	if len(parts) != 5 || parts[1] != "ns" || parts[3] != "sa" {
-		return "", "", false
-	}
-	return parts[2], parts[4], true
 }
