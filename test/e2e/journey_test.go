@@ -472,8 +472,9 @@ func checkMeshedTraffic(t *testing.T) {
 		t.Logf("mTLS seen in the proxies' metrics:\n%s", strings.Join(found, "\n"))
 		return nil
 	})
-	// nothing between these workloads went in plaintext
-	s := metricsOfQuiet(web)
+	// nothing between these workloads went in plaintext (metricsOf, not metricsOfQuiet: an unreadable /metrics
+	// would read as no plaintext requests)
+	s := metricsOf(t, web)
 	if v := sum(s, "request_total", map[string]string{"direction": "outbound", "tls": "false|", "dst_namespace": appNS}); v > 0 {
 		t.Errorf("web's proxy sent %g requests to emojivoto services without mTLS:\n%s", v, grepSamples(s, "request_total"))
 	}
