@@ -117,25 +117,19 @@ func Stat(req StatRequest) (StatQueries, error) {
 	var q StatQueries
 	var sel selector
 	direction := "inbound"
-	switch {
-	case req.From != nil:
+	q.NamespaceLabel, q.NameLabel = "namespace", res.Kind.Label()
+	if req.From != nil {
 		direction = "outbound"
 		sel.add(req.From.Kind.Label(), req.From.Name)
 		sel.add("namespace", req.From.Namespace)
 		q.NamespaceLabel, q.NameLabel = "dst_namespace", res.Kind.DstLabel()
-		sel.add(q.NameLabel, res.Name)
-		sel.add(q.NamespaceLabel, res.Namespace)
-	case req.To != nil:
+	}
+	sel.add(q.NameLabel, res.Name)
+	sel.add(q.NamespaceLabel, res.Namespace)
+	if req.To != nil {
 		direction = "outbound"
-		q.NamespaceLabel, q.NameLabel = "namespace", res.Kind.Label()
-		sel.add(q.NameLabel, res.Name)
-		sel.add(q.NamespaceLabel, res.Namespace)
 		sel.add(req.To.Kind.DstLabel(), req.To.Name)
 		sel.add("dst_namespace", req.To.Namespace)
-	default:
-		q.NamespaceLabel, q.NameLabel = "namespace", res.Kind.Label()
-		sel.add(q.NameLabel, res.Name)
-		sel.add(q.NamespaceLabel, res.Namespace)
 	}
 	by := groupBy(q.NamespaceLabel, q.NameLabel)
 	traffic := append(selector{{"direction", direction}}, sel...)
