@@ -1,9 +1,10 @@
 package metricsapi
 
 import (
+	"cmp"
 	"context"
-	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -77,7 +78,7 @@ func Stat(ctx context.Context, q Querier, req StatRequest, at time.Time) ([]Stat
 		}
 		return r
 	}
-	var success map[*StatRow]float64 = map[*StatRow]float64{}
+	success := map[*StatRow]float64{}
 	steps := []struct {
 		query string
 		set   func(*StatRow, float64)
@@ -191,10 +192,9 @@ func Edges(ctx context.Context, q Querier, kind Kind, ns string, window time.Dur
 		e.ClientID = matchClient(clients[[2]string{e.DstNamespace, e.Dst}], e.SrcNamespace, e.Src)
 		result = append(result, *e)
 	}
-	sort.Slice(result, func(i, j int) bool {
-		a, b := result[i], result[j]
-		return fmt.Sprint(a.SrcNamespace, "/", a.Src, "→", a.DstNamespace, "/", a.Dst) <
-			fmt.Sprint(b.SrcNamespace, "/", b.Src, "→", b.DstNamespace, "/", b.Dst)
+	slices.SortFunc(result, func(a, b Edge) int {
+		return cmp.Or(cmp.Compare(a.SrcNamespace, b.SrcNamespace), cmp.Compare(a.Src, b.Src),
+			cmp.Compare(a.DstNamespace, b.DstNamespace), cmp.Compare(a.Dst, b.Dst))
 	})
 	return result, nil
 }
