@@ -125,7 +125,8 @@ func (stateTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 func msSince(t time.Time) float64 { return float64(time.Since(t)) / float64(time.Millisecond) }
 
 func grpcStatus(h http.Header) int {
-	v := h.Get("grpc-status")
+	// Canonical already, so Get does not allocate a canonical copy of the key on every response.
+	v := h.Get("Grpc-Status")
 	if v == "" {
 		return -1
 	}
