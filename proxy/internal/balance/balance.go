@@ -40,20 +40,23 @@ func NewEndpoint(addr string, weight uint32, value any) *Endpoint {
 // Pending is the number of requests or connections in flight.
 func (e *Endpoint) Pending() int64 { return e.pending.Load() }
 
-// Start marks a request as in flight and returns a function that records its latency and ends it. Call the
-// returned function exactly once, when the response headers (or the connection) arrived or the attempt failed.
-func (e *Endpoint) Start() (done func(failed bool)) {
+// Start marks a request as in flight and returns its start time. Pass that to Done exactly once, when the
+// response headers (or the connection) arrived or the attempt failed. (A pair of calls, not a returned closure:
+// the closure was an allocation on every request.)
+func (e *Endpoint) Start() time.Time {
 	e.pending.Add(1)
-	start := time.Now()
-	return func(failed bool) {
-		e.pending.Add(-1)
-		rtt := time.Since(start)
-		if failed {
-			// A failure is as bad as the slowest answer we have seen: make the endpoint look expensive.
-			rtt = max(rtt, 2*time.Duration(e.rtt()))
-		}
-		e.observe(start.Add(rtt), rtt)
+	return time.Now()
+}
+
+// Done records the latency of a request begun at start and ends it.
+func (e *Endpoint) Done(start time.Time, failed bool) {
+	e.pending.Add(-1)
+	rtt := time.Since(start)
+	if failed {
+		// A failure is as bad as the slowest answer we have seen: make the endpoint look expensive.
+		rtt = max(rtt, 2*time.Duration(e.rtt()))
 	}
+	e.observe(start.Add(rtt), rtt)
 }
 
 func (e *Endpoint) rtt() float64 {

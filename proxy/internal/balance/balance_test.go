@@ -88,7 +88,7 @@ func BenchmarkPick(b *testing.B) {
 	set := NewSet(eps)
 	b.ReportAllocs()
 	for b.Loop() {
-		done := set.Pick().Start()
-		done(false)
+		e := set.Pick()
+		e.Done(e.Start(), false)
 	}
 }

@@ -116,9 +116,9 @@ func (stateTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if st.ep == nil {
 		return st.rt.RoundTrip(req)
 	}
-	done := st.ep.Start()
+	start := st.ep.Start()
 	resp, err := st.rt.RoundTrip(req)
-	done(err != nil || resp.StatusCode >= 500)
+	st.ep.Done(start, err != nil || resp.StatusCode >= 500)
 	return resp, err
 }
 

@@ -219,9 +219,9 @@ func (o *Outbound) forwardTCP(conn net.Conn, ci *connInfo) {
 		o.tcpFailed(conn, ci, err)
 		return
 	}
-	done := ep.bal.Start()
+	start := ep.bal.Start()
 	up, err := ep.dialTCP(ctx, o.timeouts.Connect)
-	done(err != nil)
+	ep.bal.Done(start, err != nil)
 	if err != nil {
 		o.tcpFailed(conn, ci, err)
 		return
