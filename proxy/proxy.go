@@ -262,15 +262,16 @@ func (p *Proxy) Run(ctx context.Context) error {
 		return nil
 	})
 	var accepting sync.WaitGroup
+	stopAccepting := make(chan struct{})
 	if p.inboundLn != nil {
 		accepting.Add(1)
-		go func() { defer accepting.Done(); p.acceptLoop(p.inboundLn, p.in.Handle) }()
+		go func() { defer accepting.Done(); p.acceptLoop(p.inboundLn, stopAccepting, p.in.Handle) }()
 	}
 	for _, o := range p.outboundLn {
 		accepting.Add(1)
 		go func() {
 			defer accepting.Done()
-			p.acceptLoop(o.ln, func(c net.Conn) { p.out.Handle(c, o.target) })
+			p.acceptLoop(o.ln, stopAccepting, func(c net.Conn) { p.out.Handle(c, o.target) })
 		}()
 	}
 	p.log.Info("proxy started", "mode", p.cfg.Mode, "identity", p.cfg.LocalName, "inbound", p.InboundAddr(),
@@ -286,6 +287,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 
 	p.log.Info("draining", "grace_period", p.cfg.ShutdownGrace)
 	p.draining.Store(true)
+	close(stopAccepting)
 	if p.inboundLn != nil {
 		p.inboundLn.Close()
 	}
@@ -317,7 +319,8 @@ func (p *Proxy) Run(ctx context.Context) error {
 }
 
 // acceptLoop accepts until ln is closed; temporary errors (out of file descriptors) back off instead of spinning.
-func (p *Proxy) acceptLoop(ln net.Listener, handle func(net.Conn)) {
+// A backoff ends early when stop closes, so draining does not wait for it.
+func (p *Proxy) acceptLoop(ln net.Listener, stop <-chan struct{}, handle func(net.Conn)) {
 	backoff := 5 * time.Millisecond
 	for {
 		c, err := ln.Accept()
@@ -326,7 +329,11 @@ func (p *Proxy) acceptLoop(ln net.Listener, handle func(net.Conn)) {
 				return
 			}
 			p.log.Warn("accept failed", "listener", ln.Addr().String(), "retry_in", backoff, "err", err)
-			time.Sleep(backoff)
+			select {
+			case <-stop:
+				return
+			case <-time.After(backoff):
+			}
 			backoff = min(2*backoff, time.Second)
 			continue
 		}
