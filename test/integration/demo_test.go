@@ -94,6 +94,47 @@ func (b *lineReader) waitLine(t *testing.T, re *regexp.Regexp, timeout time.Dura
 	}
 }
 
+// demoProc is a running `sinew demo`.
+type demoProc struct {
+	cmd    *exec.Cmd
+	out    *lineReader
+	stderr bytes.Buffer
+	done   chan struct{} // closed once the process has exited; err is then what Wait returned
+	err    error
+}
+
+// startDemo runs `sinew demo` with args from the binaries in bin. At the end of the test, a demo still running is
+// stopped with Ctrl-C, and killed if it has not exited 30s later.
+func startDemo(t *testing.T, bin string, args ...string) *demoProc {
+	t.Helper()
+	d := &demoProc{cmd: exec.Command(filepath.Join(bin, "sinew"), append([]string{"demo"}, args...)...), done: make(chan struct{})}
+	stdout, err := d.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Stderr = &d.stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.out = lines(stdout)
+	go func() { d.err = d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-d.done:
+			return
+		default:
+		}
+		_ = d.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-d.done:
+		case <-time.After(30 * time.Second):
+			_ = d.cmd.Process.Kill()
+			<-d.done
+		}
+	})
+	return d
+}
+
 // appProcesses keeps the emojivoto processes of a list from processesMarked (the demo may also run Prometheus).
 func appProcesses(procs []string) []string {
 	var apps []string
@@ -128,19 +169,8 @@ func TestSinewDemo(t *testing.T) {
 	}
 	bin := buildBinaries(t, "sinew", "emojivoto")
 	base := freePortBase(t, 50)
-	demo := exec.Command(filepath.Join(bin, "sinew"), "demo", "--no-traffic", "--port-base", fmt.Sprint(base))
-	stdout, _ := demo.StdoutPipe()
-	var stderr bytes.Buffer
-	demo.Stderr = &stderr
-	if err := demo.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- demo.Wait() }()
-	t.Cleanup(func() {
-		_ = demo.Process.Kill()
-	})
-	out := lines(stdout)
+	demo := startDemo(t, bin, "--no-traffic", "--port-base", fmt.Sprint(base))
+	out := demo.out
 	dataDir := out.waitLine(t, regexp.MustCompile(`logs in (\S+)/logs\)`), 90*time.Second)[1]
 	url := out.waitLine(t, regexp.MustCompile(`Open the app .*(http://\S+/)$`), 5*time.Second)[1]
 	out.waitLine(t, regexp.MustCompile(`Ctrl-C stops everything`), 5*time.Second)
@@ -224,13 +254,13 @@ func TestSinewDemo(t *testing.T) {
 	if marked := appProcesses(processesMarked(dataDir)); len(marked) != 3 {
 		t.Fatalf("want 3 running app processes (emoji, voting, web), found %v", marked)
 	}
-	if err := demo.Process.Signal(syscall.SIGINT); err != nil {
+	if err := demo.cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("sinew demo exited with %v after Ctrl-C:\n%s", err, stderr.String())
+	case <-demo.done:
+		if demo.err != nil {
+			t.Fatalf("sinew demo exited with %v after Ctrl-C:\n%s", demo.err, demo.stderr.String())
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("sinew demo did not stop within 30s of Ctrl-C")
@@ -251,27 +281,15 @@ func TestSinewDemoKilledLeavesNothing(t *testing.T) {
 	}
 	bin := buildBinaries(t, "sinew", "emojivoto")
 	base := freePortBase(t, 50)
-	demo := exec.Command(filepath.Join(bin, "sinew"), "demo", "--port-base", fmt.Sprint(base))
-	stdout, _ := demo.StdoutPipe()
-	if err := demo.Start(); err != nil {
-		t.Fatal(err)
-	}
-	killed := false
-	t.Cleanup(func() {
-		if !killed {
-			_ = demo.Process.Kill()
-			_ = demo.Wait()
-		}
-	})
-	out := lines(stdout)
+	demo := startDemo(t, bin, "--port-base", fmt.Sprint(base))
+	out := demo.out
 	dataDir := out.waitLine(t, regexp.MustCompile(`logs in (\S+)/logs\)`), 90*time.Second)[1]
 	out.waitLine(t, regexp.MustCompile(`Ctrl-C stops everything`), 5*time.Second)
 	if marked := appProcesses(processesMarked(dataDir)); len(marked) != 4 {
 		t.Fatalf("want 4 app processes (emoji, voting, web, vote-bot), found %v", marked)
 	}
-	_ = demo.Process.Kill()
-	_ = demo.Wait()
-	killed = true
+	_ = demo.cmd.Process.Kill()
+	<-demo.done
 	eventually(t, 10*time.Second, "children gone", func() error {
 		if left := processesMarked(dataDir); len(left) > 0 {
 			return fmt.Errorf("still running: %v", left)

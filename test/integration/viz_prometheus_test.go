@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,26 +34,8 @@ func TestVizAgainstPrometheus(t *testing.T) {
 	base := freePortBase(t, 50)
 
 	// The mesh.
-	demo := exec.Command(filepath.Join(bin, "sinew"), "demo", "--no-traffic", "--port-base", fmt.Sprint(base), "--prometheus", promBin)
-	stdout, _ := demo.StdoutPipe()
-	var demoErr bytes.Buffer
-	demo.Stderr = &demoErr
-	if err := demo.Start(); err != nil {
-		t.Fatal(err)
-	}
-	demoExited := make(chan error, 1)
-	go func() { demoExited <- demo.Wait() }()
-	t.Cleanup(func() {
-		_ = demo.Process.Signal(syscall.SIGINT)
-		select {
-		case <-demoExited:
-		case <-time.After(30 * time.Second):
-			_ = demo.Process.Kill()
-			<-demoExited
-		}
-	})
-	out := lines(stdout)
-	out.waitLine(t, regexp.MustCompile(`Ctrl-C stops everything`), 90*time.Second)
+	demo := startDemo(t, bin, "--no-traffic", "--port-base", fmt.Sprint(base), "--prometheus", promBin)
+	demo.out.waitLine(t, regexp.MustCompile(`Ctrl-C stops everything`), 90*time.Second)
 
 	// The demo's own Prometheus (base+5), scraping every proxy with the label contract's labels.
 	promURL := fmt.Sprintf("http://127.0.0.1:%d", base+5)
