@@ -151,9 +151,11 @@ func TestVizAgainstPrometheus(t *testing.T) {
 	// Edges: web → voting over mTLS, each side's verified identity.
 	const webID, votingID = "spiffe://cluster.local/ns/emojivoto/sa/web", "spiffe://cluster.local/ns/emojivoto/sa/voting"
 	var edge metricsapi.Edge
+	var edges []metricsapi.Edge
 	eventually(t, 30*time.Second, "the web → voting edge", func() error {
 		round()
-		edges, err := metricsapi.Edges(ctx, client, metricsapi.KindPod, "emojivoto", window, time.Time{})
+		var err error
+		edges, err = metricsapi.Edges(ctx, client, metricsapi.KindPod, "emojivoto", window, time.Time{})
 		if err != nil {
 			return err
 		}
@@ -172,8 +174,9 @@ func TestVizAgainstPrometheus(t *testing.T) {
 		t.Errorf("edge %+v: want secured, client %s, server %s", edge, webID, votingID)
 	}
 	var et bytes.Buffer
-	edges, _ := metricsapi.Edges(ctx, client, metricsapi.KindPod, "emojivoto", window, time.Time{})
-	_ = metricsapi.WriteEdges(&et, edges, metricsapi.OutputWide)
+	if err := metricsapi.WriteEdges(&et, edges, metricsapi.OutputWide); err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("edges:\n%s", et.String())
 
 	// The same, as a user sees it: `sinew viz stat` and `sinew viz edges` against the demo's Prometheus.
