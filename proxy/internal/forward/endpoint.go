@@ -112,13 +112,11 @@ func newEndpoint(info discovery.Endpoint, setLabels map[string]string, m *metric
 func (e *endpoint) same(info discovery.Endpoint) bool { return reflect.DeepEqual(e.info, info) }
 
 func (e *endpoint) route(authority string) *metrics.Route {
-	if r, ok := e.routes.Load(authority); ok {
-		return r.(*metrics.Route)
-	}
-	l := e.labels
-	l.Authority = authority
-	r, _ := e.routes.LoadOrStore(authority, e.m.Route(l))
-	return r.(*metrics.Route)
+	return cached(&e.routes, authority, func() *metrics.Route {
+		l := e.labels
+		l.Authority = authority
+		return e.m.Route(l)
+	})
 }
 
 func (e *endpoint) tcpMetrics() *metrics.Conn {

@@ -72,6 +72,16 @@ func accept(srv *server, raw net.Conn, cm *metrics.Conn) (net.Conn, bool) {
 	}}, true
 }
 
+// cached returns m's value for k, making it with mk the first time. Callers racing on a new key may each call
+// mk; one result is kept and returned to all of them, so mk must be safe to call and discard.
+func cached[K comparable, V any](m *sync.Map, k K, mk func() V) V {
+	if v, ok := m.Load(k); ok {
+		return v.(V)
+	}
+	v, _ := m.LoadOrStore(k, mk())
+	return v.(V)
+}
+
 // connCtx is the base context of connections: not the Run context, so in-flight requests survive the start of
 // a graceful drain; a hard stop closes the connections instead.
 func connCtx() context.Context { return context.Background() }

@@ -173,16 +173,8 @@ func (in *Inbound) key(ci *connInfo) string { return ci.appAddr + "|" + ci.tls +
 func (in *Inbound) metered(c net.Conn, ci *connInfo) net.Conn {
 	k := in.key(ci)
 	l := metrics.Labels{Direction: "inbound", TargetAddr: ci.appAddr, TLS: ci.tls, ClientID: ci.clientID}
-	cm, ok := in.conns.Load(k)
-	if !ok {
-		cm, _ = in.conns.LoadOrStore(k, in.deps.Metrics.Conn(l, "src"))
-	}
-	r, ok := in.routes.Load(k)
-	if !ok {
-		r, _ = in.routes.LoadOrStore(k, in.deps.Metrics.Route(l))
-	}
-	ci.route = r.(*metrics.Route)
-	m := cm.(*metrics.Conn)
+	m := cached(&in.conns, k, func() *metrics.Conn { return in.deps.Metrics.Conn(l, "src") })
+	ci.route = cached(&in.routes, k, func() *metrics.Route { return in.deps.Metrics.Route(l) })
 	m.Opened()
 	return &trackedConn{Conn: &countingConn{Conn: c, m: m}, onClose: func() { m.Closed(false) }}
 }

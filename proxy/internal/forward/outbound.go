@@ -91,11 +91,9 @@ func (o *Outbound) Handle(raw net.Conn, target string) {
 }
 
 func (o *Outbound) acceptMetrics(target string) *metrics.Conn {
-	if c, ok := o.accepted.Load(target); ok {
-		return c.(*metrics.Conn)
-	}
-	c, _ := o.accepted.LoadOrStore(target, o.deps.Metrics.Conn(metrics.Labels{Direction: "outbound", TLS: "no_identity", Authority: target}, "src"))
-	return c.(*metrics.Conn)
+	return cached(&o.accepted, target, func() *metrics.Conn {
+		return o.deps.Metrics.Conn(metrics.Labels{Direction: "outbound", TLS: "no_identity", Authority: target}, "src")
+	})
 }
 
 // ServeHTTP forwards one request from the application.
@@ -131,11 +129,9 @@ func (o *Outbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (o *Outbound) failRoute(authority string) *metrics.Route {
-	if r, ok := o.failRoutes.Load(authority); ok {
-		return r.(*metrics.Route)
-	}
-	r, _ := o.failRoutes.LoadOrStore(authority, o.deps.Metrics.Route(metrics.Labels{Direction: "outbound", Authority: authority, TLS: "no_identity"}))
-	return r.(*metrics.Route)
+	return cached(&o.failRoutes, authority, func() *metrics.Route {
+		return o.deps.Metrics.Route(metrics.Labels{Direction: "outbound", Authority: authority, TLS: "no_identity"})
+	})
 }
 
 // pick resolves the target and chooses an endpoint.
@@ -182,11 +178,9 @@ func (o *Outbound) pool(target string) *pool {
 }
 
 func (o *Outbound) passthroughEndpoint(addr string) *endpoint {
-	v, ok := o.passthrough.Load(addr)
-	if !ok {
-		v, _ = o.passthrough.LoadOrStore(addr, newEndpoint(discovery.Endpoint{Addr: addr, Weight: 1}, nil, o.deps.Metrics, o.dialer))
-	}
-	e := v.(*endpoint)
+	e := cached(&o.passthrough, addr, func() *endpoint {
+		return newEndpoint(discovery.Endpoint{Addr: addr, Weight: 1}, nil, o.deps.Metrics, o.dialer)
+	})
 	e.lastUsed.Store(time.Now().UnixNano())
 	return e
 }
