@@ -12,6 +12,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -263,6 +264,28 @@ func (c *ControlPlane) shutdown() {
 
 // TrustAnchorsPEM returns the trust anchors proxies must trust (also written to DataDir/ca.crt).
 func (c *ControlPlane) TrustAnchorsPEM() []byte { return append([]byte(nil), c.ca.AnchorsPEM...) }
+
+// LocalCertificate returns a certificate source for an in-process client of the mesh with identity
+// spiffe://<trust domain>/ns/<namespace>/sa/<serviceAccount>, such as the local mode's tap service. Its private key
+// is generated here and never leaves the process; the certificate renews itself at 70 % of its lifetime.
+func (c *ControlPlane) LocalCertificate(namespace, serviceAccount string) (func() *tls.Certificate, error) {
+	td, err := spiffeid.TrustDomainFromString(c.cfg.TrustDomain)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := identity.NewServingCert(c.ca, td, namespace, serviceAccount, c.cfg.CertLifetime, nil)
+	if err != nil {
+		return nil, err
+	}
+	return func() *tls.Certificate {
+		cert, err := sc.GetCertificate(nil)
+		if err != nil {
+			c.log.Error("renewing a local certificate", "identity", sc.ID().String(), "err", err)
+			return nil
+		}
+		return cert
+	}, nil
+}
 
 // IssueJoinToken issues a token that lets the proxy of workload namespace/workload obtain its certificate. The
 // workload need not exist yet; it must when the token is used.

@@ -5,7 +5,7 @@ import (
 	"strconv"
 )
 
-// DefaultPortBase is where the demo's ports start: base+0..3 control plane, +5 Prometheus, base+10.. emoji, +20.. voting,
+// DefaultPortBase is where the demo's ports start: base+0..3 control plane, +5 Prometheus, +6 viz, base+10.. emoji, +20.. voting,
 // +30.. web, +40.. vote-bot.
 const DefaultPortBase = 17000
 
@@ -63,6 +63,9 @@ func Demo(base int, traffic bool, bin string) *Mesh {
 
 // DemoPrometheus is where the demo's Prometheus listens.
 func DemoPrometheus(base int) string { return "127.0.0.1:" + strconv.Itoa(base+5) }
+
+// DemoViz is where the demo serves the viz API and dashboard.
+func DemoViz(base int) string { return "127.0.0.1:" + strconv.Itoa(base+6) }
 
 // DemoURL is the web application's address through web's proxy.
 func DemoURL(base int) string { return fmt.Sprintf("http://127.0.0.1:%d/", base+31) }

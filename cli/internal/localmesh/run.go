@@ -40,6 +40,8 @@ type Options struct {
 	// Prometheus, when its Binary is set, is started once the proxies are ready, scraping every proxy with the
 	// labels viz queries by (docs/observability/viz.md), listening on Listen.
 	Prometheus PrometheusOptions
+	// Viz, when its Listen is set, serves the viz API and dashboard once the proxies (and Prometheus) are up.
+	Viz VizOptions
 }
 
 // PrometheusOptions says which Prometheus to run beside the mesh.
@@ -54,7 +56,9 @@ type Running struct {
 	ControlPlane ControlPlane
 	// PrometheusURL is set when a Prometheus runs beside the mesh.
 	PrometheusURL string
-	Workloads     []RunningWorkload
+	// VizURL is the viz API and dashboard, when served.
+	VizURL    string
+	Workloads []RunningWorkload
 }
 
 // RunningWorkload is a started workload.
@@ -81,6 +85,9 @@ func Run(ctx context.Context, m *Mesh, opts Options) (err error) {
 	bindings := m.Bindings()
 	if opts.Prometheus.Binary != "" {
 		bindings = append(bindings, Binding{opts.Prometheus.Listen, "prometheus"})
+	}
+	if opts.Viz.Listen != "" {
+		bindings = append(bindings, Binding{opts.Viz.Listen, "viz dashboard and API"})
 	}
 	if err := checkFree(bindings); err != nil {
 		return err
@@ -151,6 +158,10 @@ type runner struct {
 	proxies []*runningProxy
 	procs   []*process
 	prom    *process
+
+	viz     *http.Server
+	vizAddr string
+	vizLog  *os.File
 }
 
 type runningProxy struct {
@@ -227,6 +238,12 @@ func (r *runner) start(ctx context.Context, resDir string) error {
 		}
 		fmt.Fprintf(out, "✔ prometheus scraping every proxy: http://%s\n", r.opts.Prometheus.Listen)
 	}
+	if r.opts.Viz.Listen != "" {
+		if err := r.startViz(cp); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "✔ viz dashboard and API: http://%s\n", r.vizAddr)
+	}
 
 	for i, w := range m.Spec.Workloads {
 		pr, err := r.startProcess(w)
@@ -265,6 +282,9 @@ func (r *runner) start(ctx context.Context, resDir string) error {
 			Identity: cp.IdentityAddr(), Destination: cp.DestinationAddr(), Policy: cp.PolicyAddr(), Admin: cp.AdminAddr()}}
 		if r.prom != nil {
 			run.PrometheusURL = "http://" + r.opts.Prometheus.Listen
+		}
+		if r.viz != nil {
+			run.VizURL = "http://" + r.vizAddr
 		}
 		for i, pr := range r.procs {
 			run.Workloads = append(run.Workloads, RunningWorkload{Name: pr.name, PID: pr.cmd.Process.Pid,
@@ -396,6 +416,13 @@ func (r *runner) stop() {
 		}
 		// Anything the process left in its group goes too.
 		_ = syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	if r.viz != nil {
+		// It holds no state; closing it ends the taps in flight, which the proxies then see end.
+		_ = r.viz.Close()
+	}
+	if r.vizLog != nil {
+		r.vizLog.Close()
 	}
 	for _, rp := range r.proxies {
 		rp.cancel()

@@ -1,0 +1,128 @@
+package tapsvc
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/sinewmesh/sinew/controlplane/inject"
+	"github.com/sinewmesh/sinew/internal/meshtls"
+	"github.com/sinewmesh/sinew/viz/metricsapi"
+)
+
+// Static resolves from a fixed list of proxies: the local mesh, whose workloads are known when it starts.
+type Static []Target
+
+// Targets returns the proxies of r, sorted by name.
+func (s Static) Targets(_ context.Context, r metricsapi.Resource) ([]Target, error) {
+	var out []Target
+	for _, t := range s {
+		if selects(r, t) {
+			out = append(out, t)
+		}
+	}
+	sortTargets(out)
+	return out, nil
+}
+
+func selects(r metricsapi.Resource, t Target) bool {
+	if r.Namespace != "" && t.Namespace != r.Namespace {
+		return false
+	}
+	switch r.Kind {
+	case metricsapi.KindDeployment:
+		return r.Name == "" || t.Deployment == r.Name
+	case metricsapi.KindPod:
+		return r.Name == "" || t.Pod == r.Name
+	case metricsapi.KindNamespace:
+		return r.Name == "" || t.Namespace == r.Name
+	}
+	return false
+}
+
+func sortTargets(ts []Target) {
+	sort.Slice(ts, func(i, j int) bool { return ts[i].Name() < ts[j].Name() })
+}
+
+// Kubernetes resolves from the cluster's pods: running, injected pods (those with the injector's
+// sinew.dev/proxy-* labels) that have an IP, tapped on their tap container port.
+type Kubernetes struct {
+	Client      kubernetes.Interface
+	TrustDomain string
+}
+
+// TapPortName is the injected proxy's tap container port.
+const TapPortName = "sinew-tap"
+
+// DefaultTapPort is the tap port when a pod does not name one.
+const DefaultTapPort = 4190
+
+// Targets lists the pods of r with one API call.
+func (k Kubernetes) Targets(ctx context.Context, r metricsapi.Resource) ([]Target, error) {
+	sel := labels.Set{}
+	opts := metav1.ListOptions{}
+	switch r.Kind {
+	case metricsapi.KindDeployment:
+		if r.Name != "" {
+			sel[inject.OwnerLabelPrefix+"deployment"] = r.Name
+		}
+	case metricsapi.KindPod:
+		if r.Name != "" {
+			opts.FieldSelector = "metadata.name=" + r.Name
+		}
+	}
+	if len(sel) > 0 {
+		opts.LabelSelector = sel.String()
+	}
+	pods, err := k.Client.CoreV1().Pods(r.Namespace).List(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("listing pods: %w", err)
+	}
+	var out []Target
+	for i := range pods.Items {
+		if t, ok := k.target(&pods.Items[i]); ok {
+			out = append(out, t)
+		}
+	}
+	sortTargets(out)
+	return out, nil
+}
+
+func (k Kubernetes) target(p *corev1.Pod) (Target, bool) {
+	if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" || p.DeletionTimestamp != nil {
+		return Target{}, false
+	}
+	port, meshed := 0, false
+	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for _, c := range cs {
+			if c.Name != inject.ProxyContainerName {
+				continue
+			}
+			meshed, port = true, DefaultTapPort
+			for _, cp := range c.Ports {
+				if cp.Name == TapPortName {
+					port = int(cp.ContainerPort)
+				}
+			}
+		}
+	}
+	if !meshed {
+		return Target{}, false
+	}
+	sa := p.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default"
+	}
+	return Target{
+		Namespace: p.Namespace, Pod: p.Name, Deployment: p.Labels[inject.OwnerLabelPrefix+"deployment"],
+		Addr:     net.JoinHostPort(p.Status.PodIP, strconv.Itoa(port)),
+		Identity: meshtls.ID(k.TrustDomain, p.Namespace, sa),
+	}, true
+}
