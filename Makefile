@@ -1,12 +1,12 @@
 # sinew — developer entry points. `make demo` runs the local mesh; `make test` is what CI runs.
 GO ?= go
 BIN := bin
-BINARIES := sinew sinew-proxy sinew-controller sinew-init emojivoto
+BINARIES := sinew sinew-proxy sinew-controller sinew-init sinew-viz emojivoto
 # The build's version: internal/version.Version unless given. Binaries and images get the same one, so a CLI
 # installs the images it was built with.
 VERSION ?= $(shell sed -n 's/^var Version = "\(.*\)"$$/\1/p' internal/version/version.go)
 VERSION_LDFLAGS := -X github.com/sinewmesh/sinew/internal/version.Version=$(VERSION)
-IMAGES := sinew-proxy sinew-controller sinew-init emojivoto
+IMAGES := sinew-proxy sinew-controller sinew-init sinew-viz emojivoto
 CLUSTER_WORKDIR ?= /tmp/sinew-cluster
 
 .PHONY: all build gen gen-check test test-race fuzz bench bench-full demo clean lint images cluster-up cluster-down cluster-load e2e

@@ -1,0 +1,208 @@
+// Command sinew-viz runs viz in Kubernetes: the API the `sinew viz` commands read, the tap fan-out to the proxies
+// and the dashboard (docs/architecture/viz.md).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"regexp"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/sinewmesh/sinew/internal/identityclient"
+	"github.com/sinewmesh/sinew/internal/meshtls"
+	"github.com/sinewmesh/sinew/internal/version"
+	"github.com/sinewmesh/sinew/viz/metricsapi"
+	"github.com/sinewmesh/sinew/viz/server"
+	"github.com/sinewmesh/sinew/viz/tapsvc"
+	"github.com/sinewmesh/sinew/viz/web"
+)
+
+type config struct {
+	listen, adminAddr, prometheusURL, kubeconfig         string
+	trustDomain, clusterDomain, identityAddr              string
+	trustAnchorsFile, tokenFile, namespace, serviceAccount string
+	enforcedHost, logLevel, logFormat                     string
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newCmd(os.Stderr).ExecuteContext(ctx); err != nil {
+		os.Exit(1)
+	}
+}
+
+func newCmd(stderr io.Writer) *cobra.Command {
+	var c config
+	cmd := &cobra.Command{
+		Use:           "sinew-viz",
+		Short:         "Serve viz in Kubernetes: the metrics API, tap and the dashboard",
+		Version:       version.Version,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: false,
+		RunE:          func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), c, stderr) },
+	}
+	cmd.SetErr(stderr)
+	f := cmd.Flags()
+	f.StringVar(&c.listen, "listen", ":8084", "API and dashboard HTTP listen address")
+	f.StringVar(&c.adminAddr, "admin-addr", ":9995", "admin HTTP listen address (/ready, /live, /metrics)")
+	f.StringVar(&c.prometheusURL, "prometheus-url", "http://prometheus.sinew-viz.svc.cluster.local:9090", "the Prometheus that scrapes the proxies")
+	f.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file (default: the pod's in-cluster configuration)")
+	f.StringVar(&c.trustDomain, "trust-domain", "cluster.local", "SPIFFE trust domain of the mesh")
+	f.StringVar(&c.clusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
+	f.StringVar(&c.identityAddr, "identity-addr", "", "identity service to obtain the tap certificate from (default sinew-identity.sinew.svc.<cluster-domain>.:8080)")
+	f.StringVar(&c.trustAnchorsFile, "identity-trust-anchors-file", "/var/run/sinew/identity/trust-roots/ca-bundle.crt", "PEM trust anchors")
+	f.StringVar(&c.tokenFile, "identity-token-file", "/var/run/secrets/sinew.dev/serviceaccount/token", "projected ServiceAccount token (audience identity.sinew.dev)")
+	f.StringVar(&c.namespace, "namespace", "sinew-viz", "this pod's namespace (the tap identity is spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)")
+	f.StringVar(&c.serviceAccount, "service-account", "tap", "this pod's service account")
+	f.StringVar(&c.enforcedHost, "enforced-host", "", "regular expression of Host headers accepted besides localhost and the Service's names")
+	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&c.logFormat, "log-format", "text", "text or json")
+	return cmd
+}
+
+func logger(c config, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", c.logFormat)
+}
+
+func run(ctx context.Context, c config, stderr io.Writer) error {
+	log, err := logger(c, stderr)
+	if err != nil {
+		return err
+	}
+	klog.SetSlogLogger(log.With("component", "client-go"))
+	var enforced *regexp.Regexp
+	if c.enforcedHost != "" {
+		if enforced, err = regexp.Compile(c.enforcedHost); err != nil {
+			return fmt.Errorf("--enforced-host: %w", err)
+		}
+	}
+	if c.identityAddr == "" {
+		c.identityAddr = "sinew-identity.sinew.svc." + c.clusterDomain + ".:8080"
+	}
+	pem, err := os.ReadFile(c.trustAnchorsFile)
+	if err != nil {
+		return fmt.Errorf("trust anchors: %w", err)
+	}
+	anchors, err := meshtls.ParseAnchors(pem)
+	if err != nil {
+		return fmt.Errorf("trust anchors %s: %w", c.trustAnchorsFile, err)
+	}
+	var rc *rest.Config
+	if c.kubeconfig != "" {
+		rc, err = clientcmd.BuildConfigFromFlags("", c.kubeconfig)
+	} else {
+		rc, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	rc.UserAgent = "sinew-viz/" + version.Version
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	prom, err := metricsapi.NewClient(c.prometheusURL, 20*time.Second)
+	if err != nil {
+		return fmt.Errorf("--prometheus-url: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cert, err := identityclient.New(identityclient.Config{
+		Addr:       c.identityAddr,
+		ServerName: meshtls.ID(c.trustDomain, "sinew", "sinew-identity"),
+		LocalName:  meshtls.ID(c.trustDomain, c.namespace, c.serviceAccount),
+		TokenFile:  c.tokenFile,
+		Anchors:    anchors,
+	}, log.With("component", "identity-client"), reg)
+	if err != nil {
+		return err
+	}
+	svc := "sinew-viz." + c.namespace
+	srv := server.New(server.Config{
+		Mode: server.ModeKubernetes, Querier: prom, Prometheus: c.prometheusURL,
+		Tap:    tapsvc.New(tapsvc.Kubernetes{Client: kube, TrustDomain: c.trustDomain}, anchors, cert.Certificate, log.With("component", "tap")),
+		Assets: web.Assets, Log: log,
+		AllowedHosts: []string{svc, svc + ".svc", svc + ".svc." + c.clusterDomain},
+		EnforcedHost: enforced,
+	})
+
+	apiLn, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return err
+	}
+	adminLn, err := net.Listen("tcp", c.adminAddr)
+	if err != nil {
+		apiLn.Close()
+		return err
+	}
+	admin := http.NewServeMux()
+	admin.HandleFunc("GET /live", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	admin.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
+		if cert.Certificate() == nil {
+			http.Error(w, "no tap certificate from the identity service yet", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	admin.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	servers := []*http.Server{
+		{Handler: srv, ReadHeaderTimeout: 10 * time.Second},
+		{Handler: admin, ReadHeaderTimeout: 10 * time.Second},
+	}
+	log.Info("sinew-viz serving", "version", version.Version, "api", apiLn.Addr().String(), "admin", adminLn.Addr().String(), "prometheus", c.prometheusURL)
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return cert.Run(ctx) })
+	for i, ln := range []net.Listener{apiLn, adminLn} {
+		g.Go(func() error {
+			if err := servers[i].Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		<-ctx.Done()
+		for _, s := range servers {
+			_ = s.Close()
+		}
+		return nil
+	})
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
