@@ -36,10 +36,10 @@ import (
 )
 
 type config struct {
-	listen, adminAddr, prometheusURL, kubeconfig         string
-	trustDomain, clusterDomain, identityAddr              string
+	listen, adminAddr, prometheusURL, kubeconfig           string
+	trustDomain, clusterDomain, identityAddr               string
 	trustAnchorsFile, tokenFile, namespace, serviceAccount string
-	enforcedHost, logLevel, logFormat                     string
+	enforcedHost, logLevel, logFormat                      string
 }
 
 func main() {
