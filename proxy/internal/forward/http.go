@@ -31,11 +31,12 @@ const (
 type reqState struct {
 	start     time.Time
 	route     *metrics.Route
-	addr      string            // where to send it
-	rt        http.RoundTripper // how
-	ep        *balance.Endpoint // for latency feedback; nil when not balanced
-	origProto bool              // add origProtoHeader
-	tap       *tap.Request      // nil unless someone taps this request
+	rts       *metrics.RouteStats // the same request's per-route metrics
+	addr      string              // where to send it
+	rt        http.RoundTripper   // how
+	ep        *balance.Endpoint   // for latency feedback; nil when not balanced
+	origProto bool                // add origProtoHeader
+	tap       *tap.Request        // nil unless someone taps this request
 }
 
 type stateKey struct{}
@@ -94,9 +95,11 @@ func newReverseProxy(log *slog.Logger, direction string) *httputil.ReverseProxy 
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			st := stateFrom(r.Context())
 			status, grpc := writeFailure(w, r, log, direction, err)
-			resp := st.route.Response(status, grpc, true)
-			resp.ObserveLatency(msSince(st.start))
-			resp.End()
+			ms := msSince(st.start)
+			for _, resp := range [2]*metrics.Response{st.route.Response(status, grpc, true), st.rts.Response(status, grpc, true)} {
+				resp.ObserveLatency(ms)
+				resp.End()
+			}
 			if st.tap != nil {
 				st.tap.Response(status, w.Header())
 				st.tap.End(grpc, 0, err.Error())
@@ -120,6 +123,15 @@ func (stateTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := st.rt.RoundTrip(req)
 	st.ep.Done(start, err != nil || resp.StatusCode >= 500)
 	return resp, err
+}
+
+// startRequest counts a request on its label set and on its route, and remembers the route for the response. The
+// route (rt_route) is the request's path without the query string; for gRPC that path is the method,
+// "/package.Service/Method". The authority is the request's :authority or Host.
+func (st *reqState) startRequest(r *http.Request) {
+	st.route.Request()
+	st.rts = st.route.Stats(r.Host, r.URL.Path)
+	st.rts.Request()
 }
 
 func msSince(t time.Time) float64 { return float64(time.Since(t)) / float64(time.Millisecond) }
@@ -184,8 +196,12 @@ func (m *meteredBody) finish(streamFailed bool) {
 	} else {
 		failed = failed || m.status >= 500
 	}
+	ttfb := float64(m.ttfb) / float64(time.Millisecond)
 	r := m.st.route.Response(m.status, grpc, failed)
-	r.ObserveLatency(float64(m.ttfb) / float64(time.Millisecond))
+	r.ObserveLatency(ttfb)
+	r.End()
+	r = m.st.rts.Response(m.status, grpc, failed)
+	r.ObserveLatency(ttfb)
 	r.End()
 	if m.st.tap != nil {
 		reset := ""

@@ -196,7 +196,7 @@ func (in *Inbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		r.Header.Del(clientIDHeader)
 	}
-	st.route.Request()
+	st.startRequest(r)
 	if in.deps.Tap.Active() {
 		st.tap = in.deps.Tap.Start(func() *tap.Meta { return in.tapMeta(r, ci) })
 	}

@@ -105,7 +105,7 @@ func (o *Outbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ep, err := o.pick(r.Context(), ci)
 	if err != nil {
 		st := &reqState{start: start, route: o.failRoute(r.Host)}
-		st.route.Request()
+		st.startRequest(r)
 		if o.deps.Tap.Active() {
 			st.tap = o.deps.Tap.Start(func() *tap.Meta { return o.tapMeta(r, ci.target, nil) })
 		}
@@ -121,7 +121,7 @@ func (o *Outbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ep:        ep.bal,
 		origProto: ep.info.Meshed() && r.ProtoMajor == 1 && !upgrade,
 	}
-	st.route.Request()
+	st.startRequest(r)
 	if o.deps.Tap.Active() {
 		st.tap = o.deps.Tap.Start(func() *tap.Meta { return o.tapMeta(r, ep.info.Addr, ep) })
 	}

@@ -1,6 +1,7 @@
 // Package metrics defines the proxy's traffic metrics with Linkerd's names, labels and buckets, so existing
 // dashboards and queries work. Label sets are resolved once per route or connection (Route, Conn) and cached by
-// the caller: the per-request cost is a few atomic adds, not a label-map lookup.
+// the caller: the per-request cost is a few atomic adds, not a label-map lookup. Per-route metrics (RouteStats)
+// are cached on their Route the same way, and their number is bounded (MaxRoutes).
 package metrics
 
 import (
@@ -27,6 +28,9 @@ type Labels struct {
 	Dst        map[string]string // keys from DstLabels
 }
 
+// authorityIndex is the authority label's place in values() and baseNames().
+const authorityIndex = 1
+
 func (l Labels) values() []string {
 	v := []string{l.Direction, l.Authority, l.TargetAddr, l.TLS, l.ClientID, l.ServerID}
 	for _, k := range DstLabels {
@@ -48,12 +52,17 @@ type Metrics struct {
 	requests  *prometheus.CounterVec
 	responses *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
-	tcpOpen   *prometheus.CounterVec
-	tcpClose  *prometheus.CounterVec
-	tcpConns  *prometheus.GaugeVec
-	tcpRead   *prometheus.CounterVec
-	tcpWrite  *prometheus.CounterVec
-	errors    *prometheus.CounterVec
+	// The route_* families: the same labels plus rt_route, with authority set in both directions.
+	routeRequests  *prometheus.CounterVec
+	routeResponses *prometheus.CounterVec
+	routeLatency   *prometheus.HistogramVec
+	routeTables    map[string]*routeTable // by direction
+	tcpOpen        *prometheus.CounterVec
+	tcpClose       *prometheus.CounterVec
+	tcpConns       *prometheus.GaugeVec
+	tcpRead        *prometheus.CounterVec
+	tcpWrite       *prometheus.CounterVec
+	errors         *prometheus.CounterVec
 }
 
 // New registers the families on reg.
@@ -61,6 +70,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	base := baseNames()
 	withResp := append(append([]string{}, base...), "status_code", "classification", "grpc_status_code")
 	withStatus := append(append([]string{}, base...), "status_code")
+	routeBase := append(append([]string{}, base...), "rt_route")
 	tcpBase := append(append([]string{}, base...), "peer")
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -72,6 +82,16 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "response_latency_ms", Help: "Time to first byte of the response, in milliseconds.", Buckets: LatencyBuckets,
 		}, withStatus),
+		routeRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "route_request_total", Help: "Total HTTP requests, by route (rt_route: gRPC method or request path).",
+		}, routeBase),
+		routeResponses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "route_response_total", Help: "Total HTTP responses by route, counted when the response stream ends.",
+		}, append(append([]string{}, routeBase...), "status_code", "classification", "grpc_status_code")),
+		routeLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "route_response_latency_ms", Help: "Time to first byte of the response by route, in milliseconds.", Buckets: LatencyBuckets,
+		}, append(append([]string{}, routeBase...), "status_code")),
+		routeTables: map[string]*routeTable{"inbound": newRouteTable(), "outbound": newRouteTable()},
 		tcpOpen: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tcp_open_total", Help: "Total TCP connections opened.",
 		}, tcpBase),
@@ -91,7 +111,7 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "proxy_errors_total", Help: "Errors the proxy answered or closed connections for, by direction and kind.",
 		}, []string{"direction", "error"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.responses, m.latency, m.tcpOpen, m.tcpClose, m.tcpConns, m.tcpRead, m.tcpWrite, m.errors} {
+	for _, c := range []prometheus.Collector{m.requests, m.responses, m.latency, m.routeRequests, m.routeResponses, m.routeLatency, m.tcpOpen, m.tcpClose, m.tcpConns, m.tcpRead, m.tcpWrite, m.errors} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -107,8 +127,20 @@ type Route struct {
 	m        *Metrics
 	base     []string
 	requests prometheus.Counter
+	resp     responses
 
-	responses sync.Map // respKey -> *Response; read on every response, written once per class
+	table  *routeTable
+	stats  sync.Map // routeKey -> *RouteStats; admitted routes only, so at most MaxRoutes entries
+	otherO sync.Once
+	other  *RouteStats
+}
+
+// responses resolves the response metrics of one label set per response class, once per class.
+type responses struct {
+	total   *prometheus.CounterVec
+	latency *prometheus.HistogramVec
+	base    []string
+	byClass sync.Map // respKey -> *Response; read on every response, written once per class
 }
 
 type respKey struct {
@@ -126,7 +158,11 @@ type Response struct {
 // Route resolves an HTTP label set. Cache the result.
 func (m *Metrics) Route(l Labels) *Route {
 	base := l.values()
-	return &Route{m: m, base: base, requests: m.requests.WithLabelValues(base...)}
+	return &Route{
+		m: m, base: base, requests: m.requests.WithLabelValues(base...),
+		resp:  responses{total: m.responses, latency: m.latency, base: base},
+		table: m.routeTables[l.Direction],
+	}
 }
 
 // Request counts a request.
@@ -134,8 +170,12 @@ func (r *Route) Request() { r.requests.Inc() }
 
 // Response returns the counters for a response; grpcStatus is -1 when the response carried none.
 func (r *Route) Response(status, grpcStatus int, failed bool) *Response {
+	return r.resp.get(status, grpcStatus, failed)
+}
+
+func (rs *responses) get(status, grpcStatus int, failed bool) *Response {
 	k := respKey{status, grpcStatus, failed}
-	if resp, ok := r.responses.Load(k); ok {
+	if resp, ok := rs.byClass.Load(k); ok {
 		return resp.(*Response)
 	}
 	code := strconv.Itoa(status)
@@ -148,10 +188,10 @@ func (r *Route) Response(status, grpcStatus int, failed bool) *Response {
 		grpc = strconv.Itoa(grpcStatus)
 	}
 	resp := &Response{
-		total:   r.m.responses.WithLabelValues(append(append([]string{}, r.base...), code, class, grpc)...),
-		latency: r.m.latency.WithLabelValues(append(append([]string{}, r.base...), code)...),
+		total:   rs.total.WithLabelValues(append(append([]string{}, rs.base...), code, class, grpc)...),
+		latency: rs.latency.WithLabelValues(append(append([]string{}, rs.base...), code)...),
 	}
-	v, _ := r.responses.LoadOrStore(k, resp)
+	v, _ := rs.byClass.LoadOrStore(k, resp)
 	return v.(*Response)
 }
 
@@ -160,6 +200,80 @@ func (r *Response) ObserveLatency(ms float64) { r.latency.Observe(ms) }
 
 // End counts the response once its stream ended.
 func (r *Response) End() { r.total.Inc() }
+
+// MaxRoutes bounds the route_* metrics' cardinality: each proxy labels at most this many distinct (rt_route,
+// authority) pairs per direction as themselves, the first ones it sees; every later pair is counted under
+// OtherRoute. Paths come from clients (and, inbound, from any peer), so without a bound one scanner could add a
+// series per URL it tries. 100 is well above what a service's API has (emojivoto: a handful) while keeping a
+// proxy's route series, times the histogram's buckets, in the low thousands. It is a constant until route
+// definitions reach the proxy (HTTPRoute/GRPCRoute), which will name routes instead of counting paths.
+const MaxRoutes = 100
+
+// OtherRoute is the rt_route and authority of requests beyond MaxRoutes.
+const OtherRoute = "[other]"
+
+type routeKey struct{ authority, route string }
+
+// routeTable is one direction's admitted routes, shared by all of its Routes. It is consulted only when a Route
+// has not cached a pair yet: once per admitted pair and Route, and on every request of a pair that was not
+// admitted (those are deliberately not cached, so they cannot grow memory either).
+type routeTable struct {
+	mu   sync.Mutex
+	seen map[routeKey]struct{}
+}
+
+func newRouteTable() *routeTable { return &routeTable{seen: map[routeKey]struct{}{}} }
+
+func (t *routeTable) admit(k routeKey) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.seen[k]; ok {
+		return true
+	}
+	if len(t.seen) >= MaxRoutes {
+		return false
+	}
+	t.seen[k] = struct{}{}
+	return true
+}
+
+// RouteStats is the resolved route_* metrics of one route under a Route's label set.
+type RouteStats struct {
+	requests prometheus.Counter
+	resp     responses
+}
+
+// Stats returns the route metrics of a request to authority (its :authority or Host) for route (its rt_route).
+// A cached pair costs one map load and no allocation.
+func (r *Route) Stats(authority, route string) *RouteStats {
+	k := routeKey{authority, route}
+	if s, ok := r.stats.Load(k); ok {
+		return s.(*RouteStats)
+	}
+	if r.table == nil || !r.table.admit(k) {
+		r.otherO.Do(func() { r.other = r.newStats(routeKey{OtherRoute, OtherRoute}) })
+		return r.other
+	}
+	s, _ := r.stats.LoadOrStore(k, r.newStats(k))
+	return s.(*RouteStats)
+}
+
+func (r *Route) newStats(k routeKey) *RouteStats {
+	base := append(append([]string{}, r.base...), k.route)
+	base[authorityIndex] = k.authority // set in both directions for routes
+	return &RouteStats{
+		requests: r.m.routeRequests.WithLabelValues(base...),
+		resp:     responses{total: r.m.routeResponses, latency: r.m.routeLatency, base: base},
+	}
+}
+
+// Request counts a request on the route.
+func (s *RouteStats) Request() { s.requests.Inc() }
+
+// Response returns the route's counters for a response; grpcStatus is -1 when the response carried none.
+func (s *RouteStats) Response(status, grpcStatus int, failed bool) *Response {
+	return s.resp.get(status, grpcStatus, failed)
+}
 
 // Conn is the resolved metrics of one TCP label set.
 type Conn struct {

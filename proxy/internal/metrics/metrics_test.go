@@ -1,0 +1,211 @@
+package metrics
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+func newTest(t *testing.T) (*Metrics, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, reg
+}
+
+// series returns the label sets (as name=value lists, sorted) of a family's series.
+func series(t *testing.T, reg *prometheus.Registry, family string) []map[string]string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]string
+	for _, mf := range mfs {
+		if mf.GetName() != family {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			l["#value"] = fmt.Sprint(value(m))
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func value(m *dto.Metric) float64 {
+	switch {
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Histogram != nil:
+		return float64(m.Histogram.GetSampleCount())
+	}
+	return m.Gauge.GetValue()
+}
+
+func TestRouteStatsLabels(t *testing.T) {
+	m, reg := newTest(t)
+	in := m.Route(Labels{Direction: "inbound", TargetAddr: "127.0.0.1:8080", TLS: "true", ClientID: "spiffe://td/ns/e/sa/web"})
+	in.Request()
+	rs := in.Stats("voting-svc.e:8080", "/emojivoto.v1.VotingService/VoteDoughnut")
+	rs.Request()
+	r := rs.Response(200, 2, true)
+	r.ObserveLatency(3)
+	r.End()
+	r = in.Response(200, 2, true)
+	r.ObserveLatency(3)
+	r.End()
+
+	got := series(t, reg, "route_response_total")
+	if len(got) != 1 {
+		t.Fatalf("route_response_total: %v", got)
+	}
+	want := map[string]string{"direction": "inbound", "authority": "voting-svc.e:8080", "target_addr": "127.0.0.1:8080", "tls": "true",
+		"client_id": "spiffe://td/ns/e/sa/web", "rt_route": "/emojivoto.v1.VotingService/VoteDoughnut", "status_code": "200",
+		"classification": "failure", "grpc_status_code": "2", "#value": "1"}
+	for k, v := range want {
+		if got[0][k] != v {
+			t.Errorf("route_response_total %s=%q, want %q (%v)", k, got[0][k], v, got[0])
+		}
+	}
+	// The route families carry the same labels as their Linkerd-named siblings, plus rt_route.
+	for fam, sibling := range map[string]string{"route_request_total": "request_total", "route_response_total": "response_total",
+		"route_response_latency_ms": "response_latency_ms"} {
+		a, b := series(t, reg, fam), series(t, reg, sibling)
+		if len(a) != 1 || len(b) != 1 {
+			t.Fatalf("%s %v, %s %v: want one series each", fam, a, sibling, b)
+		}
+		delete(a[0], "rt_route")
+		delete(a[0], "#value")
+		delete(b[0], "#value")
+		delete(a[0], "authority") // inbound: only the route metrics carry it
+		delete(b[0], "authority")
+		if fmt.Sprint(a[0]) != fmt.Sprint(b[0]) {
+			t.Errorf("%s labels %v differ from %s's %v", fam, a[0], sibling, b[0])
+		}
+	}
+	if in.Stats("voting-svc.e:8080", "/emojivoto.v1.VotingService/VoteDoughnut") != rs {
+		t.Error("a second lookup of the same route resolved new metrics")
+	}
+}
+
+func TestRouteCardinalityIsBounded(t *testing.T) {
+	m, reg := newTest(t)
+	out := m.Route(Labels{Direction: "outbound", Authority: "web-svc:80", TLS: "true"})
+	out2 := m.Route(Labels{Direction: "outbound", Authority: "web-svc:80", TLS: "true", TargetAddr: "10.0.0.2:80"})
+	for i := range MaxRoutes + 50 {
+		out.Stats("web-svc:80", fmt.Sprintf("/p/%d", i)).Request()
+	}
+	// The table is per direction: another label set of the same direction gets the admitted routes, and [other]
+	// for the rest; the inbound direction has its own table.
+	out2.Stats("web-svc:80", "/p/0").Request()
+	out2.Stats("web-svc:80", "/p/new").Request()
+	m.Route(Labels{Direction: "inbound"}).Stats("web-svc:80", "/p/new").Request()
+
+	routes := map[string]float64{}
+	for _, s := range series(t, reg, "route_request_total") {
+		if s["direction"] != "outbound" {
+			if s["rt_route"] != "/p/new" {
+				t.Errorf("inbound series %v: want its own table", s)
+			}
+			continue
+		}
+		var v float64
+		fmt.Sscan(s["#value"], &v)
+		routes[s["rt_route"]+" "+s["authority"]] += v
+	}
+	if got := routes[OtherRoute+" "+OtherRoute]; got != 51 {
+		t.Errorf("[other] counted %v requests, want 51 (50 beyond the bound on one label set, 1 on the other)", got)
+	}
+	if got := routes["/p/0 web-svc:80"]; got != 2 {
+		t.Errorf("/p/0 counted %v, want 2", got)
+	}
+	if len(routes) != MaxRoutes+1 {
+		t.Errorf("%d distinct outbound routes, want %d and [other]", len(routes), MaxRoutes)
+	}
+	// Routes beyond the bound are not cached per label set, so they cannot grow memory either.
+	var cached int
+	out.stats.Range(func(any, any) bool { cached++; return true })
+	if cached != MaxRoutes {
+		t.Errorf("%d routes cached on one label set, want %d", cached, MaxRoutes)
+	}
+}
+
+func TestRouteStatsCacheHitDoesNotAllocate(t *testing.T) {
+	m, _ := newTest(t)
+	r := m.Route(Labels{Direction: "inbound", TLS: "true"})
+	// Strings built at run time, like a request's Host and path.
+	host, path := strings.Repeat("h", 3), "/"+strings.Repeat("p", 5)
+	r.Stats(host, path).Response(200, -1, false)
+	if n := testing.AllocsPerRun(100, func() {
+		s := r.Stats(host, path)
+		s.Request()
+		resp := s.Response(200, -1, false)
+		resp.ObserveLatency(1)
+		resp.End()
+	}); n != 0 {
+		t.Errorf("a cached route costs %v allocations per request, want 0", n)
+	}
+}
+
+// TestDocumentedMetrics keeps docs/observability/metrics.md, the list of metric names that dashboards and viz
+// rely on (viz/grafana's test reads it too), in step with the families this package registers.
+func TestDocumentedMetrics(t *testing.T) {
+	doc, err := os.ReadFile("../../../docs/observability/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := documentedNames(string(doc))
+	m, reg := newTest(t)
+	// Touch every vector so Gather lists it.
+	rt := m.Route(Labels{Direction: "inbound"})
+	rt.Request()
+	rt.Response(200, -1, false).End()
+	rt.Stats("a", "/").Response(200, -1, false).End()
+	rt.Stats("a", "/").Request()
+	m.Conn(Labels{Direction: "inbound"}, "src").Closed(false)
+	m.Conn(Labels{Direction: "inbound"}, "src").Opened()
+	m.Error("inbound", "x")
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mfs) != 12 {
+		t.Errorf("gathered %d families, want 12 (a new family? add it here and to metrics.md)", len(mfs))
+	}
+	for _, mf := range mfs {
+		if !slices.Contains(documented, mf.GetName()) {
+			t.Errorf("metric %s is not in docs/observability/metrics.md's table", mf.GetName())
+		}
+	}
+}
+
+var docNameRE = regexp.MustCompile("`([a-z_]+)`")
+
+// documentedNames reads the metric names from the first column of metrics.md's table.
+func documentedNames(doc string) []string {
+	var names []string
+	for _, line := range strings.Split(doc, "\n") {
+		cols := strings.Split(line, "|")
+		if len(cols) < 3 || !strings.HasPrefix(line, "|") {
+			continue
+		}
+		for _, m := range docNameRE.FindAllStringSubmatch(cols[1], -1) {
+			names = append(names, m[1])
+		}
+	}
+	return names
+}
