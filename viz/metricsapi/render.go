@@ -96,6 +96,35 @@ func WriteEdges(w io.Writer, edges []Edge, output string) error {
 	return tw.Flush()
 }
 
+// WriteRoutes renders route rows: ROUTE AUTHORITY SUCCESS RPS LATENCY_P50 LATENCY_P95 LATENCY_P99, as Linkerd's
+// `viz routes`. Wide shows the same columns: the proxies do not retry, so Linkerd's effective and actual columns
+// would be equal.
+func WriteRoutes(w io.Writer, rows []RouteRow, output string) error {
+	if err := CheckOutput(output); err != nil {
+		return err
+	}
+	if output == OutputJSON {
+		if rows == nil {
+			rows = []RouteRow{}
+		}
+		return writeJSON(w, rows)
+	}
+	if len(rows) == 0 {
+		_, err := fmt.Fprintln(w, "No traffic found.")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "ROUTE\tAUTHORITY\tSUCCESS\tRPS\tLATENCY_P50\tLATENCY_P95\tLATENCY_P99")
+	for _, r := range rows {
+		authority := r.Authority
+		if authority == "" {
+			authority = "-"
+		}
+		fmt.Fprintln(tw, strings.Join([]string{r.Route, authority, percent(r.SuccessRate), rps(r.RPS), ms(r.LatencyP50), ms(r.LatencyP95), ms(r.LatencyP99)}, "\t"))
+	}
+	return tw.Flush()
+}
+
 func writeJSON(w io.Writer, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {

@@ -1,4 +1,4 @@
-// Package promql builds the PromQL that viz runs against Prometheus for `stat` and `edges`. It is pure: requests in,
+// Package promql builds the PromQL that viz runs against Prometheus for `stat`, `edges` and `routes`. It is pure: requests in,
 // query strings out, so the exact queries are golden-tested. It must not talk to Prometheus.
 //
 // Label contract (docs/observability/viz.md): every proxy scrape target carries the target labels `namespace`,
@@ -261,4 +261,65 @@ func formatWindow(d time.Duration) string {
 		return fmt.Sprintf("%dm", s/60)
 	}
 	return fmt.Sprintf("%ds", s)
+}
+
+// RoutesRequest is what `routes` asks for: the routes a resource serves, or with To, the routes it calls on To.
+type RoutesRequest struct {
+	Resource Resource
+	To       *Resource
+	Window   time.Duration
+}
+
+// Validate reports a request that cannot be turned into queries.
+func (r RoutesRequest) Validate() error {
+	if r.Resource.Name == "" {
+		return fmt.Errorf("routes are shown for one resource, like deploy/web; %s names none", r.Resource.Kind)
+	}
+	if r.To != nil && r.To.Name == "" && r.To.Kind != KindNamespace {
+		return fmt.Errorf("--to wants one resource, like deploy/voting")
+	}
+	return StatRequest{Window: r.Window}.Validate()
+}
+
+// RouteQueries are the queries behind one `routes` table; each returns one series per route, keyed by
+// RouteLabel and AuthorityLabel.
+type RouteQueries struct {
+	RouteLabel, AuthorityLabel string
+	Success, Total             string
+	P50, P95, P99              string
+}
+
+// Routes builds the route queries over the proxies' route_* metrics (docs/observability/metrics.md): without To,
+// the resource's inbound traffic, measured at its own proxies; with To, its outbound traffic to that resource.
+func Routes(req RoutesRequest) (RouteQueries, error) {
+	if err := req.Validate(); err != nil {
+		return RouteQueries{}, err
+	}
+	w := formatWindow(req.Window)
+	direction := "inbound"
+	var sel selector
+	if req.Resource.Kind != KindNamespace {
+		sel.add(req.Resource.Kind.Label(), req.Resource.Name)
+	}
+	sel.add("namespace", req.Resource.Namespace)
+	if req.To != nil {
+		direction = "outbound"
+		if req.To.Kind != KindNamespace {
+			sel.add(req.To.Kind.DstLabel(), req.To.Name)
+		}
+		sel.add("dst_namespace", req.To.Namespace)
+	}
+	traffic := append(selector{{"direction", direction}}, sel...)
+	rate := func(metric string, extra ...matcher) string {
+		return fmt.Sprintf("rate(%s%s[%s])", metric, append(append(selector{}, traffic...), extra...), w)
+	}
+	q := RouteQueries{RouteLabel: "rt_route", AuthorityLabel: "authority"}
+	by := q.RouteLabel + ", " + q.AuthorityLabel
+	q.Total = fmt.Sprintf("sum by (%s) (%s)", by, rate("route_response_total"))
+	q.Success = fmt.Sprintf("sum by (%s) (%s)", by, rate("route_response_total", matcher{"classification", "success"}))
+	quantile := func(p string) string {
+		return fmt.Sprintf("histogram_quantile(%s, sum by (le, %s) (%s))", p, by, rate("route_response_latency_ms_bucket"))
+	}
+	q.P50, q.P95, q.P99 = quantile("0.5"), quantile("0.95"), quantile("0.99")
+	return q, nil
 }

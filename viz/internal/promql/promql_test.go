@@ -113,3 +113,43 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+func TestRoutesGolden(t *testing.T) {
+	voting := Resource{Kind: KindDeployment, Namespace: "emojivoto", Name: "voting"}
+	web := Resource{Kind: KindDeployment, Namespace: "emojivoto", Name: "web"}
+	for _, c := range []struct {
+		name string
+		req  RoutesRequest
+	}{
+		{"routes_deploy_voting", RoutesRequest{Resource: voting, Window: time.Minute}},
+		{"routes_deploy_web_to_voting", RoutesRequest{Resource: web, To: &voting, Window: 30 * time.Second}},
+		{"routes_pod_to_namespace", RoutesRequest{Resource: Resource{Kind: KindPod, Namespace: "emojivoto", Name: "web"},
+			To: &Resource{Kind: KindNamespace, Namespace: "other", Name: "other"}, Window: time.Hour}},
+		{"routes_namespace", RoutesRequest{Resource: Resource{Kind: KindNamespace, Namespace: "emojivoto", Name: "emojivoto"}, Window: time.Minute}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			q, err := Routes(c.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			fmt.Fprintf(&b, "row: %s, %s\n", q.RouteLabel, q.AuthorityLabel)
+			for _, kv := range [][2]string{{"success", q.Success}, {"total", q.Total}, {"p50", q.P50}, {"p95", q.P95}, {"p99", q.P99}} {
+				fmt.Fprintf(&b, "%s: %s\n", kv[0], kv[1])
+			}
+			golden(t, c.name+".txt", b.String())
+		})
+	}
+	for _, c := range []struct {
+		req  RoutesRequest
+		want string
+	}{
+		{RoutesRequest{Resource: Resource{Kind: KindDeployment, Namespace: "emojivoto"}, Window: time.Minute}, "one resource"},
+		{RoutesRequest{Resource: web, To: &Resource{Kind: KindDeployment}, Window: time.Minute}, "--to wants one resource"},
+		{RoutesRequest{Resource: web, Window: 0}, "too short"},
+	} {
+		if _, err := Routes(c.req); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Routes(%+v) = %v, want an error with %q", c.req, err, c.want)
+		}
+	}
+}
