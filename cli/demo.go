@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sinewmesh/sinew/cli/internal/localmesh"
+	"github.com/sinewmesh/sinew/viz/web"
 )
 
 func newDemoCmd(env *Env) *cobra.Command {
@@ -24,7 +25,8 @@ func newDemoCmd(env *Env) *cobra.Command {
 		Long: `Demo starts a local control plane, the emojivoto sample application (emoji, voting, web) with a
 sinew-proxy beside every process and the vote-bot sending votes, then prints where to look. Every port is
 on 127.0.0.1 between --port-base and --port-base+49. When a prometheus program is
-installed, the demo also runs it (at --port-base+5), scraping every proxy, so "sinew viz stat" has data. Ctrl-C stops everything.`,
+installed, the demo also runs it (at --port-base+5), scraping every proxy. The viz dashboard and the API the
+"sinew viz" commands read are at --port-base+6. Ctrl-C stops everything.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if portBase < 1 || portBase+localmesh.DemoPortSpan > 65535 {
@@ -38,6 +40,7 @@ installed, the demo also runs it (at --port-base+5), scraping every proxy, so "s
 			opts := localmesh.Options{
 				DataDir: dataDir, Progress: env.Stderr,
 				Ready: func(r *localmesh.Running) { printDemo(env, portBase, noTraffic, r) },
+				Viz:   localmesh.VizOptions{Listen: localmesh.DemoViz(portBase), Assets: web.Assets},
 			}
 			if !noPrometheus {
 				if p, err := findProgram(promBin, "prometheus"); err == nil {
@@ -103,12 +106,23 @@ The sinew local mesh is up: emojivoto with a proxy beside every process (logs in
   What web's proxy knows:     curl -s http://%s/debug/config
   The control plane's model:  curl -s http://%s/debug/model
 `, r.DataDir, url, url, url, url, admin("web"), admin("web"), r.ControlPlane.Admin)
-	if r.PrometheusURL != "" {
+	if r.VizURL != "" {
+		flag := ""
+		if base != localmesh.DefaultPortBase {
+			flag = " --viz-url " + r.VizURL
+		}
 		fmt.Fprintf(w, `
-  Golden metrics from Prometheus (%s):
-    sinew viz stat deploy -n emojivoto --prometheus-url %s
-    sinew viz edges deploy -n emojivoto --prometheus-url %s
-`, r.PrometheusURL, r.PrometheusURL, r.PrometheusURL)
+  The viz dashboard:                           %s/
+  Live requests through web's proxy:           sinew viz tap deploy/web -n emojivoto%s
+  The busiest paths, live:                     sinew viz top deploy/web -n emojivoto%s
+`, r.VizURL, flag, flag)
+		if r.PrometheusURL != "" {
+			fmt.Fprintf(w, `  Golden metrics (from Prometheus at %s):
+    sinew viz stat deploy -n emojivoto%s
+    sinew viz edges deploy -n emojivoto%s
+    sinew viz routes deploy/voting -n emojivoto%s
+`, r.PrometheusURL, flag, flag, flag)
+		}
 	}
 	if !noTraffic {
 		fmt.Fprintf(w, "  vote-bot votes twice a second; its proxy's metrics: http://%s/metrics\n", admin("vote-bot"))

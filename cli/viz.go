@@ -1,32 +1,39 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
-	"github.com/sinewmesh/sinew/cli/internal/localmesh"
 	"github.com/sinewmesh/sinew/viz/metricsapi"
 )
 
-// vizFlags are the flags every Prometheus-backed viz command shares.
+// vizFlags are the flags every metrics-backed viz command shares.
 type vizFlags struct {
-	namespace, window, output, prometheusURL string
-	allNamespaces                            bool
+	namespace, window, output, prometheusURL, vizURL string
+	allNamespaces                                    bool
 }
 
 func (v *vizFlags) register(cmd *cobra.Command, env *Env) {
-	def := "http://" + localmesh.DemoPrometheus(localmesh.DefaultPortBase)
-	if env.Getenv != nil && env.Getenv("SINEW_PROMETHEUS_URL") != "" {
-		def = env.Getenv("SINEW_PROMETHEUS_URL")
-	}
 	f := cmd.Flags()
 	f.StringVarP(&v.namespace, "namespace", "n", "default", "namespace of the resources")
 	f.BoolVarP(&v.allNamespaces, "all-namespaces", "A", false, "resources of every namespace")
 	f.StringVarP(&v.window, "time-window", "t", "1m", "window of the metrics (e.g. 30s, 1m, 10m)")
 	f.StringVarP(&v.output, "output", "o", "table", "table, wide or json")
-	f.StringVar(&v.prometheusURL, "prometheus-url", def, "the Prometheus that scrapes the proxies ($SINEW_PROMETHEUS_URL; sinew demo runs one at --port-base+5)")
+	registerVizURL(f, &v.vizURL)
+	def := ""
+	if env.Getenv != nil {
+		def = env.Getenv("SINEW_PROMETHEUS_URL")
+	}
+	f.StringVar(&v.prometheusURL, "prometheus-url", def, "ask this Prometheus directly instead of viz ($SINEW_PROMETHEUS_URL)")
+}
+
+func registerVizURL(f *pflag.FlagSet, dst *string) {
+	f.StringVar(dst, "viz-url", "", "the viz API ($SINEW_VIZ_URL; default: the local mesh's at 127.0.0.1:17006, else sinew-viz in the cluster through a port-forward)")
 }
 
 func (v *vizFlags) ns() string {
@@ -36,30 +43,64 @@ func (v *vizFlags) ns() string {
 	return v.namespace
 }
 
-func (v *vizFlags) client() (*metricsapi.Client, time.Duration, error) {
+// query is how a metrics command gets its answer: from the Prometheus of --prometheus-url, or from viz's API.
+type query struct {
+	prom   *metricsapi.Client
+	viz    *vizConn
+	window time.Duration
+}
+
+func (q *query) close() {
+	if q.viz != nil {
+		q.viz.close()
+	}
+}
+
+func (v *vizFlags) connect(ctx context.Context, env *Env) (*query, error) {
 	if err := metricsapi.CheckOutput(v.output); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	window, err := metricsapi.ParseWindow(v.window)
 	if err != nil {
-		return nil, 0, fmt.Errorf("--time-window: %w", err)
+		return nil, fmt.Errorf("--time-window: %w", err)
 	}
-	c, err := metricsapi.NewClient(v.prometheusURL, 10*time.Second)
+	if v.prometheusURL != "" {
+		c, err := metricsapi.NewClient(v.prometheusURL, 10*time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("--prometheus-url: %w", err)
+		}
+		return &query{prom: c, window: window}, nil
+	}
+	conn, err := env.connectViz(ctx, v.vizURL)
 	if err != nil {
-		return nil, 0, fmt.Errorf("--prometheus-url: %w", err)
+		return nil, err
 	}
-	return c, window, nil
+	return &query{viz: conn, window: window}, nil
+}
+
+// values are the API parameters every metrics endpoint shares.
+func (v *vizFlags) values() url.Values {
+	q := url.Values{"window": {v.window}}
+	if v.allNamespaces {
+		q.Set("allNamespaces", "true")
+	} else {
+		q.Set("namespace", v.namespace)
+	}
+	return q
 }
 
 func newVizCmd(env *Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "viz",
-		Short: "See the mesh's traffic: golden metrics and who talks to whom",
-		Long: `viz reads the proxies' metrics from Prometheus: success rate, requests per second, latency percentiles and
-TCP connections per resource (stat), and which resources talk to which, secured by mTLS or not (edges).
-In local mode, sinew demo runs the Prometheus these commands read by default.`,
+		Short: "See the mesh's traffic: golden metrics, who talks to whom, live requests, the dashboard",
+		Long: `viz shows what goes through the proxies: success rate, requests per second, latency percentiles and TCP
+connections per resource (stat), per route (routes), which resources talk to which and whether mTLS secures it
+(edges), live requests (tap, top), and a web dashboard with all of it (dashboard).
+
+The commands read the viz API: with a local mesh (sinew demo) it runs beside the mesh; in Kubernetes it is the
+sinew-viz extension (sinew viz install | kubectl apply -f -), reached through a port-forward.`,
 	}
-	cmd.AddCommand(newVizStatCmd(env), newVizEdgesCmd(env))
+	cmd.AddCommand(newVizStatCmd(env), newVizEdgesCmd(env), newVizTapCmd(env), newVizTopCmd(env), newVizDashboardCmd(env))
 	return cmd
 }
 
@@ -79,13 +120,13 @@ second, latency percentiles and open TCP connections over the time window, from 
   sinew viz stat ns -A -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, window, err := v.client()
-			if err != nil {
-				return err
-			}
 			res, err := metricsapi.ParseResource(args[0], v.ns())
 			if err != nil {
 				return err
+			}
+			window, err := metricsapi.ParseWindow(v.window)
+			if err != nil {
+				return fmt.Errorf("--time-window: %w", err)
 			}
 			req := metricsapi.StatRequest{Resource: res, Window: window}
 			for _, x := range []struct {
@@ -104,7 +145,24 @@ second, latency percentiles and open TCP connections over the time window, from 
 			if err := req.Validate(); err != nil {
 				return err
 			}
-			rows, err := metricsapi.Stat(cmd.Context(), client, req, time.Time{})
+			q, err := v.connect(cmd.Context(), env)
+			if err != nil {
+				return err
+			}
+			defer q.close()
+			var rows []metricsapi.StatRow
+			if q.prom != nil {
+				rows, err = metricsapi.Stat(cmd.Context(), q.prom, req, time.Time{})
+			} else {
+				vals := v.values()
+				vals.Set("resource", args[0])
+				for k, x := range map[string]string{"from": from, "to": to} {
+					if x != "" {
+						vals.Set(k, x)
+					}
+				}
+				rows, err = q.viz.client.Stat(cmd.Context(), vals)
+			}
 			if err != nil {
 				return err
 			}
@@ -126,10 +184,6 @@ func newVizEdgesCmd(env *Env) *cobra.Command {
   sinew viz edges deploy -n emojivoto -o wide   # with the client and server identities`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, window, err := v.client()
-			if err != nil {
-				return err
-			}
 			res, err := metricsapi.ParseResource(args[0], v.ns())
 			if err != nil {
 				return err
@@ -137,7 +191,19 @@ func newVizEdgesCmd(env *Env) *cobra.Command {
 			if res.Name != "" {
 				return fmt.Errorf("edges takes a TYPE, not %q", args[0])
 			}
-			edges, err := metricsapi.Edges(cmd.Context(), client, res.Kind, v.ns(), window, time.Time{})
+			q, err := v.connect(cmd.Context(), env)
+			if err != nil {
+				return err
+			}
+			defer q.close()
+			var edges []metricsapi.Edge
+			if q.prom != nil {
+				edges, err = metricsapi.Edges(cmd.Context(), q.prom, res.Kind, v.ns(), q.window, time.Time{})
+			} else {
+				vals := v.values()
+				vals.Set("kind", args[0])
+				edges, err = q.viz.client.Edges(cmd.Context(), vals)
+			}
 			if err != nil {
 				return err
 			}

@@ -20,6 +20,8 @@ import (
 type Options struct {
 	// Wide appends the source's and destination's labels as src_<name>=… and dst_<name>=… (sorted by name).
 	Wide bool
+	// Stream, when not empty, prefixes request ids as Linkerd does for merged streams: id=<Stream>:<id>.
+	Stream string
 }
 
 // Line renders one event without a trailing newline. An event with no payload renders as an "unknown" line
@@ -29,15 +31,15 @@ func Line(ev *tapv1.TapEvent, o Options) string {
 	switch e := ev.GetEvent().(type) {
 	case *tapv1.TapEvent_RequestInit_:
 		r := e.RequestInit
-		flow(&b, "req", r.GetId(), ev)
+		flow(&b, "req", r.GetId(), ev, o)
 		fmt.Fprintf(&b, " :method=%s :authority=%s :path=%s", value(r.GetMethod()), value(r.GetAuthority()), value(r.GetPath()))
 	case *tapv1.TapEvent_ResponseInit_:
 		r := e.ResponseInit
-		flow(&b, "rsp", r.GetId(), ev)
+		flow(&b, "rsp", r.GetId(), ev, o)
 		fmt.Fprintf(&b, " :status=%d latency=%dµs", r.GetHttpStatus(), r.GetSinceRequestInit().AsDuration().Microseconds())
 	case *tapv1.TapEvent_ResponseEnd_:
 		r := e.ResponseEnd
-		flow(&b, "end", r.GetId(), ev)
+		flow(&b, "end", r.GetId(), ev, o)
 		switch {
 		case r.GetResetError() != "":
 			fmt.Fprintf(&b, " reset-error=%s", value(r.GetResetError()))
@@ -46,7 +48,7 @@ func Line(ev *tapv1.TapEvent, o Options) string {
 		}
 		fmt.Fprintf(&b, " duration=%dµs response-length=%dB", r.GetSinceResponseInit().AsDuration().Microseconds(), r.GetResponseBytes())
 	default:
-		flow(&b, "unknown", 0, ev)
+		flow(&b, "unknown", 0, ev, o)
 	}
 	if o.Wide {
 		labels(&b, "src_", ev.GetSourceLabels())
@@ -55,7 +57,7 @@ func Line(ev *tapv1.TapEvent, o Options) string {
 	return b.String()
 }
 
-func flow(b *strings.Builder, kind string, id uint64, ev *tapv1.TapEvent) {
+func flow(b *strings.Builder, kind string, id uint64, ev *tapv1.TapEvent, o Options) {
 	proxy := "?"
 	switch ev.GetDirection() {
 	case tapv1.TapEvent_DIRECTION_INBOUND:
@@ -67,7 +69,11 @@ func flow(b *strings.Builder, kind string, id uint64, ev *tapv1.TapEvent) {
 	if tls == "" {
 		tls = "unknown"
 	}
-	fmt.Fprintf(b, "%s id=%d proxy=%s src=%s dst=%s tls=%s", kind, id, proxy, value(ev.GetSource()), value(ev.GetDestination()), value(tls))
+	sid := strconv.FormatUint(id, 10)
+	if o.Stream != "" {
+		sid = o.Stream + ":" + sid
+	}
+	fmt.Fprintf(b, "%s id=%s proxy=%s src=%s dst=%s tls=%s", kind, sid, proxy, value(ev.GetSource()), value(ev.GetDestination()), value(tls))
 }
 
 func labels(b *strings.Builder, prefix string, l map[string]string) {
