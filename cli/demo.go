@@ -48,7 +48,7 @@ installed, the demo also runs it (at --port-base+5), scraping every proxy. The v
 				} else if promBin != "" {
 					return err
 				} else {
-					fmt.Fprintln(env.Stderr, "‼ no prometheus program found (Debian: apt-get install prometheus): `sinew viz stat` will have no data")
+					fmt.Fprintln(env.Stderr, "‼ no prometheus program found (Debian: apt-get install prometheus): viz uses its embedded scraper, which keeps 15 minutes")
 				}
 			}
 			fmt.Fprintln(env.Stderr, "Starting the emojivoto demo...")
@@ -61,7 +61,7 @@ installed, the demo also runs it (at --port-base+5), scraping every proxy. The v
 	f.StringVar(&dataDir, "data-dir", "", "keep the CA, resources and logs here (default: a temporary directory removed at exit)")
 	f.StringVar(&appBin, "emojivoto", "", "the emojivoto program (default: next to sinew, else on $PATH)")
 	f.StringVar(&promBin, "prometheus", "", "the prometheus program that scrapes the proxies for `sinew viz` (default: on $PATH)")
-	f.BoolVar(&noPrometheus, "no-prometheus", false, "do not start Prometheus")
+	f.BoolVar(&noPrometheus, "no-prometheus", false, "do not start Prometheus; viz scrapes the proxies itself (15 minutes kept in memory)")
 	return cmd
 }
 
@@ -117,12 +117,14 @@ The sinew local mesh is up: emojivoto with a proxy beside every process (logs in
   The busiest paths, live:                     sinew viz top deploy/web -n emojivoto%s
 `, r.VizURL, flag, flag)
 		if r.PrometheusURL != "" {
-			fmt.Fprintf(w, `  Golden metrics (from Prometheus at %s):
-    sinew viz stat deploy -n emojivoto%s
+			fmt.Fprintf(w, "  Golden metrics (from Prometheus at %s):\n", r.PrometheusURL)
+		} else {
+			fmt.Fprintf(w, "  Golden metrics (from viz's embedded scraper):\n")
+		}
+		fmt.Fprintf(w, `    sinew viz stat deploy -n emojivoto%s
     sinew viz edges deploy -n emojivoto%s
     sinew viz routes deploy/voting -n emojivoto%s
-`, r.PrometheusURL, flag, flag, flag)
-		}
+`, flag, flag, flag)
 	}
 	if !noTraffic {
 		fmt.Fprintf(w, "  vote-bot votes twice a second; its proxy's metrics: http://%s/metrics\n", admin("vote-bot"))

@@ -8,10 +8,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sinewmesh/sinew/cli/internal/localmesh"
+	"github.com/sinewmesh/sinew/viz/web"
 )
 
 func newRunCmd(env *Env) *cobra.Command {
-	var dataDir string
+	var dataDir, vizAddr string
 	cmd := &cobra.Command{
 		Use:   "run FILE",
 		Short: "Run local processes meshed, each beside its own proxy, from a LocalMesh file (no Kubernetes, no root)",
@@ -29,10 +30,12 @@ examples/emojivoto/local/emojivoto.yaml is a complete example.`,
 			return localmesh.Run(cmd.Context(), m, localmesh.Options{
 				DataDir: dataDir, Progress: env.Stderr,
 				Ready: func(r *localmesh.Running) { printRunning(env.Stdout, m, r) },
+				Viz:   localmesh.VizOptions{Listen: vizAddr, Assets: web.Assets},
 			})
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "keep the CA, resources and logs here (default: a temporary directory removed at exit)")
+	cmd.Flags().StringVar(&vizAddr, "viz-addr", localmesh.DemoViz(localmesh.DefaultPortBase), "serve the viz dashboard and API here, with an embedded scraper for the metrics (\"\": no viz)")
 	return cmd
 }
 
@@ -47,5 +50,9 @@ func printRunning(w io.Writer, m *localmesh.Mesh, r *localmesh.Running) {
 		}
 		fmt.Fprintf(w, "  %-12s %-8d http://%s/metrics  %s\n", wl.Name, wl.PID, wl.ProxyAdmin, strings.Join(serves, ", "))
 	}
-	fmt.Fprintf(w, "\n  The control plane's model: curl -s http://%s/debug/model\n\nCtrl-C stops everything.\n", r.ControlPlane.Admin)
+	fmt.Fprintf(w, "\n  The control plane's model: curl -s http://%s/debug/model\n", r.ControlPlane.Admin)
+	if r.VizURL != "" {
+		fmt.Fprintf(w, "  The viz dashboard: %s/ (sinew viz stat deploy -n %s --viz-url %s)\n", r.VizURL, m.Spec.Namespace, r.VizURL)
+	}
+	fmt.Fprintf(w, "\nCtrl-C stops everything.\n")
 }

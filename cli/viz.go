@@ -100,7 +100,8 @@ connections per resource (stat), per route (routes), which resources talk to whi
 The commands read the viz API: with a local mesh (sinew demo) it runs beside the mesh; in Kubernetes it is the
 sinew-viz extension (sinew viz install | kubectl apply -f -), reached through a port-forward.`,
 	}
-	cmd.AddCommand(newVizStatCmd(env), newVizEdgesCmd(env), newVizTapCmd(env), newVizTopCmd(env), newVizDashboardCmd(env))
+	cmd.AddCommand(newVizStatCmd(env), newVizEdgesCmd(env), newVizRoutesCmd(env), newVizTapCmd(env), newVizTopCmd(env), newVizDashboardCmd(env),
+		newVizInstallCmd(env), newVizUninstallCmd(env), newVizCheckCmd(env))
 	return cmd
 }
 
@@ -211,5 +212,66 @@ func newVizEdgesCmd(env *Env) *cobra.Command {
 		},
 	}
 	v.register(cmd, env)
+	return cmd
+}
+
+func newVizRoutesCmd(env *Env) *cobra.Command {
+	var (
+		v  vizFlags
+		to string
+	)
+	cmd := &cobra.Command{
+		Use:   "routes TYPE/NAME",
+		Short: "Golden metrics per route: ROUTE AUTHORITY SUCCESS RPS LATENCY_P50 LATENCY_P95 LATENCY_P99",
+		Long: `routes shows the success rate, requests per second and latency percentiles of each route a resource
+serves (its inbound traffic), or with --to, of each route it calls on that resource. A route is the gRPC method
+(/package.Service/Method) or the request path; each proxy labels at most 100 of them, the rest count as [other].`,
+		Example: `  sinew viz routes deploy/voting -n emojivoto
+  sinew viz routes deploy/web -n emojivoto --to deploy/voting -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := metricsapi.ParseResource(args[0], v.ns())
+			if err != nil {
+				return err
+			}
+			window, err := metricsapi.ParseWindow(v.window)
+			if err != nil {
+				return fmt.Errorf("--time-window: %w", err)
+			}
+			req := metricsapi.RoutesRequest{Resource: res, Window: window}
+			if to != "" {
+				r, err := metricsapi.ParseResource(to, v.ns())
+				if err != nil {
+					return fmt.Errorf("--to: %w", err)
+				}
+				req.To = &r
+			}
+			if err := req.Validate(); err != nil {
+				return err
+			}
+			q, err := v.connect(cmd.Context(), env)
+			if err != nil {
+				return err
+			}
+			defer q.close()
+			var rows []metricsapi.RouteRow
+			if q.prom != nil {
+				rows, err = metricsapi.Routes(cmd.Context(), q.prom, req, time.Time{})
+			} else {
+				vals := v.values()
+				vals.Set("resource", args[0])
+				if to != "" {
+					vals.Set("to", to)
+				}
+				rows, err = q.viz.client.Routes(cmd.Context(), vals)
+			}
+			if err != nil {
+				return err
+			}
+			return metricsapi.WriteRoutes(env.Stdout, rows, v.output)
+		},
+	}
+	v.register(cmd, env)
+	cmd.Flags().StringVar(&to, "to", "", "the routes the resource calls on this resource (TYPE/NAME)")
 	return cmd
 }

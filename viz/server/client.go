@@ -103,6 +103,15 @@ func (c *Client) Edges(ctx context.Context, q url.Values) ([]metricsapi.Edge, er
 	return a.Edges, err
 }
 
+// Routes asks /api/routes.
+func (c *Client) Routes(ctx context.Context, q url.Values) ([]metricsapi.RouteRow, error) {
+	var a struct {
+		Routes []metricsapi.RouteRow `json:"routes"`
+	}
+	err := c.getJSON(ctx, "/api/routes", q, &a)
+	return a.Routes, err
+}
+
 // TapEvent is one decoded line of a tap stream.
 type TapEvent struct {
 	Proxy string

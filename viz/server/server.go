@@ -274,7 +274,38 @@ func (s *Server) edges(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) routes(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusNotImplemented, errors.New("routes are not served yet"))
+	p, err := readParams(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	req := metricsapi.RoutesRequest{Window: p.window}
+	var res *metricsapi.Resource
+	if res, err = p.resource("resource", true); err == nil {
+		req.Resource = *res
+		req.To, err = p.resource("to", false)
+	}
+	if err == nil {
+		err = req.Validate()
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	q := s.querier(w)
+	if q == nil {
+		return
+	}
+	rows, err := metricsapi.Routes(r.Context(), q, req, time.Time{})
+	if err != nil {
+		writeQueryError(w, err)
+		return
+	}
+	if rows == nil {
+		rows = []metricsapi.RouteRow{}
+	}
+	w.Header().Set(CommandHeader, command("routes", p, p.q.Get("resource"), "to"))
+	writeJSON(w, map[string]any{"routes": rows})
 }
 
 // TapLine is one line of /api/tap's stream.

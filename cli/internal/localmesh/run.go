@@ -162,6 +162,8 @@ type runner struct {
 	viz     *http.Server
 	vizAddr string
 	vizLog  *os.File
+	// scraperStop stops the embedded scraper, when viz runs one, and waits for it.
+	scraperStop func()
 }
 
 type runningProxy struct {
@@ -421,6 +423,9 @@ func (r *runner) stop() {
 		// It holds no state; closing it ends the taps in flight, which the proxies then see end.
 		_ = r.viz.Close()
 	}
+	if r.scraperStop != nil {
+		r.scraperStop()
+	}
 	if r.vizLog != nil {
 		r.vizLog.Close()
 	}
@@ -468,13 +473,8 @@ func tail(path string) string {
 	return "; last lines of " + path + ":\n    " + strings.Join(lines, "\n    ")
 }
 
-// startPrometheus writes a scrape configuration for every proxy and runs Prometheus until the mesh stops.
-func (r *runner) startPrometheus(ctx context.Context) error {
-	po := r.opts.Prometheus
-	interval := po.ScrapeInterval
-	if interval == 0 {
-		interval = 2 * time.Second
-	}
+// scrapeTargets are the proxies' admin servers with the labels of the contract (docs/observability/viz.md).
+func (r *runner) scrapeTargets() []metricsapi.ScrapeTarget {
 	var targets []metricsapi.ScrapeTarget
 	for i, w := range r.m.Spec.Workloads {
 		targets = append(targets, metricsapi.ScrapeTarget{
@@ -482,7 +482,17 @@ func (r *runner) startPrometheus(ctx context.Context) error {
 			Deployment: metricsapi.LocalDeployment(w.Name, w.Labels), Pod: w.Name,
 		})
 	}
-	cfg, err := metricsapi.PrometheusConfig(targets, interval)
+	return targets
+}
+
+// startPrometheus writes a scrape configuration for every proxy and runs Prometheus until the mesh stops.
+func (r *runner) startPrometheus(ctx context.Context) error {
+	po := r.opts.Prometheus
+	interval := po.ScrapeInterval
+	if interval == 0 {
+		interval = 2 * time.Second
+	}
+	cfg, err := metricsapi.PrometheusConfig(r.scrapeTargets(), interval)
 	if err != nil {
 		return fmt.Errorf("prometheus: %w", err)
 	}

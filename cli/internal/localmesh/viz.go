@@ -1,6 +1,7 @@
 package localmesh
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,6 +15,7 @@ import (
 	"github.com/sinewmesh/sinew/controlplane"
 	"github.com/sinewmesh/sinew/internal/meshtls"
 	"github.com/sinewmesh/sinew/viz/metricsapi"
+	"github.com/sinewmesh/sinew/viz/scrape"
 	"github.com/sinewmesh/sinew/viz/server"
 	"github.com/sinewmesh/sinew/viz/tapsvc"
 )
@@ -68,6 +70,17 @@ func (r *runner) startViz(cp *controlplane.ControlPlane) error {
 			return err
 		}
 		cfg.Prometheus = url
+	} else {
+		sc, err := scrape.New(scrape.Config{Targets: r.scrapeTargets(), Interval: r.opts.Prometheus.ScrapeInterval,
+			Logger: log.With("component", "scraper")})
+		if err != nil {
+			return fmt.Errorf("viz: embedded scraper: %w", err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = sc.Run(ctx) }()
+		r.scraperStop = func() { cancel(); <-done; _ = sc.Close() }
+		cfg.Querier, cfg.Prometheus = sc, "embedded"
 	}
 	ln, err := net.Listen("tcp", r.opts.Viz.Listen)
 	if err != nil {
