@@ -14,6 +14,7 @@
 package scrape
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
@@ -341,6 +343,10 @@ func (s *Scraper) fetch(ctx context.Context, t *target) ([]parsedSample, error) 
 // parse reads the Prometheus text format and gives every sample the target labels. A scraped label that a target
 // label would overwrite is kept as exported_<name> (Prometheus's honor_labels: false).
 func parse(body []byte, targetLabels [][2]string) ([]parsedSample, error) {
+	// The text format is UTF-8 text; the lexer would take a NUL byte for the end of the input and report no error.
+	if !utf8.Valid(body) || bytes.IndexByte(body, 0) >= 0 {
+		return nil, errors.New("bad exposition: not UTF-8 text")
+	}
 	p := textparse.NewPromParser(body, labels.NewSymbolTable(), false)
 	var (
 		out     []parsedSample
