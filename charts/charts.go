@@ -18,13 +18,14 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-//go:embed all:sinew-crds all:sinew-control-plane
+//go:embed all:sinew-crds all:sinew-control-plane all:sinew-viz
 var files embed.FS
 
 // The charts' names (and their directories).
 const (
 	CRDs         = "sinew-crds"
 	ControlPlane = "sinew-control-plane"
+	Viz          = "sinew-viz"
 )
 
 // ReleaseService is .Release.Service when the CLI renders a chart (Helm itself uses "Helm"); templates tell the two

@@ -1,0 +1,318 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sinewmesh/sinew/charts"
+	"github.com/sinewmesh/sinew/cli/check"
+	"github.com/sinewmesh/sinew/internal/version"
+)
+
+// The viz extension's names (docs/architecture/viz.md), as install, uninstall and check use them.
+const (
+	vizExtNamespace  = "sinew-viz"
+	vizExtDeployment = "sinew-viz"
+	vizExtAPIPort    = "8084"
+	vizExtPromDeploy = "prometheus"
+	// vizSelector selects every object of the extension.
+	vizSelector = "sinew.dev/extension=viz"
+)
+
+func newVizInstallCmd(env *Env) *cobra.Command {
+	var (
+		values        valueFlags
+		ignoreCluster bool
+		output        string
+	)
+	cmd := &cobra.Command{
+		Use:   "install",
+		Short: "Print the manifests of the viz extension (sinew-viz and a Prometheus) for kubectl apply -f -",
+		Long: `Print the manifests of the viz extension, for kubectl apply -f -:
+
+  sinew viz install | kubectl apply -f -
+  sinew viz check
+
+The extension runs in the namespace sinew-viz: sinew-viz (the API behind sinew viz stat, edges and tap, and the
+dashboard) and a Prometheus that scrapes the proxies, keeping 6 hours of data. To use a Prometheus of your own
+instead, give its URL: --set prometheusUrl=http://prometheus.monitoring.svc.cluster.local:9090 (it needs the
+sinew-proxy scrape job of docs/observability/viz.md).
+
+install reads the mesh's trust anchors and trust domain from the installed control plane, so the control plane
+must be installed first. With --ignore-cluster give them as values (--set-file identityTrustAnchorsPEM=ca.crt).`,
+		Example: `  sinew viz install | kubectl apply -f -
+  sinew viz install --set prometheusUrl=http://prometheus.monitoring.svc.cluster.local:9090 | kubectl apply -f -
+  sinew viz install --set prometheus.image=registry.example/prometheus:v2.53.3 | kubectl apply -f -`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "yaml" && output != "json" {
+				return fmt.Errorf("--output %q: want yaml or json", output)
+			}
+			vals := map[string]any{}
+			if !ignoreCluster {
+				if err := vizValuesFromCluster(cmd.Context(), env, vals); err != nil {
+					return err
+				}
+			}
+			if err := values.mergeInto(env, vals); err != nil {
+				return err
+			}
+			if err := checkVizValues(vals); err != nil {
+				return err
+			}
+			objs, err := renderViz(vals, charts.InstallOrder)
+			if err != nil {
+				return err
+			}
+			return writeObjects(env.Stdout, objs, output)
+		},
+	}
+	values.register(cmd)
+	cmd.Flags().BoolVar(&ignoreCluster, "ignore-cluster", false, "do not read the control plane's trust anchors from the cluster (give identityTrustAnchorsPEM)")
+	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
+	return cmd
+}
+
+// vizValuesFromCluster fills in what the extension shares with the installed control plane: its trust anchors,
+// trust domain, cluster domain and namespace.
+func vizValuesFromCluster(ctx context.Context, env *Env, vals map[string]any) error {
+	cl, err := env.kubeClients()
+	if err != nil {
+		return fmt.Errorf("%w (use --ignore-cluster with --set-file identityTrustAnchorsPEM=<file> to print the manifests without looking at the cluster)", err)
+	}
+	ns := env.ControlPlaneNS
+	notInstalled := fmt.Sprintf("the sinew control plane is not installed in namespace %s: install it first (`sinew install --crds | kubectl apply -f -`, then `sinew install | kubectl apply -f -`), or give its namespace with -L", ns)
+	cfg, err := cl.Kube.CoreV1().ConfigMaps(ns).Get(ctx, check.ConfigMapName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("%s", notInstalled)
+	case err != nil:
+		return fmt.Errorf("reading the control plane's configuration (ConfigMap %s/%s): %w", ns, check.ConfigMapName, err)
+	}
+	roots, err := cl.Kube.CoreV1().ConfigMaps(ns).Get(ctx, check.TrustRootsConfigMap, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("%s (the ConfigMap %s/%s is missing)", notInstalled, ns, check.TrustRootsConfigMap)
+	case err != nil:
+		return fmt.Errorf("reading the mesh's trust anchors (ConfigMap %s/%s): %w", ns, check.TrustRootsConfigMap, err)
+	}
+	anchors := strings.TrimSpace(roots.Data[check.TrustRootsKey])
+	if !strings.Contains(anchors, "-----BEGIN CERTIFICATE-----") {
+		return fmt.Errorf("the ConfigMap %s/%s holds no PEM certificate under %s: repair the control plane with `sinew upgrade | kubectl apply -f -`", ns, check.TrustRootsConfigMap, check.TrustRootsKey)
+	}
+	stored := map[string]any{}
+	if err := yaml.Unmarshal([]byte(cfg.Data["values"]), &stored); err != nil {
+		return fmt.Errorf("the ConfigMap %s/%s: key values is not YAML: %w", ns, check.ConfigMapName, err)
+	}
+	setValue(vals, "identityTrustAnchorsPEM", anchors+"\n")
+	if td := getString(stored, "identity.trustDomain"); td != "" {
+		setValue(vals, "trustDomain", td)
+	}
+	if cd := getString(stored, "clusterDomain"); cd != "" {
+		setValue(vals, "clusterDomain", cd)
+	}
+	if ns != DefaultNamespace {
+		setValue(vals, "controlPlaneNamespace", ns)
+	}
+	return nil
+}
+
+// checkVizValues refuses values the chart does not have and values that would render a broken extension.
+func checkVizValues(vals map[string]any) error {
+	defaults, err := chartDefaults(charts.Viz)
+	if err != nil {
+		return err
+	}
+	if err := checkKeys(vals, defaults, ""); err != nil {
+		// checkKeys names the control plane's values file; point at this chart's instead
+		return fmt.Errorf("%s", strings.NewReplacer(
+			"docs/reference/cli.md and charts/sinew-control-plane/values.yaml", "charts/sinew-viz/values.yaml").Replace(err.Error()))
+	}
+	merged := map[string]any{}
+	mergeValues(merged, defaults)
+	mergeValues(merged, vals)
+	oneOf := func(path string, allowed ...string) error {
+		v := getString(merged, path)
+		for _, a := range allowed {
+			if v == a {
+				return nil
+			}
+		}
+		return fmt.Errorf("value %s: %q is not one of %s", path, v, strings.Join(allowed, ", "))
+	}
+	for _, err := range []error{
+		oneOf("logLevel", logLevels...),
+		oneOf("logFormat", logFormats...),
+		oneOf("image.pullPolicy", pullPolicies...),
+		oneOf("prometheus.pullPolicy", pullPolicies...),
+		oneOf("prometheus.discovery", "kubernetes", "http"),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	for _, p := range []string{"clusterDomain", "trustDomain"} {
+		if v := getString(merged, p); v != "" && !dnsRE.MatchString(v) {
+			return fmt.Errorf("value %s: %q is not a lower-case DNS name", p, v)
+		}
+	}
+	if u := getString(merged, "prometheusUrl"); u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		return fmt.Errorf("value prometheusUrl: %q is not an http:// or https:// URL", u)
+	}
+	return nil
+}
+
+func renderViz(vals map[string]any, order charts.Order) ([]charts.Object, error) {
+	c, err := charts.Load(charts.Viz, version.Version)
+	if err != nil {
+		return nil, err
+	}
+	return charts.Render(c, vizExtNamespace, vals, order)
+}
+
+func newVizUninstallCmd(env *Env) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "uninstall",
+		Short: "Print every object of the viz extension for kubectl delete -f -",
+		Long: `Print every object of the viz extension that is in the cluster (they carry the label
+sinew.dev/extension=viz), for kubectl delete -f -:
+
+  sinew viz uninstall | kubectl delete -f -
+
+Deleting the namespace sinew-viz deletes what is in it; the cluster roles and bindings are printed on their own.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "yaml" && output != "json" {
+				return fmt.Errorf("--output %q: want yaml or json", output)
+			}
+			objs, err := vizObjectsInCluster(cmd.Context(), env)
+			if err != nil {
+				return err
+			}
+			if len(objs) == 0 {
+				fmt.Fprintf(env.Stderr, "no object labelled %s in the cluster: the viz extension is not installed\n", vizSelector)
+				return nil
+			}
+			return writeObjects(env.Stdout, objs, output)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
+	return cmd
+}
+
+// vizObjectsInCluster lists the objects labelled sinew.dev/extension=viz, in deletion order: the bindings before
+// the roles, the objects in namespaces that stay (a Helm install into a namespace it did not create) before the
+// namespaces, which take their contents with them.
+func vizObjectsInCluster(ctx context.Context, env *Env) ([]charts.Object, error) {
+	cl, err := env.kubeClients()
+	if err != nil {
+		return nil, err
+	}
+	kube := cl.Kube
+	sel := metav1.ListOptions{LabelSelector: vizSelector}
+	var out []charts.Object
+	add := func(apiVersion, kind, ns string, names []string) {
+		sort.Strings(names)
+		for _, n := range names {
+			out = append(out, charts.Object{APIVersion: apiVersion, Kind: kind, Name: n, Namespace: ns})
+		}
+	}
+	nss, err := kube.CoreV1().Namespaces().List(ctx, sel)
+	if err != nil {
+		return nil, fmt.Errorf("listing namespaces: %w", err)
+	}
+	deleted := map[string]bool{}
+	var nsNames []string
+	for _, n := range nss.Items {
+		deleted[n.Name] = true
+		nsNames = append(nsNames, n.Name)
+	}
+	crbs, err := kube.RbacV1().ClusterRoleBindings().List(ctx, sel)
+	if err != nil {
+		return nil, fmt.Errorf("listing cluster role bindings: %w", err)
+	}
+	var names []string
+	for _, o := range crbs.Items {
+		names = append(names, o.Name)
+	}
+	add("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "", names)
+	crs, err := kube.RbacV1().ClusterRoles().List(ctx, sel)
+	if err != nil {
+		return nil, fmt.Errorf("listing cluster roles: %w", err)
+	}
+	names = nil
+	for _, o := range crs.Items {
+		names = append(names, o.Name)
+	}
+	add("rbac.authorization.k8s.io/v1", "ClusterRole", "", names)
+
+	// namespaced objects in namespaces that stay (a Helm install into a namespace it did not create)
+	type nsObj struct{ ns, name string }
+	keep := func(apiVersion, kind string, objs []nsObj) {
+		sort.Slice(objs, func(i, j int) bool { return objs[i].ns+"/"+objs[i].name < objs[j].ns+"/"+objs[j].name })
+		for _, o := range objs {
+			if !deleted[o.ns] {
+				out = append(out, charts.Object{APIVersion: apiVersion, Kind: kind, Name: o.name, Namespace: o.ns})
+			}
+		}
+	}
+	deps, err := kube.AppsV1().Deployments("").List(ctx, sel)
+	if err != nil {
+		return nil, fmt.Errorf("listing deployments: %w", err)
+	}
+	var objs []nsObj
+	for _, o := range deps.Items {
+		objs = append(objs, nsObj{o.Namespace, o.Name})
+	}
+	keep("apps/v1", "Deployment", objs)
+	svcs, err := kube.CoreV1().Services("").List(ctx, sel)
+	if err != nil {
+		return nil, fmt.Errorf("listing services: %w", err)
+	}
+	objs = nil
+	for _, o := range svcs.Items {
+		objs = append(objs, nsObj{o.Namespace, o.Name})
+	}
+	keep("v1", "Service", objs)
+	cms, err := kube.CoreV1().ConfigMaps("").List(ctx, sel)
+	if err != nil {
+		return nil, fmt.Errorf("listing config maps: %w", err)
+	}
+	objs = nil
+	for _, o := range cms.Items {
+		objs = append(objs, nsObj{o.Namespace, o.Name})
+	}
+	keep("v1", "ConfigMap", objs)
+	sas, err := kube.CoreV1().ServiceAccounts("").List(ctx, sel)
+	if err != nil {
+		return nil, fmt.Errorf("listing service accounts: %w", err)
+	}
+	objs = nil
+	for _, o := range sas.Items {
+		objs = append(objs, nsObj{o.Namespace, o.Name})
+	}
+	keep("v1", "ServiceAccount", objs)
+	add("v1", "Namespace", "", nsNames)
+	for i := range out {
+		out[i].YAML = identifyingYAML(out[i])
+	}
+	return out, nil
+}
+
+// identifyingYAML is the part of an object kubectl delete needs.
+func identifyingYAML(o charts.Object) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: %s\nkind: %s\nmetadata:\n  name: %s\n", o.APIVersion, o.Kind, o.Name)
+	if o.Namespace != "" {
+		fmt.Fprintf(&b, "  namespace: %s\n", o.Namespace)
+	}
+	return b.String()
+}
