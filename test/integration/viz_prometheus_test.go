@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -211,4 +212,98 @@ func TestVizAgainstPrometheus(t *testing.T) {
 		t.Errorf("sinew viz edges deploy -o wide lacks a secured web → voting edge with both identities:\n%s", edgesTable)
 	}
 	t.Logf("sinew viz stat deploy:\n%s\nsinew viz edges deploy -o wide:\n%s", statTable, edgesTable)
+
+	// Through the viz API the demo serves (base+6), as `sinew viz` reads it by default: the same stat answer, and
+	// live requests from tap and top.
+	vizURL := fmt.Sprintf("http://127.0.0.1:%d", base+6)
+	viz := func(ctx context.Context, args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, filepath.Join(bin, "sinew"), append(args, "-n", "emojivoto", "--viz-url", vizURL)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("sinew %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if apiTable := viz(ctx, "viz", "stat", "deploy"); !regexp.MustCompile(`(?m)^emoji\s+1/1\s+100\.00%`).MatchString(apiTable) {
+		t.Errorf("sinew viz stat deploy through the viz API lacks emoji at 100%%:\n%s", apiTable)
+	}
+
+	// Tap needs requests while it listens: keep voting until the taps are done.
+	trafficCtx, stopTraffic := context.WithCancel(ctx)
+	trafficDone := make(chan struct{})
+	go func() {
+		defer close(trafficDone)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-trafficCtx.Done():
+				return
+			case <-tick.C:
+			}
+			for _, path := range []string{"api/vote?choice=:beer_mug:", "api/vote?choice=:doughnut:"} {
+				if resp, err := http.Get(app + path); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}
+	}()
+	defer func() { stopTraffic(); <-trafficDone }()
+	tapCtx, cancelTap := context.WithTimeout(ctx, 60*time.Second)
+	defer cancelTap()
+
+	// web's calls to voting, as tap lines: every hop is mTLS, and ids carry the proxy's index as Linkerd's do.
+	tapOut := viz(tapCtx, "viz", "tap", "deploy/web", "--to", "deploy/voting", "--limit", "4")
+	lineRE := regexp.MustCompile(`^(req|rsp|end) id=0:\d+ proxy=out src=\S+ dst=127\.0\.0\.1:\d+ tls=true `)
+	kinds := map[string]int{}
+	for _, l := range splitLines(tapOut) {
+		m := lineRE.FindStringSubmatch(l)
+		if m == nil {
+			t.Errorf("tap line %q: want an outbound mTLS line", l)
+			continue
+		}
+		kinds[m[1]]++
+	}
+	if kinds["req"] != 4 || kinds["rsp"] != 4 || kinds["end"] != 4 {
+		t.Errorf("sinew viz tap --limit 4: %v lines of each kind, want 4 req, 4 rsp and 4 end:\n%s", kinds, tapOut)
+	}
+	if !regexp.MustCompile(`:path=/emojivoto\.v1\.VotingService/Vote`).MatchString(tapOut) {
+		t.Errorf("sinew viz tap shows no vote:\n%s", tapOut)
+	}
+	t.Logf("sinew viz tap deploy/web --to deploy/voting --limit 4:\n%s", tapOut)
+
+	// JSON: one object per line, the event in protobuf JSON.
+	var first struct {
+		Proxy string `json:"proxy"`
+		Event struct {
+			TLS         string `json:"tls"`
+			RequestInit *struct {
+				Path string `json:"path"`
+			} `json:"requestInit"`
+		} `json:"event"`
+	}
+	jsonOut := splitLines(viz(tapCtx, "viz", "tap", "deploy/web", "--to", "deploy/voting", "--limit", "1", "-o", "json"))
+	if len(jsonOut) == 0 || json.Unmarshal([]byte(jsonOut[0]), &first) != nil || first.Proxy != "emojivoto/web" || first.Event.TLS != "true" || first.Event.RequestInit == nil {
+		t.Errorf("sinew viz tap -o json: first line %q, want web's request start over mTLS", jsonOut)
+	}
+
+	// top: the doughnut votes, all failed.
+	topOut := viz(tapCtx, "viz", "top", "deploy/web", "--to", "deploy/voting", "--path", "/emojivoto.v1.VotingService/VoteDoughnut", "--limit", "3")
+	if !regexp.MustCompile(`(?m)^web\s+voting\s+POST\s+/emojivoto\.v1\.VotingService/VoteDoughnut\s+3\s+\S+\s+\S+\s+\S+\s+0\.00%$`).MatchString(topOut) {
+		t.Errorf("sinew viz top --path …/VoteDoughnut: want one row of 3 failed calls:\n%s", topOut)
+	}
+	t.Logf("sinew viz top:\n%s", topOut)
+}
+
+// splitLines is a command's output, a line each, without empty ones.
+func splitLines(s string) []string {
+	var out []string
+	for l := range strings.SplitSeq(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
 }
