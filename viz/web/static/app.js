@@ -488,19 +488,22 @@ function graphFrom(ns, rows, edges, focus) {
 // ---------------------------------------------------------------------------------------------------------------
 // Live calls: the tap stream aggregated in place, like `sinew viz top`.
 
-// seconds reads a protobuf JSON duration ("0.001234s") as milliseconds.
+// durationMs reads a protobuf JSON duration ("0.001234s") as milliseconds.
 function durationMs(d) {
   if (typeof d !== 'string' || !d.endsWith('s')) return null;
   const v = parseFloat(d);
   return Number.isFinite(v) ? v * 1000 : null;
 }
 
-// peerName prefers the workload's deployment, then its pod, then the address (without the source's ephemeral
-// port). Peers in another namespace than the page's are named NS/NAME.
-function peerName(labels, addr, ns, dropPort) {
+// peerName names a request's peer: its deployment, else its pod, else its service account (inbound requests know
+// the caller only by the identity it proved), else the mTLS identity, else the address (without the source's
+// ephemeral port). Peers in another namespace than the page's are named NS/NAME.
+function peerName(labels, id, addr, ns, dropPort) {
   const l = labels || {};
-  const name = l.deployment || l.pod;
-  if (name) return l.namespace && l.namespace !== ns ? `${l.namespace}/${name}` : name;
+  const inNs = (name) => (l.namespace && l.namespace !== ns ? `${l.namespace}/${name}` : name);
+  if (l.deployment || l.pod) return inNs(l.deployment || l.pod);
+  if (l.serviceaccount) return inNs(`sa/${l.serviceaccount}`);
+  if (id) return shortID(id);
   if (!addr) return '-';
   return dropPort ? addr.replace(/:\d+$/, '') : addr;
 }
@@ -632,8 +635,8 @@ class LiveCalls {
       const inbound = ev.direction === 'DIRECTION_INBOUND';
       const call = {
         direction: inbound ? 'inbound' : 'outbound',
-        source: peerName(ev.sourceLabels, ev.source, this.params.namespace, true),
-        destination: peerName(ev.destinationLabels, ev.destination, this.params.namespace, false),
+        source: peerName(ev.sourceLabels, ev.clientId, ev.source, this.params.namespace, true),
+        destination: peerName(ev.destinationLabels, ev.serverId, ev.destination, this.params.namespace, false),
         method: r.method || '-',
         path: r.path || '/',
         authority: r.authority || '',
@@ -842,11 +845,12 @@ function workloadView(view, ns, name) {
         showSummary(self);
       }),
       load(inP, () => api('stat', { resource: 'deploy', namespace: ns, to: res }, view.signal), (b) => {
-        callers = b.rows || [];
+        // Every workload of the namespace gets a row; those that sent nothing to this one are not its callers.
+        callers = (b.rows || []).filter((r) => r.rps != null);
         inbound.update(callers);
       }),
       load(outP, () => api('stat', { resource: 'deploy', namespace: ns, from: res }, view.signal), (b) => {
-        callees = b.rows || [];
+        callees = (b.rows || []).filter((r) => r.rps != null);
         outbound.update(callees);
       }),
       load(octoP, () => api('edges', { kind: 'deploy', namespace: ns }, view.signal), (b) => {
@@ -867,6 +871,9 @@ function workloadView(view, ns, name) {
 }
 
 // Routes may not be served by every viz version: an error is shown in the panel and the rest of the page goes on.
+const routeTitles = {
+  route: 'Route', authority: 'Authority', success: 'Success', rps: 'RPS', latencyMsP50: 'P50', latencyMsP95: 'P95', latencyMsP99: 'P99',
+};
 const routeMetricKeys = {
   success: fmt.pct, rps: fmt.rps, latencyMsP50: fmt.ms, latencyMsP95: fmt.ms, latencyMsP99: fmt.ms,
 };
@@ -882,7 +889,7 @@ function loadRoutes(p, box, params, signal) {
     const names = keys.filter((k) => !(k in routeMetricKeys));
     const metrics = Object.keys(routeMetricKeys).filter((k) => keys.includes(k));
     const table = h('table', { 'data-testid': 'routes-table' },
-      h('thead', {}, h('tr', {}, names.map((k) => h('th', { text: k })), metrics.map((k) => h('th', { class: 'num', text: k.replace('latencyMs', '') })))),
+      h('thead', {}, h('tr', {}, names.map((k) => h('th', { text: routeTitles[k] || k })), metrics.map((k) => h('th', { class: 'num', text: routeTitles[k] })))),
       h('tbody', {}, rows.map((r) => h('tr', {},
         names.map((k) => h('td', { text: r[k] == null ? '-' : typeof r[k] === 'object' ? JSON.stringify(r[k]) : String(r[k]) })),
         metrics.map((k) => h('td', { class: k === 'success' ? `num sr-${health(r[k])}` : 'num', text: routeMetricKeys[k](r[k]) }))))));
