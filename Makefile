@@ -8,6 +8,8 @@ VERSION ?= $(shell sed -n 's/^var Version = "\(.*\)"$$/\1/p' internal/version/ve
 VERSION_LDFLAGS := -X github.com/sinewmesh/sinew/internal/version.Version=$(VERSION)
 IMAGES := sinew-proxy sinew-controller sinew-init sinew-viz emojivoto
 CLUSTER_WORKDIR ?= /tmp/sinew-cluster
+# The local cluster's Prometheus (it has no internet to pull prom/prometheus): Debian's binary in an image of ours.
+PROMETHEUS_IMAGE ?= ghcr.io/sinewmesh/prometheus-debian:$(shell dpkg-query -W -f='$${Version}' prometheus 2>/dev/null | tr '+~:' '___')
 
 .PHONY: all build gen gen-check test test-race fuzz bench bench-full demo clean lint images cluster-up cluster-down cluster-load e2e
 
@@ -50,6 +52,7 @@ images:
 	@mkdir -p $(BIN)/static $(BIN)/images
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(VERSION_LDFLAGS)" -o $(BIN)/static/ $(addprefix ./cmd/,$(IMAGES))
 	$(GO) run ./hack/images mesh -version $(VERSION) -bin $(BIN)/static -out $(BIN)/images $(IMAGES)
+	$(GO) run ./hack/images prometheus -name $(PROMETHEUS_IMAGE) -o $(BIN)/images/prometheus.tar
 
 # A real single-node Kubernetes cluster on this machine (root; see docs/operations/local-cluster.md).
 cluster-up:
@@ -67,6 +70,7 @@ e2e: build images
 	WORKDIR=$(CLUSTER_WORKDIR) ./hack/cluster/up.sh
 	./hack/cluster/load-images.sh $(BIN)/images
 	KUBECONFIG=$(CLUSTER_WORKDIR)/etc/kubeconfig/admin.conf SINEW_E2E_BIN=$(abspath $(BIN)) SINEW_E2E_VERSION=$(VERSION) \
+	  SINEW_E2E_PROMETHEUS_IMAGE=$(PROMETHEUS_IMAGE) \
 	  $(GO) test -tags e2e -count=1 -v -timeout 40m ./test/e2e
 	SINEW_E2E_KUBECONFIG=$(CLUSTER_WORKDIR)/etc/kubeconfig/admin.conf $(GO) test -tags e2e -count=1 -timeout 10m \
 	  -run 'TestE2E|TestCRDValidationOnAPIServer' ./cmd/sinew-controller ./controlplane/internal/injector ./cli

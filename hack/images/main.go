@@ -6,6 +6,8 @@
 //	    one image per NAME: DIR/NAME becomes /NAME, the entrypoint, tagged R/NAME:V, written to OUT/NAME.tar
 //	go run ./hack/images wrap -o FILE -name REF -entrypoint /PATH [-user UID] SRC[:DST]...
 //	    any files (used by hack/cluster for the pause and CoreDNS images)
+//	go run ./hack/images prometheus -o FILE -name REF [-binary /usr/bin/prometheus]
+//	    Debian's dynamically linked prometheus and the libraries ldd lists (the local cluster's Prometheus)
 package main
 
 import (
@@ -27,7 +29,8 @@ func main() {
 
 const usage = `usage:
   images mesh -version V -bin DIR -out DIR [-registry R] NAME...
-  images wrap -o FILE -name REF -entrypoint /PATH [-user UID] SRC[:DST]...`
+  images wrap -o FILE -name REF -entrypoint /PATH [-user UID] SRC[:DST]...
+  images prometheus -o FILE -name REF [-binary /usr/bin/prometheus]`
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
@@ -38,6 +41,8 @@ func run(args []string, out io.Writer) error {
 		return runMesh(args[1:], out)
 	case "wrap":
 		return runWrap(args[1:], out)
+	case "prometheus":
+		return runPrometheus(args[1:], out)
 	default:
 		return fmt.Errorf("unknown subcommand %q\n%s", args[0], usage)
 	}
