@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// Dashboard is the part of a dashboard file the tests read.
+// dashboard is the part of a dashboard file the tests read.
 type dashboard struct {
 	UID           string  `json:"uid"`
 	Title         string  `json:"title"`
