@@ -25,7 +25,7 @@ type exposition struct {
 	status int
 }
 
-func serve(t *testing.T, body string) *exposition {
+func serve(t testing.TB, body string) *exposition {
 	t.Helper()
 	e := &exposition{body: body, status: http.StatusOK}
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -67,7 +67,7 @@ var t0 = time.Unix(1_800_000_000, 0)
 // newTestScraper returns a scraper driven by the test: step scrapes every target once, then moves the clock on by
 // the interval (so the last scrape happened at clock.t minus one interval, like a real scraper between ticks, and a
 // query at at() sees it).
-func newTestScraper(t *testing.T, cfg Config) (s *Scraper, step func(n int), at func() time.Time) {
+func newTestScraper(t testing.TB, cfg Config) (s *Scraper, step func(n int), at func() time.Time) {
 	t.Helper()
 	if cfg.Interval == 0 {
 		cfg.Interval = DefaultInterval
