@@ -556,7 +556,9 @@ class LiveCalls {
   reset() {
     this.calls.clear();
     this.pending.clear();
-    this.table.update([]);
+    this.warnings.clear();
+    this.events = 0;
+    this.flush();
   }
 
   stop() {
@@ -569,7 +571,7 @@ class LiveCalls {
     const ctrl = new AbortController();
     this.ctrl = ctrl;
     this.panel.setError('');
-    this.setRunning(true, 'connecting…');
+    this.setRunning(true, 'waiting for requests…'); // the server answers with the first event
     let ended = 'stream ended';
     try {
       const res = await fetch(`api/tap?${new URLSearchParams(this.params)}`, { signal: ctrl.signal, headers: { Accept: 'application/x-ndjson' } });
