@@ -48,7 +48,7 @@ func TestGolden(t *testing.T) {
 	for _, c := range []struct {
 		file string
 		o    Options
-	}{{"tap.golden", Options{}}, {"tap-wide.golden", Options{Wide: true}}} {
+	}{{"tap.golden", Options{}}, {"tap-wide.golden", Options{Wide: true}}, {"tap-stream.golden", Options{Stream: "2"}}} {
 		var b strings.Builder
 		for _, ev := range events() {
 			b.WriteString(Line(ev, c.o) + "\n")
