@@ -215,4 +215,13 @@ func TestVizRoutes(t *testing.T) {
 	if !found {
 		t.Errorf("sinew viz routes deploy/voting lacks %s:\n%s", doughnut, cli)
 	}
+	tableOut, err := exec.Command(sinew, "viz", "routes", "deploy/voting", "-n", "emojivoto", "--prometheus-url", d.promURL).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sinew viz routes deploy/voting: %v\n%s", err, tableOut)
+	}
+	if !regexp.MustCompile(`(?m)^ROUTE\s+AUTHORITY\s+SUCCESS\s+RPS\s+LATENCY_P50\s+LATENCY_P95\s+LATENCY_P99$`).Match(tableOut) ||
+		!regexp.MustCompile(`(?m)^/emojivoto\.v1\.VotingService/VoteDoughnut\s+\S+\s+0\.00%`).Match(tableOut) {
+		t.Errorf("sinew viz routes deploy/voting table lacks the header or VoteDoughnut at 0%%:\n%s", tableOut)
+	}
+	t.Logf("sinew viz routes deploy/voting -n emojivoto:\n%s", tableOut)
 }
