@@ -357,17 +357,27 @@ func (s *Server) tap(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, errors.New("tap is not available"))
 		return
 	}
-	rc := http.NewResponseController(w)
-	started := false
-	enc := json.NewEncoder(w)
-	err = s.cfg.Tap.Tap(r.Context(), req, func(l tapsvc.Line) error {
-		if !started {
-			started = true
-			w.Header().Set("Content-Type", "application/x-ndjson")
-			w.Header().Set("Cache-Control", "no-store")
-			w.Header().Set(CommandHeader, command("tap", params{q: r.URL.Query(), ns: req.Resource.Namespace}, r.URL.Query().Get("resource"), "to"))
-			w.WriteHeader(http.StatusOK)
+	targets, err := s.cfg.Tap.Resolve(r.Context(), req)
+	if err != nil {
+		status := http.StatusBadGateway
+		switch {
+		case errors.Is(err, tapsvc.ErrNoTargets):
+			status = http.StatusNotFound
+		case r.Context().Err() != nil:
+			return
 		}
+		writeError(w, status, err)
+		return
+	}
+	// The stream starts now, so a client sees it is connected before the first request goes by.
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set(CommandHeader, command("tap", params{q: r.URL.Query(), ns: req.Resource.Namespace}, r.URL.Query().Get("resource"), "to"))
+	w.WriteHeader(http.StatusOK)
+	_ = rc.Flush()
+	enc := json.NewEncoder(w)
+	err = s.cfg.Tap.Stream(r.Context(), req, targets, func(l tapsvc.Line) error {
 		line := TapLine{Proxy: l.Proxy, Index: l.Index}
 		if l.Err != nil {
 			line.Error = l.Err.Error()
@@ -383,15 +393,9 @@ func (s *Server) tap(w http.ResponseWriter, r *http.Request) {
 		}
 		return rc.Flush()
 	})
-	if err != nil && !started && r.Context().Err() == nil {
-		status := http.StatusBadGateway
-		if errors.Is(err, tapsvc.ErrNoTargets) {
-			status = http.StatusNotFound
-		}
-		writeError(w, status, err)
-		return
-	}
 	if err != nil && r.Context().Err() == nil {
+		// The status is sent; the stream's last line says why it ended.
+		_ = enc.Encode(TapLine{Proxy: "", Index: -1, Error: err.Error()})
 		s.cfg.Log.Info("tap stream ended", "err", err)
 	}
 }

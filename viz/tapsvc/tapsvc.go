@@ -108,23 +108,37 @@ func New(resolver Resolver, anchors *x509.CertPool, cert func() *tls.Certificate
 // ErrNoTargets means no meshed proxy serves the resource.
 var ErrNoTargets = errors.New("no meshed pods to tap")
 
-// Tap streams the merged events of every proxy serving req.Resource to emit, one call at a time, until ctx ends,
-// the limit is reached, every proxy's stream ended, or emit fails. A proxy that cannot be reached gives one Line
-// with Err; the others go on. It returns an error only when nothing could be tapped at all.
+// Tap resolves the proxies of req.Resource and streams their merged events (Resolve, then Stream).
 func (s *Service) Tap(ctx context.Context, req Request, emit func(Line) error) error {
-	if err := req.Validate(); err != nil {
-		return err
-	}
-	if s.cert() == nil {
-		return errors.New("the tap service has no certificate from the identity service yet")
-	}
-	targets, err := s.resolver.Targets(ctx, req.Resource)
+	targets, err := s.Resolve(ctx, req)
 	if err != nil {
 		return err
 	}
-	if len(targets) == 0 {
-		return fmt.Errorf("%w: %s", ErrNoTargets, describe(req.Resource))
+	return s.Stream(ctx, req, targets, emit)
+}
+
+// Resolve checks req and finds the proxies to tap: ErrNoTargets when there are none.
+func (s *Service) Resolve(ctx context.Context, req Request) ([]Target, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
 	}
+	if s.cert() == nil {
+		return nil, errors.New("the tap service has no certificate from the identity service yet")
+	}
+	targets, err := s.resolver.Targets(ctx, req.Resource)
+	if err != nil {
+		return nil, err
+	}
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("%w: %s", ErrNoTargets, describe(req.Resource))
+	}
+	return targets, nil
+}
+
+// Stream streams the merged events of targets to emit, one call at a time, until ctx ends, the limit is reached,
+// every proxy's stream ended, or emit fails. A proxy that cannot be reached gives one Line with Err; the others go
+// on. It returns an error only when no proxy could be tapped at all.
+func (s *Service) Stream(ctx context.Context, req Request, targets []Target, emit func(Line) error) error {
 	rps := req.MaxRPS
 	if rps == 0 {
 		rps = MaxRPS
