@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -77,6 +78,9 @@ func (t *tapFlags) stream(ctx context.Context, env *Env, resource string, fn fun
 	}
 	defer conn.close()
 	err = conn.client.Tap(ctx, q, func(ev server.TapEvent) error {
+		if ev.Err != "" && ev.Proxy == "" {
+			return errors.New(ev.Err) // the whole tap ended
+		}
 		if ev.Err != "" {
 			fmt.Fprintf(env.Stderr, "tap of %s failed: %s\n", ev.Proxy, ev.Err)
 			return nil
