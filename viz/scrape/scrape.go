@@ -21,6 +21,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"mime"
 	"net"
 	"net/http"
 	"strconv"
@@ -106,7 +107,7 @@ func New(cfg Config) (*Scraper, error) {
 		retention: cfg.Retention,
 		log:       log,
 		// Proxies' admin servers are plain HTTP on loopback or the pod network; never go through an HTTP proxy.
-		http:  &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1, DisableCompression: false}},
+		http:  &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1}},
 		store: newStore(),
 		now:   time.Now,
 	}
@@ -329,6 +330,12 @@ func (s *Scraper) fetch(ctx context.Context, t *target) ([]parsedSample, error) 
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 		return nil, fmt.Errorf("server returned HTTP status %s", resp.Status)
+	}
+	// Only the text format is asked for and understood; a server that answers in another would be misread.
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "text/plain" {
+			return nil, fmt.Errorf("unsupported Content-Type %q: want the Prometheus text format (text/plain)", ct)
+		}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes+1))
 	if err != nil {

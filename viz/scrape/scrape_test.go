@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -19,10 +20,11 @@ import (
 
 // exposition is a fake proxy admin server whose /metrics answer the test changes between scrapes.
 type exposition struct {
-	srv    *httptest.Server
-	mu     sync.Mutex
-	body   string
-	status int
+	srv         *httptest.Server
+	mu          sync.Mutex
+	body        string
+	status      int
+	contentType string // default: the text format's
 }
 
 func serve(t testing.TB, body string) *exposition {
@@ -36,7 +38,13 @@ func serve(t testing.TB, body string) *exposition {
 		e.mu.Lock()
 		body, status := e.body, e.status
 		e.mu.Unlock()
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		e.mu.Lock()
+		ct := e.contentType
+		e.mu.Unlock()
+		if ct == "" {
+			ct = "text/plain; version=0.0.4; charset=utf-8"
+		}
+		w.Header().Set("Content-Type", ct)
 		w.WriteHeader(status)
 		fmt.Fprint(w, body)
 	}))
@@ -47,6 +55,12 @@ func serve(t testing.TB, body string) *exposition {
 func (e *exposition) set(body string) {
 	e.mu.Lock()
 	e.body, e.status = body, http.StatusOK
+	e.mu.Unlock()
+}
+
+func (e *exposition) setContentType(ct string) {
+	e.mu.Lock()
+	e.contentType = ct
 	e.mu.Unlock()
 }
 
@@ -278,10 +292,15 @@ func TestBadExpositionIsAFailedScrape(t *testing.T) {
 		"binary":          "\x00\x01\x02\xff\xfe",
 		"HTTP 500":        "",
 		"value not float": "x 1.2.3\n",
+		"OpenMetrics":     "",
 	} {
-		if name == "HTTP 500" {
+		switch name {
+		case "HTTP 500":
 			bad.fail(http.StatusInternalServerError)
-		} else {
+		case "OpenMetrics":
+			bad.set(webExposition(2) + "# EOF\n")
+			bad.setContentType("application/openmetrics-text; version=1.0.0")
+		default:
 			bad.set(body)
 		}
 		step(1)
@@ -289,18 +308,20 @@ func TestBadExpositionIsAFailedScrape(t *testing.T) {
 		// Nothing of a failed scrape is kept, and what the target said before is stale.
 		wantValues(t, name+": gauges", query(t, s, `tcp_open_connections`, at(), "pod"), map[string]float64{"good": 3})
 		bad.set(webExposition(2))
+		bad.setContentType("")
 		step(1)
 		wantValues(t, name+": up again", query(t, s, `up`, at(), "pod"), map[string]float64{"good": 1, "bad": 1})
 	}
 	out := logs.String()
-	if n := strings.Count(out, "level=WARN msg=\"scrape failed\" target=http://"+bad.addr()+"/metrics"); n != 6 {
-		t.Errorf("want 6 warnings about %s, got %d:\n%s", bad.addr(), n, out)
+	if n := strings.Count(out, "level=WARN msg=\"scrape failed\" target=http://"+bad.addr()+"/metrics"); n != 7 {
+		t.Errorf("want 7 warnings about %s, got %d:\n%s", bad.addr(), n, out)
 	}
-	if !strings.Contains(out, "bad exposition") || !strings.Contains(out, "500 Internal Server Error") {
+	if !strings.Contains(out, "bad exposition") || !strings.Contains(out, "500 Internal Server Error") ||
+		!strings.Contains(out, "unsupported Content-Type") {
 		t.Errorf("the warnings do not say what was wrong:\n%s", out)
 	}
-	if n := strings.Count(out, "scrape recovered"); n != 6 {
-		t.Errorf("want 6 recoveries logged, got %d:\n%s", n, out)
+	if n := strings.Count(out, "scrape recovered"); n != 7 {
+		t.Errorf("want 7 recoveries logged, got %d:\n%s", n, out)
 	}
 }
 
@@ -395,6 +416,7 @@ func TestNewChecksConfig(t *testing.T) {
 // TestRun runs the real loop on the wall clock until the context ends.
 func TestRun(t *testing.T) {
 	e := serve(t, "response_total{direction=\"inbound\"} 1\n")
+	baseline := runtime.NumGoroutine()
 	s, err := New(Config{Targets: []metricsapi.ScrapeTarget{tgt(e.addr(), "ns", "d", "p")}, Interval: 50 * time.Millisecond, Retention: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -430,5 +452,13 @@ func TestRun(t *testing.T) {
 	}
 	if series, samples := s.store.stats(); series != 0 || samples != 0 {
 		t.Errorf("after Close: %d series, %d samples", series, samples)
+	}
+	// Nothing the scraper started is left running (its connections close with it).
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > baseline; {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines after Close, %d before New:\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
