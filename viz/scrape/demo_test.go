@@ -70,7 +70,8 @@ func scaled(text string, k int) string {
 	return b.String()
 }
 
-// demoScraper serves the recorded proxies and scrapes them for 40 intervals.
+// demoScraper serves the recorded proxies and scrapes them for 32 intervals: a full minute of samples for the
+// default 1m window.
 func demoScraper(t testing.TB) (*Scraper, time.Time, map[string]map[string]*dto.MetricFamily) {
 	t.Helper()
 	texts := map[string]string{}
@@ -90,7 +91,7 @@ func demoScraper(t testing.TB) (*Scraper, time.Time, map[string]map[string]*dto.
 		targets = append(targets, tgt(servers[pod].addr(), "emojivoto", pod, pod))
 	}
 	s, step, at := newTestScraper(t, Config{Targets: targets})
-	for k := range 40 {
+	for k := range 32 {
 		for _, pod := range demoPods {
 			servers[pod].set(scaled(texts[pod], k))
 		}
