@@ -137,6 +137,11 @@ func New(cfg Config) (*Scraper, error) {
 		// Prometheus's default, so instant selectors (up, gauges) see a series up to 5m after its last sample
 		// unless a staleness marker ends it sooner.
 		LookbackDelta: 5 * time.Minute,
+		// As Prometheus configures its engine: subqueries without a step use the evaluation interval (the scrape
+		// interval here), and the @ modifier and negative offsets are allowed.
+		NoStepSubqueryIntervalFn: func(int64) int64 { return cfg.Interval.Milliseconds() },
+		EnableAtModifier:         true,
+		EnableNegativeOffset:     true,
 	})
 	return s, nil
 }

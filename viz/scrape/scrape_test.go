@@ -208,6 +208,14 @@ func TestRatesSumsAndQuantiles(t *testing.T) {
 			map[string]float64{"web": want})
 	}
 
+	// What Prometheus's own configuration of the engine allows: subqueries without a step, @ and offsets.
+	wantValues(t, "subquery",
+		query(t, s, `max_over_time(sum(rate(response_total{pod="web-1"}[1m]))[20s:])`, now, "pod"),
+		map[string]float64{"": 6})
+	wantValues(t, "@ and offset",
+		query(t, s, fmt.Sprintf(`response_total{pod="emoji"} @ %d offset 4s`, now.Unix()), now, "pod"),
+		map[string]float64{"emoji": 7 + 4*37})
+
 	// up and the target labels of the contract, exactly as Prometheus attaches them.
 	res, err := s.Query(context.Background(), `up{pod="web-1"}`, now)
 	if err != nil || len(res) != 1 {
