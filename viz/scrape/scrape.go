@@ -416,13 +416,17 @@ func newSelfMetrics(reg prometheus.Registerer, st *store) (*selfMetrics, error) 
 			return float64(pick(st.stats()))
 		})
 	}
-	for _, c := range []prometheus.Collector{
+	cs := []prometheus.Collector{
 		m.scrapes, m.duration,
 		held("viz_scraper_series", "Series held in memory.", func(series, _ int) int { return series }),
 		held("viz_scraper_samples", "Samples held in memory.", func(_, samples int) int { return samples }),
-	} {
+	}
+	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("scrape: registering self-metrics: %w", err)
+			for _, done := range cs[:i] {
+				reg.Unregister(done)
+			}
+			return nil, fmt.Errorf("scrape: registering self-metrics (one scraper per registry): %w", err)
 		}
 	}
 	return m, nil

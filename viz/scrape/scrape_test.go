@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sinewmesh/sinew/viz/metricsapi"
 )
 
@@ -468,5 +470,53 @@ func TestRun(t *testing.T) {
 			t.Fatalf("%d goroutines after Close, %d before New:\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestSelfMetrics(t *testing.T) {
+	t.Parallel()
+	good := serve(t, "x 1\n")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+	reg := prometheus.NewRegistry()
+	cfg := Config{
+		Targets:    []metricsapi.ScrapeTarget{tgt(good.addr(), "ns", "good", "good"), tgt(dead, "ns", "dead", "dead")},
+		Registerer: reg,
+	}
+	_, step, _ := newTestScraper(t, cfg)
+	step(3)
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, lp := range m.GetLabel() {
+				name += "/" + lp.GetValue()
+			}
+			switch {
+			case m.Counter != nil:
+				got[name] = m.Counter.GetValue()
+			case m.Gauge != nil:
+				got[name] = m.Gauge.GetValue()
+			case m.Histogram != nil:
+				got[name] = float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	// x and the three synthetic series of each target: x for good only.
+	wantValues(t, "self-metrics", got, map[string]float64{
+		"viz_scraper_scrapes_total/ok": 3, "viz_scraper_scrapes_total/failed": 3,
+		"viz_scraper_scrape_duration_seconds": 6, "viz_scraper_series": 7, "viz_scraper_samples": 21,
+	})
+	// A second scraper on the same registry is refused rather than counting into the first one's metrics.
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "registering self-metrics") {
+		t.Errorf("second scraper on one registry: %v", err)
 	}
 }
