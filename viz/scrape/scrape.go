@@ -146,8 +146,9 @@ func New(cfg Config) (*Scraper, error) {
 	return s, nil
 }
 
-// Run scrapes every target at once, then every Interval, until ctx ends; it returns nil then. Scrapes of
-// different targets run in parallel; one that is slow or fails does not hold up the others (it gets up=0).
+// Run scrapes every target at once, then every Interval, until ctx ends; it returns nil then (it has no other way
+// to end). Call it once. Scrapes of different targets run in parallel; one that is slow or fails does not hold up
+// the others (it gets up=0).
 func (s *Scraper) Run(ctx context.Context) error {
 	tick := time.NewTicker(s.interval)
 	defer tick.Stop()
