@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,7 +61,7 @@ become true on their own (pods starting, the first scrapes) are retried until --
 					fmt.Fprintf(env.Stderr, "waiting for %q: %v\n", c.Description, err)
 				}
 			}
-			vc := &vizChecker{namespace: vizExtNamespace}
+			vc := &vizChecker{namespace: vizExtNamespace, apiGet: forwardedAPIGet(env)}
 			rep := check.Run(cmd.Context(), ce, []check.Category{check.KubernetesAPI(), vc.category()}, opts)
 			if output == "json" {
 				if err := check.WriteJSON(env.Stdout, rep); err != nil {
@@ -85,6 +86,24 @@ type vizChecker struct {
 	namespace string
 	// direct fetches a Prometheus URL that is not a Service of the cluster (nil: net/http with a timeout).
 	direct func(ctx context.Context, u string) ([]byte, error)
+	// apiGet fetches a path of the sinew-viz API the way the viz commands reach it (a port-forward to the
+	// Service), and says how it got there.
+	apiGet func(ctx context.Context, path string) (where string, body []byte, err error)
+}
+
+// forwardedAPIGet reaches the sinew-viz API like the viz commands do: through a port-forward to its Service. (The
+// API server's pod proxy would not do: the API refuses the Host header it sends.)
+func forwardedAPIGet(env *Env) func(ctx context.Context, path string) (string, []byte, error) {
+	return func(ctx context.Context, path string) (string, []byte, error) {
+		f, err := env.forwardViz(ctx, "127.0.0.1", 0)
+		if err != nil {
+			return "a port-forward", nil, err
+		}
+		defer f.Close()
+		where := fmt.Sprintf("a port-forward to pod %s port %s", f.Pod, vizExtAPIPort)
+		body, err := vizHTTPGet(ctx, "http://127.0.0.1:"+strconv.Itoa(f.Local)+path)
+		return where, body, err
+	}
 }
 
 // category is the sinew-viz category of `sinew viz check` (hints: docs/operations/check.md#sinew-viz).
@@ -142,13 +161,12 @@ func (v *vizChecker) category() check.Category {
 		{
 			ID: "viz-api-ready", Description: "the sinew-viz API answers /ready", Severity: check.Error, Retry: true,
 			Run: func(ctx context.Context, env *check.Env) error {
-				pod, err := v.readyVizPod(ctx, env)
-				if err != nil {
+				if _, err := v.readyVizPod(ctx, env); err != nil {
 					return err
 				}
-				body, err := env.Kube.CoreV1().Pods(v.namespace).ProxyGet("http", pod, vizExtAPIPort, "/ready", nil).DoRaw(ctx)
+				where, body, err := v.apiGet(ctx, "/ready")
 				if err != nil {
-					return fmt.Errorf("GET /ready on port %s of pod %s (through the API server's pod proxy): %v %s", vizExtAPIPort, pod, err, vizClipBody(body))
+					return fmt.Errorf("GET /ready from sinew-viz's API (%s): %v %s", where, err, vizClipBody(body))
 				}
 				return nil
 			},
@@ -266,7 +284,7 @@ func (v *vizChecker) queryUp(ctx context.Context, env *check.Env) (vizUpResult, 
 			get = vizHTTPGet
 		}
 		if body, err = get(ctx, q.String()); err != nil {
-			return res, fmt.Errorf("Prometheus at %s did not answer from here (%v); if only the cluster reaches it, check it from a pod", promURL, err)
+			return res, fmt.Errorf("Prometheus at %s did not answer from here (%v %s); if only the cluster reaches it, check it from a pod", promURL, err, vizClipBody(body))
 		}
 	}
 	var ans struct {
@@ -340,7 +358,7 @@ func vizHTTPGet(ctx context.Context, u string) ([]byte, error) {
 		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		return b, fmt.Errorf("HTTP %d %s", resp.StatusCode, vizClipBody(b))
+		return b, fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
 	return b, nil
 }

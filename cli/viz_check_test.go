@@ -84,77 +84,96 @@ func vizAnswers(up string) func(a k8stesting.ProxyGetAction) rawAnswer {
 
 const oneUp = `{"metric":{"job":"sinew-proxy","namespace":"emojivoto","pod":"web-1"},"value":[1700000000,"1"]}`
 
-func vizCheckJSON(t *testing.T, env *Env, args ...string) (int, map[string]string) {
+// runVizChecks runs the viz category against the fake cluster, with apiGet standing in for the port-forward.
+func runVizChecks(t *testing.T, c *cluster, apiGet func(context.Context, string) (string, []byte, error)) (bool, map[string]string) {
 	t.Helper()
-	r := run(t, env, append([]string{"viz", "check", "-o", "json", "--wait", "0s"}, args...)...)
-	var rep struct {
-		Success    bool `json:"success"`
+	if apiGet == nil {
+		apiGet = func(context.Context, string) (string, []byte, error) { return "a fake forward", []byte("ok\n"), nil }
+	}
+	env := &check.Env{Clients: func() (*check.Clients, error) { return &check.Clients{Kube: c.kube, APIExt: c.ext}, nil }}
+	vc := &vizChecker{namespace: vizExtNamespace, apiGet: apiGet}
+	rep := check.Run(context.Background(), env, []check.Category{check.KubernetesAPI(), vc.category()}, check.Options{})
+	var b strings.Builder
+	if err := check.WriteJSON(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	var parsed struct {
 		Categories []struct {
-			Checks []struct {
-				ID, Result, Error string
-			} `json:"checks"`
+			Checks []struct{ ID, Result, Error string } `json:"checks"`
 		} `json:"categories"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
-		t.Fatalf("viz check -o json: %v\n%s\n%s", err, r.stdout, r.stderr)
+	if err := json.Unmarshal([]byte(b.String()), &parsed); err != nil {
+		t.Fatal(err)
 	}
 	got := map[string]string{}
-	for _, c := range rep.Categories {
+	for _, c := range parsed.Categories {
 		for _, ch := range c.Checks {
 			got[ch.ID] = ch.Result + " " + ch.Error
 		}
 	}
-	return r.code, got
+	return rep.Success, got
 }
 
 func TestVizCheckHealthy(t *testing.T) {
 	c := vizCluster(t, true, vizAnswers(oneUp))
-	code, got := vizCheckJSON(t, testEnv(t, c))
+	var asked string
+	ok, got := runVizChecks(t, c, func(_ context.Context, path string) (string, []byte, error) {
+		asked = path
+		return "a fake forward", []byte("ok\n"), nil
+	})
 	for _, id := range []string{"viz-ns-exists", "viz-pods-ready", "viz-api-ready", "viz-prometheus-reachable", "viz-prometheus-scrapes"} {
 		if !strings.HasPrefix(got[id], "success") {
 			t.Errorf("%s: %s", id, got[id])
 		}
 	}
-	if code != 0 {
-		t.Errorf("exit %d: %v", code, got)
+	if !ok || asked != "/ready" {
+		t.Errorf("success %v, asked the API for %q: %v", ok, asked, got)
 	}
-	out := mustRun(t, testEnv(t, c), "viz", "check", "--wait", "0s")
-	if !strings.Contains(out, "sinew-viz\n---------\n✔ sinew-viz namespace exists") || !strings.Contains(out, "Status check results are ✔") {
-		t.Errorf("table:\n%s", out)
+}
+
+func TestVizCheckCommand(t *testing.T) {
+	// not installed: the namespace check fails and stops the run, in both outputs
+	c := installed(t)
+	c.kube.Discovery().(*fakediscovery.FakeDiscovery).FakedServerVersion = &k8sversion.Info{Major: "1", Minor: "32", GitVersion: "v1.32.13"}
+	r := run(t, testEnv(t, c), "viz", "check", "--wait", "0s")
+	if r.code == 0 || !strings.Contains(r.stdout, "sinew-viz\n---------\n× sinew-viz namespace exists") ||
+		!strings.Contains(r.stdout, "sinew viz install | kubectl apply -f -") || !strings.Contains(r.stdout, "check.md#viz-ns-exists") ||
+		!strings.Contains(r.stdout, "- viz pods are ready (skipped") || !strings.Contains(r.stdout, "Status check results are ×") {
+		t.Errorf("viz check without the extension: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = run(t, testEnv(t, c), "viz", "check", "--wait", "0s", "-o", "json")
+	var rep struct{ Success bool }
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.Success || r.code == 0 {
+		t.Errorf("viz check -o json without the extension: exit %d %v\n%s", r.code, err, r.stdout)
+	}
+	if r := run(t, testEnv(t, c), "viz", "check", "-o", "yaml"); r.code == 0 || !strings.Contains(r.stderr, "want table or json") {
+		t.Errorf("-o yaml: exit %d %s", r.code, r.stderr)
 	}
 }
 
 func TestVizCheckFailures(t *testing.T) {
-	// not installed: the namespace check fails and stops the run
-	code, got := vizCheckJSON(t, testEnv(t, installed(t)))
-	if code == 0 || !strings.Contains(got["viz-ns-exists"], "sinew viz install | kubectl apply -f -") || !strings.HasPrefix(got["viz-pods-ready"], "skipped") {
-		t.Errorf("without the extension: exit %d %v", code, got)
-	}
 	// pods not ready
-	code, got = vizCheckJSON(t, testEnv(t, vizCluster(t, false, vizAnswers(oneUp))))
-	if code == 0 || !strings.Contains(got["viz-pods-ready"], "deployment sinew-viz: 0 of 1 pods ready") || !strings.Contains(got["viz-api-ready"], "no ready pod") {
-		t.Errorf("pods not ready: exit %d %v", code, got)
+	ok, got := runVizChecks(t, vizCluster(t, false, vizAnswers(oneUp)), nil)
+	if ok || !strings.Contains(got["viz-pods-ready"], "deployment sinew-viz: 0 of 1 pods ready") || !strings.Contains(got["viz-api-ready"], "no ready pod") {
+		t.Errorf("pods not ready: success %v %v", ok, got)
 	}
 	// Prometheus scrapes nothing although a pod is meshed
-	code, got = vizCheckJSON(t, testEnv(t, vizCluster(t, true, vizAnswers(""))))
-	if code == 0 || !strings.HasPrefix(got["viz-prometheus-reachable"], "success") || !strings.Contains(got["viz-prometheus-scrapes"], "emojivoto/web-1") {
-		t.Errorf("no scrapes: exit %d %v", code, got)
+	ok, got = runVizChecks(t, vizCluster(t, true, vizAnswers("")), nil)
+	if ok || !strings.HasPrefix(got["viz-prometheus-reachable"], "success") || !strings.Contains(got["viz-prometheus-scrapes"], "emojivoto/web-1") {
+		t.Errorf("no scrapes: success %v %v", ok, got)
 	}
 	// every target down
 	down := strings.Replace(oneUp, `"1"]`, `"0"]`, 1)
-	code, got = vizCheckJSON(t, testEnv(t, vizCluster(t, true, vizAnswers(down))))
-	if code == 0 || !strings.Contains(got["viz-prometheus-scrapes"], "cannot scrape any") {
-		t.Errorf("targets down: exit %d %v", code, got)
+	ok, got = runVizChecks(t, vizCluster(t, true, vizAnswers(down)), nil)
+	if ok || !strings.Contains(got["viz-prometheus-scrapes"], "cannot scrape any") {
+		t.Errorf("targets down: success %v %v", ok, got)
 	}
 	// Prometheus answers HTML
-	code, got = vizCheckJSON(t, testEnv(t, vizCluster(t, true, func(a k8stesting.ProxyGetAction) rawAnswer {
-		if a.GetResource().Resource == "pods" {
-			return rawAnswer{body: []byte("ok")}
-		}
+	ok, got = runVizChecks(t, vizCluster(t, true, func(a k8stesting.ProxyGetAction) rawAnswer {
 		return rawAnswer{body: []byte("<html>login</html>")}
-	})))
-	if code == 0 || !strings.Contains(got["viz-prometheus-reachable"], "not its query API") {
-		t.Errorf("HTML answer: exit %d %v", code, got)
+	}), nil)
+	if ok || !strings.Contains(got["viz-prometheus-reachable"], "not its query API") {
+		t.Errorf("HTML answer: success %v %v", ok, got)
 	}
 }
 

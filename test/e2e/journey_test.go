@@ -224,6 +224,9 @@ func TestJourney(t *testing.T) {
 		})
 	})
 
+	// ------------------------------------------------------------------ viz (test/e2e/viz_test.go)
+	vizSteps(j, e, "mtls-webhook-inject")
+
 	// ------------------------------------------------------------------ uninstall
 	j.step("uninstall", []string{"install"}, func(t *testing.T) {
 		// the user removes the meshed application first (uninstall refuses while meshed pods remain)

@@ -1,0 +1,184 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+const vizNS = "sinew-viz"
+
+// vizSteps is the viz extension's part of the journey, run while emojivoto is meshed: install, check, the golden
+// metrics of each deployment, the mTLS edge web → voting, live tap, and uninstall. ready is the step after which
+// emojivoto is meshed and serving.
+func vizSteps(j *journey, e env, ready string) {
+	// a failed step also shows the extension's pods and logs
+	step := func(name string, needs []string, fn func(t *testing.T)) {
+		j.step(name, needs, func(t *testing.T) {
+			defer func() {
+				if t.Failed() {
+					dumpState(t, vizNS)
+				}
+			}()
+			fn(t)
+		})
+	}
+	step("viz-install", []string{ready}, func(t *testing.T) {
+		removeVizLeftovers(t)
+		args := []string{e.sinew, "viz", "install"}
+		// the local cluster has no internet: `make images` built a Prometheus image from Debian's binary, which
+		// has no Kubernetes discovery, so it reads its targets over HTTP
+		if img := os.Getenv("SINEW_E2E_PROMETHEUS_IMAGE"); img != "" {
+			args = append(args, "--set", "prometheus.image="+img, "--set", "prometheus.discovery=http")
+		}
+		pipe(t, 2*time.Minute, args, []string{"kubectl", "apply", "-f", "-"})
+	})
+
+	step("viz-check", []string{"viz-install"}, func(t *testing.T) {
+		out := must(t, 4*time.Minute, "", e.sinew, "viz", "check", "--wait", "3m")
+		if !strings.Contains(out, "Status check results are ✔") {
+			t.Fatalf("sinew viz check:\n%s", out)
+		}
+	})
+
+	step("viz-stat", []string{"viz-check"}, func(t *testing.T) {
+		// vote-bot calls web all the time, and web calls emoji and voting; Prometheus needs a few scrapes in
+		// the 1m window before rates show
+		var last string
+		eventually(t, 3*time.Minute, "web, voting and emoji in `viz stat` with traffic", func() error {
+			r := run(time.Minute, "", e.sinew, "viz", "stat", "-n", appNS, "deploy")
+			last = r.String()
+			if r.err != nil {
+				return fmt.Errorf("%s", r)
+			}
+			rows, err := parseTable(r.stdout)
+			if err != nil {
+				return fmt.Errorf("%v\n%s", err, r)
+			}
+			for _, d := range []string{"web", "voting", "emoji"} {
+				row, ok := rows[d]
+				if !ok {
+					return fmt.Errorf("no row for %s:\n%s", d, r.stdout)
+				}
+				if rps := number(row["RPS"]); rps <= 0 {
+					return fmt.Errorf("%s has RPS %q:\n%s", d, row["RPS"], r.stdout)
+				}
+			}
+			if sr := number(rows["voting"]["SUCCESS"]); sr <= 0 || sr >= 100 {
+				return fmt.Errorf("voting's success rate is %q, want below 100%% (every doughnut vote fails):\n%s", rows["voting"]["SUCCESS"], r.stdout)
+			}
+			return nil
+		})
+		t.Logf("%s", last)
+	})
+
+	step("viz-edges", []string{"viz-check"}, func(t *testing.T) {
+		var last string
+		eventually(t, 2*time.Minute, "web → voting secured in `viz edges`", func() error {
+			r := run(time.Minute, "", e.sinew, "viz", "edges", "deploy", "-n", appNS)
+			last = r.String()
+			if r.err != nil {
+				return fmt.Errorf("%s", r)
+			}
+			for _, l := range strings.Split(r.stdout, "\n") {
+				f := strings.Fields(l)
+				if len(f) >= 5 && f[0] == "web" && f[1] == "voting" {
+					if f[4] != "√" {
+						return fmt.Errorf("web → voting is not secured (%s):\n%s", f[4], r.stdout)
+					}
+					return nil
+				}
+			}
+			return fmt.Errorf("no web → voting edge:\n%s", r.stdout)
+		})
+		t.Logf("%s", last)
+	})
+
+	step("viz-tap", []string{"viz-check"}, func(t *testing.T) {
+		r := run(90*time.Second, "", e.sinew, "viz", "tap", "deploy/web", "-n", appNS, "--limit", "10")
+		t.Logf("%s", r)
+		if r.err != nil {
+			t.Fatalf("sinew viz tap failed")
+		}
+		if !strings.Contains(r.stdout, "tls=true") {
+			t.Fatalf("sinew viz tap deploy/web printed no tls=true line")
+		}
+	})
+
+	step("viz-uninstall", []string{"viz-install"}, func(t *testing.T) {
+		pipe(t, 3*time.Minute, []string{e.sinew, "viz", "uninstall"}, []string{"kubectl", "delete", "--ignore-not-found", "-f", "-"})
+		eventually(t, 3*time.Minute, "free of the viz extension", func() error {
+			if left := vizObjects(); len(left) > 0 {
+				return fmt.Errorf("still there: %s", strings.Join(left, ", "))
+			}
+			return nil
+		})
+	})
+}
+
+// removeVizLeftovers deletes what an earlier run may have left of the extension.
+func removeVizLeftovers(t *testing.T) {
+	t.Helper()
+	kubectl(t, "delete", "ns", vizNS, "--ignore-not-found", "--wait=true", "--timeout=3m")
+	kubectl(t, "delete", "clusterrole,clusterrolebinding", "-l", "sinew.dev/extension=viz", "--ignore-not-found", "--wait=true")
+}
+
+// vizObjects lists the extension's namespace and cluster-scoped objects that are still there.
+func vizObjects() []string {
+	var left []string
+	if out, err := kubectlQuiet("get", "ns", vizNS, "-o", "name", "--ignore-not-found"); err != nil || strings.TrimSpace(out) != "" {
+		left = append(left, "namespace/"+vizNS+strings.TrimSpace(" "+errString(err)))
+	}
+	out, err := kubectlQuiet("get", "clusterrole,clusterrolebinding", "-l", "sinew.dev/extension=viz", "-o", "name")
+	if err != nil {
+		return append(left, "(listing cluster roles failed: "+err.Error()+")")
+	}
+	left = append(left, strings.Fields(out)...)
+	return left
+}
+
+// parseTable reads a table with a header line into rows keyed by the NAME column.
+func parseTable(out string) (map[string]map[string]string, error) {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) == 0 {
+		return nil, fmt.Errorf("empty output")
+	}
+	header := strings.Fields(lines[0])
+	name := -1
+	for i, h := range header {
+		if h == "NAME" {
+			name = i
+		}
+	}
+	if name < 0 {
+		return nil, fmt.Errorf("no NAME column in %q", lines[0])
+	}
+	rows := map[string]map[string]string{}
+	for _, l := range lines[1:] {
+		f := strings.Fields(l)
+		if len(f) != len(header) {
+			continue
+		}
+		row := map[string]string{}
+		for i, h := range header {
+			row[h] = f[i]
+		}
+		rows[f[name]] = row
+	}
+	return rows, nil
+}
+
+// number reads "97.50%", "1.5rps" or "3ms" as its number; "-" (no data) is 0.
+func number(s string) float64 {
+	s = strings.TrimRight(s, "%rpsm")
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0
+	}
+	return v
+}
