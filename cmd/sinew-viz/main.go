@@ -150,9 +150,13 @@ func run(ctx context.Context, c config, stderr io.Writer) error {
 		return err
 	}
 	svc := "sinew-viz." + c.namespace
+	resolver := tapsvc.Kubernetes{Client: kube, TrustDomain: c.trustDomain}
 	srv := server.New(server.Config{
 		Mode: server.ModeKubernetes, Querier: prom, Prometheus: c.prometheusURL,
-		Tap:    tapsvc.New(tapsvc.Kubernetes{Client: kube, TrustDomain: c.trustDomain}, anchors, cert.Certificate, log.With("component", "tap")),
+		Tap: tapsvc.New(resolver, anchors, cert.Certificate, log.With("component", "tap")),
+		ScrapeTargets: func(ctx context.Context) ([]server.ScrapeGroup, error) {
+			return scrapeGroups(ctx, resolver)
+		},
 		Assets: web.Assets, Log: log,
 		AllowedHosts: []string{svc, svc + ".svc", svc + ".svc." + c.clusterDomain},
 		EnforcedHost: enforced,
@@ -205,4 +209,23 @@ func run(ctx context.Context, c config, stderr io.Writer) error {
 		return nil
 	}
 	return err
+}
+
+// scrapeGroups answers Prometheus's HTTP discovery with the labels Kubernetes discovery would give each meshed pod's
+// admin port, so the chart's relabeling is the same in both modes (docs/observability/viz.md).
+func scrapeGroups(ctx context.Context, k tapsvc.Kubernetes) ([]server.ScrapeGroup, error) {
+	targets, err := k.ScrapeTargets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	groups := make([]server.ScrapeGroup, 0, len(targets))
+	for _, t := range targets {
+		groups = append(groups, server.ScrapeGroup{Targets: []string{t.Addr}, Labels: map[string]string{
+			"__meta_kubernetes_namespace":                            t.Namespace,
+			"__meta_kubernetes_pod_name":                             t.Pod,
+			"__meta_kubernetes_pod_container_port_name":              tapsvc.AdminPortName,
+			"__meta_kubernetes_pod_label_sinew_dev_proxy_deployment": t.Deployment,
+		}})
+	}
+	return groups, nil
 }

@@ -27,6 +27,8 @@ import (
 	"github.com/sinewmesh/sinew/viz/tapsvc"
 )
 
+var errNoScrapeTargets = errors.New("this viz does not list scrape targets (local mode configures its Prometheus itself)")
+
 // Modes the server runs in.
 const (
 	ModeKubernetes = "kubernetes"
@@ -48,7 +50,9 @@ type Config struct {
 	AllowedHosts []string
 	// EnforcedHost, when set, accepts the host names it matches too.
 	EnforcedHost *regexp.Regexp
-	Log          *slog.Logger
+	// ScrapeTargets, when set, lists the proxies for Prometheus's HTTP discovery at ScrapeTargetsPath.
+	ScrapeTargets scrapeTargetsFunc
+	Log           *slog.Logger
 }
 
 // Server serves the API and the dashboard.
@@ -68,6 +72,7 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("GET /api/edges", s.edges)
 	s.mux.HandleFunc("GET /api/routes", s.routes)
 	s.mux.HandleFunc("GET /api/tap", s.tap)
+	s.mux.HandleFunc("GET "+ScrapeTargetsPath, s.scrapeTargets)
 	s.mux.HandleFunc("GET /api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no API endpoint %s", r.URL.Path))
 	})

@@ -126,3 +126,41 @@ func (k Kubernetes) target(p *corev1.Pod) (Target, bool) {
 		Identity: meshtls.ID(k.TrustDomain, p.Namespace, sa),
 	}, true
 }
+
+// AdminPortName is the injected proxy's admin (metrics) container port.
+const AdminPortName = "sinew-admin"
+
+// ScrapeTarget is a meshed pod's admin address and what Kubernetes discovery would say of it.
+type ScrapeTarget struct {
+	Addr                       string
+	Namespace, Pod, Deployment string
+}
+
+// ScrapeTargets lists every running meshed pod's admin address, for a Prometheus that cannot discover pods itself.
+func (k Kubernetes) ScrapeTargets(ctx context.Context) ([]ScrapeTarget, error) {
+	pods, err := k.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing pods: %w", err)
+	}
+	var out []ScrapeTarget
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" || p.DeletionTimestamp != nil {
+			continue
+		}
+		for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+			for _, c := range cs {
+				for _, cp := range c.Ports {
+					if cp.Name == AdminPortName {
+						out = append(out, ScrapeTarget{
+							Addr:      net.JoinHostPort(p.Status.PodIP, strconv.Itoa(int(cp.ContainerPort))),
+							Namespace: p.Namespace, Pod: p.Name, Deployment: p.Labels[inject.OwnerLabelPrefix+"deployment"],
+						})
+					}
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Namespace+"/"+out[i].Pod < out[j].Namespace+"/"+out[j].Pod })
+	return out, nil
+}
