@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sinewmesh/sinew/viz/metricsapi"
+	"github.com/sinewmesh/sinew/viz/server"
 )
 
 // vizFlags are the flags every metrics-backed viz command shares.
@@ -43,39 +44,41 @@ func (v *vizFlags) ns() string {
 	return v.namespace
 }
 
-// query is how a metrics command gets its answer: from the Prometheus of --prometheus-url, or from viz's API.
-type query struct {
-	prom   *metricsapi.Client
-	viz    *vizConn
-	window time.Duration
-}
-
-func (q *query) close() {
-	if q.viz != nil {
-		q.viz.close()
-	}
-}
-
-func (v *vizFlags) connect(ctx context.Context, env *Env) (*query, error) {
+// ask answers a metrics command: from the Prometheus of --prometheus-url with direct, else from the viz API with
+// api, given the shared parameters plus extra (empty values left out).
+func ask[T any](ctx context.Context, env *Env, v *vizFlags, extra map[string]string,
+	direct func(*metricsapi.Client) ([]T, error), api func(*server.Client, context.Context, url.Values) ([]T, error)) ([]T, error) {
 	if err := metricsapi.CheckOutput(v.output); err != nil {
 		return nil, err
-	}
-	window, err := metricsapi.ParseWindow(v.window)
-	if err != nil {
-		return nil, fmt.Errorf("--time-window: %w", err)
 	}
 	if v.prometheusURL != "" {
 		c, err := metricsapi.NewClient(v.prometheusURL, 10*time.Second)
 		if err != nil {
 			return nil, fmt.Errorf("--prometheus-url: %w", err)
 		}
-		return &query{prom: c, window: window}, nil
+		return direct(c)
 	}
 	conn, err := env.connectViz(ctx, v.vizURL)
 	if err != nil {
 		return nil, err
 	}
-	return &query{viz: conn, window: window}, nil
+	defer conn.close()
+	vals := v.values()
+	for k, x := range extra {
+		if x != "" {
+			vals.Set(k, x)
+		}
+	}
+	return api(conn.client, ctx, vals)
+}
+
+// windowDuration reads --time-window.
+func (v *vizFlags) windowDuration() (time.Duration, error) {
+	w, err := metricsapi.ParseWindow(v.window)
+	if err != nil {
+		return 0, fmt.Errorf("--time-window: %w", err)
+	}
+	return w, nil
 }
 
 // values are the API parameters every metrics endpoint shares.
@@ -125,9 +128,9 @@ second, latency percentiles and open TCP connections over the time window, from 
 			if err != nil {
 				return err
 			}
-			window, err := metricsapi.ParseWindow(v.window)
+			window, err := v.windowDuration()
 			if err != nil {
-				return fmt.Errorf("--time-window: %w", err)
+				return err
 			}
 			req := metricsapi.StatRequest{Resource: res, Window: window}
 			for _, x := range []struct {
@@ -146,24 +149,11 @@ second, latency percentiles and open TCP connections over the time window, from 
 			if err := req.Validate(); err != nil {
 				return err
 			}
-			q, err := v.connect(cmd.Context(), env)
-			if err != nil {
-				return err
-			}
-			defer q.close()
-			var rows []metricsapi.StatRow
-			if q.prom != nil {
-				rows, err = metricsapi.Stat(cmd.Context(), q.prom, req, time.Time{})
-			} else {
-				vals := v.values()
-				vals.Set("resource", args[0])
-				for k, x := range map[string]string{"from": from, "to": to} {
-					if x != "" {
-						vals.Set(k, x)
-					}
-				}
-				rows, err = q.viz.client.Stat(cmd.Context(), vals)
-			}
+			rows, err := ask(cmd.Context(), env, &v, map[string]string{"resource": args[0], "from": from, "to": to},
+				func(c *metricsapi.Client) ([]metricsapi.StatRow, error) {
+					return metricsapi.Stat(cmd.Context(), c, req, time.Time{})
+				},
+				(*server.Client).Stat)
 			if err != nil {
 				return err
 			}
@@ -192,19 +182,15 @@ func newVizEdgesCmd(env *Env) *cobra.Command {
 			if res.Name != "" {
 				return fmt.Errorf("edges takes a TYPE, not %q", args[0])
 			}
-			q, err := v.connect(cmd.Context(), env)
+			window, err := v.windowDuration()
 			if err != nil {
 				return err
 			}
-			defer q.close()
-			var edges []metricsapi.Edge
-			if q.prom != nil {
-				edges, err = metricsapi.Edges(cmd.Context(), q.prom, res.Kind, v.ns(), q.window, time.Time{})
-			} else {
-				vals := v.values()
-				vals.Set("kind", args[0])
-				edges, err = q.viz.client.Edges(cmd.Context(), vals)
-			}
+			edges, err := ask(cmd.Context(), env, &v, map[string]string{"kind": args[0]},
+				func(c *metricsapi.Client) ([]metricsapi.Edge, error) {
+					return metricsapi.Edges(cmd.Context(), c, res.Kind, v.ns(), window, time.Time{})
+				},
+				(*server.Client).Edges)
 			if err != nil {
 				return err
 			}
@@ -234,9 +220,9 @@ serves (its inbound traffic), or with --to, of each route it calls on that resou
 			if err != nil {
 				return err
 			}
-			window, err := metricsapi.ParseWindow(v.window)
+			window, err := v.windowDuration()
 			if err != nil {
-				return fmt.Errorf("--time-window: %w", err)
+				return err
 			}
 			req := metricsapi.RoutesRequest{Resource: res, Window: window}
 			if to != "" {
@@ -249,22 +235,11 @@ serves (its inbound traffic), or with --to, of each route it calls on that resou
 			if err := req.Validate(); err != nil {
 				return err
 			}
-			q, err := v.connect(cmd.Context(), env)
-			if err != nil {
-				return err
-			}
-			defer q.close()
-			var rows []metricsapi.RouteRow
-			if q.prom != nil {
-				rows, err = metricsapi.Routes(cmd.Context(), q.prom, req, time.Time{})
-			} else {
-				vals := v.values()
-				vals.Set("resource", args[0])
-				if to != "" {
-					vals.Set("to", to)
-				}
-				rows, err = q.viz.client.Routes(cmd.Context(), vals)
-			}
+			rows, err := ask(cmd.Context(), env, &v, map[string]string{"resource": args[0], "to": to},
+				func(c *metricsapi.Client) ([]metricsapi.RouteRow, error) {
+					return metricsapi.Routes(cmd.Context(), c, req, time.Time{})
+				},
+				(*server.Client).Routes)
 			if err != nil {
 				return err
 			}

@@ -51,29 +51,8 @@ become true on their own (pods starting, the first scrapes) are retried until --
 				ClientVersion: version.Version,
 				Now:           env.Now,
 			}
-			opts := check.Options{Wait: wait}
-			table := &check.TableWriter{W: env.Stdout}
-			if output == "table" {
-				opts.Observe = table.Write
-			}
-			if env.Verbose {
-				opts.Retrying = func(c check.Check, err error) {
-					fmt.Fprintf(env.Stderr, "waiting for %q: %v\n", c.Description, err)
-				}
-			}
 			vc := &vizChecker{namespace: vizExtNamespace, apiGet: forwardedAPIGet(env)}
-			rep := check.Run(cmd.Context(), ce, []check.Category{check.KubernetesAPI(), vc.category()}, opts)
-			if output == "json" {
-				if err := check.WriteJSON(env.Stdout, rep); err != nil {
-					return err
-				}
-			} else {
-				table.Finish(rep.Success)
-			}
-			if !rep.Success {
-				return ErrSilent
-			}
-			return nil
+			return runChecks(cmd, env, ce, []check.Category{check.KubernetesAPI(), vc.category()}, wait, output)
 		},
 	}
 	cmd.Flags().DurationVar(&wait, "wait", 5*time.Minute, "how long checks that can become true (pods starting, first scrapes) may keep failing")
@@ -139,10 +118,10 @@ func (v *vizChecker) category() check.Category {
 					var ready int32
 					var notReady []string
 					for _, p := range pods {
-						if vizPodReady(&p) {
+						if check.PodReady(&p) {
 							ready++
 						} else {
-							notReady = append(notReady, p.Name+" "+vizWhyNotReady(&p))
+							notReady = append(notReady, p.Name+" "+check.NotReadyReason(&p))
 						}
 					}
 					switch {
@@ -238,7 +217,7 @@ func (v *vizChecker) readyVizPod(ctx context.Context, env *check.Env) (string, e
 		return "", err
 	}
 	for _, p := range pods {
-		if vizPodReady(&p) {
+		if check.PodReady(&p) {
 			return p.Name, nil
 		}
 	}
@@ -400,34 +379,6 @@ func vizMeshedPods(ctx context.Context, env *check.Env, skipNS string) ([]string
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-func vizPodReady(p *corev1.Pod) bool {
-	if p.Status.Phase != corev1.PodRunning {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
-// vizWhyNotReady names the first container that waits or is not ready.
-func vizWhyNotReady(p *corev1.Pod) string {
-	if p.Status.Phase != corev1.PodRunning {
-		return "(" + string(p.Status.Phase) + ")"
-	}
-	for _, cs := range p.Status.ContainerStatuses {
-		if w := cs.State.Waiting; w != nil {
-			return fmt.Sprintf("(container %s: %s)", cs.Name, w.Reason)
-		}
-		if !cs.Ready {
-			return fmt.Sprintf("(container %s not ready)", cs.Name)
-		}
-	}
-	return ""
 }
 
 func vizClipBody(b []byte) string {

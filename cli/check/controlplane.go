@@ -78,8 +78,8 @@ func ControlPlane() Category {
 						if p.DeletionTimestamp != nil {
 							continue
 						}
-						if !podReady(&p) {
-							notReady = append(notReady, p.Name+" "+notReadyReason(&p))
+						if !PodReady(&p) {
+							notReady = append(notReady, p.Name+" "+NotReadyReason(&p))
 						}
 					}
 					if len(notReady) > 0 {
@@ -146,7 +146,8 @@ func podPhases(pods []corev1.Pod) string {
 	return strings.Join(s, ", ")
 }
 
-func podReady(p *corev1.Pod) bool {
+// PodReady tells whether a pod runs and its Ready condition is true.
+func PodReady(p *corev1.Pod) bool {
 	if p.Status.Phase != corev1.PodRunning {
 		return false
 	}
@@ -158,8 +159,8 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
-// notReadyReason names the first container that is waiting or not ready, with its reason.
-func notReadyReason(p *corev1.Pod) string {
+// NotReadyReason names the first container that is waiting or not ready, with its reason.
+func NotReadyReason(p *corev1.Pod) string {
 	if p.Status.Phase != corev1.PodRunning {
 		return "(" + string(p.Status.Phase) + ")"
 	}

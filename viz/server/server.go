@@ -68,9 +68,9 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /api/version", s.version)
-	s.mux.HandleFunc("GET /api/stat", s.stat)
-	s.mux.HandleFunc("GET /api/edges", s.edges)
-	s.mux.HandleFunc("GET /api/routes", s.routes)
+	s.mux.HandleFunc("GET /api/stat", metricsEndpoint(s, "rows", statQuery))
+	s.mux.HandleFunc("GET /api/edges", metricsEndpoint(s, "edges", edgesQuery))
+	s.mux.HandleFunc("GET /api/routes", metricsEndpoint(s, "routes", routesQuery))
 	s.mux.HandleFunc("GET /api/tap", s.tap)
 	s.mux.HandleFunc("GET "+ScrapeTargetsPath, s.scrapeTargets)
 	s.mux.HandleFunc("GET /api/", func(w http.ResponseWriter, r *http.Request) {
@@ -207,15 +207,42 @@ func (p params) resource(name string, required bool) (*metricsapi.Resource, erro
 	return &r, nil
 }
 
-func (s *Server) stat(w http.ResponseWriter, r *http.Request) {
-	p, err := readParams(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
+// metricsEndpoint serves one metrics question: build reads the parameters into a query to run (a bad parameter is a
+// 400), and the rows answer under key, with the CLI command in CommandHeader.
+func metricsEndpoint[T any](s *Server, key string, build func(p params) (cmd string, run func(context.Context, metricsapi.Querier) ([]T, error), err error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := readParams(r)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		cmd, run, err := build(p)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		q := s.querier(w)
+		if q == nil {
+			return
+		}
+		rows, err := run(r.Context(), q)
+		if err != nil {
+			writeQueryError(w, err)
+			return
+		}
+		if rows == nil {
+			rows = []T{}
+		}
+		w.Header().Set(CommandHeader, cmd)
+		writeJSON(w, map[string]any{key: rows})
 	}
+}
+
+// statQuery reads /api/stat: resource, from, to.
+func statQuery(p params) (string, func(context.Context, metricsapi.Querier) ([]metricsapi.StatRow, error), error) {
 	req := metricsapi.StatRequest{Window: p.window}
-	var res *metricsapi.Resource
-	if res, err = p.resource("resource", true); err == nil {
+	res, err := p.resource("resource", true)
+	if err == nil {
 		req.Resource = *res
 		if req.From, err = p.resource("from", false); err == nil {
 			req.To, err = p.resource("to", false)
@@ -224,32 +251,13 @@ func (s *Server) stat(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = req.Validate()
 	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	q := s.querier(w)
-	if q == nil {
-		return
-	}
-	rows, err := metricsapi.Stat(r.Context(), q, req, time.Time{})
-	if err != nil {
-		writeQueryError(w, err)
-		return
-	}
-	if rows == nil {
-		rows = []metricsapi.StatRow{}
-	}
-	w.Header().Set(CommandHeader, command("stat", p, p.q.Get("resource"), "from", "to"))
-	writeJSON(w, map[string]any{"rows": rows})
+	return command("stat", p, p.q.Get("resource"), "from", "to"), func(ctx context.Context, q metricsapi.Querier) ([]metricsapi.StatRow, error) {
+		return metricsapi.Stat(ctx, q, req, time.Time{})
+	}, err
 }
 
-func (s *Server) edges(w http.ResponseWriter, r *http.Request) {
-	p, err := readParams(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
+// edgesQuery reads /api/edges: kind.
+func edgesQuery(p params) (string, func(context.Context, metricsapi.Querier) ([]metricsapi.Edge, error), error) {
 	kind := p.q.Get("kind")
 	if kind == "" {
 		kind = "deploy"
@@ -258,59 +266,25 @@ func (s *Server) edges(w http.ResponseWriter, r *http.Request) {
 	if err == nil && k.Name != "" {
 		err = fmt.Errorf("kind: edges take a TYPE, not %q", kind)
 	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	q := s.querier(w)
-	if q == nil {
-		return
-	}
-	edges, err := metricsapi.Edges(r.Context(), q, k.Kind, p.ns, p.window, time.Time{})
-	if err != nil {
-		writeQueryError(w, err)
-		return
-	}
-	if edges == nil {
-		edges = []metricsapi.Edge{}
-	}
-	w.Header().Set(CommandHeader, command("edges", p, kind))
-	writeJSON(w, map[string]any{"edges": edges})
+	return command("edges", p, kind), func(ctx context.Context, q metricsapi.Querier) ([]metricsapi.Edge, error) {
+		return metricsapi.Edges(ctx, q, k.Kind, p.ns, p.window, time.Time{})
+	}, err
 }
 
-func (s *Server) routes(w http.ResponseWriter, r *http.Request) {
-	p, err := readParams(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
+// routesQuery reads /api/routes: resource, to.
+func routesQuery(p params) (string, func(context.Context, metricsapi.Querier) ([]metricsapi.RouteRow, error), error) {
 	req := metricsapi.RoutesRequest{Window: p.window}
-	var res *metricsapi.Resource
-	if res, err = p.resource("resource", true); err == nil {
+	res, err := p.resource("resource", true)
+	if err == nil {
 		req.Resource = *res
 		req.To, err = p.resource("to", false)
 	}
 	if err == nil {
 		err = req.Validate()
 	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	q := s.querier(w)
-	if q == nil {
-		return
-	}
-	rows, err := metricsapi.Routes(r.Context(), q, req, time.Time{})
-	if err != nil {
-		writeQueryError(w, err)
-		return
-	}
-	if rows == nil {
-		rows = []metricsapi.RouteRow{}
-	}
-	w.Header().Set(CommandHeader, command("routes", p, p.q.Get("resource"), "to"))
-	writeJSON(w, map[string]any{"routes": rows})
+	return command("routes", p, p.q.Get("resource"), "to"), func(ctx context.Context, q metricsapi.Querier) ([]metricsapi.RouteRow, error) {
+		return metricsapi.Routes(ctx, q, req, time.Time{})
+	}, err
 }
 
 // TapLine is one line of /api/tap's stream.

@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
+
+	"github.com/sinewmesh/sinew/cli/check"
 )
 
 // Forward is an open port-forward.
@@ -80,7 +82,7 @@ func ToService(ctx context.Context, cfg *rest.Config, client kubernetes.Interfac
 func readyPod(pods []corev1.Pod, target intstr.IntOrString) (*corev1.Pod, int) {
 	for i := range pods {
 		p := &pods[i]
-		if p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil || !podReady(p) {
+		if p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil || !check.PodReady(p) {
 			continue
 		}
 		if target.Type == intstr.Int {
@@ -95,15 +97,6 @@ func readyPod(pods []corev1.Pod, target intstr.IntOrString) (*corev1.Pod, int) {
 		}
 	}
 	return nil, 0
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // ToPod forwards address:localPort to namespace/pod's port and returns once the local port listens.
