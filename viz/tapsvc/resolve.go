@@ -32,6 +32,9 @@ func (s Static) Targets(_ context.Context, r metricsapi.Resource) ([]Target, err
 	return out, nil
 }
 
+// PeerIndex indexes every workload of the mesh.
+func (s Static) PeerIndex(context.Context) (*PeerIndex, error) { return NewPeerIndex(s), nil }
+
 func selects(r metricsapi.Resource, t Target) bool {
 	if r.Namespace != "" && t.Namespace != r.Namespace {
 		return false
@@ -93,6 +96,21 @@ func (k Kubernetes) Targets(ctx context.Context, r metricsapi.Resource) ([]Targe
 	}
 	sortTargets(out)
 	return out, nil
+}
+
+// PeerIndex indexes every meshed pod of the cluster (one API call per tap).
+func (k Kubernetes) PeerIndex(ctx context.Context) (*PeerIndex, error) {
+	pods, err := k.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing pods: %w", err)
+	}
+	var ts []Target
+	for i := range pods.Items {
+		if t, ok := k.target(&pods.Items[i]); ok {
+			ts = append(ts, t)
+		}
+	}
+	return NewPeerIndex(ts), nil
 }
 
 func (k Kubernetes) target(p *corev1.Pod) (Target, bool) {

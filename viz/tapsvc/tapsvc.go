@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"net"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -144,6 +145,14 @@ func (s *Service) Stream(ctx context.Context, req Request, targets []Target, emi
 		rps = MaxRPS
 	}
 	match := buildMatch(req)
+	var peers *PeerIndex
+	if pi, ok := s.resolver.(PeerIndexer); ok {
+		var err error
+		if peers, err = pi.PeerIndex(ctx); err != nil {
+			s.log.Info("callers will be named by identity only", "err", err)
+			peers = nil
+		}
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -154,6 +163,7 @@ func (s *Service) Stream(ctx context.Context, req Request, targets []Target, emi
 			obs := &tapv1.ObserveRequest{Match: match, MaxRps: rps / float64(len(targets)), Limit: req.Limit}
 			err := s.observe(ctx, t, obs, func(ev *tapv1.TapEvent) bool {
 				enrich(ev, t)
+				peers.name(ev)
 				select {
 				case lines <- Line{Proxy: t.Name(), Index: i, Event: ev}:
 					return true
@@ -326,6 +336,75 @@ func buildMatch(r Request) *tapv1.Match {
 		return all[0]
 	}
 	return &tapv1.Match{Match: &tapv1.Match_All_{All: &tapv1.Match_All{Matches: all}}}
+}
+
+// PeerIndexer is a Resolver that can also name the callers of inbound requests, which a proxy knows only by
+// address and mesh identity.
+type PeerIndexer interface {
+	PeerIndex(ctx context.Context) (*PeerIndex, error)
+}
+
+// PeerIndex finds a workload by its pod IP or, when only one workload has it, by its mesh identity.
+type PeerIndex struct {
+	byIP map[string]Target
+	byID map[string]Target
+}
+
+// NewPeerIndex indexes targets by IP (skipping IPs several share, such as loopback in local mode) and by identity
+// (skipping identities several workloads share).
+func NewPeerIndex(targets []Target) *PeerIndex {
+	pi := &PeerIndex{byIP: map[string]Target{}, byID: map[string]Target{}}
+	ipCount, idDeployments := map[string]int{}, map[string]map[string]bool{}
+	for _, t := range targets {
+		if host, _, err := net.SplitHostPort(t.Addr); err == nil {
+			ipCount[host]++
+			pi.byIP[host] = t
+		}
+		if idDeployments[t.Identity] == nil {
+			idDeployments[t.Identity] = map[string]bool{}
+		}
+		idDeployments[t.Identity][t.Namespace+"/"+t.Deployment] = true
+		pi.byID[t.Identity] = t
+	}
+	for ip, n := range ipCount {
+		if n > 1 {
+			delete(pi.byIP, ip)
+		}
+	}
+	for id, deps := range idDeployments {
+		if len(deps) > 1 || id == "" {
+			delete(pi.byID, id)
+		} else {
+			t := pi.byID[id]
+			t.Pod = "" // one workload, but which of its pods is not known
+			pi.byID[id] = t
+		}
+	}
+	return pi
+}
+
+// name adds the caller's workload labels to an inbound event that has none.
+func (pi *PeerIndex) name(ev *tapv1.TapEvent) {
+	if pi == nil || ev.GetDirection() != tapv1.TapEvent_DIRECTION_INBOUND || ev.GetSourceLabels()["deployment"] != "" {
+		return
+	}
+	t, ok := Target{}, false
+	if host, _, err := net.SplitHostPort(ev.GetSource()); err == nil {
+		t, ok = pi.byIP[host]
+	}
+	if !ok && ev.GetClientId() != "" {
+		t, ok = pi.byID[ev.GetClientId()]
+	}
+	if !ok {
+		return
+	}
+	add := map[string]string{"namespace": t.Namespace}
+	for k, v := range map[string]string{"deployment": t.Deployment, "pod": t.Pod} {
+		if v != "" {
+			add[k] = v
+		}
+	}
+	ev.SourceLabels = merged(ev.GetSourceLabels(), add)
 }
 
 // enrich adds what the tap service knows of the tapped proxy to its side of the event: the destination of an

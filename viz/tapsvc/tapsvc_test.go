@@ -263,3 +263,47 @@ func TestStaticSelectsByKind(t *testing.T) {
 		}
 	}
 }
+
+func TestPeerIndexNamesCallers(t *testing.T) {
+	id := func(sa string) string { return meshtls.ID(td, "emojivoto", sa) }
+	pi := NewPeerIndex([]Target{
+		{Namespace: "emojivoto", Deployment: "web", Pod: "web-0", Addr: "10.0.0.1:4190", Identity: id("web")},
+		{Namespace: "emojivoto", Deployment: "vote-bot", Pod: "vote-bot-0", Addr: "10.0.0.2:4190", Identity: id("vote-bot")},
+		// Two workloads sharing the default service account: the identity alone names neither.
+		{Namespace: "emojivoto", Deployment: "a", Pod: "a-0", Addr: "10.0.0.3:4190", Identity: id("default")},
+		{Namespace: "emojivoto", Deployment: "b", Pod: "b-0", Addr: "10.0.0.4:4190", Identity: id("default")},
+		// Local mode: every proxy on loopback, so the address names nobody.
+		{Namespace: "emojivoto", Deployment: "emoji", Pod: "emoji", Addr: "127.0.0.1:17013", Identity: id("emoji")},
+		{Namespace: "emojivoto", Deployment: "voting", Pod: "voting", Addr: "127.0.0.1:17023", Identity: id("voting")},
+	})
+	for _, c := range []struct {
+		src, clientID string
+		want          map[string]string
+	}{
+		{"10.0.0.2:51234", id("vote-bot"), map[string]string{"namespace": "emojivoto", "deployment": "vote-bot", "pod": "vote-bot-0"}},
+		{"10.0.0.4:40000", id("default"), map[string]string{"namespace": "emojivoto", "deployment": "b", "pod": "b-0"}},
+		{"10.9.9.9:40000", id("default"), map[string]string{"serviceaccount": "default"}},
+		{"127.0.0.1:40000", id("voting"), map[string]string{"namespace": "emojivoto", "deployment": "voting", "serviceaccount": "voting"}},
+		{"127.0.0.1:40000", "", map[string]string{}},
+	} {
+		ev := &tapv1.TapEvent{Direction: tapv1.TapEvent_DIRECTION_INBOUND, Source: c.src, ClientId: c.clientID}
+		if c.clientID != "" {
+			_, _, sa, _ := meshtls.ParseID(c.clientID)
+			ev.SourceLabels = map[string]string{"serviceaccount": sa}
+			if c.want["serviceaccount"] == "" && len(c.want) > 0 {
+				c.want["serviceaccount"] = sa
+			}
+		}
+		pi.name(ev)
+		got := ev.GetSourceLabels()
+		if len(got) != len(c.want) {
+			t.Errorf("%s %s: %v, want %v", c.src, c.clientID, got, c.want)
+			continue
+		}
+		for k, v := range c.want {
+			if got[k] != v {
+				t.Errorf("%s %s: %v, want %v", c.src, c.clientID, got, c.want)
+			}
+		}
+	}
+}
