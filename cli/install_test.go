@@ -139,8 +139,17 @@ func splitStream(stream string) []string {
 // rewrites the file.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join(fixtures, name)
+	goldenIn(t, fixtures, name, got)
+}
+
+// goldenIn compares a YAML stream with dir/name document by document (go test -update rewrites the file).
+func goldenIn(t *testing.T, dir, name, got string) {
+	t.Helper()
+	path := filepath.Join(dir, name)
 	if goldenfile.Update() {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -17,40 +17,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
-	goldenfile "github.com/sinewmesh/sinew/internal/golden"
 )
 
 const vizFixtures = "testdata/viz-install"
-
-// vizGolden compares a YAML stream with testdata/viz-install/<name> like golden does for install.
-func vizGolden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join(vizFixtures, name)
-	if goldenfile.Update() {
-		if err := os.MkdirAll(vizFixtures, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./cli -run %s -update to create it)", err, t.Name())
-	}
-	g, w := docs(t, got), docs(t, string(want))
-	if len(g) != len(w) {
-		t.Fatalf("%s: %d documents, golden has %d (go test -update rewrites it)", name, len(g), len(w))
-	}
-	for i := range g {
-		if !reflect.DeepEqual(g[i], w[i]) {
-			gb, _ := yaml.Marshal(g[i])
-			wb, _ := yaml.Marshal(w[i])
-			t.Fatalf("%s: document %d differs (go test -update rewrites it):\n%s", name, i+1, lineDiff(string(wb), string(gb)))
-		}
-	}
-}
 
 func TestVizInstallGolden(t *testing.T) {
 	anchors := "identityTrustAnchorsPEM=" + filepath.Join(fixtures, "ca.crt")
@@ -77,7 +46,7 @@ func TestVizInstallGolden(t *testing.T) {
 				env = testEnv(t, nil)
 			}
 			out := mustRun(t, env, append([]string{"viz", "install"}, c.args...)...)
-			vizGolden(t, name, out)
+			goldenIn(t, vizFixtures, name, out)
 			objs := decodeAll(t, out)
 			checkVizObjects(t, objs, c.cluster)
 			checkPrometheusConfig(t, objs)
