@@ -24,58 +24,12 @@ import (
 // The demo runs as `sinew demo` (the same localmesh.Demo that `sinew demo` runs; cli/internal/localmesh is not
 // importable from here). Its proxies' admin ports are base+12 (emoji), base+22 (voting) and base+32 (web).
 func TestVizAgainstPrometheus(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the sinew and emojivoto binaries and runs Prometheus")
-	}
-	promBin, err := exec.LookPath("prometheus")
-	if err != nil {
-		t.Skip("the prometheus binary is not installed (Debian: apt-get install prometheus); .ci/run installs it")
-	}
-	bin := buildBinaries(t, "sinew", "emojivoto")
-	base := freePortBase(t, 50)
-
-	// The mesh.
-	demo := startDemo(t, bin, "--no-traffic", "--port-base", fmt.Sprint(base), "--prometheus", promBin)
-	demo.out.waitLine(t, regexp.MustCompile(`Ctrl-C stops everything`), 90*time.Second)
-
-	// The demo's own Prometheus (base+5), scraping every proxy with the label contract's labels.
-	promURL := fmt.Sprintf("http://127.0.0.1:%d", base+5)
-	client, err := metricsapi.NewClient(promURL, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := startPromDemo(t)
+	bin, base, promURL, client := d.bin, d.base, d.promURL, d.client
 	ctx := context.Background()
-	eventually(t, 60*time.Second, "the demo's Prometheus scraping all three proxies", func() error {
-		up, err := client.Query(ctx, `sum(up{job="sinew-proxy"})`, time.Time{})
-		if err != nil {
-			return err
-		}
-		if len(up) != 1 || up[0].Value != 3 { // emoji, voting, web (no vote-bot)
-			return fmt.Errorf("up: %+v", up)
-		}
-		return nil
-	})
-
-	// Traffic: listing emoji (web → emoji), good votes and doughnut votes (web → voting, which fails them).
 	app := fmt.Sprintf("http://127.0.0.1:%d/", base+31)
-	get := func(path string, want int) {
-		t.Helper()
-		resp, err := http.Get(app + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Fatalf("GET %s: %d %s, want %d", path, resp.StatusCode, body, want)
-		}
-	}
 	// Counters start at their first value, so a rate needs traffic across scrapes: each poll sends one more round.
-	round := func() {
-		get("api/list", 200)
-		get("api/vote?choice=:beer_mug:", 200)
-		get("api/vote?choice=:doughnut:", 500)
-	}
+	round := func() { d.round(t) }
 
 	window := time.Minute
 	statOf := func(kind metricsapi.Kind, name string) (metricsapi.StatRow, error) {
