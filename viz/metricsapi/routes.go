@@ -29,7 +29,7 @@ type RouteRow struct {
 }
 
 // Routes runs the route queries, all evaluated at time at (zero: now), and merges their answers into rows sorted by
-// route and authority, with OtherRoute last.
+// route and authority, with OtherRoute last. Routes without requests in the window are left out.
 func Routes(ctx context.Context, q Querier, req RoutesRequest, at time.Time) ([]RouteRow, error) {
 	if at.IsZero() {
 		at = time.Now()
@@ -70,10 +70,13 @@ func Routes(ctx context.Context, q Querier, req RoutesRequest, at time.Time) ([]
 	}
 	out := make([]RouteRow, 0, len(rows))
 	for _, r := range rows {
-		if r.RPS != nil && *r.RPS > 0 {
-			sr := success[r] / *r.RPS
-			r.SuccessRate = &sr
+		if r.RPS == nil || *r.RPS == 0 {
+			// Seen once but idle in the window: the proxies keep a route's counters after its last request, and a
+			// table of up to 100 observed paths is only readable with the live ones.
+			continue
 		}
+		sr := success[r] / *r.RPS
+		r.SuccessRate = &sr
 		out = append(out, *r)
 	}
 	slices.SortFunc(out, func(a, b RouteRow) int {
