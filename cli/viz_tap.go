@@ -350,24 +350,17 @@ it port-forwards --address:--port to sinew-viz and keeps the forward open until 
 				return fmt.Errorf("--show %q: want sinew (open a browser) or url (print the URL only)", show)
 			}
 			ctx := cmd.Context()
-			explicit := vizURL
-			if explicit == "" && env.Getenv != nil {
-				explicit = env.Getenv("SINEW_VIZ_URL")
+			conn, err := env.directViz(ctx, vizURL)
+			if err != nil {
+				return err
 			}
-			conn, err := env.connectViz(ctx, explicit)
-			if err == nil && (explicit != "" || !strings.HasPrefix(conn.where, "sinew-viz in the cluster")) {
+			if conn != nil {
 				defer conn.close()
 				return openDashboard(env, conn.client.URL()+"/", show, false)
 			}
-			if conn != nil {
-				conn.close()
-			}
-			f, ferr := env.forwardViz(ctx, address, port)
-			if ferr != nil {
-				if err != nil {
-					return err
-				}
-				return ferr
+			f, err := env.forwardViz(ctx, address, port)
+			if err != nil {
+				return fmt.Errorf("cannot reach viz: no local mesh answers at %s, and in Kubernetes: %w", localVizURL, err)
 			}
 			defer f.Close()
 			if err := openDashboard(env, fmt.Sprintf("http://%s:%d/", hostForURL(address), f.Local), show, true); err != nil {

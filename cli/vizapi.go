@@ -30,6 +30,25 @@ type vizConn struct {
 // connectViz finds the viz API: --viz-url or $SINEW_VIZ_URL, else a local mesh's viz on the demo's default port,
 // else sinew-viz in the selected cluster through a port-forward.
 func (e *Env) connectViz(ctx context.Context, explicit string) (*vizConn, error) {
+	if c, err := e.directViz(ctx, explicit); c != nil || err != nil {
+		return c, err
+	}
+	f, err := e.forwardViz(ctx, "", 0)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach viz: no local mesh answers at %s, and in Kubernetes: %w\n"+
+			"(run `sinew demo`, or `sinew viz install | kubectl apply -f -`, or pass --viz-url)", localVizURL, err)
+	}
+	base := "http://127.0.0.1:" + strconv.Itoa(f.Local)
+	c, _ := server.NewClient(base, nil)
+	return &vizConn{client: c, where: "sinew-viz in the cluster (pod " + f.Pod + ")", close: func() { _ = f.Close() }}, nil
+}
+
+// localVizURL is where sinew demo serves viz by default.
+var localVizURL = "http://" + localmesh.DemoViz(localmesh.DefaultPortBase)
+
+// directViz is the viz reached without Kubernetes: --viz-url or $SINEW_VIZ_URL, else a local mesh's viz that
+// answers on the demo's default port within 300 ms; nil when neither.
+func (e *Env) directViz(ctx context.Context, explicit string) (*vizConn, error) {
 	if explicit == "" && e.Getenv != nil {
 		explicit = e.Getenv("SINEW_VIZ_URL")
 	}
@@ -40,21 +59,13 @@ func (e *Env) connectViz(ctx context.Context, explicit string) (*vizConn, error)
 		}
 		return &vizConn{client: c, where: explicit, close: func() {}}, nil
 	}
-	local := "http://" + localmesh.DemoViz(localmesh.DefaultPortBase)
-	if c, err := server.NewClient(local, &http.Client{Timeout: 300 * time.Millisecond}); err == nil {
+	if c, err := server.NewClient(localVizURL, &http.Client{Timeout: 300 * time.Millisecond}); err == nil {
 		if v, err := c.Version(ctx); err == nil && v.Mode == server.ModeLocal {
-			c, _ = server.NewClient(local, nil)
-			return &vizConn{client: c, where: "the local mesh at " + local, close: func() {}}, nil
+			c, _ = server.NewClient(localVizURL, nil)
+			return &vizConn{client: c, where: "the local mesh at " + localVizURL, close: func() {}}, nil
 		}
 	}
-	f, err := e.forwardViz(ctx, "", 0)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach viz: no local mesh answers at %s, and in Kubernetes: %w\n"+
-			"(run `sinew demo`, or `sinew viz install | kubectl apply -f -`, or pass --viz-url)", local, err)
-	}
-	base := "http://127.0.0.1:" + strconv.Itoa(f.Local)
-	c, _ := server.NewClient(base, nil)
-	return &vizConn{client: c, where: "sinew-viz in the cluster (pod " + f.Pod + ")", close: func() { _ = f.Close() }}, nil
+	return nil, nil
 }
 
 // forwardViz port-forwards address:localPort to sinew-viz's API in the selected cluster.

@@ -3,8 +3,12 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -107,6 +111,97 @@ func vizSteps(j *journey, e env, ready string) {
 		}
 		if !strings.Contains(r.stdout, "tls=true") {
 			t.Fatalf("sinew viz tap deploy/web printed no tls=true line")
+		}
+	})
+
+	step("viz-routes-top", []string{"viz-check"}, func(t *testing.T) {
+		// Prometheus has voting's routes once it scraped a doughnut vote twice; vote-bot votes for it 15 % of the time.
+		eventually(t, 2*time.Minute, "voting's doughnut route failing in viz routes", func() error {
+			r := run(time.Minute, "", e.sinew, "viz", "routes", "deploy/voting", "-n", appNS)
+			if r.err != nil {
+				return fmt.Errorf("%s", r)
+			}
+			for _, l := range strings.Split(r.stdout, "\n") {
+				if f := strings.Fields(l); len(f) > 2 && f[0] == "/emojivoto.v1.VotingService/VoteDoughnut" && f[2] == "0.00%" {
+					t.Logf("%s", r)
+					return nil
+				}
+			}
+			return fmt.Errorf("no VoteDoughnut row at 0.00%%:\n%s", r.stdout)
+		})
+		r := run(90*time.Second, "", e.sinew, "viz", "top", "deploy/web", "-n", appNS, "--limit", "10")
+		t.Logf("%s", r)
+		if r.err != nil || !strings.HasPrefix(r.stdout, "SOURCE") || !strings.Contains(r.stdout, "web") {
+			t.Fatalf("sinew viz top deploy/web: want a table of web's calls")
+		}
+	})
+
+	step("viz-dashboard", []string{"viz-check"}, func(t *testing.T) {
+		// `viz dashboard --show url` port-forwards to sinew-viz and prints the URL until interrupted.
+		cmd := exec.Command(e.sinew, "viz", "dashboard", "--show", "url", "--port", "0")
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			_ = cmd.Process.Signal(os.Interrupt)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("sinew viz dashboard after Ctrl-C: %v\n%s", err, stderr.String())
+				}
+			case <-time.After(15 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Errorf("sinew viz dashboard did not stop on Ctrl-C")
+			}
+		}()
+		urls := make(chan string, 1)
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				if strings.HasPrefix(sc.Text(), "http://") {
+					urls <- strings.TrimSpace(sc.Text())
+				}
+			}
+		}()
+		var url string
+		select {
+		case url = <-urls:
+		case <-time.After(time.Minute):
+			t.Fatalf("sinew viz dashboard printed no URL; stderr:\n%s", stderr.String())
+		}
+		t.Logf("dashboard at %s", url)
+		get := func(path, host string) (int, string) {
+			req, err := http.NewRequest(http.MethodGet, url+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if host != "" {
+				req.Host = host
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("GET %s: %v", url+path, err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(body)
+		}
+		if code, body := get("", ""); code != 200 || !strings.Contains(body, "<html") {
+			t.Errorf("dashboard page: %d %.200s", code, body)
+		}
+		if code, body := get("api/version", ""); code != 200 || !strings.Contains(body, `"mode":"kubernetes"`) {
+			t.Errorf("api/version through the port-forward: %d %s", code, body)
+		}
+		if code, _ := get("api/version", "evil.example"); code != http.StatusForbidden {
+			t.Errorf("a foreign Host header through the port-forward: %d, want 403", code)
 		}
 	})
 
