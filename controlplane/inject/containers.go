@@ -1,6 +1,8 @@
 package inject
 
 import (
+	"github.com/sinewmesh/sinew/internal/ports"
+
 	"fmt"
 	"strconv"
 
@@ -37,8 +39,8 @@ func initContainer(cfg Config, s *settings) corev1.Container {
 			"--inbound-port=" + strconv.Itoa(InboundPort),
 			"--outbound-port=" + strconv.Itoa(OutboundPort),
 			"--proxy-uid=" + strconv.FormatInt(s.uid, 10),
-			"--skip-inbound-ports=" + formatPorts(s.skipIn),
-			"--skip-outbound-ports=" + formatPorts(s.skipOut),
+			"--skip-inbound-ports=" + ports.Format(s.skipIn),
+			"--skip-outbound-ports=" + ports.Format(s.skipOut),
 			"--skip-subnets=" + formatSubnets(s.skipSubnets),
 		},
 		// the same resources as the proxy, so namespaces with quotas or LimitRanges accept the pod

@@ -1,6 +1,8 @@
 package inject
 
 import (
+	"github.com/sinewmesh/sinew/internal/ports"
+
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -20,7 +22,7 @@ type settings struct {
 	uid                   int64
 	logLevel, logFormat   string
 	native, await         bool
-	skipIn, skipOut       []portRange
+	skipIn, skipOut       []ports.Range
 	skipSubnets           []netip.Prefix
 	opaquePorts           string // canonical list; "" = the proxy's default
 	cpuReq, cpuLim        *resource.Quantity
@@ -36,22 +38,22 @@ type settings struct {
 // knob is one config.sinew.dev/<name> override: how to check a value and apply it.
 type knob struct {
 	annotation string
-	apply      func(s *settings, v string, pod *corev1.Pod) error
+	apply      func(s *settings, v string, byName portNamer) error
 }
 
 var knobs = []knob{
-	{AnnSkipInboundPorts, func(s *settings, v string, _ *corev1.Pod) (err error) { s.skipIn, err = parsePorts(v); return }},
-	{AnnSkipOutboundPorts, func(s *settings, v string, _ *corev1.Pod) (err error) { s.skipOut, err = parsePorts(v); return }},
-	{AnnSkipSubnets, func(s *settings, v string, _ *corev1.Pod) (err error) { s.skipSubnets, err = parseSubnets(v); return }},
-	{AnnOpaquePorts, func(s *settings, v string, pod *corev1.Pod) error {
-		ranges, err := parsePortsNamed(v, pod)
+	{AnnSkipInboundPorts, func(s *settings, v string, _ portNamer) (err error) { s.skipIn, err = parsePorts(v, nil); return }},
+	{AnnSkipOutboundPorts, func(s *settings, v string, _ portNamer) (err error) { s.skipOut, err = parsePorts(v, nil); return }},
+	{AnnSkipSubnets, func(s *settings, v string, _ portNamer) (err error) { s.skipSubnets, err = parseSubnets(v); return }},
+	{AnnOpaquePorts, func(s *settings, v string, byName portNamer) error {
+		ranges, err := parsePorts(v, byName)
 		if err != nil {
 			return err
 		}
-		s.opaquePorts = formatPorts(ranges)
+		s.opaquePorts = ports.Format(ranges)
 		return nil
 	}},
-	{AnnProxyLogLevel, func(s *settings, v string, _ *corev1.Pod) error {
+	{AnnProxyLogLevel, func(s *settings, v string, _ portNamer) error {
 		l := strings.ToLower(strings.TrimSpace(v))
 		if !slices.Contains([]string{"debug", "info", "warn", "error"}, l) {
 			return errors.New("want debug, info, warn or error")
@@ -59,14 +61,14 @@ var knobs = []knob{
 		s.logLevel = l
 		return nil
 	}},
-	{AnnProxyLogFormat, func(s *settings, v string, _ *corev1.Pod) error {
+	{AnnProxyLogFormat, func(s *settings, v string, _ portNamer) error {
 		return oneOf(&s.logFormat, v, "json", "text")
 	}},
 	{AnnProxyCPURequest, quantity(func(s *settings) **resource.Quantity { return &s.cpuReq })},
 	{AnnProxyCPULimit, quantity(func(s *settings) **resource.Quantity { return &s.cpuLim })},
 	{AnnProxyMemoryRequest, quantity(func(s *settings) **resource.Quantity { return &s.memReq })},
 	{AnnProxyMemoryLimit, quantity(func(s *settings) **resource.Quantity { return &s.memLim })},
-	{AnnProxyUID, func(s *settings, v string, _ *corev1.Pod) error {
+	{AnnProxyUID, func(s *settings, v string, _ portNamer) error {
 		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		if err != nil || n < 1 || n > 1<<31-1 {
 			return errors.New("want a user ID between 1 and 2147483647 (not 0: root's connections would escape capture)")
@@ -75,7 +77,7 @@ var knobs = []knob{
 		return nil
 	}},
 	{AnnProxyImage, image(func(s *settings) *string { return &s.proxyImage })},
-	{AnnProxyVersion, func(s *settings, v string, _ *corev1.Pod) error {
+	{AnnProxyVersion, func(s *settings, v string, _ portNamer) error {
 		if !imageTag.MatchString(strings.TrimSpace(v)) {
 			return errors.New("not an image tag")
 		}
@@ -83,7 +85,7 @@ var knobs = []knob{
 		return nil
 	}},
 	{AnnInitImage, image(func(s *settings) *string { return &s.initImage })},
-	{AnnImagePullPolicy, func(s *settings, v string, _ *corev1.Pod) error {
+	{AnnImagePullPolicy, func(s *settings, v string, _ portNamer) error {
 		if err := checkPullPolicy(strings.TrimSpace(v)); err != nil {
 			return err
 		}
@@ -94,11 +96,11 @@ var knobs = []knob{
 	{AnnProxyNativeSidecar, boolean(func(s *settings) *bool { return &s.native }, "true", "false")},
 	{AnnShutdownGracePeriod, duration(func(s *settings) *string { return &s.shutdownGrace })},
 	{AnnOutboundConnectTimeout, duration(func(s *settings) *string { return &s.connectTimeout })},
-	{AnnDefaultInboundPolicy, func(s *settings, v string, _ *corev1.Pod) error {
+	{AnnDefaultInboundPolicy, func(s *settings, v string, _ portNamer) error {
 		return oneOf(&s.inboundPolicy, v, "all-unauthenticated", "all-authenticated", "cluster-unauthenticated",
 			"cluster-authenticated", "deny", "audit")
 	}},
-	{AnnMTLSMode, func(s *settings, v string, _ *corev1.Pod) error {
+	{AnnMTLSMode, func(s *settings, v string, _ portNamer) error {
 		return oneOf(&s.mtlsMd, v, "optional", "strict", "disabled")
 	}},
 }
@@ -120,8 +122,8 @@ func orList(s []string) string {
 }
 
 // boolean reads yes or no into the field.
-func boolean(field func(*settings) *bool, yes, no string) func(*settings, string, *corev1.Pod) error {
-	return func(s *settings, v string, _ *corev1.Pod) error {
+func boolean(field func(*settings) *bool, yes, no string) func(*settings, string, portNamer) error {
+	return func(s *settings, v string, _ portNamer) error {
 		var w string
 		if err := oneOf(&w, v, yes, no); err != nil {
 			return err
@@ -131,8 +133,8 @@ func boolean(field func(*settings) *bool, yes, no string) func(*settings, string
 	}
 }
 
-func image(field func(*settings) *string) func(*settings, string, *corev1.Pod) error {
-	return func(s *settings, v string, _ *corev1.Pod) error {
+func image(field func(*settings) *string) func(*settings, string, portNamer) error {
+	return func(s *settings, v string, _ portNamer) error {
 		if err := checkImageName(v); err != nil {
 			return err
 		}
@@ -141,8 +143,8 @@ func image(field func(*settings) *string) func(*settings, string, *corev1.Pod) e
 	}
 }
 
-func quantity(field func(*settings) **resource.Quantity) func(*settings, string, *corev1.Pod) error {
-	return func(s *settings, v string, _ *corev1.Pod) error {
+func quantity(field func(*settings) **resource.Quantity) func(*settings, string, portNamer) error {
+	return func(s *settings, v string, _ portNamer) error {
 		q, err := resource.ParseQuantity(strings.TrimSpace(v))
 		if err != nil {
 			return errors.New("not a Kubernetes quantity (e.g. 100m, 0.5, 64Mi, 1Gi)")
@@ -155,8 +157,8 @@ func quantity(field func(*settings) **resource.Quantity) func(*settings, string,
 	}
 }
 
-func duration(field func(*settings) *string) func(*settings, string, *corev1.Pod) error {
-	return func(s *settings, v string, _ *corev1.Pod) error {
+func duration(field func(*settings) *string) func(*settings, string, portNamer) error {
+	return func(s *settings, v string, _ portNamer) error {
 		v = strings.TrimSpace(v)
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -238,7 +240,7 @@ func (s *settings) override(level Level, annotations map[string]string, pod *cor
 		if !ok {
 			continue
 		}
-		if err := k.apply(s, v, pod); err != nil {
+		if err := k.apply(s, v, containerPort(pod)); err != nil {
 			errs = append(errs, &AnnotationError{Annotation: k.annotation, Value: v, Level: level, Err: err})
 		}
 	}
@@ -259,116 +261,32 @@ func (s *settings) check(level Level) error {
 	return errors.Join(errs...)
 }
 
-// portRange is an inclusive range of ports, as sinew-init and the proxy read them.
-type portRange struct{ from, to uint16 }
+// portNamer resolves a port name to its number; nil: names are not accepted.
+type portNamer = func(string) (uint16, bool)
 
-func parsePort(s string) (uint16, error) {
-	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 16)
-	if err != nil || n == 0 {
-		return 0, fmt.Errorf("%q is not a port between 1 and 65535", strings.TrimSpace(s))
-	}
-	return uint16(n), nil
+// parsePorts reads a port list (internal/ports) into sorted, merged ranges.
+func parsePorts(v string, byName portNamer) ([]ports.Range, error) {
+	rs, err := ports.Parse(v, byName)
+	return ports.Merge(rs), err
 }
 
-// parsePorts reads "25,443,8000-8090" (blank entries ignored) into sorted, merged ranges.
-func parsePorts(v string) ([]portRange, error) { return parsePortsNamed(v, nil) }
-
-// parsePortsNamed also accepts the names of the pod's container ports when pod is not nil.
-func parsePortsNamed(v string, pod *corev1.Pod) ([]portRange, error) {
-	var out []portRange
-	for item := range strings.SplitSeq(v, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		if lo, hi, isRange := strings.Cut(item, "-"); isRange && isDigits(lo) {
-			a, err1 := parsePort(lo)
-			b, err2 := parsePort(hi)
-			if err := errors.Join(err1, err2); err != nil {
-				return nil, fmt.Errorf("%q: %w", item, err)
-			}
-			if b < a {
-				return nil, fmt.Errorf("%q: the range ends before it starts", item)
-			}
-			out = append(out, portRange{a, b})
-			continue
-		}
-		if isDigits(item) {
-			p, err := parsePort(item)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, portRange{p, p})
-			continue
-		}
-		if p, ok := namedPort(pod, item); ok {
-			out = append(out, portRange{p, p})
-			continue
-		}
-		if pod == nil {
-			return nil, fmt.Errorf("%q: want a port like 443 or a range like 8000-8090", item)
-		}
-		return nil, fmt.Errorf("%q: want a port like 443, a range like 8000-8090 or the name of a container port", item)
-	}
-	return mergePorts(out), nil
-}
-
-func isDigits(s string) bool {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-func namedPort(pod *corev1.Pod, name string) (uint16, bool) {
+// containerPort resolves the names of the pod's container ports (init containers included); nil without a pod.
+func containerPort(pod *corev1.Pod) portNamer {
 	if pod == nil {
-		return 0, false
+		return nil
 	}
-	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-		for _, c := range cs {
-			for _, p := range c.Ports {
-				if p.Name == name && p.ContainerPort > 0 && p.ContainerPort <= 65535 {
-					return uint16(p.ContainerPort), true
+	return func(name string) (uint16, bool) {
+		for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+			for _, c := range cs {
+				for _, p := range c.Ports {
+					if p.Name == name && p.ContainerPort > 0 && p.ContainerPort <= 65535 {
+						return uint16(p.ContainerPort), true
+					}
 				}
 			}
 		}
+		return 0, false
 	}
-	return 0, false
-}
-
-func mergePorts(in []portRange) []portRange {
-	if len(in) == 0 {
-		return nil
-	}
-	slices.SortFunc(in, func(a, b portRange) int { return int(a.from) - int(b.from) })
-	out := []portRange{in[0]}
-	for _, r := range in[1:] {
-		last := &out[len(out)-1]
-		if uint32(r.from) <= uint32(last.to)+1 {
-			last.to = max(last.to, r.to)
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
-func formatPorts(rs []portRange) string {
-	parts := make([]string, len(rs))
-	for i, r := range rs {
-		if r.from == r.to {
-			parts[i] = strconv.Itoa(int(r.from))
-		} else {
-			parts[i] = fmt.Sprintf("%d-%d", r.from, r.to)
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 // parseSubnets reads "10.0.0.0/8,fd00::/8"; a bare address is that one host. Host bits are cleared.
@@ -472,19 +390,9 @@ func CheckAnnotation(annotation, value string) error {
 			continue
 		}
 		var s settings
-		var pod *corev1.Pod
-		if annotation == AnnOpaquePorts {
-			pod = &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{}}}}
-			for item := range strings.SplitSeq(value, ",") {
-				if item = strings.TrimSpace(item); item != "" && !isDigits(strings.SplitN(item, "-", 2)[0]) {
-					if !portName.MatchString(item) {
-						return fmt.Errorf("%q: want a port like 443, a range like 8000-8090 or a port name", item)
-					}
-					pod.Spec.Containers[0].Ports = append(pod.Spec.Containers[0].Ports, corev1.ContainerPort{Name: item, ContainerPort: 1})
-				}
-			}
-		}
-		return k.apply(&s, value, pod)
+		// The pod is not known: accept anything that looks like a container port's name.
+		anyName := func(name string) (uint16, bool) { return 1, portName.MatchString(name) }
+		return k.apply(&s, value, anyName)
 	}
 	return fmt.Errorf("%s is not an annotation the injector reads", annotation)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -13,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/internal/ports"
 )
 
 // Names shared with the injector (docs/architecture/kubernetes.md).
@@ -44,49 +44,18 @@ var httpAppProtocols = map[string]bool{
 	"http": true, "http2": true, "grpc": true, "grpc-web": true, "kubernetes.io/h2c": true, "kubernetes.io/ws": true,
 }
 
-// ParsePortList reads an opaque-ports style list: comma-separated port numbers, inclusive ranges "a-b", and port
-// names, which byName resolves (nil: names are errors). Empty items are ignored.
+// ParsePortList reads an opaque-ports style list (internal/ports: ports, inclusive ranges, and port names that
+// byName resolves) into the model's ranges, in the order written.
 func ParsePortList(value string, byName func(string) (uint16, bool)) ([]model.PortRange, error) {
+	rs, err := ports.Parse(value, byName)
+	if err != nil {
+		return nil, err
+	}
 	var out []model.PortRange
-	for item := range strings.SplitSeq(value, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		// A dash makes a range only after a number: port names ("http-alt") have dashes too.
-		if lo, hi, isRange := strings.Cut(item, "-"); isRange && lo != "" && lo[0] >= '0' && lo[0] <= '9' {
-			first, err1 := parsePort(lo)
-			last, err2 := parsePort(hi)
-			if err1 != nil || err2 != nil || first > last {
-				return nil, fmt.Errorf("%q: a range must be <first>-<last> with 1 <= first <= last <= 65535", item)
-			}
-			out = append(out, model.PortRange{First: first, Last: last})
-			continue
-		}
-		if p, err := parsePort(item); err == nil {
-			out = append(out, model.PortRange{First: p, Last: p})
-			continue
-		} else if item[0] >= '0' && item[0] <= '9' {
-			return nil, fmt.Errorf("%q: %w", item, err)
-		}
-		if byName == nil {
-			return nil, fmt.Errorf("%q: not a port number or range", item)
-		}
-		p, ok := byName(item)
-		if !ok {
-			return nil, fmt.Errorf("%q: no port by that name", item)
-		}
-		out = append(out, model.PortRange{First: p, Last: p})
+	for _, r := range rs {
+		out = append(out, model.PortRange{First: r.From, Last: r.To})
 	}
 	return out, nil
-}
-
-func parsePort(s string) (uint16, error) {
-	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 16)
-	if err != nil || n == 0 {
-		return 0, fmt.Errorf("port must be 1-65535")
-	}
-	return uint16(n), nil
 }
 
 // opaquePorts picks the most specific annotation (object, then namespace) or the defaults. A bad annotation is
