@@ -303,16 +303,10 @@ func (in *installer) mergeFlags(cmd *cobra.Command, f *installFlags, vals map[st
 	if err := f.values.mergeInto(in.env, vals); err != nil {
 		return err
 	}
-	defaults, err := chartDefaults(charts.ControlPlane)
+	merged, err := withDefaults(charts.ControlPlane, vals)
 	if err != nil {
 		return err
 	}
-	if err := checkKeys(vals, defaults, ""); err != nil {
-		return err
-	}
-	merged := map[string]any{}
-	mergeValues(merged, defaults)
-	mergeValues(merged, vals)
 	return validateValues(merged)
 }
 

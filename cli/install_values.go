@@ -148,9 +148,33 @@ func chartDefaults(name string) (map[string]any, error) {
 	return m, nil
 }
 
+// withDefaults checks vals against the chart's values.yaml (checkKeys) and returns them merged over its defaults.
+func withDefaults(chart string, vals map[string]any) (map[string]any, error) {
+	defaults, err := chartDefaults(chart)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkKeys(chart, vals, defaults, ""); err != nil {
+		return nil, err
+	}
+	merged := map[string]any{}
+	mergeValues(merged, defaults)
+	mergeValues(merged, vals)
+	return merged, nil
+}
+
+// valuesListedIn says where a chart's values are documented, for checkKeys' error.
+func valuesListedIn(chart string) string {
+	file := "charts/" + chart + "/values.yaml"
+	if chart == charts.ControlPlane {
+		return "docs/reference/cli.md and " + file
+	}
+	return file
+}
+
 // checkKeys refuses values the chart does not have: a typo in --set would otherwise be ignored. Below a default
 // that is an empty map or a list (podLabels, nodeSelector, controllerResources...) anything goes.
-func checkKeys(vals, defaults map[string]any, prefix string) error {
+func checkKeys(chart string, vals, defaults map[string]any, prefix string) error {
 	keys := make([]string, 0, len(vals))
 	for k := range vals {
 		keys = append(keys, k)
@@ -159,7 +183,7 @@ func checkKeys(vals, defaults map[string]any, prefix string) error {
 	for _, k := range keys {
 		d, ok := defaults[k]
 		if !ok {
-			return fmt.Errorf("unknown value %s%s (the chart's values are listed in docs/reference/cli.md and charts/sinew-control-plane/values.yaml)", prefix, k)
+			return fmt.Errorf("unknown value %s%s (the chart's values are listed in %s)", prefix, k, valuesListedIn(chart))
 		}
 		dm, dIsMap := d.(map[string]any)
 		vm, vIsMap := vals[k].(map[string]any)
@@ -170,7 +194,7 @@ func checkKeys(vals, defaults map[string]any, prefix string) error {
 				}
 				return fmt.Errorf("value %s%s: must be a map (of %s)", prefix, k, strings.Join(sortedKeys(dm), ", "))
 			}
-			if err := checkKeys(vm, dm, prefix+k+"."); err != nil {
+			if err := checkKeys(chart, vm, dm, prefix+k+"."); err != nil {
 				return err
 			}
 		}

@@ -126,18 +126,10 @@ func vizValuesFromCluster(ctx context.Context, env *Env, vals map[string]any) er
 
 // checkVizValues refuses values the chart does not have and values that would render a broken extension.
 func checkVizValues(vals map[string]any) error {
-	defaults, err := chartDefaults(charts.Viz)
+	merged, err := withDefaults(charts.Viz, vals)
 	if err != nil {
 		return err
 	}
-	if err := checkKeys(vals, defaults, ""); err != nil {
-		// checkKeys names the control plane's values file; point at this chart's instead
-		return fmt.Errorf("%s", strings.NewReplacer(
-			"docs/reference/cli.md and charts/sinew-control-plane/values.yaml", "charts/sinew-viz/values.yaml").Replace(err.Error()))
-	}
-	merged := map[string]any{}
-	mergeValues(merged, defaults)
-	mergeValues(merged, vals)
 	oneOf := func(path string, allowed ...string) error {
 		v := getString(merged, path)
 		for _, a := range allowed {
