@@ -97,12 +97,7 @@ func uninstallObjects(ns string, stored map[string]any) ([]charts.Object, error)
 	all = append(append(append(all, rest...), crds...), nsObj...)
 	out := make([]charts.Object, 0, len(all))
 	for _, o := range all {
-		var b strings.Builder
-		fmt.Fprintf(&b, "apiVersion: %s\nkind: %s\nmetadata:\n  name: %s\n", o.APIVersion, o.Kind, o.Name)
-		if o.Namespace != "" {
-			fmt.Fprintf(&b, "  namespace: %s\n", o.Namespace)
-		}
-		o.YAML = b.String()
+		o.YAML = identifyingYAML(o)
 		out = append(out, o)
 	}
 	return out, nil
