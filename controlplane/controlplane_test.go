@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"github.com/sinewmesh/sinew/internal/testutil"
 	"io"
 	"net/http"
 	"net/url"
@@ -94,20 +95,7 @@ func start(t *testing.T, files map[string]string) *env {
 	if !e.anchors.AppendCertsFromPEM(cp.TrustAnchorsPEM()) {
 		t.Fatal("trust anchors do not parse")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- cp.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	})
+	testutil.RunInBackground(t, cp.Run)
 	return e
 }
 
@@ -378,7 +366,7 @@ func TestAdminEndpoints(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	eventually(t, "/ready to answer 200", func() bool { code, _ := get("/ready"); return code == http.StatusOK })
+	testutil.Eventually(t, 15*time.Second, "/ready to answer 200", func() bool { code, _ := get("/ready"); return code == http.StatusOK })
 	if code, _ := get("/live"); code != http.StatusOK {
 		t.Errorf("/live: %d", code)
 	}

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"github.com/sinewmesh/sinew/internal/testutil"
 	"io"
 	"log/slog"
 	"net/http"
@@ -98,35 +99,6 @@ func writeCA(t *testing.T) (anchors, cert, key string) {
 	return anchors, cert, key
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func runInBackground(t *testing.T, run func(context.Context) error) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("Run did not return after its context was cancelled")
-		}
-	})
-}
-
 func httpStatus(url string) int {
 	resp, err := http.Get(url)
 	if err != nil {
@@ -152,7 +124,7 @@ func TestKubernetesMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runInBackground(t, id.Run)
+	testutil.RunInBackground(t, id.Run)
 
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte("dst-token"), 0o600); err != nil {
@@ -169,9 +141,9 @@ func TestKubernetesMode(t *testing.T) {
 	if dst.Ready() {
 		t.Error("ready before running")
 	}
-	runInBackground(t, dst.Run)
-	eventually(t, "destination /ready", func() bool { return httpStatus("http://"+dst.AdminAddr()+"/ready") == http.StatusOK })
-	eventually(t, "identity /ready", func() bool { return httpStatus("http://"+id.AdminAddr()+"/ready") == http.StatusOK })
+	testutil.RunInBackground(t, dst.Run)
+	testutil.Eventually(t, 15*time.Second, "destination /ready", func() bool { return httpStatus("http://"+dst.AdminAddr()+"/ready") == http.StatusOK })
+	testutil.Eventually(t, 15*time.Second, "identity /ready", func() bool { return httpStatus("http://"+id.AdminAddr()+"/ready") == http.StatusOK })
 
 	// A workload (emojivoto/web) obtains its certificate with its token, then asks the destination service.
 	pem, _ := os.ReadFile(anchorsFile)
@@ -186,7 +158,7 @@ func TestKubernetesMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runInBackground(t, web.Run)
+	testutil.RunInBackground(t, web.Run)
 	select {
 	case <-web.Ready():
 	case <-time.After(15 * time.Second):
@@ -308,7 +280,7 @@ func TestIdentityReloadsRotatedIssuer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runInBackground(t, id.Run)
+	testutil.RunInBackground(t, id.Run)
 
 	newAnchors, newCert, newKey, err := controlplane.GenerateCA("cluster.local")
 	if err != nil {
@@ -345,7 +317,7 @@ func TestIdentityReloadsRotatedIssuer(t *testing.T) {
 	// The issuer Secret changes first: the new issuer does not chain to the old anchors yet, so nothing changes.
 	writeAtomically(t, keyFile, newKey)
 	writeAtomically(t, certFile, newCert)
-	eventually(t, "the refusal to be counted", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the refusal to be counted", func() bool {
 		return strings.Contains(scrape(t, "http://"+id.AdminAddr()+"/metrics"), `identity_issuer_reloads_total{result="error"}`)
 	})
 	if !bytes.Equal(issuerOf(), der(oldIssuer)) {
@@ -353,7 +325,7 @@ func TestIdentityReloadsRotatedIssuer(t *testing.T) {
 	}
 	// Then the trust roots: now the set is valid and in use.
 	writeAtomically(t, anchorsFile, newAnchors)
-	eventually(t, "the new issuer", func() bool { return bytes.Equal(issuerOf(), der(newCert)) })
+	testutil.Eventually(t, 15*time.Second, "the new issuer", func() bool { return bytes.Equal(issuerOf(), der(newCert)) })
 }
 
 func writeAtomically(t *testing.T, path string, b []byte) {

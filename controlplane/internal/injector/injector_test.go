@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"github.com/sinewmesh/sinew/internal/testutil"
 	"io"
 	"log/slog"
 	"math/big"
@@ -117,33 +118,9 @@ func start(t *testing.T, objs []runtime.Object, meta ...runtime.Object) *env {
 	if e.srv, err = New(cfg); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	})
-	eventually(t, 10*time.Second, "the namespace and trust-roots caches sync", func() bool { return e.srv.cache.synced() })
+	testutil.RunInBackground(t, e.srv.Run)
+	testutil.Eventually(t, 10*time.Second, "the namespace and trust-roots caches sync", func() bool { return e.srv.cache.synced() })
 	return e
-}
-
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // review posts an AdmissionReview to the handler and returns the decoded answer.
@@ -440,7 +417,7 @@ func TestTrustAnchorsFollowTheConfigMap(t *testing.T) {
 	if _, err := cms.Create(context.Background(), trustRoots("garbage"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the invalid ConfigMap is seen", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the invalid ConfigMap is seen", func() bool {
 		return counterValue(t, e.srv.metrics.trustRootUpdates.WithLabelValues("invalid")) == 1
 	})
 	if e.srv.cache.anchors() != "" {
@@ -451,7 +428,7 @@ func TestTrustAnchorsFollowTheConfigMap(t *testing.T) {
 	if _, err := cms.Update(context.Background(), trustRoots(first), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the anchors are loaded", func() bool { return e.srv.cache.anchors() == first })
+	testutil.Eventually(t, 5*time.Second, "the anchors are loaded", func() bool { return e.srv.cache.anchors() == first })
 	if why := e.srv.readiness(); why != "" {
 		t.Errorf("not ready with anchors: %s", why)
 	}
@@ -471,7 +448,7 @@ func TestTrustAnchorsFollowTheConfigMap(t *testing.T) {
 	if _, err := cms.Update(context.Background(), trustRoots(second), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the new bundle is loaded", func() bool { return e.srv.cache.anchors() == second })
+	testutil.Eventually(t, 5*time.Second, "the new bundle is loaded", func() bool { return e.srv.cache.anchors() == second })
 	if got := hash(); got != inject.TrustRootHash(second) {
 		t.Errorf("hash %s, want that of the new bundle", got)
 	}
@@ -560,7 +537,7 @@ func TestHTTPS(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		return r.StatusCode, string(b)
 	}
-	eventually(t, 5*time.Second, "/ready answers 200", func() bool { code, _ := get("/ready"); return code == 200 })
+	testutil.Eventually(t, 5*time.Second, "/ready answers 200", func() bool { code, _ := get("/ready"); return code == 200 })
 	if code, _ := get("/live"); code != 200 {
 		t.Errorf("/live %d", code)
 	}

@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"github.com/sinewmesh/sinew/internal/testutil"
 	"net/netip"
 	"runtime"
 	"sync/atomic"
@@ -26,18 +27,6 @@ type countingStore struct {
 
 func (c *countingStore) Update(r model.Resources) { c.n.Add(1); c.Store.Update(r) }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // start runs a source against a fake API server holding objs; the returned stop waits for Run to return.
 func start(t *testing.T, debounce time.Duration, objs ...any) (*fake.Clientset, *Source, *countingStore) {
 	t.Helper()
@@ -60,7 +49,7 @@ func start(t *testing.T, debounce time.Duration, objs ...any) (*fake.Clientset, 
 			t.Errorf("Run: %v", err)
 		}
 	})
-	eventually(t, "informers to sync", src.Synced)
+	testutil.Eventually(t, 10*time.Second, "informers to sync", src.Synced)
 	return client, src, store
 }
 
@@ -150,14 +139,14 @@ func TestSourceFollowsTheCluster(t *testing.T) {
 	if _, err := client.DiscoveryV1().EndpointSlices("emojivoto").Update(ctx, es, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "web-3 to become an endpoint", func() bool {
+	testutil.Eventually(t, 10*time.Second, "web-3 to become an endpoint", func() bool {
 		return sameSet(addrs(resolve(store, "web-svc.emojivoto.svc.cluster.local:80")), "10.0.0.1:4143", "10.0.0.2:8080", "10.0.0.3:4143")
 	})
 
 	// A second slice with another version whose named port is 9090; a pod the informer has not seen yet is
 	// left out until it appears.
 	create(t, client, slice("web-svc-b", discoveryv1.AddressTypeIPv4, map[string]int32{"http": 9090}, endpoint("10.0.0.4", "web-4", ready)))
-	eventually(t, "the second slice in the model", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the second slice in the model", func() bool {
 		svc, ok := store.Snapshot().Service("emojivoto", "web-svc")
 		return ok && len(svc.Endpoints) == 4
 	})
@@ -167,7 +156,7 @@ func TestSourceFollowsTheCluster(t *testing.T) {
 	create(t, client, pod("emojivoto", "web-4", "10.0.0.4", withSidecar, func(p *corev1.Pod) {
 		p.Spec.Containers[0].Ports[0].ContainerPort = 9090
 	}))
-	eventually(t, "web-4 on 9090", func() bool {
+	testutil.Eventually(t, 10*time.Second, "web-4 on 9090", func() bool {
 		r := resolve(store, "web-svc.emojivoto.svc.cluster.local:80")
 		return r.Endpoints["10.0.0.4:4143"].GetTargetPort() == 9090 && len(r.Endpoints) == 4
 	})
@@ -178,7 +167,7 @@ func TestSourceFollowsTheCluster(t *testing.T) {
 	if _, err := client.CoreV1().Namespaces().Update(ctx, nsObj, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "namespace opaque ports", func() bool {
+	testutil.Eventually(t, 10*time.Second, "namespace opaque ports", func() bool {
 		r := resolve(store, "web-svc.emojivoto.svc.cluster.local:80")
 		return r.Endpoints["10.0.0.1:4143"].GetProtocolHint().GetOpaque() != nil && r.Endpoints["10.0.0.4:4143"].GetProtocolHint().GetH2() != nil
 	})
@@ -187,7 +176,7 @@ func TestSourceFollowsTheCluster(t *testing.T) {
 	if err := client.CoreV1().Pods("emojivoto").Delete(ctx, "web-1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "web-1 to go", func() bool {
+	testutil.Eventually(t, 10*time.Second, "web-1 to go", func() bool {
 		_, ok := resolve(store, "web-svc.emojivoto.svc.cluster.local:80").Endpoints["10.0.0.1:4143"]
 		_, isWorkload := store.Snapshot().Workload("emojivoto", "web-1")
 		return !ok && !isWorkload
@@ -197,7 +186,7 @@ func TestSourceFollowsTheCluster(t *testing.T) {
 	if err := client.CoreV1().Services("emojivoto").Delete(ctx, "web-svc", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the service to go", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the service to go", func() bool {
 		return !resolve(store, "web-svc.emojivoto.svc.cluster.local:80").Exists && !resolve(store, "10.96.0.20:80").Exists
 	})
 	// The pod IP still resolves, to the pod, on any port (pod ports are informational).
@@ -215,7 +204,7 @@ func TestSourceCoalescesBursts(t *testing.T) {
 	for i := range n {
 		create(t, client, pod("burst", fmt.Sprintf("p-%d", i), fmt.Sprintf("10.1.%d.%d", i/250, i%250+1)))
 	}
-	eventually(t, "all pods in the model", func() bool {
+	testutil.Eventually(t, 10*time.Second, "all pods in the model", func() bool {
 		for i := range n {
 			if _, ok := store.Snapshot().Workload("burst", fmt.Sprintf("p-%d", i)); !ok {
 				return false
@@ -234,7 +223,7 @@ func TestSourceCoalescesBursts(t *testing.T) {
 		t.Fatal(err)
 	}
 	create(t, client, pod("burst", "marker", "10.9.9.9"))
-	eventually(t, "the marker pod", func() bool { _, ok := store.Snapshot().Workload("burst", "marker"); return ok })
+	testutil.Eventually(t, 10*time.Second, "the marker pod", func() bool { _, ok := store.Snapshot().Workload("burst", "marker"); return ok })
 	if got := store.n.Load() - before; got != 1 {
 		t.Errorf("a status-only change plus one new pod gave %d updates, want 1", got)
 	}
@@ -253,7 +242,7 @@ func TestSourceReportsProblems(t *testing.T) {
 	if _, err := client.CoreV1().Pods("x").Update(context.Background(), p, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the problem to clear", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the problem to clear", func() bool {
 		w, ok := store.Snapshot().Workload("x", "db")
 		return len(store.Snapshot().Errors()) == 0 && ok && w.Opaque(3306) && !w.Opaque(25)
 	})
@@ -273,7 +262,7 @@ func TestSourceStopsCleanly(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- src.Run(ctx, model.NewStore()) }()
-	eventually(t, "sync", src.Synced)
+	testutil.Eventually(t, 10*time.Second, "sync", src.Synced)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -281,5 +270,5 @@ func TestSourceStopsCleanly(t *testing.T) {
 	if err := src.Run(context.Background(), model.NewStore()); err == nil {
 		t.Error("a second Run was accepted")
 	}
-	eventually(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	testutil.Eventually(t, 10*time.Second, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }

@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"github.com/sinewmesh/sinew/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,18 +24,6 @@ func write(t *testing.T, dir, name, content string) {
 
 func workload(name, app string) string {
 	return "kind: Workload\nmetadata: {name: " + name + ", namespace: ns, labels: {app: " + app + "}}\nspec: {ports: [{port: 8080}]}\n"
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestCorruptFileKeepsLastGood(t *testing.T) {
@@ -125,28 +114,28 @@ func TestWatchReflectsChanges(t *testing.T) {
 	has := func(name string) func() bool {
 		return func() bool { _, ok := store.Snapshot().Workload("ns", name); return ok }
 	}
-	eventually(t, "initial publish", has("a"))
+	testutil.Eventually(t, 10*time.Second, "initial publish", has("a"))
 
 	write(t, dir, "b.yaml", workload("b", "b"))
-	eventually(t, "b added", has("b"))
+	testutil.Eventually(t, 10*time.Second, "b added", has("b"))
 
 	if err := os.Remove(filepath.Join(dir, "a.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a removed", func() bool { return !has("a")() })
+	testutil.Eventually(t, 10*time.Second, "a removed", func() bool { return !has("a")() })
 
 	// Rename-over, as editors and kubectl-like tools do.
 	write(t, dir, ".b.yaml.swp", workload("b", "renamed"))
 	if err := os.Rename(filepath.Join(dir, ".b.yaml.swp"), filepath.Join(dir, "b.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "b replaced", func() bool {
+	testutil.Eventually(t, 10*time.Second, "b replaced", func() bool {
 		w, ok := store.Snapshot().Workload("ns", "b")
 		return ok && w.Labels["app"] == "renamed"
 	})
 
 	write(t, dir, "b.yaml", "kind: Workload\nmetadata: {name: b, namespace: ns}\nspec: {ports: [{port: 99999}]}\n")
-	eventually(t, "error reported", func() bool { return len(store.Snapshot().Errors()) == 1 })
+	testutil.Eventually(t, 10*time.Second, "error reported", func() bool { return len(store.Snapshot().Errors()) == 1 })
 	if !has("b")() {
 		t.Error("corrupting b.yaml removed b")
 	}

@@ -1,0 +1,41 @@
+// Package testutil holds the helpers that tests of several packages share: running a long-lived component for
+// the length of a test, and waiting for a condition instead of sleeping.
+package testutil
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// Eventually polls cond every 10ms until it holds, and fails the test with what it waited for when timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// RunInBackground runs run until the test ends, then cancels its context and checks that it returned nil within
+// 15s.
+func RunInBackground(t testing.TB, run func(context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("Run did not return after its context was cancelled")
+		}
+	})
+}
