@@ -30,9 +30,6 @@ non-zero when a check failed.
   sinew check --proxy [-n NS]  the meshed workloads of NS (default: every application namespace)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return fmt.Errorf("--output %q: want table or json", output)
-			}
 			if pre && proxy {
 				return fmt.Errorf("--pre and --proxy check different things: give one")
 			}
@@ -63,6 +60,9 @@ non-zero when a check failed.
 // runChecks runs categories against ce and prints the report as a table (as the checks finish) or as JSON; a failed
 // check makes the command fail without a further message.
 func runChecks(cmd *cobra.Command, env *Env, ce *check.Env, categories []check.Category, wait time.Duration, output string) error {
+	if output != "table" && output != "json" {
+		return fmt.Errorf("--output %q: want table or json", output)
+	}
 	opts := check.Options{Wait: wait}
 	table := &check.TableWriter{W: env.Stdout}
 	if output == "table" {

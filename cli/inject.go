@@ -209,10 +209,10 @@ func runInject(ctx context.Context, env *Env, f *injectFlags, flags *pflag.FlagS
 
 // checkOutput validates an --output flag of inject or uninject.
 func checkOutput(output string) error {
-	if output != manifests.YAML && output != manifests.JSON && output != manifests.AsInput {
-		return fmt.Errorf("--output %q: want yaml or json", output)
+	if output == manifests.AsInput {
+		return nil
 	}
-	return nil
+	return checkObjectsOutput(output)
 }
 
 // writeManifests applies fn to every object of srcs, writes the result to stdout and the summary to stderr.

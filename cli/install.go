@@ -121,10 +121,7 @@ func (f *installFlags) applyFlags(cmd *cobra.Command, vals map[string]any) error
 	if changed("native-sidecar") {
 		setValue(vals, "proxy.nativeSidecar", f.nativeSidecar)
 	}
-	if f.output != "yaml" && f.output != "json" {
-		return fmt.Errorf("--output %q: want yaml or json", f.output)
-	}
-	return nil
+	return checkObjectsOutput(f.output)
 }
 
 func sortedKeysOf[V any](m map[string]V) []string {
@@ -226,8 +223,8 @@ looks at the cluster (unless --ignore-cluster): the CRDs must be there and no co
 }
 
 func (in *installer) printCRDs(_ context.Context, output string) error {
-	if output != "yaml" && output != "json" {
-		return fmt.Errorf("--output %q: want yaml or json", output)
+	if err := checkObjectsOutput(output); err != nil {
+		return err
 	}
 	objs, err := renderCRDs(charts.InstallOrder)
 	if err != nil {
@@ -446,6 +443,14 @@ func (e *Env) kubeClients() (*check.Clients, error) {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	return &check.Clients{Kube: kube, APIExt: ext}, nil
+}
+
+// checkObjectsOutput validates the --output of a command that prints objects with writeObjects.
+func checkObjectsOutput(output string) error {
+	if output != "yaml" && output != "json" {
+		return fmt.Errorf("--output %q: want yaml or json", output)
+	}
+	return nil
 }
 
 // writeObjects prints objects as a YAML stream, or as one JSON List.

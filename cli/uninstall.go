@@ -30,8 +30,8 @@ plane still have a sinew proxy (they would lose their identity and discovery); r
 --force.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "yaml" && output != "json" {
-				return fmt.Errorf("--output %q: want yaml or json", output)
+			if err := checkObjectsOutput(output); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			ns := env.ControlPlaneNS

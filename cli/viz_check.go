@@ -42,9 +42,6 @@ become true on their own (pods starting, the first scrapes) are retried until --
   sinew viz check --wait 3m -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return fmt.Errorf("--output %q: want table or json", output)
-			}
 			ce := &check.Env{
 				Clients:       env.kubeClients,
 				Namespace:     env.ControlPlaneNS,

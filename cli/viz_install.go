@@ -52,8 +52,8 @@ must be installed first. With --ignore-cluster give them as values (--set-file i
   sinew viz install --set prometheus.image=registry.example/prometheus:v2.53.3 | kubectl apply -f -`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "yaml" && output != "json" {
-				return fmt.Errorf("--output %q: want yaml or json", output)
+			if err := checkObjectsOutput(output); err != nil {
+				return err
 			}
 			vals := map[string]any{}
 			if !ignoreCluster {
@@ -182,8 +182,8 @@ sinew.dev/extension=viz), for kubectl delete -f -:
 Deleting the namespace sinew-viz deletes what is in it; the cluster roles and bindings are printed on their own.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "yaml" && output != "json" {
-				return fmt.Errorf("--output %q: want yaml or json", output)
+			if err := checkObjectsOutput(output); err != nil {
+				return err
 			}
 			objs, err := vizObjectsInCluster(cmd.Context(), env)
 			if err != nil {
