@@ -4,12 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/sinewmesh/sinew/internal/testutil"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -153,7 +153,7 @@ func TestCaptureInNetworkNamespace(t *testing.T) {
 		want[r.Chain]++
 	}
 	var got map[string]int
-	if err := inNetns(pod, func() (err error) { got, err = capture.Installed(); return err }); err != nil {
+	if err := testutil.InNetns(pod, func() (err error) { got, err = capture.Installed(); return err }); err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -226,41 +226,11 @@ func runInit(t *testing.T, self, ns string, args ...string) {
 	}
 }
 
-// inNetns runs fn on an OS thread switched into network namespace ns; sockets fn creates stay in ns.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open("/var/run/netns/" + ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		err = fn()
-		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread() // otherwise the thread exits with the goroutine, namespace and all
-		}
-		errc <- err
-	}()
-	return <-errc
-}
-
 // serveName listens on addr inside ns and answers every connection with name.
 func serveName(t *testing.T, ns, addr, name string) {
 	t.Helper()
 	var ln net.Listener
-	if err := inNetns(ns, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+	if err := testutil.InNetns(ns, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
 		t.Fatalf("listen %s in %s: %v", addr, ns, err)
 	}
 	t.Cleanup(func() { ln.Close() })
@@ -281,7 +251,7 @@ func serveName(t *testing.T, ns, addr, name string) {
 // switches its fsuid around the socket's creation only.
 func dialName(ns string, uid int, addr string) (string, error) {
 	var c net.Conn
-	err := inNetns(ns, func() error {
+	err := testutil.InNetns(ns, func() error {
 		if uid != 0 {
 			unix.Setfsuid(uid)
 			defer unix.Setfsuid(0)

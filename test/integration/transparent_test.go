@@ -3,50 +3,18 @@ package integration
 import (
 	"context"
 	"fmt"
+	"github.com/sinewmesh/sinew/internal/testutil"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sinewmesh/sinew/proxy"
-	"golang.org/x/sys/unix"
 )
-
-// inNetns runs fn on an OS thread switched into network namespace ns. Sockets fn creates belong to ns for their
-// whole life, whichever goroutine uses them later.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open("/var/run/netns/" + ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns: %w", err)
-			return
-		}
-		err = fn()
-		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread() // else the thread dies with the goroutine, taking the namespace with it
-		}
-		errc <- err
-	}()
-	return <-errc
-}
 
 func run(t *testing.T, args ...string) {
 	t.Helper()
@@ -93,7 +61,7 @@ func TestTransparentOutbound(t *testing.T) {
 	}
 	cfg.Token = tok
 	var p *proxy.Proxy
-	if err := inNetns(ns, func() (err error) {
+	if err := testutil.InNetns(ns, func() (err error) {
 		p, err = proxy.New(cfg, testLogger(t).With("proxy", "transparent"), nil)
 		return err
 	}); err != nil {
@@ -117,7 +85,7 @@ func TestTransparentOutbound(t *testing.T) {
 	run(t, "ip", "netns", "exec", ns, "nft", fmt.Sprintf("add rule ip sinew output tcp dport 8080 redirect to :%d", outPort))
 
 	nsClient := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
-		err = inNetns(ns, func() error {
+		err = testutil.InNetns(ns, func() error {
 			c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
 			return err
 		})
