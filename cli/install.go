@@ -7,8 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -101,7 +102,7 @@ func (f *installFlags) applyFlags(cmd *cobra.Command, vals map[string]any) error
 		"proxy-memory-request":   {"proxy.resources.memory.request", f.proxyMemoryRequest},
 		"proxy-memory-limit":     {"proxy.resources.memory.limit", f.proxyMemoryLimit},
 	}
-	for _, name := range sortedKeysOf(str) {
+	for _, name := range slices.Sorted(maps.Keys(str)) {
 		if changed(name) {
 			setValue(vals, str[name].path, str[name].val)
 		}
@@ -122,15 +123,6 @@ func (f *installFlags) applyFlags(cmd *cobra.Command, vals map[string]any) error
 		setValue(vals, "proxy.nativeSidecar", f.nativeSidecar)
 	}
 	return checkObjectsOutput(f.output)
-}
-
-func sortedKeysOf[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // identityFiles reads the three identity files, all or none.

@@ -3,9 +3,10 @@ package cli
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -175,12 +176,7 @@ func valuesListedIn(chart string) string {
 // checkKeys refuses values the chart does not have: a typo in --set would otherwise be ignored. Below a default
 // that is an empty map or a list (podLabels, nodeSelector, controllerResources...) anything goes.
 func checkKeys(chart string, vals, defaults map[string]any, prefix string) error {
-	keys := make([]string, 0, len(vals))
-	for k := range vals {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(vals)) {
 		d, ok := defaults[k]
 		if !ok {
 			return fmt.Errorf("unknown value %s%s (the chart's values are listed in %s)", prefix, k, valuesListedIn(chart))
@@ -192,7 +188,7 @@ func checkKeys(chart string, vals, defaults map[string]any, prefix string) error
 				if vals[k] == nil {
 					continue
 				}
-				return fmt.Errorf("value %s%s: must be a map (of %s)", prefix, k, strings.Join(sortedKeys(dm), ", "))
+				return fmt.Errorf("value %s%s: must be a map (of %s)", prefix, k, strings.Join(slices.Sorted(maps.Keys(dm)), ", "))
 			}
 			if err := checkKeys(chart, vm, dm, prefix+k+"."); err != nil {
 				return err
@@ -200,15 +196,6 @@ func checkKeys(chart string, vals, defaults map[string]any, prefix string) error
 		}
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 var (
@@ -226,23 +213,14 @@ var (
 // validateValues checks the merged control-plane values that the templates would otherwise render into broken
 // objects; each error names the value.
 func validateValues(vals map[string]any) error {
-	oneOf := func(path string, allowed []string) error {
-		v := getString(vals, path)
-		for _, a := range allowed {
-			if v == a {
-				return nil
-			}
-		}
-		return fmt.Errorf("value %s: %q is not one of %s", path, v, strings.Join(allowed, ", "))
-	}
 	checks := []error{
-		oneOf("defaultInboundPolicy", inboundPolicies),
-		oneOf("image.pullPolicy", pullPolicies),
-		oneOf("proxy.logLevel", logLevels),
-		oneOf("proxy.logFormat", logFormats),
-		oneOf("controllerLogLevel", logLevels),
-		oneOf("controllerLogFormat", logFormats),
-		oneOf("proxyInjector.failurePolicy", []string{"Ignore", "Fail"}),
+		oneOf(vals, "defaultInboundPolicy", inboundPolicies...),
+		oneOf(vals, "image.pullPolicy", pullPolicies...),
+		oneOf(vals, "proxy.logLevel", logLevels...),
+		oneOf(vals, "proxy.logFormat", logFormats...),
+		oneOf(vals, "controllerLogLevel", logLevels...),
+		oneOf(vals, "controllerLogFormat", logFormats...),
+		oneOf(vals, "proxyInjector.failurePolicy", "Ignore", "Fail"),
 	}
 	for _, p := range []string{"proxyInit.skipInboundPorts", "proxyInit.skipOutboundPorts", "proxyInit.kubeAPIServerPorts", "proxy.opaquePorts"} {
 		if v := getString(vals, p); v != "" {
@@ -294,6 +272,14 @@ func validateValues(vals map[string]any) error {
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// oneOf refuses the value at path unless it is one of allowed.
+func oneOf(vals map[string]any, path string, allowed ...string) error {
+	if v := getString(vals, path); !slices.Contains(allowed, v) {
+		return fmt.Errorf("value %s: %q is not one of %s", path, v, strings.Join(allowed, ", "))
 	}
 	return nil
 }

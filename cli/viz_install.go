@@ -130,21 +130,12 @@ func checkVizValues(vals map[string]any) error {
 	if err != nil {
 		return err
 	}
-	oneOf := func(path string, allowed ...string) error {
-		v := getString(merged, path)
-		for _, a := range allowed {
-			if v == a {
-				return nil
-			}
-		}
-		return fmt.Errorf("value %s: %q is not one of %s", path, v, strings.Join(allowed, ", "))
-	}
 	for _, err := range []error{
-		oneOf("logLevel", logLevels...),
-		oneOf("logFormat", logFormats...),
-		oneOf("image.pullPolicy", pullPolicies...),
-		oneOf("prometheus.pullPolicy", pullPolicies...),
-		oneOf("prometheus.discovery", "kubernetes", "http"),
+		oneOf(merged, "logLevel", logLevels...),
+		oneOf(merged, "logFormat", logFormats...),
+		oneOf(merged, "image.pullPolicy", pullPolicies...),
+		oneOf(merged, "prometheus.pullPolicy", pullPolicies...),
+		oneOf(merged, "prometheus.discovery", "kubernetes", "http"),
 	} {
 		if err != nil {
 			return err
