@@ -152,14 +152,14 @@ func Inject(in Input, cfg Config) (*Result, error) {
 	proxyC := proxyContainer(cfg, &s)
 	if s.native {
 		// [sinew-init, sinew-proxy, the pod's own init containers…]: the pod's init containers already run meshed
-		b.prependInit(initC, proxyC)
+		prepend(b, "/spec/initContainers", &b.pod.Spec.InitContainers, initC, proxyC)
 	} else {
 		// the pod's own init containers run before capture (they would have no proxy to talk to), then sinew-init;
 		// the proxy is the first container
-		b.appendInit(initC)
-		b.prependContainer(proxyC)
+		appendTo(b, "/spec/initContainers", &b.pod.Spec.InitContainers, initC)
+		prepend(b, "/spec/containers", &b.pod.Spec.Containers, proxyC)
 	}
-	b.appendVolume(tokenVolume())
+	appendTo(b, "/spec/volumes", &b.pod.Spec.Volumes, tokenVolume())
 
 	b.addLabels(addedLabels(cfg, ns, in.Owner))
 	b.addAnnotations(map[string]string{
@@ -209,46 +209,27 @@ func (b *patcher) add(path string, v any) {
 	b.ops = append(b.ops, PatchOp{Op: "add", Path: path, Value: v})
 }
 
-func (b *patcher) prependInit(cs ...corev1.Container) {
-	spec := &b.pod.Spec
-	if len(spec.InitContainers) == 0 {
-		b.add("/spec/initContainers", cs)
+// prepend puts items at the start of the pod's list at path (creating the list when it is empty), in the pod and
+// in the patch, in the order given.
+func prepend[T any](b *patcher, path string, list *[]T, items ...T) {
+	if len(*list) == 0 {
+		b.add(path, items)
 	} else {
-		for i := len(cs) - 1; i >= 0; i-- {
-			b.add("/spec/initContainers/0", cs[i])
+		for i := len(items) - 1; i >= 0; i-- {
+			b.add(path+"/0", items[i])
 		}
 	}
-	spec.InitContainers = append(append([]corev1.Container(nil), cs...), spec.InitContainers...)
+	*list = append(append([]T(nil), items...), *list...)
 }
 
-func (b *patcher) appendInit(c corev1.Container) {
-	spec := &b.pod.Spec
-	if len(spec.InitContainers) == 0 {
-		b.add("/spec/initContainers", []corev1.Container{c})
+// appendTo puts item at the end of the pod's list at path (creating the list when it is empty).
+func appendTo[T any](b *patcher, path string, list *[]T, item T) {
+	if len(*list) == 0 {
+		b.add(path, []T{item})
 	} else {
-		b.add("/spec/initContainers/-", c)
+		b.add(path+"/-", item)
 	}
-	spec.InitContainers = append(spec.InitContainers, c)
-}
-
-func (b *patcher) prependContainer(c corev1.Container) {
-	spec := &b.pod.Spec
-	if len(spec.Containers) == 0 {
-		b.add("/spec/containers", []corev1.Container{c})
-	} else {
-		b.add("/spec/containers/0", c)
-	}
-	spec.Containers = append([]corev1.Container{c}, spec.Containers...)
-}
-
-func (b *patcher) appendVolume(v corev1.Volume) {
-	spec := &b.pod.Spec
-	if len(spec.Volumes) == 0 {
-		b.add("/spec/volumes", []corev1.Volume{v})
-	} else {
-		b.add("/spec/volumes/-", v)
-	}
-	spec.Volumes = append(spec.Volumes, v)
+	*list = append(*list, item)
 }
 
 func (b *patcher) addLabels(m map[string]string) {
