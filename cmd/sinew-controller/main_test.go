@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/sinewmesh/sinew/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,13 +52,10 @@ func TestLocalCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for _, err := os.Stat(filepath.Join(dataDir, "ca.crt")); err != nil; _, err = os.Stat(filepath.Join(dataDir, "ca.crt")) {
-		if time.Now().After(deadline) {
-			t.Fatal("ca.crt never appeared")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "ca.crt to appear", func() bool {
+		_, err := os.Stat(filepath.Join(dataDir, "ca.crt"))
+		return err == nil
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("local: %v", err)
