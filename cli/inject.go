@@ -472,26 +472,7 @@ func installedSettings(ctx context.Context, env *Env, ns string) (map[string]any
 
 // applyValues sets what the chart gives the proxy injector as flags (charts/sinew-control-plane, proxy-injector).
 func applyValues(c *inject.Config, v map[string]any) {
-	get := func(path string) string {
-		var cur any = v
-		for _, k := range strings.Split(path, ".") {
-			m, ok := cur.(map[string]any)
-			if !ok {
-				return ""
-			}
-			cur = m[k]
-		}
-		switch x := cur.(type) {
-		case nil:
-			return ""
-		case string:
-			return x
-		case float64:
-			return strconv.FormatFloat(x, 'f', -1, 64)
-		default:
-			return fmt.Sprint(x)
-		}
-	}
+	get := func(path string) string { return getString(v, path) }
 	set := func(dst *string, path string) {
 		if s := get(path); s != "" {
 			*dst = s

@@ -125,15 +125,19 @@ func getValue(vals map[string]any, path string) (any, bool) {
 	return cur, true
 }
 
+// getString reads a dotted path as text ("" when missing); numbers from YAML (float64) print without an exponent.
 func getString(vals map[string]any, path string) string {
-	v, ok := getValue(vals, path)
-	if !ok || v == nil {
+	v, _ := getValue(vals, path)
+	switch x := v.(type) {
+	case nil:
 		return ""
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	default:
+		return fmt.Sprint(x)
 	}
-	if s, ok := v.(string); ok {
-		return s
-	}
-	return fmt.Sprint(v)
 }
 
 // chartDefaults are a chart's values.yaml.
