@@ -16,12 +16,13 @@ import (
 	"github.com/sinewmesh/sinew/internal/version"
 )
 
-// The viz extension's names (docs/architecture/viz.md), as install, uninstall and check use them.
+// The viz extension's names (docs/architecture/viz.md), as install, uninstall, check and the viz commands use them.
 const (
-	vizExtNamespace  = "sinew-viz"
-	vizExtDeployment = "sinew-viz"
-	vizExtAPIPort    = "8084"
-	vizExtPromDeploy = "prometheus"
+	vizExtNamespace   = "sinew-viz"
+	vizExtDeployment  = "sinew-viz"
+	vizExtService     = "sinew-viz"
+	vizExtServicePort = "http"
+	vizExtAPIPort     = "8084"
 	// vizSelector selects every object of the extension.
 	vizSelector = "sinew.dev/extension=viz"
 )

@@ -13,13 +13,6 @@ import (
 	"github.com/sinewmesh/sinew/viz/server"
 )
 
-// The viz extension in Kubernetes (docs/architecture/viz.md).
-const (
-	VizNamespace   = "sinew-viz"
-	vizServiceName = "sinew-viz"
-	vizServicePort = "http"
-)
-
 // vizConn is a way to the viz API, and what to release when done with it.
 type vizConn struct {
 	client *server.Client
@@ -78,7 +71,7 @@ func (e *Env) forwardViz(ctx context.Context, address string, localPort int) (*p
 	if err != nil {
 		return nil, err
 	}
-	f, err := portforward.ToService(ctx, cfg, client, VizNamespace, vizServiceName, vizServicePort, address, localPort)
+	f, err := portforward.ToService(ctx, cfg, client, vizExtNamespace, vizExtService, vizExtServicePort, address, localPort)
 	if err != nil {
 		return nil, errors.Join(err, errors.New("is viz installed? sinew viz install | kubectl apply -f - && sinew viz check"))
 	}
