@@ -5,16 +5,12 @@ package identity
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -102,58 +98,18 @@ func LoadOrGenerateCA(dataDir, trustDomain string, files CAFiles, now time.Time)
 
 // GenerateCA creates a self-signed root and an intermediate issuer under it, both ECDSA P-256, valid a year.
 func GenerateCA(trustDomain string, now time.Time) (ca *CA, anchorPEM, issuerPEM, keyPEM []byte, err error) {
-	rootKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	root, rootKey, err := meshtls.NewCA("root.sinew."+trustDomain, 1, nil, nil, now, caLifetime)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	rootTmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "root.sinew." + trustDomain},
-		NotBefore:             now.Add(-time.Minute),
-		NotAfter:              now.Add(caLifetime),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLen:            1,
-	}
-	rootDER, err := x509.CreateCertificate(rand.Reader, rootTmpl, rootTmpl, &rootKey.PublicKey, rootKey)
+	issuer, issuerKey, err := meshtls.NewCA("identity.sinew."+trustDomain, 0, root, rootKey, now, caLifetime)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	root, err := x509.ParseCertificate(rootDER)
-	if err != nil {
+	if keyPEM, err = meshtls.EncodeKey(issuerKey); err != nil {
 		return nil, nil, nil, nil, err
 	}
-	issuerKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	issuerTmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "identity.sinew." + trustDomain},
-		NotBefore:             now.Add(-time.Minute),
-		NotAfter:              now.Add(caLifetime),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLen:            0,
-		MaxPathLenZero:        true,
-	}
-	issuerDER, err := x509.CreateCertificate(rand.Reader, issuerTmpl, root, &issuerKey.PublicKey, rootKey)
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	issuer, err := x509.ParseCertificate(issuerDER)
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(issuerKey)
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	anchorPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rootDER})
-	issuerPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuerDER})
-	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	anchorPEM, issuerPEM = meshtls.EncodeCertificate(root.Raw), meshtls.EncodeCertificate(issuer.Raw)
 	pool := x509.NewCertPool()
 	pool.AddCert(root)
 	return &CA{AnchorsPEM: anchorPEM, Anchors: pool, Issuer: issuer, IssuerKey: issuerKey}, anchorPEM, issuerPEM, keyPEM, nil
@@ -219,14 +175,6 @@ func LoadCA(files CAFiles, now time.Time) (*CA, error) {
 	return &CA{AnchorsPEM: anchorPEM, Anchors: pool, Issuer: issuer, IssuerKey: key}, nil
 }
 
-func serial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		panic(err) // crypto/rand does not fail on supported platforms
-	}
-	return n
-}
-
 // writeFileAtomic writes through a temporary file and a rename, so readers never see a partial file.
 func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
@@ -263,7 +211,7 @@ func (ca *CA) Sign(l Leaf, now time.Time) (*x509.Certificate, error) {
 		notAfter = ca.Issuer.NotAfter
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial(),
+		SerialNumber:          meshtls.Serial(),
 		Subject:               pkix.Name{CommonName: l.DNSName},
 		NotBefore:             now.Add(-20 * time.Second), // tolerate clock skew between nodes
 		NotAfter:              notAfter,
