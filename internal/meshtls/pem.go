@@ -66,3 +66,10 @@ func ParseKey(data []byte) (crypto.Signer, error) {
 		return s, nil
 	}
 }
+
+// KeyMatches says whether key is the private key of c.
+func KeyMatches(key crypto.Signer, c *x509.Certificate) bool {
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	pub, ok := key.Public().(equaler)
+	return ok && pub.Equal(c.PublicKey)
+}

@@ -168,8 +168,7 @@ func LoadCA(files CAFiles, now time.Time) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity issuer key %s: %w", files.IssuerKey, err)
 	}
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	if pub, ok := key.Public().(equaler); !ok || !pub.Equal(issuer.PublicKey) {
+	if !meshtls.KeyMatches(key, issuer) {
 		return nil, fmt.Errorf("identity issuer key %s: does not match the issuer certificate %s", files.IssuerKey, files.IssuerCert)
 	}
 	return &CA{AnchorsPEM: anchorPEM, Anchors: pool, Issuer: issuer, IssuerKey: key}, nil
