@@ -1,6 +1,7 @@
 // Package certs makes and checks the certificates an install needs: the identity trust anchor and issuer (the mesh
-// CA) and the proxy injector's webhook CA and serving certificate. It reads no files and talks to no cluster:
-// callers give it PEM and a clock, and errors name what the caller says the PEM came from.
+// CA, made by controlplane.GenerateCA like the control plane's own) and the proxy injector's webhook CA and serving
+// certificate. It reads no files and talks to no cluster: callers give it PEM and a clock, and errors name what the
+// caller says the PEM came from.
 package certs
 
 import (
@@ -17,10 +18,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sinewmesh/sinew/controlplane"
 	"github.com/sinewmesh/sinew/internal/meshtls"
 )
 
-// DefaultLifetime is how long generated certificates are valid.
+// DefaultLifetime is how long generated certificates are valid (controlplane.GenerateCA's too).
 const DefaultLifetime = 365 * 24 * time.Hour
 
 // Identity is the mesh CA: trust anchors (PEM, one or more CA certificates), the issuer certificate (an
@@ -36,13 +38,14 @@ type Webhook struct {
 
 // Generator makes fresh certificates. Tests replace it with one that returns fixed ones.
 type Generator interface {
-	// Identity makes a self-signed trust anchor and an issuer under it for the trust domain.
+	// Identity makes a self-signed trust anchor and an issuer under it for the trust domain, valid a year.
 	Identity(trustDomain string) (Identity, error)
 	// Webhook makes a CA and a serving certificate for the DNS names (the first is the common name).
 	Webhook(dnsNames []string) (Webhook, error)
 }
 
-// NewGenerator returns a Generator of ECDSA P-256 certificates valid for lifetime from now().
+// NewGenerator returns a Generator of ECDSA P-256 certificates: the identity's from controlplane.GenerateCA, the
+// webhook's valid for lifetime from now().
 func NewGenerator(now func() time.Time, lifetime time.Duration) Generator {
 	if now == nil {
 		now = time.Now
@@ -60,17 +63,12 @@ type ecdsaGenerator struct {
 
 var _ Generator = ecdsaGenerator{}
 
-func (g ecdsaGenerator) Identity(trustDomain string) (Identity, error) {
-	now := g.now()
-	root, rootKey, rootPEM, _, err := g.ca("root.sinew."+trustDomain, 1, nil, nil, now)
+func (ecdsaGenerator) Identity(trustDomain string) (Identity, error) {
+	anchors, issuer, key, err := controlplane.GenerateCA(trustDomain)
 	if err != nil {
 		return Identity{}, err
 	}
-	_, _, issuerPEM, issuerKeyPEM, err := g.ca("identity.sinew."+trustDomain, 0, root, rootKey, now)
-	if err != nil {
-		return Identity{}, err
-	}
-	return Identity{TrustAnchorsPEM: rootPEM, IssuerCertPEM: issuerPEM, IssuerKeyPEM: issuerKeyPEM}, nil
+	return Identity{TrustAnchorsPEM: anchors, IssuerCertPEM: issuer, IssuerKeyPEM: key}, nil
 }
 
 func (g ecdsaGenerator) Webhook(dnsNames []string) (Webhook, error) {
@@ -78,7 +76,7 @@ func (g ecdsaGenerator) Webhook(dnsNames []string) (Webhook, error) {
 		return Webhook{}, errors.New("webhook certificate: no DNS name")
 	}
 	now := g.now()
-	ca, caKey, caPEM, _, err := g.ca("webhook-ca.sinew", 0, nil, nil, now)
+	ca, caKey, caPEM, err := g.selfSignedCA("webhook-ca.sinew", now)
 	if err != nil {
 		return Webhook{}, err
 	}
@@ -106,11 +104,11 @@ func (g ecdsaGenerator) Webhook(dnsNames []string) (Webhook, error) {
 	return Webhook{CAPEM: caPEM, CertPEM: encodeCert(der), KeyPEM: keyPEM}, nil
 }
 
-// ca makes a CA certificate, self-signed when parent is nil.
-func (g ecdsaGenerator) ca(cn string, maxPathLen int, parent *x509.Certificate, parentKey crypto.Signer, now time.Time) (*x509.Certificate, crypto.Signer, []byte, []byte, error) {
+// selfSignedCA makes a CA certificate that signs only leaves.
+func (g ecdsaGenerator) selfSignedCA(cn string, now time.Time) (*x509.Certificate, crypto.Signer, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
@@ -120,28 +118,17 @@ func (g ecdsaGenerator) ca(cn string, maxPathLen int, parent *x509.Certificate, 
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-		MaxPathLen:            maxPathLen,
-		MaxPathLenZero:        maxPathLen == 0,
+		MaxPathLenZero:        true,
 	}
-	signer := crypto.Signer(key)
-	if parent == nil {
-		parent = tmpl
-	} else {
-		signer = parentKey
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("certificate %s: %w", cn, err)
+		return nil, nil, nil, fmt.Errorf("certificate %s: %w", cn, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
-	keyPEM, err := encodeKey(key)
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	return cert, key, encodeCert(der), keyPEM, nil
+	return cert, key, encodeCert(der), nil
 }
 
 func encodeCert(der []byte) []byte {

@@ -26,16 +26,19 @@ func gen(t *testing.T, lifetime time.Duration) Generator {
 }
 
 func TestGeneratedIdentityChecks(t *testing.T) {
+	before := time.Now()
 	id, err := gen(t, 0).Identity("cluster.local")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := CheckIdentity(id, Sources{"a", "b", "c"}, t0.Add(time.Hour))
+	after := time.Now()
+	c, err := CheckIdentity(id, Sources{"a", "b", "c"}, after.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := c.Issuer.NotAfter.Sub(t0), DefaultLifetime; got != want {
-		t.Errorf("issuer lifetime %s, want %s", got, want)
+	// controlplane.GenerateCA's clock is time.Now; certificate times are whole seconds
+	if end := c.Issuer.NotAfter; end.Before(before.Add(DefaultLifetime).Truncate(time.Second)) || end.After(after.Add(DefaultLifetime)) {
+		t.Errorf("issuer valid until %s, want %s after it was made (%s to %s)", end, DefaultLifetime, before, after)
 	}
 	if c.Anchors[0].Subject.CommonName != "root.sinew.cluster.local" || c.Issuer.Subject.CommonName != "identity.sinew.cluster.local" {
 		t.Errorf("names %q %q", c.Anchors[0].Subject.CommonName, c.Issuer.Subject.CommonName)
@@ -47,7 +50,7 @@ func TestGeneratedIdentityChecks(t *testing.T) {
 		t.Error("issuer may sign CAs (MaxPathLen 0 not set)")
 	}
 	// a year and a day later nothing is valid
-	if _, err := CheckIdentity(id, Sources{"a.crt", "b", "c"}, t0.Add(DefaultLifetime+24*time.Hour)); err == nil || !strings.Contains(err.Error(), "trust anchors a.crt") || !strings.Contains(err.Error(), "expired") {
+	if _, err := CheckIdentity(id, Sources{"a.crt", "b", "c"}, after.Add(DefaultLifetime+24*time.Hour)); err == nil || !strings.Contains(err.Error(), "trust anchors a.crt") || !strings.Contains(err.Error(), "expired") {
 		t.Errorf("expired anchors: %v", err)
 	}
 }
@@ -77,12 +80,46 @@ func TestCheckIdentityRejects(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			_, err := CheckIdentity(c.id, src, t0.Add(time.Hour))
+			_, err := CheckIdentity(c.id, src, time.Now().Add(time.Hour))
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v\nwant it to contain %q", err, c.want)
 			}
 		})
 	}
+}
+
+// centuryIdentity is what controlplane.GenerateCA makes (root.sinew.cluster.local, and identity.sinew.cluster.local
+// under it) but valid for lifetime from start: GenerateCA's are valid a year from now, the fixtures must outlive
+// the golden files.
+func centuryIdentity(t *testing.T, start time.Time, lifetime time.Duration) Identity {
+	t.Helper()
+	var (
+		pems   [][]byte
+		parent *x509.Certificate
+		key    *ecdsa.PrivateKey // the last certificate's
+	)
+	for i, cn := range []string{"root.sinew.cluster.local", "identity.sinew.cluster.local"} {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: cn},
+			NotBefore: start.Add(-time.Minute), NotAfter: start.Add(lifetime),
+			KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
+			MaxPathLen: 1 - i, MaxPathLenZero: i == 1}
+		if parent == nil {
+			parent, key = tmpl, k // the root signs itself
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &k.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pems = append(pems, encodeCert(der))
+		parent, _ = x509.ParseCertificate(der)
+		key = k
+	}
+	keyPEM, err := encodeKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Identity{TrustAnchorsPEM: pems[0], IssuerCertPEM: pems[1], IssuerKeyPEM: keyPEM}
 }
 
 // leaf is a non-CA certificate signed by id's issuer.
@@ -127,16 +164,9 @@ func TestWriteFixtures(t *testing.T) {
 	if !*writeFixtures {
 		t.Skip("run with -write-fixtures to regenerate cli/testdata/install certificates")
 	}
-	g := NewGenerator(func() time.Time { return time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC) }, 100*365*24*time.Hour)
-	id, err := g.Identity("cluster.local")
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := g.Identity("cluster.local")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wh, err := g.Webhook([]string{"sinew-proxy-injector.sinew.svc"})
+	start, century := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), 100*365*24*time.Hour
+	id, other := centuryIdentity(t, start, century), centuryIdentity(t, start, century)
+	wh, err := NewGenerator(func() time.Time { return start }, century).Webhook([]string{"sinew-proxy-injector.sinew.svc"})
 	if err != nil {
 		t.Fatal(err)
 	}
