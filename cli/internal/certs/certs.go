@@ -5,16 +5,13 @@
 package certs
 
 import (
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"strings"
 	"time"
 
@@ -76,7 +73,7 @@ func (g ecdsaGenerator) Webhook(dnsNames []string) (Webhook, error) {
 		return Webhook{}, errors.New("webhook certificate: no DNS name")
 	}
 	now := g.now()
-	ca, caKey, caPEM, err := g.selfSignedCA("webhook-ca.sinew", now)
+	ca, caKey, err := meshtls.NewCA("webhook-ca.sinew", 0, nil, nil, now, g.lifetime)
 	if err != nil {
 		return Webhook{}, err
 	}
@@ -85,7 +82,7 @@ func (g ecdsaGenerator) Webhook(dnsNames []string) (Webhook, error) {
 		return Webhook{}, err
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
+		SerialNumber: meshtls.Serial(),
 		Subject:      pkix.Name{CommonName: dnsNames[0]},
 		DNSNames:     dnsNames,
 		NotBefore:    now.Add(-time.Minute),
@@ -97,59 +94,11 @@ func (g ecdsaGenerator) Webhook(dnsNames []string) (Webhook, error) {
 	if err != nil {
 		return Webhook{}, fmt.Errorf("webhook certificate: %w", err)
 	}
-	keyPEM, err := encodeKey(key)
+	keyPEM, err := meshtls.EncodeKey(key)
 	if err != nil {
 		return Webhook{}, err
 	}
-	return Webhook{CAPEM: caPEM, CertPEM: encodeCert(der), KeyPEM: keyPEM}, nil
-}
-
-// selfSignedCA makes a CA certificate that signs only leaves.
-func (g ecdsaGenerator) selfSignedCA(cn string, now time.Time) (*x509.Certificate, crypto.Signer, []byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             now.Add(-time.Minute),
-		NotAfter:              now.Add(g.lifetime),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("certificate %s: %w", cn, err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return cert, key, encodeCert(der), nil
-}
-
-func encodeCert(der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
-func encodeKey(k *ecdsa.PrivateKey) ([]byte, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		return nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
-}
-
-func serial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		// crypto/rand does not fail on supported platforms; a zero serial would still be a valid certificate.
-		return big.NewInt(1)
-	}
-	return n
+	return Webhook{CAPEM: meshtls.EncodeCertificate(ca.Raw), CertPEM: meshtls.EncodeCertificate(der), KeyPEM: keyPEM}, nil
 }
 
 // Sources names where each part of an Identity came from, for error messages (file paths, or object names).
@@ -205,7 +154,7 @@ func CheckIdentity(id Identity, src Sources, now time.Time) (*Checked, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer key %s: %w", src.IssuerKey, err)
 	}
-	if !keyOf(key, issuer) {
+	if !meshtls.KeyMatches(key, issuer) {
 		return nil, fmt.Errorf("issuer key %s: is not the key of the issuer certificate %s", src.IssuerKey, src.IssuerCert)
 	}
 	return &Checked{Anchors: anchors, Issuer: issuer}, nil
@@ -239,17 +188,10 @@ func CheckWebhook(w Webhook, dnsNames []string, now time.Time) (*x509.Certificat
 	if err != nil {
 		return nil, fmt.Errorf("webhook key: %w", err)
 	}
-	if !keyOf(key, cert) {
+	if !meshtls.KeyMatches(key, cert) {
 		return nil, errors.New("webhook key: is not the key of the webhook certificate")
 	}
 	return cert, nil
-}
-
-// keyOf says whether key is the private key of c.
-func keyOf(key crypto.Signer, c *x509.Certificate) bool {
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	pub, ok := key.Public().(equaler)
-	return ok && pub.Equal(c.PublicKey)
 }
 
 func validAt(c *x509.Certificate, now time.Time) error {

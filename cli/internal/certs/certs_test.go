@@ -93,33 +93,19 @@ func TestCheckIdentityRejects(t *testing.T) {
 // the golden files.
 func centuryIdentity(t *testing.T, start time.Time, lifetime time.Duration) Identity {
 	t.Helper()
-	var (
-		pems   [][]byte
-		parent *x509.Certificate
-		key    *ecdsa.PrivateKey // the last certificate's
-	)
-	for i, cn := range []string{"root.sinew.cluster.local", "identity.sinew.cluster.local"} {
-		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: cn},
-			NotBefore: start.Add(-time.Minute), NotAfter: start.Add(lifetime),
-			KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
-			MaxPathLen: 1 - i, MaxPathLenZero: i == 1}
-		if parent == nil {
-			parent, key = tmpl, k // the root signs itself
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &k.PublicKey, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pems = append(pems, encodeCert(der))
-		parent, _ = x509.ParseCertificate(der)
-		key = k
-	}
-	keyPEM, err := encodeKey(key)
+	root, rootKey, err := meshtls.NewCA("root.sinew.cluster.local", 1, nil, nil, start, lifetime)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Identity{TrustAnchorsPEM: pems[0], IssuerCertPEM: pems[1], IssuerKeyPEM: keyPEM}
+	issuer, issuerKey, err := meshtls.NewCA("identity.sinew.cluster.local", 0, root, rootKey, start, lifetime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := meshtls.EncodeKey(issuerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Identity{TrustAnchorsPEM: meshtls.EncodeCertificate(root.Raw), IssuerCertPEM: meshtls.EncodeCertificate(issuer.Raw), IssuerKeyPEM: keyPEM}
 }
 
 // leaf is a non-CA certificate signed by id's issuer.
@@ -128,13 +114,13 @@ func leaf(t *testing.T, id Identity) []byte {
 	issuers, _ := meshtls.ParseCertificates(id.IssuerCertPEM)
 	key, _ := meshtls.ParseKey(id.IssuerKeyPEM)
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: "leaf"}, NotBefore: t0, NotAfter: t0.Add(48 * time.Hour),
+	tmpl := &x509.Certificate{SerialNumber: meshtls.Serial(), Subject: pkix.Name{CommonName: "leaf"}, NotBefore: t0, NotAfter: t0.Add(48 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuers[0], &k.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return encodeCert(der)
+	return meshtls.EncodeCertificate(der)
 }
 
 func TestWebhook(t *testing.T) {
