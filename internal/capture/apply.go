@@ -11,6 +11,7 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"github.com/sinewmesh/sinew/internal/ports"
 	"golang.org/x/sys/unix"
 )
 
@@ -128,7 +129,7 @@ const natRangeProtoSpecified = 0x2 // NF_NAT_RANGE_PROTO_SPECIFIED
 // exprs compiles the rule to nftables expressions (the same sequence `nft` produces for its text form).
 func (r Rule) exprs() []expr.Any {
 	var e []expr.Any
-	if r.Ports != (PortRange{}) {
+	if r.Ports != (ports.Range{}) {
 		e = append(e, l4protoTCP()...)
 		e = append(e, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
 		if r.Ports.From == r.Ports.To {

@@ -11,9 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sort"
-	"strconv"
 	"strings"
+
+	"github.com/sinewmesh/sinew/internal/ports"
 )
 
 // Defaults from docs/architecture/kubernetes.md.
@@ -25,21 +25,6 @@ const (
 	DefaultTapPort      = 4190
 )
 
-// PortRange is an inclusive range of TCP ports; a single port has From == To.
-type PortRange struct {
-	From, To uint16
-}
-
-func (r PortRange) String() string {
-	if r.From == r.To {
-		return strconv.Itoa(int(r.From))
-	}
-	return fmt.Sprintf("%d-%d", r.From, r.To)
-}
-
-// Contains reports whether p is in the range.
-func (r PortRange) Contains(p uint16) bool { return r.From <= p && p <= r.To }
-
 // Config is what sinew-init is told about the pod.
 type Config struct {
 	InboundPort  uint16 // the proxy's inbound listener: inbound TCP is redirected here
@@ -48,8 +33,8 @@ type Config struct {
 	AdminPort    uint16 // always skipped inbound
 	TapPort      uint16 // always skipped inbound
 
-	SkipInboundPorts  []PortRange    // inbound connections to these ports reach the app directly
-	SkipOutboundPorts []PortRange    // outbound connections to these ports bypass the proxy
+	SkipInboundPorts  []ports.Range  // inbound connections to these ports reach the app directly
+	SkipOutboundPorts []ports.Range  // outbound connections to these ports bypass the proxy
 	SkipSubnets       []netip.Prefix // outbound connections to these networks bypass the proxy
 }
 
@@ -78,7 +63,7 @@ func (c Config) Validate() error {
 	if c.ProxyUID == 0 {
 		errs = append(errs, errors.New("proxy-uid: must not be 0 (root's own connections would escape capture)"))
 	}
-	for i, r := range append(append([]PortRange(nil), c.SkipInboundPorts...), c.SkipOutboundPorts...) {
+	for i, r := range append(append([]ports.Range(nil), c.SkipInboundPorts...), c.SkipOutboundPorts...) {
 		if r.From == 0 || r.From > r.To {
 			errs = append(errs, fmt.Errorf("skip port range #%d %q: want 1 <= from <= to <= 65535", i+1, r))
 		}
@@ -91,57 +76,14 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// ParsePorts parses a comma-separated list of ports and inclusive ranges ("25,443,8000-8090"). Blank entries are
-// ignored; the result is sorted and merged.
-func ParsePorts(s string) ([]PortRange, error) {
-	var out []PortRange
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		lo, hi, isRange := strings.Cut(f, "-")
-		from, err := parsePort(lo)
-		if err != nil {
-			return nil, fmt.Errorf("%q: %w (want a port like 443 or a range like 8000-8090)", f, err)
-		}
-		to := from
-		if isRange {
-			if to, err = parsePort(hi); err != nil {
-				return nil, fmt.Errorf("%q: %w (want a port like 443 or a range like 8000-8090)", f, err)
-			}
-			if to < from {
-				return nil, fmt.Errorf("%q: range ends before it starts", f)
-			}
-		}
-		out = append(out, PortRange{From: from, To: to})
+// ParsePorts parses a comma-separated list of ports and inclusive ranges ("25,443,8000-8090") with the port-list
+// parser every sinew component shares (internal/ports). Blank entries are ignored; the result is sorted and merged.
+func ParsePorts(s string) ([]ports.Range, error) {
+	rs, err := ports.Parse(s, nil)
+	if err != nil {
+		return nil, err
 	}
-	return mergePorts(out), nil
-}
-
-func parsePort(s string) (uint16, error) {
-	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 16)
-	if err != nil || n == 0 {
-		return 0, fmt.Errorf("%q is not a port between 1 and 65535", strings.TrimSpace(s))
-	}
-	return uint16(n), nil
-}
-
-func mergePorts(in []PortRange) []PortRange {
-	if len(in) == 0 {
-		return nil
-	}
-	sort.Slice(in, func(i, j int) bool { return in[i].From < in[j].From })
-	out := []PortRange{in[0]}
-	for _, r := range in[1:] {
-		last := &out[len(out)-1]
-		if uint32(r.From) <= uint32(last.To)+1 {
-			last.To = max(last.To, r.To)
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
+	return ports.Merge(rs), nil
 }
 
 // ParseSubnets parses a comma-separated list of CIDRs ("10.0.0.0/8,fd00::/8"); a bare address means that one host.

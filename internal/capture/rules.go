@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/sinewmesh/sinew/internal/ports"
 )
 
 // TableName is the nftables table (family inet: IPv4 and IPv6) that holds every rule sinew-init writes.
@@ -21,7 +23,7 @@ type Rule struct {
 	Chain      string
 	UID        *uint32      // meta skuid
 	Dst        netip.Prefix // ip daddr / ip6 daddr
-	Ports      PortRange    // tcp dport
+	Ports      ports.Range  // tcp dport
 	RedirectTo uint16       // redirect to :port
 	Comment    string
 }
@@ -29,7 +31,7 @@ type Rule struct {
 func (r Rule) String() string {
 	var b strings.Builder
 	switch {
-	case r.Ports != PortRange{}:
+	case r.Ports != ports.Range{}:
 		fmt.Fprintf(&b, "tcp dport %s ", r.Ports)
 	default:
 		b.WriteString("meta l4proto tcp ")
@@ -90,7 +92,7 @@ func Rules(c Config) []Rule {
 	return rs
 }
 
-func single(p uint16) PortRange { return PortRange{From: p, To: p} }
+func single(p uint16) ports.Range { return ports.Range{From: p, To: p} }
 
 // Render prints rules the way `nft list table inet sinew` would show them.
 func Render(rules []Rule) string {
