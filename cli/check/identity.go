@@ -26,7 +26,7 @@ func Identity() Category {
 				if !c.IsCA {
 					return errors.New("is not a CA certificate")
 				}
-				return validNow(c, now)
+				return certs.ValidAt(c, now)
 			}),
 		},
 		{
@@ -39,7 +39,7 @@ func Identity() Category {
 				if !c.IsCA || c.KeyUsage&x509.KeyUsageCertSign == 0 {
 					return errors.New("is not a CA certificate (needs CA:true and keyUsage certSign)")
 				}
-				return validNow(c, now)
+				return certs.ValidAt(c, now)
 			}),
 		},
 		{
@@ -132,16 +132,6 @@ func identityMaterial(ctx context.Context, env *Env) (certs.Identity, error) {
 		IssuerCertPEM:   sec.Data["tls.crt"],
 		IssuerKeyPEM:    sec.Data["tls.key"],
 	}, nil
-}
-
-func validNow(c *x509.Certificate, now time.Time) error {
-	if now.Before(c.NotBefore) {
-		return fmt.Errorf("is not valid before %s (is a clock wrong?)", c.NotBefore.UTC().Format(time.RFC3339))
-	}
-	if now.After(c.NotAfter) {
-		return fmt.Errorf("expired on %s", c.NotAfter.UTC().Format(time.RFC3339))
-	}
-	return nil
 }
 
 func notExpiring(c *x509.Certificate, now time.Time) error {

@@ -125,7 +125,7 @@ func CheckIdentity(id Identity, src Sources, now time.Time) (*Checked, error) {
 		if !a.IsCA {
 			return nil, fmt.Errorf("trust anchors %s: certificate %q is not a CA (basicConstraints CA:true)", src.TrustAnchors, name(a))
 		}
-		if err := validAt(a, now); err != nil {
+		if err := ValidAt(a, now); err != nil {
 			return nil, fmt.Errorf("trust anchors %s: certificate %q %w", src.TrustAnchors, name(a), err)
 		}
 		pool.AddCert(a)
@@ -138,7 +138,7 @@ func CheckIdentity(id Identity, src Sources, now time.Time) (*Checked, error) {
 	if !issuer.IsCA || issuer.KeyUsage&x509.KeyUsageCertSign == 0 {
 		return nil, fmt.Errorf("issuer certificate %s: %q is not a CA certificate (it needs basicConstraints CA:true and keyUsage certSign to sign workload certificates)", src.IssuerCert, name(issuer))
 	}
-	if err := validAt(issuer, now); err != nil {
+	if err := ValidAt(issuer, now); err != nil {
 		return nil, fmt.Errorf("issuer certificate %s: %q %w", src.IssuerCert, name(issuer), err)
 	}
 	inter := x509.NewCertPool()
@@ -172,7 +172,7 @@ func CheckWebhook(w Webhook, dnsNames []string, now time.Time) (*x509.Certificat
 		return nil, fmt.Errorf("webhook certificate: %w", err)
 	}
 	cert := chain[0]
-	if err := validAt(cert, now); err != nil {
+	if err := ValidAt(cert, now); err != nil {
 		return nil, fmt.Errorf("webhook certificate %q %w", name(cert), err)
 	}
 	pool := x509.NewCertPool()
@@ -194,9 +194,10 @@ func CheckWebhook(w Webhook, dnsNames []string, now time.Time) (*x509.Certificat
 	return cert, nil
 }
 
-func validAt(c *x509.Certificate, now time.Time) error {
+// ValidAt says why c is not valid at now (nil when it is), to follow the certificate's name in an error.
+func ValidAt(c *x509.Certificate, now time.Time) error {
 	if now.Before(c.NotBefore) {
-		return fmt.Errorf("is not valid yet (valid from %s)", c.NotBefore.UTC().Format(time.RFC3339))
+		return fmt.Errorf("is not valid before %s (is a clock wrong?)", c.NotBefore.UTC().Format(time.RFC3339))
 	}
 	if now.After(c.NotAfter) {
 		return fmt.Errorf("expired on %s", c.NotAfter.UTC().Format(time.RFC3339))
