@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/sinewmesh/sinew/cli/check"
 	"github.com/sinewmesh/sinew/cli/internal/manifests"
@@ -451,21 +450,16 @@ func installedSettings(ctx context.Context, env *Env, ns string) (map[string]any
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	roots, err := cl.Kube.CoreV1().ConfigMaps(ns).Get(ctx, check.TrustRootsConfigMap, metav1.GetOptions{})
+	anchors, err := installedTrustAnchors(ctx, cl.Kube, ns)
 	if err != nil {
-		return nil, "", fmt.Errorf("reading ConfigMap %s/%s: %w", ns, check.TrustRootsConfigMap, err)
+		return nil, "", err
 	}
-	anchors := roots.Data[check.TrustRootsKey]
 	if anchors == "" {
 		return nil, "", fmt.Errorf("ConfigMap %s/%s has no key %s", ns, check.TrustRootsConfigMap, check.TrustRootsKey)
 	}
-	vals := map[string]any{}
-	cm, err := cl.Kube.CoreV1().ConfigMaps(ns).Get(ctx, check.ConfigMapName, metav1.GetOptions{})
+	vals, err := installedValues(ctx, cl.Kube, ns)
 	if err != nil {
-		return nil, "", fmt.Errorf("reading ConfigMap %s/%s: %w", ns, check.ConfigMapName, err)
-	}
-	if err := yaml.Unmarshal([]byte(cm.Data["values"]), &vals); err != nil {
-		return nil, "", fmt.Errorf("ConfigMap %s/%s key values: %w", ns, check.ConfigMapName, err)
+		return nil, "", err
 	}
 	return vals, anchors, nil
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/sinewmesh/sinew/charts"
 	"github.com/sinewmesh/sinew/cli/check"
@@ -43,8 +42,8 @@ plane still have a sinew proxy (they would lose their identity and discovery); r
 				if err == nil && len(pods) > 0 && !force {
 					return fmt.Errorf("%d pods outside the control plane have a sinew proxy (%s): remove their proxies first (redeploy them without sinew.dev/inject), or pass --force", len(pods), clip(pods, 5))
 				}
-				if cm, gerr := cl.Kube.CoreV1().ConfigMaps(ns).Get(ctx, check.ConfigMapName, metav1.GetOptions{}); gerr == nil {
-					_ = yaml.Unmarshal([]byte(cm.Data["values"]), &vals) // names do not depend on most values; defaults do
+				if stored, verr := installedValues(ctx, cl.Kube, ns); verr == nil {
+					vals = stored // names do not depend on most values; defaults do
 				}
 			}
 			if err != nil && !force {

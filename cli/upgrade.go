@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/sinewmesh/sinew/charts"
 	"github.com/sinewmesh/sinew/cli/check"
@@ -98,27 +97,23 @@ func (in *installer) readInstalled(ctx context.Context) (map[string]any, *existi
 	}
 	ns := in.env.ControlPlaneNS
 	core := cl.Kube.CoreV1()
-	cm, err := core.ConfigMaps(ns).Get(ctx, check.ConfigMapName, metav1.GetOptions{})
+	stored, err := installedValues(ctx, cl.Kube, ns)
 	if apierrors.IsNotFound(err) {
 		return nil, nil, fmt.Errorf("no control plane is installed in namespace %s (ConfigMap %s not found): install one with `sinew install | kubectl apply -f -`", ns, check.ConfigMapName)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading ConfigMap %s/%s: %w", ns, check.ConfigMapName, err)
+		return nil, nil, err
 	}
-	stored := map[string]any{}
-	if err := yaml.Unmarshal([]byte(cm.Data["values"]), &stored); err != nil {
-		return nil, nil, fmt.Errorf("ConfigMap %s/%s key values: not YAML values: %w", ns, check.ConfigMapName, err)
-	}
-	roots, err := core.ConfigMaps(ns).Get(ctx, check.TrustRootsConfigMap, metav1.GetOptions{})
+	anchors, err := installedTrustAnchors(ctx, cl.Kube, ns)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading ConfigMap %s/%s: %w", ns, check.TrustRootsConfigMap, err)
+		return nil, nil, err
 	}
 	issuer, err := core.Secrets(ns).Get(ctx, check.IssuerSecret, metav1.GetOptions{})
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading Secret %s/%s: %w", ns, check.IssuerSecret, err)
 	}
 	ex := &existingCerts{identity: certs.Identity{
-		TrustAnchorsPEM: []byte(roots.Data[check.TrustRootsKey]),
+		TrustAnchorsPEM: []byte(anchors),
 		IssuerCertPEM:   issuer.Data["tls.crt"],
 		IssuerKeyPEM:    issuer.Data["tls.key"],
 	}}

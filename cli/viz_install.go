@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/sinewmesh/sinew/charts"
 	"github.com/sinewmesh/sinew/cli/check"
@@ -90,27 +89,23 @@ func vizValuesFromCluster(ctx context.Context, env *Env, vals map[string]any) er
 	}
 	ns := env.ControlPlaneNS
 	notInstalled := fmt.Sprintf("the sinew control plane is not installed in namespace %s: install it first (`sinew install --crds | kubectl apply -f -`, then `sinew install | kubectl apply -f -`), or give its namespace with -L", ns)
-	cfg, err := cl.Kube.CoreV1().ConfigMaps(ns).Get(ctx, check.ConfigMapName, metav1.GetOptions{})
+	stored, err := installedValues(ctx, cl.Kube, ns)
 	switch {
 	case apierrors.IsNotFound(err):
 		return fmt.Errorf("%s", notInstalled)
 	case err != nil:
-		return fmt.Errorf("reading the control plane's configuration (ConfigMap %s/%s): %w", ns, check.ConfigMapName, err)
+		return err
 	}
-	roots, err := cl.Kube.CoreV1().ConfigMaps(ns).Get(ctx, check.TrustRootsConfigMap, metav1.GetOptions{})
+	anchors, err := installedTrustAnchors(ctx, cl.Kube, ns)
 	switch {
 	case apierrors.IsNotFound(err):
 		return fmt.Errorf("%s (the ConfigMap %s/%s is missing)", notInstalled, ns, check.TrustRootsConfigMap)
 	case err != nil:
-		return fmt.Errorf("reading the mesh's trust anchors (ConfigMap %s/%s): %w", ns, check.TrustRootsConfigMap, err)
+		return err
 	}
-	anchors := strings.TrimSpace(roots.Data[check.TrustRootsKey])
+	anchors = strings.TrimSpace(anchors)
 	if !strings.Contains(anchors, "-----BEGIN CERTIFICATE-----") {
 		return fmt.Errorf("the ConfigMap %s/%s holds no PEM certificate under %s: repair the control plane with `sinew upgrade | kubectl apply -f -`", ns, check.TrustRootsConfigMap, check.TrustRootsKey)
-	}
-	stored := map[string]any{}
-	if err := yaml.Unmarshal([]byte(cfg.Data["values"]), &stored); err != nil {
-		return fmt.Errorf("the ConfigMap %s/%s: key values is not YAML: %w", ns, check.ConfigMapName, err)
 	}
 	setValue(vals, "identityTrustAnchorsPEM", anchors+"\n")
 	if td := getString(stored, "identity.trustDomain"); td != "" {
