@@ -1,9 +1,10 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -197,93 +198,69 @@ func vizObjectsInCluster(ctx context.Context, env *Env) ([]charts.Object, error)
 	}
 	kube := cl.Kube
 	sel := metav1.ListOptions{LabelSelector: vizSelector}
-	var out []charts.Object
-	add := func(apiVersion, kind, ns string, names []string) {
-		sort.Strings(names)
-		for _, n := range names {
-			out = append(out, charts.Object{APIVersion: apiVersion, Kind: kind, Name: n, Namespace: ns})
-		}
-	}
 	nss, err := kube.CoreV1().Namespaces().List(ctx, sel)
 	if err != nil {
 		return nil, fmt.Errorf("listing namespaces: %w", err)
-	}
-	deleted := map[string]bool{}
-	var nsNames []string
-	for _, n := range nss.Items {
-		deleted[n.Name] = true
-		nsNames = append(nsNames, n.Name)
 	}
 	crbs, err := kube.RbacV1().ClusterRoleBindings().List(ctx, sel)
 	if err != nil {
 		return nil, fmt.Errorf("listing cluster role bindings: %w", err)
 	}
-	var names []string
-	for _, o := range crbs.Items {
-		names = append(names, o.Name)
-	}
-	add("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "", names)
 	crs, err := kube.RbacV1().ClusterRoles().List(ctx, sel)
 	if err != nil {
 		return nil, fmt.Errorf("listing cluster roles: %w", err)
-	}
-	names = nil
-	for _, o := range crs.Items {
-		names = append(names, o.Name)
-	}
-	add("rbac.authorization.k8s.io/v1", "ClusterRole", "", names)
-
-	// namespaced objects in namespaces that stay (a Helm install into a namespace it did not create)
-	type nsObj struct{ ns, name string }
-	keep := func(apiVersion, kind string, objs []nsObj) {
-		sort.Slice(objs, func(i, j int) bool { return objs[i].ns+"/"+objs[i].name < objs[j].ns+"/"+objs[j].name })
-		for _, o := range objs {
-			if !deleted[o.ns] {
-				out = append(out, charts.Object{APIVersion: apiVersion, Kind: kind, Name: o.name, Namespace: o.ns})
-			}
-		}
 	}
 	deps, err := kube.AppsV1().Deployments("").List(ctx, sel)
 	if err != nil {
 		return nil, fmt.Errorf("listing deployments: %w", err)
 	}
-	var objs []nsObj
-	for _, o := range deps.Items {
-		objs = append(objs, nsObj{o.Namespace, o.Name})
-	}
-	keep("apps/v1", "Deployment", objs)
 	svcs, err := kube.CoreV1().Services("").List(ctx, sel)
 	if err != nil {
 		return nil, fmt.Errorf("listing services: %w", err)
 	}
-	objs = nil
-	for _, o := range svcs.Items {
-		objs = append(objs, nsObj{o.Namespace, o.Name})
-	}
-	keep("v1", "Service", objs)
 	cms, err := kube.CoreV1().ConfigMaps("").List(ctx, sel)
 	if err != nil {
 		return nil, fmt.Errorf("listing config maps: %w", err)
 	}
-	objs = nil
-	for _, o := range cms.Items {
-		objs = append(objs, nsObj{o.Namespace, o.Name})
-	}
-	keep("v1", "ConfigMap", objs)
 	sas, err := kube.CoreV1().ServiceAccounts("").List(ctx, sel)
 	if err != nil {
 		return nil, fmt.Errorf("listing service accounts: %w", err)
 	}
-	objs = nil
-	for _, o := range sas.Items {
-		objs = append(objs, nsObj{o.Namespace, o.Name})
+	deleted := map[string]bool{}
+	for _, n := range nss.Items {
+		deleted[n.Name] = true
 	}
-	keep("v1", "ServiceAccount", objs)
-	add("v1", "Namespace", "", nsNames)
+	var out []charts.Object
+	out = append(out, objectRefs("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", crbs.Items, nil)...)
+	out = append(out, objectRefs("rbac.authorization.k8s.io/v1", "ClusterRole", crs.Items, nil)...)
+	// namespaced objects in namespaces that stay (a Helm install into a namespace it did not create)
+	out = append(out, objectRefs("apps/v1", "Deployment", deps.Items, deleted)...)
+	out = append(out, objectRefs("v1", "Service", svcs.Items, deleted)...)
+	out = append(out, objectRefs("v1", "ConfigMap", cms.Items, deleted)...)
+	out = append(out, objectRefs("v1", "ServiceAccount", sas.Items, deleted)...)
+	out = append(out, objectRefs("v1", "Namespace", nss.Items, nil)...)
 	for i := range out {
 		out[i].YAML = identifyingYAML(out[i])
 	}
 	return out, nil
+}
+
+// objectRefs names items (of kind) sorted by namespace and name, leaving out those in a namespace of skipNS.
+func objectRefs[T any, P interface {
+	*T
+	metav1.Object
+}](apiVersion, kind string, items []T, skipNS map[string]bool) []charts.Object {
+	var out []charts.Object
+	for i := range items {
+		o := P(&items[i])
+		if !skipNS[o.GetNamespace()] {
+			out = append(out, charts.Object{APIVersion: apiVersion, Kind: kind, Name: o.GetName(), Namespace: o.GetNamespace()})
+		}
+	}
+	slices.SortFunc(out, func(a, b charts.Object) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
+	return out
 }
 
 // identifyingYAML is the part of an object kubectl delete needs.
