@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/sinewmesh/sinew/controlplane/inject"
 	"github.com/sinewmesh/sinew/internal/identityclient"
 	"github.com/sinewmesh/sinew/internal/meshtls"
 	"github.com/sinewmesh/sinew/internal/version"
@@ -220,10 +221,10 @@ func scrapeGroups(ctx context.Context, k tapsvc.Kubernetes) ([]server.ScrapeGrou
 	}
 	groups := make([]server.ScrapeGroup, 0, len(targets))
 	for _, t := range targets {
-		groups = append(groups, server.ScrapeGroup{Targets: []string{t.Addr}, Labels: map[string]string{
+		groups = append(groups, server.ScrapeGroup{Targets: []string{t.Address}, Labels: map[string]string{
 			"__meta_kubernetes_namespace":                            t.Namespace,
 			"__meta_kubernetes_pod_name":                             t.Pod,
-			"__meta_kubernetes_pod_container_port_name":              tapsvc.AdminPortName,
+			"__meta_kubernetes_pod_container_port_name":              inject.AdminPortName,
 			"__meta_kubernetes_pod_label_sinew_dev_proxy_deployment": t.Deployment,
 		}})
 	}

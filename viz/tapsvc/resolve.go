@@ -61,12 +61,6 @@ type Kubernetes struct {
 	TrustDomain string
 }
 
-// TapPortName is the injected proxy's tap container port.
-const TapPortName = "sinew-tap"
-
-// DefaultTapPort is the tap port when a pod does not name one.
-const DefaultTapPort = 4190
-
 // Targets lists the pods of r with one API call.
 func (k Kubernetes) Targets(ctx context.Context, r metricsapi.Resource) ([]Target, error) {
 	sel := labels.Set{}
@@ -84,7 +78,26 @@ func (k Kubernetes) Targets(ctx context.Context, r metricsapi.Resource) ([]Targe
 	if len(sel) > 0 {
 		opts.LabelSelector = sel.String()
 	}
-	pods, err := k.Client.CoreV1().Pods(r.Namespace).List(ctx, opts)
+	out, err := k.targets(ctx, r.Namespace, opts)
+	if err != nil {
+		return nil, err
+	}
+	sortTargets(out)
+	return out, nil
+}
+
+// PeerIndex indexes every meshed pod of the cluster (one API call per tap).
+func (k Kubernetes) PeerIndex(ctx context.Context) (*PeerIndex, error) {
+	ts, err := k.targets(ctx, "", metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return NewPeerIndex(ts), nil
+}
+
+// targets lists the pods of namespace ns ("" for all) that opts selects and keeps the tappable ones.
+func (k Kubernetes) targets(ctx context.Context, ns string, opts metav1.ListOptions) ([]Target, error) {
+	pods, err := k.Client.CoreV1().Pods(ns).List(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
@@ -94,27 +107,16 @@ func (k Kubernetes) Targets(ctx context.Context, r metricsapi.Resource) ([]Targe
 			out = append(out, t)
 		}
 	}
-	sortTargets(out)
 	return out, nil
 }
 
-// PeerIndex indexes every meshed pod of the cluster (one API call per tap).
-func (k Kubernetes) PeerIndex(ctx context.Context) (*PeerIndex, error) {
-	pods, err := k.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("listing pods: %w", err)
-	}
-	var ts []Target
-	for i := range pods.Items {
-		if t, ok := k.target(&pods.Items[i]); ok {
-			ts = append(ts, t)
-		}
-	}
-	return NewPeerIndex(ts), nil
+// running tells whether p is a running pod with an IP to reach it on.
+func running(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodRunning && p.Status.PodIP != "" && p.DeletionTimestamp == nil
 }
 
 func (k Kubernetes) target(p *corev1.Pod) (Target, bool) {
-	if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" || p.DeletionTimestamp != nil {
+	if !running(p) {
 		return Target{}, false
 	}
 	port, meshed := 0, false
@@ -123,9 +125,9 @@ func (k Kubernetes) target(p *corev1.Pod) (Target, bool) {
 			if c.Name != inject.ProxyContainerName {
 				continue
 			}
-			meshed, port = true, DefaultTapPort
+			meshed, port = true, inject.TapPort
 			for _, cp := range c.Ports {
-				if cp.Name == TapPortName {
+				if cp.Name == inject.TapPortName {
 					port = int(cp.ContainerPort)
 				}
 			}
@@ -145,33 +147,25 @@ func (k Kubernetes) target(p *corev1.Pod) (Target, bool) {
 	}, true
 }
 
-// AdminPortName is the injected proxy's admin (metrics) container port.
-const AdminPortName = "sinew-admin"
-
-// ScrapeTarget is a meshed pod's admin address and what Kubernetes discovery would say of it.
-type ScrapeTarget struct {
-	Addr                       string
-	Namespace, Pod, Deployment string
-}
-
-// ScrapeTargets lists every running meshed pod's admin address, for a Prometheus that cannot discover pods itself.
-func (k Kubernetes) ScrapeTargets(ctx context.Context) ([]ScrapeTarget, error) {
+// ScrapeTargets lists every running meshed pod's admin address and the workload it serves, for a Prometheus that
+// cannot discover pods itself.
+func (k Kubernetes) ScrapeTargets(ctx context.Context) ([]metricsapi.ScrapeTarget, error) {
 	pods, err := k.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("listing pods: %w", err)
 	}
-	var out []ScrapeTarget
+	var out []metricsapi.ScrapeTarget
 	for i := range pods.Items {
 		p := &pods.Items[i]
-		if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" || p.DeletionTimestamp != nil {
+		if !running(p) {
 			continue
 		}
 		for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
 			for _, c := range cs {
 				for _, cp := range c.Ports {
-					if cp.Name == AdminPortName {
-						out = append(out, ScrapeTarget{
-							Addr:      net.JoinHostPort(p.Status.PodIP, strconv.Itoa(int(cp.ContainerPort))),
+					if cp.Name == inject.AdminPortName {
+						out = append(out, metricsapi.ScrapeTarget{
+							Address:   net.JoinHostPort(p.Status.PodIP, strconv.Itoa(int(cp.ContainerPort))),
 							Namespace: p.Namespace, Pod: p.Name, Deployment: p.Labels[inject.OwnerLabelPrefix+"deployment"],
 						})
 					}
