@@ -79,13 +79,13 @@ func newReverseProxy(log *slog.Logger, direction string) *httputil.ReverseProxy 
 		Transport: stateTransport{},
 		ModifyResponse: func(resp *http.Response) error {
 			st := stateFrom(resp.Request.Context())
-			m := &meteredBody{st: st, status: resp.StatusCode, grpc: grpcStatus(resp.Header), ttfb: time.Since(st.start), resp: resp}
+			m := &meteredBody{st: st, status: resp.StatusCode, grpc: grpcStatus(resp.Header), ttfb: msSince(st.start), resp: resp}
 			if st.tap != nil {
 				st.tap.Response(resp.StatusCode, resp.Header)
 			}
 			if resp.StatusCode == http.StatusSwitchingProtocols {
 				// The body is the upgraded stream; ReverseProxy needs it unwrapped.
-				m.finish(false)
+				m.finish()
 				return nil
 			}
 			m.ReadCloser = resp.Body
@@ -95,11 +95,7 @@ func newReverseProxy(log *slog.Logger, direction string) *httputil.ReverseProxy 
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			st := stateFrom(r.Context())
 			status, grpc := writeFailure(w, r, log, direction, err)
-			ms := msSince(st.start)
-			for _, resp := range [2]*metrics.Response{st.route.Response(status, grpc, true), st.rts.Response(status, grpc, true)} {
-				resp.ObserveLatency(ms)
-				resp.End()
-			}
+			st.respond(status, grpc, true, msSince(st.start))
 			if st.tap != nil {
 				st.tap.Response(status, w.Header())
 				st.tap.End(grpc, 0, err.Error())
@@ -134,6 +130,16 @@ func (st *reqState) startRequest(r *http.Request) {
 	st.rts.Request()
 }
 
+// respond counts a response, with its time to first byte in milliseconds, on the request's label set and route.
+func (st *reqState) respond(status, grpc int, failed bool, ttfbMs float64) {
+	r := st.route.Response(status, grpc, failed)
+	r.ObserveLatency(ttfbMs)
+	r.End()
+	r = st.rts.Response(status, grpc, failed)
+	r.ObserveLatency(ttfbMs)
+	r.End()
+}
+
 func msSince(t time.Time) float64 { return float64(time.Since(t)) / float64(time.Millisecond) }
 
 func grpcStatus(h http.Header) int {
@@ -157,11 +163,10 @@ type meteredBody struct {
 	resp   *http.Response
 	status int
 	grpc   int
-	ttfb   time.Duration
+	ttfb   float64 // milliseconds
 	done   bool
-	failed bool
 	n      uint64 // response bytes read
-	err    error  // why the stream failed
+	err    error  // why the stream failed; nil when it ended normally
 }
 
 func (m *meteredBody) Read(p []byte) (int, error) {
@@ -171,7 +176,7 @@ func (m *meteredBody) Read(p []byte) (int, error) {
 		if !errors.Is(err, io.EOF) {
 			m.err = err
 		}
-		m.finish(m.err != nil)
+		m.finish()
 	}
 	return n, err
 }
@@ -179,30 +184,24 @@ func (m *meteredBody) Read(p []byte) (int, error) {
 func (m *meteredBody) Close() error {
 	err := m.ReadCloser.Close()
 	if !m.done {
-		m.finish(false)
+		m.finish()
 	}
 	return err
 }
 
-func (m *meteredBody) finish(streamFailed bool) {
+func (m *meteredBody) finish() {
 	m.done = true
 	grpc := m.grpc
 	if grpc < 0 && m.resp != nil {
 		grpc = grpcStatus(m.resp.Trailer)
 	}
-	failed := streamFailed
+	failed := m.err != nil
 	if grpc >= 0 {
 		failed = failed || grpc != 0
 	} else {
 		failed = failed || m.status >= 500
 	}
-	ttfb := float64(m.ttfb) / float64(time.Millisecond)
-	r := m.st.route.Response(m.status, grpc, failed)
-	r.ObserveLatency(ttfb)
-	r.End()
-	r = m.st.rts.Response(m.status, grpc, failed)
-	r.ObserveLatency(ttfb)
-	r.End()
+	m.st.respond(m.status, grpc, failed, m.ttfb)
 	if m.st.tap != nil {
 		reset := ""
 		if m.err != nil {
