@@ -1,42 +1,23 @@
 package forward
 
 import (
-	"context"
-	"crypto/x509"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/sinewmesh/sinew/proxy/internal/metrics"
 )
 
 // TestInboundRouteMetrics sends requests through Inbound.ServeHTTP and reads the route_* series back: the route is
 // the path without its query, the authority is the request's Host, and a failed response is counted as such.
 func TestInboundRouteMetrics(t *testing.T) {
 	t.Parallel()
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	in, ctx, reg := newPlainInbound(t, nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("choice") == "bad" {
 			w.WriteHeader(500)
 		}
 		io.WriteString(w, "ok")
 	}))
-	defer app.Close()
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := app.Listener.Addr().String()
-	deps := Deps{Log: slog.New(slog.DiscardHandler), Metrics: m, Certs: noCerts{}, Anchors: x509.NewCertPool()}
-	in := NewInbound(deps, Timeouts{Connect: time.Second}, nil, InboundPorts{Apps: map[uint16]string{1: addr}, Default: addr})
-	defer in.plain.closeIdle()
-	ci := &connInfo{appAddr: addr, tls: "no_identity", route: m.Route(metrics.Labels{Direction: "inbound", TargetAddr: addr, TLS: "no_identity"})}
-	ctx := context.WithValue(context.Background(), ctxKey{}, ci)
 	for _, u := range []string{"http://web-svc:80/api/vote?choice=good", "http://web-svc:80/api/vote?choice=bad", "http://web-svc:80/api/list"} {
 		w := httptest.NewRecorder()
 		in.ServeHTTP(w, httptest.NewRequestWithContext(ctx, "GET", u, nil))

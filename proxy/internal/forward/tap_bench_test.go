@@ -21,21 +21,30 @@ type noCerts struct{}
 
 func (noCerts) Certificate() *tls.Certificate { return nil }
 
+// newPlainInbound is an Inbound in front of app (closed with the test), with hub for tap (nil: tapping disabled),
+// and the context of a plaintext connection to it: requests served with that context go through
+// Inbound.ServeHTTP as if they had arrived on the connection. reg holds the proxy's metrics.
+func newPlainInbound(tb testing.TB, hub *tap.Hub, app http.Handler) (in *Inbound, ctx context.Context, reg *prometheus.Registry) {
+	tb.Helper()
+	srv := httptest.NewServer(app)
+	tb.Cleanup(srv.Close)
+	reg = prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := srv.Listener.Addr().String()
+	deps := Deps{Log: slog.New(slog.DiscardHandler), Metrics: m, Certs: noCerts{}, Anchors: x509.NewCertPool(), Tap: hub}
+	in = NewInbound(deps, Timeouts{Connect: time.Second}, nil, InboundPorts{Apps: map[uint16]string{1: addr}, Default: addr})
+	tb.Cleanup(in.plain.closeIdle)
+	ci := &connInfo{appAddr: addr, tls: "no_identity", route: m.Route(metrics.Labels{Direction: "inbound", TargetAddr: addr, TLS: "no_identity"})}
+	return in, context.WithValue(context.Background(), ctxKey{}, ci), reg
+}
+
 // benchInbound proxies b.N plaintext HTTP/1 requests to a loopback application through Inbound.ServeHTTP, with
 // the given tap hub (nil: tapping disabled, the data path as it was before the hook).
 func benchInbound(b *testing.B, hub *tap.Hub) {
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
-	defer app.Close()
-	m, err := metrics.New(prometheus.NewRegistry())
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := app.Listener.Addr().String()
-	deps := Deps{Log: slog.New(slog.DiscardHandler), Metrics: m, Certs: noCerts{}, Anchors: x509.NewCertPool(), Tap: hub}
-	in := NewInbound(deps, Timeouts{Connect: time.Second}, nil, InboundPorts{Apps: map[uint16]string{1: addr}, Default: addr})
-	defer in.plain.closeIdle()
-	ci := &connInfo{appAddr: addr, tls: "no_identity", route: m.Route(metrics.Labels{Direction: "inbound", TargetAddr: addr, TLS: "no_identity"})}
-	ctx := context.WithValue(context.Background(), ctxKey{}, ci)
+	in, ctx, _ := newPlainInbound(b, hub, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
 	b.ReportAllocs()
 	for b.Loop() {
 		req := httptest.NewRequestWithContext(ctx, "GET", "http://app/api/vote", nil)
