@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sinewmesh/sinew/charts"
+	"github.com/sinewmesh/sinew/internal/ports"
 )
 
 // valueFlags are Helm's ways of giving values: -f/--values, --set, --set-string, --set-file.
@@ -203,8 +204,7 @@ func checkKeys(chart string, vals, defaults map[string]any, prefix string) error
 }
 
 var (
-	portListRE = regexp.MustCompile(`^\d+(-\d+)?(,\d+(-\d+)?)*$`)
-	dnsRE      = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	dnsRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 )
 
 var (
@@ -228,7 +228,8 @@ func validateValues(vals map[string]any) error {
 	}
 	for _, p := range []string{"proxyInit.skipInboundPorts", "proxyInit.skipOutboundPorts", "proxyInit.kubeAPIServerPorts", "proxy.opaquePorts"} {
 		if v := getString(vals, p); v != "" {
-			if err := checkPortList(v); err != nil {
+			// as sinew-init and the controllers will read it
+			if _, err := ports.Parse(v, nil); err != nil {
 				checks = append(checks, fmt.Errorf("value %s: %w", p, err))
 			}
 		}
@@ -284,25 +285,6 @@ func validateValues(vals map[string]any) error {
 func oneOf(vals map[string]any, path string, allowed ...string) error {
 	if v := getString(vals, path); !slices.Contains(allowed, v) {
 		return fmt.Errorf("value %s: %q is not one of %s", path, v, strings.Join(allowed, ", "))
-	}
-	return nil
-}
-
-func checkPortList(s string) error {
-	s = strings.ReplaceAll(s, " ", "")
-	if !portListRE.MatchString(s) {
-		return fmt.Errorf("%q is not a comma-separated list of ports and ranges (like 25,8000-8090)", s)
-	}
-	for _, part := range strings.Split(s, ",") {
-		lo, hi, _ := strings.Cut(part, "-")
-		a, _ := strconv.Atoi(lo)
-		b := a
-		if hi != "" {
-			b, _ = strconv.Atoi(hi)
-		}
-		if a < 1 || b > 65535 || a > b {
-			return fmt.Errorf("%q: %s is not a port (1-65535) or an increasing range", s, part)
-		}
 	}
 	return nil
 }
