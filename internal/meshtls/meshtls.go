@@ -6,7 +6,6 @@ package meshtls
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"strings"
@@ -44,31 +43,18 @@ func PeerID(cert *x509.Certificate) string {
 	return ""
 }
 
-// ParseAnchors parses a PEM bundle of trust anchors into a pool.
+// ParseAnchors parses a PEM bundle of trust anchors into a pool; every certificate in it must be a CA.
 func ParseAnchors(pemBytes []byte) (*x509.CertPool, error) {
+	certs, err := ParseCertificates(pemBytes)
+	if err != nil {
+		return nil, fmt.Errorf("trust anchors: %w", err)
+	}
 	pool := x509.NewCertPool()
-	n := 0
-	for rest := pemBytes; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("trust anchor %d: %w", n+1, err)
-		}
+	for i, c := range certs {
 		if !c.IsCA {
-			return nil, fmt.Errorf("trust anchor %d (%s): not a CA certificate", n+1, c.Subject)
+			return nil, fmt.Errorf("trust anchor %d (%s): not a CA certificate", i+1, c.Subject)
 		}
 		pool.AddCert(c)
-		n++
-	}
-	if n == 0 {
-		return nil, errors.New("no PEM CERTIFICATE blocks found in trust anchors")
 	}
 	return pool, nil
 }
