@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"math"
 	"mime"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -111,18 +110,10 @@ func New(cfg Config) (*Scraper, error) {
 		store: newStore(),
 		now:   time.Now,
 	}
-	seen := map[string]bool{}
+	if err := metricsapi.CheckTargets(cfg.Targets); err != nil {
+		return nil, fmt.Errorf("scrape: %w", err)
+	}
 	for _, t := range cfg.Targets {
-		if _, _, err := net.SplitHostPort(t.Address); err != nil {
-			return nil, fmt.Errorf("scrape: target %q: want host:port: %v", t.Address, err)
-		}
-		if seen[t.Address] {
-			return nil, fmt.Errorf("scrape: target %s is listed twice", t.Address)
-		}
-		seen[t.Address] = true
-		if t.Namespace == "" || t.Deployment == "" || t.Pod == "" {
-			return nil, fmt.Errorf("scrape: target %s: namespace, deployment and pod are all required by the label contract", t.Address)
-		}
 		s.targets = append(s.targets, newTarget(t))
 	}
 	m, err := newSelfMetrics(cfg.Registerer, s.store)
