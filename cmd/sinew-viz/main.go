@@ -70,15 +70,20 @@ func newCmd(stderr io.Writer) *cobra.Command {
 	f.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file (default: the pod's in-cluster configuration)")
 	f.StringVar(&c.trustDomain, "trust-domain", "cluster.local", "SPIFFE trust domain of the mesh")
 	f.StringVar(&c.clusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
-	f.StringVar(&c.identityAddr, "identity-addr", "", "identity service to obtain the tap certificate from (default sinew-identity.sinew.svc.<cluster-domain>.:8080)")
+	f.StringVar(&c.identityAddr, "identity-addr", "", "identity service to obtain the tap certificate from (default "+identityAddr("<cluster-domain>")+")")
 	f.StringVar(&c.trustAnchorsFile, "identity-trust-anchors-file", "/var/run/sinew/identity/trust-roots/ca-bundle.crt", "PEM trust anchors")
-	f.StringVar(&c.tokenFile, "identity-token-file", "/var/run/secrets/sinew.dev/serviceaccount/token", "projected ServiceAccount token (audience identity.sinew.dev)")
+	f.StringVar(&c.tokenFile, "identity-token-file", inject.TokenPath, "projected ServiceAccount token (audience "+inject.TokenAudience+")")
 	f.StringVar(&c.namespace, "namespace", "sinew-viz", "this pod's namespace (the tap identity is spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)")
 	f.StringVar(&c.serviceAccount, "service-account", "tap", "this pod's service account")
 	f.StringVar(&c.enforcedHost, "enforced-host", "", "regular expression of Host headers accepted besides localhost and the Service's names")
 	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	return cmd
+}
+
+// identityAddr is where the identity service of a control plane installed in its default namespace answers.
+func identityAddr(clusterDomain string) string {
+	return inject.ServiceAddr(inject.IdentityServiceName, inject.DefaultControlPlaneNamespace, clusterDomain, inject.IdentityGRPCPort)
 }
 
 func logger(c config, w io.Writer) (*slog.Logger, error) {
@@ -109,7 +114,7 @@ func run(ctx context.Context, c config, stderr io.Writer) error {
 		}
 	}
 	if c.identityAddr == "" {
-		c.identityAddr = "sinew-identity.sinew.svc." + c.clusterDomain + ".:8080"
+		c.identityAddr = identityAddr(c.clusterDomain)
 	}
 	pem, err := os.ReadFile(c.trustAnchorsFile)
 	if err != nil {
@@ -142,7 +147,7 @@ func run(ctx context.Context, c config, stderr io.Writer) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cert, err := identityclient.New(identityclient.Config{
 		Addr:       c.identityAddr,
-		ServerName: meshtls.ID(c.trustDomain, "sinew", "sinew-identity"),
+		ServerName: meshtls.ID(c.trustDomain, inject.DefaultControlPlaneNamespace, inject.IdentityAccountName),
 		LocalName:  meshtls.ID(c.trustDomain, c.namespace, c.serviceAccount),
 		TokenFile:  c.tokenFile,
 		Anchors:    anchors,
