@@ -135,9 +135,6 @@ func (s *Server) originAllowed(origin string) bool {
 	return s.hostAllowed(u.Host)
 }
 
-// Handler serves the API only under Host checks; for callers that mount it.
-func (s *Server) Handler() http.Handler { return s }
-
 func (s *Server) version(w http.ResponseWriter, _ *http.Request) {
 	prom := s.cfg.Prometheus
 	if s.cfg.Querier == nil {
