@@ -96,7 +96,6 @@ func (in *installer) readInstalled(ctx context.Context) (map[string]any, *existi
 		return nil, nil, err
 	}
 	ns := in.env.ControlPlaneNS
-	core := cl.Kube.CoreV1()
 	stored, err := installedValues(ctx, cl.Kube, ns)
 	if apierrors.IsNotFound(err) {
 		return nil, nil, fmt.Errorf("no control plane is installed in namespace %s (ConfigMap %s not found): install one with `sinew install | kubectl apply -f -`", ns, check.ConfigMapName)
@@ -104,23 +103,15 @@ func (in *installer) readInstalled(ctx context.Context) (map[string]any, *existi
 	if err != nil {
 		return nil, nil, err
 	}
-	anchors, err := installedTrustAnchors(ctx, cl.Kube, ns)
+	id, err := check.InstalledIdentity(ctx, cl.Kube, ns)
 	if err != nil {
 		return nil, nil, err
 	}
-	issuer, err := core.Secrets(ns).Get(ctx, check.IssuerSecret, metav1.GetOptions{})
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading Secret %s/%s: %w", ns, check.IssuerSecret, err)
-	}
-	ex := &existingCerts{identity: certs.Identity{
-		TrustAnchorsPEM: []byte(anchors),
-		IssuerCertPEM:   issuer.Data["tls.crt"],
-		IssuerKeyPEM:    issuer.Data["tls.key"],
-	}}
+	ex := &existingCerts{identity: id}
 	if _, err := certs.CheckIdentity(ex.identity, check.IdentitySources(ns), in.now()); err != nil {
 		return nil, nil, fmt.Errorf("the installed identity certificates are not usable: %w; give new ones with the --identity-* file flags", err)
 	}
-	if sec, err := core.Secrets(ns).Get(ctx, check.WebhookSecret, metav1.GetOptions{}); err == nil {
+	if sec, err := cl.Kube.CoreV1().Secrets(ns).Get(ctx, check.WebhookSecret, metav1.GetOptions{}); err == nil {
 		ex.webhook = certs.Webhook{CAPEM: sec.Data["ca.crt"], CertPEM: sec.Data["tls.crt"], KeyPEM: sec.Data["tls.key"]}
 		if c, err := certs.CheckWebhook(ex.webhook, []string{webhookDNSName(ns)}, in.now()); err == nil && c.NotAfter.Sub(in.now()) > webhookRenewBefore {
 			ex.webhookUsable = true

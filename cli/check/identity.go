@@ -9,6 +9,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/sinewmesh/sinew/cli/internal/certs"
 	"github.com/sinewmesh/sinew/internal/meshtls"
@@ -116,16 +117,22 @@ func trustAnchors(ctx context.Context, env *Env) ([]*x509.Certificate, error) {
 
 // identityMaterial reads the trust anchors and the issuer (certificate and key) from the cluster.
 func identityMaterial(ctx context.Context, env *Env) (certs.Identity, error) {
-	cm, err := env.Kube.CoreV1().ConfigMaps(env.Namespace).Get(ctx, TrustRootsConfigMap, metav1.GetOptions{})
+	return InstalledIdentity(ctx, env.Kube, env.Namespace)
+}
+
+// InstalledIdentity reads the trust anchors and the issuer (certificate and key) of the control plane in ns, unchecked
+// (certs.CheckIdentity with IdentitySources checks them).
+func InstalledIdentity(ctx context.Context, kube kubernetes.Interface, ns string) (certs.Identity, error) {
+	cm, err := kube.CoreV1().ConfigMaps(ns).Get(ctx, TrustRootsConfigMap, metav1.GetOptions{})
 	if err != nil {
-		return certs.Identity{}, err
+		return certs.Identity{}, fmt.Errorf("reading ConfigMap %s/%s: %w", ns, TrustRootsConfigMap, err)
 	}
-	sec, err := env.Kube.CoreV1().Secrets(env.Namespace).Get(ctx, IssuerSecret, metav1.GetOptions{})
+	sec, err := kube.CoreV1().Secrets(ns).Get(ctx, IssuerSecret, metav1.GetOptions{})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			return certs.Identity{}, fmt.Errorf("the Secret %s/%s does not exist", env.Namespace, IssuerSecret)
+			return certs.Identity{}, fmt.Errorf("the Secret %s/%s does not exist", ns, IssuerSecret)
 		}
-		return certs.Identity{}, err
+		return certs.Identity{}, fmt.Errorf("reading Secret %s/%s: %w", ns, IssuerSecret, err)
 	}
 	return certs.Identity{
 		TrustAnchorsPEM: []byte(cm.Data[TrustRootsKey]),
