@@ -123,10 +123,10 @@ func CheckIdentity(id Identity, src Sources, now time.Time) (*Checked, error) {
 	pool := x509.NewCertPool()
 	for _, a := range anchors {
 		if !a.IsCA {
-			return nil, fmt.Errorf("trust anchors %s: certificate %q is not a CA (basicConstraints CA:true)", src.TrustAnchors, name(a))
+			return nil, fmt.Errorf("trust anchors %s: certificate %q is not a CA (basicConstraints CA:true)", src.TrustAnchors, Name(a))
 		}
 		if err := ValidAt(a, now); err != nil {
-			return nil, fmt.Errorf("trust anchors %s: certificate %q %w", src.TrustAnchors, name(a), err)
+			return nil, fmt.Errorf("trust anchors %s: certificate %q %w", src.TrustAnchors, Name(a), err)
 		}
 		pool.AddCert(a)
 	}
@@ -136,10 +136,10 @@ func CheckIdentity(id Identity, src Sources, now time.Time) (*Checked, error) {
 	}
 	issuer := chain[0]
 	if !issuer.IsCA || issuer.KeyUsage&x509.KeyUsageCertSign == 0 {
-		return nil, fmt.Errorf("issuer certificate %s: %q is not a CA certificate (it needs basicConstraints CA:true and keyUsage certSign to sign workload certificates)", src.IssuerCert, name(issuer))
+		return nil, fmt.Errorf("issuer certificate %s: %q is not a CA certificate (it needs basicConstraints CA:true and keyUsage certSign to sign workload certificates)", src.IssuerCert, Name(issuer))
 	}
 	if err := ValidAt(issuer, now); err != nil {
-		return nil, fmt.Errorf("issuer certificate %s: %q %w", src.IssuerCert, name(issuer), err)
+		return nil, fmt.Errorf("issuer certificate %s: %q %w", src.IssuerCert, Name(issuer), err)
 	}
 	inter := x509.NewCertPool()
 	for _, c := range chain[1:] {
@@ -148,7 +148,7 @@ func CheckIdentity(id Identity, src Sources, now time.Time) (*Checked, error) {
 	if _, err := issuer.Verify(x509.VerifyOptions{
 		Roots: pool, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	}); err != nil {
-		return nil, fmt.Errorf("issuer certificate %s: %q does not chain to the trust anchors in %s: %w", src.IssuerCert, name(issuer), src.TrustAnchors, err)
+		return nil, fmt.Errorf("issuer certificate %s: %q does not chain to the trust anchors in %s: %w", src.IssuerCert, Name(issuer), src.TrustAnchors, err)
 	}
 	key, err := meshtls.ParseKey(id.IssuerKeyPEM)
 	if err != nil {
@@ -173,7 +173,7 @@ func CheckWebhook(w Webhook, dnsNames []string, now time.Time) (*x509.Certificat
 	}
 	cert := chain[0]
 	if err := ValidAt(cert, now); err != nil {
-		return nil, fmt.Errorf("webhook certificate %q %w", name(cert), err)
+		return nil, fmt.Errorf("webhook certificate %q %w", Name(cert), err)
 	}
 	pool := x509.NewCertPool()
 	for _, c := range cas {
@@ -181,7 +181,7 @@ func CheckWebhook(w Webhook, dnsNames []string, now time.Time) (*x509.Certificat
 	}
 	for _, n := range dnsNames {
 		if _, err := cert.Verify(x509.VerifyOptions{DNSName: n, Roots: pool, CurrentTime: now}); err != nil {
-			return nil, fmt.Errorf("webhook certificate %q for %s: %w", name(cert), n, err)
+			return nil, fmt.Errorf("webhook certificate %q for %s: %w", Name(cert), n, err)
 		}
 	}
 	key, err := meshtls.ParseKey(w.KeyPEM)
@@ -205,12 +205,10 @@ func ValidAt(c *x509.Certificate, now time.Time) error {
 	return nil
 }
 
-func name(c *x509.Certificate) string {
+// Name is a certificate's common name, or its whole subject when it has none.
+func Name(c *x509.Certificate) string {
 	if c.Subject.CommonName != "" {
 		return c.Subject.CommonName
 	}
 	return strings.TrimSpace(c.Subject.String())
 }
-
-// Name is a certificate's common name, or its whole subject when it has none.
-func Name(c *x509.Certificate) string { return name(c) }
