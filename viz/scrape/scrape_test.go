@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sinewmesh/sinew/internal/testutil"
 	"github.com/sinewmesh/sinew/viz/metricsapi"
 )
 
@@ -38,10 +39,7 @@ func serve(t testing.TB, body string) *exposition {
 			return
 		}
 		e.mu.Lock()
-		body, status := e.body, e.status
-		e.mu.Unlock()
-		e.mu.Lock()
-		ct := e.contentType
+		body, status, ct := e.body, e.status, e.contentType
 		e.mu.Unlock()
 		if ct == "" {
 			ct = "text/plain; version=0.0.4; charset=utf-8"
@@ -434,20 +432,13 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(t, 10*time.Second, "four scrapes within a second", func() bool {
 		res, err := s.Query(ctx, `count_over_time(up[1s]) > 3`, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(res) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no four scrapes within 10s: %+v", res)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a real clock; the loop under test runs on it
-	}
+		return len(res) == 1
+	})
 	cancel()
 	select {
 	case err := <-done:
@@ -464,13 +455,15 @@ func TestRun(t *testing.T) {
 		t.Errorf("after Close: %d series, %d samples", series, samples)
 	}
 	// Nothing the scraper started is left running (its connections close with it).
-	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > baseline; {
-		if time.Now().After(deadline) {
+	t.Cleanup(func() {
+		if n := runtime.NumGoroutine(); t.Failed() && n > baseline {
 			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines after Close, %d before New:\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
+			t.Logf("%d goroutines after Close, %d before New:\n%s", n, baseline, buf[:runtime.Stack(buf, true)])
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	})
+	testutil.Eventually(t, 5*time.Second, "no more goroutines after Close than before New", func() bool {
+		return runtime.NumGoroutine() <= baseline
+	})
 }
 
 func TestSelfMetrics(t *testing.T) {
