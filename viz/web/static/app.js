@@ -78,6 +78,20 @@ function setAttr(el, name, value) {
 // ---------------------------------------------------------------------------------------------------------------
 // The API.
 
+// apiError is the Error of a failed answer whose body is text: the API's own {"error": …} message, else the status
+// and the start of the body. It carries the answer's CLI command.
+function apiError(res, text) {
+  let msg = null;
+  try {
+    msg = JSON.parse(text).error;
+  } catch {
+    // not the API's JSON: the raw text below
+  }
+  const err = new Error(msg || `HTTP ${res.status}: ${text.slice(0, 300) || res.statusText}`);
+  err.command = res.headers.get('X-Sinew-Command');
+  return err;
+}
+
 // api GETs api/PATH?params and returns {body, command}; it throws an Error carrying the API's own message.
 async function api(path, params, signal) {
   const url = `api/${path}?${new URLSearchParams(params)}`;
@@ -88,21 +102,16 @@ async function api(path, params, signal) {
     if (e.name === 'AbortError') throw e;
     throw new Error(`cannot reach the viz API (${e.message})`);
   }
-  const command = res.headers.get('X-Sinew-Command');
   const text = await res.text();
+  if (!res.ok) throw apiError(res, text);
   let body = null;
   try {
-    body = text ? JSON.parse(text) : null;
+    body = JSON.parse(text);
   } catch {
     // not JSON: reported below
   }
-  if (!res.ok) {
-    const err = new Error(body && body.error ? body.error : `HTTP ${res.status}: ${text.slice(0, 300) || res.statusText}`);
-    err.command = command;
-    throw err;
-  }
   if (body == null || typeof body !== 'object') throw new Error(`${url} answered something that is not JSON`);
-  return { body, command };
+  return { body, command: res.headers.get('X-Sinew-Command') };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -578,16 +587,7 @@ class LiveCalls {
       const command = res.headers.get('X-Sinew-Command');
       // The table aggregates like `top`, which takes the same arguments as the `tap` the server names.
       if (command) this.panel.setCLI(command.replace(/^sinew viz tap /, 'sinew viz top '));
-      if (!res.ok) {
-        const text = await res.text();
-        let msg = `HTTP ${res.status}: ${text.slice(0, 300)}`;
-        try {
-          msg = JSON.parse(text).error || msg;
-        } catch {
-          // keep the raw text
-        }
-        throw new Error(msg);
-      }
+      if (!res.ok) throw apiError(res, await res.text());
       this.setRunning(true, 'live');
       const reader = res.body.getReader();
       const decoder = new TextDecoder();
