@@ -473,23 +473,14 @@ function graphFrom(ns, rows, edges, focus) {
     return id;
   };
   for (const r of rows) addNode(r.namespace, r.name);
-  const merged = new Map();
-  for (const e of edges) {
+  // The API gives one edge per pair of workloads, already unsecured if any of its traffic was (metricsapi.Edges).
+  const list = edges.map((e) => {
     const src = addNode(e.srcNamespace || ns, e.src);
     const dst = addNode(e.dstNamespace || ns, e.dst);
-    const key = `${src}\u0000${dst}`;
-    const prev = merged.get(key);
-    if (prev) { // one edge per pair; any unsecured series makes it unsecured
-      prev.secured &&= e.secured;
-      if (!e.secured) prev.reason = e.noTlsReason || prev.reason;
-      continue;
-    }
-    merged.set(key, { src, dst, secured: Boolean(e.secured), reason: e.noTlsReason || '', clientId: e.clientId, serverId: e.serverId });
-  }
-  const list = [...merged.values()].map((e) => {
-    const sr = nodes.get(e.dst).sr;
-    const tls = e.secured ? `mTLS, client ${shortID(e.clientId)}, server ${shortID(e.serverId)}` : `not secured: ${e.reason || 'unknown reason'}`;
-    return { ...e, sr, title: `${e.src} → ${e.dst}: ${tls}; ${e.dst} success ${fmt.pct(sr)}` };
+    const sr = nodes.get(dst).sr;
+    const reason = e.noTlsReason || '';
+    const tls = e.secured ? `mTLS, client ${shortID(e.clientId)}, server ${shortID(e.serverId)}` : `not secured: ${reason || 'unknown reason'}`;
+    return { src, dst, secured: Boolean(e.secured), reason, sr, title: `${src} → ${dst}: ${tls}; ${dst} success ${fmt.pct(sr)}` };
   });
   return { nodes: [...nodes.values()], edges: list };
 }
