@@ -299,9 +299,6 @@ func (in *installer) mergeFlags(cmd *cobra.Command, f *installFlags, vals map[st
 	return validateValues(merged)
 }
 
-// webhookDNSName is the name the API server calls the injector by.
-func webhookDNSName(ns string) string { return check.WebhookService + "." + ns + ".svc" }
-
 // fillCertificates puts the identity and webhook certificates into vals: those given as files (checked), else
 // those already in vals (from --set-file or -f, checked), else existing ones (upgrade), else newly generated ones.
 func (in *installer) fillCertificates(vals map[string]any, given *certs.Identity, src certs.Sources, existing *existingCerts) error {
@@ -344,7 +341,7 @@ func (in *installer) fillCertificates(vals map[string]any, given *certs.Identity
 	setValue(vals, "identity.issuer.tls.crtPEM", pemText(id.IssuerCertPEM))
 	setValue(vals, "identity.issuer.tls.keyPEM", pemText(id.IssuerKeyPEM))
 
-	names := []string{webhookDNSName(in.env.ControlPlaneNS)}
+	names := []string{check.WebhookDNSName(in.env.ControlPlaneNS)}
 	wv := certs.Webhook{
 		CAPEM:   []byte(getString(vals, "proxyInjector.caBundle")),
 		CertPEM: []byte(getString(vals, "proxyInjector.tls.crtPEM")),

@@ -113,7 +113,7 @@ func (in *installer) readInstalled(ctx context.Context) (map[string]any, *existi
 	}
 	if sec, err := cl.Kube.CoreV1().Secrets(ns).Get(ctx, check.WebhookSecret, metav1.GetOptions{}); err == nil {
 		ex.webhook = certs.Webhook{CAPEM: sec.Data["ca.crt"], CertPEM: sec.Data["tls.crt"], KeyPEM: sec.Data["tls.key"]}
-		if c, err := certs.CheckWebhook(ex.webhook, []string{webhookDNSName(ns)}, in.now()); err == nil && c.NotAfter.Sub(in.now()) > webhookRenewBefore {
+		if c, err := certs.CheckWebhook(ex.webhook, []string{check.WebhookDNSName(ns)}, in.now()); err == nil && c.NotAfter.Sub(in.now()) > webhookRenewBefore {
 			ex.webhookUsable = true
 		}
 	} else if !apierrors.IsNotFound(err) {

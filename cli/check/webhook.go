@@ -32,7 +32,7 @@ func Webhook() Category {
 				if err != nil {
 					return err
 				}
-				_, err = certs.CheckWebhook(w, []string{WebhookService + "." + env.Namespace + ".svc"}, env.now())
+				_, err = certs.CheckWebhook(w, []string{WebhookDNSName(env.Namespace)}, env.now())
 				return err
 			},
 		},
@@ -60,7 +60,7 @@ func Webhook() Category {
 				if err != nil {
 					return err
 				}
-				sec, err := env.Kube.CoreV1().Secrets(env.Namespace).Get(ctx, WebhookSecret, metav1.GetOptions{})
+				w, err := webhookTLS(ctx, env)
 				if err != nil {
 					return err
 				}
@@ -68,8 +68,8 @@ func Webhook() Category {
 					if len(bytes.TrimSpace(wh.ClientConfig.CABundle)) == 0 {
 						return fmt.Errorf("webhook %s has no caBundle", wh.Name)
 					}
-					if _, err := certs.CheckWebhook(certs.Webhook{CAPEM: wh.ClientConfig.CABundle, CertPEM: sec.Data["tls.crt"], KeyPEM: sec.Data["tls.key"]},
-						[]string{WebhookService + "." + env.Namespace + ".svc"}, env.now()); err != nil {
+					w.CAPEM = wh.ClientConfig.CABundle
+					if _, err := certs.CheckWebhook(w, []string{WebhookDNSName(env.Namespace)}, env.now()); err != nil {
 						return fmt.Errorf("the API server cannot trust the injector with webhook %s's caBundle: %w", wh.Name, err)
 					}
 				}
@@ -95,6 +95,9 @@ func Webhook() Category {
 		},
 	}}
 }
+
+// WebhookDNSName is the name the API server calls the proxy injector by, which its certificate must carry.
+func WebhookDNSName(ns string) string { return WebhookService + "." + ns + ".svc" }
 
 func webhookTLS(ctx context.Context, env *Env) (certs.Webhook, error) {
 	sec, err := env.Kube.CoreV1().Secrets(env.Namespace).Get(ctx, WebhookSecret, metav1.GetOptions{})
