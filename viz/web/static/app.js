@@ -186,11 +186,9 @@ class Table {
       this.tbody);
     this.empty = h('p', { class: 'empty', text: empty, hidden: true });
     this.el = h('div', { class: 'table-wrap' }, this.table, this.empty);
-    this.loaded = false;
   }
 
   update(rows) {
-    this.loaded = true;
     const seen = new Set();
     let prev = null;
     for (const row of rows) {
@@ -820,8 +818,12 @@ function workloadView(view, ns, name) {
   const live = new LiveCalls(view, ns, name);
 
   const routesP = panel('Routes', `sinew viz routes ${res} -n ${ns}`, { testid: 'routes-panel' });
-  const routesBox = h('div', { 'data-testid': 'routes' });
-  routesP.body.append(routesBox);
+  const routes = new Table([
+    { title: 'Route', cell: (r) => r.route },
+    { title: 'Authority', cell: (r) => r.authority },
+    ...metricColumns,
+  ], { testid: 'routes-table', key: (r) => `${r.route}\u0000${r.authority}`, empty: 'No routes with traffic in the last minute.' });
+  routesP.body.append(h('div', { 'data-testid': 'routes' }, routes.el));
 
   view.root.append(
     h('h1', {}, h('span', { class: 'kind', text: 'deploy/' }), h('span', { class: 'name', text: name }), h('span', { class: 'in', text: ` in ${ns}` })),
@@ -849,7 +851,7 @@ function workloadView(view, ns, name) {
       load(octoP, () => api('edges', { kind: 'deploy', namespace: ns }, view.signal), (b) => {
         edges = (b.edges || []).filter((e) => (e.src === name && (e.srcNamespace || ns) === ns) || (e.dst === name && (e.dstNamespace || ns) === ns));
       }),
-      loadRoutes(routesP, routesBox, { resource: res, namespace: ns }, view.signal),
+      load(routesP, () => api('routes', { resource: res, namespace: ns }, view.signal), (b) => routes.update(b.routes || [])),
     ]);
     if (view.signal.aborted) return;
     // Nodes carry their own inbound success rate where known: this workload's from stat, callees' from what this
@@ -860,33 +862,6 @@ function workloadView(view, ns, name) {
     const g = graphFrom(ns, rows, edges, name);
     if (!g.nodes.some((n) => n.id === name)) g.nodes.push({ id: name, label: name, href: deployHref(ns, name), sr: null, sub: 'no inbound traffic', title: res, focus: true });
     octopus.update(g.nodes, g.edges);
-  });
-}
-
-// Routes may not be served by every viz version: an error is shown in the panel and the rest of the page goes on.
-const routeTitles = {
-  route: 'Route', authority: 'Authority', success: 'Success', rps: 'RPS', latencyMsP50: 'P50', latencyMsP95: 'P95', latencyMsP99: 'P99',
-};
-const routeMetricKeys = {
-  success: fmt.pct, rps: fmt.rps, latencyMsP50: fmt.ms, latencyMsP95: fmt.ms, latencyMsP99: fmt.ms,
-};
-function loadRoutes(p, box, params, signal) {
-  return load(p, () => api('routes', params, signal), (b) => {
-    const rows = b.routes || [];
-    if (!rows.length) {
-      box.replaceChildren(h('p', { class: 'empty', text: 'No routes with traffic in the last minute.' }));
-      return;
-    }
-    // The columns follow the answer: names first, then the golden metrics the CLI formats.
-    const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-    const names = keys.filter((k) => !(k in routeMetricKeys));
-    const metrics = Object.keys(routeMetricKeys).filter((k) => keys.includes(k));
-    const table = h('table', { 'data-testid': 'routes-table' },
-      h('thead', {}, h('tr', {}, names.map((k) => h('th', { text: routeTitles[k] || k })), metrics.map((k) => h('th', { class: 'num', text: routeTitles[k] })))),
-      h('tbody', {}, rows.map((r) => h('tr', {},
-        names.map((k) => h('td', { text: r[k] == null ? '-' : typeof r[k] === 'object' ? JSON.stringify(r[k]) : String(r[k]) })),
-        metrics.map((k) => h('td', { class: k === 'success' ? `num sr-${health(r[k])}` : 'num', text: routeMetricKeys[k](r[k]) }))))));
-    box.replaceChildren(h('div', { class: 'table-wrap' }, table));
   });
 }
 
