@@ -7,6 +7,7 @@ package metrics
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -216,15 +217,21 @@ type routeKey struct{ authority, route string }
 
 // routeTable is one direction's admitted routes, shared by all of its Routes. It is consulted only when a Route
 // has not cached a pair yet: once per admitted pair and Route, and on every request of a pair that was not
-// admitted (those are deliberately not cached, so they cannot grow memory either).
+// admitted (those are deliberately not cached, so they cannot grow memory either). Once full it never changes, so
+// those lookups read it without the lock.
 type routeTable struct {
 	mu   sync.Mutex
 	seen map[routeKey]struct{}
+	full atomic.Bool // set, under mu, after the write that filled seen; seen is read-only from then on
 }
 
 func newRouteTable() *routeTable { return &routeTable{seen: map[routeKey]struct{}{}} }
 
 func (t *routeTable) admit(k routeKey) bool {
+	if t.full.Load() {
+		_, ok := t.seen[k]
+		return ok
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, ok := t.seen[k]; ok {
@@ -234,6 +241,7 @@ func (t *routeTable) admit(k routeKey) bool {
 		return false
 	}
 	t.seen[k] = struct{}{}
+	t.full.Store(len(t.seen) == MaxRoutes)
 	return true
 }
 

@@ -241,3 +241,25 @@ func BenchmarkResponseWithRoute(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRouteStatsBeyondBound is the per-request lookup of paths beyond MaxRoutes (a REST API with IDs in its
+// paths, or a scanner), which are never cached, from parallel requests of one direction.
+func BenchmarkRouteStatsBeyondBound(b *testing.B) {
+	m, _ := New(prometheus.NewRegistry())
+	r := m.Route(Labels{Direction: "inbound", TLS: "true"})
+	for i := range MaxRoutes {
+		r.Stats("web-svc:80", fmt.Sprintf("/admitted/%d", i))
+	}
+	paths := make([]string, 64)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("/users/%d", i)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			r.Stats("web-svc:80", paths[i%len(paths)]).Request()
+			i++
+		}
+	})
+}
