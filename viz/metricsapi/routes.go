@@ -3,7 +3,6 @@ package metricsapi
 import (
 	"cmp"
 	"context"
-	"math"
 	"slices"
 	"time"
 
@@ -39,34 +38,25 @@ func Routes(ctx context.Context, q Querier, req RoutesRequest, at time.Time) ([]
 		return nil, err
 	}
 	rows := map[[2]string]*RouteRow{}
+	row := func(s Sample) *RouteRow {
+		k := [2]string{s.Labels[qs.RouteLabel], s.Labels[qs.AuthorityLabel]}
+		r, ok := rows[k]
+		if !ok {
+			r = &RouteRow{Route: k[0], Authority: k[1]}
+			rows[k] = r
+		}
+		return r
+	}
 	success := map[*RouteRow]float64{}
-	steps := []struct {
-		query string
-		set   func(*RouteRow, float64)
-	}{
+	steps := []step[RouteRow]{
 		{qs.Total, func(r *RouteRow, v float64) { r.RPS = &v }},
 		{qs.Success, func(r *RouteRow, v float64) { success[r] = v }},
 		{qs.P50, func(r *RouteRow, v float64) { r.LatencyP50 = &v }},
 		{qs.P95, func(r *RouteRow, v float64) { r.LatencyP95 = &v }},
 		{qs.P99, func(r *RouteRow, v float64) { r.LatencyP99 = &v }},
 	}
-	for _, st := range steps {
-		samples, err := q.Query(ctx, st.query, at)
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range samples {
-			if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
-				continue // histogram_quantile over no traffic: no data
-			}
-			k := [2]string{s.Labels[qs.RouteLabel], s.Labels[qs.AuthorityLabel]}
-			r, ok := rows[k]
-			if !ok {
-				r = &RouteRow{Route: k[0], Authority: k[1]}
-				rows[k] = r
-			}
-			st.set(r, s.Value)
-		}
+	if err := collect(ctx, q, at, steps, row); err != nil {
+		return nil, err
 	}
 	out := make([]RouteRow, 0, len(rows))
 	for _, r := range rows {

@@ -79,10 +79,7 @@ func Stat(ctx context.Context, q Querier, req StatRequest, at time.Time) ([]Stat
 		return r
 	}
 	success := map[*StatRow]float64{}
-	steps := []struct {
-		query string
-		set   func(*StatRow, float64)
-	}{
+	steps := []step[StatRow]{
 		{qs.Meshed, func(r *StatRow, v float64) { n := int(v); r.MeshedPods = &n }},
 		{qs.Pods, func(r *StatRow, v float64) { n := int(v); r.TotalPods = &n }},
 		{qs.Total, func(r *StatRow, v float64) { r.RPS = &v }},
@@ -94,20 +91,8 @@ func Stat(ctx context.Context, q Querier, req StatRequest, at time.Time) ([]Stat
 		{qs.ReadBytes, func(r *StatRow, v float64) { r.ReadBps = &v }},
 		{qs.WriteBytes, func(r *StatRow, v float64) { r.WriteBps = &v }},
 	}
-	for _, st := range steps {
-		if st.query == "" {
-			continue
-		}
-		samples, err := q.Query(ctx, st.query, at)
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range samples {
-			if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
-				continue // histogram_quantile over no traffic: no data, not a number to print
-			}
-			st.set(row(s), s.Value)
-		}
+	if err := collect(ctx, q, at, steps, row); err != nil {
+		return nil, err
 	}
 	out := make([]StatRow, 0, len(rows))
 	for _, r := range rows {
@@ -124,6 +109,33 @@ func Stat(ctx context.Context, q Querier, req StatRequest, at time.Time) ([]Stat
 		return out[i].Name < out[j].Name
 	})
 	return out, nil
+}
+
+// step is one query behind a table and where its answer goes in a row; an empty query is skipped.
+type step[R any] struct {
+	query string
+	set   func(*R, float64)
+}
+
+// collect runs the steps' queries, all at time at, and hands each sample's value to its step's set, on the row that
+// row picks for the sample's labels.
+func collect[R any](ctx context.Context, q Querier, at time.Time, steps []step[R], row func(Sample) *R) error {
+	for _, st := range steps {
+		if st.query == "" {
+			continue
+		}
+		samples, err := q.Query(ctx, st.query, at)
+		if err != nil {
+			return err
+		}
+		for _, s := range samples {
+			if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
+				continue // histogram_quantile over no traffic: no data, not a number to print
+			}
+			st.set(row(s), s.Value)
+		}
+	}
+	return nil
 }
 
 // Edge is traffic seen between two resources, with the identities each side verified.
