@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,7 +39,7 @@ plane still have a sinew proxy (they would lose their identity and discovery); r
 				var pods []string
 				pods, err = meshedPodsOutside(cmd, cl, ns)
 				if err == nil && len(pods) > 0 && !force {
-					return fmt.Errorf("%d pods outside the control plane have a sinew proxy (%s): remove their proxies first (redeploy them without sinew.dev/inject), or pass --force", len(pods), clip(pods, 5))
+					return fmt.Errorf("%d pods outside the control plane have a sinew proxy (%s): remove their proxies first (redeploy them without sinew.dev/inject), or pass --force", len(pods), check.ClipList(pods, 5))
 				}
 				if stored, verr := installedValues(ctx, cl.Kube, ns); verr == nil {
 					vals = stored // names do not depend on most values; defaults do
@@ -113,20 +112,10 @@ func meshedPodsOutside(cmd *cobra.Command, cl *check.Clients, ns string) ([]stri
 		if p.Namespace == ns {
 			continue
 		}
-		for _, c := range append(append(p.Spec.InitContainers[:0:0], p.Spec.InitContainers...), p.Spec.Containers...) {
-			if c.Name == check.ProxyContainer {
-				out = append(out, p.Namespace+"/"+p.Name)
-				break
-			}
+		if check.HasProxy(&p) {
+			out = append(out, p.Namespace+"/"+p.Name)
 		}
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-func clip(s []string, n int) string {
-	if len(s) <= n {
-		return strings.Join(s, ", ")
-	}
-	return fmt.Sprintf("%s and %d more", strings.Join(s[:n], ", "), len(s)-n)
 }

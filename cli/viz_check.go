@@ -169,7 +169,7 @@ func (v *vizChecker) category() check.Category {
 					return err
 				}
 				if len(up.targets) == 0 {
-					return fmt.Errorf("Prometheus at %s has no %s series although %d pods are meshed (%s): its scrape configuration lacks the sinew-proxy job of docs/observability/viz.md, or it cannot list pods", up.url, vizUpQuery, len(meshed), clip(meshed, 3))
+					return fmt.Errorf("Prometheus at %s has no %s series although %d pods are meshed (%s): its scrape configuration lacks the sinew-proxy job of docs/observability/viz.md, or it cannot list pods", up.url, vizUpQuery, len(meshed), check.ClipList(meshed, 3))
 				}
 				if up.upCount == 0 {
 					return fmt.Errorf("Prometheus at %s cannot scrape any of the %d proxy targets it knows (every %s is 0): can it reach the pods' port 4191?", up.url, len(up.targets), vizUpQuery)

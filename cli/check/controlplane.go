@@ -99,7 +99,7 @@ func ControlPlane() Category {
 							continue
 						}
 						switch st, ok := proxyStatus(&p); {
-						case !ok && !hasProxy(&p):
+						case !ok && !HasProxy(&p):
 							bad = append(bad, p.Name+" has no "+ProxyContainer+" container")
 						case !ok || !st.Ready:
 							bad = append(bad, p.Name+"'s proxy is not ready")
@@ -175,8 +175,8 @@ func NotReadyReason(p *corev1.Pod) string {
 	return ""
 }
 
-// hasProxy says whether the pod's spec has the proxy, as a native sidecar or a container.
-func hasProxy(p *corev1.Pod) bool {
+// HasProxy says whether the pod has a sinew proxy container (a native sidecar or a plain one).
+func HasProxy(p *corev1.Pod) bool {
 	for _, c := range p.Spec.InitContainers {
 		if c.Name == ProxyContainer {
 			return true

@@ -29,13 +29,13 @@ func DataPlane() Category {
 				}
 				var missing []string
 				for _, p := range pods {
-					if !hasProxy(&p) {
+					if !HasProxy(&p) {
 						missing = append(missing, p.Namespace+"/"+p.Name)
 					}
 				}
 				if len(missing) > 0 {
 					return fmt.Errorf("%d of %d pods in %s have no %s container: %s\ninject them: `kubectl get deploy -n <ns> -o yaml | sinew inject - | kubectl apply -f -`, or annotate the namespace sinew.dev/inject=enabled and restart the pods",
-						len(missing), len(pods), scope, ProxyContainer, clipList(missing, 10))
+						len(missing), len(pods), scope, ProxyContainer, ClipList(missing, 10))
 				}
 				return nil
 			},
@@ -49,7 +49,7 @@ func DataPlane() Category {
 				}
 				var bad []string
 				for _, p := range pods {
-					if !hasProxy(&p) {
+					if !HasProxy(&p) {
 						continue
 					}
 					if st, ok := proxyStatus(&p); !ok || !st.Ready {
@@ -57,7 +57,7 @@ func DataPlane() Category {
 					}
 				}
 				if len(bad) > 0 {
-					return fmt.Errorf("proxies not ready: %s", clipList(bad, 10))
+					return fmt.Errorf("proxies not ready: %s", ClipList(bad, 10))
 				}
 				return nil
 			},
@@ -78,7 +78,7 @@ func DataPlane() Category {
 				}
 				var old []string
 				for _, p := range pods {
-					if !hasProxy(&p) {
+					if !HasProxy(&p) {
 						continue
 					}
 					if v := proxyVersion(&p); v != want {
@@ -86,7 +86,7 @@ func DataPlane() Category {
 					}
 				}
 				if len(old) > 0 {
-					return fmt.Errorf("the control plane runs %s; these proxies do not: %s; restart their workloads (kubectl rollout restart) to update them", want, clipList(old, 10))
+					return fmt.Errorf("the control plane runs %s; these proxies do not: %s; restart their workloads (kubectl rollout restart) to update them", want, ClipList(old, 10))
 				}
 				return nil
 			},
@@ -130,7 +130,8 @@ func dataPlanePods(ctx context.Context, env *Env) ([]corev1.Pod, string, error) 
 	return out, scope, nil
 }
 
-func clipList(s []string, n int) string {
+// ClipList joins the first n of s and says how many more there are.
+func ClipList(s []string, n int) string {
 	if len(s) <= n {
 		return strings.Join(s, ", ")
 	}
