@@ -229,11 +229,11 @@ func groupBy(ns, name string) string {
 	return ns + ", " + name
 }
 
+// escaper escapes what a PromQL double-quoted string cannot hold as is.
+var escaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
 // quote renders a PromQL string literal; label values come from users, so escape rather than trust.
-func quote(v string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-	return `"` + r.Replace(v) + `"`
-}
+func quote(v string) string { return `"` + escaper.Replace(v) + `"` }
 
 var durationRE = regexp.MustCompile(`^([0-9]+)(ms|s|m|h|d)$`)
 
