@@ -38,3 +38,24 @@ func BenchmarkHookNonMatchingTapper(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHookSlowTapper is a tapped request whose tapper does not read: its queue is full, so each of the
+// request's events is dropped and counted on the data path.
+func BenchmarkHookSlowTapper(b *testing.B) {
+	h := newHub(b)
+	sub := h.Subscribe(&tapv1.ObserveRequest{})
+	defer sub.Close()
+	for len(sub.t.events) < queueSize {
+		sub.t.events <- nil
+	}
+	pre := meta("/")()
+	m := func() *Meta { return pre }
+	b.ReportAllocs()
+	for b.Loop() {
+		if h.Active() {
+			r := h.Start(m)
+			r.Response(200, nil)
+			r.End(-1, 0, "")
+		}
+	}
+}

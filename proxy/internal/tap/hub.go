@@ -24,7 +24,9 @@ type Hub struct {
 	mu      sync.Mutex                // serializes changes to tappers
 	nextID  atomic.Uint64
 	dropped *prometheus.CounterVec
-	local   Local
+	// dropped's two series, resolved once: drops are counted on the data path.
+	slowClient, rateLimited prometheus.Counter
+	local                   Local
 }
 
 // Local describes this proxy's workload, for the events' source (outbound) or destination (inbound) side.
@@ -42,6 +44,7 @@ func NewHub(reg prometheus.Registerer, local Local) (*Hub, error) {
 	if err := reg.Register(h.dropped); err != nil {
 		return nil, err
 	}
+	h.slowClient, h.rateLimited = h.dropped.WithLabelValues("slow_client"), h.dropped.WithLabelValues("rate_limited")
 	return h, nil
 }
 
@@ -128,7 +131,7 @@ func (r *Request) send(ev *tapv1.TapEvent) {
 		select {
 		case t.events <- ev:
 		default:
-			r.h.dropped.WithLabelValues("slow_client").Inc()
+			r.h.slowClient.Inc()
 		}
 	}
 }
@@ -275,7 +278,7 @@ func (t *tapper) take(h *Hub) bool {
 		t.tokens = min(max(1, t.rps), t.tokens+now.Sub(t.last).Seconds()*t.rps)
 		t.last = now
 		if t.tokens < 1 {
-			h.dropped.WithLabelValues("rate_limited").Inc()
+			h.rateLimited.Inc()
 			return false
 		}
 		t.tokens--
