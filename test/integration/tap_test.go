@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -70,36 +69,45 @@ func collect(t *testing.T, stream grpc.ServerStreamingClient[tapv1.TapEvent]) *t
 	}
 }
 
-// drive sends requests until stop is closed: alternately to /tapped/... and /other.
-func drive(t *testing.T, outbound string, stop <-chan struct{}) *sync.WaitGroup {
-	var wg sync.WaitGroup
-	wg.Add(1)
+// drive calls send(0), send(1), … in the background until stop is closed or send fails (which fails the test), so a
+// tap has requests to see; wait returns once the loop has ended.
+func drive(t *testing.T, stop <-chan struct{}, send func(i int) error) (wait func()) {
+	done := make(chan struct{})
 	go func() {
-		defer wg.Done()
+		defer close(done)
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
 				return
 			default:
 			}
-			path := "/other"
-			if i%2 == 0 {
-				path = fmt.Sprint("/tapped/", i)
-			}
-			resp, err := http.Get("http://" + outbound + path)
-			if err != nil {
-				t.Errorf("request %s: %v", path, err)
-				return
-			}
-			io.Copy(io.Discard, resp.Body) //nolint:errcheck
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				t.Errorf("request %s: status %d", path, resp.StatusCode)
+			if err := send(i); err != nil {
+				t.Error(err)
 				return
 			}
 		}
 	}()
-	return &wg
+	return func() { <-done }
+}
+
+// getAlternately sends GETs through outbound, alternately to /tapped/<i> and /other, and wants 200s.
+func getAlternately(outbound string) func(i int) error {
+	return func(i int) error {
+		path := "/other"
+		if i%2 == 0 {
+			path = fmt.Sprint("/tapped/", i)
+		}
+		resp, err := http.Get("http://" + outbound + path)
+		if err != nil {
+			return fmt.Errorf("request %s: %v", path, err)
+		}
+		io.Copy(io.Discard, resp.Body) //nolint:errcheck
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("request %s: status %d", path, resp.StatusCode)
+		}
+		return nil
+	}
 }
 
 func prefixMatch(p string) *tapv1.Match {
@@ -124,10 +132,10 @@ func TestTapObservesLiveRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := make(chan struct{})
-	wg := drive(t, pair.outbound, stop)
+	wait := drive(t, stop, getAlternately(pair.outbound))
 	in, out := collect(t, inStream), collect(t, outStream)
 	close(stop)
-	wg.Wait()
+	wait()
 
 	check := func(name string, got *tapped, n int, dir tapv1.TapEvent_Direction) {
 		t.Helper()
@@ -244,25 +252,16 @@ func TestTapGRPCStatus(t *testing.T) {
 	defer conn.Close()
 	client := testpb.NewTestServiceClient(conn)
 	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			_, err := client.UnaryCall(ctx, &testpb.SimpleRequest{ResponseStatus: &testpb.EchoStatus{Code: int32(codes.NotFound), Message: "no such emoji"}})
-			if status.Code(err) != codes.NotFound {
-				t.Errorf("unary: %v", err)
-				return
-			}
+	wait := drive(t, stop, func(int) error {
+		_, err := client.UnaryCall(ctx, &testpb.SimpleRequest{ResponseStatus: &testpb.EchoStatus{Code: int32(codes.NotFound), Message: "no such emoji"}})
+		if status.Code(err) != codes.NotFound {
+			return fmt.Errorf("unary: %v", err)
 		}
-	}()
+		return nil
+	})
 	got := collect(t, stream)
 	close(stop)
-	<-done
+	wait()
 	if len(got.order) != 1 {
 		t.Fatalf("%d requests tapped, want 1", len(got.order))
 	}
