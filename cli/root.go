@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -64,15 +63,6 @@ func (e *Env) Config() (*rest.Config, error) {
 		return nil, fmt.Errorf("kubernetes client configuration: %w", err)
 	}
 	return cfg, nil
-}
-
-// Clientset returns a typed client of the selected cluster.
-func (e *Env) Clientset() (kubernetes.Interface, error) {
-	cfg, err := e.Config()
-	if err != nil {
-		return nil, err
-	}
-	return kubernetes.NewForConfig(cfg)
 }
 
 // NewRoot builds the `sinew` command tree over env.

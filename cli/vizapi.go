@@ -67,11 +67,11 @@ func (e *Env) forwardViz(ctx context.Context, address string, localPort int) (*p
 	if err != nil {
 		return nil, err
 	}
-	client, err := e.Clientset()
+	cl, err := e.kubeClients()
 	if err != nil {
 		return nil, err
 	}
-	f, err := portforward.ToService(ctx, cfg, client, vizExtNamespace, vizExtService, vizExtServicePort, address, localPort)
+	f, err := portforward.ToService(ctx, cfg, cl.Kube, vizExtNamespace, vizExtService, vizExtServicePort, address, localPort)
 	if err != nil {
 		return nil, errors.Join(err, errors.New("is viz installed? sinew viz install | kubectl apply -f - && sinew viz check"))
 	}
