@@ -151,9 +151,13 @@ func TestStatAnswersWithTheCLICommand(t *testing.T) {
 	if !strings.Contains(strings.Join(q.queries, "\n"), `[5m]`) {
 		t.Errorf("queries %q: want the 5m window", q.queries)
 	}
-	_, _, h = do(t, "GET", ts.URL+"/api/edges?kind=deploy&allNamespaces=true", nil)
-	if got, want := h.Get(CommandHeader), "sinew viz edges deploy -A"; got != want {
-		t.Errorf("command %q, want %q", got, want)
+	for path, want := range map[string]string{
+		"/api/edges?kind=deploy&allNamespaces=true":                            "sinew viz edges deploy -A",
+		"/api/routes?resource=deploy/web&namespace=emojivoto&to=deploy/voting": "sinew viz routes deploy/web -n emojivoto --to deploy/voting",
+	} {
+		if code, body, h := do(t, "GET", ts.URL+path, nil); code != 200 || h.Get(CommandHeader) != want {
+			t.Errorf("GET %s: %d %s, command %q, want %q", path, code, body, h.Get(CommandHeader), want)
+		}
 	}
 }
 
