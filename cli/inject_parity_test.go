@@ -46,29 +46,14 @@ func TestChartSidecarMatchesInjector(t *testing.T) {
 	}
 }
 
-// injectConfig is the injector's configuration from the stored values, as the chart's injector flags set it.
+// injectConfig is the injector's configuration from the stored values, as the chart's injector flags set it: what
+// inject --manual reads from an installed control plane (applyValues), with the trust anchors.
 func injectConfig(t *testing.T, v map[string]any) inject.Config {
 	t.Helper()
 	c := inject.DefaultConfig()
 	c.ControlPlaneNamespace = "sinew"
-	c.TrustDomain = getString(v, "identity.trustDomain")
-	c.ClusterDomain = getString(v, "clusterDomain")
+	applyValues(&c, v)
 	c.TrustAnchorsPEM = getString(v, "identity.trustAnchorsPEM")
-	c.Registry = getString(v, "image.registry")
-	c.Tag = getString(v, "image.tag")
-	c.ProxyVersion = getString(v, "proxy.image.version")
-	c.ImagePullPolicy = corev1.PullPolicy(getString(v, "image.pullPolicy"))
-	p := &c.Proxy
-	p.LogLevel, p.LogFormat = getString(v, "proxy.logLevel"), getString(v, "proxy.logFormat")
-	p.NativeSidecar = getString(v, "proxy.nativeSidecar") == "true"
-	p.Await = getString(v, "proxy.await") == "true"
-	p.SkipInboundPorts, p.SkipOutboundPorts = getString(v, "proxyInit.skipInboundPorts"), getString(v, "proxyInit.skipOutboundPorts")
-	p.SkipSubnets = getString(v, "proxyInit.skipSubnets")
-	p.OpaquePorts = getString(v, "proxy.opaquePorts")
-	p.CPURequest, p.CPULimit = getString(v, "proxy.resources.cpu.request"), getString(v, "proxy.resources.cpu.limit")
-	p.MemoryRequest, p.MemoryLimit = getString(v, "proxy.resources.memory.request"), getString(v, "proxy.resources.memory.limit")
-	p.OutboundConnectTimeout, p.ShutdownGracePeriod = getString(v, "proxy.connectTimeout"), getString(v, "proxy.shutdownGracePeriod")
-	p.DefaultInboundPolicy = getString(v, "defaultInboundPolicy")
 	c.CreatedBy = "ignored"
 	return c
 }
