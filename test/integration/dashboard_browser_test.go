@@ -201,7 +201,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	t.Logf("topology: %v; live calls (count %d → %d):\n%s", names, s.CountFirst, s.CountLater, formatRows(s.LiveCalls))
 	if len(s.WorkloadErrors) > 0 {
-		t.Logf("workload view errors (routes may not be served yet): %q", s.WorkloadErrors)
+		t.Errorf("workload view shows errors: %q", s.WorkloadErrors)
 	}
 
 	// The picture.
