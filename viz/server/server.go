@@ -324,7 +324,8 @@ func TapRequest(q url.Values) (tapsvc.Request, error) {
 }
 
 func (s *Server) tap(w http.ResponseWriter, r *http.Request) {
-	req, err := TapRequest(r.URL.Query())
+	q := r.URL.Query()
+	req, err := TapRequest(q)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
@@ -349,7 +350,7 @@ func (s *Server) tap(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set(CommandHeader, command("tap", params{q: r.URL.Query(), ns: req.Resource.Namespace}, r.URL.Query().Get("resource"), "to"))
+	w.Header().Set(CommandHeader, command("tap", params{q: q, ns: req.Resource.Namespace}, q.Get("resource"), "to"))
 	w.WriteHeader(http.StatusOK)
 	_ = rc.Flush()
 	enc := json.NewEncoder(w)
