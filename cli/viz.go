@@ -72,13 +72,29 @@ func ask[T any](ctx context.Context, env *Env, v *vizFlags, extra map[string]str
 	return api(conn.client, ctx, vals)
 }
 
-// windowDuration reads --time-window.
-func (v *vizFlags) windowDuration() (time.Duration, error) {
+// resourceAndWindow reads a command's TYPE[/NAME] argument and --time-window.
+func (v *vizFlags) resourceAndWindow(arg string) (metricsapi.Resource, time.Duration, error) {
+	res, err := metricsapi.ParseResource(arg, v.ns())
+	if err != nil {
+		return res, 0, err
+	}
 	w, err := metricsapi.ParseWindow(v.window)
 	if err != nil {
-		return 0, fmt.Errorf("--time-window: %w", err)
+		return res, 0, fmt.Errorf("--time-window: %w", err)
 	}
-	return w, nil
+	return res, w, nil
+}
+
+// optionalResource reads a TYPE/NAME flag such as --to; nil when it is not given.
+func (v *vizFlags) optionalResource(flag, val string) (*metricsapi.Resource, error) {
+	if val == "" {
+		return nil, nil
+	}
+	r, err := metricsapi.ParseResource(val, v.ns())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	return &r, nil
 }
 
 // values are the API parameters every metrics endpoint shares.
@@ -124,27 +140,16 @@ second, latency percentiles and open TCP connections over the time window, from 
   sinew viz stat ns -A -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := metricsapi.ParseResource(args[0], v.ns())
-			if err != nil {
-				return err
-			}
-			window, err := v.windowDuration()
+			res, window, err := v.resourceAndWindow(args[0])
 			if err != nil {
 				return err
 			}
 			req := metricsapi.StatRequest{Resource: res, Window: window}
-			for _, x := range []struct {
-				flag, val string
-				dst       **metricsapi.Resource
-			}{{"--from", from, &req.From}, {"--to", to, &req.To}} {
-				if x.val == "" {
-					continue
-				}
-				r, err := metricsapi.ParseResource(x.val, v.ns())
-				if err != nil {
-					return fmt.Errorf("%s: %w", x.flag, err)
-				}
-				*x.dst = &r
+			if req.From, err = v.optionalResource("--from", from); err != nil {
+				return err
+			}
+			if req.To, err = v.optionalResource("--to", to); err != nil {
+				return err
 			}
 			if err := req.Validate(); err != nil {
 				return err
@@ -175,16 +180,12 @@ func newVizEdgesCmd(env *Env) *cobra.Command {
   sinew viz edges deploy -n emojivoto -o wide   # with the client and server identities`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := metricsapi.ParseResource(args[0], v.ns())
+			res, window, err := v.resourceAndWindow(args[0])
 			if err != nil {
 				return err
 			}
 			if res.Name != "" {
 				return fmt.Errorf("edges takes a TYPE, not %q", args[0])
-			}
-			window, err := v.windowDuration()
-			if err != nil {
-				return err
 			}
 			edges, err := ask(cmd.Context(), env, &v, map[string]string{"kind": args[0]},
 				func(c *metricsapi.Client) ([]metricsapi.Edge, error) {
@@ -216,21 +217,13 @@ serves (its inbound traffic), or with --to, of each route it calls on that resou
   sinew viz routes deploy/web -n emojivoto --to deploy/voting -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := metricsapi.ParseResource(args[0], v.ns())
-			if err != nil {
-				return err
-			}
-			window, err := v.windowDuration()
+			res, window, err := v.resourceAndWindow(args[0])
 			if err != nil {
 				return err
 			}
 			req := metricsapi.RoutesRequest{Resource: res, Window: window}
-			if to != "" {
-				r, err := metricsapi.ParseResource(to, v.ns())
-				if err != nil {
-					return fmt.Errorf("--to: %w", err)
-				}
-				req.To = &r
+			if req.To, err = v.optionalResource("--to", to); err != nil {
+				return err
 			}
 			if err := req.Validate(); err != nil {
 				return err
