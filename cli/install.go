@@ -257,13 +257,18 @@ func (in *installer) install(cmd *cobra.Command, f *installFlags) error {
 	if err := in.mergeFlags(cmd, f, vals); err != nil {
 		return err
 	}
+	return in.printControlPlane(vals, f, nil)
+}
+
+// printControlPlane fills in the certificates (fillCertificates) and prints the control plane's manifests.
+func (in *installer) printControlPlane(vals map[string]any, f *installFlags, existing *existingCerts) error {
 	given, err := f.identityFiles()
 	if err != nil {
 		return err
 	}
 	if err := in.fillCertificates(vals, given, certs.Sources{
 		TrustAnchors: f.anchorsFile, IssuerCert: f.issuerCertFile, IssuerKey: f.issuerKeyFile,
-	}, nil); err != nil {
+	}, existing); err != nil {
 		return err
 	}
 	objs, err := renderControlPlane(in.env.ControlPlaneNS, vals, charts.InstallOrder)

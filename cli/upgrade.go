@@ -9,7 +9,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/sinewmesh/sinew/charts"
 	"github.com/sinewmesh/sinew/cli/check"
 	"github.com/sinewmesh/sinew/cli/internal/certs"
 )
@@ -73,20 +72,7 @@ func (in *installer) upgrade(cmd *cobra.Command, f *installFlags) error {
 	if err := in.mergeFlags(cmd, f, stored); err != nil {
 		return err
 	}
-	given, err := f.identityFiles()
-	if err != nil {
-		return err
-	}
-	if err := in.fillCertificates(stored, given, certs.Sources{
-		TrustAnchors: f.anchorsFile, IssuerCert: f.issuerCertFile, IssuerKey: f.issuerKeyFile,
-	}, existing); err != nil {
-		return err
-	}
-	objs, err := renderControlPlane(in.env.ControlPlaneNS, stored, charts.InstallOrder)
-	if err != nil {
-		return err
-	}
-	return writeObjects(in.env.Stdout, objs, f.output)
+	return in.printControlPlane(stored, f, existing)
 }
 
 // readInstalled reads the installed control plane's values and certificates.
