@@ -11,8 +11,8 @@ import (
 // maxMatchDepth bounds how deeply a client may nest All/Any/Not.
 const maxMatchDepth = 16
 
-// validate rejects matches that say nothing (an unset oneof) or nest absurdly deep. A nil top-level match is
-// valid and matches every request.
+// validate rejects matches that say nothing (an unset oneof, nil included) or nest absurdly deep. A request without
+// a match (nil at the top) is valid and matches every request; the server does not validate it.
 func validate(m *tapv1.Match, depth int) error {
 	if depth > maxMatchDepth {
 		return fmt.Errorf("match nested deeper than %d", maxMatchDepth)

@@ -50,8 +50,10 @@ func (s *Server) Observe(req *tapv1.ObserveRequest, stream grpc.ServerStreamingS
 		s.log.Info("tap refused", "client_id", id)
 		return status.Errorf(codes.PermissionDenied, "identity %q may not tap this proxy", id)
 	}
-	if err := validate(req.GetMatch(), 0); req.GetMatch() != nil && err != nil {
-		return status.Errorf(codes.InvalidArgument, "match: %v", err)
+	if m := req.GetMatch(); m != nil {
+		if err := validate(m, 0); err != nil {
+			return status.Errorf(codes.InvalidArgument, "match: %v", err)
+		}
 	}
 	if r := req.GetMaxRps(); r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
 		return status.Errorf(codes.InvalidArgument, "max_rps: must be a finite number >= 0, got %v", r)
