@@ -125,10 +125,8 @@ func (m *Metrics) Error(direction, kind string) { m.errors.WithLabelValues(direc
 
 // Route is the resolved metrics of one HTTP label set.
 type Route struct {
-	m        *Metrics
-	base     []string
-	requests prometheus.Counter
-	resp     responses
+	labelSet
+	m *Metrics
 
 	table  *routeTable
 	stats  sync.Map // routeKey -> *RouteStats; admitted routes only, so at most MaxRoutes entries
@@ -136,12 +134,14 @@ type Route struct {
 	other  *RouteStats
 }
 
-// responses resolves the response metrics of one label set per response class, once per class.
-type responses struct {
-	total   *prometheus.CounterVec
-	latency *prometheus.HistogramVec
-	base    []string
-	byClass sync.Map // respKey -> *Response; read on every response, written once per class
+// labelSet is the request counter of one label set (a Route's, or one of its routes') and its response metrics,
+// resolved once per response class.
+type labelSet struct {
+	requests prometheus.Counter
+	total    *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	base     []string
+	byClass  sync.Map // respKey -> *Response; read on every response, written once per class
 }
 
 type respKey struct {
@@ -160,23 +160,19 @@ type Response struct {
 func (m *Metrics) Route(l Labels) *Route {
 	base := l.values()
 	return &Route{
-		m: m, base: base, requests: m.requests.WithLabelValues(base...),
-		resp:  responses{total: m.responses, latency: m.latency, base: base},
-		table: m.routeTables[l.Direction],
+		labelSet: labelSet{requests: m.requests.WithLabelValues(base...), total: m.responses, latency: m.latency, base: base},
+		m:        m,
+		table:    m.routeTables[l.Direction],
 	}
 }
 
 // Request counts a request.
-func (r *Route) Request() { r.requests.Inc() }
+func (s *labelSet) Request() { s.requests.Inc() }
 
 // Response returns the counters for a response; grpcStatus is -1 when the response carried none.
-func (r *Route) Response(status, grpcStatus int, failed bool) *Response {
-	return r.resp.get(status, grpcStatus, failed)
-}
-
-func (rs *responses) get(status, grpcStatus int, failed bool) *Response {
+func (s *labelSet) Response(status, grpcStatus int, failed bool) *Response {
 	k := respKey{status, grpcStatus, failed}
-	if resp, ok := rs.byClass.Load(k); ok {
+	if resp, ok := s.byClass.Load(k); ok {
 		return resp.(*Response)
 	}
 	code := strconv.Itoa(status)
@@ -189,10 +185,10 @@ func (rs *responses) get(status, grpcStatus int, failed bool) *Response {
 		grpc = strconv.Itoa(grpcStatus)
 	}
 	resp := &Response{
-		total:   rs.total.WithLabelValues(append(append([]string{}, rs.base...), code, class, grpc)...),
-		latency: rs.latency.WithLabelValues(append(append([]string{}, rs.base...), code)...),
+		total:   s.total.WithLabelValues(append(append([]string{}, s.base...), code, class, grpc)...),
+		latency: s.latency.WithLabelValues(append(append([]string{}, s.base...), code)...),
 	}
-	v, _ := rs.byClass.LoadOrStore(k, resp)
+	v, _ := s.byClass.LoadOrStore(k, resp)
 	return v.(*Response)
 }
 
@@ -245,11 +241,9 @@ func (t *routeTable) admit(k routeKey) bool {
 	return true
 }
 
-// RouteStats is the resolved route_* metrics of one route under a Route's label set.
-type RouteStats struct {
-	requests prometheus.Counter
-	resp     responses
-}
+// RouteStats is the resolved route_* metrics of one route under a Route's label set: Request and Response as on
+// a Route.
+type RouteStats struct{ labelSet }
 
 // Stats returns the route metrics of a request to authority (its :authority or Host) for route (its rt_route).
 // A cached pair costs one map load and no allocation.
@@ -269,18 +263,7 @@ func (r *Route) Stats(authority, route string) *RouteStats {
 func (r *Route) newStats(k routeKey) *RouteStats {
 	base := append(append([]string{}, r.base...), k.route)
 	base[authorityIndex] = k.authority // set in both directions for routes
-	return &RouteStats{
-		requests: r.m.routeRequests.WithLabelValues(base...),
-		resp:     responses{total: r.m.routeResponses, latency: r.m.routeLatency, base: base},
-	}
-}
-
-// Request counts a request on the route.
-func (s *RouteStats) Request() { s.requests.Inc() }
-
-// Response returns the route's counters for a response; grpcStatus is -1 when the response carried none.
-func (s *RouteStats) Response(status, grpcStatus int, failed bool) *Response {
-	return s.resp.get(status, grpcStatus, failed)
+	return &RouteStats{labelSet{requests: r.m.routeRequests.WithLabelValues(base...), total: r.m.routeResponses, latency: r.m.routeLatency, base: base}}
 }
 
 // Conn is the resolved metrics of one TCP label set.
