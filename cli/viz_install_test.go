@@ -285,6 +285,25 @@ func TestVizUninstall(t *testing.T) {
 	if !reflect.DeepEqual(refs, want) {
 		t.Errorf("viz uninstall printed %v, want %v", refs, want)
 	}
+	// installed into a namespace it did not create (Helm): the namespace stays, so its objects are printed one by one
+	if err := c.kube.CoreV1().Namespaces().Delete(context.Background(), vizExtNamespace, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	refs = nil
+	for _, d := range docs(t, mustRun(t, testEnv(t, c), "viz", "uninstall")) {
+		m := d.(map[string]any)["metadata"].(map[string]any)
+		ns, _ := m["namespace"].(string)
+		refs = append(refs, d.(map[string]any)["kind"].(string)+"/"+ns+"/"+m["name"].(string))
+	}
+	want = []string{"ClusterRoleBinding//sinew-viz", "ClusterRoleBinding//sinew-viz-prometheus",
+		"ClusterRole//sinew-viz", "ClusterRole//sinew-viz-prometheus",
+		"Deployment/sinew-viz/prometheus", "Deployment/sinew-viz/sinew-viz",
+		"Service/sinew-viz/prometheus", "Service/sinew-viz/sinew-viz",
+		"ConfigMap/sinew-viz/prometheus-config", "ConfigMap/sinew-viz/sinew-viz-trust-roots",
+		"ServiceAccount/sinew-viz/prometheus", "ServiceAccount/sinew-viz/tap"}
+	if !reflect.DeepEqual(refs, want) {
+		t.Errorf("viz uninstall with the namespace kept printed %v, want %v", refs, want)
+	}
 	// nothing installed: nothing printed, and it says so
 	r := run(t, testEnv(t, installed(t)), "viz", "uninstall")
 	if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "not installed") {
