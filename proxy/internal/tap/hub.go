@@ -77,7 +77,7 @@ type Request struct {
 	id      uint64
 	start   time.Time
 	rspAt   time.Time
-	base    *tapv1.TapEvent // peer fields shared by the request's events
+	meta    *Meta // the peer fields of every event come from it
 	tappers []*tapper
 }
 
@@ -101,15 +101,7 @@ func (h *Hub) Start(meta func() *Meta) *Request {
 	if len(taken) == 0 {
 		return nil
 	}
-	r := &Request{h: h, id: h.nextID.Add(1), start: time.Now(), tappers: taken}
-	dir := tapv1.TapEvent_DIRECTION_OUTBOUND
-	if m.Inbound {
-		dir = tapv1.TapEvent_DIRECTION_INBOUND
-	}
-	r.base = &tapv1.TapEvent{
-		Source: m.Source, SourceLabels: m.SourceLabels, Destination: m.Destination, DestinationLabels: m.DestinationLabels,
-		Direction: dir, Tls: m.TLS, ClientId: m.ClientID, ServerId: m.ServerID,
-	}
+	r := &Request{h: h, id: h.nextID.Add(1), start: time.Now(), meta: m, tappers: taken}
 	ev := r.event()
 	ev.Event = &tapv1.TapEvent_RequestInit_{RequestInit: &tapv1.TapEvent_RequestInit{
 		Id: r.id, Method: m.Method, Scheme: m.Scheme, Authority: m.Authority, Path: m.Path, Headers: headers(m.Header),
@@ -118,11 +110,16 @@ func (h *Hub) Start(meta func() *Meta) *Request {
 	return r
 }
 
+// event is a new event of the request with its peer fields set.
 func (r *Request) event() *tapv1.TapEvent {
-	b := r.base
+	m := r.meta
+	dir := tapv1.TapEvent_DIRECTION_OUTBOUND
+	if m.Inbound {
+		dir = tapv1.TapEvent_DIRECTION_INBOUND
+	}
 	return &tapv1.TapEvent{
-		Source: b.Source, SourceLabels: b.SourceLabels, Destination: b.Destination, DestinationLabels: b.DestinationLabels,
-		Direction: b.Direction, Tls: b.Tls, ClientId: b.ClientId, ServerId: b.ServerId,
+		Source: m.Source, SourceLabels: m.SourceLabels, Destination: m.Destination, DestinationLabels: m.DestinationLabels,
+		Direction: dir, Tls: m.TLS, ClientId: m.ClientID, ServerId: m.ServerID,
 	}
 }
 
