@@ -451,8 +451,8 @@ function edgePath(a, b, height) {
   return cub(s, { x: s.x, y: low }, { x: e.x, y: low }, e);
 }
 
-// graphFrom turns stat rows (the nodes' own success rates) and edges of namespace ns into what Graph draws. Peers
-// in other namespaces are named NS/NAME.
+// graphFrom turns stat rows (the nodes' own success rates) and edges of namespace ns into what Graph draws, with the
+// workload focus (if any) drawn even without rows or edges. Peers in other namespaces are named NS/NAME.
 function graphFrom(ns, rows, edges, focus) {
   const idOf = (rowNs, name) => (rowNs === ns ? name : `${rowNs}/${name}`);
   const stats = new Map(rows.map((r) => [idOf(r.namespace, r.name), r]));
@@ -471,6 +471,7 @@ function graphFrom(ns, rows, edges, focus) {
     return id;
   };
   for (const r of rows) addNode(r.namespace, r.name);
+  if (focus) addNode(ns, focus);
   // The API gives one edge per pair of workloads, already unsecured if any of its traffic was (metricsapi.Edges).
   const list = edges.map((e) => {
     const src = addNode(e.srcNamespace || ns, e.src);
@@ -860,7 +861,6 @@ function workloadView(view, ns, name) {
     if (self) rows.push({ ...self, namespace: self.namespace || ns, name });
     for (const r of callees) if (r.name !== name) rows.push({ ...r, namespace: r.namespace || ns });
     const g = graphFrom(ns, rows, edges, name);
-    if (!g.nodes.some((n) => n.id === name)) g.nodes.push({ id: name, label: name, href: deployHref(ns, name), sr: null, sub: 'no inbound traffic', title: res, focus: true });
     octopus.update(g.nodes, g.edges);
   });
 }
