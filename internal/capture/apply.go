@@ -3,6 +3,7 @@ package capture
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -159,7 +160,7 @@ func (r Rule) exprs() []expr.Any {
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: n})
 		if r.Dst.Bits() < int(n*8) {
 			e = append(e, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: n,
-				Mask: prefixMask(r.Dst.Bits(), int(n)), Xor: make([]byte, n)})
+				Mask: net.CIDRMask(r.Dst.Bits(), int(n*8)), Xor: make([]byte, n)})
 		}
 		e = append(e, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr})
 	}
@@ -178,19 +179,4 @@ func l4protoTCP() []expr.Any {
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
 	}
-}
-
-func prefixMask(bits, n int) []byte {
-	m := make([]byte, n)
-	for i := range m {
-		switch {
-		case bits >= 8:
-			m[i] = 0xff
-			bits -= 8
-		case bits > 0:
-			m[i] = byte(0xff << (8 - bits))
-			bits = 0
-		}
-	}
-	return m
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/nftables/expr"
 	goldenfile "github.com/sinewmesh/sinew/internal/golden"
 )
 
@@ -86,13 +87,20 @@ func TestRulesOrderAndRender(t *testing.T) {
 	golden(t, "render.golden", Render(rules))
 }
 
-func TestPrefixMask(t *testing.T) {
-	for _, tc := range []struct {
-		bits, n int
-		want    string
-	}{{8, 4, "ff000000"}, {12, 4, "fff00000"}, {0, 4, "00000000"}, {32, 4, "ffffffff"}, {65, 16, "ffffffffffffffff8000000000000000"}} {
-		if got := fmt.Sprintf("%x", prefixMask(tc.bits, tc.n)); got != tc.want {
-			t.Errorf("prefixMask(%d,%d) = %s, want %s", tc.bits, tc.n, got, tc.want)
+// TestDstMask checks the netmask a destination rule compiles to (none for a single host: the address compares whole).
+func TestDstMask(t *testing.T) {
+	for _, tc := range []struct{ prefix, want string }{
+		{"10.0.0.0/8", "ff000000"}, {"10.96.0.0/12", "fff00000"}, {"0.0.0.0/0", "00000000"}, {"10.1.2.3/32", ""},
+		{"fd00::/65", "ffffffffffffffff8000000000000000"},
+	} {
+		got := ""
+		for _, e := range (Rule{Dst: netip.MustParsePrefix(tc.prefix)}).exprs() {
+			if b, ok := e.(*expr.Bitwise); ok {
+				got = fmt.Sprintf("%x", b.Mask)
+			}
+		}
+		if got != tc.want {
+			t.Errorf("%s: mask %q, want %q", tc.prefix, got, tc.want)
 		}
 	}
 }
