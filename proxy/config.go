@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sinewmesh/sinew/internal/meshtls"
+	"github.com/sinewmesh/sinew/internal/ports"
 )
 
 // Mode says how traffic reaches the proxy.
@@ -157,20 +158,13 @@ var envVars = []envVar{
 		return nil
 	}},
 	{"OPAQUE_PORTS", DefaultOpaquePorts, "ports (and ranges a-b) that skip protocol detection", func(c *Config, v string) error {
+		rs, err := ports.Parse(v, nil)
+		if err != nil {
+			return err
+		}
 		c.OpaquePorts = nil
-		for item := range splitList(v) {
-			lo, hi, isRange := strings.Cut(item, "-")
-			a, err := parsePort(lo)
-			if err != nil {
-				return fmt.Errorf("%q: %w", item, err)
-			}
-			b := a
-			if isRange {
-				if b, err = parsePort(hi); err != nil || b < a {
-					return fmt.Errorf("%q: invalid range", item)
-				}
-			}
-			for p := int(a); p <= int(b); p++ {
+		for _, r := range rs {
+			for p := int(r.From); p <= int(r.To); p++ {
 				c.OpaquePorts = append(c.OpaquePorts, uint16(p))
 			}
 		}
