@@ -165,7 +165,11 @@ func TestEventsPairAndLimit(t *testing.T) {
 	r2.Response(200, nil)
 	g := 7
 	r2.End(g, 3, "")
-	<-tp.done
+	select {
+	case <-tp.done: // End closes it before returning
+	default:
+		t.Fatal("stream not done after the limit's last request ended")
+	}
 	if e := recv(t, tp).GetResponseInit(); e.GetId() != r1.id || e.GetHttpStatus() != 200 {
 		t.Fatalf("response init: %v", e)
 	}
