@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/sinewmesh/sinew/internal/daemon"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,7 +20,6 @@ import (
 	"google.golang.org/grpc"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	identityv1 "github.com/sinewmesh/sinew/api/identity/v1"
 	"github.com/sinewmesh/sinew/controlplane/internal/identity"
@@ -28,7 +28,6 @@ import (
 	"github.com/sinewmesh/sinew/controlplane/internal/source/kube"
 	"github.com/sinewmesh/sinew/internal/identityclient"
 	"github.com/sinewmesh/sinew/internal/meshtls"
-	"github.com/sinewmesh/sinew/internal/version"
 )
 
 // Kubernetes-mode defaults: listen on every interface (the pod's), files where the chart mounts them.
@@ -71,19 +70,10 @@ func KubeClient(kubeconfig string) (kubernetes.Interface, error) {
 
 // restConfig is the controller's API-server configuration: from kubeconfig, or in-cluster when it is empty.
 func restConfig(kubeconfig string) (*rest.Config, error) {
-	var (
-		cfg *rest.Config
-		err error
-	)
-	if kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-	} else {
-		cfg, err = rest.InClusterConfig()
-	}
+	cfg, err := daemon.RESTConfig(kubeconfig, "sinew-controller")
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
+		return nil, err
 	}
-	cfg.UserAgent = "sinew-controller/" + version.Version
 	// Informers need little; TokenReviews, and the injector's namespace and owner GETs, come in bursts when many
 	// pods start at once (a rollout, a scale-up).
 	cfg.QPS, cfg.Burst = 50, 100

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/sinewmesh/sinew/internal/daemon"
 	"io"
 	"log/slog"
 
@@ -16,7 +17,7 @@ import (
 func newInjectorCmd(stderr io.Writer) *cobra.Command {
 	var (
 		cfg        controlplane.InjectorConfig
-		lf         logFlags
+		lf         daemon.LogFlags
 		pullPolicy string
 	)
 	ic := inject.DefaultConfig()
@@ -73,6 +74,6 @@ Event, a log line and proxy_inject_admission_responses_total{result="failed"} sa
 	f.StringVar(&p.OutboundConnectTimeout, "proxy-outbound-connect-timeout", "", "the proxy's connect timeout, e.g. 1s (default: the proxy's)")
 	f.StringVar(&p.ShutdownGracePeriod, "shutdown-grace-period", "", "how long the proxy drains at shutdown, e.g. 2m (default: the proxy's)")
 	f.StringVar(&p.DefaultInboundPolicy, "default-inbound-policy", "", "checked like the annotation; the policy service applies it")
-	lf.register(f)
+	lf.Register(f)
 	return cmd
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/sinewmesh/sinew/internal/daemon"
 	"io"
 	"log/slog"
 
@@ -13,7 +14,7 @@ import (
 func newIdentityCmd(stderr io.Writer) *cobra.Command {
 	var (
 		cfg controlplane.IdentityConfig
-		lf  logFlags
+		lf  daemon.LogFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "identity",
@@ -35,14 +36,14 @@ func newIdentityCmd(stderr io.Writer) *cobra.Command {
 	f.StringVar(&cfg.IssuerCertFile, "identity-issuer-certificate-file", controlplane.DefaultIssuerCertPath, "PEM issuer (intermediate CA) certificate")
 	f.StringVar(&cfg.IssuerKeyFile, "identity-issuer-key-file", controlplane.DefaultIssuerKeyPath, "PEM issuer private key")
 	f.DurationVar(&cfg.CertLifetime, "identity-issuance-lifetime", controlplane.DefaultCertLifetime, "lifetime of workload certificates")
-	lf.register(f)
+	lf.Register(f)
 	return cmd
 }
 
 func newDestinationCmd(stderr io.Writer) *cobra.Command {
 	var (
 		cfg controlplane.DestinationConfig
-		lf  logFlags
+		lf  daemon.LogFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "destination",
@@ -68,6 +69,6 @@ func newDestinationCmd(stderr io.Writer) *cobra.Command {
 	f.StringVar(&cfg.Namespace, "namespace", controlplane.Namespace, "this controller's namespace (its identity is spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)")
 	f.StringVar(&cfg.ServiceAccount, "service-account", controlplane.DestinationServiceName, "this controller's service account")
 	f.StringVar(&cfg.DefaultOpaquePorts, "default-opaque-ports", controlplane.DefaultOpaquePorts, "ports and ranges that are opaque unless an opaque-ports annotation replaces the list (\"none\" for none)")
-	lf.register(f)
+	lf.Register(f)
 	return cmd
 }

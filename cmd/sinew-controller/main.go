@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/sinewmesh/sinew/internal/daemon"
 	"io"
 	"log/slog"
 	"os"
@@ -15,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
 
 	"github.com/sinewmesh/sinew/controlplane"
@@ -64,37 +64,13 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	return root
 }
 
-// logFlags are --log-level and --log-format, shared by the long-running commands.
-type logFlags struct{ level, format string }
-
-func (l *logFlags) register(f *pflag.FlagSet) {
-	f.StringVar(&l.level, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&l.format, "log-format", "text", "text or json")
-}
-
-func (l *logFlags) logger(stderr io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(l.level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", l.level)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch l.format {
-	case "text":
-		return slog.New(slog.NewTextHandler(stderr, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
-	default:
-		return nil, fmt.Errorf("--log-format %q: want text or json", l.format)
-	}
-}
-
 // runner is a built control-plane service.
 type runner interface{ Run(context.Context) error }
 
 // runService builds a service with the logger of the flags and a fresh registry, then runs it until the command's
 // context ends. Kubernetes-mode services also send client-go's own logs through the logger.
-func runService(cmd *cobra.Command, stderr io.Writer, lf *logFlags, kube bool, build func(*slog.Logger, *prometheus.Registry) (runner, error)) error {
-	log, err := lf.logger(stderr)
+func runService(cmd *cobra.Command, stderr io.Writer, lf *daemon.LogFlags, kube bool, build func(*slog.Logger, *prometheus.Registry) (runner, error)) error {
+	log, err := lf.Logger(stderr)
 	if err != nil {
 		return err
 	}
@@ -117,7 +93,7 @@ func newRegistry() *prometheus.Registry {
 func newLocalCmd(stderr io.Writer) *cobra.Command {
 	var (
 		cfg controlplane.Config
-		lf  logFlags
+		lf  daemon.LogFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "local",
@@ -143,7 +119,7 @@ func newLocalCmd(stderr io.Writer) *cobra.Command {
 	f.StringVar(&cfg.IssuerCertFile, "identity-issuer-certificate-file", "", "PEM issuer (intermediate CA) certificate")
 	f.StringVar(&cfg.IssuerKeyFile, "identity-issuer-key-file", "", "PEM issuer private key")
 	f.DurationVar(&cfg.CertLifetime, "identity-issuance-lifetime", controlplane.DefaultCertLifetime, "lifetime of workload certificates")
-	lf.register(f)
+	lf.Register(f)
 	_ = cmd.MarkFlagRequired("data-dir")
 	_ = cmd.MarkFlagRequired("resource-dir")
 	return cmd

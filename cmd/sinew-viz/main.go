@@ -6,8 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sinewmesh/sinew/internal/daemon"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -22,8 +22,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/sinewmesh/sinew/controlplane/inject"
@@ -40,7 +38,8 @@ type config struct {
 	listen, adminAddr, prometheusURL, kubeconfig           string
 	trustDomain, clusterDomain, identityAddr               string
 	trustAnchorsFile, tokenFile, namespace, serviceAccount string
-	enforcedHost, logLevel, logFormat                      string
+	enforcedHost                                           string
+	log                                                    daemon.LogFlags
 }
 
 func main() {
@@ -76,8 +75,7 @@ func newCmd(stderr io.Writer) *cobra.Command {
 	f.StringVar(&c.namespace, "namespace", "sinew-viz", "this pod's namespace (the tap identity is spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)")
 	f.StringVar(&c.serviceAccount, "service-account", "tap", "this pod's service account")
 	f.StringVar(&c.enforcedHost, "enforced-host", "", "regular expression of Host headers accepted besides localhost and the Service's names")
-	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&c.logFormat, "log-format", "text", "text or json")
+	c.log.Register(f)
 	return cmd
 }
 
@@ -86,23 +84,8 @@ func identityAddr(clusterDomain string) string {
 	return inject.ServiceAddr(inject.IdentityServiceName, inject.DefaultControlPlaneNamespace, clusterDomain, inject.IdentityGRPCPort)
 }
 
-func logger(c config, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	switch c.logFormat {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", c.logFormat)
-}
-
 func run(ctx context.Context, c config, stderr io.Writer) error {
-	log, err := logger(c, stderr)
+	log, err := c.log.Logger(stderr)
 	if err != nil {
 		return err
 	}
@@ -124,16 +107,10 @@ func run(ctx context.Context, c config, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("trust anchors %s: %w", c.trustAnchorsFile, err)
 	}
-	var rc *rest.Config
-	if c.kubeconfig != "" {
-		rc, err = clientcmd.BuildConfigFromFlags("", c.kubeconfig)
-	} else {
-		rc, err = rest.InClusterConfig()
-	}
+	rc, err := daemon.RESTConfig(c.kubeconfig, "sinew-viz")
 	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
+		return err
 	}
-	rc.UserAgent = "sinew-viz/" + version.Version
 	kube, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return err
