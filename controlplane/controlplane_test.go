@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"github.com/sinewmesh/sinew/internal/testutil"
 	"io"
 	"net/http"
 	"net/url"
@@ -29,6 +28,7 @@ import (
 	identityv1 "github.com/sinewmesh/sinew/api/identity/v1"
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
 	"github.com/sinewmesh/sinew/controlplane"
+	"github.com/sinewmesh/sinew/internal/testutil"
 )
 
 const emojivoto = `apiVersion: sinew.dev/v1alpha1

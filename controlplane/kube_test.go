@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
-	"github.com/sinewmesh/sinew/internal/testutil"
 	"io"
 	"log/slog"
 	"net/http"
@@ -39,6 +38,7 @@ import (
 	"github.com/sinewmesh/sinew/controlplane"
 	"github.com/sinewmesh/sinew/internal/identityclient"
 	"github.com/sinewmesh/sinew/internal/meshtls"
+	"github.com/sinewmesh/sinew/internal/testutil"
 )
 
 func ptr[T any](v T) *T { return &v }

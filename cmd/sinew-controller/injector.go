@@ -1,7 +1,6 @@
 package main
 
 import (
-	"github.com/sinewmesh/sinew/internal/daemon"
 	"io"
 	"log/slog"
 
@@ -11,6 +10,7 @@ import (
 
 	"github.com/sinewmesh/sinew/controlplane"
 	"github.com/sinewmesh/sinew/controlplane/inject"
+	"github.com/sinewmesh/sinew/internal/daemon"
 	"github.com/sinewmesh/sinew/internal/version"
 )
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"github.com/sinewmesh/sinew/internal/daemon"
 	"io"
 	"log/slog"
 
@@ -9,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sinewmesh/sinew/controlplane"
+	"github.com/sinewmesh/sinew/internal/daemon"
 )
 
 func newIdentityCmd(stderr io.Writer) *cobra.Command {

@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/sinewmesh/sinew/internal/daemon"
 	"io"
 	"log/slog"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/sinewmesh/sinew/controlplane"
+	"github.com/sinewmesh/sinew/internal/daemon"
 )
 
 func main() {

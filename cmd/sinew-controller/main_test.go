@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"github.com/sinewmesh/sinew/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/sinewmesh/sinew/internal/testutil"
 )
 
 func TestTokenCommand(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"github.com/sinewmesh/sinew/internal/testutil"
 	"io"
 	"net"
 	"os"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/sinewmesh/sinew/internal/capture"
 	"golang.org/x/sys/unix"
+
+	"github.com/sinewmesh/sinew/internal/testutil"
 )
 
 // The test binary doubles as sinew-init: with SINEW_INIT_TEST_MAIN=1 it runs main's logic on its arguments, so the

@@ -3,7 +3,9 @@
 package testutil
 
 import (
+	"bytes"
 	"context"
+	"sync"
 	"testing"
 	"time"
 )
@@ -38,4 +40,23 @@ func RunInBackground(t testing.TB, run func(context.Context) error) {
 			t.Error("Run did not return after its context was cancelled")
 		}
 	})
+}
+
+// SyncBuffer is a bytes.Buffer that goroutines may write to while a test reads it (a log sink, say).
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String is what was written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

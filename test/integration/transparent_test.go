@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"github.com/sinewmesh/sinew/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sinewmesh/sinew/internal/testutil"
 	"github.com/sinewmesh/sinew/proxy"
 )
 

@@ -1,7 +1,6 @@
 package scrape
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -243,19 +242,6 @@ func TestRatesSumsAndQuantiles(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink that scrapes running in parallel can share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
-
 func TestDeadTargetsGiveUpZero(t *testing.T) {
 	t.Parallel()
 	live, dying := serve(t, webExposition(1)), serve(t, webExposition(1))
@@ -287,7 +273,7 @@ func TestDeadTargetsGiveUpZero(t *testing.T) {
 func TestBadExpositionIsAFailedScrape(t *testing.T) {
 	t.Parallel()
 	good, bad := serve(t, webExposition(1)), serve(t, webExposition(1))
-	var logs syncBuffer
+	var logs testutil.SyncBuffer
 	s, step, at := newTestScraper(t, Config{
 		Targets: []metricsapi.ScrapeTarget{tgt(good.addr(), "ns", "good", "good"), tgt(bad.addr(), "ns", "bad", "bad")},
 		Logger:  slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),

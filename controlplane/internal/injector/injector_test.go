@@ -11,7 +11,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
-	"github.com/sinewmesh/sinew/internal/testutil"
 	"io"
 	"log/slog"
 	"math/big"
@@ -37,6 +36,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/sinewmesh/sinew/controlplane/inject"
+	"github.com/sinewmesh/sinew/internal/testutil"
 )
 
 type env struct {

@@ -3,7 +3,6 @@ package kube
 import (
 	"context"
 	"fmt"
-	"github.com/sinewmesh/sinew/internal/testutil"
 	"net/netip"
 	"runtime"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/sinewmesh/sinew/controlplane/internal/destination"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/internal/testutil"
 )
 
 // countingStore is the sink: a real store, plus how many updates it got.

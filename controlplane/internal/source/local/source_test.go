@@ -2,7 +2,6 @@ package local
 
 import (
 	"context"
-	"github.com/sinewmesh/sinew/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/internal/testutil"
 )
 
 func write(t *testing.T, dir, name, content string) {
