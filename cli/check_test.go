@@ -13,6 +13,7 @@ import (
 	fakediscovery "k8s.io/client-go/discovery/fake"
 
 	"github.com/sinewmesh/sinew/cli/check"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // healthy makes the fake cluster's control plane look up and running: a ready pod per component, the injector's
@@ -23,7 +24,7 @@ func healthy(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	for _, comp := range check.Components {
 		p := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: comp.Deployment + "-abc", Namespace: "sinew", Labels: map[string]string{check.ComponentLabel: comp.Component}},
+			ObjectMeta: metav1.ObjectMeta{Name: comp.Deployment + "-abc", Namespace: "sinew", Labels: map[string]string{names.ControlPlaneComponentLabel: comp.Component}},
 			Spec:       corev1.PodSpec{InitContainers: []corev1.Container{{Name: "sinew-init"}, {Name: "sinew-proxy"}}, Containers: []corev1.Container{{Name: comp.Component}}},
 			Status: corev1.PodStatus{Phase: corev1.PodRunning,
 				Conditions:            []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
@@ -58,7 +59,7 @@ func TestCheckInstalledControlPlane(t *testing.T) {
 	}
 	// the webhook's caBundle no longer trusts the serving certificate
 	ctx := context.Background()
-	wh, err := c.kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, check.WebhookConfig, metav1.GetOptions{})
+	wh, err := c.kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, names.InjectorWebhookConfig, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

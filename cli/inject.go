@@ -16,10 +16,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/sinewmesh/sinew/cli/check"
 	"github.com/sinewmesh/sinew/cli/internal/manifests"
 	"github.com/sinewmesh/sinew/cli/internal/yamledit"
 	"github.com/sinewmesh/sinew/controlplane/inject"
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/version"
 )
 
@@ -92,7 +92,7 @@ done goes to stderr; nothing is printed when any input is bad.`,
 	fl.StringVar(&f.proxyVersion, "proxy-version", "", "proxy image tag")
 	fl.StringVar(&f.initImage, "init-image", "", "init image name without tag")
 	fl.StringVar(&f.pullPolicy, "image-pull-policy", "", "pull policy of the proxy and init images: Always, IfNotPresent or Never")
-	fl.Int64Var(&f.proxyUID, "proxy-uid", inject.DefaultProxyUID, "user ID the proxy runs as")
+	fl.Int64Var(&f.proxyUID, "proxy-uid", names.DefaultProxyUID, "user ID the proxy runs as")
 	fl.StringVar(&f.logLevel, "proxy-log-level", "", "proxy log level: debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "proxy-log-format", "", "proxy log format: json or text")
 	fl.BoolVar(&f.nativeSidecar, "native-sidecar", true, "run the proxy as a native sidecar (Kubernetes 1.29+)")
@@ -114,26 +114,26 @@ done goes to stderr; nothing is printed when any input is bad.`,
 // flagAnnotations maps the proxy flags to the annotations they set (in annotation mode) and reads their values.
 func (f *injectFlags) flagAnnotations() []struct{ flag, annotation, value string } {
 	return []struct{ flag, annotation, value string }{
-		{"skip-inbound-ports", inject.AnnSkipInboundPorts, f.skipIn},
-		{"skip-outbound-ports", inject.AnnSkipOutboundPorts, f.skipOut},
-		{"skip-subnets", inject.AnnSkipSubnets, f.skipSubnets},
-		{"opaque-ports", inject.AnnOpaquePorts, f.opaquePorts},
-		{"proxy-log-level", inject.AnnProxyLogLevel, f.logLevel},
-		{"proxy-log-format", inject.AnnProxyLogFormat, f.logFormat},
-		{"proxy-cpu-request", inject.AnnProxyCPURequest, f.cpuReq},
-		{"proxy-cpu-limit", inject.AnnProxyCPULimit, f.cpuLim},
-		{"proxy-memory-request", inject.AnnProxyMemoryRequest, f.memReq},
-		{"proxy-memory-limit", inject.AnnProxyMemoryLimit, f.memLim},
-		{"proxy-uid", inject.AnnProxyUID, strconv.FormatInt(f.proxyUID, 10)},
-		{"proxy-image", inject.AnnProxyImage, f.proxyImage},
-		{"proxy-version", inject.AnnProxyVersion, f.proxyVersion},
-		{"init-image", inject.AnnInitImage, f.initImage},
-		{"image-pull-policy", inject.AnnImagePullPolicy, f.pullPolicy},
-		{"proxy-await", inject.AnnProxyAwait, map[bool]string{true: "enabled", false: "disabled"}[f.await]},
-		{"native-sidecar", inject.AnnProxyNativeSidecar, strconv.FormatBool(f.nativeSidecar)},
-		{"shutdown-grace-period", inject.AnnShutdownGracePeriod, f.shutdownGrace},
-		{"proxy-outbound-connect-timeout", inject.AnnOutboundConnectTimeout, f.connectTimeout},
-		{"default-inbound-policy", inject.AnnDefaultInboundPolicy, f.inboundPol},
+		{"skip-inbound-ports", names.AnnSkipInboundPorts, f.skipIn},
+		{"skip-outbound-ports", names.AnnSkipOutboundPorts, f.skipOut},
+		{"skip-subnets", names.AnnSkipSubnets, f.skipSubnets},
+		{"opaque-ports", names.AnnOpaquePorts, f.opaquePorts},
+		{"proxy-log-level", names.AnnProxyLogLevel, f.logLevel},
+		{"proxy-log-format", names.AnnProxyLogFormat, f.logFormat},
+		{"proxy-cpu-request", names.AnnProxyCPURequest, f.cpuReq},
+		{"proxy-cpu-limit", names.AnnProxyCPULimit, f.cpuLim},
+		{"proxy-memory-request", names.AnnProxyMemoryRequest, f.memReq},
+		{"proxy-memory-limit", names.AnnProxyMemoryLimit, f.memLim},
+		{"proxy-uid", names.AnnProxyUID, strconv.FormatInt(f.proxyUID, 10)},
+		{"proxy-image", names.AnnProxyImage, f.proxyImage},
+		{"proxy-version", names.AnnProxyVersion, f.proxyVersion},
+		{"init-image", names.AnnInitImage, f.initImage},
+		{"image-pull-policy", names.AnnImagePullPolicy, f.pullPolicy},
+		{"proxy-await", names.AnnProxyAwait, map[bool]string{true: "enabled", false: "disabled"}[f.await]},
+		{"native-sidecar", names.AnnProxyNativeSidecar, strconv.FormatBool(f.nativeSidecar)},
+		{"shutdown-grace-period", names.AnnShutdownGracePeriod, f.shutdownGrace},
+		{"proxy-outbound-connect-timeout", names.AnnOutboundConnectTimeout, f.connectTimeout},
+		{"default-inbound-policy", names.AnnDefaultInboundPolicy, f.inboundPol},
 	}
 }
 
@@ -155,19 +155,19 @@ func (f *injectFlags) overrides(flags *pflag.FlagSet) (map[string]string, error)
 	if flags.Changed("registry") {
 		reg := strings.TrimSuffix(f.registry, "/")
 		if !flags.Changed("proxy-image") {
-			out[inject.AnnProxyImage] = reg + "/" + inject.DefaultProxyImageName
+			out[names.AnnProxyImage] = reg + "/" + inject.DefaultProxyImageName
 		}
 		if !flags.Changed("init-image") {
-			out[inject.AnnInitImage] = reg + "/" + inject.DefaultInitImageName
+			out[names.AnnInitImage] = reg + "/" + inject.DefaultInitImageName
 		}
 	}
 	if flags.Changed("image-tag") && !flags.Changed("proxy-version") {
-		if err := inject.CheckAnnotation(inject.AnnProxyVersion, f.imageTag); err != nil {
+		if err := inject.CheckAnnotation(names.AnnProxyVersion, f.imageTag); err != nil {
 			errs = append(errs, fmt.Errorf("--image-tag %q: %w", f.imageTag, err))
 		}
-		out[inject.AnnProxyVersion] = f.imageTag
+		out[names.AnnProxyVersion] = f.imageTag
 	}
-	for _, k := range []string{inject.AnnProxyImage, inject.AnnInitImage} {
+	for _, k := range []string{names.AnnProxyImage, names.AnnInitImage} {
 		if v, ok := out[k]; ok {
 			if err := inject.CheckAnnotation(k, v); err != nil {
 				errs = append(errs, fmt.Errorf("--registry %q: %w", f.registry, err))
@@ -197,9 +197,9 @@ func runInject(ctx context.Context, env *Env, f *injectFlags, flags *pflag.FlagS
 		}
 		fn = func(o *manifests.Object) (string, error) { return injectManual(o, cfg) }
 	} else {
-		value := inject.InjectEnabled
+		value := names.InjectEnabled
 		if f.ingress {
-			value = inject.InjectIngress
+			value = names.InjectIngress
 		}
 		fn = func(o *manifests.Object) (string, error) { return annotate(o, value, overrides) }
 	}
@@ -243,8 +243,8 @@ func printSummary(w io.Writer, lines []string) {
 func annotate(o *manifests.Object, value string, overrides map[string]string) (string, error) {
 	var base []string
 	if o.Kind == "Namespace" {
-		if o.Get("metadata", "annotations", inject.InjectAnnotation).Str() == inject.InjectDisabled {
-			return "skipped (" + inject.InjectAnnotation + ": " + inject.InjectDisabled + ")", nil
+		if o.Get("metadata", "annotations", names.InjectAnnotation).Str() == names.InjectDisabled {
+			return "skipped (" + names.InjectAnnotation + ": " + names.InjectDisabled + ")", nil
 		}
 	} else {
 		tp, ok := templatePaths[o.Kind]
@@ -265,10 +265,10 @@ func annotate(o *manifests.Object, value string, overrides map[string]string) (s
 		}
 		return o.Add(ann(k), v)
 	}
-	if err := set(inject.InjectAnnotation, value); err != nil {
+	if err := set(names.InjectAnnotation, value); err != nil {
 		return "", err
 	}
-	for _, k := range inject.ConfigAnnotations {
+	for _, k := range names.ConfigAnnotations {
 		if v, ok := overrides[k]; ok {
 			if err := set(k, v); err != nil {
 				return "", err
@@ -296,8 +296,8 @@ func injectSkip(o *manifests.Object, tp []string) string {
 			}
 		}
 	}
-	if at("metadata", "annotations", inject.InjectAnnotation).Str() == inject.InjectDisabled {
-		return inject.InjectAnnotation + ": " + inject.InjectDisabled
+	if at("metadata", "annotations", names.InjectAnnotation).Str() == names.InjectDisabled {
+		return names.InjectAnnotation + ": " + names.InjectDisabled
 	}
 	return ""
 }
@@ -305,7 +305,7 @@ func injectSkip(o *manifests.Object, tp []string) string {
 // injectManual writes what the proxy injector would add into a workload's pod template.
 func injectManual(o *manifests.Object, cfg inject.Config) (string, error) {
 	if o.Kind == "Namespace" {
-		return annotate(o, inject.InjectEnabled, nil)
+		return annotate(o, names.InjectEnabled, nil)
 	}
 	tp, ok := templatePaths[o.Kind]
 	if !ok {
@@ -455,7 +455,7 @@ func installedSettings(ctx context.Context, env *Env, ns string) (map[string]any
 		return nil, "", err
 	}
 	if anchors == "" {
-		return nil, "", fmt.Errorf("ConfigMap %s/%s has no key %s", ns, check.TrustRootsConfigMap, check.TrustRootsKey)
+		return nil, "", fmt.Errorf("ConfigMap %s/%s has no key %s", ns, names.TrustRootsConfigMap, names.TrustRootsKey)
 	}
 	vals, err := installedValues(ctx, cl.Kube, ns)
 	if err != nil {

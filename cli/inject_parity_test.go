@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sinewmesh/sinew/controlplane/inject"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // TestChartSidecarMatchesInjector checks that the proxy the chart renders into each control-plane pod is what
@@ -74,7 +75,7 @@ func compareInjected(t *testing.T, d *appsv1.Deployment, cfg inject.Config) {
 	bare.Spec.InitContainers, bare.Spec.Containers = keep(bare.Spec.InitContainers), keep(bare.Spec.Containers)
 	var vols []corev1.Volume
 	for _, v := range bare.Spec.Volumes {
-		if v.Name != inject.TokenVolumeName {
+		if v.Name != names.TokenVolume {
 			vols = append(vols, v)
 		}
 	}
@@ -117,7 +118,7 @@ func compareInjected(t *testing.T, d *appsv1.Deployment, cfg inject.Config) {
 	diff("init containers", got.Spec.InitContainers, tmpl.Spec.InitContainers)
 	diff("containers", got.Spec.Containers, tmpl.Spec.Containers)
 	diff("volumes", got.Spec.Volumes, tmpl.Spec.Volumes)
-	for _, k := range []string{inject.ProxyVersionAnnotation, inject.TrustRootHashAnnotation} {
+	for _, k := range []string{names.ProxyVersionAnnotation, names.TrustRootHashAnnotation} {
 		if got.Annotations[k] != tmpl.Annotations[k] {
 			t.Errorf("%s: annotation %s: injector %q, chart %q", d.Name, k, got.Annotations[k], tmpl.Annotations[k])
 		}

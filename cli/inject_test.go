@@ -21,6 +21,7 @@ import (
 	"github.com/sinewmesh/sinew/cli/internal/yamledit"
 	"github.com/sinewmesh/sinew/controlplane/inject"
 	goldenfile "github.com/sinewmesh/sinew/internal/golden"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 const injectData = "testdata/inject"
@@ -251,14 +252,14 @@ func hasProxy(spec *corev1.PodSpec) bool {
 	n := 0
 	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
 		for _, c := range cs {
-			if c.Name == inject.ProxyContainerName || c.Name == inject.InitContainerName {
+			if c.Name == names.ProxyContainer || c.Name == names.InitContainer {
 				n++
 			}
 		}
 	}
 	tok := false
 	for _, v := range spec.Volumes {
-		tok = tok || v.Name == inject.TokenVolumeName
+		tok = tok || v.Name == names.TokenVolume
 	}
 	return n == 2 && tok
 }
@@ -284,7 +285,7 @@ func TestInjectKubectlPipe(t *testing.T) {
 		if err := json.Unmarshal(it.Raw, &d); err != nil {
 			t.Fatal(err)
 		}
-		if d.Spec.Template.Annotations[inject.InjectAnnotation] != "enabled" {
+		if d.Spec.Template.Annotations[names.InjectAnnotation] != "enabled" {
 			t.Errorf("%s: template annotations %v", d.Name, d.Spec.Template.Annotations)
 		}
 	}
@@ -300,17 +301,17 @@ func TestInjectFlagsBecomeAnnotations(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		inject.InjectAnnotation:       "ingress",
-		inject.AnnProxyLogLevel:       "debug",
-		inject.AnnSkipOutboundPorts:   "3306,5432",
-		inject.AnnProxyCPURequest:     "50m",
-		inject.AnnProxyNativeSidecar:  "false",
-		inject.AnnProxyAwait:          "disabled",
-		inject.AnnProxyImage:          "reg.example/mesh/sinew-proxy",
-		inject.AnnInitImage:           "reg.example/mesh/sinew-init",
-		inject.AnnProxyVersion:        "2.0.0",
-		inject.AnnOpaquePorts:         "4222,nats",
-		inject.AnnShutdownGracePeriod: "30s",
+		names.InjectAnnotation:       "ingress",
+		names.AnnProxyLogLevel:       "debug",
+		names.AnnSkipOutboundPorts:   "3306,5432",
+		names.AnnProxyCPURequest:     "50m",
+		names.AnnProxyNativeSidecar:  "false",
+		names.AnnProxyAwait:          "disabled",
+		names.AnnProxyImage:          "reg.example/mesh/sinew-proxy",
+		names.AnnInitImage:           "reg.example/mesh/sinew-init",
+		names.AnnProxyVersion:        "2.0.0",
+		names.AnnOpaquePorts:         "4222,nats",
+		names.AnnShutdownGracePeriod: "30s",
 	}
 	for k, v := range want {
 		if ns.Annotations[k] != v {
@@ -322,7 +323,7 @@ func TestInjectFlagsBecomeAnnotations(t *testing.T) {
 	}
 	// the annotations the flags wrote are what the injector accepts
 	for k, v := range ns.Annotations {
-		if k != inject.InjectAnnotation {
+		if k != names.InjectAnnotation {
 			if err := inject.CheckAnnotation(k, v); err != nil {
 				t.Error(err)
 			}
@@ -488,7 +489,7 @@ func TestInjectInputsAndFormats(t *testing.T) {
 		if err := dec.Decode(&o); err != nil {
 			t.Fatal(err)
 		}
-		if o.Annotations[inject.InjectAnnotation] != "enabled" {
+		if o.Annotations[names.InjectAnnotation] != "enabled" {
 			t.Errorf("%s: %v", o.Name, o.Annotations)
 		}
 		n++

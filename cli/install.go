@@ -23,6 +23,7 @@ import (
 	"github.com/sinewmesh/sinew/charts"
 	"github.com/sinewmesh/sinew/cli/check"
 	"github.com/sinewmesh/sinew/cli/internal/certs"
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/version"
 )
 
@@ -62,10 +63,10 @@ func (f *installFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.imageTag, "image-tag", version.Version, "tag of the images")
 	fl.StringVar(&f.imagePullPolicy, "image-pull-policy", "IfNotPresent", "pull policy of the images: Always, IfNotPresent or Never")
 	fl.StringVar(&f.trustDomain, "identity-trust-domain", "", "trust domain of workload identities (default: the cluster domain)")
-	fl.StringVar(&f.clusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
+	fl.StringVar(&f.clusterDomain, "cluster-domain", names.DefaultClusterDomain, "the cluster's DNS domain")
 	fl.DurationVar(&f.issuanceLifetime, "identity-issuance-lifetime", 24*time.Hour, "lifetime of the workload certificates identity issues")
 	fl.StringVar(&f.proxyLogLevel, "proxy-log-level", "info", "log level of the proxies: debug, info, warn or error")
-	fl.StringVar(&f.defaultInboundPolicy, "default-inbound-policy", "all-unauthenticated", "inbound policy of ports no Server covers: "+strings.Join(inboundPolicies, ", "))
+	fl.StringVar(&f.defaultInboundPolicy, "default-inbound-policy", names.DefaultInboundPolicy, "inbound policy of ports no Server covers: "+strings.Join(names.InboundPolicies, ", "))
 	fl.StringVar(&f.skipInboundPorts, "skip-inbound-ports", "", "ports and ranges that reach every meshed app without its proxy (e.g. 25,8000-8090)")
 	fl.StringVar(&f.skipOutboundPorts, "skip-outbound-ports", "", "destination ports that bypass every meshed pod's proxy")
 	fl.StringVar(&f.proxyCPURequest, "proxy-cpu-request", "", "CPU request of each proxy (e.g. 100m)")
@@ -335,7 +336,7 @@ func (in *installer) fillCertificates(vals map[string]any, given *certs.Identity
 			td = getString(vals, "clusterDomain")
 		}
 		if td == "" {
-			td = "cluster.local"
+			td = names.DefaultTrustDomain
 		}
 		var err error
 		if id, err = in.certs.Identity(td); err != nil {
@@ -391,12 +392,12 @@ func (in *installer) preflight(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w (use --ignore-cluster to print the manifests without looking at the cluster)", err)
 	}
-	names, err := crdNames()
+	crds, err := crdNames()
 	if err != nil {
 		return err
 	}
 	var missing []string
-	for _, n := range names {
+	for _, n := range crds {
 		if _, err := cl.APIExt.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, n, metav1.GetOptions{}); err != nil {
 			if apierrors.IsNotFound(err) {
 				missing = append(missing, n)
@@ -408,7 +409,7 @@ func (in *installer) preflight(ctx context.Context) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("the sinew CRDs are not installed (missing %s): run `sinew install --crds | kubectl apply -f -` first", strings.Join(missing, ", "))
 	}
-	_, err = cl.Kube.CoreV1().ConfigMaps(in.env.ControlPlaneNS).Get(ctx, check.ConfigMapName, metav1.GetOptions{})
+	_, err = cl.Kube.CoreV1().ConfigMaps(in.env.ControlPlaneNS).Get(ctx, names.ConfigMap, metav1.GetOptions{})
 	switch {
 	case err == nil:
 		return fmt.Errorf("a sinew control plane is already installed in namespace %s: change it with `sinew upgrade | kubectl apply -f -`", in.env.ControlPlaneNS)

@@ -27,6 +27,7 @@ import (
 	"github.com/sinewmesh/sinew/cli/check"
 	"github.com/sinewmesh/sinew/cli/internal/certs"
 	goldenfile "github.com/sinewmesh/sinew/internal/golden"
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/version"
 )
 
@@ -285,8 +286,8 @@ func TestInstallOrderAndContent(t *testing.T) {
 	anchors := strings.TrimSpace(string(fixture(t, "ca.crt")))
 	var roots string
 	for _, o := range objs {
-		if cm, ok := o.(*corev1.ConfigMap); ok && cm.Name == check.TrustRootsConfigMap {
-			roots = cm.Data[check.TrustRootsKey]
+		if cm, ok := o.(*corev1.ConfigMap); ok && cm.Name == names.TrustRootsConfigMap {
+			roots = cm.Data[names.TrustRootsKey]
 		}
 	}
 	if strings.TrimSpace(roots) != anchors {
@@ -297,7 +298,7 @@ func TestInstallOrderAndContent(t *testing.T) {
 func configValues(t *testing.T, objs []runtime.Object) string {
 	t.Helper()
 	for _, o := range objs {
-		if cm, ok := o.(*corev1.ConfigMap); ok && cm.Name == check.ConfigMapName {
+		if cm, ok := o.(*corev1.ConfigMap); ok && cm.Name == names.ConfigMap {
 			return cm.Data["values"]
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"maps"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sinewmesh/sinew/charts"
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/ports"
 )
 
@@ -203,27 +203,18 @@ func checkKeys(chart string, vals, defaults map[string]any, prefix string) error
 	return nil
 }
 
-var (
-	dnsRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
-)
-
-var (
-	inboundPolicies = []string{"all-unauthenticated", "all-authenticated", "cluster-unauthenticated", "cluster-authenticated", "deny", "audit"}
-	pullPolicies    = []string{"Always", "IfNotPresent", "Never"}
-	logLevels       = []string{"debug", "info", "warn", "error"}
-	logFormats      = []string{"json", "text"}
-)
+var pullPolicies = []string{"Always", "IfNotPresent", "Never"}
 
 // validateValues checks the merged control-plane values that the templates would otherwise render into broken
 // objects; each error names the value.
 func validateValues(vals map[string]any) error {
 	checks := []error{
-		oneOf(vals, "defaultInboundPolicy", inboundPolicies...),
+		oneOf(vals, "defaultInboundPolicy", names.InboundPolicies...),
 		oneOf(vals, "image.pullPolicy", pullPolicies...),
-		oneOf(vals, "proxy.logLevel", logLevels...),
-		oneOf(vals, "proxy.logFormat", logFormats...),
-		oneOf(vals, "controllerLogLevel", logLevels...),
-		oneOf(vals, "controllerLogFormat", logFormats...),
+		oneOf(vals, "proxy.logLevel", names.LogLevels...),
+		oneOf(vals, "proxy.logFormat", names.LogFormats...),
+		oneOf(vals, "controllerLogLevel", names.LogLevels...),
+		oneOf(vals, "controllerLogFormat", names.LogFormats...),
 		oneOf(vals, "proxyInjector.failurePolicy", "Ignore", "Fail"),
 	}
 	for _, p := range []string{"proxyInit.skipInboundPorts", "proxyInit.skipOutboundPorts", "proxyInit.kubeAPIServerPorts", "proxy.opaquePorts"} {
@@ -235,7 +226,7 @@ func validateValues(vals map[string]any) error {
 		}
 	}
 	for _, p := range []string{"clusterDomain", "identity.trustDomain"} {
-		if v := getString(vals, p); v != "" && !dnsRE.MatchString(v) {
+		if v := getString(vals, p); v != "" && !names.IsDNSName(v) {
 			checks = append(checks, fmt.Errorf("value %s: %q is not a lower-case DNS name", p, v))
 		}
 	}

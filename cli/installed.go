@@ -8,7 +8,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
-	"github.com/sinewmesh/sinew/cli/check"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // What upgrade, inject --manual, viz install and uninstall read of an installed control plane. A missing ConfigMap
@@ -16,13 +16,13 @@ import (
 
 // installedValues are the install's Helm values, from the ConfigMap sinew-config.
 func installedValues(ctx context.Context, kube kubernetes.Interface, ns string) (map[string]any, error) {
-	cm, err := kube.CoreV1().ConfigMaps(ns).Get(ctx, check.ConfigMapName, metav1.GetOptions{})
+	cm, err := kube.CoreV1().ConfigMaps(ns).Get(ctx, names.ConfigMap, metav1.GetOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("reading ConfigMap %s/%s: %w", ns, check.ConfigMapName, err)
+		return nil, fmt.Errorf("reading ConfigMap %s/%s: %w", ns, names.ConfigMap, err)
 	}
 	vals := map[string]any{}
 	if err := yaml.Unmarshal([]byte(cm.Data["values"]), &vals); err != nil {
-		return nil, fmt.Errorf("ConfigMap %s/%s key values: not YAML values: %w", ns, check.ConfigMapName, err)
+		return nil, fmt.Errorf("ConfigMap %s/%s key values: not YAML values: %w", ns, names.ConfigMap, err)
 	}
 	return vals, nil
 }
@@ -30,9 +30,9 @@ func installedValues(ctx context.Context, kube kubernetes.Interface, ns string) 
 // installedTrustAnchors is the mesh's trust anchors as stored (the caller checks them), from the ConfigMap
 // sinew-identity-trust-roots.
 func installedTrustAnchors(ctx context.Context, kube kubernetes.Interface, ns string) (string, error) {
-	cm, err := kube.CoreV1().ConfigMaps(ns).Get(ctx, check.TrustRootsConfigMap, metav1.GetOptions{})
+	cm, err := kube.CoreV1().ConfigMaps(ns).Get(ctx, names.TrustRootsConfigMap, metav1.GetOptions{})
 	if err != nil {
-		return "", fmt.Errorf("reading ConfigMap %s/%s: %w", ns, check.TrustRootsConfigMap, err)
+		return "", fmt.Errorf("reading ConfigMap %s/%s: %w", ns, names.TrustRootsConfigMap, err)
 	}
-	return cm.Data[check.TrustRootsKey], nil
+	return cm.Data[names.TrustRootsKey], nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/sinewmesh/sinew/cli/internal/manifests"
 	"github.com/sinewmesh/sinew/cli/internal/yamledit"
 	"github.com/sinewmesh/sinew/controlplane/inject"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 func newUninjectCmd(env *Env) *cobra.Command {
@@ -64,14 +65,14 @@ func uninject(o *manifests.Object) (string, error) {
 			})
 		}
 		u.removeItems([]string{"spec", "volumes"}, true, func(n *yamledit.Node) bool {
-			return n.Get("name").Str() == inject.TokenVolumeName
+			return n.Get("name").Str() == names.TokenVolume
 		})
 		u.removeKeys([]string{"metadata", "labels"}, inject.IsInjectedLabel)
 	}
 	u.removeKeys([]string{"metadata", "annotations"}, func(k string) bool {
-		if k == inject.InjectAnnotation {
+		if k == names.InjectAnnotation {
 			v := u.at("metadata", "annotations", k).Str()
-			return v == inject.InjectEnabled || v == inject.InjectIngress
+			return v == names.InjectEnabled || v == names.InjectIngress
 		}
 		for _, a := range inject.InjectedAnnotations {
 			if k == a {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sinewmesh/sinew/cli/check"
 	"github.com/sinewmesh/sinew/cli/internal/certs"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // webhookRenewBefore: upgrade replaces a webhook certificate that expires sooner than this.
@@ -84,7 +85,7 @@ func (in *installer) readInstalled(ctx context.Context) (map[string]any, *existi
 	ns := in.env.ControlPlaneNS
 	stored, err := installedValues(ctx, cl.Kube, ns)
 	if apierrors.IsNotFound(err) {
-		return nil, nil, fmt.Errorf("no control plane is installed in namespace %s (ConfigMap %s not found): install one with `sinew install | kubectl apply -f -`", ns, check.ConfigMapName)
+		return nil, nil, fmt.Errorf("no control plane is installed in namespace %s (ConfigMap %s not found): install one with `sinew install | kubectl apply -f -`", ns, names.ConfigMap)
 	}
 	if err != nil {
 		return nil, nil, err
@@ -97,13 +98,13 @@ func (in *installer) readInstalled(ctx context.Context) (map[string]any, *existi
 	if _, err := certs.CheckIdentity(ex.identity, check.IdentitySources(ns), in.now()); err != nil {
 		return nil, nil, fmt.Errorf("the installed identity certificates are not usable: %w; give new ones with the --identity-* file flags", err)
 	}
-	if sec, err := cl.Kube.CoreV1().Secrets(ns).Get(ctx, check.WebhookSecret, metav1.GetOptions{}); err == nil {
+	if sec, err := cl.Kube.CoreV1().Secrets(ns).Get(ctx, names.InjectorTLSSecret, metav1.GetOptions{}); err == nil {
 		ex.webhook = certs.Webhook{CAPEM: sec.Data["ca.crt"], CertPEM: sec.Data["tls.crt"], KeyPEM: sec.Data["tls.key"]}
 		if c, err := certs.CheckWebhook(ex.webhook, []string{check.WebhookDNSName(ns)}, in.now()); err == nil && c.NotAfter.Sub(in.now()) > webhookRenewBefore {
 			ex.webhookUsable = true
 		}
 	} else if !apierrors.IsNotFound(err) {
-		return nil, nil, fmt.Errorf("reading Secret %s/%s: %w", ns, check.WebhookSecret, err)
+		return nil, nil, fmt.Errorf("reading Secret %s/%s: %w", ns, names.InjectorTLSSecret, err)
 	}
 	return stored, ex, nil
 }

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/sinewmesh/sinew/cli/check"
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/version"
 )
 
@@ -368,7 +369,7 @@ func vizMeshedPods(ctx context.Context, env *check.Env, skipNS string) ([]string
 			continue
 		}
 		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
-			if c.Name == check.ProxyContainer {
+			if c.Name == names.ProxyContainer {
 				out = append(out, p.Namespace+"/"+p.Name)
 				break
 			}

@@ -12,15 +12,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sinewmesh/sinew/charts"
-	"github.com/sinewmesh/sinew/cli/check"
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/version"
 )
 
 // The viz extension's names (docs/architecture/viz.md), as install, uninstall, check and the viz commands use them.
 const (
-	vizExtNamespace   = "sinew-viz"
+	vizExtNamespace   = names.VizNamespace
 	vizExtDeployment  = "sinew-viz"
-	vizExtService     = "sinew-viz"
+	vizExtService     = names.VizService
 	vizExtServicePort = "http"
 	vizExtAPIPort     = "8084"
 	// vizSelector selects every object of the extension.
@@ -100,13 +100,13 @@ func vizValuesFromCluster(ctx context.Context, env *Env, vals map[string]any) er
 	anchors, err := installedTrustAnchors(ctx, cl.Kube, ns)
 	switch {
 	case apierrors.IsNotFound(err):
-		return fmt.Errorf("%s (the ConfigMap %s/%s is missing)", notInstalled, ns, check.TrustRootsConfigMap)
+		return fmt.Errorf("%s (the ConfigMap %s/%s is missing)", notInstalled, ns, names.TrustRootsConfigMap)
 	case err != nil:
 		return err
 	}
 	anchors = strings.TrimSpace(anchors)
 	if !strings.Contains(anchors, "-----BEGIN CERTIFICATE-----") {
-		return fmt.Errorf("the ConfigMap %s/%s holds no PEM certificate under %s: repair the control plane with `sinew upgrade | kubectl apply -f -`", ns, check.TrustRootsConfigMap, check.TrustRootsKey)
+		return fmt.Errorf("the ConfigMap %s/%s holds no PEM certificate under %s: repair the control plane with `sinew upgrade | kubectl apply -f -`", ns, names.TrustRootsConfigMap, names.TrustRootsKey)
 	}
 	setValue(vals, "identityTrustAnchorsPEM", anchors+"\n")
 	if td := getString(stored, "identity.trustDomain"); td != "" {
@@ -128,8 +128,8 @@ func checkVizValues(vals map[string]any) error {
 		return err
 	}
 	for _, err := range []error{
-		oneOf(merged, "logLevel", logLevels...),
-		oneOf(merged, "logFormat", logFormats...),
+		oneOf(merged, "logLevel", names.LogLevels...),
+		oneOf(merged, "logFormat", names.LogFormats...),
 		oneOf(merged, "image.pullPolicy", pullPolicies...),
 		oneOf(merged, "prometheus.pullPolicy", pullPolicies...),
 		oneOf(merged, "prometheus.discovery", "kubernetes", "http"),
@@ -139,7 +139,7 @@ func checkVizValues(vals map[string]any) error {
 		}
 	}
 	for _, p := range []string{"clusterDomain", "trustDomain"} {
-		if v := getString(merged, p); v != "" && !dnsRE.MatchString(v) {
+		if v := getString(merged, p); v != "" && !names.IsDNSName(v) {
 			return fmt.Errorf("value %s: %q is not a lower-case DNS name", p, v)
 		}
 	}

@@ -19,7 +19,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"regexp"
 	"sync/atomic"
 	"time"
 
@@ -33,22 +32,11 @@ import (
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/promreg"
 	"github.com/sinewmesh/sinew/controlplane/internal/source/local"
-)
-
-// SPIFFE service-account names of the control plane's own servers, in namespace Namespace.
-const (
-	// IdentityServiceName: the identity server presents spiffe://<td>/ns/sinew/sa/sinew-identity.
-	IdentityServiceName = "sinew-identity"
-	// DestinationServiceName: the destination and policy servers present spiffe://<td>/ns/sinew/sa/sinew-destination.
-	DestinationServiceName = "sinew-destination"
-	// Namespace is the control plane's namespace.
-	Namespace = "sinew"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // Defaults.
 const (
-	DefaultTrustDomain     = "cluster.local"
-	DefaultClusterDomain   = "cluster.local"
 	DefaultIdentityAddr    = "127.0.0.1:8080"
 	DefaultDestinationAddr = "127.0.0.1:8086"
 	DefaultPolicyAddr      = "127.0.0.1:8090"
@@ -78,8 +66,8 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	setDefault(&c.TrustDomain, DefaultTrustDomain)
-	setDefault(&c.ClusterDomain, DefaultClusterDomain)
+	setDefault(&c.TrustDomain, names.DefaultTrustDomain)
+	setDefault(&c.ClusterDomain, names.DefaultClusterDomain)
 	setDefault(&c.IdentityAddr, DefaultIdentityAddr)
 	setDefault(&c.DestinationAddr, DefaultDestinationAddr)
 	setDefault(&c.PolicyAddr, DefaultPolicyAddr)
@@ -92,8 +80,6 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
-
-var clusterDomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 
 // Validate checks a defaulted config; errors name the field.
 func (c Config) Validate() error {
@@ -182,11 +168,11 @@ func New(cfg Config) (_ *ControlPlane, err error) {
 	}()
 	store.Update(src.Resources())
 
-	identityCert, err := identity.NewServingCert(ca, td, Namespace, IdentityServiceName, cfg.CertLifetime, nil)
+	identityCert, err := identity.NewServingCert(ca, td, names.ControlPlaneNamespace, names.IdentityAccount, cfg.CertLifetime, nil)
 	if err != nil {
 		return nil, err
 	}
-	destinationCert, err := identity.NewServingCert(ca, td, Namespace, DestinationServiceName, cfg.CertLifetime, nil)
+	destinationCert, err := identity.NewServingCert(ca, td, names.ControlPlaneNamespace, names.DestinationAccount, cfg.CertLifetime, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -306,11 +292,9 @@ func IssueJoinTokenFromDataDir(dataDir, namespace, workload string) (string, err
 	return issueJoinToken(key, namespace, workload)
 }
 
-var dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-
 func issueJoinToken(key []byte, namespace, workload string) (string, error) {
 	for what, v := range map[string]string{"namespace": namespace, "workload": workload} {
-		if len(v) > 63 || !dnsLabelRE.MatchString(v) {
+		if !names.IsDNSLabel(v) {
 			return "", fmt.Errorf("join token: %s %q must be a DNS label (lower-case letters, digits, '-')", what, v)
 		}
 	}

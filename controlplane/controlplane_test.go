@@ -28,6 +28,7 @@ import (
 	identityv1 "github.com/sinewmesh/sinew/api/identity/v1"
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
 	"github.com/sinewmesh/sinew/controlplane"
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/testutil"
 )
 
@@ -138,7 +139,7 @@ func (e *env) certify(t *testing.T, ns, wl, identity string) (tls.Certificate, e
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn := dial(t, e.cp.IdentityAddr(), &tls.Config{RootCAs: e.anchors, ServerName: serverName(controlplane.IdentityServiceName)})
+	conn := dial(t, e.cp.IdentityAddr(), &tls.Config{RootCAs: e.anchors, ServerName: serverName(names.IdentityAccount)})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := identityv1.NewIdentityClient(conn).Certify(ctx, &identityv1.CertifyRequest{
@@ -162,7 +163,7 @@ func (e *env) meshClientTLS(t *testing.T) *tls.Config {
 		t.Fatal(err)
 	}
 	return &tls.Config{
-		RootCAs: e.anchors, ServerName: serverName(controlplane.DestinationServiceName), Certificates: []tls.Certificate{cert},
+		RootCAs: e.anchors, ServerName: serverName(names.DestinationAccount), Certificates: []tls.Certificate{cert},
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			want := "spiffe://cluster.local/ns/sinew/sa/sinew-destination"
 			if got := cs.PeerCertificates[0].URIs; len(got) != 1 || got[0].String() != want {
@@ -296,7 +297,7 @@ spec: {selector: {app: books}, ports: [{port: 80}]}
 func TestMutualTLSRequired(t *testing.T) {
 	t.Parallel()
 	e := start(t, map[string]string{"emojivoto.yaml": emojivoto})
-	noCert := &tls.Config{RootCAs: e.anchors, ServerName: serverName(controlplane.DestinationServiceName)}
+	noCert := &tls.Config{RootCAs: e.anchors, ServerName: serverName(names.DestinationAccount)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 

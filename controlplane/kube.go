@@ -28,6 +28,7 @@ import (
 	"github.com/sinewmesh/sinew/internal/daemon"
 	"github.com/sinewmesh/sinew/internal/identityclient"
 	"github.com/sinewmesh/sinew/internal/meshtls"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // Kubernetes-mode defaults: listen on every interface (the pod's), files where the chart mounts them.
@@ -41,17 +42,11 @@ const (
 	DefaultTrustAnchorsPath = "/var/run/sinew/identity/trust-roots/ca-bundle.crt"
 	DefaultIssuerCertPath   = "/var/run/sinew/identity/issuer/tls.crt"
 	DefaultIssuerKeyPath    = "/var/run/sinew/identity/issuer/tls.key"
-	DefaultTokenPath        = "/var/run/secrets/sinew.dev/serviceaccount/token"
-
-	// TokenAudience is the audience of the projected ServiceAccount tokens that prove identity.
-	TokenAudience = identity.TokenAudience
-	// DefaultOpaquePorts is the cluster-wide opaque-ports list that annotations replace.
-	DefaultOpaquePorts = "25,587,3306,4444,5432,6379,9300,11211"
 )
 
 // DefaultIdentityServiceAddr is where the identity service is reached in a cluster with that domain.
 func DefaultIdentityServiceAddr(clusterDomain string) string {
-	return IdentityServiceName + "." + Namespace + ".svc." + clusterDomain + ".:8080"
+	return names.ServiceAddr(names.IdentityService, names.ControlPlaneNamespace, clusterDomain, names.IdentityPort)
 }
 
 // KubeClient connects to the API server with kubeconfig, or with the pod's in-cluster configuration when
@@ -92,7 +87,7 @@ func validateCommon(trustDomain, clusterDomain string, addrs map[string]string) 
 	if _, err := spiffeid.TrustDomainFromString(trustDomain); err != nil {
 		errs = append(errs, fmt.Errorf("TrustDomain %q: %w", trustDomain, err))
 	}
-	if clusterDomain != "" && !clusterDomainRE.MatchString(clusterDomain) {
+	if clusterDomain != "" && !names.IsDNSName(clusterDomain) {
 		errs = append(errs, fmt.Errorf("ClusterDomain %q: must be a lower-case DNS name", clusterDomain))
 	}
 	for name, addr := range addrs {
@@ -125,13 +120,13 @@ type IdentityConfig struct {
 }
 
 func (c IdentityConfig) withDefaults() IdentityConfig {
-	setDefault(&c.TrustDomain, DefaultTrustDomain)
+	setDefault(&c.TrustDomain, names.DefaultTrustDomain)
 	setDefault(&c.Addr, DefaultKubeIdentityAddr)
 	setDefault(&c.AdminAddr, DefaultKubeIdentityAdminAddr)
 	setDefault(&c.TrustAnchorsFile, DefaultTrustAnchorsPath)
 	setDefault(&c.IssuerCertFile, DefaultIssuerCertPath)
 	setDefault(&c.IssuerKeyFile, DefaultIssuerKeyPath)
-	setDefault(&c.TokenAudience, TokenAudience)
+	setDefault(&c.TokenAudience, names.TokenAudience)
 	if c.CertLifetime == 0 {
 		c.CertLifetime = DefaultCertLifetime
 	}
@@ -192,7 +187,7 @@ func NewIdentity(cfg IdentityConfig) (_ *Identity, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cert, err := identity.NewServingCert(ca, td, Namespace, IdentityServiceName, cfg.CertLifetime, nil)
+	cert, err := identity.NewServingCert(ca, td, names.ControlPlaneNamespace, names.IdentityAccount, cfg.CertLifetime, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -335,17 +330,17 @@ type DestinationConfig struct {
 }
 
 func (c DestinationConfig) withDefaults() DestinationConfig {
-	setDefault(&c.TrustDomain, DefaultTrustDomain)
-	setDefault(&c.ClusterDomain, DefaultClusterDomain)
+	setDefault(&c.TrustDomain, names.DefaultTrustDomain)
+	setDefault(&c.ClusterDomain, names.DefaultClusterDomain)
 	setDefault(&c.DestinationAddr, DefaultKubeDestinationAddr)
 	setDefault(&c.PolicyAddr, DefaultKubePolicyAddr)
 	setDefault(&c.AdminAddr, DefaultKubeDestinationAdminAddr)
 	setDefault(&c.IdentityAddr, DefaultIdentityServiceAddr(c.ClusterDomain))
 	setDefault(&c.TrustAnchorsFile, DefaultTrustAnchorsPath)
-	setDefault(&c.TokenFile, DefaultTokenPath)
-	setDefault(&c.Namespace, Namespace)
-	setDefault(&c.ServiceAccount, DestinationServiceName)
-	setDefault(&c.DefaultOpaquePorts, DefaultOpaquePorts)
+	setDefault(&c.TokenFile, names.TokenPath)
+	setDefault(&c.Namespace, names.ControlPlaneNamespace)
+	setDefault(&c.ServiceAccount, names.DestinationAccount)
+	setDefault(&c.DefaultOpaquePorts, names.DefaultOpaquePorts)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -361,7 +356,7 @@ func (c DestinationConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("DefaultOpaquePorts %q: %w", c.DefaultOpaquePorts, err))
 	}
 	for name, v := range map[string]string{"Namespace": c.Namespace, "ServiceAccount": c.ServiceAccount} {
-		if len(v) > 253 || !clusterDomainRE.MatchString(v) {
+		if !names.IsDNSName(v) {
 			errs = append(errs, fmt.Errorf("%s %q: must be a Kubernetes name", name, v))
 		}
 	}
@@ -440,7 +435,7 @@ func NewDestination(cfg DestinationConfig) (_ *Destination, err error) {
 	}
 	cert, err := identityclient.New(identityclient.Config{
 		Addr:       cfg.IdentityAddr,
-		ServerName: model.SPIFFEID(cfg.TrustDomain, Namespace, IdentityServiceName),
+		ServerName: model.SPIFFEID(cfg.TrustDomain, names.ControlPlaneNamespace, names.IdentityAccount),
 		LocalName:  model.SPIFFEID(cfg.TrustDomain, cfg.Namespace, cfg.ServiceAccount),
 		TokenFile:  cfg.TokenFile,
 		Anchors:    anchors,

@@ -38,6 +38,7 @@ import (
 	"github.com/sinewmesh/sinew/controlplane"
 	"github.com/sinewmesh/sinew/internal/identityclient"
 	"github.com/sinewmesh/sinew/internal/meshtls"
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/testutil"
 )
 
@@ -72,7 +73,7 @@ func fakeCluster(t *testing.T, users map[string]string) *fake.Clientset {
 	)
 	client.PrependReactor("create", "tokenreviews", func(action k8stesting.Action) (bool, runtime.Object, error) {
 		tr := action.(k8stesting.CreateAction).GetObject().(*authenticationv1.TokenReview).DeepCopy()
-		if user, ok := users[tr.Spec.Token]; ok && len(tr.Spec.Audiences) == 1 && tr.Spec.Audiences[0] == controlplane.TokenAudience {
+		if user, ok := users[tr.Spec.Token]; ok && len(tr.Spec.Audiences) == 1 && tr.Spec.Audiences[0] == names.TokenAudience {
 			tr.Status = authenticationv1.TokenReviewStatus{Authenticated: true, Audiences: tr.Spec.Audiences,
 				User: authenticationv1.UserInfo{Username: "system:serviceaccount:" + user}}
 		} else {

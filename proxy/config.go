@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sinewmesh/sinew/internal/meshtls"
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/ports"
 )
 
@@ -27,9 +28,6 @@ const (
 	// application addresses (local mode, no root).
 	ModeExplicit Mode = "explicit"
 )
-
-// DefaultOpaquePorts are server-speaks-first protocols that protocol detection would only delay (as Linkerd).
-const DefaultOpaquePorts = "25,587,3306,4444,5432,6379,9300,11211"
 
 // OutboundPort is one explicit outbound listener and the service it stands for.
 type OutboundPort struct {
@@ -157,7 +155,7 @@ var envVars = []envVar{
 		}
 		return nil
 	}},
-	{"OPAQUE_PORTS", DefaultOpaquePorts, "ports (and ranges a-b) that skip protocol detection", func(c *Config, v string) error {
+	{"OPAQUE_PORTS", names.DefaultOpaquePorts, "ports (and ranges a-b) that skip protocol detection", func(c *Config, v string) error {
 		rs, err := ports.Parse(v, nil)
 		if err != nil {
 			return err
@@ -301,13 +299,13 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%sIDENTITY_LOCAL_NAME: %w", envPrefix, err))
 		} else {
 			if c.IdentityName == "" {
-				c.IdentityName = meshtls.ID(td, "sinew", "sinew-identity")
+				c.IdentityName = meshtls.ID(td, names.ControlPlaneNamespace, names.IdentityAccount)
 			}
 			if c.DestinationName == "" {
-				c.DestinationName = meshtls.ID(td, "sinew", "sinew-destination")
+				c.DestinationName = meshtls.ID(td, names.ControlPlaneNamespace, names.DestinationAccount)
 			}
 			if len(c.TapAuthorizedIDs) == 0 {
-				c.TapAuthorizedIDs = []string{meshtls.ID(td, "sinew-viz", "tap")}
+				c.TapAuthorizedIDs = []string{meshtls.ID(td, names.VizNamespace, names.TapAccount)}
 			}
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	goldenfile "github.com/sinewmesh/sinew/internal/golden"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 func golden(t *testing.T, name, got string) {
@@ -134,15 +135,15 @@ func TestRunSurvivesPanics(t *testing.T) {
 // meshedPod is a running, ready pod whose proxy is a native sidecar of version v.
 func meshedPod(ns, name, v string, labels map[string]string) *corev1.Pod {
 	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels, Annotations: map[string]string{ProxyVersionAnnot: v}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels, Annotations: map[string]string{names.ProxyVersionAnnotation: v}},
 		Spec: corev1.PodSpec{
-			InitContainers: []corev1.Container{{Name: "sinew-init"}, {Name: ProxyContainer, Image: "ghcr.io/sinewmesh/sinew-proxy:" + v}},
+			InitContainers: []corev1.Container{{Name: "sinew-init"}, {Name: names.ProxyContainer, Image: "ghcr.io/sinewmesh/sinew-proxy:" + v}},
 			Containers:     []corev1.Container{{Name: "app"}},
 		},
 		Status: corev1.PodStatus{
 			Phase:                 corev1.PodRunning,
 			Conditions:            []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
-			InitContainerStatuses: []corev1.ContainerStatus{{Name: ProxyContainer, Ready: true}},
+			InitContainerStatuses: []corev1.ContainerStatus{{Name: names.ProxyContainer, Ready: true}},
 			ContainerStatuses:     []corev1.ContainerStatus{{Name: "app", Ready: true}},
 		},
 	}
@@ -158,7 +159,7 @@ func plainPod(ns, name string) *corev1.Pod {
 
 func cpDeployment(name, v string) *appsv1.Deployment {
 	return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "sinew",
-		Labels: map[string]string{ControlPlaneNSLabel: "sinew", VersionLabel: v}}}
+		Labels: map[string]string{names.ControlPlaneNSLabel: "sinew", VersionLabel: v}}}
 }
 
 func runCat(t *testing.T, env *Env, cat Category) Report {
@@ -209,16 +210,16 @@ func TestDataPlane(t *testing.T) {
 
 func TestControlPlanePods(t *testing.T) {
 	objs := []runtimeObject{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "sinew"}},
-		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: ConfigMapName, Namespace: "sinew"}}}
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: names.ConfigMap, Namespace: "sinew"}}}
 	for _, c := range Components {
-		objs = append(objs, meshedPod("sinew", c.Deployment+"-1", "v1", map[string]string{ComponentLabel: c.Component}))
+		objs = append(objs, meshedPod("sinew", c.Deployment+"-1", "v1", map[string]string{names.ControlPlaneComponentLabel: c.Component}))
 	}
 	env := &Env{Kube: fake.NewSimpleClientset(toRuntime(objs)...), Namespace: "sinew"}
 	if rep := runCat(t, env, ControlPlane()); !rep.Success {
 		t.Fatalf("%+v", rep.Results)
 	}
 	// a pod whose proxy is not ready
-	p := meshedPod("sinew", "sinew-destination-2", "v1", map[string]string{ComponentLabel: "destination"})
+	p := meshedPod("sinew", "sinew-destination-2", "v1", map[string]string{names.ControlPlaneComponentLabel: "destination"})
 	p.Status.InitContainerStatuses[0].Ready = false
 	p.Status.Conditions[0].Status = corev1.ConditionFalse
 	if _, err := env.Kube.CoreV1().Pods("sinew").Create(context.Background(), p, metav1.CreateOptions{}); err != nil {

@@ -9,28 +9,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-)
 
-// Names the control plane's objects have (docs/architecture/kubernetes.md).
-const (
-	ConfigMapName       = "sinew-config"
-	TrustRootsConfigMap = "sinew-identity-trust-roots"
-	TrustRootsKey       = "ca-bundle.crt"
-	IssuerSecret        = "sinew-identity-issuer"
-	WebhookSecret       = "sinew-proxy-injector-k8s-tls"
-	WebhookConfig       = "sinew-proxy-injector-webhook-config"
-	WebhookService      = "sinew-proxy-injector"
-	ProxyContainer      = "sinew-proxy"
-	ComponentLabel      = "sinew.dev/control-plane-component"
-	ControlPlaneNSLabel = "sinew.dev/control-plane-ns"
-	ProxyVersionAnnot   = "sinew.dev/proxy-version"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // Components are the control plane's deployments, by their component label.
 var Components = []struct{ Component, Deployment string }{
-	{"identity", "sinew-identity"},
-	{"destination", "sinew-destination"},
-	{"proxy-injector", "sinew-proxy-injector"},
+	{"identity", names.IdentityDeployment},
+	{"destination", names.DestinationDeployment},
+	{"proxy-injector", names.InjectorDeployment},
 }
 
 // ControlPlane checks that the control plane is there and its pods (and their proxies) run.
@@ -49,9 +36,9 @@ func ControlPlane() Category {
 		{
 			ID: "cp-config-exists", Description: "control plane configuration exists", Severity: Fatal,
 			Run: func(ctx context.Context, env *Env) error {
-				_, err := env.Kube.CoreV1().ConfigMaps(env.Namespace).Get(ctx, ConfigMapName, metav1.GetOptions{})
+				_, err := env.Kube.CoreV1().ConfigMaps(env.Namespace).Get(ctx, names.ConfigMap, metav1.GetOptions{})
 				if apierrors.IsNotFound(err) {
-					return fmt.Errorf("the ConfigMap %s/%s does not exist: the install is incomplete; re-run `sinew install | kubectl apply -f -`", env.Namespace, ConfigMapName)
+					return fmt.Errorf("the ConfigMap %s/%s does not exist: the install is incomplete; re-run `sinew install | kubectl apply -f -`", env.Namespace, names.ConfigMap)
 				}
 				return err
 			},
@@ -100,7 +87,7 @@ func ControlPlane() Category {
 						}
 						switch st, ok := proxyStatus(&p); {
 						case !ok && !HasProxy(&p):
-							bad = append(bad, p.Name+" has no "+ProxyContainer+" container")
+							bad = append(bad, p.Name+" has no "+names.ProxyContainer+" container")
 						case !ok || !st.Ready:
 							bad = append(bad, p.Name+"'s proxy is not ready")
 						}
@@ -119,7 +106,7 @@ func ControlPlane() Category {
 func eachComponent(ctx context.Context, env *Env, f func(component string, pods []corev1.Pod) string) error {
 	var problems []string
 	for _, c := range Components {
-		pods, err := env.Kube.CoreV1().Pods(env.Namespace).List(ctx, metav1.ListOptions{LabelSelector: ComponentLabel + "=" + c.Component})
+		pods, err := env.Kube.CoreV1().Pods(env.Namespace).List(ctx, metav1.ListOptions{LabelSelector: names.ControlPlaneComponentLabel + "=" + c.Component})
 		if err != nil {
 			return err
 		}
@@ -178,12 +165,12 @@ func NotReadyReason(p *corev1.Pod) string {
 // HasProxy says whether the pod has a sinew proxy container (a native sidecar or a plain one).
 func HasProxy(p *corev1.Pod) bool {
 	for _, c := range p.Spec.InitContainers {
-		if c.Name == ProxyContainer {
+		if c.Name == names.ProxyContainer {
 			return true
 		}
 	}
 	for _, c := range p.Spec.Containers {
-		if c.Name == ProxyContainer {
+		if c.Name == names.ProxyContainer {
 			return true
 		}
 	}
@@ -193,7 +180,7 @@ func HasProxy(p *corev1.Pod) bool {
 // proxyStatus returns the proxy container's status.
 func proxyStatus(p *corev1.Pod) (corev1.ContainerStatus, bool) {
 	for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
-		if cs.Name == ProxyContainer {
+		if cs.Name == names.ProxyContainer {
 			return cs, true
 		}
 	}
@@ -202,11 +189,11 @@ func proxyStatus(p *corev1.Pod) (corev1.ContainerStatus, bool) {
 
 // proxyVersion is the version of the pod's proxy: its annotation, else its image tag.
 func proxyVersion(p *corev1.Pod) string {
-	if v := p.Annotations[ProxyVersionAnnot]; v != "" {
+	if v := p.Annotations[names.ProxyVersionAnnotation]; v != "" {
 		return v
 	}
 	for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
-		if c.Name == ProxyContainer {
+		if c.Name == names.ProxyContainer {
 			if i := strings.LastIndex(c.Image, ":"); i >= 0 && !strings.Contains(c.Image[i:], "/") {
 				return c.Image[i+1:]
 			}

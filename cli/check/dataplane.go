@@ -8,6 +8,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // InjectDocs is where a pod without a proxy is told to look.
@@ -35,7 +37,7 @@ func DataPlane() Category {
 				}
 				if len(missing) > 0 {
 					return fmt.Errorf("%d of %d pods in %s have no %s container: %s\ninject them: `kubectl get deploy -n <ns> -o yaml | sinew inject - | kubectl apply -f -`, or annotate the namespace sinew.dev/inject=enabled and restart the pods",
-						len(missing), len(pods), scope, ProxyContainer, ClipList(missing, 10))
+						len(missing), len(pods), scope, names.ProxyContainer, ClipList(missing, 10))
 				}
 				return nil
 			},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sinewmesh/sinew/cli/internal/certs"
 	"github.com/sinewmesh/sinew/internal/meshtls"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // ExpiryWarning is how close to expiry a certificate must be for a warning.
@@ -64,9 +65,9 @@ func Identity() Category {
 // IdentitySources names the cluster objects an installed identity is read from, for certs.CheckIdentity's errors.
 func IdentitySources(ns string) certs.Sources {
 	return certs.Sources{
-		TrustAnchors: "(ConfigMap " + ns + "/" + TrustRootsConfigMap + ")",
-		IssuerCert:   "(Secret " + ns + "/" + IssuerSecret + " tls.crt)",
-		IssuerKey:    "(Secret " + ns + "/" + IssuerSecret + " tls.key)",
+		TrustAnchors: "(ConfigMap " + ns + "/" + names.TrustRootsConfigMap + ")",
+		IssuerCert:   "(Secret " + ns + "/" + names.IssuerSecret + " tls.crt)",
+		IssuerKey:    "(Secret " + ns + "/" + names.IssuerSecret + " tls.key)",
 	}
 }
 
@@ -95,22 +96,22 @@ func issuerCert(ctx context.Context, env *Env) ([]*x509.Certificate, error) {
 	}
 	chain, err := meshtls.ParseCertificates(id.IssuerCertPEM)
 	if err != nil {
-		return nil, fmt.Errorf("Secret %s/%s tls.crt: %w", env.Namespace, IssuerSecret, err)
+		return nil, fmt.Errorf("Secret %s/%s tls.crt: %w", env.Namespace, names.IssuerSecret, err)
 	}
 	return chain[:1], nil
 }
 
 func trustAnchors(ctx context.Context, env *Env) ([]*x509.Certificate, error) {
-	cm, err := env.Kube.CoreV1().ConfigMaps(env.Namespace).Get(ctx, TrustRootsConfigMap, metav1.GetOptions{})
+	cm, err := env.Kube.CoreV1().ConfigMaps(env.Namespace).Get(ctx, names.TrustRootsConfigMap, metav1.GetOptions{})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("the ConfigMap %s/%s does not exist", env.Namespace, TrustRootsConfigMap)
+			return nil, fmt.Errorf("the ConfigMap %s/%s does not exist", env.Namespace, names.TrustRootsConfigMap)
 		}
 		return nil, err
 	}
-	anchors, err := meshtls.ParseCertificates([]byte(cm.Data[TrustRootsKey]))
+	anchors, err := meshtls.ParseCertificates([]byte(cm.Data[names.TrustRootsKey]))
 	if err != nil {
-		return nil, fmt.Errorf("ConfigMap %s/%s key %s: %w", env.Namespace, TrustRootsConfigMap, TrustRootsKey, err)
+		return nil, fmt.Errorf("ConfigMap %s/%s key %s: %w", env.Namespace, names.TrustRootsConfigMap, names.TrustRootsKey, err)
 	}
 	return anchors, nil
 }
@@ -123,19 +124,19 @@ func identityMaterial(ctx context.Context, env *Env) (certs.Identity, error) {
 // InstalledIdentity reads the trust anchors and the issuer (certificate and key) of the control plane in ns, unchecked
 // (certs.CheckIdentity with IdentitySources checks them).
 func InstalledIdentity(ctx context.Context, kube kubernetes.Interface, ns string) (certs.Identity, error) {
-	cm, err := kube.CoreV1().ConfigMaps(ns).Get(ctx, TrustRootsConfigMap, metav1.GetOptions{})
+	cm, err := kube.CoreV1().ConfigMaps(ns).Get(ctx, names.TrustRootsConfigMap, metav1.GetOptions{})
 	if err != nil {
-		return certs.Identity{}, fmt.Errorf("reading ConfigMap %s/%s: %w", ns, TrustRootsConfigMap, err)
+		return certs.Identity{}, fmt.Errorf("reading ConfigMap %s/%s: %w", ns, names.TrustRootsConfigMap, err)
 	}
-	sec, err := kube.CoreV1().Secrets(ns).Get(ctx, IssuerSecret, metav1.GetOptions{})
+	sec, err := kube.CoreV1().Secrets(ns).Get(ctx, names.IssuerSecret, metav1.GetOptions{})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			return certs.Identity{}, fmt.Errorf("the Secret %s/%s does not exist", ns, IssuerSecret)
+			return certs.Identity{}, fmt.Errorf("the Secret %s/%s does not exist", ns, names.IssuerSecret)
 		}
-		return certs.Identity{}, fmt.Errorf("reading Secret %s/%s: %w", ns, IssuerSecret, err)
+		return certs.Identity{}, fmt.Errorf("reading Secret %s/%s: %w", ns, names.IssuerSecret, err)
 	}
 	return certs.Identity{
-		TrustAnchorsPEM: []byte(cm.Data[TrustRootsKey]),
+		TrustAnchorsPEM: []byte(cm.Data[names.TrustRootsKey]),
 		IssuerCertPEM:   sec.Data["tls.crt"],
 		IssuerKeyPEM:    sec.Data["tls.key"],
 	}, nil

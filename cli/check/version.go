@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // VersionLabel is the label every control-plane object carries with the version it runs.
@@ -15,7 +17,7 @@ const VersionLabel = "app.kubernetes.io/version"
 // ControlPlaneVersion returns the version the control plane's deployments run ("" when none is installed). It
 // fails when the deployments disagree, naming each one's version.
 func ControlPlaneVersion(ctx context.Context, env *Env) (string, error) {
-	deps, err := env.Kube.AppsV1().Deployments(env.Namespace).List(ctx, metav1.ListOptions{LabelSelector: ControlPlaneNSLabel})
+	deps, err := env.Kube.AppsV1().Deployments(env.Namespace).List(ctx, metav1.ListOptions{LabelSelector: names.ControlPlaneNSLabel})
 	if err != nil {
 		return "", err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sinewmesh/sinew/cli/internal/certs"
 	"github.com/sinewmesh/sinew/internal/meshtls"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // Webhook checks the proxy injector's admission webhook: its configuration, certificate and endpoints.
@@ -18,9 +19,9 @@ func Webhook() Category {
 		{
 			ID: "webhook-config-exists", Description: "proxy injector webhook configuration exists", Severity: Error,
 			Run: func(ctx context.Context, env *Env) error {
-				_, err := env.Kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, WebhookConfig, metav1.GetOptions{})
+				_, err := env.Kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, names.InjectorWebhookConfig, metav1.GetOptions{})
 				if apierrors.IsNotFound(err) {
-					return fmt.Errorf("the MutatingWebhookConfiguration %s does not exist: pods are not injected automatically", WebhookConfig)
+					return fmt.Errorf("the MutatingWebhookConfiguration %s does not exist: pods are not injected automatically", names.InjectorWebhookConfig)
 				}
 				return err
 			},
@@ -56,7 +57,7 @@ func Webhook() Category {
 		{
 			ID: "webhook-cabundle-matches", Description: "webhook caBundle trusts the injector certificate", Severity: Error,
 			Run: func(ctx context.Context, env *Env) error {
-				cfg, err := env.Kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, WebhookConfig, metav1.GetOptions{})
+				cfg, err := env.Kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, names.InjectorWebhookConfig, metav1.GetOptions{})
 				if err != nil {
 					return err
 				}
@@ -79,7 +80,7 @@ func Webhook() Category {
 		{
 			ID: "webhook-endpoints", Description: "proxy injector service has endpoints", Severity: Error, Retry: true,
 			Run: func(ctx context.Context, env *Env) error {
-				slices, err := env.Kube.DiscoveryV1().EndpointSlices(env.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + WebhookService})
+				slices, err := env.Kube.DiscoveryV1().EndpointSlices(env.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + names.InjectorService})
 				if err != nil {
 					return err
 				}
@@ -90,20 +91,20 @@ func Webhook() Category {
 						}
 					}
 				}
-				return fmt.Errorf("the Service %s/%s has no ready endpoint: is the proxy injector pod ready?", env.Namespace, WebhookService)
+				return fmt.Errorf("the Service %s/%s has no ready endpoint: is the proxy injector pod ready?", env.Namespace, names.InjectorService)
 			},
 		},
 	}}
 }
 
 // WebhookDNSName is the name the API server calls the proxy injector by, which its certificate must carry.
-func WebhookDNSName(ns string) string { return WebhookService + "." + ns + ".svc" }
+func WebhookDNSName(ns string) string { return names.InjectorService + "." + ns + ".svc" }
 
 func webhookTLS(ctx context.Context, env *Env) (certs.Webhook, error) {
-	sec, err := env.Kube.CoreV1().Secrets(env.Namespace).Get(ctx, WebhookSecret, metav1.GetOptions{})
+	sec, err := env.Kube.CoreV1().Secrets(env.Namespace).Get(ctx, names.InjectorTLSSecret, metav1.GetOptions{})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			return certs.Webhook{}, fmt.Errorf("the Secret %s/%s does not exist", env.Namespace, WebhookSecret)
+			return certs.Webhook{}, fmt.Errorf("the Secret %s/%s does not exist", env.Namespace, names.InjectorTLSSecret)
 		}
 		return certs.Webhook{}, err
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/sinewmesh/sinew/controlplane"
 	"github.com/sinewmesh/sinew/internal/identityclient"
 	"github.com/sinewmesh/sinew/internal/meshtls"
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/testutil"
 )
 
@@ -198,7 +199,7 @@ func TestE2EKubernetesMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := map[string][]byte{"ca-bundle.crt": anchorsPEM, "tls.crt": issuerCert, "tls.key": issuerKey,
-		"token": []byte(token(t, client, ns, "sinew-destination", controlplane.TokenAudience))}
+		"token": []byte(token(t, client, ns, "sinew-destination", names.TokenAudience))}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			t.Fatal(err)
@@ -227,7 +228,7 @@ func TestE2EKubernetesMode(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	webID := "spiffe://cluster.local/ns/" + ns + "/sa/web"
 	web, err := identityclient.New(identityclient.Config{Addr: idAddr, ServerName: "spiffe://cluster.local/ns/sinew/sa/sinew-identity",
-		LocalName: webID, Token: []byte(token(t, client, ns, "web", controlplane.TokenAudience)), Anchors: anchors}, log, prometheus.NewRegistry())
+		LocalName: webID, Token: []byte(token(t, client, ns, "web", names.TokenAudience)), Anchors: anchors}, log, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +340,7 @@ func TestE2EKubernetesMode(t *testing.T) {
 		message string
 	}{
 		"API-server audience": {token(t, client, ns, "web"), codes.Unauthenticated, "audience"},
-		"another identity":    {token(t, client, ns, "web", controlplane.TokenAudience), codes.PermissionDenied, "may not certify"},
+		"another identity":    {token(t, client, ns, "web", names.TokenAudience), codes.PermissionDenied, "may not certify"},
 	} {
 		_, err := ic.Certify(ctx, &identityv1.CertifyRequest{
 			Identity: "spiffe://cluster.local/ns/" + ns + "/sa/sinew-destination", Token: []byte(tc.token), CertificateSigningRequest: []byte("x"),

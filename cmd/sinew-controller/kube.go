@@ -9,6 +9,7 @@ import (
 
 	"github.com/sinewmesh/sinew/controlplane"
 	"github.com/sinewmesh/sinew/internal/daemon"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 func newIdentityCmd(stderr io.Writer) *cobra.Command {
@@ -29,7 +30,7 @@ func newIdentityCmd(stderr io.Writer) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: the pod's in-cluster configuration)")
-	f.StringVar(&cfg.TrustDomain, "trust-domain", controlplane.DefaultTrustDomain, "SPIFFE trust domain")
+	f.StringVar(&cfg.TrustDomain, "trust-domain", names.DefaultTrustDomain, "SPIFFE trust domain")
 	f.StringVar(&cfg.Addr, "identity-addr", controlplane.DefaultKubeIdentityAddr, "identity gRPC (TLS) listen address")
 	f.StringVar(&cfg.AdminAddr, "admin-addr", controlplane.DefaultKubeIdentityAdminAddr, "admin HTTP listen address (/ready, /live, /metrics)")
 	f.StringVar(&cfg.TrustAnchorsFile, "identity-trust-anchors-file", controlplane.DefaultTrustAnchorsPath, "PEM trust anchors")
@@ -58,17 +59,17 @@ func newDestinationCmd(stderr io.Writer) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig file (default: the pod's in-cluster configuration)")
-	f.StringVar(&cfg.TrustDomain, "trust-domain", controlplane.DefaultTrustDomain, "SPIFFE trust domain")
-	f.StringVar(&cfg.ClusterDomain, "cluster-domain", controlplane.DefaultClusterDomain, "the cluster's DNS domain (service FQDN suffix)")
+	f.StringVar(&cfg.TrustDomain, "trust-domain", names.DefaultTrustDomain, "SPIFFE trust domain")
+	f.StringVar(&cfg.ClusterDomain, "cluster-domain", names.DefaultClusterDomain, "the cluster's DNS domain (service FQDN suffix)")
 	f.StringVar(&cfg.DestinationAddr, "destination-addr", controlplane.DefaultKubeDestinationAddr, "destination gRPC (mTLS) listen address")
 	f.StringVar(&cfg.PolicyAddr, "policy-addr", controlplane.DefaultKubePolicyAddr, "policy gRPC (mTLS) listen address")
 	f.StringVar(&cfg.AdminAddr, "admin-addr", controlplane.DefaultKubeDestinationAdminAddr, "admin HTTP listen address (/ready, /live, /metrics, /debug/model)")
 	f.StringVar(&cfg.IdentityAddr, "identity-addr", "", "identity service to obtain the serving certificate from (default sinew-identity.sinew.svc.<cluster-domain>.:8080)")
 	f.StringVar(&cfg.TrustAnchorsFile, "identity-trust-anchors-file", controlplane.DefaultTrustAnchorsPath, "PEM trust anchors")
-	f.StringVar(&cfg.TokenFile, "identity-token-file", controlplane.DefaultTokenPath, "projected ServiceAccount token (audience "+controlplane.TokenAudience+"), re-read at every renewal")
-	f.StringVar(&cfg.Namespace, "namespace", controlplane.Namespace, "this controller's namespace (its identity is spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)")
-	f.StringVar(&cfg.ServiceAccount, "service-account", controlplane.DestinationServiceName, "this controller's service account")
-	f.StringVar(&cfg.DefaultOpaquePorts, "default-opaque-ports", controlplane.DefaultOpaquePorts, "ports and ranges that are opaque unless an opaque-ports annotation replaces the list (\"none\" for none)")
+	f.StringVar(&cfg.TokenFile, "identity-token-file", names.TokenPath, "projected ServiceAccount token (audience "+names.TokenAudience+"), re-read at every renewal")
+	f.StringVar(&cfg.Namespace, "namespace", names.ControlPlaneNamespace, "this controller's namespace (its identity is spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)")
+	f.StringVar(&cfg.ServiceAccount, "service-account", names.DestinationAccount, "this controller's service account")
+	f.StringVar(&cfg.DefaultOpaquePorts, "default-opaque-ports", names.DefaultOpaquePorts, "ports and ranges that are opaque unless an opaque-ports annotation replaces the list (\"none\" for none)")
 	lf.Register(f)
 	return cmd
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sinewmesh/sinew/controlplane"
 	"github.com/sinewmesh/sinew/internal/daemon"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 func main() {
@@ -113,8 +114,8 @@ func newLocalCmd(stderr io.Writer) *cobra.Command {
 	f.StringVar(&cfg.DestinationAddr, "destination-addr", controlplane.DefaultDestinationAddr, "destination gRPC listen address")
 	f.StringVar(&cfg.PolicyAddr, "policy-addr", controlplane.DefaultPolicyAddr, "policy gRPC listen address")
 	f.StringVar(&cfg.AdminAddr, "admin-addr", controlplane.DefaultAdminAddr, "admin HTTP listen address (/ready, /live, /metrics, /debug/model)")
-	f.StringVar(&cfg.TrustDomain, "trust-domain", controlplane.DefaultTrustDomain, "SPIFFE trust domain")
-	f.StringVar(&cfg.ClusterDomain, "cluster-domain", controlplane.DefaultClusterDomain, "service FQDN suffix")
+	f.StringVar(&cfg.TrustDomain, "trust-domain", names.DefaultTrustDomain, "SPIFFE trust domain")
+	f.StringVar(&cfg.ClusterDomain, "cluster-domain", names.DefaultClusterDomain, "service FQDN suffix")
 	f.StringVar(&cfg.TrustAnchorsFile, "identity-trust-anchors-file", "", "PEM trust anchors (with the two issuer flags; else generated into --data-dir)")
 	f.StringVar(&cfg.IssuerCertFile, "identity-issuer-certificate-file", "", "PEM issuer (intermediate CA) certificate")
 	f.StringVar(&cfg.IssuerKeyFile, "identity-issuer-key-file", "", "PEM issuer private key")

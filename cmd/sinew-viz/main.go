@@ -23,10 +23,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
-	"github.com/sinewmesh/sinew/controlplane/inject"
 	"github.com/sinewmesh/sinew/internal/daemon"
 	"github.com/sinewmesh/sinew/internal/identityclient"
 	"github.com/sinewmesh/sinew/internal/meshtls"
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/version"
 	"github.com/sinewmesh/sinew/viz/metricsapi"
 	"github.com/sinewmesh/sinew/viz/server"
@@ -67,13 +67,13 @@ func newCmd(stderr io.Writer) *cobra.Command {
 	f.StringVar(&c.adminAddr, "admin-addr", ":9995", "admin HTTP listen address (/ready, /live, /metrics)")
 	f.StringVar(&c.prometheusURL, "prometheus-url", "http://prometheus.sinew-viz.svc.cluster.local:9090", "the Prometheus that scrapes the proxies")
 	f.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file (default: the pod's in-cluster configuration)")
-	f.StringVar(&c.trustDomain, "trust-domain", "cluster.local", "SPIFFE trust domain of the mesh")
-	f.StringVar(&c.clusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS domain")
+	f.StringVar(&c.trustDomain, "trust-domain", names.DefaultTrustDomain, "SPIFFE trust domain of the mesh")
+	f.StringVar(&c.clusterDomain, "cluster-domain", names.DefaultClusterDomain, "the cluster's DNS domain")
 	f.StringVar(&c.identityAddr, "identity-addr", "", "identity service to obtain the tap certificate from (default "+identityAddr("<cluster-domain>")+")")
 	f.StringVar(&c.trustAnchorsFile, "identity-trust-anchors-file", "/var/run/sinew/identity/trust-roots/ca-bundle.crt", "PEM trust anchors")
-	f.StringVar(&c.tokenFile, "identity-token-file", inject.TokenPath, "projected ServiceAccount token (audience "+inject.TokenAudience+")")
-	f.StringVar(&c.namespace, "namespace", "sinew-viz", "this pod's namespace (the tap identity is spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)")
-	f.StringVar(&c.serviceAccount, "service-account", "tap", "this pod's service account")
+	f.StringVar(&c.tokenFile, "identity-token-file", names.TokenPath, "projected ServiceAccount token (audience "+names.TokenAudience+")")
+	f.StringVar(&c.namespace, "namespace", names.VizNamespace, "this pod's namespace (the tap identity is spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)")
+	f.StringVar(&c.serviceAccount, "service-account", names.TapAccount, "this pod's service account")
 	f.StringVar(&c.enforcedHost, "enforced-host", "", "regular expression of Host headers accepted besides localhost and the Service's names")
 	c.log.Register(f)
 	return cmd
@@ -81,7 +81,7 @@ func newCmd(stderr io.Writer) *cobra.Command {
 
 // identityAddr is where the identity service of a control plane installed in its default namespace answers.
 func identityAddr(clusterDomain string) string {
-	return inject.ServiceAddr(inject.IdentityServiceName, inject.DefaultControlPlaneNamespace, clusterDomain, inject.IdentityGRPCPort)
+	return names.ServiceAddr(names.IdentityService, names.ControlPlaneNamespace, clusterDomain, names.IdentityPort)
 }
 
 func run(ctx context.Context, c config, stderr io.Writer) error {
@@ -124,7 +124,7 @@ func run(ctx context.Context, c config, stderr io.Writer) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cert, err := identityclient.New(identityclient.Config{
 		Addr:       c.identityAddr,
-		ServerName: meshtls.ID(c.trustDomain, inject.DefaultControlPlaneNamespace, inject.IdentityAccountName),
+		ServerName: meshtls.ID(c.trustDomain, names.ControlPlaneNamespace, names.IdentityAccount),
 		LocalName:  meshtls.ID(c.trustDomain, c.namespace, c.serviceAccount),
 		TokenFile:  c.tokenFile,
 		Anchors:    anchors,
@@ -206,7 +206,7 @@ func scrapeGroups(ctx context.Context, k tapsvc.Kubernetes) ([]server.ScrapeGrou
 		groups = append(groups, server.ScrapeGroup{Targets: []string{t.Address}, Labels: map[string]string{
 			"__meta_kubernetes_namespace":                            t.Namespace,
 			"__meta_kubernetes_pod_name":                             t.Pod,
-			"__meta_kubernetes_pod_container_port_name":              inject.AdminPortName,
+			"__meta_kubernetes_pod_container_port_name":              names.ProxyAdminPortName,
 			"__meta_kubernetes_pod_label_sinew_dev_proxy_deployment": t.Deployment,
 		}})
 	}

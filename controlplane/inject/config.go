@@ -8,20 +8,18 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/version"
 )
 
 // Defaults of Config, from docs/architecture/kubernetes.md.
 const (
-	DefaultControlPlaneNamespace = "sinew"
-	DefaultTrustDomain           = "cluster.local"
-	DefaultClusterDomain         = "cluster.local"
-	DefaultRegistry              = "ghcr.io/sinewmesh"
-	DefaultProxyImageName        = "sinew-proxy"
-	DefaultInitImageName         = "sinew-init"
-	DefaultImagePullPolicy       = corev1.PullIfNotPresent
-	DefaultProxyLogLevel         = "info"
-	DefaultProxyLogFormat        = "json"
+	DefaultRegistry        = "ghcr.io/sinewmesh"
+	DefaultProxyImageName  = "sinew-proxy"
+	DefaultInitImageName   = "sinew-init"
+	DefaultImagePullPolicy = corev1.PullIfNotPresent
+	DefaultProxyLogLevel   = "info"
+	DefaultProxyLogFormat  = "json"
 )
 
 // Config is what every injection in a cluster shares: where the control plane is, whom to trust, which images to
@@ -77,14 +75,14 @@ type ProxyDefaults struct {
 // DefaultConfig returns the documented defaults (trust anchors still to be filled in).
 func DefaultConfig() Config {
 	return Config{
-		ControlPlaneNamespace: DefaultControlPlaneNamespace,
-		TrustDomain:           DefaultTrustDomain,
-		ClusterDomain:         DefaultClusterDomain,
+		ControlPlaneNamespace: names.ControlPlaneNamespace,
+		TrustDomain:           names.DefaultTrustDomain,
+		ClusterDomain:         names.DefaultClusterDomain,
 		Registry:              DefaultRegistry,
 		Tag:                   version.Version,
 		ImagePullPolicy:       DefaultImagePullPolicy,
 		Proxy: ProxyDefaults{
-			UID: DefaultProxyUID, LogLevel: DefaultProxyLogLevel, LogFormat: DefaultProxyLogFormat,
+			UID: names.DefaultProxyUID, LogLevel: DefaultProxyLogLevel, LogFormat: DefaultProxyLogFormat,
 			NativeSidecar: true, Await: true,
 		},
 	}
@@ -113,7 +111,7 @@ func (c Config) withDefaults() Config {
 	}
 	set(&c.CreatedBy, "sinew "+version.Version)
 	if c.Proxy.UID == 0 {
-		c.Proxy.UID = DefaultProxyUID
+		c.Proxy.UID = names.DefaultProxyUID
 	}
 	set(&c.Proxy.LogLevel, DefaultProxyLogLevel)
 	set(&c.Proxy.LogFormat, DefaultProxyLogFormat)
@@ -121,9 +119,7 @@ func (c Config) withDefaults() Config {
 }
 
 var (
-	dnsLabel  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	dnsDomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
-	imageTag  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	imageTag = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 )
 
 // Validate checks the configuration after defaults, naming each bad field; the proxy defaults are checked with the
@@ -131,13 +127,13 @@ var (
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
-	if !dnsLabel.MatchString(c.ControlPlaneNamespace) {
+	if !names.IsDNSLabel(c.ControlPlaneNamespace) {
 		errs = append(errs, fmt.Errorf("control-plane namespace %q: not a namespace name", c.ControlPlaneNamespace))
 	}
-	if !dnsDomain.MatchString(c.TrustDomain) {
+	if !names.IsDNSName(c.TrustDomain) {
 		errs = append(errs, fmt.Errorf("trust domain %q: want a DNS name like cluster.local", c.TrustDomain))
 	}
-	if !dnsDomain.MatchString(c.ClusterDomain) {
+	if !names.IsDNSName(c.ClusterDomain) {
 		errs = append(errs, fmt.Errorf("cluster domain %q: want a DNS name like cluster.local", c.ClusterDomain))
 	}
 	if strings.TrimSpace(c.TrustAnchorsPEM) == "" {

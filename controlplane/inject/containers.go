@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/ports"
 
 	"fmt"
@@ -20,24 +21,18 @@ const (
 	StartupFailureThreshold = 120
 )
 
-// ServiceAddr is host:port of a control-plane service as proxies reach it (a fully qualified name, trailing dot,
-// so no search-path lookups).
-func ServiceAddr(service, namespace, clusterDomain string, port int) string {
-	return fmt.Sprintf("%s.%s.svc.%s.:%d", service, namespace, clusterDomain, port)
-}
-
 // LocalIdentity is the proxy's SPIFFE ID with downward-API references for the namespace and service account.
 func LocalIdentity(trustDomain string) string {
-	return fmt.Sprintf("spiffe://%s/ns/$(%s)/sa/$(%s)", trustDomain, EnvPodNamespace, EnvPodAccount)
+	return fmt.Sprintf("spiffe://%s/ns/$(%s)/sa/$(%s)", trustDomain, names.EnvPodNamespace, names.EnvPodAccount)
 }
 
 func initContainer(cfg Config, s *settings) corev1.Container {
 	return corev1.Container{
-		Name:  InitContainerName,
+		Name:  names.InitContainer,
 		Image: imageRef(s.initImage, cfg.InitVersion),
 		Args: []string{
-			"--inbound-port=" + strconv.Itoa(InboundPort),
-			"--outbound-port=" + strconv.Itoa(OutboundPort),
+			"--inbound-port=" + strconv.Itoa(names.ProxyInboundPort),
+			"--outbound-port=" + strconv.Itoa(names.ProxyOutboundPort),
 			"--proxy-uid=" + strconv.FormatInt(s.uid, 10),
 			"--skip-inbound-ports=" + ports.Format(s.skipIn),
 			"--skip-outbound-ports=" + ports.Format(s.skipOut),
@@ -63,11 +58,11 @@ func initContainer(cfg Config, s *settings) corev1.Container {
 
 func proxyContainer(cfg Config, s *settings) corev1.Container {
 	env := []corev1.EnvVar{
-		fieldEnv(EnvPodName, "metadata.name"),
-		fieldEnv(EnvPodNamespace, "metadata.namespace"),
-		fieldEnv(EnvPodAccount, "spec.serviceAccountName"),
+		fieldEnv(names.EnvPodName, "metadata.name"),
+		fieldEnv(names.EnvPodNamespace, "metadata.namespace"),
+		fieldEnv(names.EnvPodAccount, "spec.serviceAccountName"),
 		{Name: "SINEW_PROXY_MODE", Value: "transparent"},
-		{Name: "SINEW_PROXY_WORKLOAD", Value: fmt.Sprintf("$(%s)/$(%s)", EnvPodNamespace, EnvPodName)},
+		{Name: "SINEW_PROXY_WORKLOAD", Value: fmt.Sprintf("$(%s)/$(%s)", names.EnvPodNamespace, names.EnvPodName)},
 		{Name: "SINEW_PROXY_LOG_LEVEL", Value: s.logLevel},
 		{Name: "SINEW_PROXY_LOG_FORMAT", Value: s.logFormat},
 	}
@@ -82,31 +77,31 @@ func proxyContainer(cfg Config, s *settings) corev1.Container {
 	ns, cd := cfg.ControlPlaneNamespace, cfg.ClusterDomain
 	env = append(env,
 		corev1.EnvVar{Name: "SINEW_PROXY_IDENTITY_LOCAL_NAME", Value: LocalIdentity(cfg.TrustDomain)},
-		corev1.EnvVar{Name: "SINEW_PROXY_IDENTITY_TOKEN_FILE", Value: TokenPath},
+		corev1.EnvVar{Name: "SINEW_PROXY_IDENTITY_TOKEN_FILE", Value: names.TokenPath},
 		corev1.EnvVar{Name: "SINEW_PROXY_IDENTITY_TRUST_ANCHORS", Value: cfg.TrustAnchorsPEM},
-		corev1.EnvVar{Name: "SINEW_PROXY_IDENTITY_SVC_ADDR", Value: ServiceAddr(IdentityServiceName, ns, cd, IdentityGRPCPort)},
+		corev1.EnvVar{Name: "SINEW_PROXY_IDENTITY_SVC_ADDR", Value: names.ServiceAddr(names.IdentityService, ns, cd, names.IdentityPort)},
 	)
-	if ns != DefaultControlPlaneNamespace {
+	if ns != names.ControlPlaneNamespace {
 		// the proxy's default names assume the control plane in "sinew"
-		opt("SINEW_PROXY_IDENTITY_SVC_NAME", spiffeID(cfg.TrustDomain, ns, IdentityAccountName))
+		opt("SINEW_PROXY_IDENTITY_SVC_NAME", spiffeID(cfg.TrustDomain, ns, names.IdentityAccount))
 	}
-	opt("SINEW_PROXY_DESTINATION_SVC_ADDR", ServiceAddr(DestinationServiceName, ns, cd, DestinationPort))
-	if ns != DefaultControlPlaneNamespace {
-		opt("SINEW_PROXY_DESTINATION_SVC_NAME", spiffeID(cfg.TrustDomain, ns, DestinationAccountName))
+	opt("SINEW_PROXY_DESTINATION_SVC_ADDR", names.ServiceAddr(names.DestinationService, ns, cd, names.DestinationPort))
+	if ns != names.ControlPlaneNamespace {
+		opt("SINEW_PROXY_DESTINATION_SVC_NAME", spiffeID(cfg.TrustDomain, ns, names.DestinationAccount))
 	}
-	opt("SINEW_PROXY_POLICY_SVC_ADDR", ServiceAddr(PolicyServiceName, ns, cd, PolicyPort))
+	opt("SINEW_PROXY_POLICY_SVC_ADDR", names.ServiceAddr(names.PolicyService, ns, cd, names.PolicyPort))
 
 	c := corev1.Container{
-		Name:  ProxyContainerName,
+		Name:  names.ProxyContainer,
 		Image: imageRef(s.proxyImage, s.proxyVer),
 		Ports: []corev1.ContainerPort{
-			{Name: InboundPortName, ContainerPort: InboundPort, Protocol: corev1.ProtocolTCP},
-			{Name: AdminPortName, ContainerPort: AdminPort, Protocol: corev1.ProtocolTCP},
-			{Name: TapPortName, ContainerPort: TapPort, Protocol: corev1.ProtocolTCP},
+			{Name: names.ProxyInboundPortName, ContainerPort: names.ProxyInboundPort, Protocol: corev1.ProtocolTCP},
+			{Name: names.ProxyAdminPortName, ContainerPort: names.ProxyAdminPort, Protocol: corev1.ProtocolTCP},
+			{Name: names.ProxyTapPortName, ContainerPort: names.ProxyTapPort, Protocol: corev1.ProtocolTCP},
 		},
 		Env:          env,
 		Resources:    s.resources(),
-		VolumeMounts: []corev1.VolumeMount{{Name: TokenVolumeName, MountPath: TokenMountPath, ReadOnly: true}},
+		VolumeMounts: []corev1.VolumeMount{{Name: names.TokenVolume, MountPath: names.TokenMountPath, ReadOnly: true}},
 		LivenessProbe: &corev1.Probe{
 			ProbeHandler:        adminGet("/live"),
 			InitialDelaySeconds: LivenessInitialDelaySeconds,
@@ -149,7 +144,7 @@ func fieldEnv(name, path string) corev1.EnvVar {
 }
 
 func adminGet(path string) corev1.ProbeHandler {
-	return corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(AdminPort)}}
+	return corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(names.ProxyAdminPort)}}
 }
 
 func (s *settings) resources() corev1.ResourceRequirements {
@@ -172,11 +167,11 @@ func (s *settings) resources() corev1.ResourceRequirements {
 
 func tokenVolume() corev1.Volume {
 	return corev1.Volume{
-		Name: TokenVolumeName,
+		Name: names.TokenVolume,
 		VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
-				Audience:          TokenAudience,
-				ExpirationSeconds: new(int64(TokenExpirationSeconds)),
+				Audience:          names.TokenAudience,
+				ExpirationSeconds: new(int64(names.TokenExpirationSeconds)),
 				Path:              "token",
 			}}},
 		}},

@@ -18,6 +18,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // Input is one pod to consider.
@@ -85,20 +87,20 @@ func skip(r SkipReason, d string) *Result { return &Result{Skipped: r, Detail: d
 // Enabled reports the effective sinew.dev/inject value of a pod in a namespace ("" when neither says), and whether
 // it is one Inject accepts. The pod's own value wins over the namespace's.
 func Enabled(podAnnotations, nsAnnotations map[string]string) (value string, err error) {
-	v, ok := podAnnotations[InjectAnnotation]
+	v, ok := podAnnotations[names.InjectAnnotation]
 	where := LevelPod
 	if !ok {
-		v, ok = nsAnnotations[InjectAnnotation]
+		v, ok = nsAnnotations[names.InjectAnnotation]
 		where = LevelNamespace
 	}
 	if !ok {
 		return "", nil
 	}
 	switch v {
-	case InjectEnabled, InjectIngress, InjectDisabled:
+	case names.InjectEnabled, names.InjectIngress, names.InjectDisabled:
 		return v, nil
 	}
-	return v, &AnnotationError{Annotation: InjectAnnotation, Value: v, Level: where, Err: errors.New("want enabled, ingress or disabled")}
+	return v, &AnnotationError{Annotation: names.InjectAnnotation, Value: v, Level: where, Err: errors.New("want enabled, ingress or disabled")}
 }
 
 // Inject decides whether in.Pod gets a proxy and, if so, returns it injected. Errors are configuration errors
@@ -113,10 +115,10 @@ func Inject(in Input, cfg Config) (*Result, error) {
 		return nil, invalid(err)
 	}
 	switch {
-	case mode == InjectDisabled:
-		return skip(SkipDisabled, fmt.Sprintf("%s: %s", InjectAnnotation, InjectDisabled)), nil
+	case mode == names.InjectDisabled:
+		return skip(SkipDisabled, fmt.Sprintf("%s: %s", names.InjectAnnotation, names.InjectDisabled)), nil
 	case mode == "" && !in.Manual:
-		return skip(SkipNotEnabled, fmt.Sprintf("no %s: %s on the pod or its namespace", InjectAnnotation, InjectEnabled)), nil
+		return skip(SkipNotEnabled, fmt.Sprintf("no %s: %s on the pod or its namespace", names.InjectAnnotation, names.InjectEnabled)), nil
 	case pod.Spec.HostNetwork:
 		return skip(SkipHostNetwork, "hostNetwork: true"), nil
 	case hasInjectedContainer(&pod.Spec):
@@ -163,9 +165,9 @@ func Inject(in Input, cfg Config) (*Result, error) {
 
 	b.addLabels(addedLabels(cfg, ns, in.Owner))
 	b.addAnnotations(map[string]string{
-		ProxyVersionAnnotation:  s.proxyVer,
-		CreatedByAnnotation:     cfg.CreatedBy,
-		TrustRootHashAnnotation: TrustRootHash(cfg.TrustAnchorsPEM),
+		names.ProxyVersionAnnotation:  s.proxyVer,
+		names.CreatedByAnnotation:     cfg.CreatedBy,
+		names.TrustRootHashAnnotation: TrustRootHash(cfg.TrustAnchorsPEM),
 	})
 	r.Patch = b.ops
 	return r, nil
@@ -189,9 +191,9 @@ func TrustRootHash(pem string) string {
 }
 
 func addedLabels(cfg Config, ns string, owner Owner) map[string]string {
-	l := map[string]string{ControlPlaneNSLabel: cfg.ControlPlaneNamespace}
+	l := map[string]string{names.ControlPlaneNSLabel: cfg.ControlPlaneNamespace}
 	if ns != "" {
-		l[WorkloadNSLabel] = ns
+		l[names.WorkloadNSLabel] = ns
 	}
 	if k, ok := owner.labelKey(); ok {
 		l[k] = owner.Name

@@ -14,9 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/sinewmesh/sinew/controlplane/internal/identity"
-	"github.com/sinewmesh/sinew/controlplane/internal/source/kube"
 	goldenfile "github.com/sinewmesh/sinew/internal/golden"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // testCase is testdata/cases/<name>.yaml: the inputs of one Inject call.
@@ -256,51 +255,51 @@ func TestKnobValues(t *testing.T) {
 		ok         bool
 		check      string // substring of the rendered injected pod (JSON) when ok
 	}{
-		{AnnSkipInboundPorts, "8080, 25,8000-8090,8081", true, `"--skip-inbound-ports=25,8000-8090"`},
-		{AnnSkipInboundPorts, "http", false, ""},
-		{AnnSkipInboundPorts, "90-80", false, ""},
-		{AnnSkipOutboundPorts, "", true, `"--skip-outbound-ports="`},
-		{AnnSkipSubnets, "10.1.2.3/8, 192.168.0.1,fd00::/8", true, `"--skip-subnets=10.0.0.0/8,192.168.0.1/32,fd00::/8"`},
-		{AnnSkipSubnets, "10.0.0.0/33", false, ""},
-		{AnnOpaquePorts, "5432,http-metrics", true, `"value":"5432,9102"`},
-		{AnnOpaquePorts, "nosuchport", false, ""},
-		{AnnProxyLogLevel, "DEBUG", true, `"value":"debug"`},
-		{AnnProxyLogLevel, "warn,sinew=info", false, ""},
-		{AnnProxyLogFormat, "text", true, `{"name":"SINEW_PROXY_LOG_FORMAT","value":"text"}`},
-		{AnnProxyLogFormat, "plain", false, ""},
-		{AnnProxyCPURequest, "100m", true, `"requests":{"cpu":"100m"}`},
-		{AnnProxyCPULimit, "a lot", false, ""},
-		{AnnProxyMemoryLimit, "0", false, ""},
-		{AnnProxyMemoryLimit, "256Mi", true, `"limits":{"memory":"256Mi"}`},
-		{AnnProxyUID, "3000", true, `"--proxy-uid=3000"`},
-		{AnnProxyUID, "0", false, ""},
-		{AnnProxyUID, "-5", false, ""},
-		{AnnProxyImage, "registry.example/mesh/proxy", true, `"image":"registry.example/mesh/proxy:1.2.3"`},
-		{AnnProxyImage, "registry.example/mesh/proxy:pinned", true, `"image":"registry.example/mesh/proxy:pinned"`},
-		{AnnProxyImage, "registry.example:5000/proxy", true, `"image":"registry.example:5000/proxy:1.2.3"`},
-		{AnnProxyImage, "proxy@sha256:abcd", true, `"image":"proxy@sha256:abcd"`},
-		{AnnProxyImage, "has space", false, ""},
-		{AnnProxyVersion, "9.9.9", true, `"sinew.dev/proxy-version":"9.9.9"`},
-		{AnnProxyVersion, "bad tag!", false, ""},
-		{AnnInitImage, "other/init", true, `"image":"other/init:1.2.3"`},
-		{AnnImagePullPolicy, "Always", true, `"imagePullPolicy":"Always"`},
-		{AnnImagePullPolicy, "always", false, ""},
-		{AnnProxyAwait, "disabled", true, ""},
-		{AnnProxyAwait, "no", false, ""},
-		{AnnProxyNativeSidecar, "false", true, `"containers":[{"name":"sinew-proxy"`},
-		{AnnProxyNativeSidecar, "off", false, ""},
-		{AnnShutdownGracePeriod, "30s", true, `{"name":"SINEW_PROXY_SHUTDOWN_GRACE_PERIOD","value":"30s"}`},
-		{AnnShutdownGracePeriod, "30", false, ""},
-		{AnnOutboundConnectTimeout, "500ms", true, `{"name":"SINEW_PROXY_CONNECT_TIMEOUT","value":"500ms"}`},
-		{AnnOutboundConnectTimeout, "-1s", false, ""},
-		{AnnDefaultInboundPolicy, "deny", true, ""},
-		{AnnDefaultInboundPolicy, "allow", false, ""},
-		{AnnMTLSMode, "strict", true, ""},
-		{AnnMTLSMode, "permissive", false, ""},
+		{names.AnnSkipInboundPorts, "8080, 25,8000-8090,8081", true, `"--skip-inbound-ports=25,8000-8090"`},
+		{names.AnnSkipInboundPorts, "http", false, ""},
+		{names.AnnSkipInboundPorts, "90-80", false, ""},
+		{names.AnnSkipOutboundPorts, "", true, `"--skip-outbound-ports="`},
+		{names.AnnSkipSubnets, "10.1.2.3/8, 192.168.0.1,fd00::/8", true, `"--skip-subnets=10.0.0.0/8,192.168.0.1/32,fd00::/8"`},
+		{names.AnnSkipSubnets, "10.0.0.0/33", false, ""},
+		{names.AnnOpaquePorts, "5432,http-metrics", true, `"value":"5432,9102"`},
+		{names.AnnOpaquePorts, "nosuchport", false, ""},
+		{names.AnnProxyLogLevel, "DEBUG", true, `"value":"debug"`},
+		{names.AnnProxyLogLevel, "warn,sinew=info", false, ""},
+		{names.AnnProxyLogFormat, "text", true, `{"name":"SINEW_PROXY_LOG_FORMAT","value":"text"}`},
+		{names.AnnProxyLogFormat, "plain", false, ""},
+		{names.AnnProxyCPURequest, "100m", true, `"requests":{"cpu":"100m"}`},
+		{names.AnnProxyCPULimit, "a lot", false, ""},
+		{names.AnnProxyMemoryLimit, "0", false, ""},
+		{names.AnnProxyMemoryLimit, "256Mi", true, `"limits":{"memory":"256Mi"}`},
+		{names.AnnProxyUID, "3000", true, `"--proxy-uid=3000"`},
+		{names.AnnProxyUID, "0", false, ""},
+		{names.AnnProxyUID, "-5", false, ""},
+		{names.AnnProxyImage, "registry.example/mesh/proxy", true, `"image":"registry.example/mesh/proxy:1.2.3"`},
+		{names.AnnProxyImage, "registry.example/mesh/proxy:pinned", true, `"image":"registry.example/mesh/proxy:pinned"`},
+		{names.AnnProxyImage, "registry.example:5000/proxy", true, `"image":"registry.example:5000/proxy:1.2.3"`},
+		{names.AnnProxyImage, "proxy@sha256:abcd", true, `"image":"proxy@sha256:abcd"`},
+		{names.AnnProxyImage, "has space", false, ""},
+		{names.AnnProxyVersion, "9.9.9", true, `"sinew.dev/proxy-version":"9.9.9"`},
+		{names.AnnProxyVersion, "bad tag!", false, ""},
+		{names.AnnInitImage, "other/init", true, `"image":"other/init:1.2.3"`},
+		{names.AnnImagePullPolicy, "Always", true, `"imagePullPolicy":"Always"`},
+		{names.AnnImagePullPolicy, "always", false, ""},
+		{names.AnnProxyAwait, "disabled", true, ""},
+		{names.AnnProxyAwait, "no", false, ""},
+		{names.AnnProxyNativeSidecar, "false", true, `"containers":[{"name":"sinew-proxy"`},
+		{names.AnnProxyNativeSidecar, "off", false, ""},
+		{names.AnnShutdownGracePeriod, "30s", true, `{"name":"SINEW_PROXY_SHUTDOWN_GRACE_PERIOD","value":"30s"}`},
+		{names.AnnShutdownGracePeriod, "30", false, ""},
+		{names.AnnOutboundConnectTimeout, "500ms", true, `{"name":"SINEW_PROXY_CONNECT_TIMEOUT","value":"500ms"}`},
+		{names.AnnOutboundConnectTimeout, "-1s", false, ""},
+		{names.AnnDefaultInboundPolicy, "deny", true, ""},
+		{names.AnnDefaultInboundPolicy, "allow", false, ""},
+		{names.AnnMTLSMode, "strict", true, ""},
+		{names.AnnMTLSMode, "permissive", false, ""},
 	} {
 		t.Run(tc.ann+"="+tc.value, func(t *testing.T) {
 			pod := &corev1.Pod{
-				ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{InjectAnnotation: InjectEnabled, tc.ann: tc.value}},
+				ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{names.InjectAnnotation: names.InjectEnabled, tc.ann: tc.value}},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app",
 					Ports: []corev1.ContainerPort{{Name: "http-metrics", ContainerPort: 9102}}}}},
 			}
@@ -334,7 +333,7 @@ func TestSkips(t *testing.T) {
 	base := func() *corev1.Pod {
 		return &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
 	}
-	enabled := map[string]string{InjectAnnotation: InjectEnabled}
+	enabled := map[string]string{names.InjectAnnotation: names.InjectEnabled}
 	for _, tc := range []struct {
 		name   string
 		pod    func() *corev1.Pod
@@ -344,33 +343,33 @@ func TestSkips(t *testing.T) {
 	}{
 		{"nothing says so", base, nil, false, SkipNotEnabled},
 		{"namespace enabled", base, enabled, false, ""},
-		{"namespace ingress", base, map[string]string{InjectAnnotation: InjectIngress}, false, ""},
-		{"namespace disabled", base, map[string]string{InjectAnnotation: InjectDisabled}, false, SkipDisabled},
+		{"namespace ingress", base, map[string]string{names.InjectAnnotation: names.InjectIngress}, false, ""},
+		{"namespace disabled", base, map[string]string{names.InjectAnnotation: names.InjectDisabled}, false, SkipDisabled},
 		{"pod disabled beats namespace", func() *corev1.Pod {
 			p := base()
-			p.Annotations = map[string]string{InjectAnnotation: InjectDisabled}
+			p.Annotations = map[string]string{names.InjectAnnotation: names.InjectDisabled}
 			return p
 		}, enabled, false, SkipDisabled},
 		{"pod disabled beats manual", func() *corev1.Pod {
 			p := base()
-			p.Annotations = map[string]string{InjectAnnotation: InjectDisabled}
+			p.Annotations = map[string]string{names.InjectAnnotation: names.InjectDisabled}
 			return p
 		}, nil, true, SkipDisabled},
 		{"pod enabled beats namespace disabled", func() *corev1.Pod {
 			p := base()
 			p.Annotations = enabled
 			return p
-		}, map[string]string{InjectAnnotation: InjectDisabled}, false, ""},
+		}, map[string]string{names.InjectAnnotation: names.InjectDisabled}, false, ""},
 		{"manual needs no annotation", base, nil, true, ""},
 		{"host network", func() *corev1.Pod { p := base(); p.Spec.HostNetwork = true; return p }, enabled, false, SkipHostNetwork},
 		{"already injected (native)", func() *corev1.Pod {
 			p := base()
-			p.Spec.InitContainers = []corev1.Container{{Name: ProxyContainerName}}
+			p.Spec.InitContainers = []corev1.Container{{Name: names.ProxyContainer}}
 			return p
 		}, enabled, false, SkipAlreadyInjected},
 		{"already injected (classic)", func() *corev1.Pod {
 			p := base()
-			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: ProxyContainerName})
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: names.ProxyContainer})
 			return p
 		}, enabled, true, SkipAlreadyInjected},
 	} {
@@ -388,7 +387,7 @@ func TestSkips(t *testing.T) {
 		})
 	}
 	// a bad sinew.dev/inject value is an error naming it
-	_, err := Inject(Input{Pod: base(), NamespaceAnnotations: map[string]string{InjectAnnotation: "true"}}, cfg)
+	_, err := Inject(Input{Pod: base(), NamespaceAnnotations: map[string]string{names.InjectAnnotation: "true"}}, cfg)
 	if !IsInvalidConfig(err) || !strings.Contains(err.Error(), `sinew.dev/inject="true" on the namespace`) {
 		t.Fatalf("bad inject value: %v", err)
 	}
@@ -403,7 +402,7 @@ func TestPrecedence(t *testing.T) {
 			if v == "" {
 				return nil
 			}
-			return map[string]string{AnnProxyLogLevel: v}
+			return map[string]string{names.AnnProxyLogLevel: v}
 		}
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: m(pod)}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
 		res, err := Inject(Input{Pod: p, NamespaceAnnotations: m(ns), WorkloadAnnotations: m(wl), Manual: true}, cfg)
@@ -431,27 +430,14 @@ func TestPrecedence(t *testing.T) {
 		}
 	}
 	// every bad level is reported, each with its place
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{AnnProxyUID: "x"}}}
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{names.AnnProxyUID: "x"}}}
 	_, err := Inject(Input{Pod: p, Manual: true,
-		NamespaceAnnotations: map[string]string{AnnProxyCPULimit: "lots"},
-		WorkloadAnnotations:  map[string]string{AnnSkipSubnets: "nope"}}, cfg)
+		NamespaceAnnotations: map[string]string{names.AnnProxyCPULimit: "lots"},
+		WorkloadAnnotations:  map[string]string{names.AnnSkipSubnets: "nope"}}, cfg)
 	for _, want := range []string{"proxy-cpu-limit=\"lots\" on the namespace", "skip-subnets=\"nope\" on the workload", "proxy-uid=\"x\" on the pod template"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)
 		}
-	}
-}
-
-// TestContract pins names other packages define on their own.
-func TestContract(t *testing.T) {
-	if TokenAudience != identity.TokenAudience {
-		t.Errorf("TokenAudience %q, identity checks %q", TokenAudience, identity.TokenAudience)
-	}
-	if ProxyContainerName != kube.ProxyContainerName || InboundPortName != kube.ProxyPortName {
-		t.Error("the destination service recognises meshed pods by other names")
-	}
-	if AnnOpaquePorts != kube.OpaquePortsAnnotation {
-		t.Error("opaque-ports annotation differs from the destination service's")
 	}
 }
 
@@ -461,9 +447,9 @@ func TestReferenceDoc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := append(append([]string{InjectAnnotation, ControlPlaneNSLabel, WorkloadNSLabel}, ConfigAnnotations...), InjectedAnnotations...)
-	for _, k := range OwnerKinds {
-		want = append(want, OwnerLabelPrefix+k)
+	want := append(append([]string{names.InjectAnnotation, names.ControlPlaneNSLabel, names.WorkloadNSLabel}, names.ConfigAnnotations...), InjectedAnnotations...)
+	for _, k := range names.OwnerKinds {
+		want = append(want, names.OwnerLabelPrefix+k)
 	}
 	for _, k := range want {
 		if !bytes.Contains(doc, []byte("`"+k+"`")) {

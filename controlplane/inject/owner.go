@@ -6,6 +6,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // Owner is the workload a pod belongs to, e.g. {Kind: "Deployment", Name: "web"}.
@@ -17,10 +19,10 @@ type Owner struct {
 // labelKey is sinew.dev/proxy-<kind> for the kinds that get one.
 func (o Owner) labelKey() (string, bool) {
 	k := strings.ToLower(o.Kind)
-	if o.Name == "" || !slices.Contains(OwnerKinds, k) {
+	if o.Name == "" || !slices.Contains(names.OwnerKinds, k) {
 		return "", false
 	}
-	return OwnerLabelPrefix + k, true
+	return names.OwnerLabelPrefix + k, true
 }
 
 // OwnerOf derives a pod's workload from its controller owner reference, without asking the API server: a

@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/ports"
 
 	"encoding/pem"
@@ -42,10 +43,10 @@ type knob struct {
 }
 
 var knobs = []knob{
-	{AnnSkipInboundPorts, func(s *settings, v string, _ portNamer) (err error) { s.skipIn, err = parsePorts(v, nil); return }},
-	{AnnSkipOutboundPorts, func(s *settings, v string, _ portNamer) (err error) { s.skipOut, err = parsePorts(v, nil); return }},
-	{AnnSkipSubnets, func(s *settings, v string, _ portNamer) (err error) { s.skipSubnets, err = parseSubnets(v); return }},
-	{AnnOpaquePorts, func(s *settings, v string, byName portNamer) error {
+	{names.AnnSkipInboundPorts, func(s *settings, v string, _ portNamer) (err error) { s.skipIn, err = parsePorts(v, nil); return }},
+	{names.AnnSkipOutboundPorts, func(s *settings, v string, _ portNamer) (err error) { s.skipOut, err = parsePorts(v, nil); return }},
+	{names.AnnSkipSubnets, func(s *settings, v string, _ portNamer) (err error) { s.skipSubnets, err = parseSubnets(v); return }},
+	{names.AnnOpaquePorts, func(s *settings, v string, byName portNamer) error {
 		ranges, err := parsePorts(v, byName)
 		if err != nil {
 			return err
@@ -53,22 +54,22 @@ var knobs = []knob{
 		s.opaquePorts = ports.Format(ranges)
 		return nil
 	}},
-	{AnnProxyLogLevel, func(s *settings, v string, _ portNamer) error {
+	{names.AnnProxyLogLevel, func(s *settings, v string, _ portNamer) error {
 		l := strings.ToLower(strings.TrimSpace(v))
-		if !slices.Contains([]string{"debug", "info", "warn", "error"}, l) {
+		if !slices.Contains(names.LogLevels, l) {
 			return errors.New("want debug, info, warn or error")
 		}
 		s.logLevel = l
 		return nil
 	}},
-	{AnnProxyLogFormat, func(s *settings, v string, _ portNamer) error {
-		return oneOf(&s.logFormat, v, "json", "text")
+	{names.AnnProxyLogFormat, func(s *settings, v string, _ portNamer) error {
+		return oneOf(&s.logFormat, v, names.LogFormats...)
 	}},
-	{AnnProxyCPURequest, quantity(func(s *settings) **resource.Quantity { return &s.cpuReq })},
-	{AnnProxyCPULimit, quantity(func(s *settings) **resource.Quantity { return &s.cpuLim })},
-	{AnnProxyMemoryRequest, quantity(func(s *settings) **resource.Quantity { return &s.memReq })},
-	{AnnProxyMemoryLimit, quantity(func(s *settings) **resource.Quantity { return &s.memLim })},
-	{AnnProxyUID, func(s *settings, v string, _ portNamer) error {
+	{names.AnnProxyCPURequest, quantity(func(s *settings) **resource.Quantity { return &s.cpuReq })},
+	{names.AnnProxyCPULimit, quantity(func(s *settings) **resource.Quantity { return &s.cpuLim })},
+	{names.AnnProxyMemoryRequest, quantity(func(s *settings) **resource.Quantity { return &s.memReq })},
+	{names.AnnProxyMemoryLimit, quantity(func(s *settings) **resource.Quantity { return &s.memLim })},
+	{names.AnnProxyUID, func(s *settings, v string, _ portNamer) error {
 		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		if err != nil || n < 1 || n > 1<<31-1 {
 			return errors.New("want a user ID between 1 and 2147483647 (not 0: root's connections would escape capture)")
@@ -76,31 +77,30 @@ var knobs = []knob{
 		s.uid = n
 		return nil
 	}},
-	{AnnProxyImage, image(func(s *settings) *string { return &s.proxyImage })},
-	{AnnProxyVersion, func(s *settings, v string, _ portNamer) error {
+	{names.AnnProxyImage, image(func(s *settings) *string { return &s.proxyImage })},
+	{names.AnnProxyVersion, func(s *settings, v string, _ portNamer) error {
 		if !imageTag.MatchString(strings.TrimSpace(v)) {
 			return errors.New("not an image tag")
 		}
 		s.proxyVer = strings.TrimSpace(v)
 		return nil
 	}},
-	{AnnInitImage, image(func(s *settings) *string { return &s.initImage })},
-	{AnnImagePullPolicy, func(s *settings, v string, _ portNamer) error {
+	{names.AnnInitImage, image(func(s *settings) *string { return &s.initImage })},
+	{names.AnnImagePullPolicy, func(s *settings, v string, _ portNamer) error {
 		if err := checkPullPolicy(strings.TrimSpace(v)); err != nil {
 			return err
 		}
 		s.pullPolicy = corev1.PullPolicy(strings.TrimSpace(v))
 		return nil
 	}},
-	{AnnProxyAwait, boolean(func(s *settings) *bool { return &s.await }, "enabled", "disabled")},
-	{AnnProxyNativeSidecar, boolean(func(s *settings) *bool { return &s.native }, "true", "false")},
-	{AnnShutdownGracePeriod, duration(func(s *settings) *string { return &s.shutdownGrace })},
-	{AnnOutboundConnectTimeout, duration(func(s *settings) *string { return &s.connectTimeout })},
-	{AnnDefaultInboundPolicy, func(s *settings, v string, _ portNamer) error {
-		return oneOf(&s.inboundPolicy, v, "all-unauthenticated", "all-authenticated", "cluster-unauthenticated",
-			"cluster-authenticated", "deny", "audit")
+	{names.AnnProxyAwait, boolean(func(s *settings) *bool { return &s.await }, "enabled", "disabled")},
+	{names.AnnProxyNativeSidecar, boolean(func(s *settings) *bool { return &s.native }, "true", "false")},
+	{names.AnnShutdownGracePeriod, duration(func(s *settings) *string { return &s.shutdownGrace })},
+	{names.AnnOutboundConnectTimeout, duration(func(s *settings) *string { return &s.connectTimeout })},
+	{names.AnnDefaultInboundPolicy, func(s *settings, v string, _ portNamer) error {
+		return oneOf(&s.inboundPolicy, v, names.InboundPolicies...)
 	}},
-	{AnnMTLSMode, func(s *settings, v string, _ portNamer) error {
+	{names.AnnMTLSMode, func(s *settings, v string, _ portNamer) error {
 		return oneOf(&s.mtlsMd, v, "optional", "strict", "disabled")
 	}},
 }
@@ -208,12 +208,12 @@ func (c Config) defaultSettings() (settings, error) {
 	}
 	p := c.Proxy
 	defaults := map[string]string{
-		AnnProxyUID: strconv.FormatInt(p.UID, 10), AnnProxyLogLevel: p.LogLevel, AnnProxyLogFormat: p.LogFormat,
-		AnnSkipInboundPorts: p.SkipInboundPorts, AnnSkipOutboundPorts: p.SkipOutboundPorts, AnnSkipSubnets: p.SkipSubnets,
-		AnnOpaquePorts: p.OpaquePorts, AnnProxyCPURequest: p.CPURequest, AnnProxyCPULimit: p.CPULimit,
-		AnnProxyMemoryRequest: p.MemoryRequest, AnnProxyMemoryLimit: p.MemoryLimit,
-		AnnOutboundConnectTimeout: p.OutboundConnectTimeout, AnnShutdownGracePeriod: p.ShutdownGracePeriod,
-		AnnDefaultInboundPolicy: p.DefaultInboundPolicy,
+		names.AnnProxyUID: strconv.FormatInt(p.UID, 10), names.AnnProxyLogLevel: p.LogLevel, names.AnnProxyLogFormat: p.LogFormat,
+		names.AnnSkipInboundPorts: p.SkipInboundPorts, names.AnnSkipOutboundPorts: p.SkipOutboundPorts, names.AnnSkipSubnets: p.SkipSubnets,
+		names.AnnOpaquePorts: p.OpaquePorts, names.AnnProxyCPURequest: p.CPURequest, names.AnnProxyCPULimit: p.CPULimit,
+		names.AnnProxyMemoryRequest: p.MemoryRequest, names.AnnProxyMemoryLimit: p.MemoryLimit,
+		names.AnnOutboundConnectTimeout: p.OutboundConnectTimeout, names.AnnShutdownGracePeriod: p.ShutdownGracePeriod,
+		names.AnnDefaultInboundPolicy: p.DefaultInboundPolicy,
 	}
 	var errs []error
 	for _, k := range knobs {
@@ -251,12 +251,12 @@ func (s *settings) override(level Level, annotations map[string]string, pod *cor
 func (s *settings) check(level Level) error {
 	var errs []error
 	if s.cpuReq != nil && s.cpuLim != nil && s.cpuReq.Cmp(*s.cpuLim) > 0 {
-		errs = append(errs, &AnnotationError{Annotation: AnnProxyCPURequest, Value: s.cpuReq.String(), Level: level,
-			Err: fmt.Errorf("more than %s (%s)", AnnProxyCPULimit, s.cpuLim.String())})
+		errs = append(errs, &AnnotationError{Annotation: names.AnnProxyCPURequest, Value: s.cpuReq.String(), Level: level,
+			Err: fmt.Errorf("more than %s (%s)", names.AnnProxyCPULimit, s.cpuLim.String())})
 	}
 	if s.memReq != nil && s.memLim != nil && s.memReq.Cmp(*s.memLim) > 0 {
-		errs = append(errs, &AnnotationError{Annotation: AnnProxyMemoryRequest, Value: s.memReq.String(), Level: level,
-			Err: fmt.Errorf("more than %s (%s)", AnnProxyMemoryLimit, s.memLim.String())})
+		errs = append(errs, &AnnotationError{Annotation: names.AnnProxyMemoryRequest, Value: s.memReq.String(), Level: level,
+			Err: fmt.Errorf("more than %s (%s)", names.AnnProxyMemoryLimit, s.memLim.String())})
 	}
 	return errors.Join(errs...)
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // ScrapeTarget is one proxy's admin address and the workload it serves, as the label contract names it.
@@ -93,7 +95,7 @@ func CheckTargets(targets []ScrapeTarget) error {
 // scrape target label equals the dst_deployment its callers' proxies report): the sinew.dev/proxy-deployment label,
 // else the app label, else the workload's name.
 func LocalDeployment(name string, labels map[string]string) string {
-	if d := labels["sinew.dev/proxy-deployment"]; d != "" {
+	if d := labels[names.DeploymentLabel]; d != "" {
 		return d
 	}
 	if a := labels["app"]; a != "" {

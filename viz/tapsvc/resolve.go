@@ -12,8 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/sinewmesh/sinew/controlplane/inject"
 	"github.com/sinewmesh/sinew/internal/meshtls"
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/viz/metricsapi"
 )
 
@@ -68,7 +68,7 @@ func (k Kubernetes) Targets(ctx context.Context, r metricsapi.Resource) ([]Targe
 	switch r.Kind {
 	case metricsapi.KindDeployment:
 		if r.Name != "" {
-			sel[inject.OwnerLabelPrefix+"deployment"] = r.Name
+			sel[names.DeploymentLabel] = r.Name
 		}
 	case metricsapi.KindPod:
 		if r.Name != "" {
@@ -122,12 +122,12 @@ func (k Kubernetes) target(p *corev1.Pod) (Target, bool) {
 	port, meshed := 0, false
 	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
 		for _, c := range cs {
-			if c.Name != inject.ProxyContainerName {
+			if c.Name != names.ProxyContainer {
 				continue
 			}
-			meshed, port = true, inject.TapPort
+			meshed, port = true, names.ProxyTapPort
 			for _, cp := range c.Ports {
-				if cp.Name == inject.TapPortName {
+				if cp.Name == names.ProxyTapPortName {
 					port = int(cp.ContainerPort)
 				}
 			}
@@ -141,7 +141,7 @@ func (k Kubernetes) target(p *corev1.Pod) (Target, bool) {
 		sa = "default"
 	}
 	return Target{
-		Namespace: p.Namespace, Pod: p.Name, Deployment: p.Labels[inject.OwnerLabelPrefix+"deployment"],
+		Namespace: p.Namespace, Pod: p.Name, Deployment: p.Labels[names.DeploymentLabel],
 		Addr:     net.JoinHostPort(p.Status.PodIP, strconv.Itoa(port)),
 		Identity: meshtls.ID(k.TrustDomain, p.Namespace, sa),
 	}, true
@@ -163,10 +163,10 @@ func (k Kubernetes) ScrapeTargets(ctx context.Context) ([]metricsapi.ScrapeTarge
 		for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
 			for _, c := range cs {
 				for _, cp := range c.Ports {
-					if cp.Name == inject.AdminPortName {
+					if cp.Name == names.ProxyAdminPortName {
 						out = append(out, metricsapi.ScrapeTarget{
 							Address:   net.JoinHostPort(p.Status.PodIP, strconv.Itoa(int(cp.ContainerPort))),
-							Namespace: p.Namespace, Pod: p.Name, Deployment: p.Labels[inject.OwnerLabelPrefix+"deployment"],
+							Namespace: p.Namespace, Pod: p.Name, Deployment: p.Labels[names.DeploymentLabel],
 						})
 					}
 				}

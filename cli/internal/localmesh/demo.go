@@ -3,6 +3,8 @@ package localmesh
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // DefaultPortBase is where the demo's ports start: base+0..3 control plane, +5 Prometheus, +6 viz, base+10.. emoji, +20.. voting,
@@ -20,7 +22,7 @@ func Demo(base int, traffic bool, bin string) *Mesh {
 	env := map[string]string{"BIND_HOST": "127.0.0.1"} // the apps are reachable only through their proxies
 	grpcWorkload := func(name string, off int) Workload {
 		return Workload{
-			Name: name, Labels: map[string]string{"app": name + "-svc", "sinew.dev/proxy-deployment": name},
+			Name: name, Labels: map[string]string{"app": name + "-svc", names.DeploymentLabel: name},
 			Command: []string{bin, name, "--port", port(off)}, Env: env,
 			Ports: []Port{{Name: "grpc", Port: 8080, App: a(off)}},
 			Proxy: Proxy{Inbound: a(off + 1), Admin: a(off + 2)},
@@ -40,7 +42,7 @@ func Demo(base int, traffic bool, bin string) *Mesh {
 				grpcWorkload("emoji", 10),
 				grpcWorkload("voting", 20),
 				{
-					Name: "web", Labels: map[string]string{"app": "web-svc", "sinew.dev/proxy-deployment": "web"},
+					Name: "web", Labels: map[string]string{"app": "web-svc", names.DeploymentLabel: "web"},
 					Command: []string{bin, "web", "--port", port(30), "--emoji-addr", a(33), "--voting-addr", a(34)}, Env: env,
 					Ports:     []Port{{Name: "http", Port: 8080, App: a(30)}},
 					Upstreams: []Upstream{{Service: "emoji-svc:8080", Listen: a(33)}, {Service: "voting-svc:8080", Listen: a(34)}},
@@ -51,7 +53,7 @@ func Demo(base int, traffic bool, bin string) *Mesh {
 	}
 	if traffic {
 		m.Spec.Workloads = append(m.Spec.Workloads, Workload{
-			Name: "vote-bot", Labels: map[string]string{"app": "vote-bot", "sinew.dev/proxy-deployment": "vote-bot"},
+			Name: "vote-bot", Labels: map[string]string{"app": "vote-bot", names.DeploymentLabel: "vote-bot"},
 			Command:   []string{bin, "vote-bot", "--web-host", a(43), "--rate", "2"},
 			Upstreams: []Upstream{{Service: "web-svc:80", Listen: a(43)}},
 			Proxy:     Proxy{Admin: a(42)},

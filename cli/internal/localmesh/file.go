@@ -10,13 +10,14 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
 	"sigs.k8s.io/yaml"
 
 	"github.com/sinewmesh/sinew/controlplane"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // APIVersion and Kind identify a run file.
@@ -145,7 +146,7 @@ func (m *Mesh) setDefaults() {
 		s.Namespace = "default"
 	}
 	if s.TrustDomain == "" {
-		s.TrustDomain = controlplane.DefaultTrustDomain
+		s.TrustDomain = names.DefaultTrustDomain
 	}
 	def := func(v *string, d string) {
 		if *v == "" {
@@ -173,8 +174,6 @@ func (m *Mesh) setDefaults() {
 	}
 }
 
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-
 // Validate checks the whole file and reports every problem with its field path.
 func (m *Mesh) Validate() error {
 	var errs []error
@@ -188,7 +187,7 @@ func (m *Mesh) Validate() error {
 		bad("kind", "must be %s, got %q", Kind, m.Kind)
 	}
 	s := &m.Spec
-	if !dnsLabel.MatchString(s.Namespace) {
+	if !names.IsDNSLabel(s.Namespace) {
 		bad("spec.namespace", "%q must be a DNS label (lower-case letters, digits, '-')", s.Namespace)
 	}
 	addr := func(path, v string) {
@@ -216,7 +215,7 @@ func (m *Mesh) Validate() error {
 	for i := range s.Services {
 		svc := &s.Services[i]
 		path := fmt.Sprintf("spec.services[%d]", i)
-		if !dnsLabel.MatchString(svc.Name) {
+		if !names.IsDNSLabel(svc.Name) {
 			bad(path+".name", "%q must be a DNS label", svc.Name)
 		} else if services[svc.Name] != nil {
 			bad(path+".name", "%q is declared twice", svc.Name)
@@ -240,17 +239,17 @@ func (m *Mesh) Validate() error {
 	if len(s.Workloads) == 0 {
 		bad("spec.workloads", "at least one workload is required")
 	}
-	names := map[string]bool{}
+	workloadNames := map[string]bool{}
 	for i := range s.Workloads {
 		w := &s.Workloads[i]
 		path := fmt.Sprintf("spec.workloads[%d]", i)
-		if !dnsLabel.MatchString(w.Name) {
+		if !names.IsDNSLabel(w.Name) {
 			bad(path+".name", "%q must be a DNS label", w.Name)
-		} else if names[w.Name] {
+		} else if workloadNames[w.Name] {
 			bad(path+".name", "%q is declared twice", w.Name)
 		}
-		names[w.Name] = true
-		if !dnsLabel.MatchString(w.ServiceAccount) {
+		workloadNames[w.Name] = true
+		if !names.IsDNSLabel(w.ServiceAccount) {
 			bad(path+".serviceAccount", "%q must be a DNS label", w.ServiceAccount)
 		}
 		if len(w.Command) == 0 || w.Command[0] == "" {
@@ -288,9 +287,7 @@ func (m *Mesh) Validate() error {
 			addr(path+".proxy.inbound", w.Proxy.Inbound)
 		}
 		addr(path+".proxy.admin", w.Proxy.Admin)
-		switch w.Proxy.LogLevel {
-		case "debug", "info", "warn", "error":
-		default:
+		if !slices.Contains(names.LogLevels, w.Proxy.LogLevel) {
 			bad(path+".proxy.logLevel", "%q: must be debug, info, warn or error", w.Proxy.LogLevel)
 		}
 	}

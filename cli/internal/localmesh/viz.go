@@ -14,6 +14,7 @@ import (
 
 	"github.com/sinewmesh/sinew/controlplane"
 	"github.com/sinewmesh/sinew/internal/meshtls"
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/viz/metricsapi"
 	"github.com/sinewmesh/sinew/viz/scrape"
 	"github.com/sinewmesh/sinew/viz/server"
@@ -28,17 +29,10 @@ type VizOptions struct {
 	Assets fs.FS
 }
 
-// TapNamespace and TapServiceAccount name the identity the local tap service proves to the proxies: the same as
-// in Kubernetes, the proxies' default authorized tapper.
-const (
-	TapNamespace      = "sinew-viz"
-	TapServiceAccount = "tap"
-)
-
 // startViz serves the viz API and dashboard in-process. Its tap service holds a certificate for the tap identity,
 // issued by the in-process control plane; its metrics come from the Prometheus beside the mesh, if any.
 func (r *runner) startViz(cp *controlplane.ControlPlane) error {
-	cert, err := cp.LocalCertificate(TapNamespace, TapServiceAccount)
+	cert, err := cp.LocalCertificate(names.VizNamespace, names.TapAccount) // the proxies' default authorized tapper, as in Kubernetes
 	if err != nil {
 		return fmt.Errorf("viz: tap certificate: %w", err)
 	}

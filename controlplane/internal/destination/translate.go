@@ -15,6 +15,7 @@ import (
 
 	destinationv1 "github.com/sinewmesh/sinew/api/destination/v1"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // Weight is every endpoint's weight; balancing happens in the proxy.
@@ -114,10 +115,6 @@ func resolveService(snap *model.Snapshot, svc *model.Service, port uint16, trust
 	return r
 }
 
-// DeploymentLabel is the pod label the injector sets to the owning Deployment's name; it names the endpoint's
-// deployment in metrics when present.
-const DeploymentLabel = "sinew.dev/proxy-deployment"
-
 func weightedAddr(ep model.Endpoint, trustDomain string) *destinationv1.WeightedAddr {
 	w := ep.Workload
 	if w == nil {
@@ -133,7 +130,7 @@ func weightedAddr(ep model.Endpoint, trustDomain string) *destinationv1.Weighted
 		"serviceaccount": w.ServiceAccount,
 		"deployment":     w.Name,
 	}
-	if d := w.Labels[DeploymentLabel]; d != "" {
+	if d := w.Labels[names.DeploymentLabel]; d != "" {
 		labels["deployment"] = d
 	} else if app := w.Labels["app"]; app != "" {
 		labels["deployment"] = app

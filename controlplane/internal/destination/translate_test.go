@@ -10,6 +10,7 @@ import (
 
 	destinationv1 "github.com/sinewmesh/sinew/api/destination/v1"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 func TestParseTarget(t *testing.T) {
@@ -212,7 +213,7 @@ func TestSlowSubscriberIsDisconnected(t *testing.T) {
 // informational.
 func TestResolveExplicitEndpointsAndClusterIPs(t *testing.T) {
 	t.Parallel()
-	podA := &model.Workload{Namespace: "ns", Name: "api-a", Labels: map[string]string{DeploymentLabel: "api", "app": "x"},
+	podA := &model.Workload{Namespace: "ns", Name: "api-a", Labels: map[string]string{names.DeploymentLabel: "api", "app": "x"},
 		ServiceAccount: "api", Address: netip.MustParseAddr("10.1.0.1"), MeshPort: 4143, UndeclaredPorts: true, ProxyPorts: []uint16{4143, 4191},
 		OpaquePorts: []model.PortRange{{First: 7000, Last: 7010}}}
 	podB := &model.Workload{Namespace: "ns", Name: "api-b", ServiceAccount: "api", Address: netip.MustParseAddr("10.1.0.2"), UndeclaredPorts: true}

@@ -13,10 +13,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/promreg"
+	"github.com/sinewmesh/sinew/internal/names"
 )
-
-// TokenAudience is the audience of the projected ServiceAccount tokens proxies present to the identity service.
-const TokenAudience = "identity.sinew.dev"
 
 // podNameExtra is the TokenReview user extra that names the pod a projected token is bound to.
 const podNameExtra = "authentication.kubernetes.io/pod-name"
@@ -31,11 +29,11 @@ type TokenReviewAuthenticator struct {
 
 var _ Authenticator = (*TokenReviewAuthenticator)(nil)
 
-// NewTokenReviewAuthenticator reviews tokens through client for audience (TokenAudience when empty). It needs
+// NewTokenReviewAuthenticator reviews tokens through client for audience (names.TokenAudience when empty). It needs
 // RBAC to create tokenreviews.authentication.k8s.io.
 func NewTokenReviewAuthenticator(client kubernetes.Interface, audience string, reg prometheus.Registerer) *TokenReviewAuthenticator {
 	if audience == "" {
-		audience = TokenAudience
+		audience = names.TokenAudience
 	}
 	return &TokenReviewAuthenticator{
 		client: client, audience: audience,

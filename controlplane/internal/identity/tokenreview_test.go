@@ -18,6 +18,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	identityv1 "github.com/sinewmesh/sinew/api/identity/v1"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // fakeReviews answers TokenReviews from a table of tokens, the way an API server would: a token has audiences
@@ -68,13 +69,13 @@ func saStatus(ns, sa, pod string, audiences ...string) authenticationv1.TokenRev
 func TestTokenReviewAuthenticator(t *testing.T) {
 	t.Parallel()
 	client := fakeReviews(t, map[string]authenticationv1.TokenReviewStatus{
-		"web-pod":      saStatus("emojivoto", "web", "web-6cf646cd6-b4dz7", TokenAudience),
-		"web-unbound":  saStatus("emojivoto", "web", "", TokenAudience),
+		"web-pod":      saStatus("emojivoto", "web", "web-6cf646cd6-b4dz7", names.TokenAudience),
+		"web-unbound":  saStatus("emojivoto", "web", "", names.TokenAudience),
 		"api-audience": saStatus("emojivoto", "web", "", "https://kubernetes.default.svc"),
 		// An authenticator that ignores audiences answers authenticated without any.
 		"no-audiences": saStatus("emojivoto", "web", ""),
-		"user":         {Authenticated: true, Audiences: []string{TokenAudience}, User: authenticationv1.UserInfo{Username: "alice"}},
-		"odd-sa":       {Authenticated: true, Audiences: []string{TokenAudience}, User: authenticationv1.UserInfo{Username: "system:serviceaccount:emojivoto"}},
+		"user":         {Authenticated: true, Audiences: []string{names.TokenAudience}, User: authenticationv1.UserInfo{Username: "alice"}},
+		"odd-sa":       {Authenticated: true, Audiences: []string{names.TokenAudience}, User: authenticationv1.UserInfo{Username: "system:serviceaccount:emojivoto"}},
 	})
 	reg := prometheus.NewRegistry()
 	a := NewTokenReviewAuthenticator(client, "", reg)
@@ -115,7 +116,7 @@ func TestTokenReviewAuthenticator(t *testing.T) {
 	}
 	// The review asked for our audience.
 	for _, act := range client.Actions() {
-		if tr := act.(k8stesting.CreateAction).GetObject().(*authenticationv1.TokenReview); len(tr.Spec.Audiences) != 1 || tr.Spec.Audiences[0] != TokenAudience {
+		if tr := act.(k8stesting.CreateAction).GetObject().(*authenticationv1.TokenReview); len(tr.Spec.Audiences) != 1 || tr.Spec.Audiences[0] != names.TokenAudience {
 			t.Errorf("review audiences %v", tr.Spec.Audiences)
 		}
 	}
@@ -129,12 +130,12 @@ func TestCertifyWithTokenReview(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := fakeReviews(t, map[string]authenticationv1.TokenReviewStatus{
-		"web":  saStatus("emojivoto", "web", "web-1", TokenAudience),
-		"user": {Authenticated: true, Audiences: []string{TokenAudience}, User: authenticationv1.UserInfo{Username: "alice"}},
+		"web":  saStatus("emojivoto", "web", "web-1", names.TokenAudience),
+		"user": {Authenticated: true, Audiences: []string{names.TokenAudience}, User: authenticationv1.UserInfo{Username: "alice"}},
 	})
 	srv := NewServer(ServerConfig{
 		CA: ca, TrustDomain: spiffeid.RequireTrustDomainFromString("cluster.local"), CertLifetime: time.Hour,
-		Authenticator: NewTokenReviewAuthenticator(client, TokenAudience, nil),
+		Authenticator: NewTokenReviewAuthenticator(client, names.TokenAudience, nil),
 	})
 	const web = "spiffe://cluster.local/ns/emojivoto/sa/web"
 	const voting = "spiffe://cluster.local/ns/emojivoto/sa/voting"

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/sinewmesh/sinew/controlplane/inject"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // Event reasons.
@@ -110,7 +111,7 @@ func (s *Server) review(ctx context.Context, req *admissionv1.AdmissionRequest) 
 		return allow
 	case cfg.TrustAnchorsPEM == "":
 		s.fail(req, &pod, allow, failNoTrustAnchors, fmt.Errorf("no trust anchors: ConfigMap %s/%s (key %s) is missing or invalid",
-			cfg.ControlPlaneNamespace, inject.TrustRootsConfigMap, inject.TrustRootsKey))
+			cfg.ControlPlaneNamespace, names.TrustRootsConfigMap, names.TrustRootsKey))
 		return allow
 	case err != nil:
 		s.fail(req, &pod, allow, failInvalidConfig, err)
@@ -164,7 +165,7 @@ func (s *Server) fail(req *admissionv1.AdmissionRequest, pod *corev1.Pod, resp *
 
 func hasConfig(annotations map[string]string) bool {
 	for k := range annotations {
-		if strings.HasPrefix(k, inject.ConfigPrefix) {
+		if strings.HasPrefix(k, names.ConfigPrefix) {
 			return true
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 
 	"github.com/sinewmesh/sinew/controlplane/inject"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // namespaceGetTimeout bounds the GET of a namespace the informer has not seen yet (just created).
@@ -55,7 +56,7 @@ func (c *cache) run(ctx context.Context) error {
 	// one ConfigMap, by name: RBAC may restrict the injector to it
 	cmFactory := informers.NewSharedInformerFactoryWithOptions(c.client, 0, informers.WithNamespace(c.cpNS),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", inject.TrustRootsConfigMap).String()
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", names.TrustRootsConfigMap).String()
 		}))
 	cmInf := cmFactory.Core().V1().ConfigMaps().Informer()
 	c.cmSynced = cmInf.HasSynced
@@ -63,7 +64,7 @@ func (c *cache) run(ctx context.Context) error {
 		AddFunc:    func(obj any) { c.setTrustRoots(obj) },
 		UpdateFunc: func(_, obj any) { c.setTrustRoots(obj) },
 		DeleteFunc: func(any) {
-			c.log.Warn("trust-roots ConfigMap deleted; keeping the last trust anchors", "configMap", c.cpNS+"/"+inject.TrustRootsConfigMap)
+			c.log.Warn("trust-roots ConfigMap deleted; keeping the last trust anchors", "configMap", c.cpNS+"/"+names.TrustRootsConfigMap)
 		},
 	}); err != nil {
 		return fmt.Errorf("trust-roots informer: %w", err)
@@ -91,12 +92,12 @@ func (c *cache) setTrustRoots(obj any) {
 	if !ok {
 		return
 	}
-	pem := cm.Data[inject.TrustRootsKey]
+	pem := cm.Data[names.TrustRootsKey]
 	check := inject.Config{TrustAnchorsPEM: pem}
 	if err := check.Validate(); err != nil {
 		c.metrics.trustRootUpdates.WithLabelValues("invalid").Inc()
 		c.log.Error("trust-roots ConfigMap holds no valid trust anchors; keeping the previous ones",
-			"configMap", cm.Namespace+"/"+cm.Name, "key", inject.TrustRootsKey, "err", err)
+			"configMap", cm.Namespace+"/"+cm.Name, "key", names.TrustRootsKey, "err", err)
 		return
 	}
 	c.mu.Lock()

@@ -101,11 +101,11 @@ func TestE2EWebhook(t *testing.T) {
 		}
 	}
 	mkNS(cpNS, nil)
-	mkNS(appNS, map[string]string{inject.InjectAnnotation: "enabled", inject.AnnProxyLogLevel: "debug"})
-	mkNS(badNS, map[string]string{inject.InjectAnnotation: "enabled", inject.AnnProxyCPULimit: "lots"})
+	mkNS(appNS, map[string]string{names.InjectAnnotation: "enabled", names.AnnProxyLogLevel: "debug"})
+	mkNS(badNS, map[string]string{names.InjectAnnotation: "enabled", names.AnnProxyCPULimit: "lots"})
 	if _, err := client.CoreV1().ConfigMaps(cpNS).Create(ctx, &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: inject.TrustRootsConfigMap},
-		Data:       map[string]string{inject.TrustRootsKey: string(anchors)},
+		ObjectMeta: metav1.ObjectMeta{Name: names.TrustRootsConfigMap},
+		Data:       map[string]string{names.TrustRootsKey: string(anchors)},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestE2EWebhook(t *testing.T) {
 		got = p
 		return true
 	})
-	if n := len(got.Spec.InitContainers); n != 2 || got.Spec.InitContainers[0].Name != inject.InitContainerName || got.Spec.InitContainers[1].Name != inject.ProxyContainerName {
+	if n := len(got.Spec.InitContainers); n != 2 || got.Spec.InitContainers[0].Name != names.InitContainer || got.Spec.InitContainers[1].Name != names.ProxyContainer {
 		t.Fatalf("init containers: %+v", got.Spec.InitContainers)
 	}
 	proxy := got.Spec.InitContainers[1]
@@ -196,8 +196,8 @@ func TestE2EWebhook(t *testing.T) {
 		envOf["SINEW_PROXY_DESTINATION_SVC_ADDR"] != "sinew-dst."+cpNS+".svc.cluster.local.:8086" {
 		t.Errorf("proxy env: %v", envOf)
 	}
-	if got.Labels[inject.WorkloadNSLabel] != appNS || got.Labels[inject.ControlPlaneNSLabel] != cpNS ||
-		got.Annotations[inject.TrustRootHashAnnotation] != inject.TrustRootHash(string(anchors)) {
+	if got.Labels[names.WorkloadNSLabel] != appNS || got.Labels[names.ControlPlaneNSLabel] != cpNS ||
+		got.Annotations[names.TrustRootHashAnnotation] != inject.TrustRootHash(string(anchors)) {
 		t.Errorf("labels %v annotations %v", got.Labels, got.Annotations)
 	}
 	// the API server defaulted and validated what the patch added, and kept the pod's own container
@@ -206,7 +206,7 @@ func TestE2EWebhook(t *testing.T) {
 	}
 	var tokenVol bool
 	for _, v := range got.Spec.Volumes {
-		tokenVol = tokenVol || v.Name == inject.TokenVolumeName && v.Projected != nil
+		tokenVol = tokenVol || v.Name == names.TokenVolume && v.Projected != nil
 	}
 	if !tokenVol {
 		t.Errorf("no projected token volume: %+v", got.Spec.Volumes)
@@ -216,7 +216,7 @@ func TestE2EWebhook(t *testing.T) {
 	// its ReplicaSet, read with the metadata client) between the namespace's and the pod's
 	one := int32(1)
 	dep := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "api", Annotations: map[string]string{inject.AnnProxyLogLevel: "warn"}},
+		ObjectMeta: metav1.ObjectMeta{Name: "api", Annotations: map[string]string{names.AnnProxyLogLevel: "warn"}},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &one,
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}},
@@ -262,17 +262,17 @@ func TestE2EWebhook(t *testing.T) {
 	// the classic sidecar, with resources and every list knob, passes the API server's validation too
 	classic := pod("classic")
 	classic.Annotations = map[string]string{
-		inject.AnnProxyNativeSidecar: "false", inject.AnnProxyCPURequest: "10m", inject.AnnProxyMemoryLimit: "64Mi",
-		inject.AnnSkipInboundPorts: "9090", inject.AnnSkipOutboundPorts: "443,6443", inject.AnnSkipSubnets: "169.254.0.0/16",
-		inject.AnnOpaquePorts: "5432", inject.AnnShutdownGracePeriod: "20s",
+		names.AnnProxyNativeSidecar: "false", names.AnnProxyCPURequest: "10m", names.AnnProxyMemoryLimit: "64Mi",
+		names.AnnSkipInboundPorts: "9090", names.AnnSkipOutboundPorts: "443,6443", names.AnnSkipSubnets: "169.254.0.0/16",
+		names.AnnOpaquePorts: "5432", names.AnnShutdownGracePeriod: "20s",
 	}
 	classic.Spec.InitContainers = []corev1.Container{{Name: "setup", Image: "registry.invalid/setup:1"}}
 	c, err := client.CoreV1().Pods(appNS).Create(ctx, classic, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("classic sidecar pod: %v", err)
 	}
-	if len(c.Spec.Containers) != 2 || c.Spec.Containers[0].Name != inject.ProxyContainerName ||
-		len(c.Spec.InitContainers) != 2 || c.Spec.InitContainers[1].Name != inject.InitContainerName {
+	if len(c.Spec.Containers) != 2 || c.Spec.Containers[0].Name != names.ProxyContainer ||
+		len(c.Spec.InitContainers) != 2 || c.Spec.InitContainers[1].Name != names.InitContainer {
 		t.Errorf("classic layout: init %v, containers %v", names(c.Spec.InitContainers), names(c.Spec.Containers))
 	}
 

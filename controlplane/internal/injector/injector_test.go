@@ -36,6 +36,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/sinewmesh/sinew/controlplane/inject"
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/testutil"
 )
 
@@ -90,8 +91,8 @@ func namespace(name string, ann map[string]string) *corev1.Namespace {
 }
 
 func trustRoots(pem string) *corev1.ConfigMap {
-	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: inject.TrustRootsConfigMap, Namespace: "sinew"},
-		Data: map[string]string{inject.TrustRootsKey: pem}}
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: names.TrustRootsConfigMap, Namespace: "sinew"},
+		Data: map[string]string{names.TrustRootsKey: pem}}
 }
 
 // start runs an injector over a fake cluster holding objs (and metadata objects meta) until the test ends.
@@ -235,7 +236,7 @@ func (e *env) noEvent(t *testing.T) {
 }
 
 func TestDeploymentPodFromTestdata(t *testing.T) {
-	e := start(t, []runtime.Object{namespace("emojivoto", map[string]string{inject.InjectAnnotation: "enabled"}), trustRoots(readFile(t, "testdata/trust-anchors.pem"))})
+	e := start(t, []runtime.Object{namespace("emojivoto", map[string]string{names.InjectAnnotation: "enabled"}), trustRoots(readFile(t, "testdata/trust-anchors.pem"))})
 	body := []byte(readFile(t, "testdata/review-deployment-pod.json"))
 	resp := e.review(t, body)
 	if resp.UID != "0f3a6c1e-7a52-4d8e-9f6b-2b1c9d0e5a77" {
@@ -254,7 +255,7 @@ func TestDeploymentPodFromTestdata(t *testing.T) {
 			t.Errorf("label %s = %q, want %q", k, pod.Labels[k], v)
 		}
 	}
-	if pod.Annotations[inject.TrustRootHashAnnotation] != inject.TrustRootHash(e.anchors) || pod.Annotations[inject.CreatedByAnnotation] != "sinew/proxy-injector test" {
+	if pod.Annotations[names.TrustRootHashAnnotation] != inject.TrustRootHash(e.anchors) || pod.Annotations[names.CreatedByAnnotation] != "sinew/proxy-injector test" {
 		t.Errorf("annotations %v", pod.Annotations)
 	}
 	if got := env1(pod.Spec.InitContainers[1], "SINEW_PROXY_IDENTITY_TRUST_ANCHORS"); got != e.anchors {
@@ -276,7 +277,7 @@ func TestBarePodClassicSidecar(t *testing.T) {
 		t.Fatalf("want the proxy as the first container: %+v", pod.Spec.Containers)
 	}
 	for k := range pod.Labels {
-		if strings.HasPrefix(k, inject.OwnerLabelPrefix) {
+		if strings.HasPrefix(k, names.OwnerLabelPrefix) {
 			t.Errorf("a bare pod got an owner label %s", k)
 		}
 	}
@@ -289,8 +290,8 @@ func TestSkipsAndFailuresAllowThePod(t *testing.T) {
 	anchors := readFile(t, "testdata/trust-anchors.pem")
 	e := start(t, []runtime.Object{
 		namespace("plain", nil),
-		namespace("meshed", map[string]string{inject.InjectAnnotation: "enabled"}),
-		namespace("broken", map[string]string{inject.InjectAnnotation: "enabled", inject.AnnProxyMemoryLimit: "plenty"}),
+		namespace("meshed", map[string]string{names.InjectAnnotation: "enabled"}),
+		namespace("broken", map[string]string{names.InjectAnnotation: "enabled", names.AnnProxyMemoryLimit: "plenty"}),
 		trustRoots(anchors),
 	})
 	app := corev1.Container{Name: "app", Image: "example/app:1"}
@@ -353,7 +354,7 @@ func TestSkipsAndFailuresAllowThePod(t *testing.T) {
 	})
 	t.Run("namespace created after the cache synced", func(t *testing.T) {
 		// the informer may lag: a GET finds it
-		if _, err := e.client.CoreV1().Namespaces().Create(context.Background(), namespace("fresh", map[string]string{inject.InjectAnnotation: "enabled"}), metav1.CreateOptions{}); err != nil {
+		if _, err := e.client.CoreV1().Namespaces().Create(context.Background(), namespace("fresh", map[string]string{names.InjectAnnotation: "enabled"}), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		resp := e.review(t, podReview(t, "fresh", &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{app}}}, false))
@@ -400,7 +401,7 @@ func TestSkipsAndFailuresAllowThePod(t *testing.T) {
 }
 
 func TestTrustAnchorsFollowTheConfigMap(t *testing.T) {
-	e := start(t, []runtime.Object{namespace("meshed", map[string]string{inject.InjectAnnotation: "enabled"})})
+	e := start(t, []runtime.Object{namespace("meshed", map[string]string{names.InjectAnnotation: "enabled"})})
 	pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
 
 	// no ConfigMap: not ready, and pods go through unmodified
@@ -408,7 +409,7 @@ func TestTrustAnchorsFollowTheConfigMap(t *testing.T) {
 		t.Errorf("readiness without anchors: %q", why)
 	}
 	resp := e.review(t, podReview(t, "meshed", pod, false))
-	if resp.Patch != nil || e.count("failed", "no-trust-anchors") != 1 || !strings.Contains(resp.Warnings[0], inject.TrustRootsConfigMap) {
+	if resp.Patch != nil || e.count("failed", "no-trust-anchors") != 1 || !strings.Contains(resp.Warnings[0], names.TrustRootsConfigMap) {
 		t.Fatalf("without anchors: %+v", resp)
 	}
 	e.nextEvent(t)
@@ -437,7 +438,7 @@ func TestTrustAnchorsFollowTheConfigMap(t *testing.T) {
 		body := podReview(t, "meshed", pod, false)
 		p := applyPatch(t, body, e.review(t, body))
 		e.nextEvent(t)
-		return p.Annotations[inject.TrustRootHashAnnotation]
+		return p.Annotations[names.TrustRootHashAnnotation]
 	}
 	if got := hash(); got != inject.TrustRootHash(first) {
 		t.Errorf("hash %s, want that of the first anchors", got)
@@ -470,10 +471,10 @@ func TestWorkloadAnnotations(t *testing.T) {
 	ctrl := true
 	rs := &metav1.PartialObjectMetadata{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "ReplicaSet"},
-		ObjectMeta: metav1.ObjectMeta{Name: "api-6b8d", Namespace: "meshed", UID: "rs-uid", Annotations: map[string]string{inject.AnnProxyLogLevel: "debug", inject.AnnProxyCPURequest: "25m"}},
+		ObjectMeta: metav1.ObjectMeta{Name: "api-6b8d", Namespace: "meshed", UID: "rs-uid", Annotations: map[string]string{names.AnnProxyLogLevel: "debug", names.AnnProxyCPURequest: "25m"}},
 	}
 	e := start(t, []runtime.Object{
-		namespace("meshed", map[string]string{inject.InjectAnnotation: "enabled", inject.AnnProxyLogLevel: "warn"}),
+		namespace("meshed", map[string]string{names.InjectAnnotation: "enabled", names.AnnProxyLogLevel: "warn"}),
 		trustRoots(readFile(t, "testdata/trust-anchors.pem")),
 	}, rs)
 	mk := func(uid types.UID, podLevel string) *corev1.Pod {
@@ -483,7 +484,7 @@ func TestWorkloadAnnotations(t *testing.T) {
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}},
 		}
 		if podLevel != "" {
-			p.Annotations = map[string]string{inject.AnnProxyLogLevel: podLevel}
+			p.Annotations = map[string]string{names.AnnProxyLogLevel: podLevel}
 		}
 		return p
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/sinewmesh/sinew/controlplane/inject"
 	"github.com/sinewmesh/sinew/controlplane/internal/admin"
 	"github.com/sinewmesh/sinew/controlplane/internal/promreg"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // Defaults of Config.
@@ -102,7 +103,7 @@ func New(cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("injector: %w", err)
 	}
 	if cfg.Inject.ControlPlaneNamespace == "" {
-		cfg.Inject.ControlPlaneNamespace = inject.DefaultControlPlaneNamespace
+		cfg.Inject.ControlPlaneNamespace = names.ControlPlaneNamespace
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -203,7 +204,7 @@ func (s *Server) readiness() string {
 		return "namespace and trust-roots caches not synced"
 	case s.cache.anchors() == "":
 		return fmt.Sprintf("no trust anchors: ConfigMap %s/%s (key %s) missing or invalid",
-			s.cfg.Inject.ControlPlaneNamespace, inject.TrustRootsConfigMap, inject.TrustRootsKey)
+			s.cfg.Inject.ControlPlaneNamespace, names.TrustRootsConfigMap, names.TrustRootsKey)
 	}
 	if _, err := s.certs.get(); err != nil {
 		return "serving certificate: " + err.Error()

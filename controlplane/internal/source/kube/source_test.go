@@ -16,6 +16,7 @@ import (
 
 	"github.com/sinewmesh/sinew/controlplane/internal/destination"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/testutil"
 )
 
@@ -163,7 +164,7 @@ func TestSourceFollowsTheCluster(t *testing.T) {
 
 	// Opaque by namespace annotation: the workload port turns opaque, and so does the hint.
 	nsObj, _ := client.CoreV1().Namespaces().Get(ctx, "emojivoto", metav1.GetOptions{})
-	nsObj.Annotations = map[string]string{OpaquePortsAnnotation: "8080"}
+	nsObj.Annotations = map[string]string{names.AnnOpaquePorts: "8080"}
 	if _, err := client.CoreV1().Namespaces().Update(ctx, nsObj, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -232,13 +233,13 @@ func TestSourceCoalescesBursts(t *testing.T) {
 // Problems with objects are reported in the model and cleared when fixed.
 func TestSourceReportsProblems(t *testing.T) {
 	t.Parallel()
-	client, _, store := start(t, 10*time.Millisecond, ns("x", nil), pod("x", "db", "10.0.0.1", annotate(OpaquePortsAnnotation, "nope")))
+	client, _, store := start(t, 10*time.Millisecond, ns("x", nil), pod("x", "db", "10.0.0.1", annotate(names.AnnOpaquePorts, "nope")))
 	errs := store.Snapshot().Errors()
 	if len(errs) != 1 || errs[0].Source != "pod x/db" {
 		t.Fatalf("errors %+v", errs)
 	}
 	p, _ := client.CoreV1().Pods("x").Get(context.Background(), "db", metav1.GetOptions{})
-	p.Annotations[OpaquePortsAnnotation] = "3306"
+	p.Annotations[names.AnnOpaquePorts] = "3306"
 	if _, err := client.CoreV1().Pods("x").Update(context.Background(), p, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}

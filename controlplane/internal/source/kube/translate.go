@@ -12,31 +12,19 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/ports"
 )
 
-// Names shared with the injector (docs/architecture/kubernetes.md).
-const (
-	// ProxyContainerName is the injected proxy's container name: a plain container, or a native sidecar (an init
-	// container with restartPolicy Always).
-	ProxyContainerName = "sinew-proxy"
-	// ProxyPortName names the proxy's inbound (mesh) port on its container.
-	ProxyPortName = "sinew-proxy"
-	// DefaultMeshPort is the proxy's inbound port when its container does not name one.
-	DefaultMeshPort = 4143
-	// OpaquePortsAnnotation lists ports whose traffic skips protocol detection, on a pod, Service or namespace.
-	OpaquePortsAnnotation = "config.sinew.dev/opaque-ports"
-	// AppProtocolOpaque is the Service port appProtocol that marks a port opaque.
-	AppProtocolOpaque = "sinew.dev/opaque"
-)
-
-// DefaultOpaquePorts are opaque unless a pod, Service or namespace annotation replaces the list: protocols where
-// the server speaks first (SMTP, MySQL, Galera, PostgreSQL, Redis, Elasticsearch, Memcached), which protocol
-// detection would stall.
-var DefaultOpaquePorts = []model.PortRange{
-	{First: 25, Last: 25}, {First: 587, Last: 587}, {First: 3306, Last: 3306}, {First: 4444, Last: 4444},
-	{First: 5432, Last: 5432}, {First: 6379, Last: 6379}, {First: 9300, Last: 9300}, {First: 11211, Last: 11211},
-}
+// DefaultOpaquePorts are names.DefaultOpaquePorts as the model's ranges: opaque unless a pod, Service or namespace
+// annotation replaces the list.
+var DefaultOpaquePorts = func() []model.PortRange {
+	rs, err := ParsePortList(names.DefaultOpaquePorts, nil)
+	if err != nil {
+		panic("names.DefaultOpaquePorts: " + err.Error())
+	}
+	return rs
+}()
 
 // httpAppProtocols are the Service appProtocol values whose traffic is HTTP (detected as usual); any other
 // non-empty value is opaque, since the proxy cannot know how to read it.
@@ -67,13 +55,13 @@ func opaquePorts(obj, ns map[string]string, byName func(string) (uint16, bool), 
 		annotations map[string]string
 		byName      func(string) (uint16, bool)
 	}{{"", obj, byName}, {"namespace ", ns, nil}} {
-		v, ok := level.annotations[OpaquePortsAnnotation]
+		v, ok := level.annotations[names.AnnOpaquePorts]
 		if !ok {
 			continue
 		}
 		ranges, err := ParsePortList(v, level.byName)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("%sannotation %s: %v", level.what, OpaquePortsAnnotation, err))
+			problems = append(problems, fmt.Sprintf("%sannotation %s: %v", level.what, names.AnnOpaquePorts, err))
 			continue
 		}
 		return ranges, problems
@@ -115,13 +103,13 @@ func TranslatePod(pod *corev1.Pod, ns *corev1.Namespace, defaultOpaque []model.P
 	}
 	byName := map[string]uint16{}
 	for _, c := range podContainers(pod) {
-		if c.Name == ProxyContainerName {
-			w.MeshPort = DefaultMeshPort
+		if c.Name == names.ProxyContainer {
+			w.MeshPort = names.ProxyInboundPort
 			for _, p := range c.Ports {
 				if p.ContainerPort <= 0 || p.ContainerPort > 65535 {
 					continue
 				}
-				if p.Name == ProxyPortName {
+				if p.Name == names.ProxyInboundPortName {
 					w.MeshPort = uint16(p.ContainerPort)
 				}
 				w.ProxyPorts = append(w.ProxyPorts, uint16(p.ContainerPort))

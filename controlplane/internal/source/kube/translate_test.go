@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -36,16 +37,16 @@ func pod(namespace, name, ip string, mutate ...func(*corev1.Pod)) *corev1.Pod {
 }
 
 func withSidecar(p *corev1.Pod) {
-	p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: ProxyContainerName,
-		Ports: []corev1.ContainerPort{{Name: ProxyPortName, ContainerPort: 4143}, {Name: "sinew-admin", ContainerPort: 4191}}})
+	p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: names.ProxyContainer,
+		Ports: []corev1.ContainerPort{{Name: names.ProxyInboundPortName, ContainerPort: 4143}, {Name: "sinew-admin", ContainerPort: 4191}}})
 }
 
 func withNativeSidecar(port int32) func(*corev1.Pod) {
 	return func(p *corev1.Pod) {
 		p.Spec.InitContainers = append(p.Spec.InitContainers,
 			corev1.Container{Name: "sinew-init"},
-			corev1.Container{Name: ProxyContainerName, RestartPolicy: ptr(corev1.ContainerRestartPolicyAlways),
-				Ports: []corev1.ContainerPort{{Name: ProxyPortName, ContainerPort: port}}})
+			corev1.Container{Name: names.ProxyContainer, RestartPolicy: ptr(corev1.ContainerRestartPolicyAlways),
+				Ports: []corev1.ContainerPort{{Name: names.ProxyInboundPortName, ContainerPort: port}}})
 	}
 }
 
@@ -85,7 +86,7 @@ func TestTranslatePod(t *testing.T) {
 			pod: pod("emojivoto", "dns", "192.168.1.5", func(p *corev1.Pod) {
 				p.Spec.ServiceAccountName = ""
 				p.Spec.HostNetwork = true
-				p.Spec.InitContainers = []corev1.Container{{Name: ProxyContainerName}} // not restartable: not a sidecar
+				p.Spec.InitContainers = []corev1.Container{{Name: names.ProxyContainer}} // not restartable: not a sidecar
 				p.Spec.Containers[0].Ports = append(p.Spec.Containers[0].Ports,
 					corev1.ContainerPort{Name: "dns", ContainerPort: 53, Protocol: corev1.ProtocolUDP},
 					corev1.ContainerPort{Name: "dns-tcp", ContainerPort: 53, Protocol: corev1.ProtocolTCP})
@@ -96,25 +97,25 @@ func TestTranslatePod(t *testing.T) {
 				Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolHTTP}, {Name: "dns-tcp", Port: 53, Protocol: model.ProtocolHTTP}}},
 		},
 		"pod annotation by name and range replaces the defaults": {
-			pod: pod("emojivoto", "db", "10.0.0.3", annotate(OpaquePortsAnnotation, "http, 9000-9010")), ns: ns("emojivoto", map[string]string{OpaquePortsAnnotation: "1234"}),
+			pod: pod("emojivoto", "db", "10.0.0.3", annotate(names.AnnOpaquePorts, "http, 9000-9010")), ns: ns("emojivoto", map[string]string{names.AnnOpaquePorts: "1234"}),
 			want: &model.Workload{Namespace: "emojivoto", Name: "db", Labels: map[string]string{"app": "db"}, ServiceAccount: "web",
 				Address: netip.MustParseAddr("10.0.0.3"), UndeclaredPorts: true, OpaquePorts: []model.PortRange{rng(8080, 8080), rng(9000, 9010)},
 				Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolOpaque}}},
 		},
 		"namespace annotation": {
-			pod: pod("emojivoto", "db", "10.0.0.3"), ns: ns("emojivoto", map[string]string{OpaquePortsAnnotation: "8080"}),
+			pod: pod("emojivoto", "db", "10.0.0.3"), ns: ns("emojivoto", map[string]string{names.AnnOpaquePorts: "8080"}),
 			want: &model.Workload{Namespace: "emojivoto", Name: "db", Labels: map[string]string{"app": "db"}, ServiceAccount: "web",
 				Address: netip.MustParseAddr("10.0.0.3"), UndeclaredPorts: true, OpaquePorts: []model.PortRange{rng(8080, 8080)},
 				Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolOpaque}}},
 		},
 		"empty annotation: nothing opaque": {
-			pod: pod("emojivoto", "db", "10.0.0.3", annotate(OpaquePortsAnnotation, "")), ns: plainNS,
+			pod: pod("emojivoto", "db", "10.0.0.3", annotate(names.AnnOpaquePorts, "")), ns: plainNS,
 			want: &model.Workload{Namespace: "emojivoto", Name: "db", Labels: map[string]string{"app": "db"}, ServiceAccount: "web",
 				Address: netip.MustParseAddr("10.0.0.3"), UndeclaredPorts: true,
 				Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolHTTP}}},
 		},
 		"bad pod annotation: reported, namespace applies": {
-			pod: pod("emojivoto", "db", "10.0.0.3", annotate(OpaquePortsAnnotation, "mysql,70000")), ns: ns("emojivoto", map[string]string{OpaquePortsAnnotation: "1234"}),
+			pod: pod("emojivoto", "db", "10.0.0.3", annotate(names.AnnOpaquePorts, "mysql,70000")), ns: ns("emojivoto", map[string]string{names.AnnOpaquePorts: "1234"}),
 			want: &model.Workload{Namespace: "emojivoto", Name: "db", Labels: map[string]string{"app": "db"}, ServiceAccount: "web",
 				Address: netip.MustParseAddr("10.0.0.3"), UndeclaredPorts: true, OpaquePorts: []model.PortRange{rng(1234, 1234)},
 				Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolHTTP}}},
@@ -225,7 +226,7 @@ func TestTranslateService(t *testing.T) {
 
 	// A Service annotation (port names allowed) replaces the defaults; other appProtocols are opaque.
 	got, _ = TranslateService(service(func(s *corev1.Service) {
-		s.Annotations = map[string]string{OpaquePortsAnnotation: "http"}
+		s.Annotations = map[string]string{names.AnnOpaquePorts: "http"}
 		s.Spec.Ports[1].AppProtocol = ptr("mysql")
 	}), nil, nil, DefaultOpaquePorts)
 	for _, p := range got.Ports {

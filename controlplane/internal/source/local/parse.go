@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // APIVersion is the apiVersion of the local-mode kinds. An omitted apiVersion is read as this one.
@@ -212,8 +213,8 @@ func (d *workloadDoc) toModel() (*model.Workload, error) {
 	}
 	if w.ServiceAccount == "" {
 		w.ServiceAccount = "default"
-	} else if msg := dnsLabel(w.ServiceAccount); msg != "" {
-		errs = append(errs, fmt.Errorf("spec.serviceAccount: %s", msg))
+	} else if err := names.CheckDNSLabel(w.ServiceAccount); err != nil {
+		errs = append(errs, fmt.Errorf("spec.serviceAccount: %s", err))
 	}
 	addr := d.Spec.Address
 	if addr == "" {
@@ -265,7 +266,7 @@ func (d *serviceDoc) toModel() (*model.Service, error) {
 		errs = append(errs, errors.New("spec.ports: at least one port is required"))
 	}
 	numbers := map[int]bool{}
-	names := map[string]bool{}
+	portNames := map[string]bool{}
 	for i, p := range d.Spec.Ports {
 		field := fmt.Sprintf("spec.ports[%d]", i)
 		sp := model.ServicePort{Name: p.Name}
@@ -277,13 +278,13 @@ func (d *serviceDoc) toModel() (*model.Service, error) {
 			numbers[p.Port] = true
 			sp.Port = uint16(p.Port)
 		}
-		checkPortName(field, p.Name, names, &errs)
+		checkPortName(field, p.Name, portNames, &errs)
 		switch {
 		case p.TargetPort == nil:
 			sp.TargetPort.Number = sp.Port
 		case p.TargetPort.name != "":
-			if msg := dnsLabel(p.TargetPort.name); msg != "" {
-				errs = append(errs, fmt.Errorf("%s.targetPort: must be a port number or a port name: %s", field, msg))
+			if err := names.CheckDNSLabel(p.TargetPort.name); err != nil {
+				errs = append(errs, fmt.Errorf("%s.targetPort: must be a port number or a port name: %v", field, err))
 			}
 			sp.TargetPort.Name = p.TargetPort.name
 		case p.TargetPort.num < 1 || p.TargetPort.num > 65535:
@@ -308,29 +309,16 @@ func (d *serviceDoc) toModel() (*model.Service, error) {
 func validateMeta(m *objectMeta, errs *[]error) string {
 	if m.Name == "" {
 		*errs = append(*errs, errors.New("metadata.name: required"))
-	} else if msg := dnsLabel(m.Name); msg != "" {
-		*errs = append(*errs, fmt.Errorf("metadata.name: %s", msg))
+	} else if err := names.CheckDNSLabel(m.Name); err != nil {
+		*errs = append(*errs, fmt.Errorf("metadata.name: %s", err))
 	}
 	ns := m.Namespace
 	if ns == "" {
 		ns = "default"
-	} else if msg := dnsLabel(ns); msg != "" {
-		*errs = append(*errs, fmt.Errorf("metadata.namespace: %s", msg))
+	} else if err := names.CheckDNSLabel(ns); err != nil {
+		*errs = append(*errs, fmt.Errorf("metadata.namespace: %s", err))
 	}
 	return ns
-}
-
-var dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-
-// dnsLabel returns why s is not an RFC 1123 label, or "".
-func dnsLabel(s string) string {
-	if len(s) > 63 {
-		return fmt.Sprintf("%q is longer than 63 characters", s)
-	}
-	if !dnsLabelRE.MatchString(s) {
-		return fmt.Sprintf("%q must consist of lower case letters, digits and '-', and start and end with a letter or digit", s)
-	}
-	return ""
 }
 
 // joinErrors joins field errors on one line, so that a log line names them all.
@@ -345,15 +333,15 @@ func joinErrors(errs []error) error {
 	return errors.New(strings.Join(msgs, "; "))
 }
 
-// checkPortName validates an optional port name and that it is unique among names.
-func checkPortName(field, name string, names map[string]bool, errs *[]error) {
+// checkPortName validates an optional port name and that it is unique among seen.
+func checkPortName(field, name string, seen map[string]bool, errs *[]error) {
 	if name == "" {
 		return
 	}
-	if msg := dnsLabel(name); msg != "" {
-		*errs = append(*errs, fmt.Errorf("%s.name: %s", field, msg))
-	} else if names[name] {
+	if err := names.CheckDNSLabel(name); err != nil {
+		*errs = append(*errs, fmt.Errorf("%s.name: %v", field, err))
+	} else if seen[name] {
 		*errs = append(*errs, fmt.Errorf("%s.name: %q declared twice", field, name))
 	}
-	names[name] = true
+	seen[name] = true
 }
