@@ -23,7 +23,7 @@ import (
 func TestCRDValidationOnAPIServer(t *testing.T) {
 	path := os.Getenv("SINEW_E2E_KUBECONFIG")
 	if path == "" {
-		t.Skip("SINEW_E2E_KUBECONFIG is not set: point it at a cluster's kubeconfig (see /work/notes/cluster.txt or hack/cluster/up.sh)")
+		t.Skip("SINEW_E2E_KUBECONFIG is not set: point it at a cluster's kubeconfig (see docs/operations/local-cluster.md)")
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {

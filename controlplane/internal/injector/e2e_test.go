@@ -59,7 +59,7 @@ func (w *warnings) has(sub string) bool {
 // TestE2EWebhook registers the injector, running in this process, with a real API server and creates pods through
 // it: one injected, one that a bad annotation leaves unmodified (with a warning and an Event), a dry run.
 //
-// SINEW_E2E_KUBECONFIG names the cluster (see /work/notes/cluster.txt or hack/cluster). The API server must reach
+// SINEW_E2E_KUBECONFIG names the cluster (see docs/operations/local-cluster.md). The API server must reach
 // this machine's loopback (a local single-node cluster whose API server runs on the host).
 func TestE2EWebhook(t *testing.T) {
 	kubeconfig := os.Getenv("SINEW_E2E_KUBECONFIG")
