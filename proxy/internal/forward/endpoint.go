@@ -68,8 +68,8 @@ type endpoint struct {
 	labels metrics.Labels
 	m      *metrics.Metrics
 
-	routes sync.Map // authority -> *metrics.Route
-	tcpM   atomic.Pointer[metrics.Conn]
+	byAuthority sync.Map // authority -> *metrics.Series
+	tcpM        atomic.Pointer[metrics.Conn]
 	// lastUsed (unix nanos) lets pass-through endpoints, which no discovery update ever removes, be swept.
 	lastUsed atomic.Int64
 
@@ -111,11 +111,11 @@ func newEndpoint(info discovery.Endpoint, setLabels map[string]string, m *metric
 // same reports whether info describes this endpoint unchanged.
 func (e *endpoint) same(info discovery.Endpoint) bool { return reflect.DeepEqual(e.info, info) }
 
-func (e *endpoint) route(authority string) *metrics.Route {
-	return cached(&e.routes, authority, func() *metrics.Route {
+func (e *endpoint) series(authority string) *metrics.Series {
+	return cached(&e.byAuthority, authority, func() *metrics.Series {
 		l := e.labels
 		l.Authority = authority
-		return e.m.Route(l)
+		return e.m.Series(l)
 	})
 }
 

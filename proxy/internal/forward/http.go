@@ -30,13 +30,13 @@ const (
 // reqState is what the forwarder decided for one request.
 type reqState struct {
 	start     time.Time
-	route     *metrics.Route
-	rts       *metrics.RouteStats // the same request's per-route metrics
-	addr      string              // where to send it
-	rt        http.RoundTripper   // how
-	ep        *balance.Endpoint   // for latency feedback; nil when not balanced
-	origProto bool                // add origProtoHeader
-	tap       *tap.Request        // nil unless someone taps this request
+	series    *metrics.Series
+	path      *metrics.PathStats // the same request's route_* metrics
+	addr      string             // where to send it
+	rt        http.RoundTripper  // how
+	ep        *balance.Endpoint  // for latency feedback; nil when not balanced
+	origProto bool               // add origProtoHeader
+	tap       *tap.Request       // nil unless someone taps this request
 }
 
 type stateKey struct{}
@@ -121,21 +121,22 @@ func (stateTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// startRequest counts a request on its label set and on its route, and remembers the route for the response. The
-// route (rt_route) is the request's path without the query string; for gRPC that path is the method,
-// "/package.Service/Method". The authority is the request's :authority or Host.
+// startRequest counts a request on its label set and on its path, and remembers the path's metrics for the
+// response. The path (rt_route) is the request's path without the query string, deliberately: a query would make
+// a series per value; for gRPC that path is the method, "/package.Service/Method". The authority is the request's
+// :authority or Host.
 func (st *reqState) startRequest(r *http.Request) {
-	st.route.Request()
-	st.rts = st.route.Stats(r.Host, r.URL.Path)
-	st.rts.Request()
+	st.series.Request()
+	st.path = st.series.Path(r.Host, r.URL.Path)
+	st.path.Request()
 }
 
-// respond counts a response, with its time to first byte in milliseconds, on the request's label set and route.
+// respond counts a response, with its time to first byte in milliseconds, on the request's label set and path.
 func (st *reqState) respond(status, grpc int, failed bool, ttfbMs float64) {
-	r := st.route.Response(status, grpc, failed)
+	r := st.series.Response(status, grpc, failed)
 	r.ObserveLatency(ttfbMs)
 	r.End()
-	r = st.rts.Response(status, grpc, failed)
+	r = st.path.Response(status, grpc, failed)
 	r.ObserveLatency(ttfbMs)
 	r.End()
 }

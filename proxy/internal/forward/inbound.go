@@ -39,7 +39,7 @@ type Inbound struct {
 	srv         *server
 	rp          *httputil.ReverseProxy
 
-	routes sync.Map // appAddr|tls|client -> *metrics.Route
+	series sync.Map // appAddr|tls|client -> *metrics.Series
 	conns  sync.Map // same key -> *metrics.Conn
 }
 
@@ -169,12 +169,12 @@ func (in *Inbound) serveMesh(conn net.Conn) {
 
 func (in *Inbound) key(ci *connInfo) string { return ci.appAddr + "|" + ci.tls + "|" + ci.clientID }
 
-// metered attaches TCP metrics (now that TLS status is known) and the cached HTTP route to the connection.
+// metered attaches TCP metrics (now that TLS status is known) and the cached HTTP label set to the connection.
 func (in *Inbound) metered(c net.Conn, ci *connInfo) net.Conn {
 	k := in.key(ci)
 	l := metrics.Labels{Direction: "inbound", TargetAddr: ci.appAddr, TLS: ci.tls, ClientID: ci.clientID}
 	m := cached(&in.conns, k, func() *metrics.Conn { return in.deps.Metrics.Conn(l, "src") })
-	ci.route = cached(&in.routes, k, func() *metrics.Route { return in.deps.Metrics.Route(l) })
+	ci.series = cached(&in.series, k, func() *metrics.Series { return in.deps.Metrics.Series(l) })
 	m.Opened()
 	return &trackedConn{Conn: &countingConn{Conn: c, m: m}, onClose: func() { m.Closed(false) }}
 }
@@ -182,7 +182,7 @@ func (in *Inbound) metered(c net.Conn, ci *connInfo) net.Conn {
 // ServeHTTP forwards one request to the application.
 func (in *Inbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ci := connInfoFrom(r.Context())
-	st := &reqState{start: time.Now(), route: ci.route, addr: ci.appAddr}
+	st := &reqState{start: time.Now(), series: ci.series, addr: ci.appAddr}
 	// Only a peer proxy may ask for HTTP/1 to be restored; the header never reaches the application.
 	restoreH1 := ci.mesh && r.Header.Get(origProtoHeader) != ""
 	r.Header.Del(origProtoHeader)

@@ -29,7 +29,7 @@ type Outbound struct {
 
 	pools       sync.Map // target -> *pool
 	passthrough sync.Map // addr -> *endpoint
-	failRoutes  sync.Map // authority -> *metrics.Route
+	failSeries  sync.Map // authority -> *metrics.Series
 	accepted    sync.Map // listener target ("" for transparent) -> *metrics.Conn
 }
 
@@ -104,7 +104,7 @@ func (o *Outbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Header.Del(origProtoHeader)
 	ep, err := o.pick(r.Context(), ci)
 	if err != nil {
-		st := &reqState{start: start, route: o.failRoute(r.Host)}
+		st := &reqState{start: start, series: o.failedSeries(r.Host)}
 		st.startRequest(r)
 		if o.deps.Tap.Active() {
 			st.tap = o.deps.Tap.Start(func() *tap.Meta { return o.tapMeta(r, ci.target, nil) })
@@ -115,7 +115,7 @@ func (o *Outbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	upgrade := isUpgrade(r)
 	st := &reqState{
 		start:     start,
-		route:     ep.route(r.Host),
+		series:    ep.series(r.Host),
 		addr:      ep.info.Addr,
 		rt:        ep.transport(r, upgrade, o.plain),
 		ep:        ep.bal,
@@ -128,9 +128,10 @@ func (o *Outbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	o.rp.ServeHTTP(w, withState(r, st))
 }
 
-func (o *Outbound) failRoute(authority string) *metrics.Route {
-	return cached(&o.failRoutes, authority, func() *metrics.Route {
-		return o.deps.Metrics.Route(metrics.Labels{Direction: "outbound", Authority: authority, TLS: "no_identity"})
+// failedSeries is the label set of requests to authority for which no endpoint could be chosen.
+func (o *Outbound) failedSeries(authority string) *metrics.Series {
+	return cached(&o.failSeries, authority, func() *metrics.Series {
+		return o.deps.Metrics.Series(metrics.Labels{Direction: "outbound", Authority: authority, TLS: "no_identity"})
 	})
 }
 

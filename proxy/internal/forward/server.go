@@ -26,7 +26,7 @@ type connInfo struct {
 	tls      string
 	clientID string
 	// Inbound: the resolved metrics of this connection's requests.
-	route *metrics.Route
+	series *metrics.Series
 }
 
 type ctxKey struct{}

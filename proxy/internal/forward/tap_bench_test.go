@@ -37,7 +37,7 @@ func newPlainInbound(tb testing.TB, hub *tap.Hub, app http.Handler) (in *Inbound
 	deps := Deps{Log: slog.New(slog.DiscardHandler), Metrics: m, Certs: noCerts{}, Anchors: x509.NewCertPool(), Tap: hub}
 	in = NewInbound(deps, Timeouts{Connect: time.Second}, nil, InboundPorts{Apps: map[uint16]string{1: addr}, Default: addr})
 	tb.Cleanup(in.plain.closeIdle)
-	ci := &connInfo{appAddr: addr, tls: "no_identity", route: m.Route(metrics.Labels{Direction: "inbound", TargetAddr: addr, TLS: "no_identity"})}
+	ci := &connInfo{appAddr: addr, tls: "no_identity", series: m.Series(metrics.Labels{Direction: "inbound", TargetAddr: addr, TLS: "no_identity"})}
 	return in, context.WithValue(context.Background(), ctxKey{}, ci), reg
 }
 
