@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -22,6 +23,7 @@ import (
 	"github.com/sinewmesh/sinew/controlplane/internal/destination"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // What every mode's servers share: registries, listeners, gRPC and admin servers, and the two-stage stop.
@@ -31,6 +33,24 @@ func setDefault(s *string, def string) {
 	if *s == "" {
 		*s = def
 	}
+}
+
+// validateCommon checks what every mode's config has: the trust domain, the cluster domain (when the mode has
+// one) and the listen addresses, named by field.
+func validateCommon(trustDomain, clusterDomain string, addrs map[string]string) []error {
+	var errs []error
+	if _, err := spiffeid.TrustDomainFromString(trustDomain); err != nil {
+		errs = append(errs, fmt.Errorf("TrustDomain %q: %w", trustDomain, err))
+	}
+	if clusterDomain != "" && !names.IsDNSName(clusterDomain) {
+		errs = append(errs, fmt.Errorf("ClusterDomain %q: must be a lower-case DNS name", clusterDomain))
+	}
+	for name, addr := range addrs {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", name, addr, err))
+		}
+	}
+	return errs
 }
 
 func newGRPCServer(tlsConfig *tls.Config) *grpc.Server {
