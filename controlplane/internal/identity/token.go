@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -137,13 +138,32 @@ func IssueJoinToken(key []byte, namespace, workload string, now time.Time) (stri
 // LoadOrCreateJoinKey reads dataDir/join-token.key, creating the directory (0700) and a random key (0600) when
 // missing. Concurrent callers (the controller and `sinew-controller token`) end up with the same key.
 func LoadOrCreateJoinKey(dataDir string) ([]byte, error) {
+	return loadOrCreateJoinKey(dataDir, createTemp)
+}
+
+// keyFile is what createJoinKey needs of its temporary file: an *os.File, or in tests one whose writes fail.
+type keyFile interface {
+	io.WriteCloser
+	Name() string
+	Chmod(fs.FileMode) error
+}
+
+func createTemp(dir, pattern string) (keyFile, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, err // not a nil *os.File in a non-nil interface
+	}
+	return f, nil
+}
+
+func loadOrCreateJoinKey(dataDir string, create func(dir, pattern string) (keyFile, error)) ([]byte, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("join token key: %w", err)
 	}
 	path := filepath.Join(dataDir, JoinKeyFileName)
 	key, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err = createJoinKey(dataDir, path); err == nil {
+		if err = createJoinKey(dataDir, path, create); err == nil {
 			key, err = os.ReadFile(path)
 		}
 	}
@@ -157,25 +177,27 @@ func LoadOrCreateJoinKey(dataDir string) ([]byte, error) {
 }
 
 // createJoinKey writes a random key to path unless the file appears meanwhile: it links a complete temporary file
-// into place, and Link fails if another process won the race, whose key then stands.
-func createJoinKey(dataDir, path string) error {
+// into place, and Link fails if another process won the race, whose key then stands. A temporary file that could
+// not be made complete (chmod, write or close failed) is never linked.
+func createJoinKey(dataDir, path string, create func(dir, pattern string) (keyFile, error)) error {
 	key := make([]byte, joinKeyLen)
 	if _, err := rand.Read(key); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dataDir, "."+JoinKeyFileName+".tmp*")
+	tmp, err := create(dataDir, "."+JoinKeyFileName+".tmp*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err == nil {
+	err = tmp.Chmod(0o600)
+	if err == nil {
 		_, err = tmp.Write(key)
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("creating %s: %w", path, err)
 	}
 	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
