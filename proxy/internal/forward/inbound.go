@@ -43,6 +43,21 @@ type Inbound struct {
 	conns  sync.Map // same key -> *metrics.Conn
 }
 
+// inboundConn is what the inbound side knows of a connection, for each request served on it.
+type inboundConn struct {
+	appAddr  string // where the application listens
+	mesh     bool   // a peer proxy's mTLS connection
+	tls      string // the tls label: "true" or why not
+	clientID string // the peer's mesh identity; empty unless mesh
+	// series is the resolved metrics of this connection's requests (see metered).
+	series *metrics.Series
+}
+
+func inboundConnFrom(ctx context.Context) *inboundConn {
+	ic, _ := ctx.Value(ctxKey{}).(*inboundConn)
+	return ic
+}
+
 // NewInbound builds the inbound side.
 func NewInbound(deps Deps, t Timeouts, opaquePorts map[uint16]bool, ports InboundPorts) *Inbound {
 	in := &Inbound{
@@ -73,7 +88,7 @@ func (in *Inbound) Handle(raw net.Conn) {
 		return
 	}
 	conn := &trackedConn{Conn: raw, onClose: untrack}
-	plain := &connInfo{appAddr: appAddr, tls: "no_identity"}
+	plain := &inboundConn{appAddr: appAddr, tls: "no_identity"}
 	if in.opaquePorts[port] {
 		in.forwardTCP(in.metered(conn, plain), plain)
 		return
@@ -154,7 +169,7 @@ func (in *Inbound) serveMesh(conn net.Conn) {
 		tc.Close()
 		return
 	}
-	info := &connInfo{appAddr: app, mesh: true, tls: "true", clientID: meshtls.PeerID(tc.ConnectionState().PeerCertificates[0])}
+	info := &inboundConn{appAddr: app, mesh: true, tls: "true", clientID: meshtls.PeerID(tc.ConnectionState().PeerCertificates[0])}
 	mc := in.metered(tc, info)
 	switch hdr.Proto {
 	case transport.ProtoH2:
@@ -167,47 +182,47 @@ func (in *Inbound) serveMesh(conn net.Conn) {
 	}
 }
 
-func (in *Inbound) key(ci *connInfo) string { return ci.appAddr + "|" + ci.tls + "|" + ci.clientID }
+func (in *Inbound) key(ic *inboundConn) string { return ic.appAddr + "|" + ic.tls + "|" + ic.clientID }
 
 // metered attaches TCP metrics (now that TLS status is known) and the cached HTTP label set to the connection.
-func (in *Inbound) metered(c net.Conn, ci *connInfo) net.Conn {
-	k := in.key(ci)
-	l := metrics.Labels{Direction: "inbound", TargetAddr: ci.appAddr, TLS: ci.tls, ClientID: ci.clientID}
+func (in *Inbound) metered(c net.Conn, ic *inboundConn) net.Conn {
+	k := in.key(ic)
+	l := metrics.Labels{Direction: "inbound", TargetAddr: ic.appAddr, TLS: ic.tls, ClientID: ic.clientID}
 	m := cached(&in.conns, k, func() *metrics.Conn { return in.deps.Metrics.Conn(l, "src") })
-	ci.series = cached(&in.series, k, func() *metrics.Series { return in.deps.Metrics.Series(l) })
+	ic.series = cached(&in.series, k, func() *metrics.Series { return in.deps.Metrics.Series(l) })
 	m.Opened()
 	return &trackedConn{Conn: &countingConn{Conn: c, m: m}, onClose: func() { m.Closed(false) }}
 }
 
 // ServeHTTP forwards one request to the application.
 func (in *Inbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ci := connInfoFrom(r.Context())
-	st := &reqState{start: time.Now(), series: ci.series, addr: ci.appAddr}
+	ic := inboundConnFrom(r.Context())
+	st := &reqState{start: time.Now(), series: ic.series, addr: ic.appAddr}
 	// Only a peer proxy may ask for HTTP/1 to be restored; the header never reaches the application.
-	restoreH1 := ci.mesh && r.Header.Get(origProtoHeader) != ""
+	restoreH1 := ic.mesh && r.Header.Get(origProtoHeader) != ""
 	r.Header.Del(origProtoHeader)
 	if restoreH1 {
 		st.rt = in.plain.h1
 	} else {
 		st.rt = in.plain.pick(r)
 	}
-	if ci.mesh {
-		r.Header.Set(clientIDHeader, ci.clientID)
+	if ic.mesh {
+		r.Header.Set(clientIDHeader, ic.clientID)
 	} else {
 		r.Header.Del(clientIDHeader)
 	}
 	st.startRequest(r)
 	if in.deps.Tap.Active() {
-		st.tap = in.deps.Tap.Start(func() *tap.Meta { return in.tapMeta(r, ci) })
+		st.tap = in.deps.Tap.Start(func() *tap.Meta { return in.tapMeta(r, ic) })
 	}
 	in.rp.ServeHTTP(w, withState(r, st))
 }
 
-func (in *Inbound) forwardTCP(conn net.Conn, ci *connInfo) {
-	up, err := (&net.Dialer{Timeout: in.timeouts.Connect}).Dial("tcp", ci.appAddr)
+func (in *Inbound) forwardTCP(conn net.Conn, ic *inboundConn) {
+	up, err := (&net.Dialer{Timeout: in.timeouts.Connect}).Dial("tcp", ic.appAddr)
 	if err != nil {
 		in.deps.Metrics.Error("inbound", classify(connCtx(), err).kind)
-		in.deps.Log.Warn("inbound TCP: application unreachable", "app", ci.appAddr, "err", err)
+		in.deps.Log.Warn("inbound TCP: application unreachable", "app", ic.appAddr, "err", err)
 		conn.Close()
 		return
 	}
@@ -222,16 +237,16 @@ func (in *Inbound) Shutdown(ctx context.Context) {
 
 // tapMeta describes an inbound request for tap: from the client (its mesh identity's namespace and service
 // account as labels) to the local application.
-func (in *Inbound) tapMeta(r *http.Request, ci *connInfo) *tap.Meta {
+func (in *Inbound) tapMeta(r *http.Request, ic *inboundConn) *tap.Meta {
 	local := in.deps.Tap.Local()
 	m := &tap.Meta{
-		Inbound: true, Source: r.RemoteAddr, Destination: ci.appAddr, DestinationLabels: local.Labels,
-		TLS: ci.tls, ClientID: ci.clientID,
+		Inbound: true, Source: r.RemoteAddr, Destination: ic.appAddr, DestinationLabels: local.Labels,
+		TLS: ic.tls, ClientID: ic.clientID,
 		Scheme: requestScheme(r), Method: r.Method, Authority: r.Host, Path: r.URL.Path, Header: r.Header,
 	}
-	if ci.mesh {
+	if ic.mesh {
 		m.ServerID = local.ID
-		if _, ns, sa, err := meshtls.ParseID(ci.clientID); err == nil {
+		if _, ns, sa, err := meshtls.ParseID(ic.clientID); err == nil {
 			m.SourceLabels = map[string]string{"namespace": ns, "serviceaccount": sa}
 		}
 	}

@@ -33,6 +33,17 @@ type Outbound struct {
 	accepted    sync.Map // listener target ("" for transparent) -> *metrics.Conn
 }
 
+// outboundConn is what the outbound side knows of a connection, for each request served on it.
+type outboundConn struct {
+	target  string // the name to resolve: a service authority, or ip:port
+	origDst string // transparent mode: the original destination, where unknown names go; empty otherwise
+}
+
+func outboundConnFrom(ctx context.Context) *outboundConn {
+	oc, _ := ctx.Value(ctxKey{}).(*outboundConn)
+	return oc
+}
+
 // NewOutbound builds the outbound side.
 func NewOutbound(deps Deps, t Timeouts, opaquePorts map[uint16]bool) *Outbound {
 	o := &Outbound{
@@ -50,7 +61,7 @@ func NewOutbound(deps Deps, t Timeouts, opaquePorts map[uint16]bool) *Outbound {
 // Handle serves one accepted connection. target is the name the listener stands for (explicit mode); empty in
 // transparent mode, where the connection's original destination is the target.
 func (o *Outbound) Handle(raw net.Conn, target string) {
-	info := &connInfo{target: target}
+	info := &outboundConn{target: target}
 	if target == "" {
 		orig, err := OriginalDst(raw)
 		if err != nil {
@@ -98,16 +109,16 @@ func (o *Outbound) acceptMetrics(target string) *metrics.Conn {
 
 // ServeHTTP forwards one request from the application.
 func (o *Outbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ci := connInfoFrom(r.Context())
+	oc := outboundConnFrom(r.Context())
 	start := time.Now()
 	// Only a peer proxy may set the mesh's own headers.
 	r.Header.Del(origProtoHeader)
-	ep, err := o.pick(r.Context(), ci)
+	ep, err := o.pick(r.Context(), oc)
 	if err != nil {
 		st := &reqState{start: start, series: o.failedSeries(r.Host)}
 		st.startRequest(r)
 		if o.deps.Tap.Active() {
-			st.tap = o.deps.Tap.Start(func() *tap.Meta { return o.tapMeta(r, ci.target, nil) })
+			st.tap = o.deps.Tap.Start(func() *tap.Meta { return o.tapMeta(r, oc.target, nil) })
 		}
 		o.rp.ErrorHandler(w, withState(r, st), err)
 		return
@@ -136,8 +147,8 @@ func (o *Outbound) failedSeries(authority string) *metrics.Series {
 }
 
 // pick resolves the target and chooses an endpoint.
-func (o *Outbound) pick(ctx context.Context, ci *connInfo) (*endpoint, error) {
-	p := o.pool(ci.target)
+func (o *Outbound) pick(ctx context.Context, oc *outboundConn) (*endpoint, error) {
+	p := o.pool(oc.target)
 	snap := p.target.Snapshot()
 	if !snap.Known {
 		wctx, cancel := context.WithTimeout(ctx, o.timeouts.Discovery)
@@ -145,23 +156,23 @@ func (o *Outbound) pick(ctx context.Context, ci *connInfo) (*endpoint, error) {
 		snap, err = p.target.Wait(wctx)
 		cancel()
 		if err != nil && !snap.Known {
-			if ci.origDst != "" {
-				return o.passthroughEndpoint(ci.origDst), nil
+			if oc.origDst != "" {
+				return o.passthroughEndpoint(oc.origDst), nil
 			}
-			return nil, fmt.Errorf("%s: %w", ci.target, errUnresolved)
+			return nil, fmt.Errorf("%s: %w", oc.target, errUnresolved)
 		}
 	}
 	if !snap.Exists {
 		// Not a name the mesh knows: send it where the application meant it to go.
-		addr := ci.origDst
+		addr := oc.origDst
 		if addr == "" {
-			addr = ci.target
+			addr = oc.target
 		}
 		return o.passthroughEndpoint(addr), nil
 	}
 	be := p.current(snap).set.Pick()
 	if be == nil {
-		return nil, fmt.Errorf("%s: %w", ci.target, errNoEndpoints)
+		return nil, fmt.Errorf("%s: %w", oc.target, errNoEndpoints)
 	}
 	return be.Value.(*endpoint), nil
 }
@@ -207,18 +218,18 @@ func (o *Outbound) Sweep(idle time.Duration) {
 }
 
 // forwardTCP carries an opaque connection to one endpoint (connection-level balancing).
-func (o *Outbound) forwardTCP(conn net.Conn, ci *connInfo) {
+func (o *Outbound) forwardTCP(conn net.Conn, oc *outboundConn) {
 	ctx := connCtx()
-	ep, err := o.pick(ctx, ci)
+	ep, err := o.pick(ctx, oc)
 	if err != nil {
-		o.tcpFailed(conn, ci, err)
+		o.tcpFailed(conn, oc, err)
 		return
 	}
 	start := ep.bal.Start()
 	up, err := ep.dialTCP(ctx, o.timeouts.Connect)
 	ep.bal.Done(start, err != nil)
 	if err != nil {
-		o.tcpFailed(conn, ci, err)
+		o.tcpFailed(conn, oc, err)
 		return
 	}
 	release := ep.bal.Hold()
@@ -229,10 +240,10 @@ func (o *Outbound) forwardTCP(conn net.Conn, ci *connInfo) {
 	um.Closed(failed)
 }
 
-func (o *Outbound) tcpFailed(conn net.Conn, ci *connInfo, err error) {
+func (o *Outbound) tcpFailed(conn net.Conn, oc *outboundConn, err error) {
 	f := classify(context.Background(), err)
 	o.deps.Metrics.Error("outbound", f.kind)
-	o.deps.Log.Warn("outbound TCP connection failed", "target", ci.target, "kind", f.kind, "err", err)
+	o.deps.Log.Warn("outbound TCP connection failed", "target", oc.target, "kind", f.kind, "err", err)
 	conn.Close()
 }
 

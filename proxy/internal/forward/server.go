@@ -10,36 +10,17 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sinewmesh/sinew/proxy/internal/metrics"
 	"golang.org/x/net/http2"
 )
 
-// connInfo travels in the context of every request served on a connection.
-type connInfo struct {
-	// Outbound: the name to resolve (service authority or ip:port) and, in transparent mode, the original
-	// destination to fall back to.
-	target  string
-	origDst string
-	// Inbound: where the application listens, and what we know of the client.
-	appAddr  string
-	mesh     bool
-	tls      string
-	clientID string
-	// Inbound: the resolved metrics of this connection's requests.
-	series *metrics.Series
-}
-
+// ctxKey carries what a direction knows of a connection (its *inboundConn or *outboundConn) in the context of
+// every request served on it.
 type ctxKey struct{}
 
-func connInfoFrom(ctx context.Context) *connInfo {
-	ci, _ := ctx.Value(ctxKey{}).(*connInfo)
-	return ci
-}
-
-// infoConn carries connInfo to http.Server's ConnContext.
+// infoConn carries a connection's info to http.Server's ConnContext.
 type infoConn struct {
 	net.Conn
-	info *connInfo
+	info any // *inboundConn or *outboundConn
 }
 
 // chanListener hands already-accepted connections to an http.Server.
@@ -141,14 +122,14 @@ func (s *server) track(c net.Conn) (func(), bool) {
 }
 
 // serveHTTP1 hands conn to the HTTP/1 server and returns at once; the server owns conn from here.
-func (s *server) serveHTTP1(c net.Conn, info *connInfo) {
+func (s *server) serveHTTP1(c net.Conn, info any) {
 	if !s.h1l.push(&infoConn{Conn: c, info: info}) {
 		c.Close()
 	}
 }
 
 // serveHTTP2 serves conn as HTTP/2 until it ends.
-func (s *server) serveHTTP2(ctx context.Context, c net.Conn, info *connInfo, handler http.Handler) {
+func (s *server) serveHTTP2(ctx context.Context, c net.Conn, info any, handler http.Handler) {
 	s.h2.ServeConn(c, &http2.ServeConnOpts{
 		Context:    context.WithValue(ctx, ctxKey{}, info),
 		BaseConfig: s.h1,

@@ -37,8 +37,8 @@ func newPlainInbound(tb testing.TB, hub *tap.Hub, app http.Handler) (in *Inbound
 	deps := Deps{Log: slog.New(slog.DiscardHandler), Metrics: m, Certs: noCerts{}, Anchors: x509.NewCertPool(), Tap: hub}
 	in = NewInbound(deps, Timeouts{Connect: time.Second}, nil, InboundPorts{Apps: map[uint16]string{1: addr}, Default: addr})
 	tb.Cleanup(in.plain.closeIdle)
-	ci := &connInfo{appAddr: addr, tls: "no_identity", series: m.Series(metrics.Labels{Direction: "inbound", TargetAddr: addr, TLS: "no_identity"})}
-	return in, context.WithValue(context.Background(), ctxKey{}, ci), reg
+	ic := &inboundConn{appAddr: addr, tls: "no_identity", series: m.Series(metrics.Labels{Direction: "inbound", TargetAddr: addr, TLS: "no_identity"})}
+	return in, context.WithValue(context.Background(), ctxKey{}, ic), reg
 }
 
 // benchInbound proxies b.N plaintext HTTP/1 requests to a loopback application through Inbound.ServeHTTP, with
