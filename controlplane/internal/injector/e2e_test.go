@@ -31,6 +31,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/sinewmesh/sinew/controlplane/inject"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // warnings collects the admission warnings the API server passes back to the client.
@@ -273,7 +274,7 @@ func TestE2EWebhook(t *testing.T) {
 	}
 	if len(c.Spec.Containers) != 2 || c.Spec.Containers[0].Name != names.ProxyContainer ||
 		len(c.Spec.InitContainers) != 2 || c.Spec.InitContainers[1].Name != names.InitContainer {
-		t.Errorf("classic layout: init %v, containers %v", names(c.Spec.InitContainers), names(c.Spec.Containers))
+		t.Errorf("classic layout: init %v, containers %v", containerNames(c.Spec.InitContainers), containerNames(c.Spec.Containers))
 	}
 
 	// a dry run is injected too, and records nothing
@@ -307,7 +308,7 @@ func TestE2EWebhook(t *testing.T) {
 	})
 }
 
-func names(cs []corev1.Container) []string {
+func containerNames(cs []corev1.Container) []string {
 	var out []string
 	for _, c := range cs {
 		out = append(out, c.Name)
