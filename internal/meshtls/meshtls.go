@@ -76,6 +76,14 @@ func VerifyChain(rawCerts [][]byte, anchors *x509.CertPool, want string) (string
 		}
 		certs = append(certs, c)
 	}
+	return verifyCerts(certs, anchors, want)
+}
+
+// verifyCerts is VerifyChain on parsed certificates (a handshake's ConnectionState has them parsed already).
+func verifyCerts(certs []*x509.Certificate, anchors *x509.CertPool, want string) (string, error) {
+	if len(certs) == 0 {
+		return "", errors.New("peer presented no certificate")
+	}
 	inter := x509.NewCertPool()
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
@@ -106,9 +114,11 @@ func ClientConfig(anchors *x509.CertPool, want string, getCert func() *tls.Certi
 		NextProtos: alpn,
 		// Go's default verification matches DNS names; mesh peers are named by SPIFFE URI SANs, which we check
 		// ourselves below against the same anchors.
-		InsecureSkipVerify: true, //nolint:gosec // verification is done in VerifyPeerCertificate
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			_, err := VerifyChain(raw, anchors, want)
+		// VerifyConnection, unlike VerifyPeerCertificate, also runs when a session is resumed, so a resumed
+		// session is held to the same identity check as a full handshake.
+		InsecureSkipVerify: true, //nolint:gosec // verification is done in VerifyConnection
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			_, err := verifyCerts(cs.PeerCertificates, anchors, want)
 			return err
 		},
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
@@ -137,8 +147,9 @@ func ServerConfig(anchors *x509.CertPool, getCert func() *tls.Certificate, requi
 	}
 	if requireClient {
 		cfg.ClientAuth = tls.RequireAnyClientCert
-		cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-			_, err := VerifyChain(raw, anchors, "")
+		// VerifyConnection runs on resumed sessions too (VerifyPeerCertificate does not).
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			_, err := verifyCerts(cs.PeerCertificates, anchors, "")
 			return err
 		}
 	}
