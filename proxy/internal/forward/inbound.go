@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -45,7 +46,11 @@ type Inbound struct {
 
 // inboundConn is what the inbound side knows of a connection, for each request served on it.
 type inboundConn struct {
-	appAddr  string // where the application listens
+	appAddr string // where the application listens
+	// dst is where the client sent the connection, the tap events' destination: the pod's address and the port
+	// the client asked for (what a peer proxy's transport header names, or the original destination), not the
+	// application's loopback address.
+	dst      string
 	mesh     bool   // a peer proxy's mTLS connection
 	tls      string // the tls label: "true" or why not
 	clientID string // the peer's mesh identity; empty unless mesh
@@ -75,7 +80,7 @@ func NewInbound(deps Deps, t Timeouts, opaquePorts map[uint16]bool, ports Inboun
 
 // Handle serves one accepted connection.
 func (in *Inbound) Handle(raw net.Conn) {
-	appAddr, port, err := in.defaultApp(raw)
+	appAddr, dst, port, err := in.defaultApp(raw)
 	if err != nil {
 		in.deps.Metrics.Error("inbound", "no_app_port")
 		in.deps.Log.Warn("inbound connection refused", "remote", raw.RemoteAddr(), "err", err)
@@ -88,7 +93,7 @@ func (in *Inbound) Handle(raw net.Conn) {
 		return
 	}
 	conn := &trackedConn{Conn: raw, onClose: untrack}
-	plain := &inboundConn{appAddr: appAddr, tls: "no_identity"}
+	plain := &inboundConn{appAddr: appAddr, dst: dst, tls: "no_identity"}
 	if in.opaquePorts[port] {
 		in.forwardTCP(in.metered(conn, plain), plain)
 		return
@@ -112,23 +117,37 @@ func (in *Inbound) Handle(raw net.Conn) {
 	}
 }
 
-// defaultApp is where plaintext connections go.
-func (in *Inbound) defaultApp(raw net.Conn) (string, uint16, error) {
+// defaultApp is where plaintext connections go (app, and its port), and where their client sent them (dst).
+func (in *Inbound) defaultApp(raw net.Conn) (app, dst string, port uint16, err error) {
 	if in.ports.Apps != nil {
 		if in.ports.Default == "" {
-			return "", 0, errors.New("no default application port configured")
+			return "", "", 0, errors.New("no default application port configured")
 		}
-		return in.ports.Default, portOf(in.ports.Default), nil
+		// Explicit mode: plaintext clients dial the inbound listener itself.
+		return in.ports.Default, raw.LocalAddr().String(), portOf(in.ports.Default), nil
 	}
 	orig, err := OriginalDst(raw)
 	if errors.Is(err, errNotRedirected) {
 		// Dialed the inbound port directly: only mesh connections (which carry their port) make sense.
-		return "", 0, nil
+		return "", raw.LocalAddr().String(), 0, nil
 	}
 	if err != nil {
-		return "", 0, err
+		return "", "", 0, err
 	}
-	return appLoopback(orig.Port()), orig.Port(), nil
+	return appLoopback(orig.Port()), orig.String(), orig.Port(), nil
+}
+
+// withPort is addr's host with port. A peer proxy dials this pod's address; the port its client asked for travels
+// in the transport header.
+func withPort(addr net.Addr, port uint16) string {
+	if ta, ok := addr.(*net.TCPAddr); ok {
+		return netip.AddrPortFrom(ta.AddrPort().Addr().Unmap(), port).String()
+	}
+	host, _, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		host = addr.String()
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(port)))
 }
 
 func appLoopback(port uint16) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))) }
@@ -169,7 +188,7 @@ func (in *Inbound) serveMesh(conn net.Conn) {
 		tc.Close()
 		return
 	}
-	info := &inboundConn{appAddr: app, mesh: true, tls: "true", clientID: meshtls.PeerID(tc.ConnectionState().PeerCertificates[0])}
+	info := &inboundConn{appAddr: app, dst: withPort(conn.LocalAddr(), hdr.Port), mesh: true, tls: "true", clientID: meshtls.PeerID(tc.ConnectionState().PeerCertificates[0])}
 	mc := in.metered(tc, info)
 	switch hdr.Proto {
 	case transport.ProtoH2:
@@ -236,13 +255,13 @@ func (in *Inbound) Shutdown(ctx context.Context) {
 }
 
 // tapMeta describes an inbound request for tap: from the client (its mesh identity's namespace and service
-// account as labels) to the local application.
+// account as labels) to this pod at the address the client sent the request to, as Linkerd shows it.
 func (in *Inbound) tapMeta(r *http.Request, ic *inboundConn) *tap.Meta {
 	local := in.deps.Tap.Local()
 	m := &tap.Meta{
-		Inbound: true, Source: r.RemoteAddr, Destination: ic.appAddr, DestinationLabels: local.Labels,
+		Inbound: true, Source: r.RemoteAddr, Destination: ic.dst, DestinationLabels: local.Labels,
 		TLS: ic.tls, ClientID: ic.clientID,
-		Scheme: requestScheme(r), Method: r.Method, Authority: r.Host, Path: r.URL.Path, Header: r.Header,
+		Scheme: requestScheme(r), Method: r.Method, Authority: r.Host, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header,
 	}
 	if ic.mesh {
 		m.ServerID = local.ID

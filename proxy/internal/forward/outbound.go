@@ -268,7 +268,7 @@ func (o *Outbound) tapMeta(r *http.Request, dst string, ep *endpoint) *tap.Meta 
 	local := o.deps.Tap.Local()
 	m := &tap.Meta{
 		Source: r.RemoteAddr, SourceLabels: local.Labels, Destination: dst, TLS: "no_identity",
-		Scheme: requestScheme(r), Method: r.Method, Authority: r.Host, Path: r.URL.Path, Header: r.Header,
+		Scheme: requestScheme(r), Method: r.Method, Authority: r.Host, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header,
 	}
 	if ep != nil {
 		m.DestinationLabels, m.TLS, m.ServerID = ep.labels.Dst, ep.labels.TLS, ep.info.Identity

@@ -67,8 +67,17 @@ type Meta struct {
 	Scheme            string
 	Method            string
 	Authority         string
-	Path              string
+	Path              string // without the query: what path_prefix matches
+	RawQuery          string // without the '?'; the events' :path carries it
 	Header            http.Header
+}
+
+// pathAndQuery is the request's :path as the client sent it, query included.
+func (m *Meta) pathAndQuery() string {
+	if m.RawQuery == "" {
+		return m.Path
+	}
+	return m.Path + "?" + m.RawQuery
 }
 
 // Request is one tapped request; nil (no tapper wanted it) is valid and does nothing.
@@ -104,7 +113,7 @@ func (h *Hub) Start(meta func() *Meta) *Request {
 	r := &Request{h: h, id: h.nextID.Add(1), start: time.Now(), meta: m, tappers: taken}
 	ev := r.event()
 	ev.Event = &tapv1.TapEvent_RequestInit_{RequestInit: &tapv1.TapEvent_RequestInit{
-		Id: r.id, Method: m.Method, Scheme: m.Scheme, Authority: m.Authority, Path: m.Path, Headers: headers(m.Header),
+		Id: r.id, Method: m.Method, Scheme: m.Scheme, Authority: m.Authority, Path: m.pathAndQuery(), Headers: headers(m.Header),
 	}}
 	r.send(ev)
 	return r

@@ -2,6 +2,7 @@ package tap
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,12 +20,14 @@ func newHub(t testing.TB) *Hub {
 	return h
 }
 
-func meta(path string) func() *Meta {
+// meta is a request for target (path, and query after a '?') as the data path describes it.
+func meta(target string) func() *Meta {
+	path, query, _ := strings.Cut(target, "?")
 	return func() *Meta {
 		return &Meta{
 			Source: "10.0.0.1:5000", SourceLabels: map[string]string{"namespace": "emojivoto", "serviceaccount": "web"},
 			Destination: "127.0.0.1:8080", DestinationLabels: map[string]string{"namespace": "emojivoto", "workload": "voting"},
-			TLS: "true", Scheme: "http", Method: "GET", Authority: "voting.emojivoto:8080", Path: path,
+			TLS: "true", Scheme: "http", Method: "GET", Authority: "voting.emojivoto:8080", Path: path, RawQuery: query,
 			Header: http.Header{"Authorization": {"secret"}, "X-Req": {"1"}},
 		}
 	}
@@ -55,7 +58,6 @@ func dst(l map[string]string) *tapv1.Match {
 
 func TestMatch(t *testing.T) {
 	r := meta("/api/vote?x=1")()
-	r.Path = "/api/vote"
 	cases := []struct {
 		name string
 		m    *tapv1.Match
@@ -64,6 +66,7 @@ func TestMatch(t *testing.T) {
 		{"nil matches all", nil, true},
 		{"prefix", prefix("/api"), true},
 		{"other prefix", prefix("/web"), false},
+		{"prefix matches the path only", prefix("/api/vote?x"), false},
 		{"method case-insensitive", method("get"), true},
 		{"method other", method("POST"), false},
 		{"scheme", httpMatch(&tapv1.Match_Http{Match: &tapv1.Match_Http_Scheme{Scheme: "HTTP"}}), true},
@@ -183,6 +186,25 @@ func TestEventsPairAndLimit(t *testing.T) {
 	h.remove(tp)
 	if h.Active() {
 		t.Fatal("hub active after its last tapper left")
+	}
+}
+
+// TestRequestInitPathKeepsTheQuery: the event's :path is what the client sent, query included, while path_prefix
+// matches the path alone.
+func TestRequestInitPathKeepsTheQuery(t *testing.T) {
+	h := newHub(t)
+	tp := newTapper(&tapv1.ObserveRequest{Match: prefix("/api/vote")})
+	h.add(tp)
+	for _, target := range []string{"/api/vote?choice=:doughnut:&x=1", "/api/vote"} {
+		r := h.Start(meta(target))
+		if r == nil {
+			t.Fatalf("%s not taken by a path prefix of its path", target)
+		}
+		if got := recv(t, tp).GetRequestInit().GetPath(); got != target {
+			t.Errorf("request init path %q, want %q", got, target)
+		}
+		r.End(-1, 0, "")
+		recv(t, tp)
 	}
 }
 
