@@ -1,6 +1,6 @@
 // Package charts holds sinew's Helm charts, embedded so that the CLI renders exactly the charts it was built with,
-// and renders them with Helm's engine into objects in the order `kubectl apply -f -` needs. It knows nothing of
-// certificates or clusters: callers give it complete values.
+// and renders them with Helm's engine into objects in the order `kubectl apply -f -` needs, and gives their values
+// Go types (values.go). It knows nothing of certificates or clusters: callers give it complete values.
 package charts
 
 import (

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/sinewmesh/sinew/charts"
 	"github.com/sinewmesh/sinew/cli/internal/manifests"
 	"github.com/sinewmesh/sinew/cli/internal/yamledit"
 	"github.com/sinewmesh/sinew/controlplane/inject"
@@ -443,7 +444,7 @@ func (f *injectFlags) manualConfig(ctx context.Context, env *Env, flags *pflag.F
 }
 
 // installedSettings reads the install's values (ConfigMap sinew-config) and the trust anchors.
-func installedSettings(ctx context.Context, env *Env, ns string) (map[string]any, string, error) {
+func installedSettings(ctx context.Context, env *Env, ns string) (*charts.ControlPlaneValues, string, error) {
 	cl, err := env.kubeClients()
 	if err != nil {
 		return nil, "", err
@@ -457,52 +458,51 @@ func installedSettings(ctx context.Context, env *Env, ns string) (map[string]any
 	if anchors == "" {
 		return nil, "", fmt.Errorf("ConfigMap %s/%s has no key %s", ns, names.TrustRootsConfigMap, names.TrustRootsKey)
 	}
-	vals, err := installedValues(ctx, cl.Kube, ns)
+	stored, err := installedValues(ctx, cl.Kube, ns)
 	if err != nil {
 		return nil, "", err
 	}
-	return vals, anchors, nil
+	v, err := decodeInstalled(stored)
+	if err != nil {
+		return nil, "", err
+	}
+	return v, anchors, nil
 }
 
 // applyValues sets what the chart gives the proxy injector as flags (charts/sinew-control-plane, proxy-injector).
-func applyValues(c *inject.Config, v map[string]any) {
-	get := func(path string) string { return getString(v, path) }
-	set := func(dst *string, path string) {
-		if s := get(path); s != "" {
+func applyValues(c *inject.Config, v *charts.ControlPlaneValues) {
+	set := func(dst *string, s string) {
+		if s != "" {
 			*dst = s
 		}
 	}
-	set(&c.ClusterDomain, "clusterDomain")
+	set(&c.ClusterDomain, v.ClusterDomain)
 	c.TrustDomain = c.ClusterDomain
-	set(&c.TrustDomain, "identity.trustDomain")
-	set(&c.Registry, "image.registry")
+	set(&c.TrustDomain, v.Identity.TrustDomain)
+	set(&c.Registry, v.Image.Registry)
 	c.Registry = strings.TrimSuffix(c.Registry, "/")
-	set(&c.Tag, "image.tag")
-	set(&c.ProxyVersion, "proxy.image.version")
-	if s := get("image.pullPolicy"); s != "" {
+	set(&c.Tag, v.Image.Tag)
+	set(&c.ProxyVersion, v.Proxy.Image.Version)
+	if s := v.Image.PullPolicy; s != "" {
 		c.ImagePullPolicy = corev1.PullPolicy(s)
 	}
 	p := &c.Proxy
-	if n, err := strconv.ParseInt(get("proxy.uid"), 10, 64); err == nil {
-		p.UID = n
+	if v.Proxy.UID != 0 {
+		p.UID = v.Proxy.UID
 	}
-	set(&p.LogLevel, "proxy.logLevel")
-	set(&p.LogFormat, "proxy.logFormat")
-	if s := get("proxy.nativeSidecar"); s != "" {
-		p.NativeSidecar = s == "true"
-	}
-	if s := get("proxy.await"); s != "" {
-		p.Await = s == "true"
-	}
-	set(&p.SkipInboundPorts, "proxyInit.skipInboundPorts")
-	set(&p.SkipOutboundPorts, "proxyInit.skipOutboundPorts")
-	set(&p.SkipSubnets, "proxyInit.skipSubnets")
-	set(&p.OpaquePorts, "proxy.opaquePorts")
-	set(&p.CPURequest, "proxy.resources.cpu.request")
-	set(&p.CPULimit, "proxy.resources.cpu.limit")
-	set(&p.MemoryRequest, "proxy.resources.memory.request")
-	set(&p.MemoryLimit, "proxy.resources.memory.limit")
-	set(&p.OutboundConnectTimeout, "proxy.connectTimeout")
-	set(&p.ShutdownGracePeriod, "proxy.shutdownGracePeriod")
-	set(&p.DefaultInboundPolicy, "defaultInboundPolicy")
+	set(&p.LogLevel, v.Proxy.LogLevel)
+	set(&p.LogFormat, v.Proxy.LogFormat)
+	p.NativeSidecar = v.Proxy.NativeSidecar
+	p.Await = v.Proxy.Await
+	set(&p.SkipInboundPorts, v.ProxyInit.SkipInboundPorts)
+	set(&p.SkipOutboundPorts, v.ProxyInit.SkipOutboundPorts)
+	set(&p.SkipSubnets, v.ProxyInit.SkipSubnets)
+	set(&p.OpaquePorts, v.Proxy.OpaquePorts)
+	set(&p.CPURequest, v.Proxy.Resources.CPU.Request)
+	set(&p.CPULimit, v.Proxy.Resources.CPU.Limit)
+	set(&p.MemoryRequest, v.Proxy.Resources.Memory.Request)
+	set(&p.MemoryLimit, v.Proxy.Resources.Memory.Limit)
+	set(&p.OutboundConnectTimeout, v.Proxy.ConnectTimeout)
+	set(&p.ShutdownGracePeriod, v.Proxy.ShutdownGracePeriod)
+	set(&p.DefaultInboundPolicy, v.DefaultInboundPolicy)
 }

@@ -49,12 +49,16 @@ func TestChartSidecarMatchesInjector(t *testing.T) {
 
 // injectConfig is the injector's configuration from the stored values, as the chart's injector flags set it: what
 // inject --manual reads from an installed control plane (applyValues), with the trust anchors.
-func injectConfig(t *testing.T, v map[string]any) inject.Config {
+func injectConfig(t *testing.T, stored map[string]any) inject.Config {
 	t.Helper()
+	v, err := decodeInstalled(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := inject.DefaultConfig()
 	c.ControlPlaneNamespace = "sinew"
 	applyValues(&c, v)
-	c.TrustAnchorsPEM = getString(v, "identity.trustAnchorsPEM")
+	c.TrustAnchorsPEM = v.Identity.TrustAnchorsPEM
 	c.CreatedBy = "ignored"
 	return c
 }

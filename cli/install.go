@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -83,45 +81,46 @@ func (f *installFlags) register(cmd *cobra.Command) {
 }
 
 // applyFlags sets the values of the named flags the user gave.
-func (f *installFlags) applyFlags(cmd *cobra.Command, vals map[string]any) error {
+func (f *installFlags) applyFlags(cmd *cobra.Command, v *charts.ControlPlaneValues) error {
 	changed := cmd.Flags().Changed
-	str := map[string]struct {
-		path string
+	str := []struct {
+		flag string
+		dst  *string
 		val  string
 	}{
-		"registry":               {"image.registry", f.registry},
-		"image-tag":              {"image.tag", f.imageTag},
-		"image-pull-policy":      {"image.pullPolicy", f.imagePullPolicy},
-		"identity-trust-domain":  {"identity.trustDomain", f.trustDomain},
-		"cluster-domain":         {"clusterDomain", f.clusterDomain},
-		"proxy-log-level":        {"proxy.logLevel", f.proxyLogLevel},
-		"default-inbound-policy": {"defaultInboundPolicy", f.defaultInboundPolicy},
-		"skip-inbound-ports":     {"proxyInit.skipInboundPorts", f.skipInboundPorts},
-		"skip-outbound-ports":    {"proxyInit.skipOutboundPorts", f.skipOutboundPorts},
-		"proxy-cpu-request":      {"proxy.resources.cpu.request", f.proxyCPURequest},
-		"proxy-cpu-limit":        {"proxy.resources.cpu.limit", f.proxyCPULimit},
-		"proxy-memory-request":   {"proxy.resources.memory.request", f.proxyMemoryRequest},
-		"proxy-memory-limit":     {"proxy.resources.memory.limit", f.proxyMemoryLimit},
+		{"registry", &v.Image.Registry, f.registry},
+		{"image-tag", &v.Image.Tag, f.imageTag},
+		{"image-pull-policy", &v.Image.PullPolicy, f.imagePullPolicy},
+		{"identity-trust-domain", &v.Identity.TrustDomain, f.trustDomain},
+		{"cluster-domain", &v.ClusterDomain, f.clusterDomain},
+		{"proxy-log-level", &v.Proxy.LogLevel, f.proxyLogLevel},
+		{"default-inbound-policy", &v.DefaultInboundPolicy, f.defaultInboundPolicy},
+		{"skip-inbound-ports", &v.ProxyInit.SkipInboundPorts, f.skipInboundPorts},
+		{"skip-outbound-ports", &v.ProxyInit.SkipOutboundPorts, f.skipOutboundPorts},
+		{"proxy-cpu-request", &v.Proxy.Resources.CPU.Request, f.proxyCPURequest},
+		{"proxy-cpu-limit", &v.Proxy.Resources.CPU.Limit, f.proxyCPULimit},
+		{"proxy-memory-request", &v.Proxy.Resources.Memory.Request, f.proxyMemoryRequest},
+		{"proxy-memory-limit", &v.Proxy.Resources.Memory.Limit, f.proxyMemoryLimit},
 	}
-	for _, name := range slices.Sorted(maps.Keys(str)) {
-		if changed(name) {
-			setValue(vals, str[name].path, str[name].val)
+	for _, s := range str {
+		if changed(s.flag) {
+			*s.dst = s.val
 		}
 	}
 	if changed("controller-replicas") {
 		if f.controllerReplicas < 1 {
 			return fmt.Errorf("--controller-replicas %d: must be at least 1", f.controllerReplicas)
 		}
-		setValue(vals, "controllerReplicas", f.controllerReplicas)
+		v.ControllerReplicas = f.controllerReplicas
 	}
 	if changed("identity-issuance-lifetime") {
 		if f.issuanceLifetime < time.Minute {
 			return fmt.Errorf("--identity-issuance-lifetime %s: must be at least 1m", f.issuanceLifetime)
 		}
-		setValue(vals, "identity.issuer.issuanceLifetime", f.issuanceLifetime.String())
+		v.Identity.Issuer.IssuanceLifetime = f.issuanceLifetime.String()
 	}
 	if changed("native-sidecar") {
-		setValue(vals, "proxy.nativeSidecar", f.nativeSidecar)
+		v.Proxy.NativeSidecar = f.nativeSidecar
 	}
 	return checkObjectsOutput(f.output)
 }
@@ -254,65 +253,79 @@ func (in *installer) install(cmd *cobra.Command, f *installFlags) error {
 			return err
 		}
 	}
-	vals := map[string]any{}
-	if err := in.mergeFlags(cmd, f, vals); err != nil {
+	v, err := in.mergeFlags(cmd, f, nil)
+	if err != nil {
 		return err
 	}
-	return in.printControlPlane(vals, f, nil)
+	return in.printControlPlane(v, f, nil)
 }
 
 // printControlPlane fills in the certificates (fillCertificates) and prints the control plane's manifests.
-func (in *installer) printControlPlane(vals map[string]any, f *installFlags, existing *existingCerts) error {
+func (in *installer) printControlPlane(v *charts.ControlPlaneValues, f *installFlags, existing *existingCerts) error {
 	given, err := f.identityFiles()
 	if err != nil {
 		return err
 	}
-	if err := in.fillCertificates(vals, given, certs.Sources{
+	if err := in.fillCertificates(v, given, certs.Sources{
 		TrustAnchors: f.anchorsFile, IssuerCert: f.issuerCertFile, IssuerKey: f.issuerKeyFile,
 	}, existing); err != nil {
 		return err
 	}
-	objs, err := renderControlPlane(in.env.ControlPlaneNS, vals, charts.InstallOrder)
+	objs, err := renderControlPlane(in.env.ControlPlaneNS, v, charts.InstallOrder)
 	if err != nil {
 		return err
 	}
 	return writeObjects(in.env.Stdout, objs, f.output)
 }
 
-// mergeFlags layers --ha, the named flags and the Helm value flags onto vals, then checks the result.
-func (in *installer) mergeFlags(cmd *cobra.Command, f *installFlags, vals map[string]any) error {
+// mergeFlags layers base (the installed values, for upgrade), --ha, the named flags and then the Helm value flags
+// over the chart's defaults, decodes the result strictly and checks it.
+func (in *installer) mergeFlags(cmd *cobra.Command, f *installFlags, base map[string]any) (*charts.ControlPlaneValues, error) {
+	vals, err := charts.DefaultValues(charts.ControlPlane)
+	if err != nil {
+		return nil, err
+	}
+	mergeValues(vals, base)
 	if f.ha {
 		b, err := charts.File(charts.ControlPlane, "values-ha.yaml")
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ha := map[string]any{}
 		if err := yaml.Unmarshal(b, &ha); err != nil {
-			return fmt.Errorf("values-ha.yaml: %w", err)
+			return nil, fmt.Errorf("values-ha.yaml: %w", err)
 		}
 		mergeValues(vals, ha)
 	}
-	if err := f.applyFlags(cmd, vals); err != nil {
-		return err
-	}
-	if err := f.values.mergeInto(in.env, vals); err != nil {
-		return err
-	}
-	merged, err := withDefaults(charts.ControlPlane, vals)
+	v, err := controlPlaneValues(vals)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return validateValues(merged)
+	if err := f.applyFlags(cmd, v); err != nil {
+		return nil, err
+	}
+	if f.values.given() {
+		if vals, err = v.Map(); err != nil {
+			return nil, err
+		}
+		if err := f.values.mergeInto(in.env, vals); err != nil {
+			return nil, err
+		}
+		if v, err = controlPlaneValues(vals); err != nil {
+			return nil, err
+		}
+	}
+	return v, validateValues(v)
 }
 
-// fillCertificates puts the identity and webhook certificates into vals: those given as files (checked), else
-// those already in vals (from --set-file or -f, checked), else existing ones (upgrade), else newly generated ones.
-func (in *installer) fillCertificates(vals map[string]any, given *certs.Identity, src certs.Sources, existing *existingCerts) error {
+// fillCertificates puts the identity and webhook certificates into v: those given as files (checked), else those
+// already in v (from --set-file or -f, checked), else existing ones (upgrade), else newly generated ones.
+func (in *installer) fillCertificates(v *charts.ControlPlaneValues, given *certs.Identity, src certs.Sources, existing *existingCerts) error {
 	now := in.now()
 	inVals := certs.Identity{
-		TrustAnchorsPEM: []byte(getString(vals, "identity.trustAnchorsPEM")),
-		IssuerCertPEM:   []byte(getString(vals, "identity.issuer.tls.crtPEM")),
-		IssuerKeyPEM:    []byte(getString(vals, "identity.issuer.tls.keyPEM")),
+		TrustAnchorsPEM: []byte(v.Identity.TrustAnchorsPEM),
+		IssuerCertPEM:   []byte(v.Identity.Issuer.TLS.CrtPEM),
+		IssuerKeyPEM:    []byte(v.Identity.Issuer.TLS.KeyPEM),
 	}
 	var id certs.Identity
 	switch {
@@ -331,9 +344,9 @@ func (in *installer) fillCertificates(vals map[string]any, given *certs.Identity
 	case existing != nil:
 		id = existing.identity
 	default:
-		td := getString(vals, "identity.trustDomain")
+		td := v.Identity.TrustDomain
 		if td == "" {
-			td = getString(vals, "clusterDomain")
+			td = v.ClusterDomain
 		}
 		if td == "" {
 			td = names.DefaultTrustDomain
@@ -343,15 +356,14 @@ func (in *installer) fillCertificates(vals map[string]any, given *certs.Identity
 			return fmt.Errorf("generating the identity certificates: %w", err)
 		}
 	}
-	setValue(vals, "identity.trustAnchorsPEM", pemText(id.TrustAnchorsPEM))
-	setValue(vals, "identity.issuer.tls.crtPEM", pemText(id.IssuerCertPEM))
-	setValue(vals, "identity.issuer.tls.keyPEM", pemText(id.IssuerKeyPEM))
+	v.Identity.TrustAnchorsPEM = pemText(id.TrustAnchorsPEM)
+	v.Identity.Issuer.TLS = charts.TLS{CrtPEM: pemText(id.IssuerCertPEM), KeyPEM: pemText(id.IssuerKeyPEM)}
 
 	names := []string{check.WebhookDNSName(in.env.ControlPlaneNS)}
 	wv := certs.Webhook{
-		CAPEM:   []byte(getString(vals, "proxyInjector.caBundle")),
-		CertPEM: []byte(getString(vals, "proxyInjector.tls.crtPEM")),
-		KeyPEM:  []byte(getString(vals, "proxyInjector.tls.keyPEM")),
+		CAPEM:   []byte(v.ProxyInjector.CABundle),
+		CertPEM: []byte(v.ProxyInjector.TLS.CrtPEM),
+		KeyPEM:  []byte(v.ProxyInjector.TLS.KeyPEM),
 	}
 	var wh certs.Webhook
 	switch {
@@ -368,9 +380,8 @@ func (in *installer) fillCertificates(vals map[string]any, given *certs.Identity
 			return fmt.Errorf("generating the webhook certificate: %w", err)
 		}
 	}
-	setValue(vals, "proxyInjector.caBundle", pemText(wh.CAPEM))
-	setValue(vals, "proxyInjector.tls.crtPEM", pemText(wh.CertPEM))
-	setValue(vals, "proxyInjector.tls.keyPEM", pemText(wh.KeyPEM))
+	v.ProxyInjector.CABundle = pemText(wh.CAPEM)
+	v.ProxyInjector.TLS = charts.TLS{CrtPEM: pemText(wh.CertPEM), KeyPEM: pemText(wh.KeyPEM)}
 	return nil
 }
 
@@ -378,8 +389,12 @@ func (in *installer) fillCertificates(vals map[string]any, given *certs.Identity
 // (and the same trust-root checksum) whether they came from a file, a value or the cluster.
 func pemText(b []byte) string { return strings.TrimSpace(string(b)) + "\n" }
 
-func renderControlPlane(ns string, vals map[string]any, order charts.Order) ([]charts.Object, error) {
+func renderControlPlane(ns string, v *charts.ControlPlaneValues, order charts.Order) ([]charts.Object, error) {
 	c, err := charts.Load(charts.ControlPlane, version.Version)
+	if err != nil {
+		return nil, err
+	}
+	vals, err := v.Map()
 	if err != nil {
 		return nil, err
 	}

@@ -361,6 +361,9 @@ func TestInstallRefusesBadInput(t *testing.T) {
 		"bad output":                 {[]string{"-o", "toml"}, `--output "toml"`},
 		"bad values file":            {[]string{"-f", garbage}, "--values " + garbage + ": not a YAML map"},
 		"map replaced by value":      {[]string{"--set", "proxy=1"}, "value proxy: must be a map"},
+		"string for a bool":          {[]string{"--set-string", "proxy.await=false"}, "value proxy.await: text is not true or false"},
+		"number as a label":          {[]string{"--set", "podLabels.version=2"}, "value podLabels.version: 2 is not text"},
+		"unknown value in a file":    {[]string{"-f", valuesFile(t, dir, "identity:\n  issuer:\n    lifetime: 1h\n")}, "unknown value identity.issuer.lifetime"},
 		"bad trust domain":           {[]string{"--identity-trust-domain", "Not_A_Domain"}, `value identity.trustDomain: "Not_A_Domain" is not a lower-case DNS name`},
 		"bad anchors value":          {[]string{"--set-file", "identity.trustAnchorsPEM=" + garbage}, "trust anchors (value identity.trustAnchorsPEM): no PEM certificate"},
 	}
@@ -377,6 +380,26 @@ func TestInstallRefusesBadInput(t *testing.T) {
 				t.Errorf("printed manifests although it failed:\n%s", clipLines(r.stdout, 5))
 			}
 		})
+	}
+}
+
+func valuesFile(t *testing.T, dir, content string) string {
+	t.Helper()
+	name := filepath.Join(dir, "values.yaml")
+	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// TestInstallFreeFormValues: below a free-form value (labels, node selector, resources) any key goes, merged over
+// the chart's default.
+func TestInstallFreeFormValues(t *testing.T) {
+	out := mustRun(t, testEnv(t, nil), "install", "--ignore-cluster", "--set", "nodeSelector.disk=ssd,podLabels.team=mesh")
+	for _, want := range []string{"disk: ssd", "kubernetes.io/os: linux", "team: mesh"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("install output lacks %q", want)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -31,6 +32,11 @@ func (v *valueFlags) register(cmd *cobra.Command) {
 	f.StringArrayVar(&v.set, "set", nil, "set chart values: key1=val1,key2=val2 (repeatable)")
 	f.StringArrayVar(&v.setString, "set-string", nil, "set chart values as strings: key1=val1,key2=val2 (repeatable)")
 	f.StringArrayVar(&v.setFile, "set-file", nil, "set chart values from files: key1=path1,key2=path2 (repeatable)")
+}
+
+// given says whether any of the flags was given.
+func (v *valueFlags) given() bool {
+	return len(v.files)+len(v.set)+len(v.setString)+len(v.setFile) > 0
 }
 
 // mergeInto applies the files, then --set, --set-string and --set-file, onto vals.
@@ -142,17 +148,7 @@ func getString(vals map[string]any, path string) string {
 }
 
 // chartDefaults are a chart's values.yaml.
-func chartDefaults(name string) (map[string]any, error) {
-	b, err := charts.File(name, "values.yaml")
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]any{}
-	if err := yaml.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("chart %s values.yaml: %w", name, err)
-	}
-	return m, nil
-}
+func chartDefaults(name string) (map[string]any, error) { return charts.DefaultValues(name) }
 
 // withDefaults checks vals against the chart's values.yaml (checkKeys) and returns them merged over its defaults.
 func withDefaults(chart string, vals map[string]any) (map[string]any, error) {
@@ -205,69 +201,95 @@ func checkKeys(chart string, vals, defaults map[string]any, prefix string) error
 
 var pullPolicies = []string{"Always", "IfNotPresent", "Never"}
 
-// validateValues checks the merged control-plane values that the templates would otherwise render into broken
-// objects; each error names the value.
-func validateValues(vals map[string]any) error {
-	checks := []error{
-		oneOf(vals, "defaultInboundPolicy", names.InboundPolicies...),
-		oneOf(vals, "image.pullPolicy", pullPolicies...),
-		oneOf(vals, "proxy.logLevel", names.LogLevels...),
-		oneOf(vals, "proxy.logFormat", names.LogFormats...),
-		oneOf(vals, "controllerLogLevel", names.LogLevels...),
-		oneOf(vals, "controllerLogFormat", names.LogFormats...),
-		oneOf(vals, "proxyInjector.failurePolicy", "Ignore", "Fail"),
+// controlPlaneValues decodes complete control-plane values (merged over the chart's defaults) strictly; an unknown
+// value's error says where the values are listed.
+func controlPlaneValues(vals map[string]any) (*charts.ControlPlaneValues, error) {
+	v, err := charts.DecodeControlPlaneValues(vals)
+	if errors.Is(err, charts.ErrUnknownValue) {
+		return nil, fmt.Errorf("%w (the chart's values are listed in %s)", err, valuesListedIn(charts.ControlPlane))
 	}
-	for _, p := range []string{"proxyInit.skipInboundPorts", "proxyInit.skipOutboundPorts", "proxyInit.kubeAPIServerPorts", "proxy.opaquePorts"} {
-		if v := getString(vals, p); v != "" {
+	return v, err
+}
+
+// validateValues checks the control-plane values that the templates would otherwise render into broken objects;
+// each error names the value.
+func validateValues(v *charts.ControlPlaneValues) error {
+	checks := []error{
+		isOneOf("defaultInboundPolicy", v.DefaultInboundPolicy, names.InboundPolicies...),
+		isOneOf("image.pullPolicy", v.Image.PullPolicy, pullPolicies...),
+		isOneOf("proxy.logLevel", v.Proxy.LogLevel, names.LogLevels...),
+		isOneOf("proxy.logFormat", v.Proxy.LogFormat, names.LogFormats...),
+		isOneOf("controllerLogLevel", v.ControllerLogLevel, names.LogLevels...),
+		isOneOf("controllerLogFormat", v.ControllerLogFormat, names.LogFormats...),
+		isOneOf("proxyInjector.failurePolicy", v.ProxyInjector.FailurePolicy, "Ignore", "Fail"),
+	}
+	for _, p := range []struct{ path, v string }{
+		{"proxyInit.skipInboundPorts", v.ProxyInit.SkipInboundPorts},
+		{"proxyInit.skipOutboundPorts", v.ProxyInit.SkipOutboundPorts},
+		{"proxyInit.kubeAPIServerPorts", v.ProxyInit.KubeAPIServerPorts},
+		{"proxy.opaquePorts", v.Proxy.OpaquePorts},
+	} {
+		if p.v != "" {
 			// as sinew-init and the controllers will read it
-			if _, err := ports.Parse(v, nil); err != nil {
-				checks = append(checks, fmt.Errorf("value %s: %w", p, err))
+			if _, err := ports.Parse(p.v, nil); err != nil {
+				checks = append(checks, fmt.Errorf("value %s: %w", p.path, err))
 			}
 		}
 	}
-	for _, p := range []string{"clusterDomain", "identity.trustDomain"} {
-		if v := getString(vals, p); v != "" && !names.IsDNSName(v) {
-			checks = append(checks, fmt.Errorf("value %s: %q is not a lower-case DNS name", p, v))
+	for _, p := range []struct{ path, v string }{{"clusterDomain", v.ClusterDomain}, {"identity.trustDomain", v.Identity.TrustDomain}} {
+		if p.v != "" && !names.IsDNSName(p.v) {
+			checks = append(checks, fmt.Errorf("value %s: %q is not a lower-case DNS name", p.path, p.v))
 		}
 	}
-	if getString(vals, "clusterDomain") == "" {
+	if v.ClusterDomain == "" {
 		checks = append(checks, fmt.Errorf("value clusterDomain: must not be empty"))
 	}
-	if d := getString(vals, "identity.issuer.issuanceLifetime"); d != "" {
-		if v, err := time.ParseDuration(d); err != nil || v < time.Minute {
+	if d := v.Identity.Issuer.IssuanceLifetime; d != "" {
+		if l, err := time.ParseDuration(d); err != nil || l < time.Minute {
 			checks = append(checks, fmt.Errorf("value identity.issuer.issuanceLifetime: %q is not a duration of at least 1m", d))
 		}
 	}
-	for _, p := range []string{"proxy.connectTimeout", "proxy.shutdownGracePeriod"} {
-		if d := getString(vals, p); d != "" {
-			if _, err := time.ParseDuration(d); err != nil {
-				checks = append(checks, fmt.Errorf("value %s: %q is not a duration (like 1s or 2m)", p, d))
+	for _, p := range []struct{ path, v string }{{"proxy.connectTimeout", v.Proxy.ConnectTimeout}, {"proxy.shutdownGracePeriod", v.Proxy.ShutdownGracePeriod}} {
+		if p.v != "" {
+			if _, err := time.ParseDuration(p.v); err != nil {
+				checks = append(checks, fmt.Errorf("value %s: %q is not a duration (like 1s or 2m)", p.path, p.v))
 			}
 		}
 	}
-	for _, p := range []string{"proxy.resources.cpu.request", "proxy.resources.cpu.limit", "proxy.resources.memory.request", "proxy.resources.memory.limit"} {
-		if q := getString(vals, p); q != "" {
-			if _, err := resource.ParseQuantity(q); err != nil {
-				checks = append(checks, fmt.Errorf("value %s: %q is not a quantity (like 100m or 64Mi)", p, q))
+	res := v.Proxy.Resources
+	for _, p := range []struct{ path, v string }{
+		{"proxy.resources.cpu.request", res.CPU.Request}, {"proxy.resources.cpu.limit", res.CPU.Limit},
+		{"proxy.resources.memory.request", res.Memory.Request}, {"proxy.resources.memory.limit", res.Memory.Limit},
+	} {
+		if p.v != "" {
+			if _, err := resource.ParseQuantity(p.v); err != nil {
+				checks = append(checks, fmt.Errorf("value %s: %q is not a quantity (like 100m or 64Mi)", p.path, p.v))
 			}
 		}
 	}
-	if r, ok := getValue(vals, "controllerReplicas"); ok {
-		if n, err := strconv.Atoi(fmt.Sprint(r)); err != nil || n < 1 {
-			checks = append(checks, fmt.Errorf("value controllerReplicas: %v is not a whole number of at least 1", r))
-		}
+	if v.ControllerReplicas < 1 {
+		checks = append(checks, fmt.Errorf("value controllerReplicas: %d is not a whole number of at least 1", v.ControllerReplicas))
 	}
-	for _, p := range []string{"proxy.uid", "controllerUID"} {
-		if r, ok := getValue(vals, p); ok {
-			if n, err := strconv.Atoi(fmt.Sprint(r)); err != nil || n < 1 {
-				checks = append(checks, fmt.Errorf("value %s: %v is not a user ID above 0", p, r))
-			}
+	for _, p := range []struct {
+		path string
+		v    int64
+	}{{"proxy.uid", v.Proxy.UID}, {"controllerUID", v.ControllerUID}} {
+		if p.v < 1 {
+			checks = append(checks, fmt.Errorf("value %s: %d is not a user ID above 0", p.path, p.v))
 		}
 	}
 	for _, err := range checks {
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// isOneOf refuses the value v at path unless it is one of allowed.
+func isOneOf(path, v string, allowed ...string) error {
+	if !slices.Contains(allowed, v) {
+		return fmt.Errorf("value %s: %q is not one of %s", path, v, strings.Join(allowed, ", "))
 	}
 	return nil
 }

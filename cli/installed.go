@@ -8,6 +8,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
+	"github.com/sinewmesh/sinew/charts"
 	"github.com/sinewmesh/sinew/internal/names"
 )
 
@@ -25,6 +26,21 @@ func installedValues(ctx context.Context, kube kubernetes.Interface, ns string) 
 		return nil, fmt.Errorf("ConfigMap %s/%s key values: not YAML values: %w", ns, names.ConfigMap, err)
 	}
 	return vals, nil
+}
+
+// decodeInstalled decodes installed values over the chart's defaults, skipping keys this CLI's chart does not have
+// (an older or newer CLI may have written them).
+func decodeInstalled(stored map[string]any) (*charts.ControlPlaneValues, error) {
+	vals, err := charts.DefaultValues(charts.ControlPlane)
+	if err != nil {
+		return nil, err
+	}
+	mergeValues(vals, stored)
+	var v charts.ControlPlaneValues
+	if err := charts.DecodeValuesIgnoringUnknown(vals, &v); err != nil {
+		return nil, fmt.Errorf("ConfigMap %s key values: %w", names.ConfigMap, err)
+	}
+	return &v, nil
 }
 
 // installedTrustAnchors is the mesh's trust anchors as stored (the caller checks them), from the ConfigMap

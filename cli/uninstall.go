@@ -63,15 +63,17 @@ plane still have a sinew proxy (they would lose their identity and discovery); r
 // uninstallObjects renders both charts and keeps only what identifies each object, in deletion order: the webhook
 // configuration first, the namespace and CRDs last.
 func uninstallObjects(ns string, stored map[string]any) ([]charts.Object, error) {
-	vals := map[string]any{}
-	mergeValues(vals, stored)
-	// the names of the objects do not depend on the certificates, which are not stored
-	for _, p := range []string{"identity.trustAnchorsPEM", "identity.issuer.tls.crtPEM", "identity.issuer.tls.keyPEM",
-		"proxyInjector.caBundle", "proxyInjector.tls.crtPEM", "proxyInjector.tls.keyPEM"} {
-		setValue(vals, p, "unused")
+	v, err := decodeInstalled(stored)
+	if err != nil {
+		return nil, err
 	}
-	setValue(vals, "installNamespace", true)
-	cp, err := renderControlPlane(ns, vals, charts.UninstallOrder)
+	// the names of the objects do not depend on the certificates, which are not stored
+	v.Identity.TrustAnchorsPEM = "unused"
+	v.Identity.Issuer.TLS = charts.TLS{CrtPEM: "unused", KeyPEM: "unused"}
+	v.ProxyInjector.CABundle = "unused"
+	v.ProxyInjector.TLS = charts.TLS{CrtPEM: "unused", KeyPEM: "unused"}
+	v.InstallNamespace = true
+	cp, err := renderControlPlane(ns, v, charts.UninstallOrder)
 	if err != nil {
 		return nil, err
 	}

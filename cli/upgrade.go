@@ -70,10 +70,11 @@ func (in *installer) upgrade(cmd *cobra.Command, f *installFlags) error {
 	if m, ok := stored["identity"].(map[string]any); ok {
 		delete(m, "trustAnchorsPEM")
 	}
-	if err := in.mergeFlags(cmd, f, stored); err != nil {
+	v, err := in.mergeFlags(cmd, f, stored)
+	if err != nil {
 		return err
 	}
-	return in.printControlPlane(stored, f, existing)
+	return in.printControlPlane(v, f, existing)
 }
 
 // readInstalled reads the installed control plane's values and certificates.
