@@ -32,6 +32,11 @@ test: build
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
 
+# Static checks (.golangci.yml: errcheck, staticcheck, revive, gosec, bodyclose, govet, unused, ineffassign), with
+# the e2e-tagged files included. golangci-lint is pinned as a go.mod tool, so this needs nothing installed.
+lint:
+	$(GO) tool golangci-lint run ./...
+
 # Short fuzzing pass over every fuzz target (the committed corpus always runs as part of `make test`).
 fuzz:
 	./hack/fuzz.sh 20s

@@ -71,7 +71,7 @@ func Write(dst string, spec Spec) error {
 	}
 	tmp := dst + ".tmp"
 	if err := tarball.WriteToFile(tmp, ref, img); err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp) // the write error is the one to report
 		return fmt.Errorf("write %s: %w", dst, err)
 	}
 	return os.Rename(tmp, dst)

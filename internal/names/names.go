@@ -37,7 +37,7 @@ const (
 	// Other objects the install creates in ControlPlaneNamespace.
 	ConfigMap             = "sinew-config" // the values the control plane was installed with
 	IssuerSecret          = "sinew-identity-issuer"
-	InjectorTLSSecret     = "sinew-proxy-injector-k8s-tls"
+	InjectorTLSSecret     = "sinew-proxy-injector-k8s-tls" //nolint:gosec // a Secret's name, not a credential
 	InjectorWebhookConfig = "sinew-proxy-injector-webhook-config"
 
 	// VizNamespace holds the viz extension; VizService serves its API and dashboard, VizDeployment runs it.
@@ -94,7 +94,7 @@ const (
 	// TokenVolume is the projected ServiceAccount token the proxy proves its identity with.
 	TokenVolume = "sinew-identity-token"
 	// TokenMountPath is where TokenVolume is mounted in the proxy; the token is the file "token" there.
-	TokenMountPath = "/var/run/secrets/sinew.dev/serviceaccount"
+	TokenMountPath = "/var/run/secrets/sinew.dev/serviceaccount" //nolint:gosec // a path, not a credential
 	// TokenPath is the token file the proxy reads (re-read at every renewal).
 	TokenPath = TokenMountPath + "/token"
 	// TokenExpirationSeconds is how long a projected token lives; the kubelet refreshes it well before that.

@@ -372,7 +372,7 @@ func requireAllMeshed(t *testing.T) {
 		}
 		for _, p := range pods {
 			f := strings.Split(p, "|")
-			if !strings.Contains(f[1], "sinew-init") || !(strings.Contains(f[1], "sinew-proxy") || strings.Contains(f[2], "sinew-proxy")) {
+			if !strings.Contains(f[1], "sinew-init") || !strings.Contains(f[1], "sinew-proxy") && !strings.Contains(f[2], "sinew-proxy") {
 				return fmt.Errorf("pod %s has init containers [%s] and containers [%s]: want sinew-init and sinew-proxy", f[0], f[1], f[2])
 			}
 		}

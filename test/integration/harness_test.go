@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -56,7 +55,6 @@ type mesh struct {
 	resDir  string
 	stop    context.CancelFunc
 	done    chan error
-	mu      sync.Mutex
 }
 
 type meshOpts struct {

@@ -14,7 +14,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -151,8 +150,6 @@ func (g *Generator) Close() {
 	}
 	g.conns = nil
 }
-
-var errNotKeepAlive = errors.New("server closed the connection")
 
 // roundTrip sends one request and reads the full response. reuse is false when the connection must be
 // redialled (error or Connection: close).

@@ -57,8 +57,8 @@ func TestOpenLoopChargesQueuedRequestsForAStall(t *testing.T) {
 	if slow < 45 {
 		t.Errorf("%d requests ≥ 10 ms, want ≥ 45: queued requests were not charged for the stall", slow)
 	}
-	if max := time.Duration(res.Hist.Max()) * time.Microsecond; max < stall {
-		t.Errorf("max = %v, want ≥ %v", max, stall)
+	if longest := time.Duration(res.Hist.Max()) * time.Microsecond; longest < stall {
+		t.Errorf("max = %v, want ≥ %v", longest, stall)
 	}
 	s := Summarize(res.Hist)
 	if s.P90 < 10_000 {

@@ -84,7 +84,7 @@ func newTimerfd(start time.Time, interval time.Duration) (*os.File, error) {
 	var mono syscall.Timespec
 	now := time.Now()
 	if _, _, e := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockMonotonic, uintptr(unsafe.Pointer(&mono)), 0); e != 0 {
-		syscall.Close(int(fd))
+		_ = syscall.Close(int(fd)) // the setup error is the one to report
 		return nil, e
 	}
 	// Keep the phase of start even if start has already passed (setting up many connections' workers can
@@ -96,7 +96,7 @@ func newTimerfd(start time.Time, interval time.Duration) (*os.File, error) {
 	}
 	spec := itimerspec{interval: syscall.NsecToTimespec(int64(interval)), value: syscall.NsecToTimespec(first)}
 	if _, _, e := syscall.Syscall6(syscall.SYS_TIMERFD_SETTIME, fd, timerAbstime, uintptr(unsafe.Pointer(&spec)), 0, 0, 0); e != 0 {
-		syscall.Close(int(fd))
+		_ = syscall.Close(int(fd)) // the setup error is the one to report
 		return nil, e
 	}
 	return os.NewFile(fd, "timerfd"), nil

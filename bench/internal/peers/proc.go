@@ -126,7 +126,7 @@ func WaitHTTP(ctx context.Context, addr, host, path string, timeout time.Duratio
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	var last error = errors.New("no attempt")
+	last := errors.New("no attempt")
 	for {
 		for _, p := range procs {
 			if p.Exited() {

@@ -87,7 +87,7 @@ func Main(ctx context.Context, args []string, log io.Writer) error {
 	if *keep {
 		fmt.Fprintf(log, "scratch directory kept: %s\n", dir)
 	} else {
-		defer os.RemoveAll(dir)
+		defer func() { _ = os.RemoveAll(dir) }() // best effort: a scratch directory under the system temp dir
 	}
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return err
