@@ -1,0 +1,187 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
+	"github.com/sinewmesh/sinew/controlplane/internal/model"
+)
+
+// serve runs s on an in-memory gRPC server for the length of the test.
+func serve(t *testing.T, s *Server) (policyv1.InboundPoliciesClient, policyv1.OutboundPoliciesClient) {
+	t.Helper()
+	lis := bufconn.Listen(1 << 16)
+	srv := grpc.NewServer()
+	policyv1.RegisterInboundPoliciesServer(srv, s)
+	policyv1.RegisterOutboundPoliciesServer(srv, s)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient("passthrough:///policy",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return policyv1.NewInboundPoliciesClient(conn), policyv1.NewOutboundPoliciesClient(conn)
+}
+
+func testContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestWatchRejectsInvalidRequests(t *testing.T) {
+	t.Parallel()
+	in, out := serve(t, New(model.NewStore(), nil))
+	ctx := testContext(t)
+	for _, req := range []*policyv1.InboundRequest{
+		{Port: 80}, {Workload: "ns/web"}, {Workload: "ns/web", Port: 65536},
+	} {
+		stream, err := in.WatchInbound(ctx, req)
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("WatchInbound(%v): %v, want InvalidArgument", req, err)
+		}
+	}
+	stream, err := out.WatchOutbound(ctx, &policyv1.OutboundRequest{})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("WatchOutbound without a target: %v, want InvalidArgument", err)
+	}
+}
+
+// TestServedAnswersAndStop: the first message of each stream is the translation of the current model, and Stop
+// ends open streams with UNAVAILABLE so that proxies resubscribe elsewhere.
+func TestServedAnswersAndStop(t *testing.T) {
+	t.Parallel()
+	store := model.NewStore()
+	store.Update(model.Resources{})
+	s := New(store, nil)
+	in, out := serve(t, s)
+	ctx := testContext(t)
+
+	inStream, err := in.WatchInbound(ctx, &policyv1.InboundRequest{Workload: "emojivoto/web", Port: 8080})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotIn, err := inStream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := Inbound(store.Snapshot(), "emojivoto/web", 8080); !proto.Equal(gotIn, want) {
+		t.Errorf("inbound:\n got %v\nwant %v", gotIn, want)
+	}
+	outStream, err := out.WatchOutbound(ctx, &policyv1.OutboundRequest{Target: "web-svc.emojivoto.svc.cluster.local:80"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotOut, err := outStream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := Outbound(store.Snapshot(), "web-svc.emojivoto.svc.cluster.local:80"); !proto.Equal(gotOut, want) {
+		t.Errorf("outbound:\n got %v\nwant %v", gotOut, want)
+	}
+
+	s.Stop()
+	s.Stop() // twice is fine
+	if _, err := inStream.Recv(); status.Code(err) != codes.Unavailable {
+		t.Errorf("inbound stream after Stop: %v, want Unavailable", err)
+	}
+	if _, err := outStream.Recv(); status.Code(err) != codes.Unavailable {
+		t.Errorf("outbound stream after Stop: %v, want Unavailable", err)
+	}
+}
+
+// recv waits for the next value, failing the test when none comes in time.
+func recv[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
+// TestWatchResendsOnlyChanges drives watch with a translation that only says whether workload ns/a exists: model
+// changes that leave the answer alone send nothing, changes that alter it send the new answer.
+func TestWatchResendsOnlyChanges(t *testing.T) {
+	t.Parallel()
+	store := model.NewStore()
+	s := New(store, nil)
+	sent := make(chan bool, 10)
+	translated := make(chan struct{}, 10)
+	translate := func(snap *model.Snapshot) *wrapperspb.BoolValue {
+		_, ok := snap.Workload("ns", "a")
+		translated <- struct{}{}
+		return wrapperspb.Bool(ok)
+	}
+	send := func(v *wrapperspb.BoolValue) error { sent <- v.GetValue(); return nil }
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- watch(ctx, s, send, translate) }()
+
+	a := &model.Workload{Namespace: "ns", Name: "a"}
+	b := &model.Workload{Namespace: "ns", Name: "b"}
+	recv(t, translated, "the first translation")
+	if recv(t, sent, "the first answer") {
+		t.Fatal("first answer true for an empty model")
+	}
+	// Each update waits for its translation, so that updates do not coalesce and each one is judged on its own;
+	// an answer sent for an unchanged result would arrive ahead of the next one.
+	for _, step := range []struct {
+		workloads []*model.Workload
+		send      bool
+	}{
+		{[]*model.Workload{b}, false},
+		{[]*model.Workload{a, b}, true},
+		{[]*model.Workload{a}, false},
+		{nil, true},
+	} {
+		store.Update(model.Resources{Workloads: step.workloads})
+		recv(t, translated, "a translation after the update")
+		if step.send {
+			if got, want := recv(t, sent, "the changed answer"), len(step.workloads) > 0; got != want {
+				t.Errorf("sent %v after an update to %d workloads, want %v", got, len(step.workloads), want)
+			}
+		}
+	}
+	cancel()
+	if err := recv(t, done, "watch to return"); !errors.Is(err, context.Canceled) {
+		t.Errorf("watch returned %v, want context.Canceled", err)
+	}
+	if len(sent) != 0 {
+		t.Errorf("%d answers sent for model changes that did not change them", len(sent))
+	}
+}
+
+func TestWatchReturnsSendErrors(t *testing.T) {
+	t.Parallel()
+	gone := errors.New("stream gone")
+	err := watch(t.Context(), New(model.NewStore(), nil),
+		func(*wrapperspb.BoolValue) error { return gone },
+		func(*model.Snapshot) *wrapperspb.BoolValue { return wrapperspb.Bool(true) })
+	if !errors.Is(err, gone) {
+		t.Errorf("watch returned %v, want the send error", err)
+	}
+}
