@@ -76,11 +76,12 @@ func (ca *testCA) leaf(t *testing.T, id string) *tls.Certificate {
 	return &tls.Certificate{Certificate: [][]byte{der, ca.issuer.Raw}, PrivateKey: k}
 }
 
-// fakeProxy serves tap.v1 over mesh mTLS like a proxy: it lets only the tap identity in and streams `requests`
-// complete requests (up to the asked limit), then waits for the client to leave.
+// fakeProxy serves tap.v1 over mesh mTLS like a proxy: it lets only the tap identity in and, once start is closed
+// (nil: at once), streams `requests` complete requests (up to the asked limit), then waits for the client to leave.
 type fakeProxy struct {
 	tapv1.UnimplementedTapServer
 	requests int
+	start    <-chan struct{}
 	mu       sync.Mutex
 	got      *tapv1.ObserveRequest
 }
@@ -94,6 +95,13 @@ func (p *fakeProxy) Observe(req *tapv1.ObserveRequest, stream grpc.ServerStreami
 	p.mu.Lock()
 	p.got = req
 	p.mu.Unlock()
+	if p.start != nil {
+		select {
+		case <-p.start:
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		}
+	}
 	n := p.requests
 	if req.GetLimit() > 0 && int(req.GetLimit()) < n {
 		n = int(req.GetLimit())
@@ -139,7 +147,10 @@ func serveProxy(t *testing.T, ca *testCA, id string, p *fakeProxy) string {
 
 func TestTapMergesProxiesAndReportsTheOnesThatFail(t *testing.T) {
 	ca := newTestCA(t)
-	a, b := &fakeProxy{requests: 5}, &fakeProxy{requests: 5}
+	// The tap ends as soon as the limit is reached, and a proxy's failure that comes later is not reported (nor
+	// waited for). So the healthy proxies hold their requests back until the failing one has been reported.
+	webCFailed := make(chan struct{})
+	a, b := &fakeProxy{requests: 5, start: webCFailed}, &fakeProxy{requests: 5, start: webCFailed}
 	webA := Target{Namespace: "emojivoto", Deployment: "web", Pod: "web-a", Identity: meshtls.ID(td, "emojivoto", "web")}
 	webB, liar, refuser := webA, webA, webA
 	webB.Pod, liar.Pod, refuser.Pod = "web-b", "web-c", "web-d"
@@ -158,7 +169,13 @@ func TestTapMergesProxiesAndReportsTheOnesThatFail(t *testing.T) {
 	req := Request{Resource: metricsapi.Resource{Kind: metricsapi.KindDeployment, Namespace: "emojivoto", Name: "web"},
 		To: &metricsapi.Resource{Kind: metricsapi.KindDeployment, Namespace: "emojivoto", Name: "voting"}, Path: "/api", MaxRPS: 30, Limit: 4}
 	var lines []Line
-	err := svc.Tap(ctx, req, func(l Line) error { lines = append(lines, l); return nil })
+	err := svc.Tap(ctx, req, func(l Line) error {
+		lines = append(lines, l)
+		if l.Err != nil && l.Proxy == "emojivoto/web-c" {
+			close(webCFailed)
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
