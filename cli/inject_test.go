@@ -196,6 +196,9 @@ func flattenLists(t *testing.T, js []byte) [][]byte {
 	}
 	var out [][]byte
 	for _, it := range probe.Items {
+		if string(it) == "null" {
+			continue // passed through untouched, as kubectl does
+		}
 		out = append(out, flattenLists(t, it)...)
 	}
 	return out
@@ -409,6 +412,7 @@ func TestInjectBadInput(t *testing.T) {
 		{"malformed JSON", []string{"inject", write("bad.json", "{\n  \"kind\": \"Namespace\",\n  \"metadata\": {\"name\": \"a\",}\n}\n")},
 			[]string{"bad.json: document 1, line 3, column 28:", "want a quoted key"}},
 		{"not an object", []string{"uninject", write("list.yaml", "- a\n- b\n")}, []string{"list.yaml: document 1", "not a Kubernetes object"}},
+		{"a List item not an object, counted from 1", []string{"inject", write("items.yaml", "kind: List\nitems:\n- null\n- 42\n")}, []string{"items.yaml: document 1: List item 2: not an object"}},
 		{"a bad file after a good one prints nothing", []string{"inject", good, write("tab.yaml", "kind: Pod\nmetadata:\n\tname: x\n")},
 			[]string{"tab.yaml: document 1, line 3:"}},
 		{"bad flag value", []string{"inject", "--proxy-cpu-limit", "lots", "--skip-inbound-ports", "80-70", good},

@@ -224,8 +224,13 @@ func visit(d *yamledit.Doc, path []string, fn Func) ([]string, error) {
 		}
 		for i := range items.Items {
 			item := append(append([]string(nil), path...), "items", strconv.Itoa(i))
-			if d.Root().Path(item...).Kind != yamledit.Map {
-				return out, &yamledit.Error{Doc: d.Index, Msg: fmt.Sprintf("%s item %d: not an object", kind, i)}
+			n := d.Root().Path(item...)
+			if n.IsNull() {
+				continue // kubectl passes null items through; so do we, untouched
+			}
+			if n.Kind != yamledit.Map {
+				// people count items from 1, as they do documents and lines
+				return out, &yamledit.Error{Doc: d.Index, Msg: fmt.Sprintf("%s item %d: not an object", kind, i+1)}
 			}
 			lines, err := visit(d, item, fn)
 			out = append(out, lines...)
