@@ -1,25 +1,17 @@
 // Command sinew-viz runs viz in Kubernetes: the API the `sinew viz` commands read, the tap fan-out to the proxies
-// and the dashboard (docs/architecture/viz.md).
+// and the dashboard (docs/architecture/viz.md). It only turns its flags into a viz.Config; package viz composes.
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"regexp"
 	"syscall"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
@@ -28,8 +20,7 @@ import (
 	"github.com/sinewmesh/sinew/internal/meshtls"
 	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/version"
-	"github.com/sinewmesh/sinew/viz/metricsapi"
-	"github.com/sinewmesh/sinew/viz/server"
+	"github.com/sinewmesh/sinew/viz"
 	"github.com/sinewmesh/sinew/viz/tapsvc"
 	"github.com/sinewmesh/sinew/viz/web"
 )
@@ -115,100 +106,25 @@ func run(ctx context.Context, c config, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	prom, err := metricsapi.NewClient(c.prometheusURL, 20*time.Second)
-	if err != nil {
-		return fmt.Errorf("--prometheus-url: %w", err)
-	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	cert, err := identityclient.New(identityclient.Config{
-		Addr:       c.identityAddr,
-		ServerName: meshtls.ID(c.trustDomain, names.ControlPlaneNamespace, names.IdentityAccount),
-		LocalName:  meshtls.ID(c.trustDomain, c.namespace, c.serviceAccount),
-		TokenFile:  c.tokenFile,
-		Anchors:    anchors,
-	}, log.With("component", "identity-client"), reg)
-	if err != nil {
-		return err
-	}
-	svc := "sinew-viz." + c.namespace
-	resolver := tapsvc.Kubernetes{Client: kube, TrustDomain: c.trustDomain}
-	srv := server.New(server.Config{
-		Mode: server.ModeKubernetes, Querier: prom, Prometheus: c.prometheusURL,
-		Tap: tapsvc.New(resolver, anchors, cert.Certificate, log.With("component", "tap")),
-		ScrapeTargets: func(ctx context.Context) ([]server.ScrapeGroup, error) {
-			return scrapeGroups(ctx, resolver)
+	svc := names.VizService + "." + c.namespace
+	v, err := viz.New(viz.Config{
+		Mode: viz.ModeKubernetes, Listen: c.listen, AdminAddr: c.adminAddr,
+		Tap:          tapsvc.Kubernetes{Client: kube, TrustDomain: c.trustDomain},
+		TrustAnchors: anchors,
+		Identity: &identityclient.Config{
+			Addr:       c.identityAddr,
+			ServerName: meshtls.ID(c.trustDomain, names.ControlPlaneNamespace, names.IdentityAccount),
+			LocalName:  meshtls.ID(c.trustDomain, c.namespace, c.serviceAccount),
+			TokenFile:  c.tokenFile,
 		},
-		Assets: web.Assets, Log: log,
-		AllowedHosts: []string{svc, svc + ".svc", svc + ".svc." + c.clusterDomain},
-		EnforcedHost: enforced,
+		PrometheusURL: c.prometheusURL,
+		Assets:        web.Assets,
+		AllowedHosts:  []string{svc, svc + ".svc", svc + ".svc." + c.clusterDomain},
+		EnforcedHost:  enforced,
+		Logger:        log,
 	})
-
-	apiLn, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return err
 	}
-	adminLn, err := net.Listen("tcp", c.adminAddr)
-	if err != nil {
-		apiLn.Close()
-		return err
-	}
-	admin := http.NewServeMux()
-	admin.HandleFunc("GET /live", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	admin.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
-		if cert.Certificate() == nil {
-			http.Error(w, "no tap certificate from the identity service yet", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	admin.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	servers := []*http.Server{
-		{Handler: srv, ReadHeaderTimeout: 10 * time.Second},
-		{Handler: admin, ReadHeaderTimeout: 10 * time.Second},
-	}
-	log.Info("sinew-viz serving", "version", version.Version, "api", apiLn.Addr().String(), "admin", adminLn.Addr().String(), "prometheus", c.prometheusURL)
-
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return cert.Run(ctx) })
-	for i, ln := range []net.Listener{apiLn, adminLn} {
-		g.Go(func() error {
-			if err := servers[i].Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		})
-	}
-	g.Go(func() error {
-		<-ctx.Done()
-		for _, s := range servers {
-			_ = s.Close()
-		}
-		return nil
-	})
-	err = g.Wait()
-	if errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
-}
-
-// scrapeGroups answers Prometheus's HTTP discovery with the labels Kubernetes discovery would give each meshed pod's
-// admin port, so the chart's relabeling is the same in both modes (docs/observability/viz.md).
-func scrapeGroups(ctx context.Context, k tapsvc.Kubernetes) ([]server.ScrapeGroup, error) {
-	targets, err := k.ScrapeTargets(ctx)
-	if err != nil {
-		return nil, err
-	}
-	groups := make([]server.ScrapeGroup, 0, len(targets))
-	for _, t := range targets {
-		groups = append(groups, server.ScrapeGroup{Targets: []string{t.Address}, Labels: map[string]string{
-			"__meta_kubernetes_namespace":                            t.Namespace,
-			"__meta_kubernetes_pod_name":                             t.Pod,
-			"__meta_kubernetes_pod_container_port_name":              names.ProxyAdminPortName,
-			"__meta_kubernetes_pod_label_sinew_dev_proxy_deployment": t.Deployment,
-		}})
-	}
-	return groups, nil
+	return v.Run(ctx)
 }

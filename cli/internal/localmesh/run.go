@@ -159,11 +159,10 @@ type runner struct {
 	procs   []*process
 	prom    *process
 
-	viz     *http.Server
 	vizAddr string
 	vizLog  *os.File
-	// scraperStop stops the embedded scraper, when viz runs one, and waits for it.
-	scraperStop func()
+	// vizStop stops viz, when it runs, and waits for it.
+	vizStop func()
 }
 
 type runningProxy struct {
@@ -285,7 +284,7 @@ func (r *runner) start(ctx context.Context, resDir string) error {
 		if r.prom != nil {
 			run.PrometheusURL = "http://" + r.opts.Prometheus.Listen
 		}
-		if r.viz != nil {
+		if r.vizStop != nil {
 			run.VizURL = "http://" + r.vizAddr
 		}
 		for i, pr := range r.procs {
@@ -419,12 +418,9 @@ func (r *runner) stop() {
 		// Anything the process left in its group goes too.
 		_ = syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGKILL)
 	}
-	if r.viz != nil {
-		// It holds no state; closing it ends the taps in flight, which the proxies then see end.
-		_ = r.viz.Close()
-	}
-	if r.scraperStop != nil {
-		r.scraperStop()
+	if r.vizStop != nil {
+		// It holds no state; stopping it ends the taps in flight, which the proxies then see end.
+		r.vizStop()
 	}
 	if r.vizLog != nil {
 		r.vizLog.Close()

@@ -2,12 +2,9 @@ package localmesh
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -15,9 +12,9 @@ import (
 	"github.com/sinewmesh/sinew/controlplane"
 	"github.com/sinewmesh/sinew/internal/meshtls"
 	"github.com/sinewmesh/sinew/internal/names"
+	"github.com/sinewmesh/sinew/viz"
 	"github.com/sinewmesh/sinew/viz/metricsapi"
 	"github.com/sinewmesh/sinew/viz/scrape"
-	"github.com/sinewmesh/sinew/viz/server"
 	"github.com/sinewmesh/sinew/viz/tapsvc"
 )
 
@@ -27,10 +24,13 @@ type VizOptions struct {
 	Listen string
 	// Assets is the dashboard; nil: the API only.
 	Assets fs.FS
+	// StateDir, when set, is where viz leaves its URL while it runs, for the `sinew viz` commands to find
+	// (viz.StateDir).
+	StateDir string
 }
 
-// startViz serves the viz API and dashboard in-process. Its tap service holds a certificate for the tap identity,
-// issued by the in-process control plane; its metrics come from the Prometheus beside the mesh, if any.
+// startViz runs viz in-process. Its tap service holds a certificate for the tap identity, issued by the in-process
+// control plane; its metrics come from the Prometheus beside the mesh, if any, else from its embedded scraper.
 func (r *runner) startViz(cp *controlplane.ControlPlane) error {
 	cert, err := cp.LocalCertificate(names.VizNamespace, names.TapAccount) // the proxies' default authorized tapper, as in Kubernetes
 	if err != nil {
@@ -53,42 +53,28 @@ func (r *runner) startViz(cp *controlplane.ControlPlane) error {
 		return err
 	}
 	r.vizLog = logFile
-	log := slog.New(slog.NewTextHandler(logFile, nil))
-	cfg := server.Config{
-		Mode: server.ModeLocal, Assets: r.opts.Viz.Assets, Log: log,
-		Tap: tapsvc.New(targets, anchors, cert, log.With("component", "tap")),
+	cfg := viz.Config{
+		Mode: viz.ModeLocal, Listen: r.opts.Viz.Listen, Tap: targets, TrustAnchors: anchors, TapCertificate: cert,
+		Assets: r.opts.Viz.Assets, StateDir: r.opts.Viz.StateDir, Logger: slog.New(slog.NewTextHandler(logFile, nil)),
 	}
 	if r.prom != nil {
-		url := "http://" + r.opts.Prometheus.Listen
-		if cfg.Querier, err = metricsapi.NewClient(url, 10*time.Second); err != nil {
-			return err
-		}
-		cfg.Prometheus = url
+		cfg.PrometheusURL, cfg.QueryTimeout = "http://"+r.opts.Prometheus.Listen, 10*time.Second
 	} else {
-		sc, err := scrape.New(scrape.Config{Targets: r.scrapeTargets(), Interval: r.opts.Prometheus.ScrapeInterval,
-			Logger: log.With("component", "scraper")})
-		if err != nil {
-			return fmt.Errorf("viz: embedded scraper: %w", err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { defer close(done); _ = sc.Run(ctx) }()
-		r.scraperStop = func() { cancel(); <-done; _ = sc.Close() }
-		cfg.Querier, cfg.Prometheus = sc, "embedded"
+		cfg.Scrape = &scrape.Config{Targets: r.scrapeTargets(), Interval: r.opts.Prometheus.ScrapeInterval}
 	}
-	ln, err := net.Listen("tcp", r.opts.Viz.Listen)
+	v, err := viz.New(cfg)
 	if err != nil {
 		return fmt.Errorf("viz: %w", err)
 	}
-	if h, _, err := net.SplitHostPort(ln.Addr().String()); err == nil {
-		cfg.AllowedHosts = []string{h}
-	}
-	r.viz = &http.Server{Handler: server.New(cfg), ReadHeaderTimeout: 10 * time.Second}
-	r.vizAddr = ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
 	go func() {
-		if err := r.viz.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			r.fail(fmt.Errorf("viz server: %w", err))
+		defer close(done)
+		if err := v.Run(ctx); err != nil {
+			r.fail(fmt.Errorf("viz: %w (log: %s)", err, logFile.Name()))
 		}
 	}()
+	r.vizAddr = v.Addr()
+	r.vizStop = func() { cancel(); <-done }
 	return nil
 }
