@@ -39,7 +39,7 @@ var templatePaths = map[string][]string{
 // injectFlags are `sinew inject`'s flags; proxy flags become config.sinew.dev/* annotations, or with --manual
 // the values written into the sidecar.
 type injectFlags struct {
-	manual, ingress, ignoreCluster bool
+	manual, ingress, ignoreCluster, force bool
 	output, anchorsFile            string
 
 	registry, imageTag, proxyImage, proxyVersion, initImage, pullPolicy string
@@ -67,7 +67,11 @@ settings from the cluster (or --identity-trust-anchors-file).
 
 Input: files, directories (recursively: *.yaml, *.yml, *.json), http(s) URLs or - for stdin; YAML streams, Lists
 and JSON. Everything but the edits stays byte for byte: comments, key order, quoting, other documents. What was
-done goes to stderr; nothing is printed when any input is bad.`,
+done goes to stderr; nothing is printed when any input is bad.
+
+A pod can be in one mesh only: a workload whose pods already have another mesh's sidecar (Istio's istio-proxy or
+istio-init, Linkerd's linkerd-proxy, Kuma's kuma-sidecar) is refused, naming the container; the proxy injector
+leaves such pods alone too. --manual --force injects them anyway.`,
 		Example: `  # mesh the emojivoto deployments through the webhook
   kubectl get -n emojivoto deploy -o yaml | sinew inject - | kubectl apply -f -
 
@@ -86,6 +90,7 @@ done goes to stderr; nothing is printed when any input is bad.`,
 	fl.BoolVar(&f.ingress, "ingress", false, "annotate with sinew.dev/inject: ingress (for ingress controllers)")
 	fl.StringVarP(&f.output, "output", "o", "", "output format: yaml or json (default: as the input)")
 	fl.StringVar(&f.anchorsFile, "identity-trust-anchors-file", "", "--manual: PEM trust anchors (default: from the cluster's ConfigMap sinew-identity-trust-roots)")
+	fl.BoolVar(&f.force, "force", false, "--manual: inject pods that already have another service mesh's sidecar (istio-proxy, linkerd-proxy...)")
 	fl.BoolVar(&f.ignoreCluster, "ignore-cluster", false, "--manual: do not read the installed control plane's settings (needs --identity-trust-anchors-file)")
 	fl.StringVar(&f.registry, "registry", "", "registry of the proxy and init images")
 	fl.StringVar(&f.imageTag, "image-tag", "", "tag of the proxy image (--manual: of both images)")
@@ -182,6 +187,9 @@ func runInject(ctx context.Context, env *Env, f *injectFlags, flags *pflag.FlagS
 	if err := checkOutput(f.output); err != nil {
 		return err
 	}
+	if f.force && !f.manual {
+		return errors.New("--force needs --manual: the proxy injector never injects a pod that has another service mesh's sidecar")
+	}
 	overrides, err := f.overrides(flags)
 	if err != nil {
 		return err
@@ -196,7 +204,7 @@ func runInject(ctx context.Context, env *Env, f *injectFlags, flags *pflag.FlagS
 		if err != nil {
 			return err
 		}
-		fn = func(o *manifests.Object) (string, error) { return injectManual(o, cfg) }
+		fn = func(o *manifests.Object) (string, error) { return injectManual(o, cfg, f.force) }
 	} else {
 		value := names.InjectEnabled
 		if f.ingress {
@@ -255,6 +263,10 @@ func annotate(o *manifests.Object, value string, overrides map[string]string) (s
 		if why := injectSkip(o, tp); why != "" {
 			return "skipped (" + why + ")", nil
 		}
+		// the webhook would leave such a pod alone (with a warning): say so now
+		if why := inject.OtherMesh(containerNames(o, tp)); why != "" {
+			return "", fmt.Errorf("%s %s; use --manual --force to inject anyway", podNoun(o), why)
+		}
 		base = tp
 	}
 	ann := func(k string) []string {
@@ -303,8 +315,30 @@ func injectSkip(o *manifests.Object, tp []string) string {
 	return ""
 }
 
-// injectManual writes what the proxy injector would add into a workload's pod template.
-func injectManual(o *manifests.Object, cfg inject.Config) (string, error) {
+// containerNames are the names of the init containers and containers of the pod template at tp.
+func containerNames(o *manifests.Object, tp []string) []string {
+	var out []string
+	for _, list := range []string{"initContainers", "containers"} {
+		if s := o.Get(append(append([]string(nil), tp...), "spec", list)...); s != nil && s.Kind == yamledit.Seq {
+			for _, c := range s.Items {
+				out = append(out, c.Get("name").Str())
+			}
+		}
+	}
+	return out
+}
+
+// podNoun is what messages call the object's pod: "pod" for a Pod, else "pod template".
+func podNoun(o *manifests.Object) string {
+	if o.Kind == "Pod" {
+		return "pod"
+	}
+	return "pod template"
+}
+
+// injectManual writes what the proxy injector would add into a workload's pod template; force injects a pod that
+// has another mesh's sidecar.
+func injectManual(o *manifests.Object, cfg inject.Config, force bool) (string, error) {
 	if o.Kind == "Namespace" {
 		return annotate(o, names.InjectEnabled, nil)
 	}
@@ -316,7 +350,7 @@ func injectManual(o *manifests.Object, cfg inject.Config) (string, error) {
 		return "skipped (no pod template)", nil
 	}
 	var pod corev1.Pod
-	in := inject.Input{Pod: &pod, Manual: true, Namespace: o.Get("metadata", "namespace").Str()}
+	in := inject.Input{Pod: &pod, Manual: true, AllowOtherMesh: force, Namespace: o.Get("metadata", "namespace").Str()}
 	if o.Kind == "Pod" {
 		if err := o.Decode(nil, &pod); err != nil {
 			return "", fmt.Errorf("not a valid Pod: %w", err)
@@ -337,6 +371,9 @@ func injectManual(o *manifests.Object, cfg inject.Config) (string, error) {
 	res, err := inject.Inject(in, cfg)
 	if err != nil {
 		return "", err
+	}
+	if res.Skipped == inject.SkipOtherMesh {
+		return "", fmt.Errorf("%s %s; use --force to inject anyway", podNoun(o), res.Detail)
 	}
 	if res.Skipped != "" {
 		return "skipped (" + res.Detail + ")", nil

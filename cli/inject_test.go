@@ -506,3 +506,55 @@ func TestInjectInputsAndFormats(t *testing.T) {
 		t.Errorf("-o yaml of JSON input:\n%s", y)
 	}
 }
+
+// TestInjectRefusesOtherMesh: a pod template with another mesh's sidecar is refused, naming the container, in both
+// modes; --manual --force injects it anyway.
+func TestInjectRefusesOtherMesh(t *testing.T) {
+	dir := t.TempDir()
+	istio := filepath.Join(dir, "istio.yaml")
+	if err := os.WriteFile(istio, []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  template:
+    spec:
+      initContainers:
+      - name: istio-init
+        image: docker.io/istio/proxyv2:1.24.0
+      containers:
+      - name: web
+        image: example/web:1
+      - name: istio-proxy
+        image: docker.io/istio/proxyv2:1.24.0
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	linkerd := filepath.Join(dir, "linkerd.yaml")
+	if err := os.WriteFile(linkerd, []byte("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: app\n    image: a\n  - name: linkerd-proxy\n    image: l\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"annotation mode", []string{"inject", istio}, `deployment "web": pod template already has istio-proxy (Istio's sidecar): a pod can be in one mesh only; use --manual --force to inject anyway`},
+		{"manual", append(manualArgs(), istio), `deployment "web": pod template already has istio-proxy (Istio's sidecar): a pod can be in one mesh only; use --force to inject anyway`},
+		{"bare pod", append(manualArgs(), linkerd), `pod "p": pod already has linkerd-proxy (Linkerd's sidecar): a pod can be in one mesh only; use --force`},
+		{"force without manual", []string{"inject", "--force", istio}, "--force needs --manual"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(t, testEnv(t, nil), tc.args...)
+			if r.code == 0 || r.stdout != "" || !strings.Contains(r.stderr, tc.want) {
+				t.Fatalf("exit %d, stdout %d bytes, stderr:\n%s\nwant an error containing %q", r.code, len(r.stdout), r.stderr, tc.want)
+			}
+		})
+	}
+	out := mustRun(t, testEnv(t, nil), append(manualArgs("--force"), istio)...)
+	for _, want := range []string{"name: sinew-proxy", "name: istio-proxy"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--manual --force output lacks %q", want)
+		}
+	}
+}

@@ -39,6 +39,9 @@ type Input struct {
 	// Manual injects without the opt-in annotation (as `sinew inject --manual` does); an explicit
 	// sinew.dev/inject: disabled on the pod still wins.
 	Manual bool
+	// AllowOtherMesh injects a pod that has another service mesh's sidecar (`sinew inject --manual --force`);
+	// without it such a pod is skipped (SkipOtherMesh).
+	AllowOtherMesh bool
 }
 
 // SkipReason says why a pod was left alone.
@@ -49,6 +52,7 @@ const (
 	SkipDisabled        SkipReason = "disabled"         // sinew.dev/inject: disabled on the pod (or namespace)
 	SkipHostNetwork     SkipReason = "host-network"     // the pod shares the node's network namespace
 	SkipAlreadyInjected SkipReason = "already-injected" // the pod has a sinew-proxy or sinew-init container
+	SkipOtherMesh       SkipReason = "other-mesh"       // the pod has another mesh's sidecar (OtherMesh)
 )
 
 // Result is the outcome of Inject.
@@ -123,6 +127,9 @@ func Inject(in Input, cfg Config) (*Result, error) {
 		return skip(SkipHostNetwork, "hostNetwork: true"), nil
 	case hasInjectedContainer(&pod.Spec):
 		return skip(SkipAlreadyInjected, "already injected"), nil
+	}
+	if why := OtherMesh(containerNames(&pod.Spec)); why != "" && !in.AllowOtherMesh {
+		return skip(SkipOtherMesh, why), nil
 	}
 
 	cfg = cfg.withDefaults()

@@ -372,6 +372,22 @@ func TestSkips(t *testing.T) {
 			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: names.ProxyContainer})
 			return p
 		}, enabled, true, SkipAlreadyInjected},
+		{"istio sidecar", func() *corev1.Pod {
+			p := base()
+			p.Spec.InitContainers = []corev1.Container{{Name: "istio-init"}}
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "istio-proxy"})
+			return p
+		}, enabled, true, SkipOtherMesh},
+		{"linkerd sidecar (native)", func() *corev1.Pod {
+			p := base()
+			p.Spec.InitContainers = []corev1.Container{{Name: "linkerd-init"}, {Name: "linkerd-proxy"}}
+			return p
+		}, enabled, false, SkipOtherMesh},
+		{"other mesh but not enabled", func() *corev1.Pod {
+			p := base()
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "istio-proxy"})
+			return p
+		}, nil, false, SkipNotEnabled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := Inject(Input{Pod: tc.pod(), NamespaceAnnotations: tc.ns, Manual: tc.manual}, cfg)
@@ -386,8 +402,25 @@ func TestSkips(t *testing.T) {
 			}
 		})
 	}
+	// the other mesh's container is named, its sidecar before its init container; AllowOtherMesh injects anyway
+	istio := base()
+	istio.Spec.InitContainers = []corev1.Container{{Name: "istio-init"}}
+	istio.Spec.Containers = append(istio.Spec.Containers, corev1.Container{Name: "istio-proxy"})
+	res, err := Inject(Input{Pod: istio, Manual: true}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "already has istio-proxy (Istio's sidecar): a pod can be in one mesh only"; res.Detail != want {
+		t.Errorf("Detail = %q, want %q", res.Detail, want)
+	}
+	if res, err = Inject(Input{Pod: istio, Manual: true, AllowOtherMesh: true}, cfg); err != nil || res.Skipped != "" {
+		t.Fatalf("AllowOtherMesh: %v, skipped %q", err, res.Skipped)
+	}
+	if got := OtherMesh([]string{"app", "istio-init"}); !strings.Contains(got, "istio-init (Istio's init container)") {
+		t.Errorf("OtherMesh(istio-init) = %q", got)
+	}
 	// a bad sinew.dev/inject value is an error naming it
-	_, err := Inject(Input{Pod: base(), NamespaceAnnotations: map[string]string{names.InjectAnnotation: "true"}}, cfg)
+	_, err = Inject(Input{Pod: base(), NamespaceAnnotations: map[string]string{names.InjectAnnotation: "true"}}, cfg)
 	if !IsInvalidConfig(err) || !strings.Contains(err.Error(), `sinew.dev/inject="true" on the namespace`) {
 		t.Fatalf("bad inject value: %v", err)
 	}

@@ -25,6 +25,8 @@ import (
 const (
 	EventInjected        = "Injected"
 	EventInjectionFailed = "InjectionFailed"
+	// EventInjectionSkipped: the pod opted in but cannot be meshed (another mesh's sidecar); it runs without sinew.
+	EventInjectionSkipped = "InjectionSkipped"
 )
 
 // maxWarning keeps an admission warning under what the API server passes on untruncated.
@@ -105,6 +107,12 @@ func (s *Server) review(ctx context.Context, req *admissionv1.AdmissionRequest) 
 	// first, then read them
 	res, err := inject.Inject(in, cfg)
 	switch {
+	case err == nil && res.Skipped == inject.SkipOtherMesh:
+		// the pod asked for sinew but is in another mesh: say so where its owner looks, as for a failure
+		s.metrics.responses.WithLabelValues(resultSkipped, string(res.Skipped)).Inc()
+		log.Warn("the pod is created without a proxy", "reason", res.Skipped, "detail", res.Detail)
+		s.tell(req, &pod, allow, EventInjectionSkipped, "the pod "+res.Detail)
+		return allow
 	case err == nil && res.Skipped != "":
 		s.metrics.responses.WithLabelValues(resultSkipped, string(res.Skipped)).Inc()
 		log.Debug("not injected", "reason", res.Skipped, "detail", res.Detail)
@@ -152,14 +160,25 @@ func (s *Server) fail(req *admissionv1.AdmissionRequest, pod *corev1.Pod, resp *
 		name = podName(pod)
 	}
 	s.log.Error("the pod is created without a proxy", "namespace", req.Namespace, "pod", name, "reason", reason, "err", err)
-	msg := "sinew: the proxy was not injected: " + strings.ReplaceAll(err.Error(), "\n", "; ")
+	s.tell(req, pod, resp, EventInjectionFailed, err.Error())
+}
+
+// tell says why the pod goes without a proxy: a warning for the client and, unless it is a dry run, a Warning
+// Event with the given reason on the pod's owner (or namespace).
+func (s *Server) tell(req *admissionv1.AdmissionRequest, pod *corev1.Pod, resp *admissionv1.AdmissionResponse, eventReason, why string) {
+	why = strings.ReplaceAll(why, "\n", "; ")
+	msg := "sinew: the proxy was not injected: " + why
 	if len(msg) > maxWarning {
 		msg = msg[:maxWarning-3] + "..."
 	}
 	resp.Warnings = append(resp.Warnings, msg)
 	if !isDryRun(req) {
-		s.events.Eventf(eventTarget(req.Namespace, pod), corev1.EventTypeWarning, EventInjectionFailed,
-			"pod %s created without the sinew proxy: %s", orUnnamed(name), strings.ReplaceAll(err.Error(), "\n", "; "))
+		name := ""
+		if pod != nil {
+			name = podName(pod)
+		}
+		s.events.Eventf(eventTarget(req.Namespace, pod), corev1.EventTypeWarning, eventReason,
+			"pod %s created without the sinew proxy: %s", orUnnamed(name), why)
 	}
 }
 

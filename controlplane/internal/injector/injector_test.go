@@ -314,6 +314,26 @@ func TestSkipsAndFailuresAllowThePod(t *testing.T) {
 			t.Fatalf("host-network pod: %+v", resp)
 		}
 	})
+	t.Run("another mesh's sidecar", func(t *testing.T) {
+		pod := &corev1.Pod{ObjectMeta: owned, Spec: corev1.PodSpec{
+			InitContainers: []corev1.Container{{Name: "istio-init", Image: "istio/proxyv2"}},
+			Containers:     []corev1.Container{app, {Name: "istio-proxy", Image: "istio/proxyv2"}},
+		}}
+		resp := e.review(t, podReview(t, "meshed", pod, false))
+		if resp.Patch != nil {
+			t.Fatal("injected a pod that is in another mesh")
+		}
+		if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "istio-proxy (Istio's sidecar): a pod can be in one mesh only") {
+			t.Errorf("warnings %q", resp.Warnings)
+		}
+		ev := e.nextEvent(t)
+		if !strings.HasPrefix(ev, "Warning InjectionSkipped") || !strings.Contains(ev, "istio-proxy") {
+			t.Errorf("event %q", ev)
+		}
+		if e.count("skipped", "other-mesh") != 1 {
+			t.Error("skip not counted")
+		}
+	})
 	t.Run("bad annotation", func(t *testing.T) {
 		pod := &corev1.Pod{ObjectMeta: owned, Spec: corev1.PodSpec{Containers: []corev1.Container{app}}}
 		resp := e.review(t, podReview(t, "broken", pod, false))
