@@ -72,25 +72,36 @@ func (t *Target) Wait(ctx context.Context) (*Snapshot, error) {
 	}
 }
 
+// Resubscribing waits backoffMin after a stream that delivered updates, then twice as long after each attempt that
+// failed again, up to backoffMax; each wait is jittered into [d/2, d).
+const (
+	backoffMin = 100 * time.Millisecond
+	backoffMax = 5 * time.Second
+)
+
 // Resolver owns the watches.
 type Resolver struct {
-	client   destinationv1.DestinationClient
-	context  string
-	log      *slog.Logger
-	idle     time.Duration
-	mu       sync.Mutex
-	ctx      context.Context // set by Run; watches start only once it is
-	running  bool
-	targets  map[string]*Target
-	updates  prometheus.Counter
-	failures prometheus.Counter
-	active   prometheus.GaugeFunc
+	client  destinationv1.DestinationClient
+	context string
+	log     *slog.Logger
+	idle    time.Duration // a target unused for this long is dropped
+	// evictEvery is how often Run looks for idle targets; sleep waits between attempts to resubscribe, false
+	// when ctx ended first. Tests replace both.
+	evictEvery time.Duration
+	sleep      func(ctx context.Context, d time.Duration) bool
+	mu         sync.Mutex
+	ctx        context.Context // set by Run; watches start only once it is
+	running    bool
+	targets    map[string]*Target
+	updates    prometheus.Counter
+	failures   prometheus.Counter
+	active     prometheus.GaugeFunc
 }
 
 // NewResolver builds a resolver; contextToken names the calling workload ("ns/name").
 func NewResolver(client destinationv1.DestinationClient, contextToken string, log *slog.Logger, reg prometheus.Registerer) (*Resolver, error) {
 	r := &Resolver{
-		client: client, context: contextToken, log: log, idle: 10 * time.Minute,
+		client: client, context: contextToken, log: log, idle: 10 * time.Minute, evictEvery: time.Minute, sleep: sleep,
 		targets: map[string]*Target{},
 		updates: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "control_destination_updates_total", Help: "Endpoint updates received from the destination service.",
@@ -118,23 +129,28 @@ func (r *Resolver) Run(ctx context.Context) error {
 		r.start(t)
 	}
 	r.mu.Unlock()
-	tick := time.NewTicker(time.Minute)
+	tick := time.NewTicker(r.evictEvery)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
-			cutoff := time.Now().Add(-r.idle).UnixNano()
-			r.mu.Lock()
-			for name, t := range r.targets {
-				if t.lastUsed.Load() < cutoff {
-					t.evicted.Store(true)
-					t.cancel()
-					delete(r.targets, name)
-				}
-			}
-			r.mu.Unlock()
+		case now := <-tick.C:
+			r.evictIdle(now)
+		}
+	}
+}
+
+// evictIdle stops watching the targets not used since r.idle before now.
+func (r *Resolver) evictIdle(now time.Time) {
+	cutoff := now.Add(-r.idle).UnixNano()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name, t := range r.targets {
+		if t.lastUsed.Load() < cutoff {
+			t.evicted.Store(true)
+			t.cancel()
+			delete(r.targets, name)
 		}
 	}
 }
@@ -178,24 +194,37 @@ func (r *Resolver) start(t *Target) {
 	go r.watch(ctx, t)
 }
 
+// watch keeps t subscribed until ctx ends: when a stream ends or fails, it resubscribes after a backoff. What t
+// knew stays until a new stream's first message replaces it.
 func (r *Resolver) watch(ctx context.Context, t *Target) {
-	backoff := 100 * time.Millisecond
+	backoff := backoffMin
 	for ctx.Err() == nil {
 		received, err := r.stream(ctx, t)
 		if ctx.Err() != nil {
 			return
 		}
 		if received {
-			backoff = 100 * time.Millisecond
+			backoff = backoffMin
 		}
 		r.failures.Inc()
-		r.log.Debug("destination watch ended; resubscribing", "target", t.Name, "retry_in", backoff, "err", err)
-		select {
-		case <-ctx.Done():
+		wait := backoff/2 + rand.N(backoff/2)
+		r.log.Debug("destination watch ended; resubscribing", "target", t.Name, "retry_in", wait, "err", err)
+		if !r.sleep(ctx, wait) {
 			return
-		case <-time.After(backoff/2 + rand.N(backoff/2)):
 		}
-		backoff = min(2*backoff, 5*time.Second)
+		backoff = min(2*backoff, backoffMax)
+	}
+}
+
+// sleep waits d, or less when ctx ends first (then false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
 	}
 }
 
