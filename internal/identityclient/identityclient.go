@@ -117,7 +117,7 @@ func (c *Client) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("identity service %s: %w", c.cfg.Addr, err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // Run is ending; a failed close changes nothing
 	client := identityv1.NewIdentityClient(conn)
 
 	backoff := 250 * time.Millisecond

@@ -180,7 +180,7 @@ func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = os.Remove(tmp.Name()) }() // after the rename there is nothing left to remove
 	if err := tmp.Chmod(perm); err != nil {
 		tmp.Close()
 		return err

@@ -188,7 +188,7 @@ func createJoinKey(dataDir, path string, create func(dir, pattern string) (keyFi
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = os.Remove(tmp.Name()) }() // only the temporary name; the link, if made, stays
 	err = tmp.Chmod(0o600)
 	if err == nil {
 		_, err = tmp.Write(key)

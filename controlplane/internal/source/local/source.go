@@ -101,7 +101,7 @@ func (s *Source) Close() error { return s.watcher.Close() }
 
 // Run publishes the resources, then every change, until ctx is done.
 func (s *Source) Run(ctx context.Context, sink model.Sink) error {
-	defer s.watcher.Close()
+	defer func() { _ = s.watcher.Close() }()
 	s.rescan() // pick up anything that changed between New and Run
 	sink.Update(s.Resources())
 
