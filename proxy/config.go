@@ -101,10 +101,10 @@ var envVars = []envVar{
 		c.Workload = v
 		return nil
 	}},
-	{"INBOUND_LISTEN_ADDR", "0.0.0.0:4143", "inbound listener (mesh mTLS and captured inbound traffic)", addr(func(c *Config) *string { return &c.InboundAddr })},
-	{"OUTBOUND_LISTEN_ADDR", "127.0.0.1:4140", "outbound listener for captured traffic (transparent mode)", addr(func(c *Config) *string { return &c.OutboundAddr })},
-	{"ADMIN_LISTEN_ADDR", "0.0.0.0:4191", "admin server: /metrics /ready /live /shutdown /proxy-log-level /debug/config", addr(func(c *Config) *string { return &c.AdminAddr })},
-	{"TAP_LISTEN_ADDR", "0.0.0.0:4190", "tap server (gRPC tap.v1.Tap over mesh mTLS): live request events for authorized clients", addr(func(c *Config) *string { return &c.TapAddr })},
+	{"INBOUND_LISTEN_ADDR", net.JoinHostPort("0.0.0.0", strconv.Itoa(names.ProxyInboundPort)), "inbound listener (mesh mTLS and captured inbound traffic)", addr(func(c *Config) *string { return &c.InboundAddr })},
+	{"OUTBOUND_LISTEN_ADDR", net.JoinHostPort("127.0.0.1", strconv.Itoa(names.ProxyOutboundPort)), "outbound listener for captured traffic (transparent mode)", addr(func(c *Config) *string { return &c.OutboundAddr })},
+	{"ADMIN_LISTEN_ADDR", net.JoinHostPort("0.0.0.0", strconv.Itoa(names.ProxyAdminPort)), "admin server: /metrics /ready /live /shutdown /proxy-log-level /debug/config", addr(func(c *Config) *string { return &c.AdminAddr })},
+	{"TAP_LISTEN_ADDR", net.JoinHostPort("0.0.0.0", strconv.Itoa(names.ProxyTapPort)), "tap server (gRPC tap.v1.Tap over mesh mTLS): live request events for authorized clients", addr(func(c *Config) *string { return &c.TapAddr })},
 	{"TAP_AUTHORIZED_IDENTITIES", "", "comma list of SPIFFE IDs allowed to tap (default: spiffe://<trust-domain>/ns/sinew-viz/sa/tap); others get PERMISSION_DENIED", func(c *Config, v string) error {
 		c.TapAuthorizedIDs = nil
 		for id := range splitList(v) {
