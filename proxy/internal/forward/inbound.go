@@ -47,9 +47,9 @@ type Inbound struct {
 // inboundConn is what the inbound side knows of a connection, for each request served on it.
 type inboundConn struct {
 	appAddr string // where the application listens
-	// dst is where the client sent the connection, the tap events' destination: the pod's address and the port
-	// the client asked for (what a peer proxy's transport header names, or the original destination), not the
-	// application's loopback address.
+	// dst is where the client sent the connection, the tap events' destination: this pod's address and the port
+	// the client asked for (from a peer proxy's transport header, or a captured connection's original
+	// destination), not the application's loopback address.
 	dst      string
 	mesh     bool   // a peer proxy's mTLS connection
 	tls      string // the tls label: "true" or why not
@@ -188,7 +188,8 @@ func (in *Inbound) serveMesh(conn net.Conn) {
 		tc.Close()
 		return
 	}
-	info := &inboundConn{appAddr: app, dst: withPort(conn.LocalAddr(), hdr.Port), mesh: true, tls: "true", clientID: meshtls.PeerID(tc.ConnectionState().PeerCertificates[0])}
+	info := &inboundConn{appAddr: app, dst: withPort(conn.LocalAddr(), hdr.Port), mesh: true, tls: "true",
+		clientID: meshtls.PeerID(tc.ConnectionState().PeerCertificates[0])}
 	mc := in.metered(tc, info)
 	switch hdr.Proto {
 	case transport.ProtoH2:
