@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sinewmesh/sinew/cli/check"
+	"github.com/sinewmesh/sinew/cli/cmdenv"
 	"github.com/sinewmesh/sinew/internal/version"
 )
 
@@ -38,14 +39,14 @@ non-zero when a check failed.
 				return err
 			}
 			ce := &check.Env{
-				Clients:            env.kubeClients,
+				Clients:            env.KubeClients,
 				Namespace:          env.ControlPlaneNS,
 				ClientVersion:      version.Version,
 				Now:                env.Now,
 				ExpectedCRDs:       crds,
 				DataPlaneNamespace: namespace,
 			}
-			return runChecks(cmd, env, ce, check.Core(check.What{Pre: pre, Proxy: proxy}), wait, output)
+			return cmdenv.RunChecks(cmd, env, ce, check.Core(check.What{Pre: pre, Proxy: proxy}), wait, output)
 		},
 	}
 	f := cmd.Flags()
@@ -55,34 +56,4 @@ non-zero when a check failed.
 	f.DurationVar(&wait, "wait", 5*time.Minute, "how long checks that can become true (pods starting) may keep failing")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
-}
-
-// runChecks runs categories against ce and prints the report as a table (as the checks finish) or as JSON; a failed
-// check makes the command fail without a further message.
-func runChecks(cmd *cobra.Command, env *Env, ce *check.Env, categories []check.Category, wait time.Duration, output string) error {
-	if output != "table" && output != "json" {
-		return fmt.Errorf("--output %q: want table or json", output)
-	}
-	opts := check.Options{Wait: wait}
-	table := &check.TableWriter{W: env.Stdout}
-	if output == "table" {
-		opts.Observe = table.Write
-	}
-	if env.Verbose {
-		opts.Retrying = func(c check.Check, err error) {
-			fmt.Fprintf(env.Stderr, "waiting for %q: %v\n", c.Description, err)
-		}
-	}
-	rep := check.Run(cmd.Context(), ce, categories, opts)
-	if output == "json" {
-		if err := check.WriteJSON(env.Stdout, rep); err != nil {
-			return err
-		}
-	} else {
-		table.Finish(rep.Success)
-	}
-	if !rep.Success {
-		return ErrSilent
-	}
-	return nil
 }

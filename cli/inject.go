@@ -482,7 +482,7 @@ func (f *injectFlags) manualConfig(ctx context.Context, env *Env, flags *pflag.F
 
 // installedSettings reads the install's values (ConfigMap sinew-config) and the trust anchors.
 func installedSettings(ctx context.Context, env *Env, ns string) (*charts.ControlPlaneValues, string, error) {
-	cl, err := env.kubeClients()
+	cl, err := env.KubeClients()
 	if err != nil {
 		return nil, "", err
 	}

@@ -12,15 +12,14 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
 	"github.com/sinewmesh/sinew/charts"
 	"github.com/sinewmesh/sinew/cli/check"
 	"github.com/sinewmesh/sinew/cli/internal/certs"
+	"github.com/sinewmesh/sinew/controlplane"
 	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/version"
 )
@@ -176,7 +175,7 @@ func newInstaller(env *Env) *installer {
 	}
 	g := env.Certs
 	if g == nil {
-		g = certs.NewGenerator(now, certs.DefaultLifetime)
+		g = certs.NewGenerator(now, certs.DefaultLifetime, controlplane.GenerateCA)
 	}
 	return &installer{env: env, certs: g, now: now}
 }
@@ -403,7 +402,7 @@ func renderControlPlane(ns string, v *charts.ControlPlaneValues, order charts.Or
 
 // preflight refuses to install without the CRDs or over an existing control plane.
 func (in *installer) preflight(ctx context.Context) error {
-	cl, err := in.env.kubeClients()
+	cl, err := in.env.KubeClients()
 	if err != nil {
 		return fmt.Errorf("%w (use --ignore-cluster to print the manifests without looking at the cluster)", err)
 	}
@@ -432,27 +431,6 @@ func (in *installer) preflight(ctx context.Context) error {
 		return fmt.Errorf("looking for an installed control plane: %w", err)
 	}
 	return nil
-}
-
-// kubeClients returns the cluster's clients: env.Kube when set (tests), else built from the kubeconfig.
-func (e *Env) kubeClients() (*check.Clients, error) {
-	if e.Kube != nil {
-		return e.Kube()
-	}
-	cfg, err := e.Config()
-	if err != nil {
-		return nil, err
-	}
-	cfg.UserAgent = "sinew/" + version.Version
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	ext, err := apiextclient.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	return &check.Clients{Kube: kube, APIExt: ext}, nil
 }
 
 // checkObjectsOutput validates the --output of a command that prints objects with writeObjects.

@@ -526,7 +526,7 @@ func (w webhookOnly) Identity(string) (certs.Identity, error) {
 }
 func (w webhookOnly) Webhook(n []string) (certs.Webhook, error) {
 	*w.called = true
-	return certs.NewGenerator(nil, 0).Webhook(n)
+	return certs.NewGenerator(nil, 0, nil).Webhook(n)
 }
 
 func TestUpgradeWithoutInstall(t *testing.T) {

@@ -5,65 +5,21 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
-	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/sinewmesh/sinew/cli/check"
-	"github.com/sinewmesh/sinew/cli/internal/certs"
+	"github.com/sinewmesh/sinew/cli/cmdenv"
+	vizcmd "github.com/sinewmesh/sinew/viz/cmd"
 )
 
 // DefaultNamespace is the control plane's namespace.
-const DefaultNamespace = "sinew"
+const DefaultNamespace = cmdenv.DefaultNamespace
 
-// Env is what every command runs against: its streams, the environment it reads, and how it reaches a cluster.
-type Env struct {
-	Stdin          io.Reader
-	Stdout, Stderr io.Writer
-	// Getenv reads the process environment (os.Getenv in main; a map in tests).
-	Getenv func(string) string
-
-	// Set from the global flags before any command runs.
-	KubeConfig     string // --kubeconfig (else $KUBECONFIG, else ~/.kube/config)
-	KubeContext    string // --context
-	ControlPlaneNS string // -L/--sinew-namespace
-	Verbose        bool
-
-	// RESTConfig builds the client configuration; nil means "from KubeConfig/KubeContext". Tests may replace it.
-	RESTConfig func() (*rest.Config, error)
-	// Kube returns the typed clients of the selected cluster; nil means "built from Config". Tests hand in fakes.
-	Kube func() (*check.Clients, error)
-	// Now is the clock (nil: time.Now) and Certs makes install's certificates (nil: fresh ECDSA ones); tests fix
-	// both so that rendered manifests are reproducible.
-	Now   func() time.Time
-	Certs certs.Generator
-}
+// Env is what every command runs against (package cmdenv, shared with the extensions' commands).
+type Env = cmdenv.Env
 
 // NewEnv returns the environment of the running process.
-func NewEnv() *Env {
-	return &Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
-}
-
-// Config returns the REST configuration of the selected cluster.
-func (e *Env) Config() (*rest.Config, error) {
-	if e.RESTConfig != nil {
-		return e.RESTConfig()
-	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if e.KubeConfig != "" {
-		rules.ExplicitPath = e.KubeConfig
-	}
-	overrides := &clientcmd.ConfigOverrides{CurrentContext: e.KubeContext}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client configuration: %w", err)
-	}
-	return cfg, nil
-}
+func NewEnv() *Env { return cmdenv.New() }
 
 // NewRoot builds the `sinew` command tree over env.
 func NewRoot(env *Env) *cobra.Command {
@@ -95,7 +51,7 @@ One machine: sinew demo`,
 		newVersionCmd(env),
 		newDemoCmd(env),
 		newRunCmd(env),
-		newVizCmd(env),
+		vizcmd.NewCmd(env),
 		newInstallCmd(env), newUninstallCmd(env), newUpgradeCmd(env), newCheckCmd(env),
 		newInjectCmd(env), newUninjectCmd(env),
 	)
@@ -117,8 +73,4 @@ func Main(ctx context.Context, env *Env, args []string) int {
 }
 
 // ErrSilent makes the command exit non-zero without printing anything more: it already told the user why.
-var ErrSilent = silentError{}
-
-type silentError struct{}
-
-func (silentError) Error() string { return "failed" }
+var ErrSilent = cmdenv.ErrSilent

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sinewmesh/sinew/charts"
+	"github.com/sinewmesh/sinew/cli/chartcmd"
 	"github.com/sinewmesh/sinew/cli/check"
 )
 
@@ -34,7 +35,7 @@ plane still have a sinew proxy (they would lose their identity and discovery); r
 			ctx := cmd.Context()
 			ns := env.ControlPlaneNS
 			vals := map[string]any{}
-			cl, err := env.kubeClients()
+			cl, err := env.KubeClients()
 			if err == nil {
 				var pods []string
 				pods, err = meshedPodsOutside(cmd, cl, ns)
@@ -97,7 +98,7 @@ func uninstallObjects(ns string, stored map[string]any) ([]charts.Object, error)
 	all = append(append(append(all, rest...), crds...), nsObj...)
 	out := make([]charts.Object, 0, len(all))
 	for _, o := range all {
-		o.YAML = identifyingYAML(o)
+		o.YAML = chartcmd.IdentifyingYAML(o)
 		out = append(out, o)
 	}
 	return out, nil

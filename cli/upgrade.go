@@ -79,7 +79,7 @@ func (in *installer) upgrade(cmd *cobra.Command, f *installFlags) error {
 
 // readInstalled reads the installed control plane's values and certificates.
 func (in *installer) readInstalled(ctx context.Context) (map[string]any, *existingCerts, error) {
-	cl, err := in.env.kubeClients()
+	cl, err := in.env.KubeClients()
 	if err != nil {
 		return nil, nil, err
 	}

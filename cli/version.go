@@ -30,7 +30,7 @@ app.kubernetes.io/version label; "unavailable" when none is installed or the clu
 				return nil
 			}
 			server := unavailable
-			if cl, err := env.kubeClients(); err == nil {
+			if cl, err := env.KubeClients(); err == nil {
 				ce := &check.Env{Kube: cl.Kube, Namespace: env.ControlPlaneNS}
 				v, err := check.ControlPlaneVersion(cmd.Context(), ce)
 				switch {

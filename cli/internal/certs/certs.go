@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sinewmesh/sinew/controlplane"
 	"github.com/sinewmesh/sinew/internal/meshtls"
 )
 
@@ -41,27 +40,37 @@ type Generator interface {
 	Webhook(dnsNames []string) (Webhook, error)
 }
 
-// NewGenerator returns a Generator of ECDSA P-256 certificates: the identity's from controlplane.GenerateCA, the
-// webhook's valid for lifetime from now().
-func NewGenerator(now func() time.Time, lifetime time.Duration) Generator {
+// CAFunc makes a mesh CA for a trust domain: PEM trust anchors, issuer certificate and issuer key. The CLI gives
+// controlplane.GenerateCA, so that the identity it installs is made like the control plane's own; it is passed in
+// rather than imported so that what only checks certificates (package check, and the viz extension's commands
+// through it) does not link the control plane.
+type CAFunc func(trustDomain string) (anchors, issuer, key []byte, err error)
+
+// NewGenerator returns a Generator of ECDSA P-256 certificates: the identity's from ca, the webhook's valid for
+// lifetime from now().
+func NewGenerator(now func() time.Time, lifetime time.Duration, ca CAFunc) Generator {
 	if now == nil {
 		now = time.Now
 	}
 	if lifetime <= 0 {
 		lifetime = DefaultLifetime
 	}
-	return ecdsaGenerator{now: now, lifetime: lifetime}
+	return ecdsaGenerator{now: now, lifetime: lifetime, ca: ca}
 }
 
 type ecdsaGenerator struct {
 	now      func() time.Time
 	lifetime time.Duration
+	ca       CAFunc
 }
 
 var _ Generator = ecdsaGenerator{}
 
-func (ecdsaGenerator) Identity(trustDomain string) (Identity, error) {
-	anchors, issuer, key, err := controlplane.GenerateCA(trustDomain)
+func (g ecdsaGenerator) Identity(trustDomain string) (Identity, error) {
+	if g.ca == nil {
+		return Identity{}, errors.New("identity certificates: this generator has no CA function")
+	}
+	anchors, issuer, key, err := g.ca(trustDomain)
 	if err != nil {
 		return Identity{}, err
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sinewmesh/sinew/controlplane"
 	"github.com/sinewmesh/sinew/internal/meshtls"
 )
 
@@ -22,7 +23,7 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func gen(t *testing.T, lifetime time.Duration) Generator {
 	t.Helper()
-	return NewGenerator(func() time.Time { return t0 }, lifetime)
+	return NewGenerator(func() time.Time { return t0 }, lifetime, controlplane.GenerateCA)
 }
 
 func TestGeneratedIdentityChecks(t *testing.T) {
@@ -152,7 +153,7 @@ func TestWriteFixtures(t *testing.T) {
 	}
 	start, century := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), 100*365*24*time.Hour
 	id, other := centuryIdentity(t, start, century), centuryIdentity(t, start, century)
-	wh, err := NewGenerator(func() time.Time { return start }, century).Webhook([]string{"sinew-proxy-injector.sinew.svc"})
+	wh, err := NewGenerator(func() time.Time { return start }, century, nil).Webhook([]string{"sinew-proxy-injector.sinew.svc"})
 	if err != nil {
 		t.Fatal(err)
 	}

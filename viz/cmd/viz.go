@@ -1,14 +1,21 @@
-package cli
+// Package cmd is the `sinew viz` command line: stat, edges, routes, tap, top and dashboard read the viz API (local
+// mesh or sinew-viz in a cluster, docs/architecture/viz.md); install, uninstall and check manage the extension in a
+// cluster. Package cli registers NewCmd under sinew; every command is built from the injected cmdenv.Env, so tests
+// run them in-process. It must not import package cli (which imports it) nor hold package-level flag variables.
+package cmd
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/sinewmesh/sinew/cli/cmdenv"
 	"github.com/sinewmesh/sinew/viz/metricsapi"
 	"github.com/sinewmesh/sinew/viz/server"
 )
@@ -19,22 +26,18 @@ type vizFlags struct {
 	allNamespaces                                    bool
 }
 
-func (v *vizFlags) register(cmd *cobra.Command, env *Env) {
+func (v *vizFlags) register(cmd *cobra.Command, env *cmdenv.Env) {
 	f := cmd.Flags()
 	f.StringVarP(&v.namespace, "namespace", "n", "default", "namespace of the resources")
 	f.BoolVarP(&v.allNamespaces, "all-namespaces", "A", false, "resources of every namespace")
 	f.StringVarP(&v.window, "time-window", "t", "1m", "window of the metrics (e.g. 30s, 1m, 10m)")
 	f.StringVarP(&v.output, "output", "o", "table", "table, wide or json")
 	registerVizURL(f, &v.vizURL)
-	def := ""
-	if env.Getenv != nil {
-		def = env.Getenv("SINEW_PROMETHEUS_URL")
-	}
-	f.StringVar(&v.prometheusURL, "prometheus-url", def, "ask this Prometheus directly instead of viz ($SINEW_PROMETHEUS_URL)")
+	f.StringVar(&v.prometheusURL, "prometheus-url", env.Lookup("SINEW_PROMETHEUS_URL"), "ask this Prometheus directly instead of viz ($SINEW_PROMETHEUS_URL)")
 }
 
 func registerVizURL(f *pflag.FlagSet, dst *string) {
-	f.StringVar(dst, "viz-url", "", "the viz API ($SINEW_VIZ_URL; default: the local mesh's at 127.0.0.1:17006, else sinew-viz in the cluster through a port-forward)")
+	f.StringVar(dst, "viz-url", "", "the viz API ($SINEW_VIZ_URL; default: a running local mesh's (sinew demo, sinew run), else sinew-viz in the cluster through a port-forward)")
 }
 
 func (v *vizFlags) ns() string {
@@ -46,7 +49,7 @@ func (v *vizFlags) ns() string {
 
 // ask answers a metrics command: from the Prometheus of --prometheus-url with direct, else from the viz API with
 // api, given the shared parameters plus extra (empty values left out).
-func ask[T any](ctx context.Context, env *Env, v *vizFlags, extra map[string]string,
+func ask[T any](ctx context.Context, env *cmdenv.Env, v *vizFlags, extra map[string]string,
 	direct func(*metricsapi.Client) ([]T, error), api func(*server.Client, context.Context, url.Values) ([]T, error)) ([]T, error) {
 	if err := metricsapi.CheckOutput(v.output); err != nil {
 		return nil, err
@@ -58,7 +61,7 @@ func ask[T any](ctx context.Context, env *Env, v *vizFlags, extra map[string]str
 		}
 		return direct(c)
 	}
-	conn, err := env.connectViz(ctx, v.vizURL)
+	conn, err := connectViz(ctx, env, v.vizURL)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +111,8 @@ func (v *vizFlags) values() url.Values {
 	return q
 }
 
-func newVizCmd(env *Env) *cobra.Command {
+// NewCmd is `sinew viz` and its subcommands.
+func NewCmd(env *cmdenv.Env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "viz",
 		Short: "See the mesh's traffic: golden metrics, who talks to whom, live requests, the dashboard",
@@ -118,13 +122,60 @@ connections per resource (stat), per route (routes), which resources talk to whi
 
 The commands read the viz API: with a local mesh (sinew demo) it runs beside the mesh; in Kubernetes it is the
 sinew-viz extension (sinew viz install | kubectl apply -f -), reached through a port-forward.`,
+		// cobra gives a command with subcommands but no Run of its own, such as this one, its help for any
+		// argument, and fails on the subcommands' flags before that (`sinew viz authz deploy/web -n emojivoto`:
+		// "unknown shorthand flag"). So viz takes its arguments raw and says what is wrong with them itself.
+		DisableFlagParsing:         true,
+		SuggestionsMinimumDistance: 2,
+		RunE:                       func(cmd *cobra.Command, args []string) error { return runVizRoot(cmd, args) },
 	}
-	cmd.AddCommand(newVizStatCmd(env), newVizEdgesCmd(env), newVizRoutesCmd(env), newVizTapCmd(env), newVizTopCmd(env), newVizDashboardCmd(env),
-		newVizInstallCmd(env), newVizUninstallCmd(env), newVizCheckCmd(env))
+	cmd.AddCommand(newStatCmd(env), newEdgesCmd(env), newRoutesCmd(env), newTapCmd(env), newTopCmd(env), newDashboardCmd(env),
+		newInstallCmd(env), newUninstallCmd(env), newCheckCmd(env))
 	return cmd
 }
 
-func newVizStatCmd(env *Env) *cobra.Command {
+// runVizRoot is `sinew viz ARGS` when ARGS name no subcommand: its help for no argument, help or --help (and
+// `help SUBCOMMAND`: that one's help); else an error that names the unknown command, whatever flags follow it, or
+// the unknown flag when there is no command.
+func runVizRoot(cmd *cobra.Command, args []string) error {
+	fs := pflag.NewFlagSet(cmd.CommandPath(), pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.AddFlagSet(cmd.Flags())
+	fs.AddFlagSet(cmd.InheritedFlags())
+	if fs.Lookup("help") == nil {
+		fs.BoolP("help", "h", false, "help for viz")
+	}
+	fs.ParseErrorsWhitelist.UnknownFlags = true
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	words := fs.Args()
+	switch {
+	case len(words) > 0 && words[0] == "help":
+		if sub, _, err := cmd.Find(words[1:]); err == nil {
+			return sub.Help()
+		}
+		return cmd.Help()
+	case len(words) > 0:
+		return unknownCommand(cmd, words[0])
+	}
+	fs.ParseErrorsWhitelist.UnknownFlags = false
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return cmd.Help()
+}
+
+// unknownCommand is cobra's error for an unknown subcommand of the root, for a command below it.
+func unknownCommand(cmd *cobra.Command, name string) error {
+	msg := fmt.Sprintf("unknown command %q for %q", name, cmd.CommandPath())
+	if s := cmd.SuggestionsFor(name); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return fmt.Errorf("%s\nRun '%s --help' for usage", msg, cmd.CommandPath())
+}
+
+func newStatCmd(env *cmdenv.Env) *cobra.Command {
 	var (
 		v        vizFlags
 		from, to string
@@ -171,7 +222,7 @@ second, latency percentiles and open TCP connections over the time window, from 
 	return cmd
 }
 
-func newVizEdgesCmd(env *Env) *cobra.Command {
+func newEdgesCmd(env *cmdenv.Env) *cobra.Command {
 	var v vizFlags
 	cmd := &cobra.Command{
 		Use:   "edges TYPE",
@@ -202,7 +253,7 @@ func newVizEdgesCmd(env *Env) *cobra.Command {
 	return cmd
 }
 
-func newVizRoutesCmd(env *Env) *cobra.Command {
+func newRoutesCmd(env *cmdenv.Env) *cobra.Command {
 	var (
 		v  vizFlags
 		to string

@@ -1,4 +1,4 @@
-package cli
+package cmd
 
 import (
 	"cmp"
@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sinewmesh/sinew/charts"
+	"github.com/sinewmesh/sinew/cli/chartcmd"
+	"github.com/sinewmesh/sinew/cli/cmdenv"
 	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/version"
 )
@@ -19,7 +21,7 @@ import (
 // The viz extension's names (docs/architecture/viz.md), as install, uninstall, check and the viz commands use them.
 const (
 	vizExtNamespace   = names.VizNamespace
-	vizExtDeployment  = "sinew-viz"
+	vizExtDeployment  = names.VizDeployment
 	vizExtService     = names.VizService
 	vizExtServicePort = "http"
 	vizExtAPIPort     = "8084"
@@ -27,9 +29,9 @@ const (
 	vizSelector = "sinew.dev/extension=viz"
 )
 
-func newVizInstallCmd(env *Env) *cobra.Command {
+func newInstallCmd(env *cmdenv.Env) *cobra.Command {
 	var (
-		values        valueFlags
+		values        chartcmd.ValueFlags
 		ignoreCluster bool
 		output        string
 	)
@@ -53,7 +55,7 @@ must be installed first. With --ignore-cluster give them as values (--set-file i
   sinew viz install --set prometheus.image=registry.example/prometheus:v2.53.3 | kubectl apply -f -`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkObjectsOutput(output); err != nil {
+			if err := chartcmd.CheckOutput(output); err != nil {
 				return err
 			}
 			vals := map[string]any{}
@@ -62,7 +64,7 @@ must be installed first. With --ignore-cluster give them as values (--set-file i
 					return err
 				}
 			}
-			if err := values.mergeInto(env, vals); err != nil {
+			if err := values.MergeInto(env.Stdin, vals); err != nil {
 				return err
 			}
 			if err := checkVizValues(vals); err != nil {
@@ -72,10 +74,10 @@ must be installed first. With --ignore-cluster give them as values (--set-file i
 			if err != nil {
 				return err
 			}
-			return writeObjects(env.Stdout, objs, output)
+			return chartcmd.WriteObjects(env.Stdout, objs, output)
 		},
 	}
-	values.register(cmd)
+	values.Register(cmd)
 	cmd.Flags().BoolVar(&ignoreCluster, "ignore-cluster", false, "do not read the control plane's trust anchors from the cluster (give identityTrustAnchorsPEM)")
 	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
 	return cmd
@@ -83,21 +85,21 @@ must be installed first. With --ignore-cluster give them as values (--set-file i
 
 // vizValuesFromCluster fills in what the extension shares with the installed control plane: its trust anchors,
 // trust domain, cluster domain and namespace.
-func vizValuesFromCluster(ctx context.Context, env *Env, vals map[string]any) error {
-	cl, err := env.kubeClients()
+func vizValuesFromCluster(ctx context.Context, env *cmdenv.Env, vals map[string]any) error {
+	cl, err := env.KubeClients()
 	if err != nil {
 		return fmt.Errorf("%w (use --ignore-cluster with --set-file identityTrustAnchorsPEM=<file> to print the manifests without looking at the cluster)", err)
 	}
 	ns := env.ControlPlaneNS
 	notInstalled := fmt.Sprintf("the sinew control plane is not installed in namespace %s: install it first (`sinew install --crds | kubectl apply -f -`, then `sinew install | kubectl apply -f -`), or give its namespace with -L", ns)
-	stored, err := installedValues(ctx, cl.Kube, ns)
+	stored, err := chartcmd.InstalledValues(ctx, cl.Kube, ns)
 	switch {
 	case apierrors.IsNotFound(err):
 		return fmt.Errorf("%s", notInstalled)
 	case err != nil:
 		return err
 	}
-	anchors, err := installedTrustAnchors(ctx, cl.Kube, ns)
+	anchors, err := chartcmd.InstalledTrustAnchors(ctx, cl.Kube, ns)
 	switch {
 	case apierrors.IsNotFound(err):
 		return fmt.Errorf("%s (the ConfigMap %s/%s is missing)", notInstalled, ns, names.TrustRootsConfigMap)
@@ -108,42 +110,42 @@ func vizValuesFromCluster(ctx context.Context, env *Env, vals map[string]any) er
 	if !strings.Contains(anchors, "-----BEGIN CERTIFICATE-----") {
 		return fmt.Errorf("the ConfigMap %s/%s holds no PEM certificate under %s: repair the control plane with `sinew upgrade | kubectl apply -f -`", ns, names.TrustRootsConfigMap, names.TrustRootsKey)
 	}
-	setValue(vals, "identityTrustAnchorsPEM", anchors+"\n")
-	if td := getString(stored, "identity.trustDomain"); td != "" {
-		setValue(vals, "trustDomain", td)
+	chartcmd.SetValue(vals, "identityTrustAnchorsPEM", anchors+"\n")
+	if td := chartcmd.String(stored, "identity.trustDomain"); td != "" {
+		chartcmd.SetValue(vals, "trustDomain", td)
 	}
-	if cd := getString(stored, "clusterDomain"); cd != "" {
-		setValue(vals, "clusterDomain", cd)
+	if cd := chartcmd.String(stored, "clusterDomain"); cd != "" {
+		chartcmd.SetValue(vals, "clusterDomain", cd)
 	}
-	if ns != DefaultNamespace {
-		setValue(vals, "controlPlaneNamespace", ns)
+	if ns != cmdenv.DefaultNamespace {
+		chartcmd.SetValue(vals, "controlPlaneNamespace", ns)
 	}
 	return nil
 }
 
 // checkVizValues refuses values the chart does not have and values that would render a broken extension.
 func checkVizValues(vals map[string]any) error {
-	merged, err := withDefaults(charts.Viz, vals)
+	merged, err := chartcmd.WithDefaults(charts.Viz, "", vals)
 	if err != nil {
 		return err
 	}
 	for _, err := range []error{
-		oneOf(merged, "logLevel", names.LogLevels...),
-		oneOf(merged, "logFormat", names.LogFormats...),
-		oneOf(merged, "image.pullPolicy", pullPolicies...),
-		oneOf(merged, "prometheus.pullPolicy", pullPolicies...),
-		oneOf(merged, "prometheus.discovery", "kubernetes", "http"),
+		chartcmd.OneOf(merged, "logLevel", names.LogLevels...),
+		chartcmd.OneOf(merged, "logFormat", names.LogFormats...),
+		chartcmd.OneOf(merged, "image.pullPolicy", chartcmd.PullPolicies...),
+		chartcmd.OneOf(merged, "prometheus.pullPolicy", chartcmd.PullPolicies...),
+		chartcmd.OneOf(merged, "prometheus.discovery", "kubernetes", "http"),
 	} {
 		if err != nil {
 			return err
 		}
 	}
 	for _, p := range []string{"clusterDomain", "trustDomain"} {
-		if v := getString(merged, p); v != "" && !names.IsDNSName(v) {
+		if v := chartcmd.String(merged, p); v != "" && !names.IsDNSName(v) {
 			return fmt.Errorf("value %s: %q is not a lower-case DNS name", p, v)
 		}
 	}
-	if u := getString(merged, "prometheusUrl"); u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+	if u := chartcmd.String(merged, "prometheusUrl"); u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 		return fmt.Errorf("value prometheusUrl: %q is not an http:// or https:// URL", u)
 	}
 	return nil
@@ -157,7 +159,7 @@ func renderViz(vals map[string]any, order charts.Order) ([]charts.Object, error)
 	return charts.Render(c, vizExtNamespace, vals, order)
 }
 
-func newVizUninstallCmd(env *Env) *cobra.Command {
+func newUninstallCmd(env *cmdenv.Env) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "uninstall",
@@ -170,7 +172,7 @@ sinew.dev/extension=viz), for kubectl delete -f -:
 Deleting the namespace sinew-viz deletes what is in it; the cluster roles and bindings are printed on their own.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkObjectsOutput(output); err != nil {
+			if err := chartcmd.CheckOutput(output); err != nil {
 				return err
 			}
 			objs, err := vizObjectsInCluster(cmd.Context(), env)
@@ -181,7 +183,7 @@ Deleting the namespace sinew-viz deletes what is in it; the cluster roles and bi
 				fmt.Fprintf(env.Stderr, "no object labelled %s in the cluster: the viz extension is not installed\n", vizSelector)
 				return nil
 			}
-			return writeObjects(env.Stdout, objs, output)
+			return chartcmd.WriteObjects(env.Stdout, objs, output)
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "yaml", "output format: yaml or json")
@@ -191,8 +193,8 @@ Deleting the namespace sinew-viz deletes what is in it; the cluster roles and bi
 // vizObjectsInCluster lists the objects labelled sinew.dev/extension=viz, in deletion order: the bindings before
 // the roles, the objects in namespaces that stay (a Helm install into a namespace it did not create) before the
 // namespaces, which take their contents with them.
-func vizObjectsInCluster(ctx context.Context, env *Env) ([]charts.Object, error) {
-	cl, err := env.kubeClients()
+func vizObjectsInCluster(ctx context.Context, env *cmdenv.Env) ([]charts.Object, error) {
+	cl, err := env.KubeClients()
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +242,7 @@ func vizObjectsInCluster(ctx context.Context, env *Env) ([]charts.Object, error)
 	out = append(out, objectRefs("v1", "ServiceAccount", sas.Items, deleted)...)
 	out = append(out, objectRefs("v1", "Namespace", nss.Items, nil)...)
 	for i := range out {
-		out[i].YAML = identifyingYAML(out[i])
+		out[i].YAML = chartcmd.IdentifyingYAML(out[i])
 	}
 	return out, nil
 }
@@ -261,14 +263,4 @@ func objectRefs[T any, P interface {
 		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
 	})
 	return out
-}
-
-// identifyingYAML is the part of an object kubectl delete needs.
-func identifyingYAML(o charts.Object) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: %s\nkind: %s\nmetadata:\n  name: %s\n", o.APIVersion, o.Kind, o.Name)
-	if o.Namespace != "" {
-		fmt.Fprintf(&b, "  namespace: %s\n", o.Namespace)
-	}
-	return b.String()
 }

@@ -1,4 +1,4 @@
-package cli
+package cmd
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/sinewmesh/sinew/cli/check"
+	"github.com/sinewmesh/sinew/cli/cmdenv"
 	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/version"
 )
@@ -28,7 +29,7 @@ import (
 // vizUpQuery counts the proxies Prometheus scrapes with the sinew-proxy job.
 const vizUpQuery = `up{job="sinew-proxy"}`
 
-func newVizCheckCmd(env *Env) *cobra.Command {
+func newCheckCmd(env *cmdenv.Env) *cobra.Command {
 	var (
 		wait   time.Duration
 		output string
@@ -44,13 +45,13 @@ become true on their own (pods starting, the first scrapes) are retried until --
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ce := &check.Env{
-				Clients:       env.kubeClients,
+				Clients:       env.KubeClients,
 				Namespace:     env.ControlPlaneNS,
 				ClientVersion: version.Version,
 				Now:           env.Now,
 			}
 			vc := &vizChecker{namespace: vizExtNamespace, apiGet: forwardedAPIGet(env)}
-			return runChecks(cmd, env, ce, []check.Category{check.KubernetesAPI(), vc.category()}, wait, output)
+			return cmdenv.RunChecks(cmd, env, ce, []check.Category{check.KubernetesAPI(), vc.category()}, wait, output)
 		},
 	}
 	cmd.Flags().DurationVar(&wait, "wait", 5*time.Minute, "how long checks that can become true (pods starting, first scrapes) may keep failing")
@@ -70,9 +71,9 @@ type vizChecker struct {
 
 // forwardedAPIGet reaches the sinew-viz API like the viz commands do: through a port-forward to its Service. (The
 // API server's pod proxy would not do: the API refuses the Host header it sends.)
-func forwardedAPIGet(env *Env) func(ctx context.Context, path string) (string, []byte, error) {
+func forwardedAPIGet(env *cmdenv.Env) func(ctx context.Context, path string) (string, []byte, error) {
 	return func(ctx context.Context, path string) (string, []byte, error) {
-		f, err := env.forwardViz(ctx, "127.0.0.1", 0)
+		f, err := forwardViz(ctx, env, "127.0.0.1", 0)
 		if err != nil {
 			return "a port-forward", nil, err
 		}

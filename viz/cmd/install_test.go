@@ -1,4 +1,4 @@
-package cli
+package cmd
 
 import (
 	"context"
@@ -18,10 +18,8 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-const vizFixtures = "testdata/viz-install"
-
 func TestVizInstallGolden(t *testing.T) {
-	anchors := "identityTrustAnchorsPEM=" + filepath.Join(fixtures, "ca.crt")
+	anchors := "identityTrustAnchorsPEM=" + filepath.Join("testdata", "ca.crt")
 	cases := map[string]struct {
 		cluster bool
 		args    []string
@@ -38,14 +36,12 @@ func TestVizInstallGolden(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			var env *Env
+			env := testEnv(t, nil)
 			if c.cluster {
-				env = testEnv(t, installed(t))
-			} else {
-				env = testEnv(t, nil)
+				env = testEnv(t, installed(t, "", ""))
 			}
-			out := mustRun(t, env, append([]string{"viz", "install"}, c.args...)...)
-			goldenIn(t, vizFixtures, name, out)
+			out := mustRun(t, env, append([]string{"install"}, c.args...)...)
+			goldenYAML(t, name, out)
 			objs := decodeAll(t, out)
 			checkVizObjects(t, objs, c.cluster)
 			checkPrometheusConfig(t, objs)
@@ -199,7 +195,7 @@ func checkPrometheusConfig(t *testing.T, objs []runtime.Object) {
 // documentedRelabeling is the relabeling of the sinew-proxy job in docs/observability/viz.md's label contract.
 func documentedRelabeling(t *testing.T) any {
 	t.Helper()
-	b, err := os.ReadFile("../docs/observability/viz.md")
+	b, err := os.ReadFile("../../docs/observability/viz.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +214,7 @@ func documentedRelabeling(t *testing.T) any {
 }
 
 func TestVizInstallNeedsTheControlPlane(t *testing.T) {
-	r := run(t, testEnv(t, newCluster()), "viz", "install")
+	r := run(t, testEnv(t, newCluster()), "install")
 	if r.code == 0 || !strings.Contains(r.stderr, "the sinew control plane is not installed in namespace sinew") ||
 		!strings.Contains(r.stderr, "sinew install | kubectl apply -f -") {
 		t.Fatalf("viz install without a control plane: exit %d\n%s", r.code, r.stderr)
@@ -226,19 +222,19 @@ func TestVizInstallNeedsTheControlPlane(t *testing.T) {
 	if r.stdout != "" {
 		t.Errorf("printed manifests although it failed")
 	}
-	r = run(t, testEnv(t, nil), "viz", "install")
+	r = run(t, testEnv(t, nil), "install")
 	if r.code == 0 || !strings.Contains(r.stderr, "--ignore-cluster") {
 		t.Fatalf("viz install without a cluster: exit %d\n%s", r.code, r.stderr)
 	}
-	r = run(t, testEnv(t, nil), "viz", "install", "--ignore-cluster")
+	r = run(t, testEnv(t, nil), "install", "--ignore-cluster")
 	if r.code == 0 || !strings.Contains(r.stderr, "identityTrustAnchorsPEM is required") {
 		t.Fatalf("viz install --ignore-cluster without anchors: exit %d\n%s", r.code, r.stderr)
 	}
 }
 
 func TestVizInstallReadsTrustDomain(t *testing.T) {
-	env := testEnv(t, installed(t, "--identity-trust-domain", "mesh.example", "--cluster-domain", "k8s.example"))
-	out := mustRun(t, env, "viz", "install")
+	env := testEnv(t, installed(t, "mesh.example", "k8s.example"))
+	out := mustRun(t, env, "install")
 	for _, want := range []string{"--trust-domain=mesh.example", "--cluster-domain=k8s.example",
 		"--identity-addr=sinew-identity.sinew.svc.k8s.example.:8080", "http://prometheus.sinew-viz.svc.k8s.example:9090"} {
 		if !strings.Contains(out, want) {
@@ -255,7 +251,7 @@ func TestVizInstallRefusesBadValues(t *testing.T) {
 		"--set prometheusUrl=prometheus:90": `value prometheusUrl: "prometheus:90" is not an http:// or https:// URL`,
 		"-o toml":                           `--output "toml"`,
 	} {
-		r := run(t, testEnv(t, installed(t)), append([]string{"viz", "install"}, strings.Fields(args)...)...)
+		r := run(t, testEnv(t, installed(t, "", "")), append([]string{"install"}, strings.Fields(args)...)...)
 		if r.code == 0 || !strings.Contains(r.stderr, want) {
 			t.Errorf("viz install %s: exit %d\n%s\nwant an error containing %q", args, r.code, r.stderr, want)
 		}
@@ -263,8 +259,8 @@ func TestVizInstallRefusesBadValues(t *testing.T) {
 }
 
 func TestVizUninstall(t *testing.T) {
-	c := installed(t)
-	out := mustRun(t, testEnv(t, c), "viz", "install")
+	c := installed(t, "", "")
+	out := mustRun(t, testEnv(t, c), "install")
 	for _, o := range decodeAll(t, out) {
 		if err := c.kube.Tracker().Add(o); err != nil {
 			t.Fatal(err)
@@ -274,7 +270,7 @@ func TestVizUninstall(t *testing.T) {
 	if _, err := c.kube.RbacV1().ClusterRoles().Create(context.Background(), &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "unrelated"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	got := mustRun(t, testEnv(t, c), "viz", "uninstall")
+	got := mustRun(t, testEnv(t, c), "uninstall")
 	var refs []string
 	for _, d := range docs(t, got) {
 		m := d.(map[string]any)
@@ -290,7 +286,7 @@ func TestVizUninstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	refs = nil
-	for _, d := range docs(t, mustRun(t, testEnv(t, c), "viz", "uninstall")) {
+	for _, d := range docs(t, mustRun(t, testEnv(t, c), "uninstall")) {
 		m := d.(map[string]any)["metadata"].(map[string]any)
 		ns, _ := m["namespace"].(string)
 		refs = append(refs, d.(map[string]any)["kind"].(string)+"/"+ns+"/"+m["name"].(string))
@@ -305,7 +301,7 @@ func TestVizUninstall(t *testing.T) {
 		t.Errorf("viz uninstall with the namespace kept printed %v, want %v", refs, want)
 	}
 	// nothing installed: nothing printed, and it says so
-	r := run(t, testEnv(t, installed(t)), "viz", "uninstall")
+	r := run(t, testEnv(t, installed(t, "", "")), "uninstall")
 	if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "not installed") {
 		t.Errorf("viz uninstall without the extension: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}

@@ -1,4 +1,4 @@
-package cli
+package cmd
 
 import (
 	"cmp"
@@ -21,7 +21,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	tapv1 "github.com/sinewmesh/sinew/api/tap/v1"
-	"github.com/sinewmesh/sinew/cli/internal/tapfmt"
+	"github.com/sinewmesh/sinew/cli/cmdenv"
+	"github.com/sinewmesh/sinew/viz/internal/tapfmt"
 	"github.com/sinewmesh/sinew/viz/server"
 	"github.com/sinewmesh/sinew/viz/tapsvc"
 )
@@ -67,12 +68,12 @@ func (t *tapFlags) values(resource string) (url.Values, error) {
 }
 
 // stream runs the tap and hands each event to fn; a proxy that fails is reported on stderr.
-func (t *tapFlags) stream(ctx context.Context, env *Env, resource string, fn func(server.TapEvent) error) error {
+func (t *tapFlags) stream(ctx context.Context, env *cmdenv.Env, resource string, fn func(server.TapEvent) error) error {
 	q, err := t.values(resource)
 	if err != nil {
 		return err
 	}
-	conn, err := env.connectViz(ctx, t.vizURL)
+	conn, err := connectViz(ctx, env, t.vizURL)
 	if err != nil {
 		return err
 	}
@@ -93,7 +94,7 @@ func (t *tapFlags) stream(ctx context.Context, env *Env, resource string, fn fun
 	return err
 }
 
-func newVizTapCmd(env *Env) *cobra.Command {
+func newTapCmd(env *cmdenv.Env) *cobra.Command {
 	var (
 		t      tapFlags
 		output string
@@ -279,7 +280,7 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-func newVizTopCmd(env *Env) *cobra.Command {
+func newTopCmd(env *cmdenv.Env) *cobra.Command {
 	var (
 		t           tapFlags
 		hideSources bool
@@ -331,7 +332,7 @@ redraws every second until Ctrl-C; otherwise it is printed once when the tap end
 	return cmd
 }
 
-func newVizDashboardCmd(env *Env) *cobra.Command {
+func newDashboardCmd(env *cmdenv.Env) *cobra.Command {
 	var (
 		port          int
 		address, show string
@@ -350,7 +351,7 @@ it port-forwards --address:--port to sinew-viz and keeps the forward open until 
 				return fmt.Errorf("--show %q: want sinew (open a browser) or url (print the URL only)", show)
 			}
 			ctx := cmd.Context()
-			conn, err := env.directViz(ctx, vizURL)
+			conn, err := directViz(ctx, env, vizURL)
 			if err != nil {
 				return err
 			}
@@ -358,9 +359,9 @@ it port-forwards --address:--port to sinew-viz and keeps the forward open until 
 				defer conn.close()
 				return openDashboard(env, conn.client.URL()+"/", show, false)
 			}
-			f, err := env.forwardViz(ctx, address, port)
+			f, err := forwardViz(ctx, env, address, port)
 			if err != nil {
-				return fmt.Errorf("cannot reach viz: no local mesh answers at %s, and in Kubernetes: %w", localVizURL, err)
+				return fmt.Errorf("cannot reach viz: %s, and in Kubernetes: %w", noLocalMesh(env), err)
 			}
 			defer f.Close()
 			if err := openDashboard(env, fmt.Sprintf("http://%s:%d/", hostForURL(address), f.Local), show, true); err != nil {
@@ -392,7 +393,7 @@ func hostForURL(address string) string {
 	return address
 }
 
-func openDashboard(env *Env, u, show string, forwarding bool) error {
+func openDashboard(env *cmdenv.Env, u, show string, forwarding bool) error {
 	fmt.Fprintf(env.Stdout, "sinew dashboard available at:\n%s\n", u)
 	if show == "sinew" {
 		if opener, err := exec.LookPath("xdg-open"); err == nil {

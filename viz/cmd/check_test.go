@@ -1,4 +1,4 @@
-package cli
+package cmd
 
 import (
 	"context"
@@ -34,8 +34,8 @@ func (r rawAnswer) Stream(context.Context) (io.ReadCloser, error) {
 // state, a meshed emojivoto pod, and the API server's proxy answering with answer.
 func vizCluster(t *testing.T, ready bool, answer func(k8stesting.ProxyGetAction) rawAnswer) *cluster {
 	t.Helper()
-	c := installed(t)
-	for _, o := range decodeAll(t, mustRun(t, testEnv(t, c), "viz", "install")) {
+	c := installed(t, "", "")
+	for _, o := range decodeAll(t, mustRun(t, testEnv(t, c), "install")) {
 		if err := c.kube.Tracker().Add(o); err != nil {
 			t.Fatal(err)
 		}
@@ -133,20 +133,20 @@ func TestVizCheckHealthy(t *testing.T) {
 
 func TestVizCheckCommand(t *testing.T) {
 	// not installed: the namespace check fails and stops the run, in both outputs
-	c := installed(t)
+	c := installed(t, "", "")
 	c.kube.Discovery().(*fakediscovery.FakeDiscovery).FakedServerVersion = &k8sversion.Info{Major: "1", Minor: "32", GitVersion: "v1.32.13"}
-	r := run(t, testEnv(t, c), "viz", "check", "--wait", "0s")
+	r := run(t, testEnv(t, c), "check", "--wait", "0s")
 	if r.code == 0 || !strings.Contains(r.stdout, "sinew-viz\n---------\n× sinew-viz namespace exists") ||
 		!strings.Contains(r.stdout, "sinew viz install | kubectl apply -f -") || !strings.Contains(r.stdout, "check.md#viz-ns-exists") ||
 		!strings.Contains(r.stdout, "- viz pods are ready (skipped") || !strings.Contains(r.stdout, "Status check results are ×") {
 		t.Errorf("viz check without the extension: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	r = run(t, testEnv(t, c), "viz", "check", "--wait", "0s", "-o", "json")
+	r = run(t, testEnv(t, c), "check", "--wait", "0s", "-o", "json")
 	var rep struct{ Success bool }
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.Success || r.code == 0 {
 		t.Errorf("viz check -o json without the extension: exit %d %v\n%s", r.code, err, r.stdout)
 	}
-	if r := run(t, testEnv(t, c), "viz", "check", "-o", "yaml"); r.code == 0 || !strings.Contains(r.stderr, "want table or json") {
+	if r := run(t, testEnv(t, c), "check", "-o", "yaml"); r.code == 0 || !strings.Contains(r.stderr, "want table or json") {
 		t.Errorf("-o yaml: exit %d %s", r.code, r.stderr)
 	}
 }
@@ -178,8 +178,8 @@ func TestVizCheckFailures(t *testing.T) {
 }
 
 func TestVizCheckOwnPrometheus(t *testing.T) {
-	c := installed(t)
-	for _, o := range decodeAll(t, mustRun(t, testEnv(t, c), "viz", "install", "--set", "prometheusUrl=https://metrics.example:9443/prom")) {
+	c := installed(t, "", "")
+	for _, o := range decodeAll(t, mustRun(t, testEnv(t, c), "install", "--set", "prometheusUrl=https://metrics.example:9443/prom")) {
 		if err := c.kube.Tracker().Add(o); err != nil {
 			t.Fatal(err)
 		}
