@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sinewmesh/sinew/cli/internal/localmesh"
+	"github.com/sinewmesh/sinew/viz"
 	"github.com/sinewmesh/sinew/viz/web"
 )
 
@@ -40,7 +41,7 @@ installed, the demo also runs it (at --port-base+5), scraping every proxy. The v
 			opts := localmesh.Options{
 				DataDir: dataDir, Progress: env.Stderr,
 				Ready: func(r *localmesh.Running) { printDemo(env, portBase, noTraffic, r) },
-				Viz:   localmesh.VizOptions{Listen: localmesh.DemoViz(portBase), Assets: web.Assets},
+				Viz:   localmesh.VizOptions{Listen: localmesh.DemoViz(portBase), Assets: web.Assets, StateDir: viz.StateDir(env.Lookup)},
 			}
 			if !noPrometheus {
 				if p, err := findProgram(promBin, "prometheus"); err == nil {

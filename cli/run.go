@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sinewmesh/sinew/cli/internal/localmesh"
+	"github.com/sinewmesh/sinew/viz"
 	"github.com/sinewmesh/sinew/viz/web"
 )
 
@@ -30,7 +31,7 @@ examples/emojivoto/local/emojivoto.yaml is a complete example.`,
 			return localmesh.Run(cmd.Context(), m, localmesh.Options{
 				DataDir: dataDir, Progress: env.Stderr,
 				Ready: func(r *localmesh.Running) { printRunning(env.Stdout, m, r) },
-				Viz:   localmesh.VizOptions{Listen: vizAddr, Assets: web.Assets},
+				Viz:   localmesh.VizOptions{Listen: vizAddr, Assets: web.Assets, StateDir: viz.StateDir(env.Lookup)},
 			})
 		},
 	}
