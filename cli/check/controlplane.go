@@ -146,18 +146,31 @@ func PodReady(p *corev1.Pod) bool {
 	return false
 }
 
-// NotReadyReason names the first container that is waiting or not ready, with its reason.
+// NotReadyReason says why a pod is not ready: the first container that waits, with the kubelet's reason
+// (ImagePullBackOff, CrashLoopBackOff, ContainerCreating, ...), after the phase when the pod is not Running
+// ("(Pending, container prometheus: ImagePullBackOff)"); else the phase, or the first container that is not ready.
 func NotReadyReason(p *corev1.Pod) string {
+	phase := ""
 	if p.Status.Phase != corev1.PodRunning {
-		return "(" + string(p.Status.Phase) + ")"
+		phase = string(p.Status.Phase)
 	}
 	for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
 		if w := cs.State.Waiting; w != nil {
-			return fmt.Sprintf("(container %s: %s)", cs.Name, w.Reason)
+			reason := w.Reason
+			if reason == "" {
+				reason = "waiting"
+			}
+			if phase != "" {
+				return fmt.Sprintf("(%s, container %s: %s)", phase, cs.Name, reason)
+			}
+			return fmt.Sprintf("(container %s: %s)", cs.Name, reason)
 		}
-		if !cs.Ready && cs.State.Terminated == nil {
+		if phase == "" && !cs.Ready && cs.State.Terminated == nil {
 			return fmt.Sprintf("(container %s not ready)", cs.Name)
 		}
+	}
+	if phase != "" {
+		return "(" + phase + ")"
 	}
 	return ""
 }

@@ -205,3 +205,33 @@ func TestVizCheckOwnPrometheus(t *testing.T) {
 		t.Errorf("asked %s", asked)
 	}
 }
+
+// TestVizCheckNamesWhyAPodWaits: a Prometheus whose image cannot be pulled is Pending; the check says so, and names
+// the container and the kubelet's reason, as docs/operations/check.md#viz-pods-ready promises.
+func TestVizCheckNamesWhyAPodWaits(t *testing.T) {
+	for _, reason := range []string{"ImagePullBackOff", "CrashLoopBackOff"} {
+		c := vizCluster(t, true, vizAnswers(oneUp))
+		p, err := c.kube.CoreV1().Pods("sinew-viz").Get(context.Background(), "prometheus-1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Status.Phase = corev1.PodPending
+		if reason == "CrashLoopBackOff" {
+			p.Status.Phase = corev1.PodRunning
+		}
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}}
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "prometheus", State: corev1.ContainerState{
+			Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: "Back-off pulling image \"prom/prometheus:v2.53.3\""}}}}
+		if _, err := c.kube.CoreV1().Pods("sinew-viz").UpdateStatus(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		want := "deployment prometheus: 0 of 1 pods ready; not ready: prometheus-1 (Pending, container prometheus: ImagePullBackOff)"
+		if reason == "CrashLoopBackOff" {
+			want = "not ready: prometheus-1 (container prometheus: CrashLoopBackOff)"
+		}
+		ok, got := runVizChecks(t, c, nil)
+		if ok || !strings.Contains(got["viz-pods-ready"], want) {
+			t.Errorf("%s: success %v, viz-pods-ready %q\nwant it to contain %q", reason, ok, got["viz-pods-ready"], want)
+		}
+	}
+}
