@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -177,7 +178,9 @@ func (t *topTable) add(ev server.TapEvent) bool {
 	switch x := e.GetEvent().(type) {
 	case *tapv1.TapEvent_RequestInit_:
 		r := x.RequestInit
-		k := [4]string{peerName(e.GetSource(), e.GetSourceLabels()), peerName(e.GetDestination(), e.GetDestinationLabels()), r.GetMethod(), r.GetPath()}
+		// A source without a workload (a kubelet probe, a client outside the mesh) is named by its address without
+		// the port, which is ephemeral: one row per client, as Linkerd's top shows it, not one per connection.
+		k := [4]string{peerName(hostOnly(e.GetSource()), e.GetSourceLabels()), peerName(e.GetDestination(), e.GetDestinationLabels()), r.GetMethod(), r.GetPath()}
 		row, ok := t.rows[k]
 		if !ok {
 			row = &topRow{source: k[0], destination: k[1], method: k[2], path: k[3]}
@@ -230,6 +233,14 @@ func peerName(addr string, labels map[string]string) string {
 	}
 	if addr == "" {
 		return "-"
+	}
+	return addr
+}
+
+// hostOnly drops the port from host:port ([::1]:5000 gives ::1); anything else is returned as it is.
+func hostOnly(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
 	}
 	return addr
 }

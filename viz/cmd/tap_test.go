@@ -59,3 +59,31 @@ web     emoji        POST    /Other  1      1ms    1ms    1ms   100.00%
 		t.Errorf("--hide-sources header %q", first)
 	}
 }
+
+// TestTopGroupsUnmeshedSourcesByAddress: kubelet probes come from the node's address with a new ephemeral port each
+// time; they are one row, not one per port. Destinations keep their port (it says which service port).
+func TestTopGroupsUnmeshedSourcesByAddress(t *testing.T) {
+	tb := newTopTable()
+	probe := func(id uint64, src string) []server.TapEvent {
+		evs := request(0, id, "", "web", "/ready", time.Millisecond, 200, nil, "")
+		for _, ev := range evs {
+			ev.Event.Source, ev.Event.SourceLabels = src, nil
+			ev.Event.Destination, ev.Event.DestinationLabels = "10.244.0.7:8080", nil
+		}
+		return evs
+	}
+	for i, src := range []string{"10.244.0.1:51234", "10.244.0.1:51240", "10.244.0.1:51302", "[fd00::1]:40000", "[fd00::1]:40002"} {
+		for _, ev := range probe(uint64(i+1), src) {
+			tb.add(ev)
+		}
+	}
+	var b strings.Builder
+	tb.write(&b, false)
+	want := `SOURCE      DESTINATION      METHOD  PATH    COUNT  BEST  WORST  LAST  SUCCESS RATE
+10.244.0.1  10.244.0.7:8080  POST    /ready  3      1ms   1ms    1ms   100.00%
+fd00::1     10.244.0.7:8080  POST    /ready  2      1ms   1ms    1ms   100.00%
+`
+	if b.String() != want {
+		t.Errorf("top:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
