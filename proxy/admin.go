@@ -16,13 +16,13 @@ import (
 func (p *Proxy) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelWarn)}))
-	mux.HandleFunc("GET /live", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "live\n") })
+	mux.HandleFunc("GET /live", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "live\n") })
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
 		if !p.Ready() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
-		io.WriteString(w, "ready\n")
+		_, _ = io.WriteString(w, "ready\n") // the prober may be gone; nothing to do then
 	})
 	mux.HandleFunc("POST /shutdown", func(w http.ResponseWriter, r *http.Request) {
 		// Only processes in the pod may stop the proxy (as Linkerd): the admin port is reachable by Prometheus.
@@ -30,7 +30,7 @@ func (p *Proxy) adminHandler() http.Handler {
 			http.Error(w, "shutdown is only accepted from localhost", http.StatusForbidden)
 			return
 		}
-		io.WriteString(w, "shutting down\n")
+		_, _ = io.WriteString(w, "shutting down\n")
 		p.Shutdown()
 	})
 	mux.HandleFunc("GET /proxy-log-level", func(w http.ResponseWriter, _ *http.Request) {

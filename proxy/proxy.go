@@ -79,7 +79,7 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (_ *Proxy, err erro
 		if err != nil {
 			p.closeListeners()
 			if p.dstConn != nil {
-				p.dstConn.Close()
+				_ = p.dstConn.Close() // New failed; its error is the one to report
 			}
 		}
 	}()
@@ -230,7 +230,7 @@ func (p *Proxy) Ready() bool {
 // ready, lets in-flight requests finish (HTTP/2 peers get GOAWAY, idle HTTP/1 connections close) for up to the
 // grace period, and closes what is left.
 func (p *Proxy) Run(ctx context.Context) error {
-	defer p.dstConn.Close()
+	defer func() { _ = p.dstConn.Close() }() // Run is ending; a failed close changes nothing
 	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBg()
 	g, gctx := errgroup.WithContext(bg)

@@ -72,11 +72,11 @@ func (t *Target) Wait(ctx context.Context) (*Snapshot, error) {
 	}
 }
 
-// Resubscribing waits backoffMin after a stream that delivered updates, then twice as long after each attempt that
-// failed again, up to backoffMax; each wait is jittered into [d/2, d).
+// Resubscribing waits initialBackoff after a stream that delivered updates, then twice as long after each attempt
+// that failed again, up to maxBackoff; each wait is jittered into [d/2, d).
 const (
-	backoffMin = 100 * time.Millisecond
-	backoffMax = 5 * time.Second
+	initialBackoff = 100 * time.Millisecond
+	maxBackoff     = 5 * time.Second
 )
 
 // Resolver owns the watches.
@@ -197,14 +197,14 @@ func (r *Resolver) start(t *Target) {
 // watch keeps t subscribed until ctx ends: when a stream ends or fails, it resubscribes after a backoff. What t
 // knew stays until a new stream's first message replaces it.
 func (r *Resolver) watch(ctx context.Context, t *Target) {
-	backoff := backoffMin
+	backoff := initialBackoff
 	for ctx.Err() == nil {
 		received, err := r.stream(ctx, t)
 		if ctx.Err() != nil {
 			return
 		}
 		if received {
-			backoff = backoffMin
+			backoff = initialBackoff
 		}
 		r.failures.Inc()
 		wait := backoff/2 + rand.N(backoff/2)
@@ -212,7 +212,7 @@ func (r *Resolver) watch(ctx context.Context, t *Target) {
 		if !r.sleep(ctx, wait) {
 			return
 		}
-		backoff = min(2*backoff, backoffMax)
+		backoff = min(2*backoff, maxBackoff)
 	}
 }
 

@@ -311,25 +311,25 @@ func TestBackoffGrowsBoundedAndResets(t *testing.T) {
 			t.Errorf("wait after failed attempt %d: %v, want within [%v, %v)", attempt, d, base/2, base)
 		}
 	}
-	base := backoffMin
+	base := initialBackoff
 	var bases []time.Duration
 	for i := range 10 {
 		h.cp.fake.next(t).end <- unavailable
 		within(t, i+1, h.waits.next(t), base)
 		bases = append(bases, base)
-		base = min(2*base, backoffMax)
+		base = min(2*base, maxBackoff)
 	}
 	// The bound is reached and held: 100ms, 200ms, ... 3.2s, then 5s.
-	if bases[6] != backoffMax || bases[9] != backoffMax || bases[5] >= backoffMax {
+	if bases[6] != maxBackoff || bases[9] != maxBackoff || bases[5] >= maxBackoff {
 		t.Fatalf("test's own schedule %v", bases)
 	}
 
 	s := h.cp.fake.next(t)
 	send(t, s, target, add(nil, "10.0.0.1:80"))
 	s.end <- unavailable
-	within(t, 11, h.waits.next(t), backoffMin)
+	within(t, 11, h.waits.next(t), initialBackoff)
 	h.cp.fake.next(t).end <- unavailable
-	within(t, 12, h.waits.next(t), 2*backoffMin)
+	within(t, 12, h.waits.next(t), 2*initialBackoff)
 }
 
 // TestKeepsLastKnownEndpointsWhileTheControlPlaneIsDown: an outage keeps what the proxy knew (the data path goes

@@ -51,11 +51,11 @@ func (d *meshDialer) dial(ctx context.Context, addr, id string, hdr transport.He
 		return nil, fmt.Errorf("mesh TLS to %s (%s): %w", addr, id, err)
 	}
 	if p := tc.ConnectionState().NegotiatedProtocol; p != meshtls.ALPN {
-		tc.Close()
+		_ = tc.Close() // the dial failed; that error is the one to report
 		return nil, fmt.Errorf("mesh TLS to %s: peer negotiated %q, not a sinew proxy", addr, p)
 	}
 	if _, err := tc.Write(hdr.Append(make([]byte, 0, transport.Size))); err != nil {
-		tc.Close()
+		_ = tc.Close() // the write's error is the one to report
 		return nil, err
 	}
 	return tc, nil

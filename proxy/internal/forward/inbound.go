@@ -100,7 +100,7 @@ func (in *Inbound) Handle(raw net.Conn) {
 	}
 	pc, res, err := detect.Peek(conn, in.timeouts.Detect)
 	if err != nil {
-		conn.Close()
+		_ = conn.Close() // nothing to serve; the client is gone or silent
 		return
 	}
 	switch {
@@ -177,7 +177,7 @@ func (in *Inbound) serveMesh(conn net.Conn) {
 	if err != nil {
 		in.deps.Metrics.Error("inbound", "bad_transport_header")
 		in.deps.Log.Info("inbound mesh connection closed", "remote", conn.RemoteAddr(), "err", err)
-		tc.Close()
+		_ = tc.Close() // refused; the reason is logged
 		return
 	}
 	tc.SetDeadline(time.Time{}) //nolint:errcheck
@@ -185,7 +185,7 @@ func (in *Inbound) serveMesh(conn net.Conn) {
 	if err != nil {
 		in.deps.Metrics.Error("inbound", "unknown_port")
 		in.deps.Log.Warn("inbound mesh connection for an unknown port", "remote", conn.RemoteAddr(), "err", err)
-		tc.Close()
+		_ = tc.Close() // refused; the reason is logged
 		return
 	}
 	info := &inboundConn{appAddr: app, dst: withPort(conn.LocalAddr(), hdr.Port), mesh: true, tls: "true",

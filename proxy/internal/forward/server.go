@@ -149,7 +149,7 @@ func (s *server) shutdown(ctx context.Context) {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		s.h1.Close()
+		_ = s.h1.Close() // a hard stop: whatever fails to close now is closed below or abandoned
 		s.mu.Lock()
 		for c := range s.conns {
 			c.Close()
