@@ -111,3 +111,25 @@ func TestCheckWithoutControlPlane(t *testing.T) {
 		t.Fatalf("--pre:\n%s", r.stdout)
 	}
 }
+
+// TestCheckProxyWithoutMeshedPods: --proxy in a namespace with no meshed pod fails, saying so and how to inject, at
+// once although the proxies check is retried (there is nothing to wait for).
+func TestCheckProxyWithoutMeshedPods(t *testing.T) {
+	c := installed(t, "--image-tag", testVersion)
+	healthy(t, c)
+	ctx := context.Background()
+	if _, err := c.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "emojivoto"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	app := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "emojivoto"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web"}}}, Status: corev1.PodStatus{Phase: corev1.PodRunning}}
+	if _, err := c.kube.CoreV1().Pods("emojivoto").Create(ctx, app, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, testEnv(t, c), "check", "--proxy", "-n", "emojivoto", "--wait", "10m")
+	if r.code == 0 || strings.Contains(r.stdout, "✔ data plane proxies are ready") ||
+		!strings.Contains(r.stdout, "× data plane proxies are ready\n    found no meshed pods (with a sinew-proxy container) in namespace emojivoto") ||
+		!strings.Contains(r.stdout, "sinew inject") {
+		t.Fatalf("exit %d\n%s", r.code, r.stdout)
+	}
+}

@@ -104,6 +104,8 @@ const (
 	Warned  Status = "warning"
 	Failed  Status = "error"
 	Skipped Status = "skipped" // a fatal check before it failed
+	// Waiting is never in a report: Observe gets it each time a retried check failed and will be tried again.
+	Waiting Status = "waiting"
 )
 
 // Result is one check's outcome.
@@ -122,7 +124,8 @@ type Options struct {
 	Wait time.Duration
 	// RetryInterval is the pause between two tries of a retried check (default 2s).
 	RetryInterval time.Duration
-	// Observe is called with each result as soon as it is known (to stream a table); may be nil.
+	// Observe is called with each result as soon as it is known (to stream a table), and with a Waiting result
+	// (its Error the last failure) each time a retried check will be tried again; may be nil.
 	Observe func(Result)
 	// Retrying is called before a retried check waits for its next try, with its last error; may be nil.
 	Retrying func(c Check, err error)
@@ -136,6 +139,14 @@ type Report struct {
 
 // ErrSkip, returned by a check, means it does not apply (not shown, not a failure).
 var ErrSkip = errors.New("check does not apply")
+
+// NoRetry marks a retried check's failure as one that waiting will not mend (nothing to wait for): the check
+// fails at once instead of at the deadline.
+func NoRetry(err error) error { return noRetry{err} }
+
+type noRetry struct{ error }
+
+func (e noRetry) Unwrap() error { return e.error }
 
 // Run runs the categories in order. A fatal failure marks every later check skipped. The run succeeds when no
 // Error or Fatal check failed.
@@ -160,7 +171,16 @@ func Run(ctx context.Context, env *Env, cats []Category, opts Options) Report {
 				emit(r)
 				continue
 			}
-			err := runOne(ctx, env, c, deadline, opts)
+			err := runOne(ctx, env, c, deadline, func(err error) {
+				if opts.Retrying != nil {
+					opts.Retrying(c, err)
+				}
+				if opts.Observe != nil {
+					w := r
+					w.Status, w.Error = Waiting, err.Error()
+					opts.Observe(w)
+				}
+			}, opts.RetryInterval)
 			if errors.Is(err, ErrSkip) {
 				continue
 			}
@@ -182,7 +202,7 @@ func Run(ctx context.Context, env *Env, cats []Category, opts Options) Report {
 	return rep
 }
 
-func runOne(ctx context.Context, env *Env, c Check, deadline time.Time, opts Options) (err error) {
+func runOne(ctx context.Context, env *Env, c Check, deadline time.Time, retrying func(error), interval time.Duration) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("the check crashed: %v", p)
@@ -190,13 +210,12 @@ func runOne(ctx context.Context, env *Env, c Check, deadline time.Time, opts Opt
 	}()
 	for {
 		err = c.Run(ctx, env)
-		if err == nil || errors.Is(err, ErrSkip) || !c.Retry || ctx.Err() != nil || !env.now().Add(opts.RetryInterval).Before(deadline) {
+		var final noRetry
+		if err == nil || errors.Is(err, ErrSkip) || errors.As(err, &final) || !c.Retry || ctx.Err() != nil || !env.now().Add(interval).Before(deadline) {
 			return err
 		}
-		if opts.Retrying != nil {
-			opts.Retrying(c, err)
-		}
-		t := time.NewTimer(opts.RetryInterval)
+		retrying(err)
+		t := time.NewTimer(interval)
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -124,6 +124,68 @@ func TestRunRetriesUntilPassOrDeadline(t *testing.T) {
 	}
 }
 
+// TestTableShowsWaiting: while a retried check waits, the table says for what: a line per new reason when not a
+// terminal, one line rewritten in place on a terminal; the check's final line replaces it.
+func TestTableShowsWaiting(t *testing.T) {
+	reasons := []string{"not ready: sinew-identity-abc (ContainerCreating)", "not ready: sinew-identity-abc (ContainerCreating)", "not ready: sinew-identity-abc (Running, not ready)"}
+	run := func(tw *TableWriter) {
+		tries := 0
+		c := Check{ID: "cp-pods-ready", Description: "control plane pods are ready", Retry: true, Run: func(context.Context, *Env) error {
+			tries++
+			if tries <= len(reasons) {
+				return errors.New(reasons[tries-1])
+			}
+			return nil
+		}}
+		rep := Run(context.Background(), &Env{}, []Category{{ID: "sinew-control-plane", Checks: []Check{c}}},
+			Options{Wait: time.Minute, RetryInterval: time.Millisecond, Observe: tw.Write})
+		tw.Finish(rep.Success)
+		for _, r := range rep.Results {
+			if r.Status == Waiting {
+				t.Errorf("a waiting result in the report: %+v", r)
+			}
+		}
+	}
+	var plain bytes.Buffer
+	run(&TableWriter{W: &plain})
+	want := "sinew-control-plane\n-------------------\n" +
+		"… waiting: control plane pods are ready: not ready: sinew-identity-abc (ContainerCreating)\n" +
+		"… waiting: control plane pods are ready: not ready: sinew-identity-abc (Running, not ready)\n" +
+		"✔ control plane pods are ready\n\nStatus check results are ✔\n"
+	if plain.String() != want {
+		t.Errorf("not a terminal:\n%s\nwant:\n%s", plain.String(), want)
+	}
+	var term bytes.Buffer
+	run(&TableWriter{W: &term, Terminal: true, Width: 120})
+	want = "sinew-control-plane\n-------------------\n" +
+		"… waiting: control plane pods are ready: not ready: sinew-identity-abc (ContainerCreating)\r\033[K" +
+		"… waiting: control plane pods are ready: not ready: sinew-identity-abc (ContainerCreating)\r\033[K" +
+		"… waiting: control plane pods are ready: not ready: sinew-identity-abc (Running, not ready)\r\033[K" +
+		"✔ control plane pods are ready\n\nStatus check results are ✔\n"
+	if term.String() != want {
+		t.Errorf("terminal:\n%q\nwant:\n%q", term.String(), want)
+	}
+	// a narrow terminal: clipped to one screen line
+	var narrow bytes.Buffer
+	run(&TableWriter{W: &narrow, Terminal: true, Width: 40})
+	if !strings.Contains(narrow.String(), "… waiting: control plane pods are read…\r") {
+		t.Errorf("narrow terminal:\n%q", narrow.String())
+	}
+}
+
+// TestNoRetry: a retried check that returns NoRetry fails at once, not at the deadline.
+func TestNoRetry(t *testing.T) {
+	tries := 0
+	c := Check{ID: "c", Description: "c", Retry: true, Run: func(context.Context, *Env) error {
+		tries++
+		return NoRetry(errors.New("nothing to wait for"))
+	}}
+	rep := Run(context.Background(), &Env{}, []Category{{ID: "x", Checks: []Check{c}}}, Options{Wait: time.Hour, RetryInterval: time.Millisecond})
+	if rep.Success || tries != 1 || rep.Results[0].Error != "nothing to wait for" {
+		t.Fatalf("success=%v tries=%d %+v", rep.Success, tries, rep.Results[0])
+	}
+}
+
 func TestRunSurvivesPanics(t *testing.T) {
 	c := Check{ID: "boom", Description: "boom", Run: func(context.Context, *Env) error { var m map[string]int; m["x"] = 1; return nil }}
 	rep := Run(context.Background(), &Env{}, []Category{{ID: "x", Checks: []Check{c}}}, Options{})
@@ -201,10 +263,23 @@ func TestDataPlane(t *testing.T) {
 	if strings.Contains(rep.Results[0].Error, "coredns") || strings.Contains(rep.Results[0].Error, "sinew-identity") || !strings.Contains(rep.Results[0].Error, "emoji-1") {
 		t.Errorf("all namespaces: %+v", rep.Results[0])
 	}
-	// an empty namespace has nothing to check
+	// an empty namespace has nothing to check, and no proxy is "ready"
 	env.DataPlaneNamespace = "empty"
-	if rep := runCat(t, env, DataPlane()); rep.Success || !strings.Contains(rep.Results[0].Error, "no running pods in namespace empty") {
+	rep = runCat(t, env, DataPlane())
+	if rep.Success || !strings.Contains(rep.Results[0].Error, "no running pods in namespace empty") {
 		t.Errorf("empty namespace: %+v", rep.Results[0])
+	}
+	if r := rep.Results[1]; r.ID != "dp-proxies-ready" || r.Status != Failed || !strings.Contains(r.Error, "found no meshed pods (with a sinew-proxy container) in namespace empty") {
+		t.Errorf("empty namespace, proxies: %+v", r)
+	}
+	// pods, none meshed: the proxies check fails too (at once, though it is retried) and says how to inject
+	if _, err := env.Kube.CoreV1().Pods("plain").Create(context.Background(), plainPod("plain", "app-1"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	env.DataPlaneNamespace = "plain"
+	rep = Run(context.Background(), env, []Category{DataPlane()}, Options{Wait: time.Hour, RetryInterval: time.Hour})
+	if r := rep.Results[1]; r.Status != Failed || !strings.Contains(r.Error, "found no meshed pods") || !strings.Contains(r.Error, "sinew inject") {
+		t.Errorf("no meshed pods: %+v", r)
 	}
 }
 

@@ -15,6 +15,9 @@ import (
 // InjectDocs is where a pod without a proxy is told to look.
 const InjectDocs = "https://github.com/sinewmesh/sinew/blob/main/docs/getting-started/inject.md"
 
+// injectHint says how to mesh pods.
+const injectHint = "inject them: `kubectl get deploy -n <ns> -o yaml | sinew inject - | kubectl apply -f -`, or annotate the namespace sinew.dev/inject=enabled and restart the pods"
+
 // DataPlane checks the meshed workloads: every pod in scope has a proxy, the proxies are ready, and they run the
 // control plane's version.
 func DataPlane() Category {
@@ -36,8 +39,8 @@ func DataPlane() Category {
 					}
 				}
 				if len(missing) > 0 {
-					return fmt.Errorf("%d of %d pods in %s have no %s container: %s\ninject them: `kubectl get deploy -n <ns> -o yaml | sinew inject - | kubectl apply -f -`, or annotate the namespace sinew.dev/inject=enabled and restart the pods",
-						len(missing), len(pods), scope, names.ProxyContainer, ClipList(missing, 10))
+					return fmt.Errorf("%d of %d pods in %s have no %s container: %s\n%s",
+						len(missing), len(pods), scope, names.ProxyContainer, ClipList(missing, 10), injectHint)
 				}
 				return nil
 			},
@@ -45,18 +48,25 @@ func DataPlane() Category {
 		{
 			ID: "dp-proxies-ready", Description: "data plane proxies are ready", Severity: Error, Retry: true,
 			Run: func(ctx context.Context, env *Env) error {
-				pods, _, err := dataPlanePods(ctx, env)
+				pods, scope, err := dataPlanePods(ctx, env)
 				if err != nil {
 					return err
 				}
 				var bad []string
+				meshed := 0
 				for _, p := range pods {
 					if !HasProxy(&p) {
 						continue
 					}
+					meshed++
 					if st, ok := proxyStatus(&p); !ok || !st.Ready {
 						bad = append(bad, p.Namespace+"/"+p.Name)
 					}
+				}
+				if meshed == 0 {
+					// nothing to be ready: saying ✔ would tell a user whose mesh is empty that all is well
+					return NoRetry(fmt.Errorf("found no meshed pods (with a %s container) in %s: there are no proxies to check\n%s",
+						names.ProxyContainer, scope, injectHint))
 				}
 				if len(bad) > 0 {
 					return fmt.Errorf("proxies not ready: %s", ClipList(bad, 10))
