@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sinewmesh/sinew/charts"
+	"github.com/sinewmesh/sinew/cli/chartcmd"
 	"github.com/sinewmesh/sinew/cli/internal/manifests"
 	"github.com/sinewmesh/sinew/cli/internal/yamledit"
 	"github.com/sinewmesh/sinew/controlplane/inject"
@@ -40,7 +41,7 @@ var templatePaths = map[string][]string{
 // the values written into the sidecar.
 type injectFlags struct {
 	manual, ingress, ignoreCluster, force bool
-	output, anchorsFile            string
+	output, anchorsFile                   string
 
 	registry, imageTag, proxyImage, proxyVersion, initImage, pullPolicy string
 
@@ -220,7 +221,7 @@ func checkOutput(output string) error {
 	if output == manifests.AsInput {
 		return nil
 	}
-	return checkObjectsOutput(output)
+	return chartcmd.CheckOutput(output)
 }
 
 // writeManifests applies fn to every object of srcs, writes the result to stdout and the summary to stderr.
@@ -488,14 +489,14 @@ func installedSettings(ctx context.Context, env *Env, ns string) (*charts.Contro
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	anchors, err := installedTrustAnchors(ctx, cl.Kube, ns)
+	anchors, err := chartcmd.InstalledTrustAnchors(ctx, cl.Kube, ns)
 	if err != nil {
 		return nil, "", err
 	}
 	if anchors == "" {
 		return nil, "", fmt.Errorf("ConfigMap %s/%s has no key %s", ns, names.TrustRootsConfigMap, names.TrustRootsKey)
 	}
-	stored, err := installedValues(ctx, cl.Kube, ns)
+	stored, err := chartcmd.InstalledValues(ctx, cl.Kube, ns)
 	if err != nil {
 		return nil, "", err
 	}

@@ -1,12 +1,9 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -17,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sinewmesh/sinew/charts"
+	"github.com/sinewmesh/sinew/cli/chartcmd"
 	"github.com/sinewmesh/sinew/cli/check"
 	"github.com/sinewmesh/sinew/cli/internal/certs"
 	"github.com/sinewmesh/sinew/controlplane"
@@ -49,7 +47,7 @@ type installFlags struct {
 	issuerKeyFile        string
 	ignoreCluster        bool
 	output               string
-	values               valueFlags
+	values               chartcmd.ValueFlags
 }
 
 func (f *installFlags) register(cmd *cobra.Command) {
@@ -76,7 +74,7 @@ func (f *installFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.issuerKeyFile, "identity-issuer-key-file", "", "PEM private key of the issuer (generated if absent)")
 	fl.BoolVar(&f.ignoreCluster, "ignore-cluster", false, "do not look at the cluster before printing")
 	fl.StringVarP(&f.output, "output", "o", "yaml", "output format: yaml or json")
-	f.values.register(cmd)
+	f.values.Register(cmd)
 }
 
 // applyFlags sets the values of the named flags the user gave.
@@ -121,7 +119,7 @@ func (f *installFlags) applyFlags(cmd *cobra.Command, v *charts.ControlPlaneValu
 	if changed("native-sidecar") {
 		v.Proxy.NativeSidecar = f.nativeSidecar
 	}
-	return checkObjectsOutput(f.output)
+	return chartcmd.CheckOutput(f.output)
 }
 
 // identityFiles reads the three identity files, all or none.
@@ -214,14 +212,14 @@ looks at the cluster (unless --ignore-cluster): the CRDs must be there and no co
 }
 
 func (in *installer) printCRDs(_ context.Context, output string) error {
-	if err := checkObjectsOutput(output); err != nil {
+	if err := chartcmd.CheckOutput(output); err != nil {
 		return err
 	}
 	objs, err := renderCRDs(charts.InstallOrder)
 	if err != nil {
 		return err
 	}
-	return writeObjects(in.env.Stdout, objs, output)
+	return chartcmd.WriteObjects(in.env.Stdout, objs, output)
 }
 
 func renderCRDs(order charts.Order) ([]charts.Object, error) {
@@ -274,7 +272,7 @@ func (in *installer) printControlPlane(v *charts.ControlPlaneValues, f *installF
 	if err != nil {
 		return err
 	}
-	return writeObjects(in.env.Stdout, objs, f.output)
+	return chartcmd.WriteObjects(in.env.Stdout, objs, f.output)
 }
 
 // mergeFlags layers base (the installed values, for upgrade), --ha, the named flags and then the Helm value flags
@@ -284,7 +282,7 @@ func (in *installer) mergeFlags(cmd *cobra.Command, f *installFlags, base map[st
 	if err != nil {
 		return nil, err
 	}
-	mergeValues(vals, base)
+	chartcmd.Merge(vals, base)
 	if f.ha {
 		b, err := charts.File(charts.ControlPlane, "values-ha.yaml")
 		if err != nil {
@@ -294,7 +292,7 @@ func (in *installer) mergeFlags(cmd *cobra.Command, f *installFlags, base map[st
 		if err := yaml.Unmarshal(b, &ha); err != nil {
 			return nil, fmt.Errorf("values-ha.yaml: %w", err)
 		}
-		mergeValues(vals, ha)
+		chartcmd.Merge(vals, ha)
 	}
 	v, err := controlPlaneValues(vals)
 	if err != nil {
@@ -303,11 +301,11 @@ func (in *installer) mergeFlags(cmd *cobra.Command, f *installFlags, base map[st
 	if err := f.applyFlags(cmd, v); err != nil {
 		return nil, err
 	}
-	if f.values.given() {
+	if f.values.Given() {
 		if vals, err = v.Map(); err != nil {
 			return nil, err
 		}
-		if err := f.values.mergeInto(in.env, vals); err != nil {
+		if err := f.values.MergeInto(in.env.Stdin, vals); err != nil {
 			return nil, err
 		}
 		if v, err = controlPlaneValues(vals); err != nil {
@@ -431,44 +429,4 @@ func (in *installer) preflight(ctx context.Context) error {
 		return fmt.Errorf("looking for an installed control plane: %w", err)
 	}
 	return nil
-}
-
-// checkObjectsOutput validates the --output of a command that prints objects with writeObjects.
-func checkObjectsOutput(output string) error {
-	if output != "yaml" && output != "json" {
-		return fmt.Errorf("--output %q: want yaml or json", output)
-	}
-	return nil
-}
-
-// writeObjects prints objects as a YAML stream, or as one JSON List.
-func writeObjects(w io.Writer, objs []charts.Object, output string) error {
-	if output == "json" {
-		items := make([]json.RawMessage, 0, len(objs))
-		for _, o := range objs {
-			j, err := yaml.YAMLToJSON([]byte(o.YAML))
-			if err != nil {
-				return fmt.Errorf("%s: %w", o.Ref(), err)
-			}
-			items = append(items, j)
-		}
-		b, err := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
-		if err != nil {
-			return err
-		}
-		var out bytes.Buffer
-		if err := json.Indent(&out, b, "", "  "); err != nil {
-			return err
-		}
-		out.WriteByte('\n')
-		_, err = w.Write(out.Bytes())
-		return err
-	}
-	var b strings.Builder
-	for _, o := range objs {
-		b.WriteString("---\n")
-		b.WriteString(o.YAML)
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
 }

@@ -29,7 +29,7 @@ plane still have a sinew proxy (they would lose their identity and discovery); r
 --force.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkObjectsOutput(output); err != nil {
+			if err := chartcmd.CheckOutput(output); err != nil {
 				return err
 			}
 			ctx := cmd.Context()
@@ -42,7 +42,7 @@ plane still have a sinew proxy (they would lose their identity and discovery); r
 				if err == nil && len(pods) > 0 && !force {
 					return fmt.Errorf("%d pods outside the control plane have a sinew proxy (%s): remove their proxies first (redeploy them without sinew.dev/inject), or pass --force", len(pods), check.ClipList(pods, 5))
 				}
-				if stored, verr := installedValues(ctx, cl.Kube, ns); verr == nil {
+				if stored, verr := chartcmd.InstalledValues(ctx, cl.Kube, ns); verr == nil {
 					vals = stored // names do not depend on most values; defaults do
 				}
 			}
@@ -53,7 +53,7 @@ plane still have a sinew proxy (they would lose their identity and discovery); r
 			if err != nil {
 				return err
 			}
-			return writeObjects(env.Stdout, objs, output)
+			return chartcmd.WriteObjects(env.Stdout, objs, output)
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "uninstall even when meshed pods remain outside the control plane")

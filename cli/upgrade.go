@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/sinewmesh/sinew/cli/chartcmd"
 	"github.com/sinewmesh/sinew/cli/check"
 	"github.com/sinewmesh/sinew/cli/internal/certs"
 	"github.com/sinewmesh/sinew/internal/names"
@@ -84,7 +85,7 @@ func (in *installer) readInstalled(ctx context.Context) (map[string]any, *existi
 		return nil, nil, err
 	}
 	ns := in.env.ControlPlaneNS
-	stored, err := installedValues(ctx, cl.Kube, ns)
+	stored, err := chartcmd.InstalledValues(ctx, cl.Kube, ns)
 	if apierrors.IsNotFound(err) {
 		return nil, nil, fmt.Errorf("no control plane is installed in namespace %s (ConfigMap %s not found): install one with `sinew install | kubectl apply -f -`", ns, names.ConfigMap)
 	}

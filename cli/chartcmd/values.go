@@ -34,6 +34,11 @@ func (v *ValueFlags) Register(cmd *cobra.Command) {
 	f.StringArrayVar(&v.setFile, "set-file", nil, "set chart values from files: key1=path1,key2=path2 (repeatable)")
 }
 
+// Given says whether any of the flags was given.
+func (v *ValueFlags) Given() bool {
+	return len(v.files)+len(v.set)+len(v.setString)+len(v.setFile) > 0
+}
+
 // MergeInto applies the files (stdin for "-"), then --set, --set-string and --set-file, onto vals.
 func (v *ValueFlags) MergeInto(stdin io.Reader, vals map[string]any) error {
 	for _, name := range v.files {
