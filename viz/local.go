@@ -8,14 +8,16 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
 // A local mesh's viz may listen anywhere (sinew demo --port-base, sinew run --viz-addr), so while it serves it
-// leaves its URL in a file of its own in the state directory, and the `sinew viz` commands try the URLs they find
-// there (docs/architecture/viz.md, "How the CLI reaches it"). A file left behind by a mesh that was killed names an
-// address that no longer answers, which the commands skip.
+// leaves its URL in a file of its own in the state directory, with its process ID, and the `sinew viz` commands try
+// the URLs they find there (docs/architecture/viz.md, "How the CLI reaches it"). A file left behind by a mesh that
+// was killed outright names a process that is gone: LocalURLs removes it.
 
 // DefaultLocalAddr is where `sinew demo` serves viz with its default --port-base (17000, plus 6).
 const DefaultLocalAddr = "127.0.0.1:17006"
@@ -47,7 +49,7 @@ func AnnounceLocal(dir, u string) (remove func(), err error) {
 	// One file per address, so meshes on other ports do not overwrite each other.
 	name := filepath.Join(dir, strings.NewReplacer(":", "_", "[", "", "]", "").Replace(parsed.Host)+".url")
 	tmp := name + ".tmp"
-	if err := os.WriteFile(tmp, []byte(u+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(tmp, []byte(fmt.Sprintf("%s\n%d\n", u, os.Getpid())), 0o600); err != nil {
 		return nil, err
 	}
 	if err := os.Rename(tmp, name); err != nil {
@@ -79,11 +81,17 @@ func LocalURLs(dir string) ([]string, error) {
 		if err != nil {
 			continue // removed meanwhile
 		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		path := filepath.Join(dir, e.Name())
+		b, err := os.ReadFile(path)
 		if err != nil {
 			continue
 		}
-		if u := strings.TrimSpace(string(b)); u != "" {
+		u, pid, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+		if n, err := strconv.Atoi(strings.TrimSpace(pid)); err == nil && n > 0 && errors.Is(syscall.Kill(n, 0), syscall.ESRCH) {
+			_ = os.Remove(path) // its mesh was killed before it could take the file back
+			continue
+		}
+		if u = strings.TrimSpace(u); u != "" {
 			found = append(found, announced{u, info.ModTime()})
 		}
 	}

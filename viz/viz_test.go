@@ -5,8 +5,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -121,6 +125,21 @@ func TestLocalURLsNewestFirst(t *testing.T) {
 	removeOld()
 	if urls, _ := LocalURLs(dir); strings.Join(urls, " ") != "http://127.0.0.1:27006" {
 		t.Errorf("after remove: %v", urls)
+	}
+	// a mesh killed outright leaves its file; the process it names is gone, so LocalURLs takes the file away
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(dir, "127.0.0.1_37006.url")
+	if err := os.WriteFile(left, []byte(fmt.Sprintf("http://127.0.0.1:37006\n%d\n", gone.Process.Pid)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if urls, _ := LocalURLs(dir); strings.Join(urls, " ") != "http://127.0.0.1:27006" {
+		t.Errorf("with a dead mesh's file: %v", urls)
+	}
+	if _, err := os.Stat(left); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the dead mesh's file is still there: %v", err)
 	}
 	if _, err := AnnounceLocal(dir, "127.0.0.1:1"); err == nil {
 		t.Error("AnnounceLocal took a URL without a host")
