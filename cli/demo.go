@@ -98,7 +98,7 @@ func printDemo(env *Env, base int, noTraffic bool, r *localmesh.Running) {
 The sinew local mesh is up: emojivoto with a proxy beside every process (logs in %s/logs).
 
   Open the app (served through web's proxy):  %s
-  Vote for a normal emoji:                     curl -i '%sapi/vote?choice=:beer_mug:'
+  Vote for a normal emoji:                     curl -i '%sapi/vote?choice=:joy:'
   Vote for the doughnut (always fails, 500):   curl -i '%sapi/vote?choice=:doughnut:'
   The leaderboard:                             curl -s '%sapi/leaderboard'
 

@@ -404,8 +404,8 @@ func checkEmojivotoServes(t *testing.T) {
 			if err != nil || code != 200 || !strings.Contains(body, ":doughnut:") {
 				return fmt.Errorf("GET %s/api/list: %d %v %s", base, code, err, clip(body, 300))
 			}
-			if code, body, err = httpGet(base + "/api/vote?choice=:face_with_tears_of_joy:"); err != nil || code != 200 {
-				return fmt.Errorf("vote :face_with_tears_of_joy: at %s: %d %v %s", base, code, err, clip(body, 300))
+			if code, body, err = httpGet(base + "/api/vote?choice=:joy:"); err != nil || code != 200 {
+				return fmt.Errorf("vote :joy: at %s: %d %v %s", base, code, err, clip(body, 300))
 			}
 			if code, _, err = httpGet(base + "/api/vote?choice=:doughnut:"); err != nil || code != 500 {
 				return fmt.Errorf("vote :doughnut: at %s: %d %v, want the designed 500", base, code, err)
@@ -414,8 +414,8 @@ func checkEmojivotoServes(t *testing.T) {
 		})
 	}
 	code, body, err := httpGet("http://" + svc + "/api/leaderboard")
-	if err != nil || code != 200 || !strings.Contains(body, ":face_with_tears_of_joy:") {
-		t.Fatalf("leaderboard after voting :face_with_tears_of_joy:: %d %v %s", code, err, clip(body, 300))
+	if err != nil || code != 200 || !strings.Contains(body, ":joy:") {
+		t.Fatalf("leaderboard after voting :joy:: %d %v %s", code, err, clip(body, 300))
 	}
 }
 
@@ -458,7 +458,7 @@ func checkMeshedTraffic(t *testing.T) {
 	eventually(t, 90*time.Second, "mTLS traffic between emojivoto's sidecars", func() error {
 		// more traffic, on top of vote-bot's: web → emoji (list) and web → voting (vote)
 		httpGet("http://" + web + ":8080/api/list")
-		httpGet("http://" + web + ":8080/api/vote?choice=:face_with_tears_of_joy:")
+		httpGet("http://" + web + ":8080/api/vote?choice=:joy:")
 		var missing, found []string
 		for _, c := range checks {
 			s := metricsOfQuiet(c.ip)

@@ -213,17 +213,17 @@ func TestSinewDemo(t *testing.T) {
 		}
 		return m
 	}
-	before := leader()[":beer_mug:"]
+	before := leader()[":joy:"]
 	for range 3 {
-		if code, body := get("api/vote?choice=:beer_mug:"); code != 200 {
-			t.Fatalf("vote for the beer mug: %d %s", code, body)
+		if code, body := get("api/vote?choice=:joy:"); code != 200 {
+			t.Fatalf("vote for :joy:: %d %s", code, body)
 		}
 	}
 	if code, _ := get("api/vote?choice=:doughnut:"); code != 500 {
 		t.Fatalf("vote for the doughnut: status %d, want 500", code)
 	}
-	if after := leader()[":beer_mug:"]; after != before+3 {
-		t.Fatalf("beer mug votes went from %d to %d, want +3", before, after)
+	if after := leader()[":joy:"]; after != before+3 {
+		t.Fatalf(":joy: votes went from %d to %d, want +3", before, after)
 	}
 
 	metrics := func(adminPort int) string {

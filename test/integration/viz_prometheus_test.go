@@ -196,7 +196,7 @@ func TestVizAgainstPrometheus(t *testing.T) {
 				return
 			case <-tick.C:
 			}
-			for _, path := range []string{"api/vote?choice=:beer_mug:", "api/vote?choice=:doughnut:"} {
+			for _, path := range []string{"api/vote?choice=:beer:", "api/vote?choice=:doughnut:"} {
 				if resp, err := http.Get(app + path); err == nil {
 					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()

@@ -75,8 +75,8 @@ func (d *promDemo) get(t *testing.T, path string, want int) {
 func (d *promDemo) round(t *testing.T) {
 	t.Helper()
 	d.get(t, "api/list", 200)
-	d.get(t, "api/vote?choice=:beer_mug:", 200)
-	d.get(t, "api/vote?choice=:pile_of_poo:", 200)
+	d.get(t, "api/vote?choice=:beer:", 200)
+	d.get(t, "api/vote?choice=:poop:", 200)
 	d.get(t, "api/vote?choice=:doughnut:", 500)
 }
 
@@ -86,8 +86,8 @@ func (d *promDemo) round(t *testing.T) {
 func TestVizRoutes(t *testing.T) {
 	d := startPromDemo(t)
 	ctx := context.Background()
-	const doughnut, beer, poo = "/emojivoto.v1.VotingService/VoteDoughnut", "/emojivoto.v1.VotingService/VoteBeerMug",
-		"/emojivoto.v1.VotingService/VotePileOfPoo"
+	const doughnut, beer, poo = "/emojivoto.v1.VotingService/VoteDoughnut", "/emojivoto.v1.VotingService/VoteBeer",
+		"/emojivoto.v1.VotingService/VotePoop"
 	voting := metricsapi.Resource{Kind: metricsapi.KindDeployment, Namespace: "emojivoto", Name: "voting"}
 	web := metricsapi.Resource{Kind: metricsapi.KindDeployment, Namespace: "emojivoto", Name: "web"}
 	routesOf := func(req metricsapi.RoutesRequest, want ...string) (map[string]metricsapi.RouteRow, []metricsapi.RouteRow, error) {

@@ -57,16 +57,22 @@ func TestVotingJourney(t *testing.T) {
 	t.Parallel()
 	web := start(t)
 	var list []emojiJSON
-	if code := get(t, web+"/api/list", &list); code != 200 || len(list) != 100 {
-		t.Fatalf("list: %d, %d emoji", code, len(list))
+	// the original emojivoto's catalogue: its 99 emoji, in its order, with its shortcodes
+	if code := get(t, web+"/api/list", &list); code != 200 || len(list) != 99 ||
+		list[0] != (emojiJSON{":joy:", "😂"}) || list[2] != (emojiJSON{":doughnut:", "🍩"}) || list[98].Shortcode != ":poop:" {
+		t.Fatalf("list: %d, %d emoji, starting %+v", code, len(list), list[:min(3, len(list))])
 	}
 	for range 3 {
 		if code := get(t, web+"/api/vote?choice=:rocket:", nil); code != 200 {
 			t.Fatalf("vote rocket: %d", code)
 		}
 	}
-	if code := get(t, web+"/api/vote?choice=:slice_of_pizza:", nil); code != 200 {
-		t.Fatalf("vote pizza: %d", code)
+	if code := get(t, web+"/api/vote?choice=:joy:", nil); code != 200 {
+		t.Fatalf("vote joy: %d", code)
+	}
+	// an earlier shortcode of the same emoji counts for it
+	if code := get(t, web+"/api/vote?choice=:face_with_tears_of_joy:", nil); code != 200 {
+		t.Fatalf("vote joy by its Unicode name: %d", code)
 	}
 	var e map[string]string
 	if code := get(t, web+"/api/vote?choice=:doughnut:", &e); code != 500 || e["error"] == "" {
@@ -80,7 +86,7 @@ func TestVotingJourney(t *testing.T) {
 	}
 	var board []resultJSON
 	if code := get(t, web+"/api/leaderboard", &board); code != 200 || len(board) != 2 ||
-		board[0] != (resultJSON{3, "🚀", ":rocket:"}) || board[1].Votes != 1 {
+		board[0] != (resultJSON{3, "🚀", ":rocket:"}) || board[1] != (resultJSON{2, "😂", ":joy:"}) {
 		t.Fatalf("leaderboard: %d %+v", code, board)
 	}
 	resp, err := http.Get(web + "/")

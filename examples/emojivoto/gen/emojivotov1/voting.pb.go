@@ -239,110 +239,115 @@ const file_emojivoto_v1_voting_proto_rawDesc = "" +
 	"\tshortcode\x18\x01 \x01(\tR\tshortcode\x12\x14\n" +
 	"\x05votes\x18\x02 \x01(\x05R\x05votes\"G\n" +
 	"\x0fResultsResponse\x124\n" +
-	"\aresults\x18\x01 \x03(\v2\x1a.emojivoto.v1.VotingResultR\aresults2\x86?\n" +
+	"\aresults\x18\x01 \x03(\v2\x1a.emojivoto.v1.VotingResultR\aresults2\x928\n" +
 	"\rVotingService\x12F\n" +
-	"\aResults\x12\x1c.emojivoto.v1.ResultsRequest\x1a\x1d.emojivoto.v1.ResultsResponse\x12F\n" +
-	"\rVotePileOfPoo\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12O\n" +
-	"\x16VoteFaceWithTearsOfJoy\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12V\n" +
-	"\x1dVoteSmilingFaceWithSunglasses\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12D\n" +
-	"\vVoteBeerMug\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12D\n" +
-	"\vVoteBalloon\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12[\n" +
-	"\"VoteSmilingFaceWithHeartShapedEyes\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12A\n" +
-	"\bVoteFire\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12H\n" +
-	"\x0fVotePartyPopper\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12E\n" +
-	"\fVoteDoughnut\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12C\n" +
+	"\aResults\x12\x1c.emojivoto.v1.ResultsRequest\x1a\x1d.emojivoto.v1.ResultsResponse\x12@\n" +
+	"\aVoteJoy\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12G\n" +
+	"\x0eVoteSunglasses\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12E\n" +
+	"\fVoteDoughnut\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12U\n" +
+	"\x1cVoteStuckOutTongueWinkingEye\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12K\n" +
+	"\x12VoteMoneyMouthFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12D\n" +
+	"\vVoteFlushed\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12A\n" +
+	"\bVoteMask\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12E\n" +
+	"\fVoteNerdFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12B\n" +
+	"\tVoteGhost\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12O\n" +
+	"\x16VoteSkullAndCrossbones\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12I\n" +
+	"\x10VoteHeartEyesCat\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12G\n" +
+	"\x0eVoteHearNoEvil\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12F\n" +
+	"\rVoteSeeNoEvil\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12H\n" +
+	"\x0fVoteSpeakNoEvil\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12@\n" +
+	"\aVoteBoy\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12A\n" +
+	"\bVoteGirl\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12@\n" +
+	"\aVoteMan\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12B\n" +
+	"\tVoteWoman\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12E\n" +
+	"\fVoteOlderMan\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12F\n" +
+	"\rVotePoliceman\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12F\n" +
+	"\rVoteGuardsman\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12R\n" +
+	"\x19VoteConstructionWorkerMan\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12C\n" +
 	"\n" +
-	"VoteRocket\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12I\n" +
-	"\x10VoteGrinningFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12U\n" +
-	"\x1cVoteSmilingFaceWithOpenMouth\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12c\n" +
-	"*VoteSmilingFaceWithOpenMouthAndSmilingEyes\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12X\n" +
-	"\x1fVoteGrinningFaceWithSmilingEyes\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12i\n" +
-	"0VoteSmilingFaceWithOpenMouthAndTightlyClosedEyes\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12a\n" +
-	"(VoteSmilingFaceWithOpenMouthAndColdSweat\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12V\n" +
-	"\x1dVoteRollingOnTheFloorLaughing\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12W\n" +
-	"\x1eVoteSmilingFaceWithSmilingEyes\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12P\n" +
-	"\x17VoteSmilingFaceWithHalo\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12P\n" +
-	"\x17VoteSlightlySmilingFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12K\n" +
-	"\x12VoteUpsideDownFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12H\n" +
-	"\x0fVoteWinkingFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12I\n" +
-	"\x10VoteRelievedFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12N\n" +
-	"\x15VoteFaceThrowingAKiss\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12H\n" +
-	"\x0fVoteKissingFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12W\n" +
-	"\x1eVoteKissingFaceWithSmilingEyes\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12V\n" +
-	"\x1dVoteKissingFaceWithClosedEyes\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12W\n" +
-	"\x1eVoteFaceSavouringDeliciousFood\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12S\n" +
-	"\x1aVoteFaceWithStuckOutTongue\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12g\n" +
-	".VoteFaceWithStuckOutTongueAndTightlyClosedEyes\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12`\n" +
-	"'VoteFaceWithStuckOutTongueAndWinkingEye\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12E\n" +
-	"\fVoteNerdFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12I\n" +
-	"\x10VoteSmirkingFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12I\n" +
-	"\x10VoteUnamusedFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12M\n" +
-	"\x14VoteDisappointedFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12H\n" +
-	"\x0fVotePensiveFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12H\n" +
-	"\x0fVoteWorriedFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12I\n" +
-	"\x10VoteConfusedFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12Q\n" +
-	"\x18VoteSlightlyFrowningFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12L\n" +
-	"\x13VotePerseveringFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12K\n" +
-	"\x12VoteConfoundedFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12F\n" +
-	"\rVoteTiredFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12F\n" +
-	"\rVoteWearyFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12R\n" +
-	"\x19VoteFaceWithLookOfTriumph\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12F\n" +
-	"\rVoteAngryFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12H\n" +
-	"\x0fVotePoutingFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12M\n" +
-	"\x14VoteFaceWithoutMouth\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12H\n" +
-	"\x0fVoteNeutralFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12O\n" +
-	"\x16VoteExpressionlessFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12G\n" +
-	"\x0eVoteHushedFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12V\n" +
-	"\x1dVoteFrowningFaceWithOpenMouth\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12J\n" +
-	"\x11VoteAnguishedFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12N\n" +
-	"\x15VoteFaceWithOpenMouth\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12K\n" +
-	"\x12VoteAstonishedFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12F\n" +
-	"\rVoteDizzyFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12H\n" +
-	"\x0fVoteFlushedFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12P\n" +
-	"\x17VoteFaceScreamingInFear\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12H\n" +
-	"\x0fVoteFearfulFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12Z\n" +
-	"!VoteFaceWithOpenMouthAndColdSweat\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12G\n" +
-	"\x0eVoteCryingFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12X\n" +
-	"\x1fVoteDisappointedButRelievedFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12I\n" +
-	"\x10VoteDroolingFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12M\n" +
-	"\x14VoteLoudlyCryingFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12N\n" +
-	"\x15VoteFaceWithColdSweat\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12G\n" +
-	"\x0eVoteSleepyFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12I\n" +
-	"\x10VoteSleepingFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12P\n" +
-	"\x17VoteFaceWithRollingEyes\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12I\n" +
-	"\x10VoteThinkingFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12F\n" +
-	"\rVoteLyingFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12J\n" +
-	"\x11VoteGrimacingFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12L\n" +
-	"\x13VoteZipperMouthFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12J\n" +
-	"\x11VoteNauseatedFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12I\n" +
-	"\x10VoteSneezingFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12P\n" +
-	"\x17VoteFaceWithMedicalMask\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12P\n" +
-	"\x17VoteFaceWithThermometer\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12P\n" +
-	"\x17VoteFaceWithHeadBandage\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12N\n" +
-	"\x15VoteFaceWithCowboyHat\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12Q\n" +
-	"\x18VoteSmilingFaceWithHorns\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12@\n" +
-	"\aVoteImp\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12I\n" +
-	"\x10VoteJapaneseOgre\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12K\n" +
-	"\x12VoteJapaneseGoblin\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12B\n" +
-	"\tVoteSkull\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12B\n" +
-	"\tVoteGhost\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12R\n" +
-	"\x19VoteExtraterrestrialAlien\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12F\n" +
-	"\rVoteRobotFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12X\n" +
-	"\x1fVoteSmilingCatFaceWithOpenMouth\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12[\n" +
-	"\"VoteGrinningCatFaceWithSmilingEyes\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12R\n" +
-	"\x19VoteCatFaceWithTearsOfJoy\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12^\n" +
-	"%VoteSmilingCatFaceWithHeartShapedEyes\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12P\n" +
-	"\x17VoteCatFaceWithWrySmile\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12Y\n" +
-	" VoteKissingCatFaceWithClosedEyes\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12I\n" +
-	"\x10VoteWearyCatFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12J\n" +
-	"\x11VoteCryingCatFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12K\n" +
-	"\x12VotePoutingCatFace\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12I\n" +
-	"\x10VoteThumbsUpSign\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12K\n" +
-	"\x12VoteThumbsDownSign\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12N\n" +
-	"\x15VoteClappingHandsSign\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12`\n" +
-	"'VotePersonRaisingBothHandsInCelebration\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12D\n" +
-	"\vVoteRainbow\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12I\n" +
-	"\x10VoteSliceOfPizza\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponseBKZIgithub.com/sinewmesh/sinew/examples/emojivoto/gen/emojivotov1;emojivotov1b\x06proto3"
+	"VotePrince\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12E\n" +
+	"\fVotePrincess\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12H\n" +
+	"\x0fVoteManInTuxedo\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12J\n" +
+	"\x11VoteBrideWithVeil\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12E\n" +
+	"\fVoteMrsClaus\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12B\n" +
+	"\tVoteSanta\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12C\n" +
+	"\n" +
+	"VoteTurkey\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12C\n" +
+	"\n" +
+	"VoteRabbit\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12H\n" +
+	"\x0fVoteNoGoodWoman\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12D\n" +
+	"\vVoteOkWoman\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12M\n" +
+	"\x14VoteRaisingHandWoman\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12F\n" +
+	"\rVoteBowingMan\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12K\n" +
+	"\x12VoteManFacepalming\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12K\n" +
+	"\x12VoteWomanShrugging\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12I\n" +
+	"\x10VoteMassageWoman\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12G\n" +
+	"\x0eVoteWalkingMan\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12G\n" +
+	"\x0eVoteRunningMan\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12C\n" +
+	"\n" +
+	"VoteDancer\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12G\n" +
+	"\x0eVoteManDancing\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12I\n" +
+	"\x10VoteDancingWomen\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12D\n" +
+	"\vVoteRainbow\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12B\n" +
+	"\tVoteSkier\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12G\n" +
+	"\x0eVoteGolfingMan\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12G\n" +
+	"\x0eVoteSurfingMan\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12J\n" +
+	"\x11VoteBasketballMan\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12F\n" +
+	"\rVoteBikingMan\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12E\n" +
+	"\fVotePointUp2\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12I\n" +
+	"\x10VoteVulcanSalute\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12B\n" +
+	"\tVoteMetal\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12G\n" +
+	"\x0eVoteCallMeHand\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12E\n" +
+	"\fVoteThumbsup\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12A\n" +
+	"\bVoteWave\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12A\n" +
+	"\bVoteClap\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12H\n" +
+	"\x0fVoteRaisedHands\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12A\n" +
+	"\bVotePray\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12@\n" +
+	"\aVoteDog\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12A\n" +
+	"\bVoteCat2\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12@\n" +
+	"\aVotePig\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12J\n" +
+	"\x11VoteHatchingChick\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12B\n" +
+	"\tVoteSnail\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12B\n" +
+	"\tVoteBacon\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12B\n" +
+	"\tVotePizza\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12A\n" +
+	"\bVoteTaco\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12D\n" +
+	"\vVoteBurrito\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12B\n" +
+	"\tVoteRamen\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12F\n" +
+	"\rVoteChampagne\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12J\n" +
+	"\x11VoteTropicalDrink\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12A\n" +
+	"\bVoteBeer\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12I\n" +
+	"\x10VoteTumblerGlass\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12E\n" +
+	"\fVoteWorldMap\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12J\n" +
+	"\x11VoteBeachUmbrella\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12I\n" +
+	"\x10VoteMountainSnow\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12D\n" +
+	"\vVoteCamping\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12L\n" +
+	"\x13VoteSteamLocomotive\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12L\n" +
+	"\x13VoteFlightDeparture\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12C\n" +
+	"\n" +
+	"VoteRocket\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12B\n" +
+	"\tVoteStar2\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12P\n" +
+	"\x17VoteSunBehindSmallCloud\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12J\n" +
+	"\x11VoteCloudWithRain\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12A\n" +
+	"\bVoteFire\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12I\n" +
+	"\x10VoteJackOLantern\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12D\n" +
+	"\vVoteBalloon\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12A\n" +
+	"\bVoteTada\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12C\n" +
+	"\n" +
+	"VoteTrophy\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12C\n" +
+	"\n" +
+	"VoteIphone\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12B\n" +
+	"\tVotePager\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12@\n" +
+	"\aVoteFax\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12A\n" +
+	"\bVoteBulb\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12K\n" +
+	"\x12VoteMoneyWithWings\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12H\n" +
+	"\x0fVoteCrystalBall\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12E\n" +
+	"\fVoteUnderage\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12H\n" +
+	"\x0fVoteInterrobang\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12@\n" +
+	"\aVote100\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12J\n" +
+	"\x11VoteCheckeredFlag\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12J\n" +
+	"\x11VoteCrossedSwords\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12G\n" +
+	"\x0eVoteFloppyDisk\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponse\x12A\n" +
+	"\bVotePoop\x12\x19.emojivoto.v1.VoteRequest\x1a\x1a.emojivoto.v1.VoteResponseBKZIgithub.com/sinewmesh/sinew/examples/emojivoto/gen/emojivotov1;emojivotov1b\x06proto3"
 
 var (
 	file_emojivoto_v1_voting_proto_rawDescOnce sync.Once
@@ -367,209 +372,207 @@ var file_emojivoto_v1_voting_proto_goTypes = []any{
 var file_emojivoto_v1_voting_proto_depIdxs = []int32{
 	3,   // 0: emojivoto.v1.ResultsResponse.results:type_name -> emojivoto.v1.VotingResult
 	2,   // 1: emojivoto.v1.VotingService.Results:input_type -> emojivoto.v1.ResultsRequest
-	0,   // 2: emojivoto.v1.VotingService.VotePileOfPoo:input_type -> emojivoto.v1.VoteRequest
-	0,   // 3: emojivoto.v1.VotingService.VoteFaceWithTearsOfJoy:input_type -> emojivoto.v1.VoteRequest
-	0,   // 4: emojivoto.v1.VotingService.VoteSmilingFaceWithSunglasses:input_type -> emojivoto.v1.VoteRequest
-	0,   // 5: emojivoto.v1.VotingService.VoteBeerMug:input_type -> emojivoto.v1.VoteRequest
-	0,   // 6: emojivoto.v1.VotingService.VoteBalloon:input_type -> emojivoto.v1.VoteRequest
-	0,   // 7: emojivoto.v1.VotingService.VoteSmilingFaceWithHeartShapedEyes:input_type -> emojivoto.v1.VoteRequest
-	0,   // 8: emojivoto.v1.VotingService.VoteFire:input_type -> emojivoto.v1.VoteRequest
-	0,   // 9: emojivoto.v1.VotingService.VotePartyPopper:input_type -> emojivoto.v1.VoteRequest
-	0,   // 10: emojivoto.v1.VotingService.VoteDoughnut:input_type -> emojivoto.v1.VoteRequest
-	0,   // 11: emojivoto.v1.VotingService.VoteRocket:input_type -> emojivoto.v1.VoteRequest
-	0,   // 12: emojivoto.v1.VotingService.VoteGrinningFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 13: emojivoto.v1.VotingService.VoteSmilingFaceWithOpenMouth:input_type -> emojivoto.v1.VoteRequest
-	0,   // 14: emojivoto.v1.VotingService.VoteSmilingFaceWithOpenMouthAndSmilingEyes:input_type -> emojivoto.v1.VoteRequest
-	0,   // 15: emojivoto.v1.VotingService.VoteGrinningFaceWithSmilingEyes:input_type -> emojivoto.v1.VoteRequest
-	0,   // 16: emojivoto.v1.VotingService.VoteSmilingFaceWithOpenMouthAndTightlyClosedEyes:input_type -> emojivoto.v1.VoteRequest
-	0,   // 17: emojivoto.v1.VotingService.VoteSmilingFaceWithOpenMouthAndColdSweat:input_type -> emojivoto.v1.VoteRequest
-	0,   // 18: emojivoto.v1.VotingService.VoteRollingOnTheFloorLaughing:input_type -> emojivoto.v1.VoteRequest
-	0,   // 19: emojivoto.v1.VotingService.VoteSmilingFaceWithSmilingEyes:input_type -> emojivoto.v1.VoteRequest
-	0,   // 20: emojivoto.v1.VotingService.VoteSmilingFaceWithHalo:input_type -> emojivoto.v1.VoteRequest
-	0,   // 21: emojivoto.v1.VotingService.VoteSlightlySmilingFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 22: emojivoto.v1.VotingService.VoteUpsideDownFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 23: emojivoto.v1.VotingService.VoteWinkingFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 24: emojivoto.v1.VotingService.VoteRelievedFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 25: emojivoto.v1.VotingService.VoteFaceThrowingAKiss:input_type -> emojivoto.v1.VoteRequest
-	0,   // 26: emojivoto.v1.VotingService.VoteKissingFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 27: emojivoto.v1.VotingService.VoteKissingFaceWithSmilingEyes:input_type -> emojivoto.v1.VoteRequest
-	0,   // 28: emojivoto.v1.VotingService.VoteKissingFaceWithClosedEyes:input_type -> emojivoto.v1.VoteRequest
-	0,   // 29: emojivoto.v1.VotingService.VoteFaceSavouringDeliciousFood:input_type -> emojivoto.v1.VoteRequest
-	0,   // 30: emojivoto.v1.VotingService.VoteFaceWithStuckOutTongue:input_type -> emojivoto.v1.VoteRequest
-	0,   // 31: emojivoto.v1.VotingService.VoteFaceWithStuckOutTongueAndTightlyClosedEyes:input_type -> emojivoto.v1.VoteRequest
-	0,   // 32: emojivoto.v1.VotingService.VoteFaceWithStuckOutTongueAndWinkingEye:input_type -> emojivoto.v1.VoteRequest
-	0,   // 33: emojivoto.v1.VotingService.VoteNerdFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 34: emojivoto.v1.VotingService.VoteSmirkingFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 35: emojivoto.v1.VotingService.VoteUnamusedFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 36: emojivoto.v1.VotingService.VoteDisappointedFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 37: emojivoto.v1.VotingService.VotePensiveFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 38: emojivoto.v1.VotingService.VoteWorriedFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 39: emojivoto.v1.VotingService.VoteConfusedFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 40: emojivoto.v1.VotingService.VoteSlightlyFrowningFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 41: emojivoto.v1.VotingService.VotePerseveringFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 42: emojivoto.v1.VotingService.VoteConfoundedFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 43: emojivoto.v1.VotingService.VoteTiredFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 44: emojivoto.v1.VotingService.VoteWearyFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 45: emojivoto.v1.VotingService.VoteFaceWithLookOfTriumph:input_type -> emojivoto.v1.VoteRequest
-	0,   // 46: emojivoto.v1.VotingService.VoteAngryFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 47: emojivoto.v1.VotingService.VotePoutingFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 48: emojivoto.v1.VotingService.VoteFaceWithoutMouth:input_type -> emojivoto.v1.VoteRequest
-	0,   // 49: emojivoto.v1.VotingService.VoteNeutralFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 50: emojivoto.v1.VotingService.VoteExpressionlessFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 51: emojivoto.v1.VotingService.VoteHushedFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 52: emojivoto.v1.VotingService.VoteFrowningFaceWithOpenMouth:input_type -> emojivoto.v1.VoteRequest
-	0,   // 53: emojivoto.v1.VotingService.VoteAnguishedFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 54: emojivoto.v1.VotingService.VoteFaceWithOpenMouth:input_type -> emojivoto.v1.VoteRequest
-	0,   // 55: emojivoto.v1.VotingService.VoteAstonishedFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 56: emojivoto.v1.VotingService.VoteDizzyFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 57: emojivoto.v1.VotingService.VoteFlushedFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 58: emojivoto.v1.VotingService.VoteFaceScreamingInFear:input_type -> emojivoto.v1.VoteRequest
-	0,   // 59: emojivoto.v1.VotingService.VoteFearfulFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 60: emojivoto.v1.VotingService.VoteFaceWithOpenMouthAndColdSweat:input_type -> emojivoto.v1.VoteRequest
-	0,   // 61: emojivoto.v1.VotingService.VoteCryingFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 62: emojivoto.v1.VotingService.VoteDisappointedButRelievedFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 63: emojivoto.v1.VotingService.VoteDroolingFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 64: emojivoto.v1.VotingService.VoteLoudlyCryingFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 65: emojivoto.v1.VotingService.VoteFaceWithColdSweat:input_type -> emojivoto.v1.VoteRequest
-	0,   // 66: emojivoto.v1.VotingService.VoteSleepyFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 67: emojivoto.v1.VotingService.VoteSleepingFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 68: emojivoto.v1.VotingService.VoteFaceWithRollingEyes:input_type -> emojivoto.v1.VoteRequest
-	0,   // 69: emojivoto.v1.VotingService.VoteThinkingFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 70: emojivoto.v1.VotingService.VoteLyingFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 71: emojivoto.v1.VotingService.VoteGrimacingFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 72: emojivoto.v1.VotingService.VoteZipperMouthFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 73: emojivoto.v1.VotingService.VoteNauseatedFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 74: emojivoto.v1.VotingService.VoteSneezingFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 75: emojivoto.v1.VotingService.VoteFaceWithMedicalMask:input_type -> emojivoto.v1.VoteRequest
-	0,   // 76: emojivoto.v1.VotingService.VoteFaceWithThermometer:input_type -> emojivoto.v1.VoteRequest
-	0,   // 77: emojivoto.v1.VotingService.VoteFaceWithHeadBandage:input_type -> emojivoto.v1.VoteRequest
-	0,   // 78: emojivoto.v1.VotingService.VoteFaceWithCowboyHat:input_type -> emojivoto.v1.VoteRequest
-	0,   // 79: emojivoto.v1.VotingService.VoteSmilingFaceWithHorns:input_type -> emojivoto.v1.VoteRequest
-	0,   // 80: emojivoto.v1.VotingService.VoteImp:input_type -> emojivoto.v1.VoteRequest
-	0,   // 81: emojivoto.v1.VotingService.VoteJapaneseOgre:input_type -> emojivoto.v1.VoteRequest
-	0,   // 82: emojivoto.v1.VotingService.VoteJapaneseGoblin:input_type -> emojivoto.v1.VoteRequest
-	0,   // 83: emojivoto.v1.VotingService.VoteSkull:input_type -> emojivoto.v1.VoteRequest
-	0,   // 84: emojivoto.v1.VotingService.VoteGhost:input_type -> emojivoto.v1.VoteRequest
-	0,   // 85: emojivoto.v1.VotingService.VoteExtraterrestrialAlien:input_type -> emojivoto.v1.VoteRequest
-	0,   // 86: emojivoto.v1.VotingService.VoteRobotFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 87: emojivoto.v1.VotingService.VoteSmilingCatFaceWithOpenMouth:input_type -> emojivoto.v1.VoteRequest
-	0,   // 88: emojivoto.v1.VotingService.VoteGrinningCatFaceWithSmilingEyes:input_type -> emojivoto.v1.VoteRequest
-	0,   // 89: emojivoto.v1.VotingService.VoteCatFaceWithTearsOfJoy:input_type -> emojivoto.v1.VoteRequest
-	0,   // 90: emojivoto.v1.VotingService.VoteSmilingCatFaceWithHeartShapedEyes:input_type -> emojivoto.v1.VoteRequest
-	0,   // 91: emojivoto.v1.VotingService.VoteCatFaceWithWrySmile:input_type -> emojivoto.v1.VoteRequest
-	0,   // 92: emojivoto.v1.VotingService.VoteKissingCatFaceWithClosedEyes:input_type -> emojivoto.v1.VoteRequest
-	0,   // 93: emojivoto.v1.VotingService.VoteWearyCatFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 94: emojivoto.v1.VotingService.VoteCryingCatFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 95: emojivoto.v1.VotingService.VotePoutingCatFace:input_type -> emojivoto.v1.VoteRequest
-	0,   // 96: emojivoto.v1.VotingService.VoteThumbsUpSign:input_type -> emojivoto.v1.VoteRequest
-	0,   // 97: emojivoto.v1.VotingService.VoteThumbsDownSign:input_type -> emojivoto.v1.VoteRequest
-	0,   // 98: emojivoto.v1.VotingService.VoteClappingHandsSign:input_type -> emojivoto.v1.VoteRequest
-	0,   // 99: emojivoto.v1.VotingService.VotePersonRaisingBothHandsInCelebration:input_type -> emojivoto.v1.VoteRequest
-	0,   // 100: emojivoto.v1.VotingService.VoteRainbow:input_type -> emojivoto.v1.VoteRequest
-	0,   // 101: emojivoto.v1.VotingService.VoteSliceOfPizza:input_type -> emojivoto.v1.VoteRequest
-	4,   // 102: emojivoto.v1.VotingService.Results:output_type -> emojivoto.v1.ResultsResponse
-	1,   // 103: emojivoto.v1.VotingService.VotePileOfPoo:output_type -> emojivoto.v1.VoteResponse
-	1,   // 104: emojivoto.v1.VotingService.VoteFaceWithTearsOfJoy:output_type -> emojivoto.v1.VoteResponse
-	1,   // 105: emojivoto.v1.VotingService.VoteSmilingFaceWithSunglasses:output_type -> emojivoto.v1.VoteResponse
-	1,   // 106: emojivoto.v1.VotingService.VoteBeerMug:output_type -> emojivoto.v1.VoteResponse
-	1,   // 107: emojivoto.v1.VotingService.VoteBalloon:output_type -> emojivoto.v1.VoteResponse
-	1,   // 108: emojivoto.v1.VotingService.VoteSmilingFaceWithHeartShapedEyes:output_type -> emojivoto.v1.VoteResponse
-	1,   // 109: emojivoto.v1.VotingService.VoteFire:output_type -> emojivoto.v1.VoteResponse
-	1,   // 110: emojivoto.v1.VotingService.VotePartyPopper:output_type -> emojivoto.v1.VoteResponse
-	1,   // 111: emojivoto.v1.VotingService.VoteDoughnut:output_type -> emojivoto.v1.VoteResponse
-	1,   // 112: emojivoto.v1.VotingService.VoteRocket:output_type -> emojivoto.v1.VoteResponse
-	1,   // 113: emojivoto.v1.VotingService.VoteGrinningFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 114: emojivoto.v1.VotingService.VoteSmilingFaceWithOpenMouth:output_type -> emojivoto.v1.VoteResponse
-	1,   // 115: emojivoto.v1.VotingService.VoteSmilingFaceWithOpenMouthAndSmilingEyes:output_type -> emojivoto.v1.VoteResponse
-	1,   // 116: emojivoto.v1.VotingService.VoteGrinningFaceWithSmilingEyes:output_type -> emojivoto.v1.VoteResponse
-	1,   // 117: emojivoto.v1.VotingService.VoteSmilingFaceWithOpenMouthAndTightlyClosedEyes:output_type -> emojivoto.v1.VoteResponse
-	1,   // 118: emojivoto.v1.VotingService.VoteSmilingFaceWithOpenMouthAndColdSweat:output_type -> emojivoto.v1.VoteResponse
-	1,   // 119: emojivoto.v1.VotingService.VoteRollingOnTheFloorLaughing:output_type -> emojivoto.v1.VoteResponse
-	1,   // 120: emojivoto.v1.VotingService.VoteSmilingFaceWithSmilingEyes:output_type -> emojivoto.v1.VoteResponse
-	1,   // 121: emojivoto.v1.VotingService.VoteSmilingFaceWithHalo:output_type -> emojivoto.v1.VoteResponse
-	1,   // 122: emojivoto.v1.VotingService.VoteSlightlySmilingFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 123: emojivoto.v1.VotingService.VoteUpsideDownFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 124: emojivoto.v1.VotingService.VoteWinkingFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 125: emojivoto.v1.VotingService.VoteRelievedFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 126: emojivoto.v1.VotingService.VoteFaceThrowingAKiss:output_type -> emojivoto.v1.VoteResponse
-	1,   // 127: emojivoto.v1.VotingService.VoteKissingFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 128: emojivoto.v1.VotingService.VoteKissingFaceWithSmilingEyes:output_type -> emojivoto.v1.VoteResponse
-	1,   // 129: emojivoto.v1.VotingService.VoteKissingFaceWithClosedEyes:output_type -> emojivoto.v1.VoteResponse
-	1,   // 130: emojivoto.v1.VotingService.VoteFaceSavouringDeliciousFood:output_type -> emojivoto.v1.VoteResponse
-	1,   // 131: emojivoto.v1.VotingService.VoteFaceWithStuckOutTongue:output_type -> emojivoto.v1.VoteResponse
-	1,   // 132: emojivoto.v1.VotingService.VoteFaceWithStuckOutTongueAndTightlyClosedEyes:output_type -> emojivoto.v1.VoteResponse
-	1,   // 133: emojivoto.v1.VotingService.VoteFaceWithStuckOutTongueAndWinkingEye:output_type -> emojivoto.v1.VoteResponse
-	1,   // 134: emojivoto.v1.VotingService.VoteNerdFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 135: emojivoto.v1.VotingService.VoteSmirkingFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 136: emojivoto.v1.VotingService.VoteUnamusedFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 137: emojivoto.v1.VotingService.VoteDisappointedFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 138: emojivoto.v1.VotingService.VotePensiveFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 139: emojivoto.v1.VotingService.VoteWorriedFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 140: emojivoto.v1.VotingService.VoteConfusedFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 141: emojivoto.v1.VotingService.VoteSlightlyFrowningFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 142: emojivoto.v1.VotingService.VotePerseveringFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 143: emojivoto.v1.VotingService.VoteConfoundedFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 144: emojivoto.v1.VotingService.VoteTiredFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 145: emojivoto.v1.VotingService.VoteWearyFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 146: emojivoto.v1.VotingService.VoteFaceWithLookOfTriumph:output_type -> emojivoto.v1.VoteResponse
-	1,   // 147: emojivoto.v1.VotingService.VoteAngryFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 148: emojivoto.v1.VotingService.VotePoutingFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 149: emojivoto.v1.VotingService.VoteFaceWithoutMouth:output_type -> emojivoto.v1.VoteResponse
-	1,   // 150: emojivoto.v1.VotingService.VoteNeutralFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 151: emojivoto.v1.VotingService.VoteExpressionlessFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 152: emojivoto.v1.VotingService.VoteHushedFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 153: emojivoto.v1.VotingService.VoteFrowningFaceWithOpenMouth:output_type -> emojivoto.v1.VoteResponse
-	1,   // 154: emojivoto.v1.VotingService.VoteAnguishedFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 155: emojivoto.v1.VotingService.VoteFaceWithOpenMouth:output_type -> emojivoto.v1.VoteResponse
-	1,   // 156: emojivoto.v1.VotingService.VoteAstonishedFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 157: emojivoto.v1.VotingService.VoteDizzyFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 158: emojivoto.v1.VotingService.VoteFlushedFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 159: emojivoto.v1.VotingService.VoteFaceScreamingInFear:output_type -> emojivoto.v1.VoteResponse
-	1,   // 160: emojivoto.v1.VotingService.VoteFearfulFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 161: emojivoto.v1.VotingService.VoteFaceWithOpenMouthAndColdSweat:output_type -> emojivoto.v1.VoteResponse
-	1,   // 162: emojivoto.v1.VotingService.VoteCryingFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 163: emojivoto.v1.VotingService.VoteDisappointedButRelievedFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 164: emojivoto.v1.VotingService.VoteDroolingFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 165: emojivoto.v1.VotingService.VoteLoudlyCryingFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 166: emojivoto.v1.VotingService.VoteFaceWithColdSweat:output_type -> emojivoto.v1.VoteResponse
-	1,   // 167: emojivoto.v1.VotingService.VoteSleepyFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 168: emojivoto.v1.VotingService.VoteSleepingFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 169: emojivoto.v1.VotingService.VoteFaceWithRollingEyes:output_type -> emojivoto.v1.VoteResponse
-	1,   // 170: emojivoto.v1.VotingService.VoteThinkingFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 171: emojivoto.v1.VotingService.VoteLyingFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 172: emojivoto.v1.VotingService.VoteGrimacingFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 173: emojivoto.v1.VotingService.VoteZipperMouthFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 174: emojivoto.v1.VotingService.VoteNauseatedFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 175: emojivoto.v1.VotingService.VoteSneezingFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 176: emojivoto.v1.VotingService.VoteFaceWithMedicalMask:output_type -> emojivoto.v1.VoteResponse
-	1,   // 177: emojivoto.v1.VotingService.VoteFaceWithThermometer:output_type -> emojivoto.v1.VoteResponse
-	1,   // 178: emojivoto.v1.VotingService.VoteFaceWithHeadBandage:output_type -> emojivoto.v1.VoteResponse
-	1,   // 179: emojivoto.v1.VotingService.VoteFaceWithCowboyHat:output_type -> emojivoto.v1.VoteResponse
-	1,   // 180: emojivoto.v1.VotingService.VoteSmilingFaceWithHorns:output_type -> emojivoto.v1.VoteResponse
-	1,   // 181: emojivoto.v1.VotingService.VoteImp:output_type -> emojivoto.v1.VoteResponse
-	1,   // 182: emojivoto.v1.VotingService.VoteJapaneseOgre:output_type -> emojivoto.v1.VoteResponse
-	1,   // 183: emojivoto.v1.VotingService.VoteJapaneseGoblin:output_type -> emojivoto.v1.VoteResponse
-	1,   // 184: emojivoto.v1.VotingService.VoteSkull:output_type -> emojivoto.v1.VoteResponse
-	1,   // 185: emojivoto.v1.VotingService.VoteGhost:output_type -> emojivoto.v1.VoteResponse
-	1,   // 186: emojivoto.v1.VotingService.VoteExtraterrestrialAlien:output_type -> emojivoto.v1.VoteResponse
-	1,   // 187: emojivoto.v1.VotingService.VoteRobotFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 188: emojivoto.v1.VotingService.VoteSmilingCatFaceWithOpenMouth:output_type -> emojivoto.v1.VoteResponse
-	1,   // 189: emojivoto.v1.VotingService.VoteGrinningCatFaceWithSmilingEyes:output_type -> emojivoto.v1.VoteResponse
-	1,   // 190: emojivoto.v1.VotingService.VoteCatFaceWithTearsOfJoy:output_type -> emojivoto.v1.VoteResponse
-	1,   // 191: emojivoto.v1.VotingService.VoteSmilingCatFaceWithHeartShapedEyes:output_type -> emojivoto.v1.VoteResponse
-	1,   // 192: emojivoto.v1.VotingService.VoteCatFaceWithWrySmile:output_type -> emojivoto.v1.VoteResponse
-	1,   // 193: emojivoto.v1.VotingService.VoteKissingCatFaceWithClosedEyes:output_type -> emojivoto.v1.VoteResponse
-	1,   // 194: emojivoto.v1.VotingService.VoteWearyCatFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 195: emojivoto.v1.VotingService.VoteCryingCatFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 196: emojivoto.v1.VotingService.VotePoutingCatFace:output_type -> emojivoto.v1.VoteResponse
-	1,   // 197: emojivoto.v1.VotingService.VoteThumbsUpSign:output_type -> emojivoto.v1.VoteResponse
-	1,   // 198: emojivoto.v1.VotingService.VoteThumbsDownSign:output_type -> emojivoto.v1.VoteResponse
-	1,   // 199: emojivoto.v1.VotingService.VoteClappingHandsSign:output_type -> emojivoto.v1.VoteResponse
-	1,   // 200: emojivoto.v1.VotingService.VotePersonRaisingBothHandsInCelebration:output_type -> emojivoto.v1.VoteResponse
-	1,   // 201: emojivoto.v1.VotingService.VoteRainbow:output_type -> emojivoto.v1.VoteResponse
-	1,   // 202: emojivoto.v1.VotingService.VoteSliceOfPizza:output_type -> emojivoto.v1.VoteResponse
-	102, // [102:203] is the sub-list for method output_type
-	1,   // [1:102] is the sub-list for method input_type
+	0,   // 2: emojivoto.v1.VotingService.VoteJoy:input_type -> emojivoto.v1.VoteRequest
+	0,   // 3: emojivoto.v1.VotingService.VoteSunglasses:input_type -> emojivoto.v1.VoteRequest
+	0,   // 4: emojivoto.v1.VotingService.VoteDoughnut:input_type -> emojivoto.v1.VoteRequest
+	0,   // 5: emojivoto.v1.VotingService.VoteStuckOutTongueWinkingEye:input_type -> emojivoto.v1.VoteRequest
+	0,   // 6: emojivoto.v1.VotingService.VoteMoneyMouthFace:input_type -> emojivoto.v1.VoteRequest
+	0,   // 7: emojivoto.v1.VotingService.VoteFlushed:input_type -> emojivoto.v1.VoteRequest
+	0,   // 8: emojivoto.v1.VotingService.VoteMask:input_type -> emojivoto.v1.VoteRequest
+	0,   // 9: emojivoto.v1.VotingService.VoteNerdFace:input_type -> emojivoto.v1.VoteRequest
+	0,   // 10: emojivoto.v1.VotingService.VoteGhost:input_type -> emojivoto.v1.VoteRequest
+	0,   // 11: emojivoto.v1.VotingService.VoteSkullAndCrossbones:input_type -> emojivoto.v1.VoteRequest
+	0,   // 12: emojivoto.v1.VotingService.VoteHeartEyesCat:input_type -> emojivoto.v1.VoteRequest
+	0,   // 13: emojivoto.v1.VotingService.VoteHearNoEvil:input_type -> emojivoto.v1.VoteRequest
+	0,   // 14: emojivoto.v1.VotingService.VoteSeeNoEvil:input_type -> emojivoto.v1.VoteRequest
+	0,   // 15: emojivoto.v1.VotingService.VoteSpeakNoEvil:input_type -> emojivoto.v1.VoteRequest
+	0,   // 16: emojivoto.v1.VotingService.VoteBoy:input_type -> emojivoto.v1.VoteRequest
+	0,   // 17: emojivoto.v1.VotingService.VoteGirl:input_type -> emojivoto.v1.VoteRequest
+	0,   // 18: emojivoto.v1.VotingService.VoteMan:input_type -> emojivoto.v1.VoteRequest
+	0,   // 19: emojivoto.v1.VotingService.VoteWoman:input_type -> emojivoto.v1.VoteRequest
+	0,   // 20: emojivoto.v1.VotingService.VoteOlderMan:input_type -> emojivoto.v1.VoteRequest
+	0,   // 21: emojivoto.v1.VotingService.VotePoliceman:input_type -> emojivoto.v1.VoteRequest
+	0,   // 22: emojivoto.v1.VotingService.VoteGuardsman:input_type -> emojivoto.v1.VoteRequest
+	0,   // 23: emojivoto.v1.VotingService.VoteConstructionWorkerMan:input_type -> emojivoto.v1.VoteRequest
+	0,   // 24: emojivoto.v1.VotingService.VotePrince:input_type -> emojivoto.v1.VoteRequest
+	0,   // 25: emojivoto.v1.VotingService.VotePrincess:input_type -> emojivoto.v1.VoteRequest
+	0,   // 26: emojivoto.v1.VotingService.VoteManInTuxedo:input_type -> emojivoto.v1.VoteRequest
+	0,   // 27: emojivoto.v1.VotingService.VoteBrideWithVeil:input_type -> emojivoto.v1.VoteRequest
+	0,   // 28: emojivoto.v1.VotingService.VoteMrsClaus:input_type -> emojivoto.v1.VoteRequest
+	0,   // 29: emojivoto.v1.VotingService.VoteSanta:input_type -> emojivoto.v1.VoteRequest
+	0,   // 30: emojivoto.v1.VotingService.VoteTurkey:input_type -> emojivoto.v1.VoteRequest
+	0,   // 31: emojivoto.v1.VotingService.VoteRabbit:input_type -> emojivoto.v1.VoteRequest
+	0,   // 32: emojivoto.v1.VotingService.VoteNoGoodWoman:input_type -> emojivoto.v1.VoteRequest
+	0,   // 33: emojivoto.v1.VotingService.VoteOkWoman:input_type -> emojivoto.v1.VoteRequest
+	0,   // 34: emojivoto.v1.VotingService.VoteRaisingHandWoman:input_type -> emojivoto.v1.VoteRequest
+	0,   // 35: emojivoto.v1.VotingService.VoteBowingMan:input_type -> emojivoto.v1.VoteRequest
+	0,   // 36: emojivoto.v1.VotingService.VoteManFacepalming:input_type -> emojivoto.v1.VoteRequest
+	0,   // 37: emojivoto.v1.VotingService.VoteWomanShrugging:input_type -> emojivoto.v1.VoteRequest
+	0,   // 38: emojivoto.v1.VotingService.VoteMassageWoman:input_type -> emojivoto.v1.VoteRequest
+	0,   // 39: emojivoto.v1.VotingService.VoteWalkingMan:input_type -> emojivoto.v1.VoteRequest
+	0,   // 40: emojivoto.v1.VotingService.VoteRunningMan:input_type -> emojivoto.v1.VoteRequest
+	0,   // 41: emojivoto.v1.VotingService.VoteDancer:input_type -> emojivoto.v1.VoteRequest
+	0,   // 42: emojivoto.v1.VotingService.VoteManDancing:input_type -> emojivoto.v1.VoteRequest
+	0,   // 43: emojivoto.v1.VotingService.VoteDancingWomen:input_type -> emojivoto.v1.VoteRequest
+	0,   // 44: emojivoto.v1.VotingService.VoteRainbow:input_type -> emojivoto.v1.VoteRequest
+	0,   // 45: emojivoto.v1.VotingService.VoteSkier:input_type -> emojivoto.v1.VoteRequest
+	0,   // 46: emojivoto.v1.VotingService.VoteGolfingMan:input_type -> emojivoto.v1.VoteRequest
+	0,   // 47: emojivoto.v1.VotingService.VoteSurfingMan:input_type -> emojivoto.v1.VoteRequest
+	0,   // 48: emojivoto.v1.VotingService.VoteBasketballMan:input_type -> emojivoto.v1.VoteRequest
+	0,   // 49: emojivoto.v1.VotingService.VoteBikingMan:input_type -> emojivoto.v1.VoteRequest
+	0,   // 50: emojivoto.v1.VotingService.VotePointUp2:input_type -> emojivoto.v1.VoteRequest
+	0,   // 51: emojivoto.v1.VotingService.VoteVulcanSalute:input_type -> emojivoto.v1.VoteRequest
+	0,   // 52: emojivoto.v1.VotingService.VoteMetal:input_type -> emojivoto.v1.VoteRequest
+	0,   // 53: emojivoto.v1.VotingService.VoteCallMeHand:input_type -> emojivoto.v1.VoteRequest
+	0,   // 54: emojivoto.v1.VotingService.VoteThumbsup:input_type -> emojivoto.v1.VoteRequest
+	0,   // 55: emojivoto.v1.VotingService.VoteWave:input_type -> emojivoto.v1.VoteRequest
+	0,   // 56: emojivoto.v1.VotingService.VoteClap:input_type -> emojivoto.v1.VoteRequest
+	0,   // 57: emojivoto.v1.VotingService.VoteRaisedHands:input_type -> emojivoto.v1.VoteRequest
+	0,   // 58: emojivoto.v1.VotingService.VotePray:input_type -> emojivoto.v1.VoteRequest
+	0,   // 59: emojivoto.v1.VotingService.VoteDog:input_type -> emojivoto.v1.VoteRequest
+	0,   // 60: emojivoto.v1.VotingService.VoteCat2:input_type -> emojivoto.v1.VoteRequest
+	0,   // 61: emojivoto.v1.VotingService.VotePig:input_type -> emojivoto.v1.VoteRequest
+	0,   // 62: emojivoto.v1.VotingService.VoteHatchingChick:input_type -> emojivoto.v1.VoteRequest
+	0,   // 63: emojivoto.v1.VotingService.VoteSnail:input_type -> emojivoto.v1.VoteRequest
+	0,   // 64: emojivoto.v1.VotingService.VoteBacon:input_type -> emojivoto.v1.VoteRequest
+	0,   // 65: emojivoto.v1.VotingService.VotePizza:input_type -> emojivoto.v1.VoteRequest
+	0,   // 66: emojivoto.v1.VotingService.VoteTaco:input_type -> emojivoto.v1.VoteRequest
+	0,   // 67: emojivoto.v1.VotingService.VoteBurrito:input_type -> emojivoto.v1.VoteRequest
+	0,   // 68: emojivoto.v1.VotingService.VoteRamen:input_type -> emojivoto.v1.VoteRequest
+	0,   // 69: emojivoto.v1.VotingService.VoteChampagne:input_type -> emojivoto.v1.VoteRequest
+	0,   // 70: emojivoto.v1.VotingService.VoteTropicalDrink:input_type -> emojivoto.v1.VoteRequest
+	0,   // 71: emojivoto.v1.VotingService.VoteBeer:input_type -> emojivoto.v1.VoteRequest
+	0,   // 72: emojivoto.v1.VotingService.VoteTumblerGlass:input_type -> emojivoto.v1.VoteRequest
+	0,   // 73: emojivoto.v1.VotingService.VoteWorldMap:input_type -> emojivoto.v1.VoteRequest
+	0,   // 74: emojivoto.v1.VotingService.VoteBeachUmbrella:input_type -> emojivoto.v1.VoteRequest
+	0,   // 75: emojivoto.v1.VotingService.VoteMountainSnow:input_type -> emojivoto.v1.VoteRequest
+	0,   // 76: emojivoto.v1.VotingService.VoteCamping:input_type -> emojivoto.v1.VoteRequest
+	0,   // 77: emojivoto.v1.VotingService.VoteSteamLocomotive:input_type -> emojivoto.v1.VoteRequest
+	0,   // 78: emojivoto.v1.VotingService.VoteFlightDeparture:input_type -> emojivoto.v1.VoteRequest
+	0,   // 79: emojivoto.v1.VotingService.VoteRocket:input_type -> emojivoto.v1.VoteRequest
+	0,   // 80: emojivoto.v1.VotingService.VoteStar2:input_type -> emojivoto.v1.VoteRequest
+	0,   // 81: emojivoto.v1.VotingService.VoteSunBehindSmallCloud:input_type -> emojivoto.v1.VoteRequest
+	0,   // 82: emojivoto.v1.VotingService.VoteCloudWithRain:input_type -> emojivoto.v1.VoteRequest
+	0,   // 83: emojivoto.v1.VotingService.VoteFire:input_type -> emojivoto.v1.VoteRequest
+	0,   // 84: emojivoto.v1.VotingService.VoteJackOLantern:input_type -> emojivoto.v1.VoteRequest
+	0,   // 85: emojivoto.v1.VotingService.VoteBalloon:input_type -> emojivoto.v1.VoteRequest
+	0,   // 86: emojivoto.v1.VotingService.VoteTada:input_type -> emojivoto.v1.VoteRequest
+	0,   // 87: emojivoto.v1.VotingService.VoteTrophy:input_type -> emojivoto.v1.VoteRequest
+	0,   // 88: emojivoto.v1.VotingService.VoteIphone:input_type -> emojivoto.v1.VoteRequest
+	0,   // 89: emojivoto.v1.VotingService.VotePager:input_type -> emojivoto.v1.VoteRequest
+	0,   // 90: emojivoto.v1.VotingService.VoteFax:input_type -> emojivoto.v1.VoteRequest
+	0,   // 91: emojivoto.v1.VotingService.VoteBulb:input_type -> emojivoto.v1.VoteRequest
+	0,   // 92: emojivoto.v1.VotingService.VoteMoneyWithWings:input_type -> emojivoto.v1.VoteRequest
+	0,   // 93: emojivoto.v1.VotingService.VoteCrystalBall:input_type -> emojivoto.v1.VoteRequest
+	0,   // 94: emojivoto.v1.VotingService.VoteUnderage:input_type -> emojivoto.v1.VoteRequest
+	0,   // 95: emojivoto.v1.VotingService.VoteInterrobang:input_type -> emojivoto.v1.VoteRequest
+	0,   // 96: emojivoto.v1.VotingService.Vote100:input_type -> emojivoto.v1.VoteRequest
+	0,   // 97: emojivoto.v1.VotingService.VoteCheckeredFlag:input_type -> emojivoto.v1.VoteRequest
+	0,   // 98: emojivoto.v1.VotingService.VoteCrossedSwords:input_type -> emojivoto.v1.VoteRequest
+	0,   // 99: emojivoto.v1.VotingService.VoteFloppyDisk:input_type -> emojivoto.v1.VoteRequest
+	0,   // 100: emojivoto.v1.VotingService.VotePoop:input_type -> emojivoto.v1.VoteRequest
+	4,   // 101: emojivoto.v1.VotingService.Results:output_type -> emojivoto.v1.ResultsResponse
+	1,   // 102: emojivoto.v1.VotingService.VoteJoy:output_type -> emojivoto.v1.VoteResponse
+	1,   // 103: emojivoto.v1.VotingService.VoteSunglasses:output_type -> emojivoto.v1.VoteResponse
+	1,   // 104: emojivoto.v1.VotingService.VoteDoughnut:output_type -> emojivoto.v1.VoteResponse
+	1,   // 105: emojivoto.v1.VotingService.VoteStuckOutTongueWinkingEye:output_type -> emojivoto.v1.VoteResponse
+	1,   // 106: emojivoto.v1.VotingService.VoteMoneyMouthFace:output_type -> emojivoto.v1.VoteResponse
+	1,   // 107: emojivoto.v1.VotingService.VoteFlushed:output_type -> emojivoto.v1.VoteResponse
+	1,   // 108: emojivoto.v1.VotingService.VoteMask:output_type -> emojivoto.v1.VoteResponse
+	1,   // 109: emojivoto.v1.VotingService.VoteNerdFace:output_type -> emojivoto.v1.VoteResponse
+	1,   // 110: emojivoto.v1.VotingService.VoteGhost:output_type -> emojivoto.v1.VoteResponse
+	1,   // 111: emojivoto.v1.VotingService.VoteSkullAndCrossbones:output_type -> emojivoto.v1.VoteResponse
+	1,   // 112: emojivoto.v1.VotingService.VoteHeartEyesCat:output_type -> emojivoto.v1.VoteResponse
+	1,   // 113: emojivoto.v1.VotingService.VoteHearNoEvil:output_type -> emojivoto.v1.VoteResponse
+	1,   // 114: emojivoto.v1.VotingService.VoteSeeNoEvil:output_type -> emojivoto.v1.VoteResponse
+	1,   // 115: emojivoto.v1.VotingService.VoteSpeakNoEvil:output_type -> emojivoto.v1.VoteResponse
+	1,   // 116: emojivoto.v1.VotingService.VoteBoy:output_type -> emojivoto.v1.VoteResponse
+	1,   // 117: emojivoto.v1.VotingService.VoteGirl:output_type -> emojivoto.v1.VoteResponse
+	1,   // 118: emojivoto.v1.VotingService.VoteMan:output_type -> emojivoto.v1.VoteResponse
+	1,   // 119: emojivoto.v1.VotingService.VoteWoman:output_type -> emojivoto.v1.VoteResponse
+	1,   // 120: emojivoto.v1.VotingService.VoteOlderMan:output_type -> emojivoto.v1.VoteResponse
+	1,   // 121: emojivoto.v1.VotingService.VotePoliceman:output_type -> emojivoto.v1.VoteResponse
+	1,   // 122: emojivoto.v1.VotingService.VoteGuardsman:output_type -> emojivoto.v1.VoteResponse
+	1,   // 123: emojivoto.v1.VotingService.VoteConstructionWorkerMan:output_type -> emojivoto.v1.VoteResponse
+	1,   // 124: emojivoto.v1.VotingService.VotePrince:output_type -> emojivoto.v1.VoteResponse
+	1,   // 125: emojivoto.v1.VotingService.VotePrincess:output_type -> emojivoto.v1.VoteResponse
+	1,   // 126: emojivoto.v1.VotingService.VoteManInTuxedo:output_type -> emojivoto.v1.VoteResponse
+	1,   // 127: emojivoto.v1.VotingService.VoteBrideWithVeil:output_type -> emojivoto.v1.VoteResponse
+	1,   // 128: emojivoto.v1.VotingService.VoteMrsClaus:output_type -> emojivoto.v1.VoteResponse
+	1,   // 129: emojivoto.v1.VotingService.VoteSanta:output_type -> emojivoto.v1.VoteResponse
+	1,   // 130: emojivoto.v1.VotingService.VoteTurkey:output_type -> emojivoto.v1.VoteResponse
+	1,   // 131: emojivoto.v1.VotingService.VoteRabbit:output_type -> emojivoto.v1.VoteResponse
+	1,   // 132: emojivoto.v1.VotingService.VoteNoGoodWoman:output_type -> emojivoto.v1.VoteResponse
+	1,   // 133: emojivoto.v1.VotingService.VoteOkWoman:output_type -> emojivoto.v1.VoteResponse
+	1,   // 134: emojivoto.v1.VotingService.VoteRaisingHandWoman:output_type -> emojivoto.v1.VoteResponse
+	1,   // 135: emojivoto.v1.VotingService.VoteBowingMan:output_type -> emojivoto.v1.VoteResponse
+	1,   // 136: emojivoto.v1.VotingService.VoteManFacepalming:output_type -> emojivoto.v1.VoteResponse
+	1,   // 137: emojivoto.v1.VotingService.VoteWomanShrugging:output_type -> emojivoto.v1.VoteResponse
+	1,   // 138: emojivoto.v1.VotingService.VoteMassageWoman:output_type -> emojivoto.v1.VoteResponse
+	1,   // 139: emojivoto.v1.VotingService.VoteWalkingMan:output_type -> emojivoto.v1.VoteResponse
+	1,   // 140: emojivoto.v1.VotingService.VoteRunningMan:output_type -> emojivoto.v1.VoteResponse
+	1,   // 141: emojivoto.v1.VotingService.VoteDancer:output_type -> emojivoto.v1.VoteResponse
+	1,   // 142: emojivoto.v1.VotingService.VoteManDancing:output_type -> emojivoto.v1.VoteResponse
+	1,   // 143: emojivoto.v1.VotingService.VoteDancingWomen:output_type -> emojivoto.v1.VoteResponse
+	1,   // 144: emojivoto.v1.VotingService.VoteRainbow:output_type -> emojivoto.v1.VoteResponse
+	1,   // 145: emojivoto.v1.VotingService.VoteSkier:output_type -> emojivoto.v1.VoteResponse
+	1,   // 146: emojivoto.v1.VotingService.VoteGolfingMan:output_type -> emojivoto.v1.VoteResponse
+	1,   // 147: emojivoto.v1.VotingService.VoteSurfingMan:output_type -> emojivoto.v1.VoteResponse
+	1,   // 148: emojivoto.v1.VotingService.VoteBasketballMan:output_type -> emojivoto.v1.VoteResponse
+	1,   // 149: emojivoto.v1.VotingService.VoteBikingMan:output_type -> emojivoto.v1.VoteResponse
+	1,   // 150: emojivoto.v1.VotingService.VotePointUp2:output_type -> emojivoto.v1.VoteResponse
+	1,   // 151: emojivoto.v1.VotingService.VoteVulcanSalute:output_type -> emojivoto.v1.VoteResponse
+	1,   // 152: emojivoto.v1.VotingService.VoteMetal:output_type -> emojivoto.v1.VoteResponse
+	1,   // 153: emojivoto.v1.VotingService.VoteCallMeHand:output_type -> emojivoto.v1.VoteResponse
+	1,   // 154: emojivoto.v1.VotingService.VoteThumbsup:output_type -> emojivoto.v1.VoteResponse
+	1,   // 155: emojivoto.v1.VotingService.VoteWave:output_type -> emojivoto.v1.VoteResponse
+	1,   // 156: emojivoto.v1.VotingService.VoteClap:output_type -> emojivoto.v1.VoteResponse
+	1,   // 157: emojivoto.v1.VotingService.VoteRaisedHands:output_type -> emojivoto.v1.VoteResponse
+	1,   // 158: emojivoto.v1.VotingService.VotePray:output_type -> emojivoto.v1.VoteResponse
+	1,   // 159: emojivoto.v1.VotingService.VoteDog:output_type -> emojivoto.v1.VoteResponse
+	1,   // 160: emojivoto.v1.VotingService.VoteCat2:output_type -> emojivoto.v1.VoteResponse
+	1,   // 161: emojivoto.v1.VotingService.VotePig:output_type -> emojivoto.v1.VoteResponse
+	1,   // 162: emojivoto.v1.VotingService.VoteHatchingChick:output_type -> emojivoto.v1.VoteResponse
+	1,   // 163: emojivoto.v1.VotingService.VoteSnail:output_type -> emojivoto.v1.VoteResponse
+	1,   // 164: emojivoto.v1.VotingService.VoteBacon:output_type -> emojivoto.v1.VoteResponse
+	1,   // 165: emojivoto.v1.VotingService.VotePizza:output_type -> emojivoto.v1.VoteResponse
+	1,   // 166: emojivoto.v1.VotingService.VoteTaco:output_type -> emojivoto.v1.VoteResponse
+	1,   // 167: emojivoto.v1.VotingService.VoteBurrito:output_type -> emojivoto.v1.VoteResponse
+	1,   // 168: emojivoto.v1.VotingService.VoteRamen:output_type -> emojivoto.v1.VoteResponse
+	1,   // 169: emojivoto.v1.VotingService.VoteChampagne:output_type -> emojivoto.v1.VoteResponse
+	1,   // 170: emojivoto.v1.VotingService.VoteTropicalDrink:output_type -> emojivoto.v1.VoteResponse
+	1,   // 171: emojivoto.v1.VotingService.VoteBeer:output_type -> emojivoto.v1.VoteResponse
+	1,   // 172: emojivoto.v1.VotingService.VoteTumblerGlass:output_type -> emojivoto.v1.VoteResponse
+	1,   // 173: emojivoto.v1.VotingService.VoteWorldMap:output_type -> emojivoto.v1.VoteResponse
+	1,   // 174: emojivoto.v1.VotingService.VoteBeachUmbrella:output_type -> emojivoto.v1.VoteResponse
+	1,   // 175: emojivoto.v1.VotingService.VoteMountainSnow:output_type -> emojivoto.v1.VoteResponse
+	1,   // 176: emojivoto.v1.VotingService.VoteCamping:output_type -> emojivoto.v1.VoteResponse
+	1,   // 177: emojivoto.v1.VotingService.VoteSteamLocomotive:output_type -> emojivoto.v1.VoteResponse
+	1,   // 178: emojivoto.v1.VotingService.VoteFlightDeparture:output_type -> emojivoto.v1.VoteResponse
+	1,   // 179: emojivoto.v1.VotingService.VoteRocket:output_type -> emojivoto.v1.VoteResponse
+	1,   // 180: emojivoto.v1.VotingService.VoteStar2:output_type -> emojivoto.v1.VoteResponse
+	1,   // 181: emojivoto.v1.VotingService.VoteSunBehindSmallCloud:output_type -> emojivoto.v1.VoteResponse
+	1,   // 182: emojivoto.v1.VotingService.VoteCloudWithRain:output_type -> emojivoto.v1.VoteResponse
+	1,   // 183: emojivoto.v1.VotingService.VoteFire:output_type -> emojivoto.v1.VoteResponse
+	1,   // 184: emojivoto.v1.VotingService.VoteJackOLantern:output_type -> emojivoto.v1.VoteResponse
+	1,   // 185: emojivoto.v1.VotingService.VoteBalloon:output_type -> emojivoto.v1.VoteResponse
+	1,   // 186: emojivoto.v1.VotingService.VoteTada:output_type -> emojivoto.v1.VoteResponse
+	1,   // 187: emojivoto.v1.VotingService.VoteTrophy:output_type -> emojivoto.v1.VoteResponse
+	1,   // 188: emojivoto.v1.VotingService.VoteIphone:output_type -> emojivoto.v1.VoteResponse
+	1,   // 189: emojivoto.v1.VotingService.VotePager:output_type -> emojivoto.v1.VoteResponse
+	1,   // 190: emojivoto.v1.VotingService.VoteFax:output_type -> emojivoto.v1.VoteResponse
+	1,   // 191: emojivoto.v1.VotingService.VoteBulb:output_type -> emojivoto.v1.VoteResponse
+	1,   // 192: emojivoto.v1.VotingService.VoteMoneyWithWings:output_type -> emojivoto.v1.VoteResponse
+	1,   // 193: emojivoto.v1.VotingService.VoteCrystalBall:output_type -> emojivoto.v1.VoteResponse
+	1,   // 194: emojivoto.v1.VotingService.VoteUnderage:output_type -> emojivoto.v1.VoteResponse
+	1,   // 195: emojivoto.v1.VotingService.VoteInterrobang:output_type -> emojivoto.v1.VoteResponse
+	1,   // 196: emojivoto.v1.VotingService.Vote100:output_type -> emojivoto.v1.VoteResponse
+	1,   // 197: emojivoto.v1.VotingService.VoteCheckeredFlag:output_type -> emojivoto.v1.VoteResponse
+	1,   // 198: emojivoto.v1.VotingService.VoteCrossedSwords:output_type -> emojivoto.v1.VoteResponse
+	1,   // 199: emojivoto.v1.VotingService.VoteFloppyDisk:output_type -> emojivoto.v1.VoteResponse
+	1,   // 200: emojivoto.v1.VotingService.VotePoop:output_type -> emojivoto.v1.VoteResponse
+	101, // [101:201] is the sub-list for method output_type
+	1,   // [1:101] is the sub-list for method input_type
 	1,   // [1:1] is the sub-list for extension type_name
 	1,   // [1:1] is the sub-list for extension extendee
 	0,   // [0:1] is the sub-list for field type_name

@@ -21,107 +21,106 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	VotingService_Results_FullMethodName                                          = "/emojivoto.v1.VotingService/Results"
-	VotingService_VotePileOfPoo_FullMethodName                                    = "/emojivoto.v1.VotingService/VotePileOfPoo"
-	VotingService_VoteFaceWithTearsOfJoy_FullMethodName                           = "/emojivoto.v1.VotingService/VoteFaceWithTearsOfJoy"
-	VotingService_VoteSmilingFaceWithSunglasses_FullMethodName                    = "/emojivoto.v1.VotingService/VoteSmilingFaceWithSunglasses"
-	VotingService_VoteBeerMug_FullMethodName                                      = "/emojivoto.v1.VotingService/VoteBeerMug"
-	VotingService_VoteBalloon_FullMethodName                                      = "/emojivoto.v1.VotingService/VoteBalloon"
-	VotingService_VoteSmilingFaceWithHeartShapedEyes_FullMethodName               = "/emojivoto.v1.VotingService/VoteSmilingFaceWithHeartShapedEyes"
-	VotingService_VoteFire_FullMethodName                                         = "/emojivoto.v1.VotingService/VoteFire"
-	VotingService_VotePartyPopper_FullMethodName                                  = "/emojivoto.v1.VotingService/VotePartyPopper"
-	VotingService_VoteDoughnut_FullMethodName                                     = "/emojivoto.v1.VotingService/VoteDoughnut"
-	VotingService_VoteRocket_FullMethodName                                       = "/emojivoto.v1.VotingService/VoteRocket"
-	VotingService_VoteGrinningFace_FullMethodName                                 = "/emojivoto.v1.VotingService/VoteGrinningFace"
-	VotingService_VoteSmilingFaceWithOpenMouth_FullMethodName                     = "/emojivoto.v1.VotingService/VoteSmilingFaceWithOpenMouth"
-	VotingService_VoteSmilingFaceWithOpenMouthAndSmilingEyes_FullMethodName       = "/emojivoto.v1.VotingService/VoteSmilingFaceWithOpenMouthAndSmilingEyes"
-	VotingService_VoteGrinningFaceWithSmilingEyes_FullMethodName                  = "/emojivoto.v1.VotingService/VoteGrinningFaceWithSmilingEyes"
-	VotingService_VoteSmilingFaceWithOpenMouthAndTightlyClosedEyes_FullMethodName = "/emojivoto.v1.VotingService/VoteSmilingFaceWithOpenMouthAndTightlyClosedEyes"
-	VotingService_VoteSmilingFaceWithOpenMouthAndColdSweat_FullMethodName         = "/emojivoto.v1.VotingService/VoteSmilingFaceWithOpenMouthAndColdSweat"
-	VotingService_VoteRollingOnTheFloorLaughing_FullMethodName                    = "/emojivoto.v1.VotingService/VoteRollingOnTheFloorLaughing"
-	VotingService_VoteSmilingFaceWithSmilingEyes_FullMethodName                   = "/emojivoto.v1.VotingService/VoteSmilingFaceWithSmilingEyes"
-	VotingService_VoteSmilingFaceWithHalo_FullMethodName                          = "/emojivoto.v1.VotingService/VoteSmilingFaceWithHalo"
-	VotingService_VoteSlightlySmilingFace_FullMethodName                          = "/emojivoto.v1.VotingService/VoteSlightlySmilingFace"
-	VotingService_VoteUpsideDownFace_FullMethodName                               = "/emojivoto.v1.VotingService/VoteUpsideDownFace"
-	VotingService_VoteWinkingFace_FullMethodName                                  = "/emojivoto.v1.VotingService/VoteWinkingFace"
-	VotingService_VoteRelievedFace_FullMethodName                                 = "/emojivoto.v1.VotingService/VoteRelievedFace"
-	VotingService_VoteFaceThrowingAKiss_FullMethodName                            = "/emojivoto.v1.VotingService/VoteFaceThrowingAKiss"
-	VotingService_VoteKissingFace_FullMethodName                                  = "/emojivoto.v1.VotingService/VoteKissingFace"
-	VotingService_VoteKissingFaceWithSmilingEyes_FullMethodName                   = "/emojivoto.v1.VotingService/VoteKissingFaceWithSmilingEyes"
-	VotingService_VoteKissingFaceWithClosedEyes_FullMethodName                    = "/emojivoto.v1.VotingService/VoteKissingFaceWithClosedEyes"
-	VotingService_VoteFaceSavouringDeliciousFood_FullMethodName                   = "/emojivoto.v1.VotingService/VoteFaceSavouringDeliciousFood"
-	VotingService_VoteFaceWithStuckOutTongue_FullMethodName                       = "/emojivoto.v1.VotingService/VoteFaceWithStuckOutTongue"
-	VotingService_VoteFaceWithStuckOutTongueAndTightlyClosedEyes_FullMethodName   = "/emojivoto.v1.VotingService/VoteFaceWithStuckOutTongueAndTightlyClosedEyes"
-	VotingService_VoteFaceWithStuckOutTongueAndWinkingEye_FullMethodName          = "/emojivoto.v1.VotingService/VoteFaceWithStuckOutTongueAndWinkingEye"
-	VotingService_VoteNerdFace_FullMethodName                                     = "/emojivoto.v1.VotingService/VoteNerdFace"
-	VotingService_VoteSmirkingFace_FullMethodName                                 = "/emojivoto.v1.VotingService/VoteSmirkingFace"
-	VotingService_VoteUnamusedFace_FullMethodName                                 = "/emojivoto.v1.VotingService/VoteUnamusedFace"
-	VotingService_VoteDisappointedFace_FullMethodName                             = "/emojivoto.v1.VotingService/VoteDisappointedFace"
-	VotingService_VotePensiveFace_FullMethodName                                  = "/emojivoto.v1.VotingService/VotePensiveFace"
-	VotingService_VoteWorriedFace_FullMethodName                                  = "/emojivoto.v1.VotingService/VoteWorriedFace"
-	VotingService_VoteConfusedFace_FullMethodName                                 = "/emojivoto.v1.VotingService/VoteConfusedFace"
-	VotingService_VoteSlightlyFrowningFace_FullMethodName                         = "/emojivoto.v1.VotingService/VoteSlightlyFrowningFace"
-	VotingService_VotePerseveringFace_FullMethodName                              = "/emojivoto.v1.VotingService/VotePerseveringFace"
-	VotingService_VoteConfoundedFace_FullMethodName                               = "/emojivoto.v1.VotingService/VoteConfoundedFace"
-	VotingService_VoteTiredFace_FullMethodName                                    = "/emojivoto.v1.VotingService/VoteTiredFace"
-	VotingService_VoteWearyFace_FullMethodName                                    = "/emojivoto.v1.VotingService/VoteWearyFace"
-	VotingService_VoteFaceWithLookOfTriumph_FullMethodName                        = "/emojivoto.v1.VotingService/VoteFaceWithLookOfTriumph"
-	VotingService_VoteAngryFace_FullMethodName                                    = "/emojivoto.v1.VotingService/VoteAngryFace"
-	VotingService_VotePoutingFace_FullMethodName                                  = "/emojivoto.v1.VotingService/VotePoutingFace"
-	VotingService_VoteFaceWithoutMouth_FullMethodName                             = "/emojivoto.v1.VotingService/VoteFaceWithoutMouth"
-	VotingService_VoteNeutralFace_FullMethodName                                  = "/emojivoto.v1.VotingService/VoteNeutralFace"
-	VotingService_VoteExpressionlessFace_FullMethodName                           = "/emojivoto.v1.VotingService/VoteExpressionlessFace"
-	VotingService_VoteHushedFace_FullMethodName                                   = "/emojivoto.v1.VotingService/VoteHushedFace"
-	VotingService_VoteFrowningFaceWithOpenMouth_FullMethodName                    = "/emojivoto.v1.VotingService/VoteFrowningFaceWithOpenMouth"
-	VotingService_VoteAnguishedFace_FullMethodName                                = "/emojivoto.v1.VotingService/VoteAnguishedFace"
-	VotingService_VoteFaceWithOpenMouth_FullMethodName                            = "/emojivoto.v1.VotingService/VoteFaceWithOpenMouth"
-	VotingService_VoteAstonishedFace_FullMethodName                               = "/emojivoto.v1.VotingService/VoteAstonishedFace"
-	VotingService_VoteDizzyFace_FullMethodName                                    = "/emojivoto.v1.VotingService/VoteDizzyFace"
-	VotingService_VoteFlushedFace_FullMethodName                                  = "/emojivoto.v1.VotingService/VoteFlushedFace"
-	VotingService_VoteFaceScreamingInFear_FullMethodName                          = "/emojivoto.v1.VotingService/VoteFaceScreamingInFear"
-	VotingService_VoteFearfulFace_FullMethodName                                  = "/emojivoto.v1.VotingService/VoteFearfulFace"
-	VotingService_VoteFaceWithOpenMouthAndColdSweat_FullMethodName                = "/emojivoto.v1.VotingService/VoteFaceWithOpenMouthAndColdSweat"
-	VotingService_VoteCryingFace_FullMethodName                                   = "/emojivoto.v1.VotingService/VoteCryingFace"
-	VotingService_VoteDisappointedButRelievedFace_FullMethodName                  = "/emojivoto.v1.VotingService/VoteDisappointedButRelievedFace"
-	VotingService_VoteDroolingFace_FullMethodName                                 = "/emojivoto.v1.VotingService/VoteDroolingFace"
-	VotingService_VoteLoudlyCryingFace_FullMethodName                             = "/emojivoto.v1.VotingService/VoteLoudlyCryingFace"
-	VotingService_VoteFaceWithColdSweat_FullMethodName                            = "/emojivoto.v1.VotingService/VoteFaceWithColdSweat"
-	VotingService_VoteSleepyFace_FullMethodName                                   = "/emojivoto.v1.VotingService/VoteSleepyFace"
-	VotingService_VoteSleepingFace_FullMethodName                                 = "/emojivoto.v1.VotingService/VoteSleepingFace"
-	VotingService_VoteFaceWithRollingEyes_FullMethodName                          = "/emojivoto.v1.VotingService/VoteFaceWithRollingEyes"
-	VotingService_VoteThinkingFace_FullMethodName                                 = "/emojivoto.v1.VotingService/VoteThinkingFace"
-	VotingService_VoteLyingFace_FullMethodName                                    = "/emojivoto.v1.VotingService/VoteLyingFace"
-	VotingService_VoteGrimacingFace_FullMethodName                                = "/emojivoto.v1.VotingService/VoteGrimacingFace"
-	VotingService_VoteZipperMouthFace_FullMethodName                              = "/emojivoto.v1.VotingService/VoteZipperMouthFace"
-	VotingService_VoteNauseatedFace_FullMethodName                                = "/emojivoto.v1.VotingService/VoteNauseatedFace"
-	VotingService_VoteSneezingFace_FullMethodName                                 = "/emojivoto.v1.VotingService/VoteSneezingFace"
-	VotingService_VoteFaceWithMedicalMask_FullMethodName                          = "/emojivoto.v1.VotingService/VoteFaceWithMedicalMask"
-	VotingService_VoteFaceWithThermometer_FullMethodName                          = "/emojivoto.v1.VotingService/VoteFaceWithThermometer"
-	VotingService_VoteFaceWithHeadBandage_FullMethodName                          = "/emojivoto.v1.VotingService/VoteFaceWithHeadBandage"
-	VotingService_VoteFaceWithCowboyHat_FullMethodName                            = "/emojivoto.v1.VotingService/VoteFaceWithCowboyHat"
-	VotingService_VoteSmilingFaceWithHorns_FullMethodName                         = "/emojivoto.v1.VotingService/VoteSmilingFaceWithHorns"
-	VotingService_VoteImp_FullMethodName                                          = "/emojivoto.v1.VotingService/VoteImp"
-	VotingService_VoteJapaneseOgre_FullMethodName                                 = "/emojivoto.v1.VotingService/VoteJapaneseOgre"
-	VotingService_VoteJapaneseGoblin_FullMethodName                               = "/emojivoto.v1.VotingService/VoteJapaneseGoblin"
-	VotingService_VoteSkull_FullMethodName                                        = "/emojivoto.v1.VotingService/VoteSkull"
-	VotingService_VoteGhost_FullMethodName                                        = "/emojivoto.v1.VotingService/VoteGhost"
-	VotingService_VoteExtraterrestrialAlien_FullMethodName                        = "/emojivoto.v1.VotingService/VoteExtraterrestrialAlien"
-	VotingService_VoteRobotFace_FullMethodName                                    = "/emojivoto.v1.VotingService/VoteRobotFace"
-	VotingService_VoteSmilingCatFaceWithOpenMouth_FullMethodName                  = "/emojivoto.v1.VotingService/VoteSmilingCatFaceWithOpenMouth"
-	VotingService_VoteGrinningCatFaceWithSmilingEyes_FullMethodName               = "/emojivoto.v1.VotingService/VoteGrinningCatFaceWithSmilingEyes"
-	VotingService_VoteCatFaceWithTearsOfJoy_FullMethodName                        = "/emojivoto.v1.VotingService/VoteCatFaceWithTearsOfJoy"
-	VotingService_VoteSmilingCatFaceWithHeartShapedEyes_FullMethodName            = "/emojivoto.v1.VotingService/VoteSmilingCatFaceWithHeartShapedEyes"
-	VotingService_VoteCatFaceWithWrySmile_FullMethodName                          = "/emojivoto.v1.VotingService/VoteCatFaceWithWrySmile"
-	VotingService_VoteKissingCatFaceWithClosedEyes_FullMethodName                 = "/emojivoto.v1.VotingService/VoteKissingCatFaceWithClosedEyes"
-	VotingService_VoteWearyCatFace_FullMethodName                                 = "/emojivoto.v1.VotingService/VoteWearyCatFace"
-	VotingService_VoteCryingCatFace_FullMethodName                                = "/emojivoto.v1.VotingService/VoteCryingCatFace"
-	VotingService_VotePoutingCatFace_FullMethodName                               = "/emojivoto.v1.VotingService/VotePoutingCatFace"
-	VotingService_VoteThumbsUpSign_FullMethodName                                 = "/emojivoto.v1.VotingService/VoteThumbsUpSign"
-	VotingService_VoteThumbsDownSign_FullMethodName                               = "/emojivoto.v1.VotingService/VoteThumbsDownSign"
-	VotingService_VoteClappingHandsSign_FullMethodName                            = "/emojivoto.v1.VotingService/VoteClappingHandsSign"
-	VotingService_VotePersonRaisingBothHandsInCelebration_FullMethodName          = "/emojivoto.v1.VotingService/VotePersonRaisingBothHandsInCelebration"
-	VotingService_VoteRainbow_FullMethodName                                      = "/emojivoto.v1.VotingService/VoteRainbow"
-	VotingService_VoteSliceOfPizza_FullMethodName                                 = "/emojivoto.v1.VotingService/VoteSliceOfPizza"
+	VotingService_Results_FullMethodName                      = "/emojivoto.v1.VotingService/Results"
+	VotingService_VoteJoy_FullMethodName                      = "/emojivoto.v1.VotingService/VoteJoy"
+	VotingService_VoteSunglasses_FullMethodName               = "/emojivoto.v1.VotingService/VoteSunglasses"
+	VotingService_VoteDoughnut_FullMethodName                 = "/emojivoto.v1.VotingService/VoteDoughnut"
+	VotingService_VoteStuckOutTongueWinkingEye_FullMethodName = "/emojivoto.v1.VotingService/VoteStuckOutTongueWinkingEye"
+	VotingService_VoteMoneyMouthFace_FullMethodName           = "/emojivoto.v1.VotingService/VoteMoneyMouthFace"
+	VotingService_VoteFlushed_FullMethodName                  = "/emojivoto.v1.VotingService/VoteFlushed"
+	VotingService_VoteMask_FullMethodName                     = "/emojivoto.v1.VotingService/VoteMask"
+	VotingService_VoteNerdFace_FullMethodName                 = "/emojivoto.v1.VotingService/VoteNerdFace"
+	VotingService_VoteGhost_FullMethodName                    = "/emojivoto.v1.VotingService/VoteGhost"
+	VotingService_VoteSkullAndCrossbones_FullMethodName       = "/emojivoto.v1.VotingService/VoteSkullAndCrossbones"
+	VotingService_VoteHeartEyesCat_FullMethodName             = "/emojivoto.v1.VotingService/VoteHeartEyesCat"
+	VotingService_VoteHearNoEvil_FullMethodName               = "/emojivoto.v1.VotingService/VoteHearNoEvil"
+	VotingService_VoteSeeNoEvil_FullMethodName                = "/emojivoto.v1.VotingService/VoteSeeNoEvil"
+	VotingService_VoteSpeakNoEvil_FullMethodName              = "/emojivoto.v1.VotingService/VoteSpeakNoEvil"
+	VotingService_VoteBoy_FullMethodName                      = "/emojivoto.v1.VotingService/VoteBoy"
+	VotingService_VoteGirl_FullMethodName                     = "/emojivoto.v1.VotingService/VoteGirl"
+	VotingService_VoteMan_FullMethodName                      = "/emojivoto.v1.VotingService/VoteMan"
+	VotingService_VoteWoman_FullMethodName                    = "/emojivoto.v1.VotingService/VoteWoman"
+	VotingService_VoteOlderMan_FullMethodName                 = "/emojivoto.v1.VotingService/VoteOlderMan"
+	VotingService_VotePoliceman_FullMethodName                = "/emojivoto.v1.VotingService/VotePoliceman"
+	VotingService_VoteGuardsman_FullMethodName                = "/emojivoto.v1.VotingService/VoteGuardsman"
+	VotingService_VoteConstructionWorkerMan_FullMethodName    = "/emojivoto.v1.VotingService/VoteConstructionWorkerMan"
+	VotingService_VotePrince_FullMethodName                   = "/emojivoto.v1.VotingService/VotePrince"
+	VotingService_VotePrincess_FullMethodName                 = "/emojivoto.v1.VotingService/VotePrincess"
+	VotingService_VoteManInTuxedo_FullMethodName              = "/emojivoto.v1.VotingService/VoteManInTuxedo"
+	VotingService_VoteBrideWithVeil_FullMethodName            = "/emojivoto.v1.VotingService/VoteBrideWithVeil"
+	VotingService_VoteMrsClaus_FullMethodName                 = "/emojivoto.v1.VotingService/VoteMrsClaus"
+	VotingService_VoteSanta_FullMethodName                    = "/emojivoto.v1.VotingService/VoteSanta"
+	VotingService_VoteTurkey_FullMethodName                   = "/emojivoto.v1.VotingService/VoteTurkey"
+	VotingService_VoteRabbit_FullMethodName                   = "/emojivoto.v1.VotingService/VoteRabbit"
+	VotingService_VoteNoGoodWoman_FullMethodName              = "/emojivoto.v1.VotingService/VoteNoGoodWoman"
+	VotingService_VoteOkWoman_FullMethodName                  = "/emojivoto.v1.VotingService/VoteOkWoman"
+	VotingService_VoteRaisingHandWoman_FullMethodName         = "/emojivoto.v1.VotingService/VoteRaisingHandWoman"
+	VotingService_VoteBowingMan_FullMethodName                = "/emojivoto.v1.VotingService/VoteBowingMan"
+	VotingService_VoteManFacepalming_FullMethodName           = "/emojivoto.v1.VotingService/VoteManFacepalming"
+	VotingService_VoteWomanShrugging_FullMethodName           = "/emojivoto.v1.VotingService/VoteWomanShrugging"
+	VotingService_VoteMassageWoman_FullMethodName             = "/emojivoto.v1.VotingService/VoteMassageWoman"
+	VotingService_VoteWalkingMan_FullMethodName               = "/emojivoto.v1.VotingService/VoteWalkingMan"
+	VotingService_VoteRunningMan_FullMethodName               = "/emojivoto.v1.VotingService/VoteRunningMan"
+	VotingService_VoteDancer_FullMethodName                   = "/emojivoto.v1.VotingService/VoteDancer"
+	VotingService_VoteManDancing_FullMethodName               = "/emojivoto.v1.VotingService/VoteManDancing"
+	VotingService_VoteDancingWomen_FullMethodName             = "/emojivoto.v1.VotingService/VoteDancingWomen"
+	VotingService_VoteRainbow_FullMethodName                  = "/emojivoto.v1.VotingService/VoteRainbow"
+	VotingService_VoteSkier_FullMethodName                    = "/emojivoto.v1.VotingService/VoteSkier"
+	VotingService_VoteGolfingMan_FullMethodName               = "/emojivoto.v1.VotingService/VoteGolfingMan"
+	VotingService_VoteSurfingMan_FullMethodName               = "/emojivoto.v1.VotingService/VoteSurfingMan"
+	VotingService_VoteBasketballMan_FullMethodName            = "/emojivoto.v1.VotingService/VoteBasketballMan"
+	VotingService_VoteBikingMan_FullMethodName                = "/emojivoto.v1.VotingService/VoteBikingMan"
+	VotingService_VotePointUp2_FullMethodName                 = "/emojivoto.v1.VotingService/VotePointUp2"
+	VotingService_VoteVulcanSalute_FullMethodName             = "/emojivoto.v1.VotingService/VoteVulcanSalute"
+	VotingService_VoteMetal_FullMethodName                    = "/emojivoto.v1.VotingService/VoteMetal"
+	VotingService_VoteCallMeHand_FullMethodName               = "/emojivoto.v1.VotingService/VoteCallMeHand"
+	VotingService_VoteThumbsup_FullMethodName                 = "/emojivoto.v1.VotingService/VoteThumbsup"
+	VotingService_VoteWave_FullMethodName                     = "/emojivoto.v1.VotingService/VoteWave"
+	VotingService_VoteClap_FullMethodName                     = "/emojivoto.v1.VotingService/VoteClap"
+	VotingService_VoteRaisedHands_FullMethodName              = "/emojivoto.v1.VotingService/VoteRaisedHands"
+	VotingService_VotePray_FullMethodName                     = "/emojivoto.v1.VotingService/VotePray"
+	VotingService_VoteDog_FullMethodName                      = "/emojivoto.v1.VotingService/VoteDog"
+	VotingService_VoteCat2_FullMethodName                     = "/emojivoto.v1.VotingService/VoteCat2"
+	VotingService_VotePig_FullMethodName                      = "/emojivoto.v1.VotingService/VotePig"
+	VotingService_VoteHatchingChick_FullMethodName            = "/emojivoto.v1.VotingService/VoteHatchingChick"
+	VotingService_VoteSnail_FullMethodName                    = "/emojivoto.v1.VotingService/VoteSnail"
+	VotingService_VoteBacon_FullMethodName                    = "/emojivoto.v1.VotingService/VoteBacon"
+	VotingService_VotePizza_FullMethodName                    = "/emojivoto.v1.VotingService/VotePizza"
+	VotingService_VoteTaco_FullMethodName                     = "/emojivoto.v1.VotingService/VoteTaco"
+	VotingService_VoteBurrito_FullMethodName                  = "/emojivoto.v1.VotingService/VoteBurrito"
+	VotingService_VoteRamen_FullMethodName                    = "/emojivoto.v1.VotingService/VoteRamen"
+	VotingService_VoteChampagne_FullMethodName                = "/emojivoto.v1.VotingService/VoteChampagne"
+	VotingService_VoteTropicalDrink_FullMethodName            = "/emojivoto.v1.VotingService/VoteTropicalDrink"
+	VotingService_VoteBeer_FullMethodName                     = "/emojivoto.v1.VotingService/VoteBeer"
+	VotingService_VoteTumblerGlass_FullMethodName             = "/emojivoto.v1.VotingService/VoteTumblerGlass"
+	VotingService_VoteWorldMap_FullMethodName                 = "/emojivoto.v1.VotingService/VoteWorldMap"
+	VotingService_VoteBeachUmbrella_FullMethodName            = "/emojivoto.v1.VotingService/VoteBeachUmbrella"
+	VotingService_VoteMountainSnow_FullMethodName             = "/emojivoto.v1.VotingService/VoteMountainSnow"
+	VotingService_VoteCamping_FullMethodName                  = "/emojivoto.v1.VotingService/VoteCamping"
+	VotingService_VoteSteamLocomotive_FullMethodName          = "/emojivoto.v1.VotingService/VoteSteamLocomotive"
+	VotingService_VoteFlightDeparture_FullMethodName          = "/emojivoto.v1.VotingService/VoteFlightDeparture"
+	VotingService_VoteRocket_FullMethodName                   = "/emojivoto.v1.VotingService/VoteRocket"
+	VotingService_VoteStar2_FullMethodName                    = "/emojivoto.v1.VotingService/VoteStar2"
+	VotingService_VoteSunBehindSmallCloud_FullMethodName      = "/emojivoto.v1.VotingService/VoteSunBehindSmallCloud"
+	VotingService_VoteCloudWithRain_FullMethodName            = "/emojivoto.v1.VotingService/VoteCloudWithRain"
+	VotingService_VoteFire_FullMethodName                     = "/emojivoto.v1.VotingService/VoteFire"
+	VotingService_VoteJackOLantern_FullMethodName             = "/emojivoto.v1.VotingService/VoteJackOLantern"
+	VotingService_VoteBalloon_FullMethodName                  = "/emojivoto.v1.VotingService/VoteBalloon"
+	VotingService_VoteTada_FullMethodName                     = "/emojivoto.v1.VotingService/VoteTada"
+	VotingService_VoteTrophy_FullMethodName                   = "/emojivoto.v1.VotingService/VoteTrophy"
+	VotingService_VoteIphone_FullMethodName                   = "/emojivoto.v1.VotingService/VoteIphone"
+	VotingService_VotePager_FullMethodName                    = "/emojivoto.v1.VotingService/VotePager"
+	VotingService_VoteFax_FullMethodName                      = "/emojivoto.v1.VotingService/VoteFax"
+	VotingService_VoteBulb_FullMethodName                     = "/emojivoto.v1.VotingService/VoteBulb"
+	VotingService_VoteMoneyWithWings_FullMethodName           = "/emojivoto.v1.VotingService/VoteMoneyWithWings"
+	VotingService_VoteCrystalBall_FullMethodName              = "/emojivoto.v1.VotingService/VoteCrystalBall"
+	VotingService_VoteUnderage_FullMethodName                 = "/emojivoto.v1.VotingService/VoteUnderage"
+	VotingService_VoteInterrobang_FullMethodName              = "/emojivoto.v1.VotingService/VoteInterrobang"
+	VotingService_Vote100_FullMethodName                      = "/emojivoto.v1.VotingService/Vote100"
+	VotingService_VoteCheckeredFlag_FullMethodName            = "/emojivoto.v1.VotingService/VoteCheckeredFlag"
+	VotingService_VoteCrossedSwords_FullMethodName            = "/emojivoto.v1.VotingService/VoteCrossedSwords"
+	VotingService_VoteFloppyDisk_FullMethodName               = "/emojivoto.v1.VotingService/VoteFloppyDisk"
+	VotingService_VotePoop_FullMethodName                     = "/emojivoto.v1.VotingService/VotePoop"
 )
 
 // VotingServiceClient is the client API for VotingService service.
@@ -131,206 +130,204 @@ const (
 // VotingService counts votes. Each emoji has its own RPC so each shows up as its own route.
 type VotingServiceClient interface {
 	Results(ctx context.Context, in *ResultsRequest, opts ...grpc.CallOption) (*ResultsResponse, error)
-	// :pile_of_poo:
-	VotePileOfPoo(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :face_with_tears_of_joy:
-	VoteFaceWithTearsOfJoy(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :smiling_face_with_sunglasses:
-	VoteSmilingFaceWithSunglasses(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :beer_mug:
-	VoteBeerMug(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :balloon:
-	VoteBalloon(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :smiling_face_with_heart_shaped_eyes:
-	VoteSmilingFaceWithHeartShapedEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :fire:
-	VoteFire(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :party_popper:
-	VotePartyPopper(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :joy:
+	VoteJoy(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :sunglasses:
+	VoteSunglasses(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
 	// :doughnut:
 	VoteDoughnut(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :rocket:
-	VoteRocket(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :grinning_face:
-	VoteGrinningFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :smiling_face_with_open_mouth:
-	VoteSmilingFaceWithOpenMouth(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :smiling_face_with_open_mouth_and_smiling_eyes:
-	VoteSmilingFaceWithOpenMouthAndSmilingEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :grinning_face_with_smiling_eyes:
-	VoteGrinningFaceWithSmilingEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :smiling_face_with_open_mouth_and_tightly_closed_eyes:
-	VoteSmilingFaceWithOpenMouthAndTightlyClosedEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :smiling_face_with_open_mouth_and_cold_sweat:
-	VoteSmilingFaceWithOpenMouthAndColdSweat(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :rolling_on_the_floor_laughing:
-	VoteRollingOnTheFloorLaughing(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :smiling_face_with_smiling_eyes:
-	VoteSmilingFaceWithSmilingEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :smiling_face_with_halo:
-	VoteSmilingFaceWithHalo(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :slightly_smiling_face:
-	VoteSlightlySmilingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :upside_down_face:
-	VoteUpsideDownFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :winking_face:
-	VoteWinkingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :relieved_face:
-	VoteRelievedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :face_throwing_a_kiss:
-	VoteFaceThrowingAKiss(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :kissing_face:
-	VoteKissingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :kissing_face_with_smiling_eyes:
-	VoteKissingFaceWithSmilingEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :kissing_face_with_closed_eyes:
-	VoteKissingFaceWithClosedEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :face_savouring_delicious_food:
-	VoteFaceSavouringDeliciousFood(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :face_with_stuck_out_tongue:
-	VoteFaceWithStuckOutTongue(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :face_with_stuck_out_tongue_and_tightly_closed_eyes:
-	VoteFaceWithStuckOutTongueAndTightlyClosedEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :face_with_stuck_out_tongue_and_winking_eye:
-	VoteFaceWithStuckOutTongueAndWinkingEye(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :stuck_out_tongue_winking_eye:
+	VoteStuckOutTongueWinkingEye(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :money_mouth_face:
+	VoteMoneyMouthFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :flushed:
+	VoteFlushed(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :mask:
+	VoteMask(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
 	// :nerd_face:
 	VoteNerdFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :smirking_face:
-	VoteSmirkingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :unamused_face:
-	VoteUnamusedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :disappointed_face:
-	VoteDisappointedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :pensive_face:
-	VotePensiveFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :worried_face:
-	VoteWorriedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :confused_face:
-	VoteConfusedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :slightly_frowning_face:
-	VoteSlightlyFrowningFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :persevering_face:
-	VotePerseveringFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :confounded_face:
-	VoteConfoundedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :tired_face:
-	VoteTiredFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :weary_face:
-	VoteWearyFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :face_with_look_of_triumph:
-	VoteFaceWithLookOfTriumph(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :angry_face:
-	VoteAngryFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :pouting_face:
-	VotePoutingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :face_without_mouth:
-	VoteFaceWithoutMouth(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :neutral_face:
-	VoteNeutralFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :expressionless_face:
-	VoteExpressionlessFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :hushed_face:
-	VoteHushedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :frowning_face_with_open_mouth:
-	VoteFrowningFaceWithOpenMouth(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :anguished_face:
-	VoteAnguishedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :face_with_open_mouth:
-	VoteFaceWithOpenMouth(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :astonished_face:
-	VoteAstonishedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :dizzy_face:
-	VoteDizzyFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :flushed_face:
-	VoteFlushedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :face_screaming_in_fear:
-	VoteFaceScreamingInFear(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :fearful_face:
-	VoteFearfulFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :face_with_open_mouth_and_cold_sweat:
-	VoteFaceWithOpenMouthAndColdSweat(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :crying_face:
-	VoteCryingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :disappointed_but_relieved_face:
-	VoteDisappointedButRelievedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :drooling_face:
-	VoteDroolingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :loudly_crying_face:
-	VoteLoudlyCryingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :face_with_cold_sweat:
-	VoteFaceWithColdSweat(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :sleepy_face:
-	VoteSleepyFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :sleeping_face:
-	VoteSleepingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :face_with_rolling_eyes:
-	VoteFaceWithRollingEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :thinking_face:
-	VoteThinkingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :lying_face:
-	VoteLyingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :grimacing_face:
-	VoteGrimacingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :zipper_mouth_face:
-	VoteZipperMouthFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :nauseated_face:
-	VoteNauseatedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :sneezing_face:
-	VoteSneezingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :face_with_medical_mask:
-	VoteFaceWithMedicalMask(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :face_with_thermometer:
-	VoteFaceWithThermometer(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :face_with_head_bandage:
-	VoteFaceWithHeadBandage(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :face_with_cowboy_hat:
-	VoteFaceWithCowboyHat(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :smiling_face_with_horns:
-	VoteSmilingFaceWithHorns(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :imp:
-	VoteImp(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :japanese_ogre:
-	VoteJapaneseOgre(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :japanese_goblin:
-	VoteJapaneseGoblin(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :skull:
-	VoteSkull(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
 	// :ghost:
 	VoteGhost(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :extraterrestrial_alien:
-	VoteExtraterrestrialAlien(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :robot_face:
-	VoteRobotFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :smiling_cat_face_with_open_mouth:
-	VoteSmilingCatFaceWithOpenMouth(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :grinning_cat_face_with_smiling_eyes:
-	VoteGrinningCatFaceWithSmilingEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :cat_face_with_tears_of_joy:
-	VoteCatFaceWithTearsOfJoy(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :smiling_cat_face_with_heart_shaped_eyes:
-	VoteSmilingCatFaceWithHeartShapedEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :cat_face_with_wry_smile:
-	VoteCatFaceWithWrySmile(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :kissing_cat_face_with_closed_eyes:
-	VoteKissingCatFaceWithClosedEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :weary_cat_face:
-	VoteWearyCatFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :crying_cat_face:
-	VoteCryingCatFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :pouting_cat_face:
-	VotePoutingCatFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :thumbs_up_sign:
-	VoteThumbsUpSign(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :thumbs_down_sign:
-	VoteThumbsDownSign(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :clapping_hands_sign:
-	VoteClappingHandsSign(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :person_raising_both_hands_in_celebration:
-	VotePersonRaisingBothHandsInCelebration(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :skull_and_crossbones:
+	VoteSkullAndCrossbones(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :heart_eyes_cat:
+	VoteHeartEyesCat(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :hear_no_evil:
+	VoteHearNoEvil(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :see_no_evil:
+	VoteSeeNoEvil(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :speak_no_evil:
+	VoteSpeakNoEvil(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :boy:
+	VoteBoy(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :girl:
+	VoteGirl(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :man:
+	VoteMan(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :woman:
+	VoteWoman(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :older_man:
+	VoteOlderMan(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :policeman:
+	VotePoliceman(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :guardsman:
+	VoteGuardsman(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :construction_worker_man:
+	VoteConstructionWorkerMan(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :prince:
+	VotePrince(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :princess:
+	VotePrincess(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :man_in_tuxedo:
+	VoteManInTuxedo(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :bride_with_veil:
+	VoteBrideWithVeil(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :mrs_claus:
+	VoteMrsClaus(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :santa:
+	VoteSanta(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :turkey:
+	VoteTurkey(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :rabbit:
+	VoteRabbit(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :no_good_woman:
+	VoteNoGoodWoman(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :ok_woman:
+	VoteOkWoman(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :raising_hand_woman:
+	VoteRaisingHandWoman(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :bowing_man:
+	VoteBowingMan(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :man_facepalming:
+	VoteManFacepalming(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :woman_shrugging:
+	VoteWomanShrugging(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :massage_woman:
+	VoteMassageWoman(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :walking_man:
+	VoteWalkingMan(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :running_man:
+	VoteRunningMan(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :dancer:
+	VoteDancer(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :man_dancing:
+	VoteManDancing(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :dancing_women:
+	VoteDancingWomen(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
 	// :rainbow:
 	VoteRainbow(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
-	// :slice_of_pizza:
-	VoteSliceOfPizza(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :skier:
+	VoteSkier(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :golfing_man:
+	VoteGolfingMan(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :surfing_man:
+	VoteSurfingMan(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :basketball_man:
+	VoteBasketballMan(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :biking_man:
+	VoteBikingMan(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :point_up_2:
+	VotePointUp2(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :vulcan_salute:
+	VoteVulcanSalute(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :metal:
+	VoteMetal(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :call_me_hand:
+	VoteCallMeHand(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :thumbsup:
+	VoteThumbsup(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :wave:
+	VoteWave(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :clap:
+	VoteClap(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :raised_hands:
+	VoteRaisedHands(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :pray:
+	VotePray(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :dog:
+	VoteDog(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :cat2:
+	VoteCat2(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :pig:
+	VotePig(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :hatching_chick:
+	VoteHatchingChick(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :snail:
+	VoteSnail(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :bacon:
+	VoteBacon(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :pizza:
+	VotePizza(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :taco:
+	VoteTaco(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :burrito:
+	VoteBurrito(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :ramen:
+	VoteRamen(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :champagne:
+	VoteChampagne(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :tropical_drink:
+	VoteTropicalDrink(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :beer:
+	VoteBeer(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :tumbler_glass:
+	VoteTumblerGlass(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :world_map:
+	VoteWorldMap(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :beach_umbrella:
+	VoteBeachUmbrella(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :mountain_snow:
+	VoteMountainSnow(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :camping:
+	VoteCamping(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :steam_locomotive:
+	VoteSteamLocomotive(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :flight_departure:
+	VoteFlightDeparture(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :rocket:
+	VoteRocket(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :star2:
+	VoteStar2(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :sun_behind_small_cloud:
+	VoteSunBehindSmallCloud(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :cloud_with_rain:
+	VoteCloudWithRain(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :fire:
+	VoteFire(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :jack_o_lantern:
+	VoteJackOLantern(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :balloon:
+	VoteBalloon(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :tada:
+	VoteTada(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :trophy:
+	VoteTrophy(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :iphone:
+	VoteIphone(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :pager:
+	VotePager(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :fax:
+	VoteFax(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :bulb:
+	VoteBulb(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :money_with_wings:
+	VoteMoneyWithWings(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :crystal_ball:
+	VoteCrystalBall(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :underage:
+	VoteUnderage(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :interrobang:
+	VoteInterrobang(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :100:
+	Vote100(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :checkered_flag:
+	VoteCheckeredFlag(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :crossed_swords:
+	VoteCrossedSwords(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :floppy_disk:
+	VoteFloppyDisk(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
+	// :poop:
+	VotePoop(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error)
 }
 
 type votingServiceClient struct {
@@ -351,80 +348,20 @@ func (c *votingServiceClient) Results(ctx context.Context, in *ResultsRequest, o
 	return out, nil
 }
 
-func (c *votingServiceClient) VotePileOfPoo(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VoteJoy(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VotePileOfPoo_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VoteJoy_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *votingServiceClient) VoteFaceWithTearsOfJoy(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VoteSunglasses(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFaceWithTearsOfJoy_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteSmilingFaceWithSunglasses(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteSmilingFaceWithSunglasses_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteBeerMug(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteBeerMug_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteBalloon(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteBalloon_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteSmilingFaceWithHeartShapedEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteSmilingFaceWithHeartShapedEyes_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteFire(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFire_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VotePartyPopper(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VotePartyPopper_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VoteSunglasses_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -441,220 +378,40 @@ func (c *votingServiceClient) VoteDoughnut(ctx context.Context, in *VoteRequest,
 	return out, nil
 }
 
-func (c *votingServiceClient) VoteRocket(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VoteStuckOutTongueWinkingEye(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteRocket_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VoteStuckOutTongueWinkingEye_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *votingServiceClient) VoteGrinningFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VoteMoneyMouthFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteGrinningFace_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VoteMoneyMouthFace_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *votingServiceClient) VoteSmilingFaceWithOpenMouth(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VoteFlushed(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteSmilingFaceWithOpenMouth_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VoteFlushed_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *votingServiceClient) VoteSmilingFaceWithOpenMouthAndSmilingEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VoteMask(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteSmilingFaceWithOpenMouthAndSmilingEyes_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteGrinningFaceWithSmilingEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteGrinningFaceWithSmilingEyes_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteSmilingFaceWithOpenMouthAndTightlyClosedEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteSmilingFaceWithOpenMouthAndTightlyClosedEyes_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteSmilingFaceWithOpenMouthAndColdSweat(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteSmilingFaceWithOpenMouthAndColdSweat_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteRollingOnTheFloorLaughing(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteRollingOnTheFloorLaughing_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteSmilingFaceWithSmilingEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteSmilingFaceWithSmilingEyes_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteSmilingFaceWithHalo(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteSmilingFaceWithHalo_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteSlightlySmilingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteSlightlySmilingFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteUpsideDownFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteUpsideDownFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteWinkingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteWinkingFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteRelievedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteRelievedFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteFaceThrowingAKiss(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFaceThrowingAKiss_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteKissingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteKissingFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteKissingFaceWithSmilingEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteKissingFaceWithSmilingEyes_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteKissingFaceWithClosedEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteKissingFaceWithClosedEyes_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteFaceSavouringDeliciousFood(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFaceSavouringDeliciousFood_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteFaceWithStuckOutTongue(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFaceWithStuckOutTongue_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteFaceWithStuckOutTongueAndTightlyClosedEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFaceWithStuckOutTongueAndTightlyClosedEyes_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteFaceWithStuckOutTongueAndWinkingEye(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFaceWithStuckOutTongueAndWinkingEye_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VoteMask_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -671,506 +428,6 @@ func (c *votingServiceClient) VoteNerdFace(ctx context.Context, in *VoteRequest,
 	return out, nil
 }
 
-func (c *votingServiceClient) VoteSmirkingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteSmirkingFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteUnamusedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteUnamusedFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteDisappointedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteDisappointedFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VotePensiveFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VotePensiveFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteWorriedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteWorriedFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteConfusedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteConfusedFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteSlightlyFrowningFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteSlightlyFrowningFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VotePerseveringFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VotePerseveringFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteConfoundedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteConfoundedFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteTiredFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteTiredFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteWearyFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteWearyFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteFaceWithLookOfTriumph(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFaceWithLookOfTriumph_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteAngryFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteAngryFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VotePoutingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VotePoutingFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteFaceWithoutMouth(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFaceWithoutMouth_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteNeutralFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteNeutralFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteExpressionlessFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteExpressionlessFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteHushedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteHushedFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteFrowningFaceWithOpenMouth(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFrowningFaceWithOpenMouth_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteAnguishedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteAnguishedFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteFaceWithOpenMouth(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFaceWithOpenMouth_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteAstonishedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteAstonishedFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteDizzyFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteDizzyFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteFlushedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFlushedFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteFaceScreamingInFear(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFaceScreamingInFear_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteFearfulFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFearfulFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteFaceWithOpenMouthAndColdSweat(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFaceWithOpenMouthAndColdSweat_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteCryingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteCryingFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteDisappointedButRelievedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteDisappointedButRelievedFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteDroolingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteDroolingFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteLoudlyCryingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteLoudlyCryingFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteFaceWithColdSweat(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFaceWithColdSweat_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteSleepyFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteSleepyFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteSleepingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteSleepingFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteFaceWithRollingEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFaceWithRollingEyes_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteThinkingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteThinkingFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteLyingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteLyingFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteGrimacingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteGrimacingFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteZipperMouthFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteZipperMouthFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteNauseatedFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteNauseatedFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteSneezingFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteSneezingFace_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteFaceWithMedicalMask(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFaceWithMedicalMask_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteFaceWithThermometer(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFaceWithThermometer_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteFaceWithHeadBandage(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFaceWithHeadBandage_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteFaceWithCowboyHat(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteFaceWithCowboyHat_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteSmilingFaceWithHorns(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteSmilingFaceWithHorns_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteImp(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteImp_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteJapaneseOgre(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteJapaneseOgre_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteJapaneseGoblin(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteJapaneseGoblin_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *votingServiceClient) VoteSkull(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteSkull_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 func (c *votingServiceClient) VoteGhost(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
@@ -1181,150 +438,330 @@ func (c *votingServiceClient) VoteGhost(ctx context.Context, in *VoteRequest, op
 	return out, nil
 }
 
-func (c *votingServiceClient) VoteExtraterrestrialAlien(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VoteSkullAndCrossbones(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteExtraterrestrialAlien_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VoteSkullAndCrossbones_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *votingServiceClient) VoteRobotFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VoteHeartEyesCat(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteRobotFace_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VoteHeartEyesCat_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *votingServiceClient) VoteSmilingCatFaceWithOpenMouth(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VoteHearNoEvil(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteSmilingCatFaceWithOpenMouth_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VoteHearNoEvil_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *votingServiceClient) VoteGrinningCatFaceWithSmilingEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VoteSeeNoEvil(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteGrinningCatFaceWithSmilingEyes_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VoteSeeNoEvil_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *votingServiceClient) VoteCatFaceWithTearsOfJoy(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VoteSpeakNoEvil(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteCatFaceWithTearsOfJoy_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VoteSpeakNoEvil_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *votingServiceClient) VoteSmilingCatFaceWithHeartShapedEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VoteBoy(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteSmilingCatFaceWithHeartShapedEyes_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VoteBoy_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *votingServiceClient) VoteCatFaceWithWrySmile(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VoteGirl(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteCatFaceWithWrySmile_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VoteGirl_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *votingServiceClient) VoteKissingCatFaceWithClosedEyes(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VoteMan(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteKissingCatFaceWithClosedEyes_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VoteMan_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *votingServiceClient) VoteWearyCatFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VoteWoman(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteWearyCatFace_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VoteWoman_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *votingServiceClient) VoteCryingCatFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VoteOlderMan(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteCryingCatFace_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VoteOlderMan_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *votingServiceClient) VotePoutingCatFace(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VotePoliceman(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VotePoutingCatFace_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VotePoliceman_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *votingServiceClient) VoteThumbsUpSign(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VoteGuardsman(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteThumbsUpSign_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VoteGuardsman_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *votingServiceClient) VoteThumbsDownSign(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VoteConstructionWorkerMan(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteThumbsDownSign_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VoteConstructionWorkerMan_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *votingServiceClient) VoteClappingHandsSign(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VotePrince(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteClappingHandsSign_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VotePrince_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *votingServiceClient) VotePersonRaisingBothHandsInCelebration(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VotePrincess(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VotePersonRaisingBothHandsInCelebration_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VotePrincess_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteManInTuxedo(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteManInTuxedo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteBrideWithVeil(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteBrideWithVeil_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteMrsClaus(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteMrsClaus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteSanta(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteSanta_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteTurkey(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteTurkey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteRabbit(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteRabbit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteNoGoodWoman(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteNoGoodWoman_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteOkWoman(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteOkWoman_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteRaisingHandWoman(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteRaisingHandWoman_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteBowingMan(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteBowingMan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteManFacepalming(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteManFacepalming_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteWomanShrugging(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteWomanShrugging_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteMassageWoman(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteMassageWoman_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteWalkingMan(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteWalkingMan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteRunningMan(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteRunningMan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteDancer(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteDancer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteManDancing(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteManDancing_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteDancingWomen(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteDancingWomen_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -1341,10 +778,560 @@ func (c *votingServiceClient) VoteRainbow(ctx context.Context, in *VoteRequest, 
 	return out, nil
 }
 
-func (c *votingServiceClient) VoteSliceOfPizza(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+func (c *votingServiceClient) VoteSkier(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(VoteResponse)
-	err := c.cc.Invoke(ctx, VotingService_VoteSliceOfPizza_FullMethodName, in, out, cOpts...)
+	err := c.cc.Invoke(ctx, VotingService_VoteSkier_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteGolfingMan(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteGolfingMan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteSurfingMan(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteSurfingMan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteBasketballMan(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteBasketballMan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteBikingMan(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteBikingMan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VotePointUp2(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VotePointUp2_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteVulcanSalute(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteVulcanSalute_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteMetal(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteMetal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteCallMeHand(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteCallMeHand_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteThumbsup(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteThumbsup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteWave(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteWave_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteClap(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteClap_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteRaisedHands(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteRaisedHands_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VotePray(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VotePray_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteDog(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteDog_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteCat2(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteCat2_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VotePig(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VotePig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteHatchingChick(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteHatchingChick_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteSnail(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteSnail_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteBacon(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteBacon_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VotePizza(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VotePizza_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteTaco(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteTaco_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteBurrito(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteBurrito_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteRamen(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteRamen_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteChampagne(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteChampagne_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteTropicalDrink(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteTropicalDrink_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteBeer(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteBeer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteTumblerGlass(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteTumblerGlass_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteWorldMap(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteWorldMap_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteBeachUmbrella(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteBeachUmbrella_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteMountainSnow(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteMountainSnow_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteCamping(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteCamping_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteSteamLocomotive(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteSteamLocomotive_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteFlightDeparture(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteFlightDeparture_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteRocket(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteRocket_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteStar2(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteStar2_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteSunBehindSmallCloud(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteSunBehindSmallCloud_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteCloudWithRain(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteCloudWithRain_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteFire(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteFire_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteJackOLantern(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteJackOLantern_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteBalloon(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteBalloon_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteTada(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteTada_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteTrophy(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteTrophy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteIphone(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteIphone_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VotePager(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VotePager_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteFax(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteFax_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteBulb(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteBulb_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteMoneyWithWings(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteMoneyWithWings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteCrystalBall(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteCrystalBall_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteUnderage(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteUnderage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteInterrobang(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteInterrobang_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) Vote100(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_Vote100_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteCheckeredFlag(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteCheckeredFlag_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteCrossedSwords(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteCrossedSwords_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VoteFloppyDisk(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VoteFloppyDisk_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *votingServiceClient) VotePoop(ctx context.Context, in *VoteRequest, opts ...grpc.CallOption) (*VoteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VoteResponse)
+	err := c.cc.Invoke(ctx, VotingService_VotePoop_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -1358,206 +1345,204 @@ func (c *votingServiceClient) VoteSliceOfPizza(ctx context.Context, in *VoteRequ
 // VotingService counts votes. Each emoji has its own RPC so each shows up as its own route.
 type VotingServiceServer interface {
 	Results(context.Context, *ResultsRequest) (*ResultsResponse, error)
-	// :pile_of_poo:
-	VotePileOfPoo(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :face_with_tears_of_joy:
-	VoteFaceWithTearsOfJoy(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :smiling_face_with_sunglasses:
-	VoteSmilingFaceWithSunglasses(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :beer_mug:
-	VoteBeerMug(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :balloon:
-	VoteBalloon(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :smiling_face_with_heart_shaped_eyes:
-	VoteSmilingFaceWithHeartShapedEyes(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :fire:
-	VoteFire(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :party_popper:
-	VotePartyPopper(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :joy:
+	VoteJoy(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :sunglasses:
+	VoteSunglasses(context.Context, *VoteRequest) (*VoteResponse, error)
 	// :doughnut:
 	VoteDoughnut(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :rocket:
-	VoteRocket(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :grinning_face:
-	VoteGrinningFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :smiling_face_with_open_mouth:
-	VoteSmilingFaceWithOpenMouth(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :smiling_face_with_open_mouth_and_smiling_eyes:
-	VoteSmilingFaceWithOpenMouthAndSmilingEyes(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :grinning_face_with_smiling_eyes:
-	VoteGrinningFaceWithSmilingEyes(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :smiling_face_with_open_mouth_and_tightly_closed_eyes:
-	VoteSmilingFaceWithOpenMouthAndTightlyClosedEyes(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :smiling_face_with_open_mouth_and_cold_sweat:
-	VoteSmilingFaceWithOpenMouthAndColdSweat(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :rolling_on_the_floor_laughing:
-	VoteRollingOnTheFloorLaughing(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :smiling_face_with_smiling_eyes:
-	VoteSmilingFaceWithSmilingEyes(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :smiling_face_with_halo:
-	VoteSmilingFaceWithHalo(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :slightly_smiling_face:
-	VoteSlightlySmilingFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :upside_down_face:
-	VoteUpsideDownFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :winking_face:
-	VoteWinkingFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :relieved_face:
-	VoteRelievedFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :face_throwing_a_kiss:
-	VoteFaceThrowingAKiss(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :kissing_face:
-	VoteKissingFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :kissing_face_with_smiling_eyes:
-	VoteKissingFaceWithSmilingEyes(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :kissing_face_with_closed_eyes:
-	VoteKissingFaceWithClosedEyes(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :face_savouring_delicious_food:
-	VoteFaceSavouringDeliciousFood(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :face_with_stuck_out_tongue:
-	VoteFaceWithStuckOutTongue(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :face_with_stuck_out_tongue_and_tightly_closed_eyes:
-	VoteFaceWithStuckOutTongueAndTightlyClosedEyes(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :face_with_stuck_out_tongue_and_winking_eye:
-	VoteFaceWithStuckOutTongueAndWinkingEye(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :stuck_out_tongue_winking_eye:
+	VoteStuckOutTongueWinkingEye(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :money_mouth_face:
+	VoteMoneyMouthFace(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :flushed:
+	VoteFlushed(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :mask:
+	VoteMask(context.Context, *VoteRequest) (*VoteResponse, error)
 	// :nerd_face:
 	VoteNerdFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :smirking_face:
-	VoteSmirkingFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :unamused_face:
-	VoteUnamusedFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :disappointed_face:
-	VoteDisappointedFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :pensive_face:
-	VotePensiveFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :worried_face:
-	VoteWorriedFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :confused_face:
-	VoteConfusedFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :slightly_frowning_face:
-	VoteSlightlyFrowningFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :persevering_face:
-	VotePerseveringFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :confounded_face:
-	VoteConfoundedFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :tired_face:
-	VoteTiredFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :weary_face:
-	VoteWearyFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :face_with_look_of_triumph:
-	VoteFaceWithLookOfTriumph(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :angry_face:
-	VoteAngryFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :pouting_face:
-	VotePoutingFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :face_without_mouth:
-	VoteFaceWithoutMouth(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :neutral_face:
-	VoteNeutralFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :expressionless_face:
-	VoteExpressionlessFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :hushed_face:
-	VoteHushedFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :frowning_face_with_open_mouth:
-	VoteFrowningFaceWithOpenMouth(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :anguished_face:
-	VoteAnguishedFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :face_with_open_mouth:
-	VoteFaceWithOpenMouth(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :astonished_face:
-	VoteAstonishedFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :dizzy_face:
-	VoteDizzyFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :flushed_face:
-	VoteFlushedFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :face_screaming_in_fear:
-	VoteFaceScreamingInFear(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :fearful_face:
-	VoteFearfulFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :face_with_open_mouth_and_cold_sweat:
-	VoteFaceWithOpenMouthAndColdSweat(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :crying_face:
-	VoteCryingFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :disappointed_but_relieved_face:
-	VoteDisappointedButRelievedFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :drooling_face:
-	VoteDroolingFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :loudly_crying_face:
-	VoteLoudlyCryingFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :face_with_cold_sweat:
-	VoteFaceWithColdSweat(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :sleepy_face:
-	VoteSleepyFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :sleeping_face:
-	VoteSleepingFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :face_with_rolling_eyes:
-	VoteFaceWithRollingEyes(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :thinking_face:
-	VoteThinkingFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :lying_face:
-	VoteLyingFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :grimacing_face:
-	VoteGrimacingFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :zipper_mouth_face:
-	VoteZipperMouthFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :nauseated_face:
-	VoteNauseatedFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :sneezing_face:
-	VoteSneezingFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :face_with_medical_mask:
-	VoteFaceWithMedicalMask(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :face_with_thermometer:
-	VoteFaceWithThermometer(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :face_with_head_bandage:
-	VoteFaceWithHeadBandage(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :face_with_cowboy_hat:
-	VoteFaceWithCowboyHat(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :smiling_face_with_horns:
-	VoteSmilingFaceWithHorns(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :imp:
-	VoteImp(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :japanese_ogre:
-	VoteJapaneseOgre(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :japanese_goblin:
-	VoteJapaneseGoblin(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :skull:
-	VoteSkull(context.Context, *VoteRequest) (*VoteResponse, error)
 	// :ghost:
 	VoteGhost(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :extraterrestrial_alien:
-	VoteExtraterrestrialAlien(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :robot_face:
-	VoteRobotFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :smiling_cat_face_with_open_mouth:
-	VoteSmilingCatFaceWithOpenMouth(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :grinning_cat_face_with_smiling_eyes:
-	VoteGrinningCatFaceWithSmilingEyes(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :cat_face_with_tears_of_joy:
-	VoteCatFaceWithTearsOfJoy(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :smiling_cat_face_with_heart_shaped_eyes:
-	VoteSmilingCatFaceWithHeartShapedEyes(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :cat_face_with_wry_smile:
-	VoteCatFaceWithWrySmile(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :kissing_cat_face_with_closed_eyes:
-	VoteKissingCatFaceWithClosedEyes(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :weary_cat_face:
-	VoteWearyCatFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :crying_cat_face:
-	VoteCryingCatFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :pouting_cat_face:
-	VotePoutingCatFace(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :thumbs_up_sign:
-	VoteThumbsUpSign(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :thumbs_down_sign:
-	VoteThumbsDownSign(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :clapping_hands_sign:
-	VoteClappingHandsSign(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :person_raising_both_hands_in_celebration:
-	VotePersonRaisingBothHandsInCelebration(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :skull_and_crossbones:
+	VoteSkullAndCrossbones(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :heart_eyes_cat:
+	VoteHeartEyesCat(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :hear_no_evil:
+	VoteHearNoEvil(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :see_no_evil:
+	VoteSeeNoEvil(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :speak_no_evil:
+	VoteSpeakNoEvil(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :boy:
+	VoteBoy(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :girl:
+	VoteGirl(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :man:
+	VoteMan(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :woman:
+	VoteWoman(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :older_man:
+	VoteOlderMan(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :policeman:
+	VotePoliceman(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :guardsman:
+	VoteGuardsman(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :construction_worker_man:
+	VoteConstructionWorkerMan(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :prince:
+	VotePrince(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :princess:
+	VotePrincess(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :man_in_tuxedo:
+	VoteManInTuxedo(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :bride_with_veil:
+	VoteBrideWithVeil(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :mrs_claus:
+	VoteMrsClaus(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :santa:
+	VoteSanta(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :turkey:
+	VoteTurkey(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :rabbit:
+	VoteRabbit(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :no_good_woman:
+	VoteNoGoodWoman(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :ok_woman:
+	VoteOkWoman(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :raising_hand_woman:
+	VoteRaisingHandWoman(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :bowing_man:
+	VoteBowingMan(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :man_facepalming:
+	VoteManFacepalming(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :woman_shrugging:
+	VoteWomanShrugging(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :massage_woman:
+	VoteMassageWoman(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :walking_man:
+	VoteWalkingMan(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :running_man:
+	VoteRunningMan(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :dancer:
+	VoteDancer(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :man_dancing:
+	VoteManDancing(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :dancing_women:
+	VoteDancingWomen(context.Context, *VoteRequest) (*VoteResponse, error)
 	// :rainbow:
 	VoteRainbow(context.Context, *VoteRequest) (*VoteResponse, error)
-	// :slice_of_pizza:
-	VoteSliceOfPizza(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :skier:
+	VoteSkier(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :golfing_man:
+	VoteGolfingMan(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :surfing_man:
+	VoteSurfingMan(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :basketball_man:
+	VoteBasketballMan(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :biking_man:
+	VoteBikingMan(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :point_up_2:
+	VotePointUp2(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :vulcan_salute:
+	VoteVulcanSalute(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :metal:
+	VoteMetal(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :call_me_hand:
+	VoteCallMeHand(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :thumbsup:
+	VoteThumbsup(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :wave:
+	VoteWave(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :clap:
+	VoteClap(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :raised_hands:
+	VoteRaisedHands(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :pray:
+	VotePray(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :dog:
+	VoteDog(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :cat2:
+	VoteCat2(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :pig:
+	VotePig(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :hatching_chick:
+	VoteHatchingChick(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :snail:
+	VoteSnail(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :bacon:
+	VoteBacon(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :pizza:
+	VotePizza(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :taco:
+	VoteTaco(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :burrito:
+	VoteBurrito(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :ramen:
+	VoteRamen(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :champagne:
+	VoteChampagne(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :tropical_drink:
+	VoteTropicalDrink(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :beer:
+	VoteBeer(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :tumbler_glass:
+	VoteTumblerGlass(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :world_map:
+	VoteWorldMap(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :beach_umbrella:
+	VoteBeachUmbrella(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :mountain_snow:
+	VoteMountainSnow(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :camping:
+	VoteCamping(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :steam_locomotive:
+	VoteSteamLocomotive(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :flight_departure:
+	VoteFlightDeparture(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :rocket:
+	VoteRocket(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :star2:
+	VoteStar2(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :sun_behind_small_cloud:
+	VoteSunBehindSmallCloud(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :cloud_with_rain:
+	VoteCloudWithRain(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :fire:
+	VoteFire(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :jack_o_lantern:
+	VoteJackOLantern(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :balloon:
+	VoteBalloon(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :tada:
+	VoteTada(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :trophy:
+	VoteTrophy(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :iphone:
+	VoteIphone(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :pager:
+	VotePager(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :fax:
+	VoteFax(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :bulb:
+	VoteBulb(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :money_with_wings:
+	VoteMoneyWithWings(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :crystal_ball:
+	VoteCrystalBall(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :underage:
+	VoteUnderage(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :interrobang:
+	VoteInterrobang(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :100:
+	Vote100(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :checkered_flag:
+	VoteCheckeredFlag(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :crossed_swords:
+	VoteCrossedSwords(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :floppy_disk:
+	VoteFloppyDisk(context.Context, *VoteRequest) (*VoteResponse, error)
+	// :poop:
+	VotePoop(context.Context, *VoteRequest) (*VoteResponse, error)
 	mustEmbedUnimplementedVotingServiceServer()
 }
 
@@ -1571,305 +1556,302 @@ type UnimplementedVotingServiceServer struct{}
 func (UnimplementedVotingServiceServer) Results(context.Context, *ResultsRequest) (*ResultsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Results not implemented")
 }
-func (UnimplementedVotingServiceServer) VotePileOfPoo(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VotePileOfPoo not implemented")
+func (UnimplementedVotingServiceServer) VoteJoy(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteJoy not implemented")
 }
-func (UnimplementedVotingServiceServer) VoteFaceWithTearsOfJoy(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFaceWithTearsOfJoy not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteSmilingFaceWithSunglasses(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteSmilingFaceWithSunglasses not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteBeerMug(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteBeerMug not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteBalloon(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteBalloon not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteSmilingFaceWithHeartShapedEyes(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteSmilingFaceWithHeartShapedEyes not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteFire(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFire not implemented")
-}
-func (UnimplementedVotingServiceServer) VotePartyPopper(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VotePartyPopper not implemented")
+func (UnimplementedVotingServiceServer) VoteSunglasses(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteSunglasses not implemented")
 }
 func (UnimplementedVotingServiceServer) VoteDoughnut(context.Context, *VoteRequest) (*VoteResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VoteDoughnut not implemented")
 }
-func (UnimplementedVotingServiceServer) VoteRocket(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteRocket not implemented")
+func (UnimplementedVotingServiceServer) VoteStuckOutTongueWinkingEye(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteStuckOutTongueWinkingEye not implemented")
 }
-func (UnimplementedVotingServiceServer) VoteGrinningFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteGrinningFace not implemented")
+func (UnimplementedVotingServiceServer) VoteMoneyMouthFace(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteMoneyMouthFace not implemented")
 }
-func (UnimplementedVotingServiceServer) VoteSmilingFaceWithOpenMouth(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteSmilingFaceWithOpenMouth not implemented")
+func (UnimplementedVotingServiceServer) VoteFlushed(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteFlushed not implemented")
 }
-func (UnimplementedVotingServiceServer) VoteSmilingFaceWithOpenMouthAndSmilingEyes(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteSmilingFaceWithOpenMouthAndSmilingEyes not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteGrinningFaceWithSmilingEyes(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteGrinningFaceWithSmilingEyes not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteSmilingFaceWithOpenMouthAndTightlyClosedEyes(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteSmilingFaceWithOpenMouthAndTightlyClosedEyes not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteSmilingFaceWithOpenMouthAndColdSweat(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteSmilingFaceWithOpenMouthAndColdSweat not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteRollingOnTheFloorLaughing(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteRollingOnTheFloorLaughing not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteSmilingFaceWithSmilingEyes(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteSmilingFaceWithSmilingEyes not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteSmilingFaceWithHalo(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteSmilingFaceWithHalo not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteSlightlySmilingFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteSlightlySmilingFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteUpsideDownFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteUpsideDownFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteWinkingFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteWinkingFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteRelievedFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteRelievedFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteFaceThrowingAKiss(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFaceThrowingAKiss not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteKissingFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteKissingFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteKissingFaceWithSmilingEyes(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteKissingFaceWithSmilingEyes not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteKissingFaceWithClosedEyes(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteKissingFaceWithClosedEyes not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteFaceSavouringDeliciousFood(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFaceSavouringDeliciousFood not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteFaceWithStuckOutTongue(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFaceWithStuckOutTongue not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteFaceWithStuckOutTongueAndTightlyClosedEyes(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFaceWithStuckOutTongueAndTightlyClosedEyes not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteFaceWithStuckOutTongueAndWinkingEye(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFaceWithStuckOutTongueAndWinkingEye not implemented")
+func (UnimplementedVotingServiceServer) VoteMask(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteMask not implemented")
 }
 func (UnimplementedVotingServiceServer) VoteNerdFace(context.Context, *VoteRequest) (*VoteResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VoteNerdFace not implemented")
 }
-func (UnimplementedVotingServiceServer) VoteSmirkingFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteSmirkingFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteUnamusedFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteUnamusedFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteDisappointedFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteDisappointedFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VotePensiveFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VotePensiveFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteWorriedFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteWorriedFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteConfusedFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteConfusedFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteSlightlyFrowningFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteSlightlyFrowningFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VotePerseveringFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VotePerseveringFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteConfoundedFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteConfoundedFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteTiredFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteTiredFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteWearyFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteWearyFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteFaceWithLookOfTriumph(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFaceWithLookOfTriumph not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteAngryFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteAngryFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VotePoutingFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VotePoutingFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteFaceWithoutMouth(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFaceWithoutMouth not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteNeutralFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteNeutralFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteExpressionlessFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteExpressionlessFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteHushedFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteHushedFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteFrowningFaceWithOpenMouth(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFrowningFaceWithOpenMouth not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteAnguishedFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteAnguishedFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteFaceWithOpenMouth(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFaceWithOpenMouth not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteAstonishedFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteAstonishedFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteDizzyFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteDizzyFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteFlushedFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFlushedFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteFaceScreamingInFear(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFaceScreamingInFear not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteFearfulFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFearfulFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteFaceWithOpenMouthAndColdSweat(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFaceWithOpenMouthAndColdSweat not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteCryingFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteCryingFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteDisappointedButRelievedFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteDisappointedButRelievedFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteDroolingFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteDroolingFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteLoudlyCryingFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteLoudlyCryingFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteFaceWithColdSweat(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFaceWithColdSweat not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteSleepyFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteSleepyFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteSleepingFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteSleepingFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteFaceWithRollingEyes(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFaceWithRollingEyes not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteThinkingFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteThinkingFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteLyingFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteLyingFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteGrimacingFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteGrimacingFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteZipperMouthFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteZipperMouthFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteNauseatedFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteNauseatedFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteSneezingFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteSneezingFace not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteFaceWithMedicalMask(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFaceWithMedicalMask not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteFaceWithThermometer(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFaceWithThermometer not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteFaceWithHeadBandage(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFaceWithHeadBandage not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteFaceWithCowboyHat(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteFaceWithCowboyHat not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteSmilingFaceWithHorns(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteSmilingFaceWithHorns not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteImp(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteImp not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteJapaneseOgre(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteJapaneseOgre not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteJapaneseGoblin(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteJapaneseGoblin not implemented")
-}
-func (UnimplementedVotingServiceServer) VoteSkull(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteSkull not implemented")
-}
 func (UnimplementedVotingServiceServer) VoteGhost(context.Context, *VoteRequest) (*VoteResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VoteGhost not implemented")
 }
-func (UnimplementedVotingServiceServer) VoteExtraterrestrialAlien(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteExtraterrestrialAlien not implemented")
+func (UnimplementedVotingServiceServer) VoteSkullAndCrossbones(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteSkullAndCrossbones not implemented")
 }
-func (UnimplementedVotingServiceServer) VoteRobotFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteRobotFace not implemented")
+func (UnimplementedVotingServiceServer) VoteHeartEyesCat(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteHeartEyesCat not implemented")
 }
-func (UnimplementedVotingServiceServer) VoteSmilingCatFaceWithOpenMouth(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteSmilingCatFaceWithOpenMouth not implemented")
+func (UnimplementedVotingServiceServer) VoteHearNoEvil(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteHearNoEvil not implemented")
 }
-func (UnimplementedVotingServiceServer) VoteGrinningCatFaceWithSmilingEyes(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteGrinningCatFaceWithSmilingEyes not implemented")
+func (UnimplementedVotingServiceServer) VoteSeeNoEvil(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteSeeNoEvil not implemented")
 }
-func (UnimplementedVotingServiceServer) VoteCatFaceWithTearsOfJoy(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteCatFaceWithTearsOfJoy not implemented")
+func (UnimplementedVotingServiceServer) VoteSpeakNoEvil(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteSpeakNoEvil not implemented")
 }
-func (UnimplementedVotingServiceServer) VoteSmilingCatFaceWithHeartShapedEyes(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteSmilingCatFaceWithHeartShapedEyes not implemented")
+func (UnimplementedVotingServiceServer) VoteBoy(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteBoy not implemented")
 }
-func (UnimplementedVotingServiceServer) VoteCatFaceWithWrySmile(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteCatFaceWithWrySmile not implemented")
+func (UnimplementedVotingServiceServer) VoteGirl(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteGirl not implemented")
 }
-func (UnimplementedVotingServiceServer) VoteKissingCatFaceWithClosedEyes(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteKissingCatFaceWithClosedEyes not implemented")
+func (UnimplementedVotingServiceServer) VoteMan(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteMan not implemented")
 }
-func (UnimplementedVotingServiceServer) VoteWearyCatFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteWearyCatFace not implemented")
+func (UnimplementedVotingServiceServer) VoteWoman(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteWoman not implemented")
 }
-func (UnimplementedVotingServiceServer) VoteCryingCatFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteCryingCatFace not implemented")
+func (UnimplementedVotingServiceServer) VoteOlderMan(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteOlderMan not implemented")
 }
-func (UnimplementedVotingServiceServer) VotePoutingCatFace(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VotePoutingCatFace not implemented")
+func (UnimplementedVotingServiceServer) VotePoliceman(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VotePoliceman not implemented")
 }
-func (UnimplementedVotingServiceServer) VoteThumbsUpSign(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteThumbsUpSign not implemented")
+func (UnimplementedVotingServiceServer) VoteGuardsman(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteGuardsman not implemented")
 }
-func (UnimplementedVotingServiceServer) VoteThumbsDownSign(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteThumbsDownSign not implemented")
+func (UnimplementedVotingServiceServer) VoteConstructionWorkerMan(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteConstructionWorkerMan not implemented")
 }
-func (UnimplementedVotingServiceServer) VoteClappingHandsSign(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteClappingHandsSign not implemented")
+func (UnimplementedVotingServiceServer) VotePrince(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VotePrince not implemented")
 }
-func (UnimplementedVotingServiceServer) VotePersonRaisingBothHandsInCelebration(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VotePersonRaisingBothHandsInCelebration not implemented")
+func (UnimplementedVotingServiceServer) VotePrincess(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VotePrincess not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteManInTuxedo(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteManInTuxedo not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteBrideWithVeil(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteBrideWithVeil not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteMrsClaus(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteMrsClaus not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteSanta(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteSanta not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteTurkey(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteTurkey not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteRabbit(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteRabbit not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteNoGoodWoman(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteNoGoodWoman not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteOkWoman(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteOkWoman not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteRaisingHandWoman(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteRaisingHandWoman not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteBowingMan(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteBowingMan not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteManFacepalming(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteManFacepalming not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteWomanShrugging(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteWomanShrugging not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteMassageWoman(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteMassageWoman not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteWalkingMan(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteWalkingMan not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteRunningMan(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteRunningMan not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteDancer(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteDancer not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteManDancing(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteManDancing not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteDancingWomen(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteDancingWomen not implemented")
 }
 func (UnimplementedVotingServiceServer) VoteRainbow(context.Context, *VoteRequest) (*VoteResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method VoteRainbow not implemented")
 }
-func (UnimplementedVotingServiceServer) VoteSliceOfPizza(context.Context, *VoteRequest) (*VoteResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method VoteSliceOfPizza not implemented")
+func (UnimplementedVotingServiceServer) VoteSkier(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteSkier not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteGolfingMan(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteGolfingMan not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteSurfingMan(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteSurfingMan not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteBasketballMan(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteBasketballMan not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteBikingMan(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteBikingMan not implemented")
+}
+func (UnimplementedVotingServiceServer) VotePointUp2(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VotePointUp2 not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteVulcanSalute(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteVulcanSalute not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteMetal(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteMetal not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteCallMeHand(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteCallMeHand not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteThumbsup(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteThumbsup not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteWave(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteWave not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteClap(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteClap not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteRaisedHands(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteRaisedHands not implemented")
+}
+func (UnimplementedVotingServiceServer) VotePray(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VotePray not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteDog(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteDog not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteCat2(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteCat2 not implemented")
+}
+func (UnimplementedVotingServiceServer) VotePig(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VotePig not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteHatchingChick(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteHatchingChick not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteSnail(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteSnail not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteBacon(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteBacon not implemented")
+}
+func (UnimplementedVotingServiceServer) VotePizza(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VotePizza not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteTaco(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteTaco not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteBurrito(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteBurrito not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteRamen(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteRamen not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteChampagne(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteChampagne not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteTropicalDrink(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteTropicalDrink not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteBeer(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteBeer not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteTumblerGlass(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteTumblerGlass not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteWorldMap(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteWorldMap not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteBeachUmbrella(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteBeachUmbrella not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteMountainSnow(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteMountainSnow not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteCamping(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteCamping not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteSteamLocomotive(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteSteamLocomotive not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteFlightDeparture(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteFlightDeparture not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteRocket(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteRocket not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteStar2(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteStar2 not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteSunBehindSmallCloud(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteSunBehindSmallCloud not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteCloudWithRain(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteCloudWithRain not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteFire(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteFire not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteJackOLantern(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteJackOLantern not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteBalloon(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteBalloon not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteTada(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteTada not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteTrophy(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteTrophy not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteIphone(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteIphone not implemented")
+}
+func (UnimplementedVotingServiceServer) VotePager(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VotePager not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteFax(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteFax not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteBulb(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteBulb not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteMoneyWithWings(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteMoneyWithWings not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteCrystalBall(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteCrystalBall not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteUnderage(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteUnderage not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteInterrobang(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteInterrobang not implemented")
+}
+func (UnimplementedVotingServiceServer) Vote100(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Vote100 not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteCheckeredFlag(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteCheckeredFlag not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteCrossedSwords(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteCrossedSwords not implemented")
+}
+func (UnimplementedVotingServiceServer) VoteFloppyDisk(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VoteFloppyDisk not implemented")
+}
+func (UnimplementedVotingServiceServer) VotePoop(context.Context, *VoteRequest) (*VoteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VotePoop not implemented")
 }
 func (UnimplementedVotingServiceServer) mustEmbedUnimplementedVotingServiceServer() {}
 func (UnimplementedVotingServiceServer) testEmbeddedByValue()                       {}
@@ -1910,146 +1892,38 @@ func _VotingService_Results_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VotePileOfPoo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VoteJoy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VotePileOfPoo(ctx, in)
+		return srv.(VotingServiceServer).VoteJoy(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VotePileOfPoo_FullMethodName,
+		FullMethod: VotingService_VoteJoy_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VotePileOfPoo(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VoteJoy(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VoteFaceWithTearsOfJoy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VoteSunglasses_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFaceWithTearsOfJoy(ctx, in)
+		return srv.(VotingServiceServer).VoteSunglasses(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VoteFaceWithTearsOfJoy_FullMethodName,
+		FullMethod: VotingService_VoteSunglasses_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFaceWithTearsOfJoy(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteSmilingFaceWithSunglasses_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteSmilingFaceWithSunglasses(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteSmilingFaceWithSunglasses_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteSmilingFaceWithSunglasses(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteBeerMug_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteBeerMug(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteBeerMug_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteBeerMug(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteBalloon_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteBalloon(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteBalloon_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteBalloon(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteSmilingFaceWithHeartShapedEyes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteSmilingFaceWithHeartShapedEyes(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteSmilingFaceWithHeartShapedEyes_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteSmilingFaceWithHeartShapedEyes(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteFire_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFire(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteFire_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFire(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VotePartyPopper_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VotePartyPopper(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VotePartyPopper_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VotePartyPopper(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VoteSunglasses(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -2072,398 +1946,74 @@ func _VotingService_VoteDoughnut_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VoteRocket_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VoteStuckOutTongueWinkingEye_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteRocket(ctx, in)
+		return srv.(VotingServiceServer).VoteStuckOutTongueWinkingEye(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VoteRocket_FullMethodName,
+		FullMethod: VotingService_VoteStuckOutTongueWinkingEye_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteRocket(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VoteStuckOutTongueWinkingEye(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VoteGrinningFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VoteMoneyMouthFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteGrinningFace(ctx, in)
+		return srv.(VotingServiceServer).VoteMoneyMouthFace(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VoteGrinningFace_FullMethodName,
+		FullMethod: VotingService_VoteMoneyMouthFace_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteGrinningFace(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VoteMoneyMouthFace(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VoteSmilingFaceWithOpenMouth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VoteFlushed_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteSmilingFaceWithOpenMouth(ctx, in)
+		return srv.(VotingServiceServer).VoteFlushed(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VoteSmilingFaceWithOpenMouth_FullMethodName,
+		FullMethod: VotingService_VoteFlushed_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteSmilingFaceWithOpenMouth(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VoteFlushed(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VoteSmilingFaceWithOpenMouthAndSmilingEyes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VoteMask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteSmilingFaceWithOpenMouthAndSmilingEyes(ctx, in)
+		return srv.(VotingServiceServer).VoteMask(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VoteSmilingFaceWithOpenMouthAndSmilingEyes_FullMethodName,
+		FullMethod: VotingService_VoteMask_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteSmilingFaceWithOpenMouthAndSmilingEyes(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteGrinningFaceWithSmilingEyes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteGrinningFaceWithSmilingEyes(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteGrinningFaceWithSmilingEyes_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteGrinningFaceWithSmilingEyes(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteSmilingFaceWithOpenMouthAndTightlyClosedEyes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteSmilingFaceWithOpenMouthAndTightlyClosedEyes(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteSmilingFaceWithOpenMouthAndTightlyClosedEyes_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteSmilingFaceWithOpenMouthAndTightlyClosedEyes(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteSmilingFaceWithOpenMouthAndColdSweat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteSmilingFaceWithOpenMouthAndColdSweat(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteSmilingFaceWithOpenMouthAndColdSweat_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteSmilingFaceWithOpenMouthAndColdSweat(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteRollingOnTheFloorLaughing_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteRollingOnTheFloorLaughing(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteRollingOnTheFloorLaughing_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteRollingOnTheFloorLaughing(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteSmilingFaceWithSmilingEyes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteSmilingFaceWithSmilingEyes(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteSmilingFaceWithSmilingEyes_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteSmilingFaceWithSmilingEyes(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteSmilingFaceWithHalo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteSmilingFaceWithHalo(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteSmilingFaceWithHalo_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteSmilingFaceWithHalo(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteSlightlySmilingFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteSlightlySmilingFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteSlightlySmilingFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteSlightlySmilingFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteUpsideDownFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteUpsideDownFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteUpsideDownFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteUpsideDownFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteWinkingFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteWinkingFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteWinkingFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteWinkingFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteRelievedFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteRelievedFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteRelievedFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteRelievedFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteFaceThrowingAKiss_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFaceThrowingAKiss(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteFaceThrowingAKiss_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFaceThrowingAKiss(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteKissingFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteKissingFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteKissingFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteKissingFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteKissingFaceWithSmilingEyes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteKissingFaceWithSmilingEyes(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteKissingFaceWithSmilingEyes_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteKissingFaceWithSmilingEyes(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteKissingFaceWithClosedEyes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteKissingFaceWithClosedEyes(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteKissingFaceWithClosedEyes_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteKissingFaceWithClosedEyes(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteFaceSavouringDeliciousFood_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFaceSavouringDeliciousFood(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteFaceSavouringDeliciousFood_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFaceSavouringDeliciousFood(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteFaceWithStuckOutTongue_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFaceWithStuckOutTongue(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteFaceWithStuckOutTongue_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFaceWithStuckOutTongue(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteFaceWithStuckOutTongueAndTightlyClosedEyes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFaceWithStuckOutTongueAndTightlyClosedEyes(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteFaceWithStuckOutTongueAndTightlyClosedEyes_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFaceWithStuckOutTongueAndTightlyClosedEyes(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteFaceWithStuckOutTongueAndWinkingEye_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFaceWithStuckOutTongueAndWinkingEye(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteFaceWithStuckOutTongueAndWinkingEye_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFaceWithStuckOutTongueAndWinkingEye(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VoteMask(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -2486,906 +2036,6 @@ func _VotingService_VoteNerdFace_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VoteSmirkingFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteSmirkingFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteSmirkingFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteSmirkingFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteUnamusedFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteUnamusedFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteUnamusedFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteUnamusedFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteDisappointedFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteDisappointedFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteDisappointedFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteDisappointedFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VotePensiveFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VotePensiveFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VotePensiveFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VotePensiveFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteWorriedFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteWorriedFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteWorriedFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteWorriedFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteConfusedFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteConfusedFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteConfusedFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteConfusedFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteSlightlyFrowningFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteSlightlyFrowningFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteSlightlyFrowningFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteSlightlyFrowningFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VotePerseveringFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VotePerseveringFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VotePerseveringFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VotePerseveringFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteConfoundedFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteConfoundedFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteConfoundedFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteConfoundedFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteTiredFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteTiredFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteTiredFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteTiredFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteWearyFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteWearyFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteWearyFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteWearyFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteFaceWithLookOfTriumph_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFaceWithLookOfTriumph(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteFaceWithLookOfTriumph_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFaceWithLookOfTriumph(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteAngryFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteAngryFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteAngryFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteAngryFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VotePoutingFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VotePoutingFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VotePoutingFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VotePoutingFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteFaceWithoutMouth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFaceWithoutMouth(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteFaceWithoutMouth_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFaceWithoutMouth(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteNeutralFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteNeutralFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteNeutralFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteNeutralFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteExpressionlessFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteExpressionlessFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteExpressionlessFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteExpressionlessFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteHushedFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteHushedFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteHushedFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteHushedFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteFrowningFaceWithOpenMouth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFrowningFaceWithOpenMouth(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteFrowningFaceWithOpenMouth_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFrowningFaceWithOpenMouth(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteAnguishedFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteAnguishedFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteAnguishedFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteAnguishedFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteFaceWithOpenMouth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFaceWithOpenMouth(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteFaceWithOpenMouth_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFaceWithOpenMouth(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteAstonishedFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteAstonishedFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteAstonishedFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteAstonishedFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteDizzyFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteDizzyFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteDizzyFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteDizzyFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteFlushedFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFlushedFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteFlushedFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFlushedFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteFaceScreamingInFear_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFaceScreamingInFear(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteFaceScreamingInFear_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFaceScreamingInFear(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteFearfulFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFearfulFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteFearfulFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFearfulFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteFaceWithOpenMouthAndColdSweat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFaceWithOpenMouthAndColdSweat(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteFaceWithOpenMouthAndColdSweat_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFaceWithOpenMouthAndColdSweat(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteCryingFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteCryingFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteCryingFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteCryingFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteDisappointedButRelievedFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteDisappointedButRelievedFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteDisappointedButRelievedFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteDisappointedButRelievedFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteDroolingFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteDroolingFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteDroolingFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteDroolingFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteLoudlyCryingFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteLoudlyCryingFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteLoudlyCryingFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteLoudlyCryingFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteFaceWithColdSweat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFaceWithColdSweat(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteFaceWithColdSweat_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFaceWithColdSweat(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteSleepyFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteSleepyFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteSleepyFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteSleepyFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteSleepingFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteSleepingFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteSleepingFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteSleepingFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteFaceWithRollingEyes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFaceWithRollingEyes(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteFaceWithRollingEyes_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFaceWithRollingEyes(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteThinkingFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteThinkingFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteThinkingFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteThinkingFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteLyingFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteLyingFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteLyingFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteLyingFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteGrimacingFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteGrimacingFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteGrimacingFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteGrimacingFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteZipperMouthFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteZipperMouthFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteZipperMouthFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteZipperMouthFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteNauseatedFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteNauseatedFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteNauseatedFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteNauseatedFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteSneezingFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteSneezingFace(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteSneezingFace_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteSneezingFace(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteFaceWithMedicalMask_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFaceWithMedicalMask(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteFaceWithMedicalMask_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFaceWithMedicalMask(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteFaceWithThermometer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFaceWithThermometer(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteFaceWithThermometer_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFaceWithThermometer(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteFaceWithHeadBandage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFaceWithHeadBandage(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteFaceWithHeadBandage_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFaceWithHeadBandage(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteFaceWithCowboyHat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteFaceWithCowboyHat(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteFaceWithCowboyHat_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteFaceWithCowboyHat(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteSmilingFaceWithHorns_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteSmilingFaceWithHorns(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteSmilingFaceWithHorns_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteSmilingFaceWithHorns(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteImp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteImp(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteImp_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteImp(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteJapaneseOgre_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteJapaneseOgre(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteJapaneseOgre_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteJapaneseOgre(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteJapaneseGoblin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteJapaneseGoblin(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteJapaneseGoblin_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteJapaneseGoblin(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _VotingService_VoteSkull_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(VoteRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteSkull(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: VotingService_VoteSkull_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteSkull(ctx, req.(*VoteRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
 func _VotingService_VoteGhost_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
@@ -3404,272 +2054,596 @@ func _VotingService_VoteGhost_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VoteExtraterrestrialAlien_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VoteSkullAndCrossbones_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteExtraterrestrialAlien(ctx, in)
+		return srv.(VotingServiceServer).VoteSkullAndCrossbones(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VoteExtraterrestrialAlien_FullMethodName,
+		FullMethod: VotingService_VoteSkullAndCrossbones_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteExtraterrestrialAlien(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VoteSkullAndCrossbones(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VoteRobotFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VoteHeartEyesCat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteRobotFace(ctx, in)
+		return srv.(VotingServiceServer).VoteHeartEyesCat(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VoteRobotFace_FullMethodName,
+		FullMethod: VotingService_VoteHeartEyesCat_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteRobotFace(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VoteHeartEyesCat(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VoteSmilingCatFaceWithOpenMouth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VoteHearNoEvil_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteSmilingCatFaceWithOpenMouth(ctx, in)
+		return srv.(VotingServiceServer).VoteHearNoEvil(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VoteSmilingCatFaceWithOpenMouth_FullMethodName,
+		FullMethod: VotingService_VoteHearNoEvil_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteSmilingCatFaceWithOpenMouth(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VoteHearNoEvil(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VoteGrinningCatFaceWithSmilingEyes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VoteSeeNoEvil_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteGrinningCatFaceWithSmilingEyes(ctx, in)
+		return srv.(VotingServiceServer).VoteSeeNoEvil(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VoteGrinningCatFaceWithSmilingEyes_FullMethodName,
+		FullMethod: VotingService_VoteSeeNoEvil_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteGrinningCatFaceWithSmilingEyes(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VoteSeeNoEvil(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VoteCatFaceWithTearsOfJoy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VoteSpeakNoEvil_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteCatFaceWithTearsOfJoy(ctx, in)
+		return srv.(VotingServiceServer).VoteSpeakNoEvil(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VoteCatFaceWithTearsOfJoy_FullMethodName,
+		FullMethod: VotingService_VoteSpeakNoEvil_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteCatFaceWithTearsOfJoy(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VoteSpeakNoEvil(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VoteSmilingCatFaceWithHeartShapedEyes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VoteBoy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteSmilingCatFaceWithHeartShapedEyes(ctx, in)
+		return srv.(VotingServiceServer).VoteBoy(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VoteSmilingCatFaceWithHeartShapedEyes_FullMethodName,
+		FullMethod: VotingService_VoteBoy_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteSmilingCatFaceWithHeartShapedEyes(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VoteBoy(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VoteCatFaceWithWrySmile_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VoteGirl_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteCatFaceWithWrySmile(ctx, in)
+		return srv.(VotingServiceServer).VoteGirl(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VoteCatFaceWithWrySmile_FullMethodName,
+		FullMethod: VotingService_VoteGirl_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteCatFaceWithWrySmile(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VoteGirl(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VoteKissingCatFaceWithClosedEyes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VoteMan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteKissingCatFaceWithClosedEyes(ctx, in)
+		return srv.(VotingServiceServer).VoteMan(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VoteKissingCatFaceWithClosedEyes_FullMethodName,
+		FullMethod: VotingService_VoteMan_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteKissingCatFaceWithClosedEyes(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VoteMan(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VoteWearyCatFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VoteWoman_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteWearyCatFace(ctx, in)
+		return srv.(VotingServiceServer).VoteWoman(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VoteWearyCatFace_FullMethodName,
+		FullMethod: VotingService_VoteWoman_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteWearyCatFace(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VoteWoman(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VoteCryingCatFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VoteOlderMan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteCryingCatFace(ctx, in)
+		return srv.(VotingServiceServer).VoteOlderMan(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VoteCryingCatFace_FullMethodName,
+		FullMethod: VotingService_VoteOlderMan_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteCryingCatFace(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VoteOlderMan(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VotePoutingCatFace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VotePoliceman_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VotePoutingCatFace(ctx, in)
+		return srv.(VotingServiceServer).VotePoliceman(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VotePoutingCatFace_FullMethodName,
+		FullMethod: VotingService_VotePoliceman_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VotePoutingCatFace(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VotePoliceman(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VoteThumbsUpSign_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VoteGuardsman_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteThumbsUpSign(ctx, in)
+		return srv.(VotingServiceServer).VoteGuardsman(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VoteThumbsUpSign_FullMethodName,
+		FullMethod: VotingService_VoteGuardsman_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteThumbsUpSign(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VoteGuardsman(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VoteThumbsDownSign_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VoteConstructionWorkerMan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteThumbsDownSign(ctx, in)
+		return srv.(VotingServiceServer).VoteConstructionWorkerMan(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VoteThumbsDownSign_FullMethodName,
+		FullMethod: VotingService_VoteConstructionWorkerMan_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteThumbsDownSign(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VoteConstructionWorkerMan(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VoteClappingHandsSign_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VotePrince_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteClappingHandsSign(ctx, in)
+		return srv.(VotingServiceServer).VotePrince(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VoteClappingHandsSign_FullMethodName,
+		FullMethod: VotingService_VotePrince_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteClappingHandsSign(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VotePrince(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VotePersonRaisingBothHandsInCelebration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VotePrincess_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VotePersonRaisingBothHandsInCelebration(ctx, in)
+		return srv.(VotingServiceServer).VotePrincess(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VotePersonRaisingBothHandsInCelebration_FullMethodName,
+		FullMethod: VotingService_VotePrincess_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VotePersonRaisingBothHandsInCelebration(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VotePrincess(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteManInTuxedo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteManInTuxedo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteManInTuxedo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteManInTuxedo(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteBrideWithVeil_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteBrideWithVeil(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteBrideWithVeil_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteBrideWithVeil(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteMrsClaus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteMrsClaus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteMrsClaus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteMrsClaus(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteSanta_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteSanta(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteSanta_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteSanta(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteTurkey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteTurkey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteTurkey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteTurkey(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteRabbit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteRabbit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteRabbit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteRabbit(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteNoGoodWoman_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteNoGoodWoman(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteNoGoodWoman_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteNoGoodWoman(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteOkWoman_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteOkWoman(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteOkWoman_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteOkWoman(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteRaisingHandWoman_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteRaisingHandWoman(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteRaisingHandWoman_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteRaisingHandWoman(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteBowingMan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteBowingMan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteBowingMan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteBowingMan(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteManFacepalming_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteManFacepalming(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteManFacepalming_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteManFacepalming(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteWomanShrugging_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteWomanShrugging(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteWomanShrugging_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteWomanShrugging(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteMassageWoman_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteMassageWoman(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteMassageWoman_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteMassageWoman(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteWalkingMan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteWalkingMan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteWalkingMan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteWalkingMan(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteRunningMan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteRunningMan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteRunningMan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteRunningMan(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteDancer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteDancer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteDancer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteDancer(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteManDancing_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteManDancing(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteManDancing_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteManDancing(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteDancingWomen_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteDancingWomen(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteDancingWomen_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteDancingWomen(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -3692,20 +2666,1010 @@ func _VotingService_VoteRainbow_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
-func _VotingService_VoteSliceOfPizza_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+func _VotingService_VoteSkier_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(VoteRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(VotingServiceServer).VoteSliceOfPizza(ctx, in)
+		return srv.(VotingServiceServer).VoteSkier(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: VotingService_VoteSliceOfPizza_FullMethodName,
+		FullMethod: VotingService_VoteSkier_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(VotingServiceServer).VoteSliceOfPizza(ctx, req.(*VoteRequest))
+		return srv.(VotingServiceServer).VoteSkier(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteGolfingMan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteGolfingMan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteGolfingMan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteGolfingMan(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteSurfingMan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteSurfingMan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteSurfingMan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteSurfingMan(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteBasketballMan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteBasketballMan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteBasketballMan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteBasketballMan(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteBikingMan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteBikingMan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteBikingMan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteBikingMan(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VotePointUp2_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VotePointUp2(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VotePointUp2_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VotePointUp2(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteVulcanSalute_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteVulcanSalute(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteVulcanSalute_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteVulcanSalute(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteMetal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteMetal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteMetal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteMetal(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteCallMeHand_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteCallMeHand(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteCallMeHand_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteCallMeHand(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteThumbsup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteThumbsup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteThumbsup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteThumbsup(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteWave_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteWave(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteWave_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteWave(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteClap_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteClap(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteClap_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteClap(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteRaisedHands_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteRaisedHands(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteRaisedHands_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteRaisedHands(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VotePray_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VotePray(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VotePray_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VotePray(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteDog_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteDog(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteDog_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteDog(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteCat2_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteCat2(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteCat2_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteCat2(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VotePig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VotePig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VotePig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VotePig(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteHatchingChick_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteHatchingChick(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteHatchingChick_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteHatchingChick(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteSnail_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteSnail(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteSnail_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteSnail(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteBacon_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteBacon(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteBacon_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteBacon(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VotePizza_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VotePizza(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VotePizza_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VotePizza(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteTaco_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteTaco(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteTaco_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteTaco(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteBurrito_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteBurrito(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteBurrito_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteBurrito(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteRamen_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteRamen(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteRamen_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteRamen(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteChampagne_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteChampagne(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteChampagne_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteChampagne(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteTropicalDrink_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteTropicalDrink(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteTropicalDrink_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteTropicalDrink(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteBeer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteBeer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteBeer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteBeer(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteTumblerGlass_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteTumblerGlass(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteTumblerGlass_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteTumblerGlass(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteWorldMap_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteWorldMap(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteWorldMap_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteWorldMap(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteBeachUmbrella_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteBeachUmbrella(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteBeachUmbrella_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteBeachUmbrella(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteMountainSnow_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteMountainSnow(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteMountainSnow_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteMountainSnow(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteCamping_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteCamping(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteCamping_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteCamping(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteSteamLocomotive_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteSteamLocomotive(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteSteamLocomotive_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteSteamLocomotive(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteFlightDeparture_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteFlightDeparture(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteFlightDeparture_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteFlightDeparture(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteRocket_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteRocket(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteRocket_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteRocket(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteStar2_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteStar2(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteStar2_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteStar2(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteSunBehindSmallCloud_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteSunBehindSmallCloud(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteSunBehindSmallCloud_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteSunBehindSmallCloud(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteCloudWithRain_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteCloudWithRain(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteCloudWithRain_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteCloudWithRain(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteFire_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteFire(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteFire_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteFire(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteJackOLantern_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteJackOLantern(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteJackOLantern_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteJackOLantern(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteBalloon_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteBalloon(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteBalloon_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteBalloon(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteTada_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteTada(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteTada_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteTada(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteTrophy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteTrophy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteTrophy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteTrophy(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteIphone_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteIphone(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteIphone_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteIphone(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VotePager_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VotePager(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VotePager_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VotePager(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteFax_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteFax(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteFax_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteFax(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteBulb_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteBulb(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteBulb_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteBulb(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteMoneyWithWings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteMoneyWithWings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteMoneyWithWings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteMoneyWithWings(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteCrystalBall_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteCrystalBall(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteCrystalBall_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteCrystalBall(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteUnderage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteUnderage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteUnderage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteUnderage(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteInterrobang_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteInterrobang(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteInterrobang_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteInterrobang(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_Vote100_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).Vote100(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_Vote100_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).Vote100(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteCheckeredFlag_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteCheckeredFlag(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteCheckeredFlag_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteCheckeredFlag(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteCrossedSwords_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteCrossedSwords(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteCrossedSwords_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteCrossedSwords(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VoteFloppyDisk_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VoteFloppyDisk(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VoteFloppyDisk_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VoteFloppyDisk(ctx, req.(*VoteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _VotingService_VotePoop_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VoteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(VotingServiceServer).VotePoop(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: VotingService_VotePoop_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(VotingServiceServer).VotePoop(ctx, req.(*VoteRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -3722,404 +3686,400 @@ var VotingService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _VotingService_Results_Handler,
 		},
 		{
-			MethodName: "VotePileOfPoo",
-			Handler:    _VotingService_VotePileOfPoo_Handler,
+			MethodName: "VoteJoy",
+			Handler:    _VotingService_VoteJoy_Handler,
 		},
 		{
-			MethodName: "VoteFaceWithTearsOfJoy",
-			Handler:    _VotingService_VoteFaceWithTearsOfJoy_Handler,
-		},
-		{
-			MethodName: "VoteSmilingFaceWithSunglasses",
-			Handler:    _VotingService_VoteSmilingFaceWithSunglasses_Handler,
-		},
-		{
-			MethodName: "VoteBeerMug",
-			Handler:    _VotingService_VoteBeerMug_Handler,
-		},
-		{
-			MethodName: "VoteBalloon",
-			Handler:    _VotingService_VoteBalloon_Handler,
-		},
-		{
-			MethodName: "VoteSmilingFaceWithHeartShapedEyes",
-			Handler:    _VotingService_VoteSmilingFaceWithHeartShapedEyes_Handler,
-		},
-		{
-			MethodName: "VoteFire",
-			Handler:    _VotingService_VoteFire_Handler,
-		},
-		{
-			MethodName: "VotePartyPopper",
-			Handler:    _VotingService_VotePartyPopper_Handler,
+			MethodName: "VoteSunglasses",
+			Handler:    _VotingService_VoteSunglasses_Handler,
 		},
 		{
 			MethodName: "VoteDoughnut",
 			Handler:    _VotingService_VoteDoughnut_Handler,
 		},
 		{
-			MethodName: "VoteRocket",
-			Handler:    _VotingService_VoteRocket_Handler,
+			MethodName: "VoteStuckOutTongueWinkingEye",
+			Handler:    _VotingService_VoteStuckOutTongueWinkingEye_Handler,
 		},
 		{
-			MethodName: "VoteGrinningFace",
-			Handler:    _VotingService_VoteGrinningFace_Handler,
+			MethodName: "VoteMoneyMouthFace",
+			Handler:    _VotingService_VoteMoneyMouthFace_Handler,
 		},
 		{
-			MethodName: "VoteSmilingFaceWithOpenMouth",
-			Handler:    _VotingService_VoteSmilingFaceWithOpenMouth_Handler,
+			MethodName: "VoteFlushed",
+			Handler:    _VotingService_VoteFlushed_Handler,
 		},
 		{
-			MethodName: "VoteSmilingFaceWithOpenMouthAndSmilingEyes",
-			Handler:    _VotingService_VoteSmilingFaceWithOpenMouthAndSmilingEyes_Handler,
-		},
-		{
-			MethodName: "VoteGrinningFaceWithSmilingEyes",
-			Handler:    _VotingService_VoteGrinningFaceWithSmilingEyes_Handler,
-		},
-		{
-			MethodName: "VoteSmilingFaceWithOpenMouthAndTightlyClosedEyes",
-			Handler:    _VotingService_VoteSmilingFaceWithOpenMouthAndTightlyClosedEyes_Handler,
-		},
-		{
-			MethodName: "VoteSmilingFaceWithOpenMouthAndColdSweat",
-			Handler:    _VotingService_VoteSmilingFaceWithOpenMouthAndColdSweat_Handler,
-		},
-		{
-			MethodName: "VoteRollingOnTheFloorLaughing",
-			Handler:    _VotingService_VoteRollingOnTheFloorLaughing_Handler,
-		},
-		{
-			MethodName: "VoteSmilingFaceWithSmilingEyes",
-			Handler:    _VotingService_VoteSmilingFaceWithSmilingEyes_Handler,
-		},
-		{
-			MethodName: "VoteSmilingFaceWithHalo",
-			Handler:    _VotingService_VoteSmilingFaceWithHalo_Handler,
-		},
-		{
-			MethodName: "VoteSlightlySmilingFace",
-			Handler:    _VotingService_VoteSlightlySmilingFace_Handler,
-		},
-		{
-			MethodName: "VoteUpsideDownFace",
-			Handler:    _VotingService_VoteUpsideDownFace_Handler,
-		},
-		{
-			MethodName: "VoteWinkingFace",
-			Handler:    _VotingService_VoteWinkingFace_Handler,
-		},
-		{
-			MethodName: "VoteRelievedFace",
-			Handler:    _VotingService_VoteRelievedFace_Handler,
-		},
-		{
-			MethodName: "VoteFaceThrowingAKiss",
-			Handler:    _VotingService_VoteFaceThrowingAKiss_Handler,
-		},
-		{
-			MethodName: "VoteKissingFace",
-			Handler:    _VotingService_VoteKissingFace_Handler,
-		},
-		{
-			MethodName: "VoteKissingFaceWithSmilingEyes",
-			Handler:    _VotingService_VoteKissingFaceWithSmilingEyes_Handler,
-		},
-		{
-			MethodName: "VoteKissingFaceWithClosedEyes",
-			Handler:    _VotingService_VoteKissingFaceWithClosedEyes_Handler,
-		},
-		{
-			MethodName: "VoteFaceSavouringDeliciousFood",
-			Handler:    _VotingService_VoteFaceSavouringDeliciousFood_Handler,
-		},
-		{
-			MethodName: "VoteFaceWithStuckOutTongue",
-			Handler:    _VotingService_VoteFaceWithStuckOutTongue_Handler,
-		},
-		{
-			MethodName: "VoteFaceWithStuckOutTongueAndTightlyClosedEyes",
-			Handler:    _VotingService_VoteFaceWithStuckOutTongueAndTightlyClosedEyes_Handler,
-		},
-		{
-			MethodName: "VoteFaceWithStuckOutTongueAndWinkingEye",
-			Handler:    _VotingService_VoteFaceWithStuckOutTongueAndWinkingEye_Handler,
+			MethodName: "VoteMask",
+			Handler:    _VotingService_VoteMask_Handler,
 		},
 		{
 			MethodName: "VoteNerdFace",
 			Handler:    _VotingService_VoteNerdFace_Handler,
 		},
 		{
-			MethodName: "VoteSmirkingFace",
-			Handler:    _VotingService_VoteSmirkingFace_Handler,
-		},
-		{
-			MethodName: "VoteUnamusedFace",
-			Handler:    _VotingService_VoteUnamusedFace_Handler,
-		},
-		{
-			MethodName: "VoteDisappointedFace",
-			Handler:    _VotingService_VoteDisappointedFace_Handler,
-		},
-		{
-			MethodName: "VotePensiveFace",
-			Handler:    _VotingService_VotePensiveFace_Handler,
-		},
-		{
-			MethodName: "VoteWorriedFace",
-			Handler:    _VotingService_VoteWorriedFace_Handler,
-		},
-		{
-			MethodName: "VoteConfusedFace",
-			Handler:    _VotingService_VoteConfusedFace_Handler,
-		},
-		{
-			MethodName: "VoteSlightlyFrowningFace",
-			Handler:    _VotingService_VoteSlightlyFrowningFace_Handler,
-		},
-		{
-			MethodName: "VotePerseveringFace",
-			Handler:    _VotingService_VotePerseveringFace_Handler,
-		},
-		{
-			MethodName: "VoteConfoundedFace",
-			Handler:    _VotingService_VoteConfoundedFace_Handler,
-		},
-		{
-			MethodName: "VoteTiredFace",
-			Handler:    _VotingService_VoteTiredFace_Handler,
-		},
-		{
-			MethodName: "VoteWearyFace",
-			Handler:    _VotingService_VoteWearyFace_Handler,
-		},
-		{
-			MethodName: "VoteFaceWithLookOfTriumph",
-			Handler:    _VotingService_VoteFaceWithLookOfTriumph_Handler,
-		},
-		{
-			MethodName: "VoteAngryFace",
-			Handler:    _VotingService_VoteAngryFace_Handler,
-		},
-		{
-			MethodName: "VotePoutingFace",
-			Handler:    _VotingService_VotePoutingFace_Handler,
-		},
-		{
-			MethodName: "VoteFaceWithoutMouth",
-			Handler:    _VotingService_VoteFaceWithoutMouth_Handler,
-		},
-		{
-			MethodName: "VoteNeutralFace",
-			Handler:    _VotingService_VoteNeutralFace_Handler,
-		},
-		{
-			MethodName: "VoteExpressionlessFace",
-			Handler:    _VotingService_VoteExpressionlessFace_Handler,
-		},
-		{
-			MethodName: "VoteHushedFace",
-			Handler:    _VotingService_VoteHushedFace_Handler,
-		},
-		{
-			MethodName: "VoteFrowningFaceWithOpenMouth",
-			Handler:    _VotingService_VoteFrowningFaceWithOpenMouth_Handler,
-		},
-		{
-			MethodName: "VoteAnguishedFace",
-			Handler:    _VotingService_VoteAnguishedFace_Handler,
-		},
-		{
-			MethodName: "VoteFaceWithOpenMouth",
-			Handler:    _VotingService_VoteFaceWithOpenMouth_Handler,
-		},
-		{
-			MethodName: "VoteAstonishedFace",
-			Handler:    _VotingService_VoteAstonishedFace_Handler,
-		},
-		{
-			MethodName: "VoteDizzyFace",
-			Handler:    _VotingService_VoteDizzyFace_Handler,
-		},
-		{
-			MethodName: "VoteFlushedFace",
-			Handler:    _VotingService_VoteFlushedFace_Handler,
-		},
-		{
-			MethodName: "VoteFaceScreamingInFear",
-			Handler:    _VotingService_VoteFaceScreamingInFear_Handler,
-		},
-		{
-			MethodName: "VoteFearfulFace",
-			Handler:    _VotingService_VoteFearfulFace_Handler,
-		},
-		{
-			MethodName: "VoteFaceWithOpenMouthAndColdSweat",
-			Handler:    _VotingService_VoteFaceWithOpenMouthAndColdSweat_Handler,
-		},
-		{
-			MethodName: "VoteCryingFace",
-			Handler:    _VotingService_VoteCryingFace_Handler,
-		},
-		{
-			MethodName: "VoteDisappointedButRelievedFace",
-			Handler:    _VotingService_VoteDisappointedButRelievedFace_Handler,
-		},
-		{
-			MethodName: "VoteDroolingFace",
-			Handler:    _VotingService_VoteDroolingFace_Handler,
-		},
-		{
-			MethodName: "VoteLoudlyCryingFace",
-			Handler:    _VotingService_VoteLoudlyCryingFace_Handler,
-		},
-		{
-			MethodName: "VoteFaceWithColdSweat",
-			Handler:    _VotingService_VoteFaceWithColdSweat_Handler,
-		},
-		{
-			MethodName: "VoteSleepyFace",
-			Handler:    _VotingService_VoteSleepyFace_Handler,
-		},
-		{
-			MethodName: "VoteSleepingFace",
-			Handler:    _VotingService_VoteSleepingFace_Handler,
-		},
-		{
-			MethodName: "VoteFaceWithRollingEyes",
-			Handler:    _VotingService_VoteFaceWithRollingEyes_Handler,
-		},
-		{
-			MethodName: "VoteThinkingFace",
-			Handler:    _VotingService_VoteThinkingFace_Handler,
-		},
-		{
-			MethodName: "VoteLyingFace",
-			Handler:    _VotingService_VoteLyingFace_Handler,
-		},
-		{
-			MethodName: "VoteGrimacingFace",
-			Handler:    _VotingService_VoteGrimacingFace_Handler,
-		},
-		{
-			MethodName: "VoteZipperMouthFace",
-			Handler:    _VotingService_VoteZipperMouthFace_Handler,
-		},
-		{
-			MethodName: "VoteNauseatedFace",
-			Handler:    _VotingService_VoteNauseatedFace_Handler,
-		},
-		{
-			MethodName: "VoteSneezingFace",
-			Handler:    _VotingService_VoteSneezingFace_Handler,
-		},
-		{
-			MethodName: "VoteFaceWithMedicalMask",
-			Handler:    _VotingService_VoteFaceWithMedicalMask_Handler,
-		},
-		{
-			MethodName: "VoteFaceWithThermometer",
-			Handler:    _VotingService_VoteFaceWithThermometer_Handler,
-		},
-		{
-			MethodName: "VoteFaceWithHeadBandage",
-			Handler:    _VotingService_VoteFaceWithHeadBandage_Handler,
-		},
-		{
-			MethodName: "VoteFaceWithCowboyHat",
-			Handler:    _VotingService_VoteFaceWithCowboyHat_Handler,
-		},
-		{
-			MethodName: "VoteSmilingFaceWithHorns",
-			Handler:    _VotingService_VoteSmilingFaceWithHorns_Handler,
-		},
-		{
-			MethodName: "VoteImp",
-			Handler:    _VotingService_VoteImp_Handler,
-		},
-		{
-			MethodName: "VoteJapaneseOgre",
-			Handler:    _VotingService_VoteJapaneseOgre_Handler,
-		},
-		{
-			MethodName: "VoteJapaneseGoblin",
-			Handler:    _VotingService_VoteJapaneseGoblin_Handler,
-		},
-		{
-			MethodName: "VoteSkull",
-			Handler:    _VotingService_VoteSkull_Handler,
-		},
-		{
 			MethodName: "VoteGhost",
 			Handler:    _VotingService_VoteGhost_Handler,
 		},
 		{
-			MethodName: "VoteExtraterrestrialAlien",
-			Handler:    _VotingService_VoteExtraterrestrialAlien_Handler,
+			MethodName: "VoteSkullAndCrossbones",
+			Handler:    _VotingService_VoteSkullAndCrossbones_Handler,
 		},
 		{
-			MethodName: "VoteRobotFace",
-			Handler:    _VotingService_VoteRobotFace_Handler,
+			MethodName: "VoteHeartEyesCat",
+			Handler:    _VotingService_VoteHeartEyesCat_Handler,
 		},
 		{
-			MethodName: "VoteSmilingCatFaceWithOpenMouth",
-			Handler:    _VotingService_VoteSmilingCatFaceWithOpenMouth_Handler,
+			MethodName: "VoteHearNoEvil",
+			Handler:    _VotingService_VoteHearNoEvil_Handler,
 		},
 		{
-			MethodName: "VoteGrinningCatFaceWithSmilingEyes",
-			Handler:    _VotingService_VoteGrinningCatFaceWithSmilingEyes_Handler,
+			MethodName: "VoteSeeNoEvil",
+			Handler:    _VotingService_VoteSeeNoEvil_Handler,
 		},
 		{
-			MethodName: "VoteCatFaceWithTearsOfJoy",
-			Handler:    _VotingService_VoteCatFaceWithTearsOfJoy_Handler,
+			MethodName: "VoteSpeakNoEvil",
+			Handler:    _VotingService_VoteSpeakNoEvil_Handler,
 		},
 		{
-			MethodName: "VoteSmilingCatFaceWithHeartShapedEyes",
-			Handler:    _VotingService_VoteSmilingCatFaceWithHeartShapedEyes_Handler,
+			MethodName: "VoteBoy",
+			Handler:    _VotingService_VoteBoy_Handler,
 		},
 		{
-			MethodName: "VoteCatFaceWithWrySmile",
-			Handler:    _VotingService_VoteCatFaceWithWrySmile_Handler,
+			MethodName: "VoteGirl",
+			Handler:    _VotingService_VoteGirl_Handler,
 		},
 		{
-			MethodName: "VoteKissingCatFaceWithClosedEyes",
-			Handler:    _VotingService_VoteKissingCatFaceWithClosedEyes_Handler,
+			MethodName: "VoteMan",
+			Handler:    _VotingService_VoteMan_Handler,
 		},
 		{
-			MethodName: "VoteWearyCatFace",
-			Handler:    _VotingService_VoteWearyCatFace_Handler,
+			MethodName: "VoteWoman",
+			Handler:    _VotingService_VoteWoman_Handler,
 		},
 		{
-			MethodName: "VoteCryingCatFace",
-			Handler:    _VotingService_VoteCryingCatFace_Handler,
+			MethodName: "VoteOlderMan",
+			Handler:    _VotingService_VoteOlderMan_Handler,
 		},
 		{
-			MethodName: "VotePoutingCatFace",
-			Handler:    _VotingService_VotePoutingCatFace_Handler,
+			MethodName: "VotePoliceman",
+			Handler:    _VotingService_VotePoliceman_Handler,
 		},
 		{
-			MethodName: "VoteThumbsUpSign",
-			Handler:    _VotingService_VoteThumbsUpSign_Handler,
+			MethodName: "VoteGuardsman",
+			Handler:    _VotingService_VoteGuardsman_Handler,
 		},
 		{
-			MethodName: "VoteThumbsDownSign",
-			Handler:    _VotingService_VoteThumbsDownSign_Handler,
+			MethodName: "VoteConstructionWorkerMan",
+			Handler:    _VotingService_VoteConstructionWorkerMan_Handler,
 		},
 		{
-			MethodName: "VoteClappingHandsSign",
-			Handler:    _VotingService_VoteClappingHandsSign_Handler,
+			MethodName: "VotePrince",
+			Handler:    _VotingService_VotePrince_Handler,
 		},
 		{
-			MethodName: "VotePersonRaisingBothHandsInCelebration",
-			Handler:    _VotingService_VotePersonRaisingBothHandsInCelebration_Handler,
+			MethodName: "VotePrincess",
+			Handler:    _VotingService_VotePrincess_Handler,
+		},
+		{
+			MethodName: "VoteManInTuxedo",
+			Handler:    _VotingService_VoteManInTuxedo_Handler,
+		},
+		{
+			MethodName: "VoteBrideWithVeil",
+			Handler:    _VotingService_VoteBrideWithVeil_Handler,
+		},
+		{
+			MethodName: "VoteMrsClaus",
+			Handler:    _VotingService_VoteMrsClaus_Handler,
+		},
+		{
+			MethodName: "VoteSanta",
+			Handler:    _VotingService_VoteSanta_Handler,
+		},
+		{
+			MethodName: "VoteTurkey",
+			Handler:    _VotingService_VoteTurkey_Handler,
+		},
+		{
+			MethodName: "VoteRabbit",
+			Handler:    _VotingService_VoteRabbit_Handler,
+		},
+		{
+			MethodName: "VoteNoGoodWoman",
+			Handler:    _VotingService_VoteNoGoodWoman_Handler,
+		},
+		{
+			MethodName: "VoteOkWoman",
+			Handler:    _VotingService_VoteOkWoman_Handler,
+		},
+		{
+			MethodName: "VoteRaisingHandWoman",
+			Handler:    _VotingService_VoteRaisingHandWoman_Handler,
+		},
+		{
+			MethodName: "VoteBowingMan",
+			Handler:    _VotingService_VoteBowingMan_Handler,
+		},
+		{
+			MethodName: "VoteManFacepalming",
+			Handler:    _VotingService_VoteManFacepalming_Handler,
+		},
+		{
+			MethodName: "VoteWomanShrugging",
+			Handler:    _VotingService_VoteWomanShrugging_Handler,
+		},
+		{
+			MethodName: "VoteMassageWoman",
+			Handler:    _VotingService_VoteMassageWoman_Handler,
+		},
+		{
+			MethodName: "VoteWalkingMan",
+			Handler:    _VotingService_VoteWalkingMan_Handler,
+		},
+		{
+			MethodName: "VoteRunningMan",
+			Handler:    _VotingService_VoteRunningMan_Handler,
+		},
+		{
+			MethodName: "VoteDancer",
+			Handler:    _VotingService_VoteDancer_Handler,
+		},
+		{
+			MethodName: "VoteManDancing",
+			Handler:    _VotingService_VoteManDancing_Handler,
+		},
+		{
+			MethodName: "VoteDancingWomen",
+			Handler:    _VotingService_VoteDancingWomen_Handler,
 		},
 		{
 			MethodName: "VoteRainbow",
 			Handler:    _VotingService_VoteRainbow_Handler,
 		},
 		{
-			MethodName: "VoteSliceOfPizza",
-			Handler:    _VotingService_VoteSliceOfPizza_Handler,
+			MethodName: "VoteSkier",
+			Handler:    _VotingService_VoteSkier_Handler,
+		},
+		{
+			MethodName: "VoteGolfingMan",
+			Handler:    _VotingService_VoteGolfingMan_Handler,
+		},
+		{
+			MethodName: "VoteSurfingMan",
+			Handler:    _VotingService_VoteSurfingMan_Handler,
+		},
+		{
+			MethodName: "VoteBasketballMan",
+			Handler:    _VotingService_VoteBasketballMan_Handler,
+		},
+		{
+			MethodName: "VoteBikingMan",
+			Handler:    _VotingService_VoteBikingMan_Handler,
+		},
+		{
+			MethodName: "VotePointUp2",
+			Handler:    _VotingService_VotePointUp2_Handler,
+		},
+		{
+			MethodName: "VoteVulcanSalute",
+			Handler:    _VotingService_VoteVulcanSalute_Handler,
+		},
+		{
+			MethodName: "VoteMetal",
+			Handler:    _VotingService_VoteMetal_Handler,
+		},
+		{
+			MethodName: "VoteCallMeHand",
+			Handler:    _VotingService_VoteCallMeHand_Handler,
+		},
+		{
+			MethodName: "VoteThumbsup",
+			Handler:    _VotingService_VoteThumbsup_Handler,
+		},
+		{
+			MethodName: "VoteWave",
+			Handler:    _VotingService_VoteWave_Handler,
+		},
+		{
+			MethodName: "VoteClap",
+			Handler:    _VotingService_VoteClap_Handler,
+		},
+		{
+			MethodName: "VoteRaisedHands",
+			Handler:    _VotingService_VoteRaisedHands_Handler,
+		},
+		{
+			MethodName: "VotePray",
+			Handler:    _VotingService_VotePray_Handler,
+		},
+		{
+			MethodName: "VoteDog",
+			Handler:    _VotingService_VoteDog_Handler,
+		},
+		{
+			MethodName: "VoteCat2",
+			Handler:    _VotingService_VoteCat2_Handler,
+		},
+		{
+			MethodName: "VotePig",
+			Handler:    _VotingService_VotePig_Handler,
+		},
+		{
+			MethodName: "VoteHatchingChick",
+			Handler:    _VotingService_VoteHatchingChick_Handler,
+		},
+		{
+			MethodName: "VoteSnail",
+			Handler:    _VotingService_VoteSnail_Handler,
+		},
+		{
+			MethodName: "VoteBacon",
+			Handler:    _VotingService_VoteBacon_Handler,
+		},
+		{
+			MethodName: "VotePizza",
+			Handler:    _VotingService_VotePizza_Handler,
+		},
+		{
+			MethodName: "VoteTaco",
+			Handler:    _VotingService_VoteTaco_Handler,
+		},
+		{
+			MethodName: "VoteBurrito",
+			Handler:    _VotingService_VoteBurrito_Handler,
+		},
+		{
+			MethodName: "VoteRamen",
+			Handler:    _VotingService_VoteRamen_Handler,
+		},
+		{
+			MethodName: "VoteChampagne",
+			Handler:    _VotingService_VoteChampagne_Handler,
+		},
+		{
+			MethodName: "VoteTropicalDrink",
+			Handler:    _VotingService_VoteTropicalDrink_Handler,
+		},
+		{
+			MethodName: "VoteBeer",
+			Handler:    _VotingService_VoteBeer_Handler,
+		},
+		{
+			MethodName: "VoteTumblerGlass",
+			Handler:    _VotingService_VoteTumblerGlass_Handler,
+		},
+		{
+			MethodName: "VoteWorldMap",
+			Handler:    _VotingService_VoteWorldMap_Handler,
+		},
+		{
+			MethodName: "VoteBeachUmbrella",
+			Handler:    _VotingService_VoteBeachUmbrella_Handler,
+		},
+		{
+			MethodName: "VoteMountainSnow",
+			Handler:    _VotingService_VoteMountainSnow_Handler,
+		},
+		{
+			MethodName: "VoteCamping",
+			Handler:    _VotingService_VoteCamping_Handler,
+		},
+		{
+			MethodName: "VoteSteamLocomotive",
+			Handler:    _VotingService_VoteSteamLocomotive_Handler,
+		},
+		{
+			MethodName: "VoteFlightDeparture",
+			Handler:    _VotingService_VoteFlightDeparture_Handler,
+		},
+		{
+			MethodName: "VoteRocket",
+			Handler:    _VotingService_VoteRocket_Handler,
+		},
+		{
+			MethodName: "VoteStar2",
+			Handler:    _VotingService_VoteStar2_Handler,
+		},
+		{
+			MethodName: "VoteSunBehindSmallCloud",
+			Handler:    _VotingService_VoteSunBehindSmallCloud_Handler,
+		},
+		{
+			MethodName: "VoteCloudWithRain",
+			Handler:    _VotingService_VoteCloudWithRain_Handler,
+		},
+		{
+			MethodName: "VoteFire",
+			Handler:    _VotingService_VoteFire_Handler,
+		},
+		{
+			MethodName: "VoteJackOLantern",
+			Handler:    _VotingService_VoteJackOLantern_Handler,
+		},
+		{
+			MethodName: "VoteBalloon",
+			Handler:    _VotingService_VoteBalloon_Handler,
+		},
+		{
+			MethodName: "VoteTada",
+			Handler:    _VotingService_VoteTada_Handler,
+		},
+		{
+			MethodName: "VoteTrophy",
+			Handler:    _VotingService_VoteTrophy_Handler,
+		},
+		{
+			MethodName: "VoteIphone",
+			Handler:    _VotingService_VoteIphone_Handler,
+		},
+		{
+			MethodName: "VotePager",
+			Handler:    _VotingService_VotePager_Handler,
+		},
+		{
+			MethodName: "VoteFax",
+			Handler:    _VotingService_VoteFax_Handler,
+		},
+		{
+			MethodName: "VoteBulb",
+			Handler:    _VotingService_VoteBulb_Handler,
+		},
+		{
+			MethodName: "VoteMoneyWithWings",
+			Handler:    _VotingService_VoteMoneyWithWings_Handler,
+		},
+		{
+			MethodName: "VoteCrystalBall",
+			Handler:    _VotingService_VoteCrystalBall_Handler,
+		},
+		{
+			MethodName: "VoteUnderage",
+			Handler:    _VotingService_VoteUnderage_Handler,
+		},
+		{
+			MethodName: "VoteInterrobang",
+			Handler:    _VotingService_VoteInterrobang_Handler,
+		},
+		{
+			MethodName: "Vote100",
+			Handler:    _VotingService_Vote100_Handler,
+		},
+		{
+			MethodName: "VoteCheckeredFlag",
+			Handler:    _VotingService_VoteCheckeredFlag_Handler,
+		},
+		{
+			MethodName: "VoteCrossedSwords",
+			Handler:    _VotingService_VoteCrossedSwords_Handler,
+		},
+		{
+			MethodName: "VoteFloppyDisk",
+			Handler:    _VotingService_VoteFloppyDisk_Handler,
+		},
+		{
+			MethodName: "VotePoop",
+			Handler:    _VotingService_VotePoop_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,4 +1,5 @@
-// Package catalog is the fixed list of emoji emojivoto offers (catalog_gen.go, from hack/gen-emojivoto.py).
+// Package catalog is the fixed list of emoji emojivoto offers (catalog_gen.go, from hack/gen-emojivoto.py): the
+// original emojivoto's, with its shortcodes (:joy:, :doughnut:) and vote methods (VoteJoy, VoteDoughnut).
 package catalog
 
 // Emoji is one votable emoji.
@@ -25,8 +26,12 @@ var byRPC = func() map[string]Emoji {
 	return m
 }()
 
-// Find looks an emoji up by shortcode.
+// Find looks an emoji up by shortcode, or by one of its aliases (:beer_mug: for :beer:); the Emoji has its
+// primary shortcode.
 func Find(shortcode string) (Emoji, bool) {
+	if primary, ok := aliases[shortcode]; ok {
+		shortcode = primary
+	}
 	e, ok := byShortcode[shortcode]
 	return e, ok
 }
