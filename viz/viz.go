@@ -88,23 +88,24 @@ type Config struct {
 // Validate checks a config; errors name the field.
 func (c Config) Validate() error {
 	var errs []error
+	invalid := func(field, why string) { errs = append(errs, fmt.Errorf("%s: %s", field, why)) }
 	if c.Mode != ModeKubernetes && c.Mode != ModeLocal {
-		errs = append(errs, fmt.Errorf("Mode %q: want %s or %s", c.Mode, ModeKubernetes, ModeLocal))
+		invalid(fmt.Sprintf("Mode %q", c.Mode), "want "+ModeKubernetes+" or "+ModeLocal)
 	}
 	if c.Listen == "" {
-		errs = append(errs, errors.New("Listen: required"))
+		invalid("Listen", "required")
 	}
 	if c.Tap == nil {
-		errs = append(errs, errors.New("Tap: required"))
+		invalid("Tap", "required")
 	}
 	if c.TrustAnchors == nil {
-		errs = append(errs, errors.New("TrustAnchors: required"))
+		invalid("TrustAnchors", "required")
 	}
 	if (c.Identity == nil) == (c.TapCertificate == nil) {
-		errs = append(errs, errors.New("Identity, TapCertificate: give exactly one"))
+		invalid("Identity, TapCertificate", "give exactly one")
 	}
 	if (c.PrometheusURL == "") == (c.Scrape == nil) {
-		errs = append(errs, errors.New("PrometheusURL, Scrape: give exactly one"))
+		invalid("PrometheusURL, Scrape", "give exactly one")
 	}
 	return errors.Join(errs...)
 }
@@ -174,7 +175,7 @@ func New(cfg Config) (_ *Viz, err error) {
 	}
 	if cfg.PrometheusURL != "" {
 		if sc.Querier, err = metricsapi.NewClient(cfg.PrometheusURL, cfg.QueryTimeout); err != nil {
-			return nil, fmt.Errorf("PrometheusURL: %w", err)
+			return nil, fmt.Errorf("%s: %w", "PrometheusURL", err)
 		}
 		sc.Prometheus = cfg.PrometheusURL
 	} else {
@@ -198,7 +199,7 @@ func New(cfg Config) (_ *Viz, err error) {
 	}()
 
 	if v.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("Listen: %w", err)
+		return nil, fmt.Errorf("%s: %w", "Listen", err)
 	}
 	if h, _, err := net.SplitHostPort(v.apiLn.Addr().String()); err == nil {
 		if ip := net.ParseIP(h); ip == nil || !ip.IsUnspecified() {
@@ -208,7 +209,7 @@ func New(cfg Config) (_ *Viz, err error) {
 	v.api = &http.Server{Handler: server.New(sc), ReadHeaderTimeout: 10 * time.Second}
 	if cfg.AdminAddr != "" {
 		if v.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
-			return nil, fmt.Errorf("AdminAddr: %w", err)
+			return nil, fmt.Errorf("%s: %w", "AdminAddr", err)
 		}
 		v.admin = &http.Server{Handler: adminHandler(cert, gatherer), ReadHeaderTimeout: 10 * time.Second}
 	}
@@ -275,7 +276,7 @@ func (v *Viz) Run(ctx context.Context) error {
 		g.Go(func() error { return v.ident.Run(gctx) })
 	}
 	if v.scraper != nil {
-		defer v.scraper.Close()
+		defer func() { _ = v.scraper.Close() }()
 		g.Go(func() error { return v.scraper.Run(gctx) })
 	}
 	serve := func(name string, s *http.Server, ln net.Listener) {

@@ -77,7 +77,7 @@ func forwardedAPIGet(env *cmdenv.Env) func(ctx context.Context, path string) (st
 		if err != nil {
 			return "a port-forward", nil, err
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		where := fmt.Sprintf("a port-forward to pod %s port %s", f.Pod, vizExtAPIPort)
 		body, err := vizHTTPGet(ctx, "http://127.0.0.1:"+strconv.Itoa(f.Local)+path)
 		return where, body, err

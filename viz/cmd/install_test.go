@@ -69,9 +69,10 @@ func checkVizObjects(t *testing.T, objs []runtime.Object, fromCluster bool) {
 		}
 		switch x := o.(type) {
 		case *appsv1.Deployment:
-			if x.Name == "sinew-viz" {
+			switch x.Name {
+			case "sinew-viz":
 				dep = x
-			} else if x.Name == "prometheus" {
+			case "prometheus":
 				prometheus = true
 			}
 			if x.Spec.Template.Annotations["sinew.dev/inject"] != "disabled" {

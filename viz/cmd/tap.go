@@ -374,7 +374,7 @@ it port-forwards --address:--port to sinew-viz and keeps the forward open until 
 			if err != nil {
 				return fmt.Errorf("cannot reach viz: %s, and in Kubernetes: %w", noLocalMesh(env), err)
 			}
-			defer f.Close()
+			defer func() { _ = f.Close() }()
 			if err := openDashboard(env, fmt.Sprintf("http://%s:%d/", hostForURL(address), f.Local), show, true); err != nil {
 				return err
 			}

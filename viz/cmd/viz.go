@@ -145,7 +145,7 @@ func runVizRoot(cmd *cobra.Command, args []string) error {
 	if fs.Lookup("help") == nil {
 		fs.BoolP("help", "h", false, "help for viz")
 	}
-	fs.ParseErrorsWhitelist.UnknownFlags = true
+	fs.ParseErrorsAllowlist.UnknownFlags = true
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -159,7 +159,7 @@ func runVizRoot(cmd *cobra.Command, args []string) error {
 	case len(words) > 0:
 		return unknownCommand(cmd, words[0])
 	}
-	fs.ParseErrorsWhitelist.UnknownFlags = false
+	fs.ParseErrorsAllowlist.UnknownFlags = false
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

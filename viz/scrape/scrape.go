@@ -29,6 +29,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
 	"github.com/prometheus/prometheus/model/value"
@@ -240,7 +241,7 @@ func newTarget(t metricsapi.ScrapeTarget) *target {
 	}
 	synthetic := func(name string) labels.Labels {
 		b := labels.NewScratchBuilder(len(tl) + 1)
-		b.Add(labels.MetricName, name)
+		b.Add(model.MetricNameLabel, name)
 		for _, l := range tl {
 			b.Add(l[0], l[1])
 		}

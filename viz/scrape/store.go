@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -59,7 +60,7 @@ func (s *store) getOrCreate(lset labels.Labels) *memSeries {
 	}
 	ms := &memSeries{lset: lset, lastT: -1 << 63}
 	s.byHash[h] = append(s.byHash[h], ms)
-	name := lset.Get(labels.MetricName)
+	name := lset.Get(model.MetricNameLabel)
 	if s.byName[name] == nil {
 		s.byName[name] = map[*memSeries]struct{}{}
 	}
@@ -107,7 +108,7 @@ func (s *store) truncate(mint int64) {
 				s.samples -= ms.numSamples()
 				s.series--
 				ms.deleted = true
-				name := ms.lset.Get(labels.MetricName)
+				name := ms.lset.Get(model.MetricNameLabel)
 				delete(s.byName[name], ms)
 				if len(s.byName[name]) == 0 {
 					delete(s.byName, name)
@@ -168,7 +169,7 @@ type querier struct {
 // caller holds the read lock.
 func (q *querier) candidates(ms []*labels.Matcher) func(yield func(*memSeries) bool) {
 	for _, m := range ms {
-		if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+		if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
 			return func(yield func(*memSeries) bool) {
 				for s := range q.s.byName[m.Value] {
 					if !yield(s) {

@@ -259,7 +259,7 @@ func (s *Service) observe(ctx context.Context, t Target, req *tapv1.ObserveReque
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	stream, err := tapv1.NewTapClient(conn).Observe(ctx, req)
 	if err != nil {
 		return explain(err)

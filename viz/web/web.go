@@ -12,7 +12,7 @@ import (
 var files embed.FS
 
 // Assets is the dashboard with index.html at its root.
-var Assets fs.FS = mustSub(files, "static")
+var Assets = mustSub(files, "static")
 
 func mustSub(f fs.FS, dir string) fs.FS {
 	sub, err := fs.Sub(f, dir)

@@ -127,7 +127,7 @@ func ToPod(cfg *rest.Config, client kubernetes.Interface, namespace, pod string,
 	}
 	ports, err := pf.GetPorts()
 	if err != nil || len(ports) == 0 {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("port-forward to %s/%s: no local port: %v", namespace, pod, err)
 	}
 	f.Local = int(ports[0].Local)

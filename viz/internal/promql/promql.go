@@ -9,6 +9,7 @@ package promql
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -240,8 +241,10 @@ var durationRE = regexp.MustCompile(`^([0-9]+)(ms|s|m|h|d)$`)
 // ParseWindow reads a time window as Linkerd's -t does ("30s", "1m", "2h") or as a Go duration.
 func ParseWindow(s string) (time.Duration, error) {
 	if m := durationRE.FindStringSubmatch(s); m != nil && m[2] == "d" {
-		var n int
-		fmt.Sscan(m[1], &n)
+		n, err := strconv.Atoi(m[1])
+		if err != nil {
+			return 0, fmt.Errorf("bad time window %q: %w", s, err)
+		}
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	d, err := time.ParseDuration(s)
