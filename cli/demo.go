@@ -33,11 +33,12 @@ installed, the demo also runs it (at --port-base+5), scraping every proxy. The v
 			if portBase < 1 || portBase+localmesh.DemoPortSpan > 65535 {
 				return fmt.Errorf("--port-base %d: must leave room for %d ports below 65536", portBase, localmesh.DemoPortSpan)
 			}
-			bin, err := findProgram(appBin, "emojivoto")
+			exe, _ := os.Executable()
+			app, err := demoApp(appBin, exe)
 			if err != nil {
 				return err
 			}
-			m := localmesh.Demo(portBase, !noTraffic, bin)
+			m := localmesh.Demo(portBase, !noTraffic, app)
 			opts := localmesh.Options{
 				DataDir: dataDir, Progress: env.Stderr,
 				Ready: func(r *localmesh.Running) { printDemo(env, portBase, noTraffic, r) },
@@ -60,10 +61,31 @@ installed, the demo also runs it (at --port-base+5), scraping every proxy. The v
 	f.IntVar(&portBase, "port-base", localmesh.DefaultPortBase, "first of the 50 loopback ports the demo uses")
 	f.BoolVar(&noTraffic, "no-traffic", false, "do not start the vote-bot")
 	f.StringVar(&dataDir, "data-dir", "", "keep the CA, resources and logs here (default: a temporary directory removed at exit)")
-	f.StringVar(&appBin, "emojivoto", "", "the emojivoto program (default: next to sinew, else on $PATH)")
+	f.StringVar(&appBin, "emojivoto", "", "the emojivoto program (default: next to sinew, else sinew itself runs the app)")
 	f.StringVar(&promBin, "prometheus", "", "the prometheus program that scrapes the proxies for `sinew viz` (default: on $PATH)")
 	f.BoolVar(&noPrometheus, "no-prometheus", false, "do not start Prometheus; viz scrapes the proxies itself (15 minutes kept in memory)")
 	return cmd
+}
+
+// demoApp is the command that runs a part of emojivoto: explicit if set, else the emojivoto program next to sinew
+// (make build puts it there), else sinew itself with the hidden __emojivoto command (a lone `go install`ed sinew).
+// exe is the running sinew.
+func demoApp(explicit, exe string) ([]string, error) {
+	if explicit != "" {
+		return []string{explicit}, nil
+	}
+	if exe == "" {
+		return nil, errors.New("cannot find the sinew program to run the emojivoto app with; give --emojivoto")
+	}
+	if p := filepath.Join(filepath.Dir(exe), "emojivoto"); isExecutable(p) {
+		return []string{p}, nil
+	}
+	return []string{exe, emojivotoCmd}, nil
+}
+
+func isExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
 // findProgram returns explicit if set, else name next to the running executable, else name on $PATH.
@@ -72,8 +94,7 @@ func findProgram(explicit, name string) (string, error) {
 		return explicit, nil
 	}
 	if exe, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(exe), name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+		if p := filepath.Join(filepath.Dir(exe), name); isExecutable(p) {
 			return p, nil
 		}
 	}

@@ -1,84 +1,24 @@
 // Command emojivoto is the sample application: `emojivoto web|emoji|voting|vote-bot`. Settings come from flags,
 // defaulting to the environment variables of the classic demo (WEB_PORT, GRPC_PORT, EMOJISVC_HOST,
-// VOTINGSVC_HOST, WEB_HOST, REQUEST_RATE).
+// VOTINGSVC_HOST, WEB_HOST, REQUEST_RATE). The program is app.Main; `sinew __emojivoto` runs the same.
 package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"log/slog"
-	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 
 	"github.com/sinewmesh/sinew/examples/emojivoto/app"
 )
 
-func env(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := app.Main(ctx, "emojivoto", os.Args[1:], os.Stderr)
+	stop()
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "emojivoto: %v\n", err)
 		os.Exit(1)
 	}
-}
-
-func run(args []string) error {
-	usage := "usage: emojivoto web|emoji|voting|vote-bot [flags]"
-	if len(args) == 0 {
-		return fmt.Errorf("%s", usage)
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("service", args[0])
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
-	// listen parses the flags, then binds the service's port.
-	listen := func(port *string) (net.Listener, error) {
-		if err := fs.Parse(args[1:]); err != nil {
-			return nil, err
-		}
-		ln, err := net.Listen("tcp", net.JoinHostPort(env("BIND_HOST", ""), *port))
-		if err == nil {
-			log.Info("serving", "addr", ln.Addr().String())
-		}
-		return ln, err
-	}
-	switch args[0] {
-	case "web":
-		port := fs.String("port", env("WEB_PORT", "8080"), "HTTP port")
-		emoji := fs.String("emoji-addr", env("EMOJISVC_HOST", "emoji-svc.emojivoto:8080"), "emoji service address")
-		voting := fs.String("voting-addr", env("VOTINGSVC_HOST", "voting-svc.emojivoto:8080"), "voting service address")
-		ln, err := listen(port)
-		if err != nil {
-			return err
-		}
-		return app.RunWeb(ctx, ln, app.WebConfig{EmojiAddr: *emoji, VotingAddr: *voting, Log: log})
-	case "emoji", "voting":
-		port := fs.String("port", env("GRPC_PORT", "8080"), "gRPC port")
-		ln, err := listen(port)
-		if err != nil {
-			return err
-		}
-		if args[0] == "emoji" {
-			return app.RunEmoji(ctx, ln)
-		}
-		return app.RunVoting(ctx, ln)
-	case "vote-bot":
-		host := fs.String("web-host", env("WEB_HOST", "web-svc.emojivoto:80"), "web address (host:port)")
-		rateDef, _ := strconv.ParseFloat(env("REQUEST_RATE", "1"), 64)
-		rate := fs.Float64("rate", rateDef, "requests per second (minimum 1)")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		return app.RunVoteBot(ctx, "http://"+*host, *rate, log)
-	}
-	return fmt.Errorf("unknown service %q; %s", args[0], usage)
 }

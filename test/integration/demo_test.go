@@ -274,19 +274,26 @@ func TestSinewDemo(t *testing.T) {
 }
 
 // TestSinewDemoKilledLeavesNothing: even when sinew is killed outright (no chance to clean up), the kernel takes
-// its children with it.
+// its children with it. Only sinew is built, as `go install …/cmd/sinew` leaves it: the app runs as
+// `sinew __emojivoto`.
 func TestSinewDemoKilledLeavesNothing(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the sinew and emojivoto binaries")
+		t.Skip("builds the sinew binary")
 	}
-	bin := buildBinaries(t, "sinew", "emojivoto")
+	bin := buildBinaries(t, "sinew")
 	base := freePortBase(t, 50)
 	demo := startDemo(t, bin, "--port-base", fmt.Sprint(base))
 	out := demo.out
 	dataDir := out.waitLine(t, regexp.MustCompile(`logs in (\S+)/logs\)`), 90*time.Second)[1]
 	out.waitLine(t, regexp.MustCompile(`Ctrl-C stops everything`), 5*time.Second)
-	if marked := appProcesses(processesMarked(dataDir)); len(marked) != 4 {
+	marked := appProcesses(processesMarked(dataDir))
+	if len(marked) != 4 {
 		t.Fatalf("want 4 app processes (emoji, voting, web, vote-bot), found %v", marked)
+	}
+	for _, p := range marked {
+		if !strings.Contains(p, filepath.Join(bin, "sinew")+" __emojivoto ") {
+			t.Errorf("without an emojivoto program the app should run as sinew __emojivoto: %s", p)
+		}
 	}
 	_ = demo.cmd.Process.Kill()
 	<-demo.done

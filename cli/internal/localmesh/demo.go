@@ -15,15 +15,17 @@ const DefaultPortBase = 17000
 const DemoPortSpan = 50
 
 // Demo is the emojivoto sample application as a run file: emoji, voting and web with a proxy each, and the
-// vote-bot (unless traffic is false) calling web through its own proxy. bin is the emojivoto program.
-func Demo(base int, traffic bool, bin string) *Mesh {
+// vote-bot (unless traffic is false) calling web through its own proxy. app is the command that runs a part of
+// emojivoto: the emojivoto program, or sinew and its hidden __emojivoto command; the part's name and flags follow.
+func Demo(base int, traffic bool, app []string) *Mesh {
+	cmd := func(args ...string) []string { return append(append([]string(nil), app...), args...) }
 	a := func(off int) string { return "127.0.0.1:" + strconv.Itoa(base+off) }
 	port := func(off int) string { return strconv.Itoa(base + off) }
 	env := map[string]string{"BIND_HOST": "127.0.0.1"} // the apps are reachable only through their proxies
 	grpcWorkload := func(name string, off int) Workload {
 		return Workload{
 			Name: name, Labels: map[string]string{"app": name + "-svc", names.DeploymentLabel: name},
-			Command: []string{bin, name, "--port", port(off)}, Env: env,
+			Command: cmd(name, "--port", port(off)), Env: env,
 			Ports: []Port{{Name: "grpc", Port: 8080, App: a(off)}},
 			Proxy: Proxy{Inbound: a(off + 1), Admin: a(off + 2)},
 		}
@@ -43,7 +45,7 @@ func Demo(base int, traffic bool, bin string) *Mesh {
 				grpcWorkload("voting", 20),
 				{
 					Name: "web", Labels: map[string]string{"app": "web-svc", names.DeploymentLabel: "web"},
-					Command: []string{bin, "web", "--port", port(30), "--emoji-addr", a(33), "--voting-addr", a(34)}, Env: env,
+					Command: cmd("web", "--port", port(30), "--emoji-addr", a(33), "--voting-addr", a(34)), Env: env,
 					Ports:     []Port{{Name: "http", Port: 8080, App: a(30)}},
 					Upstreams: []Upstream{{Service: "emoji-svc:8080", Listen: a(33)}, {Service: "voting-svc:8080", Listen: a(34)}},
 					Proxy:     Proxy{Inbound: a(31), Admin: a(32)},
@@ -54,7 +56,7 @@ func Demo(base int, traffic bool, bin string) *Mesh {
 	if traffic {
 		m.Spec.Workloads = append(m.Spec.Workloads, Workload{
 			Name: "vote-bot", Labels: map[string]string{"app": "vote-bot", names.DeploymentLabel: "vote-bot"},
-			Command:   []string{bin, "vote-bot", "--web-host", a(43), "--rate", "2"},
+			Command:   cmd("vote-bot", "--web-host", a(43), "--rate", "2"),
 			Upstreams: []Upstream{{Service: "web-svc:80", Listen: a(43)}},
 			Proxy:     Proxy{Admin: a(42)},
 		})

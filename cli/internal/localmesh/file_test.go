@@ -14,7 +14,7 @@ func TestExampleFileIsTheDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Demo(DefaultPortBase, true, "emojivoto")
+	want := Demo(DefaultPortBase, true, []string{"emojivoto"})
 	if !reflect.DeepEqual(got, want) {
 		g, _ := got.Marshal()
 		w, _ := want.Marshal()
@@ -73,7 +73,7 @@ func TestParseIsStrict(t *testing.T) {
 }
 
 func TestAddressUsedTwiceIsRefused(t *testing.T) {
-	m := Demo(DefaultPortBase, true, "emojivoto")
+	m := Demo(DefaultPortBase, true, []string{"emojivoto"})
 	m.Spec.Workloads[1].Proxy.Admin = m.Spec.Workloads[0].Proxy.Admin
 	err := m.Validate()
 	if err == nil || !strings.Contains(err.Error(), "address 127.0.0.1:17012 is used twice: by emoji proxy admin and by voting proxy admin") {
@@ -87,7 +87,7 @@ func TestTakenPortIsNamedBeforeAnythingStarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	m := Demo(DefaultPortBase, false, "emojivoto")
+	m := Demo(DefaultPortBase, false, []string{"emojivoto"})
 	m.Spec.Workloads[2].Proxy.Inbound = ln.Addr().String()
 	err = Run(t.Context(), m, Options{DataDir: t.TempDir()})
 	want := "cannot listen on " + ln.Addr().String() + " (web proxy inbound): address already in use"
@@ -97,7 +97,7 @@ func TestTakenPortIsNamedBeforeAnythingStarts(t *testing.T) {
 }
 
 func TestResourcesAreWhatTheControlPlaneReads(t *testing.T) {
-	res := string(Demo(DefaultPortBase, false, "emojivoto").Resources())
+	res := string(Demo(DefaultPortBase, false, []string{"emojivoto"}).Resources())
 	for _, want := range []string{"kind: Service", "name: web-svc", "kind: Workload", "meshPort: 17031", "serviceAccount: voting"} {
 		if !strings.Contains(res, want) {
 			t.Errorf("resources lack %q:\n%s", want, res)

@@ -1,0 +1,75 @@
+package app
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+)
+
+// Main runs one part of emojivoto as its program does: args are web|emoji|voting|vote-bot and that part's flags,
+// which default to the environment variables of the classic demo (WEB_PORT, GRPC_PORT, EMOJISVC_HOST,
+// VOTINGSVC_HOST, WEB_HOST, REQUEST_RATE; BIND_HOST for the listeners). It returns when ctx ends or the part fails.
+// prog names the program in messages. cmd/emojivoto and the hidden `sinew __emojivoto` (what `sinew demo` runs when
+// no emojivoto program is installed) both call it.
+func Main(ctx context.Context, prog string, args []string, stderr io.Writer) error {
+	usage := "usage: " + prog + " web|emoji|voting|vote-bot [flags]"
+	if len(args) == 0 {
+		return fmt.Errorf("%s", usage)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil)).With("service", args[0])
+	fs := flag.NewFlagSet(prog+" "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	// listen parses the flags, then binds the service's port.
+	listen := func(port *string) (net.Listener, error) {
+		if err := fs.Parse(args[1:]); err != nil {
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(env("BIND_HOST", ""), *port))
+		if err == nil {
+			log.Info("serving", "addr", ln.Addr().String())
+		}
+		return ln, err
+	}
+	switch args[0] {
+	case "web":
+		port := fs.String("port", env("WEB_PORT", "8080"), "HTTP port")
+		emoji := fs.String("emoji-addr", env("EMOJISVC_HOST", "emoji-svc.emojivoto:8080"), "emoji service address")
+		voting := fs.String("voting-addr", env("VOTINGSVC_HOST", "voting-svc.emojivoto:8080"), "voting service address")
+		ln, err := listen(port)
+		if err != nil {
+			return err
+		}
+		return RunWeb(ctx, ln, WebConfig{EmojiAddr: *emoji, VotingAddr: *voting, Log: log})
+	case "emoji", "voting":
+		port := fs.String("port", env("GRPC_PORT", "8080"), "gRPC port")
+		ln, err := listen(port)
+		if err != nil {
+			return err
+		}
+		if args[0] == "emoji" {
+			return RunEmoji(ctx, ln)
+		}
+		return RunVoting(ctx, ln)
+	case "vote-bot":
+		host := fs.String("web-host", env("WEB_HOST", "web-svc.emojivoto:80"), "web address (host:port)")
+		rateDef, _ := strconv.ParseFloat(env("REQUEST_RATE", "1"), 64)
+		rate := fs.Float64("rate", rateDef, "requests per second (minimum 1)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		return RunVoteBot(ctx, "http://"+*host, *rate, log)
+	}
+	return fmt.Errorf("unknown service %q; %s", args[0], usage)
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
