@@ -49,6 +49,35 @@ func TestControlPlaneValuesMatchValuesYAML(t *testing.T) {
 	}
 }
 
+// TestVizValuesMatchValuesYAML: the same for the sinew-viz chart and VizValues.
+func TestVizValuesMatchValuesYAML(t *testing.T) {
+	b, err := File(Viz, "values.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var direct VizValues
+	if err := yaml.UnmarshalStrict(b, &direct); err != nil {
+		t.Fatalf("values.yaml does not fit VizValues: %v", err)
+	}
+	defaults, err := DefaultValues(Viz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := DecodeVizValues(defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := v.Map()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, defaults) {
+		gb, _ := yaml.Marshal(back)
+		wb, _ := yaml.Marshal(defaults)
+		t.Fatalf("VizValues round trip differs from values.yaml (a field the file lacks, or omitempty):\ngot:\n%s\nwant:\n%s", gb, wb)
+	}
+}
+
 func mergeForTest(dst, src map[string]any) map[string]any {
 	out := map[string]any{}
 	for k, v := range dst {
