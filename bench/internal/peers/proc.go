@@ -2,7 +2,6 @@ package peers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -126,7 +125,7 @@ func WaitHTTP(ctx context.Context, addr, host, path string, timeout time.Duratio
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	last := errors.New("no attempt")
+	var last error // set by every attempt before the deadline can be seen
 	for {
 		for _, p := range procs {
 			if p.Exited() {
