@@ -455,11 +455,7 @@ func TestInstallLooksAtTheCluster(t *testing.T) {
 func installed(t *testing.T, args ...string) *cluster {
 	t.Helper()
 	out := mustRun(t, testEnv(t, nil), append([]string{"install", "--ignore-cluster"}, args...)...)
-	var objs []runtime.Object
-	for _, o := range decodeAll(t, out) {
-		objs = append(objs, o)
-	}
-	c := newCluster(objs...)
+	c := newCluster(decodeAll(t, out)...)
 	c.ext = apiextfake.NewSimpleClientset(crdObjects(t)...)
 	return c
 }

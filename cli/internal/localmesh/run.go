@@ -97,7 +97,7 @@ func Run(ctx context.Context, m *Mesh, opts Options) (err error) {
 		if dataDir, err = os.MkdirTemp("", "sinew-run-"); err != nil {
 			return err
 		}
-		defer os.RemoveAll(dataDir)
+		defer func() { _ = os.RemoveAll(dataDir) }() // a temporary directory: nothing to do if it stays
 	}
 	logDir := filepath.Join(dataDir, "logs")
 	resDir := filepath.Join(dataDir, "resources")
@@ -130,7 +130,7 @@ func checkFree(bindings []Binding) error {
 	for _, b := range bindings {
 		ln, err := net.Listen("tcp", b.Addr)
 		if err != nil {
-			var why error = err
+			why := err
 			if errors.Is(err, syscall.EADDRINUSE) {
 				why = errors.New("address already in use")
 			}
@@ -152,7 +152,7 @@ type runner struct {
 	failed   chan error
 
 	cpCancel context.CancelFunc
-	cpDone   chan error
+	cpDone   chan struct{} // closed when the control plane has stopped (its goroutine reports why)
 	cpLog    *os.File
 
 	proxies []*runningProxy
@@ -169,7 +169,7 @@ type runningProxy struct {
 	name   string
 	p      *proxy.Proxy
 	cancel context.CancelFunc
-	done   chan error
+	done   chan struct{} // closed when the proxy has stopped (its goroutine reports why)
 	log    *os.File
 }
 
@@ -208,10 +208,10 @@ func (r *runner) start(ctx context.Context, resDir string) error {
 		return fmt.Errorf("control plane: %w", err)
 	}
 	cpCtx, cancel := context.WithCancel(context.Background())
-	r.cpCancel, r.cpDone = cancel, make(chan error, 1)
+	r.cpCancel, r.cpDone = cancel, make(chan struct{})
 	go func() {
 		err := cp.Run(cpCtx)
-		r.cpDone <- err
+		close(r.cpDone)
 		if err != nil {
 			r.fail(fmt.Errorf("control plane stopped: %w (log: %s)", err, cpLogPath))
 		}
@@ -359,10 +359,10 @@ func (r *runner) startProxy(cp *controlplane.ControlPlane, ns string, w Workload
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rp := &runningProxy{name: w.Name, p: p, cancel: cancel, done: make(chan error, 1), log: logFile}
+	rp := &runningProxy{name: w.Name, p: p, cancel: cancel, done: make(chan struct{}), log: logFile}
 	go func() {
 		err := p.Run(ctx)
-		rp.done <- err
+		close(rp.done)
 		if err == nil {
 			err = errors.New("stopped")
 		}

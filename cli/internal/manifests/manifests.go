@@ -71,7 +71,7 @@ func Read(ctx context.Context, args []string, stdin io.Reader, client *http.Clie
 				switch strings.ToLower(filepath.Ext(p)) {
 				case ".yaml", ".yml", ".json":
 					if e.Type().IsRegular() {
-						b, err := os.ReadFile(p)
+						b, err := os.ReadFile(p) //nolint:gosec // G122: the user's own manifests, read with the user's rights
 						if err != nil {
 							return err
 						}

@@ -387,11 +387,11 @@ func (d *Doc) removeFlow(coll *Node, i int) error {
 	endOf := func(j int) (int, error) { return d.end(ends[j]) }
 	switch {
 	case n == 1:
-		close, err := d.end(coll)
+		end, err := d.end(coll)
 		if err != nil {
 			return err
 		}
-		return d.splice(coll.Start+1, close-1, "")
+		return d.splice(coll.Start+1, end-1, "")
 	case i < n-1:
 		return d.splice(starts[i].Start, starts[i+1].Start, "")
 	default:

@@ -60,8 +60,8 @@ func (p *jsonParser) value(depth int) (*Node, error) {
 		return nil, p.errf("unexpected end of input")
 	}
 	start := p.i
-	switch c := p.b[p.i]; {
-	case c == '{':
+	switch p.b[p.i] {
+	case '{':
 		n := &Node{Kind: Map, Start: start, flow: true, inFlow: true}
 		p.i++
 		p.ws()
@@ -102,7 +102,7 @@ func (p *jsonParser) value(depth int) (*Node, error) {
 			}
 			return nil, p.errf("want ',' or '}' in an object")
 		}
-	case c == '[':
+	case '[':
 		n := &Node{Kind: Seq, Start: start, flow: true, inFlow: true}
 		p.i++
 		p.ws()
@@ -130,7 +130,7 @@ func (p *jsonParser) value(depth int) (*Node, error) {
 			}
 			return nil, p.errf("want ',' or ']' in an array")
 		}
-	case c == '"':
+	case '"':
 		return p.str()
 	default:
 		for p.i < len(p.b) {

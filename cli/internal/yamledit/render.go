@@ -201,9 +201,9 @@ func flowString(s string, plain bool) string {
 
 func writeJSON(b *bytes.Buffer, src []byte, n *Node, pretty, plain bool, c, step int, nl string) {
 	pad := func(n int) string { return nl + strings.Repeat(" ", n) }
-	open, close, count := byte('['), byte(']'), len(n.Items)
+	opening, closing, count := byte('['), byte(']'), len(n.Items)
 	if n.Kind == Map {
-		open, close, count = '{', '}', len(n.Keys)
+		opening, closing, count = '{', '}', len(n.Keys)
 	}
 	switch {
 	case n.Kind == Scalar && n.Tag == "!!str":
@@ -213,11 +213,11 @@ func writeJSON(b *bytes.Buffer, src []byte, n *Node, pretty, plain bool, c, step
 		b.Write(src[n.Start:n.end])
 		return
 	case count == 0:
-		b.WriteByte(open)
-		b.WriteByte(close)
+		b.WriteByte(opening)
+		b.WriteByte(closing)
 		return
 	}
-	b.WriteByte(open)
+	b.WriteByte(opening)
 	for i := range count {
 		if i > 0 {
 			b.WriteByte(',')
@@ -228,7 +228,7 @@ func writeJSON(b *bytes.Buffer, src []byte, n *Node, pretty, plain bool, c, step
 		if pretty {
 			b.WriteString(pad(c + step))
 		}
-		v := n
+		var v *Node
 		if n.Kind == Map {
 			b.WriteString(flowString(n.Keys[i].Value, plain))
 			b.WriteString(": ")
@@ -241,5 +241,5 @@ func writeJSON(b *bytes.Buffer, src []byte, n *Node, pretty, plain bool, c, step
 	if pretty {
 		b.WriteString(pad(c))
 	}
-	b.WriteByte(close)
+	b.WriteByte(closing)
 }

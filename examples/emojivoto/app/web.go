@@ -40,12 +40,12 @@ func RunWeb(ctx context.Context, ln net.Listener, cfg WebConfig) error {
 	if err != nil {
 		return fmt.Errorf("emoji service %s: %w", cfg.EmojiAddr, err)
 	}
-	defer emojiConn.Close()
+	defer func() { _ = emojiConn.Close() }()
 	votingConn, err := grpc.NewClient(cfg.VotingAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return fmt.Errorf("voting service %s: %w", cfg.VotingAddr, err)
 	}
-	defer votingConn.Close()
+	defer func() { _ = votingConn.Close() }()
 	w := &web{emoji: pb.NewEmojiServiceClient(emojiConn), voting: votingConn, log: cfg.Log}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
@@ -59,7 +59,7 @@ func RunWeb(ctx context.Context, ln net.Listener, cfg WebConfig) error {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(sctx) //nolint:errcheck
 	}()
