@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sinewmesh/sinew/controlplane/inject"
+	goldenfile "github.com/sinewmesh/sinew/internal/golden"
 	"github.com/sinewmesh/sinew/internal/names"
 )
 
@@ -116,7 +117,7 @@ func compareInjected(t *testing.T, d *appsv1.Deployment, cfg inject.Config) {
 		if !reflect.DeepEqual(want, have) {
 			wb, _ := yaml.Marshal(want)
 			hb, _ := yaml.Marshal(have)
-			t.Errorf("%s: the chart's %s differ from the injector's (want = injector, got = chart):\n%s", d.Name, what, lineDiff(string(wb), string(hb)))
+			t.Errorf("%s: the chart's %s differ from the injector's (want = injector, got = chart):\n%s", d.Name, what, goldenfile.LineDiff(string(wb), string(hb)))
 		}
 	}
 	diff("init containers", got.Spec.InitContainers, tmpl.Spec.InitContainers)

@@ -79,7 +79,7 @@ func compareInjectGolden(t *testing.T, path, got string) {
 		t.Fatalf("%v (run with -update to create it)", err)
 	}
 	if string(want) != got {
-		t.Errorf("%s differs (-update rewrites it):\n%s", path, lineDiff(string(want), got))
+		t.Errorf("%s differs (-update rewrites it):\n%s", path, goldenfile.LineDiff(string(want), got))
 	}
 }
 
@@ -95,7 +95,7 @@ func TestInjectRoundTrip(t *testing.T) {
 			env := testEnv(t, nil)
 			if bytes.Contains(orig, []byte("sinew.dev/inject")) || bytes.Contains(orig, []byte("sinew-proxy")) {
 				if got := mustRun(t, env, "inject", in); got != string(orig) {
-					t.Errorf("inject changed input that is already meshed or opted out:\n%s", lineDiff(string(orig), got))
+					t.Errorf("inject changed input that is already meshed or opted out:\n%s", goldenfile.LineDiff(string(orig), got))
 				}
 				return
 			}
@@ -114,7 +114,7 @@ func TestInjectRoundTrip(t *testing.T) {
 					continue
 				}
 				if back != string(orig) {
-					t.Errorf("%v then uninject is not the input:\n%s", args, lineDiff(string(orig), back))
+					t.Errorf("%v then uninject is not the input:\n%s", args, goldenfile.LineDiff(string(orig), back))
 				}
 			}
 		})
@@ -473,7 +473,7 @@ func TestInjectInputsAndFormats(t *testing.T) {
 		"---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: remote\n  annotations:\n    sinew.dev/inject: enabled\n" +
 		"---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: piped\n  annotations:\n    sinew.dev/inject: enabled\n"
 	if r.stdout != wantOut {
-		t.Errorf("output:\n%s", lineDiff(wantOut, r.stdout))
+		t.Errorf("output:\n%s", goldenfile.LineDiff(wantOut, r.stdout))
 	}
 	for _, n := range []string{"a", "b", "c", "remote", "piped"} {
 		if !strings.Contains(r.stderr, `namespace "`+n+`" injected`) {

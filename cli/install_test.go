@@ -111,91 +111,17 @@ func mustRun(t testing.TB, env *Env, args ...string) string {
 	return r.stdout
 }
 
-// docs splits a YAML stream into decoded documents.
-func docs(t testing.TB, stream string) []any {
-	t.Helper()
-	var out []any
-	for _, d := range splitStream(stream) {
-		var v any
-		if err := yaml.Unmarshal([]byte(d), &v); err != nil {
-			t.Fatalf("invalid YAML document: %v\n%s", err, d)
-		}
-		out = append(out, v)
-	}
-	return out
-}
-
-// splitStream splits a YAML stream on its "---" lines, keeping each document's text (and final newline) intact.
-func splitStream(stream string) []string {
-	var out []string
-	for _, d := range strings.Split("\n"+stream, "\n---\n") {
-		if strings.TrimSpace(d) != "" {
-			out = append(out, strings.TrimPrefix(d, "\n")+"\n")
-		}
-	}
-	return out
-}
-
 // golden compares a YAML stream with testdata/install/<name> semantically (same documents, same order); -update
 // rewrites the file.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	goldenIn(t, fixtures, name, got)
-}
-
-// goldenIn compares a YAML stream with dir/name document by document (go test -update rewrites the file).
-func goldenIn(t *testing.T, dir, name, got string) {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if goldenfile.Update() {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./cli -run %s -update to create it)", err, t.Name())
-	}
-	g, w := docs(t, got), docs(t, string(want))
-	if len(g) != len(w) {
-		t.Fatalf("%s: %d documents, golden has %d (go test -update rewrites it)", name, len(g), len(w))
-	}
-	for i := range g {
-		if !reflect.DeepEqual(g[i], w[i]) {
-			gb, _ := yaml.Marshal(g[i])
-			wb, _ := yaml.Marshal(w[i])
-			t.Fatalf("%s: document %d differs (go test -update rewrites it):\n%s", name, i+1, lineDiff(string(wb), string(gb)))
-		}
-	}
-}
-
-// lineDiff shows the lines of want and got that differ, in order.
-func lineDiff(want, got string) string {
-	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i := 0; i < len(wl) || i < len(gl); i++ {
-		var w, g string
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if w != g {
-			fmt.Fprintf(&b, "line %d:\n  want: %s\n  got:  %s\n", i+1, w, g)
-		}
-	}
-	return b.String()
+	goldenfile.CheckYAML(t, filepath.Join(fixtures, name), got)
 }
 
 func TestInstallCRDsGolden(t *testing.T) {
 	out := mustRun(t, testEnv(t, nil), "install", "--crds")
 	golden(t, "crds.golden.yaml", out)
-	for _, d := range docs(t, out) {
+	for _, d := range goldenfile.YAMLDocs(t, out) {
 		if d.(map[string]any)["kind"] != "CustomResourceDefinition" {
 			t.Errorf("install --crds printed a %v", d.(map[string]any)["kind"])
 		}
@@ -237,7 +163,7 @@ func decodeAll(t *testing.T, stream string) []runtime.Object {
 	}
 	dec := serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer()
 	var objs []runtime.Object
-	for i, d := range splitStream(stream) {
+	for i, d := range goldenfile.SplitYAML(stream) {
 		obj, gvk, err := dec.Decode([]byte(d), nil, nil)
 		if err != nil {
 			t.Fatalf("document %d does not decode into its type: %v\n%s", i+1, err, clipLines(d, 15))
@@ -308,7 +234,7 @@ func configValues(t *testing.T, objs []runtime.Object) string {
 
 func TestInstallJSON(t *testing.T) {
 	env := testEnv(t, nil)
-	y := docs(t, mustRun(t, env, "install", "--ignore-cluster"))
+	y := goldenfile.YAMLDocs(t, mustRun(t, env, "install", "--ignore-cluster"))
 	var list struct {
 		Kind  string `json:"kind"`
 		Items []any  `json:"items"`
@@ -323,7 +249,7 @@ func TestInstallJSON(t *testing.T) {
 		if !reflect.DeepEqual(list.Items[i], y[i]) {
 			a, _ := yaml.Marshal(y[i])
 			b, _ := yaml.Marshal(list.Items[i])
-			t.Fatalf("-o json item %d differs from the YAML:\n%s", i, lineDiff(string(a), string(b)))
+			t.Fatalf("-o json item %d differs from the YAML:\n%s", i, goldenfile.LineDiff(string(a), string(b)))
 		}
 	}
 }
@@ -467,13 +393,13 @@ func TestUpgradeKeepsCertificatesAndValues(t *testing.T) {
 	out := mustRun(t, env, "upgrade", "--proxy-log-level", "debug")
 	// the install's values, the new flag, the CLI's version, the same certificates: what install prints with both flags
 	want := mustRun(t, testEnv(t, nil), "install", "--ignore-cluster", "--proxy-cpu-request", "75m", "--proxy-log-level", "debug")
-	g, w := docs(t, out), docs(t, want)
+	g, w := goldenfile.YAMLDocs(t, out), goldenfile.YAMLDocs(t, want)
 	if !reflect.DeepEqual(g, w) {
 		for i := range w {
 			if i < len(g) && !reflect.DeepEqual(g[i], w[i]) {
 				gb, _ := yaml.Marshal(g[i])
 				wb, _ := yaml.Marshal(w[i])
-				t.Fatalf("upgrade document %d differs from a fresh install with the same settings:\n%s", i+1, lineDiff(string(wb), string(gb)))
+				t.Fatalf("upgrade document %d differs from a fresh install with the same settings:\n%s", i+1, goldenfile.LineDiff(string(wb), string(gb)))
 			}
 		}
 		t.Fatalf("upgrade printed %d objects, install %d", len(g), len(w))
@@ -550,7 +476,7 @@ func TestUninstall(t *testing.T) {
 	out := mustRun(t, testEnv(t, c), "uninstall", "--force")
 	golden(t, "uninstall-ha.golden.yaml", out)
 	var refs []string
-	for _, d := range docs(t, out) {
+	for _, d := range goldenfile.YAMLDocs(t, out) {
 		m := d.(map[string]any)
 		meta := m["metadata"].(map[string]any)
 		refs = append(refs, fmt.Sprintf("%s/%s", m["kind"], meta["name"]))

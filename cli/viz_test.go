@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/sinewmesh/sinew/cli/internal/localmesh"
+	goldenfile "github.com/sinewmesh/sinew/internal/golden"
 	"github.com/sinewmesh/sinew/viz"
 )
 
@@ -13,7 +14,7 @@ import (
 
 func TestVizInstallOverInstalledControlPlane(t *testing.T) {
 	out := mustRun(t, testEnv(t, installed(t)), "viz", "install")
-	goldenIn(t, "../viz/cmd/testdata/install", "viz-install.golden.yaml", out)
+	goldenfile.CheckYAML(t, "../viz/cmd/testdata/install/viz-install.golden.yaml", out)
 }
 
 func TestVizUnknownSubcommandFails(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 
@@ -128,76 +127,11 @@ func mustRun(t testing.TB, env *cmdenv.Env, args ...string) string {
 	return r.stdout
 }
 
-// docs splits a YAML stream into decoded documents.
-func docs(t testing.TB, stream string) []any {
-	t.Helper()
-	var out []any
-	for _, d := range splitStream(stream) {
-		var v any
-		if err := yaml.Unmarshal([]byte(d), &v); err != nil {
-			t.Fatalf("invalid YAML document: %v\n%s", err, d)
-		}
-		out = append(out, v)
-	}
-	return out
-}
-
-// splitStream splits a YAML stream on its "---" lines, keeping each document's text (and final newline) intact.
-func splitStream(stream string) []string {
-	var out []string
-	for _, d := range strings.Split("\n"+stream, "\n---\n") {
-		if strings.TrimSpace(d) != "" {
-			out = append(out, strings.TrimPrefix(d, "\n")+"\n")
-		}
-	}
-	return out
-}
-
 // goldenYAML compares a YAML stream with testdata/install/<name> document by document (go test -update rewrites
 // the file).
 func goldenYAML(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "install", name)
-	if goldenfile.Update() {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./viz/cmd -run %s -update to create it)", err, t.Name())
-	}
-	g, w := docs(t, got), docs(t, string(want))
-	if len(g) != len(w) {
-		t.Fatalf("%s: %d documents, golden has %d (go test -update rewrites it)", name, len(g), len(w))
-	}
-	for i := range g {
-		if !reflect.DeepEqual(g[i], w[i]) {
-			gb, _ := yaml.Marshal(g[i])
-			wb, _ := yaml.Marshal(w[i])
-			t.Fatalf("%s: document %d differs (go test -update rewrites it):\n%s", name, i+1, lineDiff(string(wb), string(gb)))
-		}
-	}
-}
-
-// lineDiff shows the lines of want and got that differ, in order.
-func lineDiff(want, got string) string {
-	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i := 0; i < len(wl) || i < len(gl); i++ {
-		var w, g string
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if w != g {
-			fmt.Fprintf(&b, "line %d:\n  want: %s\n  got:  %s\n", i+1, w, g)
-		}
-	}
-	return b.String()
+	goldenfile.CheckYAML(t, filepath.Join("testdata", "install", name), got)
 }
 
 // decodeAll decodes every object strictly into its Kubernetes type: a field the type does not have, or a value of
@@ -210,7 +144,7 @@ func decodeAll(t *testing.T, stream string) []runtime.Object {
 	}
 	dec := serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer()
 	var objs []runtime.Object
-	for i, d := range splitStream(stream) {
+	for i, d := range goldenfile.SplitYAML(stream) {
 		obj, gvk, err := dec.Decode([]byte(d), nil, nil)
 		if err != nil {
 			t.Fatalf("document %d does not decode into its type: %v\n%s", i+1, err, d)

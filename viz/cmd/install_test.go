@@ -16,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
+
+	goldenfile "github.com/sinewmesh/sinew/internal/golden"
 )
 
 func TestVizInstallGolden(t *testing.T) {
@@ -164,7 +166,7 @@ func checkPrometheusConfig(t *testing.T, objs []runtime.Object) {
 	if want := documentedRelabeling(t); !reflect.DeepEqual(got.ScrapeConfigs[0]["relabel_configs"], want) {
 		a, _ := yaml.Marshal(want)
 		b, _ := yaml.Marshal(got.ScrapeConfigs[0]["relabel_configs"])
-		t.Errorf("the sinew-proxy relabeling is not the documented one:\n%s", lineDiff(string(a), string(b)))
+		t.Errorf("the sinew-proxy relabeling is not the documented one:\n%s", goldenfile.LineDiff(string(a), string(b)))
 	}
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
@@ -273,7 +275,7 @@ func TestVizUninstall(t *testing.T) {
 	}
 	got := mustRun(t, testEnv(t, c), "uninstall")
 	var refs []string
-	for _, d := range docs(t, got) {
+	for _, d := range goldenfile.YAMLDocs(t, got) {
 		m := d.(map[string]any)
 		refs = append(refs, m["kind"].(string)+"/"+m["metadata"].(map[string]any)["name"].(string))
 	}
@@ -287,7 +289,7 @@ func TestVizUninstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	refs = nil
-	for _, d := range docs(t, mustRun(t, testEnv(t, c), "uninstall")) {
+	for _, d := range goldenfile.YAMLDocs(t, mustRun(t, testEnv(t, c), "uninstall")) {
 		m := d.(map[string]any)["metadata"].(map[string]any)
 		ns, _ := m["namespace"].(string)
 		refs = append(refs, d.(map[string]any)["kind"].(string)+"/"+ns+"/"+m["name"].(string))
