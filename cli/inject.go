@@ -500,7 +500,7 @@ func installedSettings(ctx context.Context, env *Env, ns string) (*charts.Contro
 	if err != nil {
 		return nil, "", err
 	}
-	v, err := decodeInstalled(stored)
+	v, err := chartcmd.DecodeInstalled(stored)
 	if err != nil {
 		return nil, "", err
 	}

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/sinewmesh/sinew/cli/chartcmd"
 	"github.com/sinewmesh/sinew/controlplane/inject"
 	goldenfile "github.com/sinewmesh/sinew/internal/golden"
 	"github.com/sinewmesh/sinew/internal/names"
@@ -52,7 +53,7 @@ func TestChartSidecarMatchesInjector(t *testing.T) {
 // inject --manual reads from an installed control plane (applyValues), with the trust anchors.
 func injectConfig(t *testing.T, stored map[string]any) inject.Config {
 	t.Helper()
-	v, err := decodeInstalled(stored)
+	v, err := chartcmd.DecodeInstalled(stored)
 	if err != nil {
 		t.Fatal(err)
 	}

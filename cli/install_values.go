@@ -3,8 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -38,13 +36,13 @@ func controlPlaneValues(vals map[string]any) (*charts.ControlPlaneValues, error)
 // each error names the value.
 func validateValues(v *charts.ControlPlaneValues) error {
 	checks := []error{
-		isOneOf("defaultInboundPolicy", v.DefaultInboundPolicy, names.InboundPolicies...),
-		isOneOf("image.pullPolicy", v.Image.PullPolicy, chartcmd.PullPolicies...),
-		isOneOf("proxy.logLevel", v.Proxy.LogLevel, names.LogLevels...),
-		isOneOf("proxy.logFormat", v.Proxy.LogFormat, names.LogFormats...),
-		isOneOf("controllerLogLevel", v.ControllerLogLevel, names.LogLevels...),
-		isOneOf("controllerLogFormat", v.ControllerLogFormat, names.LogFormats...),
-		isOneOf("proxyInjector.failurePolicy", v.ProxyInjector.FailurePolicy, "Ignore", "Fail"),
+		chartcmd.IsOneOf("defaultInboundPolicy", v.DefaultInboundPolicy, names.InboundPolicies...),
+		chartcmd.IsOneOf("image.pullPolicy", v.Image.PullPolicy, chartcmd.PullPolicies...),
+		chartcmd.IsOneOf("proxy.logLevel", v.Proxy.LogLevel, names.LogLevels...),
+		chartcmd.IsOneOf("proxy.logFormat", v.Proxy.LogFormat, names.LogFormats...),
+		chartcmd.IsOneOf("controllerLogLevel", v.ControllerLogLevel, names.LogLevels...),
+		chartcmd.IsOneOf("controllerLogFormat", v.ControllerLogFormat, names.LogFormats...),
+		chartcmd.IsOneOf("proxyInjector.failurePolicy", v.ProxyInjector.FailurePolicy, "Ignore", "Fail"),
 	}
 	for _, p := range []struct{ path, v string }{
 		{"proxyInit.skipInboundPorts", v.ProxyInit.SkipInboundPorts},
@@ -105,14 +103,6 @@ func validateValues(v *charts.ControlPlaneValues) error {
 		if err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// isOneOf refuses the value v at path unless it is one of allowed.
-func isOneOf(path, v string, allowed ...string) error {
-	if !slices.Contains(allowed, v) {
-		return fmt.Errorf("value %s: %q is not one of %s", path, v, strings.Join(allowed, ", "))
 	}
 	return nil
 }

@@ -64,7 +64,7 @@ plane still have a sinew proxy (they would lose their identity and discovery); r
 // uninstallObjects renders both charts and keeps only what identifies each object, in deletion order: the webhook
 // configuration first, the namespace and CRDs last.
 func uninstallObjects(ns string, stored map[string]any) ([]charts.Object, error) {
-	v, err := decodeInstalled(stored)
+	v, err := chartcmd.DecodeInstalled(stored)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
+	"github.com/sinewmesh/sinew/charts"
 	"github.com/sinewmesh/sinew/internal/names"
 )
 
@@ -35,4 +36,19 @@ func InstalledTrustAnchors(ctx context.Context, kube kubernetes.Interface, ns st
 		return "", fmt.Errorf("reading ConfigMap %s/%s: %w", ns, names.TrustRootsConfigMap, err)
 	}
 	return cm.Data[names.TrustRootsKey], nil
+}
+
+// DecodeInstalled decodes installed control-plane values (InstalledValues) over the chart's defaults, skipping
+// keys this CLI's chart does not have (an older or newer CLI may have written them).
+func DecodeInstalled(stored map[string]any) (*charts.ControlPlaneValues, error) {
+	vals, err := charts.DefaultValues(charts.ControlPlane)
+	if err != nil {
+		return nil, err
+	}
+	Merge(vals, stored)
+	var v charts.ControlPlaneValues
+	if err := charts.DecodeValuesIgnoringUnknown(vals, &v); err != nil {
+		return nil, fmt.Errorf("ConfigMap %s key values: %w", names.ConfigMap, err)
+	}
+	return &v, nil
 }

@@ -7,17 +7,13 @@ package chartcmd
 import (
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"helm.sh/helm/v3/pkg/strvals"
 	"sigs.k8s.io/yaml"
-
-	"github.com/sinewmesh/sinew/charts"
 )
 
 // ValueFlags are Helm's ways of giving values: -f/--values, --set, --set-string, --set-file.
@@ -102,105 +98,12 @@ func Merge(dst, src map[string]any) {
 	}
 }
 
-// SetValue sets a dotted path (identity.issuer.tls.crtPEM) in vals, making the maps on the way.
-func SetValue(vals map[string]any, path string, v any) {
-	parts := strings.Split(path, ".")
-	m := vals
-	for _, p := range parts[:len(parts)-1] {
-		next, ok := m[p].(map[string]any)
-		if !ok {
-			next = map[string]any{}
-			m[p] = next
-		}
-		m = next
-	}
-	m[parts[len(parts)-1]] = v
-}
-
-// Value reads a dotted path; ok is false when a step is missing.
-func Value(vals map[string]any, path string) (any, bool) {
-	var cur any = vals
-	for _, p := range strings.Split(path, ".") {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = m[p]; !ok {
-			return nil, false
-		}
-	}
-	return cur, true
-}
-
-// String reads a dotted path as text ("" when missing); numbers from YAML (float64) print without an exponent.
-func String(vals map[string]any, path string) string {
-	v, _ := Value(vals, path)
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		return x
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64)
-	default:
-		return fmt.Sprint(x)
-	}
-}
-
-// WithDefaults checks vals against the chart's values.yaml and returns them merged over its defaults. A value the
-// chart does not have is an error (a typo in --set would otherwise be ignored); below a default that is an empty
-// map or a list (podLabels, nodeSelector, resources...) anything goes. listedIn says where the chart's values are
-// documented, for that error ("" : the chart's values.yaml).
-func WithDefaults(chart, listedIn string, vals map[string]any) (map[string]any, error) {
-	b, err := charts.File(chart, "values.yaml")
-	if err != nil {
-		return nil, err
-	}
-	defaults := map[string]any{}
-	if err := yaml.Unmarshal(b, &defaults); err != nil {
-		return nil, fmt.Errorf("chart %s values.yaml: %w", chart, err)
-	}
-	if listedIn == "" {
-		listedIn = "charts/" + chart + "/values.yaml"
-	}
-	if err := checkKeys(listedIn, vals, defaults, ""); err != nil {
-		return nil, err
-	}
-	merged := map[string]any{}
-	Merge(merged, defaults)
-	Merge(merged, vals)
-	return merged, nil
-}
-
-func checkKeys(listedIn string, vals, defaults map[string]any, prefix string) error {
-	for _, k := range slices.Sorted(maps.Keys(vals)) {
-		d, ok := defaults[k]
-		if !ok {
-			return fmt.Errorf("unknown value %s%s (the chart's values are listed in %s)", prefix, k, listedIn)
-		}
-		dm, dIsMap := d.(map[string]any)
-		vm, vIsMap := vals[k].(map[string]any)
-		if dIsMap && len(dm) > 0 {
-			if !vIsMap {
-				if vals[k] == nil {
-					continue
-				}
-				return fmt.Errorf("value %s%s: must be a map (of %s)", prefix, k, strings.Join(slices.Sorted(maps.Keys(dm)), ", "))
-			}
-			if err := checkKeys(listedIn, vm, dm, prefix+k+"."); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // PullPolicies are Kubernetes' image pull policies.
 var PullPolicies = []string{"Always", "IfNotPresent", "Never"}
 
-// OneOf refuses the value at path unless it is one of allowed.
-func OneOf(vals map[string]any, path string, allowed ...string) error {
-	if v := String(vals, path); !slices.Contains(allowed, v) {
+// IsOneOf refuses v, the value at path, unless it is one of allowed.
+func IsOneOf(path, v string, allowed ...string) error {
+	if !slices.Contains(allowed, v) {
 		return fmt.Errorf("value %s: %q is not one of %s", path, v, strings.Join(allowed, ", "))
 	}
 	return nil

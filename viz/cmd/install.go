@@ -58,19 +58,11 @@ must be installed first. With --ignore-cluster give them as values (--set-file i
 			if err := chartcmd.CheckOutput(output); err != nil {
 				return err
 			}
-			vals := map[string]any{}
-			if !ignoreCluster {
-				if err := vizValuesFromCluster(cmd.Context(), env, vals); err != nil {
-					return err
-				}
-			}
-			if err := values.MergeInto(env.Stdin, vals); err != nil {
+			v, err := vizValues(cmd.Context(), env, &values, ignoreCluster)
+			if err != nil {
 				return err
 			}
-			if err := checkVizValues(vals); err != nil {
-				return err
-			}
-			objs, err := renderViz(vals, charts.InstallOrder)
+			objs, err := renderViz(v, charts.InstallOrder)
 			if err != nil {
 				return err
 			}
@@ -83,9 +75,39 @@ must be installed first. With --ignore-cluster give them as values (--set-file i
 	return cmd
 }
 
+// vizValues layers what the installed control plane says (unless ignoreCluster) and then the Helm value flags over
+// the chart's defaults, decodes the result strictly and checks it.
+func vizValues(ctx context.Context, env *cmdenv.Env, flags *chartcmd.ValueFlags, ignoreCluster bool) (*charts.VizValues, error) {
+	vals, err := charts.DefaultValues(charts.Viz)
+	if err != nil {
+		return nil, err
+	}
+	v, err := charts.DecodeVizValues(vals)
+	if err != nil {
+		return nil, err
+	}
+	if !ignoreCluster {
+		if err := vizValuesFromCluster(ctx, env, v); err != nil {
+			return nil, err
+		}
+	}
+	if flags.Given() {
+		if vals, err = v.Map(); err != nil {
+			return nil, err
+		}
+		if err := flags.MergeInto(env.Stdin, vals); err != nil {
+			return nil, err
+		}
+		if v, err = charts.DecodeVizValues(vals); err != nil {
+			return nil, fmt.Errorf("%w (the chart's values are listed in charts/sinew-viz/values.yaml)", err)
+		}
+	}
+	return v, checkVizValues(v)
+}
+
 // vizValuesFromCluster fills in what the extension shares with the installed control plane: its trust anchors,
 // trust domain, cluster domain and namespace.
-func vizValuesFromCluster(ctx context.Context, env *cmdenv.Env, vals map[string]any) error {
+func vizValuesFromCluster(ctx context.Context, env *cmdenv.Env, v *charts.VizValues) error {
 	cl, err := env.KubeClients()
 	if err != nil {
 		return fmt.Errorf("%w (use --ignore-cluster with --set-file identityTrustAnchorsPEM=<file> to print the manifests without looking at the cluster)", err)
@@ -99,6 +121,10 @@ func vizValuesFromCluster(ctx context.Context, env *cmdenv.Env, vals map[string]
 	case err != nil:
 		return err
 	}
+	cp, err := chartcmd.DecodeInstalled(stored)
+	if err != nil {
+		return err
+	}
 	anchors, err := chartcmd.InstalledTrustAnchors(ctx, cl.Kube, ns)
 	switch {
 	case apierrors.IsNotFound(err):
@@ -110,48 +136,48 @@ func vizValuesFromCluster(ctx context.Context, env *cmdenv.Env, vals map[string]
 	if !strings.Contains(anchors, "-----BEGIN CERTIFICATE-----") {
 		return fmt.Errorf("the ConfigMap %s/%s holds no PEM certificate under %s: repair the control plane with `sinew upgrade | kubectl apply -f -`", ns, names.TrustRootsConfigMap, names.TrustRootsKey)
 	}
-	chartcmd.SetValue(vals, "identityTrustAnchorsPEM", anchors+"\n")
-	if td := chartcmd.String(stored, "identity.trustDomain"); td != "" {
-		chartcmd.SetValue(vals, "trustDomain", td)
+	v.IdentityTrustAnchorsPEM = anchors + "\n"
+	if cp.Identity.TrustDomain != "" {
+		v.TrustDomain = cp.Identity.TrustDomain
 	}
-	if cd := chartcmd.String(stored, "clusterDomain"); cd != "" {
-		chartcmd.SetValue(vals, "clusterDomain", cd)
+	if cp.ClusterDomain != "" {
+		v.ClusterDomain = cp.ClusterDomain
 	}
 	if ns != cmdenv.DefaultNamespace {
-		chartcmd.SetValue(vals, "controlPlaneNamespace", ns)
+		v.ControlPlaneNamespace = ns
 	}
 	return nil
 }
 
-// checkVizValues refuses values the chart does not have and values that would render a broken extension.
-func checkVizValues(vals map[string]any) error {
-	merged, err := chartcmd.WithDefaults(charts.Viz, "", vals)
-	if err != nil {
-		return err
-	}
+// checkVizValues refuses values that would render a broken extension, naming the value.
+func checkVizValues(v *charts.VizValues) error {
 	for _, err := range []error{
-		chartcmd.OneOf(merged, "logLevel", names.LogLevels...),
-		chartcmd.OneOf(merged, "logFormat", names.LogFormats...),
-		chartcmd.OneOf(merged, "image.pullPolicy", chartcmd.PullPolicies...),
-		chartcmd.OneOf(merged, "prometheus.pullPolicy", chartcmd.PullPolicies...),
-		chartcmd.OneOf(merged, "prometheus.discovery", "kubernetes", "http"),
+		chartcmd.IsOneOf("logLevel", v.LogLevel, names.LogLevels...),
+		chartcmd.IsOneOf("logFormat", v.LogFormat, names.LogFormats...),
+		chartcmd.IsOneOf("image.pullPolicy", v.Image.PullPolicy, chartcmd.PullPolicies...),
+		chartcmd.IsOneOf("prometheus.pullPolicy", v.Prometheus.PullPolicy, chartcmd.PullPolicies...),
+		chartcmd.IsOneOf("prometheus.discovery", v.Prometheus.Discovery, "kubernetes", "http"),
 	} {
 		if err != nil {
 			return err
 		}
 	}
-	for _, p := range []string{"clusterDomain", "trustDomain"} {
-		if v := chartcmd.String(merged, p); v != "" && !names.IsDNSName(v) {
-			return fmt.Errorf("value %s: %q is not a lower-case DNS name", p, v)
+	for _, p := range []struct{ path, v string }{{"clusterDomain", v.ClusterDomain}, {"trustDomain", v.TrustDomain}} {
+		if p.v != "" && !names.IsDNSName(p.v) {
+			return fmt.Errorf("value %s: %q is not a lower-case DNS name", p.path, p.v)
 		}
 	}
-	if u := chartcmd.String(merged, "prometheusUrl"); u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+	if u := v.PrometheusURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 		return fmt.Errorf("value prometheusUrl: %q is not an http:// or https:// URL", u)
 	}
 	return nil
 }
 
-func renderViz(vals map[string]any, order charts.Order) ([]charts.Object, error) {
+func renderViz(v *charts.VizValues, order charts.Order) ([]charts.Object, error) {
+	vals, err := v.Map()
+	if err != nil {
+		return nil, err
+	}
 	c, err := charts.Load(charts.Viz, version.Version)
 	if err != nil {
 		return nil, err
