@@ -108,8 +108,8 @@ if [ -n "$need" ]; then
   created_policy=0
   # there is no init system, but package scripts must never start etcd or containerd on their own
   if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; created_policy=1; fi
-  apt-get update -q > "$L/apt-update.log" 2>&1
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $need > "$L/apt-install.log" 2>&1
+  apt-get -o DPkg::Lock::Timeout=600 update -q > "$L/apt-update.log" 2>&1
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $need > "$L/apt-install.log" 2>&1
   [ $created_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 took "debian packages" "$t"
