@@ -68,7 +68,7 @@ func (c DestinationConfig) withDefaults() DestinationConfig {
 	setDefault(&c.PolicyAddr, DefaultKubePolicyAddr)
 	setDefault(&c.AdminAddr, DefaultKubeDestinationAdminAddr)
 	setDefault(&c.IdentityAddr, DefaultIdentityServiceAddr(c.ClusterDomain))
-	setDefault(&c.TrustAnchorsFile, DefaultTrustAnchorsPath)
+	setDefault(&c.TrustAnchorsFile, names.TrustAnchorsPath)
 	setDefault(&c.TokenFile, names.TokenPath)
 	setDefault(&c.Namespace, names.ControlPlaneNamespace)
 	setDefault(&c.ServiceAccount, names.DestinationAccount)

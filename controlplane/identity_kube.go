@@ -57,7 +57,7 @@ func (c IdentityConfig) withDefaults() IdentityConfig {
 	setDefault(&c.TrustDomain, names.DefaultTrustDomain)
 	setDefault(&c.Addr, DefaultKubeIdentityAddr)
 	setDefault(&c.AdminAddr, DefaultKubeIdentityAdminAddr)
-	setDefault(&c.TrustAnchorsFile, DefaultTrustAnchorsPath)
+	setDefault(&c.TrustAnchorsFile, names.TrustAnchorsPath)
 	setDefault(&c.IssuerCertFile, DefaultIssuerCertPath)
 	setDefault(&c.IssuerKeyFile, DefaultIssuerKeyPath)
 	setDefault(&c.TokenAudience, names.TokenAudience)

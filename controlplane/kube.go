@@ -10,12 +10,9 @@ import (
 	"github.com/sinewmesh/sinew/internal/names"
 )
 
-// What the Kubernetes-mode components share: the API-server client and where the trust anchors are mounted. The
+// What the Kubernetes-mode components share: the API-server client. The
 // identity service is in identity_kube.go, destination and policy in destination_kube.go, the injector in
 // injector.go.
-
-// DefaultTrustAnchorsPath is where the chart mounts the trust-roots ConfigMap, in the identity and destination pods.
-const DefaultTrustAnchorsPath = "/var/run/sinew/identity/trust-roots/ca-bundle.crt"
 
 // DefaultIdentityServiceAddr is where the identity service is reached in a cluster with that domain.
 func DefaultIdentityServiceAddr(clusterDomain string) string {

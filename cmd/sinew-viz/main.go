@@ -61,7 +61,7 @@ func newCmd(stderr io.Writer) *cobra.Command {
 	f.StringVar(&c.trustDomain, "trust-domain", names.DefaultTrustDomain, "SPIFFE trust domain of the mesh")
 	f.StringVar(&c.clusterDomain, "cluster-domain", names.DefaultClusterDomain, "the cluster's DNS domain")
 	f.StringVar(&c.identityAddr, "identity-addr", "", "identity service to obtain the tap certificate from (default "+identityAddr("<cluster-domain>")+")")
-	f.StringVar(&c.trustAnchorsFile, "identity-trust-anchors-file", "/var/run/sinew/identity/trust-roots/ca-bundle.crt", "PEM trust anchors")
+	f.StringVar(&c.trustAnchorsFile, "identity-trust-anchors-file", names.TrustAnchorsPath, "PEM trust anchors")
 	f.StringVar(&c.tokenFile, "identity-token-file", names.TokenPath, "projected ServiceAccount token (audience "+names.TokenAudience+")")
 	f.StringVar(&c.namespace, "namespace", names.VizNamespace, "this pod's namespace (the tap identity is spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)")
 	f.StringVar(&c.serviceAccount, "service-account", names.TapAccount, "this pod's service account")

@@ -103,6 +103,8 @@ const (
 	// TrustRootsConfigMap holds the PEM trust anchors (key TrustRootsKey) in the control-plane namespace.
 	TrustRootsConfigMap = "sinew-identity-trust-roots"
 	TrustRootsKey       = "ca-bundle.crt"
+	// TrustAnchorsPath is where the charts mount TrustRootsConfigMap in the control plane's and viz's pods.
+	TrustAnchorsPath = "/var/run/sinew/identity/trust-roots/" + TrustRootsKey
 
 	// Downward-API variables the proxy's SINEW_PROXY_* settings refer to. They do not start with SINEW_PROXY_
 	// because the proxy rejects SINEW_PROXY_* variables it does not know.
