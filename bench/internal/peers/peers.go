@@ -3,7 +3,8 @@
 // server-side pair with mutual TLS 1.3 (ECDSA P-256) between them, mirroring a meshed hop.
 //
 // Proxies are pinned to core 0 and the harness (load generator and app) to core 1. Every listener binds
-// loopback on a port that was free a moment before. Nothing here measures latency.
+// loopback on a port that was free a moment before; a start that loses a port to another process is
+// retried whole on fresh ports (StartRetry). Nothing here measures latency.
 package peers
 
 import (

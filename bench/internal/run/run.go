@@ -115,22 +115,15 @@ func Main(ctx context.Context, args []string, log io.Writer) error {
 	}
 
 	// The app lives for the whole run on the harness core.
-	appAddr, err := peers.FreeAddr()
-	if err != nil {
-		return err
-	}
 	core := -1
 	if pin {
 		core = peers.HarnessCore
 	}
-	app, err := peers.Launch(dir, "app", core, nil, self, "app", "-addr", appAddr, "-size", fmt.Sprint(plan.BodySize))
+	app, appAddr, err := startApp(ctx, dir, core, self, plan.BodySize, log)
 	if err != nil {
 		return err
 	}
 	defer app.Stop()
-	if err := peers.WaitHTTP(ctx, appAddr, "", "/", 10*time.Second, app); err != nil {
-		return fmt.Errorf("app: %w", err)
-	}
 	env.AppAddr = appAddr
 
 	m := procstat.ReadMachine()
@@ -157,6 +150,32 @@ func Main(ctx context.Context, args []string, log io.Writer) error {
 	}
 	fmt.Fprintf(log, "wrote %s and %s.json in %s\n", *out, *out, rep.Duration)
 	return nil
+}
+
+// startApp runs the backend app on a free port, again on a fresh port if another process took it first.
+func startApp(ctx context.Context, dir string, core int, self string, size int, log io.Writer) (*peers.Proc, string, error) {
+	type started struct {
+		p    *peers.Proc
+		addr string
+	}
+	s, err := peers.RetryAddrInUse(ctx, func() (started, error) {
+		addr, err := peers.FreeAddr()
+		if err != nil {
+			return started{}, err
+		}
+		p, err := peers.Launch(dir, "app", core, nil, self, "app", "-addr", addr, "-size", fmt.Sprint(size))
+		if err != nil {
+			return started{}, err
+		}
+		if err := peers.WaitHTTP(ctx, addr, "", "/", 10*time.Second, p); err != nil {
+			p.Stop()
+			return started{}, fmt.Errorf("app: %w", err)
+		}
+		return started{p, addr}, nil
+	}, func(attempt int, err error) {
+		fmt.Fprintf(log, "app start attempt %d lost its port; retrying on a fresh one\n", attempt)
+	})
+	return s.p, s.addr, err
 }
 
 // reexecPinned replaces this process with itself under `taskset -c 1`, so the load generator (and the

@@ -17,7 +17,7 @@ func (r *Runner) memory(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		in, err := p.Start(ctx, r.Env, peers.Hop)
+		in, err := r.start(ctx, "S4", p, peers.Hop)
 		if err != nil {
 			r.logf("S4 %s: start failed: %v", p.Name(), err)
 			r.skip("S4", p.Name(), "start failed: "+firstLine(err.Error()))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/sinewmesh/sinew/bench/internal/loadgen"
@@ -149,6 +150,13 @@ func (r *Runner) Run(ctx context.Context) {
 	}
 }
 
+// start starts a peer, on fresh ports again when a child lost a port chosen free to another process.
+func (r *Runner) start(ctx context.Context, sc string, p peers.Peer, topo peers.Topology) (*peers.Instance, error) {
+	return peers.StartRetry(ctx, p, r.Env, topo, func(attempt int, err error) {
+		r.logf("%s %s: start attempt %d lost a port (%s); retrying on fresh ports", sc, p.Name(), attempt, lastLine(err.Error()))
+	})
+}
+
 // usage is CPU and memory of an instance's proxies.
 type usage struct {
 	cpu time.Duration
@@ -239,7 +247,7 @@ func (r *Runner) latency(ctx context.Context, sc string, topo peers.Topology, ce
 			if ctx.Err() != nil {
 				return
 			}
-			in, err := p.Start(ctx, r.Env, topo)
+			in, err := r.start(ctx, sc, p, topo)
 			if err != nil {
 				r.logf("%s round %d %s: start failed: %v", sc, round+1, p.Name(), err)
 				r.skip(sc, p.Name(), "start failed: "+firstLine(err.Error()))
@@ -326,6 +334,14 @@ func median(v []float64) float64 {
 		return s[n/2]
 	}
 	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func lastLine(s string) string {
+	s = strings.TrimRight(s, "\n")
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
 }
 
 func firstLine(s string) string {
