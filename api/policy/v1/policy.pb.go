@@ -525,15 +525,20 @@ func (x *HttpRoute) GetRules() []*RouteRule {
 }
 
 type RouteRule struct {
-	state                 protoimpl.MessageState `protogen:"open.v1"`
-	Matches               []*HttpMatch           `protobuf:"bytes,1,rep,name=matches,proto3" json:"matches,omitempty"`
-	Backends              []*WeightedBackend     `protobuf:"bytes,2,rep,name=backends,proto3" json:"backends,omitempty"`
-	Filters               []*Filter              `protobuf:"bytes,3,rep,name=filters,proto3" json:"filters,omitempty"`
-	Retry                 *Retry                 `protobuf:"bytes,4,opt,name=retry,proto3" json:"retry,omitempty"`
-	RequestTimeout        *durationpb.Duration   `protobuf:"bytes,5,opt,name=request_timeout,json=requestTimeout,proto3" json:"request_timeout,omitempty"`
-	BackendRequestTimeout *durationpb.Duration   `protobuf:"bytes,6,opt,name=backend_request_timeout,json=backendRequestTimeout,proto3" json:"backend_request_timeout,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Matches  []*HttpMatch           `protobuf:"bytes,1,rep,name=matches,proto3" json:"matches,omitempty"`
+	Backends []*WeightedBackend     `protobuf:"bytes,2,rep,name=backends,proto3" json:"backends,omitempty"`
+	Filters  []*Filter              `protobuf:"bytes,3,rep,name=filters,proto3" json:"filters,omitempty"`
+	Retry    *Retry                 `protobuf:"bytes,4,opt,name=retry,proto3" json:"retry,omitempty"`
+	// How long the whole request (every retry included) may take until the response headers arrive; unset: no limit.
+	RequestTimeout *durationpb.Duration `protobuf:"bytes,5,opt,name=request_timeout,json=requestTimeout,proto3" json:"request_timeout,omitempty"`
+	// How long each attempt at a backend may take until the response headers arrive (Linkerd's response timeout);
+	// unset: no limit.
+	BackendRequestTimeout *durationpb.Duration `protobuf:"bytes,6,opt,name=backend_request_timeout,json=backendRequestTimeout,proto3" json:"backend_request_timeout,omitempty"`
+	// How long a request or response stream may go without any frame before it is reset; unset: no limit.
+	IdleTimeout   *durationpb.Duration `protobuf:"bytes,7,opt,name=idle_timeout,json=idleTimeout,proto3" json:"idle_timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RouteRule) Reset() {
@@ -604,6 +609,13 @@ func (x *RouteRule) GetRequestTimeout() *durationpb.Duration {
 func (x *RouteRule) GetBackendRequestTimeout() *durationpb.Duration {
 	if x != nil {
 		return x.BackendRequestTimeout
+	}
+	return nil
+}
+
+func (x *RouteRule) GetIdleTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.IdleTimeout
 	}
 	return nil
 }
@@ -851,11 +863,20 @@ func (*Filter_Redirect_) isFilter_Kind() {}
 
 func (*Filter_FailureInjector_) isFilter_Kind() {}
 
+// Retry says which failed attempts are tried again. An attempt is retried when its HTTP status is in status_codes
+// or one of status_ranges, when its gRPC status (grpc-status) is one of grpc_codes, or when it outlived
+// per_try_timeout; at most limit times per request.
 type Retry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Limit         uint32                 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
-	StatusCodes   []uint32               `protobuf:"varint,2,rep,packed,name=status_codes,json=statusCodes,proto3" json:"status_codes,omitempty"`
-	PerTryTimeout *durationpb.Duration   `protobuf:"bytes,3,opt,name=per_try_timeout,json=perTryTimeout,proto3" json:"per_try_timeout,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Retries after the first attempt.
+	Limit       uint32   `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	StatusCodes []uint32 `protobuf:"varint,2,rep,packed,name=status_codes,json=statusCodes,proto3" json:"status_codes,omitempty"`
+	// How long one attempt may take before it is cancelled and retried; unset: no per-attempt limit.
+	PerTryTimeout *durationpb.Duration `protobuf:"bytes,3,opt,name=per_try_timeout,json=perTryTimeout,proto3" json:"per_try_timeout,omitempty"`
+	StatusRanges  []*StatusRange       `protobuf:"bytes,4,rep,name=status_ranges,json=statusRanges,proto3" json:"status_ranges,omitempty"`
+	// gRPC status codes by number (google.golang.org/grpc/codes: 1 CANCELLED, 4 DEADLINE_EXCEEDED,
+	// 8 RESOURCE_EXHAUSTED, 13 INTERNAL, 14 UNAVAILABLE).
+	GrpcCodes     []uint32 `protobuf:"varint,5,rep,packed,name=grpc_codes,json=grpcCodes,proto3" json:"grpc_codes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -911,18 +932,89 @@ func (x *Retry) GetPerTryTimeout() *durationpb.Duration {
 	return nil
 }
 
+func (x *Retry) GetStatusRanges() []*StatusRange {
+	if x != nil {
+		return x.StatusRanges
+	}
+	return nil
+}
+
+func (x *Retry) GetGrpcCodes() []uint32 {
+	if x != nil {
+		return x.GrpcCodes
+	}
+	return nil
+}
+
+// StatusRange is an inclusive range of HTTP statuses; one status has first == last.
+type StatusRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	First         uint32                 `protobuf:"varint,1,opt,name=first,proto3" json:"first,omitempty"`
+	Last          uint32                 `protobuf:"varint,2,opt,name=last,proto3" json:"last,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusRange) Reset() {
+	*x = StatusRange{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusRange) ProtoMessage() {}
+
+func (x *StatusRange) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusRange.ProtoReflect.Descriptor instead.
+func (*StatusRange) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *StatusRange) GetFirst() uint32 {
+	if x != nil {
+		return x.First
+	}
+	return 0
+}
+
+func (x *StatusRange) GetLast() uint32 {
+	if x != nil {
+		return x.Last
+	}
+	return 0
+}
+
+// FailureAccrual takes an endpoint out of balancing after consecutive_failures failed responses in a row (5xx, or
+// a failure to get a response) and probes it again after a penalty that starts at min_penalty and doubles on each
+// failed probe up to max_penalty, each penalty varied at random by up to jitter_ratio of itself.
 type FailureAccrual struct {
 	state               protoimpl.MessageState `protogen:"open.v1"`
 	ConsecutiveFailures uint32                 `protobuf:"varint,1,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
 	MinPenalty          *durationpb.Duration   `protobuf:"bytes,2,opt,name=min_penalty,json=minPenalty,proto3" json:"min_penalty,omitempty"`
 	MaxPenalty          *durationpb.Duration   `protobuf:"bytes,3,opt,name=max_penalty,json=maxPenalty,proto3" json:"max_penalty,omitempty"`
+	JitterRatio         float64                `protobuf:"fixed64,4,opt,name=jitter_ratio,json=jitterRatio,proto3" json:"jitter_ratio,omitempty"`
 	unknownFields       protoimpl.UnknownFields
 	sizeCache           protoimpl.SizeCache
 }
 
 func (x *FailureAccrual) Reset() {
 	*x = FailureAccrual{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +1026,7 @@ func (x *FailureAccrual) String() string {
 func (*FailureAccrual) ProtoMessage() {}
 
 func (x *FailureAccrual) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1039,7 @@ func (x *FailureAccrual) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailureAccrual.ProtoReflect.Descriptor instead.
 func (*FailureAccrual) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{11}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *FailureAccrual) GetConsecutiveFailures() uint32 {
@@ -971,6 +1063,13 @@ func (x *FailureAccrual) GetMaxPenalty() *durationpb.Duration {
 	return nil
 }
 
+func (x *FailureAccrual) GetJitterRatio() float64 {
+	if x != nil {
+		return x.JitterRatio
+	}
+	return 0
+}
+
 type HttpMatch_PathMatch struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Kind:
@@ -985,7 +1084,7 @@ type HttpMatch_PathMatch struct {
 
 func (x *HttpMatch_PathMatch) Reset() {
 	*x = HttpMatch_PathMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[16]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1096,7 @@ func (x *HttpMatch_PathMatch) String() string {
 func (*HttpMatch_PathMatch) ProtoMessage() {}
 
 func (x *HttpMatch_PathMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[16]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1182,7 @@ type HttpMatch_HeaderMatch struct {
 
 func (x *HttpMatch_HeaderMatch) Reset() {
 	*x = HttpMatch_HeaderMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[17]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1194,7 @@ func (x *HttpMatch_HeaderMatch) String() string {
 func (*HttpMatch_HeaderMatch) ProtoMessage() {}
 
 func (x *HttpMatch_HeaderMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[17]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1272,7 @@ type HttpMatch_QueryParamMatch struct {
 
 func (x *HttpMatch_QueryParamMatch) Reset() {
 	*x = HttpMatch_QueryParamMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[18]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1185,7 +1284,7 @@ func (x *HttpMatch_QueryParamMatch) String() string {
 func (*HttpMatch_QueryParamMatch) ProtoMessage() {}
 
 func (x *HttpMatch_QueryParamMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[18]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1359,7 @@ type Filter_HeaderModifier struct {
 
 func (x *Filter_HeaderModifier) Reset() {
 	*x = Filter_HeaderModifier{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[19]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1272,7 +1371,7 @@ func (x *Filter_HeaderModifier) String() string {
 func (*Filter_HeaderModifier) ProtoMessage() {}
 
 func (x *Filter_HeaderModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[19]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1421,7 @@ type Filter_Redirect struct {
 
 func (x *Filter_Redirect) Reset() {
 	*x = Filter_Redirect{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[20]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1334,7 +1433,7 @@ func (x *Filter_Redirect) String() string {
 func (*Filter_Redirect) ProtoMessage() {}
 
 func (x *Filter_Redirect) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[20]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1497,7 @@ type Filter_FailureInjector struct {
 
 func (x *Filter_FailureInjector) Reset() {
 	*x = Filter_FailureInjector{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1410,7 +1509,7 @@ func (x *Filter_FailureInjector) String() string {
 func (*Filter_FailureInjector) ProtoMessage() {}
 
 func (x *Filter_FailureInjector) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1498,14 +1597,15 @@ const file_sinew_policy_v1_policy_proto_rawDesc = "" +
 	"\x05rules\x18\x02 \x03(\v2\x1a.sinew.policy.v1.RouteRuleR\x05rules\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf7\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb5\x03\n" +
 	"\tRouteRule\x124\n" +
 	"\amatches\x18\x01 \x03(\v2\x1a.sinew.policy.v1.HttpMatchR\amatches\x12<\n" +
 	"\bbackends\x18\x02 \x03(\v2 .sinew.policy.v1.WeightedBackendR\bbackends\x121\n" +
 	"\afilters\x18\x03 \x03(\v2\x17.sinew.policy.v1.FilterR\afilters\x12,\n" +
 	"\x05retry\x18\x04 \x01(\v2\x16.sinew.policy.v1.RetryR\x05retry\x12B\n" +
 	"\x0frequest_timeout\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x0erequestTimeout\x12Q\n" +
-	"\x17backend_request_timeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x15backendRequestTimeout\"\x89\x04\n" +
+	"\x17backend_request_timeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x15backendRequestTimeout\x12<\n" +
+	"\fidle_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\vidleTimeout\"\x89\x04\n" +
 	"\tHttpMatch\x128\n" +
 	"\x04path\x18\x01 \x01(\v2$.sinew.policy.v1.HttpMatch.PathMatchR\x04path\x12@\n" +
 	"\aheaders\x18\x02 \x03(\v2&.sinew.policy.v1.HttpMatch.HeaderMatchR\aheaders\x12M\n" +
@@ -1556,17 +1656,24 @@ const file_sinew_policy_v1_policy_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
 	"\x05ratio\x18\x03 \x01(\x01R\x05ratio\x12/\n" +
 	"\x05delay\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x05delayB\x06\n" +
-	"\x04kind\"\x83\x01\n" +
+	"\x04kind\"\xe5\x01\n" +
 	"\x05Retry\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\rR\x05limit\x12!\n" +
 	"\fstatus_codes\x18\x02 \x03(\rR\vstatusCodes\x12A\n" +
-	"\x0fper_try_timeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\rperTryTimeout\"\xbb\x01\n" +
+	"\x0fper_try_timeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\rperTryTimeout\x12A\n" +
+	"\rstatus_ranges\x18\x04 \x03(\v2\x1c.sinew.policy.v1.StatusRangeR\fstatusRanges\x12\x1d\n" +
+	"\n" +
+	"grpc_codes\x18\x05 \x03(\rR\tgrpcCodes\"7\n" +
+	"\vStatusRange\x12\x14\n" +
+	"\x05first\x18\x01 \x01(\rR\x05first\x12\x12\n" +
+	"\x04last\x18\x02 \x01(\rR\x04last\"\xde\x01\n" +
 	"\x0eFailureAccrual\x121\n" +
 	"\x14consecutive_failures\x18\x01 \x01(\rR\x13consecutiveFailures\x12:\n" +
 	"\vmin_penalty\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"minPenalty\x12:\n" +
 	"\vmax_penalty\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
-	"maxPenalty*\x9b\x01\n" +
+	"maxPenalty\x12!\n" +
+	"\fjitter_ratio\x18\x04 \x01(\x01R\vjitterRatio*\x9b\x01\n" +
 	"\bProtocol\x12\x18\n" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fPROTOCOL_DETECT\x10\x01\x12\x12\n" +
@@ -1598,7 +1705,7 @@ func file_sinew_policy_v1_policy_proto_rawDescGZIP() []byte {
 }
 
 var file_sinew_policy_v1_policy_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sinew_policy_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_sinew_policy_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_sinew_policy_v1_policy_proto_goTypes = []any{
 	(Protocol)(0),                     // 0: sinew.policy.v1.Protocol
 	(MTLSMode)(0),                     // 1: sinew.policy.v1.MTLSMode
@@ -1613,63 +1720,66 @@ var file_sinew_policy_v1_policy_proto_goTypes = []any{
 	(*WeightedBackend)(nil),           // 10: sinew.policy.v1.WeightedBackend
 	(*Filter)(nil),                    // 11: sinew.policy.v1.Filter
 	(*Retry)(nil),                     // 12: sinew.policy.v1.Retry
-	(*FailureAccrual)(nil),            // 13: sinew.policy.v1.FailureAccrual
-	nil,                               // 14: sinew.policy.v1.InboundServer.LabelsEntry
-	nil,                               // 15: sinew.policy.v1.Authorization.LabelsEntry
-	nil,                               // 16: sinew.policy.v1.OutboundPolicy.LabelsEntry
-	nil,                               // 17: sinew.policy.v1.HttpRoute.LabelsEntry
-	(*HttpMatch_PathMatch)(nil),       // 18: sinew.policy.v1.HttpMatch.PathMatch
-	(*HttpMatch_HeaderMatch)(nil),     // 19: sinew.policy.v1.HttpMatch.HeaderMatch
-	(*HttpMatch_QueryParamMatch)(nil), // 20: sinew.policy.v1.HttpMatch.QueryParamMatch
-	(*Filter_HeaderModifier)(nil),     // 21: sinew.policy.v1.Filter.HeaderModifier
-	(*Filter_Redirect)(nil),           // 22: sinew.policy.v1.Filter.Redirect
-	(*Filter_FailureInjector)(nil),    // 23: sinew.policy.v1.Filter.FailureInjector
-	nil,                               // 24: sinew.policy.v1.Filter.HeaderModifier.AddEntry
-	nil,                               // 25: sinew.policy.v1.Filter.HeaderModifier.SetEntry
-	(*durationpb.Duration)(nil),       // 26: google.protobuf.Duration
+	(*StatusRange)(nil),               // 13: sinew.policy.v1.StatusRange
+	(*FailureAccrual)(nil),            // 14: sinew.policy.v1.FailureAccrual
+	nil,                               // 15: sinew.policy.v1.InboundServer.LabelsEntry
+	nil,                               // 16: sinew.policy.v1.Authorization.LabelsEntry
+	nil,                               // 17: sinew.policy.v1.OutboundPolicy.LabelsEntry
+	nil,                               // 18: sinew.policy.v1.HttpRoute.LabelsEntry
+	(*HttpMatch_PathMatch)(nil),       // 19: sinew.policy.v1.HttpMatch.PathMatch
+	(*HttpMatch_HeaderMatch)(nil),     // 20: sinew.policy.v1.HttpMatch.HeaderMatch
+	(*HttpMatch_QueryParamMatch)(nil), // 21: sinew.policy.v1.HttpMatch.QueryParamMatch
+	(*Filter_HeaderModifier)(nil),     // 22: sinew.policy.v1.Filter.HeaderModifier
+	(*Filter_Redirect)(nil),           // 23: sinew.policy.v1.Filter.Redirect
+	(*Filter_FailureInjector)(nil),    // 24: sinew.policy.v1.Filter.FailureInjector
+	nil,                               // 25: sinew.policy.v1.Filter.HeaderModifier.AddEntry
+	nil,                               // 26: sinew.policy.v1.Filter.HeaderModifier.SetEntry
+	(*durationpb.Duration)(nil),       // 27: google.protobuf.Duration
 }
 var file_sinew_policy_v1_policy_proto_depIdxs = []int32{
 	0,  // 0: sinew.policy.v1.InboundServer.protocol:type_name -> sinew.policy.v1.Protocol
 	1,  // 1: sinew.policy.v1.InboundServer.mtls_mode:type_name -> sinew.policy.v1.MTLSMode
 	4,  // 2: sinew.policy.v1.InboundServer.authorizations:type_name -> sinew.policy.v1.Authorization
 	7,  // 3: sinew.policy.v1.InboundServer.routes:type_name -> sinew.policy.v1.HttpRoute
-	14, // 4: sinew.policy.v1.InboundServer.labels:type_name -> sinew.policy.v1.InboundServer.LabelsEntry
-	15, // 5: sinew.policy.v1.Authorization.labels:type_name -> sinew.policy.v1.Authorization.LabelsEntry
+	15, // 4: sinew.policy.v1.InboundServer.labels:type_name -> sinew.policy.v1.InboundServer.LabelsEntry
+	16, // 5: sinew.policy.v1.Authorization.labels:type_name -> sinew.policy.v1.Authorization.LabelsEntry
 	0,  // 6: sinew.policy.v1.OutboundPolicy.protocol:type_name -> sinew.policy.v1.Protocol
 	7,  // 7: sinew.policy.v1.OutboundPolicy.routes:type_name -> sinew.policy.v1.HttpRoute
-	13, // 8: sinew.policy.v1.OutboundPolicy.failure_accrual:type_name -> sinew.policy.v1.FailureAccrual
-	16, // 9: sinew.policy.v1.OutboundPolicy.labels:type_name -> sinew.policy.v1.OutboundPolicy.LabelsEntry
-	17, // 10: sinew.policy.v1.HttpRoute.labels:type_name -> sinew.policy.v1.HttpRoute.LabelsEntry
+	14, // 8: sinew.policy.v1.OutboundPolicy.failure_accrual:type_name -> sinew.policy.v1.FailureAccrual
+	17, // 9: sinew.policy.v1.OutboundPolicy.labels:type_name -> sinew.policy.v1.OutboundPolicy.LabelsEntry
+	18, // 10: sinew.policy.v1.HttpRoute.labels:type_name -> sinew.policy.v1.HttpRoute.LabelsEntry
 	8,  // 11: sinew.policy.v1.HttpRoute.rules:type_name -> sinew.policy.v1.RouteRule
 	9,  // 12: sinew.policy.v1.RouteRule.matches:type_name -> sinew.policy.v1.HttpMatch
 	10, // 13: sinew.policy.v1.RouteRule.backends:type_name -> sinew.policy.v1.WeightedBackend
 	11, // 14: sinew.policy.v1.RouteRule.filters:type_name -> sinew.policy.v1.Filter
 	12, // 15: sinew.policy.v1.RouteRule.retry:type_name -> sinew.policy.v1.Retry
-	26, // 16: sinew.policy.v1.RouteRule.request_timeout:type_name -> google.protobuf.Duration
-	26, // 17: sinew.policy.v1.RouteRule.backend_request_timeout:type_name -> google.protobuf.Duration
-	18, // 18: sinew.policy.v1.HttpMatch.path:type_name -> sinew.policy.v1.HttpMatch.PathMatch
-	19, // 19: sinew.policy.v1.HttpMatch.headers:type_name -> sinew.policy.v1.HttpMatch.HeaderMatch
-	20, // 20: sinew.policy.v1.HttpMatch.query_params:type_name -> sinew.policy.v1.HttpMatch.QueryParamMatch
-	11, // 21: sinew.policy.v1.WeightedBackend.filters:type_name -> sinew.policy.v1.Filter
-	21, // 22: sinew.policy.v1.Filter.request_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
-	21, // 23: sinew.policy.v1.Filter.response_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
-	22, // 24: sinew.policy.v1.Filter.redirect:type_name -> sinew.policy.v1.Filter.Redirect
-	23, // 25: sinew.policy.v1.Filter.failure_injector:type_name -> sinew.policy.v1.Filter.FailureInjector
-	26, // 26: sinew.policy.v1.Retry.per_try_timeout:type_name -> google.protobuf.Duration
-	26, // 27: sinew.policy.v1.FailureAccrual.min_penalty:type_name -> google.protobuf.Duration
-	26, // 28: sinew.policy.v1.FailureAccrual.max_penalty:type_name -> google.protobuf.Duration
-	24, // 29: sinew.policy.v1.Filter.HeaderModifier.add:type_name -> sinew.policy.v1.Filter.HeaderModifier.AddEntry
-	25, // 30: sinew.policy.v1.Filter.HeaderModifier.set:type_name -> sinew.policy.v1.Filter.HeaderModifier.SetEntry
-	26, // 31: sinew.policy.v1.Filter.FailureInjector.delay:type_name -> google.protobuf.Duration
-	2,  // 32: sinew.policy.v1.InboundPolicies.WatchInbound:input_type -> sinew.policy.v1.InboundRequest
-	5,  // 33: sinew.policy.v1.OutboundPolicies.WatchOutbound:input_type -> sinew.policy.v1.OutboundRequest
-	3,  // 34: sinew.policy.v1.InboundPolicies.WatchInbound:output_type -> sinew.policy.v1.InboundServer
-	6,  // 35: sinew.policy.v1.OutboundPolicies.WatchOutbound:output_type -> sinew.policy.v1.OutboundPolicy
-	34, // [34:36] is the sub-list for method output_type
-	32, // [32:34] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	27, // 16: sinew.policy.v1.RouteRule.request_timeout:type_name -> google.protobuf.Duration
+	27, // 17: sinew.policy.v1.RouteRule.backend_request_timeout:type_name -> google.protobuf.Duration
+	27, // 18: sinew.policy.v1.RouteRule.idle_timeout:type_name -> google.protobuf.Duration
+	19, // 19: sinew.policy.v1.HttpMatch.path:type_name -> sinew.policy.v1.HttpMatch.PathMatch
+	20, // 20: sinew.policy.v1.HttpMatch.headers:type_name -> sinew.policy.v1.HttpMatch.HeaderMatch
+	21, // 21: sinew.policy.v1.HttpMatch.query_params:type_name -> sinew.policy.v1.HttpMatch.QueryParamMatch
+	11, // 22: sinew.policy.v1.WeightedBackend.filters:type_name -> sinew.policy.v1.Filter
+	22, // 23: sinew.policy.v1.Filter.request_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
+	22, // 24: sinew.policy.v1.Filter.response_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
+	23, // 25: sinew.policy.v1.Filter.redirect:type_name -> sinew.policy.v1.Filter.Redirect
+	24, // 26: sinew.policy.v1.Filter.failure_injector:type_name -> sinew.policy.v1.Filter.FailureInjector
+	27, // 27: sinew.policy.v1.Retry.per_try_timeout:type_name -> google.protobuf.Duration
+	13, // 28: sinew.policy.v1.Retry.status_ranges:type_name -> sinew.policy.v1.StatusRange
+	27, // 29: sinew.policy.v1.FailureAccrual.min_penalty:type_name -> google.protobuf.Duration
+	27, // 30: sinew.policy.v1.FailureAccrual.max_penalty:type_name -> google.protobuf.Duration
+	25, // 31: sinew.policy.v1.Filter.HeaderModifier.add:type_name -> sinew.policy.v1.Filter.HeaderModifier.AddEntry
+	26, // 32: sinew.policy.v1.Filter.HeaderModifier.set:type_name -> sinew.policy.v1.Filter.HeaderModifier.SetEntry
+	27, // 33: sinew.policy.v1.Filter.FailureInjector.delay:type_name -> google.protobuf.Duration
+	2,  // 34: sinew.policy.v1.InboundPolicies.WatchInbound:input_type -> sinew.policy.v1.InboundRequest
+	5,  // 35: sinew.policy.v1.OutboundPolicies.WatchOutbound:input_type -> sinew.policy.v1.OutboundRequest
+	3,  // 36: sinew.policy.v1.InboundPolicies.WatchInbound:output_type -> sinew.policy.v1.InboundServer
+	6,  // 37: sinew.policy.v1.OutboundPolicies.WatchOutbound:output_type -> sinew.policy.v1.OutboundPolicy
+	36, // [36:38] is the sub-list for method output_type
+	34, // [34:36] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_sinew_policy_v1_policy_proto_init() }
@@ -1683,16 +1793,16 @@ func file_sinew_policy_v1_policy_proto_init() {
 		(*Filter_Redirect_)(nil),
 		(*Filter_FailureInjector_)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[16].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[17].OneofWrappers = []any{
 		(*HttpMatch_PathMatch_Exact)(nil),
 		(*HttpMatch_PathMatch_Prefix)(nil),
 		(*HttpMatch_PathMatch_Regex)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[17].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[18].OneofWrappers = []any{
 		(*HttpMatch_HeaderMatch_Exact)(nil),
 		(*HttpMatch_HeaderMatch_Regex)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[18].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[19].OneofWrappers = []any{
 		(*HttpMatch_QueryParamMatch_Exact)(nil),
 		(*HttpMatch_QueryParamMatch_Regex)(nil),
 	}
@@ -1702,7 +1812,7 @@ func file_sinew_policy_v1_policy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sinew_policy_v1_policy_proto_rawDesc), len(file_sinew_policy_v1_policy_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
