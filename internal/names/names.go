@@ -239,3 +239,23 @@ func IsDNSName(s string) bool { return CheckDNSName(s) == nil }
 func ServiceAddr(service, namespace, clusterDomain string, port int) string {
 	return fmt.Sprintf("%s.%s.svc.%s.:%d", service, namespace, clusterDomain, port)
 }
+
+// Outbound defaults on a Service (Linkerd 2.16+'s retry.linkerd.io/…, timeout.linkerd.io/… and
+// balancer.linkerd.io/… with our prefix): the control plane puts them on the outbound policy of every target that
+// resolves to the Service. See docs/networking/retries-and-timeouts.md.
+const (
+	AnnRetryHTTP    = "retry.sinew.dev/http"
+	AnnRetryGRPC    = "retry.sinew.dev/grpc"
+	AnnRetryLimit   = "retry.sinew.dev/limit"
+	AnnRetryTimeout = "retry.sinew.dev/timeout"
+
+	AnnTimeoutRequest  = "timeout.sinew.dev/request"
+	AnnTimeoutResponse = "timeout.sinew.dev/response"
+	AnnTimeoutIdle     = "timeout.sinew.dev/idle"
+
+	AnnFailureAccrual            = "balancer.sinew.dev/failure-accrual"
+	AnnFailureAccrualMaxFailures = "balancer.sinew.dev/failure-accrual-consecutive-max-failures"
+	AnnFailureAccrualMinPenalty  = "balancer.sinew.dev/failure-accrual-consecutive-min-penalty"
+	AnnFailureAccrualMaxPenalty  = "balancer.sinew.dev/failure-accrual-consecutive-max-penalty"
+	AnnFailureAccrualJitterRatio = "balancer.sinew.dev/failure-accrual-consecutive-jitter-ratio"
+)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Protocol is how a port's traffic is treated.
@@ -115,7 +116,56 @@ type Service struct {
 	// ExplicitEndpoints: the endpoints are Endpoints, and Selector is not evaluated.
 	ExplicitEndpoints bool              `json:"explicit,omitempty"`
 	Endpoints         []ServiceEndpoint `json:"explicitEndpoints,omitempty"`
+	// Outbound is what the service asks of its clients' proxies (from its annotations): retries, timeouts and
+	// failure accrual for every request to it.
+	Outbound OutboundDefaults `json:"outbound,omitzero"`
 }
+
+// OutboundDefaults are a service's defaults for the requests its clients send it. A zero field is not configured:
+// no retries, no timeout, no failure accrual.
+type OutboundDefaults struct {
+	Retry *Retry `json:"retry,omitempty"`
+	// RequestTimeout bounds the whole request, retries included, until the response headers arrive.
+	RequestTimeout Duration `json:"requestTimeout,omitzero"`
+	// ResponseTimeout bounds each attempt at a backend until its response headers arrive.
+	ResponseTimeout Duration `json:"responseTimeout,omitzero"`
+	// IdleTimeout bounds how long a stream may go without a frame.
+	IdleTimeout    Duration        `json:"idleTimeout,omitzero"`
+	FailureAccrual *FailureAccrual `json:"failureAccrual,omitempty"`
+}
+
+// Retry says which failed attempts are retried, and how often.
+type Retry struct {
+	// Limit is the number of retries after the first attempt.
+	Limit uint32 `json:"limit"`
+	// HTTPStatuses are the statuses to retry, as inclusive ranges.
+	HTTPStatuses []StatusRange `json:"httpStatuses,omitempty"`
+	// GRPCCodes are the gRPC status codes to retry, by number (1 cancelled, 4 deadline-exceeded, …).
+	GRPCCodes []uint32 `json:"grpcCodes,omitempty"`
+	// PerTryTimeout cancels and retries an attempt that takes longer; zero: no per-attempt limit.
+	PerTryTimeout Duration `json:"perTryTimeout,omitzero"`
+}
+
+// StatusRange is an inclusive range of HTTP statuses.
+type StatusRange struct {
+	First uint16 `json:"first"`
+	Last  uint16 `json:"last"`
+}
+
+// FailureAccrual takes an endpoint out of balancing after ConsecutiveFailures failures in a row, for a penalty
+// from MinPenalty doubling up to MaxPenalty, each varied at random by up to JitterRatio of itself.
+type FailureAccrual struct {
+	ConsecutiveFailures uint32   `json:"consecutiveFailures"`
+	MinPenalty          Duration `json:"minPenalty"`
+	MaxPenalty          Duration `json:"maxPenalty"`
+	JitterRatio         float64  `json:"jitterRatio"`
+}
+
+// Duration is a time.Duration that /debug/model shows as text ("1m30s") rather than nanoseconds.
+type Duration time.Duration
+
+// MarshalText renders the duration as time.Duration does.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
 // ServiceEndpoint is one explicit endpoint of a service port.
 type ServiceEndpoint struct {

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 )
@@ -339,5 +341,24 @@ func TestDebugView(t *testing.T) {
 	}
 	if got, ok := v.Services[0].Endpoints["8080"]; !ok || got == nil || len(got) != 0 {
 		t.Errorf("api (no selector) endpoints %#v: want an empty list", got)
+	}
+}
+
+// /debug/model shows a service's outbound defaults readably, and leaves them out when there are none.
+func TestOutboundDefaultsJSON(t *testing.T) {
+	t.Parallel()
+	b, err := json.Marshal(&model.Service{Name: "s", Outbound: model.OutboundDefaults{
+		RequestTimeout: model.Duration(1500 * time.Millisecond),
+		Retry:          &model.Retry{Limit: 2, HTTPStatuses: []model.StatusRange{{First: 500, Last: 599}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `"outbound":{"retry":{"limit":2,"httpStatuses":[{"first":500,"last":599}]},"requestTimeout":"1.5s"}`
+	if !strings.Contains(string(b), want) {
+		t.Errorf("got %s, want it to contain %s", b, want)
+	}
+	if b, _ := json.Marshal(&model.Service{Name: "s"}); strings.Contains(string(b), "outbound") {
+		t.Errorf("no defaults: %s", b)
 	}
 }
