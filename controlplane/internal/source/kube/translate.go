@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/controlplane/internal/source/svcdefaults"
 	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/ports"
 )
@@ -142,7 +143,7 @@ func TranslatePod(pod *corev1.Pod, ns *corev1.Namespace, defaultOpaque []model.P
 }
 
 // TranslateService turns a Service and its EndpointSlices into a model service with explicit endpoints: the ready
-// endpoints of its TCP ports. ExternalName services are not services of the mesh (nil): their names resolve
+// endpoints of its TCP ports, and its outbound defaults from its annotations (svcdefaults; a bad one is a problem). ExternalName services are not services of the mesh (nil): their names resolve
 // through DNS to something outside.
 func TranslateService(svc *corev1.Service, endpointSlices []*discoveryv1.EndpointSlice, ns *corev1.Namespace, defaultOpaque []model.PortRange) (*model.Service, []string) {
 	if svc.Spec.Type == corev1.ServiceTypeExternalName {
@@ -178,6 +179,11 @@ func TranslateService(svc *corev1.Service, endpointSlices []*discoveryv1.Endpoin
 	}
 	opaque, probs := opaquePorts(svc.Annotations, nsAnn, func(n string) (uint16, bool) { p, ok := byName[n]; return p, ok }, defaultOpaque)
 	problems = append(problems, probs...)
+	var defaultsErrs []error
+	out.Outbound, defaultsErrs = svcdefaults.Parse(svc.Annotations)
+	for _, err := range defaultsErrs {
+		problems = append(problems, err.Error())
+	}
 
 	portNames := map[string]bool{}
 	for _, p := range svc.Spec.Ports {

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -233,6 +234,26 @@ func TestTranslateService(t *testing.T) {
 		if wantOpaque := p.Name != "db"; (p.AppProtocol == model.ProtocolOpaque) != wantOpaque {
 			t.Errorf("annotated service: port %s is %s", p.Name, p.AppProtocol)
 		}
+	}
+
+	// Outbound defaults come from the Service's annotations; a bad one is a problem that names it, and the
+	// service is still translated with the good ones.
+	got, problems = TranslateService(service(func(s *corev1.Service) {
+		s.Annotations = map[string]string{
+			names.AnnRetryHTTP: "gateway-error", names.AnnRetryLimit: "lots", names.AnnTimeoutRequest: "10s",
+			names.AnnFailureAccrual: "consecutive",
+		}
+	}), slices, nil, DefaultOpaquePorts)
+	wantDefaults := model.OutboundDefaults{
+		Retry:          &model.Retry{Limit: 1, HTTPStatuses: []model.StatusRange{{First: 502, Last: 504}}},
+		RequestTimeout: model.Duration(10 * time.Second),
+		FailureAccrual: &model.FailureAccrual{ConsecutiveFailures: 7, MinPenalty: model.Duration(time.Second), MaxPenalty: model.Duration(time.Minute), JitterRatio: 0.5},
+	}
+	if !reflect.DeepEqual(got.Outbound, wantDefaults) || len(got.Endpoints) != len(want.Endpoints) || len(got.Ports) != len(want.Ports) {
+		t.Errorf("annotated service: defaults %+v, %d endpoints, %d ports", got.Outbound, len(got.Endpoints), len(got.Ports))
+	}
+	if len(problems) != 1 || !strings.Contains(problems[0], "annotation "+names.AnnRetryLimit+`: "lots"`) {
+		t.Errorf("annotated service: problems %q, want one about %s", problems, names.AnnRetryLimit)
 	}
 
 	// Headless: no ClusterIPs; ExternalName: not a mesh service; unset targetPort is the port.

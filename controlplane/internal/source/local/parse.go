@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/controlplane/internal/source/svcdefaults"
 	"github.com/sinewmesh/sinew/internal/names"
 )
 
@@ -25,6 +26,9 @@ type parsed struct {
 	workloads []*model.Workload
 	// ignored counts documents of kinds this source does not know (yet).
 	ignored []string
+	// problems are parts of valid documents that were ignored (a malformed annotation): reported, but the file
+	// still loads.
+	problems []string
 }
 
 type typeMeta struct {
@@ -36,6 +40,29 @@ type objectMeta struct {
 	Name      string            `json:"name"`
 	Namespace string            `json:"namespace,omitempty"`
 	Labels    map[string]string `json:"labels,omitempty"`
+	// Annotations: on a Service, its outbound defaults (svcdefaults); elsewhere not read yet.
+	Annotations annotations `json:"annotations,omitempty"`
+}
+
+// annotations are string values as in Kubernetes, but a value YAML reads as something else (retry.sinew.dev/limit:
+// 3, or a list) is kept as its JSON text rather than failing the whole file: the annotation's own parser then
+// accepts it ("3") or reports that one annotation.
+type annotations map[string]string
+
+func (a *annotations) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*a = make(annotations, len(raw))
+	for k, v := range raw {
+		var str string
+		if err := json.Unmarshal(v, &str); err != nil {
+			str = string(v)
+		}
+		(*a)[k] = str
+	}
+	return nil
 }
 
 type workloadDoc struct {
@@ -139,6 +166,12 @@ func parseFile(name string, data []byte) (parsed, error) {
 			s, err := d.toModel()
 			if err != nil {
 				return parsed{}, fmt.Errorf("%s (%s): %w", where, strings.TrimSpace("Service "+d.Metadata.Name), err)
+			}
+			// A bad annotation loses only itself: the Service still serves, without that default.
+			var problems []error
+			s.Outbound, problems = svcdefaults.Parse(d.Metadata.Annotations)
+			for _, p := range problems {
+				out.problems = append(out.problems, fmt.Sprintf("%s (Service %s): metadata.annotations: %v", where, d.Metadata.Name, p))
 			}
 			out.services = append(out.services, s)
 		}

@@ -3,6 +3,7 @@ package local
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 )
@@ -121,4 +122,39 @@ func FuzzParseFile(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = parseFile("fuzz.yaml", data)
 	})
+}
+
+// A Service's annotations give its outbound defaults; a bad one is a problem that names the file, document and
+// annotation, and the file still loads.
+func TestParseServiceAnnotations(t *testing.T) {
+	t.Parallel()
+	p, err := parseFile("x.yaml", []byte(`kind: Service
+metadata:
+  name: web-svc
+  annotations:
+    retry.sinew.dev/http: 5xx
+    retry.sinew.dev/limit: 3
+    timeout.sinew.dev/request: 10s
+    timeout.sinew.dev/idle: [1m]
+    balancer.sinew.dev/failure-accrual: consecutive
+    balancer.sinew.dev/failure-accrual-consecutive-max-failures: "4"
+    example.com/other: {any: thing}
+spec: {ports: [{port: 80}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.services) != 1 {
+		t.Fatalf("%d services", len(p.services))
+	}
+	d := p.services[0].Outbound
+	if d.Retry == nil || d.Retry.Limit != 3 || len(d.Retry.HTTPStatuses) != 1 || d.Retry.HTTPStatuses[0] != (model.StatusRange{First: 500, Last: 599}) ||
+		d.RequestTimeout != model.Duration(10*time.Second) || d.IdleTimeout != 0 ||
+		d.FailureAccrual == nil || d.FailureAccrual.ConsecutiveFailures != 4 {
+		t.Errorf("defaults %+v retry %+v accrual %+v", d, d.Retry, d.FailureAccrual)
+	}
+	want := `x.yaml: document 1 (Service web-svc): metadata.annotations: annotation timeout.sinew.dev/idle: "[\"1m\"]": want a duration`
+	if len(p.problems) != 1 || !strings.HasPrefix(p.problems[0], want) {
+		t.Errorf("problems %q, want one starting %q", p.problems, want)
+	}
 }

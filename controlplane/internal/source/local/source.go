@@ -224,6 +224,9 @@ func (s *Source) load(name string) {
 			for _, kind := range p.ignored {
 				s.log.Debug("ignoring resource of unknown kind", "file", name, "kind", kind)
 			}
+			for _, problem := range p.problems {
+				s.log.Warn("ignoring part of a resource", "file", name, "problem", problem)
+			}
 			st.good, st.hasGood, st.err = p, true, nil
 			s.reloads.WithLabelValues("ok").Inc()
 			s.log.Debug("resource file loaded", "file", name, "services", len(p.services), "workloads", len(p.workloads))
@@ -262,6 +265,9 @@ func (s *Source) Resources() model.Resources {
 		}
 		if !st.hasGood {
 			continue
+		}
+		for _, problem := range st.good.problems {
+			r.Errors = append(r.Errors, model.SourceError{Source: filepath.Join(s.dir, name), Message: problem})
 		}
 		for _, svc := range st.good.services {
 			if first, dup := seenSvc[svc.Key()]; dup {

@@ -140,3 +140,27 @@ func TestWatchReflectsChanges(t *testing.T) {
 		t.Error("corrupting b.yaml removed b")
 	}
 }
+
+// A malformed annotation is reported with the model but does not make the file invalid: its resources load.
+func TestBadAnnotationKeepsTheFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write(t, dir, "a.yaml", workload("a", "a")+"---\nkind: Service\nmetadata: {name: s, namespace: ns, annotations: {retry.sinew.dev/limit: none, timeout.sinew.dev/request: 5s}}\nspec: {selector: {app: a}, ports: [{port: 80, targetPort: 8080}]}\n")
+	reg := prometheus.NewRegistry()
+	s, err := New(Config{Dir: dir, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := s.Resources()
+	if len(r.Services) != 1 || len(r.Workloads) != 1 || r.Services[0].Outbound.RequestTimeout != model.Duration(5*time.Second) || r.Services[0].Outbound.Retry != nil {
+		t.Fatalf("resources %+v, service defaults %+v", r, r.Services)
+	}
+	if len(r.Errors) != 1 || r.Errors[0].Source != filepath.Join(dir, "a.yaml") || !strings.Contains(r.Errors[0].Message, "annotation retry.sinew.dev/limit: \"none\"") {
+		t.Errorf("errors %+v", r.Errors)
+	}
+	var m dto.Metric
+	if err := s.invalidFiles.Write(&m); err != nil || m.GetGauge().GetValue() != 0 {
+		t.Errorf("local_source_invalid_files = %v, want 0", m.GetGauge().GetValue())
+	}
+}
