@@ -47,6 +47,9 @@ type Config struct {
 	BodySize    int           // request body bytes (POST when > 0, GET otherwise)
 	Timeout     time.Duration // per-request deadline; defaults to 10 s
 	DialTimeout time.Duration // defaults to 5 s
+	// NewConnPerRequest sends "Connection: close" and dials a fresh connection for every request, inside
+	// the measured time (S7: connection setup is what is measured). Nothing is dialled up front.
+	NewConnPerRequest bool
 }
 
 // Result is the outcome of one Run or RunClosed.
@@ -101,7 +104,11 @@ func New(ctx context.Context, cfg Config) (*Generator, error) {
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 5 * time.Second
 	}
-	g := &Generator{cfg: cfg, req: BuildRequest(cfg.Host, cfg.Path, cfg.BodySize)}
+	g := &Generator{cfg: cfg, req: buildRequest(cfg.Host, cfg.Path, cfg.BodySize, cfg.NewConnPerRequest)}
+	if cfg.NewConnPerRequest {
+		g.conns = make([]*conn, cfg.Conns) // nil slots: every request dials
+		return g, nil
+	}
 	for i := 0; i < cfg.Conns; i++ {
 		c, err := g.dial(ctx)
 		if err != nil {
@@ -115,12 +122,19 @@ func New(ctx context.Context, cfg Config) (*Generator, error) {
 
 // BuildRequest renders one HTTP/1.1 request with a body of n bytes ('x').
 func BuildRequest(host, path string, n int) []byte {
+	return buildRequest(host, path, n, false)
+}
+
+func buildRequest(host, path string, n int, closeConn bool) []byte {
 	var b bytes.Buffer
 	method := "GET"
 	if n > 0 {
 		method = "POST"
 	}
 	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sinew-bench\r\n", method, path, host)
+	if closeConn {
+		b.WriteString("Connection: close\r\n")
+	}
 	if n > 0 {
 		fmt.Fprintf(&b, "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n", n)
 	}
@@ -197,7 +211,7 @@ func (g *Generator) do(ctx context.Context, i int, w *worker) bool {
 		g.conns[i] = nil
 		return false
 	}
-	if !reuse {
+	if !reuse || g.cfg.NewConnPerRequest {
 		_ = c.nc.Close()
 		g.conns[i] = nil
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -150,5 +151,36 @@ func TestRunKeepsToTheSchedule(t *testing.T) {
 	}
 	if p50 := Summarize(res.Hist).P50; p50 > 2000 {
 		t.Errorf("p50 = %.0f µs against a server that answers at once; the pacer is late", p50)
+	}
+}
+
+// S7 measures connection setup, so every request must arrive on a connection of its own.
+func TestNewConnPerRequest(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	remotes := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		remotes[r.RemoteAddr] = true
+		mu.Unlock()
+		if !r.Close {
+			t.Errorf("request without Connection: close")
+		}
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	g, err := New(ctx, Config{Addr: strings.TrimPrefix(srv.URL, "http://"), Conns: 2, NewConnPerRequest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	res := g.Run(ctx, 200, 100*time.Millisecond)
+	if res.Errors() != 0 || res.Requests != 20 {
+		t.Fatalf("requests=%d errors=%d, want 20 and 0", res.Requests, res.Errors())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(remotes) != 20 {
+		t.Errorf("%d distinct client connections for 20 requests, want 20", len(remotes))
 	}
 }

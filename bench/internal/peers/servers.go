@@ -11,23 +11,45 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
+// MaxPayload is the largest response the app serves on PayloadPath.
+const MaxPayload = 16 << 20
+
+// PayloadPath is the app path whose response is n bytes (S5); other paths answer the app's default size.
+func PayloadPath(n int) string { return "/bytes/" + strconv.Itoa(n) }
+
 // RunApp serves the benchmark's backend: every request's body is read and discarded, and the answer is
-// size bytes with an explicit Content-Length. It returns when ctx ends.
+// size bytes (n bytes on PayloadPath(n)) with an explicit Content-Length, written in chunks so that the
+// app never holds a large response. It returns when ctx ends.
 func RunApp(ctx context.Context, addr string, size int) error {
-	body := make([]byte, size)
-	for i := range body {
-		body[i] = 'a' + byte(i%26)
+	chunk := make([]byte, 64<<10)
+	for i := range chunk {
+		chunk[i] = 'a' + byte(i%26)
 	}
-	clen := strconv.Itoa(size)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
+		n := size
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/bytes/"); ok {
+			v, err := strconv.Atoi(rest)
+			if err != nil || v < 0 || v > MaxPayload {
+				http.Error(w, "bad size", http.StatusBadRequest)
+				return
+			}
+			n = v
+		}
 		hd := w.Header()
 		hd["Content-Type"] = []string{"application/octet-stream"}
-		hd["Content-Length"] = []string{clen}
-		_, _ = w.Write(body)
+		hd["Content-Length"] = []string{strconv.Itoa(n)}
+		for n > 0 {
+			k := min(n, len(chunk))
+			if _, err := w.Write(chunk[:k]); err != nil {
+				return
+			}
+			n -= k
+		}
 	})
 	return serve(ctx, addr, h, nil)
 }
