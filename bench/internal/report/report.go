@@ -28,6 +28,7 @@ type Report struct {
 	Latency   []LatencyRow      `json:"latency"`
 	Knee      []KneeRow         `json:"knee"`
 	Memory    []MemoryRow       `json:"memory"`
+	Soak      []SoakRow         `json:"soak,omitempty"`
 	Notes     []string          `json:"notes,omitempty"`
 }
 
@@ -50,6 +51,7 @@ type Skip struct {
 type LatencyRow struct {
 	Scenario string   `json:"scenario"`
 	Peer     string   `json:"peer"`
+	Variant  string   `json:"variant,omitempty"` // payload (S5), client connection mode (S7)
 	Conns    int      `json:"conns"`
 	Rate     float64  `json:"target_rps"`
 	Achieved float64  `json:"achieved_rps"`
@@ -61,9 +63,12 @@ type LatencyRow struct {
 	AddP99   *float64 `json:"added_p99_us,omitempty"`
 	CPUPer1k *float64 `json:"cpu_s_per_1k_req_per_proxy,omitempty"` // = vCPU per 1,000 rps per proxy
 	PeakRSS  int64    `json:"peak_rss_bytes_per_proxy,omitempty"`   // max VmHWM over the proxies
-	Proxies  int      `json:"proxies"`
-	Errors   int64    `json:"errors"` // non-2xx + connection errors + unsent, summed over rounds
-	Rounds   int      `json:"rounds"`
+	// S5: how far the peak RSS (max over proxies) rose above its value after the first (smallest) cell,
+	// max over rounds; cells run in order on one instance, so it is cumulative. Flat = no full buffering.
+	RSSGrowth *int64 `json:"rss_growth_bytes,omitempty"`
+	Proxies   int    `json:"proxies"`
+	Errors    int64  `json:"errors"` // non-2xx + connection errors + unsent, summed over rounds
+	Rounds    int    `json:"rounds"`
 	// Harness health: µs from a request's intended time to its write (pacing + waiting for a free
 	// connection), median over rounds. Large values with direct mean the load generator was starved.
 	SendLagP50 float64 `json:"send_lag_p50_us"`
@@ -109,6 +114,36 @@ type MemoryRow struct {
 	Failed  string  `json:"failed,omitempty"`
 }
 
+// SoakRow is scenario S9 for one peer: open loop at half the knee through one proxy for a long time.
+type SoakRow struct {
+	Peer     string       `json:"peer"`
+	KneeRPS  float64      `json:"knee_rps"`
+	KneeFrom string       `json:"knee_from"` // "S3" or how it was measured
+	Rate     float64      `json:"target_rps"`
+	Duration string       `json:"duration"`
+	P50      float64      `json:"p50_us"`
+	P99      float64      `json:"p99_us"`
+	P999     float64      `json:"p999_us"`
+	Max      float64      `json:"max_us"`
+	RSSStart int64        `json:"rss_start_bytes"` // summed over the proxy's process tree, after warm-up
+	RSSEnd   int64        `json:"rss_end_bytes"`
+	PeakRSS  int64        `json:"peak_rss_bytes"`
+	Windows  []SoakWindow `json:"windows"`
+	Errors   int64        `json:"errors"`
+	Failed   string       `json:"failed,omitempty"`
+}
+
+// SoakWindow is one sampling period of a soak.
+type SoakWindow struct {
+	At       float64 `json:"at_s"` // seconds since the soak began, at the window's end
+	Achieved float64 `json:"achieved_rps"`
+	P99      float64 `json:"p99_us"`
+	P999     float64 `json:"p999_us"`
+	Max      float64 `json:"max_us"`
+	RSS      int64   `json:"rss_bytes"`
+	Errors   int64   `json:"errors"`
+}
+
 // WriteJSON writes the report as indented JSON.
 func WriteJSON(w io.Writer, r *Report) error {
 	enc := json.NewEncoder(w)
@@ -122,6 +157,13 @@ const refPeer = "nginx"
 var scenarioTitle = map[string]string{
 	"S1": "S1 — one proxy hop, HTTP/1.1 plaintext, open loop",
 	"S2": "S2 — meshed hop (client proxy → TLS 1.3 mTLS → server proxy → app), open loop",
+	"S5": "S5 — payload sizes through the meshed hop, open loop",
+	"S7": "S7 — a new connection per request through the meshed hop, open loop",
+}
+
+var scenarioNote = map[string]string{
+	"S5": "Cells run in this order on one instance per peer and round. RSS growth = peak RSS (largest proxy) after the cell − peak RSS after the first (0 B) cell, so the runtime's own warm-up is not counted: it stays flat when bodies stream; a proxy that buffers whole 1 MiB bodies grows by about 1 MiB per concurrent request. nginx's default `proxy_request_buffering on` spools uploads to disk, not memory (it shows as upload latency, not RSS).",
+	"S7": "Every request dials a new connection to the first hop and sends `Connection: close`; latency includes the connect. Achieved rps = connections (handshakes with the first hop) per second. The client leg is plaintext (the app talks to its own sidecar); the hop between the proxies is mTLS, and whether a proxy opens a new one per request is its own choice (pooling).",
 }
 
 // WriteMarkdown renders the report.
@@ -167,8 +209,26 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 			title = sc
 		}
 		fmt.Fprintf(&b, "## %s\n\n", title)
-		b.WriteString("| Peer | Conns | Target rps | Achieved rps | p50 | p99 | p99.9 | max | +p50 vs direct | +p99 vs direct | CPU-s/1k req/proxy | Peak RSS/proxy | Errors | Status |\n")
-		b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+		if note := scenarioNote[sc]; note != "" {
+			b.WriteString(note + "\n\n")
+		}
+		variant, growth := false, false
+		for _, row := range r.Latency {
+			if row.Scenario == sc {
+				variant = variant || row.Variant != ""
+				growth = growth || row.RSSGrowth != nil
+			}
+		}
+		head, rule := "| Peer |", "|---|"
+		if variant {
+			head, rule = head+" Variant |", rule+"---|"
+		}
+		head += " Conns | Target rps | Achieved rps | p50 | p99 | p99.9 | max | +p50 vs direct | +p99 vs direct | CPU-s/1k req/proxy | Peak RSS/proxy |"
+		rule += "--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+		if growth {
+			head, rule = head+" RSS growth |", rule+"--:|"
+		}
+		b.WriteString(head + " Errors | Status |\n" + rule + "--:|---|\n")
 		for _, row := range r.Latency {
 			if row.Scenario != sc {
 				continue
@@ -177,9 +237,17 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 			if row.Failed != "" {
 				status = "FAILED: " + row.Failed
 			}
-			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n",
-				esc(row.Peer), row.Conns, rps(row.Rate), rps(row.Achieved), ms(row.P50), ms(row.P99), ms(row.P999), ms(row.Max),
-				addMs(row.AddP50), addMs(row.AddP99), cpu(row.CPUPer1k), mb(row.PeakRSS), row.Errors, esc(status))
+			fmt.Fprintf(&b, "| %s |", esc(row.Peer))
+			if variant {
+				fmt.Fprintf(&b, " %s |", esc(row.Variant))
+			}
+			fmt.Fprintf(&b, " %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
+				row.Conns, rps(row.Rate), rps(row.Achieved), ms(row.P50), ms(row.P99), ms(row.P999), ms(row.Max),
+				addMs(row.AddP50), addMs(row.AddP99), cpu(row.CPUPer1k), mb(row.PeakRSS))
+			if growth {
+				fmt.Fprintf(&b, " %s |", signedMB(row.RSSGrowth))
+			}
+			fmt.Fprintf(&b, " %d | %s |\n", row.Errors, esc(status))
 		}
 		b.WriteString("\n")
 		writeRatios(&b, r.Latency, sc)
@@ -254,6 +322,9 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		}
 		b.WriteString("\n")
 	}
+	if len(r.Soak) > 0 {
+		writeSoak(&b, r.Soak)
+	}
 	if len(r.Notes) > 0 {
 		b.WriteString("## Notes\n\n")
 		for _, n := range r.Notes {
@@ -265,16 +336,45 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	return err
 }
 
+func writeSoak(b *strings.Builder, rows []SoakRow) {
+	b.WriteString("## S9 — soak at half the knee, one proxy hop\n\n")
+	b.WriteString("Target: p99.9 ≤ 2× p99 and RSS flat. Worst window = the highest p99.9 of any sampling window; RSS is sampled at the end of every window (per-window figures in the JSON).\n\n")
+	b.WriteString("| Peer | Knee rps (from) | Rate | Duration | p50 | p99 | p99.9 | max | p99.9 / p99 | Worst window p99.9 | RSS start | RSS end | RSS max sampled | Errors | Status |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	for _, s := range rows {
+		ratio, worst := "—", 0.0
+		if s.P99 > 0 {
+			ratio = fmt.Sprintf("%.2f×", s.P999/s.P99)
+		}
+		var rssMax int64
+		for _, w := range s.Windows {
+			worst = math.Max(worst, w.P999)
+			if w.RSS > rssMax {
+				rssMax = w.RSS
+			}
+		}
+		status := "ok"
+		if s.Failed != "" {
+			status = "FAILED: " + s.Failed
+		}
+		fmt.Fprintf(b, "| %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n", esc(s.Peer),
+			rps(s.KneeRPS), esc(s.KneeFrom), rps(s.Rate), esc(s.Duration), ms(s.P50), ms(s.P99), ms(s.P999), ms(s.Max), ratio,
+			ms(worst), mb(s.RSSStart), mb(s.RSSEnd), mb(rssMax), s.Errors, esc(status))
+	}
+	b.WriteString("\n")
+}
+
 // writeRatios compares each peer's added latency and CPU with the reference peer's in the same cell.
 func writeRatios(b *strings.Builder, rows []LatencyRow, sc string) {
 	type key struct {
-		conns int
-		rate  float64
+		variant string
+		conns   int
+		rate    float64
 	}
 	ref := map[key]LatencyRow{}
 	for _, r := range rows {
 		if r.Scenario == sc && r.Peer == refPeer {
-			ref[key{r.Conns, r.Rate}] = r
+			ref[key{r.Variant, r.Conns, r.Rate}] = r
 		}
 	}
 	if len(ref) == 0 {
@@ -286,11 +386,15 @@ func writeRatios(b *strings.Builder, rows []LatencyRow, sc string) {
 		if r.Scenario != sc || r.Peer == refPeer || r.Peer == "direct" {
 			continue
 		}
-		n, ok := ref[key{r.Conns, r.Rate}]
+		n, ok := ref[key{r.Variant, r.Conns, r.Rate}]
 		if !ok {
 			continue
 		}
-		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s |\n", esc(r.Peer), r.Conns, rps(r.Rate),
+		label := r.Peer
+		if r.Variant != "" {
+			label += " (" + r.Variant + ")"
+		}
+		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s |\n", esc(label), r.Conns, rps(r.Rate),
 			ratio(r.AddP50, n.AddP50), ratio(r.AddP99, n.AddP99), cpuRatio(r.CPUPer1k, n.CPUPer1k))
 	}
 	b.WriteString("\n")
@@ -370,6 +474,13 @@ func mb(b int64) string {
 		return "—"
 	}
 	return fmt.Sprintf("%.1f MB", float64(b)/1e6)
+}
+
+func signedMB(b *int64) string {
+	if b == nil {
+		return "—"
+	}
+	return fmt.Sprintf("%+.1f MB", float64(*b)/1e6)
 }
 
 func bytesPer(v float64) string {

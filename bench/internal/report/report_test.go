@@ -11,6 +11,8 @@ import (
 
 func f(v float64) *float64 { return &v }
 
+func i64(v int64) *int64 { return &v }
+
 func sample() *Report {
 	return &Report{
 		Mode: "quick", Date: "2026-01-02T03:04:05Z", Command: "go run ./bench/cmd/sinew-bench -quick",
@@ -36,6 +38,18 @@ func sample() *Report {
 			{Scenario: "S2", Peer: "haproxy", Conns: 1, Rate: 1000, Achieved: 702, P50: 5000, P99: 90000, P999: 95000, Max: 99000,
 				AddP50: f(4920), AddP99: f(89790), CPUPer1k: f(0.05), PeakRSS: 22_000_000, Proxies: 2, Errors: 12, Rounds: 2,
 				Failed: "3 connection errors, 9 non-2xx"},
+			{Scenario: "S5", Peer: "direct", Variant: "0 B response", Conns: 4, Rate: 500, Achieved: 500, P50: 90, P99: 300, P999: 500, Max: 700, Rounds: 2},
+			{Scenario: "S5", Peer: "nginx", Variant: "0 B response", Conns: 4, Rate: 500, Achieved: 500, P50: 300, P99: 900, P999: 1500, Max: 2000,
+				AddP50: f(210), AddP99: f(600), CPUPer1k: f(0.05), PeakRSS: 24_800_000, RSSGrowth: i64(0), Proxies: 2, Rounds: 2},
+			{Scenario: "S5", Peer: "direct", Variant: "1 MiB upload", Conns: 4, Rate: 20, Achieved: 20, P50: 900, P99: 4000, P999: 4000, Max: 4000, Rounds: 2},
+			{Scenario: "S5", Peer: "nginx", Variant: "1 MiB upload", Conns: 4, Rate: 20, Achieved: 20, P50: 44000, P99: 51000, P999: 51000, Max: 51000,
+				AddP50: f(43100), AddP99: f(47000), CPUPer1k: f(2), PeakRSS: 24_900_000, RSSGrowth: i64(100_000), Proxies: 2, Rounds: 2},
+		},
+		Soak: []SoakRow{
+			{Peer: "nginx", KneeRPS: 8000, KneeFrom: "S3", Rate: 4000, Duration: "10m0s", P50: 200, P99: 900, P999: 2500, Max: 9000,
+				RSSStart: 20_000_000, RSSEnd: 20_100_000, PeakRSS: 21_000_000,
+				Windows: []SoakWindow{{At: 30, Achieved: 4000, P99: 900, P999: 3000, Max: 9000, RSS: 20_050_000}, {At: 60, Achieved: 4000, P99: 880, P999: 2000, Max: 5000, RSS: 20_100_000}}},
+			{Peer: "sinew", KneeFrom: "measured first", Errors: 1, Failed: "no knee (errors before or at the first step)"},
 		},
 		Knee: []KneeRow{
 			{Peer: "direct", LowLoadP99: 200, ClosedMax: 50000, KneeRPS: 25000, P99AtKnee: 900, StoppedBy: "p99 2.5 ms > 10× low-load at 30000 rps", Rounds: 1},

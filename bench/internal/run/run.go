@@ -31,9 +31,10 @@ func Main(ctx context.Context, args []string, log io.Writer) error {
 	quick := fs.Bool("quick", false, "fast subset (≤ 5 min): fewer cells, 2 rounds, short steps")
 	out := fs.String("out", "bench/RESULTS.md", "Markdown output; JSON goes to <out>.json")
 	peerList := fs.String("peers", "direct,go-revproxy,nginx,haproxy,sinew", "peers to run (comma-separated)")
-	scList := fs.String("scenarios", "S1,S2,S3,S4", "scenarios to run (comma-separated)")
-	rounds := fs.Int("rounds", 0, "rounds for S1/S2 (default: 2 quick, 3 full)")
-	measure := fs.Duration("measure", 0, "measured duration per S1/S2 cell (default: 2.5s quick, 10s full)")
+	scList := fs.String("scenarios", "", "scenarios to run, comma-separated (default: the plan's: S1–S8 quick, S1–S9 full)")
+	rounds := fs.Int("rounds", 0, "rounds for S1/S2/S5/S7 (default: 2 quick, 3 full)")
+	measure := fs.Duration("measure", 0, "measured duration per S1/S2/S5/S7 cell (default: 2.5s quick, 10s full)")
+	soak := fs.Duration("soak", 0, "S9 soak duration per peer (default: 1m quick, 10m full); S9 samples every min(window, soak)")
 	noPin := fs.Bool("no-pin", false, "do not pin with taskset")
 	keep := fs.Bool("keep", false, "keep the scratch directory (configs and logs)")
 	sinewBin := fs.String("sinew-bin", "", "use sinew-proxy and sinew-controller from this directory instead of building them")
@@ -54,12 +55,18 @@ func Main(ctx context.Context, args []string, log io.Writer) error {
 	if *quick {
 		plan, mode = scenario.QuickPlan(), "quick"
 	}
-	plan.Scenarios = set(*scList)
+	if *scList != "" {
+		plan.Scenarios = set(*scList)
+	}
 	if *rounds > 0 {
 		plan.Rounds = *rounds
 	}
 	if *measure > 0 {
 		plan.Measure = *measure
+	}
+	if *soak > 0 {
+		plan.SoakDuration = *soak
+		plan.SoakWindow = min(plan.SoakWindow, *soak)
 	}
 	var capNote string
 	if c := plan.CapMemSteps(nofile); c > 0 {
@@ -142,7 +149,7 @@ func Main(ctx context.Context, args []string, log io.Writer) error {
 	}
 	rep.Duration = time.Since(start).Round(time.Second).String()
 	rep.Notes = notes(rep)
-	if capNote != "" {
+	if capNote != "" && plan.Scenarios["S4"] {
 		rep.Notes = append(rep.Notes, capNote)
 	}
 	if err := writeOutputs(*out, rep); err != nil {
@@ -281,7 +288,7 @@ func method(p scenario.Plan, pin bool) []string {
 	if pin {
 		pinning = "proxies pinned to core 0 (`taskset -c 0`), load generator + app to core 1"
 	}
-	return []string{
+	m := []string{
 		pinning,
 		fmt.Sprintf("open loop, latency from intended send time (HDR histogram, µs); %d KiB request and response bodies; HTTP/1.1 keep-alive", p.BodySize/1024),
 		fmt.Sprintf("S1/S2: %d rounds interleaved across peers (peer order rotates), %s warm-up + %s measured per cell; medians of rounds; added = median over rounds of (peer − direct in the same round)", p.Rounds, p.Warmup, p.Measure),
@@ -289,6 +296,13 @@ func method(p scenario.Plan, pin bool) []string {
 		"CPU-s/1k req/proxy = proxy CPU time (utime+stime of the process tree) during the measured window ÷ proxies ÷ thousands of requests; numerically equal to vCPU per 1,000 rps",
 		"Peak RSS = VmHWM of the proxy process tree (largest proxy of a pair), since the instance started for that scenario",
 	}
+	if p.Scenarios["S5"] || p.Scenarios["S7"] {
+		m = append(m, "S5/S7: meshed hop, same interleaving and rounds as S2; S5 GETs a sized response (or POSTs 1 MiB for the upload); S7 sends `Connection: close` and dials a new connection per request")
+	}
+	if p.Scenarios["S9"] {
+		m = append(m, fmt.Sprintf("S9: %s per proxy (one hop) at half its knee (S3's, else measured first), %d connections, sampled every %s", p.SoakDuration, p.KneeConns, p.SoakWindow))
+	}
+	return m
 }
 
 func notes(rep *report.Report) []string {

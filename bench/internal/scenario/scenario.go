@@ -23,6 +23,16 @@ type Cell struct {
 	Rate  float64
 }
 
+// Load is one cell of a scenario that varies more than rate and connections: the payload (S5) or
+// whether each request gets a connection of its own (S7).
+type Load struct {
+	Cell
+	Variant string // label in the report ("" for S1/S2)
+	Path    string // request path ("" = "/", the app's default 1 KiB answer)
+	Body    int    // request body bytes
+	NewConn bool   // a new connection per request ("Connection: close")
+}
+
 // Plan is what a run does.
 type Plan struct {
 	Scenarios map[string]bool
@@ -39,6 +49,11 @@ type Plan struct {
 	KneeFractions []float64 // of the closed-loop maximum
 
 	MemSteps []int
+
+	S5, S7 []Load
+
+	SoakDuration time.Duration // S9, per peer
+	SoakWindow   time.Duration // S9 sampling period of latency and RSS
 }
 
 // CapMemSteps limits S4's connection counts to what every peer can hold under an open-file limit:
@@ -65,13 +80,28 @@ func (p *Plan) CapMemSteps(nofile uint64) (capped int) {
 // QuickPlan finishes in a few minutes: two rounds, a subset of cells, short steps.
 func QuickPlan() Plan {
 	return Plan{
-		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true},
+		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S7": true},
 		Rounds:    2, Warmup: 500 * time.Millisecond, Measure: 2500 * time.Millisecond, BodySize: 1024,
 		S1:         []Cell{{16, 1000}, {100, 2000}},
 		S2:         []Cell{{1, 1000}, {16, 1000}},
 		KneeRounds: 1, KneeConns: 32, KneeLowRate: 200, KneeStep: 1500 * time.Millisecond,
 		KneeFractions: []float64{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 0.9},
 		MemSteps:      []int{1, 1000, 10000},
+		S5:            payloadLoads(4, 500, 200, 20),
+		S7:            []Load{{Cell: Cell{16, 200}, Variant: "plaintext client", NewConn: true}},
+		SoakDuration:  time.Minute, SoakWindow: 10 * time.Second,
+	}
+}
+
+// payloadLoads is S5: responses of 0 B, 1 KiB, 64 KiB and 1 MiB, then a 1 MiB upload; small payloads at
+// rate small, 64 KiB at mid, 1 MiB at big (a 1 MiB exchange costs a millisecond or more of CPU per proxy).
+func payloadLoads(conns int, small, mid, big float64) []Load {
+	return []Load{
+		{Cell: Cell{conns, small}, Variant: "0 B response", Path: peers.PayloadPath(0)},
+		{Cell: Cell{conns, small}, Variant: "1 KiB response", Path: peers.PayloadPath(1 << 10)},
+		{Cell: Cell{conns, mid}, Variant: "64 KiB response", Path: peers.PayloadPath(64 << 10)},
+		{Cell: Cell{conns, big}, Variant: "1 MiB response", Path: peers.PayloadPath(1 << 20)},
+		{Cell: Cell{conns, big}, Variant: "1 MiB upload", Path: peers.PayloadPath(0), Body: 1 << 20},
 	}
 }
 
@@ -84,13 +114,20 @@ func FullPlan() Plan {
 		}
 	}
 	return Plan{
-		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true},
+		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S7": true, "S9": true},
 		Rounds:    3, Warmup: time.Second, Measure: 10 * time.Second, BodySize: 1024,
 		S1:         s1,
 		S2:         []Cell{{1, 1000}, {4, 1000}, {16, 1000}, {64, 1000}},
 		KneeRounds: 3, KneeConns: 32, KneeLowRate: 200, KneeStep: 4 * time.Second,
 		KneeFractions: []float64{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0},
 		MemSteps:      []int{1, 10, 100, 1000, 5000, 10000},
+		S5:            payloadLoads(16, 1000, 500, 50),
+		S7: []Load{
+			{Cell: Cell{16, 200}, Variant: "plaintext client", NewConn: true},
+			{Cell: Cell{16, 500}, Variant: "plaintext client", NewConn: true},
+			{Cell: Cell{16, 1000}, Variant: "plaintext client", NewConn: true},
+		},
+		SoakDuration: 10 * time.Minute, SoakWindow: 30 * time.Second,
 	}
 }
 
@@ -137,10 +174,10 @@ func (r *Runner) skip(sc, peer, why string) {
 // Run executes the selected scenarios in order.
 func (r *Runner) Run(ctx context.Context) {
 	if r.Plan.Scenarios["S1"] {
-		r.latency(ctx, "S1", peers.Hop, r.Plan.S1)
+		r.latency(ctx, "S1", peers.Hop, r.loads(r.Plan.S1), false)
 	}
 	if r.Plan.Scenarios["S2"] {
-		r.latency(ctx, "S2", peers.Mesh, r.Plan.S2)
+		r.latency(ctx, "S2", peers.Mesh, r.loads(r.Plan.S2), false)
 	}
 	if r.Plan.Scenarios["S3"] {
 		r.knee(ctx)
@@ -148,6 +185,24 @@ func (r *Runner) Run(ctx context.Context) {
 	if r.Plan.Scenarios["S4"] {
 		r.memory(ctx)
 	}
+	if r.Plan.Scenarios["S5"] {
+		r.latency(ctx, "S5", peers.Mesh, r.Plan.S5, true)
+	}
+	if r.Plan.Scenarios["S7"] {
+		r.latency(ctx, "S7", peers.Mesh, r.Plan.S7, false)
+	}
+	if r.Plan.Scenarios["S9"] {
+		r.soak(ctx)
+	}
+}
+
+// loads turns S1/S2 cells into loads with the plan's default body.
+func (r *Runner) loads(cells []Cell) []Load {
+	out := make([]Load, len(cells))
+	for i, c := range cells {
+		out[i] = Load{Cell: c, Body: r.Plan.BodySize}
+	}
+	return out
 }
 
 // start starts a peer, on fresh ports again when a child lost a port chosen free to another process.
@@ -186,12 +241,14 @@ type cellSample struct {
 	achieved float64
 	cpuPer1k *float64
 	hwm      int64
+	growth   int64 // peak RSS now − peak RSS after the instance's first cell (max over proxies)
 	errs     int64
 	failed   string
 }
 
-func (r *Runner) runCell(ctx context.Context, in *peers.Instance, c Cell) cellSample {
-	gen, err := loadgen.New(ctx, loadgen.Config{Addr: in.Addr, Host: in.Host, Conns: c.Conns, BodySize: r.Plan.BodySize})
+func (r *Runner) runCell(ctx context.Context, in *peers.Instance, c Load) cellSample {
+	gen, err := loadgen.New(ctx, loadgen.Config{Addr: in.Addr, Host: in.Host, Path: c.Path, Conns: c.Conns, BodySize: c.Body,
+		NewConnPerRequest: c.NewConn})
 	if err != nil {
 		return cellSample{errs: 1, failed: err.Error()}
 	}
@@ -231,7 +288,10 @@ func rotate(ps []peers.Peer, round int) []peers.Peer {
 	return append(head, rest...)
 }
 
-func (r *Runner) latency(ctx context.Context, sc string, topo peers.Topology, cells []Cell) {
+// latency runs open-loop cells against every peer, interleaved over rounds. growth reports how far each
+// proxy's peak RSS rose above its value after the instance's first cell (S5: the smallest payload, so
+// the runtime's warm-up is not counted and a proxy that buffers large bodies shows).
+func (r *Runner) latency(ctx context.Context, sc string, topo peers.Topology, cells []Load, growth bool) {
 	ps := r.available(sc, false)
 	// samples[peer][cell][round]
 	samples := map[string][][]*cellSample{}
@@ -254,11 +314,16 @@ func (r *Runner) latency(ctx context.Context, sc string, topo peers.Topology, ce
 				continue
 			}
 			nproxies[p.Name()] = len(in.Proxies)
+			var firstHWM int64
 			for i, c := range cells {
 				s := r.runCell(ctx, in, c)
+				if i == 0 {
+					firstHWM = s.hwm
+				}
+				s.growth = s.hwm - firstHWM
 				samples[p.Name()][i][round] = &s
-				r.logf("%s round %d/%d %-11s conns=%-3d rate=%-5.0f p50=%.3fms p99=%.3fms p99.9=%.3fms (send lag p50=%.3fms p99=%.3fms) errs=%d %s",
-					sc, round+1, r.Plan.Rounds, p.Name(), c.Conns, c.Rate, s.sum.P50/1000, s.sum.P99/1000, s.sum.P999/1000,
+				r.logf("%s round %d/%d %-11s %sconns=%-3d rate=%-5.0f p50=%.3fms p99=%.3fms p99.9=%.3fms (send lag p50=%.3fms p99=%.3fms) errs=%d %s",
+					sc, round+1, r.Plan.Rounds, p.Name(), variantLog(c.Variant), c.Conns, c.Rate, s.sum.P50/1000, s.sum.P99/1000, s.sum.P999/1000,
 					s.lag.P50/1000, s.lag.P99/1000, s.errs, s.failed)
 			}
 			in.Stop()
@@ -266,9 +331,13 @@ func (r *Runner) latency(ctx context.Context, sc string, topo peers.Topology, ce
 	}
 	for _, p := range ps {
 		for i, c := range cells {
-			row, ok := aggregate(sc, p.Name(), c, samples[p.Name()][i], samples["direct"], i)
+			row, ok := aggregate(sc, p.Name(), c.Cell, samples[p.Name()][i], samples["direct"], i)
 			if !ok {
 				continue
+			}
+			row.Variant = c.Variant
+			if growth && nproxies[p.Name()] > 0 {
+				row.RSSGrowth = maxGrowth(samples[p.Name()][i])
 			}
 			row.Proxies = nproxies[p.Name()]
 			r.Rep.Latency = append(r.Rep.Latency, row)
@@ -334,6 +403,25 @@ func median(v []float64) float64 {
 		return s[n/2]
 	}
 	return (s[n/2-1] + s[n/2]) / 2
+}
+
+func variantLog(v string) string {
+	if v == "" {
+		return ""
+	}
+	return "[" + v + "] "
+}
+
+// maxGrowth is the largest peak-RSS growth over rounds.
+func maxGrowth(rounds []*cellSample) *int64 {
+	var g *int64
+	for _, s := range rounds {
+		if s != nil && s.sum.N > 0 && (g == nil || s.growth > *g) {
+			v := s.growth
+			g = &v
+		}
+	}
+	return g
 }
 
 func lastLine(s string) string {
