@@ -155,7 +155,7 @@ func newDiscoveryServers(store *model.Store, trustDomain, clusterDomain string, 
 			Store: store, TrustDomain: trustDomain, ClusterDomain: clusterDomain,
 			Logger: log.With("component", "destination"), Registerer: reg,
 		}),
-		policy:          policy.New(store, log.With("component", "policy")),
+		policy:          policy.New(store, clusterDomain, log.With("component", "policy")),
 		destinationGRPC: newGRPCServer(mtls),
 		policyGRPC:      newGRPCServer(mtls.Clone()),
 	}

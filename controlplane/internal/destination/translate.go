@@ -70,40 +70,51 @@ type Resolution struct {
 	SetLabels map[string]string
 }
 
+// ServiceOf finds the service a target names: by its name, or by one of its ClusterIPs (transparent capture hands
+// the proxy the address the app dialled, so a ClusterIP resolves like its name). isService reports that the target
+// is a service's name or ClusterIP at all; ok that the service is known and declares the port.
+func ServiceOf(snap *model.Snapshot, t Target) (svc *model.Service, sp model.ServicePort, isService, ok bool) {
+	switch {
+	case t.Addr.IsValid():
+		svc, isService = snap.ServiceByClusterIP(t.Addr)
+	case t.Service != "":
+		isService = true
+		svc, ok = snap.Service(t.Namespace, t.Service)
+		if !ok {
+			return nil, model.ServicePort{}, true, false
+		}
+	}
+	if svc == nil {
+		return nil, model.ServicePort{}, isService, false
+	}
+	// Not a port of the service: as unknown as an unknown name.
+	sp, ok = svc.Port(t.Port)
+	return svc, sp, true, ok
+}
+
 // Resolve computes the target's endpoints in snap. trustDomain names the endpoints' identities.
 func Resolve(snap *model.Snapshot, t Target, trustDomain string) Resolution {
 	r := Resolution{Endpoints: map[string]*destinationv1.WeightedAddr{}}
+	svc, sp, isService, ok := ServiceOf(snap, t)
 	switch {
-	case t.Addr.IsValid():
-		// Transparent capture hands the proxy the address the app dialled: a ClusterIP resolves like its name.
-		if svc, ok := snap.ServiceByClusterIP(t.Addr); ok {
-			return resolveService(snap, svc, t.Port, trustDomain)
-		}
-		ep, ok := snap.WorkloadAt(t.Addr, t.Port)
-		if !ok {
-			return r
-		}
-		r.Exists = true
-		r.SetLabels = map[string]string{"namespace": ep.Workload.Namespace}
-		wa := weightedAddr(ep, trustDomain)
-		r.Endpoints[wa.Addr] = wa
-	case t.Service != "":
-		svc, ok := snap.Service(t.Namespace, t.Service)
-		if !ok {
-			return r
-		}
-		return resolveService(snap, svc, t.Port, trustDomain)
+	case isService && ok:
+		return resolveService(snap, svc, sp, trustDomain)
+	case isService || !t.Addr.IsValid():
+		return r
 	}
+	ep, ok := snap.WorkloadAt(t.Addr, t.Port)
+	if !ok {
+		return r
+	}
+	r.Exists = true
+	r.SetLabels = map[string]string{"namespace": ep.Workload.Namespace}
+	wa := weightedAddr(ep, trustDomain)
+	r.Endpoints[wa.Addr] = wa
 	return r
 }
 
-func resolveService(snap *model.Snapshot, svc *model.Service, port uint16, trustDomain string) Resolution {
+func resolveService(snap *model.Snapshot, svc *model.Service, sp model.ServicePort, trustDomain string) Resolution {
 	r := Resolution{Endpoints: map[string]*destinationv1.WeightedAddr{}}
-	sp, ok := svc.Port(port)
-	if !ok {
-		// Not a port of the service: as unknown as an unknown name.
-		return r
-	}
 	r.Exists = true
 	r.SetLabels = map[string]string{"namespace": svc.Namespace, "service": svc.Name}
 	for _, ep := range snap.Endpoints(svc, sp) {

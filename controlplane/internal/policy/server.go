@@ -19,18 +19,19 @@ type Server struct {
 	policyv1.UnimplementedInboundPoliciesServer
 	policyv1.UnimplementedOutboundPoliciesServer
 
-	store    *model.Store
-	log      *slog.Logger
-	shutdown chan struct{}
-	stopOnce sync.Once
+	store         *model.Store
+	clusterDomain string
+	log           *slog.Logger
+	shutdown      chan struct{}
+	stopOnce      sync.Once
 }
 
-// New builds the server.
-func New(store *model.Store, log *slog.Logger) *Server {
+// New builds the server. clusterDomain is the suffix of service names in outbound targets ("cluster.local").
+func New(store *model.Store, clusterDomain string, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{store: store, log: log, shutdown: make(chan struct{})}
+	return &Server{store: store, clusterDomain: clusterDomain, log: log, shutdown: make(chan struct{})}
 }
 
 // Stop ends every open stream with UNAVAILABLE.
@@ -52,7 +53,7 @@ func (s *Server) WatchOutbound(req *policyv1.OutboundRequest, stream grpc.Server
 		return status.Error(codes.InvalidArgument, "target is required")
 	}
 	return watch(stream.Context(), s, stream.Send, func(snap *model.Snapshot) *policyv1.OutboundPolicy {
-		return Outbound(snap, req.GetTarget())
+		return Outbound(snap, req.GetTarget(), s.clusterDomain)
 	})
 }
 

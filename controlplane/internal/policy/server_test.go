@@ -46,7 +46,7 @@ func testContext(t *testing.T) context.Context {
 
 func TestWatchRejectsInvalidRequests(t *testing.T) {
 	t.Parallel()
-	in, out := serve(t, New(model.NewStore(), nil))
+	in, out := serve(t, New(model.NewStore(), "cluster.local", nil))
 	ctx := testContext(t)
 	for _, req := range []*policyv1.InboundRequest{
 		{Port: 80}, {Workload: "ns/web"}, {Workload: "ns/web", Port: 65536},
@@ -74,7 +74,7 @@ func TestServedAnswersAndStop(t *testing.T) {
 	t.Parallel()
 	store := model.NewStore()
 	store.Update(model.Resources{})
-	s := New(store, nil)
+	s := New(store, "cluster.local", nil)
 	in, out := serve(t, s)
 	ctx := testContext(t)
 
@@ -97,7 +97,7 @@ func TestServedAnswersAndStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := Outbound(store.Snapshot(), "web-svc.emojivoto.svc.cluster.local:80"); !proto.Equal(gotOut, want) {
+	if want := Outbound(store.Snapshot(), "web-svc.emojivoto.svc.cluster.local:80", "cluster.local"); !proto.Equal(gotOut, want) {
 		t.Errorf("outbound:\n got %v\nwant %v", gotOut, want)
 	}
 
@@ -108,6 +108,38 @@ func TestServedAnswersAndStop(t *testing.T) {
 	}
 	if _, err := outStream.Recv(); status.Code(err) != codes.Unavailable {
 		t.Errorf("outbound stream after Stop: %v, want Unavailable", err)
+	}
+}
+
+// TestOutboundFollowsServiceDefaults: annotating a Service (a model change) resends the outbound policy of
+// streams that target it, with its defaults.
+func TestOutboundFollowsServiceDefaults(t *testing.T) {
+	t.Parallel()
+	svc := func(d model.OutboundDefaults) model.Resources {
+		return model.Resources{Services: []*model.Service{{Namespace: "emojivoto", Name: "web-svc", Outbound: d,
+			Ports: []model.ServicePort{{Port: 80, TargetPort: model.TargetPort{Number: 8080}}}}}}
+	}
+	store := model.NewStore()
+	store.Update(svc(model.OutboundDefaults{}))
+	_, out := serve(t, New(store, "cluster.local", nil))
+	stream, err := out.WatchOutbound(testContext(t), &policyv1.OutboundRequest{Target: "web-svc.emojivoto.svc.cluster.local:80"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.GetRoutes()[0].GetRules()[0].GetRetry() != nil {
+		t.Fatalf("retry before any annotation: %v", first)
+	}
+	store.Update(svc(model.OutboundDefaults{Retry: &model.Retry{Limit: 2, HTTPStatuses: []model.StatusRange{{First: 503, Last: 503}}}}))
+	next, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := next.GetRoutes()[0].GetRules()[0].GetRetry(); r.GetLimit() != 2 || len(r.GetStatusRanges()) != 1 || r.GetStatusRanges()[0].GetFirst() != 503 {
+		t.Errorf("after annotating: retry %v", r)
 	}
 }
 
@@ -128,7 +160,7 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 func TestWatchResendsOnlyChanges(t *testing.T) {
 	t.Parallel()
 	store := model.NewStore()
-	s := New(store, nil)
+	s := New(store, "cluster.local", nil)
 	sent := make(chan bool, 10)
 	translated := make(chan struct{}, 10)
 	translate := func(snap *model.Snapshot) *wrapperspb.BoolValue {
@@ -178,7 +210,7 @@ func TestWatchResendsOnlyChanges(t *testing.T) {
 func TestWatchReturnsSendErrors(t *testing.T) {
 	t.Parallel()
 	gone := errors.New("stream gone")
-	err := watch(t.Context(), New(model.NewStore(), nil),
+	err := watch(t.Context(), New(model.NewStore(), "cluster.local", nil),
 		func(*wrapperspb.BoolValue) error { return gone },
 		func(*model.Snapshot) *wrapperspb.BoolValue { return wrapperspb.Bool(true) })
 	if !errors.Is(err, gone) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -65,14 +66,16 @@ func TestInbound(t *testing.T) {
 	}
 }
 
+const clusterDomain = "cluster.local"
+
 func TestOutbound(t *testing.T) {
 	t.Parallel()
 	snap := testSnapshot()
-	golden.Check(t, "testdata/outbound-default.json", render(t, Outbound(snap, "web-svc.emojivoto.svc.cluster.local:80")))
+	golden.Check(t, "testdata/outbound-default.json", render(t, Outbound(snap, "web-svc.emojivoto.svc.cluster.local:80", clusterDomain)))
 
 	// Every target routes to itself: names, ip:port, and targets the model does not know.
 	for _, target := range []string{"web-svc.emojivoto.svc.cluster.local:80", "10.0.0.1:8080", "www.example.com:443"} {
-		p := Outbound(snap, target)
+		p := Outbound(snap, target, clusterDomain)
 		routes := p.GetRoutes()
 		if len(routes) != 1 || len(routes[0].GetRules()) != 1 || len(routes[0].GetRules()[0].GetBackends()) != 1 {
 			t.Fatalf("%s: want one route with one rule and one backend:\n%s", target, render(t, p))
@@ -82,6 +85,67 @@ func TestOutbound(t *testing.T) {
 		}
 		if p.GetProtocol() != policyv1.Protocol_PROTOCOL_DETECT {
 			t.Errorf("%s: protocol %s, want DETECT", target, p.GetProtocol())
+		}
+	}
+}
+
+// defaultsSnapshot has a Service with every outbound default, one with only a retry limit, and one without any.
+func defaultsSnapshot() *model.Snapshot {
+	ports := []model.ServicePort{{Name: "http", Port: 80, TargetPort: model.TargetPort{Number: 8080}}}
+	s := model.NewStore()
+	s.Update(model.Resources{Services: []*model.Service{
+		{Namespace: "emojivoto", Name: "web-svc", Ports: ports, ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.10")},
+			Outbound: model.OutboundDefaults{
+				Retry: &model.Retry{
+					Limit:         3,
+					HTTPStatuses:  []model.StatusRange{{First: 500, Last: 599}, {First: 429, Last: 429}},
+					GRPCCodes:     []uint32{14, 4},
+					PerTryTimeout: model.Duration(250 * time.Millisecond),
+				},
+				RequestTimeout:  model.Duration(10 * time.Second),
+				ResponseTimeout: model.Duration(2 * time.Second),
+				IdleTimeout:     model.Duration(time.Minute),
+				FailureAccrual: &model.FailureAccrual{ConsecutiveFailures: 4, MinPenalty: model.Duration(30 * time.Second),
+					MaxPenalty: model.Duration(2 * time.Minute), JitterRatio: 0.25},
+			}},
+		{Namespace: "emojivoto", Name: "voting-svc", Ports: ports, ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.11")},
+			Outbound: model.OutboundDefaults{Retry: &model.Retry{Limit: 2, HTTPStatuses: []model.StatusRange{{First: 500, Last: 599}}}}},
+		{Namespace: "emojivoto", Name: "plain-svc", Ports: ports, ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.12")}},
+	}})
+	return s.Snapshot()
+}
+
+// TestOutboundServiceDefaults: a target that resolves to a Service, by any of its names or a ClusterIP, gets the
+// Service's retry and timeouts on its rule and its failure accrual on the policy; anything else gets none.
+func TestOutboundServiceDefaults(t *testing.T) {
+	t.Parallel()
+	snap := defaultsSnapshot()
+	full := Outbound(snap, "web-svc.emojivoto.svc.cluster.local:80", clusterDomain)
+	golden.Check(t, "testdata/outbound-service-defaults.json", render(t, full))
+	golden.Check(t, "testdata/outbound-service-retry-only.json", render(t, Outbound(snap, "voting-svc.emojivoto:80", clusterDomain)))
+
+	// Every name of the Service, and its ClusterIP, carry the same defaults; only the backend differs.
+	for _, target := range []string{"web-svc.emojivoto:80", "web-svc.emojivoto.svc:80", "WEB-SVC.emojivoto.svc.cluster.local.:80", "10.96.0.10:80"} {
+		p := Outbound(snap, target, clusterDomain)
+		p.Routes[0].Rules[0].Backends[0].Authority = "web-svc.emojivoto.svc.cluster.local:80"
+		if !proto.Equal(p, full) {
+			t.Errorf("%s: differs from the Service's policy by name:\n%s", target, render(t, p))
+		}
+	}
+	// No defaults: a Service without annotations, a port the Service does not declare, another cluster domain,
+	// an address that is no ClusterIP, an unknown name, a malformed target.
+	plain := Outbound(snap, "plain-svc.emojivoto:80", clusterDomain)
+	for _, target := range []string{"plain-svc.emojivoto:80", "web-svc.emojivoto:8080", "web-svc.emojivoto.svc.other.domain:80",
+		"10.96.0.99:80", "10.96.0.10:81", "nope.emojivoto:80", "web-svc.emojivoto"} {
+		p := Outbound(snap, target, clusterDomain)
+		rule := p.GetRoutes()[0].GetRules()[0]
+		if p.GetFailureAccrual() != nil || rule.GetRetry() != nil || rule.GetRequestTimeout() != nil ||
+			rule.GetBackendRequestTimeout() != nil || rule.GetIdleTimeout() != nil {
+			t.Errorf("%s: got defaults:\n%s", target, render(t, p))
+		}
+		p.Routes[0].Rules[0].Backends[0].Authority = "plain-svc.emojivoto:80"
+		if !proto.Equal(p, plain) {
+			t.Errorf("%s: differs from a plain policy:\n%s", target, render(t, p))
 		}
 	}
 }
@@ -97,10 +161,23 @@ func TestTranslationsAreFresh(t *testing.T) {
 	if !proto.Equal(b, Inbound(snap, "emojivoto/web", 8080)) {
 		t.Error("Inbound answers share state")
 	}
-	c, d := Outbound(snap, "x:80"), Outbound(snap, "x:80")
+	c, d := Outbound(snap, "x:80", clusterDomain), Outbound(snap, "x:80", clusterDomain)
 	c.Routes[0].Rules[0].Backends[0].Weight = 7
 	c.Labels["name"] = "changed"
-	if !proto.Equal(d, Outbound(snap, "x:80")) {
+	if !proto.Equal(d, Outbound(snap, "x:80", clusterDomain)) {
 		t.Error("Outbound answers share state")
+	}
+	// Nor may the Service's defaults be shared with the model.
+	snap = defaultsSnapshot()
+	const web = "web-svc.emojivoto:80"
+	e, f := Outbound(snap, web, clusterDomain), Outbound(snap, web, clusterDomain)
+	e.Routes[0].Rules[0].Retry.StatusRanges[0].First = 100
+	e.Routes[0].Rules[0].Retry.GrpcCodes[0] = 2
+	e.FailureAccrual.ConsecutiveFailures = 99
+	if !proto.Equal(f, Outbound(snap, web, clusterDomain)) {
+		t.Error("Outbound answers share the Service's defaults")
+	}
+	if svc, _ := snap.Service("emojivoto", "web-svc"); svc.Outbound.Retry.GRPCCodes[0] != 14 {
+		t.Error("changing an answer changed the model")
 	}
 }
