@@ -277,3 +277,30 @@ func TestResolveExplicitEndpointsAndClusterIPs(t *testing.T) {
 		}
 	}
 }
+
+// ServiceOf is the one answer to "which service is this target", shared with the outbound policy.
+func TestServiceOf(t *testing.T) {
+	t.Parallel()
+	api := &model.Service{Namespace: "ns", Name: "api", ClusterIPs: []netip.Addr{netip.MustParseAddr("10.96.0.10")},
+		Ports: []model.ServicePort{{Name: "http", Port: 80, TargetPort: model.TargetPort{Number: 8080}}}}
+	pod := &model.Workload{Namespace: "ns", Name: "p", Address: netip.MustParseAddr("10.1.0.1"), UndeclaredPorts: true}
+	snap := snapshot(model.Resources{Services: []*model.Service{api}, Workloads: []*model.Workload{pod}})
+	for _, tc := range []struct {
+		target            Target
+		isService, wantOK bool
+	}{
+		{Target{Namespace: "ns", Service: "api", Port: 80}, true, true},
+		{Target{Addr: netip.MustParseAddr("10.96.0.10"), Port: 80}, true, true},
+		{Target{Addr: netip.MustParseAddr("::ffff:10.96.0.10"), Port: 80}, true, true},
+		{Target{Namespace: "ns", Service: "api", Port: 81}, true, false},
+		{Target{Addr: netip.MustParseAddr("10.96.0.10"), Port: 81}, true, false},
+		{Target{Namespace: "ns", Service: "nope", Port: 80}, true, false},
+		{Target{Addr: netip.MustParseAddr("10.1.0.1"), Port: 80}, false, false},
+		{Target{Port: 80}, false, false},
+	} {
+		svc, sp, isService, ok := ServiceOf(snap, tc.target)
+		if isService != tc.isService || ok != tc.wantOK || (ok && (svc != api || sp.Port != 80)) {
+			t.Errorf("%+v: service %v port %+v isService %v ok %v", tc.target, svc, sp, isService, ok)
+		}
+	}
+}
