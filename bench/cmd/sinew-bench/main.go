@@ -35,10 +35,11 @@ func dispatch(ctx context.Context, args []string) error {
 			fs := flag.NewFlagSet("app", flag.ContinueOnError)
 			addr := fs.String("addr", "127.0.0.1:0", "listen address")
 			size := fs.Int("size", 1024, "response body bytes")
+			echo := fs.String("echo", "", "also serve a TCP echo on this address (S6)")
 			if err := fs.Parse(args[1:]); err != nil {
 				return err
 			}
-			return peers.RunApp(ctx, *addr, *size)
+			return peers.RunAppAndEcho(ctx, *addr, *echo, *size)
 		case "revproxy":
 			return revproxy(ctx, args[1:])
 		}

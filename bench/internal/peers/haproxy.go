@@ -10,7 +10,7 @@ import (
 var HAProxyBinary = "/usr/sbin/haproxy"
 
 // HAProxy is one single-threaded HAProxy per proxy, HTTP mode, server connections pooled
-// (http-reuse always), TLS 1.3 with client certificates between the pair.
+// (http-reuse always), TLS 1.3 with client certificates between the pair; TCP mode for opaque TCP.
 type HAProxy struct{}
 
 func (HAProxy) Name() string { return "haproxy" }
@@ -18,7 +18,28 @@ func (HAProxy) Available(*Env) string {
 	return binaryMissing("haproxy", HAProxyBinary)
 }
 
-func haproxyConf(bind, server string) string {
+func haproxyConf(topo Topology, bind, server string) string {
+	if topo.TCP() {
+		return fmt.Sprintf(`global
+  nbthread 1
+  maxconn %[4]d
+  ssl-default-bind-ciphersuites %[1]s
+  ssl-default-server-ciphersuites %[1]s
+  ssl-default-bind-options ssl-min-ver TLSv1.3
+  ssl-default-server-options ssl-min-ver TLSv1.3
+defaults
+  mode tcp
+  maxconn %[4]d
+  timeout connect 5s
+  timeout client 300s
+  timeout server 300s
+frontend fe
+  bind %[2]s
+  default_backend be
+backend be
+  server next %[3]s
+`, tls13Suite, bind, server, haproxyMaxConn())
+	}
 	return fmt.Sprintf(`global
   nbthread 1
   maxconn %[4]d
@@ -57,8 +78,8 @@ func (HAProxy) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 		}
 		return Launch(dir, name, env.core(), nil, HAProxyBinary, "-db", "-f", path)
 	}
-	if topo == Hop {
-		p, err := launch("haproxy", haproxyConf(front, env.AppAddr))
+	if !topo.Paired() {
+		p, err := launch("haproxy", haproxyConf(topo, front, env.upstream(topo)))
 		if err != nil {
 			return nil, err
 		}
@@ -70,13 +91,13 @@ func (HAProxy) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 		return nil, err
 	}
 	t := env.TLS
-	srv, err := launch("haproxy-server", haproxyConf(
-		fmt.Sprintf("%s ssl crt %s ca-file %s verify required", back, t.ServerPEM, t.CA), env.AppAddr))
+	srv, err := launch("haproxy-server", haproxyConf(topo,
+		fmt.Sprintf("%s ssl crt %s ca-file %s verify required", back, t.ServerPEM, t.CA), env.upstream(topo)))
 	if err != nil {
 		return nil, err
 	}
 	in.Proxies = []*Proc{srv}
-	cli, err := launch("haproxy-client", haproxyConf(front,
+	cli, err := launch("haproxy-client", haproxyConf(topo, front,
 		fmt.Sprintf("%s ssl verify required ca-file %s crt %s sni str(%s) verifyhost %s", back, t.CA, t.ClientPEM, ServerName, ServerName)))
 	if err != nil {
 		in.Stop()

@@ -55,7 +55,10 @@ http {
 `, user, dir, tmp, upstream, listen, server, "http://next", location)
 }
 
-func (Nginx) Start(ctx context.Context, env *Env, topo Topology) (*Instance, error) {
+func (n Nginx) Start(ctx context.Context, env *Env, topo Topology) (*Instance, error) {
+	if topo.TCP() {
+		return n.startStream(ctx, env, topo)
+	}
 	in, err := newInstance(env, "nginx", topo)
 	if err != nil {
 		return nil, err

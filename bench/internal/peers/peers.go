@@ -9,6 +9,7 @@ package peers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -24,14 +25,33 @@ const (
 	Hop Topology = iota
 	// Mesh is a client-side proxy → mTLS → server-side proxy → app (scenario S2).
 	Mesh
+	// TCPHop is one proxy carrying opaque TCP, plaintext, in front of the echo server (S6).
+	TCPHop
+	// TCPMesh is opaque TCP through a client-side proxy → mTLS → server-side proxy → echo server (S6).
+	TCPMesh
 )
 
 func (t Topology) String() string {
-	if t == Mesh {
+	switch t {
+	case Mesh:
 		return "mesh"
+	case TCPHop:
+		return "tcphop"
+	case TCPMesh:
+		return "tcpmesh"
 	}
 	return "hop"
 }
+
+// TCP reports whether the topology carries opaque TCP to the echo server rather than HTTP to the app.
+func (t Topology) TCP() bool { return t == TCPHop || t == TCPMesh }
+
+// Paired reports whether the topology is a client-side and server-side pair with mTLS between.
+func (t Topology) Paired() bool { return t == Mesh || t == TCPMesh }
+
+// ErrUnsupported is returned by Start when a peer cannot build a topology at all (e.g. an HTTP-only
+// proxy asked for opaque TCP); the runner reports the peer as skipped for that scenario.
+var ErrUnsupported = errors.New("topology not supported by this peer")
 
 // Cores used for pinning.
 const (
@@ -44,6 +64,7 @@ type Env struct {
 	Dir      string   // scratch directory for configs and logs (removed by the caller)
 	Self     string   // this executable, for the app and revproxy subcommands
 	AppAddr  string   // host:port of the running app
+	EchoAddr string   // host:port of the TCP echo server (S6)
 	TLS      TLSFiles // material for the non-sinew peers
 	Pin      bool     // pin proxies with taskset
 	RepoRoot string   // module root, for building sinew
@@ -64,6 +85,7 @@ type Instance struct {
 	Proxies []*Proc // the proxy processes that CPU and memory are read from
 	others  []*Proc // helpers stopped with the instance but not measured (control plane)
 	dir     string
+	tcp     bool // readiness is an echo, not an HTTP 200
 }
 
 // Stop ends every process of the instance, proxies first.
@@ -111,9 +133,15 @@ func instanceDir(env *Env, name string, topo Topology) (string, error) {
 	return d, os.Chmod(d, 0o755)
 }
 
-// ready waits for a 200 through the instance, and stops it on failure.
+// ready waits for a 200 (an echo for TCP topologies) through the instance, and stops it on failure.
 func ready(ctx context.Context, in *Instance, procs ...*Proc) (*Instance, error) {
-	if err := WaitHTTP(ctx, in.Addr, in.Host, "/", 20*time.Second, procs...); err != nil {
+	wait := WaitHTTP
+	if in.tcp {
+		wait = func(ctx context.Context, addr, _, _ string, timeout time.Duration, procs ...*Proc) error {
+			return WaitEcho(ctx, addr, timeout, procs...)
+		}
+	}
+	if err := wait(ctx, in.Addr, in.Host, "/", 20*time.Second, procs...); err != nil {
 		in.Stop()
 		return nil, err
 	}
@@ -125,7 +153,10 @@ type Direct struct{}
 
 func (Direct) Name() string          { return "direct" }
 func (Direct) Available(*Env) string { return "" }
-func (Direct) Start(_ context.Context, env *Env, _ Topology) (*Instance, error) {
+func (Direct) Start(_ context.Context, env *Env, topo Topology) (*Instance, error) {
+	if topo.TCP() {
+		return &Instance{Addr: env.EchoAddr, tcp: true}, nil
+	}
 	return &Instance{Addr: env.AppAddr}, nil
 }
 
@@ -136,6 +167,9 @@ type GoRevProxy struct{}
 func (GoRevProxy) Name() string          { return "go-revproxy" }
 func (GoRevProxy) Available(*Env) string { return "" }
 func (GoRevProxy) Start(ctx context.Context, env *Env, topo Topology) (*Instance, error) {
+	if topo.TCP() {
+		return nil, fmt.Errorf("go-revproxy is HTTP only: %w", ErrUnsupported)
+	}
 	in, err := newInstance(env, "revproxy", topo)
 	if err != nil {
 		return nil, err
@@ -198,7 +232,15 @@ func newInstance(env *Env, name string, topo Topology) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Instance{Addr: front, dir: dir}, nil
+	return &Instance{Addr: front, dir: dir, tcp: topo.TCP()}, nil
+}
+
+// upstream is what the server side (or the only proxy) forwards to: the app, or the echo server.
+func (e *Env) upstream(topo Topology) string {
+	if topo.TCP() {
+		return e.EchoAddr
+	}
+	return e.AppAddr
 }
 
 // binaryMissing is a peer's Available answer for one required program: "" when it is installed.

@@ -3,6 +3,7 @@ package peers
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -151,4 +152,48 @@ func WaitHTTP(ctx context.Context, addr, host, path string, timeout time.Duratio
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// WaitEcho dials addr until a short message comes back unchanged (a TCP echo through the instance), the
+// process exits or the deadline passes.
+func WaitEcho(ctx context.Context, addr string, timeout time.Duration, procs ...*Proc) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		for _, p := range procs {
+			if p.Exited() {
+				return fmt.Errorf("%s exited: %v\n%s", p.Name, p.err, p.Tail(2000))
+			}
+		}
+		if last = echoOnce(ctx, addr); last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for an echo from %s: %w (last: %v)", addr, ctx.Err(), last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func echoOnce(ctx context.Context, addr string) error {
+	c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	msg := []byte("sinew-bench")
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil {
+		return err
+	}
+	if string(got) != string(msg) {
+		return fmt.Errorf("echo returned %q", got)
+	}
+	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sinewmesh/sinew/bench/internal/loadgen"
 )
 
 // MaxPayload is the largest response the app serves on PayloadPath.
@@ -52,6 +54,26 @@ func RunApp(ctx context.Context, addr string, size int) error {
 		}
 	})
 	return serve(ctx, addr, h, nil)
+}
+
+// RunAppAndEcho runs the app and, when echoAddr is set, a TCP echo server beside it (S6), until ctx ends
+// or either fails.
+func RunAppAndEcho(ctx context.Context, addr, echoAddr string, size int) error {
+	if echoAddr == "" {
+		return RunApp(ctx, addr, size)
+	}
+	ln, err := net.Listen("tcp", echoAddr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- RunApp(ctx, addr, size) }()
+	go func() { errc <- loadgen.RunEcho(ctx, ln) }()
+	err = <-errc
+	cancel()
+	return errors.Join(err, <-errc)
 }
 
 // RevProxyOptions configures the naive-Go peer (net/http/httputil.ReverseProxy).

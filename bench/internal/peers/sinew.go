@@ -84,41 +84,7 @@ func (Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, err
 			return nil, err
 		}
 	}
-	appPort := port(env.AppAddr)
-	var yaml string
-	if topo == Hop {
-		yaml = fmt.Sprintf(`apiVersion: sinew.dev/v1alpha1
-kind: Workload
-metadata: {name: client, namespace: bench, labels: {app: client}}
-spec: {serviceAccount: client, address: 127.0.0.1, meshPort: %s, ports: [{name: http, port: 8080}]}
----
-apiVersion: sinew.dev/v1alpha1
-kind: Workload
-metadata: {name: server, namespace: bench, labels: {app: server}}
-spec: {serviceAccount: server, address: 127.0.0.1, ports: [{name: http, port: %s}]}
----
-apiVersion: sinew.dev/v1alpha1
-kind: Service
-metadata: {name: server, namespace: bench}
-spec: {selector: {app: server}, ports: [{name: http, port: 80, targetPort: %s}]}
-`, port(addrs["client-in"]), appPort, appPort)
-	} else {
-		yaml = fmt.Sprintf(`apiVersion: sinew.dev/v1alpha1
-kind: Workload
-metadata: {name: server, namespace: bench, labels: {app: server}}
-spec: {serviceAccount: server, address: 127.0.0.1, meshPort: %s, ports: [{name: http, port: 8080}]}
----
-apiVersion: sinew.dev/v1alpha1
-kind: Workload
-metadata: {name: client, namespace: bench, labels: {app: client}}
-spec: {serviceAccount: client, address: 127.0.0.1, meshPort: %s, ports: [{name: http, port: 8080}]}
----
-apiVersion: sinew.dev/v1alpha1
-kind: Service
-metadata: {name: server, namespace: bench}
-spec: {selector: {app: server}, ports: [{name: http, port: 80, targetPort: 8080}]}
-`, port(addrs["server-in"]), port(addrs["client-in"]))
-	}
+	yaml := sinewResources(topo, port(addrs["client-in"]), port(addrs["server-in"]), port(env.AppAddr), port(env.EchoAddr))
 	if _, err := writeFile(res, "bench.yaml", yaml); err != nil {
 		return nil, err
 	}
@@ -131,7 +97,7 @@ spec: {selector: {app: server}, ports: [{name: http, port: 80, targetPort: 8080}
 	if err != nil {
 		return nil, err
 	}
-	in := &Instance{Addr: addrs["client-out"], Host: sinewHost, dir: dir, others: []*Proc{ctrl}}
+	in := &Instance{Addr: addrs["client-out"], Host: sinewHost, dir: dir, others: []*Proc{ctrl}, tcp: topo.TCP()}
 	anchors := filepath.Join(data, "ca.crt")
 	if err := waitControlPlane(ctx, ctrl, anchors, addrs["identity"], addrs["destination"], addrs["policy"]); err != nil {
 		in.Stop()
@@ -170,9 +136,13 @@ spec: {selector: {app: server}, ports: [{name: http, port: 80, targetPort: 8080}
 		}
 		return p, nil
 	}
-	if topo == Mesh {
+	serverInbound, target := "8080="+env.AppAddr, sinewHost+":80"
+	if topo.TCP() {
+		serverInbound, target = fmt.Sprintf("%d=%s", sinewOpaquePort, env.EchoAddr), fmt.Sprintf("%s:%d", sinewHost, sinewOpaquePort)
+	}
+	if topo.Paired() {
 		srv, err := startProxy("server", addrs["server-in"], addrs["server-admin"], addrs["server-tap"],
-			"SINEW_PROXY_INBOUND_PORTS=8080="+env.AppAddr)
+			"SINEW_PROXY_INBOUND_PORTS="+serverInbound)
 		if err != nil {
 			in.Stop()
 			return nil, err
@@ -181,13 +151,52 @@ spec: {selector: {app: server}, ports: [{name: http, port: 80, targetPort: 8080}
 	}
 	cli, err := startProxy("client", addrs["client-in"], addrs["client-admin"], addrs["client-tap"],
 		"SINEW_PROXY_INBOUND_PORTS=8080="+env.AppAddr,
-		"SINEW_PROXY_OUTBOUND_PORTS="+addrs["client-out"]+"="+sinewHost+":80")
+		"SINEW_PROXY_OUTBOUND_PORTS="+addrs["client-out"]+"="+target)
 	if err != nil {
 		in.Stop()
 		return nil, err
 	}
 	in.Proxies = append([]*Proc{cli}, in.Proxies...)
 	return ready(ctx, in, append(in.Proxies, ctrl)...)
+}
+
+// sinewOpaquePort is the Service (and, meshed, the container) port for opaque TCP: one of the proxy's and
+// the control plane's default opaque ports, so neither needs extra configuration to skip detection.
+const sinewOpaquePort = 5432
+
+// sinewResources is the local control plane's view of the bench: a client Workload, a server Workload
+// (meshed when the topology is a pair) and the server Service, on port 80 for HTTP or sinewOpaquePort for
+// opaque TCP.
+func sinewResources(topo Topology, clientMeshPort, serverMeshPort, appPort, echoPort string) string {
+	client := fmt.Sprintf(`apiVersion: sinew.dev/v1alpha1
+kind: Workload
+metadata: {name: client, namespace: bench, labels: {app: client}}
+spec: {serviceAccount: client, address: 127.0.0.1, meshPort: %s, ports: [{name: http, port: 8080}]}
+`, clientMeshPort)
+	svcPort, target, serverPorts := "{name: http, port: 80, targetPort: %[1]s}", appPort, "[{name: http, port: %[1]s}]"
+	if topo.TCP() {
+		svcPort, target, serverPorts = fmt.Sprintf("{name: tcp, port: %d, targetPort: %%[1]s}", sinewOpaquePort), echoPort, "[{name: tcp, port: %[1]s}]"
+	}
+	mesh := ""
+	if topo.Paired() {
+		// The server proxy's inbound ports map the container port to the app (or echo server).
+		mesh = "meshPort: " + serverMeshPort + ", "
+		target = "8080"
+		if topo.TCP() {
+			target = fmt.Sprint(sinewOpaquePort)
+		}
+	}
+	server := fmt.Sprintf(`apiVersion: sinew.dev/v1alpha1
+kind: Workload
+metadata: {name: server, namespace: bench, labels: {app: server}}
+spec: {serviceAccount: server, address: 127.0.0.1, `+mesh+`ports: `+serverPorts+`}
+---
+apiVersion: sinew.dev/v1alpha1
+kind: Service
+metadata: {name: server, namespace: bench}
+spec: {selector: {app: server}, ports: [`+svcPort+`]}
+`, target)
+	return client + "---\n" + server
 }
 
 func waitControlPlane(ctx context.Context, ctrl *Proc, anchors string, addrs ...string) error {

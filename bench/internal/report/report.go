@@ -28,6 +28,7 @@ type Report struct {
 	Latency   []LatencyRow      `json:"latency"`
 	Knee      []KneeRow         `json:"knee"`
 	Memory    []MemoryRow       `json:"memory"`
+	TCP       []TCPRow          `json:"tcp,omitempty"`
 	Soak      []SoakRow         `json:"soak,omitempty"`
 	Notes     []string          `json:"notes,omitempty"`
 }
@@ -112,6 +113,25 @@ type MemoryRow struct {
 	PeakRSS int64   `json:"peak_rss_bytes"`
 	Errors  int64   `json:"errors"`
 	Failed  string  `json:"failed,omitempty"`
+}
+
+// TCPRow is scenario S6 for one peer and mode: opaque TCP to an echo server. Medians over rounds; times µs.
+type TCPRow struct {
+	Peer       string   `json:"peer"`
+	Mode       string   `json:"mode"`              // "one hop, plaintext" or "pair, mTLS between"
+	Gbps       float64  `json:"throughput_gbit_s"` // bytes echoed back × 8 / s, one connection
+	ProxyCores float64  `json:"proxy_cores"`       // CPU-s of all proxies per s during the throughput run
+	PingP50    float64  `json:"ping_p50_us"`       // 1-byte round trip, one connection, back to back
+	PingP99    float64  `json:"ping_p99_us"`
+	PingP999   float64  `json:"ping_p999_us"`
+	PingMax    float64  `json:"ping_max_us"`
+	AddPingP50 *float64 `json:"added_ping_p50_us,omitempty"`
+	AddPingP99 *float64 `json:"added_ping_p99_us,omitempty"`
+	PeakRSS    int64    `json:"peak_rss_bytes_per_proxy,omitempty"`
+	Proxies    int      `json:"proxies"`
+	Errors     int64    `json:"errors"`
+	Rounds     int      `json:"rounds"`
+	Failed     string   `json:"failed,omitempty"`
 }
 
 // SoakRow is scenario S9 for one peer: open loop at half the knee through one proxy for a long time.
@@ -322,6 +342,9 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		}
 		b.WriteString("\n")
 	}
+	if len(r.TCP) > 0 {
+		writeTCP(&b, r.TCP)
+	}
 	if len(r.Soak) > 0 {
 		writeSoak(&b, r.Soak)
 	}
@@ -334,6 +357,25 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func writeTCP(b *strings.Builder, rows []TCPRow) {
+	b.WriteString("## S6 — opaque TCP to an echo server\n\n")
+	b.WriteString("Throughput: one connection writing 64 KiB chunks while reading the echo back; Gbit/s of bytes echoed (each byte crosses every hop twice). Ping-pong: one byte sent and awaited, back to back on one connection (closed loop). Proxy cores: CPU-s of all the instance's proxies per second of the throughput run (they share one core).\n\n")
+	b.WriteString("| Peer | Mode | Gbit/s | Proxy cores | ping p50 | ping p99 | ping p99.9 | ping max | +p50 vs direct | +p99 vs direct | Peak RSS/proxy | Errors | Status |\n")
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	for _, t := range rows {
+		status, cores := "ok", "—"
+		if t.Failed != "" {
+			status = "FAILED: " + t.Failed
+		}
+		if t.Proxies > 0 {
+			cores = fmt.Sprintf("%.2f", t.ProxyCores)
+		}
+		fmt.Fprintf(b, "| %s | %s | %.2f | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n", esc(t.Peer), esc(t.Mode), t.Gbps, cores,
+			ms(t.PingP50), ms(t.PingP99), ms(t.PingP999), ms(t.PingMax), addMs(t.AddPingP50), addMs(t.AddPingP99), mb(t.PeakRSS), t.Errors, esc(status))
+	}
+	b.WriteString("\n")
 }
 
 func writeSoak(b *strings.Builder, rows []SoakRow) {

@@ -45,6 +45,12 @@ func sample() *Report {
 			{Scenario: "S5", Peer: "nginx", Variant: "1 MiB upload", Conns: 4, Rate: 20, Achieved: 20, P50: 44000, P99: 51000, P999: 51000, Max: 51000,
 				AddP50: f(43100), AddP99: f(47000), CPUPer1k: f(2), PeakRSS: 24_900_000, RSSGrowth: i64(100_000), Proxies: 2, Rounds: 2},
 		},
+		TCP: []TCPRow{
+			{Peer: "direct", Mode: "pair, mTLS between", Gbps: 8.5, PingP50: 9, PingP99: 45, PingP999: 80, PingMax: 300, Rounds: 2},
+			{Peer: "haproxy", Mode: "pair, mTLS between", Gbps: 0.83, ProxyCores: 0.7, PingP50: 145, PingP99: 1392, PingP999: 6707, PingMax: 36063,
+				AddPingP50: f(136), AddPingP99: f(1300), PeakRSS: 21_200_000, Proxies: 2, Rounds: 2},
+			{Peer: "nginx", Mode: "pair, mTLS between", Proxies: 2, Rounds: 2, Errors: 1, Failed: "throughput: i/o timeout"},
+		},
 		Soak: []SoakRow{
 			{Peer: "nginx", KneeRPS: 8000, KneeFrom: "S3", Rate: 4000, Duration: "10m0s", P50: 200, P99: 900, P999: 2500, Max: 9000,
 				RSSStart: 20_000_000, RSSEnd: 20_100_000, PeakRSS: 21_000_000,

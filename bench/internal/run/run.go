@@ -126,11 +126,12 @@ func Main(ctx context.Context, args []string, log io.Writer) error {
 	if pin {
 		core = peers.HarnessCore
 	}
-	app, appAddr, err := startApp(ctx, dir, core, self, plan.BodySize, log)
+	app, appAddr, echoAddr, err := startApp(ctx, dir, core, self, plan.BodySize, log)
 	if err != nil {
 		return err
 	}
 	defer app.Stop()
+	env.EchoAddr = echoAddr
 	env.AppAddr = appAddr
 
 	m := procstat.ReadMachine()
@@ -159,18 +160,23 @@ func Main(ctx context.Context, args []string, log io.Writer) error {
 	return nil
 }
 
-// startApp runs the backend app on a free port, again on a fresh port if another process took it first.
-func startApp(ctx context.Context, dir string, core int, self string, size int, log io.Writer) (*peers.Proc, string, error) {
+// startApp runs the backend app and its TCP echo server on free ports, again on fresh ports if another
+// process took one first.
+func startApp(ctx context.Context, dir string, core int, self string, size int, log io.Writer) (*peers.Proc, string, string, error) {
 	type started struct {
-		p    *peers.Proc
-		addr string
+		p          *peers.Proc
+		addr, echo string
 	}
 	s, err := peers.RetryAddrInUse(ctx, func() (started, error) {
 		addr, err := peers.FreeAddr()
 		if err != nil {
 			return started{}, err
 		}
-		p, err := peers.Launch(dir, "app", core, nil, self, "app", "-addr", addr, "-size", fmt.Sprint(size))
+		echo, err := peers.FreeAddr()
+		if err != nil {
+			return started{}, err
+		}
+		p, err := peers.Launch(dir, "app", core, nil, self, "app", "-addr", addr, "-echo", echo, "-size", fmt.Sprint(size))
 		if err != nil {
 			return started{}, err
 		}
@@ -178,11 +184,15 @@ func startApp(ctx context.Context, dir string, core int, self string, size int, 
 			p.Stop()
 			return started{}, fmt.Errorf("app: %w", err)
 		}
-		return started{p, addr}, nil
+		if err := peers.WaitEcho(ctx, echo, 10*time.Second, p); err != nil {
+			p.Stop()
+			return started{}, fmt.Errorf("app echo: %w", err)
+		}
+		return started{p, addr, echo}, nil
 	}, func(attempt int, err error) {
-		fmt.Fprintf(log, "app start attempt %d lost its port; retrying on a fresh one\n", attempt)
+		fmt.Fprintf(log, "app start attempt %d lost a port; retrying on fresh ones\n", attempt)
 	})
-	return s.p, s.addr, err
+	return s.p, s.addr, s.echo, err
 }
 
 // reexecPinned replaces this process with itself under `taskset -c 1`, so the load generator (and the
@@ -298,6 +308,9 @@ func method(p scenario.Plan, pin bool) []string {
 	}
 	if p.Scenarios["S5"] || p.Scenarios["S7"] {
 		m = append(m, "S5/S7: meshed hop, same interleaving and rounds as S2; S5 GETs a sized response (or POSTs 1 MiB for the upload); S7 sends `Connection: close` and dials a new connection per request")
+	}
+	if p.Scenarios["S6"] {
+		m = append(m, fmt.Sprintf("S6: opaque TCP to an echo server (in the app's process), one plaintext proxy and a pair with mTLS between; per instance %s of bulk echo on one connection, then %s of 1-byte ping-pong; nginx in stream mode, HAProxy in TCP mode, sinew on an opaque port (5432); go-revproxy is HTTP only", p.TCPMeasure, p.TCPMeasure))
 	}
 	if p.Scenarios["S9"] {
 		m = append(m, fmt.Sprintf("S9: %s per proxy (one hop) at half its knee (S3's, else measured first), %d connections, sampled every %s", p.SoakDuration, p.KneeConns, p.SoakWindow))

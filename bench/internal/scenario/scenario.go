@@ -52,6 +52,8 @@ type Plan struct {
 
 	S5, S7 []Load
 
+	TCPMeasure time.Duration // S6: length of the throughput run and of the ping-pong run
+
 	SoakDuration time.Duration // S9, per peer
 	SoakWindow   time.Duration // S9 sampling period of latency and RSS
 }
@@ -80,7 +82,7 @@ func (p *Plan) CapMemSteps(nofile uint64) (capped int) {
 // QuickPlan finishes in a few minutes: two rounds, a subset of cells, short steps.
 func QuickPlan() Plan {
 	return Plan{
-		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S7": true},
+		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S6": true, "S7": true},
 		Rounds:    2, Warmup: 500 * time.Millisecond, Measure: 2500 * time.Millisecond, BodySize: 1024,
 		S1:         []Cell{{16, 1000}, {100, 2000}},
 		S2:         []Cell{{1, 1000}, {16, 1000}},
@@ -89,6 +91,7 @@ func QuickPlan() Plan {
 		MemSteps:      []int{1, 1000, 10000},
 		S5:            payloadLoads(4, 500, 200, 20),
 		S7:            []Load{{Cell: Cell{16, 200}, Variant: "plaintext client", NewConn: true}},
+		TCPMeasure:    2 * time.Second,
 		SoakDuration:  time.Minute, SoakWindow: 10 * time.Second,
 	}
 }
@@ -114,7 +117,7 @@ func FullPlan() Plan {
 		}
 	}
 	return Plan{
-		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S7": true, "S9": true},
+		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S6": true, "S7": true, "S9": true},
 		Rounds:    3, Warmup: time.Second, Measure: 10 * time.Second, BodySize: 1024,
 		S1:         s1,
 		S2:         []Cell{{1, 1000}, {4, 1000}, {16, 1000}, {64, 1000}},
@@ -127,6 +130,7 @@ func FullPlan() Plan {
 			{Cell: Cell{16, 500}, Variant: "plaintext client", NewConn: true},
 			{Cell: Cell{16, 1000}, Variant: "plaintext client", NewConn: true},
 		},
+		TCPMeasure:   5 * time.Second,
 		SoakDuration: 10 * time.Minute, SoakWindow: 30 * time.Second,
 	}
 }
@@ -187,6 +191,9 @@ func (r *Runner) Run(ctx context.Context) {
 	}
 	if r.Plan.Scenarios["S5"] {
 		r.latency(ctx, "S5", peers.Mesh, r.Plan.S5, true)
+	}
+	if r.Plan.Scenarios["S6"] {
+		r.opaque(ctx)
 	}
 	if r.Plan.Scenarios["S7"] {
 		r.latency(ctx, "S7", peers.Mesh, r.Plan.S7, false)

@@ -70,3 +70,23 @@ func TestMedian(t *testing.T) {
 		}
 	}
 }
+
+func TestAggregateTCPPairsRoundsWithDirect(t *testing.T) {
+	t.Parallel()
+	ping := func(p50, p99 float64) loadgen.Summary { return loadgen.Summary{P50: p50, P99: p99, N: 100} }
+	direct := []*tcpSample{{gbps: 9, ping: ping(10, 50)}, {gbps: 8, ping: ping(20, 60)}}
+	peer := []*tcpSample{{gbps: 2, cores: 0.9, ping: ping(150, 400)}, {gbps: 1, cores: 0.8, ping: ping(170, 460), errs: 1, failed: "ping-pong: EOF"}}
+	row, ok := aggregateTCP("sinew", "pair, mTLS between", peer, direct)
+	if !ok || row.Rounds != 2 {
+		t.Fatalf("ok=%v rounds=%d", ok, row.Rounds)
+	}
+	if row.Gbps != 1.5 || *row.AddPingP50 != 145 || *row.AddPingP99 != 375 {
+		t.Errorf("gbps=%v added p50=%v p99=%v, want 1.5, 145, 375", row.Gbps, *row.AddPingP50, *row.AddPingP99)
+	}
+	if row.Errors != 1 || row.Failed != "ping-pong: EOF" {
+		t.Errorf("errors=%d failed=%q, want the failing round to fail the cell", row.Errors, row.Failed)
+	}
+	if _, ok := aggregateTCP("nginx", "x", nil, direct); ok {
+		t.Error("a peer that never ran has no row")
+	}
+}
