@@ -56,11 +56,12 @@ func revproxy(ctx context.Context, args []string) error {
 	ca := fs.String("ca", "", "CA certificate (PEM)")
 	cert := fs.String("cert", "", "certificate (PEM)")
 	key := fs.String("key", "", "private key (PEM)")
+	h2 := fs.Bool("h2", false, "HTTP/2 on both sides (h2c in the clear, ALPN h2 over TLS)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	files := peers.TLSFiles{CA: *ca, ServerCert: *cert, ServerKey: *key, ClientCert: *cert, ClientKey: *key}
-	o := peers.RevProxyOptions{Listen: *listen, Upstream: *upstream}
+	o := peers.RevProxyOptions{Listen: *listen, Upstream: *upstream, H2: *h2}
 	var err error
 	var cfg *tls.Config
 	if *tlsServer {

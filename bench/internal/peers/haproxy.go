@@ -90,15 +90,20 @@ func (HAProxy) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 	if err != nil {
 		return nil, err
 	}
+	// HTTP/2 end to end for S8: h2c in from the client and out to the app, ALPN h2 between the pair.
+	h2c, alpn := "", ""
+	if topo == H2Mesh {
+		h2c, alpn = " proto h2", " alpn h2"
+	}
 	t := env.TLS
 	srv, err := launch("haproxy-server", haproxyConf(topo,
-		fmt.Sprintf("%s ssl crt %s ca-file %s verify required", back, t.ServerPEM, t.CA), env.upstream(topo)))
+		fmt.Sprintf("%s ssl crt %s ca-file %s verify required%s", back, t.ServerPEM, t.CA, alpn), env.upstream(topo)+h2c))
 	if err != nil {
 		return nil, err
 	}
 	in.Proxies = []*Proc{srv}
-	cli, err := launch("haproxy-client", haproxyConf(topo, front,
-		fmt.Sprintf("%s ssl verify required ca-file %s crt %s sni str(%s) verifyhost %s", back, t.CA, t.ClientPEM, ServerName, ServerName)))
+	cli, err := launch("haproxy-client", haproxyConf(topo, front+h2c,
+		fmt.Sprintf("%s ssl verify required ca-file %s crt %s sni str(%s) verifyhost %s%s", back, t.CA, t.ClientPEM, ServerName, ServerName, alpn)))
 	if err != nil {
 		in.Stop()
 		return nil, err

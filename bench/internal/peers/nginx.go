@@ -59,6 +59,9 @@ func (n Nginx) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 	if topo.TCP() {
 		return n.startStream(ctx, env, topo)
 	}
+	if topo == H2Mesh {
+		return n.startH2(ctx, env)
+	}
 	in, err := newInstance(env, "nginx", topo)
 	if err != nil {
 		return nil, err

@@ -29,6 +29,9 @@ const (
 	TCPHop
 	// TCPMesh is opaque TCP through a client-side proxy → mTLS → server-side proxy → echo server (S6).
 	TCPMesh
+	// H2Mesh is HTTP/2 (h2c from the client, HTTP/2 over mTLS between the pair, h2c to the app) through a
+	// client-side and a server-side proxy (S8: h2c requests and gRPC).
+	H2Mesh
 )
 
 func (t Topology) String() string {
@@ -39,6 +42,8 @@ func (t Topology) String() string {
 		return "tcphop"
 	case TCPMesh:
 		return "tcpmesh"
+	case H2Mesh:
+		return "h2mesh"
 	}
 	return "hop"
 }
@@ -47,7 +52,7 @@ func (t Topology) String() string {
 func (t Topology) TCP() bool { return t == TCPHop || t == TCPMesh }
 
 // Paired reports whether the topology is a client-side and server-side pair with mTLS between.
-func (t Topology) Paired() bool { return t == Mesh || t == TCPMesh }
+func (t Topology) Paired() bool { return t == Mesh || t == TCPMesh || t == H2Mesh }
 
 // ErrUnsupported is returned by Start when a peer cannot build a topology at all (e.g. an HTTP-only
 // proxy asked for opaque TCP); the runner reports the peer as skipped for that scenario.
@@ -86,6 +91,7 @@ type Instance struct {
 	others  []*Proc // helpers stopped with the instance but not measured (control plane)
 	dir     string
 	tcp     bool // readiness is an echo, not an HTTP 200
+	h2      bool // readiness is an h2c 200
 }
 
 // Stop ends every process of the instance, proxies first.
@@ -136,6 +142,11 @@ func instanceDir(env *Env, name string, topo Topology) (string, error) {
 // ready waits for a 200 (an echo for TCP topologies) through the instance, and stops it on failure.
 func ready(ctx context.Context, in *Instance, procs ...*Proc) (*Instance, error) {
 	wait := WaitHTTP
+	if in.h2 {
+		wait = func(ctx context.Context, addr, host, _ string, timeout time.Duration, procs ...*Proc) error {
+			return WaitH2(ctx, addr, host, timeout, procs...)
+		}
+	}
 	if in.tcp {
 		wait = func(ctx context.Context, addr, _, _ string, timeout time.Duration, procs ...*Proc) error {
 			return WaitEcho(ctx, addr, timeout, procs...)
@@ -187,13 +198,14 @@ func (GoRevProxy) Start(ctx context.Context, env *Env, topo Topology) (*Instance
 	if err != nil {
 		return nil, err
 	}
-	srv, err := Launch(dir, "revproxy-server", env.core(), nil, env.Self, "revproxy", "-listen", back,
+	h2 := fmt.Sprintf("-h2=%t", topo == H2Mesh)
+	srv, err := Launch(dir, "revproxy-server", env.core(), nil, env.Self, "revproxy", "-listen", back, h2,
 		"-upstream", env.AppAddr, "-tls-server", "-ca", env.TLS.CA, "-cert", env.TLS.ServerCert, "-key", env.TLS.ServerKey)
 	if err != nil {
 		return nil, err
 	}
 	in.Proxies = []*Proc{srv}
-	cli, err := Launch(dir, "revproxy-client", env.core(), nil, env.Self, "revproxy", "-listen", front,
+	cli, err := Launch(dir, "revproxy-client", env.core(), nil, env.Self, "revproxy", "-listen", front, h2,
 		"-upstream", back, "-tls-client", "-ca", env.TLS.CA, "-cert", env.TLS.ClientCert, "-key", env.TLS.ClientKey)
 	if err != nil {
 		in.Stop()
@@ -232,7 +244,7 @@ func newInstance(env *Env, name string, topo Topology) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Instance{Addr: front, dir: dir, tcp: topo.TCP()}, nil
+	return &Instance{Addr: front, dir: dir, tcp: topo.TCP(), h2: topo == H2Mesh}, nil
 }
 
 // upstream is what the server side (or the only proxy) forwards to: the app, or the echo server.

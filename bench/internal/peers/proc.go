@@ -2,6 +2,7 @@ package peers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sinewmesh/sinew/bench/internal/h2load"
 	"github.com/sinewmesh/sinew/bench/internal/procstat"
 )
 
@@ -196,4 +198,38 @@ func echoOnce(ctx context.Context, addr string) error {
 		return fmt.Errorf("echo returned %q", got)
 	}
 	return nil
+}
+
+// WaitH2 polls with h2c GETs (Host header host) until one answers 200 over HTTP/2, the process exits or
+// the deadline passes.
+func WaitH2(ctx context.Context, addr, host string, timeout time.Duration, procs ...*Proc) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := h2load.NewClient(addr, host, 16, 1)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var last error
+	for {
+		for _, p := range procs {
+			if p.Exited() {
+				return fmt.Errorf("%s exited: %v\n%s", p.Name, p.err, p.Tail(2000))
+			}
+		}
+		actx, acancel := context.WithTimeout(ctx, time.Second)
+		ok, err := c.Get(actx)
+		acancel()
+		if ok && err == nil {
+			return nil
+		}
+		if last = err; last == nil {
+			last = errors.New("not a 200 over HTTP/2")
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for an h2c 200 from %s: %w (last: %v)", addr, ctx.Err(), last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sinewmesh/sinew/bench/internal/h2load"
 	"github.com/sinewmesh/sinew/bench/internal/loadgen"
 )
 
@@ -53,7 +54,8 @@ func RunApp(ctx context.Context, addr string, size int) error {
 			n -= k
 		}
 	})
-	return serve(ctx, addr, h, nil)
+	// One port for HTTP/1.1, h2c and gRPC (S8).
+	return serve(ctx, addr, h2load.Handler(h2load.NewServer(), h), nil, h2load.H2CProtocols())
 }
 
 // RunAppAndEcho runs the app and, when echoAddr is set, a TCP echo server beside it (S6), until ctx ends
@@ -82,6 +84,7 @@ type RevProxyOptions struct {
 	Upstream  string      // host:port
 	ServerTLS *tls.Config // non-nil: terminate TLS (the server side of a meshed hop)
 	ClientTLS *tls.Config // non-nil: originate TLS to Upstream (the client side)
+	H2        bool        // HTTP/2 on both sides: h2c in the clear, ALPN h2 over TLS (S8)
 }
 
 // RunRevProxy runs one ReverseProxy instance until ctx ends. Keep-alive pools are sized so that the pool,
@@ -102,23 +105,40 @@ func RunRevProxy(ctx context.Context, o RevProxyOptions) error {
 		DisableCompression:  true,
 		ForceAttemptHTTP2:   false,
 	}
+	var protos *http.Protocols
+	if o.H2 {
+		tr.Protocols = new(http.Protocols)
+		if o.ClientTLS != nil {
+			o.ClientTLS.NextProtos = []string{"h2"}
+			tr.Protocols.SetHTTP2(true)
+		} else {
+			tr.Protocols.SetUnencryptedHTTP2(true)
+		}
+		protos = h2load.H2CProtocols()
+		if o.ServerTLS != nil {
+			o.ServerTLS.NextProtos = []string{"h2"}
+			protos = new(http.Protocols)
+			protos.SetHTTP2(true)
+		}
+	}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host
 		},
-		Transport: tr,
-		ErrorLog:  log.Default(),
+		Transport:     tr,
+		ErrorLog:      log.Default(),
+		FlushInterval: -1, // stream each write (gRPC server streams)
 	}
-	return serve(ctx, o.Listen, rp, o.ServerTLS)
+	return serve(ctx, o.Listen, rp, o.ServerTLS, protos)
 }
 
-func serve(ctx context.Context, addr string, h http.Handler, tcfg *tls.Config) error {
+func serve(ctx context.Context, addr string, h http.Handler, tcfg *tls.Config, protos *http.Protocols) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: h, IdleTimeout: 300 * time.Second, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, IdleTimeout: 300 * time.Second, ReadHeaderTimeout: 10 * time.Second, Protocols: protos}
 	if tcfg != nil {
 		srv.TLSConfig = tcfg
 		ln = tls.NewListener(ln, tcfg)

@@ -97,7 +97,7 @@ func (Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, err
 	if err != nil {
 		return nil, err
 	}
-	in := &Instance{Addr: addrs["client-out"], Host: sinewHost, dir: dir, others: []*Proc{ctrl}, tcp: topo.TCP()}
+	in := &Instance{Addr: addrs["client-out"], Host: sinewHost, dir: dir, others: []*Proc{ctrl}, tcp: topo.TCP(), h2: topo == H2Mesh}
 	anchors := filepath.Join(data, "ca.crt")
 	if err := waitControlPlane(ctx, ctrl, anchors, addrs["identity"], addrs["destination"], addrs["policy"]); err != nil {
 		in.Stop()

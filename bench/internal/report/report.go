@@ -179,10 +179,12 @@ var scenarioTitle = map[string]string{
 	"S2": "S2 — meshed hop (client proxy → TLS 1.3 mTLS → server proxy → app), open loop",
 	"S5": "S5 — payload sizes through the meshed hop, open loop",
 	"S7": "S7 — a new connection per request through the meshed hop, open loop",
+	"S8": "S8 — HTTP/2 and gRPC through the meshed hop, open loop",
 }
 
 var scenarioNote = map[string]string{
 	"S5": "Cells run in this order on one instance per peer and round. RSS growth = peak RSS (largest proxy) after the cell − peak RSS after the first (0 B) cell, so the runtime's own warm-up is not counted: it stays flat when bodies stream; a proxy that buffers whole 1 MiB bodies grows by about 1 MiB per concurrent request. nginx's default `proxy_request_buffering on` spools uploads to disk, not memory (it shows as upload latency, not RSS).",
+	"S8": "h2c (prior knowledge) from the client to the first hop, HTTP/2 over mTLS between the pair (nginx: `grpc_pass`, HAProxy: `alpn h2` / `proto h2`, go-revproxy: ALPN h2), h2c to the app, which serves HTTP/2 and a gRPC echo service on one port. Conns = calls in flight at most, over one HTTP/2 connection. A call fails on a non-200, a gRPC status other than OK, or a payload that does not come back unchanged.",
 	"S7": "Every request dials a new connection to the first hop and sends `Connection: close`; latency includes the connect. Achieved rps = connections (handshakes with the first hop) per second. The client leg is plaintext (the app talks to its own sidecar); the hop between the proxies is mTLS, and whether a proxy opens a new one per request is its own choice (pooling).",
 }
 

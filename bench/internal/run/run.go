@@ -312,6 +312,9 @@ func method(p scenario.Plan, pin bool) []string {
 	if p.Scenarios["S6"] {
 		m = append(m, fmt.Sprintf("S6: opaque TCP to an echo server (in the app's process), one plaintext proxy and a pair with mTLS between; per instance %s of bulk echo on one connection, then %s of 1-byte ping-pong; nginx in stream mode, HAProxy in TCP mode, sinew on an opaque port (5432); go-revproxy is HTTP only", p.TCPMeasure, p.TCPMeasure))
 	}
+	if p.Scenarios["S8"] {
+		m = append(m, "S8: meshed hop speaking HTTP/2 end to end; same interleaving and rounds as S2; h2c GETs, gRPC unary and server-streaming calls paced open loop like HTTP/1.1 requests (latency from intended send time)")
+	}
 	if p.Scenarios["S9"] {
 		m = append(m, fmt.Sprintf("S9: %s per proxy (one hop) at half its knee (S3's, else measured first), %d connections, sampled every %s", p.SoakDuration, p.KneeConns, p.SoakWindow))
 	}

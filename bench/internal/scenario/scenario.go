@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sinewmesh/sinew/bench/internal/h2load"
 	"github.com/sinewmesh/sinew/bench/internal/loadgen"
 	"github.com/sinewmesh/sinew/bench/internal/peers"
 	"github.com/sinewmesh/sinew/bench/internal/procstat"
@@ -31,6 +32,25 @@ type Load struct {
 	Path    string // request path ("" = "/", the app's default 1 KiB answer)
 	Body    int    // request body bytes
 	NewConn bool   // a new connection per request ("Connection: close")
+	Kind    string // "" HTTP/1.1; KindH2C, KindUnary or KindStream over one HTTP/2 connection, Conns in flight
+	Stream  int    // KindStream: messages per server stream (each Body bytes)
+}
+
+// Load kinds of S8.
+const (
+	KindH2C    = "h2c"
+	KindUnary  = "grpc-unary"
+	KindStream = "grpc-stream"
+)
+
+// h2Loads is S8: h2c GETs of the app's 1 KiB answer, gRPC unary echoes of 1 KiB, and gRPC server streams
+// of 10 × 1 KiB, with conns calls in flight at most over one HTTP/2 connection.
+func h2Loads(conns int, rate, streamRate float64) []Load {
+	return []Load{
+		{Cell: Cell{conns, rate}, Variant: "h2c GET, 1 KiB response", Kind: KindH2C},
+		{Cell: Cell{conns, rate}, Variant: "gRPC unary, 1 KiB echo", Kind: KindUnary, Body: 1 << 10},
+		{Cell: Cell{conns, streamRate}, Variant: "gRPC server stream, 10 × 1 KiB", Kind: KindStream, Body: 1 << 10, Stream: 10},
+	}
 }
 
 // Plan is what a run does.
@@ -50,7 +70,7 @@ type Plan struct {
 
 	MemSteps []int
 
-	S5, S7 []Load
+	S5, S7, S8 []Load
 
 	TCPMeasure time.Duration // S6: length of the throughput run and of the ping-pong run
 
@@ -82,7 +102,7 @@ func (p *Plan) CapMemSteps(nofile uint64) (capped int) {
 // QuickPlan finishes in a few minutes: two rounds, a subset of cells, short steps.
 func QuickPlan() Plan {
 	return Plan{
-		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S6": true, "S7": true},
+		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S6": true, "S7": true, "S8": true},
 		Rounds:    2, Warmup: 500 * time.Millisecond, Measure: 2500 * time.Millisecond, BodySize: 1024,
 		S1:         []Cell{{16, 1000}, {100, 2000}},
 		S2:         []Cell{{1, 1000}, {16, 1000}},
@@ -92,6 +112,7 @@ func QuickPlan() Plan {
 		S5:            payloadLoads(4, 500, 200, 20),
 		S7:            []Load{{Cell: Cell{16, 200}, Variant: "plaintext client", NewConn: true}},
 		TCPMeasure:    2 * time.Second,
+		S8:            h2Loads(16, 500, 100),
 		SoakDuration:  time.Minute, SoakWindow: 10 * time.Second,
 	}
 }
@@ -117,7 +138,7 @@ func FullPlan() Plan {
 		}
 	}
 	return Plan{
-		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S6": true, "S7": true, "S9": true},
+		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S6": true, "S7": true, "S8": true, "S9": true},
 		Rounds:    3, Warmup: time.Second, Measure: 10 * time.Second, BodySize: 1024,
 		S1:         s1,
 		S2:         []Cell{{1, 1000}, {4, 1000}, {16, 1000}, {64, 1000}},
@@ -131,6 +152,7 @@ func FullPlan() Plan {
 			{Cell: Cell{16, 1000}, Variant: "plaintext client", NewConn: true},
 		},
 		TCPMeasure:   5 * time.Second,
+		S8:           h2Loads(16, 1000, 200),
 		SoakDuration: 10 * time.Minute, SoakWindow: 30 * time.Second,
 	}
 }
@@ -198,6 +220,9 @@ func (r *Runner) Run(ctx context.Context) {
 	if r.Plan.Scenarios["S7"] {
 		r.latency(ctx, "S7", peers.Mesh, r.Plan.S7, false)
 	}
+	if r.Plan.Scenarios["S8"] {
+		r.latency(ctx, "S8", peers.H2Mesh, r.Plan.S8, false)
+	}
 	if r.Plan.Scenarios["S9"] {
 		r.soak(ctx)
 	}
@@ -253,16 +278,37 @@ type cellSample struct {
 	failed   string
 }
 
+// runner returns the open-loop driver for a load: the HTTP/1.1 generator, or HTTP/2 / gRPC calls.
+func runner(ctx context.Context, in *peers.Instance, c Load) (func(time.Duration) loadgen.Result, func(), error) {
+	if c.Kind == "" {
+		gen, err := loadgen.New(ctx, loadgen.Config{Addr: in.Addr, Host: in.Host, Path: c.Path, Conns: c.Conns, BodySize: c.Body,
+			NewConnPerRequest: c.NewConn})
+		if err != nil {
+			return nil, nil, err
+		}
+		return func(d time.Duration) loadgen.Result { return gen.Run(ctx, c.Rate, d) }, gen.Close, nil
+	}
+	cl, err := h2load.NewClient(in.Addr, in.Host, c.Body, c.Stream)
+	if err != nil {
+		return nil, nil, err
+	}
+	call := map[string]loadgen.Call{KindH2C: cl.Get, KindUnary: cl.Unary, KindStream: cl.Stream}[c.Kind]
+	if call == nil {
+		cl.Close()
+		return nil, nil, fmt.Errorf("unknown load kind %q", c.Kind)
+	}
+	return func(d time.Duration) loadgen.Result { return loadgen.RunFunc(ctx, c.Rate, d, c.Conns, call) }, cl.Close, nil
+}
+
 func (r *Runner) runCell(ctx context.Context, in *peers.Instance, c Load) cellSample {
-	gen, err := loadgen.New(ctx, loadgen.Config{Addr: in.Addr, Host: in.Host, Path: c.Path, Conns: c.Conns, BodySize: c.Body,
-		NewConnPerRequest: c.NewConn})
+	run, closeFn, err := runner(ctx, in, c)
 	if err != nil {
 		return cellSample{errs: 1, failed: err.Error()}
 	}
-	defer gen.Close()
-	gen.Run(ctx, c.Rate, r.Plan.Warmup)
+	defer closeFn()
+	run(r.Plan.Warmup)
 	before := measureProcs(in.Proxies)
-	res := gen.Run(ctx, c.Rate, r.Plan.Measure)
+	res := run(r.Plan.Measure)
 	after := measureProcs(in.Proxies)
 	s := cellSample{sum: loadgen.Summarize(res.Hist), lag: loadgen.Summarize(res.SendLag), achieved: res.Achieved(), hwm: after.hwm, errs: res.Errors()}
 	if n := len(in.Proxies); n > 0 && res.Requests > 0 {
