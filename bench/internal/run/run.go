@@ -32,8 +32,8 @@ func Main(ctx context.Context, args []string, log io.Writer) error {
 	out := fs.String("out", "bench/RESULTS.md", "Markdown output; JSON goes to <out>.json")
 	peerList := fs.String("peers", "direct,go-revproxy,nginx,haproxy,sinew", "peers to run (comma-separated)")
 	scList := fs.String("scenarios", "", "scenarios to run, comma-separated (default: the plan's: S1–S8 quick, S1–S9 full)")
-	rounds := fs.Int("rounds", 0, "rounds for S1/S2/S5/S7 (default: 2 quick, 3 full)")
-	measure := fs.Duration("measure", 0, "measured duration per S1/S2/S5/S7 cell (default: 2.5s quick, 10s full)")
+	rounds := fs.Int("rounds", 0, "rounds for S1/S2/S5–S8 (default: 2 quick, 3 full)")
+	measure := fs.Duration("measure", 0, "measured duration per S1/S2/S5/S7/S8 cell (default: S1/S2 2.5s quick, 10s full; S5/S7/S8 1.5s quick, 5s full)")
 	soak := fs.Duration("soak", 0, "S9 soak duration per peer (default: 1m quick, 10m full); S9 samples every min(window, soak)")
 	noPin := fs.Bool("no-pin", false, "do not pin with taskset")
 	keep := fs.Bool("keep", false, "keep the scratch directory (configs and logs)")
@@ -62,7 +62,7 @@ func Main(ctx context.Context, args []string, log io.Writer) error {
 		plan.Rounds = *rounds
 	}
 	if *measure > 0 {
-		plan.Measure = *measure
+		plan.Measure, plan.ExtraMeasure = *measure, *measure
 	}
 	if *soak > 0 {
 		plan.SoakDuration = *soak
@@ -305,6 +305,9 @@ func method(p scenario.Plan, pin bool) []string {
 		"TLS between proxy pairs: TLS 1.3, ECDSA P-256 certificates, client certificates required, TLS_AES_128_GCM_SHA256 for OpenSSL peers",
 		"CPU-s/1k req/proxy = proxy CPU time (utime+stime of the process tree) during the measured window ÷ proxies ÷ thousands of requests; numerically equal to vCPU per 1,000 rps",
 		"Peak RSS = VmHWM of the proxy process tree (largest proxy of a pair), since the instance started for that scenario",
+	}
+	if p.Scenarios["S5"] || p.Scenarios["S7"] || p.Scenarios["S8"] {
+		m = append(m, fmt.Sprintf("S5/S7/S8: %s warm-up + %s measured per cell", p.Warmup, p.ExtraMeasure))
 	}
 	if p.Scenarios["S5"] || p.Scenarios["S7"] {
 		m = append(m, "S5/S7: meshed hop, same interleaving and rounds as S2; S5 GETs a sized response (or POSTs 1 MiB for the upload); S7 sends `Connection: close` and dials a new connection per request")

@@ -70,7 +70,8 @@ type Plan struct {
 
 	MemSteps []int
 
-	S5, S7, S8 []Load
+	S5, S7, S8   []Load
+	ExtraMeasure time.Duration // measured window of S5/S7/S8 cells (shorter than Measure: more cells)
 
 	TCPMeasure time.Duration // S6: length of the throughput run and of the ping-pong run
 
@@ -113,6 +114,7 @@ func QuickPlan() Plan {
 		S7:            []Load{{Cell: Cell{16, 200}, Variant: "plaintext client", NewConn: true}},
 		TCPMeasure:    2 * time.Second,
 		S8:            h2Loads(16, 500, 100),
+		ExtraMeasure:  1500 * time.Millisecond,
 		SoakDuration:  time.Minute, SoakWindow: 10 * time.Second,
 	}
 }
@@ -153,6 +155,7 @@ func FullPlan() Plan {
 		},
 		TCPMeasure:   5 * time.Second,
 		S8:           h2Loads(16, 1000, 200),
+		ExtraMeasure: 5 * time.Second,
 		SoakDuration: 10 * time.Minute, SoakWindow: 30 * time.Second,
 	}
 }
@@ -300,7 +303,15 @@ func runner(ctx context.Context, in *peers.Instance, c Load) (func(time.Duration
 	return func(d time.Duration) loadgen.Result { return loadgen.RunFunc(ctx, c.Rate, d, c.Conns, call) }, cl.Close, nil
 }
 
-func (r *Runner) runCell(ctx context.Context, in *peers.Instance, c Load) cellSample {
+// measure is the measured window of one cell of scenario sc.
+func (r *Runner) measure(sc string) time.Duration {
+	if sc != "S1" && sc != "S2" && r.Plan.ExtraMeasure > 0 {
+		return r.Plan.ExtraMeasure
+	}
+	return r.Plan.Measure
+}
+
+func (r *Runner) runCell(ctx context.Context, sc string, in *peers.Instance, c Load) cellSample {
 	run, closeFn, err := runner(ctx, in, c)
 	if err != nil {
 		return cellSample{errs: 1, failed: err.Error()}
@@ -308,7 +319,7 @@ func (r *Runner) runCell(ctx context.Context, in *peers.Instance, c Load) cellSa
 	defer closeFn()
 	run(r.Plan.Warmup)
 	before := measureProcs(in.Proxies)
-	res := run(r.Plan.Measure)
+	res := run(r.measure(sc))
 	after := measureProcs(in.Proxies)
 	s := cellSample{sum: loadgen.Summarize(res.Hist), lag: loadgen.Summarize(res.SendLag), achieved: res.Achieved(), hwm: after.hwm, errs: res.Errors()}
 	if n := len(in.Proxies); n > 0 && res.Requests > 0 {
@@ -369,7 +380,7 @@ func (r *Runner) latency(ctx context.Context, sc string, topo peers.Topology, ce
 			nproxies[p.Name()] = len(in.Proxies)
 			var firstHWM int64
 			for i, c := range cells {
-				s := r.runCell(ctx, in, c)
+				s := r.runCell(ctx, sc, in, c)
 				if i == 0 {
 					firstHWM = s.hwm
 				}

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"testing"
+	"time"
 
 	"github.com/sinewmesh/sinew/bench/internal/loadgen"
 )
@@ -88,5 +89,24 @@ func TestAggregateTCPPairsRoundsWithDirect(t *testing.T) {
 	}
 	if _, ok := aggregateTCP("nginx", "x", nil, direct); ok {
 		t.Error("a peer that never ran has no row")
+	}
+}
+
+// The quick plan runs S1–S8 and leaves the 10-minute soak to the full plan.
+func TestPlansPickScenarios(t *testing.T) {
+	t.Parallel()
+	q, f := QuickPlan(), FullPlan()
+	for _, sc := range []string{"S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8"} {
+		if !q.Scenarios[sc] || !f.Scenarios[sc] {
+			t.Errorf("%s: quick=%v full=%v, want both", sc, q.Scenarios[sc], f.Scenarios[sc])
+		}
+	}
+	if q.Scenarios["S9"] || !f.Scenarios["S9"] || f.SoakDuration != 10*time.Minute {
+		t.Errorf("S9: quick=%v full=%v (%s), want full only, 10 minutes", q.Scenarios["S9"], f.Scenarios["S9"], f.SoakDuration)
+	}
+	for _, p := range []Plan{q, f} {
+		if len(p.S5) != 5 || len(p.S8) != 3 || len(p.S7) == 0 || p.TCPMeasure <= 0 || p.ExtraMeasure <= 0 {
+			t.Errorf("plan cells: S5=%d S7=%d S8=%d tcp=%s extra=%s", len(p.S5), len(p.S7), len(p.S8), p.TCPMeasure, p.ExtraMeasure)
+		}
 	}
 }
