@@ -28,7 +28,7 @@ const pinnedEnv = "SINEW_BENCH_PINNED"
 // Main runs the benchmark with command-line args (without the program name).
 func Main(ctx context.Context, args []string, log io.Writer) error {
 	fs := flag.NewFlagSet("sinew-bench", flag.ContinueOnError)
-	quick := fs.Bool("quick", false, "fast subset (≤ 5 min): fewer cells, 2 rounds, short steps")
+	quick := fs.Bool("quick", false, "fast subset (S1–S8, about 10 min on 2 cores): fewer cells, 2 rounds, short steps")
 	out := fs.String("out", "bench/RESULTS.md", "Markdown output; JSON goes to <out>.json")
 	peerList := fs.String("peers", "direct,go-revproxy,nginx,haproxy,sinew", "peers to run (comma-separated)")
 	scList := fs.String("scenarios", "", "scenarios to run, comma-separated (default: the plan's: S1–S8 quick, S1–S9 full)")

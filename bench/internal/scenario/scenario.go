@@ -1,4 +1,4 @@
-// Package scenario runs the benchmark scenarios (S1–S4 of PERFORMANCE.md) against every peer, interleaved
+// Package scenario runs the benchmark scenarios (S1–S9 of PERFORMANCE.md) against every peer, interleaved
 // over rounds, and fills a report.Report with medians. It owns the order of runs and the arithmetic of
 // "added latency"; it never renders output.
 package scenario
@@ -100,7 +100,7 @@ func (p *Plan) CapMemSteps(nofile uint64) (capped int) {
 	return capped
 }
 
-// QuickPlan finishes in a few minutes: two rounds, a subset of cells, short steps.
+// QuickPlan is S1–S8 in about ten minutes on two cores: two rounds, a subset of cells, short steps.
 func QuickPlan() Plan {
 	return Plan{
 		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S6": true, "S7": true, "S8": true},
@@ -131,7 +131,7 @@ func payloadLoads(conns int, small, mid, big float64) []Load {
 	}
 }
 
-// FullPlan is every cell of S1–S4, three rounds.
+// FullPlan is every cell of S1–S9, three rounds.
 func FullPlan() Plan {
 	var s1 []Cell
 	for _, c := range []int{16, 100} {
