@@ -6,6 +6,9 @@
 // intended time, not from when a connection was free to send it: a stall in the target therefore shows up
 // in the latency of every request scheduled behind it (no coordinated omission, as in wrk2).
 //
+// RunFunc paces any other call (HTTP/2, gRPC) the same way; PingPong and Throughput drive opaque TCP
+// against an echo server, closed loop by nature.
+//
 // It must not measure anything other than the client-observed outcome of each request; process CPU and
 // memory are read elsewhere (package procstat).
 package loadgen
