@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -46,7 +48,7 @@ func PingPong(ctx context.Context, addr string, d time.Duration) (*hdrhistogram.
 	return h, nil
 }
 
-// Throughput writes for d on one connection while reading the echo back, then reads until every byte
+// Throughput writes for d on one connection while reading the echo back, then waits until every byte
 // sent has returned. It returns the bytes echoed and the time from the first write to the last byte read.
 // Half-close is not used: not every proxy carries it through TLS.
 func Throughput(ctx context.Context, addr string, d time.Duration) (int64, time.Duration, error) {
@@ -56,53 +58,60 @@ func Throughput(ctx context.Context, addr string, d time.Duration) (int64, time.
 	}
 	defer nc.Close()
 	_ = nc.SetDeadline(time.Now().Add(d + 30*time.Second))
+	// The reader counts bytes; whichever of it and the writer sees the count reach the total sent (known
+	// only when writing stops) closes done, so neither can miss the other's last update.
+	var got, target atomic.Int64
+	target.Store(-1)
+	done := make(chan struct{})
+	var once sync.Once
+	finish := func() { once.Do(func() { close(done) }) }
+	readErr := make(chan error, 1)
+	var last atomic.Int64 // unix ns of the last byte read
+	start := time.Now()
+	go func() {
+		rbuf := make([]byte, 256<<10)
+		for {
+			k, err := nc.Read(rbuf)
+			if k > 0 {
+				last.Store(time.Now().UnixNano())
+				if n := got.Add(int64(k)); target.Load() >= 0 && n >= target.Load() {
+					finish()
+					return
+				}
+			}
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					err = fmt.Errorf("connection closed after %d bytes echoed", got.Load())
+				}
+				readErr <- err
+				finish()
+				return
+			}
+		}
+	}()
 	buf := make([]byte, 64<<10)
 	for i := range buf {
 		buf[i] = byte(i)
 	}
-	type wres struct {
-		n   int64
-		err error
-	}
-	done := make(chan wres, 1)
-	start := time.Now()
-	go func() {
-		var n int64
-		for time.Since(start) < d && ctx.Err() == nil {
-			k, err := nc.Write(buf)
-			n += int64(k)
-			if err != nil {
-				done <- wres{n, err}
-				return
-			}
-		}
-		done <- wres{n, nil}
-	}()
-	rbuf := make([]byte, 256<<10)
-	var got int64
-	sent := int64(-1)
-	for sent < 0 || got < sent {
-		if sent < 0 {
-			select {
-			case w := <-done:
-				if w.err != nil {
-					return got, time.Since(start), w.err
-				}
-				sent = w.n
-				continue
-			default:
-			}
-		}
-		k, err := nc.Read(rbuf)
-		got += int64(k)
+	var sent int64
+	for time.Since(start) < d && ctx.Err() == nil {
+		k, err := nc.Write(buf)
+		sent += int64(k)
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = fmt.Errorf("connection closed after %d bytes echoed", got)
-			}
-			return got, time.Since(start), err
+			return got.Load(), time.Since(start), err
 		}
 	}
-	return got, time.Since(start), nil
+	target.Store(sent)
+	if got.Load() >= sent {
+		finish()
+	}
+	<-done
+	select {
+	case err := <-readErr:
+		return got.Load(), time.Since(start), err
+	default:
+	}
+	return got.Load(), time.Duration(last.Load() - start.UnixNano()), nil
 }
 
 // RunEcho serves a TCP echo on ln until ctx ends.
