@@ -36,10 +36,21 @@ func dispatch(ctx context.Context, args []string) error {
 			addr := fs.String("addr", "127.0.0.1:0", "listen address")
 			size := fs.Int("size", 1024, "response body bytes")
 			echo := fs.String("echo", "", "also serve a TCP echo on this address (S6)")
+			tlsAddr := fs.String("tls-addr", "", "also serve the app over TLS 1.3 on this address, client certificate required (S7)")
+			ca := fs.String("ca", "", "CA certificate (PEM) for -tls-addr")
+			cert := fs.String("cert", "", "server certificate (PEM) for -tls-addr")
+			key := fs.String("key", "", "server key (PEM) for -tls-addr")
 			if err := fs.Parse(args[1:]); err != nil {
 				return err
 			}
-			return peers.RunAppAndEcho(ctx, *addr, *echo, *size)
+			var tcfg *tls.Config
+			if *tlsAddr != "" {
+				var err error
+				if tcfg, err = peers.ServerTLS(peers.TLSFiles{CA: *ca, ServerCert: *cert, ServerKey: *key}); err != nil {
+					return err
+				}
+			}
+			return peers.RunAppAndEcho(ctx, peers.AppOptions{Addr: *addr, Echo: *echo, TLSAddr: *tlsAddr, TLS: tcfg, Size: *size})
 		case "revproxy":
 			return revproxy(ctx, args[1:])
 		}
@@ -57,6 +68,8 @@ func revproxy(ctx context.Context, args []string) error {
 	cert := fs.String("cert", "", "certificate (PEM)")
 	key := fs.String("key", "", "private key (PEM)")
 	h2 := fs.Bool("h2", false, "HTTP/2 on both sides (h2c in the clear, ALPN h2 over TLS)")
+	frontCert := fs.String("front-cert", "", "terminate mTLS on the listener with this certificate (PEM), independently of -tls-server")
+	frontKey := fs.String("front-key", "", "private key of -front-cert (PEM)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -66,6 +79,14 @@ func revproxy(ctx context.Context, args []string) error {
 	var cfg *tls.Config
 	if *tlsServer {
 		if cfg, err = peers.ServerTLS(files); err != nil {
+			return err
+		}
+		o.ServerTLS = cfg
+	}
+	if *frontCert != "" {
+		front := files
+		front.ServerCert, front.ServerKey = *frontCert, *frontKey
+		if cfg, err = peers.ServerTLS(front); err != nil {
 			return err
 		}
 		o.ServerTLS = cfg

@@ -184,3 +184,33 @@ func TestNewConnPerRequest(t *testing.T) {
 		t.Errorf("%d distinct client connections for 20 requests, want 20", len(remotes))
 	}
 }
+
+// S7's TLS variant: a full handshake per request, each on its own connection.
+func TestNewConnPerRequestOverTLS(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	remotes := map[string]bool{}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		remotes[r.RemoteAddr] = true
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	tcfg := srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	tcfg.NextProtos = []string{"http/1.1"}
+	ctx := context.Background()
+	g, err := New(ctx, Config{Addr: strings.TrimPrefix(srv.URL, "https://"), Conns: 2, NewConnPerRequest: true, TLS: tcfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	res := g.Run(ctx, 100, 100*time.Millisecond)
+	if res.Errors() != 0 || res.Requests != 10 {
+		t.Fatalf("requests=%d errors=%d, want 10 and 0", res.Requests, res.Errors())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(remotes) != 10 {
+		t.Errorf("%d TLS connections for 10 requests, want 10", len(remotes))
+	}
+}

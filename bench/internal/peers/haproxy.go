@@ -102,6 +102,9 @@ func (HAProxy) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 		return nil, err
 	}
 	in.Proxies = []*Proc{srv}
+	if topo == TLSMesh {
+		front += fmt.Sprintf(" ssl crt %s ca-file %s verify required", t.ServerPEM, t.CA)
+	}
 	cli, err := launch("haproxy-client", haproxyConf(topo, front+h2c,
 		fmt.Sprintf("%s ssl verify required ca-file %s crt %s sni str(%s) verifyhost %s%s", back, t.CA, t.ClientPEM, ServerName, ServerName, alpn)))
 	if err != nil {

@@ -108,7 +108,11 @@ func (n Nginx) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
       proxy_ssl_protocols TLSv1.3; proxy_ssl_conf_command Ciphersuites %s;
       proxy_ssl_session_reuse on;
 `, t.ClientCert, t.ClientKey, t.CA, ServerName, tls13Suite)
-	cliConf := nginxConf(filepath.Join(dir, "nginx-client"), front, back, "", clientTLS)
+	cliListen, cliServer := front, ""
+	if topo == TLSMesh {
+		cliListen, cliServer = front+" ssl", serverTLS
+	}
+	cliConf := nginxConf(filepath.Join(dir, "nginx-client"), cliListen, back, cliServer, clientTLS)
 	cliConf = strings.Replace(cliConf, "proxy_pass http://next;", "proxy_pass https://next;", 1)
 	cli, err := launch("nginx-client", cliConf)
 	if err != nil {

@@ -9,6 +9,7 @@ package peers
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -32,6 +33,10 @@ const (
 	// H2Mesh is HTTP/2 (h2c from the client, HTTP/2 over mTLS between the pair, h2c to the app) through a
 	// client-side and a server-side proxy (S8: h2c requests and gRPC).
 	H2Mesh
+	// TLSMesh is Mesh with TLS 1.3 (client certificate required) from the client to the first hop: the
+	// client-side proxy terminates it (S7 with TLS; direct: the app's TLS port). sinew's outbound port is
+	// plaintext by design (the app talks to its own sidecar), so sinew does not build it.
+	TLSMesh
 )
 
 func (t Topology) String() string {
@@ -44,6 +49,8 @@ func (t Topology) String() string {
 		return "tcpmesh"
 	case H2Mesh:
 		return "h2mesh"
+	case TLSMesh:
+		return "tlsmesh"
 	}
 	return "hop"
 }
@@ -52,7 +59,7 @@ func (t Topology) String() string {
 func (t Topology) TCP() bool { return t == TCPHop || t == TCPMesh }
 
 // Paired reports whether the topology is a client-side and server-side pair with mTLS between.
-func (t Topology) Paired() bool { return t == Mesh || t == TCPMesh || t == H2Mesh }
+func (t Topology) Paired() bool { return t == Mesh || t == TCPMesh || t == H2Mesh || t == TLSMesh }
 
 // ErrUnsupported is returned by Start when a peer cannot build a topology at all (e.g. an HTTP-only
 // proxy asked for opaque TCP); the runner reports the peer as skipped for that scenario.
@@ -69,6 +76,7 @@ type Env struct {
 	Dir      string   // scratch directory for configs and logs (removed by the caller)
 	Self     string   // this executable, for the app and revproxy subcommands
 	AppAddr  string   // host:port of the running app
+	AppTLS   string   // host:port of the app's TLS listener (server certificate, client certificate required)
 	EchoAddr string   // host:port of the TCP echo server (S6)
 	TLS      TLSFiles // material for the non-sinew peers
 	Pin      bool     // pin proxies with taskset
@@ -88,10 +96,12 @@ type Instance struct {
 	Addr    string  // where the load generator connects
 	Host    string  // Host header to send ("" = Addr)
 	Proxies []*Proc // the proxy processes that CPU and memory are read from
-	others  []*Proc // helpers stopped with the instance but not measured (control plane)
-	dir     string
-	tcp     bool // readiness is an echo, not an HTTP 200
-	h2      bool // readiness is an h2c 200
+	// ClientTLS is set when the load generator must speak TLS to Addr (TLSMesh).
+	ClientTLS *tls.Config
+	others    []*Proc // helpers stopped with the instance but not measured (control plane)
+	dir       string
+	tcp       bool // readiness is an echo, not an HTTP 200
+	h2        bool // readiness is an h2c 200
 }
 
 // Stop ends every process of the instance, proxies first.
@@ -142,6 +152,11 @@ func instanceDir(env *Env, name string, topo Topology) (string, error) {
 // ready waits for a 200 (an echo for TCP topologies) through the instance, and stops it on failure.
 func ready(ctx context.Context, in *Instance, procs ...*Proc) (*Instance, error) {
 	wait := WaitHTTP
+	if in.ClientTLS != nil {
+		wait = func(ctx context.Context, addr, host, path string, timeout time.Duration, procs ...*Proc) error {
+			return waitHTTP(ctx, addr, host, path, in.ClientTLS, timeout, procs...)
+		}
+	}
 	if in.h2 {
 		wait = func(ctx context.Context, addr, host, _ string, timeout time.Duration, procs ...*Proc) error {
 			return WaitH2(ctx, addr, host, timeout, procs...)
@@ -165,6 +180,13 @@ type Direct struct{}
 func (Direct) Name() string          { return "direct" }
 func (Direct) Available(*Env) string { return "" }
 func (Direct) Start(_ context.Context, env *Env, topo Topology) (*Instance, error) {
+	if topo == TLSMesh {
+		cfg, err := ClientTLS(env.TLS)
+		if err != nil {
+			return nil, err
+		}
+		return &Instance{Addr: env.AppTLS, ClientTLS: cfg}, nil
+	}
 	if topo.TCP() {
 		return &Instance{Addr: env.EchoAddr, tcp: true}, nil
 	}
@@ -205,8 +227,12 @@ func (GoRevProxy) Start(ctx context.Context, env *Env, topo Topology) (*Instance
 		return nil, err
 	}
 	in.Proxies = []*Proc{srv}
-	cli, err := Launch(dir, "revproxy-client", env.core(), nil, env.Self, "revproxy", "-listen", front, h2,
-		"-upstream", back, "-tls-client", "-ca", env.TLS.CA, "-cert", env.TLS.ClientCert, "-key", env.TLS.ClientKey)
+	args := []string{env.Self, "revproxy", "-listen", front, h2,
+		"-upstream", back, "-tls-client", "-ca", env.TLS.CA, "-cert", env.TLS.ClientCert, "-key", env.TLS.ClientKey}
+	if topo == TLSMesh {
+		args = append(args, "-front-cert", env.TLS.ServerCert, "-front-key", env.TLS.ServerKey)
+	}
+	cli, err := Launch(dir, "revproxy-client", env.core(), nil, args...)
 	if err != nil {
 		in.Stop()
 		return nil, err
@@ -244,7 +270,13 @@ func newInstance(env *Env, name string, topo Topology) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Instance{Addr: front, dir: dir, tcp: topo.TCP(), h2: topo == H2Mesh}, nil
+	in := &Instance{Addr: front, dir: dir, tcp: topo.TCP(), h2: topo == H2Mesh}
+	if topo == TLSMesh {
+		if in.ClientTLS, err = ClientTLS(env.TLS); err != nil {
+			return nil, err
+		}
+	}
+	return in, nil
 }
 
 // upstream is what the server side (or the only proxy) forwards to: the app, or the echo server.

@@ -2,6 +2,7 @@ package peers
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -125,9 +126,18 @@ func FreeAddr() (string, error) {
 // WaitHTTP polls http://addr+path (with Host header host) until it answers 200, the process exits or the
 // deadline passes.
 func WaitHTTP(ctx context.Context, addr, host, path string, timeout time.Duration, procs ...*Proc) error {
+	return waitHTTP(ctx, addr, host, path, nil, timeout, procs...)
+}
+
+// waitHTTP is WaitHTTP, over TLS when tcfg is set.
+func waitHTTP(ctx context.Context, addr, host, path string, tcfg *tls.Config, timeout time.Duration, procs ...*Proc) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: tcfg}}
+	scheme := "http://"
+	if tcfg != nil {
+		scheme = "https://"
+	}
 	var last error // set by every attempt before the deadline can be seen
 	for {
 		for _, p := range procs {
@@ -135,7 +145,7 @@ func WaitHTTP(ctx context.Context, addr, host, path string, timeout time.Duratio
 				return fmt.Errorf("%s exited: %v\n%s", p.Name, p.err, p.Tail(2000))
 			}
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, scheme+addr+path, nil)
 		if host != "" {
 			req.Host = host
 		}

@@ -26,8 +26,8 @@ func PayloadPath(n int) string { return "/bytes/" + strconv.Itoa(n) }
 
 // RunApp serves the benchmark's backend: every request's body is read and discarded, and the answer is
 // size bytes (n bytes on PayloadPath(n)) with an explicit Content-Length, written in chunks so that the
-// app never holds a large response. It returns when ctx ends.
-func RunApp(ctx context.Context, addr string, size int) error {
+// app never holds a large response. Over TLS (tcfg set) it speaks HTTP/1.1 only. It returns when ctx ends.
+func RunApp(ctx context.Context, addr string, size int, tcfg *tls.Config) error {
 	chunk := make([]byte, 64<<10)
 	for i := range chunk {
 		chunk[i] = 'a' + byte(i%26)
@@ -54,28 +54,50 @@ func RunApp(ctx context.Context, addr string, size int) error {
 			n -= k
 		}
 	})
+	if tcfg != nil {
+		return serve(ctx, addr, h, tcfg, nil)
+	}
 	// One port for HTTP/1.1, h2c and gRPC (S8).
 	return serve(ctx, addr, h2load.Handler(h2load.NewServer(), h), nil, h2load.H2CProtocols())
 }
 
-// RunAppAndEcho runs the app and, when echoAddr is set, a TCP echo server beside it (S6), until ctx ends
-// or either fails.
-func RunAppAndEcho(ctx context.Context, addr, echoAddr string, size int) error {
-	if echoAddr == "" {
-		return RunApp(ctx, addr, size)
-	}
-	ln, err := net.Listen("tcp", echoAddr)
-	if err != nil {
-		return err
+// AppOptions are the app process's listeners.
+type AppOptions struct {
+	Addr    string      // HTTP/1.1, h2c and gRPC
+	Echo    string      // TCP echo (S6); "" for none
+	TLSAddr string      // the app over TLS (S7 with TLS); "" for none
+	TLS     *tls.Config // for TLSAddr
+	Size    int         // default response bytes
+}
+
+// RunAppAndEcho runs the app and the listeners beside it until ctx ends or one of them fails.
+func RunAppAndEcho(ctx context.Context, o AppOptions) error {
+	var ln net.Listener
+	if o.Echo != "" {
+		var err error
+		if ln, err = net.Listen("tcp", o.Echo); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
-	go func() { errc <- RunApp(ctx, addr, size) }()
-	go func() { errc <- loadgen.RunEcho(ctx, ln) }()
-	err = <-errc
+	errc := make(chan error, 3)
+	n := 1
+	go func() { errc <- RunApp(ctx, o.Addr, o.Size, nil) }()
+	if ln != nil {
+		n++
+		go func() { errc <- loadgen.RunEcho(ctx, ln) }()
+	}
+	if o.TLSAddr != "" {
+		n++
+		go func() { errc <- RunApp(ctx, o.TLSAddr, o.Size, o.TLS) }()
+	}
+	err := <-errc
 	cancel()
-	return errors.Join(err, <-errc)
+	for i := 1; i < n; i++ {
+		err = errors.Join(err, <-errc)
+	}
+	return err
 }
 
 // RevProxyOptions configures the naive-Go peer (net/http/httputil.ReverseProxy).

@@ -67,6 +67,9 @@ func BuildSinew(ctx context.Context, repoRoot, outDir string) (string, error) {
 const sinewHost = "server.bench.svc.cluster.local"
 
 func (Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, error) {
+	if topo == TLSMesh {
+		return nil, fmt.Errorf("TLS from the client does not apply: the app talks plaintext to its own sidecar: %w", ErrUnsupported)
+	}
 	dir, err := instanceDir(env, "sinew", topo)
 	if err != nil {
 		return nil, err

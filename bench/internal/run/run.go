@@ -126,12 +126,13 @@ func Main(ctx context.Context, args []string, log io.Writer) error {
 	if pin {
 		core = peers.HarnessCore
 	}
-	app, appAddr, echoAddr, err := startApp(ctx, dir, core, self, plan.BodySize, log)
+	app, addrs, err := startApp(ctx, dir, core, self, plan.BodySize, tlsFiles, log)
 	if err != nil {
 		return err
 	}
 	defer app.Stop()
-	env.EchoAddr = echoAddr
+	appAddr := addrs.http
+	env.EchoAddr, env.AppTLS = addrs.echo, addrs.tls
 	env.AppAddr = appAddr
 
 	m := procstat.ReadMachine()
@@ -160,39 +161,41 @@ func Main(ctx context.Context, args []string, log io.Writer) error {
 	return nil
 }
 
-// startApp runs the backend app and its TCP echo server on free ports, again on fresh ports if another
-// process took one first.
-func startApp(ctx context.Context, dir string, core int, self string, size int, log io.Writer) (*peers.Proc, string, string, error) {
+type appAddrs struct{ http, echo, tls string }
+
+// startApp runs the backend app with its TCP echo and TLS listeners on free ports, again on fresh ports if
+// another process took one first.
+func startApp(ctx context.Context, dir string, core int, self string, size int, t peers.TLSFiles, log io.Writer) (*peers.Proc, appAddrs, error) {
 	type started struct {
-		p          *peers.Proc
-		addr, echo string
+		p *peers.Proc
+		a appAddrs
 	}
 	s, err := peers.RetryAddrInUse(ctx, func() (started, error) {
-		addr, err := peers.FreeAddr()
+		var a appAddrs
+		for _, p := range []*string{&a.http, &a.echo, &a.tls} {
+			var err error
+			if *p, err = peers.FreeAddr(); err != nil {
+				return started{}, err
+			}
+		}
+		p, err := peers.Launch(dir, "app", core, nil, self, "app", "-addr", a.http, "-echo", a.echo, "-size", fmt.Sprint(size),
+			"-tls-addr", a.tls, "-ca", t.CA, "-cert", t.ServerCert, "-key", t.ServerKey)
 		if err != nil {
 			return started{}, err
 		}
-		echo, err := peers.FreeAddr()
-		if err != nil {
-			return started{}, err
-		}
-		p, err := peers.Launch(dir, "app", core, nil, self, "app", "-addr", addr, "-echo", echo, "-size", fmt.Sprint(size))
-		if err != nil {
-			return started{}, err
-		}
-		if err := peers.WaitHTTP(ctx, addr, "", "/", 10*time.Second, p); err != nil {
+		if err := peers.WaitHTTP(ctx, a.http, "", "/", 10*time.Second, p); err != nil {
 			p.Stop()
 			return started{}, fmt.Errorf("app: %w", err)
 		}
-		if err := peers.WaitEcho(ctx, echo, 10*time.Second, p); err != nil {
+		if err := peers.WaitEcho(ctx, a.echo, 10*time.Second, p); err != nil {
 			p.Stop()
 			return started{}, fmt.Errorf("app echo: %w", err)
 		}
-		return started{p, addr, echo}, nil
+		return started{p, a}, nil
 	}, func(attempt int, err error) {
 		fmt.Fprintf(log, "app start attempt %d lost a port; retrying on fresh ones\n", attempt)
 	})
-	return s.p, s.addr, s.echo, err
+	return s.p, s.a, err
 }
 
 // reexecPinned replaces this process with itself under `taskset -c 1`, so the load generator (and the
@@ -310,7 +313,7 @@ func method(p scenario.Plan, pin bool) []string {
 		m = append(m, fmt.Sprintf("S5/S7/S8: %s warm-up + %s measured per cell", p.Warmup, p.ExtraMeasure))
 	}
 	if p.Scenarios["S5"] || p.Scenarios["S7"] {
-		m = append(m, "S5/S7: meshed hop, same interleaving and rounds as S2; S5 GETs a sized response (or POSTs 1 MiB for the upload); S7 sends `Connection: close` and dials a new connection per request")
+		m = append(m, "S5/S7: meshed hop, same interleaving and rounds as S2; S5 GETs a sized response (or POSTs 1 MiB for the upload); S7 sends `Connection: close` and dials a new connection per request, plaintext or TLS 1.3 with a client certificate and no resumption (the client-side proxy terminates it; sinew's outbound port is plaintext by design)")
 	}
 	if p.Scenarios["S6"] {
 		m = append(m, fmt.Sprintf("S6: opaque TCP to an echo server (in the app's process), one plaintext proxy and a pair with mTLS between; per instance %s of bulk echo on one connection, then %s of 1-byte ping-pong; nginx in stream mode, HAProxy in TCP mode, sinew on an opaque port (5432); go-revproxy is HTTP only", p.TCPMeasure, p.TCPMeasure))

@@ -5,6 +5,7 @@ package scenario
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -71,6 +72,7 @@ type Plan struct {
 	MemSteps []int
 
 	S5, S7, S8   []Load
+	S7TLS        []Load        // S7 with TLS from the client to the first hop
 	ExtraMeasure time.Duration // measured window of S5/S7/S8 cells (shorter than Measure: more cells)
 
 	TCPMeasure time.Duration // S6: length of the throughput run and of the ping-pong run
@@ -112,6 +114,7 @@ func QuickPlan() Plan {
 		MemSteps:      []int{1, 1000, 10000},
 		S5:            payloadLoads(4, 500, 200, 20),
 		S7:            []Load{{Cell: Cell{16, 200}, Variant: "plaintext client", NewConn: true}},
+		S7TLS:         []Load{{Cell: Cell{16, 200}, Variant: "TLS client, full handshake", NewConn: true}},
 		TCPMeasure:    2 * time.Second,
 		S8:            h2Loads(16, 500, 100),
 		ExtraMeasure:  1500 * time.Millisecond,
@@ -152,6 +155,10 @@ func FullPlan() Plan {
 			{Cell: Cell{16, 200}, Variant: "plaintext client", NewConn: true},
 			{Cell: Cell{16, 500}, Variant: "plaintext client", NewConn: true},
 			{Cell: Cell{16, 1000}, Variant: "plaintext client", NewConn: true},
+		},
+		S7TLS: []Load{
+			{Cell: Cell{16, 200}, Variant: "TLS client, full handshake", NewConn: true},
+			{Cell: Cell{16, 500}, Variant: "TLS client, full handshake", NewConn: true},
 		},
 		TCPMeasure:   5 * time.Second,
 		S8:           h2Loads(16, 1000, 200),
@@ -222,6 +229,7 @@ func (r *Runner) Run(ctx context.Context) {
 	}
 	if r.Plan.Scenarios["S7"] {
 		r.latency(ctx, "S7", peers.Mesh, r.Plan.S7, false)
+		r.latency(ctx, "S7", peers.TLSMesh, r.Plan.S7TLS, false)
 	}
 	if r.Plan.Scenarios["S8"] {
 		r.latency(ctx, "S8", peers.H2Mesh, r.Plan.S8, false)
@@ -285,7 +293,7 @@ type cellSample struct {
 func runner(ctx context.Context, in *peers.Instance, c Load) (func(time.Duration) loadgen.Result, func(), error) {
 	if c.Kind == "" {
 		gen, err := loadgen.New(ctx, loadgen.Config{Addr: in.Addr, Host: in.Host, Path: c.Path, Conns: c.Conns, BodySize: c.Body,
-			NewConnPerRequest: c.NewConn})
+			NewConnPerRequest: c.NewConn, TLS: in.ClientTLS})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -372,6 +380,10 @@ func (r *Runner) latency(ctx context.Context, sc string, topo peers.Topology, ce
 				return
 			}
 			in, err := r.start(ctx, sc, p, topo)
+			if errors.Is(err, peers.ErrUnsupported) {
+				r.skip(sc, p.Name(), err.Error())
+				continue
+			}
 			if err != nil {
 				r.logf("%s round %d %s: start failed: %v", sc, round+1, p.Name(), err)
 				r.skip(sc, p.Name(), "start failed: "+firstLine(err.Error()))
