@@ -20,10 +20,8 @@ func (r *Runner) knee(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			in, err := r.start(ctx, "S3", p, peers.Hop)
-			if err != nil {
-				r.logf("S3 %s: start failed: %v", p.Name(), err)
-				r.skip("S3", p.Name(), "start failed: "+firstLine(err.Error()))
+			in, ok := r.start(ctx, "S3", p, peers.Hop)
+			if !ok {
 				continue
 			}
 			row := r.kneeOnce(ctx, p.Name(), in)

@@ -17,10 +17,8 @@ func (r *Runner) memory(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		in, err := r.start(ctx, "S4", p, peers.Hop)
-		if err != nil {
-			r.logf("S4 %s: start failed: %v", p.Name(), err)
-			r.skip("S4", p.Name(), "start failed: "+firstLine(err.Error()))
+		in, ok := r.start(ctx, "S4", p, peers.Hop)
+		if !ok {
 			continue
 		}
 		row := r.memoryOnce(ctx, p.Name(), in)

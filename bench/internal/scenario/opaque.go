@@ -2,7 +2,6 @@ package scenario
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/sinewmesh/sinew/bench/internal/loadgen"
@@ -23,14 +22,8 @@ func (r *Runner) opaque(ctx context.Context) {
 				if ctx.Err() != nil {
 					return
 				}
-				in, err := r.start(ctx, "S6", p, topo)
-				if errors.Is(err, peers.ErrUnsupported) {
-					r.skip("S6", p.Name(), err.Error())
-					continue
-				}
-				if err != nil {
-					r.logf("S6 %s round %d %s: start failed: %v", topo, round+1, p.Name(), err)
-					r.skip("S6", p.Name(), "start failed: "+firstLine(err.Error()))
+				in, ok := r.start(ctx, "S6", p, topo)
+				if !ok {
 					continue
 				}
 				s := r.tcpOnce(ctx, in)

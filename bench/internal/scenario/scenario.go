@@ -248,11 +248,22 @@ func (r *Runner) loads(cells []Cell) []Load {
 	return out
 }
 
-// start starts a peer, on fresh ports again when a child lost a port chosen free to another process.
-func (r *Runner) start(ctx context.Context, sc string, p peers.Peer, topo peers.Topology) (*peers.Instance, error) {
-	return peers.StartRetry(ctx, p, r.Env, topo, func(attempt int, err error) {
+// start starts a peer, on fresh ports again when a child lost a port chosen free to another process. When the peer
+// cannot run the topology or fails to start, the cell is recorded as skipped (a failure is logged) and ok is false.
+func (r *Runner) start(ctx context.Context, sc string, p peers.Peer, topo peers.Topology) (*peers.Instance, bool) {
+	in, err := peers.StartRetry(ctx, p, r.Env, topo, func(attempt int, err error) {
 		r.logf("%s %s: start attempt %d lost a port (%s); retrying on fresh ports", sc, p.Name(), attempt, lastLine(err.Error()))
 	})
+	switch {
+	case errors.Is(err, peers.ErrUnsupported):
+		r.skip(sc, p.Name(), err.Error())
+		return nil, false
+	case err != nil:
+		r.logf("%s %s %s: start failed: %v", sc, topo, p.Name(), err)
+		r.skip(sc, p.Name(), "start failed: "+firstLine(err.Error()))
+		return nil, false
+	}
+	return in, true
 }
 
 // usage is CPU and memory of an instance's proxies.
@@ -379,14 +390,8 @@ func (r *Runner) latency(ctx context.Context, sc string, topo peers.Topology, ce
 			if ctx.Err() != nil {
 				return
 			}
-			in, err := r.start(ctx, sc, p, topo)
-			if errors.Is(err, peers.ErrUnsupported) {
-				r.skip(sc, p.Name(), err.Error())
-				continue
-			}
-			if err != nil {
-				r.logf("%s round %d %s: start failed: %v", sc, round+1, p.Name(), err)
-				r.skip(sc, p.Name(), "start failed: "+firstLine(err.Error()))
+			in, ok := r.start(ctx, sc, p, topo)
+			if !ok {
 				continue
 			}
 			nproxies[p.Name()] = len(in.Proxies)

@@ -19,10 +19,8 @@ func (r *Runner) soak(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		in, err := r.start(ctx, "S9", p, peers.Hop)
-		if err != nil {
-			r.logf("S9 %s: start failed: %v", p.Name(), err)
-			r.skip("S9", p.Name(), "start failed: "+firstLine(err.Error()))
+		in, ok := r.start(ctx, "S9", p, peers.Hop)
+		if !ok {
 			continue
 		}
 		row := report.SoakRow{Peer: p.Name(), KneeFrom: "S3"}
