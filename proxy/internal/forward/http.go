@@ -75,6 +75,12 @@ func newReverseProxy(log *slog.Logger, direction string) *httputil.ReverseProxy 
 			if st.origProto {
 				pr.Out.Header.Set(origProtoHeader, "HTTP/1.1")
 			}
+			// Request trailers arrive after the body, into pr.In.Trailer; the clone ReverseProxy sends holds a
+			// copy of the map made before that, so the values were lost. Share the map instead.
+			pr.Out.Trailer = pr.In.Trailer
+			// The proxy answers "Expect: 100-continue" itself (net/http does when the body is first read). Passed
+			// on, the next hop answered too and ReverseProxy relayed its 100, so the client got two.
+			pr.Out.Header.Del("Expect")
 		},
 		Transport: stateTransport{},
 		ModifyResponse: func(resp *http.Response) error {
