@@ -49,8 +49,8 @@ type inboundConn struct {
 	appAddr string // where the application listens
 	// dst is where the client sent the connection, the tap events' destination: this pod's address and the port
 	// the client asked for (from a peer proxy's transport header, or a captured connection's original
-	// destination), not the application's loopback address.
-	dst      string
+	// destination), not the application's loopback address. Kept as a value: only tap formats it.
+	dst      netip.AddrPort
 	mesh     bool   // a peer proxy's mTLS connection
 	tls      string // the tls label: "true" or why not
 	clientID string // the peer's mesh identity; empty unless mesh
@@ -118,36 +118,38 @@ func (in *Inbound) Handle(raw net.Conn) {
 }
 
 // defaultApp is where plaintext connections go (app, and its port), and where their client sent them (dst).
-func (in *Inbound) defaultApp(raw net.Conn) (app, dst string, port uint16, err error) {
+func (in *Inbound) defaultApp(raw net.Conn) (app string, dst netip.AddrPort, port uint16, err error) {
 	if in.ports.Apps != nil {
 		if in.ports.Default == "" {
-			return "", "", 0, errors.New("no default application port configured")
+			return "", netip.AddrPort{}, 0, errors.New("no default application port configured")
 		}
 		// Explicit mode: plaintext clients dial the inbound listener itself.
-		return in.ports.Default, raw.LocalAddr().String(), portOf(in.ports.Default), nil
+		return in.ports.Default, localAddrPort(raw, 0), portOf(in.ports.Default), nil
 	}
 	orig, err := OriginalDst(raw)
 	if errors.Is(err, errNotRedirected) {
 		// Dialed the inbound port directly: only mesh connections (which carry their port) make sense.
-		return "", raw.LocalAddr().String(), 0, nil
+		return "", localAddrPort(raw, 0), 0, nil
 	}
 	if err != nil {
-		return "", "", 0, err
+		return "", netip.AddrPort{}, 0, err
 	}
-	return appLoopback(orig.Port()), orig.String(), orig.Port(), nil
+	return appLoopback(orig.Port()), orig, orig.Port(), nil
 }
 
-// withPort is addr's host with port. A peer proxy dials this pod's address; the port its client asked for travels
-// in the transport header.
-func withPort(addr net.Addr, port uint16) string {
-	if ta, ok := addr.(*net.TCPAddr); ok {
-		return netip.AddrPortFrom(ta.AddrPort().Addr().Unmap(), port).String()
+// localAddrPort is the address c was accepted on, with port instead of its own unless port is 0; the zero
+// AddrPort for a connection that is not TCP. A peer proxy dials this pod's address; the port its client asked for
+// travels in the transport header.
+func localAddrPort(c net.Conn, port uint16) netip.AddrPort {
+	ta, ok := c.LocalAddr().(*net.TCPAddr)
+	if !ok {
+		return netip.AddrPort{}
 	}
-	host, _, err := net.SplitHostPort(addr.String())
-	if err != nil {
-		host = addr.String()
+	ap := ta.AddrPort()
+	if port == 0 {
+		port = ap.Port()
 	}
-	return net.JoinHostPort(host, strconv.Itoa(int(port)))
+	return netip.AddrPortFrom(ap.Addr().Unmap(), port)
 }
 
 func appLoopback(port uint16) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))) }
@@ -188,7 +190,7 @@ func (in *Inbound) serveMesh(conn net.Conn) {
 		_ = tc.Close() // refused; the reason is logged
 		return
 	}
-	info := &inboundConn{appAddr: app, dst: withPort(conn.LocalAddr(), hdr.Port), mesh: true, tls: "true",
+	info := &inboundConn{appAddr: app, dst: localAddrPort(conn, hdr.Port), mesh: true, tls: "true",
 		clientID: meshtls.PeerID(tc.ConnectionState().PeerCertificates[0])}
 	mc := in.metered(tc, info)
 	switch hdr.Proto {
@@ -259,8 +261,12 @@ func (in *Inbound) Shutdown(ctx context.Context) {
 // account as labels) to this pod at the address the client sent the request to, as Linkerd shows it.
 func (in *Inbound) tapMeta(r *http.Request, ic *inboundConn) *tap.Meta {
 	local := in.deps.Tap.Local()
+	var dst string
+	if ic.dst.IsValid() {
+		dst = ic.dst.String()
+	}
 	m := &tap.Meta{
-		Inbound: true, Source: r.RemoteAddr, Destination: ic.dst, DestinationLabels: local.Labels,
+		Inbound: true, Source: r.RemoteAddr, Destination: dst, DestinationLabels: local.Labels,
 		TLS: ic.tls, ClientID: ic.clientID,
 		Scheme: requestScheme(r), Method: r.Method, Authority: r.Host, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header,
 	}
