@@ -249,39 +249,36 @@ func (g *Generator) do(ctx context.Context, i int, w *worker) bool {
 // behind a slow response are charged for the wait. Requests still unsent at d+drain are counted as Unsent
 // (the target is saturated) rather than silently dropped.
 func (g *Generator) Run(ctx context.Context, rate float64, d time.Duration) Result {
-	total := int64(rate * d.Seconds())
-	if total < 1 {
-		total = 1
-	}
+	return openLoop(ctx, rate, d, len(g.conns), func(i int, w *worker) bool { return g.do(ctx, i, w) })
+}
+
+// openLoop runs n workers open loop at rate for d: a pacer releases call k at start+k/rate, a free worker
+// takes it, and when do says the call completed its latency counts from that intended time. Calls still
+// unsent at d+drain are counted as Unsent. do does its own accounting of requests and errors in w.
+func openLoop(ctx context.Context, rate float64, d time.Duration, n int, do func(i int, w *worker) bool) Result {
+	total := max(int64(rate*d.Seconds()), 1)
 	interval := time.Duration(float64(time.Second) / rate)
-	drain := d
-	if drain < 2*time.Second {
-		drain = 2 * time.Second
-	}
-	buf := total
-	if buf > 1<<16 {
-		buf = 1 << 16
-	}
-	queue := make(chan int64, buf)
+	drain := max(d, 2*time.Second)
+	queue := make(chan int64, min(total, 1<<16))
 	start := time.Now().Add(time.Millisecond)
 	hardStop := start.Add(d + drain)
 	var unsent atomic.Int64
-	workers := make([]*worker, len(g.conns))
+	workers := make([]*worker, n)
 	var wg sync.WaitGroup
-	for i := range g.conns {
+	for i := range workers {
 		w := &worker{hist: NewHistogram(), lag: NewHistogram()}
 		workers[i] = w
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			for n := range queue {
+			for k := range queue {
 				if ctx.Err() != nil || time.Now().After(hardStop) {
 					unsent.Add(1)
 					continue
 				}
-				intended := start.Add(time.Duration(n) * interval)
+				intended := start.Add(time.Duration(k) * interval)
 				_ = w.lag.RecordValue(clampUS(time.Since(intended)))
-				if g.do(ctx, i, w) {
+				if do(i, w) {
 					now := time.Now()
 					_ = w.hist.RecordValue(clampUS(now.Sub(intended)))
 					w.last = now
