@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -39,12 +40,15 @@ func TestHTTP1FidelityThroughMesh(t *testing.T) {
 		body    string
 		trailer http.Header
 		expect  string
+		proto   string // the version the app read, as "HTTP/major.minor"
+		host    string
 	}
 	got := make(chan seen, 1)
 	ln := listen(t)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		got <- seen{body: string(b), trailer: r.Trailer.Clone(), expect: r.Header.Get("Expect")}
+		got <- seen{body: string(b), trailer: r.Trailer.Clone(), expect: r.Header.Get("Expect"),
+			proto: fmt.Sprintf("HTTP/%d.%d", r.ProtoMajor, r.ProtoMinor), host: r.Host}
 		_, _ = w.Write([]byte("ok"))
 	})}
 	go func() { _ = srv.Serve(ln) }()
@@ -75,6 +79,35 @@ func TestHTTP1FidelityThroughMesh(t *testing.T) {
 		}
 		if s := <-got; s.body != "abc" {
 			t.Errorf("the app saw body %q", s.body)
+		}
+	})
+
+	// HTTP/1.0 keeps its version semantics end to end, and the proxy invents no Host. The status line and a Host
+	// the client sent already come through; the rest comes with the #11 forwarder.
+	t.Run("HTTP/1.0 without Host", func(t *testing.T) {
+		out := rawExchange(t, pair.outbound, "GET /x HTTP/1.0\r\n\r\n")
+		if !strings.HasPrefix(out, "HTTP/1.0 200 ") {
+			t.Fatalf("answer %q, want an HTTP/1.0 200", out)
+		}
+		s := <-got
+		untilForwarder(t)
+		if s.proto != "HTTP/1.0" || s.host != "" {
+			t.Errorf("the app saw %s with Host %q, want HTTP/1.0 with no Host", s.proto, s.host)
+		}
+	})
+
+	t.Run("HTTP/1.0 with Host", func(t *testing.T) {
+		out := rawExchange(t, pair.outbound, "GET /x HTTP/1.0\r\nHost: srv.example\r\n\r\n")
+		if !strings.HasPrefix(out, "HTTP/1.0 200 ") {
+			t.Fatalf("answer %q, want an HTTP/1.0 200", out)
+		}
+		s := <-got
+		if s.host != "srv.example" {
+			t.Errorf("the app saw Host %q, want srv.example", s.host)
+		}
+		untilForwarder(t)
+		if s.proto != "HTTP/1.0" {
+			t.Errorf("the app saw %s, want HTTP/1.0", s.proto)
 		}
 	})
 }

@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -130,13 +132,31 @@ spec:
 }
 
 func serviceYAML(ns, name, app string, port, targetPort int) string {
+	return annotatedServiceYAML(ns, name, app, port, targetPort, nil)
+}
+
+// annotatedServiceYAML is serviceYAML with metadata.annotations, such as the outbound defaults of
+// docs/networking/retries-and-timeouts.md.
+func annotatedServiceYAML(ns, name, app string, port, targetPort int, annotations map[string]string) string {
+	var ann strings.Builder
+	for i, k := range slices.Sorted(maps.Keys(annotations)) {
+		if i == 0 {
+			ann.WriteString(", annotations: {")
+		} else {
+			ann.WriteString(", ")
+		}
+		fmt.Fprintf(&ann, "%q: %q", k, annotations[k])
+	}
+	if ann.Len() > 0 {
+		ann.WriteString("}")
+	}
 	return fmt.Sprintf(`apiVersion: sinew.dev/v1alpha1
 kind: Service
-metadata: {name: %s, namespace: %s}
+metadata: {name: %s, namespace: %s%s}
 spec:
   selector: {app: %s}
   ports: [{name: p, port: %d, targetPort: %d}]
-`, name, ns, app, port, targetPort)
+`, name, ns, ann.String(), app, port, targetPort)
 }
 
 // sidecar is a running in-process proxy.
