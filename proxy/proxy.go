@@ -20,11 +20,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	destinationv1 "github.com/sinewmesh/sinew/api/destination/v1"
+	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
 	"github.com/sinewmesh/sinew/internal/identityclient"
 	"github.com/sinewmesh/sinew/internal/meshtls"
 	"github.com/sinewmesh/sinew/proxy/internal/discovery"
 	"github.com/sinewmesh/sinew/proxy/internal/forward"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
+	"github.com/sinewmesh/sinew/proxy/internal/policy"
 	"github.com/sinewmesh/sinew/proxy/internal/tap"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -45,6 +47,8 @@ type Proxy struct {
 	ident    *identityclient.Client
 	resolver *discovery.Resolver
 	dstConn  *grpc.ClientConn
+	policies *policy.Client // nil without a policy service: every target gets the default policy
+	polConn  *grpc.ClientConn
 	in       *forward.Inbound
 	out      *forward.Outbound
 
@@ -81,6 +85,9 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (_ *Proxy, err erro
 			if p.dstConn != nil {
 				_ = p.dstConn.Close() // New failed; its error is the one to report
 			}
+			if p.polConn != nil {
+				_ = p.polConn.Close() // New failed; its error is the one to report
+			}
 		}
 	}()
 	p.reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
@@ -106,6 +113,16 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (_ *Proxy, err erro
 	if err != nil {
 		return nil, err
 	}
+	if cfg.PolicyAddr != "" {
+		// The policy service runs with the destination service, under the same identity.
+		if p.polConn, err = grpc.NewClient(cfg.PolicyAddr, grpc.WithTransportCredentials(creds)); err != nil {
+			return nil, fmt.Errorf("policy service %s: %w", cfg.PolicyAddr, err)
+		}
+		p.policies, err = policy.NewClient(policyv1.NewOutboundPoliciesClient(p.polConn), cfg.Workload, log.With("component", "policy"), p.reg)
+		if err != nil {
+			return nil, err
+		}
+	}
 	m, err := metrics.New(p.reg)
 	if err != nil {
 		return nil, err
@@ -119,7 +136,7 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (_ *Proxy, err erro
 		return nil, err
 	}
 	p.tapSrv = tap.NewServer(hub, cfg.TapAuthorizedIDs, log.With("component", "tap")).GRPCServer(p.anchors, p.ident.Certificate)
-	deps := forward.Deps{Log: log.With("component", "forward"), Metrics: m, Certs: p.ident, Anchors: p.anchors, Resolver: p.resolver, Tap: hub}
+	deps := forward.Deps{Log: log.With("component", "forward"), Metrics: m, Certs: p.ident, Anchors: p.anchors, Resolver: p.resolver, Policies: p.policies, Tap: hub}
 	timeouts := forward.Timeouts{Detect: cfg.DetectTimeout, Connect: cfg.ConnectTimeout, Discovery: cfg.DiscoveryTimeout, Handshake: 10 * time.Second}
 	ports := forward.InboundPorts{}
 	if cfg.Mode == ModeExplicit {
@@ -236,6 +253,10 @@ func (p *Proxy) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(bg)
 	g.Go(func() error { return p.ident.Run(gctx) })
 	g.Go(func() error { return p.resolver.Run(gctx) })
+	if p.policies != nil {
+		defer func() { _ = p.polConn.Close() }() // Run is ending; a failed close changes nothing
+		g.Go(func() error { return p.policies.Run(gctx) })
+	}
 	g.Go(func() error {
 		tick := time.NewTicker(time.Minute)
 		defer tick.Stop()

@@ -3,7 +3,6 @@ package integration
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/sinewmesh/sinew/proxy"
-	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -27,12 +25,9 @@ func TestHTTP2PriorKnowledgeThroughMesh(t *testing.T) {
 	t.Parallel()
 	m := startMesh(t, meshOpts{})
 	pair := startPair(t, m, httpApp(t, "srv", true))
-	c := &http.Client{Transport: &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, n, a string, _ *tls.Config) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, n, a)
-		},
-	}}
+	h2c := new(http.Protocols)
+	h2c.SetUnencryptedHTTP2(true)
+	c := &http.Client{Transport: &http.Transport{Protocols: h2c}}
 	resp, err := c.Get("http://" + pair.outbound + "/h2")
 	if err != nil {
 		t.Fatal(err)

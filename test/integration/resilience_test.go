@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,15 +27,6 @@ import (
 // it (docs/networking/retries-and-timeouts.md: retries within a budget, timeouts, failure accrual), and that a
 // request that never reached an application is retried on another endpoint (docs/networking/data-path.md), all
 // through real sidecars: client → outbound proxy → mTLS → inbound proxy → app.
-
-// untilForwarder skips a test of behaviour that issue #11's request path brings; SINEW_TEST_PENDING=1 runs it
-// anyway. Remove the call from a test once the behaviour it proves has landed.
-func untilForwarder(t *testing.T) {
-	t.Helper()
-	if os.Getenv("SINEW_TEST_PENDING") == "" {
-		t.Skip("until the #11 forwarder lands (SINEW_TEST_PENDING=1 runs it)")
-	}
-}
 
 // retry5xx retries every 5xx up to three times.
 var retry5xx = map[string]string{"retry.sinew.dev/http": "5xx", "retry.sinew.dev/limit": "3"}
@@ -190,7 +180,6 @@ func waitServedByAll(t *testing.T, c *http.Client, url string, apps ...string) {
 // here every request needs a retry, so 2000 requests as fast as they go would spend it, and then one in two fails
 // (by design: TestRetryBudgetSpent). At this pace, a budget like Linkerd's covers every retry.
 func TestRetriesHalfFailingBackend(t *testing.T) {
-	untilForwarder(t)
 	t.Parallel()
 	m := startMesh(t, meshOpts{})
 	app := startApp(t, "half", halfFailing)
@@ -229,7 +218,6 @@ func TestRetriesHalfFailingBackend(t *testing.T) {
 // little slack), where retrying every request 3 times would make it 4 × requests. Clients get the last attempt's
 // answer: the app's 500.
 func TestRetryBudgetSpent(t *testing.T) {
-	untilForwarder(t)
 	t.Parallel()
 	m := startMesh(t, meshOpts{})
 	app := startApp(t, "broken", func(w http.ResponseWriter, _ *http.Request, _ int64) {
@@ -313,7 +301,6 @@ func (l *bodyLog) attempts(id string) [][sha256.Size]byte {
 // TestRetriesReplayBodies: a request whose body fits in the replay buffer (64 KiB) is retried with the same
 // bytes; one whose body outgrew it is not retried, so its client gets the app's 500.
 func TestRetriesReplayBodies(t *testing.T) {
-	untilForwarder(t)
 	t.Parallel()
 	m := startMesh(t, meshOpts{})
 	log := &bodyLog{seen: map[string][][sha256.Size]byte{}}
@@ -441,7 +428,6 @@ func (s slowGRPC) UnaryCall(ctx context.Context, _ *testpb.SimpleRequest) (*test
 // client's proxy answers 504 (gRPC: DEADLINE_EXCEEDED) on its own, through the one failure→status map, and
 // cancels the request, which the app sees.
 func TestTimeoutSlowBackend(t *testing.T) {
-	untilForwarder(t)
 	t.Parallel()
 	m := startMesh(t, meshOpts{})
 	timeout := map[string]string{"timeout.sinew.dev/request": "300ms"}
@@ -540,7 +526,6 @@ func TestTimeoutSlowBackend(t *testing.T) {
 // failures, penalties from 1 s to 10 s, no jitter), the one whose app always answers 503 is ejected and then only
 // probed, once per penalty; when its app recovers, a probe succeeds and it takes traffic again.
 func TestFailureAccrualEjectsFailingEndpoint(t *testing.T) {
-	untilForwarder(t)
 	t.Parallel()
 	m := startMesh(t, meshOpts{})
 	var healthy atomic.Bool
@@ -691,7 +676,6 @@ func (l *steadyLoad) finish(t *testing.T) {
 // inbound proxy answers 502 connection_refused: the request never reached an app, so the client's proxy retries
 // it on the other endpoint, though the Service has no retry annotation. No request fails.
 func TestRetryUnprocessedAppDown(t *testing.T) {
-	untilForwarder(t)
 	t.Parallel()
 	m := startMesh(t, meshOpts{})
 	down, up := startApp(t, "down", answerOK), startApp(t, "up", answerOK)
@@ -714,7 +698,6 @@ func TestRetryUnprocessedAppDown(t *testing.T) {
 // (draining, then gone while discovery still lists it, as in a rolling restart). Requests it did not take, or that
 // found its listener closed, go to the other endpoint. No request fails.
 func TestRetryUnprocessedSidecarStopped(t *testing.T) {
-	untilForwarder(t)
 	t.Parallel()
 	m := startMesh(t, meshOpts{})
 	first, second := startApp(t, "first", answerOK), startApp(t, "second", answerOK)

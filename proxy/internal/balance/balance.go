@@ -62,8 +62,10 @@ func (e *Endpoint) Done(start time.Time, failed bool) {
 	now := e.clock()
 	rtt := now.Sub(start)
 	e.mu.Lock()
-	if failed {
-		// A failure is as bad as the slowest answer we have seen: make the endpoint look expensive.
+	if failed && e.acc.cfg.ConsecutiveFailures == 0 {
+		// A failure is as bad as the slowest answer we have seen: make the endpoint look expensive. With failure
+		// accrual on, failures are its business alone: a cost penalty would starve the endpoint before it could
+		// fail enough times in a row to be ejected, and then nothing would ever probe it back.
 		rtt = max(rtt, 2*time.Duration(e.cost))
 	}
 	e.observeLocked(start.Add(rtt), rtt)

@@ -1,7 +1,8 @@
-// Package forward is the proxy's data path: it takes accepted connections, detects their protocol, and carries
-// them to where they should go. Outbound: application → (balance over endpoints from discovery) → peer proxy over
-// mTLS, or the original destination. Inbound: peer proxy over mTLS (or a plaintext client) → application on
-// localhost. It owns no listeners; the proxy package accepts and hands connections in.
+// Package forward is the proxy's connection handling: it takes accepted connections, detects their protocol,
+// terminates mesh mTLS, carries opaque TCP, and serves HTTP through the two request chains (chains.go, built from
+// proxy/internal/layer). Outbound: application → route, retry, balance → peer proxy over mTLS, or the original
+// destination. Inbound: peer proxy over mTLS (or a plaintext client) → application on localhost. It owns no
+// listeners; the proxy package accepts and hands connections in.
 package forward
 
 import (
@@ -12,17 +13,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sinewmesh/sinew/proxy/internal/discovery"
+	"github.com/sinewmesh/sinew/proxy/internal/endpoint"
+	"github.com/sinewmesh/sinew/proxy/internal/layer"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
 	"github.com/sinewmesh/sinew/proxy/internal/tap"
 )
 
-// Resolver finds endpoints for a target; implemented by discovery.Resolver.
-type Resolver interface {
-	Get(name string) *discovery.Target
-}
-
-var _ Resolver = (*discovery.Resolver)(nil)
+// CertSource supplies the workload certificate.
+type CertSource = endpoint.CertSource
 
 // Deps are what both directions need.
 type Deps struct {
@@ -30,7 +28,10 @@ type Deps struct {
 	Metrics  *metrics.Metrics
 	Certs    CertSource
 	Anchors  *x509.CertPool
-	Resolver Resolver
+	Resolver layer.Resolver
+	// Policies gives each outbound target its routes, retries, timeouts and failure accrual; a nil
+	// *policy.Client gives every target the default policy.
+	Policies layer.Policies
 	// Tap receives request events when someone taps; nil disables tapping.
 	Tap *tap.Hub
 }

@@ -1,266 +1,254 @@
 package forward
 
 import (
-	"context"
-	"crypto/tls"
+	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"strconv"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/sinewmesh/sinew/proxy/internal/balance"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
-	"github.com/sinewmesh/sinew/proxy/internal/tap"
+	"github.com/sinewmesh/sinew/proxy/internal/pipeline"
 	"golang.org/x/net/http/httpguts"
-	"golang.org/x/net/http2"
 )
-
-// Headers the proxies exchange. origProtoHeader marks an HTTP/1 request carried over HTTP/2 between proxies so
-// the inbound proxy restores HTTP/1 for the application; clientIDHeader tells the application who called.
-const (
-	origProtoHeader = "Sinew-Orig-Proto"
-	clientIDHeader  = "Sinew-Client-Id"
-)
-
-// reqState is what the forwarder decided for one request.
-type reqState struct {
-	start     time.Time
-	series    *metrics.Series
-	path      *metrics.PathStats // the same request's route_* metrics
-	addr      string             // where to send it
-	rt        http.RoundTripper  // how
-	ep        *balance.Endpoint  // for latency feedback; nil when not balanced
-	origProto bool               // add origProtoHeader
-	tap       *tap.Request       // nil unless someone taps this request
-}
-
-type stateKey struct{}
-
-func withState(r *http.Request, st *reqState) *http.Request {
-	return r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
-}
-
-func stateFrom(ctx context.Context) *reqState {
-	st, _ := ctx.Value(stateKey{}).(*reqState)
-	return st
-}
-
-var forwardingHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-type bufferPool struct{}
+// forwarder is the HTTP handler of one direction: it turns the client's request into the request state, runs
+// it through the direction's chain, and writes what comes back (or the failure) to the client. It forwards
+// transparently: the authority and any forwarding headers the application set are kept, and none are added.
+type forwarder struct {
+	dir   pipeline.Direction
+	chain pipeline.Handler
+	log   *slog.Logger
+	// prepare fills in what the direction knows (connection info, protocol restoration) before the chain runs.
+	prepare func(*pipeline.Request)
+	// failedSeries is where requests that failed before reaching the metrics layer are counted.
+	failedSeries func(*pipeline.Request) *metrics.Series
+}
 
-func (bufferPool) Get() []byte  { return *(bufPool.Get().(*[]byte)) }
-func (bufferPool) Put(b []byte) { bufPool.Put(&b) }
-
-// newReverseProxy builds the request forwarder shared by both directions. It forwards transparently: the
-// authority and any forwarding headers the application set are kept, and none are added.
-func newReverseProxy(log *slog.Logger, direction string) *httputil.ReverseProxy {
-	return &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			st := stateFrom(pr.In.Context())
-			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = st.addr
-			for _, h := range forwardingHeaders {
-				if v, ok := pr.In.Header[h]; ok {
-					pr.Out.Header[h] = v
-				}
-			}
-			if st.origProto {
-				pr.Out.Header.Set(origProtoHeader, "HTTP/1.1")
-			}
-			// Request trailers arrive after the body, into pr.In.Trailer; the clone ReverseProxy sends holds a
-			// copy of the map made before that, so the values were lost. Share the map instead.
-			pr.Out.Trailer = pr.In.Trailer
-			// The proxy answers "Expect: 100-continue" itself (net/http does when the body is first read). Passed
-			// on, the next hop answered too and ReverseProxy relayed its 100, so the client got two.
-			pr.Out.Header.Del("Expect")
-		},
-		Transport: stateTransport{},
-		ModifyResponse: func(resp *http.Response) error {
-			st := stateFrom(resp.Request.Context())
-			m := &meteredBody{st: st, status: resp.StatusCode, grpc: grpcStatus(resp.Header), ttfb: msSince(st.start), resp: resp}
-			if st.tap != nil {
-				st.tap.Response(resp.StatusCode, resp.Header)
-			}
-			if resp.StatusCode == http.StatusSwitchingProtocols {
-				// The body is the upgraded stream; ReverseProxy needs it unwrapped.
-				m.finish()
-				return nil
-			}
-			m.ReadCloser = resp.Body
-			resp.Body = m
-			return nil
-		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			st := stateFrom(r.Context())
-			status, grpc := writeFailure(w, r, log, direction, err)
-			st.respond(status, grpc, true, msSince(st.start))
-			if st.tap != nil {
-				st.tap.Response(status, w.Header())
-				st.tap.End(grpc, 0, err.Error())
-			}
-		},
-		BufferPool: bufferPool{},
-		ErrorLog:   slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	upgrade := isUpgrade(r)
+	req := &pipeline.Request{Client: r, Start: time.Now(), Dir: f.dir, HTTP: outgoing(r, upgrade), Upgrade: upgrade}
+	if r.ProtoMajor == 1 {
+		req.OrigProto = "HTTP/1.1"
+		if r.ProtoMinor == 0 {
+			req.OrigProto, req.NoHost = "HTTP/1.0", r.Host == ""
+		}
 	}
-}
-
-// stateTransport sends the request with the round tripper the forwarder chose and feeds the latency back to the
-// balancer (time to response headers, the signal peak-EWMA uses).
-type stateTransport struct{}
-
-func (stateTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	st := stateFrom(req.Context())
-	if st.ep == nil {
-		return st.rt.RoundTrip(req)
-	}
-	start := st.ep.Start()
-	resp, err := st.rt.RoundTrip(req)
-	st.ep.Done(start, err != nil || resp.StatusCode >= 500)
-	return resp, err
-}
-
-// startRequest counts a request on its label set and on its path, and remembers the path's metrics for the
-// response. The path (rt_route) is the request's path without the query string, deliberately: a query would make
-// a series per value; for gRPC that path is the method, "/package.Service/Method". The authority is the request's
-// :authority or Host.
-func (st *reqState) startRequest(r *http.Request) {
-	st.series.Request()
-	st.path = st.series.Path(r.Host, r.URL.Path)
-	st.path.Request()
-}
-
-// respond counts a response, with its time to first byte in milliseconds, on the request's label set and path.
-func (st *reqState) respond(status, grpc int, failed bool, ttfbMs float64) {
-	r := st.series.Response(status, grpc, failed)
-	r.ObserveLatency(ttfbMs)
-	r.End()
-	r = st.path.Response(status, grpc, failed)
-	r.ObserveLatency(ttfbMs)
-	r.End()
-}
-
-func msSince(t time.Time) float64 { return float64(time.Since(t)) / float64(time.Millisecond) }
-
-func grpcStatus(h http.Header) int {
-	// Canonical already, so Get does not allocate a canonical copy of the key on every response.
-	v := h.Get("Grpc-Status")
-	if v == "" {
-		return -1
-	}
-	n, err := strconv.Atoi(v)
+	f.prepare(req)
+	resp, err := f.chain.Handle(req)
 	if err != nil {
-		return -1
-	}
-	return n
-}
-
-// meteredBody records response_total and response_latency_ms when the response stream ends, so gRPC statuses
-// from trailers are counted.
-type meteredBody struct {
-	io.ReadCloser
-	st     *reqState
-	resp   *http.Response
-	status int
-	grpc   int
-	ttfb   float64 // milliseconds
-	done   bool
-	n      uint64 // response bytes read
-	err    error  // why the stream failed; nil when it ended normally
-}
-
-func (m *meteredBody) Read(p []byte) (int, error) {
-	n, err := m.ReadCloser.Read(p)
-	m.n += uint64(n)
-	if err != nil && !m.done {
-		if !errors.Is(err, io.EOF) {
-			m.err = err
+		status, grpc := pipeline.WriteFailure(w, r, f.log, f.dir, err)
+		if !req.Observed {
+			s := f.failedSeries(req)
+			p := s.Path(r.Host, r.URL.Path)
+			s.Request()
+			p.Request()
+			ms := float64(time.Since(req.Start)) / float64(time.Millisecond)
+			for _, m := range [...]*metrics.Response{s.Response(status, grpc, true), p.Response(status, grpc, true)} {
+				m.ObserveLatency(ms)
+				m.End()
+			}
 		}
-		m.finish()
+		return
 	}
-	return n, err
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		f.upgrade(w, req, resp)
+		return
+	}
+	f.respond(w, r, resp)
 }
 
-func (m *meteredBody) Close() error {
-	err := m.ReadCloser.Close()
-	if !m.done {
-		m.finish()
+// outgoing is the request to send on: a shallow copy of the client's with its own URL, without hop-by-hop
+// headers. The header map is the client request's own, changed in place: the server read what it needs from it
+// when it parsed the request, and copying it would cost an allocation per header on every request.
+func outgoing(r *http.Request, upgrade bool) *http.Request {
+	out := new(http.Request)
+	*out = *r
+	u := *r.URL
+	out.URL = &u
+	out.URL.Scheme = "http"
+	out.RequestURI = ""
+	out.Close = false
+	if r.ContentLength == 0 {
+		// Lets HTTP/2 end the stream with the headers.
+		out.Body = nil
 	}
-	return err
+	removeHopHeaders(out.Header, upgrade)
+	// The proxy answers "Expect: 100-continue" itself (net/http does when the body is first read); passed on, the
+	// next hop would answer too and the client would get two.
+	delete(out.Header, "Expect")
+	// Request trailers arrive after the body, into r.Trailer; sharing the map passes them on.
+	out.Trailer = r.Trailer
+	return out
 }
 
-func (m *meteredBody) finish() {
-	m.done = true
-	grpc := m.grpc
-	if grpc < 0 && m.resp != nil {
-		grpc = grpcStatus(m.resp.Trailer)
-	}
-	failed := m.err != nil
-	if grpc >= 0 {
-		failed = failed || grpc != 0
-	} else {
-		failed = failed || m.status >= 500
-	}
-	m.st.respond(m.status, grpc, failed, m.ttfb)
-	if m.st.tap != nil {
-		reset := ""
-		if m.err != nil {
-			reset = m.err.Error()
+// hopHeaders are meaningful only for one connection (RFC 9110 7.6.1); "Te: trailers" is kept, for gRPC.
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Transfer-Encoding", "Trailer", "Upgrade"}
+
+func removeHopHeaders(h http.Header, upgrade bool) {
+	for _, f := range h["Connection"] {
+		for _, name := range strings.Split(f, ",") {
+			if name = http.CanonicalHeaderKey(strings.TrimSpace(name)); name != "" && (!upgrade || name != "Upgrade") {
+				delete(h, name)
+			}
 		}
-		m.st.tap.End(grpc, m.n, reset)
 	}
+	for _, k := range hopHeaders {
+		if upgrade && (k == "Connection" || k == "Upgrade") {
+			continue
+		}
+		delete(h, k)
+	}
+	if te, ok := h["Te"]; ok && (len(te) != 1 || !strings.EqualFold(te[0], "trailers")) {
+		delete(h, "Te")
+		if httpguts.HeaderValuesContainsToken(te, "trailers") {
+			h["Te"] = []string{"trailers"}
+		}
+	}
+}
+
+// respond writes resp to the client: headers, the body as it arrives (flushed at once when its length is unknown,
+// so streams stream), and trailers.
+func (f *forwarder) respond(w http.ResponseWriter, r *http.Request, resp *http.Response) {
+	defer resp.Body.Close()
+	h := w.Header()
+	for k, vv := range resp.Header {
+		h[k] = vv
+	}
+	removeHopHeaders(h, false)
+	announced := len(resp.Trailer)
+	if announced > 0 {
+		names := make([]string, 0, announced)
+		for k := range resp.Trailer {
+			names = append(names, k)
+		}
+		h["Trailer"] = []string{strings.Join(names, ", ")}
+	}
+	w.WriteHeader(resp.StatusCode)
+	streaming := resp.ContentLength == -1
+	if streaming {
+		_ = http.NewResponseController(w).Flush() // the client sees the headers now, not with the first bytes
+	}
+	if err := copyBody(w, resp.Body, streaming); err != nil {
+		if r.Context().Err() == nil {
+			f.log.Debug("response body copy failed", "direction", f.dir.String(), "authority", r.Host, "err", err)
+			// Abort so the client sees a broken response, not a short one that looks complete.
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
+	if len(resp.Trailer) == announced {
+		for k, vv := range resp.Trailer {
+			h[k] = vv
+		}
+		return
+	}
+	for k, vv := range resp.Trailer {
+		h[http.TrailerPrefix+k] = vv
+	}
+}
+
+// copyBody copies src to w, flushing after each write when flush is set.
+func copyBody(w http.ResponseWriter, src io.Reader, flush bool) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var fl http.Flusher
+	if flush {
+		fl, _ = w.(http.Flusher)
+	}
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// upgrade completes an HTTP/1 Upgrade (WebSocket): the 101 goes to the client, then bytes flow both ways.
+func (f *forwarder) upgrade(w http.ResponseWriter, req *pipeline.Request, resp *http.Response) {
+	backend, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		resp.Body.Close()
+		pipeline.WriteFailure(w, req.Client, f.log, f.dir, errors.New("upgrade response body is not writable"))
+		return
+	}
+	if !strings.EqualFold(resp.Header.Get("Upgrade"), req.Client.Header.Get("Upgrade")) {
+		backend.Close()
+		pipeline.WriteFailure(w, req.Client, f.log, f.dir, fmt.Errorf("backend switched to %q, client asked for %q",
+			resp.Header.Get("Upgrade"), req.Client.Header.Get("Upgrade")))
+		return
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		backend.Close()
+		pipeline.WriteFailure(w, req.Client, f.log, f.dir, fmt.Errorf("hijacking the client connection: %w", err))
+		return
+	}
+	defer conn.Close()
+	defer backend.Close()
+	resp.Body = nil // written below by hand; Response.Write would copy it
+	if err := writeSwitching(brw, resp); err != nil {
+		return
+	}
+	if n := brw.Reader.Buffered(); n > 0 {
+		// Bytes the client sent after its request, already read by the server.
+		buffered, _ := brw.Peek(n)
+		if _, err := backend.Write(buffered); err != nil {
+			return
+		}
+	}
+	splice(conn, rwcConn{backend, conn})
+}
+
+func writeSwitching(brw *bufio.ReadWriter, resp *http.Response) error {
+	if _, err := fmt.Fprintf(brw, "HTTP/1.1 101 %s\r\n", http.StatusText(http.StatusSwitchingProtocols)); err != nil {
+		return err
+	}
+	if err := resp.Header.Write(brw); err != nil {
+		return err
+	}
+	if _, err := brw.WriteString("\r\n"); err != nil {
+		return err
+	}
+	return brw.Flush()
+}
+
+// rwcConn lets splice treat an upgraded backend stream as a connection; addresses and deadlines are the client
+// connection's, which splice never uses for the backend.
+type rwcConn struct {
+	io.ReadWriteCloser
+	net.Conn
+}
+
+func (c rwcConn) Read(p []byte) (int, error)  { return c.ReadWriteCloser.Read(p) }
+func (c rwcConn) Write(p []byte) (int, error) { return c.ReadWriteCloser.Write(p) }
+func (c rwcConn) Close() error                { return c.ReadWriteCloser.Close() }
+func (c rwcConn) CloseWrite() error {
+	if cw, ok := c.ReadWriteCloser.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 func isUpgrade(r *http.Request) bool {
 	return r.ProtoMajor == 1 && r.Header.Get("Upgrade") != "" && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade")
-}
-
-// plainTransports talk to applications and to endpoints that are not meshed.
-type plainTransports struct {
-	h1  *http.Transport
-	h2c *http2.Transport
-}
-
-func newPlainTransports(connectTimeout time.Duration) *plainTransports {
-	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
-	return &plainTransports{
-		h1: &http.Transport{
-			DialContext:         d.DialContext,
-			MaxIdleConns:        4096,
-			MaxIdleConnsPerHost: 1024,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true,
-			// Never negotiate anything on our own: we speak the protocol the client spoke.
-			ForceAttemptHTTP2: false,
-		},
-		h2c: &http2.Transport{
-			AllowHTTP: true,
-			DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-				return d.DialContext(ctx, network, addr)
-			},
-			DisableCompression: true,
-			ReadIdleTimeout:    30 * time.Second,
-			PingTimeout:        10 * time.Second,
-		},
-	}
-}
-
-// pick chooses by the protocol the client spoke.
-func (p *plainTransports) pick(r *http.Request) http.RoundTripper {
-	if r.ProtoMajor == 2 {
-		return p.h2c
-	}
-	return p.h1
-}
-
-func (p *plainTransports) closeIdle() {
-	p.h1.CloseIdleConnections()
-	p.h2c.CloseIdleConnections()
 }

@@ -7,17 +7,19 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/netip"
 	"slices"
+	"strings"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/sinewmesh/sinew/internal/meshtls"
 	"github.com/sinewmesh/sinew/proxy/internal/detect"
+	"github.com/sinewmesh/sinew/proxy/internal/endpoint"
+	"github.com/sinewmesh/sinew/proxy/internal/layer"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
-	"github.com/sinewmesh/sinew/proxy/internal/tap"
+	"github.com/sinewmesh/sinew/proxy/internal/pipeline"
 	"github.com/sinewmesh/sinew/proxy/internal/transport"
 )
 
@@ -36,32 +38,22 @@ type Inbound struct {
 	opaquePorts map[uint16]bool
 	ports       InboundPorts
 	serverTLS   *tls.Config
-	plain       *plainTransports
+	dialer      *endpoint.Dialer
+	plain       *endpoint.Plain
 	srv         *server
-	rp          *httputil.ReverseProxy
+	fwd         *forwarder
 
 	series sync.Map // appAddr|tls|client -> *metrics.Series
 	conns  sync.Map // same key -> *metrics.Conn
 }
 
-// inboundConn is what the inbound side knows of a connection, for each request served on it.
-type inboundConn struct {
-	appAddr string // where the application listens
-	// dst is where the client sent the connection, the tap events' destination: this pod's address and the port
-	// the client asked for (from a peer proxy's transport header, or a captured connection's original
-	// destination), not the application's loopback address. Kept as a value: only tap formats it.
-	dst      netip.AddrPort
-	mesh     bool   // a peer proxy's mTLS connection
-	tls      string // the tls label: "true" or why not
-	clientID string // the peer's mesh identity; empty unless mesh
-	// series is the resolved metrics of this connection's requests (see metered).
-	series *metrics.Series
-}
-
-func inboundConnFrom(ctx context.Context) *inboundConn {
-	ic, _ := ctx.Value(ctxKey{}).(*inboundConn)
+func inboundConnFrom(ctx context.Context) *pipeline.InboundConn {
+	ic, _ := ctx.Value(ctxKey{}).(*pipeline.InboundConn)
 	return ic
 }
+
+// clientIDHeader tells the application who called: the peer's mesh identity.
+const clientIDHeader = "Sinew-Client-Id"
 
 // NewInbound builds the inbound side.
 func NewInbound(deps Deps, t Timeouts, opaquePorts map[uint16]bool, ports InboundPorts) *Inbound {
@@ -71,10 +63,18 @@ func NewInbound(deps Deps, t Timeouts, opaquePorts map[uint16]bool, ports Inboun
 		opaquePorts: opaquePorts,
 		ports:       ports,
 		serverTLS:   meshtls.ServerConfig(deps.Anchors, deps.Certs.Certificate, true, meshtls.ALPN),
-		plain:       newPlainTransports(t.Connect),
+		dialer:      endpoint.NewDialer(deps.Certs, deps.Anchors, t.Connect),
 	}
-	in.rp = newReverseProxy(deps.Log, "inbound")
-	in.srv = newServer(in, deps.Log)
+	in.plain = endpoint.NewPlain(in.dialer)
+	f := &forwarder{
+		dir:          pipeline.Inbound,
+		chain:        inboundChain(layer.AllowAll{}, layer.NoRoutes{}, layer.NoFaults{}, in.plain, deps.Tap),
+		log:          deps.Log,
+		prepare:      prepareInbound,
+		failedSeries: func(req *pipeline.Request) *metrics.Series { return req.In.Series },
+	}
+	in.fwd = f
+	in.srv = newServer(f, deps.Log)
 	return in
 }
 
@@ -93,7 +93,7 @@ func (in *Inbound) Handle(raw net.Conn) {
 		return
 	}
 	conn := &trackedConn{Conn: raw, onClose: untrack}
-	plain := &inboundConn{appAddr: appAddr, dst: dst, tls: "no_identity"}
+	plain := &pipeline.InboundConn{AppAddr: appAddr, Dst: dst, TLS: "no_identity"}
 	if in.opaquePorts[port] {
 		in.forwardTCP(in.metered(conn, plain), plain)
 		return
@@ -106,11 +106,8 @@ func (in *Inbound) Handle(raw net.Conn) {
 	switch {
 	case res.Protocol == detect.TLS && slices.Contains(res.ALPN, meshtls.ALPN):
 		in.serveMesh(pc)
-	case res.Protocol == detect.HTTP1:
-		in.srv.serveHTTP1(in.metered(pc, plain), plain)
-	case res.Protocol == detect.HTTP2:
-		in.srv.serveHTTP2(connCtx(), in.metered(pc, plain), plain, in)
-		pc.Close()
+	case res.Protocol == detect.HTTP1, res.Protocol == detect.HTTP2:
+		in.srv.serve(in.metered(pc, plain), plain)
 	default:
 		// Opaque bytes, or the application's own TLS: pass through untouched.
 		in.forwardTCP(in.metered(pc, plain), plain)
@@ -161,7 +158,7 @@ func (in *Inbound) appFor(port uint16) (string, error) {
 	if a, ok := in.ports.Apps[port]; ok {
 		return a, nil
 	}
-	return "", fmt.Errorf("port %d: %w", port, errUnknownPort)
+	return "", fmt.Errorf("port %d: %w", port, pipeline.ErrUnknownPort)
 }
 
 // serveMesh terminates mesh mTLS, reads the transport header, and serves what follows.
@@ -190,61 +187,65 @@ func (in *Inbound) serveMesh(conn net.Conn) {
 		_ = tc.Close() // refused; the reason is logged
 		return
 	}
-	info := &inboundConn{appAddr: app, dst: localAddrPort(conn, hdr.Port), mesh: true, tls: "true",
-		clientID: meshtls.PeerID(tc.ConnectionState().PeerCertificates[0])}
+	info := &pipeline.InboundConn{AppAddr: app, Dst: localAddrPort(conn, hdr.Port), Mesh: true, TLS: "true",
+		ClientID: meshtls.PeerID(tc.ConnectionState().PeerCertificates[0])}
 	mc := in.metered(tc, info)
 	switch hdr.Proto {
-	case transport.ProtoH2:
-		in.srv.serveHTTP2(connCtx(), mc, info, in)
-		mc.Close()
-	case transport.ProtoHTTP1:
-		in.srv.serveHTTP1(mc, info)
+	case transport.ProtoH2, transport.ProtoHTTP1:
+		in.srv.serve(mc, info)
 	case transport.ProtoOpaque:
 		in.forwardTCP(mc, info)
 	}
 }
 
-func (in *Inbound) key(ic *inboundConn) string { return ic.appAddr + "|" + ic.tls + "|" + ic.clientID }
+func (in *Inbound) key(ic *pipeline.InboundConn) string { return ic.AppAddr + "|" + ic.TLS + "|" + ic.ClientID }
 
 // metered attaches TCP metrics (now that TLS status is known) and the cached HTTP label set to the connection.
-func (in *Inbound) metered(c net.Conn, ic *inboundConn) net.Conn {
+func (in *Inbound) metered(c net.Conn, ic *pipeline.InboundConn) net.Conn {
 	k := in.key(ic)
-	l := metrics.Labels{Direction: "inbound", TargetAddr: ic.appAddr, TLS: ic.tls, ClientID: ic.clientID}
+	l := metrics.Labels{Direction: "inbound", TargetAddr: ic.AppAddr, TLS: ic.TLS, ClientID: ic.ClientID}
 	m := cached(&in.conns, k, func() *metrics.Conn { return in.deps.Metrics.Conn(l, "src") })
-	ic.series = cached(&in.series, k, func() *metrics.Series { return in.deps.Metrics.Series(l) })
+	ic.Series = cached(&in.series, k, func() *metrics.Series { return in.deps.Metrics.Series(l) })
 	m.Opened()
 	return &trackedConn{Conn: &countingConn{Conn: c, m: m}, onClose: func() { m.Closed(false) }}
 }
 
-// ServeHTTP forwards one request to the application.
-func (in *Inbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ic := inboundConnFrom(r.Context())
-	st := &reqState{start: time.Now(), series: ic.series, addr: ic.appAddr}
-	// Only a peer proxy may ask for HTTP/1 to be restored; the header never reaches the application.
-	restoreH1 := ic.mesh && r.Header.Get(origProtoHeader) != ""
-	r.Header.Del(origProtoHeader)
-	if restoreH1 {
-		st.rt = in.plain.h1
+// ServeHTTP forwards one request that arrived on a connection of this side.
+func (in *Inbound) ServeHTTP(w http.ResponseWriter, r *http.Request) { in.fwd.ServeHTTP(w, r) }
+
+// prepareInbound restores what a peer proxy carried (the HTTP/1 version of the request) and tells the
+// application who called. Only a peer proxy may set the mesh's headers; they never reach the application.
+func prepareInbound(req *pipeline.Request) {
+	ic := inboundConnFrom(req.Client.Context())
+	req.In = ic
+	h := req.HTTP.Header
+	if orig, ok := h[layer.OrigProtoHeader]; ok {
+		delete(h, layer.OrigProtoHeader)
+		if ic.Mesh && len(orig) == 1 && req.Client.ProtoMajor == 2 {
+			proto, noHost := orig[0], false
+			if p, ok := strings.CutSuffix(proto, "; no-host"); ok {
+				proto, noHost = p, true
+			}
+			if proto == "HTTP/1.1" || proto == "HTTP/1.0" {
+				req.OrigProto, req.NoHost = proto, noHost && proto == "HTTP/1.0"
+			}
+		}
+	}
+	if req.NoHost {
+		req.HTTP.Host = ""
+	}
+	if ic.Mesh {
+		h[clientIDHeader] = []string{ic.ClientID}
 	} else {
-		st.rt = in.plain.pick(r)
+		delete(h, clientIDHeader)
 	}
-	if ic.mesh {
-		r.Header.Set(clientIDHeader, ic.clientID)
-	} else {
-		r.Header.Del(clientIDHeader)
-	}
-	st.startRequest(r)
-	if in.deps.Tap.Active() {
-		st.tap = in.deps.Tap.Start(func() *tap.Meta { return in.tapMeta(r, ic) })
-	}
-	in.rp.ServeHTTP(w, withState(r, st))
 }
 
-func (in *Inbound) forwardTCP(conn net.Conn, ic *inboundConn) {
-	up, err := (&net.Dialer{Timeout: in.timeouts.Connect}).Dial("tcp", ic.appAddr)
+func (in *Inbound) forwardTCP(conn net.Conn, ic *pipeline.InboundConn) {
+	up, err := in.dialer.Plain(connCtx(), ic.AppAddr)
 	if err != nil {
-		in.deps.Metrics.Error("inbound", classify(connCtx(), err).kind)
-		in.deps.Log.Warn("inbound TCP: application unreachable", "app", ic.appAddr, "err", err)
+		in.deps.Metrics.Error("inbound", pipeline.Classify(connCtx(), err).Kind)
+		in.deps.Log.Warn("inbound TCP: application unreachable", "app", ic.AppAddr, "err", err)
 		conn.Close()
 		return
 	}
@@ -254,35 +255,6 @@ func (in *Inbound) forwardTCP(conn net.Conn, ic *inboundConn) {
 // Shutdown drains the inbound side; see server.shutdown.
 func (in *Inbound) Shutdown(ctx context.Context) {
 	in.srv.shutdown(ctx)
-	in.plain.closeIdle()
+	in.plain.CloseIdle()
 }
 
-// tapMeta describes an inbound request for tap: from the client (its mesh identity's namespace and service
-// account as labels) to this pod at the address the client sent the request to, as Linkerd shows it.
-func (in *Inbound) tapMeta(r *http.Request, ic *inboundConn) *tap.Meta {
-	local := in.deps.Tap.Local()
-	var dst string
-	if ic.dst.IsValid() {
-		dst = ic.dst.String()
-	}
-	m := &tap.Meta{
-		Inbound: true, Source: r.RemoteAddr, Destination: dst, DestinationLabels: local.Labels,
-		TLS: ic.tls, ClientID: ic.clientID,
-		Scheme: requestScheme(r), Method: r.Method, Authority: r.Host, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header,
-	}
-	if ic.mesh {
-		m.ServerID = local.ID
-		if _, ns, sa, err := meshtls.ParseID(ic.clientID); err == nil {
-			m.SourceLabels = map[string]string{"namespace": ns, "serviceaccount": sa}
-		}
-	}
-	return m
-}
-
-// requestScheme is the scheme the client used towards the application (mesh TLS is invisible to it).
-func requestScheme(r *http.Request) string {
-	if r.URL.Scheme != "" {
-		return r.URL.Scheme
-	}
-	return "http"
-}

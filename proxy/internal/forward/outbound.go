@@ -3,18 +3,17 @@ package forward
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/sinewmesh/sinew/proxy/internal/detect"
-	"github.com/sinewmesh/sinew/proxy/internal/discovery"
+	"github.com/sinewmesh/sinew/proxy/internal/endpoint"
+	"github.com/sinewmesh/sinew/proxy/internal/layer"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
-	"github.com/sinewmesh/sinew/proxy/internal/tap"
+	"github.com/sinewmesh/sinew/proxy/internal/pipeline"
 )
 
 // Outbound carries the application's connections to their destinations.
@@ -22,46 +21,51 @@ type Outbound struct {
 	deps        Deps
 	timeouts    Timeouts
 	opaquePorts map[uint16]bool
-	dialer      *meshDialer
-	plain       *plainTransports
+	plain       *endpoint.Plain
+	eps         *layer.Endpoints
 	srv         *server
-	rp          *httputil.ReverseProxy
+	fwd         *forwarder
 
-	pools       sync.Map // target -> *pool
-	passthrough sync.Map // addr -> *endpoint
-	failSeries  sync.Map // authority -> *metrics.Series
-	accepted    sync.Map // listener target ("" for transparent) -> *metrics.Conn
+	failSeries sync.Map // authority -> *metrics.Series
+	accepted   sync.Map // listener target ("" for transparent) -> *metrics.Conn
 }
 
-// outboundConn is what the outbound side knows of a connection, for each request served on it.
-type outboundConn struct {
-	target  string // the name to resolve: a service authority, or ip:port
-	origDst string // transparent mode: the original destination, where unknown names go; empty otherwise
-}
-
-func outboundConnFrom(ctx context.Context) *outboundConn {
-	oc, _ := ctx.Value(ctxKey{}).(*outboundConn)
+func outboundConnFrom(ctx context.Context) *pipeline.OutboundConn {
+	oc, _ := ctx.Value(ctxKey{}).(*pipeline.OutboundConn)
 	return oc
 }
 
 // NewOutbound builds the outbound side.
 func NewOutbound(deps Deps, t Timeouts, opaquePorts map[uint16]bool) *Outbound {
+	dialer := endpoint.NewDialer(deps.Certs, deps.Anchors, t.Connect)
+	plain := endpoint.NewPlain(dialer)
 	o := &Outbound{
 		deps:        deps,
 		timeouts:    t,
 		opaquePorts: opaquePorts,
-		dialer:      &meshDialer{certs: deps.Certs, anchors: deps.Anchors, timeout: t.Connect},
-		plain:       newPlainTransports(t.Connect),
+		plain:       plain,
+		eps:         &layer.Endpoints{Resolver: deps.Resolver, Metrics: deps.Metrics, Dialer: dialer, Plain: plain, Discovery: t.Discovery},
 	}
-	o.rp = newReverseProxy(deps.Log, "outbound")
-	o.srv = newServer(o, deps.Log)
+	f := &forwarder{
+		dir:   pipeline.Outbound,
+		chain: outboundChain(deps.Policies, o.eps, deps.Tap),
+		log:   deps.Log,
+		prepare: func(req *pipeline.Request) {
+			req.Out = outboundConnFrom(req.Client.Context())
+			// Only a peer proxy may set the mesh's own headers.
+			delete(req.HTTP.Header, layer.OrigProtoHeader)
+		},
+		failedSeries: func(req *pipeline.Request) *metrics.Series { return o.failedSeries(req.Client.Host) },
+	}
+	o.fwd = f
+	o.srv = newServer(f, deps.Log)
 	return o
 }
 
 // Handle serves one accepted connection. target is the name the listener stands for (explicit mode); empty in
 // transparent mode, where the connection's original destination is the target.
 func (o *Outbound) Handle(raw net.Conn, target string) {
-	info := &outboundConn{target: target}
+	info := &pipeline.OutboundConn{Target: target}
 	if target == "" {
 		orig, err := OriginalDst(raw)
 		if err != nil {
@@ -70,7 +74,7 @@ func (o *Outbound) Handle(raw net.Conn, target string) {
 			raw.Close()
 			return
 		}
-		info.target, info.origDst = orig.String(), orig.String()
+		info.Target, info.OrigDst = orig.String(), orig.String()
 	}
 	// Keyed by the listener's target, not the original destination: one series per explicit port, one for the
 	// transparent listener, however many destinations the application calls.
@@ -78,7 +82,7 @@ func (o *Outbound) Handle(raw net.Conn, target string) {
 	if !ok {
 		return
 	}
-	if o.opaquePorts[portOf(info.target)] {
+	if o.opaquePorts[portOf(info.Target)] {
 		o.forwardTCP(conn, info)
 		return
 	}
@@ -91,11 +95,8 @@ func (o *Outbound) Handle(raw net.Conn, target string) {
 		return
 	}
 	switch res.Protocol {
-	case detect.HTTP1:
-		o.srv.serveHTTP1(pc, info)
-	case detect.HTTP2:
-		o.srv.serveHTTP2(connCtx(), pc, info, o)
-		pc.Close()
+	case detect.HTTP1, detect.HTTP2:
+		o.srv.serve(pc, info)
 	default:
 		o.forwardTCP(pc, info)
 	}
@@ -107,38 +108,6 @@ func (o *Outbound) acceptMetrics(target string) *metrics.Conn {
 	})
 }
 
-// ServeHTTP forwards one request from the application.
-func (o *Outbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	oc := outboundConnFrom(r.Context())
-	start := time.Now()
-	// Only a peer proxy may set the mesh's own headers.
-	r.Header.Del(origProtoHeader)
-	ep, err := o.pick(r.Context(), oc)
-	if err != nil {
-		st := &reqState{start: start, series: o.failedSeries(r.Host)}
-		st.startRequest(r)
-		if o.deps.Tap.Active() {
-			st.tap = o.deps.Tap.Start(func() *tap.Meta { return o.tapMeta(r, oc.target, nil) })
-		}
-		o.rp.ErrorHandler(w, withState(r, st), err)
-		return
-	}
-	upgrade := isUpgrade(r)
-	st := &reqState{
-		start:     start,
-		series:    ep.series(r.Host),
-		addr:      ep.info.Addr,
-		rt:        ep.transport(r, upgrade, o.plain),
-		ep:        ep.bal,
-		origProto: ep.info.Meshed() && r.ProtoMajor == 1 && !upgrade,
-	}
-	st.startRequest(r)
-	if o.deps.Tap.Active() {
-		st.tap = o.deps.Tap.Start(func() *tap.Meta { return o.tapMeta(r, ep.info.Addr, ep) })
-	}
-	o.rp.ServeHTTP(w, withState(r, st))
-}
-
 // failedSeries is the label set of requests to authority for which no endpoint could be chosen.
 func (o *Outbound) failedSeries(authority string) *metrics.Series {
 	return cached(&o.failSeries, authority, func() *metrics.Series {
@@ -146,111 +115,52 @@ func (o *Outbound) failedSeries(authority string) *metrics.Series {
 	})
 }
 
-// pick resolves the target and chooses an endpoint.
-func (o *Outbound) pick(ctx context.Context, oc *outboundConn) (*endpoint, error) {
-	p := o.pool(oc.target)
-	snap := p.target.Snapshot()
-	if !snap.Known {
-		wctx, cancel := context.WithTimeout(ctx, o.timeouts.Discovery)
-		var err error
-		snap, err = p.target.Wait(wctx)
-		cancel()
-		if err != nil && !snap.Known {
-			if oc.origDst != "" {
-				return o.passthroughEndpoint(oc.origDst), nil
-			}
-			return nil, fmt.Errorf("%s: %w", oc.target, errUnresolved)
-		}
-	}
-	if !snap.Exists {
-		// Not a name the mesh knows: send it where the application meant it to go.
-		addr := oc.origDst
-		if addr == "" {
-			addr = oc.target
-		}
-		return o.passthroughEndpoint(addr), nil
-	}
-	be := p.current(snap).set.Pick()
-	if be == nil {
-		return nil, fmt.Errorf("%s: %w", oc.target, errNoEndpoints)
-	}
-	return be.Value.(*endpoint), nil
-}
+// Sweep forgets endpoint state no longer in use; see layer.Endpoints.Sweep.
+func (o *Outbound) Sweep(idle time.Duration) { o.eps.Sweep(idle) }
 
-func (o *Outbound) pool(target string) *pool {
-	if p, ok := o.pools.Load(target); ok {
-		pl := p.(*pool)
-		if !pl.target.Evicted() {
-			return pl
-		}
-		o.pools.Delete(target)
-	}
-	p, _ := o.pools.LoadOrStore(target, &pool{target: o.deps.Resolver.Get(target), m: o.deps.Metrics, dialer: o.dialer})
-	return p.(*pool)
-}
-
-func (o *Outbound) passthroughEndpoint(addr string) *endpoint {
-	e := cached(&o.passthrough, addr, func() *endpoint {
-		return newEndpoint(discovery.Endpoint{Addr: addr, Weight: 1}, nil, o.deps.Metrics, o.dialer)
-	})
-	e.lastUsed.Store(time.Now().UnixNano())
-	return e
-}
-
-// Sweep forgets state no longer in use: pools whose target the resolver stopped watching, and pass-through
-// endpoints unused for longer than idle. In transparent mode every distinct external ip:port creates such state,
-// so without this a long-lived proxy would grow without bound. In-flight requests keep their own references.
-func (o *Outbound) Sweep(idle time.Duration) {
-	o.pools.Range(func(k, v any) bool {
-		if v.(*pool).target.Evicted() {
-			o.pools.CompareAndDelete(k, v)
-		}
-		return true
-	})
-	cutoff := time.Now().Add(-idle).UnixNano()
-	o.passthrough.Range(func(k, v any) bool {
-		// Pass-through endpoints use the shared plain transports, whose idle connections time out by themselves.
-		if v.(*endpoint).lastUsed.Load() < cutoff {
-			o.passthrough.CompareAndDelete(k, v)
-		}
-		return true
-	})
-}
-
-// forwardTCP carries an opaque connection to one endpoint (connection-level balancing).
-func (o *Outbound) forwardTCP(conn net.Conn, oc *outboundConn) {
+// forwardTCP carries an opaque connection to one endpoint (connection-level balancing): the target's own
+// endpoints, as the default route would; routes are HTTP-only.
+func (o *Outbound) forwardTCP(conn net.Conn, oc *pipeline.OutboundConn) {
 	ctx := connCtx()
-	ep, err := o.pick(ctx, oc)
+	accrual := o.deps.Policies.Get(oc.Target).Policy().Accrual
+	var ep *endpoint.Endpoint
+	var up net.Conn
+	var err error
+	// Nothing was sent when a connect fails, so another endpoint is tried, as for HTTP.
+	for range 3 {
+		if ep, err = o.eps.Pick(ctx, oc.Target, oc.OrigDst, accrual, ep); err != nil {
+			break
+		}
+		start := ep.Bal.Start()
+		up, err = ep.DialTCP(ctx)
+		ep.Bal.Done(start, err != nil)
+		if err == nil || !endpoint.IsDialError(err) {
+			break
+		}
+	}
 	if err != nil {
 		o.tcpFailed(conn, oc, err)
 		return
 	}
-	start := ep.bal.Start()
-	up, err := ep.dialTCP(ctx, o.timeouts.Connect)
-	ep.bal.Done(start, err != nil)
-	if err != nil {
-		o.tcpFailed(conn, oc, err)
-		return
-	}
-	release := ep.bal.Hold()
+	release := ep.Bal.Hold()
 	defer release()
-	um := ep.tcpMetrics()
+	um := ep.TCPMetrics()
 	um.Opened()
 	failed := splice(conn, &countingConn{Conn: up, m: um})
 	um.Closed(failed)
 }
 
-func (o *Outbound) tcpFailed(conn net.Conn, oc *outboundConn, err error) {
-	f := classify(context.Background(), err)
-	o.deps.Metrics.Error("outbound", f.kind)
-	o.deps.Log.Warn("outbound TCP connection failed", "target", oc.target, "kind", f.kind, "err", err)
+func (o *Outbound) tcpFailed(conn net.Conn, oc *pipeline.OutboundConn, err error) {
+	f := pipeline.Classify(context.Background(), err)
+	o.deps.Metrics.Error("outbound", f.Kind)
+	o.deps.Log.Warn("outbound TCP connection failed", "target", oc.Target, "kind", f.Kind, "err", err)
 	conn.Close()
 }
 
 // Shutdown drains the outbound side; see server.shutdown.
 func (o *Outbound) Shutdown(ctx context.Context) {
 	o.srv.shutdown(ctx)
-	o.plain.closeIdle()
+	o.plain.CloseIdle()
 }
 
 func portOf(hostport string) uint16 {
@@ -262,19 +172,5 @@ func portOf(hostport string) uint16 {
 	return uint16(n)
 }
 
-// tapMeta describes an outbound request for tap: from the local application to the endpoint chosen (ep nil
-// when none could be chosen), with the endpoint's labels and identity as the metrics know them.
-func (o *Outbound) tapMeta(r *http.Request, dst string, ep *endpoint) *tap.Meta {
-	local := o.deps.Tap.Local()
-	m := &tap.Meta{
-		Source: r.RemoteAddr, SourceLabels: local.Labels, Destination: dst, TLS: "no_identity",
-		Scheme: requestScheme(r), Method: r.Method, Authority: r.Host, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header,
-	}
-	if ep != nil {
-		m.DestinationLabels, m.TLS, m.ServerID = ep.labels.Dst, ep.labels.TLS, ep.info.Identity
-		if ep.info.Meshed() {
-			m.ClientID = local.ID
-		}
-	}
-	return m
-}
+// ServeHTTP forwards one request that arrived on a connection of this side.
+func (o *Outbound) ServeHTTP(w http.ResponseWriter, r *http.Request) { o.fwd.ServeHTTP(w, r) }

@@ -10,17 +10,16 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/http2"
 )
 
-// ctxKey carries what a direction knows of a connection (its *inboundConn or *outboundConn) in the context of
-// every request served on it.
+// ctxKey carries what a direction knows of a connection (its *pipeline.InboundConn or *pipeline.OutboundConn)
+// in the context of every request served on it.
 type ctxKey struct{}
 
 // infoConn carries a connection's info to http.Server's ConnContext.
 type infoConn struct {
 	net.Conn
-	info any // *inboundConn or *outboundConn
+	info any // *pipeline.InboundConn or *pipeline.OutboundConn
 }
 
 // chanListener hands already-accepted connections to an http.Server.
@@ -61,12 +60,12 @@ func (l *chanListener) push(c net.Conn) bool {
 	}
 }
 
-// server serves HTTP/1 and HTTP/2 on connections that were detected elsewhere, and drains them on shutdown.
+// server serves HTTP/1 and HTTP/2 (prior knowledge, which it recognizes by the preface) on connections that were
+// detected elsewhere, and drains them on shutdown: idle HTTP/1 connections close, HTTP/2 ones get GOAWAY.
 type server struct {
 	log *slog.Logger
 	h1  *http.Server
 	h1l *chanListener
-	h2  *http2.Server
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -75,7 +74,20 @@ type server struct {
 
 func newServer(handler http.Handler, log *slog.Logger) *server {
 	s := &server{log: log, conns: map[net.Conn]struct{}{}}
+	protos := new(http.Protocols)
+	protos.SetHTTP1(true)
+	protos.SetUnencryptedHTTP2(true)
 	s.h1 = &http.Server{
+		Protocols: protos,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: 1000,
+			SendPingTimeout:      30 * time.Second,
+			PingTimeout:          10 * time.Second,
+			// Peers are proxies and applications on fast links: windows larger than the defaults, so one
+			// connection carries big bodies without stalling on window updates.
+			MaxReceiveBufferPerConnection: 4 << 20,
+			MaxReceiveBufferPerStream:     1 << 20,
+		},
 		Handler: handler,
 		// Slow-loris protection: a client has this long to send its request headers.
 		ReadHeaderTimeout: 10 * time.Second,
@@ -88,16 +100,6 @@ func newServer(handler http.Handler, log *slog.Logger) *server {
 			}
 			return ctx
 		},
-	}
-	s.h2 = &http2.Server{
-		IdleTimeout:          90 * time.Second,
-		MaxConcurrentStreams: 1000,
-		ReadIdleTimeout:      30 * time.Second,
-		PingTimeout:          10 * time.Second,
-	}
-	// Lets h1.Shutdown also send GOAWAY on every HTTP/2 connection of s.h2.
-	if err := http2.ConfigureServer(s.h1, s.h2); err != nil {
-		panic(err) // only fails for invalid TLS settings, which we never set
 	}
 	s.h1l = newChanListener(&net.TCPAddr{})
 	go s.h1.Serve(s.h1l) //nolint:errcheck // returns ErrServerClosed on shutdown
@@ -121,20 +123,12 @@ func (s *server) track(c net.Conn) (func(), bool) {
 	}, true
 }
 
-// serveHTTP1 hands conn to the HTTP/1 server and returns at once; the server owns conn from here.
-func (s *server) serveHTTP1(c net.Conn, info any) {
+// serve hands conn, which speaks HTTP/1 or HTTP/2, to the server and returns at once; the server owns conn from
+// here.
+func (s *server) serve(c net.Conn, info any) {
 	if !s.h1l.push(&infoConn{Conn: c, info: info}) {
 		c.Close()
 	}
-}
-
-// serveHTTP2 serves conn as HTTP/2 until it ends.
-func (s *server) serveHTTP2(ctx context.Context, c net.Conn, info any, handler http.Handler) {
-	s.h2.ServeConn(c, &http2.ServeConnOpts{
-		Context:    context.WithValue(ctx, ctxKey{}, info),
-		BaseConfig: s.h1,
-		Handler:    handler,
-	})
 }
 
 // shutdown stops taking connections, asks every connection to finish (GOAWAY, close when idle), and waits for

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	tapv1 "github.com/sinewmesh/sinew/api/tap/v1"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
+	"github.com/sinewmesh/sinew/proxy/internal/pipeline"
 	"github.com/sinewmesh/sinew/proxy/internal/tap"
 )
 
@@ -36,8 +37,8 @@ func newPlainInbound(tb testing.TB, hub *tap.Hub, app http.Handler) (in *Inbound
 	addr := srv.Listener.Addr().String()
 	deps := Deps{Log: slog.New(slog.DiscardHandler), Metrics: m, Certs: noCerts{}, Anchors: x509.NewCertPool(), Tap: hub}
 	in = NewInbound(deps, Timeouts{Connect: time.Second}, nil, InboundPorts{Apps: map[uint16]string{1: addr}, Default: addr})
-	tb.Cleanup(in.plain.closeIdle)
-	ic := &inboundConn{appAddr: addr, tls: "no_identity", series: m.Series(metrics.Labels{Direction: "inbound", TargetAddr: addr, TLS: "no_identity"})}
+	tb.Cleanup(in.plain.CloseIdle)
+	ic := &pipeline.InboundConn{AppAddr: addr, TLS: "no_identity", Series: m.Series(metrics.Labels{Direction: "inbound", TargetAddr: addr, TLS: "no_identity"})}
 	return in, context.WithValue(context.Background(), ctxKey{}, ic), reg
 }
 

@@ -1,4 +1,4 @@
-package forward
+package pipeline
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"os"
 	"syscall"
 	"testing"
+
+	"github.com/sinewmesh/sinew/proxy/internal/endpoint"
 )
 
 func TestClassify(t *testing.T) {
@@ -26,18 +28,23 @@ func TestClassify(t *testing.T) {
 		kind   string
 		grpc   int
 	}{
-		{context.Background(), fmt.Errorf("web: %w", errNoEndpoints), 503, "no_endpoints", 14},
-		{context.Background(), errUnresolved, 503, "unresolved", 14},
-		{context.Background(), errNoCertificate, 503, "no_identity", 14},
+		{context.Background(), fmt.Errorf("web: %w", ErrNoEndpoints), 503, "no_endpoints", 14},
+		{context.Background(), ErrUnresolved, 503, "unresolved", 14},
+		{context.Background(), endpoint.ErrNoCertificate, 503, "no_identity", 14},
 		{context.Background(), context.DeadlineExceeded, 504, "timeout", 4},
 		{context.Background(), os.ErrDeadlineExceeded, 504, "timeout", 4},
 		{context.Background(), refused, 502, "connection_refused", 14},
 		{context.Background(), errors.New("tls: bad certificate"), 502, "upstream_failure", 14},
 		{canceled, errors.New("anything"), 499, "client_gone", 1},
+		{canceled, fmt.Errorf("attempt: %w", ErrTimeout), 504, "timeout", 4},
+		{context.Background(), ErrDenied, 403, "forbidden", 7},
+		{context.Background(), ErrNoRoute, 404, "no_route", 12},
+		{context.Background(), ErrAllEjected, 503, "endpoints_failing", 14},
+		{context.Background(), &endpoint.DialError{Addr: "10.0.0.1:80", Err: refused}, 502, "connection_refused", 14},
 	}
 	for _, c := range cases {
-		f := classify(c.ctx, c.err)
-		if f.status != c.status || f.kind != c.kind || f.grpc != c.grpc {
+		f := Classify(c.ctx, c.err)
+		if f.Status != c.status || f.Kind != c.kind || f.GRPC != c.grpc {
 			t.Errorf("classify(%v) = %+v, want %d %s %d", c.err, f, c.status, c.kind, c.grpc)
 		}
 	}
@@ -49,7 +56,7 @@ func TestWriteFailure(t *testing.T) {
 
 	r := httptest.NewRequest("GET", "http://web/x", nil)
 	w := httptest.NewRecorder()
-	writeFailure(w, r, log, "outbound", errNoEndpoints)
+	WriteFailure(w, r, log, Outbound, ErrNoEndpoints)
 	if w.Code != 503 || w.Header().Get("sinew-proxy-error") != "no_endpoints" || len(w.Header().Get("sinew-error-id")) != 16 {
 		t.Fatalf("HTTP failure: %d %v", w.Code, w.Header())
 	}
@@ -58,7 +65,7 @@ func TestWriteFailure(t *testing.T) {
 	r = httptest.NewRequest("POST", "http://emoji/Emoji/List", nil)
 	r.Header.Set("content-type", "application/grpc")
 	w = httptest.NewRecorder()
-	writeFailure(w, r, log, "outbound", context.DeadlineExceeded)
+	WriteFailure(w, r, log, Outbound, context.DeadlineExceeded)
 	if w.Code != http.StatusOK || w.Header().Get("grpc-status") != "4" || w.Header().Get("content-type") != "application/grpc" {
 		t.Fatalf("gRPC failure: %d %v", w.Code, w.Header())
 	}

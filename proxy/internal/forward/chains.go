@@ -1,0 +1,47 @@
+package forward
+
+import (
+	"time"
+
+	"github.com/sinewmesh/sinew/proxy/internal/budget"
+	"github.com/sinewmesh/sinew/proxy/internal/endpoint"
+	"github.com/sinewmesh/sinew/proxy/internal/layer"
+	"github.com/sinewmesh/sinew/proxy/internal/pipeline"
+	"github.com/sinewmesh/sinew/proxy/internal/tap"
+)
+
+// The proxy's two request paths, top to bottom. Every request runs through one of these; each layer is a file in
+// proxy/internal/layer with its own tests. The order is the contract: a layer may rely on what the layers above
+// it decided (see pipeline.Request for who sets what).
+
+// Retry budget, as Linkerd's: retries may add 20 % to the requests, plus 10 per second, over 10 seconds.
+const (
+	retryRatio     = 0.2
+	retryMinPerSec = 10
+	retryBudgetTTL = 10 * time.Second
+)
+
+// outboundChain: from the local application to a destination.
+func outboundChain(pols layer.Policies, eps *layer.Endpoints, hub *tap.Hub) pipeline.Handler {
+	return pipeline.Chain(layer.ToEndpoint(), // the endpoint's connection pool, then the mesh dialer
+		layer.Route(pols), // the target's policy and the rule that matches (404 when none does)
+		layer.Filters(),   // the rule's request and response filters
+		layer.Timeout(),   // the rule's request timeout, across all attempts
+		layer.Retry(budget.New(retryRatio, retryMinPerSec, retryBudgetTTL)), // attempts, with a budget
+		layer.Split(),        // a backend per attempt, by weight
+		layer.Balance(eps),   // an endpoint per attempt, avoiding the last one; failure accrual
+		layer.Observe(hub),   // metrics and tap of each attempt
+	)
+}
+
+// inboundChain: from a client (a peer proxy, or a plaintext client) to the local application. Connection
+// policy (mTLS mode, TCP authorization) is decided per connection, before HTTP, in Inbound.Handle.
+func inboundChain(authz layer.Authorizer, routes layer.Router, faults layer.Injector, plain *endpoint.Plain, hub *tap.Hub) pipeline.Handler {
+	return pipeline.Chain(layer.ToApp(plain), // the application on this host
+		layer.Authorize(authz),     // HTTP authorization, on every request
+		layer.InboundRoute(routes), // the inbound route that matches
+		layer.Timeout(),            // the route's request timeout
+		layer.Faults(faults),       // injected failures
+		layer.Observe(hub),     // metrics and tap
+	)
+}

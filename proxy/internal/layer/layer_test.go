@@ -1,0 +1,408 @@
+package layer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
+	"github.com/sinewmesh/sinew/proxy/internal/budget"
+	"github.com/sinewmesh/sinew/proxy/internal/endpoint"
+	"github.com/sinewmesh/sinew/proxy/internal/pipeline"
+	"github.com/sinewmesh/sinew/proxy/internal/policy"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// newReq is the state of an outbound request for target, as the forwarder builds it.
+func newReq(method, url string, body io.Reader) *pipeline.Request {
+	r := httptest.NewRequest(method, url, body)
+	out := r.Clone(r.Context())
+	out.RequestURI = ""
+	return &pipeline.Request{Client: r, HTTP: out, Start: time.Now(), Out: &pipeline.OutboundConn{Target: r.Host}}
+}
+
+func respond(status int, h ...string) *http.Response {
+	resp := &http.Response{StatusCode: status, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("body"))}
+	for i := 0; i+1 < len(h); i += 2 {
+		resp.Header.Set(h[i], h[i+1])
+	}
+	return resp
+}
+
+// translated is target's policy from the control plane's answer p.
+func translated(t *testing.T, target string, p *policyv1.OutboundPolicy) *policy.Outbound {
+	t.Helper()
+	o, problems := policy.Translate(target, p)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	return o
+}
+
+func ruleWith(t *testing.T, r *policyv1.RouteRule) *policy.Rule {
+	t.Helper()
+	if r.Backends == nil {
+		r.Backends = []*policyv1.WeightedBackend{{Authority: "web:80", Weight: 1}}
+	}
+	o := translated(t, "web:80", &policyv1.OutboundPolicy{Routes: []*policyv1.HttpRoute{{Rules: []*policyv1.RouteRule{r}}}})
+	return o.Routes[0].Rules[0]
+}
+
+func TestChainOrder(t *testing.T) {
+	t.Parallel()
+	var order []string
+	mark := func(name string) pipeline.Layer {
+		return func(next pipeline.Handler) pipeline.Handler {
+			return pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
+				order = append(order, name)
+				return next.Handle(req)
+			})
+		}
+	}
+	end := pipeline.HandlerFunc(func(*pipeline.Request) (*http.Response, error) {
+		order = append(order, "end")
+		return respond(200), nil
+	})
+	if _, err := pipeline.Chain(end, mark("a"), mark("b"), mark("c")).Handle(newReq("GET", "http://web:80/", nil)); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(order, " "); got != "a b c end" {
+		t.Fatalf("order %q", got)
+	}
+}
+
+func TestRouteMatchesOrAnswers404(t *testing.T) {
+	t.Parallel()
+	var nilClient *policy.Client
+	var seen *policy.Rule
+	h := Route(nilClient)(pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
+		seen = req.Rule
+		return respond(200), nil
+	}))
+	req := newReq("GET", "http://web:80/x", nil)
+	if _, err := h.Handle(req); err != nil || seen == nil || req.Policy == nil {
+		t.Fatalf("default policy: rule %v, err %v", seen, err)
+	}
+	if got := seen.Backends; len(got) != 1 || got[0].Authority != "web:80" {
+		t.Fatalf("default backend %v", got)
+	}
+
+	// A policy whose only rule matches /api: anything else is 404.
+	o := translated(t, "web:80", &policyv1.OutboundPolicy{Routes: []*policyv1.HttpRoute{{Rules: []*policyv1.RouteRule{{
+		Matches:  []*policyv1.HttpMatch{{Path: &policyv1.HttpMatch_PathMatch{Kind: &policyv1.HttpMatch_PathMatch_Prefix{Prefix: "/api"}}}},
+		Backends: []*policyv1.WeightedBackend{{Authority: "web:80", Weight: 1}},
+	}}}}})
+	if r := o.Match(newReq("GET", "http://web:80/other", nil).HTTP); r != nil {
+		t.Fatal("/other matched /api")
+	}
+	_, err := pipeline.Chain(pipeline.HandlerFunc(func(*pipeline.Request) (*http.Response, error) { return respond(200), nil }),
+		func(next pipeline.Handler) pipeline.Handler {
+			return pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
+				req.Rule = o.Match(req.HTTP)
+				if req.Rule == nil {
+					return nil, pipeline.ErrNoRoute
+				}
+				return next.Handle(req)
+			})
+		}).Handle(newReq("GET", "http://web:80/other", nil))
+	if f := pipeline.Classify(context.Background(), err); f.Status != 404 {
+		t.Fatalf("no route: %v (%d)", err, f.Status)
+	}
+}
+
+func TestSplitByWeight(t *testing.T) {
+	t.Parallel()
+	rule := ruleWith(t, &policyv1.RouteRule{Backends: []*policyv1.WeightedBackend{
+		{Authority: "a:80", Weight: 3}, {Authority: "b:80", Weight: 1}, {Authority: "never:80", Weight: 0},
+	}})
+	counts := map[string]int{}
+	h := Split()(pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
+		counts[req.Backend]++
+		return respond(200), nil
+	}))
+	for range 4000 {
+		req := newReq("GET", "http://web:80/", nil)
+		req.Rule = rule
+		if _, err := h.Handle(req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if counts["never:80"] != 0 || counts["a:80"] < 2700 || counts["a:80"] > 3300 || counts["a:80"]+counts["b:80"] != 4000 {
+		t.Fatalf("split %v, want about 3000/1000/0", counts)
+	}
+}
+
+func TestTimeoutAnswers504AndCancelsTheAttempt(t *testing.T) {
+	t.Parallel()
+	rule := ruleWith(t, &policyv1.RouteRule{RequestTimeout: durationpb.New(20 * time.Millisecond)})
+	cancelled := make(chan struct{})
+	h := Timeout()(pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
+		<-req.HTTP.Context().Done()
+		close(cancelled)
+		return nil, req.HTTP.Context().Err()
+	}))
+	req := newReq("GET", "http://web:80/slow", nil)
+	req.Rule = rule
+	_, err := h.Handle(req)
+	<-cancelled
+	if f := pipeline.Classify(req.Client.Context(), err); f.Status != 504 || f.GRPC != 4 {
+		t.Fatalf("timeout: %v → %+v", err, f)
+	}
+
+	// Headers in time: the body may take longer, and the context lives until the body is closed.
+	h = Timeout()(pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
+		resp := respond(200)
+		ctx := req.HTTP.Context()
+		resp.Body = io.NopCloser(readerFunc(func(p []byte) (int, error) {
+			time.Sleep(40 * time.Millisecond) // longer than the timeout, on purpose: the body is not bounded
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			return 0, io.EOF
+		}))
+		return resp, nil
+	}))
+	req = newReq("GET", "http://web:80/stream", nil)
+	req.Rule = rule
+	resp, err := h.Handle(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Fatalf("body cut by the timeout: %v", err)
+	}
+	resp.Body.Close()
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// flaky answers with statuses in turn and records the bodies it received.
+type flaky struct {
+	statuses []int
+	calls    atomic.Int32
+	bodies   []string
+	errs     []error
+}
+
+func (f *flaky) Handle(req *pipeline.Request) (*http.Response, error) {
+	i := int(f.calls.Add(1)) - 1
+	if req.HTTP.Body != nil {
+		b, _ := io.ReadAll(req.HTTP.Body)
+		f.bodies = append(f.bodies, string(b))
+	}
+	if i < len(f.errs) && f.errs[i] != nil {
+		return nil, f.errs[i]
+	}
+	return respond(f.statuses[min(i, len(f.statuses)-1)]), nil
+}
+
+func retryRule(t *testing.T, limit uint32) *policy.Rule {
+	return ruleWith(t, &policyv1.RouteRule{Retry: &policyv1.Retry{Limit: limit,
+		StatusRanges: []*policyv1.StatusRange{{First: 500, Last: 599}}, GrpcCodes: []uint32{14}}})
+}
+
+func TestRetryOnStatusReplaysTheBody(t *testing.T) {
+	t.Parallel()
+	f := &flaky{statuses: []int{503, 500, 200}}
+	h := Retry(budget.New(0.2, 10, 10*time.Second))(f)
+	req := newReq("POST", "http://web:80/vote", strings.NewReader("choice=🍩"))
+	req.Rule = retryRule(t, 3)
+	resp, err := h.Handle(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("got %v %v, want 200 after two retries", resp, err)
+	}
+	if f.calls.Load() != 3 || req.Attempt != 3 {
+		t.Fatalf("%d calls, attempt %d", f.calls.Load(), req.Attempt)
+	}
+	for _, b := range f.bodies {
+		if b != "choice=🍩" {
+			t.Fatalf("bodies %q: a retry did not replay the body", f.bodies)
+		}
+	}
+}
+
+func TestRetryStopsAtTheLimitAndWithoutPolicy(t *testing.T) {
+	t.Parallel()
+	f := &flaky{statuses: []int{500}}
+	req := newReq("GET", "http://web:80/", nil)
+	req.Rule = retryRule(t, 2)
+	resp, _ := Retry(budget.New(0.2, 10, 10*time.Second))(f).Handle(req)
+	if resp.StatusCode != 500 || f.calls.Load() != 3 {
+		t.Fatalf("status %d after %d calls, want 500 after 3", resp.StatusCode, f.calls.Load())
+	}
+
+	f = &flaky{statuses: []int{500}}
+	req = newReq("GET", "http://web:80/", nil)
+	resp, _ = Retry(budget.New(0.2, 10, 10*time.Second))(f).Handle(req)
+	if resp.StatusCode != 500 || f.calls.Load() != 1 {
+		t.Fatalf("no retry policy: status %d after %d calls", resp.StatusCode, f.calls.Load())
+	}
+}
+
+func TestRetryOnGRPCStatusInHeaders(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	h := Retry(budget.New(0.2, 10, 10*time.Second))(pipeline.HandlerFunc(func(*pipeline.Request) (*http.Response, error) {
+		calls++
+		if calls == 1 {
+			return respond(200, "Grpc-Status", "14"), nil // UNAVAILABLE, trailers-only
+		}
+		if calls == 2 {
+			return respond(200, "Grpc-Status", "3"), nil // INVALID_ARGUMENT: not retried
+		}
+		return respond(200, "Grpc-Status", "0"), nil
+	}))
+	req := newReq("POST", "http://emoji:8080/Emoji/List", strings.NewReader("x"))
+	req.Rule = retryRule(t, 3)
+	resp, err := h.Handle(req)
+	if err != nil || resp.Header.Get("Grpc-Status") != "3" || calls != 2 {
+		t.Fatalf("grpc-status %q after %d calls", resp.Header.Get("Grpc-Status"), calls)
+	}
+}
+
+func TestRetryBudgetIsShared(t *testing.T) {
+	t.Parallel()
+	b := budget.New(0.2, 0, 10*time.Second)
+	f := &flaky{statuses: []int{500}}
+	h := Retry(b)(f)
+	const n = 100
+	for range n {
+		req := newReq("GET", "http://web:80/", nil)
+		req.Rule = retryRule(t, 3)
+		h.Handle(req) //nolint:errcheck // the status is what counts
+	}
+	// Each request may retry 3 times; the budget allows 20 % of the requests.
+	if retries := int(f.calls.Load()) - n; retries > n/5+1 || retries < n/5-3 {
+		t.Fatalf("%d retries for %d requests, want about %d", retries, n, n/5)
+	}
+}
+
+func TestRetryWhatNeverReachedAnApp(t *testing.T) {
+	t.Parallel()
+	refused := &endpoint.DialError{Addr: "10.0.0.1:4143", Err: syscall.ECONNREFUSED}
+	f := &flaky{statuses: []int{200}, errs: []error{refused, refused}}
+	req := newReq("POST", "http://web:80/vote", strings.NewReader("v"))
+	resp, err := Retry(budget.New(0.2, 0, 10*time.Second))(f).Handle(req)
+	if err != nil || resp.StatusCode != 200 || f.calls.Load() != 3 {
+		t.Fatalf("got %v %v after %d calls; refused connections are retried without a policy", resp, err, f.calls.Load())
+	}
+	if f.bodies[2] != "v" {
+		t.Fatalf("bodies %q", f.bodies)
+	}
+	// But not forever.
+	f = &flaky{statuses: []int{200}, errs: []error{refused, refused, refused, refused}}
+	_, err = Retry(budget.New(0.2, 0, 10*time.Second))(f).Handle(newReq("GET", "http://web:80/", nil))
+	if !errors.Is(err, syscall.ECONNREFUSED) || f.calls.Load() != 1+unprocessedRetries {
+		t.Fatalf("err %v after %d calls", err, f.calls.Load())
+	}
+}
+
+func TestRetryGivesUpOnBodiesTooLargeToReplay(t *testing.T) {
+	t.Parallel()
+	f := &flaky{statuses: []int{500, 200}}
+	big := bytes.Repeat([]byte("x"), MaxReplayBody+1)
+	req := newReq("POST", "http://web:80/upload", bytes.NewReader(big))
+	req.Rule = retryRule(t, 3)
+	resp, _ := Retry(budget.New(0.2, 10, 10*time.Second))(f).Handle(req)
+	if resp.StatusCode != 500 || f.calls.Load() != 1 {
+		t.Fatalf("status %d after %d calls: a body over %d bytes was replayed", resp.StatusCode, f.calls.Load(), MaxReplayBody)
+	}
+}
+
+func TestPerTryTimeoutIsRetried(t *testing.T) {
+	t.Parallel()
+	rule := ruleWith(t, &policyv1.RouteRule{Retry: &policyv1.Retry{Limit: 2, PerTryTimeout: durationpb.New(10 * time.Millisecond)}})
+	calls := 0
+	h := Retry(budget.New(0.2, 10, 10*time.Second))(pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
+		calls++
+		if calls == 1 {
+			<-req.HTTP.Context().Done() // the first attempt hangs until its own timeout
+			return nil, req.HTTP.Context().Err()
+		}
+		return respond(200), nil
+	}))
+	req := newReq("GET", "http://web:80/", nil)
+	req.Rule = rule
+	resp, err := h.Handle(req)
+	if err != nil || resp.StatusCode != 200 || calls != 2 {
+		t.Fatalf("got %v %v after %d calls", resp, err, calls)
+	}
+}
+
+func TestFiltersModifyHeadersAndRefuseWhatTheyCannotApply(t *testing.T) {
+	t.Parallel()
+	rule := ruleWith(t, &policyv1.RouteRule{Filters: []*policyv1.Filter{
+		{Kind: &policyv1.Filter_RequestHeaderModifier{RequestHeaderModifier: &policyv1.Filter_HeaderModifier{
+			Set: map[string]string{"X-Env": "canary"}, Remove: []string{"X-Debug"}}}},
+		{Kind: &policyv1.Filter_ResponseHeaderModifier{ResponseHeaderModifier: &policyv1.Filter_HeaderModifier{
+			Add: map[string]string{"X-Served-By": "sinew"}}}},
+	}})
+	var sent http.Header
+	h := Filters()(pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
+		sent = req.HTTP.Header.Clone()
+		return respond(200), nil
+	}))
+	req := newReq("GET", "http://web:80/", nil)
+	req.HTTP.Header.Set("X-Debug", "1")
+	req.Rule = rule
+	resp, err := h.Handle(req)
+	if err != nil || sent.Get("X-Env") != "canary" || sent.Get("X-Debug") != "" || resp.Header.Get("X-Served-By") != "sinew" {
+		t.Fatalf("sent %v, response %v, err %v", sent, resp.Header, err)
+	}
+
+	req = newReq("GET", "http://web:80/", nil)
+	req.Rule = ruleWith(t, &policyv1.RouteRule{Filters: []*policyv1.Filter{{Kind: &policyv1.Filter_Redirect_{Redirect: &policyv1.Filter_Redirect{Host: "x"}}}}})
+	if _, err := h.Handle(req); !errors.Is(err, pipeline.ErrUnsupportedFilter) {
+		t.Fatalf("redirect filter: %v", err)
+	}
+}
+
+type denyPath string
+
+func (d denyPath) Authorize(req *pipeline.Request) error {
+	if req.HTTP.URL.Path == string(d) {
+		return fmt.Errorf("%s: %w", d, pipeline.ErrDenied)
+	}
+	return nil
+}
+
+type injectOn string
+
+func (i injectOn) Inject(req *pipeline.Request) (*http.Response, error) {
+	if req.HTTP.URL.Path == string(i) {
+		return respond(503), nil
+	}
+	return nil, nil
+}
+
+// The inbound seams: a decider plugged in changes what the application sees; the defaults change nothing.
+func TestInboundSeams(t *testing.T) {
+	t.Parallel()
+	reached := 0
+	app := pipeline.HandlerFunc(func(*pipeline.Request) (*http.Response, error) { reached++; return respond(200), nil })
+	h := pipeline.Chain(app, Authorize(denyPath("/admin")), InboundRoute(NoRoutes{}), Timeout(), Faults(injectOn("/flaky")))
+	if _, err := h.Handle(newReq("GET", "http://web:80/admin", nil)); pipeline.Classify(context.Background(), err).Status != 403 {
+		t.Fatalf("denied request: %v", err)
+	}
+	if resp, err := h.Handle(newReq("GET", "http://web:80/flaky", nil)); err != nil || resp.StatusCode != 503 {
+		t.Fatalf("injected fault: %v %v", resp, err)
+	}
+	if resp, err := h.Handle(newReq("GET", "http://web:80/ok", nil)); err != nil || resp.StatusCode != 200 || reached != 1 {
+		t.Fatalf("allowed request: %v %v, app reached %d times", resp, err, reached)
+	}
+	h = pipeline.Chain(app, Authorize(AllowAll{}), Faults(NoFaults{}))
+	if resp, err := h.Handle(newReq("GET", "http://web:80/admin", nil)); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("defaults: %v %v", resp, err)
+	}
+}

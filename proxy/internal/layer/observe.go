@@ -1,0 +1,178 @@
+// Package layer holds the stages of the proxy's HTTP request path, one file each. Every stage is a
+// pipeline.Layer; proxy/internal/forward/chains.go stacks them into the inbound and outbound chains. A layer
+// reads the request state the layers before it set and sets its own; none reaches into another's.
+package layer
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/sinewmesh/sinew/internal/meshtls"
+	"github.com/sinewmesh/sinew/proxy/internal/metrics"
+	"github.com/sinewmesh/sinew/proxy/internal/pipeline"
+	"github.com/sinewmesh/sinew/proxy/internal/tap"
+)
+
+// Observe counts requests and responses (request_total, response_total, response_latency_ms and the per-path
+// route_* series) and feeds tap. Outbound it sits after the balancer, so it sees each attempt at its endpoint,
+// labelled as the endpoint; inbound it sees each request to the application. The response is counted when its
+// body ends, so a gRPC status in the trailers is counted.
+func Observe(hub *tap.Hub) pipeline.Layer {
+	return func(next pipeline.Handler) pipeline.Handler {
+		return pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
+			r := req.HTTP
+			var series *metrics.Series
+			if req.Dir == pipeline.Inbound {
+				series = req.In.Series
+			} else {
+				series = req.Endpoint.Series(r.Host)
+			}
+			o := &observed{series: series, path: series.Path(r.Host, r.URL.Path), start: time.Now()}
+			o.series.Request()
+			o.path.Request()
+			req.Observed = true
+			if hub.Active() {
+				o.tap = hub.Start(func() *tap.Meta { return tapMeta(hub, req) })
+				req.Tap = o.tap
+			}
+			resp, err := next.Handle(req)
+			if err != nil {
+				f := pipeline.Classify(req.Client.Context(), err)
+				grpc := -1
+				if pipeline.IsGRPC(r) {
+					grpc = f.GRPC
+				}
+				o.respond(f.Status, grpc, true, msSince(o.start))
+				if o.tap != nil {
+					o.tap.Response(f.Status, nil)
+					o.tap.End(grpc, 0, err.Error())
+				}
+				return nil, err
+			}
+			o.status, o.grpc, o.ttfb, o.resp = resp.StatusCode, pipeline.GRPCStatus(resp.Header), msSince(o.start), resp
+			if o.tap != nil {
+				o.tap.Response(resp.StatusCode, resp.Header)
+			}
+			if resp.StatusCode == http.StatusSwitchingProtocols {
+				// The body is the upgraded stream, which the forwarder needs unwrapped.
+				o.finish()
+				return resp, nil
+			}
+			o.ReadCloser = resp.Body
+			resp.Body = o
+			return resp, nil
+		})
+	}
+}
+
+// observed records a response when its body ends.
+type observed struct {
+	io.ReadCloser
+	series *metrics.Series
+	path   *metrics.PathStats
+	tap    *tap.Request
+	start  time.Time
+	resp   *http.Response
+	status int
+	grpc   int
+	ttfb   float64 // milliseconds
+	done   bool
+	n      uint64 // response bytes read
+	err    error  // why the stream failed; nil when it ended normally
+}
+
+func (o *observed) Read(p []byte) (int, error) {
+	n, err := o.ReadCloser.Read(p)
+	o.n += uint64(n)
+	if err != nil && !o.done {
+		if !errors.Is(err, io.EOF) {
+			o.err = err
+		}
+		o.finish()
+	}
+	return n, err
+}
+
+func (o *observed) Close() error {
+	err := o.ReadCloser.Close()
+	if !o.done {
+		o.finish()
+	}
+	return err
+}
+
+func (o *observed) finish() {
+	o.done = true
+	grpc := o.grpc
+	if grpc < 0 && o.resp != nil {
+		grpc = pipeline.GRPCStatus(o.resp.Trailer)
+	}
+	failed := o.err != nil
+	if grpc >= 0 {
+		failed = failed || grpc != 0
+	} else {
+		failed = failed || o.status >= 500
+	}
+	o.respond(o.status, grpc, failed, o.ttfb)
+	if o.tap != nil {
+		reset := ""
+		if o.err != nil {
+			reset = o.err.Error()
+		}
+		o.tap.End(grpc, o.n, reset)
+	}
+}
+
+// respond counts a response, with its time to first byte in milliseconds, on the series and the path.
+func (o *observed) respond(status, grpc int, failed bool, ttfbMs float64) {
+	r := o.series.Response(status, grpc, failed)
+	r.ObserveLatency(ttfbMs)
+	r.End()
+	r = o.path.Response(status, grpc, failed)
+	r.ObserveLatency(ttfbMs)
+	r.End()
+}
+
+func msSince(t time.Time) float64 { return float64(time.Since(t)) / float64(time.Millisecond) }
+
+// tapMeta describes a request for tap. Inbound: from the client (its mesh identity's namespace and service
+// account as labels) to this pod at the address the client sent the request to, as Linkerd shows it. Outbound:
+// from the local application to the endpoint chosen, with the endpoint's labels and identity.
+func tapMeta(hub *tap.Hub, req *pipeline.Request) *tap.Meta {
+	r, local := req.HTTP, hub.Local()
+	m := &tap.Meta{
+		Source: req.Client.RemoteAddr, Scheme: requestScheme(req.Client), Method: r.Method, Authority: r.Host,
+		Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header, TLS: "no_identity",
+	}
+	if req.Dir == pipeline.Inbound {
+		ic := req.In
+		m.Inbound, m.DestinationLabels, m.TLS, m.ClientID = true, local.Labels, ic.TLS, ic.ClientID
+		if ic.Dst.IsValid() {
+			m.Destination = ic.Dst.String()
+		}
+		if ic.Mesh {
+			m.ServerID = local.ID
+			if _, ns, sa, err := meshtls.ParseID(ic.ClientID); err == nil {
+				m.SourceLabels = map[string]string{"namespace": ns, "serviceaccount": sa}
+			}
+		}
+		return m
+	}
+	ep := req.Endpoint
+	m.SourceLabels, m.Destination = local.Labels, ep.Info.Addr
+	m.DestinationLabels, m.TLS, m.ServerID = ep.Labels.Dst, ep.Labels.TLS, ep.Info.Identity
+	if ep.Meshed() {
+		m.ClientID = local.ID
+	}
+	return m
+}
+
+// requestScheme is the scheme the client used towards the application (mesh TLS is invisible to it).
+func requestScheme(r *http.Request) string {
+	if r.URL.Scheme != "" {
+		return r.URL.Scheme
+	}
+	return "http"
+}

@@ -1,0 +1,49 @@
+package layer
+
+import (
+	"net/http"
+
+	"github.com/sinewmesh/sinew/proxy/internal/endpoint"
+	"github.com/sinewmesh/sinew/proxy/internal/pipeline"
+)
+
+// OrigProtoHeader marks an HTTP/1 request carried over HTTP/2 between proxies, so the inbound proxy restores it for
+// the application: "HTTP/1.1", "HTTP/1.0", or "HTTP/1.0; no-host" for an HTTP/1.0 request that carried no Host.
+// Only a peer proxy may set it.
+const OrigProtoHeader = "Sinew-Orig-Proto"
+
+// OrigProto is the header value for req, or "" when the request is HTTP/2.
+func OrigProto(req *pipeline.Request) string {
+	switch {
+	case req.OrigProto == "":
+		return ""
+	case req.NoHost:
+		return req.OrigProto + "; no-host"
+	}
+	return req.OrigProto
+}
+
+// ToEndpoint is the end of the outbound chain: it sends the attempt to the endpoint the balancer chose, over the
+// endpoint's connection pool (mTLS to a peer proxy through the mesh dialer, or plain).
+func ToEndpoint() pipeline.Handler {
+	return pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
+		ep, r := req.Endpoint, req.HTTP
+		r.URL.Host = ep.Info.Addr
+		if ep.Meshed() && !req.Upgrade && req.OrigProto != "" {
+			r.Header[OrigProtoHeader] = []string{OrigProto(req)}
+		} else {
+			delete(r.Header, OrigProtoHeader)
+		}
+		return ep.RoundTrip(r, req.Client.ProtoMajor == 2, req.Upgrade, req.OrigProto, req.NoHost)
+	})
+}
+
+// ToApp is the end of the inbound chain: it sends the request to the application on this host, in the protocol
+// the client spoke (HTTP/1 restored when a peer proxy carried it over HTTP/2).
+func ToApp(plain *endpoint.Plain) pipeline.Handler {
+	return pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
+		r := req.HTTP
+		r.URL.Host = req.In.AppAddr
+		return plain.RoundTrip(r, req.OrigProto == "" && req.Client.ProtoMajor == 2, req.OrigProto, req.NoHost)
+	})
+}

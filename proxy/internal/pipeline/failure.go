@@ -1,0 +1,136 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/sinewmesh/sinew/proxy/internal/endpoint"
+)
+
+// Errors the layers produce; Classify maps them (and everything else) to what the client sees.
+var (
+	ErrNoEndpoints = errors.New("no endpoints")
+	// ErrAllEjected: every endpoint of the backend is ejected by failure accrual; fail fast.
+	ErrAllEjected  = errors.New("every endpoint is failing")
+	ErrUnresolved  = errors.New("destination not resolved: control plane unreachable and nothing cached")
+	ErrUnknownPort = errors.New("no application port configured for this request")
+	// ErrTimeout: the route's request or per-attempt timeout passed before the response headers arrived.
+	ErrTimeout = errors.New("request timed out")
+	// ErrNoRoute: the target's policy has no rule that matches the request.
+	ErrNoRoute = errors.New("no route matches the request")
+	// ErrDenied: the authorization policy refused the request.
+	ErrDenied = errors.New("request denied by authorization policy")
+	// ErrUnsupportedFilter: the route asks for a filter this proxy cannot apply.
+	ErrUnsupportedFilter = errors.New("route filter not supported by this proxy")
+)
+
+// Failure is what a client sees of a request the proxy could not complete.
+type Failure struct {
+	Status int
+	Kind   string // short, stable: the metric label and the sinew-proxy-error header
+	GRPC   int    // the gRPC status for gRPC clients
+}
+
+// Kinds of failure that mean the request never reached an application: a peer proxy that answers with one of
+// these in sinew-proxy-error did not pass the request on, so another endpoint may be tried whatever the method.
+const (
+	KindConnectionRefused = "connection_refused"
+	KindUnknownPort       = "unknown_port"
+)
+
+// ProxyErrorHeader carries a Failure's Kind on a response the proxy made itself.
+const ProxyErrorHeader = "Sinew-Proxy-Error"
+
+// Classify is the one place where an error becomes a status: 503 when there is nowhere to send the request, 504 on
+// timeout, 499 when the client went away, 403 when policy refuses it, 404 when no route matches, 502 for every
+// other upstream failure. client is the client's request context.
+func Classify(client context.Context, err error) Failure {
+	var ne net.Error
+	switch {
+	case errors.Is(err, ErrTimeout):
+		return Failure{http.StatusGatewayTimeout, "timeout", 4}
+	case client.Err() != nil || errors.Is(err, context.Canceled):
+		return Failure{499, "client_gone", 1}
+	case errors.Is(err, ErrDenied):
+		return Failure{http.StatusForbidden, "forbidden", 7}
+	case errors.Is(err, ErrUnsupportedFilter):
+		return Failure{http.StatusInternalServerError, "unsupported_filter", 13}
+	case errors.Is(err, ErrNoRoute):
+		return Failure{http.StatusNotFound, "no_route", 12}
+	case errors.Is(err, ErrNoEndpoints):
+		return Failure{http.StatusServiceUnavailable, "no_endpoints", 14}
+	case errors.Is(err, ErrAllEjected):
+		return Failure{http.StatusServiceUnavailable, "endpoints_failing", 14}
+	case errors.Is(err, ErrUnresolved):
+		return Failure{http.StatusServiceUnavailable, "unresolved", 14}
+	case errors.Is(err, endpoint.ErrNoCertificate):
+		return Failure{http.StatusServiceUnavailable, "no_identity", 14}
+	case errors.Is(err, ErrUnknownPort):
+		return Failure{http.StatusBadGateway, KindUnknownPort, 14}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return Failure{http.StatusGatewayTimeout, "timeout", 4}
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return Failure{http.StatusBadGateway, KindConnectionRefused, 14}
+	}
+	return Failure{http.StatusBadGateway, "upstream_failure", 14}
+}
+
+// WriteFailure answers a request the proxy could not complete and logs the same error id that the response
+// carries. gRPC clients get a trailers-only gRPC error so their libraries report it properly. It returns the HTTP
+// status and gRPC status (-1 for none) the client saw, for metrics.
+func WriteFailure(w http.ResponseWriter, r *http.Request, log *slog.Logger, dir Direction, err error) (status, grpc int) {
+	f := Classify(r.Context(), err)
+	id := fmt.Sprintf("%016x", rand.Uint64())
+	level := slog.LevelWarn
+	if f.Status == 499 {
+		level = slog.LevelDebug
+	}
+	if log.Enabled(r.Context(), level) {
+		log.Log(r.Context(), level, "request failed", "error_id", id, "direction", dir.String(), "status", f.Status,
+			"kind", f.Kind, "authority", r.Host, "path", r.URL.Path, "err", err)
+	}
+	if f.Status == 499 {
+		return f.Status, -1
+	}
+	h := w.Header()
+	h.Set(ProxyErrorHeader, f.Kind)
+	h.Set("Sinew-Error-Id", id)
+	if IsGRPC(r) {
+		h.Set("Content-Type", "application/grpc")
+		h.Set("Grpc-Status", strconv.Itoa(f.GRPC))
+		h.Set("Grpc-Message", fmt.Sprintf("sinew proxy: %s (error id %s)", f.Kind, id))
+		w.WriteHeader(http.StatusOK)
+		return http.StatusOK, f.GRPC
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(f.Status)
+	fmt.Fprintf(w, "sinew proxy: %s: %v (error id %s)\n", f.Kind, err, id)
+	return f.Status, -1
+}
+
+// IsGRPC reports whether r is a gRPC request.
+func IsGRPC(r *http.Request) bool {
+	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
+}
+
+// GRPCStatus is the grpc-status in h, or -1 when there is none.
+func GRPCStatus(h http.Header) int {
+	v := h.Get("Grpc-Status") // canonical already: Get does not allocate a canonical copy of the key
+	if v == "" {
+		return -1
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return -1
+	}
+	return n
+}
