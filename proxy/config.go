@@ -75,6 +75,9 @@ type Config struct {
 	ConnectTimeout   time.Duration `json:"connectTimeout"`
 	DiscoveryTimeout time.Duration `json:"discoveryTimeout"`
 	ShutdownGrace    time.Duration `json:"shutdownGracePeriod"`
+	// ShutdownDrainDelay is how long the proxy keeps accepting after the first shutdown signal, reporting not
+	// ready, so that clients learn the endpoint is going before its listeners close; 0 closes them at once.
+	ShutdownDrainDelay time.Duration `json:"shutdownDrainDelay"`
 }
 
 // envVar documents one setting; the table is the single source of names, defaults and parsing.
@@ -192,6 +195,7 @@ var envVars = []envVar{
 	{"CONNECT_TIMEOUT", "1s", "timeout for connecting to an endpoint or the application", dur(func(c *Config) *time.Duration { return &c.ConnectTimeout })},
 	{"DISCOVERY_TIMEOUT", "5s", "how long a first request to a new destination waits for the control plane", dur(func(c *Config) *time.Duration { return &c.DiscoveryTimeout })},
 	{"SHUTDOWN_GRACE_PERIOD", "2m", "how long a drain may take before remaining connections are closed", dur(func(c *Config) *time.Duration { return &c.ShutdownGrace })},
+	{"SHUTDOWN_DRAIN_DELAY", "0s", "how long the proxy keeps accepting after SIGTERM, reporting not ready, before it closes its listeners and drains (0s: at once)", durOrZero(func(c *Config) *time.Duration { return &c.ShutdownDrainDelay })},
 }
 
 func str(field func(*Config) *string) func(*Config, string) error {
@@ -218,6 +222,21 @@ func dur(field func(*Config) *time.Duration) func(*Config, string) error {
 		}
 		if d <= 0 {
 			return errors.New("must be positive")
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// durOrZero is dur that also takes 0 (off).
+func durOrZero(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return errors.New("not a duration (e.g. 0s, 500ms, 5s)")
+		}
+		if d < 0 {
+			return errors.New("must not be negative")
 		}
 		*field(c) = d
 		return nil

@@ -81,6 +81,36 @@ func TestLoadErrorsNameTheSetting(t *testing.T) {
 	}
 }
 
+// The drain delay is off unless set (local mode stops at once); 0 is a valid value, unlike the timeouts.
+func TestShutdownDrainDelay(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  string
+		want time.Duration
+		err  string
+	}{
+		{"", 0, ""},
+		{"SINEW_PROXY_SHUTDOWN_DRAIN_DELAY=5s", 5 * time.Second, ""},
+		{"SINEW_PROXY_SHUTDOWN_DRAIN_DELAY=0s", 0, ""},
+		{"SINEW_PROXY_SHUTDOWN_DRAIN_DELAY=-1s", 0, `SINEW_PROXY_SHUTDOWN_DRAIN_DELAY="-1s": must not be negative`},
+		{"SINEW_PROXY_SHUTDOWN_DRAIN_DELAY=5", 0, `SINEW_PROXY_SHUTDOWN_DRAIN_DELAY="5": not a duration`},
+	} {
+		env := validEnv()
+		if tc.env != "" {
+			env = append(env, tc.env)
+		}
+		c, err := Load(env)
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%q: error %v, want %q", tc.env, err, tc.err)
+		case tc.err == "" && err != nil:
+			t.Errorf("%q: %v", tc.env, err)
+		case tc.err == "" && c.ShutdownDrainDelay != tc.want:
+			t.Errorf("%q: drain delay %v, want %v", tc.env, c.ShutdownDrainDelay, tc.want)
+		}
+	}
+}
+
 func TestValidateRequirements(t *testing.T) {
 	t.Parallel()
 	_, err := Load([]string{"SINEW_PROXY_IDENTITY_LOCAL_NAME=web"})

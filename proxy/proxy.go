@@ -243,9 +243,10 @@ func (p *Proxy) Ready() bool {
 	}
 }
 
-// Run serves until ctx is cancelled or POST /shutdown is called, then drains: it stops accepting, reports not
-// ready, lets in-flight requests finish (HTTP/2 peers get GOAWAY, idle HTTP/1 connections close) for up to the
-// grace period, and closes what is left.
+// Run serves until ctx is cancelled or POST /shutdown is called, then shuts down: it reports not ready at once,
+// keeps accepting for the drain delay (so that clients learn the endpoint is going before its listeners close),
+// then stops accepting, lets in-flight requests finish (HTTP/2 peers get GOAWAY, idle HTTP/1 connections close)
+// for up to the grace period, and closes what is left.
 func (p *Proxy) Run(ctx context.Context) error {
 	defer func() { _ = p.dstConn.Close() }() // Run is ending; a failed close changes nothing
 	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
@@ -306,8 +307,13 @@ func (p *Proxy) Run(ctx context.Context) error {
 		runErr = g.Wait()
 	}
 
-	p.log.Info("draining", "grace_period", p.cfg.ShutdownGrace)
 	p.draining.Store(true)
+	if d := p.cfg.ShutdownDrainDelay; d > 0 && runErr == nil {
+		// Not ready but still serving, while clients learn that this endpoint is going.
+		p.log.Info("shutting down: still serving until the drain delay ends", "drain_delay", d)
+		time.Sleep(d) // a second signal ends the process (cmd/sinew-proxy)
+	}
+	p.log.Info("draining", "grace_period", p.cfg.ShutdownGrace)
 	close(stopAccepting)
 	if p.inboundLn != nil {
 		p.inboundLn.Close()

@@ -21,6 +21,13 @@ const (
 	StartupFailureThreshold = 120
 )
 
+// PlainSidecarDrainDelay is how long a proxy injected as a plain container keeps accepting after SIGTERM
+// (SINEW_PROXY_SHUTDOWN_DRAIN_DELAY) unless config.sinew.dev/shutdown-drain-delay says otherwise. Such a proxy gets
+// SIGTERM with the app, while clients still send to the pod and while the app finishes requests that call out
+// through it. A native sidecar gets SIGTERM only after the app has exited, so it has no delay by default.
+// charts/sinew-control-plane/templates/_proxy.tpl uses the same value.
+const PlainSidecarDrainDelay = "5s"
+
 // LocalIdentity is the proxy's SPIFFE ID with downward-API references for the namespace and service account.
 func LocalIdentity(trustDomain string) string {
 	return fmt.Sprintf("spiffe://%s/ns/$(%s)/sa/$(%s)", trustDomain, names.EnvPodNamespace, names.EnvPodAccount)
@@ -74,6 +81,11 @@ func proxyContainer(cfg Config, s *settings) corev1.Container {
 	opt("SINEW_PROXY_OPAQUE_PORTS", s.opaquePorts)
 	opt("SINEW_PROXY_CONNECT_TIMEOUT", s.connectTimeout)
 	opt("SINEW_PROXY_SHUTDOWN_GRACE_PERIOD", s.shutdownGrace)
+	drain := s.drainDelay
+	if drain == "" && !s.native {
+		drain = PlainSidecarDrainDelay
+	}
+	opt("SINEW_PROXY_SHUTDOWN_DRAIN_DELAY", drain)
 	ns, cd := cfg.ControlPlaneNamespace, cfg.ClusterDomain
 	env = append(env,
 		corev1.EnvVar{Name: "SINEW_PROXY_IDENTITY_LOCAL_NAME", Value: LocalIdentity(cfg.TrustDomain)},

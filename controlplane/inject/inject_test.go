@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -247,6 +249,40 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
+// A plain-container proxy gets SIGTERM with the app, so it keeps accepting for a while by default; a native sidecar
+// gets it after the app has exited and has no delay unless the annotation asks for one.
+func TestDrainDelayBySidecarKind(t *testing.T) {
+	cfg := testConfig(t)
+	for _, tc := range []struct {
+		ann  map[string]string
+		want string // "" = not set
+	}{
+		{map[string]string{}, ""},
+		{map[string]string{names.AnnProxyNativeSidecar: "false"}, PlainSidecarDrainDelay},
+		{map[string]string{names.AnnProxyNativeSidecar: "false", names.AnnShutdownDrainDelay: "0s"}, "0s"},
+		{map[string]string{names.AnnShutdownDrainDelay: "3s"}, "3s"},
+	} {
+		ann := map[string]string{names.InjectAnnotation: names.InjectEnabled}
+		maps.Copy(ann, tc.ann)
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: ann}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
+		res, err := Inject(Input{Pod: pod}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		for _, c := range slices.Concat(res.Pod.Spec.InitContainers, res.Pod.Spec.Containers) {
+			for _, e := range c.Env {
+				if e.Name == "SINEW_PROXY_SHUTDOWN_DRAIN_DELAY" {
+					got = e.Value
+				}
+			}
+		}
+		if got != tc.want {
+			t.Errorf("annotations %v: SINEW_PROXY_SHUTDOWN_DRAIN_DELAY=%q, want %q", tc.ann, got, tc.want)
+		}
+	}
+}
+
 // TestValues checks each knob's parsing through the rendered pod.
 func TestKnobValues(t *testing.T) {
 	cfg := testConfig(t)
@@ -290,6 +326,10 @@ func TestKnobValues(t *testing.T) {
 		{names.AnnProxyNativeSidecar, "off", false, ""},
 		{names.AnnShutdownGracePeriod, "30s", true, `{"name":"SINEW_PROXY_SHUTDOWN_GRACE_PERIOD","value":"30s"}`},
 		{names.AnnShutdownGracePeriod, "30", false, ""},
+		{names.AnnShutdownDrainDelay, "0s", true, `{"name":"SINEW_PROXY_SHUTDOWN_DRAIN_DELAY","value":"0s"}`},
+		{names.AnnShutdownDrainDelay, "10s", true, `{"name":"SINEW_PROXY_SHUTDOWN_DRAIN_DELAY","value":"10s"}`},
+		{names.AnnShutdownDrainDelay, "-1s", false, ""},
+		{names.AnnShutdownDrainDelay, "5", false, ""},
 		{names.AnnOutboundConnectTimeout, "500ms", true, `{"name":"SINEW_PROXY_CONNECT_TIMEOUT","value":"500ms"}`},
 		{names.AnnOutboundConnectTimeout, "-1s", false, ""},
 		{names.AnnDefaultInboundPolicy, "deny", true, ""},

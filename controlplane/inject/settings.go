@@ -30,6 +30,7 @@ type settings struct {
 	memReq, memLim        *resource.Quantity
 	connectTimeout        string
 	shutdownGrace         string
+	drainDelay            string // "" = by sidecar kind (proxyContainer)
 	proxyImage, proxyVer  string
 	initImage             string
 	pullPolicy            corev1.PullPolicy
@@ -96,6 +97,14 @@ var knobs = []knob{
 	{names.AnnProxyAwait, boolean(func(s *settings) *bool { return &s.await }, "enabled", "disabled")},
 	{names.AnnProxyNativeSidecar, boolean(func(s *settings) *bool { return &s.native }, "true", "false")},
 	{names.AnnShutdownGracePeriod, duration(func(s *settings) *string { return &s.shutdownGrace })},
+	{names.AnnShutdownDrainDelay, func(s *settings, v string, _ portNamer) error {
+		v = strings.TrimSpace(v)
+		if d, err := time.ParseDuration(v); err != nil || d < 0 {
+			return errors.New("not a duration of 0 or more (e.g. 0s, 5s)")
+		}
+		s.drainDelay = v
+		return nil
+	}},
 	{names.AnnOutboundConnectTimeout, duration(func(s *settings) *string { return &s.connectTimeout })},
 	{names.AnnDefaultInboundPolicy, func(s *settings, v string, _ portNamer) error {
 		return oneOf(&s.inboundPolicy, v, names.InboundPolicies...)

@@ -163,6 +163,7 @@ const (
 	AnnProxyAwait             = ConfigPrefix + "proxy-await"
 	AnnProxyNativeSidecar     = ConfigPrefix + "proxy-native-sidecar"
 	AnnShutdownGracePeriod    = ConfigPrefix + "shutdown-grace-period"
+	AnnShutdownDrainDelay     = ConfigPrefix + "shutdown-drain-delay"
 	AnnOutboundConnectTimeout = ConfigPrefix + "proxy-outbound-connect-timeout"
 	AnnDefaultInboundPolicy   = ConfigPrefix + "default-inbound-policy"
 	AnnMTLSMode               = ConfigPrefix + "mtls-mode"
@@ -173,7 +174,7 @@ var ConfigAnnotations = []string{
 	AnnSkipInboundPorts, AnnSkipOutboundPorts, AnnSkipSubnets, AnnOpaquePorts, AnnProxyLogLevel, AnnProxyLogFormat,
 	AnnProxyCPURequest, AnnProxyCPULimit, AnnProxyMemoryRequest, AnnProxyMemoryLimit, AnnProxyUID, AnnProxyImage,
 	AnnProxyVersion, AnnInitImage, AnnImagePullPolicy, AnnProxyAwait, AnnProxyNativeSidecar, AnnShutdownGracePeriod,
-	AnnOutboundConnectTimeout, AnnDefaultInboundPolicy, AnnMTLSMode,
+	AnnShutdownDrainDelay, AnnOutboundConnectTimeout, AnnDefaultInboundPolicy, AnnMTLSMode,
 }
 
 // OwnerKinds are the workload kinds that get a sinew.dev/proxy-<kind> label, lower-cased.

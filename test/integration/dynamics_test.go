@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -206,6 +207,133 @@ func TestGracefulDrain(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("proxy did not finish draining")
 	}
+}
+
+// TestDrainDelay is a pod's termination in small: the endpoint leaves discovery while its proxy is told to stop.
+// The proxy reports not ready at once but keeps accepting for its drain delay, so clients that have not heard of
+// the removal yet are still served; once they have, it stops accepting and exits. A client under steady load sees
+// no failure (this does not rely on retries).
+func TestDrainDelay(t *testing.T) {
+	t.Parallel()
+	const delay = 2 * time.Second
+	m := startMesh(t, meshOpts{})
+	a := serverWithDrainDelay(t, m, "srv-a", httpApp(t, "a", false), delay)
+	b := m.sidecar(sidecarOpts{ns: "test", name: "srv-b", sa: "srv-sa", inbound: []proxy.InboundPort{{Port: 8080, App: httpApp(t, "b", false)}}})
+	m.write("srv-a.yaml", workloadYAML("test", "srv-a", "srv-sa", "srv", a.inboundPort(), 8080))
+	m.write("srv-b.yaml", workloadYAML("test", "srv-b", "srv-sa", "srv", b.inboundPort(), 8080)+"---\n"+serviceYAML("test", "srv", "srv", 80, 8080))
+	client := m.sidecar(sidecarOpts{ns: "test", name: "cli", sa: "cli-sa", outbound: []string{svcAuthority}})
+	m.write("cli.yaml", workloadYAML("test", "cli", "cli-sa", "cli", 0, 9))
+	a.waitReady(t)
+	b.waitReady(t)
+	client.waitReady(t)
+	url := "http://" + client.p.OutboundAddrs()[0] + "/"
+	c := &http.Client{}
+	eventually(t, 10*time.Second, "both endpoints serving", func() error {
+		seen := map[string]bool{}
+		for range 20 {
+			who, err := servedBy(c, url)
+			if err != nil {
+				return err
+			}
+			seen[who] = true
+		}
+		if !seen["a"] || !seen["b"] {
+			return fmt.Errorf("served by %v", seen)
+		}
+		return nil
+	})
+
+	ctx, stopLoad := context.WithCancel(context.Background())
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	loadDone := make(chan struct{})
+	go func() {
+		defer close(loadDone)
+		for ctx.Err() == nil {
+			if _, err := servedBy(c, url); err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err.Error())
+			} else {
+				ok.Add(1)
+			}
+		}
+	}()
+	defer func() { stopLoad(); <-loadDone }()
+
+	// Terminate srv-a: SIGTERM to its proxy, and the endpoint leaves the service.
+	stopped := time.Now()
+	a.cancel()
+	m.remove("srv-a.yaml")
+	eventually(t, time.Second, "not ready after the shutdown signal", func() error {
+		if a.p.Ready() {
+			return errors.New("still ready")
+		}
+		return nil
+	})
+	// Not ready, yet a new connection is still accepted and served (plaintext to the inbound port reaches the
+	// default application port).
+	direct := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	if who, err := servedBy(direct, "http://"+a.p.InboundAddr()+"/"); err != nil || who != "a" {
+		t.Errorf("new connection during the drain delay: %q %v", who, err)
+	}
+	select {
+	case err := <-a.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.cancel = nil
+	case <-time.After(delay + 15*time.Second):
+		t.Fatal("proxy did not stop after its drain delay")
+	}
+	if took := time.Since(stopped); took < delay {
+		t.Errorf("proxy stopped %v after the signal, before its drain delay of %v", took, delay)
+	}
+	if _, err := direct.Get("http://" + a.p.InboundAddr() + "/"); err == nil {
+		t.Error("a new connection was accepted after the drain")
+	}
+	n := ok.Load() + 20
+	eventually(t, 10*time.Second, "more requests served after the drain", func() error {
+		if got := ok.Load(); got < n && failed.Load() == 0 {
+			return fmt.Errorf("%d of %d", got, n)
+		}
+		return nil
+	})
+	stopLoad()
+	<-loadDone
+	if failed.Load() != 0 {
+		t.Fatalf("%d of %d requests failed while srv-a shut down; first: %v", failed.Load(), ok.Load()+failed.Load(), firstErr.Load())
+	}
+	t.Logf("%d requests, none failed", ok.Load())
+}
+
+// serverWithDrainDelay is m.sidecar for a server workload in namespace test (service account srv-sa) whose proxy
+// keeps accepting for delay after it is told to stop.
+func serverWithDrainDelay(t *testing.T, m *mesh, name, app string, delay time.Duration) *sidecar {
+	t.Helper()
+	cfg := proxy.Defaults()
+	cfg.Mode = proxy.ModeExplicit
+	cfg.Workload = "test/" + name
+	cfg.InboundAddr, cfg.AdminAddr, cfg.TapAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.InboundPorts = []proxy.InboundPort{{Port: 8080, App: app}}
+	cfg.IdentityAddr, cfg.DestinationAddr, cfg.PolicyAddr = m.cp.IdentityAddr(), m.cp.DestinationAddr(), m.cp.PolicyAddr()
+	cfg.LocalName = spiffeID("test", "srv-sa")
+	cfg.TrustAnchorsPEM = string(m.cp.TrustAnchorsPEM())
+	tok, err := m.cp.IssueJoinToken("test", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Token = tok
+	cfg.ShutdownGrace = 10 * time.Second
+	cfg.ShutdownDrainDelay = delay
+	p, err := proxy.New(cfg, testLogger(t).With("proxy", name), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &sidecar{p: p, cancel: cancel, done: make(chan error, 1), ns: "test", sa: "srv-sa"}
+	go func() { s.done <- p.Run(ctx) }()
+	t.Cleanup(func() { s.stop(t) })
+	return s
 }
 
 func TestUnknownDestinationPassesThrough(t *testing.T) {

@@ -130,6 +130,8 @@ resources:
 {{- $opaque := include "sinew.proxy.setting" (dict "ann" $ann "key" "opaque-ports" "default" $v.proxy.opaquePorts) -}}
 {{- $connect := include "sinew.proxy.setting" (dict "ann" $ann "key" "proxy-outbound-connect-timeout" "default" $v.proxy.connectTimeout) -}}
 {{- $grace := include "sinew.proxy.setting" (dict "ann" $ann "key" "shutdown-grace-period" "default" $v.proxy.shutdownGracePeriod) -}}
+{{- /* a plain container gets SIGTERM with the app and keeps accepting a while (controlplane/inject PlainSidecarDrainDelay) */ -}}
+{{- $drain := include "sinew.proxy.setting" (dict "ann" $ann "key" "shutdown-drain-delay" "default" (ternary "" "5s" $native)) -}}
 - name: sinew-proxy
   image: {{ printf "%s:%s" $image (include "sinew.proxy.version" .) }}
   imagePullPolicy: {{ include "sinew.proxy.setting" (dict "ann" $ann "key" "image-pull-policy" "default" $v.image.pullPolicy) }}
@@ -170,6 +172,10 @@ resources:
   {{- end }}
   {{- with $grace }}
   - name: SINEW_PROXY_SHUTDOWN_GRACE_PERIOD
+    value: {{ . | quote }}
+  {{- end }}
+  {{- with $drain }}
+  - name: SINEW_PROXY_SHUTDOWN_DRAIN_DELAY
     value: {{ . | quote }}
   {{- end }}
   - name: SINEW_PROXY_IDENTITY_LOCAL_NAME
