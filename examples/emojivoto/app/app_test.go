@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -101,7 +102,8 @@ func TestVoteBot(t *testing.T) {
 	web := start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- RunVoteBot(ctx, web, 50, nil) }()
+	stats := new(BotStats)
+	go func() { done <- RunVoteBot(ctx, VoteBotConfig{WebURL: web, Rate: 50, DoughnutShare: 0.5, Stats: stats}) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var board []resultJSON
@@ -121,5 +123,16 @@ func TestVoteBot(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	// Every request is counted; the doughnut's votes are the only failures (500 by design).
+	rec := httptest.NewRecorder()
+	stats.ServeHTTP(rec, httptest.NewRequest("GET", "/stats", nil))
+	var got BotStatsJSON
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	canceled := got.Failures["GET /api/list: context canceled"] + got.Failures["GET /api/vote: context canceled"]
+	if got.Requests < 20 || got.Failed == 0 || got.Failures["GET /api/vote: status 500"] != got.Failed-canceled {
+		t.Fatalf("stats: %+v", got)
 	}
 }

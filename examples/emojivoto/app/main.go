@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
+	"time"
 )
 
 // Main runs one part of emojivoto as its program does: args are web|emoji|voting|vote-bot and that part's flags,
@@ -59,10 +61,24 @@ func Main(ctx context.Context, prog string, args []string, stderr io.Writer) err
 		host := fs.String("web-host", env("WEB_HOST", "web-svc.emojivoto:80"), "web address (host:port)")
 		rateDef, _ := strconv.ParseFloat(env("REQUEST_RATE", "1"), 64)
 		rate := fs.Float64("rate", rateDef, "requests per second (minimum 1)")
+		doughnut := fs.Float64("doughnut-share", 0.15, "share of votes for the doughnut (they fail by design)")
+		statsPort := fs.String("stats-port", "", "serve GET /stats (requests and failures, JSON) on this port")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		return RunVoteBot(ctx, "http://"+*host, *rate, log)
+		cfg := VoteBotConfig{WebURL: "http://" + *host, Rate: *rate, DoughnutShare: *doughnut, Log: log}
+		if *statsPort != "" {
+			ln, err := net.Listen("tcp", net.JoinHostPort(env("BIND_HOST", ""), *statsPort))
+			if err != nil {
+				return err
+			}
+			cfg.Stats = new(BotStats)
+			srv := &http.Server{Handler: cfg.Stats, ReadHeaderTimeout: 10 * time.Second}
+			go srv.Serve(ln) //nolint:errcheck // ends with Close below
+			defer func() { _ = srv.Close() }() // vote-bot is done; so are its stats
+			log.Info("serving stats", "addr", ln.Addr().String())
+		}
+		return RunVoteBot(ctx, cfg)
 	}
 	return fmt.Errorf("unknown service %q; %s", args[0], usage)
 }

@@ -6,11 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	pb "github.com/sinewmesh/sinew/examples/emojivoto/gen/emojivotov1"
@@ -151,12 +156,21 @@ func (w *web) leaderboard(rw http.ResponseWriter, r *http.Request) {
 	writeJSON(rw, http.StatusOK, out)
 }
 
-// RunVoteBot votes against web at rate requests per second until ctx ends: it lists the emoji, then votes for
-// the doughnut 15% of the time and for a random emoji otherwise.
-func RunVoteBot(ctx context.Context, webURL string, rate float64, log *slog.Logger) error {
-	if rate < 1 {
-		rate = 1
-	}
+// VoteBotConfig says where web is and how vote-bot votes.
+type VoteBotConfig struct {
+	WebURL string  // e.g. http://web-svc.emojivoto:80
+	Rate   float64 // rounds (list, then vote) per second; at least 1
+	// DoughnutShare is the share of votes for the doughnut, whose vote always fails; the others go to the
+	// other emoji at random.
+	DoughnutShare float64
+	Stats         *BotStats // counts every request's outcome; nil: not counted
+	Log           *slog.Logger
+}
+
+// RunVoteBot votes against web at cfg.Rate rounds per second until ctx ends: it lists the emoji, then votes (for
+// the doughnut cfg.DoughnutShare of the time).
+func RunVoteBot(ctx context.Context, cfg VoteBotConfig) error {
+	rate, log := max(cfg.Rate, 1), cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -170,18 +184,81 @@ func RunVoteBot(ctx context.Context, webURL string, rate float64, log *slog.Logg
 		case <-tick.C:
 		}
 		var list []emojiJSON
-		if err := getJSON(ctx, c, webURL+"/api/list", &list); err != nil || len(list) == 0 {
+		if err := cfg.Stats.get(ctx, c, cfg.WebURL, "/api/list", &list); err != nil || len(list) == 0 {
 			log.Warn("listing emoji failed", "err", err)
 			continue
 		}
-		choice := list[rand.IntN(len(list))].Shortcode
-		if rand.Float64() < 0.15 {
-			choice = ":doughnut:"
+		choice := ":doughnut:"
+		others := slices.DeleteFunc(list, func(e emojiJSON) bool { return e.Shortcode == choice })
+		if len(others) > 0 && rand.Float64() >= cfg.DoughnutShare {
+			choice = others[rand.IntN(len(others))].Shortcode
 		}
-		if err := getJSON(ctx, c, webURL+"/api/vote?choice="+url.QueryEscape(choice), nil); err != nil {
+		if err := cfg.Stats.get(ctx, c, cfg.WebURL, "/api/vote?choice="+url.QueryEscape(choice), nil); err != nil {
 			log.Info("vote failed", "choice", choice, "err", err)
 		}
 	}
+}
+
+// BotStats counts vote-bot's requests and their failures: a response other than 2xx, no response at all, or a
+// body that does not decode. It serves them as JSON (vote-bot -stats-port), so a test can tell how many requests
+// failed during, say, a rolling restart.
+type BotStats struct {
+	mu       sync.Mutex
+	requests int64
+	failed   int64
+	kinds    map[string]int64 // failures by kind
+	recent   []string         // the last few failures, with their time
+}
+
+// botStatsKinds bounds the failure kinds kept apart; the rest count as "other".
+const botStatsKinds = 32
+
+func (s *BotStats) record(path string, err error) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests++
+	if err == nil {
+		return
+	}
+	s.failed++
+	if s.kinds == nil {
+		s.kinds = map[string]int64{}
+	}
+	kind := path + ": " + err.Error()
+	if _, ok := s.kinds[kind]; !ok && len(s.kinds) >= botStatsKinds {
+		kind = "other"
+	}
+	s.kinds[kind]++
+	s.recent = append(s.recent, time.Now().UTC().Format(time.RFC3339Nano)+" "+path+": "+err.Error())
+	if len(s.recent) > 20 {
+		s.recent = s.recent[1:]
+	}
+}
+
+// BotStatsJSON is what GET /stats answers.
+type BotStatsJSON struct {
+	Requests int64            `json:"requests"`
+	Failed   int64            `json:"failed"`
+	Failures map[string]int64 `json:"failures"`
+	Recent   []string         `json:"recent"`
+}
+
+func (s *BotStats) ServeHTTP(rw http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	out := BotStatsJSON{Requests: s.requests, Failed: s.failed, Failures: maps.Clone(s.kinds), Recent: slices.Clone(s.recent)}
+	s.mu.Unlock()
+	writeJSON(rw, http.StatusOK, out)
+}
+
+// get asks web for path and decodes the JSON answer into into (unless nil), counting the outcome.
+func (s *BotStats) get(ctx context.Context, c *http.Client, webURL, path string, into any) error {
+	err := getJSON(ctx, c, webURL+path, into)
+	p, _, _ := strings.Cut(path, "?")
+	s.record("GET "+p, err)
+	return err
 }
 
 func getJSON(ctx context.Context, c *http.Client, u string, into any) error {
@@ -191,14 +268,22 @@ func getJSON(ctx context.Context, c *http.Client, u string, into any) error {
 	}
 	resp, err := c.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL is known to the caller
+		}
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: status %d", u, resp.StatusCode)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		if pe := resp.Header.Get("sinew-proxy-error"); pe != "" {
+			return fmt.Errorf("status %d (sinew-proxy-error: %s)", resp.StatusCode, pe)
+		}
+		return fmt.Errorf("status %d", resp.StatusCode)
 	}
 	if into == nil {
-		return nil
+		_, err = io.Copy(io.Discard, resp.Body)
+		return err
 	}
 	return json.NewDecoder(resp.Body).Decode(into)
 }
