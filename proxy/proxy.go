@@ -47,8 +47,8 @@ type Proxy struct {
 	ident    *identityclient.Client
 	resolver *discovery.Resolver
 	dstConn  *grpc.ClientConn
-	policies *policy.Client // nil without a policy service: every target gets the default policy
-	polConn  *grpc.ClientConn
+	policies *policy.Client
+	polConn  *grpc.ClientConn // nil without a policy service
 	in       *forward.Inbound
 	out      *forward.Outbound
 
@@ -113,15 +113,16 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (_ *Proxy, err erro
 	if err != nil {
 		return nil, err
 	}
+	var polClient policyv1.OutboundPoliciesClient // nil without a policy service: every target gets the default policy
 	if cfg.PolicyAddr != "" {
 		// The policy service runs with the destination service, under the same identity.
 		if p.polConn, err = grpc.NewClient(cfg.PolicyAddr, grpc.WithTransportCredentials(creds)); err != nil {
 			return nil, fmt.Errorf("policy service %s: %w", cfg.PolicyAddr, err)
 		}
-		p.policies, err = policy.NewClient(policyv1.NewOutboundPoliciesClient(p.polConn), cfg.Workload, log.With("component", "policy"), p.reg)
-		if err != nil {
-			return nil, err
-		}
+		polClient = policyv1.NewOutboundPoliciesClient(p.polConn)
+	}
+	if p.policies, err = policy.NewClient(polClient, cfg.Workload, log.With("component", "policy"), p.reg); err != nil {
+		return nil, err
 	}
 	m, err := metrics.New(p.reg)
 	if err != nil {
@@ -254,10 +255,10 @@ func (p *Proxy) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(bg)
 	g.Go(func() error { return p.ident.Run(gctx) })
 	g.Go(func() error { return p.resolver.Run(gctx) })
-	if p.policies != nil {
+	if p.polConn != nil {
 		defer func() { _ = p.polConn.Close() }() // Run is ending; a failed close changes nothing
-		g.Go(func() error { return p.policies.Run(gctx) })
 	}
+	g.Go(func() error { return p.policies.Run(gctx) })
 	g.Go(func() error {
 		tick := time.NewTicker(time.Minute)
 		defer tick.Stop()

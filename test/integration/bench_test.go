@@ -35,3 +35,25 @@ func BenchmarkMeshedHTTP1(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkMeshedHTTP1Serial is BenchmarkMeshedHTTP1 with one client sending one request at a time: run it under
+// strace to count the syscalls of a meshed request (strace -f -c), without requests interleaving.
+func BenchmarkMeshedHTTP1Serial(b *testing.B) {
+	m := startMesh(b, meshOpts{})
+	pair := startPair(b, m, httpApp(b, "srv", false))
+	body := bytes.Repeat([]byte("x"), 1024)
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	url := "http://" + pair.outbound + "/bench"
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := c.Post(url, "application/octet-stream", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body) //nolint:errcheck
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+}

@@ -53,7 +53,7 @@ var fixed = Accrual{ConsecutiveFailures: 3, MinPenalty: time.Second, MaxPenalty:
 func forget(clk *fakeClock, eps []*Endpoint) {
 	for _, e := range eps {
 		e.mu.Lock()
-		e.cost, e.stamp = float64(DefaultRTT), clk.Now()
+		e.cost, e.stamp, e.observed = float64(DefaultRTT), clk.Now(), true
 		e.mu.Unlock()
 	}
 }

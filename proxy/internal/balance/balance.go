@@ -35,6 +35,8 @@ type Endpoint struct {
 	mu    sync.Mutex
 	cost  float64 // EWMA of RTT in nanoseconds
 	stamp time.Time
+	// observed: cost holds a measurement, not the prior.
+	observed bool
 	decay float64
 	acc   accrualState
 }
@@ -97,6 +99,14 @@ func (e *Endpoint) observe(now time.Time, rtt time.Duration) {
 
 func (e *Endpoint) observeLocked(now time.Time, rtt time.Duration) {
 	r := float64(rtt)
+	if !e.observed {
+		// The first answer replaces the prior: a new endpoint that answers fast must not look 30 ms slow for the
+		// next half minute (with two endpoints, P2C would never pick it again, so failure accrual could not see
+		// it fail and nothing would ever see it recover).
+		e.observed = true
+		e.cost, e.stamp = r, now
+		return
+	}
 	if r > e.cost {
 		// Peak: jump up at once so a slow endpoint is avoided immediately.
 		e.cost = r
@@ -110,7 +120,15 @@ func (e *Endpoint) observeLocked(now time.Time, rtt time.Duration) {
 
 // load is the score P2C compares: estimated latency times work queued, divided by weight.
 func (e *Endpoint) load(now time.Time) float64 {
+	pending := e.pending.Load()
 	e.mu.Lock()
+	if !e.observed && pending == 0 {
+		// Never answered and nothing in flight: try it now. One request at a time until its first answer, so a
+		// new endpoint is neither flooded (the prior still counts while a request is in flight) nor starved by
+		// a warm one whose measured cost is far below the prior.
+		e.mu.Unlock()
+		return 0
+	}
 	cost := e.cost
 	// Decay towards zero while idle so an endpoint that was slow once gets tried again.
 	if elapsed := now.Sub(e.stamp); elapsed > 0 {
@@ -121,7 +139,7 @@ func (e *Endpoint) load(now time.Time) float64 {
 	if w <= 0 {
 		w = 1
 	}
-	return cost * float64(e.pending.Load()+1) / w
+	return cost * float64(pending+1) / w
 }
 
 // Set is an immutable list of endpoints; build a new one on every update. Endpoints, with their latency history

@@ -92,3 +92,25 @@ func BenchmarkPick(b *testing.B) {
 		e.Done(e.Start(), false)
 	}
 }
+
+// A new endpoint gets one request at a time until its first answer: a warm endpoint measured far below the prior
+// neither starves it nor lets it be flooded.
+func TestNewEndpointIsTriedOneRequestAtATime(t *testing.T) {
+	t.Parallel()
+	warm, fresh := NewEndpoint("warm", 1, nil), NewEndpoint("fresh", 1, nil)
+	warm.Done(warm.Start(), false) // measured: microseconds, far below DefaultRTT
+	s := NewSet([]*Endpoint{warm, fresh})
+	if s.Pick() != fresh {
+		t.Fatal("the new endpoint was not tried")
+	}
+	inflight := fresh.Start()
+	for range 100 {
+		if s.Pick() == fresh {
+			t.Fatal("a second request went to the new endpoint before it answered the first")
+		}
+	}
+	fresh.Done(inflight, false)
+	if !fresh.observed || fresh.cost >= float64(DefaultRTT) {
+		t.Fatalf("the first answer did not replace the prior: cost %v", time.Duration(fresh.cost))
+	}
+}

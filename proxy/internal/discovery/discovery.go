@@ -48,10 +48,15 @@ type Target struct {
 	snap     atomic.Pointer[Snapshot]
 	lastUsed atomic.Int64
 	first    chan struct{}
+	next     atomic.Pointer[chan struct{}] // closed and replaced on every update
 	once     sync.Once
 	cancel   context.CancelFunc
 	evicted  atomic.Bool
 }
+
+// Next is closed when the next update arrives: a caller that needs something the current snapshot lacks (another
+// endpoint) waits on it.
+func (t *Target) Next() <-chan struct{} { return *t.next.Load() }
 
 // Evicted reports that the resolver stopped watching this target; ask the resolver again.
 func (t *Target) Evicted() bool { return t.evicted.Load() }
@@ -164,6 +169,8 @@ func (r *Resolver) Get(name string) *Target {
 	}
 	t := &Target{Name: name, first: make(chan struct{})}
 	t.snap.Store(&Snapshot{})
+	next := make(chan struct{})
+	t.next.Store(&next)
 	t.lastUsed.Store(time.Now().UnixNano())
 	r.targets[name] = t
 	r.start(t)
@@ -273,6 +280,8 @@ func (r *Resolver) stream(ctx context.Context, t *Target) (received bool, err er
 		})
 		t.snap.Store(next)
 		t.once.Do(func() { close(t.first) })
+		changed := make(chan struct{})
+		close(*t.next.Swap(&changed))
 	}
 }
 

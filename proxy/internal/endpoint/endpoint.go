@@ -27,9 +27,12 @@ type Endpoint struct {
 	tcpM        atomic.Pointer[metrics.Conn]
 	// lastUsed (unix nanos) lets pass-through endpoints, which no discovery update ever removes, be swept.
 	lastUsed atomic.Int64
+	// dialing is the time spent connecting (TCP and mTLS handshakes) since TakeDialTime last took it.
+	dialing atomic.Int64
 
-	// Meshed endpoints: one multiplexed HTTP/2 connection pool, and HTTP/1 for Upgrade requests. Others use the
-	// shared plain transports.
+	// Meshed endpoints: HTTP/1 requests (Upgrade included) travel as HTTP/1.1 over a pool of mTLS connections,
+	// HTTP/2 requests over multiplexed HTTP/2; see docs/architecture/decisions/0004-http1-between-proxies.md.
+	// Unmeshed endpoints use the shared plain transports.
 	h2     *http.Transport
 	h1Once sync.Once
 	h1     *http.Transport
@@ -58,7 +61,7 @@ func newEndpoint(info discovery.Endpoint, setLabels map[string]string, m *metric
 		// HTTP/2 without TLS as far as net/http knows: the mesh mTLS is inside the connection the dialer returns.
 		e.h2 = &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				return d.Mesh(ctx, info.Addr, info.Identity, hdr)
+				return e.timed(func() (net.Conn, error) { return d.Mesh(ctx, info.Addr, info.Identity, hdr) })
 			},
 			Protocols:          h2c,
 			DisableCompression: true,
@@ -82,6 +85,19 @@ func NewPassthrough(addr string, m *metrics.Metrics, d *Dialer, plain *Plain) *E
 	e.Touch()
 	return e
 }
+
+// timed runs dial and adds its duration to the time spent connecting.
+func (e *Endpoint) timed(dial func() (net.Conn, error)) (net.Conn, error) {
+	start := time.Now()
+	c, err := dial()
+	e.dialing.Add(int64(time.Since(start)))
+	return c, err
+}
+
+// TakeDialTime returns the time spent connecting since it was last called, and starts counting again. The
+// balancer subtracts it from a request's latency: a request that had to wait for a new connection says nothing
+// about how fast the endpoint answers, and a handshake counted as latency would keep a new endpoint looking slow.
+func (e *Endpoint) TakeDialTime() time.Duration { return time.Duration(e.dialing.Swap(0)) }
 
 // Touch marks the endpoint used now.
 func (e *Endpoint) Touch() { e.lastUsed.Store(time.Now().UnixNano()) }
@@ -117,13 +133,13 @@ func (e *Endpoint) TCPMetrics() *metrics.Conn {
 func (e *Endpoint) Meshed() bool { return e.Info.Meshed() }
 
 // RoundTrip sends r to this endpoint; r.URL.Host must already be the endpoint's address. http2 is the protocol
-// the client spoke (for unmeshed endpoints, which get the client's protocol); upgrade requests go over an HTTP/1
-// connection; origProto and noHost keep an HTTP/1.0 request's semantics on the way to an unmeshed endpoint.
+// the client spoke, which the request keeps on the way; upgrade requests need HTTP/1; origProto and noHost keep
+// an HTTP/1.0 request's semantics on the way to an unmeshed endpoint (a peer proxy learns them from a header).
 func (e *Endpoint) RoundTrip(r *http.Request, http2, upgrade bool, origProto string, noHost bool) (*http.Response, error) {
 	if !e.Info.Meshed() {
 		return e.plain.RoundTrip(r, http2, origProto, noHost)
 	}
-	if upgrade {
+	if upgrade || !http2 {
 		return e.meshH1().RoundTrip(r)
 	}
 	return e.h2.RoundTrip(r)
@@ -134,10 +150,11 @@ func (e *Endpoint) meshH1() *http.Transport {
 		hdr := transport.Header{Proto: transport.ProtoHTTP1, Port: e.Info.TargetPort}
 		e.h1 = &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				return e.dialer.Mesh(ctx, e.Info.Addr, e.Info.Identity, hdr)
+				return e.timed(func() (net.Conn, error) { return e.dialer.Mesh(ctx, e.Info.Addr, e.Info.Identity, hdr) })
 			},
-			MaxIdleConnsPerHost: 16,
-			IdleConnTimeout:     90 * time.Second,
+			MaxIdleConnsPerHost: 1024,
+			// Below the peer's idle timeout (90 s), so the peer never closes a connection this side reuses.
+			IdleConnTimeout: 60 * time.Second,
 			DisableCompression:  true,
 		}
 	})

@@ -23,8 +23,9 @@ const (
 
 // outboundChain: from the local application to a destination.
 func outboundChain(pols layer.Policies, eps *layer.Endpoints, hub *tap.Hub) pipeline.Handler {
+	wait := eps.Discovery
 	return pipeline.Chain(layer.ToEndpoint(), // the endpoint's connection pool, then the mesh dialer
-		layer.Route(pols), // the target's policy and the rule that matches (404 when none does)
+		layer.Route(pols, wait), // the target's policy and the rule that matches (404 when none does)
 		layer.Filters(),   // the rule's request and response filters
 		layer.Timeout(),   // the rule's request timeout, across all attempts
 		layer.Retry(budget.New(retryRatio, retryMinPerSec, retryBudgetTTL)), // attempts, with a budget

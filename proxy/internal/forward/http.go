@@ -2,6 +2,7 @@ package forward
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,22 @@ import (
 )
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// smallBody is the largest request body read whole before it is sent on.
+const smallBody = 16 << 10
+
+var smallBodies = sync.Pool{New: func() any { b := make([]byte, smallBody); return &b }}
+
+// readSmall reads exactly n (at most smallBody) bytes of body into a pooled buffer; put it back when the request
+// is over.
+func readSmall(body io.Reader, n int) (*[]byte, error) {
+	bp := smallBodies.Get().(*[]byte)
+	if _, err := io.ReadFull(body, (*bp)[:n]); err != nil {
+		smallBodies.Put(bp)
+		return nil, err
+	}
+	return bp, nil
+}
 
 // forwarder is the HTTP handler of one direction: it turns the client's request into the request state, runs
 // it through the direction's chain, and writes what comes back (or the failure) to the client. It forwards
@@ -42,6 +59,20 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	f.prepare(req)
+	var body *[]byte
+	if n := r.ContentLength; n > 0 && n <= smallBody && r.Body != nil {
+		// A small body is read before it is sent on: in memory, it goes out with the headers in one write
+		// (net/http flushes the headers first for a body it cannot see), and a retry can send it again as is.
+		var err error
+		if body, err = readSmall(r.Body, int(n)); err != nil {
+			pipeline.WriteFailure(w, r, f.log, f.dir, fmt.Errorf("%w: %w", pipeline.ErrClientBody, err))
+			return
+		}
+		defer smallBodies.Put(body)
+		b := (*body)[:n]
+		req.HTTP.Body = io.NopCloser(bytes.NewReader(b))
+		req.HTTP.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	}
 	resp, err := f.chain.Handle(req)
 	if err != nil {
 		status, grpc := pipeline.WriteFailure(w, r, f.log, f.dir, err)

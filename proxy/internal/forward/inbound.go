@@ -221,7 +221,7 @@ func prepareInbound(req *pipeline.Request) {
 	h := req.HTTP.Header
 	if orig, ok := h[layer.OrigProtoHeader]; ok {
 		delete(h, layer.OrigProtoHeader)
-		if ic.Mesh && len(orig) == 1 && req.Client.ProtoMajor == 2 {
+		if ic.Mesh && len(orig) == 1 {
 			proto, noHost := orig[0], false
 			if p, ok := strings.CutSuffix(proto, "; no-host"); ok {
 				proto, noHost = p, true

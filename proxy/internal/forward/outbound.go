@@ -128,7 +128,7 @@ func (o *Outbound) forwardTCP(conn net.Conn, oc *pipeline.OutboundConn) {
 	var err error
 	// Nothing was sent when a connect fails, so another endpoint is tried, as for HTTP.
 	for range 3 {
-		if ep, err = o.eps.Pick(ctx, oc.Target, oc.OrigDst, accrual, ep); err != nil {
+		if ep, err = o.eps.Pick(ctx, oc.Target, oc.OrigDst, accrual, ep, ep != nil); err != nil {
 			break
 		}
 		start := ep.Bal.Start()

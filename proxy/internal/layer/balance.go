@@ -35,10 +35,16 @@ type Endpoints struct {
 	passthrough sync.Map // addr -> *endpoint.Endpoint
 }
 
+// otherEndpointWait bounds how long a request that never reached its endpoint's application waits for discovery
+// to name another endpoint when the failed one is the only one known: during a rolling restart of a single
+// replica, the new pod is announced moments after the old one stopped listening.
+const otherEndpointWait = 2 * time.Second
+
 // Pick chooses an endpoint of authority for one attempt, avoiding avoid (the previous attempt's) when another is
-// available. origDst is where the application meant the connection to go (transparent mode), used when the mesh
-// does not know authority. accrual is the target's failure-accrual policy (nil: off).
-func (e *Endpoints) Pick(ctx context.Context, authority, origDst string, accrual *policy.Accrual, avoid *endpoint.Endpoint) (*endpoint.Endpoint, error) {
+// available. With waitOther, when avoid is the only endpoint, it first waits (up to otherEndpointWait) for the
+// next discovery update. origDst is where the application meant the connection to go (transparent mode), used
+// when the mesh does not know authority. accrual is the target's failure-accrual policy (nil: off).
+func (e *Endpoints) Pick(ctx context.Context, authority, origDst string, accrual *policy.Accrual, avoid *endpoint.Endpoint, waitOther bool) (*endpoint.Endpoint, error) {
 	p := e.pool(authority)
 	snap := p.Target.Snapshot()
 	if !snap.Known {
@@ -72,6 +78,17 @@ func (e *Endpoints) Pick(ctx context.Context, authority, origDst string, accrual
 		prev = avoid.Bal
 	}
 	be := set.PickExcept(prev)
+	if waitOther && prev != nil && be == prev {
+		t := time.NewTimer(otherEndpointWait)
+		select {
+		case <-p.Target.Next():
+			set = p.Set(p.Target.Snapshot(), a)
+			be = set.PickExcept(prev)
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	if be == nil {
 		if set.Len() > 0 && set.AllEjected() {
 			return nil, fmt.Errorf("%s: %w", authority, pipeline.ErrAllEjected)
@@ -140,7 +157,7 @@ func Balance(eps *Endpoints) pipeline.Layer {
 			if req.Policy != nil {
 				accrual = req.Policy.Accrual
 			}
-			ep, err := eps.Pick(req.HTTP.Context(), req.Backend, origDst, accrual, req.Endpoint)
+			ep, err := eps.Pick(req.HTTP.Context(), req.Backend, origDst, accrual, req.Endpoint, req.Unprocessed)
 			if err != nil {
 				return nil, err
 			}
@@ -149,7 +166,7 @@ func Balance(eps *Endpoints) pipeline.Layer {
 			resp, err := next.Handle(req)
 			// A client that went away says nothing about the endpoint.
 			failed := err != nil && req.Client.Context().Err() == nil || err == nil && resp.StatusCode >= 500
-			ep.Bal.Done(start, failed)
+			ep.Bal.Done(start.Add(ep.TakeDialTime()), failed)
 			return resp, err
 		})
 	}

@@ -84,7 +84,7 @@ func TestRouteMatchesOrAnswers404(t *testing.T) {
 	t.Parallel()
 	var nilClient *policy.Client
 	var seen *policy.Rule
-	h := Route(nilClient)(pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
+	h := Route(nilClient, time.Second)(pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
 		seen = req.Rule
 		return respond(200), nil
 	}))

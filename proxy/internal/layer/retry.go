@@ -50,7 +50,7 @@ func Retry(b *budget.Budget) pipeline.Layer {
 				return attempt(req, perTry, next)
 			}
 			var body *replay.Body
-			if r := req.HTTP; r.Body != nil && r.Body != http.NoBody {
+			if r := req.HTTP; r.GetBody == nil && r.Body != nil && r.Body != http.NoBody {
 				body = replay.New(r.Body, MaxReplayBody)
 				r.Body, _ = body.Reader()
 				// Lets net/http resend the body itself when a connection is refused or lost before the request
@@ -73,14 +73,24 @@ func Retry(b *budget.Budget) pipeline.Layer {
 					return resp, err
 				case why == retryUnprocessed && unprocessed < unprocessedRetries:
 					unprocessed++
+					req.Unprocessed = true
 				case why == retryPolicy && policyRetries < rp.Limit && b.Withdraw():
 					policyRetries++
+					req.Unprocessed = false
 				default:
 					return resp, err
 				}
-				if body != nil {
+				switch {
+				case body != nil:
 					rc, ok := body.Reader()
 					if !ok {
+						return resp, err
+					}
+					req.HTTP.Body = rc
+				case req.HTTP.GetBody != nil:
+					// The forwarder read a small body whole; it can be sent again as is.
+					rc, gerr := req.HTTP.GetBody()
+					if gerr != nil {
 						return resp, err
 					}
 					req.HTTP.Body = rc
@@ -122,8 +132,9 @@ func retryable(req *pipeline.Request, rp *policy.Retry, resp *http.Response, err
 		}
 		return retryNone
 	}
-	if req.Endpoint != nil && req.Endpoint.Meshed() && resp.StatusCode == http.StatusBadGateway {
-		// Only a peer proxy sets this header on mesh connections.
+	if req.Endpoint != nil && req.Endpoint.Meshed() && (resp.StatusCode == http.StatusBadGateway || pipeline.GRPCStatus(resp.Header) == 14) {
+		// Only a peer proxy sets this header on mesh connections (the inbound side drops an application's); gRPC
+		// clients get it on a trailers-only UNAVAILABLE.
 		switch resp.Header.Get(pipeline.ProxyErrorHeader) {
 		case pipeline.KindConnectionRefused, pipeline.KindUnknownPort:
 			return retryUnprocessed

@@ -29,7 +29,7 @@ func ToEndpoint() pipeline.Handler {
 	return pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
 		ep, r := req.Endpoint, req.HTTP
 		r.URL.Host = ep.Info.Addr
-		if ep.Meshed() && !req.Upgrade && req.OrigProto != "" {
+		if ep.Meshed() && req.OrigProto == "HTTP/1.0" {
 			r.Header[OrigProtoHeader] = []string{OrigProto(req)}
 		} else {
 			delete(r.Header, OrigProtoHeader)
@@ -44,6 +44,11 @@ func ToApp(plain *endpoint.Plain) pipeline.Handler {
 	return pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
 		r := req.HTTP
 		r.URL.Host = req.In.AppAddr
-		return plain.RoundTrip(r, req.OrigProto == "" && req.Client.ProtoMajor == 2, req.OrigProto, req.NoHost)
+		resp, err := plain.RoundTrip(r, req.OrigProto == "" && req.Client.ProtoMajor == 2, req.OrigProto, req.NoHost)
+		if err == nil {
+			// Only the proxy may say that it failed: the client's proxy retries what carries this header.
+			delete(resp.Header, pipeline.ProxyErrorHeader)
+		}
+		return resp, err
 	})
 }

@@ -29,6 +29,8 @@ var (
 	ErrNoRoute = errors.New("no route matches the request")
 	// ErrDenied: the authorization policy refused the request.
 	ErrDenied = errors.New("request denied by authorization policy")
+	// ErrClientBody: reading the client's request body failed.
+	ErrClientBody = errors.New("reading the request body")
 	// ErrUnsupportedFilter: the route asks for a filter this proxy cannot apply.
 	ErrUnsupportedFilter = errors.New("route filter not supported by this proxy")
 )
@@ -60,6 +62,8 @@ func Classify(client context.Context, err error) Failure {
 		return Failure{http.StatusGatewayTimeout, "timeout", 4}
 	case client.Err() != nil || errors.Is(err, context.Canceled):
 		return Failure{499, "client_gone", 1}
+	case errors.Is(err, ErrClientBody):
+		return Failure{http.StatusBadRequest, "bad_request_body", 13}
 	case errors.Is(err, ErrDenied):
 		return Failure{http.StatusForbidden, "forbidden", 7}
 	case errors.Is(err, ErrUnsupportedFilter):

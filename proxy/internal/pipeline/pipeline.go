@@ -106,6 +106,9 @@ type Request struct {
 	Endpoint *endpoint.Endpoint
 	// Attempt counts attempts at a backend, from 1; set by the retry layer.
 	Attempt int
+	// Unprocessed: the previous attempt never reached an application, so this one is worth waiting a moment for
+	// another endpoint; set by the retry layer.
+	Unprocessed bool
 
 	// Observed is set by the metrics layer once it counted the request; the forwarder counts the ones that
 	// failed before reaching it (no endpoint could be chosen).

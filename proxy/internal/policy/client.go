@@ -50,6 +50,16 @@ func (w *Watch) Wait(ctx context.Context) (*Outbound, error) {
 	}
 }
 
+// Answered reports whether the control plane answered once (or there is no policy service to ask).
+func (w *Watch) Answered() bool {
+	select {
+	case <-w.first:
+		return true
+	default:
+		return false
+	}
+}
+
 // Evicted reports that the client stopped watching this target; ask the client again.
 func (w *Watch) Evicted() bool { return w.evicted.Load() }
 
@@ -72,6 +82,7 @@ type Client struct {
 	evictEvery time.Duration
 	sleep      func(ctx context.Context, d time.Duration) bool
 	mu         sync.Mutex
+	fast       sync.Map        // target -> *Watch, the same as watches: read by Get on every request without c.mu
 	ctx        context.Context // set by Run; watches start only once it is
 	running    bool
 	watches    map[string]*Watch
@@ -82,7 +93,7 @@ type Client struct {
 }
 
 // NewClient builds a client that watches outbound policies through c; workload names the proxy's workload
-// ("namespace/name").
+// ("namespace/name"). A nil c (no policy service) gives every target its Default policy.
 func NewClient(c policyv1.OutboundPoliciesClient, workload string, log *slog.Logger, reg prometheus.Registerer) (*Client, error) {
 	cl := &Client{
 		client: c, workload: workload, log: log, idle: 10 * time.Minute, evictEvery: time.Minute, sleep: sleep,
@@ -143,6 +154,7 @@ func (c *Client) evictIdle(now time.Time) {
 			w.evicted.Store(true)
 			w.cancel()
 			delete(c.watches, target)
+			c.fast.Delete(target)
 		}
 	}
 }
@@ -156,6 +168,9 @@ func (c *Client) Get(target string) *Watch {
 		close(w.first)
 		return w
 	}
+	if v, ok := c.fast.Load(target); ok {
+		return v.(*Watch)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if w, ok := c.watches[target]; ok {
@@ -165,6 +180,7 @@ func (c *Client) Get(target string) *Watch {
 	w.policy.Store(Default(target))
 	w.lastUsed.Store(time.Now().UnixNano())
 	c.watches[target] = w
+	c.fast.Store(target, w)
 	c.start(w)
 	return w
 }
@@ -182,6 +198,12 @@ func (c *Client) Watches() []*Watch {
 // start begins watching; before Run it does nothing, and Run starts every watch registered so far. Callers hold
 // c.mu.
 func (c *Client) start(w *Watch) {
+	if c.client == nil {
+		// No policy service: Default is the answer.
+		w.cancel = func() {}
+		w.once.Do(func() { close(w.first) })
+		return
+	}
 	if !c.running {
 		w.cancel = func() {}
 		return
