@@ -180,7 +180,7 @@ var envVars = []envVar{
 	{"IDENTITY_TRUST_ANCHORS_FILE", "", "file with PEM trust anchors", str(func(c *Config) *string { return &c.TrustAnchorsFile })},
 	{"DESTINATION_SVC_ADDR", "", "destination service address (required)", str(func(c *Config) *string { return &c.DestinationAddr })},
 	{"DESTINATION_SVC_NAME", "", "SPIFFE ID the destination service must present (default: spiffe://<trust-domain>/ns/sinew/sa/sinew-destination)", str(func(c *Config) *string { return &c.DestinationName })},
-	{"POLICY_SVC_ADDR", "", "policy service address (used once policies land)", str(func(c *Config) *string { return &c.PolicyAddr })},
+	{"POLICY_SVC_ADDR", "", "policy service address: each target's outbound routes, retries, timeouts and failure accrual (it must present DESTINATION_SVC_NAME's identity); empty: every target gets the default policy, with no retries, timeouts or failure accrual", str(func(c *Config) *string { return &c.PolicyAddr })},
 	{"LOG_LEVEL", "info", "debug, info, warn or error; changeable at runtime through PUT /proxy-log-level", func(c *Config, v string) error {
 		return c.LogLevel.UnmarshalText([]byte(v))
 	}},
