@@ -710,3 +710,30 @@ func TestRetryUnprocessedSidecarStopped(t *testing.T) {
 	l.waitOK(t, 300, "300 requests after the stop")
 	l.finish(t)
 }
+
+// TestRetryUnprocessedSingleReplicaReplaced: a service's only endpoint is replaced under load, as a rolling restart
+// of one replica does: the old application stops listening, discovery drops the old endpoint, then names the new
+// one. Requests that found the old application gone wait for the new endpoint instead of failing.
+func TestRetryUnprocessedSingleReplicaReplaced(t *testing.T) {
+	t.Parallel()
+	m := startMesh(t, meshOpts{})
+	old := startApp(t, "old", answerOK)
+	svc := startService(t, m, "solo", nil, old.addr)
+	waitServedByAll(t, &http.Client{}, svc.url, "old")
+
+	l := startLoad(svc.url, 4)
+	l.waitOK(t, 50, "50 requests before the replacement")
+	if err := old.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m.remove("solo-0.yaml")
+	fresh := startApp(t, "new", answerOK)
+	ep := m.sidecar(sidecarOpts{ns: "test", name: "solo-1", sa: "solo-sa", inbound: []proxy.InboundPort{{Port: 8080, App: fresh.addr}}})
+	m.write("solo-1.yaml", workloadYAML("test", "solo-1", "solo-sa", "solo", ep.inboundPort(), 8080))
+	ep.waitReady(t)
+	l.waitOK(t, 200, "200 requests after the replacement")
+	l.finish(t)
+	if fresh.attempts.Load() == 0 {
+		t.Fatal("the new endpoint served nothing")
+	}
+}

@@ -19,6 +19,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(c.buf) > 0 {
 		n := copy(p, c.buf)
 		c.buf = c.buf[n:]
+		if len(c.buf) == 0 {
+			c.buf = nil // an idle connection should not keep the detection buffer
+		}
 		return n, nil
 	}
 	return c.Conn.Read(p)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -51,7 +52,9 @@ type forwarder struct {
 
 func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	upgrade := isUpgrade(r)
-	req := &pipeline.Request{Client: r, Start: time.Now(), Dir: f.dir, HTTP: outgoing(r, upgrade), Upgrade: upgrade}
+	st := new(state) // one allocation for the request state and the request sent on
+	req := &st.Request
+	*req = pipeline.Request{Client: r, Start: time.Now(), Dir: f.dir, HTTP: st.outgoing(r, upgrade), Upgrade: upgrade}
 	if r.ProtoMajor == 1 {
 		req.OrigProto = "HTTP/1.1"
 		if r.ProtoMinor == 0 {
@@ -96,14 +99,21 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.respond(w, r, resp)
 }
 
+// state holds a request's state and the request sent on, allocated together.
+type state struct {
+	pipeline.Request
+	out http.Request
+	url url.URL
+}
+
 // outgoing is the request to send on: a shallow copy of the client's with its own URL, without hop-by-hop
 // headers. The header map is the client request's own, changed in place: the server read what it needs from it
 // when it parsed the request, and copying it would cost an allocation per header on every request.
-func outgoing(r *http.Request, upgrade bool) *http.Request {
-	out := new(http.Request)
+func (st *state) outgoing(r *http.Request, upgrade bool) *http.Request {
+	out := &st.out
 	*out = *r
-	u := *r.URL
-	out.URL = &u
+	st.url = *r.URL
+	out.URL = &st.url
 	out.URL.Scheme = "http"
 	out.RequestURI = ""
 	out.Close = false

@@ -78,14 +78,23 @@ func (e *Endpoints) Pick(ctx context.Context, authority, origDst string, accrual
 		prev = avoid.Bal
 	}
 	be := set.PickExcept(prev)
-	if waitOther && prev != nil && be == prev {
+	if waitOther && prev != nil && (be == nil || be == prev) {
+		// Discovery may take the failed endpoint away before it names the new one: wait for updates until one
+		// offers another endpoint, or the wait is over.
 		t := time.NewTimer(otherEndpointWait)
-		select {
-		case <-p.Target.Next():
+		for be == nil || be == prev {
+			next := p.Target.Next() // before the snapshot, so that no update falls in between
 			set = p.Set(p.Target.Snapshot(), a)
-			be = set.PickExcept(prev)
-		case <-t.C:
-		case <-ctx.Done():
+			if be = set.PickExcept(prev); be != nil && be != prev {
+				break
+			}
+			select {
+			case <-next:
+				continue
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			break
 		}
 		t.Stop()
 	}

@@ -7,12 +7,12 @@ import (
 	"github.com/sinewmesh/sinew/proxy/internal/pipeline"
 )
 
-// OrigProtoHeader marks an HTTP/1 request carried over HTTP/2 between proxies, so the inbound proxy restores it for
-// the application: "HTTP/1.1", "HTTP/1.0", or "HTTP/1.0; no-host" for an HTTP/1.0 request that carried no Host.
-// Only a peer proxy may set it.
+// OrigProtoHeader tells the inbound proxy that an HTTP/1.0 request travelled over the HTTP/1.1 hop between proxies,
+// so it is restored for the application: "HTTP/1.0", or "HTTP/1.0; no-host" when the client sent no Host. Only a
+// peer proxy may set it.
 const OrigProtoHeader = "Sinew-Orig-Proto"
 
-// OrigProto is the header value for req, or "" when the request is HTTP/2.
+// OrigProto is the header value for req.
 func OrigProto(req *pipeline.Request) string {
 	switch {
 	case req.OrigProto == "":

@@ -60,8 +60,11 @@ func Classify(client context.Context, err error) Failure {
 	switch {
 	case errors.Is(err, ErrTimeout):
 		return Failure{http.StatusGatewayTimeout, "timeout", 4}
-	case client.Err() != nil || errors.Is(err, context.Canceled):
+	case client.Err() != nil:
 		return Failure{499, "client_gone", 1}
+	case errors.Is(err, context.Canceled):
+		// The client is still there: only a timeout of ours cancels an attempt.
+		return Failure{http.StatusGatewayTimeout, "timeout", 4}
 	case errors.Is(err, ErrClientBody):
 		return Failure{http.StatusBadRequest, "bad_request_body", 13}
 	case errors.Is(err, ErrDenied):

@@ -14,11 +14,11 @@ import (
 type Proto byte
 
 const (
-	// ProtoH2 is HTTP/2 between the proxies (HTTP/1.1 requests are carried inside it and restored for the app).
+	// ProtoH2 is HTTP/2 between the proxies, for requests the client sent as HTTP/2 (gRPC).
 	ProtoH2 Proto = 1
 	// ProtoOpaque is raw TCP for the application port.
 	ProtoOpaque Proto = 2
-	// ProtoHTTP1 is HTTP/1.1 over the mesh connection; used for requests that HTTP/2 cannot carry (Upgrade).
+	// ProtoHTTP1 is HTTP/1.1 over the mesh connection, for requests the client sent as HTTP/1 (decision 0004).
 	ProtoHTTP1 Proto = 3
 )
 
