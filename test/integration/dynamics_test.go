@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -48,12 +49,29 @@ func TestEndpointsFollowTheResourceDirectory(t *testing.T) {
 		}
 		return nil
 	})
-	// The first backend is removed from the service; it must stop receiving new requests.
+	// The first backend is removed from the service; once the client's proxy knows (its /debug/config lists only
+	// b), it must not send it new requests. (Traffic alone cannot tell: a balancer may prefer b while a is still
+	// listed.)
 	m.write("srv.yaml", serviceYAML("test", "srv", "srv", 80, 8080))
-	eventually(t, 10*time.Second, "removed endpoint drained", func() error {
-		for range 20 {
-			if who, err := servedBy(c, url); err != nil || who != "b" {
-				return fmt.Errorf("served by %q, %v", who, err)
+	bAddr := fmt.Sprintf("127.0.0.1:%d", b.inboundPort())
+	eventually(t, 10*time.Second, "the client's proxy lists only the new endpoint", func() error {
+		resp, err := http.Get("http://" + pair.client.p.AdminAddr() + "/debug/config")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var state struct {
+			Destinations []struct {
+				Name      string
+				Endpoints []struct{ Addr string }
+			}
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&state); err != nil {
+			return err
+		}
+		for _, d := range state.Destinations {
+			if len(d.Endpoints) != 1 || d.Endpoints[0].Addr != bAddr {
+				return fmt.Errorf("%s: endpoints %v, want only %s", d.Name, d.Endpoints, bAddr)
 			}
 		}
 		return nil

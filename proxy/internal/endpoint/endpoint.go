@@ -34,8 +34,9 @@ type Endpoint struct {
 	// HTTP/2 requests over multiplexed HTTP/2; see docs/architecture/decisions/0004-http1-between-proxies.md.
 	// Unmeshed endpoints use the shared plain transports.
 	h2     *http.Transport
+	h1c    *h1Client // meshed HTTP/1 requests
 	h1Once sync.Once
-	h1     *http.Transport
+	h1     *http.Transport // meshed Upgrade requests
 	dialer *Dialer
 	plain  *Plain
 }
@@ -75,6 +76,11 @@ func newEndpoint(info discovery.Endpoint, setLabels map[string]string, m *metric
 				MaxReceiveBufferPerStream:     1 << 20,
 			},
 		}
+		h1hdr := transport.Header{Proto: transport.ProtoHTTP1, Port: info.TargetPort}
+		// Below the peer's idle timeout (90 s), so the peer never closes a connection this side reuses.
+		e.h1c = newH1Client(func(ctx context.Context) (net.Conn, error) {
+			return e.timed(func() (net.Conn, error) { return d.Mesh(ctx, info.Addr, info.Identity, h1hdr) })
+		}, 1024, 60*time.Second)
 	}
 	return e
 }
@@ -137,10 +143,13 @@ func (e *Endpoint) Meshed() bool { return e.Info.Meshed() }
 // an HTTP/1.0 request's semantics on the way to an unmeshed endpoint (a peer proxy learns them from a header).
 func (e *Endpoint) RoundTrip(r *http.Request, http2, upgrade bool, origProto string, noHost bool) (*http.Response, error) {
 	if !e.Info.Meshed() {
-		return e.plain.RoundTrip(r, http2, origProto, noHost)
+		return e.plain.RoundTrip(r, http2, upgrade, origProto, noHost)
 	}
-	if upgrade || !http2 {
+	switch {
+	case upgrade:
 		return e.meshH1().RoundTrip(r)
+	case !http2:
+		return e.h1c.RoundTrip(r)
 	}
 	return e.h2.RoundTrip(r)
 }
@@ -174,8 +183,10 @@ func (e *Endpoint) retire() {
 	if e.h2 == nil {
 		return
 	}
+	e.h1c.closeIdle()
 	e.h2.CloseIdleConnections()
 	time.AfterFunc(time.Minute, func() {
+		e.h1c.closeIdle()
 		e.h2.CloseIdleConnections()
 		if e.h1 != nil {
 			e.h1.CloseIdleConnections()

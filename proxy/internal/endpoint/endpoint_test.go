@@ -21,7 +21,7 @@ func TestPlainDialFailureIsADialError(t *testing.T) {
 	p := NewPlain(NewDialer(nil, nil, time.Second))
 	r := httptest.NewRequest("GET", "http://"+addr+"/", nil)
 	r.RequestURI = ""
-	_, err = p.RoundTrip(r, false, "HTTP/1.1", false)
+	_, err = p.RoundTrip(r, false, false, "HTTP/1.1", false)
 	if !IsDialError(err) {
 		t.Fatalf("refused connection: %v is not a DialError", err)
 	}
@@ -60,7 +60,7 @@ func TestPlainKeepsHTTP10(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Host = ""
-	resp, err := p.RoundTrip(r, false, "HTTP/1.0", true)
+	resp, err := p.RoundTrip(r, false, false, "HTTP/1.0", true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,16 +8,25 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
 // Plain holds the shared transports to applications and to destinations outside the mesh. Each speaks the
 // protocol the client spoke; the proxy never negotiates anything on its own.
 type Plain struct {
-	h1     *http.Transport
+	h1     *http.Transport // Upgrade requests
 	h2c    *http.Transport
 	dialer *Dialer
+	byAddr sync.Map // addr -> *h1Client, for every other HTTP/1 request
 }
+
+// Idle connection limits of the plain HTTP/1 pools: an application on this host, or a destination outside the
+// mesh. Below the 90 s idle timeout of most servers (net/http's default is no limit; nginx's 75 s).
+const (
+	plainMaxIdle     = 256
+	plainIdleTimeout = 60 * time.Second
+)
 
 // NewPlain returns transports that connect with d.
 func NewPlain(d *Dialer) *Plain {
@@ -44,21 +53,39 @@ func NewPlain(d *Dialer) *Plain {
 }
 
 // RoundTrip sends r to r.URL.Host in the protocol the client spoke: HTTP/2 (prior knowledge) when http2 is true,
-// HTTP/1.0 when origProto says so (no Host is invented when noHost), HTTP/1.1 otherwise.
-func (p *Plain) RoundTrip(r *http.Request, http2 bool, origProto string, noHost bool) (*http.Response, error) {
+// HTTP/1.0 when origProto says so (no Host is invented when noHost), HTTP/1.1 otherwise; upgrade requests go
+// through net/http's Transport, which hands back the upgraded connection.
+func (p *Plain) RoundTrip(r *http.Request, http2, upgrade bool, origProto string, noHost bool) (*http.Response, error) {
 	switch {
 	case http2:
 		return p.h2c.RoundTrip(r)
 	case origProto == "HTTP/1.0":
 		return p.roundTrip10(r, noHost)
+	case upgrade:
+		return p.h1.RoundTrip(r)
 	}
-	return p.h1.RoundTrip(r)
+	return p.client(r.URL.Host).RoundTrip(r)
 }
 
-// CloseIdle closes idle connections.
+func (p *Plain) client(addr string) *h1Client {
+	if c, ok := p.byAddr.Load(addr); ok {
+		return c.(*h1Client)
+	}
+	c, _ := p.byAddr.LoadOrStore(addr, newH1Client(func(ctx context.Context) (net.Conn, error) {
+		return p.dialer.Plain(ctx, addr)
+	}, plainMaxIdle, plainIdleTimeout))
+	return c.(*h1Client)
+}
+
+// CloseIdle closes idle connections, and forgets the addresses that had nothing in use.
 func (p *Plain) CloseIdle() {
 	p.h1.CloseIdleConnections()
 	p.h2c.CloseIdleConnections()
+	p.byAddr.Range(func(k, v any) bool {
+		v.(*h1Client).closeIdle()
+		p.byAddr.Delete(k)
+		return true
+	})
 }
 
 // roundTrip10 sends an HTTP/1.0 request on a connection of its own, as HTTP/1.0: net/http's Transport only

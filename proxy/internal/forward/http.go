@@ -127,6 +127,10 @@ func (st *state) outgoing(r *http.Request, upgrade bool) *http.Request {
 	delete(out.Header, "Expect")
 	// Request trailers arrive after the body, into r.Trailer; sharing the map passes them on.
 	out.Trailer = r.Trailer
+	if _, ok := out.Header["User-Agent"]; !ok {
+		// net/http's clients add their own User-Agent to a request without one; an empty value stops them.
+		out.Header["User-Agent"] = []string{""}
+	}
 	return out
 }
 

@@ -123,7 +123,8 @@ const (
 // retryable says why an attempt may be tried again.
 func retryable(req *pipeline.Request, rp *policy.Retry, resp *http.Response, err error) retryReason {
 	if err != nil {
-		if endpoint.IsDialError(err) || strings.Contains(err.Error(), "REFUSED_STREAM") {
+		if endpoint.IsDialError(err) || strings.Contains(err.Error(), "REFUSED_STREAM") ||
+			req.Endpoint != nil && req.Endpoint.Meshed() && errors.Is(err, endpoint.ErrClosedBeforeResponse) {
 			return retryUnprocessed
 		}
 		if rp != nil && !errors.Is(err, pipeline.ErrNoEndpoints) && !errors.Is(err, pipeline.ErrAllEjected) &&

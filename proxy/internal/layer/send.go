@@ -44,7 +44,7 @@ func ToApp(plain *endpoint.Plain) pipeline.Handler {
 	return pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
 		r := req.HTTP
 		r.URL.Host = req.In.AppAddr
-		resp, err := plain.RoundTrip(r, req.OrigProto == "" && req.Client.ProtoMajor == 2, req.OrigProto, req.NoHost)
+		resp, err := plain.RoundTrip(r, req.OrigProto == "" && req.Client.ProtoMajor == 2, req.Upgrade, req.OrigProto, req.NoHost)
 		if err == nil {
 			// Only the proxy may say that it failed: the client's proxy retries what carries this header.
 			delete(resp.Header, pipeline.ProxyErrorHeader)
