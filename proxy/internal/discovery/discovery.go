@@ -8,7 +8,6 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	destinationv1 "github.com/sinewmesh/sinew/api/destination/v1"
+	"github.com/sinewmesh/sinew/proxy/internal/resubscribe"
 )
 
 // Endpoint is one resolved address.
@@ -77,13 +77,6 @@ func (t *Target) Wait(ctx context.Context) (*Snapshot, error) {
 	}
 }
 
-// Resubscribing waits initialBackoff after a stream that delivered updates, then twice as long after each attempt
-// that failed again, up to maxBackoff; each wait is jittered into [d/2, d).
-const (
-	initialBackoff = 100 * time.Millisecond
-	maxBackoff     = 5 * time.Second
-)
-
 // Resolver owns the watches.
 type Resolver struct {
 	client  destinationv1.DestinationClient
@@ -93,7 +86,7 @@ type Resolver struct {
 	// evictEvery is how often Run looks for idle targets; sleep waits between attempts to resubscribe, false
 	// when ctx ended first. Tests replace both.
 	evictEvery time.Duration
-	sleep      func(ctx context.Context, d time.Duration) bool
+	sleep      resubscribe.SleepFunc
 	mu         sync.Mutex
 	ctx        context.Context // set by Run; watches start only once it is
 	running    bool
@@ -106,7 +99,7 @@ type Resolver struct {
 // NewResolver builds a resolver; contextToken names the calling workload ("ns/name").
 func NewResolver(client destinationv1.DestinationClient, contextToken string, log *slog.Logger, reg prometheus.Registerer) (*Resolver, error) {
 	r := &Resolver{
-		client: client, context: contextToken, log: log, idle: 10 * time.Minute, evictEvery: time.Minute, sleep: sleep,
+		client: client, context: contextToken, log: log, idle: 10 * time.Minute, evictEvery: time.Minute, sleep: resubscribe.Sleep,
 		targets: map[string]*Target{},
 		updates: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "control_destination_updates_total", Help: "Endpoint updates received from the destination service.",
@@ -204,35 +197,11 @@ func (r *Resolver) start(t *Target) {
 // watch keeps t subscribed until ctx ends: when a stream ends or fails, it resubscribes after a backoff. What t
 // knew stays until a new stream's first message replaces it.
 func (r *Resolver) watch(ctx context.Context, t *Target) {
-	backoff := initialBackoff
-	for ctx.Err() == nil {
-		received, err := r.stream(ctx, t)
-		if ctx.Err() != nil {
-			return
-		}
-		if received {
-			backoff = initialBackoff
-		}
-		r.failures.Inc()
-		wait := backoff/2 + rand.N(backoff/2)
-		r.log.Debug("destination watch ended; resubscribing", "target", t.Name, "retry_in", wait, "err", err)
-		if !r.sleep(ctx, wait) {
-			return
-		}
-		backoff = min(2*backoff, maxBackoff)
-	}
-}
-
-// sleep waits d, or less when ctx ends first (then false).
-func sleep(ctx context.Context, d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-timer.C:
-		return true
-	}
+	resubscribe.Run(ctx, r.sleep, func(ctx context.Context) (bool, error) { return r.stream(ctx, t) },
+		func(wait time.Duration, err error) {
+			r.failures.Inc()
+			r.log.Debug("destination watch ended; resubscribing", "target", t.Name, "retry_in", wait, "err", err)
+		})
 }
 
 // stream runs one subscription. The first message of a stream replaces what we had; later ones are deltas.

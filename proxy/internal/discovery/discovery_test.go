@@ -21,6 +21,7 @@ import (
 
 	destinationv1 "github.com/sinewmesh/sinew/api/destination/v1"
 	"github.com/sinewmesh/sinew/internal/testutil"
+	"github.com/sinewmesh/sinew/proxy/internal/resubscribe"
 )
 
 // deadline bounds every wait for the resolver to act; it is never slept.
@@ -311,25 +312,25 @@ func TestBackoffGrowsBoundedAndResets(t *testing.T) {
 			t.Errorf("wait after failed attempt %d: %v, want within [%v, %v)", attempt, d, base/2, base)
 		}
 	}
-	base := initialBackoff
+	base := resubscribe.Initial
 	var bases []time.Duration
 	for i := range 10 {
 		h.cp.fake.next(t).end <- unavailable
 		within(t, i+1, h.waits.next(t), base)
 		bases = append(bases, base)
-		base = min(2*base, maxBackoff)
+		base = min(2*base, resubscribe.Max)
 	}
 	// The bound is reached and held: 100ms, 200ms, ... 3.2s, then 5s.
-	if bases[6] != maxBackoff || bases[9] != maxBackoff || bases[5] >= maxBackoff {
+	if bases[6] != resubscribe.Max || bases[9] != resubscribe.Max || bases[5] >= resubscribe.Max {
 		t.Fatalf("test's own schedule %v", bases)
 	}
 
 	s := h.cp.fake.next(t)
 	send(t, s, target, add(nil, "10.0.0.1:80"))
 	s.end <- unavailable
-	within(t, 11, h.waits.next(t), initialBackoff)
+	within(t, 11, h.waits.next(t), resubscribe.Initial)
 	h.cp.fake.next(t).end <- unavailable
-	within(t, 12, h.waits.next(t), 2*initialBackoff)
+	within(t, 12, h.waits.next(t), 2*resubscribe.Initial)
 }
 
 // TestKeepsLastKnownEndpointsWhileTheControlPlaneIsDown: an outage keeps what the proxy knew (the data path goes

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
+	"github.com/sinewmesh/sinew/proxy/internal/resubscribe"
 )
 
 // Watch is the policy of one target, kept current while it is used.
@@ -63,13 +63,6 @@ func (w *Watch) Answered() bool {
 // Evicted reports that the client stopped watching this target; ask the client again.
 func (w *Watch) Evicted() bool { return w.evicted.Load() }
 
-// Resubscribing waits initialBackoff after a stream that delivered a policy, then twice as long after each attempt
-// that failed again, up to maxBackoff; each wait is jittered into [d/2, d).
-const (
-	initialBackoff = 100 * time.Millisecond
-	maxBackoff     = 5 * time.Second
-)
-
 // Client watches the outbound policies of the targets the proxy sends to, on demand, through the control plane's
 // policy service. A nil Client is valid: every target has its Default policy.
 type Client struct {
@@ -80,7 +73,7 @@ type Client struct {
 	// evictEvery is how often Run looks for idle watches; sleep waits between attempts to resubscribe, false
 	// when ctx ended first. Tests replace both.
 	evictEvery time.Duration
-	sleep      func(ctx context.Context, d time.Duration) bool
+	sleep      resubscribe.SleepFunc
 	mu         sync.Mutex
 	fast       sync.Map        // target -> *Watch, the same as watches: read by Get on every request without c.mu
 	ctx        context.Context // set by Run; watches start only once it is
@@ -96,7 +89,7 @@ type Client struct {
 // ("namespace/name"). A nil c (no policy service) gives every target its Default policy.
 func NewClient(c policyv1.OutboundPoliciesClient, workload string, log *slog.Logger, reg prometheus.Registerer) (*Client, error) {
 	cl := &Client{
-		client: c, workload: workload, log: log, idle: 10 * time.Minute, evictEvery: time.Minute, sleep: sleep,
+		client: c, workload: workload, log: log, idle: 10 * time.Minute, evictEvery: time.Minute, sleep: resubscribe.Sleep,
 		watches: map[string]*Watch{},
 		updates: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "control_policy_updates_total", Help: "Outbound policies received from the policy service.",
@@ -216,35 +209,11 @@ func (c *Client) start(w *Watch) {
 // watch keeps w subscribed until ctx ends: when a stream ends or fails, it resubscribes after a backoff. The last
 // policy w received stays until a new stream replaces it.
 func (c *Client) watch(ctx context.Context, w *Watch) {
-	backoff := initialBackoff
-	for ctx.Err() == nil {
-		received, err := c.stream(ctx, w)
-		if ctx.Err() != nil {
-			return
-		}
-		if received {
-			backoff = initialBackoff
-		}
-		c.failures.Inc()
-		wait := backoff/2 + rand.N(backoff/2)
-		c.log.Debug("outbound policy watch ended; resubscribing", "target", w.Target, "retry_in", wait, "err", err)
-		if !c.sleep(ctx, wait) {
-			return
-		}
-		backoff = min(2*backoff, maxBackoff)
-	}
-}
-
-// sleep waits d, or less when ctx ends first (then false).
-func sleep(ctx context.Context, d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-timer.C:
-		return true
-	}
+	resubscribe.Run(ctx, c.sleep, func(ctx context.Context) (bool, error) { return c.stream(ctx, w) },
+		func(wait time.Duration, err error) {
+			c.failures.Inc()
+			c.log.Debug("outbound policy watch ended; resubscribing", "target", w.Target, "retry_in", wait, "err", err)
+		})
 }
 
 // stream runs one subscription. Every message is the target's whole policy and replaces the one before.

@@ -22,6 +22,7 @@ import (
 
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
 	"github.com/sinewmesh/sinew/internal/testutil"
+	"github.com/sinewmesh/sinew/proxy/internal/resubscribe"
 )
 
 // deadline bounds every wait for the client to act; it is never slept.
@@ -337,19 +338,19 @@ func TestBackoffGrowsBoundedAndResets(t *testing.T) {
 			t.Errorf("wait after failed attempt %d: %v, want within [%v, %v)", attempt, d, base/2, base)
 		}
 	}
-	base := initialBackoff
+	base := resubscribe.Initial
 	for i := range 8 { // 100ms, 200ms ... 3.2s, then 5s
 		h.cp.fake.next(t).end <- unavailable
 		within(t, i+1, h.waits.next(t), base)
-		base = min(2*base, maxBackoff)
+		base = min(2*base, resubscribe.Max)
 	}
-	if base != maxBackoff {
+	if base != resubscribe.Max {
 		t.Fatalf("test's own schedule ends at %v", base)
 	}
 	s := h.cp.fake.next(t)
 	send(t, s, w, split(w))
 	s.end <- unavailable
-	within(t, 9, h.waits.next(t), initialBackoff)
+	within(t, 9, h.waits.next(t), resubscribe.Initial)
 }
 
 // TestKeepsLastPolicyWhileTheControlPlaneIsDown: an outage keeps the last policy (requests go on being routed by

@@ -154,7 +154,7 @@ func TestMatchPrecedence(t *testing.T) {
 			requests: []want{
 				{target: "/users/42", backend: "regex"},
 				{target: "/users/42/x", backend: "catch-all"}, // anchored: the whole path must match
-				{target: "/users/admin", backend: "prefix"}, // both match
+				{target: "/users/admin", backend: "prefix"},   // both match
 				{target: "/other", backend: "catch-all"},
 			},
 		},

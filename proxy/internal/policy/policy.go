@@ -100,7 +100,9 @@ type Accrual struct {
 
 // defaultLabels name the policy and route of a target the control plane has said nothing about, as the control
 // plane names its own default.
-func defaultLabels() map[string]string { return map[string]string{"kind": "default", "name": "default"} }
+func defaultLabels() map[string]string {
+	return map[string]string{"kind": "default", "name": "default"}
+}
 
 // Default is the policy of a target before (or without) the control plane: every request goes to the target
 // itself, with no retries, timeouts or failure accrual.
