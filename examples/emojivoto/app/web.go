@@ -62,7 +62,9 @@ func RunWeb(ctx context.Context, ln net.Listener, cfg WebConfig) error {
 	mux.HandleFunc("/api/vote", w.vote)
 	mux.HandleFunc("GET /api/leaderboard", w.leaderboard)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	drained := make(chan struct{})
 	go func() {
+		defer close(drained)
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
@@ -71,6 +73,9 @@ func RunWeb(ctx context.Context, ln net.Listener, cfg WebConfig) error {
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	// Serve returns as soon as Shutdown closes the listener; the requests in flight still need the gRPC
+	// connections that the deferred Closes above would end.
+	<-drained
 	return nil
 }
 
