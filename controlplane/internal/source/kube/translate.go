@@ -217,13 +217,22 @@ func TranslateService(svc *corev1.Service, endpointSlices []*discoveryv1.Endpoin
 		port     uint16
 	}
 	seen := map[epKey]bool{}
+	// Ready endpoints take the traffic. A port with none falls back to endpoints that are terminating but still
+	// serving, as kube-proxy does: while every pod of a Service is going away (scaled to a new Deployment, or a
+	// single replica replaced before its successor is ready), requests keep reaching pods that still answer.
+	var terminating []model.ServiceEndpoint
+	hasReady := map[string]bool{}
 	for _, es := range endpointSlices {
 		if es.AddressType != discoveryv1.AddressTypeIPv4 && es.AddressType != discoveryv1.AddressTypeIPv6 {
 			continue // FQDN endpoints name something outside the mesh
 		}
 		for _, ep := range es.Endpoints {
-			if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
-				continue // nil means ready (the API's rule for unknown readiness)
+			// nil means ready (the API's rule for unknown readiness).
+			ready := ep.Conditions.Ready == nil || *ep.Conditions.Ready
+			serving := ep.Conditions.Serving != nil && *ep.Conditions.Serving &&
+				ep.Conditions.Terminating != nil && *ep.Conditions.Terminating
+			if !ready && !serving {
+				continue
 			}
 			if len(ep.Addresses) == 0 {
 				continue
@@ -257,10 +266,19 @@ func TranslateService(svc *corev1.Service, endpointSlices []*discoveryv1.Endpoin
 					continue
 				}
 				seen[k] = true
-				out.Endpoints = append(out.Endpoints, model.ServiceEndpoint{
-					PortName: name, Address: k.addr, Port: k.port, Workload: workload, Zone: zone,
-				})
+				se := model.ServiceEndpoint{PortName: name, Address: k.addr, Port: k.port, Workload: workload, Zone: zone}
+				if !ready {
+					terminating = append(terminating, se)
+					continue
+				}
+				hasReady[name] = true
+				out.Endpoints = append(out.Endpoints, se)
 			}
+		}
+	}
+	for _, se := range terminating {
+		if !hasReady[se.PortName] {
+			out.Endpoints = append(out.Endpoints, se)
 		}
 	}
 	slices.SortFunc(out.Endpoints, func(a, b model.ServiceEndpoint) int {

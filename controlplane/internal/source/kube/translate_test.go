@@ -285,3 +285,35 @@ func TestParsePortList(t *testing.T) {
 		t.Error("a name without a lookup was accepted")
 	}
 }
+
+// A port whose endpoints are all terminating keeps the ones still serving, as kube-proxy does; once any endpoint
+// is ready, only ready ones take traffic.
+func TestTranslateServiceTerminatingFallback(t *testing.T) {
+	t.Parallel()
+	terminating := func(ip, pod string, serving bool) discoveryv1.Endpoint {
+		ep := endpoint(ip, pod, ptr(false))
+		ep.Conditions.Serving, ep.Conditions.Terminating = ptr(serving), ptr(true)
+		return ep
+	}
+	addrs := func(s *model.Service) []string {
+		var a []string
+		for _, e := range s.Endpoints {
+			if e.PortName == "http" {
+				a = append(a, e.Address.String())
+			}
+		}
+		return a
+	}
+	allGoing := []*discoveryv1.EndpointSlice{slice("web-svc-a", discoveryv1.AddressTypeIPv4, map[string]int32{"http": 8080},
+		terminating("10.0.0.1", "web-1", true), terminating("10.0.0.2", "web-2", false))}
+	got, _ := TranslateService(service(), allGoing, ns("emojivoto", nil), DefaultOpaquePorts)
+	if a := addrs(got); !reflect.DeepEqual(a, []string{"10.0.0.1"}) {
+		t.Fatalf("all terminating: endpoints %v, want the serving one", a)
+	}
+	withReady := append(allGoing, slice("web-svc-b", discoveryv1.AddressTypeIPv4, map[string]int32{"http": 8080},
+		endpoint("10.0.0.3", "web-3", ptr(true))))
+	got, _ = TranslateService(service(), withReady, ns("emojivoto", nil), DefaultOpaquePorts)
+	if a := addrs(got); !reflect.DeepEqual(a, []string{"10.0.0.3"}) {
+		t.Fatalf("one ready: endpoints %v, want only the ready one", a)
+	}
+}
