@@ -406,3 +406,50 @@ func TestInboundSeams(t *testing.T) {
 		t.Fatalf("defaults: %v %v", resp, err)
 	}
 }
+
+// A response stream that goes quiet for the route's idle timeout is cut; one that keeps sending is not, however
+// long it lasts.
+func TestIdleTimeoutCutsAQuietStream(t *testing.T) {
+	t.Parallel()
+	rule := ruleWith(t, &policyv1.RouteRule{IdleTimeout: durationpb.New(200 * time.Millisecond)})
+	stream := func(gaps ...time.Duration) pipeline.Handler {
+		return pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
+			ctx, i := req.HTTP.Context(), 0
+			body := readerFunc(func(p []byte) (int, error) {
+				if i == len(gaps) {
+					return 0, io.EOF
+				}
+				select {
+				case <-time.After(gaps[i]): // the backend's pace, on purpose
+				case <-ctx.Done():
+					return 0, ctx.Err()
+				}
+				i++
+				return copy(p, "x"), nil
+			})
+			return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(body)}, nil
+		})
+	}
+	read := func(h pipeline.Handler) (string, error) {
+		req := newReq("GET", "http://web:80/events", nil)
+		req.Rule = rule
+		resp, err := Timeout()(h).Handle(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	// Ten bytes 10 ms apart: 100 ms in all, never 200 ms quiet.
+	gaps := make([]time.Duration, 10)
+	for i := range gaps {
+		gaps[i] = 10 * time.Millisecond
+	}
+	if got, err := read(stream(gaps...)); err != nil || got != "xxxxxxxxxx" {
+		t.Fatalf("a busy stream was cut: %q %v", got, err)
+	}
+	if got, err := read(stream(5*time.Millisecond, time.Minute)); !errors.Is(err, context.Canceled) || got != "x" {
+		t.Fatalf("a quiet stream: %q %v, want it cut after the first byte", got, err)
+	}
+}
