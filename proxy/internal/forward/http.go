@@ -63,9 +63,11 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.prepare(req)
 	var body *[]byte
-	if n := r.ContentLength; n > 0 && n <= smallBody && r.Body != nil {
+	if n := r.ContentLength; n > 0 && n <= smallBody && r.Body != nil && r.ProtoMajor == 1 && !upgrade {
 		// A small body is read before it is sent on: in memory, it goes out with the headers in one write
 		// (net/http flushes the headers first for a body it cannot see), and a retry can send it again as is.
+		// Only HTTP/1 requests: they go out through our HTTP/1 client, which is done with the body when it returns,
+		// so the pooled buffer can go back when the request is over; HTTP/2's client may still be writing it.
 		var err error
 		if body, err = readSmall(r.Body, int(n)); err != nil {
 			pipeline.WriteFailure(w, r, f.log, f.dir, fmt.Errorf("%w: %w", pipeline.ErrClientBody, err))
