@@ -103,7 +103,9 @@ func TestVoteBot(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	stats := new(BotStats)
-	go func() { done <- RunVoteBot(ctx, VoteBotConfig{WebURL: web, Rate: 50, DoughnutShare: 0.5, Stats: stats}) }()
+	go func() {
+		done <- RunVoteBot(ctx, VoteBotConfig{WebURL: web, Rate: 50, DoughnutShare: 0.5, Stats: stats})
+	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var board []resultJSON

@@ -74,7 +74,7 @@ func Main(ctx context.Context, prog string, args []string, stderr io.Writer) err
 			}
 			cfg.Stats = new(BotStats)
 			srv := &http.Server{Handler: cfg.Stats, ReadHeaderTimeout: 10 * time.Second}
-			go srv.Serve(ln) //nolint:errcheck // ends with Close below
+			go srv.Serve(ln)                   //nolint:errcheck // ends with Close below
 			defer func() { _ = srv.Close() }() // vote-bot is done; so are its stats
 			log.Info("serving stats", "addr", ln.Addr().String())
 		}

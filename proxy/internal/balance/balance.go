@@ -37,8 +37,8 @@ type Endpoint struct {
 	stamp time.Time
 	// observed: cost holds a measurement, not the prior.
 	observed bool
-	decay float64
-	acc   accrualState
+	decay    float64
+	acc      accrualState
 }
 
 // NewEndpoint returns an endpoint with the default initial RTT.

@@ -163,8 +163,8 @@ func (e *Endpoint) meshH1() *http.Transport {
 			},
 			MaxIdleConnsPerHost: 1024,
 			// Below the peer's idle timeout (90 s), so the peer never closes a connection this side reuses.
-			IdleConnTimeout: 60 * time.Second,
-			DisableCompression:  true,
+			IdleConnTimeout:    60 * time.Second,
+			DisableCompression: true,
 		}
 	})
 	return e.h1

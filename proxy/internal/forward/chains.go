@@ -26,12 +26,12 @@ func outboundChain(pols layer.Policies, eps *layer.Endpoints, hub *tap.Hub) pipe
 	wait := eps.Discovery
 	return pipeline.Chain(layer.ToEndpoint(), // the endpoint's connection pool, then the mesh dialer
 		layer.Route(pols, wait), // the target's policy and the rule that matches (404 when none does)
-		layer.Filters(),   // the rule's request and response filters
-		layer.Timeout(),   // the rule's request timeout, across all attempts
+		layer.Filters(),         // the rule's request and response filters
+		layer.Timeout(),         // the rule's request timeout, across all attempts
 		layer.Retry(budget.New(retryRatio, retryMinPerSec, retryBudgetTTL)), // attempts, with a budget
-		layer.Split(),        // a backend per attempt, by weight
-		layer.Balance(eps),   // an endpoint per attempt, avoiding the last one; failure accrual
-		layer.Observe(hub),   // metrics and tap of each attempt
+		layer.Split(),      // a backend per attempt, by weight
+		layer.Balance(eps), // an endpoint per attempt, avoiding the last one; failure accrual
+		layer.Observe(hub), // metrics and tap of each attempt
 	)
 }
 
@@ -43,6 +43,6 @@ func inboundChain(authz layer.Authorizer, routes layer.Router, faults layer.Inje
 		layer.InboundRoute(routes), // the inbound route that matches
 		layer.Timeout(),            // the route's request timeout
 		layer.Faults(faults),       // injected failures
-		layer.Observe(hub),     // metrics and tap
+		layer.Observe(hub),         // metrics and tap
 	)
 }

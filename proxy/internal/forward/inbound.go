@@ -9,8 +9,8 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
-	"strings"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -198,7 +198,9 @@ func (in *Inbound) serveMesh(conn net.Conn) {
 	}
 }
 
-func (in *Inbound) key(ic *pipeline.InboundConn) string { return ic.AppAddr + "|" + ic.TLS + "|" + ic.ClientID }
+func (in *Inbound) key(ic *pipeline.InboundConn) string {
+	return ic.AppAddr + "|" + ic.TLS + "|" + ic.ClientID
+}
 
 // metered attaches TCP metrics (now that TLS status is known) and the cached HTTP label set to the connection.
 func (in *Inbound) metered(c net.Conn, ic *pipeline.InboundConn) net.Conn {
@@ -257,4 +259,3 @@ func (in *Inbound) Shutdown(ctx context.Context) {
 	in.srv.shutdown(ctx)
 	in.plain.CloseIdle()
 }
-

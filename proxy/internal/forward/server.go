@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
 )
 
 // ctxKey carries what a direction knows of a connection (its *pipeline.InboundConn or *pipeline.OutboundConn)
