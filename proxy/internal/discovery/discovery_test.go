@@ -3,158 +3,51 @@ package discovery
 import (
 	"context"
 	"log/slog"
-	"net"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	destinationv1 "github.com/sinewmesh/sinew/api/destination/v1"
 	"github.com/sinewmesh/sinew/internal/testutil"
 	"github.com/sinewmesh/sinew/proxy/internal/resubscribe"
+	"github.com/sinewmesh/sinew/proxy/internal/resubscribe/watchtest"
 )
 
-// deadline bounds every wait for the resolver to act; it is never slept.
-const deadline = 10 * time.Second
+const deadline = watchtest.Deadline
 
-// fakeDestination is the control plane's destination service, driven by the test: every Get is handed to the
-// test as a stream it feeds updates to and ends.
+// fakeDestination is the control plane's destination service, driven by the test: every Get is
+// handed to the test as a stream it feeds and ends.
 type fakeDestination struct {
 	destinationv1.UnimplementedDestinationServer
-	streams chan *stream
-	open    atomic.Int32 // Get calls not returned yet
-}
-
-// stream is one Get call as the server sees it.
-type stream struct {
-	req  *destinationv1.GetRequest
-	send chan *destinationv1.Update // sent to the proxy, in order
-	end  chan error                 // ends the call: nil ends the stream cleanly, an error fails it
-	done <-chan struct{}            // closed when the proxy went away (cancelled the call)
+	*watchtest.Calls[*destinationv1.GetRequest, destinationv1.Update]
 }
 
 func (f *fakeDestination) Get(req *destinationv1.GetRequest, s grpc.ServerStreamingServer[destinationv1.Update]) error {
-	f.open.Add(1)
-	defer f.open.Add(-1)
-	st := &stream{req: req, send: make(chan *destinationv1.Update), end: make(chan error, 1), done: s.Context().Done()}
-	select {
-	case f.streams <- st:
-	case <-s.Context().Done():
-		return s.Context().Err()
-	}
-	for {
-		select {
-		case u := <-st.send:
-			if err := s.Send(u); err != nil {
-				return err
-			}
-		case err := <-st.end:
-			return err
-		case <-s.Context().Done():
-			return s.Context().Err()
-		}
-	}
+	return f.Serve(req, s)
 }
 
-// next is the next Get call the resolver makes.
-func (f *fakeDestination) next(t *testing.T) *stream {
-	t.Helper()
-	select {
-	case s := <-f.streams:
-		return s
-	case <-time.After(deadline):
-		t.Fatal("the resolver did not subscribe")
-		return nil
-	}
-}
-
-// controlPlane is a destination server on an in-process listener that a test can stop and start again.
-type controlPlane struct {
-	fake *fakeDestination
-	mu   sync.Mutex
-	ln   *bufconn.Listener
-	srv  *grpc.Server
-}
-
-func (cp *controlPlane) start() {
-	cp.mu.Lock()
-	defer cp.mu.Unlock()
-	cp.ln = bufconn.Listen(1 << 20)
-	cp.srv = grpc.NewServer()
-	destinationv1.RegisterDestinationServer(cp.srv, cp.fake)
-	go cp.srv.Serve(cp.ln) //nolint:errcheck // returns when stopped
-}
-
-// stop is an outage: the server closes its listener and every connection.
-func (cp *controlPlane) stop() {
-	cp.mu.Lock()
-	defer cp.mu.Unlock()
-	cp.srv.Stop()
-}
-
-func (cp *controlPlane) dial(ctx context.Context, _ string) (net.Conn, error) {
-	cp.mu.Lock()
-	ln := cp.ln
-	cp.mu.Unlock()
-	return ln.DialContext(ctx)
-}
-
-// waits are the resolver's backoff waits, in order; the resolver resubscribes once the test has read one.
-type waits chan time.Duration
-
-func (w waits) sleep(ctx context.Context, d time.Duration) bool {
-	select {
-	case w <- d:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func (w waits) next(t *testing.T) time.Duration {
-	t.Helper()
-	select {
-	case d := <-w:
-		return d
-	case <-time.After(deadline):
-		t.Fatal("the resolver did not back off")
-		return 0
-	}
-}
+// stream is one Get call as the server sees it.
+type stream = watchtest.Stream[*destinationv1.GetRequest, destinationv1.Update]
 
 type harness struct {
-	cp    *controlPlane
+	cp    *watchtest.ControlPlane
+	fake  *fakeDestination
 	r     *Resolver
-	waits waits
+	waits watchtest.Waits
 }
 
 // newResolver runs a resolver against a fresh control plane for the length of the test; configure may change it
 // before it runs. When the test ends, every watch must have ended with the resolver's Run.
 func newResolver(t *testing.T, configure func(*Resolver)) *harness {
 	t.Helper()
-	cp := &controlPlane{fake: &fakeDestination{streams: make(chan *stream)}}
-	cp.start()
-	t.Cleanup(cp.stop)
-	conn, err := grpc.NewClient("passthrough:///destination", grpc.WithContextDialer(cp.dial),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		// Reconnect quickly after an outage: the test waits for it. MinConnectTimeout must be set with it, or each
-		// connection attempt has only the backoff delay to complete.
-		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: deadline,
-			Backoff: backoff.Config{BaseDelay: 10 * time.Millisecond, Multiplier: 1.6, MaxDelay: 50 * time.Millisecond}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	fake := &fakeDestination{Calls: watchtest.NewCalls[*destinationv1.GetRequest, destinationv1.Update]()}
+	cp := watchtest.StartControlPlane(t, func(srv *grpc.Server) { destinationv1.RegisterDestinationServer(srv, fake) })
+	conn := cp.Conn(t)
 	// The resolver's log, shown when the test fails.
 	logs := &testutil.SyncBuffer{}
 	t.Cleanup(func() {
@@ -166,29 +59,16 @@ func newResolver(t *testing.T, configure func(*Resolver)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{cp: cp, r: r, waits: make(waits)}
-	r.sleep = h.waits.sleep
+	h := &harness{cp: cp, r: r, fake: fake, waits: make(watchtest.Waits)}
+	r.sleep = h.waits.Sleep
 	if configure != nil {
 		configure(r)
 	}
 	t.Cleanup(func() {
-		testutil.Eventually(t, deadline, "every watch to end after Run returned", func() bool { return cp.fake.open.Load() == 0 })
+		testutil.Eventually(t, deadline, "every watch to end after Run returned", func() bool { return fake.Open.Load() == 0 })
 	})
 	testutil.RunInBackground(t, r.Run)
 	return h
-}
-
-// value reads a counter or gauge.
-func value(t *testing.T, m prometheus.Metric) float64 {
-	t.Helper()
-	var d dto.Metric
-	if err := m.Write(&d); err != nil {
-		t.Fatal(err)
-	}
-	if c := d.GetCounter(); c != nil {
-		return c.GetValue()
-	}
-	return d.GetGauge().GetValue()
 }
 
 func add(labels map[string]string, addrs ...string) *destinationv1.Update {
@@ -217,7 +97,7 @@ func send(t *testing.T, s *stream, target *Target, u *destinationv1.Update) *Sna
 	t.Helper()
 	version := target.Snapshot().Version
 	select {
-	case s.send <- u:
+	case s.Send <- u:
 	case <-time.After(deadline):
 		t.Fatal("the stream is not being read")
 	}
@@ -232,11 +112,11 @@ func TestFirstAnswerAndDeltas(t *testing.T) {
 	if snap := target.Snapshot(); snap.Known {
 		t.Fatalf("known before the control plane answered: %+v", snap)
 	}
-	s := h.cp.fake.next(t)
-	if s.req.GetPath() != target.Name || s.req.GetContextToken() != "emojivoto/web" {
-		t.Errorf("subscribed with %v, want the target's name and the context token", s.req)
+	s := h.fake.Next(t)
+	if s.Req.GetPath() != target.Name || s.Req.GetContextToken() != "emojivoto/web" {
+		t.Errorf("subscribed with %v, want the target's name and the context token", s.Req)
 	}
-	s.send <- add(map[string]string{"namespace": "emojivoto", "service": "voting-svc"}, "10.0.0.2:8080", "10.0.0.1:8080")
+	s.Send <- add(map[string]string{"namespace": "emojivoto", "service": "voting-svc"}, "10.0.0.2:8080", "10.0.0.1:8080")
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	snap, err := target.Wait(ctx)
@@ -276,16 +156,16 @@ func TestResubscribesWhenTheStreamEnds(t *testing.T) {
 			t.Parallel()
 			h := newResolver(t, nil)
 			target := h.r.Get("web-svc.emojivoto.svc.cluster.local:80")
-			s := h.cp.fake.next(t)
+			s := h.fake.Next(t)
 			send(t, s, target, add(nil, "10.0.0.1:80", "10.0.0.2:80"))
-			s.end <- c.end
+			s.End <- c.end
 
-			h.waits.next(t)
-			s = h.cp.fake.next(t)
-			if s.req.GetPath() != target.Name {
-				t.Errorf("resubscribed to %q, want %q", s.req.GetPath(), target.Name)
+			h.waits.Next(t)
+			s = h.fake.Next(t)
+			if s.Req.GetPath() != target.Name {
+				t.Errorf("resubscribed to %q, want %q", s.Req.GetPath(), target.Name)
 			}
-			if got := value(t, h.r.failures); got != 1 {
+			if got := watchtest.Value(t, h.r.failures); got != 1 {
 				t.Errorf("control_destination_stream_failures_total %v, want 1", got)
 			}
 			snap := send(t, s, target, add(nil, "10.0.0.3:80"))
@@ -315,8 +195,8 @@ func TestBackoffGrowsBoundedAndResets(t *testing.T) {
 	base := resubscribe.Initial
 	var bases []time.Duration
 	for i := range 10 {
-		h.cp.fake.next(t).end <- unavailable
-		within(t, i+1, h.waits.next(t), base)
+		h.fake.Next(t).End <- unavailable
+		within(t, i+1, h.waits.Next(t), base)
 		bases = append(bases, base)
 		base = min(2*base, resubscribe.Max)
 	}
@@ -325,12 +205,12 @@ func TestBackoffGrowsBoundedAndResets(t *testing.T) {
 		t.Fatalf("test's own schedule %v", bases)
 	}
 
-	s := h.cp.fake.next(t)
+	s := h.fake.Next(t)
 	send(t, s, target, add(nil, "10.0.0.1:80"))
-	s.end <- unavailable
-	within(t, 11, h.waits.next(t), resubscribe.Initial)
-	h.cp.fake.next(t).end <- unavailable
-	within(t, 12, h.waits.next(t), 2*resubscribe.Initial)
+	s.End <- unavailable
+	within(t, 11, h.waits.Next(t), resubscribe.Initial)
+	h.fake.Next(t).End <- unavailable
+	within(t, 12, h.waits.Next(t), 2*resubscribe.Initial)
 }
 
 // TestKeepsLastKnownEndpointsWhileTheControlPlaneIsDown: an outage keeps what the proxy knew (the data path goes
@@ -339,23 +219,23 @@ func TestKeepsLastKnownEndpointsWhileTheControlPlaneIsDown(t *testing.T) {
 	t.Parallel()
 	h := newResolver(t, nil)
 	target := h.r.Get("web-svc.emojivoto.svc.cluster.local:80")
-	s := h.cp.fake.next(t)
+	s := h.fake.Next(t)
 	before := send(t, s, target, add(map[string]string{"service": "web-svc"}, "10.0.0.1:80", "10.0.0.2:80"))
 
-	h.cp.stop()
+	h.cp.Stop()
 	for range 5 { // the stream's failure, then attempts that cannot reach the control plane
-		h.waits.next(t)
+		h.waits.Next(t)
 		snap := target.Snapshot()
 		if snap != before {
 			t.Fatalf("during the outage the view changed from %+v to %+v", before, snap)
 		}
 	}
-	if got := value(t, h.r.failures); got < 5 {
+	if got := watchtest.Value(t, h.r.failures); got < 5 {
 		t.Errorf("control_destination_stream_failures_total %v, want at least 5", got)
 	}
 
 	// Back: the resolver retries (without waiting, from here) until it reaches the new server.
-	h.cp.start()
+	h.cp.Start()
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -367,7 +247,7 @@ func TestKeepsLastKnownEndpointsWhileTheControlPlaneIsDown(t *testing.T) {
 			}
 		}
 	}()
-	s = h.cp.fake.next(t)
+	s = h.fake.Next(t)
 	snap := send(t, s, target, add(map[string]string{"service": "web-svc"}, "10.0.0.3:80"))
 	if !slices.Equal(addrs(snap), []string{"10.0.0.3:80"}) || snap.Version <= before.Version {
 		t.Errorf("after the outage: %+v, want the new answer only", snap)
@@ -386,19 +266,19 @@ func TestEvictsUnusedTargets(t *testing.T) {
 	streams := map[string]*stream{}
 	subscribe := func(name string) *Target {
 		target := h.r.Get(name)
-		s := h.cp.fake.next(t)
-		streams[s.req.GetPath()] = s
+		s := h.fake.Next(t)
+		streams[s.Req.GetPath()] = s
 		return target
 	}
 	unused, used := subscribe("unused-svc.ns.svc.cluster.local:80"), subscribe("used-svc.ns.svc.cluster.local:80")
-	if got := value(t, h.r.active); got != 2 {
+	if got := watchtest.Value(t, h.r.active); got != 2 {
 		t.Fatalf("control_destination_watches %v, want 2", got)
 	}
 	unused.lastUsed.Store(time.Now().Add(-2 * time.Hour).UnixNano())
 
 	testutil.Eventually(t, deadline, "the unused target to be evicted", unused.Evicted)
 	select {
-	case <-streams[unused.Name].done:
+	case <-streams[unused.Name].Done:
 	case <-time.After(deadline):
 		t.Fatal("the evicted target's watch goes on")
 	}
@@ -406,14 +286,14 @@ func TestEvictsUnusedTargets(t *testing.T) {
 		t.Error("the target in use was evicted")
 	}
 	select {
-	case <-streams[used.Name].done:
+	case <-streams[used.Name].Done:
 		t.Error("the watch of the target in use was cancelled")
 	default:
 	}
 	if got := h.r.Targets(); len(got) != 1 || got[0] != used {
 		t.Errorf("watched targets %v, want only the one in use", got)
 	}
-	if got := value(t, h.r.active); got != 1 {
+	if got := watchtest.Value(t, h.r.active); got != 1 {
 		t.Errorf("control_destination_watches %v, want 1", got)
 	}
 
@@ -421,8 +301,8 @@ func TestEvictsUnusedTargets(t *testing.T) {
 	if again == unused || again.Evicted() {
 		t.Fatal("asking for an evicted target again did not start over")
 	}
-	if s := h.cp.fake.next(t); s.req.GetPath() != unused.Name {
-		t.Errorf("subscribed to %q, want %q", s.req.GetPath(), unused.Name)
+	if s := h.fake.Next(t); s.Req.GetPath() != unused.Name {
+		t.Errorf("subscribed to %q, want %q", s.Req.GetPath(), unused.Name)
 	}
 }
 
@@ -431,7 +311,7 @@ func TestWatchesStartWithRun(t *testing.T) {
 	t.Parallel()
 	var early *Target
 	h := newResolver(t, func(r *Resolver) { early = r.Get("early-svc.ns.svc.cluster.local:80") })
-	if s := h.cp.fake.next(t); s.req.GetPath() != early.Name {
-		t.Errorf("subscribed to %q, want %q", s.req.GetPath(), early.Name)
+	if s := h.fake.Next(t); s.Req.GetPath() != early.Name {
+		t.Errorf("subscribed to %q, want %q", s.Req.GetPath(), early.Name)
 	}
 }

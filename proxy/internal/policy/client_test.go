@@ -3,140 +3,43 @@ package policy
 import (
 	"context"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
 	"github.com/sinewmesh/sinew/internal/testutil"
 	"github.com/sinewmesh/sinew/proxy/internal/resubscribe"
+	"github.com/sinewmesh/sinew/proxy/internal/resubscribe/watchtest"
 )
 
-// deadline bounds every wait for the client to act; it is never slept.
-const deadline = 10 * time.Second
+const deadline = watchtest.Deadline
 
-// fakePolicies is the control plane's outbound policy service, driven by the test: every WatchOutbound is handed
-// to the test as a stream it feeds policies to and ends.
+// fakePolicies is the control plane's outbound policy service, driven by the test: every
+// WatchOutbound is handed to the test as a stream it feeds and ends.
 type fakePolicies struct {
 	policyv1.UnimplementedOutboundPoliciesServer
-	streams chan *stream
-	open    atomic.Int32 // calls not returned yet
-}
-
-// stream is one WatchOutbound call as the server sees it.
-type stream struct {
-	req  *policyv1.OutboundRequest
-	send chan *policyv1.OutboundPolicy // sent to the proxy, in order
-	end  chan error                    // ends the call: nil cleanly, an error fails it
-	done <-chan struct{}               // closed when the proxy went away
+	*watchtest.Calls[*policyv1.OutboundRequest, policyv1.OutboundPolicy]
 }
 
 func (f *fakePolicies) WatchOutbound(req *policyv1.OutboundRequest, s grpc.ServerStreamingServer[policyv1.OutboundPolicy]) error {
-	f.open.Add(1)
-	defer f.open.Add(-1)
-	st := &stream{req: req, send: make(chan *policyv1.OutboundPolicy), end: make(chan error, 1), done: s.Context().Done()}
-	select {
-	case f.streams <- st:
-	case <-s.Context().Done():
-		return s.Context().Err()
-	}
-	for {
-		select {
-		case p := <-st.send:
-			if err := s.Send(p); err != nil {
-				return err
-			}
-		case err := <-st.end:
-			return err
-		case <-s.Context().Done():
-			return s.Context().Err()
-		}
-	}
+	return f.Serve(req, s)
 }
 
-// next is the next subscription the client makes.
-func (f *fakePolicies) next(t *testing.T) *stream {
-	t.Helper()
-	select {
-	case s := <-f.streams:
-		return s
-	case <-time.After(deadline):
-		t.Fatal("the client did not subscribe")
-		return nil
-	}
-}
-
-// controlPlane serves fakePolicies on an in-process listener that a test can stop and start again.
-type controlPlane struct {
-	fake *fakePolicies
-	mu   sync.Mutex
-	ln   *bufconn.Listener
-	srv  *grpc.Server
-}
-
-func (cp *controlPlane) start() {
-	cp.mu.Lock()
-	defer cp.mu.Unlock()
-	cp.ln = bufconn.Listen(1 << 20)
-	cp.srv = grpc.NewServer()
-	policyv1.RegisterOutboundPoliciesServer(cp.srv, cp.fake)
-	go cp.srv.Serve(cp.ln) //nolint:errcheck // returns when stopped
-}
-
-// stop is an outage: the server closes its listener and every connection.
-func (cp *controlPlane) stop() {
-	cp.mu.Lock()
-	defer cp.mu.Unlock()
-	cp.srv.Stop()
-}
-
-func (cp *controlPlane) dial(ctx context.Context, _ string) (net.Conn, error) {
-	cp.mu.Lock()
-	ln := cp.ln
-	cp.mu.Unlock()
-	return ln.DialContext(ctx)
-}
-
-// waits are the client's backoff waits, in order; the client resubscribes once the test has read one.
-type waits chan time.Duration
-
-func (w waits) sleep(ctx context.Context, d time.Duration) bool {
-	select {
-	case w <- d:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-func (w waits) next(t *testing.T) time.Duration {
-	t.Helper()
-	select {
-	case d := <-w:
-		return d
-	case <-time.After(deadline):
-		t.Fatal("the client did not back off")
-		return 0
-	}
-}
+// stream is one WatchOutbound call as the server sees it.
+type stream = watchtest.Stream[*policyv1.OutboundRequest, policyv1.OutboundPolicy]
 
 type harness struct {
-	cp    *controlPlane
+	cp    *watchtest.ControlPlane
+	fake  *fakePolicies
 	c     *Client
-	waits waits
+	waits watchtest.Waits
 	logs  *testutil.SyncBuffer
 }
 
@@ -144,19 +47,9 @@ type harness struct {
 // before it runs. When the test ends, every watch must have ended with the client's Run.
 func newClient(t *testing.T, configure func(*Client)) *harness {
 	t.Helper()
-	cp := &controlPlane{fake: &fakePolicies{streams: make(chan *stream)}}
-	cp.start()
-	t.Cleanup(cp.stop)
-	conn, err := grpc.NewClient("passthrough:///policy", grpc.WithContextDialer(cp.dial),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		// Reconnect quickly after an outage: the test waits for it. MinConnectTimeout must be set with it, or each
-		// connection attempt has only the backoff delay to complete.
-		grpc.WithConnectParams(grpc.ConnectParams{MinConnectTimeout: deadline,
-			Backoff: backoff.Config{BaseDelay: 10 * time.Millisecond, Multiplier: 1.6, MaxDelay: 50 * time.Millisecond}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	fake := &fakePolicies{Calls: watchtest.NewCalls[*policyv1.OutboundRequest, policyv1.OutboundPolicy]()}
+	cp := watchtest.StartControlPlane(t, func(srv *grpc.Server) { policyv1.RegisterOutboundPoliciesServer(srv, fake) })
+	conn := cp.Conn(t)
 	logs := &testutil.SyncBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -167,29 +60,16 @@ func newClient(t *testing.T, configure func(*Client)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{cp: cp, c: c, waits: make(waits), logs: logs}
-	c.sleep = h.waits.sleep
+	h := &harness{cp: cp, c: c, fake: fake, waits: make(watchtest.Waits), logs: logs}
+	c.sleep = h.waits.Sleep
 	if configure != nil {
 		configure(c)
 	}
 	t.Cleanup(func() {
-		testutil.Eventually(t, deadline, "every watch to end after Run returned", func() bool { return cp.fake.open.Load() == 0 })
+		testutil.Eventually(t, deadline, "every watch to end after Run returned", func() bool { return fake.Open.Load() == 0 })
 	})
 	testutil.RunInBackground(t, c.Run)
 	return h
-}
-
-// value reads a counter or gauge.
-func value(t *testing.T, m prometheus.Metric) float64 {
-	t.Helper()
-	var d dto.Metric
-	if err := m.Write(&d); err != nil {
-		t.Fatal(err)
-	}
-	if c := d.GetCounter(); c != nil {
-		return c.GetValue()
-	}
-	return d.GetGauge().GetValue()
 }
 
 // send hands p to the proxy and waits until the watch's policy is a new one.
@@ -197,7 +77,7 @@ func send(t *testing.T, s *stream, w *Watch, p *policyv1.OutboundPolicy) *Outbou
 	t.Helper()
 	before := w.Policy()
 	select {
-	case s.send <- p:
+	case s.Send <- p:
 	case <-time.After(deadline):
 		t.Fatal("the stream is not being read")
 	}
@@ -217,14 +97,14 @@ func TestFirstAnswerReplacesDefault(t *testing.T) {
 	if p := w.Policy(); !isDefaultRoutes(p) {
 		t.Fatalf("before the control plane answered: %+v, want the default", p)
 	}
-	s := h.cp.fake.next(t)
-	if s.req.GetTarget() != target || s.req.GetSourceWorkload() != "emojivoto/web" {
-		t.Errorf("subscribed with %v, want the target and the workload", s.req)
+	s := h.fake.Next(t)
+	if s.Req.GetTarget() != target || s.Req.GetSourceWorkload() != "emojivoto/web" {
+		t.Errorf("subscribed with %v, want the target and the workload", s.Req)
 	}
 	if again := h.c.Get(target); again != w {
 		t.Error("a second Get started another watch")
 	}
-	s.send <- split(w)
+	s.Send <- split(w)
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	p, err := w.Wait(ctx)
@@ -242,7 +122,7 @@ func TestFirstAnswerReplacesDefault(t *testing.T) {
 	if got := backends(p.Match(get(t, "/api/votes"))); !slices.Equal(got, []string{"v3:80"}) {
 		t.Errorf("after the second policy /api/votes went to %v, want v3:80", got)
 	}
-	if got := value(t, h.c.updates); got != 2 {
+	if got := watchtest.Value(t, h.c.updates); got != 2 {
 		t.Errorf("control_policy_updates_total %v, want 2", got)
 	}
 }
@@ -253,7 +133,7 @@ func TestWaitEndsWithItsContext(t *testing.T) {
 	t.Parallel()
 	h := newClient(t, nil)
 	w := h.c.Get(target)
-	h.cp.fake.next(t)
+	h.fake.Next(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	p, err := w.Wait(ctx)
@@ -267,7 +147,7 @@ func TestRejectedPartsAreCountedAndLogged(t *testing.T) {
 	t.Parallel()
 	h := newClient(t, nil)
 	w := h.c.Get(target)
-	s := h.cp.fake.next(t)
+	s := h.fake.Next(t)
 	p := send(t, s, w, outbound(route("r",
 		rule("bad:80", &policyv1.HttpMatch{Path: pathRegex("(")}),
 		rule("good:80"),
@@ -275,7 +155,7 @@ func TestRejectedPartsAreCountedAndLogged(t *testing.T) {
 	if got := backends(p.Match(get(t, "/"))); !slices.Equal(got, []string{"good:80"}) {
 		t.Errorf("/ went to %v, want good:80", got)
 	}
-	if got := value(t, h.c.rejected); got != 1 {
+	if got := watchtest.Value(t, h.c.rejected); got != 1 {
 		t.Errorf("control_policy_rejected_total %v, want 1", got)
 	}
 	// The warning is written before the policy is stored.
@@ -299,19 +179,19 @@ func TestResubscribesWhenTheStreamEnds(t *testing.T) {
 			t.Parallel()
 			h := newClient(t, nil)
 			w := h.c.Get(target)
-			s := h.cp.fake.next(t)
+			s := h.fake.Next(t)
 			before := send(t, s, w, split(w))
-			s.end <- c.end
+			s.End <- c.end
 
-			h.waits.next(t)
-			s = h.cp.fake.next(t)
-			if s.req.GetTarget() != target {
-				t.Errorf("resubscribed to %q, want %q", s.req.GetTarget(), target)
+			h.waits.Next(t)
+			s = h.fake.Next(t)
+			if s.Req.GetTarget() != target {
+				t.Errorf("resubscribed to %q, want %q", s.Req.GetTarget(), target)
 			}
 			if w.Policy() != before {
 				t.Error("the policy changed before the new stream said anything")
 			}
-			if got := value(t, h.c.failures); got != 1 {
+			if got := watchtest.Value(t, h.c.failures); got != 1 {
 				t.Errorf("control_policy_stream_failures_total %v, want 1", got)
 			}
 			p := send(t, s, w, outbound(route("new", rule("new:80"))))
@@ -340,17 +220,17 @@ func TestBackoffGrowsBoundedAndResets(t *testing.T) {
 	}
 	base := resubscribe.Initial
 	for i := range 8 { // 100ms, 200ms ... 3.2s, then 5s
-		h.cp.fake.next(t).end <- unavailable
-		within(t, i+1, h.waits.next(t), base)
+		h.fake.Next(t).End <- unavailable
+		within(t, i+1, h.waits.Next(t), base)
 		base = min(2*base, resubscribe.Max)
 	}
 	if base != resubscribe.Max {
 		t.Fatalf("test's own schedule ends at %v", base)
 	}
-	s := h.cp.fake.next(t)
+	s := h.fake.Next(t)
 	send(t, s, w, split(w))
-	s.end <- unavailable
-	within(t, 9, h.waits.next(t), resubscribe.Initial)
+	s.End <- unavailable
+	within(t, 9, h.waits.Next(t), resubscribe.Initial)
 }
 
 // TestKeepsLastPolicyWhileTheControlPlaneIsDown: an outage keeps the last policy (requests go on being routed by
@@ -359,22 +239,22 @@ func TestKeepsLastPolicyWhileTheControlPlaneIsDown(t *testing.T) {
 	t.Parallel()
 	h := newClient(t, nil)
 	w := h.c.Get(target)
-	s := h.cp.fake.next(t)
+	s := h.fake.Next(t)
 	before := send(t, s, w, split(w))
 
-	h.cp.stop()
+	h.cp.Stop()
 	for range 5 { // the stream's failure, then attempts that cannot reach the control plane
-		h.waits.next(t)
+		h.waits.Next(t)
 		if p := w.Policy(); p != before {
 			t.Fatalf("during the outage the policy changed from %+v to %+v", before, p)
 		}
 	}
-	if got := value(t, h.c.failures); got < 5 {
+	if got := watchtest.Value(t, h.c.failures); got < 5 {
 		t.Errorf("control_policy_stream_failures_total %v, want at least 5", got)
 	}
 
 	// Back: the client retries (without waiting, from here) until it reaches the new server.
-	h.cp.start()
+	h.cp.Start()
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -386,7 +266,7 @@ func TestKeepsLastPolicyWhileTheControlPlaneIsDown(t *testing.T) {
 			}
 		}
 	}()
-	s = h.cp.fake.next(t)
+	s = h.fake.Next(t)
 	p := send(t, s, w, outbound(route("after", rule("after:80"))))
 	if got := backends(p.Match(get(t, "/api"))); !slices.Equal(got, []string{"after:80"}) {
 		t.Errorf("after the outage /api went to %v, want after:80", got)
@@ -404,19 +284,19 @@ func TestEvictsUnusedWatches(t *testing.T) {
 	streams := map[string]*stream{}
 	subscribe := func(target string) *Watch {
 		w := h.c.Get(target)
-		s := h.cp.fake.next(t)
-		streams[s.req.GetTarget()] = s
+		s := h.fake.Next(t)
+		streams[s.Req.GetTarget()] = s
 		return w
 	}
 	unused, used := subscribe("unused-svc.ns.svc.cluster.local:80"), subscribe("10.0.0.7:8080")
-	if got := value(t, h.c.active); got != 2 {
+	if got := watchtest.Value(t, h.c.active); got != 2 {
 		t.Fatalf("control_policy_watches %v, want 2", got)
 	}
 	unused.lastUsed.Store(time.Now().Add(-2 * time.Hour).UnixNano())
 
 	testutil.Eventually(t, deadline, "the unused watch to be evicted", unused.Evicted)
 	select {
-	case <-streams[unused.Target].done:
+	case <-streams[unused.Target].Done:
 	case <-time.After(deadline):
 		t.Fatal("the evicted watch's stream goes on")
 	}
@@ -424,14 +304,14 @@ func TestEvictsUnusedWatches(t *testing.T) {
 		t.Error("the watch in use was evicted")
 	}
 	select {
-	case <-streams[used.Target].done:
+	case <-streams[used.Target].Done:
 		t.Error("the stream of the watch in use was cancelled")
 	default:
 	}
 	if got := h.c.Watches(); len(got) != 1 || got[0] != used {
 		t.Errorf("watches %v, want only the one in use", got)
 	}
-	if got := value(t, h.c.active); got != 1 {
+	if got := watchtest.Value(t, h.c.active); got != 1 {
 		t.Errorf("control_policy_watches %v, want 1", got)
 	}
 
@@ -439,8 +319,8 @@ func TestEvictsUnusedWatches(t *testing.T) {
 	if again == unused || again.Evicted() {
 		t.Fatal("asking for an evicted target again did not start over")
 	}
-	if s := h.cp.fake.next(t); s.req.GetTarget() != unused.Target {
-		t.Errorf("subscribed to %q, want %q", s.req.GetTarget(), unused.Target)
+	if s := h.fake.Next(t); s.Req.GetTarget() != unused.Target {
+		t.Errorf("subscribed to %q, want %q", s.Req.GetTarget(), unused.Target)
 	}
 }
 
@@ -449,8 +329,8 @@ func TestWatchesStartWithRun(t *testing.T) {
 	t.Parallel()
 	var early *Watch
 	h := newClient(t, func(c *Client) { early = c.Get("early-svc.ns.svc.cluster.local:80") })
-	if s := h.cp.fake.next(t); s.req.GetTarget() != early.Target {
-		t.Errorf("subscribed to %q, want %q", s.req.GetTarget(), early.Target)
+	if s := h.fake.Next(t); s.Req.GetTarget() != early.Target {
+		t.Errorf("subscribed to %q, want %q", s.Req.GetTarget(), early.Target)
 	}
 }
 
