@@ -35,7 +35,6 @@ func Observe(hub *tap.Hub) pipeline.Layer {
 			req.Observed = true
 			if hub.Active() {
 				o.tap = hub.Start(func() *tap.Meta { return tapMeta(hub, req) })
-				req.Tap = o.tap
 			}
 			resp, err := next.Handle(req)
 			if err != nil {

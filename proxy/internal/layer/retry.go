@@ -35,7 +35,6 @@ const (
 func Retry(b *budget.Budget) pipeline.Layer {
 	return func(next pipeline.Handler) pipeline.Handler {
 		return pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
-			b.Deposit()
 			var rp *policy.Retry
 			var perTry time.Duration
 			if req.Rule != nil {
@@ -43,6 +42,10 @@ func Retry(b *budget.Budget) pipeline.Layer {
 				if rp != nil && rp.PerTryTimeout > 0 && (perTry == 0 || rp.PerTryTimeout < perTry) {
 					perTry = rp.PerTryTimeout
 				}
+			}
+			if rp != nil {
+				// The budget is a share of the requests that may be retried; others neither earn nor spend it.
+				b.Deposit()
 			}
 			if req.Upgrade {
 				// An upgraded connection cannot be replayed.

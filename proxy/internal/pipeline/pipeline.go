@@ -12,7 +12,6 @@ import (
 	"github.com/sinewmesh/sinew/proxy/internal/endpoint"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
 	"github.com/sinewmesh/sinew/proxy/internal/policy"
-	"github.com/sinewmesh/sinew/proxy/internal/tap"
 )
 
 // Handler handles one request: it returns the response to send back, or an error that Classify turns into the
@@ -113,6 +112,4 @@ type Request struct {
 	// Observed is set by the metrics layer once it counted the request; the forwarder counts the ones that
 	// failed before reaching it (no endpoint could be chosen).
 	Observed bool
-	// Tap is the request's tap event, nil unless someone taps it; set by the metrics layer.
-	Tap *tap.Request
 }
