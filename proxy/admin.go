@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sinewmesh/sinew/proxy/internal/policy"
 )
 
 func (p *Proxy) adminHandler() http.Handler {
@@ -86,17 +88,76 @@ type debugEndpoint struct {
 	Labels     map[string]string `json:"labels,omitempty"`
 }
 
+// debugPolicy is a target's outbound policy as the proxy applies it.
+type debugPolicy struct {
+	Target string `json:"target"`
+	// Answered is false while the target has the default policy because the policy service has not answered.
+	Answered       bool              `json:"answered"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	Routes         []debugRoute      `json:"routes"`
+	FailureAccrual string            `json:"failureAccrual,omitempty"`
+}
+
+type debugRoute struct {
+	Labels map[string]string `json:"labels,omitempty"`
+	Rules  []debugRule       `json:"rules"`
+}
+
+type debugRule struct {
+	Matches        int               `json:"matches"` // 0: every request
+	Backends       map[string]uint32 `json:"backends"`
+	Retry          string            `json:"retry,omitempty"`
+	RequestTimeout string            `json:"requestTimeout,omitempty"`
+	BackendTimeout string            `json:"backendTimeout,omitempty"`
+	IdleTimeout    string            `json:"idleTimeout,omitempty"`
+}
+
+func durationOrEmpty(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
+}
+
+func newDebugPolicy(w *policy.Watch) debugPolicy {
+	o := w.Current()
+	dp := debugPolicy{Target: w.Target, Answered: w.Answered(), Labels: o.Labels, Routes: []debugRoute{}}
+	if a := o.Accrual; a != nil {
+		dp.FailureAccrual = fmt.Sprintf("%d consecutive failures, penalty %v to %v, jitter %g", a.ConsecutiveFailures, a.MinPenalty, a.MaxPenalty, a.JitterRatio)
+	}
+	for _, r := range o.Routes {
+		dr := debugRoute{Labels: r.Labels, Rules: []debugRule{}}
+		for _, rule := range r.Rules {
+			d := debugRule{Matches: len(rule.Matches), Backends: map[string]uint32{}, RequestTimeout: durationOrEmpty(rule.RequestTimeout),
+				BackendTimeout: durationOrEmpty(rule.BackendTimeout), IdleTimeout: durationOrEmpty(rule.IdleTimeout)}
+			for _, b := range rule.Backends {
+				d.Backends[b.Authority] = b.Weight
+			}
+			if rt := rule.Retry; rt != nil {
+				d.Retry = fmt.Sprintf("up to %d, per try %v", rt.Limit, rt.PerTryTimeout)
+			}
+			dr.Rules = append(dr.Rules, d)
+		}
+		dp.Routes = append(dp.Routes, dr)
+	}
+	return dp
+}
+
 type debugState struct {
 	Config      Config        `json:"config"`
 	Ready       bool          `json:"ready"`
 	Identity    string        `json:"identity"`
 	CertExpires *time.Time    `json:"certificateExpires,omitempty"`
 	Targets     []debugTarget `json:"destinations"`
+	Policies    []debugPolicy `json:"outboundPolicies"`
 }
 
 // debugState is everything the proxy currently believes; secrets (key, token) are never part of it.
 func (p *Proxy) debugState() debugState {
-	s := debugState{Config: p.cfg, Ready: p.Ready(), Identity: p.cfg.LocalName, Targets: []debugTarget{}}
+	s := debugState{Config: p.cfg, Ready: p.Ready(), Identity: p.cfg.LocalName, Targets: []debugTarget{}, Policies: []debugPolicy{}}
+	for _, w := range p.policies.Watches() {
+		s.Policies = append(s.Policies, newDebugPolicy(w))
+	}
 	if exp := p.ident.Expiry(); !exp.IsZero() {
 		s.CertExpires = &exp
 	}

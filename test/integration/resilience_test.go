@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -208,6 +209,27 @@ func TestRetriesHalfFailingBackend(t *testing.T) {
 	if attempts != 2*n {
 		t.Fatalf("the app saw %d attempts for %d requests, want %d (each request's first attempt fails, its retry succeeds)",
 			attempts, n, 2*n)
+	}
+
+	// The client's proxy shows the policy it applies.
+	resp, err := http.Get("http://" + svc.client.p.AdminAddr() + "/debug/config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var state struct {
+		OutboundPolicies []struct {
+			Target   string
+			Answered bool
+			Routes   []struct{ Rules []struct{ Retry string } }
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&state); err != nil {
+		t.Fatal(err)
+	}
+	if ps := state.OutboundPolicies; len(ps) != 1 || !ps[0].Answered || len(ps[0].Routes) != 1 ||
+		len(ps[0].Routes[0].Rules) != 1 || !strings.HasPrefix(ps[0].Routes[0].Rules[0].Retry, "up to 3") {
+		t.Fatalf("/debug/config outbound policies: %+v", ps)
 	}
 }
 

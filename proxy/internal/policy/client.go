@@ -34,6 +34,9 @@ func (w *Watch) Policy() *Outbound {
 	return w.policy.Load()
 }
 
+// Current is the target's policy, as Policy returns it, without counting as a use (for /debug/config).
+func (w *Watch) Current() *Outbound { return w.policy.Load() }
+
 // Wait blocks until the control plane answered once or ctx ends, then returns the latest policy (and ctx's error
 // when it ended first).
 func (w *Watch) Wait(ctx context.Context) (*Outbound, error) {
