@@ -107,7 +107,7 @@ func (in *Inbound) Handle(raw net.Conn) {
 	case res.Protocol == detect.TLS && slices.Contains(res.ALPN, meshtls.ALPN):
 		in.serveMesh(pc)
 	case res.Protocol == detect.HTTP1, res.Protocol == detect.HTTP2:
-		in.srv.serve(in.metered(pc, plain), plain)
+		in.srv.serve(in.metered(pc, plain), plain, res.Protocol == detect.HTTP2)
 	default:
 		// Opaque bytes, or the application's own TLS: pass through untouched.
 		in.forwardTCP(in.metered(pc, plain), plain)
@@ -192,7 +192,7 @@ func (in *Inbound) serveMesh(conn net.Conn) {
 	mc := in.metered(tc, info)
 	switch hdr.Proto {
 	case transport.ProtoH2, transport.ProtoHTTP1:
-		in.srv.serve(mc, info)
+		in.srv.serve(mc, info, hdr.Proto == transport.ProtoH2)
 	case transport.ProtoOpaque:
 		in.forwardTCP(mc, info)
 	}

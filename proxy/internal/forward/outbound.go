@@ -96,7 +96,7 @@ func (o *Outbound) Handle(raw net.Conn, target string) {
 	}
 	switch res.Protocol {
 	case detect.HTTP1, detect.HTTP2:
-		o.srv.serve(pc, info)
+		o.srv.serve(pc, info, res.Protocol == detect.HTTP2)
 	default:
 		o.forwardTCP(pc, info)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -59,24 +60,27 @@ func (l *chanListener) push(c net.Conn) bool {
 	}
 }
 
-// server serves HTTP/1 and HTTP/2 (prior knowledge, which it recognizes by the preface) on connections that were
-// detected elsewhere, and drains them on shutdown: idle HTTP/1 connections close, HTTP/2 ones get GOAWAY.
+// server serves HTTP/1 (its own loop, h1server.go) and HTTP/2 (prior knowledge, net/http) on connections that
+// were detected elsewhere, and drains them on shutdown: idle HTTP/1 connections close, busy ones close after their
+// response, HTTP/2 ones get GOAWAY.
 type server struct {
-	log *slog.Logger
-	h1  *http.Server
-	h1l *chanListener
+	log     *slog.Logger
+	handler http.Handler
+	h2      *http.Server
+	h2l     *chanListener
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	draining atomic.Bool
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	h1conns  map[*h1conn]struct{}
+	wg       sync.WaitGroup
 }
 
 func newServer(handler http.Handler, log *slog.Logger) *server {
-	s := &server{log: log, conns: map[net.Conn]struct{}{}}
+	s := &server{log: log, handler: handler, conns: map[net.Conn]struct{}{}, h1conns: map[*h1conn]struct{}{}}
 	protos := new(http.Protocols)
-	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
-	s.h1 = &http.Server{
+	s.h2 = &http.Server{
 		Protocols: protos,
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: 1000,
@@ -87,11 +91,10 @@ func newServer(handler http.Handler, log *slog.Logger) *server {
 			MaxReceiveBufferPerConnection: 4 << 20,
 			MaxReceiveBufferPerStream:     1 << 20,
 		},
-		Handler: handler,
-		// Slow-loris protection: a client has this long to send its request headers.
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       90 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			if ic, ok := c.(*infoConn); ok {
@@ -100,9 +103,42 @@ func newServer(handler http.Handler, log *slog.Logger) *server {
 			return ctx
 		},
 	}
-	s.h1l = newChanListener(&net.TCPAddr{})
-	go s.h1.Serve(s.h1l) //nolint:errcheck // returns ErrServerClosed on shutdown
+	s.h2l = newChanListener(&net.TCPAddr{})
+	go s.h2.Serve(s.h2l) //nolint:errcheck // returns ErrServerClosed on shutdown
 	return s
+}
+
+// addH1 registers an HTTP/1 connection for drain, or reports false once the server drains.
+func (s *server) addH1(hc *h1conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.h1conns == nil || s.draining.Load() {
+		return false
+	}
+	s.h1conns[hc] = struct{}{}
+	return true
+}
+
+func (s *server) removeH1(hc *h1conn) {
+	s.mu.Lock()
+	delete(s.h1conns, hc)
+	s.mu.Unlock()
+}
+
+// closeIdleH1 closes the HTTP/1 connections waiting for a request; busy ones see draining and close after their
+// response.
+func (s *server) closeIdleH1() {
+	var idle []net.Conn
+	s.mu.Lock()
+	for hc := range s.h1conns {
+		if hc.state.CompareAndSwap(connIdle, connClosing) {
+			idle = append(idle, hc.c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range idle { // outside the lock: closing untracks the connection, which takes it
+		c.Close()
+	}
 }
 
 // track registers a raw connection so a hard stop can close it; the returned func untracks it.
@@ -122,10 +158,14 @@ func (s *server) track(c net.Conn) (func(), bool) {
 	}, true
 }
 
-// serve hands conn, which speaks HTTP/1 or HTTP/2, to the server and returns at once; the server owns conn from
-// here.
-func (s *server) serve(c net.Conn, info any) {
-	if !s.h1l.push(&infoConn{Conn: c, info: info}) {
+// serve serves c, which speaks HTTP/2 (prior knowledge) when h2 is set and HTTP/1 otherwise; the server owns c
+// from here. HTTP/1 is served on the calling goroutine, HTTP/2 on net/http's.
+func (s *server) serve(c net.Conn, info any, h2 bool) {
+	if !h2 {
+		s.serveH1(c, info)
+		return
+	}
+	if !s.h2l.push(&infoConn{Conn: c, info: info}) {
 		c.Close()
 	}
 }
@@ -133,16 +173,18 @@ func (s *server) serve(c net.Conn, info any) {
 // shutdown stops taking connections, asks every connection to finish (GOAWAY, close when idle), and waits for
 // them until ctx ends; then it closes whatever is left.
 func (s *server) shutdown(ctx context.Context) {
+	s.draining.Store(true)
+	s.closeIdleH1()
 	done := make(chan struct{})
 	go func() {
-		s.h1.Shutdown(ctx) //nolint:errcheck // ctx expiry handled below
+		s.h2.Shutdown(ctx) //nolint:errcheck // ctx expiry handled below
 		s.wg.Wait()
 		close(done)
 	}()
 	select {
 	case <-done:
 	case <-ctx.Done():
-		_ = s.h1.Close() // a hard stop: whatever fails to close now is closed below or abandoned
+		_ = s.h2.Close() // a hard stop: whatever fails to close now is closed below or abandoned
 		s.mu.Lock()
 		for c := range s.conns {
 			c.Close()
@@ -151,7 +193,7 @@ func (s *server) shutdown(ctx context.Context) {
 		<-done
 	}
 	s.mu.Lock()
-	s.conns = nil
+	s.conns, s.h1conns = nil, nil
 	s.mu.Unlock()
 }
 

@@ -37,6 +37,10 @@ try {
     const v = parseFloat(document.querySelector(sel)?.dataset.success);
     return v < 1;
   }, `svg[data-testid=topology] g[data-testid=node][data-name="voting"]`, { timeout: 120_000, polling: 500 });
+  // Each proxy is scraped on its own schedule, so web's outbound series (the web → voting edge) can trail voting's
+  // inbound ones by a scrape; the page refreshes, so wait for the edge rather than read the graph at one instant.
+  await topo.locator('g[data-testid=edge][data-src="web"][data-dst="voting"]').waitFor({ timeout: 60_000 })
+    .catch(() => log('no web → voting edge after 60 s'));
   summary.nodes = await topo.locator('g[data-testid=node]').evaluateAll((gs) => gs.map((g) => ({
     name: g.dataset.name, success: g.dataset.success === '' ? null : Number(g.dataset.success), text: g.textContent,
   })));
