@@ -194,13 +194,24 @@ func (x *InboundRequest) GetPort() uint32 {
 }
 
 type InboundServer struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	Protocol       Protocol               `protobuf:"varint,1,opt,name=protocol,proto3,enum=sinew.policy.v1.Protocol" json:"protocol,omitempty"`
-	MtlsMode       MTLSMode               `protobuf:"varint,2,opt,name=mtls_mode,json=mtlsMode,proto3,enum=sinew.policy.v1.MTLSMode" json:"mtls_mode,omitempty"`
-	Authorizations []*Authorization       `protobuf:"bytes,3,rep,name=authorizations,proto3" json:"authorizations,omitempty"`
-	Routes         []*HttpRoute           `protobuf:"bytes,4,rep,name=routes,proto3" json:"routes,omitempty"`
-	// Where the policy came from (kind, name, namespace), for metrics labels and debugging.
-	Labels        map[string]string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Protocol Protocol               `protobuf:"varint,1,opt,name=protocol,proto3,enum=sinew.policy.v1.Protocol" json:"protocol,omitempty"`
+	MtlsMode MTLSMode               `protobuf:"varint,2,opt,name=mtls_mode,json=mtlsMode,proto3,enum=sinew.policy.v1.MTLSMode" json:"mtls_mode,omitempty"`
+	// The clients admitted to the port: a request or connection is allowed when any one authorization admits it.
+	// Empty: nobody is admitted (a Server with accessPolicy deny and no authorization, or the deny default).
+	Authorizations []*Authorization `protobuf:"bytes,3,rep,name=authorizations,proto3" json:"authorizations,omitempty"`
+	// Inbound routes (HTTPRoute with this Server as parent); reserved for per-route authorization.
+	Routes []*HttpRoute `protobuf:"bytes,4,rep,name=routes,proto3" json:"routes,omitempty"`
+	// What the port is, for metrics labels and debugging: "kind" is "server" (a Server resource) or "default" (the
+	// workload's default inbound policy), "name" the Server's name or the default policy's ("all-unauthenticated",
+	// "deny", ...), "namespace" the Server's namespace.
+	Labels map[string]string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Paths of the workload's HTTP probes (kubelet liveness, readiness, startup) on this port: GET and HEAD requests
+	// to them from probe_networks are admitted whatever the authorizations say (authz kind "default", name
+	// "probe"). Empty once routes are attached to the Server, as Linkerd does.
+	ProbePaths []string `protobuf:"bytes,6,rep,name=probe_paths,json=probePaths,proto3" json:"probe_paths,omitempty"`
+	// Where probes may come from; empty means anywhere.
+	ProbeNetworks []*Network `protobuf:"bytes,7,rep,name=probe_networks,json=probeNetworks,proto3" json:"probe_networks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -270,24 +281,96 @@ func (x *InboundServer) GetLabels() map[string]string {
 	return nil
 }
 
+func (x *InboundServer) GetProbePaths() []string {
+	if x != nil {
+		return x.ProbePaths
+	}
+	return nil
+}
+
+func (x *InboundServer) GetProbeNetworks() []*Network {
+	if x != nil {
+		return x.ProbeNetworks
+	}
+	return nil
+}
+
+// A client network: an address range in CIDR form, less the ranges in except.
+type Network struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cidr          string                 `protobuf:"bytes,1,opt,name=cidr,proto3" json:"cidr,omitempty"`
+	Except        []string               `protobuf:"bytes,2,rep,name=except,proto3" json:"except,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Network) Reset() {
+	*x = Network{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Network) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Network) ProtoMessage() {}
+
+func (x *Network) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Network.ProtoReflect.Descriptor instead.
+func (*Network) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Network) GetCidr() string {
+	if x != nil {
+		return x.Cidr
+	}
+	return ""
+}
+
+func (x *Network) GetExcept() []string {
+	if x != nil {
+		return x.Except
+	}
+	return nil
+}
+
 type Authorization struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Client networks in CIDR form; empty means any.
-	Networks []string `protobuf:"bytes,2,rep,name=networks,proto3" json:"networks,omitempty"`
-	// Authenticated client identities allowed: exact SPIFFE IDs, or "*" for any authenticated client, or a prefix
-	// ending in "*" ("spiffe://cluster.local/ns/emojivoto/*").
+	// Unique within the InboundServer, for logs; metrics use labels.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The client's address must be in one of these networks; empty means any address.
+	Networks []*Network `protobuf:"bytes,2,rep,name=networks,proto3" json:"networks,omitempty"`
+	// Meshed clients admitted by their verified identity: an exact SPIFFE ID, "*" for any meshed client, or a
+	// prefix ending in "*" ("spiffe://cluster.local/ns/emojivoto/*").
 	Identities []string `protobuf:"bytes,3,rep,name=identities,proto3" json:"identities,omitempty"`
-	// Allow clients without mesh TLS.
-	Unauthenticated bool              `protobuf:"varint,4,opt,name=unauthenticated,proto3" json:"unauthenticated,omitempty"`
-	Labels          map[string]string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Admit any client, meshed or not (only networks restrict it).
+	Unauthenticated bool `protobuf:"varint,4,opt,name=unauthenticated,proto3" json:"unauthenticated,omitempty"`
+	// Where the authorization came from: "kind" ("serverauthorization", "authorizationpolicy", "default"), "name",
+	// "namespace". Metrics carry kind and name as authz_kind and authz_name.
+	Labels map[string]string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Admitted only because of an audit access policy: allowed, but logged and counted with authz_name "audit".
+	Audit         bool `protobuf:"varint,6,opt,name=audit,proto3" json:"audit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Authorization) Reset() {
 	*x = Authorization{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[2]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -299,7 +382,7 @@ func (x *Authorization) String() string {
 func (*Authorization) ProtoMessage() {}
 
 func (x *Authorization) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[2]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -312,7 +395,7 @@ func (x *Authorization) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authorization.ProtoReflect.Descriptor instead.
 func (*Authorization) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{2}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Authorization) GetName() string {
@@ -322,7 +405,7 @@ func (x *Authorization) GetName() string {
 	return ""
 }
 
-func (x *Authorization) GetNetworks() []string {
+func (x *Authorization) GetNetworks() []*Network {
 	if x != nil {
 		return x.Networks
 	}
@@ -350,6 +433,13 @@ func (x *Authorization) GetLabels() map[string]string {
 	return nil
 }
 
+func (x *Authorization) GetAudit() bool {
+	if x != nil {
+		return x.Audit
+	}
+	return false
+}
+
 type OutboundRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "host:port" or "ip:port".
@@ -362,7 +452,7 @@ type OutboundRequest struct {
 
 func (x *OutboundRequest) Reset() {
 	*x = OutboundRequest{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[3]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -374,7 +464,7 @@ func (x *OutboundRequest) String() string {
 func (*OutboundRequest) ProtoMessage() {}
 
 func (x *OutboundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[3]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -387,7 +477,7 @@ func (x *OutboundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboundRequest.ProtoReflect.Descriptor instead.
 func (*OutboundRequest) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{3}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *OutboundRequest) GetTarget() string {
@@ -416,7 +506,7 @@ type OutboundPolicy struct {
 
 func (x *OutboundPolicy) Reset() {
 	*x = OutboundPolicy{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[4]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -428,7 +518,7 @@ func (x *OutboundPolicy) String() string {
 func (*OutboundPolicy) ProtoMessage() {}
 
 func (x *OutboundPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[4]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -441,7 +531,7 @@ func (x *OutboundPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboundPolicy.ProtoReflect.Descriptor instead.
 func (*OutboundPolicy) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{4}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *OutboundPolicy) GetProtocol() Protocol {
@@ -482,7 +572,7 @@ type HttpRoute struct {
 
 func (x *HttpRoute) Reset() {
 	*x = HttpRoute{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[5]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -494,7 +584,7 @@ func (x *HttpRoute) String() string {
 func (*HttpRoute) ProtoMessage() {}
 
 func (x *HttpRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[5]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -507,7 +597,7 @@ func (x *HttpRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpRoute.ProtoReflect.Descriptor instead.
 func (*HttpRoute) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{5}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *HttpRoute) GetLabels() map[string]string {
@@ -543,7 +633,7 @@ type RouteRule struct {
 
 func (x *RouteRule) Reset() {
 	*x = RouteRule{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[6]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +645,7 @@ func (x *RouteRule) String() string {
 func (*RouteRule) ProtoMessage() {}
 
 func (x *RouteRule) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[6]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +658,7 @@ func (x *RouteRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteRule.ProtoReflect.Descriptor instead.
 func (*RouteRule) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{6}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RouteRule) GetMatches() []*HttpMatch {
@@ -632,7 +722,7 @@ type HttpMatch struct {
 
 func (x *HttpMatch) Reset() {
 	*x = HttpMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[7]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -644,7 +734,7 @@ func (x *HttpMatch) String() string {
 func (*HttpMatch) ProtoMessage() {}
 
 func (x *HttpMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[7]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -657,7 +747,7 @@ func (x *HttpMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpMatch.ProtoReflect.Descriptor instead.
 func (*HttpMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{7}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HttpMatch) GetPath() *HttpMatch_PathMatch {
@@ -700,7 +790,7 @@ type WeightedBackend struct {
 
 func (x *WeightedBackend) Reset() {
 	*x = WeightedBackend{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[8]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -712,7 +802,7 @@ func (x *WeightedBackend) String() string {
 func (*WeightedBackend) ProtoMessage() {}
 
 func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[8]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -725,7 +815,7 @@ func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightedBackend.ProtoReflect.Descriptor instead.
 func (*WeightedBackend) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{8}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WeightedBackend) GetAuthority() string {
@@ -764,7 +854,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[9]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -776,7 +866,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[9]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -789,7 +879,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{9}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Filter) GetKind() isFilter_Kind {
@@ -883,7 +973,7 @@ type Retry struct {
 
 func (x *Retry) Reset() {
 	*x = Retry{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[10]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +985,7 @@ func (x *Retry) String() string {
 func (*Retry) ProtoMessage() {}
 
 func (x *Retry) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[10]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +998,7 @@ func (x *Retry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Retry.ProtoReflect.Descriptor instead.
 func (*Retry) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Retry) GetLimit() uint32 {
@@ -957,7 +1047,7 @@ type StatusRange struct {
 
 func (x *StatusRange) Reset() {
 	*x = StatusRange{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1059,7 @@ func (x *StatusRange) String() string {
 func (*StatusRange) ProtoMessage() {}
 
 func (x *StatusRange) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1072,7 @@ func (x *StatusRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRange.ProtoReflect.Descriptor instead.
 func (*StatusRange) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{11}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StatusRange) GetFirst() uint32 {
@@ -1014,7 +1104,7 @@ type FailureAccrual struct {
 
 func (x *FailureAccrual) Reset() {
 	*x = FailureAccrual{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1116,7 @@ func (x *FailureAccrual) String() string {
 func (*FailureAccrual) ProtoMessage() {}
 
 func (x *FailureAccrual) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1129,7 @@ func (x *FailureAccrual) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailureAccrual.ProtoReflect.Descriptor instead.
 func (*FailureAccrual) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{12}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *FailureAccrual) GetConsecutiveFailures() uint32 {
@@ -1084,7 +1174,7 @@ type HttpMatch_PathMatch struct {
 
 func (x *HttpMatch_PathMatch) Reset() {
 	*x = HttpMatch_PathMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[17]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1186,7 @@ func (x *HttpMatch_PathMatch) String() string {
 func (*HttpMatch_PathMatch) ProtoMessage() {}
 
 func (x *HttpMatch_PathMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[17]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1199,7 @@ func (x *HttpMatch_PathMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpMatch_PathMatch.ProtoReflect.Descriptor instead.
 func (*HttpMatch_PathMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{7, 0}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{8, 0}
 }
 
 func (x *HttpMatch_PathMatch) GetKind() isHttpMatch_PathMatch_Kind {
@@ -1182,7 +1272,7 @@ type HttpMatch_HeaderMatch struct {
 
 func (x *HttpMatch_HeaderMatch) Reset() {
 	*x = HttpMatch_HeaderMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[18]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1194,7 +1284,7 @@ func (x *HttpMatch_HeaderMatch) String() string {
 func (*HttpMatch_HeaderMatch) ProtoMessage() {}
 
 func (x *HttpMatch_HeaderMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[18]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1207,7 +1297,7 @@ func (x *HttpMatch_HeaderMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpMatch_HeaderMatch.ProtoReflect.Descriptor instead.
 func (*HttpMatch_HeaderMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{7, 1}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{8, 1}
 }
 
 func (x *HttpMatch_HeaderMatch) GetName() string {
@@ -1272,7 +1362,7 @@ type HttpMatch_QueryParamMatch struct {
 
 func (x *HttpMatch_QueryParamMatch) Reset() {
 	*x = HttpMatch_QueryParamMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[19]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1284,7 +1374,7 @@ func (x *HttpMatch_QueryParamMatch) String() string {
 func (*HttpMatch_QueryParamMatch) ProtoMessage() {}
 
 func (x *HttpMatch_QueryParamMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[19]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1297,7 +1387,7 @@ func (x *HttpMatch_QueryParamMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpMatch_QueryParamMatch.ProtoReflect.Descriptor instead.
 func (*HttpMatch_QueryParamMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{7, 2}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{8, 2}
 }
 
 func (x *HttpMatch_QueryParamMatch) GetName() string {
@@ -1359,7 +1449,7 @@ type Filter_HeaderModifier struct {
 
 func (x *Filter_HeaderModifier) Reset() {
 	*x = Filter_HeaderModifier{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[20]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1371,7 +1461,7 @@ func (x *Filter_HeaderModifier) String() string {
 func (*Filter_HeaderModifier) ProtoMessage() {}
 
 func (x *Filter_HeaderModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[20]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1384,7 +1474,7 @@ func (x *Filter_HeaderModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_HeaderModifier.ProtoReflect.Descriptor instead.
 func (*Filter_HeaderModifier) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{9, 0}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10, 0}
 }
 
 func (x *Filter_HeaderModifier) GetAdd() map[string]string {
@@ -1421,7 +1511,7 @@ type Filter_Redirect struct {
 
 func (x *Filter_Redirect) Reset() {
 	*x = Filter_Redirect{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1433,7 +1523,7 @@ func (x *Filter_Redirect) String() string {
 func (*Filter_Redirect) ProtoMessage() {}
 
 func (x *Filter_Redirect) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1446,7 +1536,7 @@ func (x *Filter_Redirect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_Redirect.ProtoReflect.Descriptor instead.
 func (*Filter_Redirect) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{9, 1}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10, 1}
 }
 
 func (x *Filter_Redirect) GetScheme() string {
@@ -1497,7 +1587,7 @@ type Filter_FailureInjector struct {
 
 func (x *Filter_FailureInjector) Reset() {
 	*x = Filter_FailureInjector{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[22]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1509,7 +1599,7 @@ func (x *Filter_FailureInjector) String() string {
 func (*Filter_FailureInjector) ProtoMessage() {}
 
 func (x *Filter_FailureInjector) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[22]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1522,7 +1612,7 @@ func (x *Filter_FailureInjector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_FailureInjector.ProtoReflect.Descriptor instead.
 func (*Filter_FailureInjector) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{9, 2}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10, 2}
 }
 
 func (x *Filter_FailureInjector) GetStatus() uint32 {
@@ -1560,24 +1650,31 @@ const file_sinew_policy_v1_policy_proto_rawDesc = "" +
 	"\x1csinew/policy/v1/policy.proto\x12\x0fsinew.policy.v1\x1a\x1egoogle/protobuf/duration.proto\"@\n" +
 	"\x0eInboundRequest\x12\x1a\n" +
 	"\bworkload\x18\x01 \x01(\tR\bworkload\x12\x12\n" +
-	"\x04port\x18\x02 \x01(\rR\x04port\"\xf9\x02\n" +
+	"\x04port\x18\x02 \x01(\rR\x04port\"\xdb\x03\n" +
 	"\rInboundServer\x125\n" +
 	"\bprotocol\x18\x01 \x01(\x0e2\x19.sinew.policy.v1.ProtocolR\bprotocol\x126\n" +
 	"\tmtls_mode\x18\x02 \x01(\x0e2\x19.sinew.policy.v1.MTLSModeR\bmtlsMode\x12F\n" +
 	"\x0eauthorizations\x18\x03 \x03(\v2\x1e.sinew.policy.v1.AuthorizationR\x0eauthorizations\x122\n" +
 	"\x06routes\x18\x04 \x03(\v2\x1a.sinew.policy.v1.HttpRouteR\x06routes\x12B\n" +
-	"\x06labels\x18\x05 \x03(\v2*.sinew.policy.v1.InboundServer.LabelsEntryR\x06labels\x1a9\n" +
+	"\x06labels\x18\x05 \x03(\v2*.sinew.policy.v1.InboundServer.LabelsEntryR\x06labels\x12\x1f\n" +
+	"\vprobe_paths\x18\x06 \x03(\tR\n" +
+	"probePaths\x12?\n" +
+	"\x0eprobe_networks\x18\a \x03(\v2\x18.sinew.policy.v1.NetworkR\rprobeNetworks\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x88\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"5\n" +
+	"\aNetwork\x12\x12\n" +
+	"\x04cidr\x18\x01 \x01(\tR\x04cidr\x12\x16\n" +
+	"\x06except\x18\x02 \x03(\tR\x06except\"\xb8\x02\n" +
 	"\rAuthorization\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
-	"\bnetworks\x18\x02 \x03(\tR\bnetworks\x12\x1e\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x124\n" +
+	"\bnetworks\x18\x02 \x03(\v2\x18.sinew.policy.v1.NetworkR\bnetworks\x12\x1e\n" +
 	"\n" +
 	"identities\x18\x03 \x03(\tR\n" +
 	"identities\x12(\n" +
 	"\x0funauthenticated\x18\x04 \x01(\bR\x0funauthenticated\x12B\n" +
-	"\x06labels\x18\x05 \x03(\v2*.sinew.policy.v1.Authorization.LabelsEntryR\x06labels\x1a9\n" +
+	"\x06labels\x18\x05 \x03(\v2*.sinew.policy.v1.Authorization.LabelsEntryR\x06labels\x12\x14\n" +
+	"\x05audit\x18\x06 \x01(\bR\x05audit\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"R\n" +
@@ -1705,81 +1802,84 @@ func file_sinew_policy_v1_policy_proto_rawDescGZIP() []byte {
 }
 
 var file_sinew_policy_v1_policy_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sinew_policy_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_sinew_policy_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_sinew_policy_v1_policy_proto_goTypes = []any{
 	(Protocol)(0),                     // 0: sinew.policy.v1.Protocol
 	(MTLSMode)(0),                     // 1: sinew.policy.v1.MTLSMode
 	(*InboundRequest)(nil),            // 2: sinew.policy.v1.InboundRequest
 	(*InboundServer)(nil),             // 3: sinew.policy.v1.InboundServer
-	(*Authorization)(nil),             // 4: sinew.policy.v1.Authorization
-	(*OutboundRequest)(nil),           // 5: sinew.policy.v1.OutboundRequest
-	(*OutboundPolicy)(nil),            // 6: sinew.policy.v1.OutboundPolicy
-	(*HttpRoute)(nil),                 // 7: sinew.policy.v1.HttpRoute
-	(*RouteRule)(nil),                 // 8: sinew.policy.v1.RouteRule
-	(*HttpMatch)(nil),                 // 9: sinew.policy.v1.HttpMatch
-	(*WeightedBackend)(nil),           // 10: sinew.policy.v1.WeightedBackend
-	(*Filter)(nil),                    // 11: sinew.policy.v1.Filter
-	(*Retry)(nil),                     // 12: sinew.policy.v1.Retry
-	(*StatusRange)(nil),               // 13: sinew.policy.v1.StatusRange
-	(*FailureAccrual)(nil),            // 14: sinew.policy.v1.FailureAccrual
-	nil,                               // 15: sinew.policy.v1.InboundServer.LabelsEntry
-	nil,                               // 16: sinew.policy.v1.Authorization.LabelsEntry
-	nil,                               // 17: sinew.policy.v1.OutboundPolicy.LabelsEntry
-	nil,                               // 18: sinew.policy.v1.HttpRoute.LabelsEntry
-	(*HttpMatch_PathMatch)(nil),       // 19: sinew.policy.v1.HttpMatch.PathMatch
-	(*HttpMatch_HeaderMatch)(nil),     // 20: sinew.policy.v1.HttpMatch.HeaderMatch
-	(*HttpMatch_QueryParamMatch)(nil), // 21: sinew.policy.v1.HttpMatch.QueryParamMatch
-	(*Filter_HeaderModifier)(nil),     // 22: sinew.policy.v1.Filter.HeaderModifier
-	(*Filter_Redirect)(nil),           // 23: sinew.policy.v1.Filter.Redirect
-	(*Filter_FailureInjector)(nil),    // 24: sinew.policy.v1.Filter.FailureInjector
-	nil,                               // 25: sinew.policy.v1.Filter.HeaderModifier.AddEntry
-	nil,                               // 26: sinew.policy.v1.Filter.HeaderModifier.SetEntry
-	(*durationpb.Duration)(nil),       // 27: google.protobuf.Duration
+	(*Network)(nil),                   // 4: sinew.policy.v1.Network
+	(*Authorization)(nil),             // 5: sinew.policy.v1.Authorization
+	(*OutboundRequest)(nil),           // 6: sinew.policy.v1.OutboundRequest
+	(*OutboundPolicy)(nil),            // 7: sinew.policy.v1.OutboundPolicy
+	(*HttpRoute)(nil),                 // 8: sinew.policy.v1.HttpRoute
+	(*RouteRule)(nil),                 // 9: sinew.policy.v1.RouteRule
+	(*HttpMatch)(nil),                 // 10: sinew.policy.v1.HttpMatch
+	(*WeightedBackend)(nil),           // 11: sinew.policy.v1.WeightedBackend
+	(*Filter)(nil),                    // 12: sinew.policy.v1.Filter
+	(*Retry)(nil),                     // 13: sinew.policy.v1.Retry
+	(*StatusRange)(nil),               // 14: sinew.policy.v1.StatusRange
+	(*FailureAccrual)(nil),            // 15: sinew.policy.v1.FailureAccrual
+	nil,                               // 16: sinew.policy.v1.InboundServer.LabelsEntry
+	nil,                               // 17: sinew.policy.v1.Authorization.LabelsEntry
+	nil,                               // 18: sinew.policy.v1.OutboundPolicy.LabelsEntry
+	nil,                               // 19: sinew.policy.v1.HttpRoute.LabelsEntry
+	(*HttpMatch_PathMatch)(nil),       // 20: sinew.policy.v1.HttpMatch.PathMatch
+	(*HttpMatch_HeaderMatch)(nil),     // 21: sinew.policy.v1.HttpMatch.HeaderMatch
+	(*HttpMatch_QueryParamMatch)(nil), // 22: sinew.policy.v1.HttpMatch.QueryParamMatch
+	(*Filter_HeaderModifier)(nil),     // 23: sinew.policy.v1.Filter.HeaderModifier
+	(*Filter_Redirect)(nil),           // 24: sinew.policy.v1.Filter.Redirect
+	(*Filter_FailureInjector)(nil),    // 25: sinew.policy.v1.Filter.FailureInjector
+	nil,                               // 26: sinew.policy.v1.Filter.HeaderModifier.AddEntry
+	nil,                               // 27: sinew.policy.v1.Filter.HeaderModifier.SetEntry
+	(*durationpb.Duration)(nil),       // 28: google.protobuf.Duration
 }
 var file_sinew_policy_v1_policy_proto_depIdxs = []int32{
 	0,  // 0: sinew.policy.v1.InboundServer.protocol:type_name -> sinew.policy.v1.Protocol
 	1,  // 1: sinew.policy.v1.InboundServer.mtls_mode:type_name -> sinew.policy.v1.MTLSMode
-	4,  // 2: sinew.policy.v1.InboundServer.authorizations:type_name -> sinew.policy.v1.Authorization
-	7,  // 3: sinew.policy.v1.InboundServer.routes:type_name -> sinew.policy.v1.HttpRoute
-	15, // 4: sinew.policy.v1.InboundServer.labels:type_name -> sinew.policy.v1.InboundServer.LabelsEntry
-	16, // 5: sinew.policy.v1.Authorization.labels:type_name -> sinew.policy.v1.Authorization.LabelsEntry
-	0,  // 6: sinew.policy.v1.OutboundPolicy.protocol:type_name -> sinew.policy.v1.Protocol
-	7,  // 7: sinew.policy.v1.OutboundPolicy.routes:type_name -> sinew.policy.v1.HttpRoute
-	14, // 8: sinew.policy.v1.OutboundPolicy.failure_accrual:type_name -> sinew.policy.v1.FailureAccrual
-	17, // 9: sinew.policy.v1.OutboundPolicy.labels:type_name -> sinew.policy.v1.OutboundPolicy.LabelsEntry
-	18, // 10: sinew.policy.v1.HttpRoute.labels:type_name -> sinew.policy.v1.HttpRoute.LabelsEntry
-	8,  // 11: sinew.policy.v1.HttpRoute.rules:type_name -> sinew.policy.v1.RouteRule
-	9,  // 12: sinew.policy.v1.RouteRule.matches:type_name -> sinew.policy.v1.HttpMatch
-	10, // 13: sinew.policy.v1.RouteRule.backends:type_name -> sinew.policy.v1.WeightedBackend
-	11, // 14: sinew.policy.v1.RouteRule.filters:type_name -> sinew.policy.v1.Filter
-	12, // 15: sinew.policy.v1.RouteRule.retry:type_name -> sinew.policy.v1.Retry
-	27, // 16: sinew.policy.v1.RouteRule.request_timeout:type_name -> google.protobuf.Duration
-	27, // 17: sinew.policy.v1.RouteRule.backend_request_timeout:type_name -> google.protobuf.Duration
-	27, // 18: sinew.policy.v1.RouteRule.idle_timeout:type_name -> google.protobuf.Duration
-	19, // 19: sinew.policy.v1.HttpMatch.path:type_name -> sinew.policy.v1.HttpMatch.PathMatch
-	20, // 20: sinew.policy.v1.HttpMatch.headers:type_name -> sinew.policy.v1.HttpMatch.HeaderMatch
-	21, // 21: sinew.policy.v1.HttpMatch.query_params:type_name -> sinew.policy.v1.HttpMatch.QueryParamMatch
-	11, // 22: sinew.policy.v1.WeightedBackend.filters:type_name -> sinew.policy.v1.Filter
-	22, // 23: sinew.policy.v1.Filter.request_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
-	22, // 24: sinew.policy.v1.Filter.response_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
-	23, // 25: sinew.policy.v1.Filter.redirect:type_name -> sinew.policy.v1.Filter.Redirect
-	24, // 26: sinew.policy.v1.Filter.failure_injector:type_name -> sinew.policy.v1.Filter.FailureInjector
-	27, // 27: sinew.policy.v1.Retry.per_try_timeout:type_name -> google.protobuf.Duration
-	13, // 28: sinew.policy.v1.Retry.status_ranges:type_name -> sinew.policy.v1.StatusRange
-	27, // 29: sinew.policy.v1.FailureAccrual.min_penalty:type_name -> google.protobuf.Duration
-	27, // 30: sinew.policy.v1.FailureAccrual.max_penalty:type_name -> google.protobuf.Duration
-	25, // 31: sinew.policy.v1.Filter.HeaderModifier.add:type_name -> sinew.policy.v1.Filter.HeaderModifier.AddEntry
-	26, // 32: sinew.policy.v1.Filter.HeaderModifier.set:type_name -> sinew.policy.v1.Filter.HeaderModifier.SetEntry
-	27, // 33: sinew.policy.v1.Filter.FailureInjector.delay:type_name -> google.protobuf.Duration
-	2,  // 34: sinew.policy.v1.InboundPolicies.WatchInbound:input_type -> sinew.policy.v1.InboundRequest
-	5,  // 35: sinew.policy.v1.OutboundPolicies.WatchOutbound:input_type -> sinew.policy.v1.OutboundRequest
-	3,  // 36: sinew.policy.v1.InboundPolicies.WatchInbound:output_type -> sinew.policy.v1.InboundServer
-	6,  // 37: sinew.policy.v1.OutboundPolicies.WatchOutbound:output_type -> sinew.policy.v1.OutboundPolicy
-	36, // [36:38] is the sub-list for method output_type
-	34, // [34:36] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	5,  // 2: sinew.policy.v1.InboundServer.authorizations:type_name -> sinew.policy.v1.Authorization
+	8,  // 3: sinew.policy.v1.InboundServer.routes:type_name -> sinew.policy.v1.HttpRoute
+	16, // 4: sinew.policy.v1.InboundServer.labels:type_name -> sinew.policy.v1.InboundServer.LabelsEntry
+	4,  // 5: sinew.policy.v1.InboundServer.probe_networks:type_name -> sinew.policy.v1.Network
+	4,  // 6: sinew.policy.v1.Authorization.networks:type_name -> sinew.policy.v1.Network
+	17, // 7: sinew.policy.v1.Authorization.labels:type_name -> sinew.policy.v1.Authorization.LabelsEntry
+	0,  // 8: sinew.policy.v1.OutboundPolicy.protocol:type_name -> sinew.policy.v1.Protocol
+	8,  // 9: sinew.policy.v1.OutboundPolicy.routes:type_name -> sinew.policy.v1.HttpRoute
+	15, // 10: sinew.policy.v1.OutboundPolicy.failure_accrual:type_name -> sinew.policy.v1.FailureAccrual
+	18, // 11: sinew.policy.v1.OutboundPolicy.labels:type_name -> sinew.policy.v1.OutboundPolicy.LabelsEntry
+	19, // 12: sinew.policy.v1.HttpRoute.labels:type_name -> sinew.policy.v1.HttpRoute.LabelsEntry
+	9,  // 13: sinew.policy.v1.HttpRoute.rules:type_name -> sinew.policy.v1.RouteRule
+	10, // 14: sinew.policy.v1.RouteRule.matches:type_name -> sinew.policy.v1.HttpMatch
+	11, // 15: sinew.policy.v1.RouteRule.backends:type_name -> sinew.policy.v1.WeightedBackend
+	12, // 16: sinew.policy.v1.RouteRule.filters:type_name -> sinew.policy.v1.Filter
+	13, // 17: sinew.policy.v1.RouteRule.retry:type_name -> sinew.policy.v1.Retry
+	28, // 18: sinew.policy.v1.RouteRule.request_timeout:type_name -> google.protobuf.Duration
+	28, // 19: sinew.policy.v1.RouteRule.backend_request_timeout:type_name -> google.protobuf.Duration
+	28, // 20: sinew.policy.v1.RouteRule.idle_timeout:type_name -> google.protobuf.Duration
+	20, // 21: sinew.policy.v1.HttpMatch.path:type_name -> sinew.policy.v1.HttpMatch.PathMatch
+	21, // 22: sinew.policy.v1.HttpMatch.headers:type_name -> sinew.policy.v1.HttpMatch.HeaderMatch
+	22, // 23: sinew.policy.v1.HttpMatch.query_params:type_name -> sinew.policy.v1.HttpMatch.QueryParamMatch
+	12, // 24: sinew.policy.v1.WeightedBackend.filters:type_name -> sinew.policy.v1.Filter
+	23, // 25: sinew.policy.v1.Filter.request_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
+	23, // 26: sinew.policy.v1.Filter.response_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
+	24, // 27: sinew.policy.v1.Filter.redirect:type_name -> sinew.policy.v1.Filter.Redirect
+	25, // 28: sinew.policy.v1.Filter.failure_injector:type_name -> sinew.policy.v1.Filter.FailureInjector
+	28, // 29: sinew.policy.v1.Retry.per_try_timeout:type_name -> google.protobuf.Duration
+	14, // 30: sinew.policy.v1.Retry.status_ranges:type_name -> sinew.policy.v1.StatusRange
+	28, // 31: sinew.policy.v1.FailureAccrual.min_penalty:type_name -> google.protobuf.Duration
+	28, // 32: sinew.policy.v1.FailureAccrual.max_penalty:type_name -> google.protobuf.Duration
+	26, // 33: sinew.policy.v1.Filter.HeaderModifier.add:type_name -> sinew.policy.v1.Filter.HeaderModifier.AddEntry
+	27, // 34: sinew.policy.v1.Filter.HeaderModifier.set:type_name -> sinew.policy.v1.Filter.HeaderModifier.SetEntry
+	28, // 35: sinew.policy.v1.Filter.FailureInjector.delay:type_name -> google.protobuf.Duration
+	2,  // 36: sinew.policy.v1.InboundPolicies.WatchInbound:input_type -> sinew.policy.v1.InboundRequest
+	6,  // 37: sinew.policy.v1.OutboundPolicies.WatchOutbound:input_type -> sinew.policy.v1.OutboundRequest
+	3,  // 38: sinew.policy.v1.InboundPolicies.WatchInbound:output_type -> sinew.policy.v1.InboundServer
+	7,  // 39: sinew.policy.v1.OutboundPolicies.WatchOutbound:output_type -> sinew.policy.v1.OutboundPolicy
+	38, // [38:40] is the sub-list for method output_type
+	36, // [36:38] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_sinew_policy_v1_policy_proto_init() }
@@ -1787,22 +1887,22 @@ func file_sinew_policy_v1_policy_proto_init() {
 	if File_sinew_policy_v1_policy_proto != nil {
 		return
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[9].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[10].OneofWrappers = []any{
 		(*Filter_RequestHeaderModifier)(nil),
 		(*Filter_ResponseHeaderModifier)(nil),
 		(*Filter_Redirect_)(nil),
 		(*Filter_FailureInjector_)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[17].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[18].OneofWrappers = []any{
 		(*HttpMatch_PathMatch_Exact)(nil),
 		(*HttpMatch_PathMatch_Prefix)(nil),
 		(*HttpMatch_PathMatch_Regex)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[18].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[19].OneofWrappers = []any{
 		(*HttpMatch_HeaderMatch_Exact)(nil),
 		(*HttpMatch_HeaderMatch_Regex)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[19].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[20].OneofWrappers = []any{
 		(*HttpMatch_QueryParamMatch_Exact)(nil),
 		(*HttpMatch_QueryParamMatch_Regex)(nil),
 	}
@@ -1812,7 +1912,7 @@ func file_sinew_policy_v1_policy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sinew_policy_v1_policy_proto_rawDesc), len(file_sinew_policy_v1_policy_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
