@@ -23,6 +23,7 @@ import (
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
 	"github.com/sinewmesh/sinew/internal/identityclient"
 	"github.com/sinewmesh/sinew/internal/meshtls"
+	"github.com/sinewmesh/sinew/proxy/internal/authz"
 	"github.com/sinewmesh/sinew/proxy/internal/discovery"
 	"github.com/sinewmesh/sinew/proxy/internal/forward"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
@@ -48,6 +49,7 @@ type Proxy struct {
 	resolver *discovery.Resolver
 	dstConn  *grpc.ClientConn
 	policies *policy.Client
+	authz    *authz.Watcher
 	polConn  *grpc.ClientConn // nil without a policy service
 	in       *forward.Inbound
 	out      *forward.Outbound
@@ -114,12 +116,25 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (_ *Proxy, err erro
 		return nil, err
 	}
 	var polClient policyv1.OutboundPoliciesClient // nil without a policy service: every target gets the default policy
+	var inClient policyv1.InboundPoliciesClient   // nil without a policy service: every port gets the default inbound policy
 	if cfg.PolicyAddr != "" {
 		// The policy service runs with the destination service, under the same identity.
 		if p.polConn, err = grpc.NewClient(cfg.PolicyAddr, grpc.WithTransportCredentials(creds)); err != nil {
 			return nil, fmt.Errorf("policy service %s: %w", cfg.PolicyAddr, err)
 		}
 		polClient = policyv1.NewOutboundPoliciesClient(p.polConn)
+		inClient = policyv1.NewInboundPoliciesClient(p.polConn)
+	}
+	fallback, err := authz.DefaultPolicy(cfg.DefaultInboundPolicy, cfg.ClusterNetworks)
+	if err != nil {
+		return nil, fmt.Errorf("%sDEFAULT_INBOUND_POLICY: %w", envPrefix, err)
+	}
+	if p.authz, err = authz.NewWatcher(inClient, cfg.Workload, fallback, log.With("component", "authz"), p.reg); err != nil {
+		return nil, err
+	}
+	authzMetrics, err := authz.NewMetrics(p.reg)
+	if err != nil {
+		return nil, err
 	}
 	if p.policies, err = policy.NewClient(polClient, cfg.Workload, log.With("component", "policy"), p.reg); err != nil {
 		return nil, err
@@ -137,7 +152,8 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (_ *Proxy, err erro
 		return nil, err
 	}
 	p.tapSrv = tap.NewServer(hub, cfg.TapAuthorizedIDs, log.With("component", "tap")).GRPCServer(p.anchors, p.ident.Certificate)
-	deps := forward.Deps{Log: log.With("component", "forward"), Metrics: m, Certs: p.ident, Anchors: p.anchors, Resolver: p.resolver, Policies: p.policies, Tap: hub}
+	deps := forward.Deps{Log: log.With("component", "forward"), Metrics: m, Certs: p.ident, Anchors: p.anchors, Resolver: p.resolver, Policies: p.policies, Tap: hub,
+		Authz: p.authz, AuthzMetrics: authzMetrics}
 	timeouts := forward.Timeouts{Detect: cfg.DetectTimeout, Connect: cfg.ConnectTimeout, Discovery: cfg.DiscoveryTimeout, Handshake: 10 * time.Second}
 	ports := forward.InboundPorts{}
 	if cfg.Mode == ModeExplicit {
@@ -145,7 +161,7 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (_ *Proxy, err erro
 		for i, ip := range cfg.InboundPorts {
 			ports.Apps[ip.Port] = ip.App
 			if i == 0 {
-				ports.Default = ip.App
+				ports.Default, ports.DefaultPort = ip.App, ip.Port
 			}
 		}
 	}
@@ -259,6 +275,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 		defer func() { _ = p.polConn.Close() }() // Run is ending; a failed close changes nothing
 	}
 	g.Go(func() error { return p.policies.Run(gctx) })
+	g.Go(func() error { return p.authz.Run(gctx) })
 	g.Go(func() error {
 		tick := time.NewTicker(time.Minute)
 		defer tick.Stop()

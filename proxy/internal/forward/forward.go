@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sinewmesh/sinew/proxy/internal/authz"
 	"github.com/sinewmesh/sinew/proxy/internal/endpoint"
 	"github.com/sinewmesh/sinew/proxy/internal/layer"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
@@ -34,6 +35,10 @@ type Deps struct {
 	Policies layer.Policies
 	// Tap receives request events when someone taps; nil disables tapping.
 	Tap *tap.Hub
+	// Authz is the inbound authorization policy of each port, AuthzMetrics where its decisions are counted. A nil
+	// Authz enforces nothing (tests of other parts); the proxy always sets both.
+	Authz        *authz.Watcher
+	AuthzMetrics *authz.Metrics
 }
 
 // Timeouts bound the phases of a connection.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sinewmesh/sinew/internal/meshtls"
+	"github.com/sinewmesh/sinew/proxy/internal/authz"
 	"github.com/sinewmesh/sinew/proxy/internal/detect"
 	"github.com/sinewmesh/sinew/proxy/internal/endpoint"
 	"github.com/sinewmesh/sinew/proxy/internal/layer"
@@ -29,6 +30,8 @@ import (
 type InboundPorts struct {
 	Apps    map[uint16]string
 	Default string
+	// DefaultPort is the workload port of Default, whose authorization policy applies to plaintext clients.
+	DefaultPort uint16
 }
 
 // Inbound carries connections from peers to the local application.
@@ -66,9 +69,13 @@ func NewInbound(deps Deps, t Timeouts, opaquePorts map[uint16]bool, ports Inboun
 		dialer:      endpoint.NewDialer(deps.Certs, deps.Anchors, t.Connect),
 	}
 	in.plain = endpoint.NewPlain(in.dialer)
+	var authorizer layer.Authorizer = layer.AllowAll{}
+	if deps.Authz != nil {
+		authorizer = &layer.Policy{Metrics: deps.AuthzMetrics, Wait: t.Discovery, Log: deps.Log}
+	}
 	f := &forwarder{
 		dir:          pipeline.Inbound,
-		chain:        inboundChain(layer.AllowAll{}, layer.NoRoutes{}, layer.NoFaults{}, in.plain, deps.Tap),
+		chain:        inboundChain(authorizer, layer.NoRoutes{}, layer.NoFaults{}, in.plain, deps.Tap),
 		log:          deps.Log,
 		prepare:      prepareInbound,
 		failedSeries: func(req *pipeline.Request) *metrics.Series { return req.In.Series },
@@ -94,6 +101,7 @@ func (in *Inbound) Handle(raw net.Conn) {
 	}
 	conn := &trackedConn{Conn: raw, onClose: untrack}
 	plain := &pipeline.InboundConn{AppAddr: appAddr, Dst: dst, TLS: "no_identity"}
+	in.bindPolicy(plain, port, raw.RemoteAddr())
 	if in.opaquePorts[port] {
 		in.forwardTCP(in.metered(conn, plain), plain)
 		return
@@ -121,7 +129,11 @@ func (in *Inbound) defaultApp(raw net.Conn) (app string, dst netip.AddrPort, por
 			return "", netip.AddrPort{}, 0, errors.New("no default application port configured")
 		}
 		// Explicit mode: plaintext clients dial the inbound listener itself.
-		return in.ports.Default, localAddrPort(raw, 0), portOf(in.ports.Default), nil
+		port := in.ports.DefaultPort
+		if port == 0 {
+			port = portOf(in.ports.Default)
+		}
+		return in.ports.Default, localAddrPort(raw, 0), port, nil
 	}
 	orig, err := OriginalDst(raw)
 	if errors.Is(err, errNotRedirected) {
@@ -189,6 +201,7 @@ func (in *Inbound) serveMesh(conn net.Conn) {
 	}
 	info := &pipeline.InboundConn{AppAddr: app, Dst: localAddrPort(conn, hdr.Port), Mesh: true, TLS: "true",
 		ClientID: meshtls.PeerID(tc.ConnectionState().PeerCertificates[0])}
+	in.bindPolicy(info, hdr.Port, conn.RemoteAddr())
 	mc := in.metered(tc, info)
 	switch hdr.Proto {
 	case transport.ProtoH2, transport.ProtoHTTP1:
@@ -244,6 +257,10 @@ func prepareInbound(req *pipeline.Request) {
 }
 
 func (in *Inbound) forwardTCP(conn net.Conn, ic *pipeline.InboundConn) {
+	if !in.authorizeTCP(ic) {
+		conn.Close()
+		return
+	}
 	up, err := in.dialer.Plain(connCtx(), ic.AppAddr)
 	if err != nil {
 		in.deps.Metrics.Error("inbound", pipeline.Classify(connCtx(), err).Kind)
@@ -258,4 +275,47 @@ func (in *Inbound) forwardTCP(conn net.Conn, ic *pipeline.InboundConn) {
 func (in *Inbound) Shutdown(ctx context.Context) {
 	in.srv.shutdown(ctx)
 	in.plain.CloseIdle()
+}
+
+// bindPolicy attaches the authorization policy of the workload port the client asked for to ic.
+func (in *Inbound) bindPolicy(ic *pipeline.InboundConn, port uint16, remote net.Addr) {
+	if ta, ok := remote.(*net.TCPAddr); ok {
+		ic.Peer = ta.AddrPort().Addr().Unmap()
+	}
+	ic.AuthzConn = authz.Conn{TargetAddr: ic.AppAddr, TLS: ic.TLS, ClientID: ic.ClientID}
+	if in.deps.Authz != nil && port != 0 {
+		ic.Authz = in.deps.Authz.Get(port)
+	}
+}
+
+// authorizeTCP decides an opaque connection once, when it opens: refused (closed) unless an authorization of the
+// port's policy admits the client. A port whose policy has not arrived within the discovery timeout refuses it.
+func (in *Inbound) authorizeTCP(ic *pipeline.InboundConn) bool {
+	if in.deps.Authz == nil {
+		return true
+	}
+	var srv *authz.Server
+	var err error = authz.ErrNoPolicy
+	if ic.Authz != nil {
+		ctx, cancel := context.WithTimeout(connCtx(), in.timeouts.Discovery)
+		srv, err = ic.Authz.Server(ctx)
+		cancel()
+	}
+	if err != nil {
+		in.deps.AuthzMetrics.TCP(nil, nil, ic.AuthzConn)
+		in.deps.Log.Warn("inbound TCP connection refused: no authorization policy", "app", ic.AppAddr, "err", err)
+		return false
+	}
+	a := srv.Admit(authz.Client{Addr: ic.Peer, ID: ic.ClientID})
+	in.deps.AuthzMetrics.TCP(srv, a, ic.AuthzConn)
+	if a == nil {
+		in.deps.Log.Info("inbound TCP connection refused by authorization policy", "srv_kind", srv.Kind, "srv_name", srv.Name,
+			"tls", ic.TLS, "client_id", ic.ClientID, "client_addr", ic.Peer.String(), "app", ic.AppAddr)
+		return false
+	}
+	if a.Audit {
+		in.deps.Log.Info("inbound TCP connection admitted by an audit policy", "srv_kind", srv.Kind, "srv_name", srv.Name,
+			"tls", ic.TLS, "client_id", ic.ClientID, "client_addr", ic.Peer.String(), "app", ic.AppAddr)
+	}
+	return true
 }

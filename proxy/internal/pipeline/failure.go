@@ -29,6 +29,8 @@ var (
 	ErrNoRoute = errors.New("no route matches the request")
 	// ErrDenied: the authorization policy refused the request.
 	ErrDenied = errors.New("request denied by authorization policy")
+	// ErrNoPolicy: the port's authorization policy has not arrived from the control plane; nobody is admitted.
+	ErrNoPolicy = errors.New("no authorization policy for the port yet")
 	// ErrClientBody: reading the client's request body failed.
 	ErrClientBody = errors.New("reading the request body")
 	// ErrUnsupportedFilter: the route asks for a filter this proxy cannot apply.
@@ -69,6 +71,8 @@ func Classify(client context.Context, err error) Failure {
 		return Failure{http.StatusBadRequest, "bad_request_body", 13}
 	case errors.Is(err, ErrDenied):
 		return Failure{http.StatusForbidden, "forbidden", 7}
+	case errors.Is(err, ErrNoPolicy):
+		return Failure{http.StatusServiceUnavailable, "no_policy", 14}
 	case errors.Is(err, ErrUnsupportedFilter):
 		return Failure{http.StatusInternalServerError, "unsupported_filter", 13}
 	case errors.Is(err, ErrNoRoute):

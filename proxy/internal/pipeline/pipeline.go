@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/sinewmesh/sinew/proxy/internal/authz"
 	"github.com/sinewmesh/sinew/proxy/internal/endpoint"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
 	"github.com/sinewmesh/sinew/proxy/internal/policy"
@@ -67,6 +68,11 @@ type InboundConn struct {
 	ClientID string // the peer's mesh identity; empty unless Mesh
 	// Series is the resolved metrics of this connection's requests.
 	Series *metrics.Series
+	// Peer is the client's address; Authz the policy of the workload port the client asked for, and AuthzConn
+	// the connection's labels on authorization metrics. Authz is nil when the proxy enforces no inbound policy.
+	Peer      netip.Addr
+	Authz     *authz.Port
+	AuthzConn authz.Conn
 }
 
 // OutboundConn is what the outbound side knows of the connection a request came on.

@@ -1,0 +1,253 @@
+// Package authz is the proxy's inbound authorization: the policy of each inbound port, as the policy service
+// streams it (WatchInbound), compiled once per answer into a Server, and the decision for a client's connection
+// or request. It knows nothing of HTTP handling or metrics' transport; the forward package asks it and answers
+// 403 or refuses the connection. Decisions never fail open: a port whose policy never arrived admits nobody.
+package authz
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
+)
+
+// Client is who is asking: the address the connection came from and, for a peer proxy's mTLS connection, the
+// client's verified mesh identity (empty otherwise).
+type Client struct {
+	Addr netip.Addr
+	ID   string
+}
+
+// Server is one port's compiled policy.
+type Server struct {
+	Kind, Name string // srv_kind, srv_name: "server" and its name, or "default" and the default policy's name
+	Protocol   policyv1.Protocol
+	authzs     []*Authorization
+	probePaths map[string]bool
+	probeNets  []network
+}
+
+// Authorization is one way in: the client's address in one of its networks (any when none), and either any
+// client or a meshed client with one of its identities.
+type Authorization struct {
+	Kind, Name string // authz_kind, authz_name
+	// Audit: admitted only by an audit access policy; logged and counted as such.
+	Audit           bool
+	name            string
+	nets            []network
+	unauthenticated bool
+	anyID           bool
+	ids             map[string]bool
+	prefixes        []string
+}
+
+type network struct {
+	prefix netip.Prefix
+	except []netip.Prefix
+}
+
+func (n network) contains(a netip.Addr) bool {
+	if !n.prefix.Contains(a) {
+		return false
+	}
+	for _, e := range n.except {
+		if e.Contains(a) {
+			return false
+		}
+	}
+	return true
+}
+
+func inNetworks(nets []network, a netip.Addr) bool {
+	if len(nets) == 0 {
+		return true
+	}
+	a = a.Unmap()
+	for _, n := range nets {
+		if n.contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Probe is the authorization of kubelet probes: GET and HEAD to the workload's probe paths on a port whose
+// Server has no routes.
+var Probe = &Authorization{Kind: "default", Name: "probe", name: "default:probe"}
+
+// Admit returns the authorization that admits c, or nil when none does.
+func (s *Server) Admit(c Client) *Authorization {
+	for _, a := range s.authzs {
+		if a.admits(c) {
+			return a
+		}
+	}
+	return nil
+}
+
+// AdmitRequest is Admit for an HTTP request: probes first, then the authorizations.
+func (s *Server) AdmitRequest(c Client, r *http.Request) *Authorization {
+	if len(s.probePaths) > 0 && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		s.probePaths[r.URL.Path] && inNetworks(s.probeNets, c.Addr) {
+		return Probe
+	}
+	return s.Admit(c)
+}
+
+func (a *Authorization) admits(c Client) bool {
+	if !inNetworks(a.nets, c.Addr) {
+		return false
+	}
+	if a.unauthenticated {
+		return true
+	}
+	if c.ID == "" {
+		return false
+	}
+	if a.anyID || a.ids[c.ID] {
+		return true
+	}
+	for _, p := range a.prefixes {
+		if strings.HasPrefix(c.ID, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Compile turns the policy service's answer into a Server. Parts it cannot use (a malformed network) are left out
+// and reported; leaving out a network narrows what an authorization admits, never widens it: an authorization
+// whose every network is malformed admits nobody.
+func Compile(msg *policyv1.InboundServer) (*Server, []string) {
+	var problems []string
+	s := &Server{
+		Kind:     msg.GetLabels()["kind"],
+		Name:     msg.GetLabels()["name"],
+		Protocol: msg.GetProtocol(),
+	}
+	if s.Kind == "" {
+		s.Kind = "default"
+	}
+	for _, p := range msg.GetProbePaths() {
+		if s.probePaths == nil {
+			s.probePaths = map[string]bool{}
+		}
+		s.probePaths[p] = true
+	}
+	var bad bool
+	s.probeNets, bad = compileNetworks(msg.GetProbeNetworks(), "probe networks", &problems)
+	if bad && len(s.probeNets) == 0 {
+		s.probePaths = nil // no valid probe network: no probe is admitted
+	}
+	for i, a := range msg.GetAuthorizations() {
+		ca := &Authorization{
+			Kind:            a.GetLabels()["kind"],
+			Name:            a.GetLabels()["name"],
+			Audit:           a.GetAudit(),
+			name:            a.GetName(),
+			unauthenticated: a.GetUnauthenticated(),
+		}
+		if ca.name == "" {
+			ca.name = fmt.Sprintf("#%d", i)
+		}
+		if ca.Name == "" {
+			ca.Name = ca.name
+		}
+		if ca.Audit {
+			ca.Name = "audit"
+		}
+		nets, bad := compileNetworks(a.GetNetworks(), "authorization "+ca.name, &problems)
+		if bad && len(nets) == 0 {
+			continue // it named networks, none usable: it admits nobody
+		}
+		ca.nets = nets
+		for _, id := range a.GetIdentities() {
+			switch {
+			case id == "*":
+				ca.anyID = true
+			case strings.HasSuffix(id, "*"):
+				ca.prefixes = append(ca.prefixes, strings.TrimSuffix(id, "*"))
+			case id != "":
+				if ca.ids == nil {
+					ca.ids = map[string]bool{}
+				}
+				ca.ids[id] = true
+			}
+		}
+		s.authzs = append(s.authzs, ca)
+	}
+	return s, problems
+}
+
+func compileNetworks(in []*policyv1.Network, what string, problems *[]string) (out []network, bad bool) {
+	for _, n := range in {
+		p, err := netip.ParsePrefix(n.GetCidr())
+		if err != nil {
+			*problems = append(*problems, fmt.Sprintf("%s: network %q: %v", what, n.GetCidr(), err))
+			bad = true
+			continue
+		}
+		nw := network{prefix: p.Masked()}
+		ok := true
+		for _, e := range n.GetExcept() {
+			ep, err := netip.ParsePrefix(e)
+			if err != nil {
+				// Without the exception the network would admit more than it says: drop the whole network.
+				*problems = append(*problems, fmt.Sprintf("%s: network %s: exception %q: %v", what, n.GetCidr(), e, err))
+				bad, ok = true, false
+				break
+			}
+			nw.except = append(nw.except, ep.Masked())
+		}
+		if ok {
+			out = append(out, nw)
+		}
+	}
+	return out, bad
+}
+
+// Default policy names, as the control plane and the annotation config.sinew.dev/default-inbound-policy spell
+// them.
+const (
+	AllUnauthenticated     = "all-unauthenticated"
+	AllAuthenticated       = "all-authenticated"
+	ClusterUnauthenticated = "cluster-unauthenticated"
+	ClusterAuthenticated   = "cluster-authenticated"
+	Deny                   = "deny"
+	Audit                  = "audit"
+)
+
+// DefaultPolicy is the Server of a default inbound policy, for a proxy without a policy service; clusterNets are
+// the cluster's networks for the cluster-* policies.
+func DefaultPolicy(name string, clusterNets []netip.Prefix) (*Server, error) {
+	s := &Server{Kind: "default", Name: name, Protocol: policyv1.Protocol_PROTOCOL_DETECT}
+	a := &Authorization{Kind: "default", Name: name, name: "default:" + name}
+	var nets []network
+	for _, p := range clusterNets {
+		nets = append(nets, network{prefix: p.Masked()})
+	}
+	switch name {
+	case AllUnauthenticated:
+		a.unauthenticated = true
+	case AllAuthenticated:
+		a.anyID = true
+	case ClusterUnauthenticated:
+		a.unauthenticated, a.nets = true, nets
+	case ClusterAuthenticated:
+		a.anyID, a.nets = true, nets
+	case Deny:
+		return s, nil
+	case Audit:
+		a.unauthenticated, a.Audit, a.Name = true, true, "audit"
+	default:
+		return nil, fmt.Errorf("unknown default inbound policy %q (want one of %s, %s, %s, %s, %s, %s)", name,
+			AllUnauthenticated, AllAuthenticated, ClusterUnauthenticated, ClusterAuthenticated, Deny, Audit)
+	}
+	if (name == ClusterUnauthenticated || name == ClusterAuthenticated) && len(nets) == 0 {
+		return nil, fmt.Errorf("default inbound policy %s needs the cluster's networks", name)
+	}
+	s.authzs = []*Authorization{a}
+	return s, nil
+}

@@ -1,0 +1,172 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
+	"github.com/sinewmesh/sinew/proxy/internal/resubscribe"
+)
+
+// ErrNoPolicy: the policy service has not answered for the port yet, so nobody is admitted.
+var ErrNoPolicy = errors.New("no inbound policy for the port from the control plane yet")
+
+// Port is the policy of one inbound port, kept current by its watch.
+type Port struct {
+	Port   uint16
+	server atomic.Pointer[Server]
+	first  chan struct{} // closed on the first answer
+	once   sync.Once
+}
+
+// Server waits, until ctx ends, for the port's first policy, then returns the latest one. The last policy stays
+// while the control plane cannot be reached; a port that never got one returns ErrNoPolicy.
+func (p *Port) Server(ctx context.Context) (*Server, error) {
+	if s := p.server.Load(); s != nil {
+		return s, nil
+	}
+	select {
+	case <-p.first:
+		return p.server.Load(), nil
+	case <-ctx.Done():
+		return nil, ErrNoPolicy
+	}
+}
+
+// Current is the port's policy, nil before the first answer (for /debug/config).
+func (p *Port) Current() *Server { return p.server.Load() }
+
+func (p *Port) set(s *Server) {
+	p.server.Store(s)
+	p.once.Do(func() { close(p.first) })
+}
+
+// Watcher watches the inbound policy of the proxy's ports through the policy service, each from the first time a
+// client connects to it. A Watcher without a policy service gives every port its fallback policy (the
+// workload's default inbound policy, from the proxy's configuration).
+type Watcher struct {
+	client   policyv1.InboundPoliciesClient
+	workload string
+	fallback *Server
+	log      *slog.Logger
+	sleep    resubscribe.SleepFunc // tests replace it
+
+	mu      sync.Mutex
+	fast    sync.Map // uint16 -> *Port, the same as ports, read without mu on every connection
+	ports   map[uint16]*Port
+	ctx     context.Context
+	running bool
+
+	updates, failures, rejected prometheus.Counter
+}
+
+// NewWatcher builds a watcher for workload ("namespace/name"). A nil c (no policy service) gives every port
+// fallback.
+func NewWatcher(c policyv1.InboundPoliciesClient, workload string, fallback *Server, log *slog.Logger, reg prometheus.Registerer) (*Watcher, error) {
+	w := &Watcher{
+		client: c, workload: workload, fallback: fallback, log: log, sleep: resubscribe.Sleep, ports: map[uint16]*Port{},
+		updates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "control_inbound_policy_updates_total", Help: "Inbound port policies received from the policy service.",
+		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "control_inbound_policy_stream_failures_total", Help: "Inbound policy watches that failed and were resubscribed.",
+		}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "control_inbound_policy_rejected_total", Help: "Parts of inbound policies (malformed networks) the proxy could not use; an authorization without them admits less, never more.",
+		}),
+	}
+	for _, m := range []prometheus.Collector{w.updates, w.failures, w.rejected} {
+		if err := reg.Register(m); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// Run keeps the watches alive until ctx ends.
+func (w *Watcher) Run(ctx context.Context) error {
+	w.mu.Lock()
+	w.ctx, w.running = ctx, true
+	for _, p := range w.ports {
+		w.start(p)
+	}
+	w.mu.Unlock()
+	<-ctx.Done()
+	return nil
+}
+
+// Get returns port's policy, starting its watch the first time.
+func (w *Watcher) Get(port uint16) *Port {
+	if v, ok := w.fast.Load(port); ok {
+		return v.(*Port)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if p, ok := w.ports[port]; ok {
+		return p
+	}
+	p := &Port{Port: port, first: make(chan struct{})}
+	w.ports[port] = p
+	w.fast.Store(port, p)
+	w.start(p)
+	return p
+}
+
+// Ports lists the watched ports, for /debug/config.
+func (w *Watcher) Ports() []*Port {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]*Port, 0, len(w.ports))
+	for _, p := range w.ports {
+		out = append(out, p)
+	}
+	return out
+}
+
+// start begins watching p; before Run it does nothing, and Run starts every port registered so far. Callers hold
+// w.mu.
+func (w *Watcher) start(p *Port) {
+	if w.client == nil {
+		p.set(w.fallback)
+		return
+	}
+	if !w.running {
+		return
+	}
+	go resubscribe.Run(w.ctx, w.sleep, func(ctx context.Context) (bool, error) { return w.stream(ctx, p) },
+		func(wait time.Duration, err error) {
+			w.failures.Inc()
+			w.log.Debug("inbound policy watch ended; resubscribing", "port", p.Port, "retry_in", wait, "err", err)
+		})
+}
+
+// stream runs one subscription. Every message is the port's whole policy and replaces the one before; it applies
+// to the next request and the next connection, and open connections stay.
+func (w *Watcher) stream(ctx context.Context, p *Port) (received bool, err error) {
+	s, err := w.client.WatchInbound(ctx, &policyv1.InboundRequest{Workload: w.workload, Port: uint32(p.Port)})
+	if err != nil {
+		return false, err
+	}
+	for {
+		msg, err := s.Recv()
+		if err != nil {
+			return received, err
+		}
+		w.updates.Inc()
+		srv, problems := Compile(msg)
+		if len(problems) > 0 {
+			w.rejected.Add(float64(len(problems)))
+			for _, pr := range problems {
+				w.log.Warn("inbound policy: part ignored", "port", p.Port, "problem", pr)
+			}
+		}
+		received = true
+		p.set(srv)
+	}
+}

@@ -1,0 +1,53 @@
+package layer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/sinewmesh/sinew/proxy/internal/authz"
+	"github.com/sinewmesh/sinew/proxy/internal/pipeline"
+)
+
+// Policy is the Authorizer of inbound policy: each request is checked against the current policy of the port its
+// connection came to, so a changed policy applies to the next request on open connections. A port whose policy
+// has not arrived holds the request up to Wait for it, then refuses it (503): authorization never fails open.
+type Policy struct {
+	Metrics *authz.Metrics
+	Wait    time.Duration
+	Log     *slog.Logger
+}
+
+var _ Authorizer = (*Policy)(nil)
+
+// Authorize admits the request, or returns an error wrapping pipeline.ErrDenied or pipeline.ErrNoPolicy.
+func (p *Policy) Authorize(req *pipeline.Request) error {
+	ic := req.In
+	if ic == nil || ic.Authz == nil {
+		return fmt.Errorf("%w: the connection has no inbound port policy", pipeline.ErrNoPolicy)
+	}
+	srv := ic.Authz.Current()
+	if srv == nil {
+		ctx, cancel := context.WithTimeout(req.Client.Context(), p.Wait)
+		s, err := ic.Authz.Server(ctx)
+		cancel()
+		if err != nil {
+			p.Metrics.HTTP(nil, nil, ic.AuthzConn)
+			return fmt.Errorf("%w: port %d: %w", pipeline.ErrNoPolicy, ic.Authz.Port, err)
+		}
+		srv = s
+	}
+	a := srv.AdmitRequest(authz.Client{Addr: ic.Peer, ID: ic.ClientID}, req.HTTP)
+	p.Metrics.HTTP(srv, a, ic.AuthzConn)
+	if a == nil {
+		return fmt.Errorf("%w: %s %s admits no such client (tls=%s, client_id=%q, address %s)",
+			pipeline.ErrDenied, srv.Kind, srv.Name, ic.TLS, ic.ClientID, ic.Peer)
+	}
+	if a.Audit && p.Log.Enabled(req.Client.Context(), slog.LevelInfo) {
+		p.Log.Info("request admitted by an audit policy", "srv_kind", srv.Kind, "srv_name", srv.Name,
+			"authz_name", a.Name, "tls", ic.TLS, "client_id", ic.ClientID, "client_addr", ic.Peer.String(),
+			"method", req.HTTP.Method, "path", req.HTTP.URL.Path)
+	}
+	return nil
+}
