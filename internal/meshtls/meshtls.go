@@ -127,9 +127,14 @@ func ClientConfig(anchors *x509.CertPool, want string, getCert func() *tls.Certi
 			}
 			return &tls.Certificate{}, nil
 		},
-		CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256},
+		CurvePreferences: Curves,
 	}
 }
+
+// Curves are the key exchanges of mesh TLS, preferred first: the post-quantum hybrid X25519MLKEM768 (as
+// Linkerd 2.19 prefers between its proxies), so traffic recorded today cannot be decrypted by a future quantum
+// computer, then X25519 and P-256 for peers that lack it.
+var Curves = []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256}
 
 // ServerConfig is the TLS configuration of a mesh server. When requireClient is set, clients must present a
 // certificate that chains to the anchors (any SPIFFE identity); the caller reads it from the connection state.
@@ -143,7 +148,7 @@ func ServerConfig(anchors *x509.CertPool, getCert func() *tls.Certificate, requi
 			}
 			return nil, errors.New("no certificate yet")
 		},
-		CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256},
+		CurvePreferences: Curves,
 	}
 	if requireClient {
 		cfg.ClientAuth = tls.RequireAnyClientCert

@@ -96,6 +96,9 @@ func TestResumedSessionIsVerified(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second handshake: %v", err)
 	}
+	if st.CurveID != tls.X25519MLKEM768 {
+		t.Errorf("mesh peers agreed on key exchange %v, want the post-quantum hybrid X25519MLKEM768", st.CurveID)
+	}
 	if !st.DidResume {
 		t.Fatal("the second handshake did not resume, so this test proves nothing")
 	}
