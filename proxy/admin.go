@@ -1,17 +1,20 @@
 package proxy
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sinewmesh/sinew/proxy/internal/authz"
 	"github.com/sinewmesh/sinew/proxy/internal/policy"
 )
 
@@ -144,12 +147,20 @@ func newDebugPolicy(w *policy.Watch) debugPolicy {
 }
 
 type debugState struct {
-	Config      Config        `json:"config"`
-	Ready       bool          `json:"ready"`
-	Identity    string        `json:"identity"`
-	CertExpires *time.Time    `json:"certificateExpires,omitempty"`
-	Targets     []debugTarget `json:"destinations"`
-	Policies    []debugPolicy `json:"outboundPolicies"`
+	Config      Config         `json:"config"`
+	Ready       bool           `json:"ready"`
+	Identity    string         `json:"identity"`
+	CertExpires *time.Time     `json:"certificateExpires,omitempty"`
+	Targets     []debugTarget  `json:"destinations"`
+	Policies    []debugPolicy  `json:"outboundPolicies"`
+	Inbound     []debugInbound `json:"inboundPolicies"`
+}
+
+// debugInbound is an inbound port's authorization policy as the proxy applies it; Server is absent while the
+// policy service has not answered for the port (nobody is admitted then).
+type debugInbound struct {
+	Port   uint16      `json:"port"`
+	Server *authz.View `json:"server,omitempty"`
 }
 
 // debugState is everything the proxy currently believes; secrets (key, token) are never part of it.
@@ -158,6 +169,16 @@ func (p *Proxy) debugState() debugState {
 	for _, w := range p.policies.Watches() {
 		s.Policies = append(s.Policies, newDebugPolicy(w))
 	}
+	s.Inbound = []debugInbound{}
+	for _, port := range p.authz.Ports() {
+		d := debugInbound{Port: port.Port}
+		if srv := port.Current(); srv != nil {
+			v := srv.View()
+			d.Server = &v
+		}
+		s.Inbound = append(s.Inbound, d)
+	}
+	slices.SortFunc(s.Inbound, func(a, b debugInbound) int { return cmp.Compare(a.Port, b.Port) })
 	if exp := p.ident.Expiry(); !exp.IsZero() {
 		s.CertExpires = &exp
 	}

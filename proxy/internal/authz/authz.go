@@ -6,8 +6,10 @@ package authz
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
@@ -250,4 +252,64 @@ func DefaultPolicy(name string, clusterNets []netip.Prefix) (*Server, error) {
 	}
 	s.authzs = []*Authorization{a}
 	return s, nil
+}
+
+// View is a Server as /debug/config shows it.
+type View struct {
+	Kind           string      `json:"srvKind"`
+	Name           string      `json:"srvName"`
+	Protocol       string      `json:"protocol"`
+	Authorizations []AuthzView `json:"authorizations"`
+	ProbePaths     []string    `json:"probePaths,omitempty"`
+	ProbeNetworks  []string    `json:"probeNetworks,omitempty"`
+}
+
+// AuthzView is an Authorization as /debug/config shows it.
+type AuthzView struct {
+	Kind            string   `json:"authzKind"`
+	Name            string   `json:"authzName"`
+	Audit           bool     `json:"audit,omitempty"`
+	Networks        []string `json:"networks,omitempty"`
+	Unauthenticated bool     `json:"unauthenticated,omitempty"`
+	Identities      []string `json:"identities,omitempty"`
+}
+
+func (n network) String() string {
+	if len(n.except) == 0 {
+		return n.prefix.String()
+	}
+	ex := make([]string, len(n.except))
+	for i, e := range n.except {
+		ex[i] = e.String()
+	}
+	return n.prefix.String() + " except " + strings.Join(ex, ", ")
+}
+
+// View describes s.
+func (s *Server) View() View {
+	v := View{Kind: s.Kind, Name: s.Name, Protocol: s.Protocol.String(), Authorizations: []AuthzView{}}
+	for p := range s.probePaths {
+		v.ProbePaths = append(v.ProbePaths, p)
+	}
+	slices.Sort(v.ProbePaths)
+	for _, n := range s.probeNets {
+		v.ProbeNetworks = append(v.ProbeNetworks, n.String())
+	}
+	for _, a := range s.authzs {
+		av := AuthzView{Kind: a.Kind, Name: a.Name, Audit: a.Audit, Unauthenticated: a.unauthenticated}
+		for _, n := range a.nets {
+			av.Networks = append(av.Networks, n.String())
+		}
+		if a.anyID {
+			av.Identities = append(av.Identities, "*")
+		}
+		for _, id := range slices.Sorted(maps.Keys(a.ids)) {
+			av.Identities = append(av.Identities, id)
+		}
+		for _, p := range a.prefixes {
+			av.Identities = append(av.Identities, p+"*")
+		}
+		v.Authorizations = append(v.Authorizations, av)
+	}
+	return v
 }

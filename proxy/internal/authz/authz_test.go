@@ -255,3 +255,25 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("inbound_tcp_authz_deny_total %v, want 1", got)
 	}
 }
+
+func TestView(t *testing.T) {
+	srv, _ := Compile(&policyv1.InboundServer{
+		Labels:     map[string]string{"kind": "server", "name": "web-http"},
+		ProbePaths: []string{"/ready", "/live"},
+		Authorizations: []*policyv1.Authorization{{Name: "a", Identities: []string{web, "*", "spiffe://td/ns/x/*"},
+			Networks: []*policyv1.Network{{Cidr: "10.0.0.0/8", Except: []string{"10.9.0.0/16"}}},
+			Labels:   map[string]string{"kind": "authorizationpolicy", "name": "p"}}},
+	})
+	v := srv.View()
+	if v.Kind != "server" || v.Name != "web-http" || len(v.ProbePaths) != 2 || v.ProbePaths[0] != "/live" {
+		t.Errorf("view %+v", v)
+	}
+	if len(v.Authorizations) != 1 {
+		t.Fatalf("authorizations %+v", v.Authorizations)
+	}
+	a := v.Authorizations[0]
+	if a.Kind != "authorizationpolicy" || a.Name != "p" || len(a.Networks) != 1 || a.Networks[0] != "10.0.0.0/8 except 10.9.0.0/16" ||
+		len(a.Identities) != 3 || a.Identities[0] != "*" || a.Identities[1] != web || a.Identities[2] != "spiffe://td/ns/x/*" {
+		t.Errorf("authorization view %+v", a)
+	}
+}
