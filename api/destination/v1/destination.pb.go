@@ -333,8 +333,12 @@ type WeightedAddr struct {
 	TlsIdentity  *TlsIdentity  `protobuf:"bytes,4,opt,name=tls_identity,json=tlsIdentity,proto3" json:"tls_identity,omitempty"`
 	ProtocolHint *ProtocolHint `protobuf:"bytes,5,opt,name=protocol_hint,json=protocolHint,proto3" json:"protocol_hint,omitempty"`
 	// The application port behind a meshed endpoint, carried to the peer proxy so it picks the right app port.
-	TargetPort    uint32 `protobuf:"varint,6,opt,name=target_port,json=targetPort,proto3" json:"target_port,omitempty"`
-	Zone          string `protobuf:"bytes,7,opt,name=zone,proto3" json:"zone,omitempty"`
+	TargetPort uint32 `protobuf:"varint,6,opt,name=target_port,json=targetPort,proto3" json:"target_port,omitempty"`
+	Zone       string `protobuf:"bytes,7,opt,name=zone,proto3" json:"zone,omitempty"`
+	// Why an endpoint without tls_identity is reached in plaintext, when it is meshed but its port is not to get
+	// mTLS: "disabled" (its mTLS mode is DISABLE). The proxy reports it as the tls label, so `viz edges` says why an
+	// edge is not secured. Empty for endpoints that are simply not meshed.
+	NoTlsReason   string `protobuf:"bytes,8,opt,name=no_tls_reason,json=noTlsReason,proto3" json:"no_tls_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -414,6 +418,13 @@ func (x *WeightedAddr) GetTargetPort() uint32 {
 func (x *WeightedAddr) GetZone() string {
 	if x != nil {
 		return x.Zone
+	}
+	return ""
+}
+
+func (x *WeightedAddr) GetNoTlsReason() string {
+	if x != nil {
+		return x.NoTlsReason
 	}
 	return ""
 }
@@ -642,7 +653,7 @@ const file_sinew_destination_v1_destination_proto_rawDesc = "" +
 	"\tRemoveSet\x12\x14\n" +
 	"\x05addrs\x18\x01 \x03(\tR\x05addrs\"%\n" +
 	"\vNoEndpoints\x12\x16\n" +
-	"\x06exists\x18\x01 \x01(\bR\x06exists\"\x9a\x03\n" +
+	"\x06exists\x18\x01 \x01(\bR\x06exists\"\xbe\x03\n" +
 	"\fWeightedAddr\x12\x12\n" +
 	"\x04addr\x18\x01 \x01(\tR\x04addr\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\rR\x06weight\x12Y\n" +
@@ -651,7 +662,8 @@ const file_sinew_destination_v1_destination_proto_rawDesc = "" +
 	"\rprotocol_hint\x18\x05 \x01(\v2\".sinew.destination.v1.ProtocolHintR\fprotocolHint\x12\x1f\n" +
 	"\vtarget_port\x18\x06 \x01(\rR\n" +
 	"targetPort\x12\x12\n" +
-	"\x04zone\x18\a \x01(\tR\x04zone\x1a?\n" +
+	"\x04zone\x18\a \x01(\tR\x04zone\x12\"\n" +
+	"\rno_tls_reason\x18\b \x01(\tR\vnoTlsReason\x1a?\n" +
 	"\x11MetricLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"*\n" +

@@ -26,6 +26,8 @@ type Client struct {
 type Server struct {
 	Kind, Name string // srv_kind, srv_name: "server" and its name, or "default" and the default policy's name
 	Protocol   policyv1.Protocol
+	// Strict: the port's mTLS mode is STRICT, so only meshed clients are admitted (kubelet probes aside).
+	Strict     bool
 	authzs     []*Authorization
 	probePaths map[string]bool
 	probeNets  []network
@@ -79,8 +81,12 @@ func inNetworks(nets []network, a netip.Addr) bool {
 // Server has no routes.
 var Probe = &Authorization{Kind: "default", Name: "probe", name: "default:probe"}
 
-// Admit returns the authorization that admits c, or nil when none does.
+// Admit returns the authorization that admits c, or nil when none does. A port in STRICT mTLS mode admits no
+// plaintext client, whatever its authorizations say.
 func (s *Server) Admit(c Client) *Authorization {
+	if s.Strict && c.ID == "" {
+		return nil
+	}
 	for _, a := range s.authzs {
 		if a.admits(c) {
 			return a
@@ -128,6 +134,7 @@ func Compile(msg *policyv1.InboundServer) (*Server, []string) {
 		Kind:     msg.GetLabels()["kind"],
 		Name:     msg.GetLabels()["name"],
 		Protocol: msg.GetProtocol(),
+		Strict:   msg.GetMtlsMode() == policyv1.MTLSMode_MTLS_MODE_STRICT,
 	}
 	if s.Kind == "" {
 		s.Kind = "default"
@@ -259,6 +266,7 @@ type View struct {
 	Kind           string      `json:"srvKind"`
 	Name           string      `json:"srvName"`
 	Protocol       string      `json:"protocol"`
+	Strict         bool        `json:"mtlsStrict,omitempty"`
 	Authorizations []AuthzView `json:"authorizations"`
 	ProbePaths     []string    `json:"probePaths,omitempty"`
 	ProbeNetworks  []string    `json:"probeNetworks,omitempty"`
@@ -287,7 +295,7 @@ func (n network) String() string {
 
 // View describes s.
 func (s *Server) View() View {
-	v := View{Kind: s.Kind, Name: s.Name, Protocol: s.Protocol.String(), Authorizations: []AuthzView{}}
+	v := View{Kind: s.Kind, Name: s.Name, Protocol: s.Protocol.String(), Strict: s.Strict, Authorizations: []AuthzView{}}
 	for p := range s.probePaths {
 		v.ProbePaths = append(v.ProbePaths, p)
 	}

@@ -277,3 +277,23 @@ func TestView(t *testing.T) {
 		t.Errorf("authorization view %+v", a)
 	}
 }
+
+// TestStrictAdmitsOnlyMeshedClients: a STRICT port refuses plaintext clients even where an authorization admits
+// unauthenticated ones; kubelet probes still pass.
+func TestStrictAdmitsOnlyMeshedClients(t *testing.T) {
+	srv, _ := Compile(&policyv1.InboundServer{
+		MtlsMode:       policyv1.MTLSMode_MTLS_MODE_STRICT,
+		ProbePaths:     []string{"/ready"},
+		Authorizations: []*policyv1.Authorization{{Name: "all", Unauthenticated: true}},
+	})
+	if a := srv.Admit(Client{addr("10.0.0.1"), ""}); a != nil {
+		t.Errorf("plaintext client admitted by %s on a STRICT port", authzName(a))
+	}
+	if a := srv.Admit(Client{addr("10.0.0.1"), web}); a == nil {
+		t.Error("a meshed client was refused")
+	}
+	r, _ := http.NewRequest("GET", "http://web/ready", nil)
+	if a := srv.AdmitRequest(Client{addr("10.0.0.1"), ""}, r); a != Probe {
+		t.Errorf("a kubelet probe on a STRICT port: %s", authzName(a))
+	}
+}

@@ -26,6 +26,9 @@ type Endpoint struct {
 	Identity   string // expected SPIFFE ID; empty when not meshed
 	Opaque     bool
 	TargetPort uint16
+	// NoTLSReason says why an endpoint without Identity is reached in plaintext ("disabled": its mTLS mode is
+	// DISABLE); empty when it is not meshed. It becomes the tls metric label.
+	NoTLSReason string
 }
 
 // Meshed reports whether the endpoint has a sinew proxy we must speak mTLS to.
@@ -261,6 +264,9 @@ func convert(a *destinationv1.WeightedAddr) Endpoint {
 		Labels:     a.GetMetricLabels(),
 		Identity:   a.GetTlsIdentity().GetSpiffeId(),
 		TargetPort: uint16(a.GetTargetPort()),
+	}
+	if e.Identity == "" {
+		e.NoTLSReason = a.GetNoTlsReason()
 	}
 	if _, ok := a.GetProtocolHint().GetProtocol().(*destinationv1.ProtocolHint_Opaque_); ok {
 		e.Opaque = true

@@ -315,3 +315,17 @@ func TestWatchesStartWithRun(t *testing.T) {
 		t.Errorf("subscribed to %q, want %q", s.Req.GetPath(), early.Name)
 	}
 }
+
+// TestNoTLSReason: a meshed endpoint whose port has mTLS disabled arrives without an identity and with the reason,
+// which only counts for endpoints without an identity.
+func TestNoTLSReason(t *testing.T) {
+	disabled := convert(&destinationv1.WeightedAddr{Addr: "10.0.0.1:8080", NoTlsReason: "disabled"})
+	if disabled.Meshed() || disabled.NoTLSReason != "disabled" {
+		t.Errorf("mTLS-disabled endpoint: %+v", disabled)
+	}
+	meshed := convert(&destinationv1.WeightedAddr{Addr: "10.0.0.1:4143", NoTlsReason: "disabled",
+		TlsIdentity: &destinationv1.TlsIdentity{SpiffeId: "spiffe://td/ns/a/sa/b"}})
+	if !meshed.Meshed() || meshed.NoTLSReason != "" {
+		t.Errorf("meshed endpoint: %+v", meshed)
+	}
+}

@@ -44,8 +44,11 @@ type Endpoint struct {
 func newEndpoint(info discovery.Endpoint, setLabels map[string]string, m *metrics.Metrics, d *Dialer, plain *Plain) *Endpoint {
 	dst := mergedLabels(setLabels, info.Labels)
 	tlsLabel := "no_identity"
-	if info.Meshed() {
+	switch {
+	case info.Meshed():
 		tlsLabel = "true"
+	case info.NoTLSReason != "":
+		tlsLabel = info.NoTLSReason
 	}
 	e := &Endpoint{
 		Info:   info,
