@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
 )
@@ -27,8 +28,13 @@ type Server struct {
 	Kind, Name string // srv_kind, srv_name: "server" and its name, or "default" and the default policy's name
 	Protocol   policyv1.Protocol
 	// Strict: the port's mTLS mode is STRICT, so only meshed clients are admitted (kubelet probes aside).
-	Strict     bool
-	authzs     []*Authorization
+	Strict bool
+	authzs []*Authorization // in the policy's order; the first that admits a client is the one counted
+	// The same authorizations indexed: those naming exact identities by identity, the rest (unauthenticated,
+	// any identity, prefixes) in order. A decision costs one map lookup however many identities there are.
+	byID       map[string][]*Authorization
+	generic    []*Authorization
+	denials    [2]sync.Map // HTTP, TCP: Conn -> deny counter
 	probePaths map[string]bool
 	probeNets  []network
 }
@@ -39,6 +45,8 @@ type Authorization struct {
 	Kind, Name string // authz_kind, authz_name
 	// Audit: admitted only by an audit access policy; logged and counted as such.
 	Audit           bool
+	idx             int
+	counters        [2]sync.Map // HTTP, TCP: Conn -> allow counter
 	name            string
 	nets            []network
 	unauthenticated bool
@@ -87,12 +95,24 @@ func (s *Server) Admit(c Client) *Authorization {
 	if s.Strict && c.ID == "" {
 		return nil
 	}
-	for _, a := range s.authzs {
+	var best *Authorization
+	if c.ID != "" {
+		for _, a := range s.byID[c.ID] {
+			if inNetworks(a.nets, c.Addr) {
+				best = a
+				break
+			}
+		}
+	}
+	for _, a := range s.generic {
+		if best != nil && a.idx > best.idx {
+			break
+		}
 		if a.admits(c) {
 			return a
 		}
 	}
-	return nil
+	return best
 }
 
 // AdmitRequest is Admit for an HTTP request: probes first, then the authorizations.
@@ -185,9 +205,25 @@ func Compile(msg *policyv1.InboundServer) (*Server, []string) {
 				ca.ids[id] = true
 			}
 		}
-		s.authzs = append(s.authzs, ca)
+		s.add(ca)
 	}
 	return s, problems
+}
+
+// add appends a to the server's authorizations and indexes it.
+func (s *Server) add(a *Authorization) {
+	a.idx = len(s.authzs)
+	s.authzs = append(s.authzs, a)
+	if a.unauthenticated || a.anyID || len(a.prefixes) > 0 {
+		s.generic = append(s.generic, a)
+		return
+	}
+	for id := range a.ids {
+		if s.byID == nil {
+			s.byID = map[string][]*Authorization{}
+		}
+		s.byID[id] = append(s.byID[id], a)
+	}
 }
 
 func compileNetworks(in []*policyv1.Network, what string, problems *[]string) (out []network, bad bool) {
@@ -257,7 +293,7 @@ func DefaultPolicy(name string, clusterNets []netip.Prefix) (*Server, error) {
 	if (name == ClusterUnauthenticated || name == ClusterAuthenticated) && len(nets) == 0 {
 		return nil, fmt.Errorf("default inbound policy %s needs the cluster's networks", name)
 	}
-	s.authzs = []*Authorization{a}
+	s.add(a)
 	return s, nil
 }
 

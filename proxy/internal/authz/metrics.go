@@ -9,18 +9,12 @@ import (
 // Metrics counts decisions with Linkerd's names and labels (inbound_{http,tcp}_authz_{allow,deny}_total).
 type Metrics struct {
 	httpAllow, httpDeny, tcpAllow, tcpDeny *prometheus.CounterVec
-	cache                                  sync.Map // decisionKey -> prometheus.Counter
+	cache                                  sync.Map // Conn -> the deny counter of ports without a policy
 }
 
 // Conn is what the counters say of the connection: target_addr, tls and client_id.
 type Conn struct {
 	TargetAddr, TLS, ClientID string
-}
-
-type decisionKey struct {
-	family                                 *prometheus.CounterVec
-	srvKind, srvName, authzKind, authzName string
-	conn                                   Conn
 }
 
 // NewMetrics registers the families on reg.
@@ -52,32 +46,40 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // HTTP counts a request's decision: a is the authorization that admitted it, nil when denied. srv is nil when
 // the port had no policy.
 func (m *Metrics) HTTP(srv *Server, a *Authorization, c Conn) {
-	m.count(m.httpAllow, m.httpDeny, srv, a, c)
+	m.count(m.httpAllow, m.httpDeny, srv, a, c, 0)
 }
 
 // TCP counts a connection's decision, as HTTP does a request's.
 func (m *Metrics) TCP(srv *Server, a *Authorization, c Conn) {
-	m.count(m.tcpAllow, m.tcpDeny, srv, a, c)
+	m.count(m.tcpAllow, m.tcpDeny, srv, a, c, 1)
 }
 
-func (m *Metrics) count(allow, deny *prometheus.CounterVec, srv *Server, a *Authorization, c Conn) {
-	k := decisionKey{family: deny, conn: c, srvKind: "default", srvName: "unknown"}
-	if srv != nil {
-		k.srvKind, k.srvName = srv.Kind, srv.Name
+// count finds the counter in a cache on the authorization (or the server, for a denial): a lookup by the
+// connection's labels only, since the policy objects are replaced, caches and all, when the policy changes.
+func (m *Metrics) count(allow, deny *prometheus.CounterVec, srv *Server, a *Authorization, c Conn, proto int) {
+	var cache *sync.Map
+	switch {
+	case a != nil:
+		cache = &a.counters[proto]
+	case srv != nil:
+		cache = &srv.denials[proto]
+	default:
+		cache = &m.cache
 	}
-	if a != nil {
-		k.family, k.authzKind, k.authzName = allow, a.Kind, a.Name
-	}
-	if v, ok := m.cache.Load(k); ok {
+	if v, ok := cache.Load(c); ok {
 		v.(prometheus.Counter).Inc()
 		return
 	}
+	srvKind, srvName := "default", "unknown"
+	if srv != nil {
+		srvKind, srvName = srv.Kind, srv.Name
+	}
 	var ctr prometheus.Counter
 	if a != nil {
-		ctr = allow.WithLabelValues(c.TargetAddr, k.srvKind, k.srvName, k.authzKind, k.authzName, c.TLS, c.ClientID)
+		ctr = allow.WithLabelValues(c.TargetAddr, srvKind, srvName, a.Kind, a.Name, c.TLS, c.ClientID)
 	} else {
-		ctr = deny.WithLabelValues(c.TargetAddr, k.srvKind, k.srvName, c.TLS, c.ClientID)
+		ctr = deny.WithLabelValues(c.TargetAddr, srvKind, srvName, c.TLS, c.ClientID)
 	}
-	m.cache.Store(k, ctr)
+	cache.Store(c, ctr)
 	ctr.Inc()
 }
