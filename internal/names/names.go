@@ -193,6 +193,14 @@ var (
 // DefaultInboundPolicy is the install's default for ports no Server covers.
 const DefaultInboundPolicy = "all-unauthenticated"
 
+// DefaultClusterNetworks are the networks of the cluster-* inbound policies unless the install says otherwise:
+// the private and carrier-grade NAT ranges, where pod and service networks live (Linkerd's clusterNetworks).
+const DefaultClusterNetworks = "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8"
+
+// DefaultProbeNetworks are where kubelet probes may come from: anywhere, since the kubelet's address depends on
+// the node and the network plugin.
+const DefaultProbeNetworks = "0.0.0.0/0,::/0"
+
 var (
 	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	dnsNameRE  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)

@@ -1,5 +1,5 @@
-// Package model is the control plane's single, mode-blind view of the mesh: services, workloads and the endpoints
-// they produce. Sources (local YAML files, Kubernetes informers) feed it whole resource sets; the
+// Package model is the control plane's single, mode-blind view of the mesh: services, workloads, the endpoints
+// they produce, and the inbound authorization policies (their kinds live in policy/authz/api). Sources (local YAML files, Kubernetes informers) feed it whole resource sets; the
 // identity, destination and policy servers read immutable snapshots of it. It must not know where resources came
 // from, nor anything about gRPC or proxies.
 package model
@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
 )
 
 // Protocol is how a port's traffic is treated.
@@ -23,10 +25,18 @@ const (
 	ProtocolOpaque Protocol = "opaque"
 )
 
+// Workload kinds: what a Server's podSelector (pods) or workloadSelector (sinew.dev Workloads) selects.
+const (
+	KindPod      = "Pod"
+	KindWorkload = "Workload"
+)
+
 // Workload is one process (local mode) or pod (Kubernetes) that serves traffic.
 type Workload struct {
-	Namespace      string            `json:"namespace"`
-	Name           string            `json:"name"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	// Kind is KindPod or KindWorkload (local mode's processes); "" selects as neither.
+	Kind           string            `json:"kind,omitempty"`
 	Labels         map[string]string `json:"labels,omitempty"`
 	ServiceAccount string            `json:"serviceAccount"`
 	Address        netip.Addr        `json:"address"`
@@ -40,6 +50,17 @@ type Workload struct {
 	UndeclaredPorts bool `json:"undeclaredPorts,omitempty"`
 	// ProxyPorts are the proxy's own ports (mesh, admin, tap) at the workload's address: never application ports.
 	ProxyPorts []uint16 `json:"proxyPorts,omitempty"`
+	// DefaultInboundPolicy is the inbound policy of its ports that no Server selects, from its own or its
+	// namespace's annotation; "" means the control plane's default.
+	DefaultInboundPolicy string `json:"defaultInboundPolicy,omitempty"`
+	// Probes are the HTTP probes (kubelet liveness, readiness, startup) that reach the workload's ports.
+	Probes []Probe `json:"probes,omitempty"`
+}
+
+// Probe is an HTTP GET probe of one port of a workload.
+type Probe struct {
+	Port uint16 `json:"port"`
+	Path string `json:"path"`
 }
 
 // PortRange is an inclusive range of ports; a single port has First == Last.
@@ -251,7 +272,9 @@ type Resources struct {
 	Services        []*Service
 	Workloads       []*Workload
 	ServiceAccounts []ServiceAccount
-	Errors          []SourceError
+	// Policies are the inbound authorization objects (Server, ServerAuthorization, …), validated.
+	Policies authzapi.Policies
+	Errors   []SourceError
 }
 
 // Sink receives a source's complete resource set every time it changes.
@@ -299,6 +322,7 @@ type Snapshot struct {
 	workloadList    []*Workload
 	clusterIPs      map[netip.Addr]*Service
 	serviceAccounts map[ServiceAccount]struct{}
+	policies        authzapi.Policies
 	errors          []SourceError
 }
 
@@ -309,6 +333,7 @@ func newSnapshot(version uint64, r Resources) *Snapshot {
 		workloads:       make(map[string]*Workload, len(r.Workloads)),
 		clusterIPs:      map[netip.Addr]*Service{},
 		serviceAccounts: make(map[ServiceAccount]struct{}, len(r.ServiceAccounts)),
+		policies:        r.Policies,
 		errors:          slices.Clone(r.Errors),
 	}
 	for _, svc := range r.Services {
@@ -368,6 +393,12 @@ func (s *Snapshot) ServiceAccount(namespace, name string) bool {
 	_, ok := s.serviceAccounts[ServiceAccount{Namespace: namespace, Name: name}]
 	return ok
 }
+
+// Policies returns the inbound authorization objects. Never modify them.
+func (s *Snapshot) Policies() *authzapi.Policies { return &s.policies }
+
+// Workloads returns every workload, sorted by namespace/name. Never modify them.
+func (s *Snapshot) Workloads() []*Workload { return s.workloadList }
 
 // Errors returns the sources' current problems.
 func (s *Snapshot) Errors() []SourceError { return s.errors }

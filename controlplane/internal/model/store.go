@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
 )
 
 // Store holds the current snapshot and tells subscribers when it changes. It is the Sink sources write to.
@@ -61,7 +63,12 @@ type DebugView struct {
 	Workloads []*Workload    `json:"workloads"`
 	// ServiceAccounts is omitted for sources that do not track them.
 	ServiceAccounts []ServiceAccount `json:"serviceAccounts,omitempty"`
-	Errors          []SourceError    `json:"errors"`
+	// Policies are the inbound authorization objects as the sources decoded them; omitted when there are none.
+	Policies *authzapi.Policies `json:"policies,omitempty"`
+	// PolicyProblems are what the translation of Policies ignores or cannot honour (overlapping Servers,
+	// references to missing objects, kinds not supported yet); the owner of the translation fills them in.
+	PolicyProblems []string      `json:"policyProblems,omitempty"`
+	Errors         []SourceError `json:"errors"`
 }
 
 // DebugService is a service with its resolved endpoints per port.
@@ -73,6 +80,9 @@ type DebugService struct {
 // Debug renders the snapshot for humans and tools.
 func (s *Snapshot) Debug() DebugView {
 	v := DebugView{Version: s.version, Workloads: slices.Clone(s.workloadList), Errors: s.errors}
+	if s.policies.Len() > 0 {
+		v.Policies = &s.policies
+	}
 	if v.Workloads == nil {
 		v.Workloads = []*Workload{}
 	}

@@ -96,6 +96,7 @@ func TranslatePod(pod *corev1.Pod, ns *corev1.Namespace, defaultOpaque []model.P
 	w := &model.Workload{
 		Namespace:      pod.Namespace,
 		Name:           pod.Name,
+		Kind:           model.KindPod,
 		Labels:         pod.Labels,
 		ServiceAccount: cmp.Or(pod.Spec.ServiceAccountName, "default"),
 		Address:        addr.Unmap(),
@@ -103,7 +104,8 @@ func TranslatePod(pod *corev1.Pod, ns *corev1.Namespace, defaultOpaque []model.P
 		UndeclaredPorts: !pod.Spec.HostNetwork,
 	}
 	byName := map[string]uint16{}
-	for _, c := range podContainers(pod) {
+	containers := podContainers(pod)
+	for _, c := range containers {
 		if c.Name == names.ProxyContainer {
 			w.MeshPort = names.ProxyInboundPort
 			for _, p := range c.Ports {
@@ -139,7 +141,72 @@ func TranslatePod(pod *corev1.Pod, ns *corev1.Namespace, defaultOpaque []model.P
 			w.Ports[i].Protocol = model.ProtocolOpaque
 		}
 	}
+	var policyProblems []string
+	w.DefaultInboundPolicy, policyProblems = defaultInboundPolicy(pod.Annotations, nsAnn)
+	problems = append(problems, policyProblems...)
+	w.Probes = probes(containers)
 	return w, problems
+}
+
+// defaultInboundPolicy is the pod's annotation, else its namespace's; "" leaves the control plane's default. A
+// bad value is reported and skipped, so the next level applies.
+func defaultInboundPolicy(pod, ns map[string]string) (string, []string) {
+	var problems []string
+	for _, level := range []struct {
+		what        string
+		annotations map[string]string
+	}{{"", pod}, {"namespace ", ns}} {
+		v, ok := level.annotations[names.AnnDefaultInboundPolicy]
+		if !ok {
+			continue
+		}
+		if v = strings.TrimSpace(v); slices.Contains(names.InboundPolicies, v) {
+			return v, problems
+		}
+		problems = append(problems, fmt.Sprintf("%sannotation %s: %q is not one of %s", level.what, names.AnnDefaultInboundPolicy, v,
+			strings.Join(names.InboundPolicies, ", ")))
+	}
+	return "", problems
+}
+
+// probes are the HTTP GET probes of the app containers (the proxy's own are on its admin port): the port by
+// number or by the name the same container gives it, the path without its query.
+func probes(containers []corev1.Container) []model.Probe {
+	var out []model.Probe
+	for _, c := range containers {
+		if c.Name == names.ProxyContainer {
+			continue
+		}
+		for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
+			if p == nil || p.HTTPGet == nil {
+				continue
+			}
+			var port uint16
+			switch hp := p.HTTPGet.Port; hp.Type {
+			case intstr.Int:
+				if hp.IntVal > 0 && hp.IntVal <= 65535 {
+					port = uint16(hp.IntVal)
+				}
+			case intstr.String:
+				for _, cp := range c.Ports {
+					if cp.Name == hp.StrVal && cp.ContainerPort > 0 && cp.ContainerPort <= 65535 {
+						port = uint16(cp.ContainerPort)
+					}
+				}
+			}
+			if port == 0 {
+				continue
+			}
+			path, _, _ := strings.Cut(p.HTTPGet.Path, "?")
+			if !strings.HasPrefix(path, "/") {
+				path = "/" + path
+			}
+			if !slices.Contains(out, model.Probe{Port: port, Path: path}) {
+				out = append(out, model.Probe{Port: port, Path: path})
+			}
+		}
+	}
+	return out
 }
 
 // TranslateService turns a Service and its EndpointSlices into a model service with explicit endpoints: the ready

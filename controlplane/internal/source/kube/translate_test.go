@@ -73,13 +73,13 @@ func TestTranslatePod(t *testing.T) {
 	}{
 		"meshed sidecar": {
 			pod: pod("emojivoto", "web-1", "10.0.0.1", withSidecar), ns: plainNS,
-			want: &model.Workload{Namespace: "emojivoto", Name: "web-1", Labels: map[string]string{"app": "web-1"}, ServiceAccount: "web",
+			want: &model.Workload{Kind: model.KindPod, Namespace: "emojivoto", Name: "web-1", Labels: map[string]string{"app": "web-1"}, ServiceAccount: "web",
 				Address: netip.MustParseAddr("10.0.0.1"), MeshPort: 4143, UndeclaredPorts: true, OpaquePorts: DefaultOpaquePorts,
 				ProxyPorts: []uint16{4143, 4191}, Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolHTTP}}},
 		},
 		"native sidecar with its own port, no namespace object": {
 			pod: pod("emojivoto", "web-2", "fd00::2", withNativeSidecar(5143)),
-			want: &model.Workload{Namespace: "emojivoto", Name: "web-2", Labels: map[string]string{"app": "web-2"}, ServiceAccount: "web",
+			want: &model.Workload{Kind: model.KindPod, Namespace: "emojivoto", Name: "web-2", Labels: map[string]string{"app": "web-2"}, ServiceAccount: "web",
 				Address: netip.MustParseAddr("fd00::2"), MeshPort: 5143, UndeclaredPorts: true, OpaquePorts: DefaultOpaquePorts,
 				ProxyPorts: []uint16{5143}, Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolHTTP}}},
 		},
@@ -93,34 +93,57 @@ func TestTranslatePod(t *testing.T) {
 					corev1.ContainerPort{Name: "dns-tcp", ContainerPort: 53, Protocol: corev1.ProtocolTCP})
 			}),
 			ns: plainNS,
-			want: &model.Workload{Namespace: "emojivoto", Name: "dns", Labels: map[string]string{"app": "dns"}, ServiceAccount: "default",
+			want: &model.Workload{Kind: model.KindPod, Namespace: "emojivoto", Name: "dns", Labels: map[string]string{"app": "dns"}, ServiceAccount: "default",
 				Address: netip.MustParseAddr("192.168.1.5"), OpaquePorts: DefaultOpaquePorts,
 				Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolHTTP}, {Name: "dns-tcp", Port: 53, Protocol: model.ProtocolHTTP}}},
 		},
 		"pod annotation by name and range replaces the defaults": {
 			pod: pod("emojivoto", "db", "10.0.0.3", annotate(names.AnnOpaquePorts, "http, 9000-9010")), ns: ns("emojivoto", map[string]string{names.AnnOpaquePorts: "1234"}),
-			want: &model.Workload{Namespace: "emojivoto", Name: "db", Labels: map[string]string{"app": "db"}, ServiceAccount: "web",
+			want: &model.Workload{Kind: model.KindPod, Namespace: "emojivoto", Name: "db", Labels: map[string]string{"app": "db"}, ServiceAccount: "web",
 				Address: netip.MustParseAddr("10.0.0.3"), UndeclaredPorts: true, OpaquePorts: []model.PortRange{rng(8080, 8080), rng(9000, 9010)},
 				Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolOpaque}}},
 		},
 		"namespace annotation": {
 			pod: pod("emojivoto", "db", "10.0.0.3"), ns: ns("emojivoto", map[string]string{names.AnnOpaquePorts: "8080"}),
-			want: &model.Workload{Namespace: "emojivoto", Name: "db", Labels: map[string]string{"app": "db"}, ServiceAccount: "web",
+			want: &model.Workload{Kind: model.KindPod, Namespace: "emojivoto", Name: "db", Labels: map[string]string{"app": "db"}, ServiceAccount: "web",
 				Address: netip.MustParseAddr("10.0.0.3"), UndeclaredPorts: true, OpaquePorts: []model.PortRange{rng(8080, 8080)},
 				Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolOpaque}}},
 		},
 		"empty annotation: nothing opaque": {
 			pod: pod("emojivoto", "db", "10.0.0.3", annotate(names.AnnOpaquePorts, "")), ns: plainNS,
-			want: &model.Workload{Namespace: "emojivoto", Name: "db", Labels: map[string]string{"app": "db"}, ServiceAccount: "web",
+			want: &model.Workload{Kind: model.KindPod, Namespace: "emojivoto", Name: "db", Labels: map[string]string{"app": "db"}, ServiceAccount: "web",
 				Address: netip.MustParseAddr("10.0.0.3"), UndeclaredPorts: true,
 				Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolHTTP}}},
 		},
 		"bad pod annotation: reported, namespace applies": {
 			pod: pod("emojivoto", "db", "10.0.0.3", annotate(names.AnnOpaquePorts, "mysql,70000")), ns: ns("emojivoto", map[string]string{names.AnnOpaquePorts: "1234"}),
-			want: &model.Workload{Namespace: "emojivoto", Name: "db", Labels: map[string]string{"app": "db"}, ServiceAccount: "web",
+			want: &model.Workload{Kind: model.KindPod, Namespace: "emojivoto", Name: "db", Labels: map[string]string{"app": "db"}, ServiceAccount: "web",
 				Address: netip.MustParseAddr("10.0.0.3"), UndeclaredPorts: true, OpaquePorts: []model.PortRange{rng(1234, 1234)},
 				Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolHTTP}}},
 			problems: `annotation config.sinew.dev/opaque-ports: "mysql": no port by that name`,
+		},
+		"probes by number and by name, the proxy's own left out; default inbound policy from the pod": {
+			pod: pod("emojivoto", "web-3", "10.0.0.4", withSidecar, annotate(names.AnnDefaultInboundPolicy, "deny"), func(p *corev1.Pod) {
+				c := &p.Spec.Containers[0]
+				c.LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/live?verbose=1", Port: intstr.FromString("http")}}}
+				c.ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "ready", Port: intstr.FromInt32(9090)}}}
+				c.StartupProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}}
+				p.Spec.Containers[1].ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromInt32(4191)}}}
+			}),
+			ns: ns("emojivoto", map[string]string{names.AnnDefaultInboundPolicy: "all-authenticated"}),
+			want: &model.Workload{Kind: model.KindPod, Namespace: "emojivoto", Name: "web-3", Labels: map[string]string{"app": "web-3"}, ServiceAccount: "web",
+				Address: netip.MustParseAddr("10.0.0.4"), MeshPort: 4143, UndeclaredPorts: true, OpaquePorts: DefaultOpaquePorts,
+				ProxyPorts: []uint16{4143, 4191}, Ports: []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolHTTP}},
+				DefaultInboundPolicy: "deny", Probes: []model.Probe{{Port: 8080, Path: "/live"}, {Port: 9090, Path: "/ready"}}},
+		},
+		"default inbound policy: a bad pod annotation is reported, the namespace's applies": {
+			pod: pod("emojivoto", "db", "10.0.0.3", annotate(names.AnnDefaultInboundPolicy, "allow")),
+			ns:  ns("emojivoto", map[string]string{names.AnnDefaultInboundPolicy: "cluster-authenticated"}),
+			want: &model.Workload{Kind: model.KindPod, Namespace: "emojivoto", Name: "db", Labels: map[string]string{"app": "db"}, ServiceAccount: "web",
+				Address: netip.MustParseAddr("10.0.0.3"), UndeclaredPorts: true, OpaquePorts: DefaultOpaquePorts,
+				Ports:                []model.WorkloadPort{{Name: "http", Port: 8080, Protocol: model.ProtocolHTTP}},
+				DefaultInboundPolicy: "cluster-authenticated"},
+			problems: `annotation config.sinew.dev/default-inbound-policy: "allow" is not one of`,
 		},
 		"pending without an IP": {pod: pod("emojivoto", "new", "", func(p *corev1.Pod) { p.Status.Phase = corev1.PodPending })},
 		"finished":              {pod: pod("emojivoto", "job", "10.0.0.9", func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded })},
