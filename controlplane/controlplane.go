@@ -1,6 +1,6 @@
 // Package controlplane composes sinew's control plane: the identity service (a CA that signs workload
 // certificates for callers that prove who they are), the destination service (endpoints of services, streamed)
-// and a minimal policy service, fed by one model.
+// and the policy service (inbound authorization, outbound routing), fed by one model.
 //
 // Local mode (New) runs all three in one process against a directory of YAML resources, with join tokens.
 // Kubernetes mode splits them like the deployments that run them: NewIdentity (TokenReview on projected
@@ -30,6 +30,7 @@ import (
 	identityv1 "github.com/sinewmesh/sinew/api/identity/v1"
 	"github.com/sinewmesh/sinew/controlplane/internal/identity"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/controlplane/internal/policy/authz"
 	"github.com/sinewmesh/sinew/controlplane/internal/promreg"
 	"github.com/sinewmesh/sinew/controlplane/internal/source/local"
 	"github.com/sinewmesh/sinew/internal/names"
@@ -42,6 +43,10 @@ const (
 	DefaultPolicyAddr      = "127.0.0.1:8090"
 	DefaultAdminAddr       = "127.0.0.1:9990"
 	DefaultCertLifetime    = 24 * time.Hour
+
+	// DefaultLocalClusterNetworks are the cluster's networks plus loopback, where local-mode proxies reach each
+	// other.
+	DefaultLocalClusterNetworks = names.DefaultClusterNetworks + ",127.0.0.0/8,::1/128"
 )
 
 // shutdownGrace bounds the graceful part of shutdown; after it, connections are closed hard.
@@ -61,6 +66,17 @@ type Config struct {
 
 	CertLifetime time.Duration // workload cert lifetime, default 24h
 
+	// DefaultInboundPolicy applies to workload ports no Server selects, unless a Workload's annotation
+	// config.sinew.dev/default-inbound-policy says otherwise: one of names.InboundPolicies, default
+	// all-unauthenticated.
+	DefaultInboundPolicy string
+	// ClusterNetworks are the networks of the cluster-* inbound policies, comma-separated; default
+	// DefaultLocalClusterNetworks.
+	ClusterNetworks string
+	// ProbeNetworks are where HTTP probes may come from, comma-separated; default names.DefaultProbeNetworks.
+	// Local workloads declare no probes, so it matters little here.
+	ProbeNetworks string
+
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // if it is also a prometheus.Gatherer, /metrics serves it; nil: a private registry
 }
@@ -72,6 +88,9 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.DestinationAddr, DefaultDestinationAddr)
 	setDefault(&c.PolicyAddr, DefaultPolicyAddr)
 	setDefault(&c.AdminAddr, DefaultAdminAddr)
+	setDefault(&c.DefaultInboundPolicy, names.DefaultInboundPolicy)
+	setDefault(&c.ClusterNetworks, DefaultLocalClusterNetworks)
+	setDefault(&c.ProbeNetworks, names.DefaultProbeNetworks)
 	if c.CertLifetime == 0 {
 		c.CertLifetime = DefaultCertLifetime
 	}
@@ -92,6 +111,8 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, validateCommon(c.TrustDomain, c.ClusterDomain, map[string]string{"IdentityAddr": c.IdentityAddr,
 		"DestinationAddr": c.DestinationAddr, "PolicyAddr": c.PolicyAddr, "AdminAddr": c.AdminAddr})...)
+	_, inboundErrs := c.inbound()
+	errs = append(errs, inboundErrs...)
 	byo := 0
 	for _, f := range []string{c.TrustAnchorsFile, c.IssuerCertFile, c.IssuerKeyFile} {
 		if f != "" {
@@ -107,6 +128,10 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("CertLifetime %s: must be at least 1s", c.CertLifetime))
 	}
 	return errors.Join(errs...)
+}
+
+func (c Config) inbound() (authz.Config, []error) {
+	return inboundPolicyConfig(c.TrustDomain, c.DefaultInboundPolicy, c.ClusterNetworks, c.ProbeNetworks)
 }
 
 // ControlPlane is a bound, ready-to-run control plane.
@@ -187,10 +212,11 @@ func New(cfg Config) (_ *ControlPlane, err error) {
 	c.identityGRPC = newGRPCServer(identity.ServerTLS(identityCert))
 	identityv1.RegisterIdentityServer(c.identityGRPC, idSrv)
 
-	c.discoveryServers = newDiscoveryServers(store, cfg.TrustDomain, cfg.ClusterDomain,
+	inbound, _ := cfg.inbound() // validated
+	c.discoveryServers = newDiscoveryServers(store, cfg.TrustDomain, cfg.ClusterDomain, inbound,
 		identity.MutualTLS(destinationCert, ca.Anchors, td), log, reg)
 
-	c.admin = adminServer(c.ready.Load, gatherer, func() any { return c.store.Snapshot().Debug() })
+	c.admin = adminServer(c.ready.Load, gatherer, c.policy.DebugModel)
 
 	var ls listeners
 	defer func() {
@@ -222,6 +248,7 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return c.source.Run(gctx, c.store) })
 	g.Go(func() error { return c.destination.Run(gctx) })
+	g.Go(func() error { return c.policy.Run(gctx) })
 	serveGRPC(g, "identity", c.identityGRPC, c.identityLis)
 	serveGRPC(g, "destination", c.destinationGRPC, c.destinationLis)
 	serveGRPC(g, "policy", c.policyGRPC, c.policyLis)

@@ -15,10 +15,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/identity"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/controlplane/internal/policy/authz"
 	"github.com/sinewmesh/sinew/controlplane/internal/promreg"
 	"github.com/sinewmesh/sinew/controlplane/internal/source/kube"
 	"github.com/sinewmesh/sinew/internal/identityclient"
@@ -54,11 +56,24 @@ type DestinationConfig struct {
 	// DefaultOpaquePorts is the list opaque-ports annotations replace (numbers and ranges, comma-separated);
 	// default DefaultOpaquePorts. "none" for no default.
 	DefaultOpaquePorts string
+	// DefaultInboundPolicy applies to pod ports no Server selects, unless the pod's or its namespace's
+	// annotation config.sinew.dev/default-inbound-policy says otherwise: one of names.InboundPolicies, default
+	// all-unauthenticated (chart value defaultInboundPolicy).
+	DefaultInboundPolicy string
+	// ClusterNetworks are the networks of the cluster-* inbound policies, comma-separated; default
+	// names.DefaultClusterNetworks (chart value clusterNetworks).
+	ClusterNetworks string
+	// ProbeNetworks are where kubelet probes may come from, comma-separated; default names.DefaultProbeNetworks
+	// (chart value probeNetworks).
+	ProbeNetworks string
 
 	Kubeconfig string
 	KubeClient kubernetes.Interface
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	// DynamicClient reads the policy.sinew.dev objects; nil: one from Kubeconfig, or none (no policies read) when
+	// KubeClient is given.
+	DynamicClient dynamic.Interface
+	Logger        *slog.Logger
+	Registerer    prometheus.Registerer
 }
 
 func (c DestinationConfig) withDefaults() DestinationConfig {
@@ -73,6 +88,9 @@ func (c DestinationConfig) withDefaults() DestinationConfig {
 	setDefault(&c.Namespace, names.ControlPlaneNamespace)
 	setDefault(&c.ServiceAccount, names.DestinationAccount)
 	setDefault(&c.DefaultOpaquePorts, names.DefaultOpaquePorts)
+	setDefault(&c.DefaultInboundPolicy, names.DefaultInboundPolicy)
+	setDefault(&c.ClusterNetworks, names.DefaultClusterNetworks)
+	setDefault(&c.ProbeNetworks, names.DefaultProbeNetworks)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -87,12 +105,18 @@ func (c DestinationConfig) Validate() error {
 	if _, err := c.opaquePorts(); err != nil {
 		errs = append(errs, fmt.Errorf("DefaultOpaquePorts %q: %w", c.DefaultOpaquePorts, err))
 	}
+	_, inboundErrs := c.inbound()
+	errs = append(errs, inboundErrs...)
 	for name, v := range map[string]string{"Namespace": c.Namespace, "ServiceAccount": c.ServiceAccount} {
 		if !names.IsDNSName(v) {
 			errs = append(errs, fmt.Errorf("%s %q: must be a Kubernetes name", name, v))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (c DestinationConfig) inbound() (authz.Config, []error) {
+	return inboundPolicyConfig(c.TrustDomain, c.DefaultInboundPolicy, c.ClusterNetworks, c.ProbeNetworks)
 }
 
 func (c DestinationConfig) opaquePorts() ([]model.PortRange, error) {
@@ -160,8 +184,13 @@ func NewDestination(cfg DestinationConfig) (_ *Destination, err error) {
 	if err != nil {
 		return nil, err
 	}
+	dyn, err := dynamicClientFor(cfg.DynamicClient, cfg.KubeClient, cfg.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
 	opaque, _ := cfg.opaquePorts() // validated
-	src, err := kube.New(kube.Config{Client: client, DefaultOpaquePorts: opaque, Logger: log.With("component", "kube-source"), Registerer: reg})
+	src, err := kube.New(kube.Config{Client: client, Dynamic: dyn, DefaultOpaquePorts: opaque,
+		Logger: log.With("component", "kube-source"), Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -178,9 +207,10 @@ func NewDestination(cfg DestinationConfig) (_ *Destination, err error) {
 
 	store := model.NewStore()
 	d := &Destination{cfg: cfg, log: log, source: src, store: store, cert: cert}
-	d.discoveryServers = newDiscoveryServers(store, cfg.TrustDomain, cfg.ClusterDomain,
+	inbound, _ := cfg.inbound() // validated
+	d.discoveryServers = newDiscoveryServers(store, cfg.TrustDomain, cfg.ClusterDomain, inbound,
 		identity.MutualTLS(certSource{cert}, anchors, td), log, reg)
-	d.admin = adminServer(d.Ready, gatherer, func() any { return store.Snapshot().Debug() })
+	d.admin = adminServer(d.Ready, gatherer, d.policy.DebugModel)
 
 	var ls listeners
 	defer func() {
@@ -215,6 +245,7 @@ func (d *Destination) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.source.Run(gctx, d.store) })
 	g.Go(func() error { return d.destination.Run(gctx) })
+	g.Go(func() error { return d.policy.Run(gctx) })
 	g.Go(func() error { return d.cert.Run(gctx) })
 	serveAdmin(g, d.admin, d.adminLis)
 	g.Go(func() error {

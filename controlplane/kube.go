@@ -3,6 +3,7 @@ package controlplane
 import (
 	"fmt"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -43,6 +44,23 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	// pods start at once (a rollout, a scale-up).
 	cfg.QPS, cfg.Burst = 50, 100
 	return cfg, nil
+}
+
+// dynamicClientFor is the client for the policy.sinew.dev objects: the given one; none when only a typed client
+// was given (tests that bring their own API server); else one from kubeconfig.
+func dynamicClientFor(given dynamic.Interface, typed kubernetes.Interface, kubeconfig string) (dynamic.Interface, error) {
+	if given != nil || typed != nil {
+		return given, nil
+	}
+	cfg, err := restConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	c, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes dynamic client: %w", err)
+	}
+	return c, nil
 }
 
 func kubeClientFor(given kubernetes.Interface, kubeconfig string) (kubernetes.Interface, error) {

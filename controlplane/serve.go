@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +25,7 @@ import (
 	"github.com/sinewmesh/sinew/controlplane/internal/destination"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy"
+	"github.com/sinewmesh/sinew/controlplane/internal/policy/authz"
 	"github.com/sinewmesh/sinew/internal/names"
 )
 
@@ -149,13 +152,15 @@ type discoveryServers struct {
 	destinationGRPC, policyGRPC *grpc.Server
 }
 
-func newDiscoveryServers(store *model.Store, trustDomain, clusterDomain string, mtls *tls.Config, log *slog.Logger, reg prometheus.Registerer) discoveryServers {
+func newDiscoveryServers(store *model.Store, trustDomain, clusterDomain string, inbound authz.Config, mtls *tls.Config, log *slog.Logger, reg prometheus.Registerer) discoveryServers {
 	s := discoveryServers{
 		destination: destination.New(destination.Config{
 			Store: store, TrustDomain: trustDomain, ClusterDomain: clusterDomain,
 			Logger: log.With("component", "destination"), Registerer: reg,
 		}),
-		policy:          policy.New(store, clusterDomain, log.With("component", "policy")),
+		policy: policy.New(policy.Config{
+			Store: store, ClusterDomain: clusterDomain, Inbound: inbound, Logger: log.With("component", "policy"),
+		}),
 		destinationGRPC: newGRPCServer(mtls),
 		policyGRPC:      newGRPCServer(mtls.Clone()),
 	}
@@ -163,6 +168,24 @@ func newDiscoveryServers(store *model.Store, trustDomain, clusterDomain string, 
 	policyv1.RegisterInboundPoliciesServer(s.policyGRPC, s.policy)
 	policyv1.RegisterOutboundPoliciesServer(s.policyGRPC, s.policy)
 	return s
+}
+
+// inboundPolicyConfig checks the inbound policy settings every mode's config has and turns them into the
+// translation's configuration; errors name the field.
+func inboundPolicyConfig(trustDomain, defaultPolicy, clusterNetworks, probeNetworks string) (authz.Config, []error) {
+	var errs []error
+	cfg := authz.Config{TrustDomain: trustDomain, DefaultPolicy: defaultPolicy}
+	if !slices.Contains(names.InboundPolicies, defaultPolicy) {
+		errs = append(errs, fmt.Errorf("DefaultInboundPolicy %q: must be one of %s", defaultPolicy, strings.Join(names.InboundPolicies, ", ")))
+	}
+	var err error
+	if cfg.ClusterNetworks, err = authz.ParseNetworks(clusterNetworks); err != nil {
+		errs = append(errs, fmt.Errorf("ClusterNetworks %q: %w", clusterNetworks, err))
+	}
+	if cfg.ProbeNetworks, err = authz.ParseNetworks(probeNetworks); err != nil {
+		errs = append(errs, fmt.Errorf("ProbeNetworks %q: %w", probeNetworks, err))
+	}
+	return cfg, errs
 }
 
 // endStreams ends the long-lived streams, which would otherwise hold a graceful stop forever; proxies resubscribe.

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -12,6 +13,7 @@ import (
 
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/controlplane/internal/policy/authz"
 )
 
 // Server implements policyv1.InboundPolicies and policyv1.OutboundPolicies.
@@ -21,17 +23,63 @@ type Server struct {
 
 	store         *model.Store
 	clusterDomain string
+	inbound       authz.Config
 	log           *slog.Logger
 	shutdown      chan struct{}
 	stopOnce      sync.Once
 }
 
-// New builds the server. clusterDomain is the suffix of service names in outbound targets ("cluster.local").
-func New(store *model.Store, clusterDomain string, log *slog.Logger) *Server {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// Config configures a Server.
+type Config struct {
+	Store *model.Store
+	// ClusterDomain is the suffix of service names in outbound targets ("cluster.local").
+	ClusterDomain string
+	// Inbound configures the inbound translation: trust domain, default policy, cluster and probe networks.
+	Inbound authz.Config
+	Logger  *slog.Logger
+}
+
+// New builds the server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{store: store, clusterDomain: clusterDomain, log: log, shutdown: make(chan struct{})}
+	return &Server{store: cfg.Store, clusterDomain: cfg.ClusterDomain, inbound: cfg.Inbound, log: cfg.Logger, shutdown: make(chan struct{})}
+}
+
+// Run logs the policy problems (authz.Problems) of each model as they appear and go away, until ctx ends: once
+// per change, not once per proxy. /debug/model (DebugModel) shows the current ones.
+func (s *Server) Run(ctx context.Context) error {
+	changed, unsubscribe := s.store.Subscribe()
+	defer unsubscribe()
+	var last []string
+	for {
+		next := authz.Problems(s.store.Snapshot(), s.inbound)
+		for _, p := range next {
+			if !slices.Contains(last, p) {
+				s.log.Warn("inbound policy problem", "problem", p)
+			}
+		}
+		for _, p := range last {
+			if !slices.Contains(next, p) {
+				s.log.Info("inbound policy problem resolved", "problem", p)
+			}
+		}
+		last = next
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		}
+	}
+}
+
+// DebugModel is the current model for /debug/model, with its policy problems.
+func (s *Server) DebugModel() any {
+	snap := s.store.Snapshot()
+	v := snap.Debug()
+	v.PolicyProblems = authz.Problems(snap, s.inbound)
+	return v
 }
 
 // Stop ends every open stream with UNAVAILABLE.
@@ -43,7 +91,7 @@ func (s *Server) WatchInbound(req *policyv1.InboundRequest, stream grpc.ServerSt
 		return status.Error(codes.InvalidArgument, "workload (namespace/name) and port (1-65535) are required")
 	}
 	return watch(stream.Context(), s, stream.Send, func(snap *model.Snapshot) *policyv1.InboundServer {
-		return Inbound(snap, req.GetWorkload(), req.GetPort())
+		return Inbound(snap, s.inbound, req.GetWorkload(), req.GetPort())
 	})
 }
 

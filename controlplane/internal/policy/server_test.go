@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
 )
 
 // serve runs s on an in-memory gRPC server for the length of the test.
@@ -46,7 +48,7 @@ func testContext(t *testing.T) context.Context {
 
 func TestWatchRejectsInvalidRequests(t *testing.T) {
 	t.Parallel()
-	in, out := serve(t, New(model.NewStore(), "cluster.local", nil))
+	in, out := serve(t, New(Config{Store: model.NewStore(), ClusterDomain: "cluster.local", Inbound: testInbound}))
 	ctx := testContext(t)
 	for _, req := range []*policyv1.InboundRequest{
 		{Port: 80}, {Workload: "ns/web"}, {Workload: "ns/web", Port: 65536},
@@ -74,7 +76,7 @@ func TestServedAnswersAndStop(t *testing.T) {
 	t.Parallel()
 	store := model.NewStore()
 	store.Update(model.Resources{})
-	s := New(store, "cluster.local", nil)
+	s := New(Config{Store: store, ClusterDomain: "cluster.local", Inbound: testInbound})
 	in, out := serve(t, s)
 	ctx := testContext(t)
 
@@ -86,7 +88,7 @@ func TestServedAnswersAndStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := Inbound(store.Snapshot(), "emojivoto/web", 8080); !proto.Equal(gotIn, want) {
+	if want := Inbound(store.Snapshot(), testInbound, "emojivoto/web", 8080); !proto.Equal(gotIn, want) {
 		t.Errorf("inbound:\n got %v\nwant %v", gotIn, want)
 	}
 	outStream, err := out.WatchOutbound(ctx, &policyv1.OutboundRequest{Target: "web-svc.emojivoto.svc.cluster.local:80"})
@@ -121,7 +123,7 @@ func TestOutboundFollowsServiceDefaults(t *testing.T) {
 	}
 	store := model.NewStore()
 	store.Update(svc(model.OutboundDefaults{}))
-	_, out := serve(t, New(store, "cluster.local", nil))
+	_, out := serve(t, New(Config{Store: store, ClusterDomain: "cluster.local", Inbound: testInbound}))
 	stream, err := out.WatchOutbound(testContext(t), &policyv1.OutboundRequest{Target: "web-svc.emojivoto.svc.cluster.local:80"})
 	if err != nil {
 		t.Fatal(err)
@@ -143,6 +145,43 @@ func TestOutboundFollowsServiceDefaults(t *testing.T) {
 	}
 }
 
+// TestInboundFollowsServers: a Server that selects the port (a model change) resends the inbound policy, and the
+// problems the Server's policies have are logged by Run and shown with the model.
+func TestInboundFollowsServers(t *testing.T) {
+	t.Parallel()
+	wl := []*model.Workload{{Kind: model.KindWorkload, Namespace: "emojivoto", Name: "web", Labels: map[string]string{"app": "web"},
+		Ports: []model.WorkloadPort{{Name: "http", Port: 8080}}}}
+	store := model.NewStore()
+	store.Update(model.Resources{Workloads: wl})
+	s := New(Config{Store: store, ClusterDomain: "cluster.local", Inbound: testInbound})
+	in, _ := serve(t, s)
+	stream, err := in.WatchInbound(testContext(t), &policyv1.InboundRequest{Workload: "emojivoto/web", Port: 8080})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, err := stream.Recv(); err != nil || first.GetLabels()["kind"] != "default" || len(first.GetAuthorizations()) != 1 {
+		t.Fatalf("before the Server: %v %v", first, err)
+	}
+	var pol authzapi.Policies
+	pol.Add(&authzapi.Server{Metadata: authzapi.Meta{Namespace: "emojivoto", Name: "web-http"},
+		Spec: authzapi.ServerSpec{WorkloadSelector: &authzapi.LabelSelector{}, Port: authzapi.Port{Name: "http"}}})
+	pol.Add(&authzapi.AuthorizationPolicy{Metadata: authzapi.Meta{Namespace: "emojivoto", Name: "jwt"},
+		Spec: authzapi.AuthorizationPolicySpec{TargetRef: authzapi.TargetRef{Group: authzapi.Group, Kind: "Server", Name: "web-http"},
+			RequiredAuthenticationRefs: []authzapi.Ref{{Group: authzapi.Group, Kind: "JWTAuthentication", Name: "tokens"}}}})
+	store.Update(model.Resources{Workloads: wl, Policies: pol})
+	next, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.GetLabels()["kind"] != "server" || next.GetLabels()["name"] != "web-http" || len(next.GetAuthorizations()) != 0 {
+		t.Errorf("after the Server: %v", next)
+	}
+	view, ok := s.DebugModel().(model.DebugView)
+	if !ok || len(view.PolicyProblems) != 1 || !strings.Contains(view.PolicyProblems[0], "JWT authentication is not supported yet") {
+		t.Errorf("debug view problems %q", view.PolicyProblems)
+	}
+}
+
 // recv waits for the next value, failing the test when none comes in time.
 func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
@@ -160,7 +199,7 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 func TestWatchResendsOnlyChanges(t *testing.T) {
 	t.Parallel()
 	store := model.NewStore()
-	s := New(store, "cluster.local", nil)
+	s := New(Config{Store: store, ClusterDomain: "cluster.local", Inbound: testInbound})
 	sent := make(chan bool, 10)
 	translated := make(chan struct{}, 10)
 	translate := func(snap *model.Snapshot) *wrapperspb.BoolValue {
@@ -210,7 +249,7 @@ func TestWatchResendsOnlyChanges(t *testing.T) {
 func TestWatchReturnsSendErrors(t *testing.T) {
 	t.Parallel()
 	gone := errors.New("stream gone")
-	err := watch(t.Context(), New(model.NewStore(), "cluster.local", nil),
+	err := watch(t.Context(), New(Config{Store: model.NewStore(), ClusterDomain: "cluster.local", Inbound: testInbound}),
 		func(*wrapperspb.BoolValue) error { return gone },
 		func(*model.Snapshot) *wrapperspb.BoolValue { return wrapperspb.Bool(true) })
 	if !errors.Is(err, gone) {

@@ -1,33 +1,27 @@
-// Package policy serves the inbound and outbound policy APIs. For now every inbound port allows everyone and
-// every outbound target routes to itself, with the retries, timeouts and failure accrual of the Service it
-// resolves to (its annotations); the translation functions (model in, proto out) are where Server,
-// AuthorizationPolicy and HTTPRoute support will go. Streams are re-evaluated on model changes and only resent
-// when the result differs.
+// Package policy serves the inbound and outbound policy APIs. Inbound ports get the policy of the Server that
+// selects them (Server, ServerAuthorization, AuthorizationPolicy and the authentication kinds, translated by
+// authz), or their default inbound policy; every outbound target routes to itself, with the retries, timeouts
+// and failure accrual of the Service it resolves to (its annotations). The translation functions are pure (model
+// in, proto out); streams are re-evaluated on model changes and only resent when the result differs.
 package policy
 
 import (
+	"strings"
+
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
 	"github.com/sinewmesh/sinew/controlplane/internal/destination"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/controlplane/internal/policy/authz"
 )
 
-// DefaultAuthorizationName names the allow-all authorization of ports without a Server.
-const DefaultAuthorizationName = "default:all-unauthenticated"
-
-// Inbound is the policy of one port of a workload ("namespace/name").
-func Inbound(_ *model.Snapshot, _ string, _ uint32) *policyv1.InboundServer {
-	labels := map[string]string{"kind": "default", "name": "all-unauthenticated"}
-	return &policyv1.InboundServer{
-		Protocol: policyv1.Protocol_PROTOCOL_DETECT,
-		MtlsMode: policyv1.MTLSMode_MTLS_MODE_OPTIONAL,
-		Authorizations: []*policyv1.Authorization{{
-			Name:            DefaultAuthorizationName,
-			Identities:      []string{"*"},
-			Unauthenticated: true,
-			Labels:          labels,
-		}},
-		Labels: labels,
+// Inbound is the policy of one port of a workload ("namespace/name"). A workload the model does not know (yet)
+// gets the cluster's default policy.
+func Inbound(snap *model.Snapshot, cfg authz.Config, workload string, port uint32) *policyv1.InboundServer {
+	var w *model.Workload
+	if ns, name, ok := strings.Cut(workload, "/"); ok {
+		w, _ = snap.Workload(ns, name)
 	}
+	return authz.Inbound(snap, cfg, w, uint16(port))
 }
 
 // Outbound is the routing policy for a target authority or ip:port. A target that resolves to a Service (its

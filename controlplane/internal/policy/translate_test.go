@@ -11,6 +11,7 @@ import (
 
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/controlplane/internal/policy/authz"
 	"github.com/sinewmesh/sinew/internal/golden"
 )
 
@@ -44,13 +45,22 @@ func testSnapshot() *model.Snapshot {
 	return s.Snapshot()
 }
 
+// testInbound is the install's default inbound configuration.
+var testInbound = authz.Config{
+	TrustDomain:     "cluster.local",
+	DefaultPolicy:   "all-unauthenticated",
+	ClusterNetworks: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+	ProbeNetworks:   []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")},
+}
+
+// TestInbound: without Servers every port of every workload, known or not, gets the default policy (the
+// translation itself is tested in authz).
 func TestInbound(t *testing.T) {
 	t.Parallel()
 	snap := testSnapshot()
-	got := Inbound(snap, "emojivoto/web", 8080)
+	got := Inbound(snap, testInbound, "emojivoto/web", 8080)
 	golden.Check(t, "testdata/inbound-default.json", render(t, got))
 
-	// Until Server and AuthorizationPolicy exist, every port of every workload, known or not, gets the default.
 	for _, tc := range []struct {
 		snap     *model.Snapshot
 		workload string
@@ -59,8 +69,9 @@ func TestInbound(t *testing.T) {
 		{snap, "emojivoto/web", 9999},
 		{snap, "other/unknown", 80},
 		{model.NewStore().Snapshot(), "emojivoto/web", 8080},
+		{snap, "no-slash", 8080},
 	} {
-		if other := Inbound(tc.snap, tc.workload, tc.port); !proto.Equal(got, other) {
+		if other := Inbound(tc.snap, testInbound, tc.workload, tc.port); !proto.Equal(got, other) {
 			t.Errorf("Inbound(%s, %d) differs from the default:\n%s", tc.workload, tc.port, render(t, other))
 		}
 	}
@@ -155,10 +166,10 @@ func TestOutboundServiceDefaults(t *testing.T) {
 func TestTranslationsAreFresh(t *testing.T) {
 	t.Parallel()
 	snap := testSnapshot()
-	a, b := Inbound(snap, "emojivoto/web", 8080), Inbound(snap, "emojivoto/web", 8080)
-	a.Authorizations[0].Identities[0] = "changed"
+	a, b := Inbound(snap, testInbound, "emojivoto/web", 8080), Inbound(snap, testInbound, "emojivoto/web", 8080)
+	a.Authorizations[0].Labels["name"] = "changed"
 	a.Labels["name"] = "changed"
-	if !proto.Equal(b, Inbound(snap, "emojivoto/web", 8080)) {
+	if !proto.Equal(b, Inbound(snap, testInbound, "emojivoto/web", 8080)) {
 		t.Error("Inbound answers share state")
 	}
 	c, d := Outbound(snap, "x:80", clusterDomain), Outbound(snap, "x:80", clusterDomain)

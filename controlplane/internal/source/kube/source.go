@@ -1,5 +1,6 @@
 // Package kube is the Kubernetes source: shared informers on Services, EndpointSlices, Pods, Namespaces and
-// ServiceAccounts, translated into the same model the local source feeds. Event handlers only mark keys dirty; one
+// ServiceAccounts, and dynamic informers on the policy.sinew.dev kinds (policies.go), translated into the same
+// model the local source feeds. Event handlers only mark keys dirty; one
 // loop translates the dirty objects from the informer caches, batching bursts, and publishes the whole resource
 // set. Pods become workloads; EndpointSlices (not selectors) decide which pods back a service. It never writes to
 // the API server, and translation never panics on odd objects: problems are reported with the model.
@@ -23,18 +24,26 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
 	"github.com/sinewmesh/sinew/controlplane/internal/promreg"
 )
 
 // Config configures a Source.
 type Config struct {
 	Client kubernetes.Interface
+	// Dynamic reads the policy.sinew.dev objects; nil: none are read.
+	Dynamic dynamic.Interface
+	// CRDRecheck is how often policy kinds the API server does not serve (CRDs not installed) are looked for
+	// again. Default 1m.
+	CRDRecheck time.Duration
 	// DefaultOpaquePorts apply where no annotation says otherwise; nil means DefaultOpaquePorts, an empty
 	// non-nil slice none.
 	DefaultOpaquePorts []model.PortRange
@@ -49,6 +58,9 @@ type Source struct {
 	log           *slog.Logger
 	debounce      time.Duration
 	defaultOpaque []model.PortRange
+	client        kubernetes.Interface
+	dyn           dynamic.Interface
+	crdRecheck    time.Duration
 
 	factory    informers.SharedInformerFactory
 	pods       corelisters.PodLister
@@ -64,15 +76,23 @@ type Source struct {
 	dirtySvcs  map[string]struct{}
 	dirtyNS    map[string]struct{}
 	dirtyAccts bool
-	notify     chan struct{}
-	synced     atomic.Bool
-	runOnce    atomic.Bool
+	// dirtyPolicies: some policy object changed; they are re-read as a whole.
+	dirtyPolicies bool
+	notify        chan struct{}
+	synced        atomic.Bool
+	runOnce       atomic.Bool
 
 	// Translations, owned by the Run goroutine.
 	workloads map[string]*model.Workload
 	svcs      map[string]*model.Service
 	accts     []model.ServiceAccount
 	objErrors map[string]model.SourceError // by "kind ns/name"
+
+	// Policy informers, started by Run for the kinds the API server serves, and their translation.
+	dynFactory        dynamicinformer.DynamicSharedInformerFactory
+	policyInformers   map[string]policyInformer
+	policies          authzapi.Policies
+	policyProblemKeys map[string]struct{}
 
 	events   *prometheus.CounterVec
 	updates  prometheus.Counter
@@ -97,6 +117,9 @@ func New(cfg Config) (*Source, error) {
 	if cfg.DefaultOpaquePorts == nil {
 		cfg.DefaultOpaquePorts = DefaultOpaquePorts
 	}
+	if cfg.CRDRecheck <= 0 {
+		cfg.CRDRecheck = time.Minute
+	}
 	// managedFields are a large share of every object and nothing here reads them.
 	factory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(func(obj any) (any, error) {
 		if a, err := meta.Accessor(obj); err == nil {
@@ -105,17 +128,22 @@ func New(cfg Config) (*Source, error) {
 		return obj, nil
 	}))
 	s := &Source{
-		log:           cfg.Logger,
-		debounce:      cfg.Debounce,
-		defaultOpaque: cfg.DefaultOpaquePorts,
-		factory:       factory,
-		dirtyPods:     map[string]struct{}{},
-		dirtySvcs:     map[string]struct{}{},
-		dirtyNS:       map[string]struct{}{},
-		notify:        make(chan struct{}, 1),
-		workloads:     map[string]*model.Workload{},
-		svcs:          map[string]*model.Service{},
-		objErrors:     map[string]model.SourceError{},
+		log:               cfg.Logger,
+		debounce:          cfg.Debounce,
+		defaultOpaque:     cfg.DefaultOpaquePorts,
+		client:            cfg.Client,
+		dyn:               cfg.Dynamic,
+		crdRecheck:        cfg.CRDRecheck,
+		factory:           factory,
+		policyInformers:   map[string]policyInformer{},
+		policyProblemKeys: map[string]struct{}{},
+		dirtyPods:         map[string]struct{}{},
+		dirtySvcs:         map[string]struct{}{},
+		dirtyNS:           map[string]struct{}{},
+		notify:            make(chan struct{}, 1),
+		workloads:         map[string]*model.Workload{},
+		svcs:              map[string]*model.Service{},
+		objErrors:         map[string]model.SourceError{},
 		events: promreg.Register(cfg.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kube_source_events_total", Help: "Informer events received, by kind.",
 		}, []string{"kind"})),
@@ -220,8 +248,28 @@ func (s *Source) Run(ctx context.Context, sink model.Sink) error {
 	}
 	s.factory.Start(ctx.Done())
 	defer s.factory.Shutdown()
+	synced := s.hasSynced
+	var recheck <-chan time.Time
+	if s.dyn != nil {
+		served, ok := s.discoverPolicyKinds(ctx)
+		if !ok {
+			return nil
+		}
+		policySynced, missing := s.startPolicyInformers(ctx, served)
+		defer s.dynFactory.Shutdown()
+		synced = append(slices.Clone(synced), policySynced...)
+		if len(missing) > 0 {
+			s.log.Warn("policy kinds not served (CRDs not installed?); every port has its default inbound policy until they are",
+				"kinds", missing, "recheckEvery", s.crdRecheck)
+			t := time.NewTicker(s.crdRecheck)
+			defer t.Stop()
+			recheck = t.C
+		}
+	} else {
+		s.log.Info("no dynamic client: policy.sinew.dev objects are not read")
+	}
 	s.log.Info("waiting for informer caches to sync")
-	if !cache.WaitForCacheSync(ctx.Done(), s.hasSynced...) {
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -236,6 +284,16 @@ func (s *Source) Run(ctx context.Context, sink model.Sink) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-recheck:
+			served, ok := s.discoverPolicyKinds(ctx)
+			if !ok {
+				return nil
+			}
+			if _, missing := s.startPolicyInformers(ctx, served); len(missing) == 0 {
+				s.log.Info("every policy kind is served now")
+				recheck = nil
+			}
+			continue
 		case <-s.notify:
 		}
 		// Fixed window from the first event: a steady stream of events still yields an update per window.
@@ -263,6 +321,7 @@ func (s *Source) markAll() {
 		s.dirtySvcs[svc.Namespace+"/"+svc.Name] = struct{}{}
 	}
 	s.dirtyAccts = true
+	s.dirtyPolicies = true
 }
 
 // publish translates what is dirty and sends the resource set when anything changed.
@@ -276,8 +335,8 @@ func (s *Source) publish(sink model.Sink) {
 // process re-translates the dirty objects from the caches; it reports whether any translation changed.
 func (s *Source) process() bool {
 	s.mu.Lock()
-	pods, svcs, nss, accts := s.dirtyPods, s.dirtySvcs, s.dirtyNS, s.dirtyAccts
-	s.dirtyPods, s.dirtySvcs, s.dirtyNS, s.dirtyAccts = map[string]struct{}{}, map[string]struct{}{}, map[string]struct{}{}, false
+	pods, svcs, nss, accts, pols := s.dirtyPods, s.dirtySvcs, s.dirtyNS, s.dirtyAccts, s.dirtyPolicies
+	s.dirtyPods, s.dirtySvcs, s.dirtyNS, s.dirtyAccts, s.dirtyPolicies = map[string]struct{}{}, map[string]struct{}{}, map[string]struct{}{}, false, false
 	s.mu.Unlock()
 	// A wake-up left pending for keys taken here costs one more pass that finds nothing changed.
 
@@ -296,6 +355,9 @@ func (s *Source) process() bool {
 	}
 
 	changed := false
+	if pols {
+		changed = s.processPolicies()
+	}
 	for key := range pods {
 		ns, name, _ := strings.Cut(key, "/")
 		var w *model.Workload
@@ -403,6 +465,7 @@ func (s *Source) resources() model.Resources {
 		Workloads:       make([]*model.Workload, 0, len(s.workloads)),
 		Services:        make([]*model.Service, 0, len(s.svcs)),
 		ServiceAccounts: s.accts,
+		Policies:        s.policies,
 	}
 	for _, w := range s.workloads {
 		r.Workloads = append(r.Workloads, w)

@@ -1,0 +1,97 @@
+package authz
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
+)
+
+// Problems lists, sorted, what the translation of the snapshot's policies ignores or cannot honour: Servers that
+// select the same port of a workload (the oldest applies), authorizations that admit nobody because of
+// something unsupported or missing, and targets that do not exist. They are the same for every proxy, so they
+// are computed once per snapshot rather than per port.
+func Problems(snap *model.Snapshot, cfg Config) []string {
+	pol := snap.Policies()
+	var out []string
+	add := func(kind string, m *api.Meta, msg string) {
+		out = append(out, fmt.Sprintf("%s %s: %s", kind, m.Key(), msg))
+	}
+	out = append(out, conflicts(snap)...)
+	for _, sa := range pol.ServerAuthorizations {
+		_, problems := translateServerAuthorization(cfg, sa)
+		for _, p := range problems {
+			add(api.KindServerAuthorization, &sa.Metadata, p)
+		}
+		if ref := sa.Spec.Server; ref.Name != "" && !hasServer(pol, sa.Metadata.Namespace, ref.Name) {
+			add(api.KindServerAuthorization, &sa.Metadata, fmt.Sprintf("Server %s does not exist", ref.Name))
+		}
+	}
+	for _, ap := range pol.AuthorizationPolicies {
+		_, problems := translateAuthorizationPolicy(pol, cfg, ap)
+		for _, p := range problems {
+			add(api.KindAuthorizationPolicy, &ap.Metadata, p)
+		}
+		switch t := ap.Spec.TargetRef; {
+		case t.Kind == "HTTPRoute" || t.Kind == "GRPCRoute":
+			add(api.KindAuthorizationPolicy, &ap.Metadata, fmt.Sprintf("targets %s %s: route targets are not supported yet; the policy has no effect", t.Kind, t.Name))
+		case t.Kind == "Namespace" && t.Name != ap.Metadata.Namespace:
+			add(api.KindAuthorizationPolicy, &ap.Metadata, fmt.Sprintf("targets namespace %s: a policy applies only to its own namespace; it has no effect", t.Name))
+		case t.Kind == api.KindServer && !hasServer(pol, ap.Metadata.Namespace, t.Name):
+			add(api.KindAuthorizationPolicy, &ap.Metadata, fmt.Sprintf("targets Server %s, which does not exist", t.Name))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func hasServer(pol *api.Policies, ns, name string) bool {
+	for _, s := range pol.Servers {
+		if s.Metadata.Namespace == ns && s.Metadata.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// conflicts reports Servers that select the same workload port, one line per pair of Servers and port.
+func conflicts(snap *model.Snapshot) []string {
+	type key struct {
+		winner, loser string
+		port          uint16
+	}
+	hits := map[key][]string{}
+	for _, w := range snap.Workloads() {
+		byPort := map[uint16][]*api.Server{}
+		for _, srv := range snap.Policies().Servers {
+			if selectsWorkload(srv, w) {
+				if p := serverPort(srv, w); p != 0 {
+					byPort[p] = append(byPort[p], srv)
+				}
+			}
+		}
+		for port, srvs := range byPort {
+			if len(srvs) < 2 {
+				continue
+			}
+			slices.SortFunc(srvs, olderFirst)
+			for _, loser := range srvs[1:] {
+				k := key{srvs[0].Metadata.Key(), loser.Metadata.Key(), port}
+				hits[k] = append(hits[k], w.Name)
+			}
+		}
+	}
+	var out []string
+	for k, ws := range hits {
+		slices.Sort(ws)
+		list := strings.Join(ws, ", ")
+		if len(ws) > 3 {
+			list = fmt.Sprintf("%s and %d more", strings.Join(ws[:3], ", "), len(ws)-3)
+		}
+		out = append(out, fmt.Sprintf("Server %s: selects port %d of %s, like Server %s, which applies (older, or first by name)",
+			k.loser, k.port, list, k.winner))
+	}
+	return out
+}
