@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
 	"sigs.k8s.io/yaml"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
 	"github.com/sinewmesh/sinew/controlplane/internal/source/svcdefaults"
 	"github.com/sinewmesh/sinew/internal/names"
 )
@@ -24,6 +26,8 @@ const APIVersion = "sinew.dev/v1alpha1"
 type parsed struct {
 	services  []*model.Service
 	workloads []*model.Workload
+	// policies are the policy.sinew.dev objects, in document order.
+	policies []authzapi.Object
 	// ignored counts documents of kinds this source does not know (yet).
 	ignored []string
 	// problems are parts of valid documents that were ignored (a malformed annotation): reported, but the file
@@ -40,7 +44,8 @@ type objectMeta struct {
 	Name      string            `json:"name"`
 	Namespace string            `json:"namespace,omitempty"`
 	Labels    map[string]string `json:"labels,omitempty"`
-	// Annotations: on a Service, its outbound defaults (svcdefaults); elsewhere not read yet.
+	// Annotations: on a Service, its outbound defaults (svcdefaults); on a Workload, its default inbound policy
+	// (config.sinew.dev/default-inbound-policy); others are not read.
 	Annotations annotations `json:"annotations,omitempty"`
 }
 
@@ -140,6 +145,14 @@ func parseFile(name string, data []byte) (parsed, error) {
 		if tm.Kind == "" {
 			return parsed{}, fmt.Errorf("%s (line %d): kind: required", where, doc.line)
 		}
+		if _, ok := authzapi.New(tm.Kind); ok {
+			obj, err := parsePolicy(tm, doc)
+			if err != nil {
+				return parsed{}, fmt.Errorf("%s %w", where, err)
+			}
+			out.policies = append(out.policies, obj)
+			continue
+		}
 		if tm.Kind != "Workload" && tm.Kind != "Service" {
 			out.ignored = append(out.ignored, tm.Kind)
 			continue
@@ -177,6 +190,33 @@ func parseFile(name string, data []byte) (parsed, error) {
 		}
 	}
 	return out, nil
+}
+
+// parsePolicy reads one document of a policy.sinew.dev kind. Errors start with the kind, name and the
+// document's first line: "(Server web, line 12): spec.port: …".
+func parsePolicy(tm typeMeta, doc document) (authzapi.Object, error) {
+	obj, _ := authzapi.New(tm.Kind)
+	if tm.APIVersion != "" && tm.APIVersion != authzapi.APIVersion {
+		return nil, fmt.Errorf("(%s, line %d): apiVersion: must be %s, got %q", tm.Kind, doc.line, authzapi.APIVersion, tm.APIVersion)
+	}
+	if err := yaml.UnmarshalStrict(doc.text, obj); err != nil {
+		return nil, fmt.Errorf("(%s, line %d): %s", tm.Kind, doc.line, yamlError(err, doc.line))
+	}
+	m := obj.ObjectMeta()
+	var errs []error
+	ns := validateMeta(&objectMeta{Name: m.Name, Namespace: m.Namespace}, &errs)
+	m.Namespace = ns
+	if err := obj.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if s, ok := obj.(*authzapi.Server); ok && s.Spec.PodSelector != nil && s.Spec.WorkloadSelector == nil {
+		// Local mode has no pods: its Workloads are what pods are in a cluster, so a podSelector picks them.
+		s.Spec.WorkloadSelector, s.Spec.PodSelector = s.Spec.PodSelector, nil
+	}
+	if err := joinErrors(errs); err != nil {
+		return nil, fmt.Errorf("(%s, line %d): %w", strings.TrimSpace(tm.Kind+" "+m.Name), doc.line, err)
+	}
+	return obj, nil
 }
 
 type document struct {
@@ -239,10 +279,19 @@ func (d *workloadDoc) toModel() (*model.Workload, error) {
 	var errs []error
 	ns := validateMeta(&d.Metadata, &errs)
 	w := &model.Workload{
+		Kind:           model.KindWorkload,
 		Namespace:      ns,
 		Name:           d.Metadata.Name,
 		Labels:         d.Metadata.Labels,
 		ServiceAccount: d.Spec.ServiceAccount,
+	}
+	if v, ok := d.Metadata.Annotations[names.AnnDefaultInboundPolicy]; ok {
+		// A file with a misspelt policy is refused rather than loaded with a more open default.
+		if !slices.Contains(names.InboundPolicies, v) {
+			errs = append(errs, fmt.Errorf("metadata.annotations: %s: must be one of %s, got %q", names.AnnDefaultInboundPolicy,
+				strings.Join(names.InboundPolicies, ", "), v))
+		}
+		w.DefaultInboundPolicy = v
 	}
 	if w.ServiceAccount == "" {
 		w.ServiceAccount = "default"

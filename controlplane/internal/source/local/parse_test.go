@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
 )
 
 func TestParseMultiDocument(t *testing.T) {
@@ -103,7 +104,9 @@ func TestParseLineNumbersAreFileRelative(t *testing.T) {
 func TestParseNeverPanics(t *testing.T) {
 	t.Parallel()
 	inputs := []string{"", "---", "\x00\xff", "kind: [", "kind: Workload\nspec: null", "kind: Workload\nmetadata: null\nspec: {ports: [null]}",
-		"kind: Service\nspec: {ports: [{targetPort: {a: b}}]}", "kind: 5", "{{{{", strings.Repeat("- ", 1000), "kind: Workload\nmetadata: {name: a, labels: {x: [1]}}"}
+		"kind: Service\nspec: {ports: [{targetPort: {a: b}}]}", "kind: 5",
+		"kind: Server\nspec: null", "kind: Server\nspec: {port: {a: b}}", "kind: ServerAuthorization\nspec: {client: {meshTLS: null}}",
+		"kind: AuthorizationPolicy\nspec: {requiredAuthenticationRefs: [null]}", "kind: MeshTLSAuthentication\nmetadata: null", "{{{{", strings.Repeat("- ", 1000), "kind: Workload\nmetadata: {name: a, labels: {x: [1]}}"}
 	for _, in := range inputs {
 		func() {
 			defer func() {
@@ -119,6 +122,8 @@ func TestParseNeverPanics(t *testing.T) {
 func FuzzParseFile(f *testing.F) {
 	f.Add([]byte("kind: Workload\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n"))
 	f.Add([]byte("kind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80, targetPort: http}]}\n---\nkind: X\n"))
+	f.Add([]byte("kind: Server\nmetadata: {name: s}\nspec: {podSelector: {matchExpressions: [{key: a, operator: In, values: [b]}]}, port: http}\n"))
+	f.Add([]byte("kind: ServerAuthorization\nmetadata: {name: a}\nspec: {server: {name: s}, client: {meshTLS: {serviceAccounts: [{name: x}]}, networks: [{cidr: 10.0.0.0/8}]}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = parseFile("fuzz.yaml", data)
 	})
@@ -156,5 +161,109 @@ spec: {ports: [{port: 80}]}
 	want := `x.yaml: document 1 (Service web-svc): metadata.annotations: annotation timeout.sinew.dev/idle: "[\"1m\"]": want a duration`
 	if len(p.problems) != 1 || !strings.HasPrefix(p.problems[0], want) {
 		t.Errorf("problems %q, want one starting %q", p.problems, want)
+	}
+}
+
+// The policy.sinew.dev kinds decode into the model's policies; a Server's podSelector picks local Workloads, which
+// stand for pods here; a Workload's annotation sets its default inbound policy.
+func TestParsePolicies(t *testing.T) {
+	t.Parallel()
+	p, err := parseFile("policy.yaml", []byte(`apiVersion: sinew.dev/v1alpha1
+kind: Workload
+metadata:
+  name: web
+  namespace: emojivoto
+  labels: {app: web}
+  annotations: {config.sinew.dev/default-inbound-policy: deny}
+spec: {ports: [{name: http, port: 8080}]}
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: Server
+metadata: {name: web-http, namespace: emojivoto}
+spec: {podSelector: {matchLabels: {app: web}}, port: http, proxyProtocol: HTTP/1}
+---
+kind: ServerAuthorization
+metadata: {name: web-clients, namespace: emojivoto}
+spec:
+  server: {name: web-http}
+  client: {meshTLS: {serviceAccounts: [{name: vote-bot}]}}
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: web-policy}
+spec:
+  targetRef: {group: policy.sinew.dev, kind: Server, name: web-http}
+  requiredAuthenticationRefs: [{group: policy.sinew.dev, kind: MeshTLSAuthentication, name: bots}]
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: MeshTLSAuthentication
+metadata: {name: bots}
+spec: {identities: ["*"]}
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: NetworkAuthentication
+metadata: {name: local}
+spec: {networks: [{cidr: 127.0.0.0/8}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.workloads) != 1 || p.workloads[0].DefaultInboundPolicy != "deny" || p.workloads[0].Kind != model.KindWorkload {
+		t.Fatalf("workloads %+v", p.workloads)
+	}
+	if len(p.policies) != 5 {
+		t.Fatalf("%d policies", len(p.policies))
+	}
+	srv, ok := p.policies[0].(*authzapi.Server)
+	if !ok || srv.Spec.PodSelector != nil || srv.Spec.WorkloadSelector == nil || srv.Spec.WorkloadSelector.MatchLabels["app"] != "web" ||
+		srv.Spec.Port.Name != "http" {
+		t.Errorf("server %+v", p.policies[0])
+	}
+	if ap := p.policies[2].(*authzapi.AuthorizationPolicy); ap.Metadata.Namespace != "default" {
+		t.Errorf("namespace %q, want the default", ap.Metadata.Namespace)
+	}
+}
+
+// Errors in policy documents name the file, the document, the object and the line the document starts on.
+func TestParsePolicyErrors(t *testing.T) {
+	t.Parallel()
+	const srv = "kind: Server\nmetadata: {name: web-http}\n"
+	const prefix = "kind: Workload\nmetadata: {name: web}\n---\n"
+	for name, tc := range map[string]struct{ in, want string }{
+		"two selectors": {prefix + srv + "spec: {podSelector: {}, workloadSelector: {}, port: 80}\n",
+			"x.yaml: document 2 (Server web-http, line 4): spec: give exactly one of podSelector and workloadSelector, not both"},
+		"no selector":   {srv + "spec: {port: 80}\n", "x.yaml: document 1 (Server web-http, line 1): spec: give exactly one of podSelector (pods) and workloadSelector (Workloads)"},
+		"bad port":      {srv + "spec: {podSelector: {}, port: 0}\n", "spec.port: must be 1-65535 or a port name, got 0"},
+		"bad port name": {srv + "spec: {podSelector: {}, port: HTTP_1}\n", `spec.port: "HTTP_1" is not a port name`},
+		"bad protocol":  {srv + "spec: {podSelector: {}, port: 80, proxyProtocol: http}\n", `spec.proxyProtocol: must be one of unknown, HTTP/1, HTTP/2, gRPC, opaque, TLS, got "http"`},
+		"bad access":    {srv + "spec: {podSelector: {}, port: 80, accessPolicy: allow}\n", `spec.accessPolicy: must be one of`},
+		"bad operator": {srv + "spec: {podSelector: {matchExpressions: [{key: a, operator: Is}]}, port: 80}\n",
+			`spec.podSelector.matchExpressions[0].operator: must be In, NotIn, Exists or DoesNotExist, got "Is"`},
+		"unknown field": {prefix + srv + "spec: {podSelector: {}, port: 80, colour: blue}\n", `x.yaml: document 2 (Server, line 4): json: unknown field "colour"`},
+		"yaml syntax":   {prefix + prefix + srv + "spec: {podSelector: {, port: 80\n", "x.yaml: document 3: yaml: line "},
+		"wrong apiVersion": {"apiVersion: sinew.dev/v1alpha1\n" + srv + "spec: {podSelector: {}, port: 80}\n",
+			`x.yaml: document 1 (Server, line 1): apiVersion: must be policy.sinew.dev/v1alpha1, got "sinew.dev/v1alpha1"`},
+		"client neither": {"kind: ServerAuthorization\nmetadata: {name: a}\nspec: {server: {name: s}, client: {networks: [{cidr: 10.0.0.0/8}]}}\n",
+			"spec.client: give meshTLS (meshed clients) or unauthenticated: true (any client), not both and not neither"},
+		"server name and selector": {"kind: ServerAuthorization\nmetadata: {name: a}\nspec: {server: {name: s, selector: {}}, client: {unauthenticated: true}}\n",
+			"spec.server: give exactly one of name and selector"},
+		"bad network": {"kind: ServerAuthorization\nmetadata: {name: a}\nspec: {server: {name: s}, client: {unauthenticated: true, networks: [{cidr: 10.0.0.0/40, except: [nope]}]}}\n",
+			`spec.client.networks[0].cidr: "10.0.0.0/40" is not a network in CIDR notation (10.0.0.0/8, fd00::/8); spec.client.networks[0].except[0]`},
+		"bad target": {"kind: AuthorizationPolicy\nmetadata: {name: a}\nspec: {targetRef: {kind: Service, name: s}, requiredAuthenticationRefs: []}\n",
+			`spec.targetRef: must be a Server`},
+		"bad authentication": {"kind: AuthorizationPolicy\nmetadata: {name: a}\nspec: {targetRef: {kind: Namespace, name: x}, requiredAuthenticationRefs: [{kind: MeshTLSAuthentication, name: m}]}\n",
+			`spec.requiredAuthenticationRefs[0]: an authentication is a MeshTLSAuthentication`},
+		"meshtls both": {"kind: MeshTLSAuthentication\nmetadata: {name: a}\nspec: {identities: ['*'], identityRefs: [{kind: Namespace}]}\n",
+			"spec: give exactly one of identities and identityRefs"},
+		"meshtls bad identity": {"kind: MeshTLSAuthentication\nmetadata: {name: a}\nspec: {identities: [web]}\n", `spec.identities[0]: "web" is not`},
+		"network none":         {"kind: NetworkAuthentication\nmetadata: {name: a}\nspec: {networks: []}\n", "spec.networks: at least one network is required"},
+		"bad name":             {"kind: NetworkAuthentication\nmetadata: {name: A}\nspec: {networks: [{cidr: 10.0.0.0/8}]}\n", `metadata.name: "A" must consist of`},
+		"workload bad policy": {"kind: Workload\nmetadata: {name: w, annotations: {config.sinew.dev/default-inbound-policy: allow}}\n",
+			`x.yaml: document 1 (Workload w): metadata.annotations: config.sinew.dev/default-inbound-policy: must be one of`},
+	} {
+		_, err := parseFile("x.yaml", []byte(tc.in))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error containing %q", name, err, tc.want)
+		}
 	}
 }

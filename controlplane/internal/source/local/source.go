@@ -1,5 +1,6 @@
-// Package local is the local-mode source: a directory of YAML files (Workload and Service kinds for now), watched
-// for changes. A file that fails to parse or validate keeps contributing its last good resources, and its error is
+// Package local is the local-mode source: a directory of YAML files (Workload and Service kinds of sinew.dev, and
+// the inbound authorization kinds of policy.sinew.dev: Server, ServerAuthorization, AuthorizationPolicy,
+// MeshTLSAuthentication, NetworkAuthentication), watched for changes. A file that fails to parse or validate keeps contributing its last good resources, and its error is
 // reported with the model; other files are unaffected. It must never panic on input.
 package local
 
@@ -229,7 +230,7 @@ func (s *Source) load(name string) {
 			}
 			st.good, st.hasGood, st.err = p, true, nil
 			s.reloads.WithLabelValues("ok").Inc()
-			s.log.Debug("resource file loaded", "file", name, "services", len(p.services), "workloads", len(p.workloads))
+			s.log.Debug("resource file loaded", "file", name, "services", len(p.services), "workloads", len(p.workloads), "policies", len(p.policies))
 			return
 		}
 	} else {
@@ -258,6 +259,7 @@ func (s *Source) Resources() model.Resources {
 	var r model.Resources
 	seenSvc := map[string]string{}
 	seenWl := map[string]string{}
+	seenPolicy := map[string]string{} // by "Kind namespace/name"
 	for _, name := range names {
 		st := s.files[name]
 		if st.err != nil {
@@ -286,6 +288,16 @@ func (s *Source) Resources() model.Resources {
 			}
 			seenWl[w.Key()] = name
 			r.Workloads = append(r.Workloads, w)
+		}
+		for _, o := range st.good.policies {
+			key := o.ObjectKind() + " " + o.ObjectMeta().Key()
+			if first, dup := seenPolicy[key]; dup {
+				r.Errors = append(r.Errors, model.SourceError{Source: filepath.Join(s.dir, name),
+					Message: fmt.Sprintf("%s: %s is already defined in %s; ignoring this one", name, key, first)})
+				continue
+			}
+			seenPolicy[key] = name
+			r.Policies.Add(o)
 		}
 	}
 	return r

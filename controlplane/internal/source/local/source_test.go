@@ -164,3 +164,42 @@ func TestBadAnnotationKeepsTheFile(t *testing.T) {
 		t.Errorf("local_source_invalid_files = %v, want 0", m.GetGauge().GetValue())
 	}
 }
+
+// Policies follow their file like the other kinds: a broken edit keeps the last good ones (never none, which
+// would fall back to the more open default policy), and an object defined in two files is reported.
+func TestPoliciesKeepLastGood(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const server = "apiVersion: policy.sinew.dev/v1alpha1\nkind: Server\nmetadata: {name: web-http, namespace: ns}\nspec: {podSelector: {matchLabels: {app: a}}, port: 8080}\n"
+	write(t, dir, "a.yaml", workload("a", "a"))
+	write(t, dir, "policy.yaml", server)
+	s, err := New(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if r := s.Resources(); len(r.Policies.Servers) != 1 || len(r.Errors) != 0 {
+		t.Fatalf("initial: %+v, errors %v", r.Policies, r.Errors)
+	}
+
+	write(t, dir, "policy.yaml", server+"---\nkind: ServerAuthorization\nmetadata: {name: x, namespace: ns}\nspec: {server: {name: web-http}, client: {}}\n")
+	s.load("policy.yaml")
+	r := s.Resources()
+	if len(r.Policies.Servers) != 1 || r.Policies.Len() != 1 {
+		t.Errorf("after breaking policy.yaml: %+v, want the last good Server alone", r.Policies)
+	}
+	want := "policy.yaml: document 2 (ServerAuthorization x, line 6): spec.client: give meshTLS (meshed clients) or unauthenticated: true (any client), not both and not neither"
+	if len(r.Errors) != 1 || r.Errors[0].Message != want {
+		t.Errorf("errors %+v\nwant %s", r.Errors, want)
+	}
+
+	write(t, dir, "policy.yaml", server)
+	s.load("policy.yaml")
+	write(t, dir, "z.yaml", server)
+	s.load("z.yaml")
+	r = s.Resources()
+	if len(r.Policies.Servers) != 1 || len(r.Errors) != 1 ||
+		r.Errors[0].Message != "z.yaml: Server ns/web-http is already defined in policy.yaml; ignoring this one" {
+		t.Errorf("duplicate: %+v, errors %+v", r.Policies, r.Errors)
+	}
+}
