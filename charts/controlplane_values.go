@@ -7,6 +7,7 @@ type ControlPlaneValues struct {
 	ClusterDomain        string `json:"clusterDomain"`
 	ClusterNetworks      string `json:"clusterNetworks"`
 	DefaultInboundPolicy string `json:"defaultInboundPolicy"`
+	ProbeNetworks        string `json:"probeNetworks"`
 	Image                Image  `json:"image"`
 	ImagePullSecrets     []any  `json:"imagePullSecrets"`
 

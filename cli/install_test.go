@@ -279,6 +279,7 @@ func TestInstallRefusesBadInput(t *testing.T) {
 		"bad --set":                  {[]string{"--set", "proxy.logLevel"}, `--set "proxy.logLevel": key "logLevel" has no value`},
 		"unknown value":              {[]string{"--set", "proxy.logLvl=debug"}, "unknown value proxy.logLvl"},
 		"bad enum":                   {[]string{"--set", "defaultInboundPolicy=allow"}, `value defaultInboundPolicy: "allow" is not one of`},
+		"bad network":                {[]string{"--set", "probeNetworks=0.0.0.0/0\\,10.0.0.0/33"}, `value probeNetworks: "10.0.0.0/33" is not a network`},
 		"bad flag enum":              {[]string{"--default-inbound-policy", "allow"}, `value defaultInboundPolicy: "allow" is not one of`},
 		"bad ports":                  {[]string{"--skip-inbound-ports", "25,x"}, `value proxyInit.skipInboundPorts: "x" is not a port`},
 		"port out of range":          {[]string{"--skip-outbound-ports", "70000"}, `value proxyInit.skipOutboundPorts: "70000" is not a port between 1 and 65535`},

@@ -3,6 +3,8 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"net/netip"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -54,6 +56,19 @@ func validateValues(v *charts.ControlPlaneValues) error {
 			// as sinew-init and the controllers will read it
 			if _, err := ports.Parse(p.v, nil); err != nil {
 				checks = append(checks, fmt.Errorf("value %s: %w", p.path, err))
+			}
+		}
+	}
+	for _, p := range []struct{ path, v string }{{"clusterNetworks", v.ClusterNetworks}, {"probeNetworks", v.ProbeNetworks}} {
+		// as the destination controller will read it: networks in CIDR notation or addresses, comma-separated
+		for _, n := range strings.Split(p.v, ",") {
+			if n = strings.TrimSpace(n); n == "" {
+				continue
+			}
+			if _, err := netip.ParsePrefix(n); err != nil {
+				if _, err := netip.ParseAddr(n); err != nil {
+					checks = append(checks, fmt.Errorf("value %s: %q is not a network in CIDR notation (10.0.0.0/8, fd00::/8)", p.path, n))
+				}
 			}
 		}
 	}

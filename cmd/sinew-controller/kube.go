@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
@@ -70,6 +71,9 @@ func newDestinationCmd(stderr io.Writer) *cobra.Command {
 	f.StringVar(&cfg.Namespace, "namespace", names.ControlPlaneNamespace, "this controller's namespace (its identity is spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)")
 	f.StringVar(&cfg.ServiceAccount, "service-account", names.DestinationAccount, "this controller's service account")
 	f.StringVar(&cfg.DefaultOpaquePorts, "default-opaque-ports", names.DefaultOpaquePorts, "ports and ranges that are opaque unless an opaque-ports annotation replaces the list (\"none\" for none)")
+	f.StringVar(&cfg.DefaultInboundPolicy, "default-inbound-policy", names.DefaultInboundPolicy, "inbound policy of pod ports no Server selects, unless a pod or namespace annotation says otherwise: "+strings.Join(names.InboundPolicies, ", "))
+	f.StringVar(&cfg.ClusterNetworks, "cluster-networks", names.DefaultClusterNetworks, "networks of the cluster-* inbound policies, comma-separated")
+	f.StringVar(&cfg.ProbeNetworks, "probe-networks", names.DefaultProbeNetworks, "networks kubelet probes come from, comma-separated")
 	lf.Register(f)
 	return cmd
 }

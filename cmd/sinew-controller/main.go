@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -120,6 +121,9 @@ func newLocalCmd(stderr io.Writer) *cobra.Command {
 	f.StringVar(&cfg.IssuerCertFile, "identity-issuer-certificate-file", "", "PEM issuer (intermediate CA) certificate")
 	f.StringVar(&cfg.IssuerKeyFile, "identity-issuer-key-file", "", "PEM issuer private key")
 	f.DurationVar(&cfg.CertLifetime, "identity-issuance-lifetime", controlplane.DefaultCertLifetime, "lifetime of workload certificates")
+	f.StringVar(&cfg.DefaultInboundPolicy, "default-inbound-policy", names.DefaultInboundPolicy, "inbound policy of workload ports no Server selects, unless a Workload's annotation says otherwise: "+strings.Join(names.InboundPolicies, ", "))
+	f.StringVar(&cfg.ClusterNetworks, "cluster-networks", controlplane.DefaultLocalClusterNetworks, "networks of the cluster-* inbound policies, comma-separated")
+	f.StringVar(&cfg.ProbeNetworks, "probe-networks", names.DefaultProbeNetworks, "networks HTTP probes come from, comma-separated")
 	lf.Register(f)
 	_ = cmd.MarkFlagRequired("data-dir")
 	_ = cmd.MarkFlagRequired("resource-dir")

@@ -43,6 +43,8 @@ func TestChartDefaults(t *testing.T) {
 	var v struct {
 		ClusterDomain        string `json:"clusterDomain"`
 		DefaultInboundPolicy string `json:"defaultInboundPolicy"`
+		ClusterNetworks      string `json:"clusterNetworks"`
+		ProbeNetworks        string `json:"probeNetworks"`
 		Proxy                struct {
 			UID         int    `json:"uid"`
 			OpaquePorts string `json:"opaquePorts"`
@@ -54,6 +56,8 @@ func TestChartDefaults(t *testing.T) {
 	for _, c := range []struct{ what, chart, code string }{
 		{"clusterDomain", v.ClusterDomain, DefaultClusterDomain},
 		{"defaultInboundPolicy", v.DefaultInboundPolicy, DefaultInboundPolicy},
+		{"clusterNetworks", v.ClusterNetworks, DefaultClusterNetworks},
+		{"probeNetworks", v.ProbeNetworks, DefaultProbeNetworks},
 		{"proxy.opaquePorts", v.Proxy.OpaquePorts, DefaultOpaquePorts},
 	} {
 		if c.chart != c.code {
