@@ -125,6 +125,40 @@ func WriteRoutes(w io.Writer, rows []RouteRow, output string) error {
 	return tw.Flush()
 }
 
+// WriteAuthz renders authorization rows: ROUTE SERVER AUTHORIZATION UNAUTHORIZED SUCCESS RPS LATENCY_P50
+// LATENCY_P95 LATENCY_P99, as Linkerd's `viz authz`; wide adds the opaque (TCP) connections each row admitted or
+// refused per second.
+func WriteAuthz(w io.Writer, rows []AuthzRow, output string) error {
+	if err := CheckOutput(output); err != nil {
+		return err
+	}
+	if output == OutputJSON {
+		if rows == nil {
+			rows = []AuthzRow{}
+		}
+		return writeJSON(w, rows)
+	}
+	if len(rows) == 0 {
+		_, err := fmt.Fprintln(w, "No traffic found.")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	head := "ROUTE\tSERVER\tAUTHORIZATION\tUNAUTHORIZED\tSUCCESS\tRPS\tLATENCY_P50\tLATENCY_P95\tLATENCY_P99"
+	if output == OutputWide {
+		head += "\tTCP_ALLOWED\tTCP_DENIED"
+	}
+	fmt.Fprintln(tw, head)
+	for _, r := range rows {
+		cols := []string{r.Route, r.Server(), r.Authorization(), rps(r.UnauthorizedRPS), percent(r.SuccessRate), rps(r.RPS),
+			ms(r.LatencyP50), ms(r.LatencyP95), ms(r.LatencyP99)}
+		if output == OutputWide {
+			cols = append(cols, connsPerSec(r.TCPAllowed), connsPerSec(r.TCPDenied))
+		}
+		fmt.Fprintln(tw, strings.Join(cols, "\t"))
+	}
+	return tw.Flush()
+}
+
 func writeJSON(w io.Writer, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -192,4 +226,11 @@ func bytesPerSec(v *float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.1fB/s", *v)
+}
+
+func connsPerSec(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fconn/s", *v)
 }

@@ -1,5 +1,5 @@
-// Package promql builds the PromQL that viz runs against Prometheus for `stat`, `edges` and `routes`. It is pure: requests in,
-// query strings out, so the exact queries are golden-tested. It must not talk to Prometheus.
+// Package promql builds the PromQL that viz runs against Prometheus for `stat`, `edges`, `routes` and `authz`. It is
+// pure: requests in, query strings out, so the exact queries are golden-tested. It must not talk to Prometheus.
 //
 // Label contract (docs/observability/viz.md): every proxy scrape target carries the target labels `namespace`,
 // `deployment` and `pod` of the workload the proxy serves (added by Prometheus at scrape time), and the proxy's own
@@ -325,4 +325,75 @@ func Routes(req RoutesRequest) (RouteQueries, error) {
 	}
 	q.P50, q.P95, q.P99 = quantile("0.5"), quantile("0.95"), quantile("0.99")
 	return q, nil
+}
+
+// AuthzRequest is what `authz` asks for: the authorization decisions at one resource's proxies.
+type AuthzRequest struct {
+	Resource Resource
+	Window   time.Duration
+}
+
+// Validate reports a request that cannot be turned into queries.
+func (r AuthzRequest) Validate() error {
+	if r.Resource.Name == "" {
+		return fmt.Errorf("authorizations are shown for one resource, like deploy/web; %s names none", r.Resource.Kind)
+	}
+	if r.Resource.Namespace == "" {
+		return fmt.Errorf("authorizations are shown for a resource of one namespace: give -n, not -A")
+	}
+	return StatRequest{Window: r.Window}.Validate()
+}
+
+// The labels of the proxies' authorization metrics (docs/observability/metrics.md).
+const (
+	LabelTargetAddr = "target_addr"
+	LabelSrvKind    = "srv_kind"
+	LabelSrvName    = "srv_name"
+	LabelAuthzKind  = "authz_kind"
+	LabelAuthzName  = "authz_name"
+)
+
+// AuthzTargetLabels identify one application address of one pod: where a decision was made and where the same
+// requests' response_* series are counted. The authorization metrics carry no direction (they are inbound only);
+// the response metrics carry no server or authorization, so the two meet on these labels.
+var AuthzTargetLabels = []string{"namespace", "pod", LabelTargetAddr}
+
+// AuthzQueries are the queries behind one `authz` table.
+type AuthzQueries struct {
+	// HTTPAllow and HTTPDeny are request rates by target, server (and authorization, for HTTPAllow).
+	HTTPAllow, HTTPDeny string
+	// TCPAllow and TCPDeny are connection rates by server (and authorization, for TCPAllow).
+	TCPAllow, TCPDeny string
+	// Success and Total are inbound response rates by target; Buckets is their latency histogram by target and le.
+	Success, Total, Buckets string
+}
+
+// Authz builds the authorization queries over the proxies' inbound_{http,tcp}_authz_{allow,deny}_total and the
+// inbound response metrics of the same resource.
+func Authz(req AuthzRequest) (AuthzQueries, error) {
+	if err := req.Validate(); err != nil {
+		return AuthzQueries{}, err
+	}
+	w := formatWindow(req.Window)
+	var sel selector
+	if req.Resource.Kind != KindNamespace {
+		sel.add(req.Resource.Kind.Label(), req.Resource.Name)
+	}
+	sel.add("namespace", req.Resource.Namespace)
+	target := strings.Join(AuthzTargetLabels, ", ")
+	server := LabelSrvKind + ", " + LabelSrvName
+	authz := server + ", " + LabelAuthzKind + ", " + LabelAuthzName
+	sum := func(by, metric string, s selector) string {
+		return fmt.Sprintf("sum by (%s) (rate(%s%s[%s]))", by, metric, s, w)
+	}
+	inbound := append(selector{{"direction", "inbound"}}, sel...)
+	return AuthzQueries{
+		HTTPAllow: sum(target+", "+authz, "inbound_http_authz_allow_total", sel),
+		HTTPDeny:  sum(target+", "+server, "inbound_http_authz_deny_total", sel),
+		TCPAllow:  sum(authz, "inbound_tcp_authz_allow_total", sel),
+		TCPDeny:   sum(server, "inbound_tcp_authz_deny_total", sel),
+		Total:     sum(target, "response_total", inbound),
+		Success:   sum(target, "response_total", append(append(selector{}, inbound...), matcher{"classification", "success"})),
+		Buckets:   sum("le, "+target, "response_latency_ms_bucket", inbound),
+	}, nil
 }

@@ -153,3 +153,40 @@ func TestRoutesGolden(t *testing.T) {
 		}
 	}
 }
+
+func TestAuthzGolden(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		req  AuthzRequest
+	}{
+		{"authz_deploy_web", AuthzRequest{Resource: Resource{Kind: KindDeployment, Namespace: "emojivoto", Name: "web"}, Window: time.Minute}},
+		{"authz_pod_30s", AuthzRequest{Resource: Resource{Kind: KindPod, Namespace: "emojivoto", Name: "web-5f8b9c-x2x7q"}, Window: 30 * time.Second}},
+		{"authz_namespace", AuthzRequest{Resource: Resource{Kind: KindNamespace, Namespace: "emojivoto", Name: "emojivoto"}, Window: time.Hour}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			q, err := Authz(c.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			fmt.Fprintf(&b, "target: %s\n", strings.Join(AuthzTargetLabels, ", "))
+			for _, kv := range [][2]string{{"http_allow", q.HTTPAllow}, {"http_deny", q.HTTPDeny}, {"tcp_allow", q.TCPAllow},
+				{"tcp_deny", q.TCPDeny}, {"success", q.Success}, {"total", q.Total}, {"buckets", q.Buckets}} {
+				fmt.Fprintf(&b, "%s: %s\n", kv[0], kv[1])
+			}
+			golden(t, c.name+".txt", b.String())
+		})
+	}
+	for _, c := range []struct {
+		req  AuthzRequest
+		want string
+	}{
+		{AuthzRequest{Resource: Resource{Kind: KindDeployment, Namespace: "emojivoto"}, Window: time.Minute}, "one resource"},
+		{AuthzRequest{Resource: Resource{Kind: KindDeployment, Name: "web"}, Window: time.Minute}, "not -A"},
+		{AuthzRequest{Resource: Resource{Kind: KindPod, Namespace: "emojivoto", Name: "web"}, Window: 500 * time.Millisecond}, "too short"},
+	} {
+		if _, err := Authz(c.req); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Authz(%+v) = %v, want an error with %q", c.req, err, c.want)
+		}
+	}
+}
