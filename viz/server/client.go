@@ -112,6 +112,15 @@ func (c *Client) Routes(ctx context.Context, q url.Values) ([]metricsapi.RouteRo
 	return a.Routes, err
 }
 
+// Authz asks /api/authz.
+func (c *Client) Authz(ctx context.Context, q url.Values) ([]metricsapi.AuthzRow, error) {
+	var a struct {
+		Rows []metricsapi.AuthzRow `json:"rows"`
+	}
+	err := c.getJSON(ctx, "/api/authz", q, &a)
+	return a.Rows, err
+}
+
 // TapEvent is one decoded line of a tap stream.
 type TapEvent struct {
 	Proxy string

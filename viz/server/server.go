@@ -1,5 +1,5 @@
-// Package server is viz's HTTP face: the JSON API the CLI and the dashboard read (stat, edges, routes, a live tap
-// stream), the embedded dashboard itself, and the checks that keep a browser from being turned against it (Host
+// Package server is viz's HTTP face: the JSON API the CLI and the dashboard read (stat, edges, routes, authz, a live
+// tap stream), the embedded dashboard itself, and the checks that keep a browser from being turned against it (Host
 // allowlist against DNS rebinding, no cross-site requests, no writes). The API is documented in
 // docs/architecture/viz.md. The same server runs in Kubernetes (cmd/sinew-viz) and inside `sinew demo`.
 package server
@@ -71,6 +71,7 @@ func New(cfg Config) *Server {
 	s.mux.HandleFunc("GET /api/stat", metricsEndpoint(s, "rows", statQuery))
 	s.mux.HandleFunc("GET /api/edges", metricsEndpoint(s, "edges", edgesQuery))
 	s.mux.HandleFunc("GET /api/routes", metricsEndpoint(s, "routes", routesQuery))
+	s.mux.HandleFunc("GET /api/authz", metricsEndpoint(s, "rows", authzQuery))
 	s.mux.HandleFunc("GET /api/tap", s.tap)
 	s.mux.HandleFunc("GET "+ScrapeTargetsPath, s.scrapeTargets)
 	s.mux.HandleFunc("GET /api/", func(w http.ResponseWriter, r *http.Request) {
@@ -281,6 +282,19 @@ func routesQuery(p params) (string, func(context.Context, metricsapi.Querier) ([
 	}
 	return command("routes", p, p.q.Get("resource"), "to"), func(ctx context.Context, q metricsapi.Querier) ([]metricsapi.RouteRow, error) {
 		return metricsapi.Routes(ctx, q, req, time.Time{})
+	}, err
+}
+
+// authzQuery reads /api/authz: resource.
+func authzQuery(p params) (string, func(context.Context, metricsapi.Querier) ([]metricsapi.AuthzRow, error), error) {
+	req := metricsapi.AuthzRequest{Window: p.window}
+	res, err := p.resource("resource", true)
+	if err == nil {
+		req.Resource = *res
+		err = req.Validate()
+	}
+	return command("authz", p, p.q.Get("resource")), func(ctx context.Context, q metricsapi.Querier) ([]metricsapi.AuthzRow, error) {
+		return metricsapi.Authz(ctx, q, req, time.Time{})
 	}, err
 }
 

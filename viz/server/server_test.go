@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -119,6 +120,9 @@ func TestAPIErrorsSayWhatIsWrong(t *testing.T) {
 		{ts.URL + "/api/stat?resource=deploy&from=deploy/a&to=deploy/b", 400, ""},
 		{ts.URL + "/api/edges?kind=deploy/web", 400, "TYPE"},
 		{ts.URL + "/api/routes?resource=deploy", 400, "one resource"},
+		{ts.URL + "/api/authz", 400, "resource: required"},
+		{ts.URL + "/api/authz?resource=deploy", 400, "one resource"},
+		{ts.URL + "/api/authz?resource=deploy/web&allNamespaces=true", 400, "not -A"},
 		{ts.URL + "/api/tap", 400, "resource: required"},
 		{ts.URL + "/api/tap?resource=deploy/web&maxRps=1000", 400, "maximum"},
 		{ts.URL + "/api/tap?resource=deploy/web&limit=-1", 400, "limit"},
@@ -154,6 +158,7 @@ func TestStatAnswersWithTheCLICommand(t *testing.T) {
 	for path, want := range map[string]string{
 		"/api/edges?kind=deploy&allNamespaces=true":                            "sinew viz edges deploy -A",
 		"/api/routes?resource=deploy/web&namespace=emojivoto&to=deploy/voting": "sinew viz routes deploy/web -n emojivoto --to deploy/voting",
+		"/api/authz?resource=po/web-1&namespace=emojivoto&window=30s":          "sinew viz authz po/web-1 -n emojivoto -t 30s",
 	} {
 		if code, body, h := do(t, "GET", ts.URL+path, nil); code != 200 || h.Get(CommandHeader) != want {
 			t.Errorf("GET %s: %d %s, command %q, want %q", path, code, body, h.Get(CommandHeader), want)
@@ -167,5 +172,35 @@ func TestTapOfNothingIsNotFound(t *testing.T) {
 	code, body, _ := do(t, "GET", ts.URL+"/api/tap?resource=deploy/web&namespace=emojivoto", nil)
 	if code != 404 || !strings.Contains(body, "no meshed pods to tap: deployment/web in namespace emojivoto") {
 		t.Errorf("tap of nothing: %d %s", code, body)
+	}
+}
+
+// authzQuerier answers the allow query of `authz` with one admitted pair, and everything else with nothing.
+type authzQuerier struct{}
+
+func (authzQuerier) Query(_ context.Context, q string, _ time.Time) ([]metricsapi.Sample, error) {
+	if !strings.Contains(q, "inbound_http_authz_allow_total") {
+		return nil, nil
+	}
+	return []metricsapi.Sample{{Value: 2, Labels: map[string]string{"namespace": "emojivoto", "pod": "web-1", "target_addr": "127.0.0.1:8080",
+		"srv_kind": "default", "srv_name": "all-unauthenticated", "authz_kind": "default", "authz_name": "all-unauthenticated"}}}, nil
+}
+
+func TestAuthzThroughTheClient(t *testing.T) {
+	ts := newTestServer(t, Config{Mode: ModeLocal, Querier: authzQuerier{}})
+	c, err := NewClient(ts.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := c.Authz(context.Background(), url.Values{"resource": {"deploy/web"}, "namespace": {"emojivoto"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Server() != "default:all-unauthenticated" || rows[0].Authorization() != "default/all-unauthenticated" ||
+		rows[0].RPS == nil || *rows[0].RPS != 2 || rows[0].SuccessRate != nil {
+		t.Errorf("authz rows %+v: want one admitted pair at 2rps, without a success rate (no responses)", rows)
+	}
+	if _, err := c.Authz(context.Background(), url.Values{"resource": {"deploy"}}); err == nil || !strings.Contains(err.Error(), "one resource") {
+		t.Errorf("authz of deploy: %v, want the API's error", err)
 	}
 }
