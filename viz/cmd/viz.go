@@ -1,6 +1,6 @@
-// Package cmd is the `sinew viz` command line: stat, edges, routes, tap, top and dashboard read the viz API (local
-// mesh or sinew-viz in a cluster, docs/architecture/viz.md); install, uninstall and check manage the extension in a
-// cluster. Package cli registers NewCmd under sinew; every command is built from the injected cmdenv.Env, so tests
+// Package cmd is the `sinew viz` command line: stat, edges, routes, authz, tap, top and dashboard read the viz API
+// (local mesh or sinew-viz in a cluster, docs/architecture/viz.md); install, uninstall and check manage the extension
+// in a cluster, and allow-scrapes prints the policy that lets it reach proxies in a namespace that denies by default. Package cli registers NewCmd under sinew; every command is built from the injected cmdenv.Env, so tests
 // run them in-process. It must not import package cli (which imports it) nor hold package-level flag variables.
 package cmd
 
@@ -118,7 +118,8 @@ func NewCmd(env *cmdenv.Env) *cobra.Command {
 		Short: "See the mesh's traffic: golden metrics, who talks to whom, live requests, the dashboard",
 		Long: `viz shows what goes through the proxies: success rate, requests per second, latency percentiles and TCP
 connections per resource (stat), per route (routes), which resources talk to which and whether mTLS secures it
-(edges), live requests (tap, top), and a web dashboard with all of it (dashboard).
+(edges), what inbound authorization admitted and denied (authz), live requests (tap, top), and a web dashboard
+with all of it (dashboard).
 
 The commands read the viz API: with a local mesh (sinew demo) it runs beside the mesh; in Kubernetes it is the
 sinew-viz extension (sinew viz install | kubectl apply -f -), reached through a port-forward.`,
@@ -129,8 +130,8 @@ sinew-viz extension (sinew viz install | kubectl apply -f -), reached through a 
 		SuggestionsMinimumDistance: 2,
 		RunE:                       func(cmd *cobra.Command, args []string) error { return runVizRoot(cmd, args) },
 	}
-	cmd.AddCommand(newStatCmd(env), newEdgesCmd(env), newRoutesCmd(env), newTapCmd(env), newTopCmd(env), newDashboardCmd(env),
-		newInstallCmd(env), newUninstallCmd(env), newCheckCmd(env))
+	cmd.AddCommand(newStatCmd(env), newEdgesCmd(env), newRoutesCmd(env), newAuthzCmd(env), newTapCmd(env), newTopCmd(env),
+		newDashboardCmd(env), newAllowScrapesCmd(env), newInstallCmd(env), newUninstallCmd(env), newCheckCmd(env))
 	return cmd
 }
 
@@ -292,5 +293,48 @@ serves (its inbound traffic), or with --to, of each route it calls on that resou
 	}
 	v.register(cmd, env)
 	cmd.Flags().StringVar(&to, "to", "", "the routes the resource calls on this resource (TYPE/NAME)")
+	return cmd
+}
+
+func newAuthzCmd(env *cmdenv.Env) *cobra.Command {
+	var v vizFlags
+	cmd := &cobra.Command{
+		Use:   "authz TYPE/NAME",
+		Short: "Authorization decisions per server: ROUTE SERVER AUTHORIZATION UNAUTHORIZED SUCCESS RPS LATENCY_P50 LATENCY_P95 LATENCY_P99",
+		Long: `authz shows, for a resource (deploy/NAME, po/NAME or ns/NAME), what the inbound authorization policy of its
+proxies decided over the time window: a row for each server (a Server resource's name, or default:<policy> for
+ports under a default inbound policy) and authorization that admitted requests (RPS), and a row with an empty
+AUTHORIZATION for the requests each server denied with 403 (UNAUTHORIZED).
+
+The proxies' response metrics carry no server or authorization label, so SUCCESS and the latencies of a row are
+those of every response at the application ports (per pod) where its server decided: the same for every row of
+one server, and the kubelet's probes included. ROUTE is "default", or "probe" for the kubelet's probes
+(authorization default/probe), until authorizations can target routes. -o wide adds the opaque (TCP) connections
+admitted and refused per second.`,
+		Example: `  sinew viz authz deploy/web -n emojivoto
+  sinew viz authz po/web-5f8b9c-x2x7q -n emojivoto -t 10m -o wide
+  sinew viz authz ns/emojivoto -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, window, err := v.resourceAndWindow(args[0])
+			if err != nil {
+				return err
+			}
+			req := metricsapi.AuthzRequest{Resource: res, Window: window}
+			if err := req.Validate(); err != nil {
+				return err
+			}
+			rows, err := ask(cmd.Context(), env, &v, map[string]string{"resource": args[0]},
+				func(c *metricsapi.Client) ([]metricsapi.AuthzRow, error) {
+					return metricsapi.Authz(cmd.Context(), c, req, time.Time{})
+				},
+				(*server.Client).Authz)
+			if err != nil {
+				return err
+			}
+			return metricsapi.WriteAuthz(env.Stdout, rows, v.output)
+		},
+	}
+	v.register(cmd, env)
 	return cmd
 }
