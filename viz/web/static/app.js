@@ -2,7 +2,8 @@
 //
 //   #/                               namespaces at a glance          GET api/stat?resource=ns&allNamespaces=true
 //   #/namespaces/NS                  workloads and their topology    GET api/stat, api/edges
-//   #/namespaces/NS/deploy/NAME      one workload, its peers, routes and live calls (api/tap, like `viz top`)
+//   #/namespaces/NS/deploy/NAME      one workload, its peers, routes, authorizations and live calls (api/tap, like
+//                                    `viz top`)
 //
 // Plain browser JavaScript with no build step and no third-party code: everything the page needs is served by the
 // viz server itself. API paths are relative so the dashboard also works behind a proxy that adds a path prefix.
@@ -826,11 +827,28 @@ function workloadView(view, ns, name) {
   ], { testid: 'routes-table', key: (r) => `${r.route}\u0000${r.authority}`, empty: 'No routes with traffic in the last minute.' });
   routesP.body.append(h('div', { 'data-testid': 'routes' }, routes.el));
 
+  // What its inbound authorization admitted and denied, per server: a row per authorization, and one per server for
+  // the requests it denied (no authorization). Success is per server: the proxies' response metrics know no
+  // authorization.
+  const authzP = panel('Servers and authorizations', `sinew viz authz ${res} -n ${ns}`, { testid: 'authz-panel' });
+  const authz = new Table([
+    { title: 'Server', cell: (r) => (r.serverKind === 'server' ? r.serverName : `${r.serverKind}:${r.serverName}`) },
+    { title: 'Authorization', cell: (r) => (r.authorizationKind ? `${r.authorizationKind}/${r.authorizationName}` : { text: 'denied', cls: 'sr-bad' }) },
+    { title: 'Allowed', num: true, cell: (r) => fmt.rps(r.rps) },
+    { title: 'Denied', num: true, cell: (r) => fmt.rps(r.unauthorizedRps) },
+    { title: 'Success', num: true, cell: (r) => srCell(r.success) },
+  ], {
+    testid: 'authz-table',
+    key: (r) => [r.serverKind, r.serverName, r.authorizationKind || '', r.authorizationName || ''].join('\u0000'),
+    empty: 'No authorization decisions in the last minute.',
+  });
+  authzP.body.append(authz.el);
+
   view.root.append(
     h('h1', {}, h('span', { class: 'kind', text: 'deploy/' }), h('span', { class: 'name', text: name }), h('span', { class: 'in', text: ` in ${ns}` })),
     summaryP.el, live.el,
     h('div', { class: 'pair' }, inP.el, outP.el),
-    octoP.el, routesP.el);
+    octoP.el, routesP.el, authzP.el);
 
   live.start();
   let self = null, callers = [], callees = [], edges = [];
@@ -853,6 +871,7 @@ function workloadView(view, ns, name) {
         edges = (b.edges || []).filter((e) => (e.src === name && (e.srcNamespace || ns) === ns) || (e.dst === name && (e.dstNamespace || ns) === ns));
       }),
       load(routesP, () => api('routes', { resource: res, namespace: ns }, view.signal), (b) => routes.update(b.routes || [])),
+      load(authzP, () => api('authz', { resource: res, namespace: ns }, view.signal), (b) => authz.update(b.rows || [])),
     ]);
     if (view.signal.aborted) return;
     // Nodes carry their own inbound success rate where known: this workload's from stat, callees' from what this
