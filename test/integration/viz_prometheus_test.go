@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -183,6 +184,59 @@ func TestVizAgainstPrometheus(t *testing.T) {
 		t.Errorf("sinew viz stat deploy through the viz API lacks emoji at 100%%:\n%s", apiTable)
 	}
 
+	// Authorization: the demo's proxies have no policy service, so the default policy all-unauthenticated admits
+	// every inbound request. voting's row carries its doughnut failures, and its success rate and latencies (summed
+	// per target in Go) equal stat's (PromQL's histogram_quantile) for its one pod and port at the same instant.
+	voting := metricsapi.Resource{Kind: metricsapi.KindDeployment, Namespace: "emojivoto", Name: "voting"}
+	var authz metricsapi.AuthzRow
+	var votingStat metricsapi.StatRow
+	eventually(t, 30*time.Second, "voting's authorization row", func() error {
+		round()
+		at := time.Now()
+		rows, err := metricsapi.Authz(ctx, client, metricsapi.AuthzRequest{Resource: voting, Window: window}, at)
+		if err != nil {
+			return err
+		}
+		if len(rows) != 1 || rows[0].SuccessRate == nil || rows[0].LatencyP99 == nil {
+			return fmt.Errorf("authz deploy/voting: %+v, want one admitted row with a success rate and latencies", rows)
+		}
+		stat, err := metricsapi.Stat(ctx, client, metricsapi.StatRequest{Resource: voting, Window: window}, at)
+		if err != nil {
+			return err
+		}
+		if len(stat) != 1 || stat[0].SuccessRate == nil || stat[0].LatencyP99 == nil {
+			return fmt.Errorf("stat deploy/voting: %+v", stat)
+		}
+		authz, votingStat = rows[0], stat[0]
+		return nil
+	})
+	if authz.Server() != "default:all-unauthenticated" || authz.Authorization() != "default/all-unauthenticated" || authz.Route != "default" ||
+		authz.RPS == nil || *authz.RPS <= 0 || authz.UnauthorizedRPS == nil || *authz.UnauthorizedRPS != 0 {
+		t.Errorf("authz deploy/voting %+v: want default:all-unauthenticated admitting traffic by default/all-unauthenticated, none denied", authz)
+	}
+	if sr := *authz.SuccessRate; sr <= 0 || sr >= 1 {
+		t.Errorf("authz deploy/voting success rate %v, want between 0 and 1 (doughnut votes fail)", sr)
+	}
+	near := func(a, b *float64) bool {
+		return a != nil && b != nil && math.Abs(*a-*b) <= 1e-9*math.Max(1, math.Abs(*b))
+	}
+	for _, c := range []struct {
+		name        string
+		authz, stat *float64
+	}{{"success", authz.SuccessRate, votingStat.SuccessRate}, {"p50", authz.LatencyP50, votingStat.LatencyP50},
+		{"p95", authz.LatencyP95, votingStat.LatencyP95}, {"p99", authz.LatencyP99, votingStat.LatencyP99}} {
+		if !near(c.authz, c.stat) {
+			t.Errorf("voting's %s: authz %v, stat %v; want the same", c.name, deref(c.authz), deref(c.stat))
+		}
+	}
+	authzRE := regexp.MustCompile(`(?m)^default\s+default:all-unauthenticated\s+default/all-unauthenticated\s+0\.0rps\s+\d+\.\d\d%\s+\d+\.\drps\s+\d+ms`)
+	for _, out := range []string{sinew("viz", "authz", "deploy/voting"), viz(ctx, "viz", "authz", "deploy/voting")} {
+		if !authzRE.MatchString(out) {
+			t.Errorf("sinew viz authz deploy/voting lacks the default policy's row:\n%s", out)
+		}
+	}
+	t.Logf("sinew viz authz deploy/voting:\n%s", sinew("viz", "authz", "deploy/voting", "-o", "wide"))
+
 	// Tap needs requests while it listens: keep voting until the taps are done.
 	trafficCtx, stopTraffic := context.WithCancel(ctx)
 	trafficDone := make(chan struct{})
@@ -260,4 +314,12 @@ func splitLines(s string) []string {
 		}
 	}
 	return out
+}
+
+// deref shows a metric that may be missing.
+func deref(v *float64) any {
+	if v == nil {
+		return nil
+	}
+	return *v
 }
