@@ -102,10 +102,15 @@ func (in *Inbound) Handle(raw net.Conn) {
 	conn := &trackedConn{Conn: raw, onClose: untrack}
 	plain := &pipeline.InboundConn{AppAddr: appAddr, Dst: dst, TLS: "no_identity"}
 	in.bindPolicy(plain, port, raw.RemoteAddr())
-	if in.opaquePorts[port] {
+	opaque := in.opaquePorts[port]
+	if opaque && in.ports.Apps == nil {
+		// Transparent mode: mesh connections come to the inbound port itself, never as an opaque app port.
 		in.forwardTCP(in.metered(conn, plain), plain)
 		return
 	}
+	// Explicit mode: mesh connections and plaintext clients share the listener, so even for an opaque default
+	// port the first bytes tell a peer proxy's mTLS from the client's own bytes (a server-speaks-first protocol
+	// waits out the detect timeout).
 	pc, res, err := detect.Peek(conn, in.timeouts.Detect)
 	if err != nil {
 		_ = conn.Close() // nothing to serve; the client is gone or silent
@@ -114,6 +119,8 @@ func (in *Inbound) Handle(raw net.Conn) {
 	switch {
 	case res.Protocol == detect.TLS && slices.Contains(res.ALPN, meshtls.ALPN):
 		in.serveMesh(pc)
+	case opaque:
+		in.forwardTCP(in.metered(pc, plain), plain)
 	case res.Protocol == detect.HTTP1, res.Protocol == detect.HTTP2:
 		in.srv.serve(in.metered(pc, plain), plain, res.Protocol == detect.HTTP2)
 	default:

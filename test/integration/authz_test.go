@@ -1,0 +1,324 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sinewmesh/sinew/proxy"
+)
+
+// authzPolicy is the walkthrough's security step in local mode: a Server on srv's port 8080 and a
+// ServerAuthorization that admits only the service account cli-sa.
+const authzPolicy = `apiVersion: policy.sinew.dev/v1alpha1
+kind: Server
+metadata: {name: srv-http, namespace: test}
+spec:
+  workloadSelector: {matchLabels: {app: srv}}
+  port: 8080
+  proxyProtocol: HTTP/1
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: ServerAuthorization
+metadata: {name: srv-cli-only, namespace: test}
+spec:
+  server: {name: srv-http}
+  client:
+    meshTLS:
+      serviceAccounts: [{name: cli-sa}]
+`
+
+// authzPolicyAP admits cli-sa through an AuthorizationPolicy and a MeshTLSAuthentication instead.
+const authzPolicyAP = `apiVersion: policy.sinew.dev/v1alpha1
+kind: Server
+metadata: {name: srv-http, namespace: test}
+spec:
+  workloadSelector: {matchLabels: {app: srv}}
+  port: 8080
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: MeshTLSAuthentication
+metadata: {name: cli, namespace: test}
+spec:
+  identityRefs: [{kind: ServiceAccount, name: cli-sa}]
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: srv-cli-only, namespace: test}
+spec:
+  targetRef: {group: policy.sinew.dev, kind: Server, name: srv-http}
+  requiredAuthenticationRefs:
+  - {group: policy.sinew.dev, kind: MeshTLSAuthentication, name: cli}
+`
+
+type authzFixture struct {
+	m                 *mesh
+	pair              *pairT
+	other             *sidecar
+	otherOut, srvPlan string // the other client's outbound listener; srv's inbound listener (plaintext clients)
+}
+
+func startAuthzFixture(t *testing.T) *authzFixture {
+	t.Helper()
+	m := startMesh(t, meshOpts{})
+	pair := startPair(t, m, httpApp(t, "srv", false))
+	other := m.sidecar(sidecarOpts{ns: "test", name: "other", sa: "other-sa", outbound: []string{svcAuthority}})
+	m.write("other.yaml", workloadYAML("test", "other", "other-sa", "other", 0, 9))
+	other.waitReady(t)
+	return &authzFixture{m: m, pair: pair, other: other, otherOut: other.p.OutboundAddrs()[0], srvPlan: pair.server.p.InboundAddr()}
+}
+
+// statuses is what cli, other and a plaintext client get for GET /hello.
+func (f *authzFixture) statuses() (cli, other, plain int, err error) {
+	get := func(addr string) (int, error) {
+		resp, err := http.Get("http://" + addr + "/hello")
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body) //nolint:errcheck
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if cli, err = get(f.pair.outbound); err != nil {
+		return
+	}
+	if other, err = get(f.otherOut); err != nil {
+		return
+	}
+	plain, err = get(f.srvPlan)
+	return
+}
+
+func (f *authzFixture) expect(t *testing.T, what string, cli, other, plain int) {
+	t.Helper()
+	eventually(t, 10*time.Second, what, func() error {
+		c, o, p, err := f.statuses()
+		if err != nil {
+			return err
+		}
+		if c != cli || o != other || p != plain {
+			return fmt.Errorf("cli %d, other %d, plaintext %d; want %d, %d, %d", c, o, p, cli, other, plain)
+		}
+		return nil
+	})
+}
+
+// TestAuthorizationPolicies: with no Server everything is admitted (the default all-unauthenticated); a Server
+// with a ServerAuthorization for cli-sa admits cli and refuses another service account and a plaintext client
+// with 403; the same with AuthorizationPolicy + MeshTLSAuthentication; removing the policy admits all again.
+// Decisions are counted with Linkerd's metric names on srv's proxy.
+func TestAuthorizationPolicies(t *testing.T) {
+	t.Parallel()
+	f := startAuthzFixture(t)
+	f.expect(t, "the default policy admitting everyone", 200, 200, 200)
+
+	f.m.write("policy.yaml", authzPolicy)
+	f.expect(t, "the ServerAuthorization admitting only cli-sa", 200, 403, 403)
+	text := f.pair.server.metrics(t)
+	if v := metricValue(text, "inbound_http_authz_deny_total", `srv_kind="server"`, `srv_name="srv-http"`, `client_id="`+spiffeID("test", "other-sa")+`"`); v < 1 {
+		t.Errorf("inbound_http_authz_deny_total for other-sa = %v", v)
+	}
+	if v := metricValue(text, "inbound_http_authz_allow_total", `srv_name="srv-http"`, `authz_kind="serverauthorization"`, `authz_name="srv-cli-only"`, `client_id="`+spiffeID("test", "cli-sa")+`"`); v < 1 {
+		t.Errorf("inbound_http_authz_allow_total for cli-sa = %v", v)
+	}
+
+	f.m.write("policy.yaml", authzPolicyAP)
+	f.expect(t, "the AuthorizationPolicy admitting only cli-sa", 200, 403, 403)
+	eventually(t, 10*time.Second, "admissions counted under the AuthorizationPolicy", func() error {
+		if _, _, _, err := f.statuses(); err != nil {
+			return err
+		}
+		if v := metricValue(f.pair.server.metrics(t), "inbound_http_authz_allow_total", `authz_kind="authorizationpolicy"`, `authz_name="srv-cli-only"`); v < 1 {
+			return fmt.Errorf("inbound_http_authz_allow_total{authz_kind=authorizationpolicy} = %v:\n%s", v, grepLines(f.pair.server.metrics(t), "inbound_"))
+		}
+		return nil
+	})
+
+	f.m.remove("policy.yaml")
+	f.expect(t, "everyone admitted once the Server is gone", 200, 200, 200)
+}
+
+// TestAuthorizationDefaultPolicies: the default inbound policy of a workload without a Server, from its
+// annotation: deny refuses everyone, all-authenticated refuses only plaintext clients, audit admits everyone and
+// counts them as audited.
+func TestAuthorizationDefaultPolicies(t *testing.T) {
+	t.Parallel()
+	f := startAuthzFixture(t)
+	srvYAML := func(policy string) string {
+		return fmt.Sprintf(`apiVersion: sinew.dev/v1alpha1
+kind: Workload
+metadata: {name: srv, namespace: test, labels: {app: srv}, annotations: {config.sinew.dev/default-inbound-policy: %s}}
+spec:
+  serviceAccount: srv-sa
+  address: 127.0.0.1
+  meshPort: %d
+  ports: [{name: p, port: 8080}]
+---
+`, policy, f.pair.server.inboundPort()) + serviceYAML("test", "srv", "srv", 80, 8080)
+	}
+	f.m.write("srv.yaml", srvYAML("deny"))
+	f.expect(t, "deny", 403, 403, 403)
+	f.m.write("srv.yaml", srvYAML("all-authenticated"))
+	f.expect(t, "all-authenticated", 200, 200, 403)
+	f.m.write("srv.yaml", srvYAML("audit"))
+	f.expect(t, "audit", 200, 200, 200)
+	if v := metricValue(f.pair.server.metrics(t), "inbound_http_authz_allow_total", `srv_kind="default"`, `authz_name="audit"`); v < 1 {
+		t.Errorf("audited admissions counted %v times", v)
+	}
+}
+
+// TestAuthorizationChangeUnderLoad: while cli sends requests without pause, its authorization is swapped from a
+// ServerAuthorization to an AuthorizationPolicy and back, and other-sa is admitted and refused in turn; cli never
+// sees an error.
+func TestAuthorizationChangeUnderLoad(t *testing.T) {
+	t.Parallel()
+	f := startAuthzFixture(t)
+	f.m.write("policy.yaml", authzPolicy)
+	f.expect(t, "the ServerAuthorization", 200, 403, 403)
+
+	var sent, failed atomic.Int64
+	var lastErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Timeout: 10 * time.Second}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := c.Get("http://" + f.pair.outbound + "/hello")
+				sent.Add(1)
+				if err != nil {
+					failed.Add(1)
+					lastErr.Store(err.Error())
+					continue
+				}
+				io.Copy(io.Discard, resp.Body) //nolint:errcheck
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+					lastErr.Store("status " + strconv.Itoa(resp.StatusCode))
+				}
+			}
+		}()
+	}
+	for i := range 3 {
+		f.m.write("policy.yaml", authzPolicyAP)
+		f.expect(t, fmt.Sprintf("round %d: the AuthorizationPolicy", i), 200, 403, 403)
+		f.m.write("policy.yaml", authzPolicy+"---\n"+`apiVersion: policy.sinew.dev/v1alpha1
+kind: ServerAuthorization
+metadata: {name: srv-other, namespace: test}
+spec:
+  server: {name: srv-http}
+  client:
+    meshTLS:
+      serviceAccounts: [{name: other-sa}]
+`)
+		f.expect(t, fmt.Sprintf("round %d: other-sa admitted too", i), 200, 200, 403)
+	}
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || sent.Load() < 20 {
+		t.Fatalf("cli: %d of %d requests failed (last: %v) while its policy changed", failed.Load(), sent.Load(), lastErr.Load())
+	}
+	t.Logf("cli: %d requests, 0 failed, across 6 policy changes", sent.Load())
+}
+
+// TestAuthorizationOpaqueTCP: an opaque port with a Server admitting only cli-sa: cli's connection is carried,
+// a plaintext client's is refused.
+func TestAuthorizationOpaqueTCP(t *testing.T) {
+	t.Parallel()
+	m := startMesh(t, meshOpts{})
+	echo := listen(t)
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); io.Copy(c, c) }() //nolint:errcheck
+		}
+	}()
+	server := m.sidecar(sidecarOpts{ns: "test", name: "db", sa: "db-sa", opaquePorts: []uint16{5432},
+		inbound: []proxy.InboundPort{{Port: 5432, App: echo.Addr().String()}}})
+	m.write("db.yaml", workloadYAML("test", "db", "db-sa", "db", server.inboundPort(), 5432)+"---\n"+serviceYAML("test", "db", "db", 5432, 5432)+`---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: Server
+metadata: {name: db, namespace: test}
+spec:
+  workloadSelector: {matchLabels: {app: db}}
+  port: 5432
+  proxyProtocol: opaque
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: ServerAuthorization
+metadata: {name: db-cli, namespace: test}
+spec:
+  server: {name: db}
+  client:
+    meshTLS:
+      serviceAccounts: [{name: cli-sa}]
+`)
+	client := m.sidecar(sidecarOpts{ns: "test", name: "cli", sa: "cli-sa", outbound: []string{"db.test.svc.cluster.local:5432"}, opaquePorts: []uint16{5432}})
+	m.write("cli.yaml", workloadYAML("test", "cli", "cli-sa", "cli", 0, 9))
+	server.waitReady(t)
+	client.waitReady(t)
+
+	ping := func(addr string) error {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck
+		if _, err := io.WriteString(c, "ping"); err != nil {
+			return err
+		}
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return err
+		}
+		if string(buf) != "ping" {
+			return fmt.Errorf("echoed %q", buf)
+		}
+		return nil
+	}
+	eventually(t, 10*time.Second, "cli's opaque connection carried", func() error {
+		if err := ping(client.p.OutboundAddrs()[0]); err != nil {
+			return fmt.Errorf("%w\n%s", err, grepLines(server.metrics(t), "inbound_tcp_authz"))
+		}
+		return nil
+	})
+	if err := ping(server.p.InboundAddr()); err == nil {
+		t.Error("a plaintext client's opaque connection was carried; want it refused")
+	}
+	eventually(t, 10*time.Second, "the refusal counted", func() error {
+		if v := metricValue(server.metrics(t), "inbound_tcp_authz_deny_total", `srv_name="db"`, `tls="no_identity"`); v < 1 {
+			return fmt.Errorf("inbound_tcp_authz_deny_total = %v:\n%s", v, grepLines(server.metrics(t), "inbound_"))
+		}
+		return nil
+	})
+}
+
+// grepLines is the lines of text that start with prefix, for failure messages.
+func grepLines(text, prefix string) string {
+	var b strings.Builder
+	for line := range strings.Lines(text) {
+		if strings.HasPrefix(line, prefix) {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
