@@ -212,6 +212,8 @@ type InboundServer struct {
 	ProbePaths []string `protobuf:"bytes,6,rep,name=probe_paths,json=probePaths,proto3" json:"probe_paths,omitempty"`
 	// Where probes may come from; empty means anywhere.
 	ProbeNetworks []*Network `protobuf:"bytes,7,rep,name=probe_networks,json=probeNetworks,proto3" json:"probe_networks,omitempty"`
+	// The port's local rate limit on HTTP requests (HTTPLocalRateLimitPolicy); absent: no limit.
+	RateLimit     *RateLimit `protobuf:"bytes,8,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -295,6 +297,141 @@ func (x *InboundServer) GetProbeNetworks() []*Network {
 	return nil
 }
 
+func (x *InboundServer) GetRateLimit() *RateLimit {
+	if x != nil {
+		return x.RateLimit
+	}
+	return nil
+}
+
+// A token-bucket limit on the requests one proxy admits to a port, enforced after authorization. A request over a
+// limit gets 429 with Retry-After (gRPC: RESOURCE_EXHAUSTED). Each bucket holds one second's worth of requests.
+type RateLimit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Requests per second for all clients together; 0: no total limit.
+	TotalRps uint32 `protobuf:"varint,1,opt,name=total_rps,json=totalRps,proto3" json:"total_rps,omitempty"`
+	// Requests per second for each client identity (meshed clients by identity; every unmeshed client shares one
+	// bucket), so one client cannot take the whole total; 0: no per-identity limit.
+	IdentityRps uint32 `protobuf:"varint,2,opt,name=identity_rps,json=identityRps,proto3" json:"identity_rps,omitempty"`
+	// Identities with their own per-identity limit instead of identity_rps (they still count toward the total).
+	Overrides []*RateLimitOverride `protobuf:"bytes,3,rep,name=overrides,proto3" json:"overrides,omitempty"`
+	// Where the limit came from: "kind" ("httplocalratelimitpolicy"), "name", "namespace"; metrics carry the name.
+	Labels        map[string]string `protobuf:"bytes,4,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimit) Reset() {
+	*x = RateLimit{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimit) ProtoMessage() {}
+
+func (x *RateLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
+func (*RateLimit) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RateLimit) GetTotalRps() uint32 {
+	if x != nil {
+		return x.TotalRps
+	}
+	return 0
+}
+
+func (x *RateLimit) GetIdentityRps() uint32 {
+	if x != nil {
+		return x.IdentityRps
+	}
+	return 0
+}
+
+func (x *RateLimit) GetOverrides() []*RateLimitOverride {
+	if x != nil {
+		return x.Overrides
+	}
+	return nil
+}
+
+func (x *RateLimit) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+type RateLimitOverride struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Rps   uint32                 `protobuf:"varint,1,opt,name=rps,proto3" json:"rps,omitempty"`
+	// Exact SPIFFE IDs, or prefixes ending in "*".
+	Identities    []string `protobuf:"bytes,2,rep,name=identities,proto3" json:"identities,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimitOverride) Reset() {
+	*x = RateLimitOverride{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimitOverride) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimitOverride) ProtoMessage() {}
+
+func (x *RateLimitOverride) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimitOverride.ProtoReflect.Descriptor instead.
+func (*RateLimitOverride) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RateLimitOverride) GetRps() uint32 {
+	if x != nil {
+		return x.Rps
+	}
+	return 0
+}
+
+func (x *RateLimitOverride) GetIdentities() []string {
+	if x != nil {
+		return x.Identities
+	}
+	return nil
+}
+
 // A client network: an address range in CIDR form, less the ranges in except.
 type Network struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -306,7 +443,7 @@ type Network struct {
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[2]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -318,7 +455,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[2]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -331,7 +468,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{2}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Network) GetCidr() string {
@@ -370,7 +507,7 @@ type Authorization struct {
 
 func (x *Authorization) Reset() {
 	*x = Authorization{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[3]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -382,7 +519,7 @@ func (x *Authorization) String() string {
 func (*Authorization) ProtoMessage() {}
 
 func (x *Authorization) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[3]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -395,7 +532,7 @@ func (x *Authorization) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authorization.ProtoReflect.Descriptor instead.
 func (*Authorization) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{3}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Authorization) GetName() string {
@@ -452,7 +589,7 @@ type OutboundRequest struct {
 
 func (x *OutboundRequest) Reset() {
 	*x = OutboundRequest{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[4]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +601,7 @@ func (x *OutboundRequest) String() string {
 func (*OutboundRequest) ProtoMessage() {}
 
 func (x *OutboundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[4]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +614,7 @@ func (x *OutboundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboundRequest.ProtoReflect.Descriptor instead.
 func (*OutboundRequest) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{4}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *OutboundRequest) GetTarget() string {
@@ -506,7 +643,7 @@ type OutboundPolicy struct {
 
 func (x *OutboundPolicy) Reset() {
 	*x = OutboundPolicy{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[5]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +655,7 @@ func (x *OutboundPolicy) String() string {
 func (*OutboundPolicy) ProtoMessage() {}
 
 func (x *OutboundPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[5]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +668,7 @@ func (x *OutboundPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboundPolicy.ProtoReflect.Descriptor instead.
 func (*OutboundPolicy) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{5}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *OutboundPolicy) GetProtocol() Protocol {
@@ -572,7 +709,7 @@ type HttpRoute struct {
 
 func (x *HttpRoute) Reset() {
 	*x = HttpRoute{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[6]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +721,7 @@ func (x *HttpRoute) String() string {
 func (*HttpRoute) ProtoMessage() {}
 
 func (x *HttpRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[6]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +734,7 @@ func (x *HttpRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpRoute.ProtoReflect.Descriptor instead.
 func (*HttpRoute) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{6}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HttpRoute) GetLabels() map[string]string {
@@ -633,7 +770,7 @@ type RouteRule struct {
 
 func (x *RouteRule) Reset() {
 	*x = RouteRule{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[7]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -645,7 +782,7 @@ func (x *RouteRule) String() string {
 func (*RouteRule) ProtoMessage() {}
 
 func (x *RouteRule) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[7]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -658,7 +795,7 @@ func (x *RouteRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteRule.ProtoReflect.Descriptor instead.
 func (*RouteRule) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{7}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RouteRule) GetMatches() []*HttpMatch {
@@ -722,7 +859,7 @@ type HttpMatch struct {
 
 func (x *HttpMatch) Reset() {
 	*x = HttpMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[8]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -734,7 +871,7 @@ func (x *HttpMatch) String() string {
 func (*HttpMatch) ProtoMessage() {}
 
 func (x *HttpMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[8]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -747,7 +884,7 @@ func (x *HttpMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpMatch.ProtoReflect.Descriptor instead.
 func (*HttpMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{8}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *HttpMatch) GetPath() *HttpMatch_PathMatch {
@@ -790,7 +927,7 @@ type WeightedBackend struct {
 
 func (x *WeightedBackend) Reset() {
 	*x = WeightedBackend{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[9]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -802,7 +939,7 @@ func (x *WeightedBackend) String() string {
 func (*WeightedBackend) ProtoMessage() {}
 
 func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[9]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -815,7 +952,7 @@ func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightedBackend.ProtoReflect.Descriptor instead.
 func (*WeightedBackend) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{9}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WeightedBackend) GetAuthority() string {
@@ -854,7 +991,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[10]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -866,7 +1003,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[10]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -879,7 +1016,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Filter) GetKind() isFilter_Kind {
@@ -973,7 +1110,7 @@ type Retry struct {
 
 func (x *Retry) Reset() {
 	*x = Retry{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1122,7 @@ func (x *Retry) String() string {
 func (*Retry) ProtoMessage() {}
 
 func (x *Retry) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1135,7 @@ func (x *Retry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Retry.ProtoReflect.Descriptor instead.
 func (*Retry) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{11}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Retry) GetLimit() uint32 {
@@ -1047,7 +1184,7 @@ type StatusRange struct {
 
 func (x *StatusRange) Reset() {
 	*x = StatusRange{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1059,7 +1196,7 @@ func (x *StatusRange) String() string {
 func (*StatusRange) ProtoMessage() {}
 
 func (x *StatusRange) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1072,7 +1209,7 @@ func (x *StatusRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRange.ProtoReflect.Descriptor instead.
 func (*StatusRange) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{12}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StatusRange) GetFirst() uint32 {
@@ -1104,7 +1241,7 @@ type FailureAccrual struct {
 
 func (x *FailureAccrual) Reset() {
 	*x = FailureAccrual{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[13]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1253,7 @@ func (x *FailureAccrual) String() string {
 func (*FailureAccrual) ProtoMessage() {}
 
 func (x *FailureAccrual) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[13]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1266,7 @@ func (x *FailureAccrual) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailureAccrual.ProtoReflect.Descriptor instead.
 func (*FailureAccrual) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{13}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FailureAccrual) GetConsecutiveFailures() uint32 {
@@ -1174,7 +1311,7 @@ type HttpMatch_PathMatch struct {
 
 func (x *HttpMatch_PathMatch) Reset() {
 	*x = HttpMatch_PathMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[18]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1186,7 +1323,7 @@ func (x *HttpMatch_PathMatch) String() string {
 func (*HttpMatch_PathMatch) ProtoMessage() {}
 
 func (x *HttpMatch_PathMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[18]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1199,7 +1336,7 @@ func (x *HttpMatch_PathMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpMatch_PathMatch.ProtoReflect.Descriptor instead.
 func (*HttpMatch_PathMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{8, 0}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10, 0}
 }
 
 func (x *HttpMatch_PathMatch) GetKind() isHttpMatch_PathMatch_Kind {
@@ -1272,7 +1409,7 @@ type HttpMatch_HeaderMatch struct {
 
 func (x *HttpMatch_HeaderMatch) Reset() {
 	*x = HttpMatch_HeaderMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[19]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1284,7 +1421,7 @@ func (x *HttpMatch_HeaderMatch) String() string {
 func (*HttpMatch_HeaderMatch) ProtoMessage() {}
 
 func (x *HttpMatch_HeaderMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[19]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1297,7 +1434,7 @@ func (x *HttpMatch_HeaderMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpMatch_HeaderMatch.ProtoReflect.Descriptor instead.
 func (*HttpMatch_HeaderMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{8, 1}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10, 1}
 }
 
 func (x *HttpMatch_HeaderMatch) GetName() string {
@@ -1362,7 +1499,7 @@ type HttpMatch_QueryParamMatch struct {
 
 func (x *HttpMatch_QueryParamMatch) Reset() {
 	*x = HttpMatch_QueryParamMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[20]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1374,7 +1511,7 @@ func (x *HttpMatch_QueryParamMatch) String() string {
 func (*HttpMatch_QueryParamMatch) ProtoMessage() {}
 
 func (x *HttpMatch_QueryParamMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[20]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1387,7 +1524,7 @@ func (x *HttpMatch_QueryParamMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpMatch_QueryParamMatch.ProtoReflect.Descriptor instead.
 func (*HttpMatch_QueryParamMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{8, 2}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10, 2}
 }
 
 func (x *HttpMatch_QueryParamMatch) GetName() string {
@@ -1449,7 +1586,7 @@ type Filter_HeaderModifier struct {
 
 func (x *Filter_HeaderModifier) Reset() {
 	*x = Filter_HeaderModifier{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1598,7 @@ func (x *Filter_HeaderModifier) String() string {
 func (*Filter_HeaderModifier) ProtoMessage() {}
 
 func (x *Filter_HeaderModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +1611,7 @@ func (x *Filter_HeaderModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_HeaderModifier.ProtoReflect.Descriptor instead.
 func (*Filter_HeaderModifier) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10, 0}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{12, 0}
 }
 
 func (x *Filter_HeaderModifier) GetAdd() map[string]string {
@@ -1511,7 +1648,7 @@ type Filter_Redirect struct {
 
 func (x *Filter_Redirect) Reset() {
 	*x = Filter_Redirect{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[22]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1523,7 +1660,7 @@ func (x *Filter_Redirect) String() string {
 func (*Filter_Redirect) ProtoMessage() {}
 
 func (x *Filter_Redirect) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[22]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1536,7 +1673,7 @@ func (x *Filter_Redirect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_Redirect.ProtoReflect.Descriptor instead.
 func (*Filter_Redirect) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10, 1}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{12, 1}
 }
 
 func (x *Filter_Redirect) GetScheme() string {
@@ -1587,7 +1724,7 @@ type Filter_FailureInjector struct {
 
 func (x *Filter_FailureInjector) Reset() {
 	*x = Filter_FailureInjector{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[23]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1599,7 +1736,7 @@ func (x *Filter_FailureInjector) String() string {
 func (*Filter_FailureInjector) ProtoMessage() {}
 
 func (x *Filter_FailureInjector) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[23]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1612,7 +1749,7 @@ func (x *Filter_FailureInjector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_FailureInjector.ProtoReflect.Descriptor instead.
 func (*Filter_FailureInjector) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10, 2}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{12, 2}
 }
 
 func (x *Filter_FailureInjector) GetStatus() uint32 {
@@ -1650,7 +1787,7 @@ const file_sinew_policy_v1_policy_proto_rawDesc = "" +
 	"\x1csinew/policy/v1/policy.proto\x12\x0fsinew.policy.v1\x1a\x1egoogle/protobuf/duration.proto\"@\n" +
 	"\x0eInboundRequest\x12\x1a\n" +
 	"\bworkload\x18\x01 \x01(\tR\bworkload\x12\x12\n" +
-	"\x04port\x18\x02 \x01(\rR\x04port\"\xdb\x03\n" +
+	"\x04port\x18\x02 \x01(\rR\x04port\"\x96\x04\n" +
 	"\rInboundServer\x125\n" +
 	"\bprotocol\x18\x01 \x01(\x0e2\x19.sinew.policy.v1.ProtocolR\bprotocol\x126\n" +
 	"\tmtls_mode\x18\x02 \x01(\x0e2\x19.sinew.policy.v1.MTLSModeR\bmtlsMode\x12F\n" +
@@ -1659,10 +1796,25 @@ const file_sinew_policy_v1_policy_proto_rawDesc = "" +
 	"\x06labels\x18\x05 \x03(\v2*.sinew.policy.v1.InboundServer.LabelsEntryR\x06labels\x12\x1f\n" +
 	"\vprobe_paths\x18\x06 \x03(\tR\n" +
 	"probePaths\x12?\n" +
-	"\x0eprobe_networks\x18\a \x03(\v2\x18.sinew.policy.v1.NetworkR\rprobeNetworks\x1a9\n" +
+	"\x0eprobe_networks\x18\a \x03(\v2\x18.sinew.policy.v1.NetworkR\rprobeNetworks\x129\n" +
+	"\n" +
+	"rate_limit\x18\b \x01(\v2\x1a.sinew.policy.v1.RateLimitR\trateLimit\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"5\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x88\x02\n" +
+	"\tRateLimit\x12\x1b\n" +
+	"\ttotal_rps\x18\x01 \x01(\rR\btotalRps\x12!\n" +
+	"\fidentity_rps\x18\x02 \x01(\rR\videntityRps\x12@\n" +
+	"\toverrides\x18\x03 \x03(\v2\".sinew.policy.v1.RateLimitOverrideR\toverrides\x12>\n" +
+	"\x06labels\x18\x04 \x03(\v2&.sinew.policy.v1.RateLimit.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"E\n" +
+	"\x11RateLimitOverride\x12\x10\n" +
+	"\x03rps\x18\x01 \x01(\rR\x03rps\x12\x1e\n" +
+	"\n" +
+	"identities\x18\x02 \x03(\tR\n" +
+	"identities\"5\n" +
 	"\aNetwork\x12\x12\n" +
 	"\x04cidr\x18\x01 \x01(\tR\x04cidr\x12\x16\n" +
 	"\x06except\x18\x02 \x03(\tR\x06except\"\xb8\x02\n" +
@@ -1802,84 +1954,90 @@ func file_sinew_policy_v1_policy_proto_rawDescGZIP() []byte {
 }
 
 var file_sinew_policy_v1_policy_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sinew_policy_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_sinew_policy_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_sinew_policy_v1_policy_proto_goTypes = []any{
 	(Protocol)(0),                     // 0: sinew.policy.v1.Protocol
 	(MTLSMode)(0),                     // 1: sinew.policy.v1.MTLSMode
 	(*InboundRequest)(nil),            // 2: sinew.policy.v1.InboundRequest
 	(*InboundServer)(nil),             // 3: sinew.policy.v1.InboundServer
-	(*Network)(nil),                   // 4: sinew.policy.v1.Network
-	(*Authorization)(nil),             // 5: sinew.policy.v1.Authorization
-	(*OutboundRequest)(nil),           // 6: sinew.policy.v1.OutboundRequest
-	(*OutboundPolicy)(nil),            // 7: sinew.policy.v1.OutboundPolicy
-	(*HttpRoute)(nil),                 // 8: sinew.policy.v1.HttpRoute
-	(*RouteRule)(nil),                 // 9: sinew.policy.v1.RouteRule
-	(*HttpMatch)(nil),                 // 10: sinew.policy.v1.HttpMatch
-	(*WeightedBackend)(nil),           // 11: sinew.policy.v1.WeightedBackend
-	(*Filter)(nil),                    // 12: sinew.policy.v1.Filter
-	(*Retry)(nil),                     // 13: sinew.policy.v1.Retry
-	(*StatusRange)(nil),               // 14: sinew.policy.v1.StatusRange
-	(*FailureAccrual)(nil),            // 15: sinew.policy.v1.FailureAccrual
-	nil,                               // 16: sinew.policy.v1.InboundServer.LabelsEntry
-	nil,                               // 17: sinew.policy.v1.Authorization.LabelsEntry
-	nil,                               // 18: sinew.policy.v1.OutboundPolicy.LabelsEntry
-	nil,                               // 19: sinew.policy.v1.HttpRoute.LabelsEntry
-	(*HttpMatch_PathMatch)(nil),       // 20: sinew.policy.v1.HttpMatch.PathMatch
-	(*HttpMatch_HeaderMatch)(nil),     // 21: sinew.policy.v1.HttpMatch.HeaderMatch
-	(*HttpMatch_QueryParamMatch)(nil), // 22: sinew.policy.v1.HttpMatch.QueryParamMatch
-	(*Filter_HeaderModifier)(nil),     // 23: sinew.policy.v1.Filter.HeaderModifier
-	(*Filter_Redirect)(nil),           // 24: sinew.policy.v1.Filter.Redirect
-	(*Filter_FailureInjector)(nil),    // 25: sinew.policy.v1.Filter.FailureInjector
-	nil,                               // 26: sinew.policy.v1.Filter.HeaderModifier.AddEntry
-	nil,                               // 27: sinew.policy.v1.Filter.HeaderModifier.SetEntry
-	(*durationpb.Duration)(nil),       // 28: google.protobuf.Duration
+	(*RateLimit)(nil),                 // 4: sinew.policy.v1.RateLimit
+	(*RateLimitOverride)(nil),         // 5: sinew.policy.v1.RateLimitOverride
+	(*Network)(nil),                   // 6: sinew.policy.v1.Network
+	(*Authorization)(nil),             // 7: sinew.policy.v1.Authorization
+	(*OutboundRequest)(nil),           // 8: sinew.policy.v1.OutboundRequest
+	(*OutboundPolicy)(nil),            // 9: sinew.policy.v1.OutboundPolicy
+	(*HttpRoute)(nil),                 // 10: sinew.policy.v1.HttpRoute
+	(*RouteRule)(nil),                 // 11: sinew.policy.v1.RouteRule
+	(*HttpMatch)(nil),                 // 12: sinew.policy.v1.HttpMatch
+	(*WeightedBackend)(nil),           // 13: sinew.policy.v1.WeightedBackend
+	(*Filter)(nil),                    // 14: sinew.policy.v1.Filter
+	(*Retry)(nil),                     // 15: sinew.policy.v1.Retry
+	(*StatusRange)(nil),               // 16: sinew.policy.v1.StatusRange
+	(*FailureAccrual)(nil),            // 17: sinew.policy.v1.FailureAccrual
+	nil,                               // 18: sinew.policy.v1.InboundServer.LabelsEntry
+	nil,                               // 19: sinew.policy.v1.RateLimit.LabelsEntry
+	nil,                               // 20: sinew.policy.v1.Authorization.LabelsEntry
+	nil,                               // 21: sinew.policy.v1.OutboundPolicy.LabelsEntry
+	nil,                               // 22: sinew.policy.v1.HttpRoute.LabelsEntry
+	(*HttpMatch_PathMatch)(nil),       // 23: sinew.policy.v1.HttpMatch.PathMatch
+	(*HttpMatch_HeaderMatch)(nil),     // 24: sinew.policy.v1.HttpMatch.HeaderMatch
+	(*HttpMatch_QueryParamMatch)(nil), // 25: sinew.policy.v1.HttpMatch.QueryParamMatch
+	(*Filter_HeaderModifier)(nil),     // 26: sinew.policy.v1.Filter.HeaderModifier
+	(*Filter_Redirect)(nil),           // 27: sinew.policy.v1.Filter.Redirect
+	(*Filter_FailureInjector)(nil),    // 28: sinew.policy.v1.Filter.FailureInjector
+	nil,                               // 29: sinew.policy.v1.Filter.HeaderModifier.AddEntry
+	nil,                               // 30: sinew.policy.v1.Filter.HeaderModifier.SetEntry
+	(*durationpb.Duration)(nil),       // 31: google.protobuf.Duration
 }
 var file_sinew_policy_v1_policy_proto_depIdxs = []int32{
 	0,  // 0: sinew.policy.v1.InboundServer.protocol:type_name -> sinew.policy.v1.Protocol
 	1,  // 1: sinew.policy.v1.InboundServer.mtls_mode:type_name -> sinew.policy.v1.MTLSMode
-	5,  // 2: sinew.policy.v1.InboundServer.authorizations:type_name -> sinew.policy.v1.Authorization
-	8,  // 3: sinew.policy.v1.InboundServer.routes:type_name -> sinew.policy.v1.HttpRoute
-	16, // 4: sinew.policy.v1.InboundServer.labels:type_name -> sinew.policy.v1.InboundServer.LabelsEntry
-	4,  // 5: sinew.policy.v1.InboundServer.probe_networks:type_name -> sinew.policy.v1.Network
-	4,  // 6: sinew.policy.v1.Authorization.networks:type_name -> sinew.policy.v1.Network
-	17, // 7: sinew.policy.v1.Authorization.labels:type_name -> sinew.policy.v1.Authorization.LabelsEntry
-	0,  // 8: sinew.policy.v1.OutboundPolicy.protocol:type_name -> sinew.policy.v1.Protocol
-	8,  // 9: sinew.policy.v1.OutboundPolicy.routes:type_name -> sinew.policy.v1.HttpRoute
-	15, // 10: sinew.policy.v1.OutboundPolicy.failure_accrual:type_name -> sinew.policy.v1.FailureAccrual
-	18, // 11: sinew.policy.v1.OutboundPolicy.labels:type_name -> sinew.policy.v1.OutboundPolicy.LabelsEntry
-	19, // 12: sinew.policy.v1.HttpRoute.labels:type_name -> sinew.policy.v1.HttpRoute.LabelsEntry
-	9,  // 13: sinew.policy.v1.HttpRoute.rules:type_name -> sinew.policy.v1.RouteRule
-	10, // 14: sinew.policy.v1.RouteRule.matches:type_name -> sinew.policy.v1.HttpMatch
-	11, // 15: sinew.policy.v1.RouteRule.backends:type_name -> sinew.policy.v1.WeightedBackend
-	12, // 16: sinew.policy.v1.RouteRule.filters:type_name -> sinew.policy.v1.Filter
-	13, // 17: sinew.policy.v1.RouteRule.retry:type_name -> sinew.policy.v1.Retry
-	28, // 18: sinew.policy.v1.RouteRule.request_timeout:type_name -> google.protobuf.Duration
-	28, // 19: sinew.policy.v1.RouteRule.backend_request_timeout:type_name -> google.protobuf.Duration
-	28, // 20: sinew.policy.v1.RouteRule.idle_timeout:type_name -> google.protobuf.Duration
-	20, // 21: sinew.policy.v1.HttpMatch.path:type_name -> sinew.policy.v1.HttpMatch.PathMatch
-	21, // 22: sinew.policy.v1.HttpMatch.headers:type_name -> sinew.policy.v1.HttpMatch.HeaderMatch
-	22, // 23: sinew.policy.v1.HttpMatch.query_params:type_name -> sinew.policy.v1.HttpMatch.QueryParamMatch
-	12, // 24: sinew.policy.v1.WeightedBackend.filters:type_name -> sinew.policy.v1.Filter
-	23, // 25: sinew.policy.v1.Filter.request_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
-	23, // 26: sinew.policy.v1.Filter.response_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
-	24, // 27: sinew.policy.v1.Filter.redirect:type_name -> sinew.policy.v1.Filter.Redirect
-	25, // 28: sinew.policy.v1.Filter.failure_injector:type_name -> sinew.policy.v1.Filter.FailureInjector
-	28, // 29: sinew.policy.v1.Retry.per_try_timeout:type_name -> google.protobuf.Duration
-	14, // 30: sinew.policy.v1.Retry.status_ranges:type_name -> sinew.policy.v1.StatusRange
-	28, // 31: sinew.policy.v1.FailureAccrual.min_penalty:type_name -> google.protobuf.Duration
-	28, // 32: sinew.policy.v1.FailureAccrual.max_penalty:type_name -> google.protobuf.Duration
-	26, // 33: sinew.policy.v1.Filter.HeaderModifier.add:type_name -> sinew.policy.v1.Filter.HeaderModifier.AddEntry
-	27, // 34: sinew.policy.v1.Filter.HeaderModifier.set:type_name -> sinew.policy.v1.Filter.HeaderModifier.SetEntry
-	28, // 35: sinew.policy.v1.Filter.FailureInjector.delay:type_name -> google.protobuf.Duration
-	2,  // 36: sinew.policy.v1.InboundPolicies.WatchInbound:input_type -> sinew.policy.v1.InboundRequest
-	6,  // 37: sinew.policy.v1.OutboundPolicies.WatchOutbound:input_type -> sinew.policy.v1.OutboundRequest
-	3,  // 38: sinew.policy.v1.InboundPolicies.WatchInbound:output_type -> sinew.policy.v1.InboundServer
-	7,  // 39: sinew.policy.v1.OutboundPolicies.WatchOutbound:output_type -> sinew.policy.v1.OutboundPolicy
-	38, // [38:40] is the sub-list for method output_type
-	36, // [36:38] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	7,  // 2: sinew.policy.v1.InboundServer.authorizations:type_name -> sinew.policy.v1.Authorization
+	10, // 3: sinew.policy.v1.InboundServer.routes:type_name -> sinew.policy.v1.HttpRoute
+	18, // 4: sinew.policy.v1.InboundServer.labels:type_name -> sinew.policy.v1.InboundServer.LabelsEntry
+	6,  // 5: sinew.policy.v1.InboundServer.probe_networks:type_name -> sinew.policy.v1.Network
+	4,  // 6: sinew.policy.v1.InboundServer.rate_limit:type_name -> sinew.policy.v1.RateLimit
+	5,  // 7: sinew.policy.v1.RateLimit.overrides:type_name -> sinew.policy.v1.RateLimitOverride
+	19, // 8: sinew.policy.v1.RateLimit.labels:type_name -> sinew.policy.v1.RateLimit.LabelsEntry
+	6,  // 9: sinew.policy.v1.Authorization.networks:type_name -> sinew.policy.v1.Network
+	20, // 10: sinew.policy.v1.Authorization.labels:type_name -> sinew.policy.v1.Authorization.LabelsEntry
+	0,  // 11: sinew.policy.v1.OutboundPolicy.protocol:type_name -> sinew.policy.v1.Protocol
+	10, // 12: sinew.policy.v1.OutboundPolicy.routes:type_name -> sinew.policy.v1.HttpRoute
+	17, // 13: sinew.policy.v1.OutboundPolicy.failure_accrual:type_name -> sinew.policy.v1.FailureAccrual
+	21, // 14: sinew.policy.v1.OutboundPolicy.labels:type_name -> sinew.policy.v1.OutboundPolicy.LabelsEntry
+	22, // 15: sinew.policy.v1.HttpRoute.labels:type_name -> sinew.policy.v1.HttpRoute.LabelsEntry
+	11, // 16: sinew.policy.v1.HttpRoute.rules:type_name -> sinew.policy.v1.RouteRule
+	12, // 17: sinew.policy.v1.RouteRule.matches:type_name -> sinew.policy.v1.HttpMatch
+	13, // 18: sinew.policy.v1.RouteRule.backends:type_name -> sinew.policy.v1.WeightedBackend
+	14, // 19: sinew.policy.v1.RouteRule.filters:type_name -> sinew.policy.v1.Filter
+	15, // 20: sinew.policy.v1.RouteRule.retry:type_name -> sinew.policy.v1.Retry
+	31, // 21: sinew.policy.v1.RouteRule.request_timeout:type_name -> google.protobuf.Duration
+	31, // 22: sinew.policy.v1.RouteRule.backend_request_timeout:type_name -> google.protobuf.Duration
+	31, // 23: sinew.policy.v1.RouteRule.idle_timeout:type_name -> google.protobuf.Duration
+	23, // 24: sinew.policy.v1.HttpMatch.path:type_name -> sinew.policy.v1.HttpMatch.PathMatch
+	24, // 25: sinew.policy.v1.HttpMatch.headers:type_name -> sinew.policy.v1.HttpMatch.HeaderMatch
+	25, // 26: sinew.policy.v1.HttpMatch.query_params:type_name -> sinew.policy.v1.HttpMatch.QueryParamMatch
+	14, // 27: sinew.policy.v1.WeightedBackend.filters:type_name -> sinew.policy.v1.Filter
+	26, // 28: sinew.policy.v1.Filter.request_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
+	26, // 29: sinew.policy.v1.Filter.response_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
+	27, // 30: sinew.policy.v1.Filter.redirect:type_name -> sinew.policy.v1.Filter.Redirect
+	28, // 31: sinew.policy.v1.Filter.failure_injector:type_name -> sinew.policy.v1.Filter.FailureInjector
+	31, // 32: sinew.policy.v1.Retry.per_try_timeout:type_name -> google.protobuf.Duration
+	16, // 33: sinew.policy.v1.Retry.status_ranges:type_name -> sinew.policy.v1.StatusRange
+	31, // 34: sinew.policy.v1.FailureAccrual.min_penalty:type_name -> google.protobuf.Duration
+	31, // 35: sinew.policy.v1.FailureAccrual.max_penalty:type_name -> google.protobuf.Duration
+	29, // 36: sinew.policy.v1.Filter.HeaderModifier.add:type_name -> sinew.policy.v1.Filter.HeaderModifier.AddEntry
+	30, // 37: sinew.policy.v1.Filter.HeaderModifier.set:type_name -> sinew.policy.v1.Filter.HeaderModifier.SetEntry
+	31, // 38: sinew.policy.v1.Filter.FailureInjector.delay:type_name -> google.protobuf.Duration
+	2,  // 39: sinew.policy.v1.InboundPolicies.WatchInbound:input_type -> sinew.policy.v1.InboundRequest
+	8,  // 40: sinew.policy.v1.OutboundPolicies.WatchOutbound:input_type -> sinew.policy.v1.OutboundRequest
+	3,  // 41: sinew.policy.v1.InboundPolicies.WatchInbound:output_type -> sinew.policy.v1.InboundServer
+	9,  // 42: sinew.policy.v1.OutboundPolicies.WatchOutbound:output_type -> sinew.policy.v1.OutboundPolicy
+	41, // [41:43] is the sub-list for method output_type
+	39, // [39:41] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_sinew_policy_v1_policy_proto_init() }
@@ -1887,22 +2045,22 @@ func file_sinew_policy_v1_policy_proto_init() {
 	if File_sinew_policy_v1_policy_proto != nil {
 		return
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[10].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[12].OneofWrappers = []any{
 		(*Filter_RequestHeaderModifier)(nil),
 		(*Filter_ResponseHeaderModifier)(nil),
 		(*Filter_Redirect_)(nil),
 		(*Filter_FailureInjector_)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[18].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[21].OneofWrappers = []any{
 		(*HttpMatch_PathMatch_Exact)(nil),
 		(*HttpMatch_PathMatch_Prefix)(nil),
 		(*HttpMatch_PathMatch_Regex)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[19].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[22].OneofWrappers = []any{
 		(*HttpMatch_HeaderMatch_Exact)(nil),
 		(*HttpMatch_HeaderMatch_Regex)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[20].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[23].OneofWrappers = []any{
 		(*HttpMatch_QueryParamMatch_Exact)(nil),
 		(*HttpMatch_QueryParamMatch_Regex)(nil),
 	}
@@ -1912,7 +2070,7 @@ func file_sinew_policy_v1_policy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sinew_policy_v1_policy_proto_rawDesc), len(file_sinew_policy_v1_policy_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
