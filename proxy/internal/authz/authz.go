@@ -29,7 +29,9 @@ type Server struct {
 	Protocol   policyv1.Protocol
 	// Strict: the port's mTLS mode is STRICT, so only meshed clients are admitted (kubelet probes aside).
 	Strict bool
-	authzs []*Authorization // in the policy's order; the first that admits a client is the one counted
+	// Limiter is the port's local rate limit on admitted HTTP requests; nil for none.
+	Limiter *Limiter
+	authzs  []*Authorization // in the policy's order; the first that admits a client is the one counted
 	// The same authorizations indexed: those naming exact identities by identity, the rest (unauthenticated,
 	// any identity, prefixes) in order. A decision costs one map lookup however many identities there are.
 	byID       map[string][]*Authorization
@@ -155,6 +157,7 @@ func Compile(msg *policyv1.InboundServer) (*Server, []string) {
 		Name:     msg.GetLabels()["name"],
 		Protocol: msg.GetProtocol(),
 		Strict:   msg.GetMtlsMode() == policyv1.MTLSMode_MTLS_MODE_STRICT,
+		Limiter:  compileLimiter(msg.GetRateLimit()),
 	}
 	if s.Kind == "" {
 		s.Kind = "default"

@@ -9,6 +9,7 @@ import (
 // Metrics counts decisions with Linkerd's names and labels (inbound_{http,tcp}_authz_{allow,deny}_total).
 type Metrics struct {
 	httpAllow, httpDeny, tcpAllow, tcpDeny *prometheus.CounterVec
+	rateLimited                            *prometheus.CounterVec
 	cache                                  sync.Map // Conn -> the deny counter of ports without a policy
 }
 
@@ -34,8 +35,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		tcpDeny: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "inbound_tcp_authz_deny_total", Help: "TCP connections no authorization admitted (refused).",
 		}, deny),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "inbound_http_ratelimit_rejected_total", Help: "HTTP requests a local rate limit refused (answered 429), by the limit that refused them (total, identity, override).",
+		}, []string{"target_addr", "srv_kind", "srv_name", "ratelimit_name", "limit", "tls", "client_id"}),
 	}
-	for _, c := range []prometheus.Collector{m.httpAllow, m.httpDeny, m.tcpAllow, m.tcpDeny} {
+	for _, c := range []prometheus.Collector{m.httpAllow, m.httpDeny, m.tcpAllow, m.tcpDeny, m.rateLimited} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -81,5 +85,22 @@ func (m *Metrics) count(allow, deny *prometheus.CounterVec, srv *Server, a *Auth
 		ctr = deny.WithLabelValues(c.TargetAddr, srvKind, srvName, c.TLS, c.ClientID)
 	}
 	cache.Store(c, ctr)
+	ctr.Inc()
+}
+
+type limitKey struct {
+	conn  Conn
+	limit string
+}
+
+// RateLimited counts a request that srv's limiter refused because of limit.
+func (m *Metrics) RateLimited(srv *Server, limit string, c Conn) {
+	k := limitKey{c, limit}
+	if v, ok := srv.Limiter.rejected.Load(k); ok {
+		v.(prometheus.Counter).Inc()
+		return
+	}
+	ctr := m.rateLimited.WithLabelValues(c.TargetAddr, srv.Kind, srv.Name, srv.Limiter.Name, limit, c.TLS, c.ClientID)
+	srv.Limiter.rejected.Store(k, ctr)
 	ctr.Inc()
 }

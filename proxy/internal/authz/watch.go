@@ -43,6 +43,9 @@ func (p *Port) Server(ctx context.Context) (*Server, error) {
 func (p *Port) Current() *Server { return p.server.Load() }
 
 func (p *Port) set(s *Server) {
+	if prev := p.server.Load(); prev != nil && s != nil {
+		s.Limiter = s.Limiter.adopt(prev.Limiter)
+	}
 	p.server.Store(s)
 	p.once.Do(func() { close(p.first) })
 }

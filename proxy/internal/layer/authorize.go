@@ -11,7 +11,8 @@ import (
 )
 
 // Policy is the Authorizer of inbound policy: each request is checked against the current policy of the port its
-// connection came to, so a changed policy applies to the next request on open connections. A port whose policy
+// connection came to, so a changed policy applies to the next request on open connections, then against the
+// port's local rate limit (429). A port whose policy
 // has not arrived holds the request up to Wait for it, then refuses it (503): authorization never fails open.
 type Policy struct {
 	Metrics *authz.Metrics
@@ -43,6 +44,13 @@ func (p *Policy) Authorize(req *pipeline.Request) error {
 	if a == nil {
 		return fmt.Errorf("%w: %s %s admits no such client (tls=%s, client_id=%q, address %s)",
 			pipeline.ErrDenied, srv.Kind, srv.Name, ic.TLS, ic.ClientID, ic.Peer)
+	}
+	// The port's rate limit counts admitted requests; kubelet probes are exempt, so a busy pod stays ready.
+	if srv.Limiter != nil && a != authz.Probe {
+		if ok, limit, wait := srv.Limiter.Allow(ic.ClientID, time.Now()); !ok {
+			p.Metrics.RateLimited(srv, limit, ic.AuthzConn)
+			return &pipeline.RateLimitedError{Limit: limit, RetryAfter: wait}
+		}
 	}
 	if a.Audit && p.Log.Enabled(req.Client.Context(), slog.LevelInfo) {
 		p.Log.Info("request admitted by an audit policy", "srv_kind", srv.Kind, "srv_name", srv.Name,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sinewmesh/sinew/proxy/internal/endpoint"
 )
@@ -36,6 +38,17 @@ var (
 	// ErrUnsupportedFilter: the route asks for a filter this proxy cannot apply.
 	ErrUnsupportedFilter = errors.New("route filter not supported by this proxy")
 )
+
+// RateLimitedError: a local rate limit of the inbound port refused the request (429, gRPC RESOURCE_EXHAUSTED);
+// the client may try again after RetryAfter.
+type RateLimitedError struct {
+	Limit      string // which limit: total, identity, override
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("rate limited by the port's %s limit; retry after %v", e.Limit, e.RetryAfter.Round(time.Millisecond))
+}
 
 // Failure is what a client sees of a request the proxy could not complete.
 type Failure struct {
@@ -71,6 +84,8 @@ func Classify(client context.Context, err error) Failure {
 		return Failure{http.StatusBadRequest, "bad_request_body", 13}
 	case errors.Is(err, ErrDenied):
 		return Failure{http.StatusForbidden, "forbidden", 7}
+	case errors.As(err, new(*RateLimitedError)):
+		return Failure{http.StatusTooManyRequests, "rate_limited", 8}
 	case errors.Is(err, ErrNoPolicy):
 		return Failure{http.StatusServiceUnavailable, "no_policy", 14}
 	case errors.Is(err, ErrUnsupportedFilter):
@@ -114,6 +129,10 @@ func WriteFailure(w http.ResponseWriter, r *http.Request, log *slog.Logger, dir 
 	}
 	h := w.Header()
 	h.Set(ProxyErrorHeader, f.Kind)
+	if rl := (*RateLimitedError)(nil); errors.As(err, &rl) {
+		// Whole seconds, rounded up: HTTP has no finer Retry-After.
+		h.Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(rl.RetryAfter.Seconds())))))
+	}
 	h.Set("Sinew-Error-Id", id)
 	if IsGRPC(r) {
 		h.Set("Content-Type", "application/grpc")

@@ -12,6 +12,7 @@ import (
 	"os"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sinewmesh/sinew/proxy/internal/endpoint"
 )
@@ -38,6 +39,8 @@ func TestClassify(t *testing.T) {
 		{canceled, errors.New("anything"), 499, "client_gone", 1},
 		{canceled, fmt.Errorf("attempt: %w", ErrTimeout), 504, "timeout", 4},
 		{context.Background(), ErrDenied, 403, "forbidden", 7},
+		{context.Background(), fmt.Errorf("port 8080: %w", ErrNoPolicy), 503, "no_policy", 14},
+		{context.Background(), &RateLimitedError{Limit: "total", RetryAfter: 300 * time.Millisecond}, 429, "rate_limited", 8},
 		{context.Background(), ErrNoRoute, 404, "no_route", 12},
 		{context.Background(), ErrAllEjected, 503, "endpoints_failing", 14},
 		{context.Background(), &endpoint.DialError{Addr: "10.0.0.1:80", Err: refused}, 502, "connection_refused", 14},
@@ -68,5 +71,23 @@ func TestWriteFailure(t *testing.T) {
 	WriteFailure(w, r, log, Outbound, context.DeadlineExceeded)
 	if w.Code != http.StatusOK || w.Header().Get("grpc-status") != "4" || w.Header().Get("content-type") != "application/grpc" {
 		t.Fatalf("gRPC failure: %d %v", w.Code, w.Header())
+	}
+}
+
+// TestRateLimitedAnswer: a rate-limited request gets 429 with Retry-After in whole seconds, rounded up; a gRPC one
+// RESOURCE_EXHAUSTED.
+func TestRateLimitedAnswer(t *testing.T) {
+	err := &RateLimitedError{Limit: "identity", RetryAfter: 1200 * time.Millisecond}
+	w := httptest.NewRecorder()
+	WriteFailure(w, httptest.NewRequest("GET", "/", nil), slog.New(slog.DiscardHandler), Inbound, err)
+	if w.Code != 429 || w.Header().Get("Retry-After") != "2" || w.Header().Get(ProxyErrorHeader) != "rate_limited" {
+		t.Errorf("HTTP: %d Retry-After %q kind %q", w.Code, w.Header().Get("Retry-After"), w.Header().Get(ProxyErrorHeader))
+	}
+	r := httptest.NewRequest("POST", "/pkg.Svc/Method", nil)
+	r.Header.Set("Content-Type", "application/grpc")
+	w = httptest.NewRecorder()
+	WriteFailure(w, r, slog.New(slog.DiscardHandler), Inbound, err)
+	if w.Code != 200 || w.Header().Get("Grpc-Status") != "8" {
+		t.Errorf("gRPC: %d grpc-status %q, want RESOURCE_EXHAUSTED (8)", w.Code, w.Header().Get("Grpc-Status"))
 	}
 }
