@@ -187,14 +187,14 @@ var envVars = []envVar{
 	{"DESTINATION_SVC_ADDR", "", "destination service address (required)", str(func(c *Config) *string { return &c.DestinationAddr })},
 	{"DESTINATION_SVC_NAME", "", "SPIFFE ID the destination service must present (default: spiffe://<trust-domain>/ns/sinew/sa/sinew-destination)", str(func(c *Config) *string { return &c.DestinationName })},
 	{"POLICY_SVC_ADDR", "", "policy service address: each target's outbound routes, retries, timeouts and failure accrual (it must present DESTINATION_SVC_NAME's identity); empty: every target gets the default policy, with no retries, timeouts or failure accrual", str(func(c *Config) *string { return &c.PolicyAddr })},
-	{"DEFAULT_INBOUND_POLICY", "all-unauthenticated", "who may reach the workload's ports when there is no policy service (all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny, audit); with one, the control plane sends each port's policy, and a port whose policy has not arrived admits nobody", func(c *Config, v string) error {
+	{"DEFAULT_INBOUND_POLICY", names.DefaultInboundPolicy, "who may reach the workload's ports when there is no policy service (all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny, audit); with one, the control plane sends each port's policy, and a port whose policy has not arrived admits nobody", func(c *Config, v string) error {
 		if _, err := authz.DefaultPolicy(v, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}); err != nil {
 			return err
 		}
 		c.DefaultInboundPolicy = v
 		return nil
 	}},
-	{"CLUSTER_NETWORKS", "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8", "the cluster's networks (CIDRs, comma-separated), for the cluster-* default inbound policies", func(c *Config, v string) error {
+	{"CLUSTER_NETWORKS", names.DefaultClusterNetworks, "the cluster's networks (CIDRs, comma-separated), for the cluster-* default inbound policies", func(c *Config, v string) error {
 		c.ClusterNetworks = nil
 		for f := range strings.SplitSeq(v, ",") {
 			if f = strings.TrimSpace(f); f == "" {

@@ -187,11 +187,22 @@ var (
 	// LogFormats are the log formats every sinew component accepts.
 	LogFormats = []string{"json", "text"}
 	// InboundPolicies are the default inbound policies a port with no Server can have.
-	InboundPolicies = []string{"all-unauthenticated", "all-authenticated", "cluster-unauthenticated", "cluster-authenticated", "deny", "audit"}
+	InboundPolicies = []string{PolicyAllUnauthenticated, PolicyAllAuthenticated, PolicyClusterUnauthenticated,
+		PolicyClusterAuthenticated, PolicyDeny, PolicyAudit}
+)
+
+// The default inbound policies, as the annotation, the install value and the metrics spell them.
+const (
+	PolicyAllUnauthenticated     = "all-unauthenticated"
+	PolicyAllAuthenticated       = "all-authenticated"
+	PolicyClusterUnauthenticated = "cluster-unauthenticated"
+	PolicyClusterAuthenticated   = "cluster-authenticated"
+	PolicyDeny                   = "deny"
+	PolicyAudit                  = "audit"
 )
 
 // DefaultInboundPolicy is the install's default for ports no Server covers.
-const DefaultInboundPolicy = "all-unauthenticated"
+const DefaultInboundPolicy = PolicyAllUnauthenticated
 
 // DefaultClusterNetworks are the networks of the cluster-* inbound policies unless the install says otherwise:
 // the private and carrier-grade NAT ranges, where pod and service networks live (Linkerd's clusterNetworks).

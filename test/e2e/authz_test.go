@@ -113,24 +113,7 @@ func TestAuthorizationPolicy(t *testing.T) {
 	e := loadEnv(t)
 	j := newJourney(t, cpNS, appNS)
 
-	j.step("clean-slate", nil, func(t *testing.T) {
-		kubectl(t, "get", "--raw", "/readyz")
-		removeLeftovers(t)
-	})
-	j.step("install", []string{"clean-slate"}, func(t *testing.T) {
-		pipe(t, 2*time.Minute, []string{e.sinew, "install", "--crds"}, []string{"kubectl", "apply", "-f", "-"})
-		kubectl(t, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
-		pipe(t, 2*time.Minute, []string{e.sinew, "install"}, []string{"kubectl", "apply", "-f", "-"})
-		for _, d := range cpDeploys {
-			kubectl(t, "-n", cpNS, "rollout", "status", "deploy/"+d, "--timeout=4m")
-		}
-	})
-	j.step("emojivoto-meshed", []string{"install"}, func(t *testing.T) {
-		kubectl(t, "create", "namespace", appNS)
-		kubectl(t, "annotate", "namespace", appNS, "sinew.dev/inject=enabled")
-		applyEmojivoto(t, e.repo+"/examples/emojivoto/kubernetes/emojivoto.yml", e.version)
-		waitEmojivoto(t)
-	})
+	meshedEmojivotoSteps(j, e)
 	bots := map[string]string{} // name -> stats URL
 	j.step("bots", []string{"emojivoto-meshed"}, func(t *testing.T) {
 		for _, b := range []string{"allowed-bot", "denied-bot"} {

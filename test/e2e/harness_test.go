@@ -345,3 +345,28 @@ func (j *journey) summary() {
 	}
 	j.t.Log(b.String())
 }
+
+// meshedEmojivotoSteps adds the steps most scenarios start with: a clean cluster ("clean-slate"), sinew installed
+// with its CRDs ("install"), and emojivoto in a namespace that meshes every pod ("emojivoto-meshed").
+func meshedEmojivotoSteps(j *journey, e env) {
+	j.step("clean-slate", nil, func(t *testing.T) {
+		kubectl(t, "get", "--raw", "/readyz")
+		removeLeftovers(t)
+	})
+	j.step("install", []string{"clean-slate"}, func(t *testing.T) {
+		pipe(t, 2*time.Minute, []string{e.sinew, "install", "--crds"}, []string{"kubectl", "apply", "-f", "-"})
+		kubectl(t, "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+		pipe(t, 2*time.Minute, []string{e.sinew, "install"}, []string{"kubectl", "apply", "-f", "-"})
+		for _, d := range cpDeploys {
+			kubectl(t, "-n", cpNS, "rollout", "status", "deploy/"+d, "--timeout=4m")
+		}
+	})
+	j.step("emojivoto-meshed", []string{"install"}, func(t *testing.T) {
+		// the namespace opts in before the pods exist, so the webhook meshes every pod as it is created
+		kubectl(t, "create", "namespace", appNS)
+		kubectl(t, "annotate", "namespace", appNS, "sinew.dev/inject=enabled")
+		applyEmojivoto(t, e.repo+"/examples/emojivoto/kubernetes/emojivoto.yml", e.version)
+		waitEmojivoto(t)
+		requireAllMeshed(t)
+	})
+}

@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // Client is who is asking: the address the connection came from and, for a peer proxy's mTLS connection, the
@@ -259,12 +260,12 @@ func compileNetworks(in []*policyv1.Network, what string, problems *[]string) (o
 // Default policy names, as the control plane and the annotation config.sinew.dev/default-inbound-policy spell
 // them.
 const (
-	AllUnauthenticated     = "all-unauthenticated"
-	AllAuthenticated       = "all-authenticated"
-	ClusterUnauthenticated = "cluster-unauthenticated"
-	ClusterAuthenticated   = "cluster-authenticated"
-	Deny                   = "deny"
-	Audit                  = "audit"
+	AllUnauthenticated     = names.PolicyAllUnauthenticated
+	AllAuthenticated       = names.PolicyAllAuthenticated
+	ClusterUnauthenticated = names.PolicyClusterUnauthenticated
+	ClusterAuthenticated   = names.PolicyClusterAuthenticated
+	Deny                   = names.PolicyDeny
+	Audit                  = names.PolicyAudit
 )
 
 // DefaultPolicy is the Server of a default inbound policy, for a proxy without a policy service; clusterNets are
