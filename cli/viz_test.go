@@ -19,12 +19,12 @@ func TestVizInstallOverInstalledControlPlane(t *testing.T) {
 
 func TestVizUnknownSubcommandFails(t *testing.T) {
 	for _, args := range [][]string{
-		{"viz", "authz", "deploy/web"},
-		{"viz", "authz", "deploy/web", "-n", "emojivoto"},
-		{"viz", "-n", "emojivoto", "authz"},
+		{"viz", "profile", "deploy/web"},
+		{"viz", "profile", "deploy/web", "-n", "emojivoto"},
+		{"viz", "-n", "emojivoto", "profile"},
 	} {
 		r := run(t, testEnv(t, nil), args...)
-		if r.code == 0 || !strings.Contains(r.stderr, `unknown command "authz" for "sinew viz"`) || strings.Contains(r.stderr, "shorthand") {
+		if r.code == 0 || !strings.Contains(r.stderr, `unknown command "profile" for "sinew viz"`) || strings.Contains(r.stderr, "shorthand") {
 			t.Errorf("sinew %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
 		}
 	}

@@ -183,6 +183,7 @@ func translateServer(snap *model.Snapshot, cfg Config, srv *api.Server) *policyv
 	if access := srv.Spec.AccessPolicy; access != "" && access != Deny {
 		out.Authorizations = append(out.Authorizations, defaultAuthorizations(cfg, access)...)
 	}
+	out.RateLimit = translateRateLimit(snap, cfg, srv)
 	return out
 }
 

@@ -20,6 +20,7 @@ func Problems(snap *model.Snapshot, cfg Config) []string {
 		out = append(out, fmt.Sprintf("%s %s: %s", kind, m.Key(), msg))
 	}
 	out = append(out, conflicts(snap)...)
+	out = append(out, rateLimitProblems(pol)...)
 	for _, sa := range pol.ServerAuthorizations {
 		_, problems := translateServerAuthorization(cfg, sa)
 		for _, p := range problems {

@@ -34,6 +34,7 @@ var Kinds = []struct{ Kind, Resource string }{
 	{KindAuthorizationPolicy, "authorizationpolicies"},
 	{KindMeshTLSAuthentication, "meshtlsauthentications"},
 	{KindNetworkAuthentication, "networkauthentications"},
+	{KindHTTPLocalRateLimitPolicy, "httplocalratelimitpolicies"},
 }
 
 // Meta is the part of an object's metadata the translation reads.
@@ -72,6 +73,8 @@ func New(kind string) (Object, bool) {
 		return &MeshTLSAuthentication{}, true
 	case KindNetworkAuthentication:
 		return &NetworkAuthentication{}, true
+	case KindHTTPLocalRateLimitPolicy:
+		return &HTTPLocalRateLimitPolicy{}, true
 	}
 	return nil, false
 }
@@ -255,11 +258,12 @@ var (
 
 // Policies is every object of the kinds a source knows, in no particular order.
 type Policies struct {
-	Servers                []*Server                `json:"servers,omitempty"`
-	ServerAuthorizations   []*ServerAuthorization   `json:"serverAuthorizations,omitempty"`
-	AuthorizationPolicies  []*AuthorizationPolicy   `json:"authorizationPolicies,omitempty"`
-	MeshTLSAuthentications []*MeshTLSAuthentication `json:"meshTLSAuthentications,omitempty"`
-	NetworkAuthentications []*NetworkAuthentication `json:"networkAuthentications,omitempty"`
+	Servers                []*Server                   `json:"servers,omitempty"`
+	ServerAuthorizations   []*ServerAuthorization      `json:"serverAuthorizations,omitempty"`
+	AuthorizationPolicies  []*AuthorizationPolicy      `json:"authorizationPolicies,omitempty"`
+	MeshTLSAuthentications []*MeshTLSAuthentication    `json:"meshTLSAuthentications,omitempty"`
+	NetworkAuthentications []*NetworkAuthentication    `json:"networkAuthentications,omitempty"`
+	RateLimits             []*HTTPLocalRateLimitPolicy `json:"httpLocalRateLimitPolicies,omitempty"`
 }
 
 // Add appends o to its kind's list.
@@ -275,6 +279,8 @@ func (p *Policies) Add(o Object) {
 		p.MeshTLSAuthentications = append(p.MeshTLSAuthentications, o)
 	case *NetworkAuthentication:
 		p.NetworkAuthentications = append(p.NetworkAuthentications, o)
+	case *HTTPLocalRateLimitPolicy:
+		p.RateLimits = append(p.RateLimits, o)
 	}
 }
 
@@ -295,10 +301,13 @@ func (p *Policies) Each(f func(Object)) {
 	for _, o := range p.NetworkAuthentications {
 		f(o)
 	}
+	for _, o := range p.RateLimits {
+		f(o)
+	}
 }
 
 // Len is the number of objects.
 func (p *Policies) Len() int {
 	return len(p.Servers) + len(p.ServerAuthorizations) + len(p.AuthorizationPolicies) +
-		len(p.MeshTLSAuthentications) + len(p.NetworkAuthentications)
+		len(p.MeshTLSAuthentications) + len(p.NetworkAuthentications) + len(p.RateLimits)
 }
