@@ -322,3 +322,84 @@ func grepLines(text, prefix string) string {
 	}
 	return b.String()
 }
+
+// TestRateLimit: an HTTPLocalRateLimitPolicy on srv's Server, 10 requests per second per identity and 15 in
+// total: a burst from cli gets its share and then 429 with Retry-After; other-sa still gets its own share after
+// cli's burst (fairness), up to what the total leaves; the refusals are counted.
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	f := startAuthzFixture(t)
+	f.m.write("policy.yaml", `apiVersion: policy.sinew.dev/v1alpha1
+kind: Server
+metadata: {name: srv-http, namespace: test}
+spec:
+  workloadSelector: {matchLabels: {app: srv}}
+  port: 8080
+  accessPolicy: all-unauthenticated
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: HTTPLocalRateLimitPolicy
+metadata: {name: srv-limit, namespace: test}
+spec:
+  targetRef: {group: policy.sinew.dev, kind: Server, name: srv-http}
+  total: {requestsPerSecond: 15}
+  identity: {requestsPerSecond: 10}
+`)
+	// burst sends n requests as fast as one client can and counts the answers by status.
+	burst := func(addr string, n int) (map[int]int, string) {
+		got := map[int]int{}
+		retryAfter := ""
+		for range n {
+			resp, err := http.Get("http://" + addr + "/hello")
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body) //nolint:errcheck
+			resp.Body.Close()
+			got[resp.StatusCode]++
+			if resp.StatusCode == http.StatusTooManyRequests {
+				retryAfter = resp.Header.Get("Retry-After")
+			}
+		}
+		return got, retryAfter
+	}
+	// One plaintext request starts the port's policy watch (it takes one token of the total); then the limit is
+	// in force once the proxy shows it.
+	burst(f.srvPlan, 1)
+	eventually(t, 10*time.Second, "the rate limit in srv's proxy", func() error {
+		resp, err := http.Get("http://" + f.pair.server.p.AdminAddr() + "/debug/config")
+		if err != nil {
+			return err
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `"rateLimit"`) {
+			return fmt.Errorf("no rateLimit in /debug/config: %.400s", b)
+		}
+		return nil
+	})
+	start := time.Now()
+	cli, retry := burst(f.pair.outbound, 30)
+	other, _ := burst(f.otherOut, 30)
+	elapsed := time.Since(start)
+	t.Logf("in %v: cli %v (Retry-After %q), other-sa %v", elapsed, cli, retry, other)
+	if elapsed > 500*time.Millisecond {
+		t.Skipf("the bursts took %v; the counts below assume well under a second", elapsed)
+	}
+	// cli: its share of 10 (plus what refilled meanwhile), the rest refused.
+	if cli[200] < 10 || cli[200] > 12 || cli[429] != 30-cli[200] || retry != "1" {
+		t.Errorf("cli: %v, Retry-After %q; want 10-12 admitted, the rest 429 with Retry-After: 1", cli, retry)
+	}
+	// other-sa: what the total (15) leaves after the plaintext request and cli's 10, not cli's leftovers of its
+	// own share.
+	if other[200] < 4 || other[200] > 7 || other[429] != 30-other[200] {
+		t.Errorf("other-sa: %v; want about the 4 the total leaves, the rest 429", other)
+	}
+	text := f.pair.server.metrics(t)
+	if v := metricValue(text, "inbound_http_ratelimit_rejected_total", `ratelimit_name="srv-limit"`, `limit="identity"`, `client_id="`+spiffeID("test", "cli-sa")+`"`); v < 18 {
+		t.Errorf("cli's refusals by the identity limit counted %v times", v)
+	}
+	if v := metricValue(text, "inbound_http_ratelimit_rejected_total", `ratelimit_name="srv-limit"`, `limit="total"`, `client_id="`+spiffeID("test", "other-sa")+`"`); v < 23 {
+		t.Errorf("other-sa's refusals by the total counted %v times", v)
+	}
+}

@@ -310,6 +310,15 @@ type View struct {
 	Authorizations []AuthzView `json:"authorizations"`
 	ProbePaths     []string    `json:"probePaths,omitempty"`
 	ProbeNetworks  []string    `json:"probeNetworks,omitempty"`
+	RateLimit      *LimitView  `json:"rateLimit,omitempty"`
+}
+
+// LimitView is a port's rate limit as /debug/config shows it.
+type LimitView struct {
+	Name        string `json:"name"`
+	TotalRPS    uint32 `json:"totalRps,omitempty"`
+	IdentityRPS uint32 `json:"identityRps,omitempty"`
+	Overrides   int    `json:"overrides,omitempty"`
 }
 
 // AuthzView is an Authorization as /debug/config shows it.
@@ -342,6 +351,9 @@ func (s *Server) View() View {
 	slices.Sort(v.ProbePaths)
 	for _, n := range s.probeNets {
 		v.ProbeNetworks = append(v.ProbeNetworks, n.String())
+	}
+	if l := s.Limiter; l != nil {
+		v.RateLimit = &LimitView{Name: l.Name, TotalRPS: l.msg.GetTotalRps(), IdentityRPS: l.msg.GetIdentityRps(), Overrides: len(l.overrides)}
 	}
 	for _, a := range s.authzs {
 		av := AuthzView{Kind: a.Kind, Name: a.Name, Audit: a.Audit, Unauthenticated: a.unauthenticated}
