@@ -334,8 +334,14 @@ func TestKnobValues(t *testing.T) {
 		{names.AnnOutboundConnectTimeout, "-1s", false, ""},
 		{names.AnnDefaultInboundPolicy, "deny", true, ""},
 		{names.AnnDefaultInboundPolicy, "allow", false, ""},
+		{names.AnnMTLSMode, "STRICT", true, ""},
 		{names.AnnMTLSMode, "strict", true, ""},
-		{names.AnnMTLSMode, "permissive", false, ""},
+		{names.AnnMTLSMode, "PERMISSIVE,http-metrics=DISABLE", true, ""},
+		{names.AnnMTLSMode, "9102=STRICT,9000-9010=DISABLE", true, ""},
+		{names.AnnMTLSMode, "optional", false, ""},
+		{names.AnnMTLSMode, "9102=STRICTLY", false, ""},
+		{names.AnnMTLSMode, "grpc=STRICT", false, ""},
+		{names.AnnMTLSMode, "STRICT,DISABLE", false, ""},
 	} {
 		t.Run(tc.ann+"="+tc.value, func(t *testing.T) {
 			pod := &corev1.Pod{

@@ -1,6 +1,7 @@
 package inject
 
 import (
+	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
 	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/ports"
 
@@ -109,8 +110,13 @@ var knobs = []knob{
 	{names.AnnDefaultInboundPolicy, func(s *settings, v string, _ portNamer) error {
 		return oneOf(&s.inboundPolicy, v, names.InboundPolicies...)
 	}},
-	{names.AnnMTLSMode, func(s *settings, v string, _ portNamer) error {
-		return oneOf(&s.mtlsMd, v, "optional", "strict", "disabled")
+	{names.AnnMTLSMode, func(s *settings, v string, byName portNamer) error {
+		// Checked with the policy service's own parser, so a value injected is one it applies.
+		if _, errs := authzapi.ParseMTLSAnnotation(v, byName); len(errs) > 0 {
+			return errors.Join(errs...)
+		}
+		s.mtlsMd = strings.TrimSpace(v)
+		return nil
 	}},
 }
 
@@ -392,15 +398,22 @@ func checkPEM(s string) error {
 }
 
 // CheckAnnotation checks one config.sinew.dev/* value the way Inject reads it (for `sinew inject`, which writes
-// them). Container-port names in opaque-ports are accepted when they look like port names: the pod is not known.
+// them). Container-port names in opaque-ports and mtls-mode are accepted when they look like port names: the pod is not known.
 func CheckAnnotation(annotation, value string) error {
 	for _, k := range knobs {
 		if k.annotation != annotation {
 			continue
 		}
 		var s settings
-		// The pod is not known: accept anything that looks like a container port's name.
-		anyName := func(name string) (uint16, bool) { return 1, portName.MatchString(name) }
+		// The pod is not known: accept anything that looks like a container port's name, each name its own
+		// (made-up) port, so that two names never read as the same port (mtls-mode refuses overlaps).
+		seen := map[string]uint16{}
+		anyName := func(name string) (uint16, bool) {
+			if _, ok := seen[name]; !ok {
+				seen[name] = uint16(65535 - len(seen))
+			}
+			return seen[name], portName.MatchString(name)
+		}
 		return k.apply(&s, value, anyName)
 	}
 	return fmt.Errorf("%s is not an annotation the injector reads", annotation)

@@ -55,6 +55,26 @@ type Workload struct {
 	DefaultInboundPolicy string `json:"defaultInboundPolicy,omitempty"`
 	// Probes are the HTTP probes (kubelet liveness, readiness, startup) that reach the workload's ports.
 	Probes []Probe `json:"probes,omitempty"`
+	// MTLSModes are its ports' mTLS modes from its config.sinew.dev/mtls-mode annotation; a Server's mtlsMode
+	// wins for its port (policy/authz.MTLSMode resolves both).
+	MTLSModes authzapi.PortMTLSModes `json:"mtlsModes,omitzero"`
+	// ExplicitInbound says that the proxy is reached only at MeshPort, without transparent capture (local mode):
+	// a plaintext client connecting there reaches the first declared port, and the other ports take only mTLS.
+	// Otherwise (a pod) a plaintext connection to any port is captured by the proxy.
+	ExplicitInbound bool `json:"explicitInbound,omitempty"`
+}
+
+// PlaintextPort is where a client dials, at the workload's address, to reach port p of the meshed workload in
+// plaintext through its proxy: p itself on a pod (the proxy captures it); on an ExplicitInbound workload MeshPort,
+// and only for its first declared port (false for the others).
+func (w *Workload) PlaintextPort(p uint16) (uint16, bool) {
+	if !w.ExplicitInbound {
+		return p, true
+	}
+	if len(w.Ports) == 0 || w.Ports[0].Port != p || w.MeshPort == 0 {
+		return 0, false
+	}
+	return w.MeshPort, true
 }
 
 // Probe is an HTTP GET probe of one port of a workload.
@@ -323,6 +343,8 @@ type Snapshot struct {
 	clusterIPs      map[netip.Addr]*Service
 	serviceAccounts map[ServiceAccount]struct{}
 	policies        authzapi.Policies
+	// serverMTLSModes: some Server sets spec.mtlsMode (else the workloads' annotations alone decide).
+	serverMTLSModes bool
 	errors          []SourceError
 }
 
@@ -355,6 +377,9 @@ func newSnapshot(version uint64, r Resources) *Snapshot {
 	}
 	for _, sa := range r.ServiceAccounts {
 		s.serviceAccounts[sa] = struct{}{}
+	}
+	for _, srv := range r.Policies.Servers {
+		s.serverMTLSModes = s.serverMTLSModes || srv.Spec.MTLSMode != ""
 	}
 	for _, w := range r.Workloads {
 		s.workloads[w.Key()] = w
@@ -396,6 +421,10 @@ func (s *Snapshot) ServiceAccount(namespace, name string) bool {
 
 // Policies returns the inbound authorization objects. Never modify them.
 func (s *Snapshot) Policies() *authzapi.Policies { return &s.policies }
+
+// HasServerMTLSModes reports whether any Server sets spec.mtlsMode, so that callers resolving a port's mTLS mode
+// can skip looking for its Server otherwise.
+func (s *Snapshot) HasServerMTLSModes() bool { return s.serverMTLSModes }
 
 // Workloads returns every workload, sorted by namespace/name. Never modify them.
 func (s *Snapshot) Workloads() []*Workload { return s.workloadList }

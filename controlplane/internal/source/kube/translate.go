@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
 	"github.com/sinewmesh/sinew/controlplane/internal/source/svcdefaults"
 	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/ports"
@@ -144,6 +145,9 @@ func TranslatePod(pod *corev1.Pod, ns *corev1.Namespace, defaultOpaque []model.P
 	var policyProblems []string
 	w.DefaultInboundPolicy, policyProblems = defaultInboundPolicy(pod.Annotations, nsAnn)
 	problems = append(problems, policyProblems...)
+	var mtlsProblems []string
+	w.MTLSModes, mtlsProblems = mtlsModes(pod.Annotations, nsAnn, lookup)
+	problems = append(problems, mtlsProblems...)
 	w.Probes = probes(containers)
 	return w, problems
 }
@@ -167,6 +171,26 @@ func defaultInboundPolicy(pod, ns map[string]string) (string, []string) {
 			strings.Join(names.InboundPolicies, ", ")))
 	}
 	return "", problems
+}
+
+// mtlsModes reads config.sinew.dev/mtls-mode from the pod, else from its namespace (where port names are errors:
+// they belong to pods). What does not parse is reported, and the ports it names get the default, PERMISSIVE
+// (authzapi.ParseMTLSAnnotation): a pod cannot be refused like a local file, and a typo must not cut it off from
+// its plaintext clients. A Server's mtlsMode still wins for its port.
+func mtlsModes(pod, ns map[string]string, byName func(string) (uint16, bool)) (authzapi.PortMTLSModes, []string) {
+	what, v, ok := "", pod[names.AnnMTLSMode], false
+	if _, ok = pod[names.AnnMTLSMode]; !ok {
+		if v, ok = ns[names.AnnMTLSMode]; !ok {
+			return authzapi.PortMTLSModes{}, nil
+		}
+		what, byName = "namespace ", nil
+	}
+	modes, errs := authzapi.ParseMTLSAnnotation(v, byName)
+	var problems []string
+	for _, err := range errs {
+		problems = append(problems, fmt.Sprintf("%sannotation %s: %v", what, names.AnnMTLSMode, err))
+	}
+	return modes, problems
 }
 
 // probes are the HTTP GET probes of the app containers (the proxy's own are on its admin port): the port by

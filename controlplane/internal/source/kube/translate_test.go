@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
 	"github.com/sinewmesh/sinew/internal/names"
 )
 
@@ -338,5 +339,44 @@ func TestTranslateServiceTerminatingFallback(t *testing.T) {
 	got, _ = TranslateService(service(), withReady, ns("emojivoto", nil), DefaultOpaquePorts)
 	if a := addrs(got); !reflect.DeepEqual(a, []string{"10.0.0.3"}) {
 		t.Fatalf("one ready: endpoints %v, want only the ready one", a)
+	}
+}
+
+// config.sinew.dev/mtls-mode: the pod's, port names resolved against its containers, else the namespace's; what
+// does not parse is a problem and its ports get PERMISSIVE.
+func TestTranslatePodMTLSModes(t *testing.T) {
+	t.Parallel()
+	rngMode := func(a, b uint16, m authzapi.MTLSMode) authzapi.PortRangeMTLSMode {
+		return authzapi.PortRangeMTLSMode{First: a, Last: b, Mode: m}
+	}
+	for name, tc := range map[string]struct {
+		pod      *corev1.Pod
+		ns       *corev1.Namespace
+		want     authzapi.PortMTLSModes
+		problems string
+	}{
+		"none": {pod: pod("emojivoto", "web", "10.0.0.1", withSidecar), ns: ns("emojivoto", nil)},
+		"pod, every port": {pod: pod("emojivoto", "web", "10.0.0.1", withSidecar, annotate(names.AnnMTLSMode, "STRICT")),
+			ns: ns("emojivoto", map[string]string{names.AnnMTLSMode: "DISABLE"}), want: authzapi.PortMTLSModes{All: authzapi.MTLSStrict}},
+		"pod, by name and number": {pod: pod("emojivoto", "web", "10.0.0.1", withSidecar, annotate(names.AnnMTLSMode, "http=DISABLE,9090=strict")),
+			want: authzapi.PortMTLSModes{Ports: []authzapi.PortRangeMTLSMode{rngMode(8080, 8080, authzapi.MTLSDisable), rngMode(9090, 9090, authzapi.MTLSStrict)}}},
+		"namespace": {pod: pod("emojivoto", "web", "10.0.0.1", withSidecar), ns: ns("emojivoto", map[string]string{names.AnnMTLSMode: "STRICT,8080=PERMISSIVE"}),
+			want: authzapi.PortMTLSModes{All: authzapi.MTLSStrict, Ports: []authzapi.PortRangeMTLSMode{rngMode(8080, 8080, authzapi.MTLSPermissive)}}},
+		"bad mode: reported, the port PERMISSIVE, the rest applies": {pod: pod("emojivoto", "web", "10.0.0.1", withSidecar, annotate(names.AnnMTLSMode, "STRICT,http=DISABLED")),
+			want:     authzapi.PortMTLSModes{All: authzapi.MTLSStrict, Ports: []authzapi.PortRangeMTLSMode{rngMode(8080, 8080, authzapi.MTLSPermissive)}},
+			problems: `annotation config.sinew.dev/mtls-mode: "http=DISABLED": "DISABLED" is not an mTLS mode: want one of STRICT, PERMISSIVE, DISABLE; the port gets PERMISSIVE`},
+		"namespace names no port": {pod: pod("emojivoto", "web", "10.0.0.1", withSidecar), ns: ns("emojivoto", map[string]string{names.AnnMTLSMode: "http=STRICT"}),
+			problems: `namespace annotation config.sinew.dev/mtls-mode: "http=STRICT": "http" is not a port`},
+	} {
+		got, problems := TranslatePod(tc.pod, tc.ns, DefaultOpaquePorts)
+		if !reflect.DeepEqual(got.MTLSModes, tc.want) {
+			t.Errorf("%s: %+v, want %+v", name, got.MTLSModes, tc.want)
+		}
+		if got.ExplicitInbound {
+			t.Errorf("%s: a pod's proxy captures its ports", name)
+		}
+		if joined := strings.Join(problems, "; "); (tc.problems == "") != (joined == "") || !strings.Contains(joined, tc.problems) {
+			t.Errorf("%s: problems %q, want %q", name, joined, tc.problems)
+		}
 	}
 }

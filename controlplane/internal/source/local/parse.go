@@ -17,6 +17,7 @@ import (
 	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
 	"github.com/sinewmesh/sinew/controlplane/internal/source/svcdefaults"
 	"github.com/sinewmesh/sinew/internal/names"
+	"github.com/sinewmesh/sinew/internal/ports"
 )
 
 // APIVersion is the apiVersion of the local-mode kinds. An omitted apiVersion is read as this one.
@@ -45,7 +46,8 @@ type objectMeta struct {
 	Namespace string            `json:"namespace,omitempty"`
 	Labels    map[string]string `json:"labels,omitempty"`
 	// Annotations: on a Service, its outbound defaults (svcdefaults); on a Workload, its default inbound policy
-	// (config.sinew.dev/default-inbound-policy); others are not read.
+	// (config.sinew.dev/default-inbound-policy) and its mTLS modes (config.sinew.dev/mtls-mode); others are not
+	// read.
 	Annotations annotations `json:"annotations,omitempty"`
 }
 
@@ -168,7 +170,7 @@ func parseFile(name string, data []byte) (parsed, error) {
 			}
 			w, err := d.toModel()
 			if err != nil {
-				return parsed{}, fmt.Errorf("%s (%s): %w", where, strings.TrimSpace("Workload "+d.Metadata.Name), err)
+				return parsed{}, fmt.Errorf("%s (%s, line %d): %w", where, strings.TrimSpace("Workload "+d.Metadata.Name), doc.line, err)
 			}
 			out.workloads = append(out.workloads, w)
 		case "Service":
@@ -178,13 +180,13 @@ func parseFile(name string, data []byte) (parsed, error) {
 			}
 			s, err := d.toModel()
 			if err != nil {
-				return parsed{}, fmt.Errorf("%s (%s): %w", where, strings.TrimSpace("Service "+d.Metadata.Name), err)
+				return parsed{}, fmt.Errorf("%s (%s, line %d): %w", where, strings.TrimSpace("Service "+d.Metadata.Name), doc.line, err)
 			}
 			// A bad annotation loses only itself: the Service still serves, without that default.
 			var problems []error
 			s.Outbound, problems = svcdefaults.Parse(d.Metadata.Annotations)
 			for _, p := range problems {
-				out.problems = append(out.problems, fmt.Sprintf("%s (Service %s): metadata.annotations: %v", where, d.Metadata.Name, p))
+				out.problems = append(out.problems, fmt.Sprintf("%s (Service %s, line %d): metadata.annotations: %v", where, d.Metadata.Name, doc.line, p))
 			}
 			out.services = append(out.services, s)
 		}
@@ -279,11 +281,13 @@ func (d *workloadDoc) toModel() (*model.Workload, error) {
 	var errs []error
 	ns := validateMeta(&d.Metadata, &errs)
 	w := &model.Workload{
-		Kind:           model.KindWorkload,
-		Namespace:      ns,
-		Name:           d.Metadata.Name,
-		Labels:         d.Metadata.Labels,
-		ServiceAccount: d.Spec.ServiceAccount,
+		Kind: model.KindWorkload,
+		// Local proxies run in explicit mode: nothing captures traffic to the application's ports.
+		ExplicitInbound: true,
+		Namespace:       ns,
+		Name:            d.Metadata.Name,
+		Labels:          d.Metadata.Labels,
+		ServiceAccount:  d.Spec.ServiceAccount,
 	}
 	if v, ok := d.Metadata.Annotations[names.AnnDefaultInboundPolicy]; ok {
 		// A file with a misspelt policy is refused rather than loaded with a more open default.
@@ -312,7 +316,7 @@ func (d *workloadDoc) toModel() (*model.Workload, error) {
 	} else {
 		w.MeshPort = uint16(d.Spec.MeshPort)
 	}
-	names := map[string]bool{}
+	portNames := map[string]bool{}
 	numbers := map[int]bool{}
 	for i, p := range d.Spec.Ports {
 		field := fmt.Sprintf("spec.ports[%d]", i)
@@ -327,7 +331,7 @@ func (d *workloadDoc) toModel() (*model.Workload, error) {
 			numbers[p.Port] = true
 			wp.Port = uint16(p.Port)
 		}
-		checkPortName(field, p.Name, names, &errs)
+		checkPortName(field, p.Name, portNames, &errs)
 		switch p.Protocol {
 		case "", "http":
 		case "opaque":
@@ -337,7 +341,42 @@ func (d *workloadDoc) toModel() (*model.Workload, error) {
 		}
 		w.Ports = append(w.Ports, wp)
 	}
+	if v, ok := d.Metadata.Annotations[names.AnnMTLSMode]; ok {
+		w.MTLSModes = parseMTLSModes(v, w, &errs)
+	}
 	return w, joinErrors(errs)
+}
+
+// parseMTLSModes reads a Workload's config.sinew.dev/mtls-mode. Any problem refuses the file, so that its last
+// good content stays (a typo never weakens a STRICT port), unlike Kubernetes mode where a pod cannot be refused.
+// A local proxy takes plaintext clients for its first port only (they all arrive at its one inbound address), so
+// DISABLE on another declared port is refused too: meshed clients could not reach it in plaintext.
+func parseMTLSModes(v string, w *model.Workload, errs *[]error) authzapi.PortMTLSModes {
+	field := "metadata.annotations: " + names.AnnMTLSMode + ": "
+	byName := func(name string) (uint16, bool) {
+		wp, ok := w.PortByName(name)
+		return wp.Port, ok
+	}
+	modes, perrs := authzapi.ParseMTLSAnnotation(v, byName)
+	for _, err := range perrs {
+		*errs = append(*errs, errors.New(field+err.Error()))
+	}
+	for i, wp := range w.Ports {
+		if i > 0 && wp.Port != 0 && modes.For(wp.Port) == authzapi.MTLSDisable {
+			*errs = append(*errs, fmt.Errorf("%sDISABLE for port %d: in local mode only the Workload's first port (%d) can be DISABLE, since its proxy takes plaintext clients for that port alone",
+				field, wp.Port, w.Ports[0].Port))
+		}
+	}
+	for _, r := range modes.Ports {
+		declared := false
+		for _, wp := range w.Ports {
+			declared = declared || (r.First <= wp.Port && wp.Port <= r.Last)
+		}
+		if !declared {
+			*errs = append(*errs, fmt.Errorf("%s%s: no port of the Workload is there (spec.ports)", field, ports.Range{From: r.First, To: r.Last}))
+		}
+	}
+	return modes
 }
 
 func (d *serviceDoc) toModel() (*model.Service, error) {

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func TestParseErrors(t *testing.T) {
 	for name, tc := range map[string]struct{ in, want string }{
 		"unknown field":     {wl + "spec: {serviceAccount: web, colour: blue}\n", `x.yaml: document 1 (Workload): json: unknown field "colour"`},
 		"unknown top field": {wl + "status: {}\n", `unknown field "status"`},
-		"bad port":          {"---\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n---\n" + wl + "spec: {ports: [{port: 70000}]}\n", "x.yaml: document 2 (Workload web): spec.ports[0].port: must be 1-65535"},
+		"bad port":          {"---\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n---\n" + wl + "spec: {ports: [{port: 70000}]}\n", "x.yaml: document 2 (Workload web, line 6): spec.ports[0].port: must be 1-65535"},
 		"duplicate port":    {wl + "spec: {ports: [{port: 80}, {port: 80}]}\n", "spec.ports[1].port: 80 declared twice"},
 		"bad protocol":      {wl + "spec: {ports: [{port: 80, protocol: udp}]}\n", `spec.ports[0].protocol: must be http or opaque, got "udp"`},
 		"bad address":       {wl + "spec: {address: my-host}\n", `spec.address: must be an IP address, got "my-host"`},
@@ -158,7 +159,7 @@ spec: {ports: [{port: 80}]}
 		d.FailureAccrual == nil || d.FailureAccrual.ConsecutiveFailures != 4 {
 		t.Errorf("defaults %+v retry %+v accrual %+v", d, d.Retry, d.FailureAccrual)
 	}
-	want := `x.yaml: document 1 (Service web-svc): metadata.annotations: annotation timeout.sinew.dev/idle: "[\"1m\"]": want a duration`
+	want := `x.yaml: document 1 (Service web-svc, line 1): metadata.annotations: annotation timeout.sinew.dev/idle: "[\"1m\"]": want a duration`
 	if len(p.problems) != 1 || !strings.HasPrefix(p.problems[0], want) {
 		t.Errorf("problems %q, want one starting %q", p.problems, want)
 	}
@@ -259,11 +260,57 @@ func TestParsePolicyErrors(t *testing.T) {
 		"network none":         {"kind: NetworkAuthentication\nmetadata: {name: a}\nspec: {networks: []}\n", "spec.networks: at least one network is required"},
 		"bad name":             {"kind: NetworkAuthentication\nmetadata: {name: A}\nspec: {networks: [{cidr: 10.0.0.0/8}]}\n", `metadata.name: "A" must consist of`},
 		"workload bad policy": {"kind: Workload\nmetadata: {name: w, annotations: {config.sinew.dev/default-inbound-policy: allow}}\n",
-			`x.yaml: document 1 (Workload w): metadata.annotations: config.sinew.dev/default-inbound-policy: must be one of`},
+			`x.yaml: document 1 (Workload w, line 1): metadata.annotations: config.sinew.dev/default-inbound-policy: must be one of`},
 	} {
 		_, err := parseFile("x.yaml", []byte(tc.in))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error containing %q", name, err, tc.want)
 		}
+	}
+}
+
+// A Workload's config.sinew.dev/mtls-mode sets its ports' modes; local Workloads are reached only through their
+// proxy's inbound address.
+func TestParseMTLSModes(t *testing.T) {
+	t.Parallel()
+	p, err := parseFile("x.yaml", []byte(`kind: Workload
+metadata: {name: web, annotations: {config.sinew.dev/mtls-mode: "STRICT,http=DISABLE"}}
+spec: {meshPort: 4143, ports: [{name: http, port: 8080}, {name: admin, port: 9990}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := p.workloads[0]
+	want := authzapi.PortMTLSModes{All: authzapi.MTLSStrict, Ports: []authzapi.PortRangeMTLSMode{{First: 8080, Last: 8080, Mode: authzapi.MTLSDisable}}}
+	if !reflect.DeepEqual(w.MTLSModes, want) || !w.ExplicitInbound {
+		t.Errorf("workload %+v", w)
+	}
+}
+
+// A bad mode refuses the file with its place (so the last good content stays and a typo never weakens a port), and
+// so does DISABLE on a port a local proxy cannot take plaintext for.
+func TestParseMTLSModeErrors(t *testing.T) {
+	t.Parallel()
+	const prefix = "kind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n---\n"
+	doc := func(ann string) string {
+		return prefix + "kind: Workload\nmetadata: {name: w, annotations: {config.sinew.dev/mtls-mode: \"" + ann + "\"}}\n" +
+			"spec: {meshPort: 4143, ports: [{name: http, port: 8080}, {name: admin, port: 9990}]}\n"
+	}
+	for name, tc := range map[string]struct{ ann, want string }{
+		"bad mode":      {"STRCT", `x.yaml: document 2 (Workload w, line 5): metadata.annotations: config.sinew.dev/mtls-mode: "STRCT": "STRCT" is not an mTLS mode: want one of STRICT, PERMISSIVE, DISABLE, or PORT=MODE`},
+		"bad port mode": {"8080=PLAIN", `"8080=PLAIN": "PLAIN" is not an mTLS mode`},
+		"unknown name":  {"grpc=STRICT", `"grpc": no port by that name`},
+		"undeclared":    {"7000=STRICT", `config.sinew.dev/mtls-mode: 7000: no port of the Workload is there (spec.ports)`},
+		"disable a later port": {"admin=DISABLE",
+			`config.sinew.dev/mtls-mode: DISABLE for port 9990: in local mode only the Workload's first port (8080) can be DISABLE`},
+		"disable every port": {"DISABLE", `DISABLE for port 9990`},
+	} {
+		_, err := parseFile("x.yaml", []byte(doc(tc.ann)))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error containing %q", name, err, tc.want)
+		}
+	}
+	if _, err := parseFile("x.yaml", []byte(doc("DISABLE,admin=STRICT"))); err != nil {
+		t.Errorf("DISABLE on the first port only: %v", err)
 	}
 }

@@ -48,7 +48,7 @@ func TestCorruptFileKeepsLastGood(t *testing.T) {
 	if len(r.Workloads) != 2 || r.Workloads[0].Name != "a" {
 		t.Errorf("after corrupting a.yaml: workloads %v, want a (last good) and b", r.Workloads)
 	}
-	if len(r.Errors) != 1 || r.Errors[0].Message != "a.yaml: document 2 (Workload a2): spec.ports[0].port: must be 1-65535" {
+	if len(r.Errors) != 1 || r.Errors[0].Message != "a.yaml: document 2 (Workload a2, line 5): spec.ports[0].port: must be 1-65535" {
 		t.Errorf("errors %+v", r.Errors)
 	}
 	var m dto.Metric

@@ -97,6 +97,9 @@ type ServerSpec struct {
 	// AccessPolicy is what clients no authorization admits get: deny (the default) or one of the default inbound
 	// policies.
 	AccessPolicy string `json:"accessPolicy,omitempty"`
+	// MTLSMode is the port's mTLS mode: STRICT, PERMISSIVE or DISABLE; "" leaves it to the workload's
+	// config.sinew.dev/mtls-mode annotation (else PERMISSIVE). Set, it wins over the annotation.
+	MTLSMode MTLSMode `json:"mtlsMode,omitempty"`
 }
 
 // Proxy protocols.

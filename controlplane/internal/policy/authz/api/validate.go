@@ -41,6 +41,9 @@ func (o *Server) Validate() error {
 	if s.AccessPolicy != "" && !slices.Contains(names.InboundPolicies, s.AccessPolicy) {
 		errs = append(errs, fmt.Errorf("spec.accessPolicy: must be one of %s, got %q", strings.Join(names.InboundPolicies, ", "), s.AccessPolicy))
 	}
+	if s.MTLSMode != "" && !slices.Contains(MTLSModes, s.MTLSMode) {
+		errs = append(errs, fmt.Errorf("spec.mtlsMode: must be one of %s, got %q", modeList(), s.MTLSMode))
+	}
 	return join(errs)
 }
 
