@@ -94,7 +94,7 @@ func Inbound(snap *model.Snapshot, cfg Config, w *model.Workload, port uint16) *
 			Labels:         map[string]string{"kind": KindDefault, "name": policy},
 		}
 	}
-	out.MtlsMode = policyv1.MTLSMode_MTLS_MODE_OPTIONAL
+	out.MtlsMode = mtlsModes[MTLSMode(snap, w, port)]
 	if w != nil {
 		out.ProbePaths = probePaths(w, port)
 		if len(out.ProbePaths) > 0 {
@@ -102,6 +102,32 @@ func Inbound(snap *model.Snapshot, cfg Config, w *model.Workload, port uint16) *
 		}
 	}
 	return out
+}
+
+// mtlsModes are the contract's forms of the modes.
+var mtlsModes = map[api.MTLSMode]policyv1.MTLSMode{
+	api.MTLSStrict:     policyv1.MTLSMode_MTLS_MODE_STRICT,
+	api.MTLSPermissive: policyv1.MTLSMode_MTLS_MODE_OPTIONAL,
+	api.MTLSDisable:    policyv1.MTLSMode_MTLS_MODE_DISABLED,
+}
+
+// MTLSMode is the mTLS mode of a workload's port: the mtlsMode of the Server that applies to it (see serverFor),
+// else the workload's config.sinew.dev/mtls-mode annotation, else PERMISSIVE. w nil is PERMISSIVE. The inbound
+// policy (what the port's proxy admits) and the destination service (how meshed clients dial it) both ask here,
+// so the two sides always agree.
+func MTLSMode(snap *model.Snapshot, w *model.Workload, port uint16) api.MTLSMode {
+	if w == nil {
+		return api.DefaultMTLSMode
+	}
+	if snap.HasServerMTLSModes() {
+		if srv, _ := serverFor(snap, w, port); srv != nil && srv.Spec.MTLSMode != "" {
+			return srv.Spec.MTLSMode
+		}
+	}
+	if m := w.MTLSModes.For(port); m != "" {
+		return m
+	}
+	return api.DefaultMTLSMode
 }
 
 // defaultPolicy is the workload's own (from annotations) or the cluster's.

@@ -20,6 +20,7 @@ func Problems(snap *model.Snapshot, cfg Config) []string {
 		out = append(out, fmt.Sprintf("%s %s: %s", kind, m.Key(), msg))
 	}
 	out = append(out, conflicts(snap)...)
+	out = append(out, plaintextImpossible(snap)...)
 	out = append(out, rateLimitProblems(pol)...)
 	for _, sa := range pol.ServerAuthorizations {
 		_, problems := translateServerAuthorization(cfg, sa)
@@ -93,6 +94,39 @@ func conflicts(snap *model.Snapshot) []string {
 		}
 		out = append(out, fmt.Sprintf("Server %s: selects port %d of %s, like Server %s, which applies (older, or first by name)",
 			k.loser, k.port, list, k.winner))
+	}
+	return out
+}
+
+// plaintextImpossible reports Servers whose mtlsMode DISABLE selects a port that cannot take plaintext: a port
+// other than the first of a local-mode Workload, whose proxy takes plaintext clients for its first port only.
+// Meshed clients keep using mTLS to such a port (the destination service never sends them to a port the proxy
+// does not serve in plaintext). The annotation cannot do this: the local source refuses it.
+func plaintextImpossible(snap *model.Snapshot) []string {
+	if !snap.HasServerMTLSModes() {
+		return nil
+	}
+	hits := map[string][]string{}
+	for _, w := range snap.Workloads() {
+		if !w.ExplicitInbound || !w.Meshed() {
+			continue
+		}
+		for _, wp := range w.Ports {
+			srv, _ := serverFor(snap, w, wp.Port)
+			if srv == nil || srv.Spec.MTLSMode != api.MTLSDisable {
+				continue
+			}
+			if _, ok := w.PlaintextPort(wp.Port); !ok {
+				k := srv.Metadata.Key()
+				hits[k] = append(hits[k], fmt.Sprintf("%s:%d", w.Name, wp.Port))
+			}
+		}
+	}
+	var out []string
+	for k, ws := range hits {
+		slices.Sort(ws)
+		out = append(out, fmt.Sprintf("Server %s: mtlsMode DISABLE on %s: a local-mode Workload takes plaintext on its first port only; meshed clients keep using mTLS there",
+			k, strings.Join(ws, ", ")))
 	}
 	return out
 }
