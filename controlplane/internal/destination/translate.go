@@ -15,6 +15,8 @@ import (
 
 	destinationv1 "github.com/sinewmesh/sinew/api/destination/v1"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/controlplane/internal/policy/authz"
+	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
 	"github.com/sinewmesh/sinew/internal/names"
 )
 
@@ -108,7 +110,7 @@ func Resolve(snap *model.Snapshot, t Target, trustDomain string) Resolution {
 	}
 	r.Exists = true
 	r.SetLabels = map[string]string{"namespace": ep.Workload.Namespace}
-	wa := weightedAddr(ep, trustDomain)
+	wa := weightedAddr(snap, ep, trustDomain)
 	r.Endpoints[wa.Addr] = wa
 	return r
 }
@@ -118,7 +120,7 @@ func resolveService(snap *model.Snapshot, svc *model.Service, sp model.ServicePo
 	r.Exists = true
 	r.SetLabels = map[string]string{"namespace": svc.Namespace, "service": svc.Name}
 	for _, ep := range snap.Endpoints(svc, sp) {
-		wa := weightedAddr(ep, trustDomain)
+		wa := weightedAddr(snap, ep, trustDomain)
 		if _, dup := r.Endpoints[wa.Addr]; !dup { // endpoints come sorted; the first claim to an address wins
 			r.Endpoints[wa.Addr] = wa
 		}
@@ -126,7 +128,15 @@ func resolveService(snap *model.Snapshot, svc *model.Service, sp model.ServicePo
 	return r
 }
 
-func weightedAddr(ep model.Endpoint, trustDomain string) *destinationv1.WeightedAddr {
+// NoTLSDisabled is the no_tls_reason of a meshed endpoint reached in plaintext because its port's mTLS mode is
+// DISABLE; the client proxy reports it as its tls label, and viz edges shows it.
+const NoTLSDisabled = "disabled"
+
+// weightedAddr is how a client reaches one endpoint. A meshed workload's port is reached with mTLS at the proxy's
+// mesh port, unless its mTLS mode is DISABLE and the proxy takes plaintext for that port: then in plaintext, with
+// no identity and no_tls_reason "disabled". A STRICT or PERMISSIVE port is always mTLS: there is no path from
+// STRICT to a plaintext endpoint (TestStrictNeverPlaintext).
+func weightedAddr(snap *model.Snapshot, ep model.Endpoint, trustDomain string) *destinationv1.WeightedAddr {
 	w := ep.Workload
 	if w == nil {
 		// An address without a workload (an external endpoint of a Kubernetes service): plain, no identity.
@@ -164,6 +174,17 @@ func weightedAddr(ep model.Endpoint, trustDomain string) *destinationv1.Weighted
 	if !w.Meshed() {
 		wa.Addr = netip.AddrPortFrom(addr, ep.Port).String()
 		return wa
+	}
+	if authz.MTLSMode(snap, w, ep.Port) == authzapi.MTLSDisable {
+		if port, ok := w.PlaintextPort(ep.Port); ok {
+			wa.Addr = netip.AddrPortFrom(addr, port).String()
+			wa.NoTlsReason = NoTLSDisabled
+			if ep.Opaque {
+				wa.ProtocolHint = &destinationv1.ProtocolHint{Protocol: &destinationv1.ProtocolHint_Opaque_{Opaque: &destinationv1.ProtocolHint_Opaque{}}}
+			}
+			return wa
+		}
+		// A port its proxy cannot take in plaintext (authz.Problems reports it): mTLS as usual.
 	}
 	wa.Addr = netip.AddrPortFrom(addr, w.MeshPort).String()
 	wa.TargetPort = uint32(ep.Port)
