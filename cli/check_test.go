@@ -43,6 +43,15 @@ func healthy(t *testing.T, c *cluster) {
 	if _, err := c.kube.DiscoveryV1().EndpointSlices("sinew").Create(ctx, es, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	es.Name, es.Labels = "sinew-policy-x", map[string]string{"kubernetes.io/service-name": names.PolicyService}
+	if _, err := c.kube.DiscoveryV1().EndpointSlices("sinew").Create(ctx, es, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The destination's admin server, through the API server's pod proxy: ready, no policy problems.
+	servePodProxy(c, map[string]string{
+		"sinew-destination-abc:9996/ready":       "ok\n",
+		"sinew-destination-abc:9996/debug/model": `{"version": 1, "policyProblems": []}`,
+	})
 }
 
 func TestCheckInstalledControlPlane(t *testing.T) {
@@ -52,7 +61,7 @@ func TestCheckInstalledControlPlane(t *testing.T) {
 	if !strings.HasSuffix(out, "Status check results are ✔\n") || strings.Contains(out, "×") || strings.Contains(out, "‼") {
 		t.Fatalf("check of a healthy install:\n%s", out)
 	}
-	for _, cat := range []string{"kubernetes-api", "sinew-crds", "sinew-control-plane", "sinew-identity", "sinew-webhook", "sinew-version"} {
+	for _, cat := range []string{"kubernetes-api", "sinew-crds", "sinew-control-plane", "sinew-identity", "sinew-webhook", "sinew-policy", "sinew-version"} {
 		if !strings.Contains(out, "\n"+cat+"\n") && !strings.HasPrefix(out, cat+"\n") {
 			t.Errorf("no category %s in\n%s", cat, out)
 		}

@@ -14,6 +14,6 @@ func Core(w What) []Category {
 	case w.Proxy:
 		return []Category{KubernetesAPI(), CRDs(), ControlPlane(), DataPlane()}
 	default:
-		return []Category{KubernetesAPI(), CRDs(), ControlPlane(), Identity(), Webhook(), Version()}
+		return []Category{KubernetesAPI(), CRDs(), ControlPlane(), Identity(), Webhook(), Policy(), Version()}
 	}
 }

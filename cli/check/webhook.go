@@ -80,16 +80,9 @@ func Webhook() Category {
 		{
 			ID: "webhook-endpoints", Description: "proxy injector service has endpoints", Severity: Error, Retry: true,
 			Run: func(ctx context.Context, env *Env) error {
-				slices, err := env.Kube.DiscoveryV1().EndpointSlices(env.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + names.InjectorService})
-				if err != nil {
+				ok, err := hasReadyEndpoint(ctx, env, names.InjectorService)
+				if err != nil || ok {
 					return err
-				}
-				for _, s := range slices.Items {
-					for _, e := range s.Endpoints {
-						if e.Conditions.Ready == nil || *e.Conditions.Ready {
-							return nil
-						}
-					}
 				}
 				return fmt.Errorf("the Service %s/%s has no ready endpoint: is the proxy injector pod ready?", env.Namespace, names.InjectorService)
 			},

@@ -78,6 +78,9 @@ const (
 	DestinationPort = 8086
 	PolicyPort      = 8090
 	InjectorPort    = 8443
+	// DestinationAdminPort is the admin server of the destination deployment (which serves the policy service
+	// too): /ready, /metrics and /debug/model, the model with its policyProblems.
+	DestinationAdminPort = 9996
 )
 
 // DefaultOpaquePorts skip protocol detection unless an opaque-ports annotation replaces the list: protocols where
