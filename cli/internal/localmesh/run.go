@@ -42,6 +42,14 @@ type Options struct {
 	Prometheus PrometheusOptions
 	// Viz, when its Listen is set, serves the viz API and dashboard once the proxies (and Prometheus) are up.
 	Viz VizOptions
+	// ResourceFiles are the user's own control-plane resources (ResourceFiles expands -f into them): copied into
+	// the resource directory, checked by the control plane before any proxy starts, and copied again whenever
+	// their content changes (polled every ResourcePoll, default 1s), with the control plane's verdict on Progress.
+	ResourceFiles []string
+	ResourcePoll  time.Duration
+	// StateDir, when set, is where the running mesh says where its proxies are, for the commands that reach them
+	// by workload name (StateDir).
+	StateDir string
 }
 
 // PrometheusOptions says which Prometheus to run beside the mesh.
@@ -79,6 +87,9 @@ func Run(ctx context.Context, m *Mesh, opts Options) (err error) {
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 60 * time.Second
 	}
+	if opts.ResourcePoll <= 0 {
+		opts.ResourcePoll = time.Second
+	}
 	if err := m.Validate(); err != nil {
 		return err
 	}
@@ -111,9 +122,21 @@ func Run(ctx context.Context, m *Mesh, opts Options) (err error) {
 	}
 
 	r := &runner{m: m, opts: opts, dataDir: dataDir, logDir: logDir, failed: make(chan error, 1)}
+	if len(opts.ResourceFiles) > 0 {
+		r.res = newResourceWatcher(resDir, opts.ResourceFiles, opts.Progress, r.fetchModel)
+		if err := r.res.copyAll(); err != nil {
+			return err
+		}
+	}
 	defer r.stop()
 	if err := r.start(ctx, resDir); err != nil {
 		return err
+	}
+	if r.res != nil {
+		wctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); r.res.run(wctx, opts.ResourcePoll) }()
+		r.resStop = func() { cancel(); <-done }
 	}
 	select {
 	case <-ctx.Done():
@@ -163,6 +186,17 @@ type runner struct {
 	vizLog  *os.File
 	// vizStop stops viz, when it runs, and waits for it.
 	vizStop func()
+
+	cpAdmin string
+	// res copies the -f files into the resource directory; resStop stops it and waits.
+	res     *resourceWatcher
+	resStop func()
+	// unannounce removes the mesh's file from the state directory.
+	unannounce func()
+}
+
+func (r *runner) fetchModel(ctx context.Context) (modelView, error) {
+	return fetchModel(ctx, r.cpAdmin)
 }
 
 type runningProxy struct {
@@ -218,6 +252,17 @@ func (r *runner) start(ctx context.Context, resDir string) error {
 	}()
 	fmt.Fprintf(out, "✔ control plane: identity %s, destination %s, policy %s, admin http://%s\n",
 		cp.IdentityAddr(), cp.DestinationAddr(), cp.PolicyAddr(), cp.AdminAddr())
+	r.cpAdmin = cp.AdminAddr()
+	if r.res != nil {
+		// The control plane read the copies in New; its admin server answers once Run serves (the listener is
+		// bound, so the request waits for it).
+		if err := r.res.check(ctx); err != nil {
+			return err
+		}
+		for _, f := range r.res.files {
+			fmt.Fprintf(out, "✔ %s accepted by the control plane; watching it for changes\n", f.path)
+		}
+	}
 
 	for _, w := range m.Spec.Workloads {
 		rp, err := r.startProxy(cp, ns, w)
@@ -277,6 +322,15 @@ func (r *runner) start(ctx context.Context, resDir string) error {
 			<-pr.done
 			r.fail(fmt.Errorf("%s exited: %s%s", pr.name, describeExit(pr.err), tail(pr.logPath)))
 		}()
+	}
+	if r.opts.StateDir != "" {
+		a := Announced{PID: os.Getpid(), Name: m.Metadata.Name, Namespace: ns, ControlPlaneAdmin: cp.AdminAddr()}
+		for _, rp := range r.proxies {
+			a.Workloads = append(a.Workloads, AnnouncedWorkload{Name: rp.name, ProxyAdmin: rp.p.AdminAddr()})
+		}
+		if r.unannounce, err = announce(r.opts.StateDir, a); err != nil {
+			fmt.Fprintf(out, "‼ cannot leave the proxies' addresses in %s for sinew diagnostics: %v\n", r.opts.StateDir, err)
+		}
 	}
 	if r.opts.Ready != nil {
 		run := &Running{DataDir: r.dataDir, ControlPlane: ControlPlane{
@@ -403,6 +457,12 @@ func (r *runner) startProcess(w Workload) (*process, error) {
 // then proxies (drain), then the control plane.
 func (r *runner) stop() {
 	r.failOnce.Do(func() {})
+	if r.unannounce != nil {
+		r.unannounce()
+	}
+	if r.resStop != nil {
+		r.resStop()
+	}
 	const grace = 5 * time.Second
 	procs := r.allProcs()
 	for _, pr := range procs {
