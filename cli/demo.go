@@ -19,6 +19,7 @@ func newDemoCmd(env *Env) *cobra.Command {
 		dataDir, appBin, promBin string
 		portBase                 int
 		noTraffic, noPrometheus  bool
+		files                    []string
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -27,11 +28,18 @@ func newDemoCmd(env *Env) *cobra.Command {
 sinew-proxy beside every process and the vote-bot sending votes, then prints where to look. Every port is
 on 127.0.0.1 between --port-base and --port-base+49. When a prometheus program is
 installed, the demo also runs it (at --port-base+5), scraping every proxy. The viz dashboard and the API the
-"sinew viz" commands read are at --port-base+6. Ctrl-C stops everything.`,
-		Args: cobra.NoArgs,
+"sinew viz" commands read are at --port-base+6. Ctrl-C stops everything.
+
+-f adds your own resources, such as authorization policy for the emojivoto namespace (see sinew run --help).`,
+		Example: "  sinew demo -f examples/emojivoto/policy/web-only-vote-bot.yaml",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if portBase < 1 || portBase+localmesh.DemoPortSpan > 65535 {
 				return fmt.Errorf("--port-base %d: must leave room for %d ports below 65536", portBase, localmesh.DemoPortSpan)
+			}
+			resources, err := localmesh.ResourceFiles(files)
+			if err != nil {
+				return err
 			}
 			exe, _ := os.Executable()
 			app, err := demoApp(appBin, exe)
@@ -40,7 +48,7 @@ installed, the demo also runs it (at --port-base+5), scraping every proxy. The v
 			}
 			m := localmesh.Demo(portBase, !noTraffic, app)
 			opts := localmesh.Options{
-				DataDir: dataDir, Progress: env.Stderr,
+				DataDir: dataDir, Progress: env.Stderr, ResourceFiles: resources, StateDir: localmesh.StateDir(env.Lookup),
 				Ready: func(r *localmesh.Running) { printDemo(env, portBase, noTraffic, r) },
 				Viz:   localmesh.VizOptions{Listen: localmesh.DemoViz(portBase), Assets: web.Assets, StateDir: viz.StateDir(env.Lookup)},
 			}
@@ -64,6 +72,7 @@ installed, the demo also runs it (at --port-base+5), scraping every proxy. The v
 	f.StringVar(&appBin, "emojivoto", "", "the emojivoto program (default: next to sinew, else sinew itself runs the app)")
 	f.StringVar(&promBin, "prometheus", "", "the prometheus program that scrapes the proxies for `sinew viz` (default: on $PATH)")
 	f.BoolVar(&noPrometheus, "no-prometheus", false, "do not start Prometheus; viz scrapes the proxies itself (15 minutes kept in memory)")
+	addResourceFlag(cmd, &files)
 	return cmd
 }
 
@@ -127,6 +136,7 @@ The sinew local mesh is up: emojivoto with a proxy beside every process (logs in
     curl -s http://%s/metrics | grep '^response_total'
   What web's proxy knows:     curl -s http://%s/debug/config
   The control plane's model:  curl -s http://%s/debug/model
+  Who may call web:           sinew diagnostics policy -n emojivoto web 8080
 `, r.DataDir, url, url, url, url, admin("web"), admin("web"), r.ControlPlane.Admin)
 	if r.VizURL != "" {
 		flag := ""
