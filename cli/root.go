@@ -54,7 +54,7 @@ One machine: sinew demo`,
 		newEmojivotoCmd(env),
 		vizcmd.NewCmd(env),
 		newInstallCmd(env), newUninstallCmd(env), newUpgradeCmd(env), newCheckCmd(env),
-		newInjectCmd(env), newUninjectCmd(env),
+		newInjectCmd(env), newUninjectCmd(env), newDiagnosticsCmd(env),
 	)
 	return root
 }
