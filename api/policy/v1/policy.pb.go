@@ -213,7 +213,9 @@ type InboundServer struct {
 	// Where probes may come from; empty means anywhere.
 	ProbeNetworks []*Network `protobuf:"bytes,7,rep,name=probe_networks,json=probeNetworks,proto3" json:"probe_networks,omitempty"`
 	// The port's local rate limit on HTTP requests (HTTPLocalRateLimitPolicy); absent: no limit.
-	RateLimit     *RateLimit `protobuf:"bytes,8,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	RateLimit *RateLimit `protobuf:"bytes,8,opt,name=rate_limit,json=rateLimit,proto3" json:"rate_limit,omitempty"`
+	// The token issuers that authorizations of this port may require (JWTAuthentication), with their keys.
+	JwtProviders  []*JwtProvider `protobuf:"bytes,9,rep,name=jwt_providers,json=jwtProviders,proto3" json:"jwt_providers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -304,6 +306,442 @@ func (x *InboundServer) GetRateLimit() *RateLimit {
 	return nil
 }
 
+func (x *InboundServer) GetJwtProviders() []*JwtProvider {
+	if x != nil {
+		return x.JwtProviders
+	}
+	return nil
+}
+
+// An issuer of JSON Web Tokens and the keys to verify them. The control plane fetches, caches and refreshes the
+// keys and pushes them here, so proxies need no egress; the proxy never fetches keys itself.
+type JwtProvider struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique within the InboundServer; JwtRequirement.providers names it.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The token's iss claim must be exactly this.
+	Issuer string `protobuf:"bytes,2,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	// The token's aud claim must contain one of these; empty: aud is not checked.
+	Audiences []string `protobuf:"bytes,3,rep,name=audiences,proto3" json:"audiences,omitempty"`
+	// The JSON Web Key Set (RFC 7517) the token's signature must verify with.
+	Jwks []byte `protobuf:"bytes,4,opt,name=jwks,proto3" json:"jwks,omitempty"`
+	// Where the token is, tried in order; empty: the Authorization header with the prefix "Bearer ".
+	Sources []*TokenSource `protobuf:"bytes,5,rep,name=sources,proto3" json:"sources,omitempty"`
+	// Claims copied into request headers for the application (string or number claims; lists joined by ",").
+	ClaimHeaders []*ClaimHeader `protobuf:"bytes,6,rep,name=claim_headers,json=claimHeaders,proto3" json:"claim_headers,omitempty"`
+	// Pass the token on to the application; by default the proxy removes it.
+	KeepToken bool `protobuf:"varint,7,opt,name=keep_token,json=keepToken,proto3" json:"keep_token,omitempty"`
+	// Tolerance for exp and nbf; unset: 60 seconds.
+	ClockSkew     *durationpb.Duration `protobuf:"bytes,8,opt,name=clock_skew,json=clockSkew,proto3" json:"clock_skew,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JwtProvider) Reset() {
+	*x = JwtProvider{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JwtProvider) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JwtProvider) ProtoMessage() {}
+
+func (x *JwtProvider) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JwtProvider.ProtoReflect.Descriptor instead.
+func (*JwtProvider) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *JwtProvider) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *JwtProvider) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *JwtProvider) GetAudiences() []string {
+	if x != nil {
+		return x.Audiences
+	}
+	return nil
+}
+
+func (x *JwtProvider) GetJwks() []byte {
+	if x != nil {
+		return x.Jwks
+	}
+	return nil
+}
+
+func (x *JwtProvider) GetSources() []*TokenSource {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
+}
+
+func (x *JwtProvider) GetClaimHeaders() []*ClaimHeader {
+	if x != nil {
+		return x.ClaimHeaders
+	}
+	return nil
+}
+
+func (x *JwtProvider) GetKeepToken() bool {
+	if x != nil {
+		return x.KeepToken
+	}
+	return false
+}
+
+func (x *JwtProvider) GetClockSkew() *durationpb.Duration {
+	if x != nil {
+		return x.ClockSkew
+	}
+	return nil
+}
+
+type TokenSource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Source:
+	//
+	//	*TokenSource_Header
+	//	*TokenSource_QueryParam
+	//	*TokenSource_Cookie
+	Source        isTokenSource_Source `protobuf_oneof:"source"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenSource) Reset() {
+	*x = TokenSource{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenSource) ProtoMessage() {}
+
+func (x *TokenSource) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenSource.ProtoReflect.Descriptor instead.
+func (*TokenSource) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TokenSource) GetSource() isTokenSource_Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *TokenSource) GetHeader() *HeaderSource {
+	if x != nil {
+		if x, ok := x.Source.(*TokenSource_Header); ok {
+			return x.Header
+		}
+	}
+	return nil
+}
+
+func (x *TokenSource) GetQueryParam() string {
+	if x != nil {
+		if x, ok := x.Source.(*TokenSource_QueryParam); ok {
+			return x.QueryParam
+		}
+	}
+	return ""
+}
+
+func (x *TokenSource) GetCookie() string {
+	if x != nil {
+		if x, ok := x.Source.(*TokenSource_Cookie); ok {
+			return x.Cookie
+		}
+	}
+	return ""
+}
+
+type isTokenSource_Source interface {
+	isTokenSource_Source()
+}
+
+type TokenSource_Header struct {
+	Header *HeaderSource `protobuf:"bytes,1,opt,name=header,proto3,oneof"`
+}
+
+type TokenSource_QueryParam struct {
+	QueryParam string `protobuf:"bytes,2,opt,name=query_param,json=queryParam,proto3,oneof"`
+}
+
+type TokenSource_Cookie struct {
+	Cookie string `protobuf:"bytes,3,opt,name=cookie,proto3,oneof"`
+}
+
+func (*TokenSource_Header) isTokenSource_Source() {}
+
+func (*TokenSource_QueryParam) isTokenSource_Source() {}
+
+func (*TokenSource_Cookie) isTokenSource_Source() {}
+
+type HeaderSource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Stripped from the value ("Bearer "); the value must start with it.
+	Prefix        string `protobuf:"bytes,2,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeaderSource) Reset() {
+	*x = HeaderSource{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeaderSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeaderSource) ProtoMessage() {}
+
+func (x *HeaderSource) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeaderSource.ProtoReflect.Descriptor instead.
+func (*HeaderSource) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *HeaderSource) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *HeaderSource) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+type ClaimHeader struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Claim         string                 `protobuf:"bytes,1,opt,name=claim,proto3" json:"claim,omitempty"`
+	Header        string                 `protobuf:"bytes,2,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimHeader) Reset() {
+	*x = ClaimHeader{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimHeader) ProtoMessage() {}
+
+func (x *ClaimHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimHeader.ProtoReflect.Descriptor instead.
+func (*ClaimHeader) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ClaimHeader) GetClaim() string {
+	if x != nil {
+		return x.Claim
+	}
+	return ""
+}
+
+func (x *ClaimHeader) GetHeader() string {
+	if x != nil {
+		return x.Header
+	}
+	return ""
+}
+
+// A token a request must carry for the authorization to admit it, on top of its networks and identities.
+type JwtRequirement struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A valid token of any of these providers.
+	Providers []string `protobuf:"bytes,1,rep,name=providers,proto3" json:"providers,omitempty"`
+	// The token's "iss/sub" must be one of these; empty: any subject.
+	Principals []string `protobuf:"bytes,2,rep,name=principals,proto3" json:"principals,omitempty"`
+	// Each of these claims must hold one of its values (a string claim equal to one, or a list claim containing one).
+	Claims        []*ClaimMatch `protobuf:"bytes,3,rep,name=claims,proto3" json:"claims,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JwtRequirement) Reset() {
+	*x = JwtRequirement{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JwtRequirement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JwtRequirement) ProtoMessage() {}
+
+func (x *JwtRequirement) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JwtRequirement.ProtoReflect.Descriptor instead.
+func (*JwtRequirement) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *JwtRequirement) GetProviders() []string {
+	if x != nil {
+		return x.Providers
+	}
+	return nil
+}
+
+func (x *JwtRequirement) GetPrincipals() []string {
+	if x != nil {
+		return x.Principals
+	}
+	return nil
+}
+
+func (x *JwtRequirement) GetClaims() []*ClaimMatch {
+	if x != nil {
+		return x.Claims
+	}
+	return nil
+}
+
+type ClaimMatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Values        []string               `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimMatch) Reset() {
+	*x = ClaimMatch{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimMatch) ProtoMessage() {}
+
+func (x *ClaimMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimMatch.ProtoReflect.Descriptor instead.
+func (*ClaimMatch) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ClaimMatch) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ClaimMatch) GetValues() []string {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 // A token-bucket limit on the requests one proxy admits to a port, enforced after authorization. A request over a
 // limit gets 429 with Retry-After (gRPC: RESOURCE_EXHAUSTED). Each bucket holds one second's worth of requests.
 type RateLimit struct {
@@ -323,7 +761,7 @@ type RateLimit struct {
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[2]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -335,7 +773,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[2]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -348,7 +786,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{2}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RateLimit) GetTotalRps() uint32 {
@@ -390,7 +828,7 @@ type RateLimitOverride struct {
 
 func (x *RateLimitOverride) Reset() {
 	*x = RateLimitOverride{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[3]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -402,7 +840,7 @@ func (x *RateLimitOverride) String() string {
 func (*RateLimitOverride) ProtoMessage() {}
 
 func (x *RateLimitOverride) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[3]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -415,7 +853,7 @@ func (x *RateLimitOverride) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimitOverride.ProtoReflect.Descriptor instead.
 func (*RateLimitOverride) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{3}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RateLimitOverride) GetRps() uint32 {
@@ -443,7 +881,7 @@ type Network struct {
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[4]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -455,7 +893,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[4]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -468,7 +906,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{4}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Network) GetCidr() string {
@@ -500,14 +938,17 @@ type Authorization struct {
 	// "namespace". Metrics carry kind and name as authz_kind and authz_name.
 	Labels map[string]string `protobuf:"bytes,5,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Admitted only because of an audit access policy: allowed, but logged and counted with authz_name "audit".
-	Audit         bool `protobuf:"varint,6,opt,name=audit,proto3" json:"audit,omitempty"`
+	Audit bool `protobuf:"varint,6,opt,name=audit,proto3" json:"audit,omitempty"`
+	// The request must also carry a valid token (JWTAuthentication); HTTP only: an authorization with a JWT
+	// requirement admits no opaque connection.
+	Jwt           *JwtRequirement `protobuf:"bytes,7,opt,name=jwt,proto3" json:"jwt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Authorization) Reset() {
 	*x = Authorization{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[5]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -519,7 +960,7 @@ func (x *Authorization) String() string {
 func (*Authorization) ProtoMessage() {}
 
 func (x *Authorization) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[5]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -532,7 +973,7 @@ func (x *Authorization) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authorization.ProtoReflect.Descriptor instead.
 func (*Authorization) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{5}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Authorization) GetName() string {
@@ -577,6 +1018,13 @@ func (x *Authorization) GetAudit() bool {
 	return false
 }
 
+func (x *Authorization) GetJwt() *JwtRequirement {
+	if x != nil {
+		return x.Jwt
+	}
+	return nil
+}
+
 type OutboundRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "host:port" or "ip:port".
@@ -589,7 +1037,7 @@ type OutboundRequest struct {
 
 func (x *OutboundRequest) Reset() {
 	*x = OutboundRequest{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[6]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +1049,7 @@ func (x *OutboundRequest) String() string {
 func (*OutboundRequest) ProtoMessage() {}
 
 func (x *OutboundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[6]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +1062,7 @@ func (x *OutboundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboundRequest.ProtoReflect.Descriptor instead.
 func (*OutboundRequest) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{6}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *OutboundRequest) GetTarget() string {
@@ -643,7 +1091,7 @@ type OutboundPolicy struct {
 
 func (x *OutboundPolicy) Reset() {
 	*x = OutboundPolicy{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[7]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -655,7 +1103,7 @@ func (x *OutboundPolicy) String() string {
 func (*OutboundPolicy) ProtoMessage() {}
 
 func (x *OutboundPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[7]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -668,7 +1116,7 @@ func (x *OutboundPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboundPolicy.ProtoReflect.Descriptor instead.
 func (*OutboundPolicy) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{7}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *OutboundPolicy) GetProtocol() Protocol {
@@ -709,7 +1157,7 @@ type HttpRoute struct {
 
 func (x *HttpRoute) Reset() {
 	*x = HttpRoute{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[8]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -721,7 +1169,7 @@ func (x *HttpRoute) String() string {
 func (*HttpRoute) ProtoMessage() {}
 
 func (x *HttpRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[8]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -734,7 +1182,7 @@ func (x *HttpRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpRoute.ProtoReflect.Descriptor instead.
 func (*HttpRoute) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{8}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *HttpRoute) GetLabels() map[string]string {
@@ -770,7 +1218,7 @@ type RouteRule struct {
 
 func (x *RouteRule) Reset() {
 	*x = RouteRule{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[9]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -782,7 +1230,7 @@ func (x *RouteRule) String() string {
 func (*RouteRule) ProtoMessage() {}
 
 func (x *RouteRule) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[9]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -795,7 +1243,7 @@ func (x *RouteRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteRule.ProtoReflect.Descriptor instead.
 func (*RouteRule) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{9}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RouteRule) GetMatches() []*HttpMatch {
@@ -859,7 +1307,7 @@ type HttpMatch struct {
 
 func (x *HttpMatch) Reset() {
 	*x = HttpMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[10]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -871,7 +1319,7 @@ func (x *HttpMatch) String() string {
 func (*HttpMatch) ProtoMessage() {}
 
 func (x *HttpMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[10]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -884,7 +1332,7 @@ func (x *HttpMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpMatch.ProtoReflect.Descriptor instead.
 func (*HttpMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HttpMatch) GetPath() *HttpMatch_PathMatch {
@@ -927,7 +1375,7 @@ type WeightedBackend struct {
 
 func (x *WeightedBackend) Reset() {
 	*x = WeightedBackend{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -939,7 +1387,7 @@ func (x *WeightedBackend) String() string {
 func (*WeightedBackend) ProtoMessage() {}
 
 func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -952,7 +1400,7 @@ func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightedBackend.ProtoReflect.Descriptor instead.
 func (*WeightedBackend) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{11}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WeightedBackend) GetAuthority() string {
@@ -991,7 +1439,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1003,7 +1451,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1016,7 +1464,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{12}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Filter) GetKind() isFilter_Kind {
@@ -1110,7 +1558,7 @@ type Retry struct {
 
 func (x *Retry) Reset() {
 	*x = Retry{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[13]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1122,7 +1570,7 @@ func (x *Retry) String() string {
 func (*Retry) ProtoMessage() {}
 
 func (x *Retry) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[13]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1135,7 +1583,7 @@ func (x *Retry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Retry.ProtoReflect.Descriptor instead.
 func (*Retry) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{13}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Retry) GetLimit() uint32 {
@@ -1184,7 +1632,7 @@ type StatusRange struct {
 
 func (x *StatusRange) Reset() {
 	*x = StatusRange{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[14]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1196,7 +1644,7 @@ func (x *StatusRange) String() string {
 func (*StatusRange) ProtoMessage() {}
 
 func (x *StatusRange) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[14]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1209,7 +1657,7 @@ func (x *StatusRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRange.ProtoReflect.Descriptor instead.
 func (*StatusRange) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{14}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StatusRange) GetFirst() uint32 {
@@ -1241,7 +1689,7 @@ type FailureAccrual struct {
 
 func (x *FailureAccrual) Reset() {
 	*x = FailureAccrual{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[15]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1701,7 @@ func (x *FailureAccrual) String() string {
 func (*FailureAccrual) ProtoMessage() {}
 
 func (x *FailureAccrual) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[15]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1714,7 @@ func (x *FailureAccrual) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailureAccrual.ProtoReflect.Descriptor instead.
 func (*FailureAccrual) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{15}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FailureAccrual) GetConsecutiveFailures() uint32 {
@@ -1311,7 +1759,7 @@ type HttpMatch_PathMatch struct {
 
 func (x *HttpMatch_PathMatch) Reset() {
 	*x = HttpMatch_PathMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1771,7 @@ func (x *HttpMatch_PathMatch) String() string {
 func (*HttpMatch_PathMatch) ProtoMessage() {}
 
 func (x *HttpMatch_PathMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1784,7 @@ func (x *HttpMatch_PathMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpMatch_PathMatch.ProtoReflect.Descriptor instead.
 func (*HttpMatch_PathMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10, 0}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{16, 0}
 }
 
 func (x *HttpMatch_PathMatch) GetKind() isHttpMatch_PathMatch_Kind {
@@ -1409,7 +1857,7 @@ type HttpMatch_HeaderMatch struct {
 
 func (x *HttpMatch_HeaderMatch) Reset() {
 	*x = HttpMatch_HeaderMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[22]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1421,7 +1869,7 @@ func (x *HttpMatch_HeaderMatch) String() string {
 func (*HttpMatch_HeaderMatch) ProtoMessage() {}
 
 func (x *HttpMatch_HeaderMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[22]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1434,7 +1882,7 @@ func (x *HttpMatch_HeaderMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpMatch_HeaderMatch.ProtoReflect.Descriptor instead.
 func (*HttpMatch_HeaderMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10, 1}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{16, 1}
 }
 
 func (x *HttpMatch_HeaderMatch) GetName() string {
@@ -1499,7 +1947,7 @@ type HttpMatch_QueryParamMatch struct {
 
 func (x *HttpMatch_QueryParamMatch) Reset() {
 	*x = HttpMatch_QueryParamMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[23]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1511,7 +1959,7 @@ func (x *HttpMatch_QueryParamMatch) String() string {
 func (*HttpMatch_QueryParamMatch) ProtoMessage() {}
 
 func (x *HttpMatch_QueryParamMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[23]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1524,7 +1972,7 @@ func (x *HttpMatch_QueryParamMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpMatch_QueryParamMatch.ProtoReflect.Descriptor instead.
 func (*HttpMatch_QueryParamMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10, 2}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{16, 2}
 }
 
 func (x *HttpMatch_QueryParamMatch) GetName() string {
@@ -1586,7 +2034,7 @@ type Filter_HeaderModifier struct {
 
 func (x *Filter_HeaderModifier) Reset() {
 	*x = Filter_HeaderModifier{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[24]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1598,7 +2046,7 @@ func (x *Filter_HeaderModifier) String() string {
 func (*Filter_HeaderModifier) ProtoMessage() {}
 
 func (x *Filter_HeaderModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[24]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1611,7 +2059,7 @@ func (x *Filter_HeaderModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_HeaderModifier.ProtoReflect.Descriptor instead.
 func (*Filter_HeaderModifier) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{12, 0}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{18, 0}
 }
 
 func (x *Filter_HeaderModifier) GetAdd() map[string]string {
@@ -1648,7 +2096,7 @@ type Filter_Redirect struct {
 
 func (x *Filter_Redirect) Reset() {
 	*x = Filter_Redirect{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[25]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1660,7 +2108,7 @@ func (x *Filter_Redirect) String() string {
 func (*Filter_Redirect) ProtoMessage() {}
 
 func (x *Filter_Redirect) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[25]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1673,7 +2121,7 @@ func (x *Filter_Redirect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_Redirect.ProtoReflect.Descriptor instead.
 func (*Filter_Redirect) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{12, 1}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{18, 1}
 }
 
 func (x *Filter_Redirect) GetScheme() string {
@@ -1724,7 +2172,7 @@ type Filter_FailureInjector struct {
 
 func (x *Filter_FailureInjector) Reset() {
 	*x = Filter_FailureInjector{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[26]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1736,7 +2184,7 @@ func (x *Filter_FailureInjector) String() string {
 func (*Filter_FailureInjector) ProtoMessage() {}
 
 func (x *Filter_FailureInjector) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[26]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1749,7 +2197,7 @@ func (x *Filter_FailureInjector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_FailureInjector.ProtoReflect.Descriptor instead.
 func (*Filter_FailureInjector) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{12, 2}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{18, 2}
 }
 
 func (x *Filter_FailureInjector) GetStatus() uint32 {
@@ -1787,7 +2235,7 @@ const file_sinew_policy_v1_policy_proto_rawDesc = "" +
 	"\x1csinew/policy/v1/policy.proto\x12\x0fsinew.policy.v1\x1a\x1egoogle/protobuf/duration.proto\"@\n" +
 	"\x0eInboundRequest\x12\x1a\n" +
 	"\bworkload\x18\x01 \x01(\tR\bworkload\x12\x12\n" +
-	"\x04port\x18\x02 \x01(\rR\x04port\"\x96\x04\n" +
+	"\x04port\x18\x02 \x01(\rR\x04port\"\xd9\x04\n" +
 	"\rInboundServer\x125\n" +
 	"\bprotocol\x18\x01 \x01(\x0e2\x19.sinew.policy.v1.ProtocolR\bprotocol\x126\n" +
 	"\tmtls_mode\x18\x02 \x01(\x0e2\x19.sinew.policy.v1.MTLSModeR\bmtlsMode\x12F\n" +
@@ -1798,10 +2246,44 @@ const file_sinew_policy_v1_policy_proto_rawDesc = "" +
 	"probePaths\x12?\n" +
 	"\x0eprobe_networks\x18\a \x03(\v2\x18.sinew.policy.v1.NetworkR\rprobeNetworks\x129\n" +
 	"\n" +
-	"rate_limit\x18\b \x01(\v2\x1a.sinew.policy.v1.RateLimitR\trateLimit\x1a9\n" +
+	"rate_limit\x18\b \x01(\v2\x1a.sinew.policy.v1.RateLimitR\trateLimit\x12A\n" +
+	"\rjwt_providers\x18\t \x03(\v2\x1c.sinew.policy.v1.JwtProviderR\fjwtProviders\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x88\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbf\x02\n" +
+	"\vJwtProvider\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06issuer\x18\x02 \x01(\tR\x06issuer\x12\x1c\n" +
+	"\taudiences\x18\x03 \x03(\tR\taudiences\x12\x12\n" +
+	"\x04jwks\x18\x04 \x01(\fR\x04jwks\x126\n" +
+	"\asources\x18\x05 \x03(\v2\x1c.sinew.policy.v1.TokenSourceR\asources\x12A\n" +
+	"\rclaim_headers\x18\x06 \x03(\v2\x1c.sinew.policy.v1.ClaimHeaderR\fclaimHeaders\x12\x1d\n" +
+	"\n" +
+	"keep_token\x18\a \x01(\bR\tkeepToken\x128\n" +
+	"\n" +
+	"clock_skew\x18\b \x01(\v2\x19.google.protobuf.DurationR\tclockSkew\"\x8d\x01\n" +
+	"\vTokenSource\x127\n" +
+	"\x06header\x18\x01 \x01(\v2\x1d.sinew.policy.v1.HeaderSourceH\x00R\x06header\x12!\n" +
+	"\vquery_param\x18\x02 \x01(\tH\x00R\n" +
+	"queryParam\x12\x18\n" +
+	"\x06cookie\x18\x03 \x01(\tH\x00R\x06cookieB\b\n" +
+	"\x06source\":\n" +
+	"\fHeaderSource\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06prefix\x18\x02 \x01(\tR\x06prefix\";\n" +
+	"\vClaimHeader\x12\x14\n" +
+	"\x05claim\x18\x01 \x01(\tR\x05claim\x12\x16\n" +
+	"\x06header\x18\x02 \x01(\tR\x06header\"\x83\x01\n" +
+	"\x0eJwtRequirement\x12\x1c\n" +
+	"\tproviders\x18\x01 \x03(\tR\tproviders\x12\x1e\n" +
+	"\n" +
+	"principals\x18\x02 \x03(\tR\n" +
+	"principals\x123\n" +
+	"\x06claims\x18\x03 \x03(\v2\x1b.sinew.policy.v1.ClaimMatchR\x06claims\"8\n" +
+	"\n" +
+	"ClaimMatch\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\x88\x02\n" +
 	"\tRateLimit\x12\x1b\n" +
 	"\ttotal_rps\x18\x01 \x01(\rR\btotalRps\x12!\n" +
 	"\fidentity_rps\x18\x02 \x01(\rR\videntityRps\x12@\n" +
@@ -1817,7 +2299,7 @@ const file_sinew_policy_v1_policy_proto_rawDesc = "" +
 	"identities\"5\n" +
 	"\aNetwork\x12\x12\n" +
 	"\x04cidr\x18\x01 \x01(\tR\x04cidr\x12\x16\n" +
-	"\x06except\x18\x02 \x03(\tR\x06except\"\xb8\x02\n" +
+	"\x06except\x18\x02 \x03(\tR\x06except\"\xeb\x02\n" +
 	"\rAuthorization\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x124\n" +
 	"\bnetworks\x18\x02 \x03(\v2\x18.sinew.policy.v1.NetworkR\bnetworks\x12\x1e\n" +
@@ -1826,7 +2308,8 @@ const file_sinew_policy_v1_policy_proto_rawDesc = "" +
 	"identities\x12(\n" +
 	"\x0funauthenticated\x18\x04 \x01(\bR\x0funauthenticated\x12B\n" +
 	"\x06labels\x18\x05 \x03(\v2*.sinew.policy.v1.Authorization.LabelsEntryR\x06labels\x12\x14\n" +
-	"\x05audit\x18\x06 \x01(\bR\x05audit\x1a9\n" +
+	"\x05audit\x18\x06 \x01(\bR\x05audit\x121\n" +
+	"\x03jwt\x18\a \x01(\v2\x1f.sinew.policy.v1.JwtRequirementR\x03jwt\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"R\n" +
@@ -1954,90 +2437,103 @@ func file_sinew_policy_v1_policy_proto_rawDescGZIP() []byte {
 }
 
 var file_sinew_policy_v1_policy_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sinew_policy_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_sinew_policy_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_sinew_policy_v1_policy_proto_goTypes = []any{
 	(Protocol)(0),                     // 0: sinew.policy.v1.Protocol
 	(MTLSMode)(0),                     // 1: sinew.policy.v1.MTLSMode
 	(*InboundRequest)(nil),            // 2: sinew.policy.v1.InboundRequest
 	(*InboundServer)(nil),             // 3: sinew.policy.v1.InboundServer
-	(*RateLimit)(nil),                 // 4: sinew.policy.v1.RateLimit
-	(*RateLimitOverride)(nil),         // 5: sinew.policy.v1.RateLimitOverride
-	(*Network)(nil),                   // 6: sinew.policy.v1.Network
-	(*Authorization)(nil),             // 7: sinew.policy.v1.Authorization
-	(*OutboundRequest)(nil),           // 8: sinew.policy.v1.OutboundRequest
-	(*OutboundPolicy)(nil),            // 9: sinew.policy.v1.OutboundPolicy
-	(*HttpRoute)(nil),                 // 10: sinew.policy.v1.HttpRoute
-	(*RouteRule)(nil),                 // 11: sinew.policy.v1.RouteRule
-	(*HttpMatch)(nil),                 // 12: sinew.policy.v1.HttpMatch
-	(*WeightedBackend)(nil),           // 13: sinew.policy.v1.WeightedBackend
-	(*Filter)(nil),                    // 14: sinew.policy.v1.Filter
-	(*Retry)(nil),                     // 15: sinew.policy.v1.Retry
-	(*StatusRange)(nil),               // 16: sinew.policy.v1.StatusRange
-	(*FailureAccrual)(nil),            // 17: sinew.policy.v1.FailureAccrual
-	nil,                               // 18: sinew.policy.v1.InboundServer.LabelsEntry
-	nil,                               // 19: sinew.policy.v1.RateLimit.LabelsEntry
-	nil,                               // 20: sinew.policy.v1.Authorization.LabelsEntry
-	nil,                               // 21: sinew.policy.v1.OutboundPolicy.LabelsEntry
-	nil,                               // 22: sinew.policy.v1.HttpRoute.LabelsEntry
-	(*HttpMatch_PathMatch)(nil),       // 23: sinew.policy.v1.HttpMatch.PathMatch
-	(*HttpMatch_HeaderMatch)(nil),     // 24: sinew.policy.v1.HttpMatch.HeaderMatch
-	(*HttpMatch_QueryParamMatch)(nil), // 25: sinew.policy.v1.HttpMatch.QueryParamMatch
-	(*Filter_HeaderModifier)(nil),     // 26: sinew.policy.v1.Filter.HeaderModifier
-	(*Filter_Redirect)(nil),           // 27: sinew.policy.v1.Filter.Redirect
-	(*Filter_FailureInjector)(nil),    // 28: sinew.policy.v1.Filter.FailureInjector
-	nil,                               // 29: sinew.policy.v1.Filter.HeaderModifier.AddEntry
-	nil,                               // 30: sinew.policy.v1.Filter.HeaderModifier.SetEntry
-	(*durationpb.Duration)(nil),       // 31: google.protobuf.Duration
+	(*JwtProvider)(nil),               // 4: sinew.policy.v1.JwtProvider
+	(*TokenSource)(nil),               // 5: sinew.policy.v1.TokenSource
+	(*HeaderSource)(nil),              // 6: sinew.policy.v1.HeaderSource
+	(*ClaimHeader)(nil),               // 7: sinew.policy.v1.ClaimHeader
+	(*JwtRequirement)(nil),            // 8: sinew.policy.v1.JwtRequirement
+	(*ClaimMatch)(nil),                // 9: sinew.policy.v1.ClaimMatch
+	(*RateLimit)(nil),                 // 10: sinew.policy.v1.RateLimit
+	(*RateLimitOverride)(nil),         // 11: sinew.policy.v1.RateLimitOverride
+	(*Network)(nil),                   // 12: sinew.policy.v1.Network
+	(*Authorization)(nil),             // 13: sinew.policy.v1.Authorization
+	(*OutboundRequest)(nil),           // 14: sinew.policy.v1.OutboundRequest
+	(*OutboundPolicy)(nil),            // 15: sinew.policy.v1.OutboundPolicy
+	(*HttpRoute)(nil),                 // 16: sinew.policy.v1.HttpRoute
+	(*RouteRule)(nil),                 // 17: sinew.policy.v1.RouteRule
+	(*HttpMatch)(nil),                 // 18: sinew.policy.v1.HttpMatch
+	(*WeightedBackend)(nil),           // 19: sinew.policy.v1.WeightedBackend
+	(*Filter)(nil),                    // 20: sinew.policy.v1.Filter
+	(*Retry)(nil),                     // 21: sinew.policy.v1.Retry
+	(*StatusRange)(nil),               // 22: sinew.policy.v1.StatusRange
+	(*FailureAccrual)(nil),            // 23: sinew.policy.v1.FailureAccrual
+	nil,                               // 24: sinew.policy.v1.InboundServer.LabelsEntry
+	nil,                               // 25: sinew.policy.v1.RateLimit.LabelsEntry
+	nil,                               // 26: sinew.policy.v1.Authorization.LabelsEntry
+	nil,                               // 27: sinew.policy.v1.OutboundPolicy.LabelsEntry
+	nil,                               // 28: sinew.policy.v1.HttpRoute.LabelsEntry
+	(*HttpMatch_PathMatch)(nil),       // 29: sinew.policy.v1.HttpMatch.PathMatch
+	(*HttpMatch_HeaderMatch)(nil),     // 30: sinew.policy.v1.HttpMatch.HeaderMatch
+	(*HttpMatch_QueryParamMatch)(nil), // 31: sinew.policy.v1.HttpMatch.QueryParamMatch
+	(*Filter_HeaderModifier)(nil),     // 32: sinew.policy.v1.Filter.HeaderModifier
+	(*Filter_Redirect)(nil),           // 33: sinew.policy.v1.Filter.Redirect
+	(*Filter_FailureInjector)(nil),    // 34: sinew.policy.v1.Filter.FailureInjector
+	nil,                               // 35: sinew.policy.v1.Filter.HeaderModifier.AddEntry
+	nil,                               // 36: sinew.policy.v1.Filter.HeaderModifier.SetEntry
+	(*durationpb.Duration)(nil),       // 37: google.protobuf.Duration
 }
 var file_sinew_policy_v1_policy_proto_depIdxs = []int32{
 	0,  // 0: sinew.policy.v1.InboundServer.protocol:type_name -> sinew.policy.v1.Protocol
 	1,  // 1: sinew.policy.v1.InboundServer.mtls_mode:type_name -> sinew.policy.v1.MTLSMode
-	7,  // 2: sinew.policy.v1.InboundServer.authorizations:type_name -> sinew.policy.v1.Authorization
-	10, // 3: sinew.policy.v1.InboundServer.routes:type_name -> sinew.policy.v1.HttpRoute
-	18, // 4: sinew.policy.v1.InboundServer.labels:type_name -> sinew.policy.v1.InboundServer.LabelsEntry
-	6,  // 5: sinew.policy.v1.InboundServer.probe_networks:type_name -> sinew.policy.v1.Network
-	4,  // 6: sinew.policy.v1.InboundServer.rate_limit:type_name -> sinew.policy.v1.RateLimit
-	5,  // 7: sinew.policy.v1.RateLimit.overrides:type_name -> sinew.policy.v1.RateLimitOverride
-	19, // 8: sinew.policy.v1.RateLimit.labels:type_name -> sinew.policy.v1.RateLimit.LabelsEntry
-	6,  // 9: sinew.policy.v1.Authorization.networks:type_name -> sinew.policy.v1.Network
-	20, // 10: sinew.policy.v1.Authorization.labels:type_name -> sinew.policy.v1.Authorization.LabelsEntry
-	0,  // 11: sinew.policy.v1.OutboundPolicy.protocol:type_name -> sinew.policy.v1.Protocol
-	10, // 12: sinew.policy.v1.OutboundPolicy.routes:type_name -> sinew.policy.v1.HttpRoute
-	17, // 13: sinew.policy.v1.OutboundPolicy.failure_accrual:type_name -> sinew.policy.v1.FailureAccrual
-	21, // 14: sinew.policy.v1.OutboundPolicy.labels:type_name -> sinew.policy.v1.OutboundPolicy.LabelsEntry
-	22, // 15: sinew.policy.v1.HttpRoute.labels:type_name -> sinew.policy.v1.HttpRoute.LabelsEntry
-	11, // 16: sinew.policy.v1.HttpRoute.rules:type_name -> sinew.policy.v1.RouteRule
-	12, // 17: sinew.policy.v1.RouteRule.matches:type_name -> sinew.policy.v1.HttpMatch
-	13, // 18: sinew.policy.v1.RouteRule.backends:type_name -> sinew.policy.v1.WeightedBackend
-	14, // 19: sinew.policy.v1.RouteRule.filters:type_name -> sinew.policy.v1.Filter
-	15, // 20: sinew.policy.v1.RouteRule.retry:type_name -> sinew.policy.v1.Retry
-	31, // 21: sinew.policy.v1.RouteRule.request_timeout:type_name -> google.protobuf.Duration
-	31, // 22: sinew.policy.v1.RouteRule.backend_request_timeout:type_name -> google.protobuf.Duration
-	31, // 23: sinew.policy.v1.RouteRule.idle_timeout:type_name -> google.protobuf.Duration
-	23, // 24: sinew.policy.v1.HttpMatch.path:type_name -> sinew.policy.v1.HttpMatch.PathMatch
-	24, // 25: sinew.policy.v1.HttpMatch.headers:type_name -> sinew.policy.v1.HttpMatch.HeaderMatch
-	25, // 26: sinew.policy.v1.HttpMatch.query_params:type_name -> sinew.policy.v1.HttpMatch.QueryParamMatch
-	14, // 27: sinew.policy.v1.WeightedBackend.filters:type_name -> sinew.policy.v1.Filter
-	26, // 28: sinew.policy.v1.Filter.request_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
-	26, // 29: sinew.policy.v1.Filter.response_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
-	27, // 30: sinew.policy.v1.Filter.redirect:type_name -> sinew.policy.v1.Filter.Redirect
-	28, // 31: sinew.policy.v1.Filter.failure_injector:type_name -> sinew.policy.v1.Filter.FailureInjector
-	31, // 32: sinew.policy.v1.Retry.per_try_timeout:type_name -> google.protobuf.Duration
-	16, // 33: sinew.policy.v1.Retry.status_ranges:type_name -> sinew.policy.v1.StatusRange
-	31, // 34: sinew.policy.v1.FailureAccrual.min_penalty:type_name -> google.protobuf.Duration
-	31, // 35: sinew.policy.v1.FailureAccrual.max_penalty:type_name -> google.protobuf.Duration
-	29, // 36: sinew.policy.v1.Filter.HeaderModifier.add:type_name -> sinew.policy.v1.Filter.HeaderModifier.AddEntry
-	30, // 37: sinew.policy.v1.Filter.HeaderModifier.set:type_name -> sinew.policy.v1.Filter.HeaderModifier.SetEntry
-	31, // 38: sinew.policy.v1.Filter.FailureInjector.delay:type_name -> google.protobuf.Duration
-	2,  // 39: sinew.policy.v1.InboundPolicies.WatchInbound:input_type -> sinew.policy.v1.InboundRequest
-	8,  // 40: sinew.policy.v1.OutboundPolicies.WatchOutbound:input_type -> sinew.policy.v1.OutboundRequest
-	3,  // 41: sinew.policy.v1.InboundPolicies.WatchInbound:output_type -> sinew.policy.v1.InboundServer
-	9,  // 42: sinew.policy.v1.OutboundPolicies.WatchOutbound:output_type -> sinew.policy.v1.OutboundPolicy
-	41, // [41:43] is the sub-list for method output_type
-	39, // [39:41] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	13, // 2: sinew.policy.v1.InboundServer.authorizations:type_name -> sinew.policy.v1.Authorization
+	16, // 3: sinew.policy.v1.InboundServer.routes:type_name -> sinew.policy.v1.HttpRoute
+	24, // 4: sinew.policy.v1.InboundServer.labels:type_name -> sinew.policy.v1.InboundServer.LabelsEntry
+	12, // 5: sinew.policy.v1.InboundServer.probe_networks:type_name -> sinew.policy.v1.Network
+	10, // 6: sinew.policy.v1.InboundServer.rate_limit:type_name -> sinew.policy.v1.RateLimit
+	4,  // 7: sinew.policy.v1.InboundServer.jwt_providers:type_name -> sinew.policy.v1.JwtProvider
+	5,  // 8: sinew.policy.v1.JwtProvider.sources:type_name -> sinew.policy.v1.TokenSource
+	7,  // 9: sinew.policy.v1.JwtProvider.claim_headers:type_name -> sinew.policy.v1.ClaimHeader
+	37, // 10: sinew.policy.v1.JwtProvider.clock_skew:type_name -> google.protobuf.Duration
+	6,  // 11: sinew.policy.v1.TokenSource.header:type_name -> sinew.policy.v1.HeaderSource
+	9,  // 12: sinew.policy.v1.JwtRequirement.claims:type_name -> sinew.policy.v1.ClaimMatch
+	11, // 13: sinew.policy.v1.RateLimit.overrides:type_name -> sinew.policy.v1.RateLimitOverride
+	25, // 14: sinew.policy.v1.RateLimit.labels:type_name -> sinew.policy.v1.RateLimit.LabelsEntry
+	12, // 15: sinew.policy.v1.Authorization.networks:type_name -> sinew.policy.v1.Network
+	26, // 16: sinew.policy.v1.Authorization.labels:type_name -> sinew.policy.v1.Authorization.LabelsEntry
+	8,  // 17: sinew.policy.v1.Authorization.jwt:type_name -> sinew.policy.v1.JwtRequirement
+	0,  // 18: sinew.policy.v1.OutboundPolicy.protocol:type_name -> sinew.policy.v1.Protocol
+	16, // 19: sinew.policy.v1.OutboundPolicy.routes:type_name -> sinew.policy.v1.HttpRoute
+	23, // 20: sinew.policy.v1.OutboundPolicy.failure_accrual:type_name -> sinew.policy.v1.FailureAccrual
+	27, // 21: sinew.policy.v1.OutboundPolicy.labels:type_name -> sinew.policy.v1.OutboundPolicy.LabelsEntry
+	28, // 22: sinew.policy.v1.HttpRoute.labels:type_name -> sinew.policy.v1.HttpRoute.LabelsEntry
+	17, // 23: sinew.policy.v1.HttpRoute.rules:type_name -> sinew.policy.v1.RouteRule
+	18, // 24: sinew.policy.v1.RouteRule.matches:type_name -> sinew.policy.v1.HttpMatch
+	19, // 25: sinew.policy.v1.RouteRule.backends:type_name -> sinew.policy.v1.WeightedBackend
+	20, // 26: sinew.policy.v1.RouteRule.filters:type_name -> sinew.policy.v1.Filter
+	21, // 27: sinew.policy.v1.RouteRule.retry:type_name -> sinew.policy.v1.Retry
+	37, // 28: sinew.policy.v1.RouteRule.request_timeout:type_name -> google.protobuf.Duration
+	37, // 29: sinew.policy.v1.RouteRule.backend_request_timeout:type_name -> google.protobuf.Duration
+	37, // 30: sinew.policy.v1.RouteRule.idle_timeout:type_name -> google.protobuf.Duration
+	29, // 31: sinew.policy.v1.HttpMatch.path:type_name -> sinew.policy.v1.HttpMatch.PathMatch
+	30, // 32: sinew.policy.v1.HttpMatch.headers:type_name -> sinew.policy.v1.HttpMatch.HeaderMatch
+	31, // 33: sinew.policy.v1.HttpMatch.query_params:type_name -> sinew.policy.v1.HttpMatch.QueryParamMatch
+	20, // 34: sinew.policy.v1.WeightedBackend.filters:type_name -> sinew.policy.v1.Filter
+	32, // 35: sinew.policy.v1.Filter.request_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
+	32, // 36: sinew.policy.v1.Filter.response_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
+	33, // 37: sinew.policy.v1.Filter.redirect:type_name -> sinew.policy.v1.Filter.Redirect
+	34, // 38: sinew.policy.v1.Filter.failure_injector:type_name -> sinew.policy.v1.Filter.FailureInjector
+	37, // 39: sinew.policy.v1.Retry.per_try_timeout:type_name -> google.protobuf.Duration
+	22, // 40: sinew.policy.v1.Retry.status_ranges:type_name -> sinew.policy.v1.StatusRange
+	37, // 41: sinew.policy.v1.FailureAccrual.min_penalty:type_name -> google.protobuf.Duration
+	37, // 42: sinew.policy.v1.FailureAccrual.max_penalty:type_name -> google.protobuf.Duration
+	35, // 43: sinew.policy.v1.Filter.HeaderModifier.add:type_name -> sinew.policy.v1.Filter.HeaderModifier.AddEntry
+	36, // 44: sinew.policy.v1.Filter.HeaderModifier.set:type_name -> sinew.policy.v1.Filter.HeaderModifier.SetEntry
+	37, // 45: sinew.policy.v1.Filter.FailureInjector.delay:type_name -> google.protobuf.Duration
+	2,  // 46: sinew.policy.v1.InboundPolicies.WatchInbound:input_type -> sinew.policy.v1.InboundRequest
+	14, // 47: sinew.policy.v1.OutboundPolicies.WatchOutbound:input_type -> sinew.policy.v1.OutboundRequest
+	3,  // 48: sinew.policy.v1.InboundPolicies.WatchInbound:output_type -> sinew.policy.v1.InboundServer
+	15, // 49: sinew.policy.v1.OutboundPolicies.WatchOutbound:output_type -> sinew.policy.v1.OutboundPolicy
+	48, // [48:50] is the sub-list for method output_type
+	46, // [46:48] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_sinew_policy_v1_policy_proto_init() }
@@ -2045,22 +2541,27 @@ func file_sinew_policy_v1_policy_proto_init() {
 	if File_sinew_policy_v1_policy_proto != nil {
 		return
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[12].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[3].OneofWrappers = []any{
+		(*TokenSource_Header)(nil),
+		(*TokenSource_QueryParam)(nil),
+		(*TokenSource_Cookie)(nil),
+	}
+	file_sinew_policy_v1_policy_proto_msgTypes[18].OneofWrappers = []any{
 		(*Filter_RequestHeaderModifier)(nil),
 		(*Filter_ResponseHeaderModifier)(nil),
 		(*Filter_Redirect_)(nil),
 		(*Filter_FailureInjector_)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[21].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[27].OneofWrappers = []any{
 		(*HttpMatch_PathMatch_Exact)(nil),
 		(*HttpMatch_PathMatch_Prefix)(nil),
 		(*HttpMatch_PathMatch_Regex)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[22].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[28].OneofWrappers = []any{
 		(*HttpMatch_HeaderMatch_Exact)(nil),
 		(*HttpMatch_HeaderMatch_Regex)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[23].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[29].OneofWrappers = []any{
 		(*HttpMatch_QueryParamMatch_Exact)(nil),
 		(*HttpMatch_QueryParamMatch_Regex)(nil),
 	}
@@ -2070,7 +2571,7 @@ func file_sinew_policy_v1_policy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sinew_policy_v1_policy_proto_rawDesc), len(file_sinew_policy_v1_policy_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   29,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

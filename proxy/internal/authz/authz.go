@@ -5,6 +5,7 @@
 package authz
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
 	"github.com/sinewmesh/sinew/internal/names"
@@ -37,6 +39,7 @@ type Server struct {
 	// any identity, prefixes) in order. A decision costs one map lookup however many identities there are.
 	byID       map[string][]*Authorization
 	generic    []*Authorization
+	providers  []*Provider
 	denials    [2]sync.Map // HTTP, TCP: Conn -> deny counter
 	probePaths map[string]bool
 	probeNets  []network
@@ -48,6 +51,7 @@ type Authorization struct {
 	Kind, Name string // authz_kind, authz_name
 	// Audit: admitted only by an audit access policy; logged and counted as such.
 	Audit           bool
+	jwt             *jwtRequirement // the token a request must also carry; such an authorization admits no TCP
 	idx             int
 	counters        [2]sync.Map // HTTP, TCP: Conn -> allow counter
 	name            string
@@ -118,16 +122,79 @@ func (s *Server) Admit(c Client) *Authorization {
 	return best
 }
 
-// AdmitRequest is Admit for an HTTP request: probes first, then the authorizations.
+// AdmitRequest is Admit for an HTTP request: probes first, then the authorizations, tokens included.
 func (s *Server) AdmitRequest(c Client, r *http.Request) *Authorization {
+	return s.Decide(c, r, time.Now()).Authz
+}
+
+// Decision is how a request was authorized.
+type Decision struct {
+	// Authz admitted the request; nil when it is refused.
+	Authz *Authorization
+	// Token and Provider: the token that satisfied Authz's requirement, if it had one.
+	Token    *Token
+	Provider *Provider
+	// TokenErr, for a refused request that an authorization would have admitted with a (valid, allowed) token:
+	// ErrNoToken or ErrInvalidToken (answer 401), or a valid token that is not allowed (403).
+	TokenErr error
+}
+
+// Unauthenticated reports whether a refusal should ask the client for a token (401) rather than forbid (403).
+func (d Decision) Unauthenticated() bool {
+	return d.Authz == nil && (errors.Is(d.TokenErr, ErrNoToken) || errors.Is(d.TokenErr, ErrInvalidToken))
+}
+
+// Decide authorizes an HTTP request at now: probes first, then the authorizations in order; one that requires a
+// token admits only with a valid one that its principals and claims allow.
+func (s *Server) Decide(c Client, r *http.Request, now time.Time) Decision {
 	if len(s.probePaths) > 0 && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
 		s.probePaths[r.URL.Path] && inNetworks(s.probeNets, c.Addr) {
-		return Probe
+		return Decision{Authz: Probe}
 	}
-	return s.Admit(c)
+	if len(s.providers) == 0 {
+		return Decision{Authz: s.Admit(c)}
+	}
+	if s.Strict && c.ID == "" {
+		return Decision{}
+	}
+	var best *Authorization
+	if c.ID != "" {
+		for _, a := range s.byID[c.ID] {
+			if inNetworks(a.nets, c.Addr) {
+				best = a
+				break
+			}
+		}
+	}
+	var tokenErr error
+	for _, a := range s.generic {
+		if best != nil && a.idx > best.idx {
+			break
+		}
+		if !a.admitsClient(c) {
+			continue
+		}
+		if a.jwt == nil {
+			return Decision{Authz: a}
+		}
+		t, p, err := a.jwt.check(r, now)
+		if err == nil {
+			return Decision{Authz: a, Token: t, Provider: p}
+		}
+		tokenErr = cmpErr(tokenErr, err)
+	}
+	if best != nil {
+		return Decision{Authz: best}
+	}
+	return Decision{TokenErr: tokenErr}
 }
 
 func (a *Authorization) admits(c Client) bool {
+	return a.jwt == nil && a.admitsClient(c)
+}
+
+// admitsClient is admits without the token requirement.
+func (a *Authorization) admitsClient(c Client) bool {
 	if !inNetworks(a.nets, c.Addr) {
 		return false
 	}
@@ -174,6 +241,16 @@ func Compile(msg *policyv1.InboundServer) (*Server, []string) {
 	if bad && len(s.probeNets) == 0 {
 		s.probePaths = nil // no valid probe network: no probe is admitted
 	}
+	providers := map[string]*Provider{}
+	for _, jp := range msg.GetJwtProviders() {
+		p, err := compileProvider(jp)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		providers[p.Name] = p
+		s.providers = append(s.providers, p)
+	}
 	for i, a := range msg.GetAuthorizations() {
 		ca := &Authorization{
 			Kind:            a.GetLabels()["kind"],
@@ -196,6 +273,25 @@ func Compile(msg *policyv1.InboundServer) (*Server, []string) {
 			continue // it named networks, none usable: it admits nobody
 		}
 		ca.nets = nets
+		if req := a.GetJwt(); req != nil {
+			ca.jwt = &jwtRequirement{claims: req.GetClaims()}
+			for _, name := range req.GetProviders() {
+				if p := providers[name]; p != nil {
+					ca.jwt.providers = append(ca.jwt.providers, p)
+				} else {
+					problems = append(problems, fmt.Sprintf("authorization %s: JWT provider %q is missing or unusable", ca.name, name))
+				}
+			}
+			if len(ca.jwt.providers) == 0 {
+				continue // no usable provider: no token can satisfy it, so it admits nobody
+			}
+			for _, pr := range req.GetPrincipals() {
+				if ca.jwt.principals == nil {
+					ca.jwt.principals = map[string]bool{}
+				}
+				ca.jwt.principals[pr] = true
+			}
+		}
 		for _, id := range a.GetIdentities() {
 			switch {
 			case id == "*":
@@ -218,7 +314,7 @@ func Compile(msg *policyv1.InboundServer) (*Server, []string) {
 func (s *Server) add(a *Authorization) {
 	a.idx = len(s.authzs)
 	s.authzs = append(s.authzs, a)
-	if a.unauthenticated || a.anyID || len(a.prefixes) > 0 {
+	if a.unauthenticated || a.anyID || len(a.prefixes) > 0 || a.jwt != nil {
 		s.generic = append(s.generic, a)
 		return
 	}

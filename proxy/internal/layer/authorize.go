@@ -2,6 +2,7 @@ package layer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -39,11 +40,22 @@ func (p *Policy) Authorize(req *pipeline.Request) error {
 		}
 		srv = s
 	}
-	a := srv.AdmitRequest(authz.Client{Addr: ic.Peer, ID: ic.ClientID}, req.HTTP)
+	d := srv.Decide(authz.Client{Addr: ic.Peer, ID: ic.ClientID}, req.HTTP, time.Now())
+	a := d.Authz
 	p.Metrics.HTTP(srv, a, ic.AuthzConn)
+	// Headers the port's token providers fill from claims are the proxy's to set, never the client's.
+	srv.StripClaimHeaders(req.HTTP)
 	if a == nil {
+		if d.Unauthenticated() {
+			// The token's text is never part of the error: it is logged.
+			return &pipeline.UnauthenticatedError{Realm: srv.Name, Invalid: errors.Is(d.TokenErr, authz.ErrInvalidToken),
+				Reason: d.TokenErr.Error()}
+		}
 		return fmt.Errorf("%w: %s %s admits no such client (tls=%s, client_id=%q, address %s)",
 			pipeline.ErrDenied, srv.Kind, srv.Name, ic.TLS, ic.ClientID, ic.Peer)
+	}
+	if d.Provider != nil {
+		d.Provider.Apply(req.HTTP, d.Token)
 	}
 	// The port's rate limit counts admitted requests; kubelet probes are exempt, so a busy pod stays ready.
 	if srv.Limiter != nil && a != authz.Probe {

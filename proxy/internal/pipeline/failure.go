@@ -50,6 +50,16 @@ func (e *RateLimitedError) Error() string {
 	return fmt.Sprintf("rate limited by the port's %s limit; retry after %v", e.Limit, e.RetryAfter.Round(time.Millisecond))
 }
 
+// UnauthenticatedError: an authorization of the port would admit the request with a valid token, and it has none
+// or an invalid one (401 with WWW-Authenticate, gRPC UNAUTHENTICATED). Reason says why, never the token.
+type UnauthenticatedError struct {
+	Realm   string
+	Invalid bool // a token was there but did not verify (error="invalid_token")
+	Reason  string
+}
+
+func (e *UnauthenticatedError) Error() string { return "unauthenticated: " + e.Reason }
+
 // Failure is what a client sees of a request the proxy could not complete.
 type Failure struct {
 	Status int
@@ -84,6 +94,8 @@ func Classify(client context.Context, err error) Failure {
 		return Failure{http.StatusBadRequest, "bad_request_body", 13}
 	case errors.Is(err, ErrDenied):
 		return Failure{http.StatusForbidden, "forbidden", 7}
+	case errors.As(err, new(*UnauthenticatedError)):
+		return Failure{http.StatusUnauthorized, "unauthenticated", 16}
 	case errors.As(err, new(*RateLimitedError)):
 		return Failure{http.StatusTooManyRequests, "rate_limited", 8}
 	case errors.Is(err, ErrNoPolicy):
@@ -129,6 +141,13 @@ func WriteFailure(w http.ResponseWriter, r *http.Request, log *slog.Logger, dir 
 	}
 	h := w.Header()
 	h.Set(ProxyErrorHeader, f.Kind)
+	if ue := (*UnauthenticatedError)(nil); errors.As(err, &ue) {
+		challenge := fmt.Sprintf("Bearer realm=%q", ue.Realm)
+		if ue.Invalid {
+			challenge += `, error="invalid_token"`
+		}
+		h.Set("Www-Authenticate", challenge)
+	}
 	if rl := (*RateLimitedError)(nil); errors.As(err, &rl) {
 		// Whole seconds, rounded up: HTTP has no finer Retry-After.
 		h.Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(rl.RetryAfter.Seconds())))))

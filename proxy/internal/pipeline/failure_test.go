@@ -91,3 +91,28 @@ func TestRateLimitedAnswer(t *testing.T) {
 		t.Errorf("gRPC: %d grpc-status %q, want RESOURCE_EXHAUSTED (8)", w.Code, w.Header().Get("Grpc-Status"))
 	}
 }
+
+// TestUnauthenticatedAnswer: a request without a valid token gets 401 with a Bearer challenge (error=invalid_token
+// when there was one); a gRPC one UNAUTHENTICATED.
+func TestUnauthenticatedAnswer(t *testing.T) {
+	for _, c := range []struct {
+		err  *UnauthenticatedError
+		want string
+	}{
+		{&UnauthenticatedError{Realm: "web-http", Reason: "no token"}, `Bearer realm="web-http"`},
+		{&UnauthenticatedError{Realm: "web-http", Invalid: true, Reason: "invalid token: expired"}, `Bearer realm="web-http", error="invalid_token"`},
+	} {
+		w := httptest.NewRecorder()
+		WriteFailure(w, httptest.NewRequest("GET", "/", nil), slog.New(slog.DiscardHandler), Inbound, c.err)
+		if w.Code != 401 || w.Header().Get("Www-Authenticate") != c.want {
+			t.Errorf("%v: %d WWW-Authenticate %q, want 401 %q", c.err, w.Code, w.Header().Get("Www-Authenticate"), c.want)
+		}
+	}
+	r := httptest.NewRequest("POST", "/pkg.Svc/Method", nil)
+	r.Header.Set("Content-Type", "application/grpc")
+	w := httptest.NewRecorder()
+	WriteFailure(w, r, slog.New(slog.DiscardHandler), Inbound, &UnauthenticatedError{Reason: "no token"})
+	if w.Header().Get("Grpc-Status") != "16" {
+		t.Errorf("gRPC: grpc-status %q, want UNAUTHENTICATED (16)", w.Header().Get("Grpc-Status"))
+	}
+}
