@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -98,16 +99,43 @@ func (b *lineReader) waitLine(t *testing.T, re *regexp.Regexp, timeout time.Dura
 type demoProc struct {
 	cmd    *exec.Cmd
 	out    *lineReader
-	stderr bytes.Buffer
+	stderr lockedBuffer  // read while the demo writes it
 	done   chan struct{} // closed once the process has exited; err is then what Wait returned
 	err    error
+}
+
+// lockedBuffer is a bytes.Buffer a child writes while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // startDemo runs `sinew demo` with args from the binaries in bin. At the end of the test, a demo still running is
 // stopped with Ctrl-C, and killed if it has not exited 30s later.
 func startDemo(t *testing.T, bin string, args ...string) *demoProc {
 	t.Helper()
+	return startDemoEnv(t, bin, nil, args...)
+}
+
+// startDemoEnv is startDemo with env added to the demo's environment.
+func startDemoEnv(t *testing.T, bin string, env []string, args ...string) *demoProc {
+	t.Helper()
 	d := &demoProc{cmd: exec.Command(filepath.Join(bin, "sinew"), append([]string{"demo"}, args...)...), done: make(chan struct{})}
+	if env != nil {
+		d.cmd.Env = append(os.Environ(), env...)
+	}
 	stdout, err := d.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
