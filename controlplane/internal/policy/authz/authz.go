@@ -23,12 +23,12 @@ import (
 // The default inbound policies (names.InboundPolicies), for ports no Server selects and for a Server's
 // accessPolicy.
 const (
-	AllUnauthenticated     = "all-unauthenticated"
-	AllAuthenticated       = "all-authenticated"
-	ClusterUnauthenticated = "cluster-unauthenticated"
-	ClusterAuthenticated   = "cluster-authenticated"
-	Deny                   = "deny"
-	Audit                  = "audit"
+	AllUnauthenticated     = names.PolicyAllUnauthenticated
+	AllAuthenticated       = names.PolicyAllAuthenticated
+	ClusterUnauthenticated = names.PolicyClusterUnauthenticated
+	ClusterAuthenticated   = names.PolicyClusterAuthenticated
+	Deny                   = names.PolicyDeny
+	Audit                  = names.PolicyAudit
 )
 
 // Label kinds of servers and authorizations.
