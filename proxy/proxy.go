@@ -163,6 +163,9 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (_ *Proxy, err erro
 			if i == 0 {
 				ports.Default, ports.DefaultPort = ip.App, ip.Port
 			}
+			// The ports are known: their policies are watched from the start, so a first request does not
+			// wait for one (transparent mode learns its ports from the first connection to each).
+			p.authz.Get(ip.Port)
 		}
 	}
 	p.in = forward.NewInbound(deps, timeouts, opaque, ports)

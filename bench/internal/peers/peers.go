@@ -127,7 +127,7 @@ type Peer interface {
 
 // All returns the peers in report order.
 func All() []Peer {
-	return []Peer{Direct{}, GoRevProxy{}, Nginx{}, HAProxy{}, Sinew{}}
+	return []Peer{Direct{}, GoRevProxy{}, Nginx{}, HAProxy{}, Sinew{}, Sinew{Policy: true}}
 }
 
 // ByName picks peers by name, in the order of All.

@@ -16,9 +16,19 @@ import (
 // explicit mode. In Hop the client proxy's outbound port leads to an unmeshed Workload (the app itself),
 // so the request crosses exactly one proxy in plaintext; in Mesh it crosses client proxy → mTLS → server
 // proxy → app. Only the proxies are measured; the controller is pinned beside them but idle.
-type Sinew struct{}
+type Sinew struct {
+	// Policy: the server's port has a Server with ten ServerAuthorizations, the last of which admits the client
+	// (the worst case of the first match), so every request pays for an authorization decision (#12's scenario,
+	// "sinew-authz"). Meshed HTTP topologies only: authorization is the server-side proxy's.
+	Policy bool
+}
 
-func (Sinew) Name() string { return "sinew" }
+func (s Sinew) Name() string {
+	if s.Policy {
+		return "sinew-authz"
+	}
+	return "sinew"
+}
 
 // SinewSkip is set by BuildSinew when the binaries could not be built.
 var SinewSkip = "sinew binaries not built"
@@ -66,11 +76,14 @@ func BuildSinew(ctx context.Context, repoRoot, outDir string) (string, error) {
 // sinewHost is the authority the load generator sends to the client proxy's outbound port.
 const sinewHost = "server.bench.svc.cluster.local"
 
-func (Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, error) {
+func (s Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, error) {
 	if topo == TLSMesh {
 		return nil, fmt.Errorf("TLS from the client does not apply: the app talks plaintext to its own sidecar: %w", ErrUnsupported)
 	}
-	dir, err := instanceDir(env, "sinew", topo)
+	if s.Policy && topo != Mesh && topo != H2Mesh {
+		return nil, fmt.Errorf("authorization is the server-side proxy's, on meshed HTTP: %w", ErrUnsupported)
+	}
+	dir, err := instanceDir(env, s.Name(), topo)
 	if err != nil {
 		return nil, err
 	}
@@ -90,6 +103,11 @@ func (Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, err
 	yaml := sinewResources(topo, port(addrs["client-in"]), port(addrs["server-in"]), port(env.AppAddr), port(env.EchoAddr))
 	if _, err := writeFile(res, "bench.yaml", yaml); err != nil {
 		return nil, err
+	}
+	if s.Policy {
+		if _, err := writeFile(res, "policy.yaml", sinewPolicy()); err != nil {
+			return nil, err
+		}
 	}
 	ctrlBin := filepath.Join(env.SinewBin, "sinew-controller")
 	proxyBin := filepath.Join(env.SinewBin, "sinew-proxy")
@@ -233,4 +251,32 @@ func waitControlPlane(ctx context.Context, ctrl *Proc, anchors string, addrs ...
 		}
 	}
 	return fmt.Errorf("sinew-controller not serving after 20s:\n%s", ctrl.Tail(2000))
+}
+
+// sinewPolicy is the server's Server (port 8080, HTTP/1 declared) with ten ServerAuthorizations by service
+// account; only the last names the client's.
+func sinewPolicy() string {
+	var b strings.Builder
+	b.WriteString(`apiVersion: policy.sinew.dev/v1alpha1
+kind: Server
+metadata: {name: server-http, namespace: bench}
+spec:
+  workloadSelector: {matchLabels: {app: server}}
+  port: 8080
+`)
+	for i := range 10 {
+		sa := fmt.Sprintf("other-%d", i)
+		if i == 9 {
+			sa = "client"
+		}
+		fmt.Fprintf(&b, `---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: ServerAuthorization
+metadata: {name: authz-%d, namespace: bench}
+spec:
+  server: {name: server-http}
+  client: {meshTLS: {serviceAccounts: [{name: %s}]}}
+`, i, sa)
+	}
+	return b.String()
 }

@@ -30,7 +30,7 @@ func Main(ctx context.Context, args []string, log io.Writer) error {
 	fs := flag.NewFlagSet("sinew-bench", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "fast subset (S1–S8, about 10 min on 2 cores): fewer cells, 2 rounds, short steps")
 	out := fs.String("out", "bench/RESULTS.md", "Markdown output; JSON goes to <out>.json")
-	peerList := fs.String("peers", "direct,go-revproxy,nginx,haproxy,sinew", "peers to run (comma-separated)")
+	peerList := fs.String("peers", "direct,go-revproxy,nginx,haproxy,sinew,sinew-authz", "peers to run (comma-separated; sinew-authz is sinew with ten authorizations on the server's port, meshed HTTP only)")
 	scList := fs.String("scenarios", "", "scenarios to run, comma-separated (default: the plan's: S1–S8 quick, S1–S9 full)")
 	rounds := fs.Int("rounds", 0, "rounds for S1/S2/S5–S8 (default: 2 quick, 3 full)")
 	measure := fs.Duration("measure", 0, "measured duration per S1/S2/S5/S7/S8 cell (default: S1/S2 2.5s quick, 10s full; S5/S7/S8 1.5s quick, 5s full)")
@@ -104,13 +104,14 @@ func Main(ctx context.Context, args []string, log io.Writer) error {
 		return fmt.Errorf("generate TLS material: %w", err)
 	}
 	env := &peers.Env{Dir: dir, Self: self, TLS: tlsFiles, Pin: pin, RepoRoot: root}
+	wantSinew := wanted["sinew"] || wanted["sinew-authz"]
 	switch {
-	case wanted["sinew"] && *sinewBin != "":
+	case wantSinew && *sinewBin != "":
 		env.SinewBin, err = filepath.Abs(*sinewBin)
 		if err != nil {
 			return err
 		}
-	case wanted["sinew"]:
+	case wantSinew:
 		fmt.Fprintln(log, "building sinew-proxy and sinew-controller into bench/out/ …")
 		bin, err := peers.BuildSinew(ctx, root, filepath.Join(root, "bench", "out"))
 		if err != nil {
