@@ -1,5 +1,6 @@
 // Package api holds the Go form of the inbound authorization kinds of group policy.sinew.dev (Server,
-// ServerAuthorization, AuthorizationPolicy, MeshTLSAuthentication, NetworkAuthentication) as the CRDs in
+// ServerAuthorization, AuthorizationPolicy, MeshTLSAuthentication, NetworkAuthentication, JWTAuthentication,
+// HTTPLocalRateLimitPolicy) as the CRDs in
 // charts/sinew-crds define them, and their validation. Both sources decode documents into these types (local
 // YAML files strictly, Kubernetes objects through JSON) and hand them to the model unchanged; the translation into
 // proxy policy lives in the parent package authz. It must not import the model, client-go or anything that
@@ -35,6 +36,7 @@ var Kinds = []struct{ Kind, Resource string }{
 	{KindMeshTLSAuthentication, "meshtlsauthentications"},
 	{KindNetworkAuthentication, "networkauthentications"},
 	{KindHTTPLocalRateLimitPolicy, "httplocalratelimitpolicies"},
+	{KindJWTAuthentication, "jwtauthentications"},
 }
 
 // Meta is the part of an object's metadata the translation reads.
@@ -75,6 +77,8 @@ func New(kind string) (Object, bool) {
 		return &NetworkAuthentication{}, true
 	case KindHTTPLocalRateLimitPolicy:
 		return &HTTPLocalRateLimitPolicy{}, true
+	case KindJWTAuthentication:
+		return &JWTAuthentication{}, true
 	}
 	return nil, false
 }
@@ -267,6 +271,7 @@ type Policies struct {
 	MeshTLSAuthentications []*MeshTLSAuthentication    `json:"meshTLSAuthentications,omitempty"`
 	NetworkAuthentications []*NetworkAuthentication    `json:"networkAuthentications,omitempty"`
 	RateLimits             []*HTTPLocalRateLimitPolicy `json:"httpLocalRateLimitPolicies,omitempty"`
+	JWTAuthentications     []*JWTAuthentication        `json:"jwtAuthentications,omitempty"`
 }
 
 // Add appends o to its kind's list.
@@ -284,6 +289,8 @@ func (p *Policies) Add(o Object) {
 		p.NetworkAuthentications = append(p.NetworkAuthentications, o)
 	case *HTTPLocalRateLimitPolicy:
 		p.RateLimits = append(p.RateLimits, o)
+	case *JWTAuthentication:
+		p.JWTAuthentications = append(p.JWTAuthentications, o)
 	}
 }
 
@@ -307,10 +314,13 @@ func (p *Policies) Each(f func(Object)) {
 	for _, o := range p.RateLimits {
 		f(o)
 	}
+	for _, o := range p.JWTAuthentications {
+		f(o)
+	}
 }
 
 // Len is the number of objects.
 func (p *Policies) Len() int {
 	return len(p.Servers) + len(p.ServerAuthorizations) + len(p.AuthorizationPolicies) +
-		len(p.MeshTLSAuthentications) + len(p.NetworkAuthentications) + len(p.RateLimits)
+		len(p.MeshTLSAuthentications) + len(p.NetworkAuthentications) + len(p.RateLimits) + len(p.JWTAuthentications)
 }
