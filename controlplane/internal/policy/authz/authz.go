@@ -1,8 +1,9 @@
 // Package authz translates the inbound authorization kinds (Server, ServerAuthorization, AuthorizationPolicy,
-// MeshTLSAuthentication, NetworkAuthentication; their Go form is in api) and the default inbound policies into
-// the InboundServer a proxy enforces on one port of a workload. Everything here is pure: model in, proto out, and
-// it never fails open: whatever it cannot honour (a JWT requirement, a reference to a missing object, a
-// requirement no client can meet) admits nobody and is reported by Problems.
+// MeshTLSAuthentication, NetworkAuthentication, JWTAuthentication; their Go form is in api) and the default
+// inbound policies into the InboundServer a proxy enforces on one port of a workload. Everything here is pure:
+// model and fetched keys in, proto out; it never fetches. It never fails open: whatever it cannot honour (a
+// reference to a missing object, a JWT issuer without keys, a requirement no client can meet) admits nobody and
+// is reported by Problems.
 package authz
 
 import (
@@ -50,6 +51,8 @@ type Config struct {
 	ClusterNetworks []netip.Prefix
 	// ProbeNetworks are where kubelet probes may come from.
 	ProbeNetworks []netip.Prefix
+	// Keys are the JWKS the control plane fetched for JWTAuthentications (URLs, Secrets); nil: none yet.
+	Keys *Keys
 }
 
 // Validate checks the policy name and the trust domain.
@@ -200,12 +203,18 @@ func translateServer(snap *model.Snapshot, cfg Config, srv *api.Server) *policyv
 	}
 	for _, ap := range pol.AuthorizationPolicies {
 		if targetsServer(ap, srv) {
-			if a, _ := translateAuthorizationPolicy(pol, cfg, ap); a != nil {
+			if a, providers, _ := translateAuthorizationPolicy(pol, cfg, ap); a != nil {
 				out.Authorizations = append(out.Authorizations, a)
+				for _, p := range providers {
+					if !slices.ContainsFunc(out.JwtProviders, func(q *policyv1.JwtProvider) bool { return q.Name == p.Name }) {
+						out.JwtProviders = append(out.JwtProviders, p)
+					}
+				}
 			}
 		}
 	}
 	slices.SortFunc(out.Authorizations, func(a, b *policyv1.Authorization) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out.JwtProviders, func(a, b *policyv1.JwtProvider) int { return strings.Compare(a.Name, b.Name) })
 	if access := srv.Spec.AccessPolicy; access != "" && access != Deny {
 		out.Authorizations = append(out.Authorizations, defaultAuthorizations(cfg, access)...)
 	}
@@ -352,17 +361,20 @@ func identities(in []string) ([]string, []string) {
 
 // translateAuthorizationPolicy combines the policy's required authentications into one authorization that
 // admits only clients satisfying all of them: identities from MeshTLSAuthentications and ServiceAccounts
-// (intersected when there are several), networks from NetworkAuthentications (intersected likewise). Anything it
-// cannot honour makes it admit nobody (nil), with the reasons.
-func translateAuthorizationPolicy(pol *api.Policies, cfg Config, ap *api.AuthorizationPolicy) (*policyv1.Authorization, []string) {
+// (intersected when there are several), networks from NetworkAuthentications (intersected likewise), and a token
+// from a JWTAuthentication (at most one), whose providers it returns too. Anything it cannot honour makes it admit
+// nobody (nil), with the reasons.
+func translateAuthorizationPolicy(pol *api.Policies, cfg Config, ap *api.AuthorizationPolicy) (*policyv1.Authorization, []*policyv1.JwtProvider, []string) {
 	ns := ap.Metadata.Namespace
 	var (
-		idSets   [][]string
-		netSets  [][]network
-		problems []string
+		idSets    [][]string
+		netSets   [][]network
+		jwt       *policyv1.JwtRequirement
+		providers []*policyv1.JwtProvider
+		problems  []string
 	)
-	nobody := func(why string) (*policyv1.Authorization, []string) {
-		return nil, append(problems, why+": the policy admits nobody")
+	nobody := func(why string) (*policyv1.Authorization, []*policyv1.JwtProvider, []string) {
+		return nil, nil, append(problems, why+": the policy admits nobody")
 	}
 	for _, ref := range ap.Spec.RequiredAuthenticationRefs {
 		refNS := cmp.Or(ref.Namespace, ns)
@@ -393,8 +405,23 @@ func translateAuthorizationPolicy(pol *api.Policies, cfg Config, ap *api.Authori
 			netSets = append(netSets, nets)
 		case ref.Kind == "ServiceAccount" && ref.Group == "":
 			idSets = append(idSets, []string{meshtls.ID(cfg.TrustDomain, refNS, ref.Name)})
-		case ref.Kind == api.KindJWTAuthentication:
-			return nobody(fmt.Sprintf("JWTAuthentication %s: JWT authentication is not supported yet", key))
+		case ref.Kind == api.KindJWTAuthentication && ref.Group == api.Group:
+			if jwt != nil {
+				return nobody("more than one JWTAuthentication is required (a request carries one token)")
+			}
+			j := find(pol.JWTAuthentications, refNS, ref.Name)
+			if j == nil {
+				return nobody(fmt.Sprintf("JWTAuthentication %s does not exist", key))
+			}
+			var probs []string
+			providers, probs = jwtProviders(cfg, j)
+			for _, p := range probs {
+				problems = append(problems, fmt.Sprintf("JWTAuthentication %s: %s", key, p))
+			}
+			if len(providers) == 0 {
+				return nobody(fmt.Sprintf("JWTAuthentication %s has no issuer with keys", key))
+			}
+			jwt = jwtRequirement(j, providers)
 		default:
 			return nobody(fmt.Sprintf("authentication kind %q (group %q) is not supported", ref.Kind, ref.Group))
 		}
@@ -402,6 +429,7 @@ func translateAuthorizationPolicy(pol *api.Policies, cfg Config, ap *api.Authori
 	a := &policyv1.Authorization{
 		Name:   KindAuthorizationPolicy + ":" + ap.Metadata.Key(),
 		Labels: map[string]string{"kind": KindAuthorizationPolicy, "name": ap.Metadata.Name, "namespace": ns},
+		Jwt:    jwt,
 	}
 	if len(idSets) == 0 {
 		a.Unauthenticated = true
@@ -425,7 +453,7 @@ func translateAuthorizationPolicy(pol *api.Policies, cfg Config, ap *api.Authori
 		}
 		a.Networks = protoNetworks(nets)
 	}
-	return a, problems
+	return a, providers, problems
 }
 
 // meshTLSIdentities are the identity patterns of a MeshTLSAuthentication.
@@ -610,7 +638,7 @@ func probePaths(w *model.Workload, port uint16) []string {
 }
 
 type named interface {
-	*api.MeshTLSAuthentication | *api.NetworkAuthentication
+	*api.MeshTLSAuthentication | *api.NetworkAuthentication | *api.JWTAuthentication
 	ObjectMeta() *api.Meta
 }
 

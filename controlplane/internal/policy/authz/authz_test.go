@@ -322,7 +322,7 @@ kind: NetworkAuthentication
 metadata: {name: anywhere}
 spec: {networks: [{cidr: 0.0.0.0/0}]}
 `, problems: []string{
-			"AuthorizationPolicy emojivoto/jwt: JWTAuthentication emojivoto/tokens: JWT authentication is not supported yet: the policy admits nobody",
+			"AuthorizationPolicy emojivoto/jwt: JWTAuthentication emojivoto/tokens does not exist: the policy admits nobody",
 			"AuthorizationPolicy emojivoto/missing-network: NetworkAuthentication elsewhere/gone does not exist: the policy admits nobody",
 			"AuthorizationPolicy emojivoto/missing: MeshTLSAuthentication emojivoto/gone does not exist: the policy admits nobody",
 		}},

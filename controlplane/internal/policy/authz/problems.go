@@ -22,6 +22,7 @@ func Problems(snap *model.Snapshot, cfg Config) []string {
 	out = append(out, conflicts(snap)...)
 	out = append(out, plaintextImpossible(snap)...)
 	out = append(out, rateLimitProblems(pol)...)
+	out = append(out, keyProblems(pol, cfg)...)
 	for _, sa := range pol.ServerAuthorizations {
 		_, problems := translateServerAuthorization(cfg, sa)
 		for _, p := range problems {
@@ -32,7 +33,7 @@ func Problems(snap *model.Snapshot, cfg Config) []string {
 		}
 	}
 	for _, ap := range pol.AuthorizationPolicies {
-		_, problems := translateAuthorizationPolicy(pol, cfg, ap)
+		_, _, problems := translateAuthorizationPolicy(pol, cfg, ap)
 		for _, p := range problems {
 			add(api.KindAuthorizationPolicy, &ap.Metadata, p)
 		}

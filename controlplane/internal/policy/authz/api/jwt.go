@@ -106,16 +106,16 @@ func (s KeySource) String() string {
 }
 
 // KeySource is where the issuer's keys are fetched from; false for inline keys, which need no fetching.
-func (i *JWTIssuer) KeySource(namespace string) (KeySource, bool) {
+func (is *JWTIssuer) KeySource(namespace string) (KeySource, bool) {
 	switch {
-	case i.JWKS.Remote != nil:
-		return KeySource{URL: i.JWKS.Remote.URI}, true
-	case i.JWKS.SecretRef != nil:
-		key := i.JWKS.SecretRef.Key
+	case is.JWKS.Remote != nil:
+		return KeySource{URL: is.JWKS.Remote.URI}, true
+	case is.JWKS.SecretRef != nil:
+		key := is.JWKS.SecretRef.Key
 		if key == "" {
 			key = DefaultJWKSSecretKey
 		}
-		return KeySource{Namespace: namespace, Secret: i.JWKS.SecretRef.Name, Key: key}, true
+		return KeySource{Namespace: namespace, Secret: is.JWKS.SecretRef.Name, Key: key}, true
 	}
 	return KeySource{}, false
 }
