@@ -459,9 +459,7 @@ func (s *Server) View() View {
 		if a.anyID {
 			av.Identities = append(av.Identities, "*")
 		}
-		for _, id := range slices.Sorted(maps.Keys(a.ids)) {
-			av.Identities = append(av.Identities, id)
-		}
+		av.Identities = append(av.Identities, slices.Sorted(maps.Keys(a.ids))...)
 		for _, p := range a.prefixes {
 			av.Identities = append(av.Identities, p+"*")
 		}

@@ -302,7 +302,7 @@ func (in *Inbound) authorizeTCP(ic *pipeline.InboundConn) bool {
 		return true
 	}
 	var srv *authz.Server
-	var err error = authz.ErrNoPolicy
+	err := authz.ErrNoPolicy
 	if ic.Authz != nil {
 		ctx, cancel := context.WithTimeout(connCtx(), in.timeouts.Discovery)
 		srv, err = ic.Authz.Server(ctx)
