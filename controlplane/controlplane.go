@@ -31,6 +31,7 @@ import (
 	"github.com/sinewmesh/sinew/controlplane/internal/identity"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/authz"
+	"github.com/sinewmesh/sinew/controlplane/internal/policy/jwks"
 	"github.com/sinewmesh/sinew/controlplane/internal/promreg"
 	"github.com/sinewmesh/sinew/controlplane/internal/source/local"
 	"github.com/sinewmesh/sinew/internal/names"
@@ -76,6 +77,9 @@ type Config struct {
 	// ProbeNetworks are where HTTP probes may come from, comma-separated; default names.DefaultProbeNetworks.
 	// Local workloads declare no probes, so it matters little here.
 	ProbeNetworks string
+	// JWKSRefreshInterval is how often JWKS URLs named by JWTAuthentications are fetched again; default
+	// jwks.DefaultInterval (5m).
+	JWKSRefreshInterval time.Duration
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // if it is also a prometheus.Gatherer, /metrics serves it; nil: a private registry
@@ -214,7 +218,7 @@ func New(cfg Config) (_ *ControlPlane, err error) {
 
 	inbound, _ := cfg.inbound() // validated
 	c.discoveryServers = newDiscoveryServers(store, cfg.TrustDomain, cfg.ClusterDomain, inbound,
-		identity.MutualTLS(destinationCert, ca.Anchors, td), log, reg)
+		jwks.Config{Interval: cfg.JWKSRefreshInterval}, identity.MutualTLS(destinationCert, ca.Anchors, td), log, reg)
 
 	c.admin = adminServer(c.ready.Load, gatherer, c.policy.DebugModel)
 
@@ -249,6 +253,7 @@ func (c *ControlPlane) Run(ctx context.Context) error {
 	g.Go(func() error { return c.source.Run(gctx, c.store) })
 	g.Go(func() error { return c.destination.Run(gctx) })
 	g.Go(func() error { return c.policy.Run(gctx) })
+	g.Go(func() error { return c.jwks.Run(gctx) })
 	serveGRPC(g, "identity", c.identityGRPC, c.identityLis)
 	serveGRPC(g, "destination", c.destinationGRPC, c.destinationLis)
 	serveGRPC(g, "policy", c.policyGRPC, c.policyLis)

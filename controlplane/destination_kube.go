@@ -21,6 +21,7 @@ import (
 	"github.com/sinewmesh/sinew/controlplane/internal/identity"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/authz"
+	"github.com/sinewmesh/sinew/controlplane/internal/policy/jwks"
 	"github.com/sinewmesh/sinew/controlplane/internal/promreg"
 	"github.com/sinewmesh/sinew/controlplane/internal/source/kube"
 	"github.com/sinewmesh/sinew/internal/identityclient"
@@ -209,7 +210,7 @@ func NewDestination(cfg DestinationConfig) (_ *Destination, err error) {
 	d := &Destination{cfg: cfg, log: log, source: src, store: store, cert: cert}
 	inbound, _ := cfg.inbound() // validated
 	d.discoveryServers = newDiscoveryServers(store, cfg.TrustDomain, cfg.ClusterDomain, inbound,
-		identity.MutualTLS(certSource{cert}, anchors, td), log, reg)
+		jwks.Config{Secrets: secretReader{client}}, identity.MutualTLS(certSource{cert}, anchors, td), log, reg)
 	d.admin = adminServer(d.Ready, gatherer, d.policy.DebugModel)
 
 	var ls listeners
@@ -246,6 +247,7 @@ func (d *Destination) Run(ctx context.Context) error {
 	g.Go(func() error { return d.source.Run(gctx, d.store) })
 	g.Go(func() error { return d.destination.Run(gctx) })
 	g.Go(func() error { return d.policy.Run(gctx) })
+	g.Go(func() error { return d.jwks.Run(gctx) })
 	g.Go(func() error { return d.cert.Run(gctx) })
 	serveAdmin(g, d.admin, d.adminLis)
 	g.Go(func() error {

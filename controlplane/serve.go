@@ -26,6 +26,7 @@ import (
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/authz"
+	"github.com/sinewmesh/sinew/controlplane/internal/policy/jwks"
 	"github.com/sinewmesh/sinew/internal/names"
 )
 
@@ -149,17 +150,21 @@ func stopServers(admin *http.Server, servers ...*grpc.Server) {
 type discoveryServers struct {
 	destination                 *destination.Server
 	policy                      *policy.Server
+	jwks                        *jwks.Fetcher
 	destinationGRPC, policyGRPC *grpc.Server
 }
 
-func newDiscoveryServers(store *model.Store, trustDomain, clusterDomain string, inbound authz.Config, mtls *tls.Config, log *slog.Logger, reg prometheus.Registerer) discoveryServers {
+func newDiscoveryServers(store *model.Store, trustDomain, clusterDomain string, inbound authz.Config, keys jwks.Config, mtls *tls.Config, log *slog.Logger, reg prometheus.Registerer) discoveryServers {
+	keys.Store, keys.Logger, keys.Registerer = store, log.With("component", "jwks"), reg
+	fetcher := jwks.New(keys)
 	s := discoveryServers{
+		jwks: fetcher,
 		destination: destination.New(destination.Config{
 			Store: store, TrustDomain: trustDomain, ClusterDomain: clusterDomain,
 			Logger: log.With("component", "destination"), Registerer: reg,
 		}),
 		policy: policy.New(policy.Config{
-			Store: store, ClusterDomain: clusterDomain, Inbound: inbound, Logger: log.With("component", "policy"),
+			Store: store, ClusterDomain: clusterDomain, Inbound: inbound, Keys: fetcher, Logger: log.With("component", "policy"),
 		}),
 		destinationGRPC: newGRPCServer(mtls),
 		policyGRPC:      newGRPCServer(mtls.Clone()),

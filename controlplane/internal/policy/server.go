@@ -22,6 +22,7 @@ type Server struct {
 	policyv1.UnimplementedOutboundPoliciesServer
 
 	store         *model.Store
+	keys          Keys
 	clusterDomain string
 	inbound       authz.Config
 	log           *slog.Logger
@@ -36,15 +37,42 @@ type Config struct {
 	ClusterDomain string
 	// Inbound configures the inbound translation: trust domain, default policy, cluster and probe networks.
 	Inbound authz.Config
-	Logger  *slog.Logger
+	// Keys are the fetched JWKS of JWTAuthentications (the jwks package's Fetcher); nil: none, so issuers whose
+	// keys must be fetched are left out.
+	Keys   Keys
+	Logger *slog.Logger
 }
+
+// Keys is where the translation's fetched keys come from, and when they change.
+type Keys interface {
+	Keys() *authz.Keys
+	Subscribe() (<-chan struct{}, func())
+}
+
+// noKeys is Keys when nothing fetches.
+type noKeys struct{}
+
+func (noKeys) Keys() *authz.Keys { return nil }
+
+func (noKeys) Subscribe() (<-chan struct{}, func()) { return nil, func() {} }
 
 // New builds the server.
 func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{store: cfg.Store, clusterDomain: cfg.ClusterDomain, inbound: cfg.Inbound, log: cfg.Logger, shutdown: make(chan struct{})}
+	if cfg.Keys == nil {
+		cfg.Keys = noKeys{}
+	}
+	return &Server{store: cfg.Store, keys: cfg.Keys, clusterDomain: cfg.ClusterDomain, inbound: cfg.Inbound, log: cfg.Logger,
+		shutdown: make(chan struct{})}
+}
+
+// inboundConfig is the inbound translation's configuration with the current keys.
+func (s *Server) inboundConfig() authz.Config {
+	cfg := s.inbound
+	cfg.Keys = s.keys.Keys()
+	return cfg
 }
 
 // Run logs the policy problems (authz.Problems) of each model as they appear and go away, until ctx ends: once
@@ -52,9 +80,11 @@ func New(cfg Config) *Server {
 func (s *Server) Run(ctx context.Context) error {
 	changed, unsubscribe := s.store.Subscribe()
 	defer unsubscribe()
+	keysChanged, unsubscribeKeys := s.keys.Subscribe()
+	defer unsubscribeKeys()
 	var last []string
 	for {
-		next := authz.Problems(s.store.Snapshot(), s.inbound)
+		next := authz.Problems(s.store.Snapshot(), s.inboundConfig())
 		for _, p := range next {
 			if !slices.Contains(last, p) {
 				s.log.Warn("inbound policy problem", "problem", p)
@@ -70,6 +100,7 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-changed:
+		case <-keysChanged:
 		}
 	}
 }
@@ -78,7 +109,7 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) DebugModel() any {
 	snap := s.store.Snapshot()
 	v := snap.Debug()
-	v.PolicyProblems = authz.Problems(snap, s.inbound)
+	v.PolicyProblems = authz.Problems(snap, s.inboundConfig())
 	return v
 }
 
@@ -91,7 +122,7 @@ func (s *Server) WatchInbound(req *policyv1.InboundRequest, stream grpc.ServerSt
 		return status.Error(codes.InvalidArgument, "workload (namespace/name) and port (1-65535) are required")
 	}
 	return watch(stream.Context(), s, stream.Send, func(snap *model.Snapshot) *policyv1.InboundServer {
-		return Inbound(snap, s.inbound, req.GetWorkload(), req.GetPort())
+		return Inbound(snap, s.inboundConfig(), req.GetWorkload(), req.GetPort())
 	})
 }
 
@@ -105,11 +136,13 @@ func (s *Server) WatchOutbound(req *policyv1.OutboundRequest, stream grpc.Server
 	})
 }
 
-// watch sends the translation of the current model, then again whenever a model change alters it. The store's
-// notifications coalesce, so a slow stream holds at most one pending recomputation.
+// watch sends the translation of the current model, then again whenever a change of the model or of the fetched
+// keys alters it. Notifications coalesce, so a slow stream holds at most one pending recomputation.
 func watch[T proto.Message](ctx context.Context, s *Server, send func(T) error, translate func(*model.Snapshot) T) error {
 	changed, unsubscribe := s.store.Subscribe()
 	defer unsubscribe()
+	keysChanged, unsubscribeKeys := s.keys.Subscribe()
+	defer unsubscribeKeys()
 	last := translate(s.store.Snapshot())
 	if err := send(last); err != nil {
 		return err
@@ -121,14 +154,15 @@ func watch[T proto.Message](ctx context.Context, s *Server, send func(T) error, 
 		case <-s.shutdown:
 			return status.Error(codes.Unavailable, "policy server shutting down")
 		case <-changed:
-			next := translate(s.store.Snapshot())
-			if proto.Equal(last, next) {
-				continue
-			}
-			if err := send(next); err != nil {
-				return err
-			}
-			last = next
+		case <-keysChanged:
 		}
+		next := translate(s.store.Snapshot())
+		if proto.Equal(last, next) {
+			continue
+		}
+		if err := send(next); err != nil {
+			return err
+		}
+		last = next
 	}
 }

@@ -177,7 +177,7 @@ func TestInboundFollowsServers(t *testing.T) {
 		t.Errorf("after the Server: %v", next)
 	}
 	view, ok := s.DebugModel().(model.DebugView)
-	if !ok || len(view.PolicyProblems) != 1 || !strings.Contains(view.PolicyProblems[0], "JWT authentication is not supported yet") {
+	if !ok || len(view.PolicyProblems) != 1 || !strings.Contains(view.PolicyProblems[0], "JWTAuthentication emojivoto/tokens does not exist") {
 		t.Errorf("debug view problems %q", view.PolicyProblems)
 	}
 }

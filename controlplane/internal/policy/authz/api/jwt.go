@@ -98,8 +98,12 @@ type KeySource struct {
 	Namespace, Secret, Key string
 }
 
+// String names the source for people; a URL's password, if any, is redacted.
 func (s KeySource) String() string {
 	if s.URL != "" {
+		if u, err := url.Parse(s.URL); err == nil {
+			return u.Redacted()
+		}
 		return s.URL
 	}
 	return fmt.Sprintf("secret %s/%s key %s", s.Namespace, s.Secret, s.Key)
