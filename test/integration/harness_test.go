@@ -61,6 +61,7 @@ type mesh struct {
 
 type meshOpts struct {
 	certLifetime time.Duration
+	jwksRefresh  time.Duration // how often JWKS URLs are fetched again; 0: the default
 }
 
 func startMesh(t testing.TB, o meshOpts) *mesh {
@@ -76,8 +77,8 @@ func (m *mesh) startControlPlane(o meshOpts) {
 	cp, err := controlplane.New(controlplane.Config{
 		DataDir: m.dataDir, ResourceDir: m.resDir,
 		IdentityAddr: "127.0.0.1:0", DestinationAddr: "127.0.0.1:0", PolicyAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
-		CertLifetime: o.certLifetime,
-		Logger:       testLogger(m.t).With("component", "controlplane"),
+		CertLifetime: o.certLifetime, JWKSRefreshInterval: o.jwksRefresh,
+		Logger: testLogger(m.t).With("component", "controlplane"),
 	})
 	if err != nil {
 		m.t.Fatalf("control plane: %v", err)
