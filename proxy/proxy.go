@@ -278,7 +278,16 @@ func (p *Proxy) Run(ctx context.Context) error {
 		defer func() { _ = p.polConn.Close() }() // Run is ending; a failed close changes nothing
 	}
 	g.Go(func() error { return p.policies.Run(gctx) })
-	g.Go(func() error { return p.authz.Run(gctx) })
+	g.Go(func() error {
+		// The policy service wants the proxy's certificate: a watch started before it would fail and back off,
+		// and the ports watched from the start would wait out the backoff.
+		select {
+		case <-p.ident.Ready():
+		case <-gctx.Done():
+			return nil
+		}
+		return p.authz.Run(gctx)
+	})
 	g.Go(func() error {
 		tick := time.NewTicker(time.Minute)
 		defer tick.Stop()
