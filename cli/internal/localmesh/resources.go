@@ -3,6 +3,8 @@ package localmesh
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,6 +99,8 @@ type modelView struct {
 		Message string `json:"message"`
 	} `json:"errors"`
 	PolicyProblems []string `json:"policyProblems"`
+	// Files are the control plane's digests of the resource files as it last read them.
+	Files map[string]string `json:"files"`
 }
 
 // fetchModel reads the control plane's model from its admin address.
@@ -127,10 +131,11 @@ type resourceFile struct {
 	path   string // as the user gave it
 	copied string // base name in the resource directory
 	last   []byte // content last copied
-	// While copying, the last copy awaits the control plane's verdict: the first model with a version newer than
-	// pending, the version seen before the copy.
+	// While copying, the last copy awaits the control plane's verdict: the first model that read it (its digest
+	// of the file is digest). A newer model version alone does not say so: the control plane may have changed
+	// for another reason before it read the copy.
 	copying bool
-	pending uint64
+	digest  string
 	readErr string // the read error last reported, so that it is said once
 }
 
@@ -179,6 +184,8 @@ func (w *resourceWatcher) copy(f *resourceFile, data []byte) error {
 		return err
 	}
 	f.last = data
+	sum := sha256.Sum256(data)
+	f.digest = hex.EncodeToString(sum[:])
 	return nil
 }
 
@@ -238,7 +245,7 @@ func (w *resourceWatcher) poll(ctx context.Context) {
 		return // the control plane is stopping, or slow: next time
 	}
 	for _, f := range w.files {
-		if f.copying && v.Version > f.pending {
+		if f.copying && v.Files[f.copied] == f.digest {
 			f.copying = false
 			if msgs := w.errorsOf(v, f); len(msgs) > 0 {
 				fmt.Fprintf(w.out, "✖ %s; the last good version of %s stays in force\n", strings.Join(msgs, "\n  "), f.path)
@@ -268,7 +275,7 @@ func (w *resourceWatcher) poll(ctx context.Context) {
 			fmt.Fprintf(w.out, "‼ cannot copy %s into the control plane's resources: %v\n", f.path, err)
 			continue
 		}
-		f.pending, f.copying = v.Version, true
+		f.copying = true
 	}
 }
 

@@ -3,6 +3,8 @@ package localmesh
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -79,10 +81,12 @@ func TestResourceFiles(t *testing.T) {
 	}
 }
 
-// fakeModel is a control plane's /debug/model the test sets.
+// fakeModel is a control plane's /debug/model the test sets. Each set reads the resource directory dir as it is
+// then, as the control plane does before it publishes a model.
 type fakeModel struct {
-	mu sync.Mutex
-	v  modelView
+	mu  sync.Mutex
+	v   modelView
+	dir string
 }
 
 func (f *fakeModel) get(context.Context) (modelView, error) {
@@ -94,7 +98,14 @@ func (f *fakeModel) get(context.Context) (modelView, error) {
 func (f *fakeModel) set(version uint64, source, msg string, problems ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.v = modelView{Version: version, PolicyProblems: problems}
+	f.v = modelView{Version: version, PolicyProblems: problems, Files: map[string]string{}}
+	entries, _ := os.ReadDir(f.dir)
+	for _, e := range entries {
+		if b, err := os.ReadFile(filepath.Join(f.dir, e.Name())); err == nil {
+			sum := sha256.Sum256(b)
+			f.v.Files[e.Name()] = hex.EncodeToString(sum[:])
+		}
+	}
 	if msg != "" {
 		f.v.Errors = append(f.v.Errors, struct {
 			Source  string `json:"source"`
@@ -112,7 +123,7 @@ func TestResourceWatcher(t *testing.T) {
 	user := filepath.Join(src, "policy.yaml")
 	writeFile(t, user, "v1")
 	var out bytes.Buffer
-	model := &fakeModel{}
+	model := &fakeModel{dir: res}
 	w := newResourceWatcher(res, []string{user}, &out, model.get)
 	if err := w.copyAll(); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ package model
 
 import (
 	"context"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -295,6 +296,9 @@ type Resources struct {
 	// Policies are the inbound authorization objects (Server, ServerAuthorization, …), validated.
 	Policies authzapi.Policies
 	Errors   []SourceError
+	// Files (local mode) maps each resource file's name to the SHA-256 (hex) of the content the source last read,
+	// whether it loaded or was refused, so that a tool that writes a file can tell when the model has read it.
+	Files map[string]string
 }
 
 // Sink receives a source's complete resource set every time it changes.
@@ -346,6 +350,7 @@ type Snapshot struct {
 	// serverMTLSModes: some Server sets spec.mtlsMode (else the workloads' annotations alone decide).
 	serverMTLSModes bool
 	errors          []SourceError
+	files           map[string]string
 }
 
 func newSnapshot(version uint64, r Resources) *Snapshot {
@@ -357,6 +362,7 @@ func newSnapshot(version uint64, r Resources) *Snapshot {
 		serviceAccounts: make(map[ServiceAccount]struct{}, len(r.ServiceAccounts)),
 		policies:        r.Policies,
 		errors:          slices.Clone(r.Errors),
+		files:           maps.Clone(r.Files),
 	}
 	for _, svc := range r.Services {
 		s.services[svc.Key()] = svc

@@ -69,6 +69,8 @@ type DebugView struct {
 	// references to missing objects, kinds not supported yet); the owner of the translation fills them in.
 	PolicyProblems []string      `json:"policyProblems,omitempty"`
 	Errors         []SourceError `json:"errors"`
+	// Files (local mode): each resource file's content digest as last read; see Resources.Files.
+	Files map[string]string `json:"files,omitempty"`
 }
 
 // DebugService is a service with its resolved endpoints per port.
@@ -79,7 +81,7 @@ type DebugService struct {
 
 // Debug renders the snapshot for humans and tools.
 func (s *Snapshot) Debug() DebugView {
-	v := DebugView{Version: s.version, Workloads: slices.Clone(s.workloadList), Errors: s.errors}
+	v := DebugView{Version: s.version, Workloads: slices.Clone(s.workloadList), Errors: s.errors, Files: s.files}
 	if s.policies.Len() > 0 {
 		v.Policies = &s.policies
 	}

@@ -6,6 +6,8 @@ package local
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -53,6 +55,7 @@ type fileState struct {
 	good    parsed
 	hasGood bool
 	err     error
+	digest  string // SHA-256 (hex) of the content last read
 }
 
 // New creates the directory if needed, starts watching it and reads it once, so the resources are known before
@@ -219,6 +222,8 @@ func (s *Source) load(name string) {
 		s.files[name] = st
 	}
 	if err == nil {
+		sum := sha256.Sum256(data)
+		st.digest = hex.EncodeToString(sum[:])
 		var p parsed
 		p, err = parseFile(name, data)
 		if err == nil {
@@ -260,8 +265,10 @@ func (s *Source) Resources() model.Resources {
 	seenSvc := map[string]string{}
 	seenWl := map[string]string{}
 	seenPolicy := map[string]string{} // by "Kind namespace/name"
+	r.Files = make(map[string]string, len(names))
 	for _, name := range names {
 		st := s.files[name]
+		r.Files[name] = st.digest
 		if st.err != nil {
 			r.Errors = append(r.Errors, model.SourceError{Source: filepath.Join(s.dir, name), Message: st.err.Error()})
 		}
