@@ -193,14 +193,16 @@ func TestJWTAuthentication(t *testing.T) {
 		return last
 	}
 
-	alice := key.token(t, "alice", time.Now().Add(time.Hour))
-	r := expect("alice's token admitted", alice, 200)
-	if r.seenTeam != "blue" || r.seenAuthz != "" {
-		t.Errorf("the app saw X-Team %q and Authorization %q; want blue and no token", r.seenTeam, r.seenAuthz)
-	}
-	r = expect("no token refused", "", 401)
+	// A request without a token refused proves the policy is in force: until it is, the default policy admits
+	// everything, tokens untouched.
+	r := expect("no token refused", "", 401)
 	if !strings.HasPrefix(r.wwwAuthenticate, "Bearer") {
 		t.Errorf("WWW-Authenticate %q", r.wwwAuthenticate)
+	}
+	alice := key.token(t, "alice", time.Now().Add(time.Hour))
+	r = expect("alice's token admitted", alice, 200)
+	if r.seenTeam != "blue" || r.seenAuthz != "" {
+		t.Errorf("the app saw X-Team %q and an Authorization header of %d bytes; want blue and no token", r.seenTeam, len(r.seenAuthz))
 	}
 	r = expect("an expired token refused", key.token(t, "alice", time.Now().Add(-time.Hour)), 401)
 	if !strings.HasPrefix(r.wwwAuthenticate, "Bearer") {
