@@ -228,7 +228,9 @@ func TestH1BadInput(t *testing.T) {
 
 func TestH1ClientGoneCancelsRequest(t *testing.T) {
 	cancelled := make(chan error, 1)
+	started := make(chan struct{})
 	_, addr := h1Fixture(t, func(w http.ResponseWriter, r *http.Request) {
+		close(started)
 		select {
 		case <-r.Context().Done():
 			cancelled <- r.Context().Err()
@@ -238,7 +240,8 @@ func TestH1ClientGoneCancelsRequest(t *testing.T) {
 	})
 	rc := dialRaw(t, addr)
 	rc.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-	time.Sleep(2 * watchAfter) // the watch starts only for requests slower than watchAfter
+	<-started
+	// The client leaves while its request is served; the watch, which starts watchAfter later, finds it gone.
 	rc.c.Close()
 	if err := <-cancelled; err == nil {
 		t.Fatal("the request's context was not cancelled when its client went away")
@@ -246,17 +249,20 @@ func TestH1ClientGoneCancelsRequest(t *testing.T) {
 }
 
 func TestH1SlowRequestKeepsPipelinedBytes(t *testing.T) {
-	// A request slower than watchAfter, with the next request already sent: the watch reads the next request's
-	// first byte, which must not be lost.
+	// A request slower than watchAfter, with the next request sent while it is served: the watch (armed when the
+	// first request was read, with nothing of the next one buffered) reads the next request's first byte, which
+	// must not be lost.
+	started := make(chan struct{}, 1)
 	_, addr := h1Fixture(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
-			time.Sleep(5 * watchAfter)
+			started <- struct{}{}
+			time.Sleep(5 * watchAfter) // a slow application, so that the watch reads before the answer
 		}
 		io.WriteString(w, r.URL.Path) //nolint:errcheck
 	})
 	rc := dialRaw(t, addr)
 	rc.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
-	time.Sleep(2 * watchAfter)
+	<-started
 	rc.send("GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
 	for _, want := range []string{"/slow", "/next"} {
 		if _, body := rc.response("GET"); body != want {
