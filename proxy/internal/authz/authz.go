@@ -99,27 +99,7 @@ var Probe = &Authorization{Kind: "default", Name: "probe", name: "default:probe"
 // Admit returns the authorization that admits c, or nil when none does. A port in STRICT mTLS mode admits no
 // plaintext client, whatever its authorizations say.
 func (s *Server) Admit(c Client) *Authorization {
-	if s.Strict && c.ID == "" {
-		return nil
-	}
-	var best *Authorization
-	if c.ID != "" {
-		for _, a := range s.byID[c.ID] {
-			if inNetworks(a.nets, c.Addr) {
-				best = a
-				break
-			}
-		}
-	}
-	for _, a := range s.generic {
-		if best != nil && a.idx > best.idx {
-			break
-		}
-		if a.admits(c) {
-			return a
-		}
-	}
-	return best
+	return s.decide(c, nil, time.Time{}).Authz
 }
 
 // AdmitRequest is Admit for an HTTP request: probes first, then the authorizations, tokens included.
@@ -151,9 +131,13 @@ func (s *Server) Decide(c Client, r *http.Request, now time.Time) Decision {
 		s.probePaths[r.URL.Path] && inNetworks(s.probeNets, c.Addr) {
 		return Decision{Authz: Probe}
 	}
-	if len(s.providers) == 0 {
-		return Decision{Authz: s.Admit(c)}
-	}
+	return s.decide(c, r, now)
+}
+
+// decide finds the first authorization, in the policy's order, that admits c; r is nil for a connection, which no
+// authorization requiring a token admits. Exact identities come from the index, the rest from the ordered scan,
+// which stops at the indexed match.
+func (s *Server) decide(c Client, r *http.Request, now time.Time) Decision {
 	if s.Strict && c.ID == "" {
 		return Decision{}
 	}
@@ -177,6 +161,9 @@ func (s *Server) Decide(c Client, r *http.Request, now time.Time) Decision {
 		if a.jwt == nil {
 			return Decision{Authz: a}
 		}
+		if r == nil {
+			continue
+		}
 		t, p, err := a.jwt.check(r, now)
 		if err == nil {
 			return Decision{Authz: a, Token: t, Provider: p}
@@ -189,11 +176,7 @@ func (s *Server) Decide(c Client, r *http.Request, now time.Time) Decision {
 	return Decision{TokenErr: tokenErr}
 }
 
-func (a *Authorization) admits(c Client) bool {
-	return a.jwt == nil && a.admitsClient(c)
-}
-
-// admitsClient is admits without the token requirement.
+// admitsClient reports whether the client's address and identity satisfy a; a token requirement is decide's.
 func (a *Authorization) admitsClient(c Client) bool {
 	if !inNetworks(a.nets, c.Addr) {
 		return false

@@ -224,9 +224,10 @@ func BenchmarkJWTCached(b *testing.B) {
 	srv := jwtServer(t, s, true)
 	r := bearer(s.token(t, valid("alice"), map[string]any{"team": "blue"}))
 	c := Client{addr("10.0.0.1"), ""}
+	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
-		if srv.Decide(c, r, time.Now()).Authz == nil {
+		if srv.Decide(c, r, now).Authz == nil {
 			b.Fatal("refused")
 		}
 	}

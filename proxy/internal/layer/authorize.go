@@ -40,7 +40,7 @@ func (p *Policy) Authorize(req *pipeline.Request) error {
 		}
 		srv = s
 	}
-	d := srv.Decide(authz.Client{Addr: ic.Peer, ID: ic.ClientID}, req.HTTP, time.Now())
+	d := srv.Decide(authz.Client{Addr: ic.Peer, ID: ic.ClientID}, req.HTTP, req.Start)
 	a := d.Authz
 	p.Metrics.HTTP(srv, a, ic.AuthzConn)
 	// Headers the port's token providers fill from claims are the proxy's to set, never the client's.
@@ -59,7 +59,7 @@ func (p *Policy) Authorize(req *pipeline.Request) error {
 	}
 	// The port's rate limit counts admitted requests; kubelet probes are exempt, so a busy pod stays ready.
 	if srv.Limiter != nil && a != authz.Probe {
-		if ok, limit, wait := srv.Limiter.Allow(ic.ClientID, time.Now()); !ok {
+		if ok, limit, wait := srv.Limiter.Allow(ic.ClientID, req.Start); !ok {
 			p.Metrics.RateLimited(srv, limit, ic.AuthzConn)
 			return &pipeline.RateLimitedError{Limit: limit, RetryAfter: wait}
 		}
