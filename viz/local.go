@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sinewmesh/sinew/internal/statefile"
 )
 
 // A local mesh's viz may listen anywhere (sinew demo --port-base, sinew run --viz-addr), so while it serves it
@@ -43,20 +45,9 @@ func AnnounceLocal(dir, u string) (remove func(), err error) {
 	if err != nil || parsed.Host == "" {
 		return nil, fmt.Errorf("viz URL %q: not an absolute URL", u)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
 	// One file per address, so meshes on other ports do not overwrite each other.
-	name := filepath.Join(dir, strings.NewReplacer(":", "_", "[", "", "]", "").Replace(parsed.Host)+".url")
-	tmp := name + ".tmp"
-	if err := os.WriteFile(tmp, []byte(fmt.Sprintf("%s\n%d\n", u, os.Getpid())), 0o600); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp, name); err != nil {
-		_ = os.Remove(tmp)
-		return nil, err
-	}
-	return func() { _ = os.Remove(name) }, nil
+	name := strings.NewReplacer(":", "_", "[", "", "]", "").Replace(parsed.Host) + ".url"
+	return statefile.Leave(dir, name, fmt.Appendf(nil, "%s\n%d\n", u, os.Getpid()))
 }
 
 // LocalURLs are the viz URLs left in dir, the most recently announced first. A missing directory has none.

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/sinewmesh/sinew/internal/statefile"
 )
 
 // While a mesh runs it leaves a file in the state directory saying where its proxies' admin servers are, so that
@@ -49,23 +51,11 @@ type AnnouncedWorkload struct {
 
 // announce leaves a in dir (created 0700 if missing) until the returned function removes it.
 func announce(dir string, a Announced) (remove func(), err error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
 	b, err := json.Marshal(a)
 	if err != nil {
 		return nil, err
 	}
-	name := filepath.Join(dir, strconv.Itoa(a.PID)+".json")
-	tmp := name + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp, name); err != nil {
-		_ = os.Remove(tmp)
-		return nil, err
-	}
-	return func() { _ = os.Remove(name) }, nil
+	return statefile.Leave(dir, strconv.Itoa(a.PID)+".json", b)
 }
 
 // Meshes are the running meshes that left a file in dir, newest first. A missing directory has none.
