@@ -80,6 +80,9 @@ type Config struct {
 	// JWKSRefreshInterval is how often JWKS URLs named by JWTAuthentications are fetched again; default
 	// jwks.DefaultInterval (5m).
 	JWKSRefreshInterval time.Duration
+	// JWKSRefetchEvery is the least time between fetches of a JWKS URL that tokens naming unknown keys ask for;
+	// default jwks.DefaultRefetchEvery (30s).
+	JWKSRefetchEvery time.Duration
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // if it is also a prometheus.Gatherer, /metrics serves it; nil: a private registry
@@ -218,7 +221,7 @@ func New(cfg Config) (_ *ControlPlane, err error) {
 
 	inbound, _ := cfg.inbound() // validated
 	c.discoveryServers = newDiscoveryServers(store, cfg.TrustDomain, cfg.ClusterDomain, inbound,
-		jwks.Config{Interval: cfg.JWKSRefreshInterval}, identity.MutualTLS(destinationCert, ca.Anchors, td), log, reg)
+		jwks.Config{Interval: cfg.JWKSRefreshInterval, RefetchEvery: cfg.JWKSRefetchEvery}, identity.MutualTLS(destinationCert, ca.Anchors, td), log, reg)
 
 	c.admin = adminServer(c.ready.Load, gatherer, c.policy.DebugModel)
 

@@ -62,6 +62,7 @@ type mesh struct {
 type meshOpts struct {
 	certLifetime time.Duration
 	jwksRefresh  time.Duration // how often JWKS URLs are fetched again; 0: the default
+	jwksRefetch  time.Duration // the least time between on-demand fetches (unknown kid); 0: the default
 }
 
 func startMesh(t testing.TB, o meshOpts) *mesh {
@@ -77,7 +78,7 @@ func (m *mesh) startControlPlane(o meshOpts) {
 	cp, err := controlplane.New(controlplane.Config{
 		DataDir: m.dataDir, ResourceDir: m.resDir,
 		IdentityAddr: "127.0.0.1:0", DestinationAddr: "127.0.0.1:0", PolicyAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
-		CertLifetime: o.certLifetime, JWKSRefreshInterval: o.jwksRefresh,
+		CertLifetime: o.certLifetime, JWKSRefreshInterval: o.jwksRefresh, JWKSRefetchEvery: o.jwksRefetch,
 		Logger: testLogger(m.t).With("component", "controlplane"),
 	})
 	if err != nil {

@@ -232,3 +232,53 @@ func TestJWTAuthentication(t *testing.T) {
 	expect("a token of the rotated key admitted", rotated.token(t, "alice", time.Now().Add(time.Hour)), 200)
 	expect("a token of the retired key refused", alice, 401)
 }
+
+// TestJWTUnknownKeyRefetch: the issuer rotates its keys between the control plane's refreshes (an hour apart
+// here). The first token signed with the new key names a kid the proxy lacks; the proxy asks the control plane to
+// fetch the keys again, and tokens of the new key are admitted from then on, while the old key's tokens are not.
+func TestJWTUnknownKeyRefetch(t *testing.T) {
+	t.Parallel()
+	m := startMesh(t, meshOpts{jwksRefresh: time.Hour, jwksRefetch: 100 * time.Millisecond})
+	pair := startPair(t, m, headerApp(t))
+	key := newJWTKey(t, "k1")
+	js := startJWKSServer(t, key.jwks(t))
+	m.write("policy.yaml", jwtPolicy("http://"+js.addr+"/jwks.json"))
+
+	status := func(token string) (int, error) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+pair.outbound+"/hello", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body) //nolint:errcheck
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	expect := func(what, token string, want int) {
+		t.Helper()
+		eventually(t, 15*time.Second, what, func() error {
+			got, err := status(token)
+			if err != nil {
+				return err
+			}
+			if got != want {
+				return fmt.Errorf("status %d, want %d", got, want)
+			}
+			return nil
+		})
+	}
+	expect("no token refused: the policy is in force", "", 401)
+	old := key.token(t, "alice", time.Now().Add(time.Hour))
+	expect("alice's token of the first key admitted", old, 200)
+
+	rotated := newJWTKey(t, "k2")
+	js.body.Store(rotated.jwks(t))
+	expect("a token of the rotated key admitted after a refetch", rotated.token(t, "alice", time.Now().Add(time.Hour)), 200)
+	expect("a token of the retired key refused", old, 401)
+	if got, err := status(newJWTKey(t, "made-up").token(t, "alice", time.Now().Add(time.Hour))); err != nil || got != 401 {
+		t.Errorf("a token of a key nobody publishes: %d, %v; want 401", got, err)
+	}
+}

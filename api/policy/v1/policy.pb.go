@@ -140,6 +140,106 @@ func (MTLSMode) EnumDescriptor() ([]byte, []int) {
 	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{1}
 }
 
+type RefreshKeysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// JwtProvider.key_source of the provider whose set lacks the key.
+	KeySource string `protobuf:"bytes,1,opt,name=key_source,json=keySource,proto3" json:"key_source,omitempty"`
+	// The kid the token named.
+	KeyId         string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshKeysRequest) Reset() {
+	*x = RefreshKeysRequest{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshKeysRequest) ProtoMessage() {}
+
+func (x *RefreshKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshKeysRequest.ProtoReflect.Descriptor instead.
+func (*RefreshKeysRequest) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RefreshKeysRequest) GetKeySource() string {
+	if x != nil {
+		return x.KeySource
+	}
+	return ""
+}
+
+func (x *RefreshKeysRequest) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+type RefreshKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A fetch was started; false when the source is unknown, was fetched on demand within the interval, or already
+	// has the key (the proxy's policy is about to catch up).
+	Fetching      bool `protobuf:"varint,1,opt,name=fetching,proto3" json:"fetching,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshKeysResponse) Reset() {
+	*x = RefreshKeysResponse{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshKeysResponse) ProtoMessage() {}
+
+func (x *RefreshKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshKeysResponse.ProtoReflect.Descriptor instead.
+func (*RefreshKeysResponse) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RefreshKeysResponse) GetFetching() bool {
+	if x != nil {
+		return x.Fetching
+	}
+	return false
+}
+
 type InboundRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "namespace/workload".
@@ -151,7 +251,7 @@ type InboundRequest struct {
 
 func (x *InboundRequest) Reset() {
 	*x = InboundRequest{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[0]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -163,7 +263,7 @@ func (x *InboundRequest) String() string {
 func (*InboundRequest) ProtoMessage() {}
 
 func (x *InboundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[0]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -176,7 +276,7 @@ func (x *InboundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboundRequest.ProtoReflect.Descriptor instead.
 func (*InboundRequest) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{0}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *InboundRequest) GetWorkload() string {
@@ -222,7 +322,7 @@ type InboundServer struct {
 
 func (x *InboundServer) Reset() {
 	*x = InboundServer{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[1]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -234,7 +334,7 @@ func (x *InboundServer) String() string {
 func (*InboundServer) ProtoMessage() {}
 
 func (x *InboundServer) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[1]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -247,7 +347,7 @@ func (x *InboundServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboundServer.ProtoReflect.Descriptor instead.
 func (*InboundServer) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{1}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *InboundServer) GetProtocol() Protocol {
@@ -332,14 +432,17 @@ type JwtProvider struct {
 	// Pass the token on to the application; by default the proxy removes it.
 	KeepToken bool `protobuf:"varint,7,opt,name=keep_token,json=keepToken,proto3" json:"keep_token,omitempty"`
 	// Tolerance for exp and nbf; unset: 60 seconds.
-	ClockSkew     *durationpb.Duration `protobuf:"bytes,8,opt,name=clock_skew,json=clockSkew,proto3" json:"clock_skew,omitempty"`
+	ClockSkew *durationpb.Duration `protobuf:"bytes,8,opt,name=clock_skew,json=clockSkew,proto3" json:"clock_skew,omitempty"`
+	// Names, opaquely, where the control plane fetches the keys from (RefreshKeysRequest.key_source); empty for
+	// keys given inline, which no fetch can change.
+	KeySource     string `protobuf:"bytes,9,opt,name=key_source,json=keySource,proto3" json:"key_source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JwtProvider) Reset() {
 	*x = JwtProvider{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[2]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -351,7 +454,7 @@ func (x *JwtProvider) String() string {
 func (*JwtProvider) ProtoMessage() {}
 
 func (x *JwtProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[2]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -364,7 +467,7 @@ func (x *JwtProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtProvider.ProtoReflect.Descriptor instead.
 func (*JwtProvider) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{2}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *JwtProvider) GetName() string {
@@ -423,6 +526,13 @@ func (x *JwtProvider) GetClockSkew() *durationpb.Duration {
 	return nil
 }
 
+func (x *JwtProvider) GetKeySource() string {
+	if x != nil {
+		return x.KeySource
+	}
+	return ""
+}
+
 type TokenSource struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Source:
@@ -437,7 +547,7 @@ type TokenSource struct {
 
 func (x *TokenSource) Reset() {
 	*x = TokenSource{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[3]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +559,7 @@ func (x *TokenSource) String() string {
 func (*TokenSource) ProtoMessage() {}
 
 func (x *TokenSource) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[3]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +572,7 @@ func (x *TokenSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenSource.ProtoReflect.Descriptor instead.
 func (*TokenSource) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{3}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TokenSource) GetSource() isTokenSource_Source {
@@ -532,7 +642,7 @@ type HeaderSource struct {
 
 func (x *HeaderSource) Reset() {
 	*x = HeaderSource{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[4]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -544,7 +654,7 @@ func (x *HeaderSource) String() string {
 func (*HeaderSource) ProtoMessage() {}
 
 func (x *HeaderSource) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[4]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -557,7 +667,7 @@ func (x *HeaderSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderSource.ProtoReflect.Descriptor instead.
 func (*HeaderSource) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{4}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *HeaderSource) GetName() string {
@@ -584,7 +694,7 @@ type ClaimHeader struct {
 
 func (x *ClaimHeader) Reset() {
 	*x = ClaimHeader{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[5]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +706,7 @@ func (x *ClaimHeader) String() string {
 func (*ClaimHeader) ProtoMessage() {}
 
 func (x *ClaimHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[5]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +719,7 @@ func (x *ClaimHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimHeader.ProtoReflect.Descriptor instead.
 func (*ClaimHeader) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{5}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ClaimHeader) GetClaim() string {
@@ -641,7 +751,7 @@ type JwtRequirement struct {
 
 func (x *JwtRequirement) Reset() {
 	*x = JwtRequirement{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[6]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +763,7 @@ func (x *JwtRequirement) String() string {
 func (*JwtRequirement) ProtoMessage() {}
 
 func (x *JwtRequirement) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[6]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +776,7 @@ func (x *JwtRequirement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtRequirement.ProtoReflect.Descriptor instead.
 func (*JwtRequirement) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{6}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *JwtRequirement) GetProviders() []string {
@@ -700,7 +810,7 @@ type ClaimMatch struct {
 
 func (x *ClaimMatch) Reset() {
 	*x = ClaimMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[7]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -712,7 +822,7 @@ func (x *ClaimMatch) String() string {
 func (*ClaimMatch) ProtoMessage() {}
 
 func (x *ClaimMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[7]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -725,7 +835,7 @@ func (x *ClaimMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimMatch.ProtoReflect.Descriptor instead.
 func (*ClaimMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{7}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ClaimMatch) GetName() string {
@@ -761,7 +871,7 @@ type RateLimit struct {
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[8]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +883,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[8]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +896,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{8}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RateLimit) GetTotalRps() uint32 {
@@ -828,7 +938,7 @@ type RateLimitOverride struct {
 
 func (x *RateLimitOverride) Reset() {
 	*x = RateLimitOverride{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[9]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +950,7 @@ func (x *RateLimitOverride) String() string {
 func (*RateLimitOverride) ProtoMessage() {}
 
 func (x *RateLimitOverride) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[9]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +963,7 @@ func (x *RateLimitOverride) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimitOverride.ProtoReflect.Descriptor instead.
 func (*RateLimitOverride) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{9}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RateLimitOverride) GetRps() uint32 {
@@ -881,7 +991,7 @@ type Network struct {
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[10]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +1003,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[10]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1016,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Network) GetCidr() string {
@@ -948,7 +1058,7 @@ type Authorization struct {
 
 func (x *Authorization) Reset() {
 	*x = Authorization{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -960,7 +1070,7 @@ func (x *Authorization) String() string {
 func (*Authorization) ProtoMessage() {}
 
 func (x *Authorization) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -973,7 +1083,7 @@ func (x *Authorization) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authorization.ProtoReflect.Descriptor instead.
 func (*Authorization) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{11}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Authorization) GetName() string {
@@ -1037,7 +1147,7 @@ type OutboundRequest struct {
 
 func (x *OutboundRequest) Reset() {
 	*x = OutboundRequest{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1049,7 +1159,7 @@ func (x *OutboundRequest) String() string {
 func (*OutboundRequest) ProtoMessage() {}
 
 func (x *OutboundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1062,7 +1172,7 @@ func (x *OutboundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboundRequest.ProtoReflect.Descriptor instead.
 func (*OutboundRequest) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{12}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *OutboundRequest) GetTarget() string {
@@ -1091,7 +1201,7 @@ type OutboundPolicy struct {
 
 func (x *OutboundPolicy) Reset() {
 	*x = OutboundPolicy{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[13]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1213,7 @@ func (x *OutboundPolicy) String() string {
 func (*OutboundPolicy) ProtoMessage() {}
 
 func (x *OutboundPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[13]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1226,7 @@ func (x *OutboundPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboundPolicy.ProtoReflect.Descriptor instead.
 func (*OutboundPolicy) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{13}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *OutboundPolicy) GetProtocol() Protocol {
@@ -1157,7 +1267,7 @@ type HttpRoute struct {
 
 func (x *HttpRoute) Reset() {
 	*x = HttpRoute{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[14]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1279,7 @@ func (x *HttpRoute) String() string {
 func (*HttpRoute) ProtoMessage() {}
 
 func (x *HttpRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[14]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1292,7 @@ func (x *HttpRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpRoute.ProtoReflect.Descriptor instead.
 func (*HttpRoute) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{14}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *HttpRoute) GetLabels() map[string]string {
@@ -1218,7 +1328,7 @@ type RouteRule struct {
 
 func (x *RouteRule) Reset() {
 	*x = RouteRule{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[15]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1230,7 +1340,7 @@ func (x *RouteRule) String() string {
 func (*RouteRule) ProtoMessage() {}
 
 func (x *RouteRule) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[15]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1243,7 +1353,7 @@ func (x *RouteRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteRule.ProtoReflect.Descriptor instead.
 func (*RouteRule) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{15}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RouteRule) GetMatches() []*HttpMatch {
@@ -1307,7 +1417,7 @@ type HttpMatch struct {
 
 func (x *HttpMatch) Reset() {
 	*x = HttpMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[16]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1319,7 +1429,7 @@ func (x *HttpMatch) String() string {
 func (*HttpMatch) ProtoMessage() {}
 
 func (x *HttpMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[16]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1332,7 +1442,7 @@ func (x *HttpMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpMatch.ProtoReflect.Descriptor instead.
 func (*HttpMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{16}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HttpMatch) GetPath() *HttpMatch_PathMatch {
@@ -1375,7 +1485,7 @@ type WeightedBackend struct {
 
 func (x *WeightedBackend) Reset() {
 	*x = WeightedBackend{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[17]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1387,7 +1497,7 @@ func (x *WeightedBackend) String() string {
 func (*WeightedBackend) ProtoMessage() {}
 
 func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[17]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1400,7 +1510,7 @@ func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightedBackend.ProtoReflect.Descriptor instead.
 func (*WeightedBackend) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{17}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WeightedBackend) GetAuthority() string {
@@ -1439,7 +1549,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[18]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +1561,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[18]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +1574,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{18}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Filter) GetKind() isFilter_Kind {
@@ -1558,7 +1668,7 @@ type Retry struct {
 
 func (x *Retry) Reset() {
 	*x = Retry{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[19]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1570,7 +1680,7 @@ func (x *Retry) String() string {
 func (*Retry) ProtoMessage() {}
 
 func (x *Retry) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[19]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1583,7 +1693,7 @@ func (x *Retry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Retry.ProtoReflect.Descriptor instead.
 func (*Retry) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{19}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Retry) GetLimit() uint32 {
@@ -1632,7 +1742,7 @@ type StatusRange struct {
 
 func (x *StatusRange) Reset() {
 	*x = StatusRange{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[20]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1644,7 +1754,7 @@ func (x *StatusRange) String() string {
 func (*StatusRange) ProtoMessage() {}
 
 func (x *StatusRange) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[20]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1657,7 +1767,7 @@ func (x *StatusRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRange.ProtoReflect.Descriptor instead.
 func (*StatusRange) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StatusRange) GetFirst() uint32 {
@@ -1689,7 +1799,7 @@ type FailureAccrual struct {
 
 func (x *FailureAccrual) Reset() {
 	*x = FailureAccrual{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1701,7 +1811,7 @@ func (x *FailureAccrual) String() string {
 func (*FailureAccrual) ProtoMessage() {}
 
 func (x *FailureAccrual) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1714,7 +1824,7 @@ func (x *FailureAccrual) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailureAccrual.ProtoReflect.Descriptor instead.
 func (*FailureAccrual) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{21}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FailureAccrual) GetConsecutiveFailures() uint32 {
@@ -1759,7 +1869,7 @@ type HttpMatch_PathMatch struct {
 
 func (x *HttpMatch_PathMatch) Reset() {
 	*x = HttpMatch_PathMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[27]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +1881,7 @@ func (x *HttpMatch_PathMatch) String() string {
 func (*HttpMatch_PathMatch) ProtoMessage() {}
 
 func (x *HttpMatch_PathMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[27]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +1894,7 @@ func (x *HttpMatch_PathMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpMatch_PathMatch.ProtoReflect.Descriptor instead.
 func (*HttpMatch_PathMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{16, 0}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{18, 0}
 }
 
 func (x *HttpMatch_PathMatch) GetKind() isHttpMatch_PathMatch_Kind {
@@ -1857,7 +1967,7 @@ type HttpMatch_HeaderMatch struct {
 
 func (x *HttpMatch_HeaderMatch) Reset() {
 	*x = HttpMatch_HeaderMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[28]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1869,7 +1979,7 @@ func (x *HttpMatch_HeaderMatch) String() string {
 func (*HttpMatch_HeaderMatch) ProtoMessage() {}
 
 func (x *HttpMatch_HeaderMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[28]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1882,7 +1992,7 @@ func (x *HttpMatch_HeaderMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpMatch_HeaderMatch.ProtoReflect.Descriptor instead.
 func (*HttpMatch_HeaderMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{16, 1}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{18, 1}
 }
 
 func (x *HttpMatch_HeaderMatch) GetName() string {
@@ -1947,7 +2057,7 @@ type HttpMatch_QueryParamMatch struct {
 
 func (x *HttpMatch_QueryParamMatch) Reset() {
 	*x = HttpMatch_QueryParamMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[29]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1959,7 +2069,7 @@ func (x *HttpMatch_QueryParamMatch) String() string {
 func (*HttpMatch_QueryParamMatch) ProtoMessage() {}
 
 func (x *HttpMatch_QueryParamMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[29]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1972,7 +2082,7 @@ func (x *HttpMatch_QueryParamMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpMatch_QueryParamMatch.ProtoReflect.Descriptor instead.
 func (*HttpMatch_QueryParamMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{16, 2}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{18, 2}
 }
 
 func (x *HttpMatch_QueryParamMatch) GetName() string {
@@ -2034,7 +2144,7 @@ type Filter_HeaderModifier struct {
 
 func (x *Filter_HeaderModifier) Reset() {
 	*x = Filter_HeaderModifier{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[30]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2046,7 +2156,7 @@ func (x *Filter_HeaderModifier) String() string {
 func (*Filter_HeaderModifier) ProtoMessage() {}
 
 func (x *Filter_HeaderModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[30]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2059,7 +2169,7 @@ func (x *Filter_HeaderModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_HeaderModifier.ProtoReflect.Descriptor instead.
 func (*Filter_HeaderModifier) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{18, 0}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20, 0}
 }
 
 func (x *Filter_HeaderModifier) GetAdd() map[string]string {
@@ -2096,7 +2206,7 @@ type Filter_Redirect struct {
 
 func (x *Filter_Redirect) Reset() {
 	*x = Filter_Redirect{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[31]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2108,7 +2218,7 @@ func (x *Filter_Redirect) String() string {
 func (*Filter_Redirect) ProtoMessage() {}
 
 func (x *Filter_Redirect) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[31]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2121,7 +2231,7 @@ func (x *Filter_Redirect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_Redirect.ProtoReflect.Descriptor instead.
 func (*Filter_Redirect) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{18, 1}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20, 1}
 }
 
 func (x *Filter_Redirect) GetScheme() string {
@@ -2172,7 +2282,7 @@ type Filter_FailureInjector struct {
 
 func (x *Filter_FailureInjector) Reset() {
 	*x = Filter_FailureInjector{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[32]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2184,7 +2294,7 @@ func (x *Filter_FailureInjector) String() string {
 func (*Filter_FailureInjector) ProtoMessage() {}
 
 func (x *Filter_FailureInjector) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[32]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2197,7 +2307,7 @@ func (x *Filter_FailureInjector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_FailureInjector.ProtoReflect.Descriptor instead.
 func (*Filter_FailureInjector) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{18, 2}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20, 2}
 }
 
 func (x *Filter_FailureInjector) GetStatus() uint32 {
@@ -2232,7 +2342,13 @@ var File_sinew_policy_v1_policy_proto protoreflect.FileDescriptor
 
 const file_sinew_policy_v1_policy_proto_rawDesc = "" +
 	"\n" +
-	"\x1csinew/policy/v1/policy.proto\x12\x0fsinew.policy.v1\x1a\x1egoogle/protobuf/duration.proto\"@\n" +
+	"\x1csinew/policy/v1/policy.proto\x12\x0fsinew.policy.v1\x1a\x1egoogle/protobuf/duration.proto\"J\n" +
+	"\x12RefreshKeysRequest\x12\x1d\n" +
+	"\n" +
+	"key_source\x18\x01 \x01(\tR\tkeySource\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\"1\n" +
+	"\x13RefreshKeysResponse\x12\x1a\n" +
+	"\bfetching\x18\x01 \x01(\bR\bfetching\"@\n" +
 	"\x0eInboundRequest\x12\x1a\n" +
 	"\bworkload\x18\x01 \x01(\tR\bworkload\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\"\xd9\x04\n" +
@@ -2250,7 +2366,7 @@ const file_sinew_policy_v1_policy_proto_rawDesc = "" +
 	"\rjwt_providers\x18\t \x03(\v2\x1c.sinew.policy.v1.JwtProviderR\fjwtProviders\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbf\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xde\x02\n" +
 	"\vJwtProvider\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06issuer\x18\x02 \x01(\tR\x06issuer\x12\x1c\n" +
@@ -2261,7 +2377,9 @@ const file_sinew_policy_v1_policy_proto_rawDesc = "" +
 	"\n" +
 	"keep_token\x18\a \x01(\bR\tkeepToken\x128\n" +
 	"\n" +
-	"clock_skew\x18\b \x01(\v2\x19.google.protobuf.DurationR\tclockSkew\"\x8d\x01\n" +
+	"clock_skew\x18\b \x01(\v2\x19.google.protobuf.DurationR\tclockSkew\x12\x1d\n" +
+	"\n" +
+	"key_source\x18\t \x01(\tR\tkeySource\"\x8d\x01\n" +
 	"\vTokenSource\x127\n" +
 	"\x06header\x18\x01 \x01(\v2\x1d.sinew.policy.v1.HeaderSourceH\x00R\x06header\x12!\n" +
 	"\vquery_param\x18\x02 \x01(\tH\x00R\n" +
@@ -2418,9 +2536,10 @@ const file_sinew_policy_v1_policy_proto_rawDesc = "" +
 	"\x15MTLS_MODE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12MTLS_MODE_OPTIONAL\x10\x01\x12\x14\n" +
 	"\x10MTLS_MODE_STRICT\x10\x02\x12\x16\n" +
-	"\x12MTLS_MODE_DISABLED\x10\x032d\n" +
+	"\x12MTLS_MODE_DISABLED\x10\x032\xbe\x01\n" +
 	"\x0fInboundPolicies\x12Q\n" +
-	"\fWatchInbound\x12\x1f.sinew.policy.v1.InboundRequest\x1a\x1e.sinew.policy.v1.InboundServer0\x012h\n" +
+	"\fWatchInbound\x12\x1f.sinew.policy.v1.InboundRequest\x1a\x1e.sinew.policy.v1.InboundServer0\x01\x12X\n" +
+	"\vRefreshKeys\x12#.sinew.policy.v1.RefreshKeysRequest\x1a$.sinew.policy.v1.RefreshKeysResponse2h\n" +
 	"\x10OutboundPolicies\x12T\n" +
 	"\rWatchOutbound\x12 .sinew.policy.v1.OutboundRequest\x1a\x1f.sinew.policy.v1.OutboundPolicy0\x01B3Z1github.com/sinewmesh/sinew/api/policy/v1;policyv1b\x06proto3"
 
@@ -2437,100 +2556,104 @@ func file_sinew_policy_v1_policy_proto_rawDescGZIP() []byte {
 }
 
 var file_sinew_policy_v1_policy_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sinew_policy_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_sinew_policy_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_sinew_policy_v1_policy_proto_goTypes = []any{
 	(Protocol)(0),                     // 0: sinew.policy.v1.Protocol
 	(MTLSMode)(0),                     // 1: sinew.policy.v1.MTLSMode
-	(*InboundRequest)(nil),            // 2: sinew.policy.v1.InboundRequest
-	(*InboundServer)(nil),             // 3: sinew.policy.v1.InboundServer
-	(*JwtProvider)(nil),               // 4: sinew.policy.v1.JwtProvider
-	(*TokenSource)(nil),               // 5: sinew.policy.v1.TokenSource
-	(*HeaderSource)(nil),              // 6: sinew.policy.v1.HeaderSource
-	(*ClaimHeader)(nil),               // 7: sinew.policy.v1.ClaimHeader
-	(*JwtRequirement)(nil),            // 8: sinew.policy.v1.JwtRequirement
-	(*ClaimMatch)(nil),                // 9: sinew.policy.v1.ClaimMatch
-	(*RateLimit)(nil),                 // 10: sinew.policy.v1.RateLimit
-	(*RateLimitOverride)(nil),         // 11: sinew.policy.v1.RateLimitOverride
-	(*Network)(nil),                   // 12: sinew.policy.v1.Network
-	(*Authorization)(nil),             // 13: sinew.policy.v1.Authorization
-	(*OutboundRequest)(nil),           // 14: sinew.policy.v1.OutboundRequest
-	(*OutboundPolicy)(nil),            // 15: sinew.policy.v1.OutboundPolicy
-	(*HttpRoute)(nil),                 // 16: sinew.policy.v1.HttpRoute
-	(*RouteRule)(nil),                 // 17: sinew.policy.v1.RouteRule
-	(*HttpMatch)(nil),                 // 18: sinew.policy.v1.HttpMatch
-	(*WeightedBackend)(nil),           // 19: sinew.policy.v1.WeightedBackend
-	(*Filter)(nil),                    // 20: sinew.policy.v1.Filter
-	(*Retry)(nil),                     // 21: sinew.policy.v1.Retry
-	(*StatusRange)(nil),               // 22: sinew.policy.v1.StatusRange
-	(*FailureAccrual)(nil),            // 23: sinew.policy.v1.FailureAccrual
-	nil,                               // 24: sinew.policy.v1.InboundServer.LabelsEntry
-	nil,                               // 25: sinew.policy.v1.RateLimit.LabelsEntry
-	nil,                               // 26: sinew.policy.v1.Authorization.LabelsEntry
-	nil,                               // 27: sinew.policy.v1.OutboundPolicy.LabelsEntry
-	nil,                               // 28: sinew.policy.v1.HttpRoute.LabelsEntry
-	(*HttpMatch_PathMatch)(nil),       // 29: sinew.policy.v1.HttpMatch.PathMatch
-	(*HttpMatch_HeaderMatch)(nil),     // 30: sinew.policy.v1.HttpMatch.HeaderMatch
-	(*HttpMatch_QueryParamMatch)(nil), // 31: sinew.policy.v1.HttpMatch.QueryParamMatch
-	(*Filter_HeaderModifier)(nil),     // 32: sinew.policy.v1.Filter.HeaderModifier
-	(*Filter_Redirect)(nil),           // 33: sinew.policy.v1.Filter.Redirect
-	(*Filter_FailureInjector)(nil),    // 34: sinew.policy.v1.Filter.FailureInjector
-	nil,                               // 35: sinew.policy.v1.Filter.HeaderModifier.AddEntry
-	nil,                               // 36: sinew.policy.v1.Filter.HeaderModifier.SetEntry
-	(*durationpb.Duration)(nil),       // 37: google.protobuf.Duration
+	(*RefreshKeysRequest)(nil),        // 2: sinew.policy.v1.RefreshKeysRequest
+	(*RefreshKeysResponse)(nil),       // 3: sinew.policy.v1.RefreshKeysResponse
+	(*InboundRequest)(nil),            // 4: sinew.policy.v1.InboundRequest
+	(*InboundServer)(nil),             // 5: sinew.policy.v1.InboundServer
+	(*JwtProvider)(nil),               // 6: sinew.policy.v1.JwtProvider
+	(*TokenSource)(nil),               // 7: sinew.policy.v1.TokenSource
+	(*HeaderSource)(nil),              // 8: sinew.policy.v1.HeaderSource
+	(*ClaimHeader)(nil),               // 9: sinew.policy.v1.ClaimHeader
+	(*JwtRequirement)(nil),            // 10: sinew.policy.v1.JwtRequirement
+	(*ClaimMatch)(nil),                // 11: sinew.policy.v1.ClaimMatch
+	(*RateLimit)(nil),                 // 12: sinew.policy.v1.RateLimit
+	(*RateLimitOverride)(nil),         // 13: sinew.policy.v1.RateLimitOverride
+	(*Network)(nil),                   // 14: sinew.policy.v1.Network
+	(*Authorization)(nil),             // 15: sinew.policy.v1.Authorization
+	(*OutboundRequest)(nil),           // 16: sinew.policy.v1.OutboundRequest
+	(*OutboundPolicy)(nil),            // 17: sinew.policy.v1.OutboundPolicy
+	(*HttpRoute)(nil),                 // 18: sinew.policy.v1.HttpRoute
+	(*RouteRule)(nil),                 // 19: sinew.policy.v1.RouteRule
+	(*HttpMatch)(nil),                 // 20: sinew.policy.v1.HttpMatch
+	(*WeightedBackend)(nil),           // 21: sinew.policy.v1.WeightedBackend
+	(*Filter)(nil),                    // 22: sinew.policy.v1.Filter
+	(*Retry)(nil),                     // 23: sinew.policy.v1.Retry
+	(*StatusRange)(nil),               // 24: sinew.policy.v1.StatusRange
+	(*FailureAccrual)(nil),            // 25: sinew.policy.v1.FailureAccrual
+	nil,                               // 26: sinew.policy.v1.InboundServer.LabelsEntry
+	nil,                               // 27: sinew.policy.v1.RateLimit.LabelsEntry
+	nil,                               // 28: sinew.policy.v1.Authorization.LabelsEntry
+	nil,                               // 29: sinew.policy.v1.OutboundPolicy.LabelsEntry
+	nil,                               // 30: sinew.policy.v1.HttpRoute.LabelsEntry
+	(*HttpMatch_PathMatch)(nil),       // 31: sinew.policy.v1.HttpMatch.PathMatch
+	(*HttpMatch_HeaderMatch)(nil),     // 32: sinew.policy.v1.HttpMatch.HeaderMatch
+	(*HttpMatch_QueryParamMatch)(nil), // 33: sinew.policy.v1.HttpMatch.QueryParamMatch
+	(*Filter_HeaderModifier)(nil),     // 34: sinew.policy.v1.Filter.HeaderModifier
+	(*Filter_Redirect)(nil),           // 35: sinew.policy.v1.Filter.Redirect
+	(*Filter_FailureInjector)(nil),    // 36: sinew.policy.v1.Filter.FailureInjector
+	nil,                               // 37: sinew.policy.v1.Filter.HeaderModifier.AddEntry
+	nil,                               // 38: sinew.policy.v1.Filter.HeaderModifier.SetEntry
+	(*durationpb.Duration)(nil),       // 39: google.protobuf.Duration
 }
 var file_sinew_policy_v1_policy_proto_depIdxs = []int32{
 	0,  // 0: sinew.policy.v1.InboundServer.protocol:type_name -> sinew.policy.v1.Protocol
 	1,  // 1: sinew.policy.v1.InboundServer.mtls_mode:type_name -> sinew.policy.v1.MTLSMode
-	13, // 2: sinew.policy.v1.InboundServer.authorizations:type_name -> sinew.policy.v1.Authorization
-	16, // 3: sinew.policy.v1.InboundServer.routes:type_name -> sinew.policy.v1.HttpRoute
-	24, // 4: sinew.policy.v1.InboundServer.labels:type_name -> sinew.policy.v1.InboundServer.LabelsEntry
-	12, // 5: sinew.policy.v1.InboundServer.probe_networks:type_name -> sinew.policy.v1.Network
-	10, // 6: sinew.policy.v1.InboundServer.rate_limit:type_name -> sinew.policy.v1.RateLimit
-	4,  // 7: sinew.policy.v1.InboundServer.jwt_providers:type_name -> sinew.policy.v1.JwtProvider
-	5,  // 8: sinew.policy.v1.JwtProvider.sources:type_name -> sinew.policy.v1.TokenSource
-	7,  // 9: sinew.policy.v1.JwtProvider.claim_headers:type_name -> sinew.policy.v1.ClaimHeader
-	37, // 10: sinew.policy.v1.JwtProvider.clock_skew:type_name -> google.protobuf.Duration
-	6,  // 11: sinew.policy.v1.TokenSource.header:type_name -> sinew.policy.v1.HeaderSource
-	9,  // 12: sinew.policy.v1.JwtRequirement.claims:type_name -> sinew.policy.v1.ClaimMatch
-	11, // 13: sinew.policy.v1.RateLimit.overrides:type_name -> sinew.policy.v1.RateLimitOverride
-	25, // 14: sinew.policy.v1.RateLimit.labels:type_name -> sinew.policy.v1.RateLimit.LabelsEntry
-	12, // 15: sinew.policy.v1.Authorization.networks:type_name -> sinew.policy.v1.Network
-	26, // 16: sinew.policy.v1.Authorization.labels:type_name -> sinew.policy.v1.Authorization.LabelsEntry
-	8,  // 17: sinew.policy.v1.Authorization.jwt:type_name -> sinew.policy.v1.JwtRequirement
+	15, // 2: sinew.policy.v1.InboundServer.authorizations:type_name -> sinew.policy.v1.Authorization
+	18, // 3: sinew.policy.v1.InboundServer.routes:type_name -> sinew.policy.v1.HttpRoute
+	26, // 4: sinew.policy.v1.InboundServer.labels:type_name -> sinew.policy.v1.InboundServer.LabelsEntry
+	14, // 5: sinew.policy.v1.InboundServer.probe_networks:type_name -> sinew.policy.v1.Network
+	12, // 6: sinew.policy.v1.InboundServer.rate_limit:type_name -> sinew.policy.v1.RateLimit
+	6,  // 7: sinew.policy.v1.InboundServer.jwt_providers:type_name -> sinew.policy.v1.JwtProvider
+	7,  // 8: sinew.policy.v1.JwtProvider.sources:type_name -> sinew.policy.v1.TokenSource
+	9,  // 9: sinew.policy.v1.JwtProvider.claim_headers:type_name -> sinew.policy.v1.ClaimHeader
+	39, // 10: sinew.policy.v1.JwtProvider.clock_skew:type_name -> google.protobuf.Duration
+	8,  // 11: sinew.policy.v1.TokenSource.header:type_name -> sinew.policy.v1.HeaderSource
+	11, // 12: sinew.policy.v1.JwtRequirement.claims:type_name -> sinew.policy.v1.ClaimMatch
+	13, // 13: sinew.policy.v1.RateLimit.overrides:type_name -> sinew.policy.v1.RateLimitOverride
+	27, // 14: sinew.policy.v1.RateLimit.labels:type_name -> sinew.policy.v1.RateLimit.LabelsEntry
+	14, // 15: sinew.policy.v1.Authorization.networks:type_name -> sinew.policy.v1.Network
+	28, // 16: sinew.policy.v1.Authorization.labels:type_name -> sinew.policy.v1.Authorization.LabelsEntry
+	10, // 17: sinew.policy.v1.Authorization.jwt:type_name -> sinew.policy.v1.JwtRequirement
 	0,  // 18: sinew.policy.v1.OutboundPolicy.protocol:type_name -> sinew.policy.v1.Protocol
-	16, // 19: sinew.policy.v1.OutboundPolicy.routes:type_name -> sinew.policy.v1.HttpRoute
-	23, // 20: sinew.policy.v1.OutboundPolicy.failure_accrual:type_name -> sinew.policy.v1.FailureAccrual
-	27, // 21: sinew.policy.v1.OutboundPolicy.labels:type_name -> sinew.policy.v1.OutboundPolicy.LabelsEntry
-	28, // 22: sinew.policy.v1.HttpRoute.labels:type_name -> sinew.policy.v1.HttpRoute.LabelsEntry
-	17, // 23: sinew.policy.v1.HttpRoute.rules:type_name -> sinew.policy.v1.RouteRule
-	18, // 24: sinew.policy.v1.RouteRule.matches:type_name -> sinew.policy.v1.HttpMatch
-	19, // 25: sinew.policy.v1.RouteRule.backends:type_name -> sinew.policy.v1.WeightedBackend
-	20, // 26: sinew.policy.v1.RouteRule.filters:type_name -> sinew.policy.v1.Filter
-	21, // 27: sinew.policy.v1.RouteRule.retry:type_name -> sinew.policy.v1.Retry
-	37, // 28: sinew.policy.v1.RouteRule.request_timeout:type_name -> google.protobuf.Duration
-	37, // 29: sinew.policy.v1.RouteRule.backend_request_timeout:type_name -> google.protobuf.Duration
-	37, // 30: sinew.policy.v1.RouteRule.idle_timeout:type_name -> google.protobuf.Duration
-	29, // 31: sinew.policy.v1.HttpMatch.path:type_name -> sinew.policy.v1.HttpMatch.PathMatch
-	30, // 32: sinew.policy.v1.HttpMatch.headers:type_name -> sinew.policy.v1.HttpMatch.HeaderMatch
-	31, // 33: sinew.policy.v1.HttpMatch.query_params:type_name -> sinew.policy.v1.HttpMatch.QueryParamMatch
-	20, // 34: sinew.policy.v1.WeightedBackend.filters:type_name -> sinew.policy.v1.Filter
-	32, // 35: sinew.policy.v1.Filter.request_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
-	32, // 36: sinew.policy.v1.Filter.response_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
-	33, // 37: sinew.policy.v1.Filter.redirect:type_name -> sinew.policy.v1.Filter.Redirect
-	34, // 38: sinew.policy.v1.Filter.failure_injector:type_name -> sinew.policy.v1.Filter.FailureInjector
-	37, // 39: sinew.policy.v1.Retry.per_try_timeout:type_name -> google.protobuf.Duration
-	22, // 40: sinew.policy.v1.Retry.status_ranges:type_name -> sinew.policy.v1.StatusRange
-	37, // 41: sinew.policy.v1.FailureAccrual.min_penalty:type_name -> google.protobuf.Duration
-	37, // 42: sinew.policy.v1.FailureAccrual.max_penalty:type_name -> google.protobuf.Duration
-	35, // 43: sinew.policy.v1.Filter.HeaderModifier.add:type_name -> sinew.policy.v1.Filter.HeaderModifier.AddEntry
-	36, // 44: sinew.policy.v1.Filter.HeaderModifier.set:type_name -> sinew.policy.v1.Filter.HeaderModifier.SetEntry
-	37, // 45: sinew.policy.v1.Filter.FailureInjector.delay:type_name -> google.protobuf.Duration
-	2,  // 46: sinew.policy.v1.InboundPolicies.WatchInbound:input_type -> sinew.policy.v1.InboundRequest
-	14, // 47: sinew.policy.v1.OutboundPolicies.WatchOutbound:input_type -> sinew.policy.v1.OutboundRequest
-	3,  // 48: sinew.policy.v1.InboundPolicies.WatchInbound:output_type -> sinew.policy.v1.InboundServer
-	15, // 49: sinew.policy.v1.OutboundPolicies.WatchOutbound:output_type -> sinew.policy.v1.OutboundPolicy
-	48, // [48:50] is the sub-list for method output_type
-	46, // [46:48] is the sub-list for method input_type
+	18, // 19: sinew.policy.v1.OutboundPolicy.routes:type_name -> sinew.policy.v1.HttpRoute
+	25, // 20: sinew.policy.v1.OutboundPolicy.failure_accrual:type_name -> sinew.policy.v1.FailureAccrual
+	29, // 21: sinew.policy.v1.OutboundPolicy.labels:type_name -> sinew.policy.v1.OutboundPolicy.LabelsEntry
+	30, // 22: sinew.policy.v1.HttpRoute.labels:type_name -> sinew.policy.v1.HttpRoute.LabelsEntry
+	19, // 23: sinew.policy.v1.HttpRoute.rules:type_name -> sinew.policy.v1.RouteRule
+	20, // 24: sinew.policy.v1.RouteRule.matches:type_name -> sinew.policy.v1.HttpMatch
+	21, // 25: sinew.policy.v1.RouteRule.backends:type_name -> sinew.policy.v1.WeightedBackend
+	22, // 26: sinew.policy.v1.RouteRule.filters:type_name -> sinew.policy.v1.Filter
+	23, // 27: sinew.policy.v1.RouteRule.retry:type_name -> sinew.policy.v1.Retry
+	39, // 28: sinew.policy.v1.RouteRule.request_timeout:type_name -> google.protobuf.Duration
+	39, // 29: sinew.policy.v1.RouteRule.backend_request_timeout:type_name -> google.protobuf.Duration
+	39, // 30: sinew.policy.v1.RouteRule.idle_timeout:type_name -> google.protobuf.Duration
+	31, // 31: sinew.policy.v1.HttpMatch.path:type_name -> sinew.policy.v1.HttpMatch.PathMatch
+	32, // 32: sinew.policy.v1.HttpMatch.headers:type_name -> sinew.policy.v1.HttpMatch.HeaderMatch
+	33, // 33: sinew.policy.v1.HttpMatch.query_params:type_name -> sinew.policy.v1.HttpMatch.QueryParamMatch
+	22, // 34: sinew.policy.v1.WeightedBackend.filters:type_name -> sinew.policy.v1.Filter
+	34, // 35: sinew.policy.v1.Filter.request_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
+	34, // 36: sinew.policy.v1.Filter.response_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
+	35, // 37: sinew.policy.v1.Filter.redirect:type_name -> sinew.policy.v1.Filter.Redirect
+	36, // 38: sinew.policy.v1.Filter.failure_injector:type_name -> sinew.policy.v1.Filter.FailureInjector
+	39, // 39: sinew.policy.v1.Retry.per_try_timeout:type_name -> google.protobuf.Duration
+	24, // 40: sinew.policy.v1.Retry.status_ranges:type_name -> sinew.policy.v1.StatusRange
+	39, // 41: sinew.policy.v1.FailureAccrual.min_penalty:type_name -> google.protobuf.Duration
+	39, // 42: sinew.policy.v1.FailureAccrual.max_penalty:type_name -> google.protobuf.Duration
+	37, // 43: sinew.policy.v1.Filter.HeaderModifier.add:type_name -> sinew.policy.v1.Filter.HeaderModifier.AddEntry
+	38, // 44: sinew.policy.v1.Filter.HeaderModifier.set:type_name -> sinew.policy.v1.Filter.HeaderModifier.SetEntry
+	39, // 45: sinew.policy.v1.Filter.FailureInjector.delay:type_name -> google.protobuf.Duration
+	4,  // 46: sinew.policy.v1.InboundPolicies.WatchInbound:input_type -> sinew.policy.v1.InboundRequest
+	2,  // 47: sinew.policy.v1.InboundPolicies.RefreshKeys:input_type -> sinew.policy.v1.RefreshKeysRequest
+	16, // 48: sinew.policy.v1.OutboundPolicies.WatchOutbound:input_type -> sinew.policy.v1.OutboundRequest
+	5,  // 49: sinew.policy.v1.InboundPolicies.WatchInbound:output_type -> sinew.policy.v1.InboundServer
+	3,  // 50: sinew.policy.v1.InboundPolicies.RefreshKeys:output_type -> sinew.policy.v1.RefreshKeysResponse
+	17, // 51: sinew.policy.v1.OutboundPolicies.WatchOutbound:output_type -> sinew.policy.v1.OutboundPolicy
+	49, // [49:52] is the sub-list for method output_type
+	46, // [46:49] is the sub-list for method input_type
 	46, // [46:46] is the sub-list for extension type_name
 	46, // [46:46] is the sub-list for extension extendee
 	0,  // [0:46] is the sub-list for field type_name
@@ -2541,27 +2664,27 @@ func file_sinew_policy_v1_policy_proto_init() {
 	if File_sinew_policy_v1_policy_proto != nil {
 		return
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[3].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[5].OneofWrappers = []any{
 		(*TokenSource_Header)(nil),
 		(*TokenSource_QueryParam)(nil),
 		(*TokenSource_Cookie)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[18].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[20].OneofWrappers = []any{
 		(*Filter_RequestHeaderModifier)(nil),
 		(*Filter_ResponseHeaderModifier)(nil),
 		(*Filter_Redirect_)(nil),
 		(*Filter_FailureInjector_)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[27].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[29].OneofWrappers = []any{
 		(*HttpMatch_PathMatch_Exact)(nil),
 		(*HttpMatch_PathMatch_Prefix)(nil),
 		(*HttpMatch_PathMatch_Regex)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[28].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[30].OneofWrappers = []any{
 		(*HttpMatch_HeaderMatch_Exact)(nil),
 		(*HttpMatch_HeaderMatch_Regex)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[29].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[31].OneofWrappers = []any{
 		(*HttpMatch_QueryParamMatch_Exact)(nil),
 		(*HttpMatch_QueryParamMatch_Regex)(nil),
 	}
@@ -2571,7 +2694,7 @@ func file_sinew_policy_v1_policy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sinew_policy_v1_policy_proto_rawDesc), len(file_sinew_policy_v1_policy_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   35,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -22,6 +22,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	InboundPolicies_WatchInbound_FullMethodName = "/sinew.policy.v1.InboundPolicies/WatchInbound"
+	InboundPolicies_RefreshKeys_FullMethodName  = "/sinew.policy.v1.InboundPolicies/RefreshKeys"
 )
 
 // InboundPoliciesClient is the client API for InboundPolicies service.
@@ -30,6 +31,11 @@ const (
 type InboundPoliciesClient interface {
 	// WatchInbound streams the policy of one port of a workload; the first message is the current policy.
 	WatchInbound(ctx context.Context, in *InboundRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[InboundServer], error)
+	// RefreshKeys asks the control plane to fetch a JWT provider's keys again now: a token named a key (kid) that
+	// the provider's key set lacks, as after the issuer rotated its keys. The control plane fetches a source on
+	// demand at most once per interval (30 seconds by default) and only sources it fetches anyway; new keys reach
+	// the proxy on its WatchInbound streams.
+	RefreshKeys(ctx context.Context, in *RefreshKeysRequest, opts ...grpc.CallOption) (*RefreshKeysResponse, error)
 }
 
 type inboundPoliciesClient struct {
@@ -59,12 +65,27 @@ func (c *inboundPoliciesClient) WatchInbound(ctx context.Context, in *InboundReq
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type InboundPolicies_WatchInboundClient = grpc.ServerStreamingClient[InboundServer]
 
+func (c *inboundPoliciesClient) RefreshKeys(ctx context.Context, in *RefreshKeysRequest, opts ...grpc.CallOption) (*RefreshKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RefreshKeysResponse)
+	err := c.cc.Invoke(ctx, InboundPolicies_RefreshKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InboundPoliciesServer is the server API for InboundPolicies service.
 // All implementations must embed UnimplementedInboundPoliciesServer
 // for forward compatibility.
 type InboundPoliciesServer interface {
 	// WatchInbound streams the policy of one port of a workload; the first message is the current policy.
 	WatchInbound(*InboundRequest, grpc.ServerStreamingServer[InboundServer]) error
+	// RefreshKeys asks the control plane to fetch a JWT provider's keys again now: a token named a key (kid) that
+	// the provider's key set lacks, as after the issuer rotated its keys. The control plane fetches a source on
+	// demand at most once per interval (30 seconds by default) and only sources it fetches anyway; new keys reach
+	// the proxy on its WatchInbound streams.
+	RefreshKeys(context.Context, *RefreshKeysRequest) (*RefreshKeysResponse, error)
 	mustEmbedUnimplementedInboundPoliciesServer()
 }
 
@@ -77,6 +98,9 @@ type UnimplementedInboundPoliciesServer struct{}
 
 func (UnimplementedInboundPoliciesServer) WatchInbound(*InboundRequest, grpc.ServerStreamingServer[InboundServer]) error {
 	return status.Error(codes.Unimplemented, "method WatchInbound not implemented")
+}
+func (UnimplementedInboundPoliciesServer) RefreshKeys(context.Context, *RefreshKeysRequest) (*RefreshKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RefreshKeys not implemented")
 }
 func (UnimplementedInboundPoliciesServer) mustEmbedUnimplementedInboundPoliciesServer() {}
 func (UnimplementedInboundPoliciesServer) testEmbeddedByValue()                         {}
@@ -110,13 +134,36 @@ func _InboundPolicies_WatchInbound_Handler(srv interface{}, stream grpc.ServerSt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type InboundPolicies_WatchInboundServer = grpc.ServerStreamingServer[InboundServer]
 
+func _InboundPolicies_RefreshKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RefreshKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InboundPoliciesServer).RefreshKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: InboundPolicies_RefreshKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InboundPoliciesServer).RefreshKeys(ctx, req.(*RefreshKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // InboundPolicies_ServiceDesc is the grpc.ServiceDesc for InboundPolicies service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var InboundPolicies_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "sinew.policy.v1.InboundPolicies",
 	HandlerType: (*InboundPoliciesServer)(nil),
-	Methods:     []grpc.MethodDesc{},
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "RefreshKeys",
+			Handler:    _InboundPolicies_RefreshKeys_Handler,
+		},
+	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "WatchInbound",

@@ -47,6 +47,9 @@ type Config struct {
 type Keys interface {
 	Keys() *authz.Keys
 	Subscribe() (<-chan struct{}, func())
+	// Refetch fetches the source with the handle (api.KeySource.Handle) again, because a token named a key kid
+	// its set lacks; it reports whether a fetch started.
+	Refetch(handle, kid string) bool
 }
 
 // noKeys is Keys when nothing fetches.
@@ -55,6 +58,8 @@ type noKeys struct{}
 func (noKeys) Keys() *authz.Keys { return nil }
 
 func (noKeys) Subscribe() (<-chan struct{}, func()) { return nil, func() {} }
+
+func (noKeys) Refetch(string, string) bool { return false }
 
 // New builds the server.
 func New(cfg Config) *Server {
@@ -124,6 +129,16 @@ func (s *Server) WatchInbound(req *policyv1.InboundRequest, stream grpc.ServerSt
 	return watch(stream.Context(), s, stream.Send, func(snap *model.Snapshot) *policyv1.InboundServer {
 		return Inbound(snap, s.inboundConfig(), req.GetWorkload(), req.GetPort())
 	})
+}
+
+// RefreshKeys fetches a JWT provider's keys again when a proxy saw a token name a key the set lacks; the keys
+// reach the proxies on their watches. The fetcher decides whether to fetch (only sources it fetches anyway, at
+// most once per interval), so a client sending made-up key ids costs at most that.
+func (s *Server) RefreshKeys(_ context.Context, req *policyv1.RefreshKeysRequest) (*policyv1.RefreshKeysResponse, error) {
+	if req.GetKeySource() == "" || req.GetKeyId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "key_source and key_id are required")
+	}
+	return &policyv1.RefreshKeysResponse{Fetching: s.keys.Refetch(req.GetKeySource(), req.GetKeyId())}, nil
 }
 
 // WatchOutbound streams the routing policy of a target.

@@ -70,6 +70,40 @@ func TestWatchRejectsInvalidRequests(t *testing.T) {
 	}
 }
 
+// refetchKeys is a Keys that records what it is asked to fetch again.
+type refetchKeys struct {
+	noKeys
+	asked []string
+}
+
+func (k *refetchKeys) Refetch(handle, kid string) bool {
+	k.asked = append(k.asked, handle+" "+kid)
+	return kid == "new"
+}
+
+// TestRefreshKeys: a proxy's request to fetch keys again reaches the fetcher with the source and key id, and its
+// answer comes back; a request without them is invalid.
+func TestRefreshKeys(t *testing.T) {
+	t.Parallel()
+	keys := &refetchKeys{}
+	in, _ := serve(t, New(Config{Store: model.NewStore(), ClusterDomain: "cluster.local", Inbound: testInbound, Keys: keys}))
+	ctx := testContext(t)
+	for _, req := range []*policyv1.RefreshKeysRequest{{KeySource: "src"}, {KeyId: "new"}} {
+		if _, err := in.RefreshKeys(ctx, req); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("RefreshKeys(%v): %v, want InvalidArgument", req, err)
+		}
+	}
+	for kid, want := range map[string]bool{"new": true, "old": false} {
+		resp, err := in.RefreshKeys(ctx, &policyv1.RefreshKeysRequest{KeySource: "src", KeyId: kid})
+		if err != nil || resp.GetFetching() != want {
+			t.Errorf("RefreshKeys(src, %s) = %v, %v; want fetching=%v", kid, resp, err, want)
+		}
+	}
+	if len(keys.asked) != 2 {
+		t.Errorf("the fetcher was asked %q, want src twice", keys.asked)
+	}
+}
+
 // TestServedAnswersAndStop: the first message of each stream is the translation of the current model, and Stop
 // ends open streams with UNAVAILABLE so that proxies resubscribe elsewhere.
 func TestServedAnswersAndStop(t *testing.T) {

@@ -40,6 +40,8 @@ type Provider struct {
 	claimHeader []*policyv1.ClaimHeader
 	keepToken   bool
 	skew        time.Duration
+	keySource   string                   // where the control plane fetches the keys; "" for inline keys
+	refresh     func(source, kid string) // asks for keySource to be fetched again; nil: nobody to ask
 
 	mu    sync.Mutex
 	cache map[string]*Token // verified tokens by their text, until they expire
@@ -59,6 +61,7 @@ func compileProvider(p *policyv1.JwtProvider) (*Provider, error) {
 	pr := &Provider{
 		Name: p.GetName(), issuer: p.GetIssuer(), audiences: p.GetAudiences(), sources: p.GetSources(),
 		claimHeader: p.GetClaimHeaders(), keepToken: p.GetKeepToken(), skew: time.Minute, cache: map[string]*Token{},
+		keySource: p.GetKeySource(),
 	}
 	if d := p.GetClockSkew(); d != nil {
 		pr.skew = d.AsDuration()
@@ -78,6 +81,14 @@ func compileProvider(p *policyv1.JwtProvider) (*Provider, error) {
 		pr.sources = []*policyv1.TokenSource{{Source: &policyv1.TokenSource_Header{Header: &policyv1.HeaderSource{Name: "Authorization", Prefix: "Bearer "}}}}
 	}
 	return pr, nil
+}
+
+// SetKeyRefresher gives the server's providers whose keys the control plane fetches someone to ask for a fetch
+// when a token names a key they lack. Call it before the server is used.
+func (s *Server) SetKeyRefresher(refresh func(source, kid string)) {
+	for _, p := range s.providers {
+		p.refresh = refresh
+	}
 }
 
 // token finds the provider's token in r: its text and where it was.
@@ -125,12 +136,18 @@ func (p *Provider) Verify(raw string, now time.Time) (*Token, error) {
 	if len(parsed.Headers) != 1 {
 		return nil, fmt.Errorf("%w: %d signatures", ErrInvalidToken, len(parsed.Headers))
 	}
-	keys := p.keys.Key(parsed.Headers[0].KeyID)
-	if parsed.Headers[0].KeyID == "" {
+	kid := parsed.Headers[0].KeyID
+	keys := p.keys.Key(kid)
+	if kid == "" {
 		keys = p.keys.Keys
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("%w: unknown key id %q", ErrInvalidToken, parsed.Headers[0].KeyID)
+		// The issuer may have rotated its keys since the control plane last fetched them: ask for a fetch, so
+		// that the next requests with such tokens verify (this one is refused; the new keys take a round trip).
+		if p.refresh != nil && p.keySource != "" && kid != "" {
+			p.refresh(p.keySource, kid)
+		}
+		return nil, fmt.Errorf("%w: unknown key id", ErrInvalidToken)
 	}
 	var std jwt.Claims
 	claims := map[string]any{}

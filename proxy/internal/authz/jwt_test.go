@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -230,5 +231,40 @@ func BenchmarkJWTCached(b *testing.B) {
 		if srv.Decide(c, r, now).Authz == nil {
 			b.Fatal("refused")
 		}
+	}
+}
+
+// TestJWTUnknownKeyAsksForRefresh: a token naming a key the provider lacks is refused and makes the provider ask
+// for its key source to be fetched again, naming the kid; inline keys (no key source) ask nobody.
+func TestJWTUnknownKeyAsksForRefresh(t *testing.T) {
+	known, rotated := newSigner(t, "k1"), newSigner(t, "k2")
+	for _, tc := range []struct {
+		name, source string
+		want         []string
+	}{
+		{"fetched keys", "src-1", []string{"src-1 k2"}},
+		{"inline keys", "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, problems := Compile(&policyv1.InboundServer{
+				JwtProviders: []*policyv1.JwtProvider{{Name: "idp", Issuer: issuer, Jwks: known.jwks(t), KeySource: tc.source}},
+				Authorizations: []*policyv1.Authorization{{Name: "tokens", Unauthenticated: true, Jwt: &policyv1.JwtRequirement{Providers: []string{"idp"}}}},
+			})
+			if len(problems) > 0 {
+				t.Fatal(problems)
+			}
+			var asked []string
+			srv.SetKeyRefresher(func(source, kid string) { asked = append(asked, source+" "+kid) })
+			if d := srv.Decide(Client{}, bearer(known.token(t, valid("alice"), nil)), time.Now()); d.Authz == nil {
+				t.Fatalf("a token of the known key refused: %+v", d)
+			}
+			d := srv.Decide(Client{}, bearer(rotated.token(t, valid("alice"), nil)), time.Now())
+			if d.Authz != nil || !errors.Is(d.TokenErr, ErrInvalidToken) {
+				t.Errorf("a token of an unknown key: %+v, want refused as invalid", d)
+			}
+			if !slices.Equal(asked, tc.want) {
+				t.Errorf("asked for %q, want %q", asked, tc.want)
+			}
+		})
 	}
 }

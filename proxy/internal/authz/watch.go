@@ -66,14 +66,22 @@ type Watcher struct {
 	ctx     context.Context
 	running bool
 
-	updates, failures, rejected prometheus.Counter
+	refreshMu sync.Mutex
+	refreshed map[string]time.Time // key sources by when the policy service was last asked to fetch them
+
+	updates, failures, rejected, keyRefreshes prometheus.Counter
 }
+
+// keyRefreshEvery is how often the proxy asks for one key source to be fetched again, however many tokens name
+// unknown keys; the control plane has its own, longer, bound.
+const keyRefreshEvery = 2 * time.Second
 
 // NewWatcher builds a watcher for workload ("namespace/name"). A nil c (no policy service) gives every port
 // fallback.
 func NewWatcher(c policyv1.InboundPoliciesClient, workload string, fallback *Server, log *slog.Logger, reg prometheus.Registerer) (*Watcher, error) {
 	w := &Watcher{
 		client: c, workload: workload, fallback: fallback, log: log, sleep: resubscribe.Sleep, ports: map[uint16]*Port{},
+		refreshed: map[string]time.Time{},
 		updates: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "control_inbound_policy_updates_total", Help: "Inbound port policies received from the policy service.",
 		}),
@@ -84,7 +92,10 @@ func NewWatcher(c policyv1.InboundPoliciesClient, workload string, fallback *Ser
 			Name: "control_inbound_policy_rejected_total", Help: "Parts of inbound policies (malformed networks) the proxy could not use; an authorization without them admits less, never more.",
 		}),
 	}
-	for _, m := range []prometheus.Collector{w.updates, w.failures, w.rejected} {
+	w.keyRefreshes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "control_inbound_policy_key_refreshes_total", Help: "Requests to the policy service to fetch a JWT provider's keys again, because a token named a key the provider lacks.",
+	})
+	for _, m := range []prometheus.Collector{w.updates, w.failures, w.rejected, w.keyRefreshes} {
 		if err := reg.Register(m); err != nil {
 			return nil, err
 		}
@@ -170,6 +181,41 @@ func (w *Watcher) stream(ctx context.Context, p *Port) (received bool, err error
 			}
 		}
 		received = true
+		srv.SetKeyRefresher(w.refreshKeys)
 		p.set(srv)
 	}
+}
+
+// refreshKeys asks the policy service to fetch a JWT provider's keys again (source is the provider's key_source),
+// because a token named the key kid that the provider lacks; at most once per keyRefreshEvery per source, without
+// waiting for the answer: the keys come on the port's watch.
+func (w *Watcher) refreshKeys(source, kid string) {
+	now := time.Now()
+	w.refreshMu.Lock()
+	if last, ok := w.refreshed[source]; ok && now.Sub(last) < keyRefreshEvery {
+		w.refreshMu.Unlock()
+		return
+	}
+	if len(w.refreshed) >= 1024 {
+		clear(w.refreshed)
+	}
+	w.refreshed[source] = now
+	w.refreshMu.Unlock()
+	w.mu.Lock()
+	ctx := w.ctx
+	w.mu.Unlock()
+	if ctx == nil || w.client == nil {
+		return
+	}
+	w.keyRefreshes.Inc()
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		resp, err := w.client.RefreshKeys(ctx, &policyv1.RefreshKeysRequest{KeySource: source, KeyId: kid})
+		if err != nil {
+			w.log.Warn("asking the policy service to fetch JWT keys again failed", "err", err)
+			return
+		}
+		w.log.Debug("asked the policy service to fetch JWT keys again", "fetching", resp.GetFetching())
+	}()
 }

@@ -66,7 +66,7 @@ func jwtProviders(cfg Config, j *api.JWTAuthentication) ([]*policyv1.JwtProvider
 				problems = append(problems, fmt.Sprintf("issuers[%d] (%s): no keys from %s (%s); the issuer is left out", i, is.Issuer, src, why))
 				continue
 			}
-			p.Jwks = b
+			p.Jwks, p.KeySource = b, src.Handle()
 		} else {
 			p.Jwks = []byte(is.JWKS.Inline)
 		}

@@ -8,6 +8,7 @@ package jwks
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
@@ -31,9 +33,9 @@ const (
 	DefaultInterval = 5 * time.Minute
 	DefaultTimeout  = 10 * time.Second
 	DefaultMaxBytes = 1 << 20
-	// RefetchEvery bounds Refetch: a source is fetched on demand at most this often.
-	RefetchEvery = 30 * time.Second
-	firstRetry   = time.Second
+	// DefaultRefetchEvery bounds Refetch: a source is fetched on demand at most this often.
+	DefaultRefetchEvery = 30 * time.Second
+	firstRetry          = time.Second
 )
 
 // SecretReader reads one key of a Secret (Kubernetes mode).
@@ -53,6 +55,9 @@ type Config struct {
 	Timeout time.Duration
 	// MaxBytes a key set may have; default DefaultMaxBytes.
 	MaxBytes int64
+	// RefetchEvery is the least time between a source's last fetch and one on demand (Refetch); default
+	// DefaultRefetchEvery. It bounds what tokens naming unknown keys can make the control plane fetch.
+	RefetchEvery time.Duration
 	// Client fetches URLs; default one with Timeout that follows at most 3 redirects.
 	Client     *http.Client
 	Logger     *slog.Logger
@@ -89,6 +94,9 @@ func New(cfg Config) *Fetcher {
 	}
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.RefetchEvery <= 0 {
+		cfg.RefetchEvery = DefaultRefetchEvery
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: cfg.Timeout, CheckRedirect: func(_ *http.Request, via []*http.Request) error {
@@ -136,22 +144,46 @@ func (f *Fetcher) Subscribe() (<-chan struct{}, func()) {
 	}
 }
 
-// Refetch asks for src to be fetched now, for when a token names a key the set lacks (a rotation the periodic
-// refresh has not seen yet). At most one on-demand fetch per source per RefetchEvery; it reports whether one was
-// started.
-func (f *Fetcher) Refetch(src api.KeySource) bool {
+// Refetch asks for the source whose Handle is handle to be fetched now, because a token named a key (kid) that
+// its set lacks: a rotation the periodic refresh has not seen yet. Only sources the model names are fetched, at
+// most once per RefetchEvery on demand, and not when the set has the key already (the asking proxy's policy is
+// about to catch up). It reports whether a fetch was started.
+func (f *Fetcher) Refetch(handle, kid string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	w := f.workers[src]
-	if w == nil || time.Since(w.lastFetch) < RefetchEvery {
+	for src, w := range f.workers {
+		if src.Handle() != handle {
+			continue
+		}
+		if time.Since(w.lastFetch) < f.cfg.RefetchEvery || hasKey(f.keys.Sets[src], kid) {
+			return false
+		}
+		select {
+		case w.refetch <- struct{}{}:
+			f.log.Info("fetching JWT keys again: a token names a key the set lacks", "source", src.String(), "kid", clip(kid, 64))
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// clip shortens s, which a client chose, for a log line.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// hasKey reports whether the key set b has a key with id kid.
+func hasKey(b []byte, kid string) bool {
+	var set jose.JSONWebKeySet
+	if len(b) == 0 || json.Unmarshal(b, &set) != nil {
 		return false
 	}
-	select {
-	case w.refetch <- struct{}{}:
-		return true
-	default:
-		return false
-	}
+	return len(set.Key(kid)) > 0
 }
 
 // Run fetches the sources the model names until ctx ends.

@@ -100,15 +100,56 @@ func TestFetcher(t *testing.T) {
 		t.Errorf("failures counted %v", v)
 	}
 
-	if f.Refetch(src) {
+	if f.Refetch(src.Handle(), "c") {
 		t.Error("a refetch right after a fetch was not rate-limited")
-	}
-	if f.Refetch(api.KeySource{URL: "https://unknown.example"}) {
-		t.Error("a refetch of a source nobody names")
 	}
 
 	store.Update(named())
 	waitFor(t, f, "dropped", func(k *authz.Keys) bool { return len(k.Sets) == 0 && len(k.Errors) == 0 })
+}
+
+// TestFetcherRefetch: a token naming a key the set lacks gets its source fetched again at once, however long the
+// refresh interval; not when the set has the key, and not for a source nobody names (TestFetcher: not again
+// within RefetchEvery).
+func TestFetcherRefetch(t *testing.T) {
+	t.Parallel()
+	var body atomic.Value
+	body.Store(keysA)
+	var fetches atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fetches.Add(1)
+		_, _ = w.Write([]byte(body.Load().(string)))
+	}))
+	defer srv.Close()
+	src := api.KeySource{URL: srv.URL + "/jwks"}
+	store := model.NewStore()
+	store.Update(named(src.URL))
+	f := New(Config{Store: store, Interval: time.Hour, RefetchEvery: time.Nanosecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	waitFor(t, f, "first fetch", func(k *authz.Keys) bool { return string(k.Sets[src]) == keysA })
+
+	body.Store(keysB)
+	if f.Refetch(src.Handle(), "a") {
+		t.Error("a refetch for a key the set has")
+	}
+	if f.Refetch(api.KeySource{URL: "https://unknown.example"}.Handle(), "b") {
+		t.Error("a refetch of a source nobody names")
+	}
+	if fetches.Load() != 1 {
+		t.Errorf("%d fetches before the refetch, want 1", fetches.Load())
+	}
+	if !f.Refetch(src.Handle(), "b") {
+		t.Fatal("no refetch for a key the set lacks")
+	}
+	waitFor(t, f, "the refetched keys", func(k *authz.Keys) bool { return string(k.Sets[src]) == keysB })
 }
 
 // TestFetcherSecrets: Secrets are read through the SecretReader, and reported as unavailable without one.

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -107,6 +109,13 @@ func (s KeySource) String() string {
 		return s.URL
 	}
 	return fmt.Sprintf("secret %s/%s key %s", s.Namespace, s.Secret, s.Key)
+}
+
+// Handle names the source opaquely, for proxies that ask for it to be fetched again (JwtProvider.key_source):
+// a URL may hold credentials, and a proxy needs no more than a name to send back.
+func (s KeySource) Handle() string {
+	h := sha256.Sum256([]byte(s.URL + "\x00" + s.Namespace + "\x00" + s.Secret + "\x00" + s.Key))
+	return hex.EncodeToString(h[:12])
 }
 
 // KeySource is where the issuer's keys are fetched from; false for inline keys, which need no fetching.
