@@ -1,5 +1,6 @@
 // Package model is the control plane's single, mode-blind view of the mesh: services, workloads, the endpoints
-// they produce, and the inbound authorization policies (their kinds live in policy/authz/api). Sources (local YAML files, Kubernetes informers) feed it whole resource sets; the
+// they produce, the inbound authorization policies (their kinds live in policy/authz/api) and the Gateway API
+// routes (policy/routes/api). Sources (local YAML files, Kubernetes informers) feed it whole resource sets; the
 // identity, destination and policy servers read immutable snapshots of it. It must not know where resources came
 // from, nor anything about gRPC or proxies.
 package model
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
+	routesapi "github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
 )
 
 // Protocol is how a port's traffic is treated.
@@ -295,7 +297,9 @@ type Resources struct {
 	ServiceAccounts []ServiceAccount
 	// Policies are the inbound authorization objects (Server, ServerAuthorization, …), validated.
 	Policies authzapi.Policies
-	Errors   []SourceError
+	// HTTPRoutes are the Gateway API HTTPRoutes, validated, in any order.
+	HTTPRoutes []*routesapi.HTTPRoute
+	Errors     []SourceError
 	// Files (local mode) maps each resource file's name to the SHA-256 (hex) of the content the source last read,
 	// whether it loaded or was refused, so that a tool that writes a file can tell when the model has read it.
 	Files map[string]string
@@ -347,6 +351,9 @@ type Snapshot struct {
 	clusterIPs      map[netip.Addr]*Service
 	serviceAccounts map[ServiceAccount]struct{}
 	policies        authzapi.Policies
+	// httpRoutes are sorted oldest first, then by namespace/name: the order in which Gateway API breaks ties
+	// between routes.
+	httpRoutes []*routesapi.HTTPRoute
 	// serverMTLSModes: some Server sets spec.mtlsMode (else the workloads' annotations alone decide).
 	serverMTLSModes bool
 	errors          []SourceError
@@ -363,7 +370,14 @@ func newSnapshot(version uint64, r Resources) *Snapshot {
 		policies:        r.Policies,
 		errors:          slices.Clone(r.Errors),
 		files:           maps.Clone(r.Files),
+		httpRoutes:      slices.Clone(r.HTTPRoutes),
 	}
+	slices.SortFunc(s.httpRoutes, func(a, b *routesapi.HTTPRoute) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	})
 	for _, svc := range r.Services {
 		s.services[svc.Key()] = svc
 	}
@@ -427,6 +441,9 @@ func (s *Snapshot) ServiceAccount(namespace, name string) bool {
 
 // Policies returns the inbound authorization objects. Never modify them.
 func (s *Snapshot) Policies() *authzapi.Policies { return &s.policies }
+
+// HTTPRoutes returns every HTTPRoute, oldest first, then by namespace/name. Never modify them.
+func (s *Snapshot) HTTPRoutes() []*routesapi.HTTPRoute { return s.httpRoutes }
 
 // HasServerMTLSModes reports whether any Server sets spec.mtlsMode, so that callers resolving a port's mTLS mode
 // can skip looking for its Server otherwise.

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
+	routesapi "github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
 )
 
 // Store holds the current snapshot and tells subscribers when it changes. It is the Sink sources write to.
@@ -65,6 +66,8 @@ type DebugView struct {
 	ServiceAccounts []ServiceAccount `json:"serviceAccounts,omitempty"`
 	// Policies are the inbound authorization objects as the sources decoded them; omitted when there are none.
 	Policies *authzapi.Policies `json:"policies,omitempty"`
+	// HTTPRoutes are the Gateway API HTTPRoutes as the sources decoded them; omitted when there are none.
+	HTTPRoutes []*routesapi.HTTPRoute `json:"httpRoutes,omitempty"`
 	// PolicyProblems are what the translation of Policies ignores or cannot honour (overlapping Servers,
 	// references to missing objects, kinds not supported yet); the owner of the translation fills them in.
 	PolicyProblems []string      `json:"policyProblems,omitempty"`
@@ -85,6 +88,7 @@ func (s *Snapshot) Debug() DebugView {
 	if s.policies.Len() > 0 {
 		v.Policies = &s.policies
 	}
+	v.HTTPRoutes = s.httpRoutes
 	if v.Workloads == nil {
 		v.Workloads = []*Workload{}
 	}

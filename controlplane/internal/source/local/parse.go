@@ -15,6 +15,7 @@ import (
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
+	routesapi "github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
 	"github.com/sinewmesh/sinew/controlplane/internal/source/svcdefaults"
 	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/ports"
@@ -29,6 +30,8 @@ type parsed struct {
 	workloads []*model.Workload
 	// policies are the policy.sinew.dev objects, in document order.
 	policies []authzapi.Object
+	// httpRoutes are the Gateway API HTTPRoutes, in document order.
+	httpRoutes []*routesapi.HTTPRoute
 	// ignored counts documents of kinds this source does not know (yet).
 	ignored []string
 	// problems are parts of valid documents that were ignored (a malformed annotation): reported, but the file
@@ -155,6 +158,14 @@ func parseFile(name string, data []byte) (parsed, error) {
 			out.policies = append(out.policies, obj)
 			continue
 		}
+		if tm.Kind == routesapi.KindHTTPRoute {
+			rt, err := parseHTTPRoute(tm, doc)
+			if err != nil {
+				return parsed{}, fmt.Errorf("%s %w", where, err)
+			}
+			out.httpRoutes = append(out.httpRoutes, rt)
+			continue
+		}
 		if tm.Kind != "Workload" && tm.Kind != "Service" {
 			out.ignored = append(out.ignored, tm.Kind)
 			continue
@@ -219,6 +230,27 @@ func parsePolicy(tm typeMeta, doc document) (authzapi.Object, error) {
 		return nil, fmt.Errorf("(%s, line %d): %w", strings.TrimSpace(tm.Kind+" "+m.Name), doc.line, err)
 	}
 	return obj, nil
+}
+
+// parseHTTPRoute reads one Gateway API HTTPRoute; its apiVersion must be gateway.networking.k8s.io/v1. Errors
+// start like parsePolicy's.
+func parseHTTPRoute(tm typeMeta, doc document) (*routesapi.HTTPRoute, error) {
+	if tm.APIVersion != routesapi.APIVersion {
+		return nil, fmt.Errorf("(%s, line %d): apiVersion: must be %s, got %q", tm.Kind, doc.line, routesapi.APIVersion, tm.APIVersion)
+	}
+	rt := &routesapi.HTTPRoute{}
+	if err := yaml.UnmarshalStrict(doc.text, rt); err != nil {
+		return nil, fmt.Errorf("(%s, line %d): %s", tm.Kind, doc.line, yamlError(err, doc.line))
+	}
+	var errs []error
+	rt.Namespace = validateMeta(&objectMeta{Name: rt.Name, Namespace: rt.Namespace}, &errs)
+	if err := routesapi.Validate(rt); err != nil {
+		errs = append(errs, err)
+	}
+	if err := joinErrors(errs); err != nil {
+		return nil, fmt.Errorf("(%s, line %d): %w", strings.TrimSpace(tm.Kind+" "+rt.Name), doc.line, err)
+	}
+	return rt, nil
 }
 
 type document struct {

@@ -34,7 +34,7 @@ spec:
   - {name: admin, port: 9000, targetPort: admin, appProtocol: opaque}
 ---
 ---
-kind: HTTPRoute
+kind: GRPCRoute
 metadata: {name: later}
 spec: {anything: goes}
 ---
@@ -312,5 +312,55 @@ func TestParseMTLSModeErrors(t *testing.T) {
 	}
 	if _, err := parseFile("x.yaml", []byte(doc("DISABLE,admin=STRICT"))); err != nil {
 		t.Errorf("DISABLE on the first port only: %v", err)
+	}
+}
+
+// TestParseHTTPRoute: an HTTPRoute is read in the Gateway API's own types, with the namespace defaulted; a
+// route with the wrong apiVersion, an unknown field or an invalid spec refuses the file, naming the document's
+// line and the field.
+func TestParseHTTPRoute(t *testing.T) {
+	t.Parallel()
+	p, err := parseFile("routes.yaml", []byte(`apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web-split}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web-svc, port: 80}]
+  rules:
+  - matches: [{headers: [{name: x-canary, value: "yes"}]}]
+    backendRefs: [{name: web-v2, port: 80}]
+  - backendRefs: [{name: web-v1, port: 80, weight: 90}, {name: web-v2, port: 80, weight: 10}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.httpRoutes) != 1 {
+		t.Fatalf("got %d routes", len(p.httpRoutes))
+	}
+	rt := p.httpRoutes[0]
+	if rt.Namespace != "default" || rt.Name != "web-split" || len(rt.Spec.Rules) != 2 || *rt.Spec.Rules[1].BackendRefs[0].Weight != 90 {
+		t.Errorf("route: %+v", rt)
+	}
+
+	for _, tc := range []struct{ doc, want string }{
+		{`apiVersion: gateway.networking.k8s.io/v1beta1
+kind: HTTPRoute
+metadata: {name: r}`, "routes.yaml: document 2 (HTTPRoute, line 4): apiVersion: must be gateway.networking.k8s.io/v1"},
+		{`apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec: {rulez: []}`, `routes.yaml: document 2 (HTTPRoute, line 4): json: unknown field "rulez"`},
+		{`apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  rules:
+  - matches: [{path: {type: Exact, value: "api"}}]
+    backendRefs: [{name: web, weight: 2000000}]`, "routes.yaml: document 2 (HTTPRoute r, line 4): spec.rules[0].matches[0].path.value: must be an absolute path (start with /), " +
+			`got "api"; spec.rules[0].backendRefs[0].port: required for a Service backend; spec.rules[0].backendRefs[0].weight: must be 0-1000000, got 2000000`},
+	} {
+		_, err := parseFile("routes.yaml", []byte("kind: Workload\nmetadata: {name: w}\n---\n"+tc.doc))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("got %v\nwant it to contain %s", err, tc.want)
+		}
 	}
 }

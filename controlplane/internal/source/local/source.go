@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	routesapi "github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
 	"github.com/sinewmesh/sinew/controlplane/internal/promreg"
 )
 
@@ -235,7 +236,7 @@ func (s *Source) load(name string) {
 			}
 			st.good, st.hasGood, st.err = p, true, nil
 			s.reloads.WithLabelValues("ok").Inc()
-			s.log.Debug("resource file loaded", "file", name, "services", len(p.services), "workloads", len(p.workloads), "policies", len(p.policies))
+			s.log.Debug("resource file loaded", "file", name, "services", len(p.services), "workloads", len(p.workloads), "policies", len(p.policies), "httpRoutes", len(p.httpRoutes))
 			return
 		}
 	} else {
@@ -305,6 +306,16 @@ func (s *Source) Resources() model.Resources {
 			}
 			seenPolicy[key] = name
 			r.Policies.Add(o)
+		}
+		for _, rt := range st.good.httpRoutes {
+			key := routesapi.KindHTTPRoute + " " + rt.Namespace + "/" + rt.Name
+			if first, dup := seenPolicy[key]; dup {
+				r.Errors = append(r.Errors, model.SourceError{Source: filepath.Join(s.dir, name),
+					Message: fmt.Sprintf("%s: %s is already defined in %s; ignoring this one", name, key, first)})
+				continue
+			}
+			seenPolicy[key] = name
+			r.HTTPRoutes = append(r.HTTPRoutes, rt)
 		}
 	}
 	return r

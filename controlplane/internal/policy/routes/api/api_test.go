@@ -1,0 +1,57 @@
+package api
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	"sigs.k8s.io/yaml"
+)
+
+func TestParseDuration(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]time.Duration{"0s": 0, "10s": 10 * time.Second, "1m30s": 90 * time.Second, "500ms": 500 * time.Millisecond, "1h": time.Hour} {
+		if got, err := ParseDuration(gatewayv1.Duration(in)); err != nil || got != want {
+			t.Errorf("%s: got %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "10", "1.5s", "-1s", "1d", "123456s", "1h1m1s1ms1h"} {
+		if _, err := ParseDuration(gatewayv1.Duration(in)); err == nil {
+			t.Errorf("%q: no error", in)
+		}
+	}
+}
+
+// TestValidate: what the CRD's schema and CEL rules refuse is refused, with field paths; a valid route passes.
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ spec, want string }{
+		{`{parentRefs: [{group: "", kind: Service, name: web, port: 80}], rules: [{matches: [{path: {type: RegularExpression, value: "/a.*"}, headers: [{name: x-a, type: RegularExpression, value: "b+"}], method: GET}], backendRefs: [{name: web, port: 80}], timeouts: {request: 2s, backendRequest: 1s}}]}`, ""},
+		{`{parentRefs: [{group: "", kind: Service, name: ""}]}`, "spec.parentRefs[0].name: required"},
+		{`{rules: [{matches: [{path: {type: Suffix, value: /a}}]}]}`, `spec.rules[0].matches[0].path.type: must be Exact, PathPrefix or RegularExpression, got "Suffix"`},
+		{`{rules: [{matches: [{path: {type: RegularExpression, value: "("}}]}]}`, "spec.rules[0].matches[0].path.value: error parsing regexp"},
+		{`{rules: [{matches: [{headers: [{name: "a b", value: x}]}]}]}`, `spec.rules[0].matches[0].headers[0].name: "a b" is not a header name`},
+		{`{rules: [{matches: [{method: FETCH}]}]}`, `spec.rules[0].matches[0].method: must be one of`},
+		{`{rules: [{timeouts: {request: 1s, backendRequest: 2s}}]}`, "spec.rules[0].timeouts.backendRequest: 2s exceeds timeouts.request (1s)"},
+		{`{rules: [{timeouts: {request: 1.5s}}]}`, `spec.rules[0].timeouts.request: "1.5s" is not a duration`},
+		{`{rules: [{filters: [{type: RequestHeaderModifier}]}]}`, "spec.rules[0].filters[0].requestHeaderModifier: required for a filter of type RequestHeaderModifier"},
+		{`{rules: [{filters: [{type: URLRewrite, requestHeaderModifier: {}}]}]}`, "spec.rules[0].filters[0]: sets requestHeaderModifier, but its type is URLRewrite; spec.rules[0].filters[0].urlRewrite: required"},
+		{`{rules: [{filters: [{type: Teleport}]}]}`, `spec.rules[0].filters[0].type: unknown filter type "Teleport"`},
+		{`{rules: [{filters: [{type: RequestHeaderModifier, requestHeaderModifier: {}}, {type: RequestHeaderModifier, requestHeaderModifier: {}}]}]}`, "spec.rules[0].filters[1]: a second RequestHeaderModifier filter"},
+		{`{rules: [{backendRefs: [{name: w, port: 80, filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: "a:b", value: c}]}}]}]}]}`, `spec.rules[0].backendRefs[0].filters[0]: "a:b" is not a header name`},
+		{`{rules: [{retry: {codes: [200]}}]}`, "spec.rules[0].retry.codes[0]: must be 400-599, got 200"},
+	} {
+		var rt HTTPRoute
+		if err := yaml.UnmarshalStrict([]byte("metadata: {name: r}\nspec: "+tc.spec), &rt); err != nil {
+			t.Fatal(err)
+		}
+		err := Validate(&rt)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.spec, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: got %v, want %s", tc.spec, err, tc.want)
+		}
+	}
+}
