@@ -1,7 +1,8 @@
 // Package policy serves the inbound and outbound policy APIs. Inbound ports get the policy of the Server that
 // selects them (Server, ServerAuthorization, AuthorizationPolicy and the authentication kinds, translated by
 // authz), or their default inbound policy; every outbound target routes to itself, with the retries, timeouts
-// and failure accrual of the Service it resolves to (its annotations). The translation functions are pure (model
+// and failure accrual of the Service it resolves to (its annotations), unless HTTPRoutes attach to the Service
+// (translated by routes). The translation functions are pure (model
 // in, proto out); streams are re-evaluated on model changes and only resent when the result differs.
 package policy
 
@@ -12,6 +13,7 @@ import (
 	"github.com/sinewmesh/sinew/controlplane/internal/destination"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/authz"
+	"github.com/sinewmesh/sinew/controlplane/internal/policy/routes"
 )
 
 // Inbound is the policy of one port of a workload ("namespace/name"). A workload the model does not know (yet)
@@ -26,7 +28,8 @@ func Inbound(snap *model.Snapshot, cfg authz.Config, workload string, port uint3
 
 // Outbound is the routing policy for a target authority or ip:port. A target that resolves to a Service (its
 // name in clusterDomain, or one of its ClusterIPs, at one of its ports; as destination.ServiceOf decides) gets the
-// Service's outbound defaults on its default route and policy.
+// routes of the HTTPRoutes attached to that Service port, or else its default route; either way with the
+// Service's outbound defaults where a route does not say otherwise.
 func Outbound(snap *model.Snapshot, target, clusterDomain string) *policyv1.OutboundPolicy {
 	labels := map[string]string{"kind": "default", "name": "default"}
 	rule := &policyv1.RouteRule{
@@ -41,8 +44,11 @@ func Outbound(snap *model.Snapshot, target, clusterDomain string) *policyv1.Outb
 		Labels: labels,
 	}
 	if t, err := destination.ParseTarget(target, clusterDomain); err == nil {
-		if svc, _, _, ok := destination.ServiceOf(snap, t); ok {
+		if svc, sp, _, ok := destination.ServiceOf(snap, t); ok {
 			applyServiceDefaults(p, rule, svc.Outbound)
+			if rs := routes.Outbound(snap, svc, sp, clusterDomain, rule); len(rs) > 0 {
+				p.Routes = rs
+			}
 		}
 	}
 	return p

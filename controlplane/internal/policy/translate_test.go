@@ -8,10 +8,12 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"sigs.k8s.io/yaml"
 
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/authz"
+	routesapi "github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
 	"github.com/sinewmesh/sinew/internal/golden"
 )
 
@@ -190,5 +192,39 @@ func TestTranslationsAreFresh(t *testing.T) {
 	}
 	if svc, _ := snap.Service("emojivoto", "web-svc"); svc.Outbound.Retry.GRPCCodes[0] != 14 {
 		t.Error("changing an answer changed the model")
+	}
+}
+
+// TestOutboundRoutes: an HTTPRoute attached to a Service replaces its default route, for every name of the
+// Service and its ClusterIP, with the Service's defaults where the route says nothing and its failure accrual on
+// the policy; other Services keep their default route.
+func TestOutboundRoutes(t *testing.T) {
+	t.Parallel()
+	prev := defaultsSnapshot()
+	var rt routesapi.HTTPRoute
+	if err := yaml.UnmarshalStrict([]byte(`metadata: {name: web-split, namespace: emojivoto}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web-svc}]
+  rules:
+  - backendRefs: [{name: web-svc, port: 80, weight: 90}, {name: voting-svc, port: 80, weight: 10}]
+    timeouts: {request: 3s}`), &rt); err != nil {
+		t.Fatal(err)
+	}
+	s := model.NewStore()
+	var svcs []*model.Service
+	for _, name := range []string{"web-svc", "voting-svc", "plain-svc"} {
+		svc, _ := prev.Service("emojivoto", name)
+		svcs = append(svcs, svc)
+	}
+	s.Update(model.Resources{Services: svcs, HTTPRoutes: []*routesapi.HTTPRoute{&rt}})
+	snap := s.Snapshot()
+
+	got := Outbound(snap, "web-svc.emojivoto.svc.cluster.local:80", clusterDomain)
+	golden.Check(t, "testdata/outbound-route.json", render(t, got))
+	if byIP := Outbound(snap, "10.96.0.10:80", clusterDomain); !proto.Equal(byIP, got) {
+		t.Errorf("by ClusterIP, the policy differs:\n%s", render(t, byIP))
+	}
+	if plain := Outbound(snap, "plain-svc.emojivoto:80", clusterDomain); plain.GetRoutes()[0].GetLabels()["kind"] != "default" {
+		t.Errorf("another Service got the route:\n%s", render(t, plain))
 	}
 }
