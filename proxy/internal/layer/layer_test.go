@@ -453,3 +453,109 @@ func TestIdleTimeoutCutsAQuietStream(t *testing.T) {
 		t.Fatalf("a quiet stream: %q %v, want it cut after the first byte", got, err)
 	}
 }
+
+func failureInjector(status uint32, ratio float64, msg string) *policyv1.Filter {
+	return &policyv1.Filter{Kind: &policyv1.Filter_FailureInjector_{FailureInjector: &policyv1.Filter_FailureInjector{
+		Status: status, Ratio: ratio, Message: msg}}}
+}
+
+// A backend that fails by injection (the control plane's answer for a backendRef that does not resolve) answers
+// its share of the requests with its status and is never sent any; a backend's header filters change only the
+// attempts sent to it.
+func TestSplitAppliesBackendFilters(t *testing.T) {
+	t.Parallel()
+	rule := ruleWith(t, &policyv1.RouteRule{Backends: []*policyv1.WeightedBackend{
+		{Authority: "v1:80", Weight: 8, Filters: []*policyv1.Filter{{Kind: &policyv1.Filter_RequestHeaderModifier{
+			RequestHeaderModifier: &policyv1.Filter_HeaderModifier{Add: map[string]string{"X-Backend": "v1"}}}},
+			{Kind: &policyv1.Filter_ResponseHeaderModifier{
+				ResponseHeaderModifier: &policyv1.Filter_HeaderModifier{Set: map[string]string{"X-Served-By": "v1"}}}}}},
+		{Authority: "v2:80", Weight: 1},
+		{Authority: "gone:80", Weight: 1, Filters: []*policyv1.Filter{failureInjector(500, 1, "Service gone does not exist")}},
+	}})
+	counts := map[string]int{}
+	h := Split()(pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
+		counts[req.Backend]++
+		if got, want := req.HTTP.Header.Values("X-Backend"), req.Backend == "v1:80"; (len(got) == 1 && got[0] == "v1") != want {
+			t.Errorf("backend %s got X-Backend %q", req.Backend, got)
+		}
+		return respond(200), nil
+	}))
+	failed := 0
+	for range 4000 {
+		req := newReq("GET", "http://web:80/", nil)
+		req.Rule = rule
+		resp, err := h.Handle(req)
+		if err != nil {
+			if f := pipeline.Classify(context.Background(), err); f.Status != 500 || !strings.Contains(err.Error(), "Service gone does not exist") {
+				t.Fatalf("injected failure: %v (%+v)", err, f)
+			}
+			failed++
+			continue
+		}
+		if by := resp.Header.Get("X-Served-By"); (by == "v1") != (req.Backend == "v1:80") {
+			t.Errorf("backend %s: X-Served-By %q", req.Backend, by)
+		}
+		if req.HTTP.Header.Get("X-Backend") != "" {
+			t.Fatal("the backend's request filter leaked into the request the layers above see")
+		}
+	}
+	if counts["gone:80"] != 0 || failed < 300 || failed > 500 || counts["v1:80"] < 3000 || counts["v1:80"] > 3400 {
+		t.Fatalf("split %v with %d failed, want about 3200/400 and 400 failed", counts, failed)
+	}
+}
+
+// A rule's failure injector fails its ratio of the requests with its status; one with a delay (not applied yet)
+// fails them all as unsupported; neither is retried.
+func TestFiltersInjectFailures(t *testing.T) {
+	t.Parallel()
+	sent := 0
+	h := Filters()(Retry(budget.New(1, 100, time.Second))(pipeline.HandlerFunc(func(*pipeline.Request) (*http.Response, error) {
+		sent++
+		return respond(200), nil
+	})))
+	run := func(f *policyv1.Filter, n int) (failed int, last error) {
+		rule := ruleWith(t, &policyv1.RouteRule{Filters: []*policyv1.Filter{f}, Retry: &policyv1.Retry{Limit: 3, StatusCodes: []uint32{500}}})
+		for range n {
+			req := newReq("GET", "http://web:80/", nil)
+			req.Rule = rule
+			if _, err := h.Handle(req); err != nil {
+				failed, last = failed+1, err
+			}
+		}
+		return failed, last
+	}
+	if failed, err := run(failureInjector(503, 1, "down for maintenance"), 10); failed != 10 || sent != 0 ||
+		pipeline.Classify(context.Background(), err).Status != 503 {
+		t.Fatalf("ratio 1: %d failed, %d sent, last %v", failed, sent, err)
+	}
+	if failed, _ := run(failureInjector(500, 0, ""), 10); failed != 0 || sent != 10 {
+		t.Fatalf("ratio 0: %d failed, %d sent", failed, sent)
+	}
+	sent = 0
+	if failed, _ := run(failureInjector(500, 0.25, ""), 2000); failed < 400 || failed > 600 || sent != 2000-failed {
+		t.Fatalf("ratio 0.25: %d of 2000 failed, %d sent", failed, sent)
+	}
+	delay := failureInjector(500, 1, "")
+	delay.GetFailureInjector().Delay = durationpb.New(time.Second)
+	if _, err := run(delay, 1); !errors.Is(err, pipeline.ErrUnsupportedFilter) {
+		t.Fatalf("delay: %v", err)
+	}
+}
+
+// An attempt a backend's injector failed is not retried, whatever the retry policy: its share must fail.
+func TestInjectedBackendFailureIsNotRetried(t *testing.T) {
+	t.Parallel()
+	rule := ruleWith(t, &policyv1.RouteRule{
+		Backends: []*policyv1.WeightedBackend{{Authority: "gone:80", Weight: 1, Filters: []*policyv1.Filter{failureInjector(500, 1, "gone")}}},
+		Retry:    &policyv1.Retry{Limit: 3, StatusCodes: []uint32{500}},
+	})
+	h := Retry(budget.New(1, 100, time.Second))(Split()(pipeline.HandlerFunc(func(*pipeline.Request) (*http.Response, error) {
+		t.Error("the failing backend was sent a request")
+		return respond(200), nil
+	})))
+	req := newReq("GET", "http://web:80/", nil)
+	req.Rule = rule
+	if _, err := h.Handle(req); pipeline.Classify(context.Background(), err).Status != 500 || req.Attempt != 1 {
+		t.Fatalf("%v after %d attempts", err, req.Attempt)
+	}
+}

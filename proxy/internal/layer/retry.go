@@ -131,7 +131,8 @@ func retryable(req *pipeline.Request, rp *policy.Retry, resp *http.Response, err
 			return retryUnprocessed
 		}
 		if rp != nil && !errors.Is(err, pipeline.ErrNoEndpoints) && !errors.Is(err, pipeline.ErrAllEjected) &&
-			!errors.Is(err, pipeline.ErrUnresolved) {
+			!errors.Is(err, pipeline.ErrUnresolved) && !errors.Is(err, pipeline.ErrUnsupportedFilter) &&
+			!errors.As(err, new(*pipeline.InjectedError)) {
 			return retryPolicy
 		}
 		return retryNone

@@ -5,47 +5,84 @@ import (
 	"net/http"
 
 	"github.com/sinewmesh/sinew/proxy/internal/pipeline"
+	"github.com/sinewmesh/sinew/proxy/internal/policy"
 )
 
 // Split chooses the backend of each attempt among the rule's backends, at random in proportion to their weights.
-// A rule without backends (or no rule) sends the request to the target itself.
+// A rule without backends (or no rule) sends the request to the target itself. A backend's own filters apply to
+// the attempts sent to it: each such attempt starts from the request's header as the layers above left it, so a
+// retry at another backend carries none of the first one's changes. A backend whose injector fails the attempt
+// (the control plane's answer for a backend that does not resolve) is never sent anything.
 func Split() pipeline.Layer {
 	return func(next pipeline.Handler) pipeline.Handler {
 		return pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
-			req.Backend = pick(req)
-			if req.Backend == "" {
+			b := pick(req)
+			if b == nil {
+				req.Backend = req.Out.Target
+				return next.Handle(req)
+			}
+			if b.Authority == "" {
 				return nil, pipeline.ErrNoEndpoints
 			}
-			return next.Handle(req)
+			req.Backend = b.Authority
+			if len(b.Filters) == 0 {
+				return next.Handle(req)
+			}
+			return viaBackendFilters(req, b, next)
 		})
 	}
 }
 
-func pick(req *pipeline.Request) string {
+// viaBackendFilters sends one attempt through the backend's filters.
+func viaBackendFilters(req *pipeline.Request, b *policy.Backend, next pipeline.Handler) (*http.Response, error) {
+	saved := req.HTTP.Header
+	req.HTTP.Header = saved.Clone()
+	if req.HTTP.Header == nil {
+		req.HTTP.Header = http.Header{}
+	}
+	defer func() { req.HTTP.Header = saved }()
+	respMods, err := requestFilters(req.HTTP.Header, b.Filters)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := next.Handle(req)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range respMods {
+		modifyHeader(resp.Header, m)
+	}
+	return resp, nil
+}
+
+// noBackend is what pick returns when every weight is zero: Gateway API says no traffic goes to any of them.
+var noBackend = &policy.Backend{}
+
+// pick chooses the backend of an attempt: nil for the target itself (no rule, or a rule without backends).
+func pick(req *pipeline.Request) *policy.Backend {
 	if req.Rule == nil {
-		return req.Out.Target
+		return nil
 	}
 	bs := req.Rule.Backends
 	switch len(bs) {
 	case 0:
-		return req.Out.Target
+		return nil
 	case 1:
-		return bs[0].Authority
+		return &bs[0]
 	}
 	var total uint64
 	for _, b := range bs {
 		total += uint64(b.Weight)
 	}
 	if total == 0 {
-		// All weights zero: Gateway API says no traffic goes to any of them.
-		return ""
+		return noBackend
 	}
 	n := rand.Uint64N(total)
-	for _, b := range bs {
-		if n < uint64(b.Weight) {
-			return b.Authority
+	for i := range bs {
+		if n < uint64(bs[i].Weight) {
+			return &bs[i]
 		}
-		n -= uint64(b.Weight)
+		n -= uint64(bs[i].Weight)
 	}
-	return bs[len(bs)-1].Authority
+	return &bs[len(bs)-1]
 }

@@ -50,6 +50,35 @@ func (e *RateLimitedError) Error() string {
 	return fmt.Sprintf("rate limited by the port's %s limit; retry after %v", e.Limit, e.RetryAfter.Round(time.Millisecond))
 }
 
+// InjectedError: a FailureInjector filter of the route answered the request itself (the control plane's way of
+// failing the share of a backend that does not resolve, or a rule whose filter no proxy can apply yet, with
+// Message saying which). It is deliberate, so it is not retried.
+type InjectedError struct {
+	Status  int
+	Message string
+}
+
+func (e *InjectedError) Error() string { return "failure injected by the route: " + e.Message }
+
+// injectedGRPC is the gRPC status of an injected HTTP status.
+func injectedGRPC(status int) int {
+	switch status {
+	case http.StatusServiceUnavailable, http.StatusBadGateway:
+		return 14 // UNAVAILABLE
+	case http.StatusGatewayTimeout:
+		return 4 // DEADLINE_EXCEEDED
+	case http.StatusTooManyRequests:
+		return 8 // RESOURCE_EXHAUSTED
+	case http.StatusForbidden:
+		return 7 // PERMISSION_DENIED
+	case http.StatusUnauthorized:
+		return 16 // UNAUTHENTICATED
+	case http.StatusNotFound:
+		return 12 // UNIMPLEMENTED
+	}
+	return 13 // INTERNAL
+}
+
 // UnauthenticatedError: an authorization of the port would admit the request with a valid token, and it has none
 // or an invalid one (401 with WWW-Authenticate, gRPC UNAUTHENTICATED). Reason says why, never the token.
 type UnauthenticatedError struct {
@@ -78,10 +107,14 @@ const (
 const ProxyErrorHeader = "Sinew-Proxy-Error"
 
 // Classify is the one place where an error becomes a status: 503 when there is nowhere to send the request, 504 on
-// timeout, 499 when the client went away, 403 when policy refuses it, 404 when no route matches, 502 for every
-// other upstream failure. client is the client's request context.
+// timeout, 499 when the client went away, 403 when policy refuses it, 404 when no route matches, the injected
+// status when a route's FailureInjector answered, 502 for every other upstream failure. client is the client's
+// request context.
 func Classify(client context.Context, err error) Failure {
-	var ne net.Error
+	var (
+		ne net.Error
+		ie *InjectedError
+	)
 	switch {
 	case errors.Is(err, ErrTimeout):
 		return Failure{http.StatusGatewayTimeout, "timeout", 4}
@@ -102,6 +135,12 @@ func Classify(client context.Context, err error) Failure {
 		return Failure{http.StatusServiceUnavailable, "no_policy", 14}
 	case errors.Is(err, ErrUnsupportedFilter):
 		return Failure{http.StatusInternalServerError, "unsupported_filter", 13}
+	case errors.As(err, &ie):
+		status := ie.Status
+		if status < 100 || status > 599 {
+			status = http.StatusInternalServerError
+		}
+		return Failure{status, "failure_injected", injectedGRPC(status)}
 	case errors.Is(err, ErrNoRoute):
 		return Failure{http.StatusNotFound, "no_route", 12}
 	case errors.Is(err, ErrNoEndpoints):

@@ -44,6 +44,9 @@ func TestClassify(t *testing.T) {
 		{context.Background(), ErrNoRoute, 404, "no_route", 12},
 		{context.Background(), ErrAllEjected, 503, "endpoints_failing", 14},
 		{context.Background(), &endpoint.DialError{Addr: "10.0.0.1:80", Err: refused}, 502, "connection_refused", 14},
+		{context.Background(), fmt.Errorf("backend web-v3: %w", &InjectedError{Status: 500, Message: "no Service web-v3"}), 500, "failure_injected", 13},
+		{context.Background(), &InjectedError{Status: 503}, 503, "failure_injected", 14},
+		{context.Background(), &InjectedError{Status: 0}, 500, "failure_injected", 13},
 	}
 	for _, c := range cases {
 		f := Classify(c.ctx, c.err)
