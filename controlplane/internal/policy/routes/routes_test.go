@@ -76,7 +76,7 @@ func snapshot(t *testing.T, routes string) *model.Snapshot {
 	t.Helper()
 	s := model.NewStore()
 	s.Update(model.Resources{
-		Services: []*model.Service{service("web", 80, 9000), service("web-v1", 80), service("web-v2", 80)},
+		Services:   []*model.Service{service("web", 80, 9000), service("web-v1", 80), service("web-v2", 80)},
 		HTTPRoutes: decode(t, routes),
 	})
 	return s.Snapshot()
