@@ -92,6 +92,7 @@ type Client struct {
 	h2   *http.Client
 	url  string
 	host string
+	auth string
 	conn *grpc.ClientConn
 	req  *wrapperspb.BytesValue
 	sreq *wrapperspb.BytesValue
@@ -100,18 +101,22 @@ type Client struct {
 
 // NewClient prepares an h2c client (one connection, multiplexed) and a gRPC connection. size is the
 // payload of each unary message and of each streamed message; stream is messages per server stream
-// (0 means 1).
-func NewClient(addr, host string, size, stream int) (*Client, error) {
+// (0 means 1). authorization, when set, goes with every request and call as its Authorization header.
+func NewClient(addr, host, authorization string, size, stream int) (*Client, error) {
 	if host == "" {
 		host = addr
 	}
 	p := new(http.Protocols)
 	p.SetUnencryptedHTTP2(true)
 	tr := &http.Transport{Protocols: p, DisableCompression: true, TLSClientConfig: &tls.Config{}}
-	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithAuthority(host), grpc.WithContextDialer(func(ctx context.Context, a string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "tcp", a)
-		}))
+		})}
+	if authorization != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(authorizationHeader(authorization)))
+	}
+	conn, err := grpc.NewClient("passthrough:///"+addr, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -123,12 +128,22 @@ func NewClient(addr, host string, size, stream int) (*Client, error) {
 	}
 	payload := bytes.Repeat([]byte{'x'}, size)
 	return &Client{
-		h2: &http.Client{Transport: tr}, url: "http://" + addr + "/", host: host, conn: conn,
+		h2: &http.Client{Transport: tr}, url: "http://" + addr + "/", host: host, auth: authorization, conn: conn,
 		req:  &wrapperspb.BytesValue{Value: payload},
 		sreq: &wrapperspb.BytesValue{Value: append([]byte{byte(stream)}, payload...)},
 		body: payload,
 	}, nil
 }
+
+// authorizationHeader sends a fixed Authorization header with every call, over plaintext too (the load goes to
+// a local sidecar).
+type authorizationHeader string
+
+func (a authorizationHeader) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": string(a)}, nil
+}
+
+func (authorizationHeader) RequireTransportSecurity() bool { return false }
 
 // Close releases the connections.
 func (c *Client) Close() {
@@ -136,20 +151,35 @@ func (c *Client) Close() {
 	_ = c.conn.Close()
 }
 
+// Status is one h2c GET's status.
+func (c *Client) Status(ctx context.Context) (int, error) {
+	status, _, err := c.get(ctx)
+	return status, err
+}
+
 // Get is one h2c GET of the app's default response; ok when 200 over HTTP/2.
 func (c *Client) Get(ctx context.Context) (bool, error) {
+	status, major, err := c.get(ctx)
+	return status == http.StatusOK && major == 2, err
+}
+
+// get is one h2c GET, read to the end: its status and protocol's major version.
+func (c *Client) get(ctx context.Context) (status, major int, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
 	if err != nil {
-		return false, err
+		return 0, 0, err
 	}
 	req.Host = c.host
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
+	}
 	resp, err := c.h2.Do(req)
 	if err != nil {
-		return false, err
+		return 0, 0, err
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK && resp.ProtoMajor == 2, err
+	return resp.StatusCode, resp.ProtoMajor, err
 }
 
 // Unary is one unary echo; ok when the payload comes back unchanged.

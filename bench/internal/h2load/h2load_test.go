@@ -21,7 +21,7 @@ func TestClientAgainstHandler(t *testing.T) {
 	})), Protocols: H2CProtocols(), ReadHeaderTimeout: time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
-	c, err := NewClient(ln.Addr().String(), "", 1024, 10)
+	c, err := NewClient(ln.Addr().String(), "", "", 1024, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestClientAgainstHandler(t *testing.T) {
 			t.Errorf("%s: ok=%v err=%v", name, ok, err)
 		}
 	}
-	if _, err := NewClient(ln.Addr().String(), "", 1, 256); err == nil {
+	if _, err := NewClient(ln.Addr().String(), "", "", 1, 256); err == nil {
 		t.Error("a stream of 256 messages was accepted; the count travels in one byte")
 	}
 }

@@ -44,13 +44,15 @@ func NewHistogram() *hdrhistogram.Histogram {
 
 // Config describes the target and the shape of each request.
 type Config struct {
-	Addr        string        // host:port of the first hop
-	Host        string        // Host header; defaults to Addr
-	Path        string        // request path; defaults to "/"
-	Conns       int           // keep-alive connections
-	BodySize    int           // request body bytes (POST when > 0, GET otherwise)
-	Timeout     time.Duration // per-request deadline; defaults to 10 s
-	DialTimeout time.Duration // defaults to 5 s
+	Addr string // host:port of the first hop
+	Host string // Host header; defaults to Addr
+	Path string // request path; defaults to "/"
+	// Authorization, when set, is sent as every request's Authorization header (sinew-authz's bearer token).
+	Authorization string
+	Conns         int           // keep-alive connections
+	BodySize      int           // request body bytes (POST when > 0, GET otherwise)
+	Timeout       time.Duration // per-request deadline; defaults to 10 s
+	DialTimeout   time.Duration // defaults to 5 s
 	// NewConnPerRequest sends "Connection: close" and dials a fresh connection for every request, inside
 	// the measured time (S7: connection setup is what is measured). Nothing is dialled up front.
 	NewConnPerRequest bool
@@ -115,7 +117,7 @@ func New(ctx context.Context, cfg Config) (*Generator, error) {
 		cfg.TLS = cfg.TLS.Clone()
 		cfg.TLS.ServerName, _, _ = net.SplitHostPort(cfg.Addr)
 	}
-	g := &Generator{cfg: cfg, req: buildRequest(cfg.Host, cfg.Path, cfg.BodySize, cfg.NewConnPerRequest)}
+	g := &Generator{cfg: cfg, req: buildRequest(cfg.Host, cfg.Path, cfg.Authorization, cfg.BodySize, cfg.NewConnPerRequest)}
 	if cfg.NewConnPerRequest {
 		g.conns = make([]*conn, cfg.Conns) // nil slots: every request dials
 		return g, nil
@@ -133,16 +135,19 @@ func New(ctx context.Context, cfg Config) (*Generator, error) {
 
 // BuildRequest renders one HTTP/1.1 request with a body of n bytes ('x').
 func BuildRequest(host, path string, n int) []byte {
-	return buildRequest(host, path, n, false)
+	return buildRequest(host, path, "", n, false)
 }
 
-func buildRequest(host, path string, n int, closeConn bool) []byte {
+func buildRequest(host, path, authorization string, n int, closeConn bool) []byte {
 	var b bytes.Buffer
 	method := "GET"
 	if n > 0 {
 		method = "POST"
 	}
 	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: sinew-bench\r\n", method, path, host)
+	if authorization != "" {
+		fmt.Fprintf(&b, "Authorization: %s\r\n", authorization)
+	}
 	if closeConn {
 		b.WriteString("Connection: close\r\n")
 	}

@@ -98,10 +98,12 @@ type Instance struct {
 	Proxies []*Proc // the proxy processes that CPU and memory are read from
 	// ClientTLS is set when the load generator must speak TLS to Addr (TLSMesh).
 	ClientTLS *tls.Config
-	others    []*Proc // helpers stopped with the instance but not measured (control plane)
-	dir       string
-	tcp       bool // readiness is an echo, not an HTTP 200
-	h2        bool // readiness is an h2c 200
+	// Authorization, when set, is the Authorization header of every request (sinew-authz's bearer token).
+	Authorization string
+	others        []*Proc // helpers stopped with the instance but not measured (control plane)
+	dir           string
+	tcp           bool // readiness is an echo, not an HTTP 200
+	h2            bool // readiness is an h2c 200
 }
 
 // Stop ends every process of the instance, proxies first.
@@ -151,15 +153,12 @@ func instanceDir(env *Env, name string, topo Topology) (string, error) {
 
 // ready waits for a 200 (an echo for TCP topologies) through the instance, and stops it on failure.
 func ready(ctx context.Context, in *Instance, procs ...*Proc) (*Instance, error) {
-	wait := WaitHTTP
-	if in.ClientTLS != nil {
-		wait = func(ctx context.Context, addr, host, path string, timeout time.Duration, procs ...*Proc) error {
-			return waitHTTP(ctx, addr, host, path, in.ClientTLS, timeout, procs...)
-		}
+	wait := func(ctx context.Context, addr, host, path string, timeout time.Duration, procs ...*Proc) error {
+		return waitHTTP(ctx, addr, host, path, in.Authorization, in.ClientTLS, timeout, procs...)
 	}
 	if in.h2 {
 		wait = func(ctx context.Context, addr, host, _ string, timeout time.Duration, procs ...*Proc) error {
-			return WaitH2(ctx, addr, host, timeout, procs...)
+			return WaitH2(ctx, addr, host, in.Authorization, timeout, procs...)
 		}
 	}
 	if in.tcp {

@@ -126,11 +126,11 @@ func FreeAddr() (string, error) {
 // WaitHTTP polls http://addr+path (with Host header host) until it answers 200, the process exits or the
 // deadline passes.
 func WaitHTTP(ctx context.Context, addr, host, path string, timeout time.Duration, procs ...*Proc) error {
-	return waitHTTP(ctx, addr, host, path, nil, timeout, procs...)
+	return waitHTTP(ctx, addr, host, path, "", nil, timeout, procs...)
 }
 
-// waitHTTP is WaitHTTP, over TLS when tcfg is set.
-func waitHTTP(ctx context.Context, addr, host, path string, tcfg *tls.Config, timeout time.Duration, procs ...*Proc) error {
+// waitHTTP is WaitHTTP, over TLS when tcfg is set, with the Authorization header authorization when set.
+func waitHTTP(ctx context.Context, addr, host, path, authorization string, tcfg *tls.Config, timeout time.Duration, procs ...*Proc) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: tcfg}}
@@ -148,6 +148,9 @@ func waitHTTP(ctx context.Context, addr, host, path string, tcfg *tls.Config, ti
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, scheme+addr+path, nil)
 		if host != "" {
 			req.Host = host
+		}
+		if authorization != "" {
+			req.Header.Set("Authorization", authorization)
 		}
 		resp, err := client.Do(req)
 		if err == nil {
@@ -210,12 +213,12 @@ func echoOnce(ctx context.Context, addr string) error {
 	return nil
 }
 
-// WaitH2 polls with h2c GETs (Host header host) until one answers 200 over HTTP/2, the process exits or
-// the deadline passes.
-func WaitH2(ctx context.Context, addr, host string, timeout time.Duration, procs ...*Proc) error {
+// WaitH2 polls with h2c GETs (Host header host, and the Authorization header authorization when set) until one
+// answers 200 over HTTP/2, the process exits or the deadline passes.
+func WaitH2(ctx context.Context, addr, host, authorization string, timeout time.Duration, procs ...*Proc) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c, err := h2load.NewClient(addr, host, 16, 1)
+	c, err := h2load.NewClient(addr, host, authorization, 16, 1)
 	if err != nil {
 		return err
 	}

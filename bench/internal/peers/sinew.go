@@ -3,13 +3,24 @@ package peers
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/sinewmesh/sinew/bench/internal/h2load"
 )
 
 // Sinew is a sinew-controller in local mode plus one (Hop) or two (Mesh) sinew-proxy processes in
@@ -17,8 +28,10 @@ import (
 // so the request crosses exactly one proxy in plaintext; in Mesh it crosses client proxy → mTLS → server
 // proxy → app. Only the proxies are measured; the controller is pinned beside them but idle.
 type Sinew struct {
-	// Policy: the server's port has a Server with ten ServerAuthorizations, the last of which admits the client
-	// (the worst case of the first match), so every request pays for an authorization decision (#12's scenario,
+	// Policy: the server's port has a Server with ten authorizations: nine ServerAuthorizations for other
+	// service accounts, then an AuthorizationPolicy that admits the client's service account with a valid JWT
+	// (ES256, keys inline), which the load generator sends with every request. Every request pays for an
+	// authorization decision in its worst case (the last authorization) and a token check (#12's scenario,
 	// "sinew-authz"). Meshed HTTP topologies only: authorization is the server-side proxy's.
 	Policy bool
 }
@@ -104,10 +117,16 @@ func (s Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 	if _, err := writeFile(res, "bench.yaml", yaml); err != nil {
 		return nil, err
 	}
+	var authorization string
 	if s.Policy {
-		if _, err := writeFile(res, "policy.yaml", sinewPolicy()); err != nil {
+		policy, token, err := sinewPolicy()
+		if err != nil {
 			return nil, err
 		}
+		if _, err := writeFile(res, "policy.yaml", policy); err != nil {
+			return nil, err
+		}
+		authorization = "Bearer " + token
 	}
 	ctrlBin := filepath.Join(env.SinewBin, "sinew-controller")
 	proxyBin := filepath.Join(env.SinewBin, "sinew-proxy")
@@ -118,7 +137,7 @@ func (s Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 	if err != nil {
 		return nil, err
 	}
-	in := &Instance{Addr: addrs["client-out"], Host: sinewHost, dir: dir, others: []*Proc{ctrl}, tcp: topo.TCP(), h2: topo == H2Mesh}
+	in := &Instance{Addr: addrs["client-out"], Host: sinewHost, Authorization: authorization, dir: dir, others: []*Proc{ctrl}, tcp: topo.TCP(), h2: topo == H2Mesh}
 	anchors := filepath.Join(data, "ca.crt")
 	if err := waitControlPlane(ctx, ctrl, anchors, addrs["identity"], addrs["destination"], addrs["policy"]); err != nil {
 		in.Stop()
@@ -178,7 +197,47 @@ func (s Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 		return nil, err
 	}
 	in.Proxies = append([]*Proc{cli}, in.Proxies...)
-	return ready(ctx, in, append(in.Proxies, ctrl)...)
+	if in, err = ready(ctx, in, append(in.Proxies, ctrl)...); err != nil || !s.Policy {
+		return in, err
+	}
+	// The token must matter: without it, the same request is refused.
+	if err := refusedWithoutToken(ctx, in); err != nil {
+		in.Stop()
+		return nil, err
+	}
+	return in, nil
+}
+
+// refusedWithoutToken checks that a request without the instance's Authorization header gets 401 (h2c GET for
+// H2Mesh), so that sinew-authz measures a policy in force.
+func refusedWithoutToken(ctx context.Context, in *Instance) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var status int
+	if in.h2 {
+		c, err := h2load.NewClient(in.Addr, in.Host, "", 16, 1)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if status, err = c.Status(ctx); err != nil {
+			return err
+		}
+	} else {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+in.Addr+"/", nil)
+		req.Host = in.Host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		status = resp.StatusCode
+	}
+	if status != http.StatusUnauthorized {
+		return fmt.Errorf("sinew-authz: a request without the token got %d, want 401: the JWT check is not in force", status)
+	}
+	return nil
 }
 
 // sinewOpaquePort is the Service (and, meshed, the container) port for opaque TCP: one of the proxy's and
@@ -253,9 +312,28 @@ func waitControlPlane(ctx context.Context, ctrl *Proc, anchors string, addrs ...
 	return fmt.Errorf("sinew-controller not serving after 20s:\n%s", ctrl.Tail(2000))
 }
 
-// sinewPolicy is the server's Server (port 8080, HTTP/1 declared) with ten ServerAuthorizations by service
-// account; only the last names the client's.
-func sinewPolicy() string {
+// sinewPolicy is the server's Server (port 8080) with ten authorizations: ServerAuthorizations for nine other
+// service accounts, then an AuthorizationPolicy requiring the client's service account and a token of a
+// JWTAuthentication with a fresh key; it returns the policy and a token that satisfies it.
+func sinewPolicy() (policy, token string, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "bench", Algorithm: "ES256", Use: "sig"}}})
+	if err != nil {
+		return "", "", err
+	}
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "bench"))
+	if err != nil {
+		return "", "", err
+	}
+	const issuer = "https://issuer.bench"
+	token, err = jwt.Signed(sig).Claims(jwt.Claims{Issuer: issuer, Subject: "load", Audience: jwt.Audience{"server"},
+		Expiry: jwt.NewNumericDate(time.Now().Add(48 * time.Hour)), NotBefore: jwt.NewNumericDate(time.Now().Add(-time.Minute))}).Serialize()
+	if err != nil {
+		return "", "", err
+	}
 	var b strings.Builder
 	b.WriteString(`apiVersion: policy.sinew.dev/v1alpha1
 kind: Server
@@ -264,19 +342,41 @@ spec:
   workloadSelector: {matchLabels: {app: server}}
   port: 8080
 `)
-	for i := range 10 {
-		sa := fmt.Sprintf("other-%d", i)
-		if i == 9 {
-			sa = "client"
-		}
+	for i := range 9 {
 		fmt.Fprintf(&b, `---
 apiVersion: policy.sinew.dev/v1alpha1
 kind: ServerAuthorization
 metadata: {name: authz-%d, namespace: bench}
 spec:
   server: {name: server-http}
-  client: {meshTLS: {serviceAccounts: [{name: %s}]}}
-`, i, sa)
+  client: {meshTLS: {serviceAccounts: [{name: other-%d}]}}
+`, i, i)
 	}
-	return b.String()
+	fmt.Fprintf(&b, `---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: MeshTLSAuthentication
+metadata: {name: client, namespace: bench}
+spec:
+  identityRefs: [{kind: ServiceAccount, name: client}]
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: JWTAuthentication
+metadata: {name: tokens, namespace: bench}
+spec:
+  issuers:
+  - issuer: %s
+    audiences: [server]
+    jwks: {inline: '%s'}
+  principals: ["%s/load"]
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: client-with-token, namespace: bench}
+spec:
+  targetRef: {group: policy.sinew.dev, kind: Server, name: server-http}
+  requiredAuthenticationRefs:
+  - {group: policy.sinew.dev, kind: MeshTLSAuthentication, name: client}
+  - {group: policy.sinew.dev, kind: JWTAuthentication, name: tokens}
+`, issuer, jwks, issuer)
+	return b.String(), token, nil
 }

@@ -30,7 +30,7 @@ func Main(ctx context.Context, args []string, log io.Writer) error {
 	fs := flag.NewFlagSet("sinew-bench", flag.ContinueOnError)
 	quick := fs.Bool("quick", false, "fast subset (S1–S8, about 10 min on 2 cores): fewer cells, 2 rounds, short steps")
 	out := fs.String("out", "bench/RESULTS.md", "Markdown output; JSON goes to <out>.json")
-	peerList := fs.String("peers", "direct,go-revproxy,nginx,haproxy,sinew,sinew-authz", "peers to run (comma-separated; sinew-authz is sinew with ten authorizations on the server's port, meshed HTTP only)")
+	peerList := fs.String("peers", "direct,go-revproxy,nginx,haproxy,sinew,sinew-authz", "peers to run (comma-separated; sinew-authz is sinew with ten authorizations and a JWT check on the server's port, meshed HTTP only)")
 	scList := fs.String("scenarios", "", "scenarios to run, comma-separated (default: the plan's: S1–S8 quick, S1–S9 full)")
 	rounds := fs.Int("rounds", 0, "rounds for S1/S2/S5–S8 (default: 2 quick, 3 full)")
 	measure := fs.Duration("measure", 0, "measured duration per S1/S2/S5/S7/S8 cell (default: S1/S2 2.5s quick, 10s full; S5/S7/S8 1.5s quick, 5s full)")

@@ -53,7 +53,7 @@ func (r *Runner) knee(ctx context.Context) {
 
 func (r *Runner) kneeOnce(ctx context.Context, name string, in *peers.Instance) report.KneeRow {
 	row := report.KneeRow{Peer: name}
-	gen, err := loadgen.New(ctx, loadgen.Config{Addr: in.Addr, Host: in.Host, Conns: r.Plan.KneeConns, BodySize: r.Plan.BodySize})
+	gen, err := loadgen.New(ctx, loadgen.Config{Addr: in.Addr, Host: in.Host, Authorization: in.Authorization, Conns: r.Plan.KneeConns, BodySize: r.Plan.BodySize})
 	if err != nil {
 		row.StoppedBy, row.Errors = "dial: "+err.Error(), 1
 		return row

@@ -29,7 +29,7 @@ func (r *Runner) memory(ctx context.Context) {
 
 func (r *Runner) memoryOnce(ctx context.Context, name string, in *peers.Instance) report.MemoryRow {
 	row := report.MemoryRow{Peer: name}
-	gen, err := loadgen.New(ctx, loadgen.Config{Addr: in.Addr, Host: in.Host, Conns: 1, BodySize: r.Plan.BodySize, DialTimeout: 10 * time.Second})
+	gen, err := loadgen.New(ctx, loadgen.Config{Addr: in.Addr, Host: in.Host, Authorization: in.Authorization, Conns: 1, BodySize: r.Plan.BodySize, DialTimeout: 10 * time.Second})
 	if err != nil {
 		row.Failed, row.Errors = err.Error(), 1
 		return row

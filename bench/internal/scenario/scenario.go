@@ -303,14 +303,14 @@ type cellSample struct {
 // runner returns the open-loop driver for a load: the HTTP/1.1 generator, or HTTP/2 / gRPC calls.
 func runner(ctx context.Context, in *peers.Instance, c Load) (func(time.Duration) loadgen.Result, func(), error) {
 	if c.Kind == "" {
-		gen, err := loadgen.New(ctx, loadgen.Config{Addr: in.Addr, Host: in.Host, Path: c.Path, Conns: c.Conns, BodySize: c.Body,
+		gen, err := loadgen.New(ctx, loadgen.Config{Addr: in.Addr, Host: in.Host, Authorization: in.Authorization, Path: c.Path, Conns: c.Conns, BodySize: c.Body,
 			NewConnPerRequest: c.NewConn, TLS: in.ClientTLS})
 		if err != nil {
 			return nil, nil, err
 		}
 		return func(d time.Duration) loadgen.Result { return gen.Run(ctx, c.Rate, d) }, gen.Close, nil
 	}
-	cl, err := h2load.NewClient(in.Addr, in.Host, c.Body, c.Stream)
+	cl, err := h2load.NewClient(in.Addr, in.Host, in.Authorization, c.Body, c.Stream)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -46,7 +46,7 @@ func (r *Runner) soak(ctx context.Context) {
 
 func (r *Runner) soakOnce(ctx context.Context, in *peers.Instance, row *report.SoakRow) {
 	row.Rate = row.KneeRPS / 2
-	gen, err := loadgen.New(ctx, loadgen.Config{Addr: in.Addr, Host: in.Host, Conns: r.Plan.KneeConns, BodySize: r.Plan.BodySize})
+	gen, err := loadgen.New(ctx, loadgen.Config{Addr: in.Addr, Host: in.Host, Authorization: in.Authorization, Conns: r.Plan.KneeConns, BodySize: r.Plan.BodySize})
 	if err != nil {
 		row.Failed, row.Errors = err.Error(), 1
 		return
