@@ -68,8 +68,9 @@ type DebugView struct {
 	Policies *authzapi.Policies `json:"policies,omitempty"`
 	// HTTPRoutes are the Gateway API HTTPRoutes as the sources decoded them; omitted when there are none.
 	HTTPRoutes []*routesapi.HTTPRoute `json:"httpRoutes,omitempty"`
-	// PolicyProblems are what the translation of Policies ignores or cannot honour (overlapping Servers,
-	// references to missing objects, kinds not supported yet); the owner of the translation fills them in.
+	// PolicyProblems are what the translation of Policies and HTTPRoutes ignores or cannot honour (overlapping
+	// Servers, references to missing objects, kinds and filters not supported yet); the owner of the translation
+	// fills them in.
 	PolicyProblems []string      `json:"policyProblems,omitempty"`
 	Errors         []SourceError `json:"errors"`
 	// Files (local mode): each resource file's content digest as last read; see Resources.Files.

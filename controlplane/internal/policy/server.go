@@ -80,7 +80,7 @@ func (s *Server) inboundConfig() authz.Config {
 	return cfg
 }
 
-// Run logs the policy problems (authz.Problems) of each model as they appear and go away, until ctx ends: once
+// Run logs the policy problems (Problems) of each model as they appear and go away, until ctx ends: once
 // per change, not once per proxy. /debug/model (DebugModel) shows the current ones.
 func (s *Server) Run(ctx context.Context) error {
 	changed, unsubscribe := s.store.Subscribe()
@@ -89,15 +89,15 @@ func (s *Server) Run(ctx context.Context) error {
 	defer unsubscribeKeys()
 	var last []string
 	for {
-		next := authz.Problems(s.store.Snapshot(), s.inboundConfig())
+		next := Problems(s.store.Snapshot(), s.inboundConfig(), s.clusterDomain)
 		for _, p := range next {
 			if !slices.Contains(last, p) {
-				s.log.Warn("inbound policy problem", "problem", p)
+				s.log.Warn("policy problem", "problem", p)
 			}
 		}
 		for _, p := range last {
 			if !slices.Contains(next, p) {
-				s.log.Info("inbound policy problem resolved", "problem", p)
+				s.log.Info("policy problem resolved", "problem", p)
 			}
 		}
 		last = next
@@ -114,7 +114,7 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) DebugModel() any {
 	snap := s.store.Snapshot()
 	v := snap.Debug()
-	v.PolicyProblems = authz.Problems(snap, s.inboundConfig())
+	v.PolicyProblems = Problems(snap, s.inboundConfig(), s.clusterDomain)
 	return v
 }
 

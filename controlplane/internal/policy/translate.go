@@ -53,3 +53,9 @@ func Outbound(snap *model.Snapshot, target, clusterDomain string) *policyv1.Outb
 	}
 	return p
 }
+
+// Problems is what the translation of the snapshot's policies ignores or cannot honour: the inbound kinds'
+// (authz.Problems) and the HTTPRoutes' (routes.Problems), each list sorted.
+func Problems(snap *model.Snapshot, cfg authz.Config, clusterDomain string) []string {
+	return append(authz.Problems(snap, cfg), routes.Problems(snap, clusterDomain)...)
+}

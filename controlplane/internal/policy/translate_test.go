@@ -228,3 +228,23 @@ spec:
 		t.Errorf("another Service got the route:\n%s", render(t, plain))
 	}
 }
+
+// TestProblems: the problems /debug/model and sinew check show include the HTTPRoutes'.
+func TestProblems(t *testing.T) {
+	t.Parallel()
+	var rt routesapi.HTTPRoute
+	if err := yaml.UnmarshalStrict([]byte(`metadata: {name: split, namespace: emojivoto}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web-svc}]
+  rules: [{backendRefs: [{name: web-svc, port: 80, weight: 9}, {name: web-v2, port: 80}]}]`), &rt); err != nil {
+		t.Fatal(err)
+	}
+	s := model.NewStore()
+	s.Update(model.Resources{Services: []*model.Service{{Namespace: "emojivoto", Name: "web-svc", Ports: []model.ServicePort{{Port: 80}}}},
+		HTTPRoutes: []*routesapi.HTTPRoute{&rt}})
+	got := Problems(s.Snapshot(), testInbound, clusterDomain)
+	want := "HTTPRoute emojivoto/split: spec.rules[0].backendRefs[1]: Service web-v2 does not exist; its share of the rule's requests (1 of 10) gets 500"
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("problems %q, want %q", got, want)
+	}
+}
