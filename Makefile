@@ -57,6 +57,9 @@ images:
 	@mkdir -p $(BIN)/static $(BIN)/images
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(VERSION_LDFLAGS)" -o $(BIN)/static/ $(addprefix ./cmd/,$(IMAGES))
 	$(GO) run ./hack/images mesh -version $(VERSION) -bin $(BIN)/static -out $(BIN)/images $(IMAGES)
+	@# a test fixture of the e2e suite: the file server that serves a JWKS in the cluster
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/static/sinew-e2e-fileserver ./test/e2e/fileserver
+	$(GO) run ./hack/images mesh -version $(VERSION) -bin $(BIN)/static -out $(BIN)/images sinew-e2e-fileserver
 	$(GO) run ./hack/images prometheus -name $(PROMETHEUS_IMAGE) -o $(BIN)/images/prometheus.tar
 
 # A real single-node Kubernetes cluster on this machine (root; see docs/operations/local-cluster.md).
