@@ -4,9 +4,13 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // botManifest is a meshed vote-bot under its own service account, serving its request and failure counts on
@@ -108,7 +112,9 @@ const botStatsPort = 9991
 // and an authorization admitting only allowed-bot's service account are applied, allowed-bot keeps getting 200,
 // a meshed client under another service account and an unmeshed client (this host) get 403, and web's new pods
 // still become ready (kubelet probes are admitted). Then the same with AuthorizationPolicy +
-// MeshTLSAuthentication in place of the ServerAuthorization.
+// MeshTLSAuthentication in place of the ServerAuthorization. Then the rest of issue 12 on the real cluster: JWT
+// with keys from a JWKS URL served by a pod and from a Secret (jwt_test.go), `viz authz` showing the denials, a
+// local rate limit answering 429 with Retry-After, and the mTLS modes STRICT and DISABLE set by annotation on web.
 func TestAuthorizationPolicy(t *testing.T) {
 	e := loadEnv(t)
 	j := newJourney(t, cpNS, appNS)
@@ -204,9 +210,198 @@ func TestAuthorizationPolicy(t *testing.T) {
 			return nil
 		})
 	})
-	j.step("cleanup", []string{"policy-removed", "probes-admitted"}, func(t *testing.T) {
-		kubectl(t, "delete", "ns", appNS, "--wait=true", "--timeout=3m")
+	// viz, installed early, has Prometheus scrape web's decisions from here on
+	j.step("viz-install", []string{"bots"}, func(t *testing.T) {
+		installViz(t, e)
+		checkViz(t, e)
+	})
+	jwtSteps(j, e, []string{"policy-removed"})
+	vizAuthzStep(j, e, []string{"viz-install", "jwt-remote-jwks"})
+	j.step("rate-limit", []string{"policy-removed"}, func(t *testing.T) { rateLimited(t, bots["allowed-bot"]) })
+	j.step("mtls-strict", []string{"policy-removed"}, func(t *testing.T) { mtlsStrict(t, bots["allowed-bot"]) })
+	j.step("mtls-disable", []string{"policy-removed"}, func(t *testing.T) { mtlsDisable(t, bots["allowed-bot"]) })
+
+	// after a failure, what is left is kept for inspection
+	j.step("cleanup", []string{"policy-removed", "probes-admitted", "jwt-secret-jwks", "viz-authz", "rate-limit", "mtls-strict", "mtls-disable"}, func(t *testing.T) {
+		kubectl(t, "delete", "ns", appNS, jwksNS, "--wait=true", "--timeout=3m")
+		pipe(t, 3*time.Minute, []string{e.sinew, "viz", "uninstall"}, []string{"kubectl", "delete", "--ignore-not-found", "-f", "-"})
 		pipe(t, 3*time.Minute, []string{e.sinew, "uninstall"}, []string{"kubectl", "delete", "--ignore-not-found", "-f", "-"})
 	})
 	j.summary()
+}
+
+// removePolicies deletes every policy resource in emojivoto, so that a step starts from the default policy
+// whatever the steps before it left.
+func removePolicies(t *testing.T) {
+	t.Helper()
+	kubectl(t, "-n", appNS, "delete", "--ignore-not-found",
+		"httplocalratelimitpolicy,authorizationpolicy,serverauthorization,meshtlsauthentication,jwtauthentication,server", "--all")
+}
+
+// webRateLimit admits everyone to web's http port, but each client identity (every unmeshed client sharing one)
+// only 20 requests per second: the bots call web 10 times a second each, a burst from this host is over.
+const webRateLimit = `apiVersion: policy.sinew.dev/v1alpha1
+kind: Server
+metadata:
+  name: web-http
+  namespace: emojivoto
+spec:
+  podSelector:
+    matchLabels:
+      app: web-svc
+  port: http
+  proxyProtocol: HTTP/1
+  accessPolicy: all-unauthenticated
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: HTTPLocalRateLimitPolicy
+metadata:
+  name: web-limit
+  namespace: emojivoto
+spec:
+  targetRef:
+    group: policy.sinew.dev
+    kind: Server
+    name: web-http
+  total:
+    requestsPerSecond: 1000
+  identity:
+    requestsPerSecond: 20
+`
+
+// rateLimited applies webRateLimit and sends bursts from this host (unmeshed) until some request gets 429 with
+// Retry-After, while the meshed bot, under its own share, keeps getting answers.
+func rateLimited(t *testing.T, botStatsURL string) {
+	removePolicies(t)
+	must(t, time.Minute, webRateLimit, "kubectl", "apply", "-f", "-")
+	url := "http://" + podIP(t, "web-svc") + ":8080/api/list"
+	// burst sends 60 requests in a row, each on a new connection, and returns how many got each status, and one
+	// of the 429s.
+	burst := func() (map[int]int, *answer, error) {
+		codes := map[int]int{}
+		var limited *answer
+		for range 60 {
+			a, err := httpGetWith(url, nil)
+			if err != nil {
+				return codes, limited, err
+			}
+			codes[a.code]++
+			if a.code == http.StatusTooManyRequests && limited == nil {
+				limited = &a
+			}
+		}
+		return codes, limited, nil
+	}
+	eventually(t, time.Minute, "a burst from this host limited with 429 and Retry-After", func() error {
+		codes, limited, err := burst()
+		if err != nil {
+			return err
+		}
+		if limited == nil {
+			return fmt.Errorf("60 requests in a row got %v, want some 429", codes)
+		}
+		if codes[200] == 0 {
+			return fmt.Errorf("60 requests in a row got %v: the limit admitted none", codes)
+		}
+		if n, err := strconv.Atoi(limited.header.Get("Retry-After")); err != nil || n < 1 {
+			return fmt.Errorf("a 429 without Retry-After in seconds: %s", limited)
+		}
+		t.Logf("60 requests in a row from this host: %v; a refused one: %s", codes, limited)
+		return nil
+	})
+	// the meshed bot has its own share: another burst from the host costs it nothing
+	before := stats(t, botStatsURL)
+	if codes, _, err := burst(); err != nil || codes[http.StatusTooManyRequests] == 0 {
+		t.Errorf("a second burst from this host: %v %v, want some 429", codes, err)
+	}
+	after := waitRequests(t, botStatsURL, before.Requests, 20)
+	if after.Failed != before.Failed {
+		t.Errorf("allowed-bot, under its own share, failed while the host was limited: %s", kindsDiff(before.Failures, after.Failures))
+	}
+	samples := metricsOf(t, podIP(t, "web-svc"))
+	if n := sum(samples, "inbound_http_ratelimit_rejected_total", map[string]string{"ratelimit_name": "web-limit", "limit": "identity"}); n < 1 {
+		t.Errorf("web's proxy counted %v refusals by web-limit's identity limit:\n%s", n, grepSamples(samples, "inbound_http_ratelimit_rejected_total"))
+	}
+}
+
+// setWebMTLSMode sets config.sinew.dev/mtls-mode on web's pod template and waits for the new pods.
+func setWebMTLSMode(t *testing.T, mode string) {
+	t.Helper()
+	old := strings.Fields(kubectl(t, "-n", appNS, "get", "pods", "-l", "app=web-svc", "-o", "jsonpath={.items[*].metadata.name}"))
+	kubectl(t, "-n", appNS, "patch", "deploy", "web", "--type=merge", "-p",
+		`{"spec":{"template":{"metadata":{"annotations":{"`+names.AnnMTLSMode+`":"`+mode+`"}}}}}`)
+	kubectl(t, "-n", appNS, "rollout", "status", "deploy/web", "--timeout=3m")
+	eventually(t, 2*time.Minute, "web's old pods gone", func() error {
+		out, err := kubectlQuiet(append([]string{"-n", appNS, "get", "pods", "--ignore-not-found", "-o", "name"}, old...)...)
+		if err != nil || strings.TrimSpace(out) != "" {
+			return fmt.Errorf("still there: %q %v", strings.TrimSpace(out), err)
+		}
+		return nil
+	})
+}
+
+// mtlsStrict makes every port of web STRICT: this host (unmeshed) is refused with 403 and counted as a denial of
+// a client without identity, while the meshed bot keeps getting answers.
+func mtlsStrict(t *testing.T, botStatsURL string) {
+	removePolicies(t)
+	// under the default policy (PERMISSIVE, all-unauthenticated) this host is admitted, so a 403 below is STRICT's
+	eventually(t, time.Minute, "an unmeshed client admitted once no policy is left", func() error {
+		a, err := httpGetWith("http://"+podIP(t, "web-svc")+":8080/api/list", nil)
+		if err != nil || a.code != http.StatusOK {
+			return fmt.Errorf("GET /api/list from this host (unmeshed): %s %v, want 200", a, err)
+		}
+		return nil
+	})
+	setWebMTLSMode(t, "STRICT")
+	web := podIP(t, "web-svc")
+	eventually(t, time.Minute, "an unmeshed client refused by STRICT web", func() error {
+		a, err := httpGetWith("http://"+web+":8080/api/list", nil)
+		if err != nil || a.code != http.StatusForbidden {
+			return fmt.Errorf("GET /api/list from this host (unmeshed): %s %v, want 403", a, err)
+		}
+		t.Logf("GET /api/list from this host (unmeshed): %s", a)
+		return nil
+	})
+	before := stats(t, botStatsURL)
+	after := waitRequests(t, botStatsURL, before.Requests, 20)
+	if after.Failed != before.Failed {
+		t.Errorf("allowed-bot (meshed) failed against STRICT web: %s", kindsDiff(before.Failures, after.Failures))
+	}
+	samples := metricsOf(t, web)
+	if n := sum(samples, "inbound_http_authz_deny_total", map[string]string{"tls": "no_identity"}); n < 1 {
+		t.Errorf("web's proxy counted %v denials of clients without identity:\n%s", n, grepSamples(samples, "inbound_http_authz_deny_total"))
+	}
+	if n := sum(samples, "request_total", map[string]string{"direction": "inbound", "tls": "true", "client_id": spiffe("allowed-bot")}); n < 1 {
+		t.Errorf("web's proxy saw no mTLS request from allowed-bot:\n%s", grepSamples(samples, "request_total"))
+	}
+}
+
+// mtlsDisable turns mTLS off for web's http port: the meshed bot's proxy sends it plaintext, counted as
+// tls="disabled" on its outbound metrics, and the bot keeps getting answers.
+func mtlsDisable(t *testing.T, botStatsURL string) {
+	removePolicies(t)
+	setWebMTLSMode(t, "http=DISABLE")
+	bot := strings.TrimSuffix(strings.TrimPrefix(botStatsURL, "http://"), fmt.Sprintf(":%d/stats", botStatsPort))
+	eventually(t, time.Minute, "allowed-bot's proxy sending plaintext to web", func() error {
+		s := metricsOfQuiet(bot)
+		n := sum(s, "request_total", map[string]string{"direction": "outbound", "tls": "disabled", "authority": "web-svc[.].*"})
+		if n < 1 {
+			return fmt.Errorf("allowed-bot's proxy has no outbound request_total{tls=\"disabled\"} to web-svc:\n%s", grepSamples(s, "request_total"))
+		}
+		t.Logf("allowed-bot's proxy: %g outbound requests to web-svc with tls=\"disabled\"", n)
+		return nil
+	})
+	before := stats(t, botStatsURL)
+	after := waitRequests(t, botStatsURL, before.Requests, 20)
+	if after.Failed != before.Failed {
+		t.Errorf("allowed-bot failed against web's DISABLE port: %s", kindsDiff(before.Failures, after.Failures))
+	}
+	// and no longer over mTLS: the count of mTLS requests to web stands still
+	s := metricsOf(t, bot)
+	mtls := sum(s, "request_total", map[string]string{"direction": "outbound", "tls": "true", "authority": "web-svc[.].*"})
+	waitRequests(t, botStatsURL, stats(t, botStatsURL).Requests, 10)
+	s = metricsOf(t, bot)
+	if now := sum(s, "request_total", map[string]string{"direction": "outbound", "tls": "true", "authority": "web-svc[.].*"}); now != mtls {
+		t.Errorf("allowed-bot's proxy still sends web mTLS requests (%g, then %g):\n%s", mtls, now, grepSamples(s, "request_total"))
+	}
 }

@@ -32,23 +32,9 @@ func vizSteps(j *journey, e env, ready string) {
 			fn(t)
 		})
 	}
-	step("viz-install", []string{ready}, func(t *testing.T) {
-		removeVizLeftovers(t)
-		args := []string{e.sinew, "viz", "install"}
-		// the local cluster has no internet: `make images` built a Prometheus image from Debian's binary, which
-		// has no Kubernetes discovery, so it reads its targets over HTTP
-		if img := os.Getenv("SINEW_E2E_PROMETHEUS_IMAGE"); img != "" {
-			args = append(args, "--set", "prometheus.image="+img, "--set", "prometheus.discovery=http")
-		}
-		pipe(t, 2*time.Minute, args, []string{"kubectl", "apply", "-f", "-"})
-	})
+	step("viz-install", []string{ready}, func(t *testing.T) { installViz(t, e) })
 
-	step("viz-check", []string{"viz-install"}, func(t *testing.T) {
-		out := must(t, 4*time.Minute, "", e.sinew, "viz", "check", "--wait", "3m")
-		if !strings.Contains(out, "Status check results are ✔") {
-			t.Fatalf("sinew viz check:\n%s", out)
-		}
-	})
+	step("viz-check", []string{"viz-install"}, func(t *testing.T) { checkViz(t, e) })
 
 	step("viz-stat", []string{"viz-check"}, func(t *testing.T) {
 		// vote-bot calls web all the time, and web calls emoji and voting; Prometheus needs a few scrapes in
@@ -214,6 +200,28 @@ func vizSteps(j *journey, e env, ready string) {
 			return nil
 		})
 	})
+}
+
+// installViz installs the extension, as a user of the local cluster does.
+func installViz(t *testing.T, e env) {
+	t.Helper()
+	removeVizLeftovers(t)
+	args := []string{e.sinew, "viz", "install"}
+	// the local cluster has no internet: `make images` built a Prometheus image from Debian's binary, which
+	// has no Kubernetes discovery, so it reads its targets over HTTP
+	if img := os.Getenv("SINEW_E2E_PROMETHEUS_IMAGE"); img != "" {
+		args = append(args, "--set", "prometheus.image="+img, "--set", "prometheus.discovery=http")
+	}
+	pipe(t, 2*time.Minute, args, []string{"kubectl", "apply", "-f", "-"})
+}
+
+// checkViz waits for `sinew viz check` to pass.
+func checkViz(t *testing.T, e env) {
+	t.Helper()
+	out := must(t, 4*time.Minute, "", e.sinew, "viz", "check", "--wait", "3m")
+	if !strings.Contains(out, "Status check results are ✔") {
+		t.Fatalf("sinew viz check:\n%s", out)
+	}
 }
 
 // removeVizLeftovers deletes what an earlier run may have left of the extension.
