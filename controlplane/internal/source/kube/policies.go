@@ -16,13 +16,35 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
+	routesapi "github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
 )
 
-// The policy.sinew.dev objects are read with dynamic informers (no generated clients) and decoded through JSON
-// into the same types the local source decodes YAML into. The CRDs may be missing (installed later, or not at
-// all): kinds the API server does not serve are looked for again every CRDRecheck, and meanwhile there are none.
+// The policy.sinew.dev objects and the Gateway API routes are read with dynamic informers (no generated clients)
+// and decoded through JSON into the same types the local source decodes YAML into. The CRDs may be missing
+// (installed later, or not at all; the Gateway API's are often absent): kinds the API server does not serve are
+// looked for again every CRDRecheck, and meanwhile there are none.
+
+// informedKind is a kind read with a dynamic informer.
+type informedKind struct {
+	gv             schema.GroupVersion
+	kind, resource string
+}
+
+// informedKinds are the policy kinds, then the route kinds.
+func informedKinds() []informedKind {
+	var out []informedKind
+	for _, k := range api.Kinds {
+		out = append(out, informedKind{schema.GroupVersion{Group: api.Group, Version: api.Version}, k.Kind, k.Resource})
+	}
+	return append(out, informedKind{schema.GroupVersion{Group: routesapi.Group, Version: routesapi.Version},
+		routesapi.KindHTTPRoute, routesapi.ResourceHTTPRoutes})
+}
+
+// servedKey is how discoverPolicyKinds names a served resource.
+func servedKey(gv schema.GroupVersion, resource string) string { return gv.String() + "/" + resource }
 
 // policyInformer is the informer of one served kind.
 type policyInformer struct {
@@ -30,27 +52,41 @@ type policyInformer struct {
 	lister cache.GenericLister
 }
 
-// discoverPolicyKinds asks which of the kinds the API server serves. A NotFound answer means none (the CRDs are
-// not installed); any other failure is retried until ctx ends (false), since answering as if no Server existed
-// could admit clients that a Server denies.
+// discoverPolicyKinds asks which of the informed kinds the API server serves, by servedKey. A NotFound answer for
+// a group version means none of its kinds (the CRDs are not installed); any other failure is retried until ctx
+// ends (false), since answering as if no Server existed could admit clients that a Server denies.
 func (s *Source) discoverPolicyKinds(ctx context.Context) (map[string]bool, bool) {
+	served := map[string]bool{}
+	seen := map[schema.GroupVersion]bool{}
+	for _, k := range informedKinds() {
+		if seen[k.gv] {
+			continue
+		}
+		seen[k.gv] = true
+		if !s.discoverGroupVersion(ctx, k.gv, served) {
+			return nil, false
+		}
+	}
+	return served, true
+}
+
+func (s *Source) discoverGroupVersion(ctx context.Context, gv schema.GroupVersion, served map[string]bool) bool {
 	backoff := 500 * time.Millisecond
 	for {
-		list, err := s.client.Discovery().ServerResourcesForGroupVersion(api.APIVersion)
+		list, err := s.client.Discovery().ServerResourcesForGroupVersion(gv.String())
 		if err == nil {
-			served := map[string]bool{}
 			for _, r := range list.APIResources {
-				served[r.Name] = true
+				served[servedKey(gv, r.Name)] = true
 			}
-			return served, true
+			return true
 		}
 		if apierrors.IsNotFound(err) {
-			return map[string]bool{}, true
+			return true
 		}
-		s.log.Warn("discovering the policy kinds; retrying", "groupVersion", api.APIVersion, "err", err, "in", backoff)
+		s.log.Warn("discovering the policy kinds; retrying", "groupVersion", gv.String(), "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
-			return nil, false
+			return false
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 30*time.Second)
@@ -63,15 +99,15 @@ func (s *Source) startPolicyInformers(ctx context.Context, served map[string]boo
 	if s.dynFactory == nil {
 		s.dynFactory = dynamicinformer.NewDynamicSharedInformerFactory(s.dyn, 0)
 	}
-	for _, k := range api.Kinds {
-		if _, ok := s.policyInformers[k.Kind]; ok {
+	for _, k := range informedKinds() {
+		if _, ok := s.policyInformers[k.kind]; ok {
 			continue
 		}
-		if !served[k.Resource] {
-			missing = append(missing, k.Kind)
+		if !served[servedKey(k.gv, k.resource)] {
+			missing = append(missing, k.kind)
 			continue
 		}
-		gi := s.dynFactory.ForResource(schema.GroupVersionResource{Group: api.Group, Version: api.Version, Resource: k.Resource})
+		gi := s.dynFactory.ForResource(k.gv.WithResource(k.resource))
 		inf := gi.Informer()
 		_ = inf.SetTransform(func(obj any) (any, error) {
 			if a, err := meta.Accessor(obj); err == nil {
@@ -79,7 +115,7 @@ func (s *Source) startPolicyInformers(ctx context.Context, served map[string]boo
 			}
 			return obj, nil
 		})
-		kind := strings.ToLower(k.Kind)
+		kind := strings.ToLower(k.kind)
 		mark := func(any) {
 			s.events.WithLabelValues(kind).Inc()
 			s.enqueue(func() { s.dirtyPolicies = true })
@@ -87,11 +123,11 @@ func (s *Source) startPolicyInformers(ctx context.Context, served map[string]boo
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc: mark, UpdateFunc: func(_, obj any) { mark(obj) }, DeleteFunc: mark,
 		}); err != nil {
-			s.log.Error("watching a policy kind", "kind", k.Kind, "err", err)
-			missing = append(missing, k.Kind)
+			s.log.Error("watching a policy kind", "kind", k.kind, "err", err)
+			missing = append(missing, k.kind)
 			continue
 		}
-		s.policyInformers[k.Kind] = policyInformer{kind: k.Kind, lister: gi.Lister()}
+		s.policyInformers[k.kind] = policyInformer{kind: k.kind, lister: gi.Lister()}
 		synced = append(synced, inf.HasSynced)
 	}
 	s.dynFactory.Start(ctx.Done())
@@ -154,9 +190,60 @@ func DecodePolicy(kind string, u *unstructured.Unstructured) (api.Object, error)
 	return obj, nil
 }
 
-// processPolicies re-reads the policy objects; it reports whether they changed.
+// translateRoutes decodes every HTTPRoute from the cache, sorted by namespace/name. Routes that do not decode or
+// validate are left out and reported in problems by "httproute namespace/name".
+func (s *Source) translateRoutes(problems map[string][]string) []*routesapi.HTTPRoute {
+	inf, ok := s.policyInformers[routesapi.KindHTTPRoute]
+	if !ok {
+		return nil
+	}
+	objs, err := inf.lister.List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	var out []*routesapi.HTTPRoute
+	for _, o := range objs {
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok {
+			continue
+		}
+		rt, err := DecodeHTTPRoute(u)
+		if err != nil {
+			problems["httproute "+u.GetNamespace()+"/"+u.GetName()] = []string{err.Error() + "; ignoring it"}
+			continue
+		}
+		out = append(out, rt)
+	}
+	slices.SortFunc(out, func(a, b *routesapi.HTTPRoute) int {
+		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	})
+	return out
+}
+
+// DecodeHTTPRoute turns an HTTPRoute object into its Go form and validates it (the CRD's schema should have, but
+// an object stored under an older CRD may not pass). Its status is dropped: the translation does not read it, and
+// the model need not change when only the status does.
+func DecodeHTTPRoute(u *unstructured.Unstructured) (*routesapi.HTTPRoute, error) {
+	b, err := json.Marshal(u.Object)
+	if err != nil {
+		return nil, err
+	}
+	rt := &routesapi.HTTPRoute{}
+	if err := json.Unmarshal(b, rt); err != nil {
+		return nil, fmt.Errorf("decoding: %w", err)
+	}
+	rt.Status = gatewayv1.HTTPRouteStatus{}
+	rt.ManagedFields, rt.ResourceVersion = nil, ""
+	if err := routesapi.Validate(rt); err != nil {
+		return nil, err
+	}
+	return rt, nil
+}
+
+// processPolicies re-reads the policy objects and routes; it reports whether they changed.
 func (s *Source) processPolicies() bool {
 	next, problems := s.translatePolicies()
+	routes := s.translateRoutes(problems)
 	changed := false
 	for key := range s.policyProblemKeys {
 		if _, still := problems[key]; !still {
@@ -170,6 +257,10 @@ func (s *Source) processPolicies() bool {
 	}
 	if !reflect.DeepEqual(next, s.policies) {
 		s.policies = next
+		changed = true
+	}
+	if !reflect.DeepEqual(routes, s.httpRoutes) {
+		s.httpRoutes = routes
 		changed = true
 	}
 	return changed

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
+	routesapi "github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
 	"github.com/sinewmesh/sinew/internal/testutil"
 )
 
@@ -35,17 +36,29 @@ func policyObject(kind, namespace, name string, spec map[string]any) *unstructur
 }
 
 // startPolicies runs a source with a dynamic client holding objs; installed says whether discovery finds the
-// CRDs (it can change while the source runs).
+// policy CRDs (it can change while the source runs). The Gateway API's are not installed.
 func startPolicies(t *testing.T, installed *atomic.Bool, objs ...runtime.Object) (*dynamicfake.FakeDynamicClient, *countingStore) {
+	t.Helper()
+	return startSource(t, installed, false, objs...)
+}
+
+var httpRoutesGVR = schema.GroupVersionResource{Group: routesapi.Group, Version: routesapi.Version, Resource: routesapi.ResourceHTTPRoutes}
+
+// startSource is startPolicies; withRoutes says whether discovery finds the Gateway API's HTTPRoute too.
+func startSource(t *testing.T, installed *atomic.Bool, withRoutes bool, objs ...runtime.Object) (*dynamicfake.FakeDynamicClient, *countingStore) {
 	t.Helper()
 	client := fake.NewClientset(ns("emojivoto", nil))
 	list := &metav1.APIResourceList{GroupVersion: authzapi.APIVersion}
-	listKinds := map[schema.GroupVersionResource]string{}
+	listKinds := map[schema.GroupVersionResource]string{httpRoutesGVR: "HTTPRouteList"}
 	for _, k := range authzapi.Kinds {
 		list.APIResources = append(list.APIResources, metav1.APIResource{Name: k.Resource, Kind: k.Kind, Namespaced: true})
 		listKinds[gvr(k.Resource)] = k.Kind + "List"
 	}
 	client.Resources = []*metav1.APIResourceList{list}
+	if withRoutes {
+		client.Resources = append(client.Resources, &metav1.APIResourceList{GroupVersion: routesapi.APIVersion,
+			APIResources: []metav1.APIResource{{Name: routesapi.ResourceHTTPRoutes, Kind: routesapi.KindHTTPRoute, Namespaced: true}}})
+	}
 	// Discovery reads Resources without a lock; a reactor (which runs under it) says whether they are there.
 	client.PrependReactor("get", "resource", func(k8stesting.Action) (bool, runtime.Object, error) {
 		if installed.Load() {
@@ -137,4 +150,67 @@ func TestSourceToleratesMissingCRDs(t *testing.T) {
 	testutil.Eventually(t, 10*time.Second, "the Server once the CRDs are there", func() bool {
 		return len(store.Snapshot().Policies().Servers) == 1
 	})
+}
+
+func httpRouteObject(name string, backendPort int64) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": routesapi.APIVersion, "kind": routesapi.KindHTTPRoute,
+		"metadata": map[string]any{"namespace": "emojivoto", "name": name, "creationTimestamp": "2025-01-02T03:04:05Z", "generation": int64(2)},
+		"spec": map[string]any{
+			"parentRefs": []any{map[string]any{"group": "", "kind": "Service", "name": "web-svc"}},
+			"rules": []any{map[string]any{"backendRefs": []any{
+				map[string]any{"name": "web-v1", "port": backendPort, "weight": int64(90)},
+				map[string]any{"name": "web-v2", "port": int64(80), "weight": int64(10)},
+			}}},
+		},
+		"status": map[string]any{"parents": []any{}},
+	}}
+}
+
+// HTTPRoutes are read into the model when the Gateway API's CRDs are there, follow changes, and a route that
+// does not validate is left out and reported until fixed. Without those CRDs (startPolicies) the source syncs as
+// before.
+func TestSourceReadsHTTPRoutes(t *testing.T) {
+	t.Parallel()
+	var installed atomic.Bool
+	installed.Store(true)
+	dyn, store := startSource(t, &installed, true, httpRouteObject("web-split", 80))
+	rts := store.Snapshot().HTTPRoutes()
+	if len(rts) != 1 {
+		t.Fatalf("routes %+v", rts)
+	}
+	if rt := rts[0]; rt.Name != "web-split" || rt.Generation != 2 || *rt.Spec.Rules[0].BackendRefs[0].Weight != 90 ||
+		rt.CreationTimestamp.Year() != 2025 || rt.Status.Parents != nil {
+		t.Errorf("route %+v", rt)
+	}
+
+	ctx := context.Background()
+	bad := httpRouteObject("web-split", 0)
+	if _, err := dyn.Resource(httpRoutesGVR).Namespace("emojivoto").Update(ctx, bad, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "the bad route reported", func() bool {
+		errs := store.Snapshot().Errors()
+		return len(store.Snapshot().HTTPRoutes()) == 0 && len(errs) == 1 && errs[0].Source == "httproute emojivoto/web-split" &&
+			strings.Contains(errs[0].Message, "spec.rules[0].backendRefs[0].port: must be 1-65535")
+	})
+	if _, err := dyn.Resource(httpRoutesGVR).Namespace("emojivoto").Update(ctx, httpRouteObject("web-split", 8080), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "the fixed route", func() bool {
+		rts := store.Snapshot().HTTPRoutes()
+		return len(store.Snapshot().Errors()) == 0 && len(rts) == 1 && *rts[0].Spec.Rules[0].BackendRefs[0].Port == 8080
+	})
+}
+
+// Without the Gateway API's CRDs, the policies are read and no route is.
+func TestSourceWithoutGatewayAPI(t *testing.T) {
+	t.Parallel()
+	var installed atomic.Bool
+	installed.Store(true)
+	_, store := startPolicies(t, &installed, policyObject("Server", "emojivoto", "web-http",
+		map[string]any{"podSelector": map[string]any{}, "port": int64(8080)}))
+	if snap := store.Snapshot(); len(snap.Policies().Servers) != 1 || len(snap.HTTPRoutes()) != 0 {
+		t.Fatalf("servers %d, routes %d", len(snap.Policies().Servers), len(snap.HTTPRoutes()))
+	}
 }

@@ -33,6 +33,7 @@ import (
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
+	routesapi "github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
 	"github.com/sinewmesh/sinew/controlplane/internal/promreg"
 )
 
@@ -92,6 +93,7 @@ type Source struct {
 	dynFactory        dynamicinformer.DynamicSharedInformerFactory
 	policyInformers   map[string]policyInformer
 	policies          authzapi.Policies
+	httpRoutes        []*routesapi.HTTPRoute
 	policyProblemKeys map[string]struct{}
 
 	events   *prometheus.CounterVec
@@ -259,7 +261,7 @@ func (s *Source) Run(ctx context.Context, sink model.Sink) error {
 		defer s.dynFactory.Shutdown()
 		synced = append(slices.Clone(synced), policySynced...)
 		if len(missing) > 0 {
-			s.log.Warn("policy kinds not served (CRDs not installed?); every port has its default inbound policy until they are",
+			s.log.Warn("policy or route kinds not served (CRDs not installed?); there are none of them until there are",
 				"kinds", missing, "recheckEvery", s.crdRecheck)
 			t := time.NewTicker(s.crdRecheck)
 			defer t.Stop()
@@ -290,7 +292,7 @@ func (s *Source) Run(ctx context.Context, sink model.Sink) error {
 				return nil
 			}
 			if _, missing := s.startPolicyInformers(ctx, served); len(missing) == 0 {
-				s.log.Info("every policy kind is served now")
+				s.log.Info("every policy and route kind is served now")
 				recheck = nil
 			}
 			continue
@@ -466,6 +468,7 @@ func (s *Source) resources() model.Resources {
 		Services:        make([]*model.Service, 0, len(s.svcs)),
 		ServiceAccounts: s.accts,
 		Policies:        s.policies,
+		HTTPRoutes:      s.httpRoutes,
 	}
 	for _, w := range s.workloads {
 		r.Workloads = append(r.Workloads, w)
