@@ -142,6 +142,9 @@ func (t *translator) rule(field string, r gatewayv1.HTTPRouteRule, parent *model
 	if rt := r.Retry; rt != nil {
 		out.Retry = t.retry(field+".retry", rt)
 	}
+	if r.SessionPersistence != nil {
+		t.problem(field+".sessionPersistence", "not supported yet; requests are balanced without it")
+	}
 	if defaults != nil {
 		if r.Retry == nil && defaults.Retry != nil {
 			out.Retry = proto.CloneOf(defaults.Retry)

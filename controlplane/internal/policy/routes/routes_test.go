@@ -233,7 +233,8 @@ spec:
     - name: web-v2
       port: 80
       filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-b, value: v2}]}}]
-    retry: {attempts: 1, backoff: 1s}`)
+    retry: {attempts: 1, backoff: 1s}
+    sessionPersistence: {sessionName: s}`)
 	golden.Check(t, "testdata/unresolvable.json", render(t, outbound(t, snap, 80)))
 	golden.Check(t, "testdata/unresolvable-problems.txt", []byte(strings.Join(Problems(snap, clusterDomain), "\n")+"\n"))
 }
