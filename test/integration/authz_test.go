@@ -403,3 +403,112 @@ spec:
 		t.Errorf("other-sa's refusals by the total counted %v times", v)
 	}
 }
+
+// authzRoutes: srv's Server with two inbound routes: /public/... for anyone (an AuthorizationPolicy with a
+// NetworkAuthentication for every address), /admin for cli-sa only. Other paths match no route.
+const authzRoutes = `apiVersion: policy.sinew.dev/v1alpha1
+kind: Server
+metadata: {name: srv-http, namespace: test}
+spec:
+  workloadSelector: {matchLabels: {app: srv}}
+  port: 8080
+  proxyProtocol: HTTP/1
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: public, namespace: test}
+spec:
+  parentRefs: [{group: policy.sinew.dev, kind: Server, name: srv-http}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /public}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: admin, namespace: test}
+spec:
+  parentRefs: [{group: policy.sinew.dev, kind: Server, name: srv-http}]
+  rules:
+  - matches: [{path: {type: Exact, value: /admin}}]
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: NetworkAuthentication
+metadata: {name: anywhere, namespace: test}
+spec:
+  networks: [{cidr: 0.0.0.0/0}, {cidr: "::/0"}]
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: public-anyone, namespace: test}
+spec:
+  targetRef: {group: gateway.networking.k8s.io, kind: HTTPRoute, name: public}
+  requiredAuthenticationRefs:
+  - {group: policy.sinew.dev, kind: NetworkAuthentication, name: anywhere}
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: MeshTLSAuthentication
+metadata: {name: cli, namespace: test}
+spec:
+  identityRefs: [{kind: ServiceAccount, name: cli-sa}]
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: admin-cli, namespace: test}
+spec:
+  targetRef: {group: gateway.networking.k8s.io, kind: HTTPRoute, name: admin}
+  requiredAuthenticationRefs:
+  - {group: policy.sinew.dev, kind: MeshTLSAuthentication, name: cli}
+`
+
+// TestAuthorizationRoutes: HTTPRoutes on a Server authorize per route. /public/... admits everyone, /admin only
+// cli-sa (another service account and a plaintext client get 403), and a path no route matches gets 404 for
+// everyone, counted as inbound_http_route_not_found_total; decisions carry the route's name.
+func TestAuthorizationRoutes(t *testing.T) {
+	t.Parallel()
+	f := startAuthzFixture(t)
+	f.m.write("policy.yaml", authzRoutes)
+	get := func(addr, path string) (int, error) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body) //nolint:errcheck
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	expect := func(path string, cli, other, plain int) {
+		t.Helper()
+		eventually(t, 10*time.Second, path, func() error {
+			var got [3]int
+			for i, addr := range []string{f.pair.outbound, f.otherOut, f.srvPlan} {
+				var err error
+				if got[i], err = get(addr, path); err != nil {
+					return err
+				}
+			}
+			if got != [3]int{cli, other, plain} {
+				return fmt.Errorf("cli %d, other %d, plaintext %d; want %d, %d, %d", got[0], got[1], got[2], cli, other, plain)
+			}
+			return nil
+		})
+	}
+	// A path on no route is refused only once the routes are in force: until then the default policy admits it.
+	expect("/hello", 404, 404, 404)
+	expect("/public/list", 200, 200, 200)
+	expect("/admin", 200, 403, 403)
+	expect("/admin/x", 404, 404, 404)
+
+	text := f.pair.server.metrics(t)
+	if v := metricValue(text, "inbound_http_route_not_found_total", `srv_name="srv-http"`); v < 6 {
+		t.Errorf("inbound_http_route_not_found_total = %v, want at least 6", v)
+	}
+	if v := metricValue(text, "inbound_http_authz_allow_total", `route_name="public"`, `authz_name="public-anyone"`); v < 3 {
+		t.Errorf("inbound_http_authz_allow_total{route_name=public} = %v, want at least 3", v)
+	}
+	if v := metricValue(text, "inbound_http_authz_deny_total", `route_name="admin"`, `client_id="`+spiffeID("test", "other-sa")+`"`); v < 1 {
+		t.Errorf("inbound_http_authz_deny_total{route_name=admin, other-sa} = %v", v)
+	}
+
+	// The routes go and the Server alone, with no authorization, refuses everyone (403, not 404).
+	f.m.write("policy.yaml", strings.SplitN(authzRoutes, "---\n", 2)[0])
+	expect("/hello", 403, 403, 403)
+}

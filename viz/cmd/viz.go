@@ -308,9 +308,9 @@ AUTHORIZATION for the requests each server denied with 403 (UNAUTHORIZED).
 
 The proxies' response metrics carry no server or authorization label, so SUCCESS and the latencies of a row are
 those of every response at the application ports (per pod) where its server decided: the same for every row of
-one server, and the kubelet's probes included. ROUTE is "default", or "probe" for the kubelet's probes
-(authorization default/probe), until authorizations can target routes. -o wide adds the opaque (TCP) connections
-admitted and refused per second.`,
+one server, and the kubelet's probes included. ROUTE is the HTTPRoute a request was on when the Server has
+routes; otherwise "default", or "probe" for the kubelet's probes (authorization default/probe). -o wide adds the
+opaque (TCP) connections admitted and refused per second.`,
 		Example: `  sinew viz authz deploy/web -n emojivoto
   sinew viz authz po/web-5f8b9c-x2x7q -n emojivoto -t 10m -o wide
   sinew viz authz ns/emojivoto -o json`,

@@ -21,8 +21,9 @@ const (
 	// port a Server resource selects.
 	ServerKindDefault = "default"
 	ServerKindServer  = "server"
-	// RouteDefault is every request of a server; RouteProbe is the kubelet's probes, which the proxies admit
-	// with the authorization default/probe. Per-route authorization (HTTPRoute targets) is not there yet.
+	// RouteDefault is every request of a server without routes (and its connections); RouteProbe is the
+	// kubelet's probes, which the proxies admit with the authorization default/probe. A server with HTTPRoutes
+	// shows each route's decisions under the route's name.
 	RouteDefault = "default"
 	RouteProbe   = "probe"
 )
@@ -75,8 +76,8 @@ func (r AuthzRow) Authorization() string {
 type serverKey struct{ kind, name string }
 
 type authzKey struct {
-	server           serverKey
-	authzKind, authz string
+	server                  serverKey
+	route, authzKind, authz string
 }
 
 type targetKey [3]string // AuthzTargetLabels' values
@@ -110,16 +111,19 @@ func Authz(ctx context.Context, q Querier, req AuthzRequest, at time.Time) ([]Au
 	}
 	rows := map[authzKey]*AuthzRow{}
 	row := func(s Sample, denied bool) *AuthzRow {
-		k := authzKey{server: serverKey{s.Labels[promql.LabelSrvKind], s.Labels[promql.LabelSrvName]}}
+		k := authzKey{server: serverKey{s.Labels[promql.LabelSrvKind], s.Labels[promql.LabelSrvName]}, route: s.Labels[promql.LabelRouteName]}
 		if !denied {
 			k.authzKind, k.authz = s.Labels[promql.LabelAuthzKind], s.Labels[promql.LabelAuthzName]
 		}
+		if k.route == "" { // connections, and proxies older than route_name
+			k.route = RouteDefault
+			if k.authzKind == ServerKindDefault && k.authz == RouteProbe {
+				k.route = RouteProbe
+			}
+		}
 		r, ok := rows[k]
 		if !ok {
-			r = &AuthzRow{Route: RouteDefault, ServerKind: k.server.kind, ServerName: k.server.name, AuthzKind: k.authzKind, AuthzName: k.authz}
-			if k.authzKind == ServerKindDefault && k.authz == RouteProbe {
-				r.Route = RouteProbe
-			}
+			r = &AuthzRow{Route: k.route, ServerKind: k.server.kind, ServerName: k.server.name, AuthzKind: k.authzKind, AuthzName: k.authz}
 			rows[k] = r
 		}
 		return r

@@ -12,7 +12,9 @@ import (
 
 // authzFixture is deploy/web with two pods: its HTTP port (127.0.0.1:8080) under the Server web-http, which
 // admits web-public and the kubelet's probes and denies some requests; its metrics port (127.0.0.1:9102) under
-// the default policy; and an opaque port under the Server web-cache, which admits and refuses connections.
+// the default policy; and an opaque port under the Server web-cache, which admits and refuses connections. The
+// samples of web-http's route admin (route_name) come from proxies that know inbound routes; the rest have no
+// route_name, as connections and older proxies.
 func authzFixture(t *testing.T, req AuthzRequest) *fakeQuerier {
 	t.Helper()
 	qs, err := promql.Authz(req)
@@ -37,8 +39,9 @@ func authzFixture(t *testing.T, req AuthzRequest) *fakeQuerier {
 			s(0.2, webHTTP("web-2", authz("default", "probe")...)...),
 			s(0.1, tgt("web-1", metrics, srv("default", "all-unauthenticated", authz("default", "all-unauthenticated")...)...)...),
 			s(math.NaN(), webHTTP("web-2", authz("authorizationpolicy", "nan")...)...),
+			s(0.4, webHTTP("web-1", append(authz("authorizationpolicy", "admin-bot"), "route_name", "admin")...)...),
 		},
-		qs.HTTPDeny: {s(0.3, webHTTP("web-1")...), s(0, webHTTP("web-2")...)},
+		qs.HTTPDeny: {s(0.3, webHTTP("web-1")...), s(0, webHTTP("web-2")...), s(0.1, webHTTP("web-2", "route_name", "admin")...)},
 		qs.TCPAllow: {s(2.5, srv("server", "web-cache", authz("serverauthorization", "cache-clients")...)...)},
 		qs.TCPDeny:  {s(0.2, srv("server", "web-cache")...)},
 		qs.Total: {s(1.7, tgt("web-1", http)...), s(0.7, tgt("web-2", http)...), s(0.1, tgt("web-1", metrics)...),

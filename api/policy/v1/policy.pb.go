@@ -300,7 +300,9 @@ type InboundServer struct {
 	// The clients admitted to the port: a request or connection is allowed when any one authorization admits it.
 	// Empty: nobody is admitted (a Server with accessPolicy deny and no authorization, or the deny default).
 	Authorizations []*Authorization `protobuf:"bytes,3,rep,name=authorizations,proto3" json:"authorizations,omitempty"`
-	// Inbound routes (HTTPRoute with this Server as parent); reserved for per-route authorization.
+	// Inbound routes (HTTPRoutes whose parent is this Server), matched by their rules' matches only (Gateway API
+	// precedence); each route admits what its own authorizations and the InboundServer's admit. With routes, a
+	// request that matches none is answered 404; without, every request is on the port's default route.
 	Routes []*HttpRoute `protobuf:"bytes,4,rep,name=routes,proto3" json:"routes,omitempty"`
 	// What the port is, for metrics labels and debugging: "kind" is "server" (a Server resource) or "default" (the
 	// workload's default inbound policy), "name" the Server's name or the default policy's ("all-unauthenticated",
@@ -1258,11 +1260,14 @@ func (x *OutboundPolicy) GetLabels() map[string]string {
 }
 
 type HttpRoute struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Labels        map[string]string      `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Rules         []*RouteRule           `protobuf:"bytes,2,rep,name=rules,proto3" json:"rules,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Labels map[string]string      `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Rules  []*RouteRule           `protobuf:"bytes,2,rep,name=rules,proto3" json:"rules,omitempty"`
+	// Inbound routes only (InboundServer.routes): the clients admitted to requests this route matches, besides
+	// those the InboundServer's own authorizations admit (AuthorizationPolicies that target the route).
+	Authorizations []*Authorization `protobuf:"bytes,3,rep,name=authorizations,proto3" json:"authorizations,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *HttpRoute) Reset() {
@@ -1305,6 +1310,13 @@ func (x *HttpRoute) GetLabels() map[string]string {
 func (x *HttpRoute) GetRules() []*RouteRule {
 	if x != nil {
 		return x.Rules
+	}
+	return nil
+}
+
+func (x *HttpRoute) GetAuthorizations() []*Authorization {
+	if x != nil {
+		return x.Authorizations
 	}
 	return nil
 }
@@ -2441,10 +2453,11 @@ const file_sinew_policy_v1_policy_proto_rawDesc = "" +
 	"\x06labels\x18\x04 \x03(\v2+.sinew.policy.v1.OutboundPolicy.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb8\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x80\x02\n" +
 	"\tHttpRoute\x12>\n" +
 	"\x06labels\x18\x01 \x03(\v2&.sinew.policy.v1.HttpRoute.LabelsEntryR\x06labels\x120\n" +
-	"\x05rules\x18\x02 \x03(\v2\x1a.sinew.policy.v1.RouteRuleR\x05rules\x1a9\n" +
+	"\x05rules\x18\x02 \x03(\v2\x1a.sinew.policy.v1.RouteRuleR\x05rules\x12F\n" +
+	"\x0eauthorizations\x18\x03 \x03(\v2\x1e.sinew.policy.v1.AuthorizationR\x0eauthorizations\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb5\x03\n" +
@@ -2624,39 +2637,40 @@ var file_sinew_policy_v1_policy_proto_depIdxs = []int32{
 	29, // 21: sinew.policy.v1.OutboundPolicy.labels:type_name -> sinew.policy.v1.OutboundPolicy.LabelsEntry
 	30, // 22: sinew.policy.v1.HttpRoute.labels:type_name -> sinew.policy.v1.HttpRoute.LabelsEntry
 	19, // 23: sinew.policy.v1.HttpRoute.rules:type_name -> sinew.policy.v1.RouteRule
-	20, // 24: sinew.policy.v1.RouteRule.matches:type_name -> sinew.policy.v1.HttpMatch
-	21, // 25: sinew.policy.v1.RouteRule.backends:type_name -> sinew.policy.v1.WeightedBackend
-	22, // 26: sinew.policy.v1.RouteRule.filters:type_name -> sinew.policy.v1.Filter
-	23, // 27: sinew.policy.v1.RouteRule.retry:type_name -> sinew.policy.v1.Retry
-	39, // 28: sinew.policy.v1.RouteRule.request_timeout:type_name -> google.protobuf.Duration
-	39, // 29: sinew.policy.v1.RouteRule.backend_request_timeout:type_name -> google.protobuf.Duration
-	39, // 30: sinew.policy.v1.RouteRule.idle_timeout:type_name -> google.protobuf.Duration
-	31, // 31: sinew.policy.v1.HttpMatch.path:type_name -> sinew.policy.v1.HttpMatch.PathMatch
-	32, // 32: sinew.policy.v1.HttpMatch.headers:type_name -> sinew.policy.v1.HttpMatch.HeaderMatch
-	33, // 33: sinew.policy.v1.HttpMatch.query_params:type_name -> sinew.policy.v1.HttpMatch.QueryParamMatch
-	22, // 34: sinew.policy.v1.WeightedBackend.filters:type_name -> sinew.policy.v1.Filter
-	34, // 35: sinew.policy.v1.Filter.request_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
-	34, // 36: sinew.policy.v1.Filter.response_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
-	35, // 37: sinew.policy.v1.Filter.redirect:type_name -> sinew.policy.v1.Filter.Redirect
-	36, // 38: sinew.policy.v1.Filter.failure_injector:type_name -> sinew.policy.v1.Filter.FailureInjector
-	39, // 39: sinew.policy.v1.Retry.per_try_timeout:type_name -> google.protobuf.Duration
-	24, // 40: sinew.policy.v1.Retry.status_ranges:type_name -> sinew.policy.v1.StatusRange
-	39, // 41: sinew.policy.v1.FailureAccrual.min_penalty:type_name -> google.protobuf.Duration
-	39, // 42: sinew.policy.v1.FailureAccrual.max_penalty:type_name -> google.protobuf.Duration
-	37, // 43: sinew.policy.v1.Filter.HeaderModifier.add:type_name -> sinew.policy.v1.Filter.HeaderModifier.AddEntry
-	38, // 44: sinew.policy.v1.Filter.HeaderModifier.set:type_name -> sinew.policy.v1.Filter.HeaderModifier.SetEntry
-	39, // 45: sinew.policy.v1.Filter.FailureInjector.delay:type_name -> google.protobuf.Duration
-	4,  // 46: sinew.policy.v1.InboundPolicies.WatchInbound:input_type -> sinew.policy.v1.InboundRequest
-	2,  // 47: sinew.policy.v1.InboundPolicies.RefreshKeys:input_type -> sinew.policy.v1.RefreshKeysRequest
-	16, // 48: sinew.policy.v1.OutboundPolicies.WatchOutbound:input_type -> sinew.policy.v1.OutboundRequest
-	5,  // 49: sinew.policy.v1.InboundPolicies.WatchInbound:output_type -> sinew.policy.v1.InboundServer
-	3,  // 50: sinew.policy.v1.InboundPolicies.RefreshKeys:output_type -> sinew.policy.v1.RefreshKeysResponse
-	17, // 51: sinew.policy.v1.OutboundPolicies.WatchOutbound:output_type -> sinew.policy.v1.OutboundPolicy
-	49, // [49:52] is the sub-list for method output_type
-	46, // [46:49] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	15, // 24: sinew.policy.v1.HttpRoute.authorizations:type_name -> sinew.policy.v1.Authorization
+	20, // 25: sinew.policy.v1.RouteRule.matches:type_name -> sinew.policy.v1.HttpMatch
+	21, // 26: sinew.policy.v1.RouteRule.backends:type_name -> sinew.policy.v1.WeightedBackend
+	22, // 27: sinew.policy.v1.RouteRule.filters:type_name -> sinew.policy.v1.Filter
+	23, // 28: sinew.policy.v1.RouteRule.retry:type_name -> sinew.policy.v1.Retry
+	39, // 29: sinew.policy.v1.RouteRule.request_timeout:type_name -> google.protobuf.Duration
+	39, // 30: sinew.policy.v1.RouteRule.backend_request_timeout:type_name -> google.protobuf.Duration
+	39, // 31: sinew.policy.v1.RouteRule.idle_timeout:type_name -> google.protobuf.Duration
+	31, // 32: sinew.policy.v1.HttpMatch.path:type_name -> sinew.policy.v1.HttpMatch.PathMatch
+	32, // 33: sinew.policy.v1.HttpMatch.headers:type_name -> sinew.policy.v1.HttpMatch.HeaderMatch
+	33, // 34: sinew.policy.v1.HttpMatch.query_params:type_name -> sinew.policy.v1.HttpMatch.QueryParamMatch
+	22, // 35: sinew.policy.v1.WeightedBackend.filters:type_name -> sinew.policy.v1.Filter
+	34, // 36: sinew.policy.v1.Filter.request_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
+	34, // 37: sinew.policy.v1.Filter.response_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
+	35, // 38: sinew.policy.v1.Filter.redirect:type_name -> sinew.policy.v1.Filter.Redirect
+	36, // 39: sinew.policy.v1.Filter.failure_injector:type_name -> sinew.policy.v1.Filter.FailureInjector
+	39, // 40: sinew.policy.v1.Retry.per_try_timeout:type_name -> google.protobuf.Duration
+	24, // 41: sinew.policy.v1.Retry.status_ranges:type_name -> sinew.policy.v1.StatusRange
+	39, // 42: sinew.policy.v1.FailureAccrual.min_penalty:type_name -> google.protobuf.Duration
+	39, // 43: sinew.policy.v1.FailureAccrual.max_penalty:type_name -> google.protobuf.Duration
+	37, // 44: sinew.policy.v1.Filter.HeaderModifier.add:type_name -> sinew.policy.v1.Filter.HeaderModifier.AddEntry
+	38, // 45: sinew.policy.v1.Filter.HeaderModifier.set:type_name -> sinew.policy.v1.Filter.HeaderModifier.SetEntry
+	39, // 46: sinew.policy.v1.Filter.FailureInjector.delay:type_name -> google.protobuf.Duration
+	4,  // 47: sinew.policy.v1.InboundPolicies.WatchInbound:input_type -> sinew.policy.v1.InboundRequest
+	2,  // 48: sinew.policy.v1.InboundPolicies.RefreshKeys:input_type -> sinew.policy.v1.RefreshKeysRequest
+	16, // 49: sinew.policy.v1.OutboundPolicies.WatchOutbound:input_type -> sinew.policy.v1.OutboundRequest
+	5,  // 50: sinew.policy.v1.InboundPolicies.WatchInbound:output_type -> sinew.policy.v1.InboundServer
+	3,  // 51: sinew.policy.v1.InboundPolicies.RefreshKeys:output_type -> sinew.policy.v1.RefreshKeysResponse
+	17, // 52: sinew.policy.v1.OutboundPolicies.WatchOutbound:output_type -> sinew.policy.v1.OutboundPolicy
+	50, // [50:53] is the sub-list for method output_type
+	47, // [47:50] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_sinew_policy_v1_policy_proto_init() }

@@ -17,6 +17,7 @@ import (
 
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
 	"github.com/sinewmesh/sinew/internal/names"
+	"github.com/sinewmesh/sinew/proxy/internal/policy"
 )
 
 // Client is who is asking: the address the connection came from and, for a peer proxy's mTLS connection, the
@@ -33,17 +34,41 @@ type Server struct {
 	// Strict: the port's mTLS mode is STRICT, so only meshed clients are admitted (kubelet probes aside).
 	Strict bool
 	// Limiter is the port's local rate limit on admitted HTTP requests; nil for none.
-	Limiter *Limiter
-	authzs  []*Authorization // in the policy's order; the first that admits a client is the one counted
-	// The same authorizations indexed: those naming exact identities by identity, the rest (unauthenticated,
-	// any identity, prefixes) in order. A decision costs one map lookup however many identities there are.
-	byID       map[string][]*Authorization
-	generic    []*Authorization
-	providers  []*Provider
-	denials    [2]sync.Map // HTTP, TCP: Conn -> deny counter
+	Limiter   *Limiter
+	authzSet  // the port's own authorizations: its connections, and requests on every route
+	providers []*Provider
+	denials   [2]sync.Map // HTTP, TCP: Conn -> deny counter
+	notFound  sync.Map    // Conn -> route-not-found counter
+	// routes matches requests to the port's inbound routes (HTTPRoutes on its Server), nil when it has none;
+	// routeOf is each matched route's authorizations.
+	routes     *policy.Outbound
+	routeOf    map[*policy.Route]*Route
 	probePaths map[string]bool
 	probeNets  []network
 }
+
+// authzSet is a list of authorizations in the policy's order (the first that admits a client is the one
+// counted), also indexed: those naming exact identities by identity, the rest (unauthenticated, any identity,
+// prefixes, tokens) in order. A decision costs one map lookup however many identities there are.
+type authzSet struct {
+	authzs  []*Authorization
+	byID    map[string][]*Authorization
+	generic []*Authorization
+}
+
+// Route is one inbound route of a port (an HTTPRoute on its Server). The requests it matches are admitted by
+// its own authorizations or the port's.
+type Route struct {
+	Name string // route_name
+	authzSet
+	denials sync.Map // Conn -> deny counter
+}
+
+// RouteDefault is the route_name of requests on a port without routes, RouteProbe that of kubelet probes.
+const (
+	RouteDefault = "default"
+	RouteProbe   = "probe"
+)
 
 // Authorization is one way in: the client's address in one of its networks (any when none), and either any
 // client or a meshed client with one of its identities.
@@ -53,6 +78,7 @@ type Authorization struct {
 	Audit           bool
 	jwt             *jwtRequirement // the token a request must also carry; such an authorization admits no TCP
 	idx             int
+	route           string      // route_name of the requests it admits
 	counters        [2]sync.Map // HTTP, TCP: Conn -> allow counter
 	name            string
 	nets            []network
@@ -94,7 +120,7 @@ func inNetworks(nets []network, a netip.Addr) bool {
 
 // Probe is the authorization of kubelet probes: GET and HEAD to the workload's probe paths on a port whose
 // Server has no routes.
-var Probe = &Authorization{Kind: "default", Name: "probe", name: "default:probe"}
+var Probe = &Authorization{Kind: "default", Name: "probe", name: "default:probe", route: RouteProbe}
 
 // Admit returns the authorization that admits c, or nil when none does. A port in STRICT mTLS mode admits no
 // plaintext client, whatever its authorizations say.
@@ -117,6 +143,10 @@ type Decision struct {
 	// TokenErr, for a refused request that an authorization would have admitted with a (valid, allowed) token:
 	// ErrNoToken or ErrInvalidToken (answer 401), or a valid token that is not allowed (403).
 	TokenErr error
+	// Route is the inbound route the request matched; nil on a port without routes.
+	Route *Route
+	// NoRoute: the port has routes and none matches the request (answer 404).
+	NoRoute bool
 }
 
 // Unauthenticated reports whether a refusal should ask the client for a token (401) rather than forbid (403).
@@ -124,9 +154,24 @@ func (d Decision) Unauthenticated() bool {
 	return d.Authz == nil && (errors.Is(d.TokenErr, ErrNoToken) || errors.Is(d.TokenErr, ErrInvalidToken))
 }
 
-// Decide authorizes an HTTP request at now: probes first, then the authorizations in order; one that requires a
-// token admits only with a valid one that its principals and claims allow.
+// Decide authorizes an HTTP request at now. On a port with routes, the request's route (Gateway API precedence)
+// decides with its authorizations and the port's, and a request no route matches is refused (NoRoute).
+// Otherwise probes come first, then the port's authorizations in order. An authorization that requires a token
+// admits only with a valid one that its principals and claims allow.
 func (s *Server) Decide(c Client, r *http.Request, now time.Time) Decision {
+	if s.routes != nil {
+		rule := s.routes.Match(r)
+		if rule == nil {
+			return Decision{NoRoute: true}
+		}
+		rt := s.routeOf[rule.Route]
+		if s.Strict && c.ID == "" {
+			return Decision{Route: rt}
+		}
+		d := rt.decide(c, r, now)
+		d.Route = rt
+		return d
+	}
 	if len(s.probePaths) > 0 && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
 		s.probePaths[r.URL.Path] && inNetworks(s.probeNets, c.Addr) {
 		return Decision{Authz: Probe}
@@ -141,6 +186,11 @@ func (s *Server) decide(c Client, r *http.Request, now time.Time) Decision {
 	if s.Strict && c.ID == "" {
 		return Decision{}
 	}
+	return s.authzSet.decide(c, r, now)
+}
+
+// decide is the first authorization of the set, in order, that admits c (and r's token, when it needs one).
+func (s *authzSet) decide(c Client, r *http.Request, now time.Time) Decision {
 	var best *Authorization
 	if c.ID != "" {
 		for _, a := range s.byID[c.ID] {
@@ -234,13 +284,23 @@ func Compile(msg *policyv1.InboundServer) (*Server, []string) {
 		providers[p.Name] = p
 		s.providers = append(s.providers, p)
 	}
-	for i, a := range msg.GetAuthorizations() {
+	compileAuthorizations(&s.authzSet, msg.GetAuthorizations(), RouteDefault, providers, &problems)
+	if len(msg.GetRoutes()) > 0 {
+		s.compileRoutes(msg, providers, &problems)
+	}
+	return s, problems
+}
+
+// compileAuthorizations adds the authorizations of msgs to set, for requests on the route named route.
+func compileAuthorizations(set *authzSet, msgs []*policyv1.Authorization, route string, providers map[string]*Provider, problems *[]string) {
+	for i, a := range msgs {
 		ca := &Authorization{
 			Kind:            a.GetLabels()["kind"],
 			Name:            a.GetLabels()["name"],
 			Audit:           a.GetAudit(),
 			name:            a.GetName(),
 			unauthenticated: a.GetUnauthenticated(),
+			route:           route,
 		}
 		if ca.name == "" {
 			ca.name = fmt.Sprintf("#%d", i)
@@ -251,7 +311,7 @@ func Compile(msg *policyv1.InboundServer) (*Server, []string) {
 		if ca.Audit {
 			ca.Name = "audit"
 		}
-		nets, bad := compileNetworks(a.GetNetworks(), "authorization "+ca.name, &problems)
+		nets, bad := compileNetworks(a.GetNetworks(), "authorization "+ca.name, problems)
 		if bad && len(nets) == 0 {
 			continue // it named networks, none usable: it admits nobody
 		}
@@ -262,7 +322,7 @@ func Compile(msg *policyv1.InboundServer) (*Server, []string) {
 				if p := providers[name]; p != nil {
 					ca.jwt.providers = append(ca.jwt.providers, p)
 				} else {
-					problems = append(problems, fmt.Sprintf("authorization %s: JWT provider %q is missing or unusable", ca.name, name))
+					*problems = append(*problems, fmt.Sprintf("authorization %s: JWT provider %q is missing or unusable", ca.name, name))
 				}
 			}
 			if len(ca.jwt.providers) == 0 {
@@ -288,13 +348,37 @@ func Compile(msg *policyv1.InboundServer) (*Server, []string) {
 				ca.ids[id] = true
 			}
 		}
-		s.add(ca)
+		set.add(ca)
 	}
-	return s, problems
 }
 
-// add appends a to the server's authorizations and indexes it.
-func (s *Server) add(a *Authorization) {
+// compileRoutes compiles the port's inbound routes: their matches (with the outbound routes' matcher, so
+// precedence is the Gateway API's) and, per route, its own authorizations then the port's. A rule with a match the
+// proxy cannot compile is left out, so its requests are not found rather than admitted by mistake.
+func (s *Server) compileRoutes(msg *policyv1.InboundServer, providers map[string]*Provider, problems *[]string) {
+	o, errs := policy.Translate("inbound", &policyv1.OutboundPolicy{Routes: msg.GetRoutes()})
+	for _, err := range errs {
+		*problems = append(*problems, "routes: "+err.Error())
+	}
+	s.routes, s.routeOf = &policy.Outbound{}, map[*policy.Route]*Route{}
+	for _, r := range o.Routes {
+		i := slices.IndexFunc(msg.GetRoutes(), func(m *policyv1.HttpRoute) bool { return maps.Equal(m.GetLabels(), r.Labels) })
+		if i < 0 {
+			continue // Translate's default route: every route was left out, so no request is on a route
+		}
+		rt := &Route{Name: r.Labels["name"]}
+		if rt.Name == "" {
+			rt.Name = fmt.Sprintf("#%d", i)
+		}
+		compileAuthorizations(&rt.authzSet, msg.GetRoutes()[i].GetAuthorizations(), rt.Name, providers, problems)
+		compileAuthorizations(&rt.authzSet, msg.GetAuthorizations(), rt.Name, providers, problems)
+		s.routes.Routes = append(s.routes.Routes, r)
+		s.routeOf[r] = rt
+	}
+}
+
+// add appends a to the set and indexes it.
+func (s *authzSet) add(a *Authorization) {
 	a.idx = len(s.authzs)
 	s.authzs = append(s.authzs, a)
 	if a.unauthenticated || a.anyID || len(a.prefixes) > 0 || a.jwt != nil {
@@ -390,6 +474,14 @@ type View struct {
 	ProbePaths     []string    `json:"probePaths,omitempty"`
 	ProbeNetworks  []string    `json:"probeNetworks,omitempty"`
 	RateLimit      *LimitView  `json:"rateLimit,omitempty"`
+	// Routes are the port's inbound routes with the authorizations of their own (the port's apply too).
+	Routes []RouteView `json:"routes,omitempty"`
+}
+
+// RouteView is an inbound route as /debug/config shows it.
+type RouteView struct {
+	Name           string      `json:"routeName"`
+	Authorizations []AuthzView `json:"authorizations"`
 }
 
 // LimitView is a port's rate limit as /debug/config shows it.
@@ -423,7 +515,7 @@ func (n network) String() string {
 
 // View describes s.
 func (s *Server) View() View {
-	v := View{Kind: s.Kind, Name: s.Name, Protocol: s.Protocol.String(), Strict: s.Strict, Authorizations: []AuthzView{}}
+	v := View{Kind: s.Kind, Name: s.Name, Protocol: s.Protocol.String(), Strict: s.Strict, Authorizations: views(s.authzs)}
 	for p := range s.probePaths {
 		v.ProbePaths = append(v.ProbePaths, p)
 	}
@@ -434,7 +526,21 @@ func (s *Server) View() View {
 	if l := s.Limiter; l != nil {
 		v.RateLimit = &LimitView{Name: l.Name, TotalRPS: l.msg.GetTotalRps(), IdentityRPS: l.msg.GetIdentityRps(), Overrides: len(l.overrides)}
 	}
-	for _, a := range s.authzs {
+	if s.routes != nil {
+		for _, r := range s.routes.Routes {
+			rt := s.routeOf[r]
+			// A route's set ends with the port's authorizations, which the view shows once, above.
+			own := rt.authzs[:len(rt.authzs)-len(s.authzs)]
+			v.Routes = append(v.Routes, RouteView{Name: rt.Name, Authorizations: views(own)})
+		}
+	}
+	return v
+}
+
+// views describes authorizations.
+func views(as []*Authorization) []AuthzView {
+	out := []AuthzView{}
+	for _, a := range as {
 		av := AuthzView{Kind: a.Kind, Name: a.Name, Audit: a.Audit, Unauthenticated: a.unauthenticated}
 		for _, n := range a.nets {
 			av.Networks = append(av.Networks, n.String())
@@ -446,7 +552,7 @@ func (s *Server) View() View {
 		for _, p := range a.prefixes {
 			av.Identities = append(av.Identities, p+"*")
 		}
-		v.Authorizations = append(v.Authorizations, av)
+		out = append(out, av)
 	}
-	return v
+	return out
 }

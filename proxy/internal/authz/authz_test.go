@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"testing"
 	"time"
@@ -241,14 +242,15 @@ func TestMetrics(t *testing.T) {
 	srv, _ := Compile(&policyv1.InboundServer{Labels: map[string]string{"kind": "server", "name": "web-http"},
 		Authorizations: []*policyv1.Authorization{{Name: "a", Identities: []string{voteBot}, Labels: map[string]string{"kind": "serverauthorization", "name": "vote-bot"}}}})
 	conn := Conn{TargetAddr: "127.0.0.1:8080", TLS: "true", ClientID: voteBot}
-	m.HTTP(srv, srv.Admit(Client{addr("10.0.0.1"), voteBot}), conn)
-	m.HTTP(srv, srv.Admit(Client{addr("10.0.0.1"), voteBot}), conn)
-	m.HTTP(srv, nil, Conn{TargetAddr: "127.0.0.1:8080", TLS: "no_identity"})
+	voteBotReq := httptest.NewRequest(http.MethodGet, "/", nil)
+	m.HTTP(srv, srv.Decide(Client{addr("10.0.0.1"), voteBot}, voteBotReq, time.Now()), conn)
+	m.HTTP(srv, srv.Decide(Client{addr("10.0.0.1"), voteBot}, voteBotReq, time.Now()), conn)
+	m.HTTP(srv, Decision{}, Conn{TargetAddr: "127.0.0.1:8080", TLS: "no_identity"})
 	m.TCP(nil, nil, conn)
-	if got := watchtest.Value(t, m.httpAllow.WithLabelValues("127.0.0.1:8080", "server", "web-http", "serverauthorization", "vote-bot", "true", voteBot)); got != 2 {
+	if got := watchtest.Value(t, m.httpAllow.WithLabelValues("127.0.0.1:8080", "server", "web-http", "default", "serverauthorization", "vote-bot", "true", voteBot)); got != 2 {
 		t.Errorf("inbound_http_authz_allow_total %v, want 2", got)
 	}
-	if got := watchtest.Value(t, m.httpDeny.WithLabelValues("127.0.0.1:8080", "server", "web-http", "no_identity", "")); got != 1 {
+	if got := watchtest.Value(t, m.httpDeny.WithLabelValues("127.0.0.1:8080", "server", "web-http", "default", "no_identity", "")); got != 1 {
 		t.Errorf("inbound_http_authz_deny_total %v, want 1", got)
 	}
 	if got := watchtest.Value(t, m.tcpDeny.WithLabelValues("127.0.0.1:8080", "default", "unknown", "true", voteBot)); got != 1 {

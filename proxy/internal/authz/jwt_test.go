@@ -247,7 +247,7 @@ func TestJWTUnknownKeyAsksForRefresh(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, problems := Compile(&policyv1.InboundServer{
-				JwtProviders: []*policyv1.JwtProvider{{Name: "idp", Issuer: issuer, Jwks: known.jwks(t), KeySource: tc.source}},
+				JwtProviders:   []*policyv1.JwtProvider{{Name: "idp", Issuer: issuer, Jwks: known.jwks(t), KeySource: tc.source}},
 				Authorizations: []*policyv1.Authorization{{Name: "tokens", Unauthenticated: true, Jwt: &policyv1.JwtRequirement{Providers: []string{"idp"}}}},
 			})
 			if len(problems) > 0 {

@@ -9,8 +9,8 @@ import (
 // Metrics counts decisions with Linkerd's names and labels (inbound_{http,tcp}_authz_{allow,deny}_total).
 type Metrics struct {
 	httpAllow, httpDeny, tcpAllow, tcpDeny *prometheus.CounterVec
-	rateLimited                            *prometheus.CounterVec
-	cache                                  sync.Map // Conn -> the deny counter of ports without a policy
+	rateLimited, routeNotFound             *prometheus.CounterVec
+	cache, tcpCache                        sync.Map // Conn -> the deny counter of ports without a policy (HTTP, TCP)
 }
 
 // Conn is what the counters say of the connection: target_addr, tls and client_id.
@@ -22,12 +22,19 @@ type Conn struct {
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	allow := []string{"target_addr", "srv_kind", "srv_name", "authz_kind", "authz_name", "tls", "client_id"}
 	deny := []string{"target_addr", "srv_kind", "srv_name", "tls", "client_id"}
+	// HTTP decisions also say which route the request was on: an HTTPRoute of the Server, "default" on a port
+	// without routes, "probe" for the kubelet's probes.
+	httpAllow := []string{"target_addr", "srv_kind", "srv_name", "route_name", "authz_kind", "authz_name", "tls", "client_id"}
+	httpDeny := []string{"target_addr", "srv_kind", "srv_name", "route_name", "tls", "client_id"}
 	m := &Metrics{
 		httpAllow: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "inbound_http_authz_allow_total", Help: "HTTP requests an authorization admitted.",
-		}, allow),
+		}, httpAllow),
 		httpDeny: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "inbound_http_authz_deny_total", Help: "HTTP requests no authorization admitted (answered 403).",
+			Name: "inbound_http_authz_deny_total", Help: "HTTP requests no authorization admitted (answered 403, or 401 for a missing or invalid token).",
+		}, httpDeny),
+		routeNotFound: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "inbound_http_route_not_found_total", Help: "HTTP requests to a port with routes that matched none of them (answered 404).",
 		}, deny),
 		tcpAllow: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "inbound_tcp_authz_allow_total", Help: "TCP connections an authorization admitted.",
@@ -39,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "inbound_http_ratelimit_rejected_total", Help: "HTTP requests a local rate limit refused (answered 429), by the limit that refused them (total, identity, override).",
 		}, []string{"target_addr", "srv_kind", "srv_name", "ratelimit_name", "limit", "tls", "client_id"}),
 	}
-	for _, c := range []prometheus.Collector{m.httpAllow, m.httpDeny, m.tcpAllow, m.tcpDeny, m.rateLimited} {
+	for _, c := range []prometheus.Collector{m.httpAllow, m.httpDeny, m.tcpAllow, m.tcpDeny, m.rateLimited, m.routeNotFound} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -47,45 +54,89 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-// HTTP counts a request's decision: a is the authorization that admitted it, nil when denied. srv is nil when
-// the port had no policy.
-func (m *Metrics) HTTP(srv *Server, a *Authorization, c Conn) {
-	m.count(m.httpAllow, m.httpDeny, srv, a, c, 0)
-}
-
-// TCP counts a connection's decision, as HTTP does a request's.
-func (m *Metrics) TCP(srv *Server, a *Authorization, c Conn) {
-	m.count(m.tcpAllow, m.tcpDeny, srv, a, c, 1)
-}
-
-// count finds the counter in a cache on the authorization (or the server, for a denial): a lookup by the
-// connection's labels only, since the policy objects are replaced, caches and all, when the policy changes.
-func (m *Metrics) count(allow, deny *prometheus.CounterVec, srv *Server, a *Authorization, c Conn, proto int) {
+// HTTP counts a request's decision: d.Authz admitted it, or nobody did (a request that matched no route is
+// counted by RouteNotFound instead). srv is nil when the port had no policy.
+func (m *Metrics) HTTP(srv *Server, d Decision, c Conn) {
+	a := d.Authz
 	var cache *sync.Map
 	switch {
 	case a != nil:
-		cache = &a.counters[proto]
+		cache = &a.counters[0]
+	case d.Route != nil:
+		cache = &d.Route.denials
 	case srv != nil:
-		cache = &srv.denials[proto]
+		cache = &srv.denials[0]
 	default:
 		cache = &m.cache
 	}
-	if v, ok := cache.Load(c); ok {
-		v.(prometheus.Counter).Inc()
+	if cached(cache, c) {
 		return
 	}
-	srvKind, srvName := "default", "unknown"
-	if srv != nil {
-		srvKind, srvName = srv.Kind, srv.Name
-	}
+	srvKind, srvName := serverLabels(srv)
 	var ctr prometheus.Counter
-	if a != nil {
-		ctr = allow.WithLabelValues(c.TargetAddr, srvKind, srvName, a.Kind, a.Name, c.TLS, c.ClientID)
-	} else {
-		ctr = deny.WithLabelValues(c.TargetAddr, srvKind, srvName, c.TLS, c.ClientID)
+	switch {
+	case a != nil:
+		ctr = m.httpAllow.WithLabelValues(c.TargetAddr, srvKind, srvName, a.route, a.Kind, a.Name, c.TLS, c.ClientID)
+	case d.Route != nil:
+		ctr = m.httpDeny.WithLabelValues(c.TargetAddr, srvKind, srvName, d.Route.Name, c.TLS, c.ClientID)
+	default:
+		ctr = m.httpDeny.WithLabelValues(c.TargetAddr, srvKind, srvName, RouteDefault, c.TLS, c.ClientID)
 	}
 	cache.Store(c, ctr)
 	ctr.Inc()
+}
+
+// RouteNotFound counts a request to srv that matched none of its routes.
+func (m *Metrics) RouteNotFound(srv *Server, c Conn) {
+	if cached(&srv.notFound, c) {
+		return
+	}
+	ctr := m.routeNotFound.WithLabelValues(c.TargetAddr, srv.Kind, srv.Name, c.TLS, c.ClientID)
+	srv.notFound.Store(c, ctr)
+	ctr.Inc()
+}
+
+// TCP counts a connection's decision: a admitted it, nil when denied. srv is nil when the port had no policy.
+func (m *Metrics) TCP(srv *Server, a *Authorization, c Conn) {
+	var cache *sync.Map
+	switch {
+	case a != nil:
+		cache = &a.counters[1]
+	case srv != nil:
+		cache = &srv.denials[1]
+	default:
+		cache = &m.tcpCache
+	}
+	if cached(cache, c) {
+		return
+	}
+	srvKind, srvName := serverLabels(srv)
+	var ctr prometheus.Counter
+	if a != nil {
+		ctr = m.tcpAllow.WithLabelValues(c.TargetAddr, srvKind, srvName, a.Kind, a.Name, c.TLS, c.ClientID)
+	} else {
+		ctr = m.tcpDeny.WithLabelValues(c.TargetAddr, srvKind, srvName, c.TLS, c.ClientID)
+	}
+	cache.Store(c, ctr)
+	ctr.Inc()
+}
+
+// cached increments the counter cache holds for c, if any. The caches live on the policy objects (an
+// authorization, a route, a server) and are keyed by the connection's labels only; they go with the objects when
+// the policy changes.
+func cached(cache *sync.Map, c Conn) bool {
+	if v, ok := cache.Load(c); ok {
+		v.(prometheus.Counter).Inc()
+		return true
+	}
+	return false
+}
+
+func serverLabels(srv *Server) (kind, name string) {
+	if srv == nil {
+		return "default", "unknown"
+	}
+	return srv.Kind, srv.Name
 }
 
 type limitKey struct {

@@ -13,8 +13,9 @@ import (
 
 // Policy is the Authorizer of inbound policy: each request is checked against the current policy of the port its
 // connection came to, so a changed policy applies to the next request on open connections, then against the
-// port's local rate limit (429). A port whose policy
-// has not arrived holds the request up to Wait for it, then refuses it (503): authorization never fails open.
+// port's local rate limit (429). On a port with inbound routes, a request that matches none is answered 404. A
+// port whose policy has not arrived holds the request up to Wait for it, then refuses it (503): authorization
+// never fails open.
 type Policy struct {
 	Metrics *authz.Metrics
 	Wait    time.Duration
@@ -35,14 +36,18 @@ func (p *Policy) Authorize(req *pipeline.Request) error {
 		s, err := ic.Authz.Server(ctx)
 		cancel()
 		if err != nil {
-			p.Metrics.HTTP(nil, nil, ic.AuthzConn)
+			p.Metrics.HTTP(nil, authz.Decision{}, ic.AuthzConn)
 			return fmt.Errorf("%w: port %d: %w", pipeline.ErrNoPolicy, ic.Authz.Port, err)
 		}
 		srv = s
 	}
 	d := srv.Decide(authz.Client{Addr: ic.Peer, ID: ic.ClientID}, req.HTTP, req.Start)
+	if d.NoRoute {
+		p.Metrics.RouteNotFound(srv, ic.AuthzConn)
+		return fmt.Errorf("%w: none of %s %s's routes matches %s %s", pipeline.ErrNoRoute, srv.Kind, srv.Name, req.HTTP.Method, req.HTTP.URL.Path)
+	}
 	a := d.Authz
-	p.Metrics.HTTP(srv, a, ic.AuthzConn)
+	p.Metrics.HTTP(srv, d, ic.AuthzConn)
 	// Headers the port's token providers fill from claims are the proxy's to set, never the client's.
 	srv.StripClaimHeaders(req.HTTP)
 	if a == nil {
@@ -51,8 +56,12 @@ func (p *Policy) Authorize(req *pipeline.Request) error {
 			return &pipeline.UnauthenticatedError{Realm: srv.Name, Invalid: errors.Is(d.TokenErr, authz.ErrInvalidToken),
 				Reason: d.TokenErr.Error()}
 		}
-		return fmt.Errorf("%w: %s %s admits no such client (tls=%s, client_id=%q, address %s)",
-			pipeline.ErrDenied, srv.Kind, srv.Name, ic.TLS, ic.ClientID, ic.Peer)
+		where := srv.Kind + " " + srv.Name
+		if d.Route != nil {
+			where += " route " + d.Route.Name
+		}
+		return fmt.Errorf("%w: %s admits no such client (tls=%s, client_id=%q, address %s)",
+			pipeline.ErrDenied, where, ic.TLS, ic.ClientID, ic.Peer)
 	}
 	if d.Provider != nil {
 		d.Provider.Apply(req.HTTP, d.Token)

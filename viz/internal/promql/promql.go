@@ -351,6 +351,8 @@ const (
 	LabelSrvName    = "srv_name"
 	LabelAuthzKind  = "authz_kind"
 	LabelAuthzName  = "authz_name"
+	// LabelRouteName is the inbound route of an HTTP decision: an HTTPRoute on the Server, "default", "probe".
+	LabelRouteName = "route_name"
 )
 
 // AuthzTargetLabels identify one application address of one pod: where a decision was made and where the same
@@ -388,8 +390,8 @@ func Authz(req AuthzRequest) (AuthzQueries, error) {
 	}
 	inbound := append(selector{{"direction", "inbound"}}, sel...)
 	return AuthzQueries{
-		HTTPAllow: sum(target+", "+authz, "inbound_http_authz_allow_total", sel),
-		HTTPDeny:  sum(target+", "+server, "inbound_http_authz_deny_total", sel),
+		HTTPAllow: sum(target+", "+authz+", "+LabelRouteName, "inbound_http_authz_allow_total", sel),
+		HTTPDeny:  sum(target+", "+server+", "+LabelRouteName, "inbound_http_authz_deny_total", sel),
 		TCPAllow:  sum(authz, "inbound_tcp_authz_allow_total", sel),
 		TCPDeny:   sum(server, "inbound_tcp_authz_deny_total", sel),
 		Total:     sum(target, "response_total", inbound),

@@ -17,6 +17,8 @@ import (
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
+	"github.com/sinewmesh/sinew/controlplane/internal/policy/routes"
+	routesapi "github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
 	"github.com/sinewmesh/sinew/internal/meshtls"
 	"github.com/sinewmesh/sinew/internal/names"
 )
@@ -98,7 +100,7 @@ func Inbound(snap *model.Snapshot, cfg Config, w *model.Workload, port uint16) *
 		}
 	}
 	out.MtlsMode = mtlsModes[MTLSMode(snap, w, port)]
-	if w != nil {
+	if w != nil && len(out.Routes) == 0 { // with routes, probes need a route of their own, as in Linkerd
 		out.ProbePaths = probePaths(w, port)
 		if len(out.ProbePaths) > 0 {
 			out.ProbeNetworks = protoNetworks(plain(cfg.ProbeNetworks))
@@ -203,23 +205,79 @@ func translateServer(snap *model.Snapshot, cfg Config, srv *api.Server) *policyv
 	}
 	for _, ap := range pol.AuthorizationPolicies {
 		if targetsServer(ap, srv) {
-			if a, providers, _ := translateAuthorizationPolicy(pol, cfg, ap); a != nil {
-				out.Authorizations = append(out.Authorizations, a)
-				for _, p := range providers {
-					if !slices.ContainsFunc(out.JwtProviders, func(q *policyv1.JwtProvider) bool { return q.Name == p.Name }) {
-						out.JwtProviders = append(out.JwtProviders, p)
-					}
-				}
-			}
+			addPolicy(pol, cfg, ap, out, &out.Authorizations)
 		}
 	}
-	slices.SortFunc(out.Authorizations, func(a, b *policyv1.Authorization) int { return strings.Compare(a.Name, b.Name) })
+	for _, rt := range snap.HTTPRoutes() {
+		if attachesToServer(rt, srv) {
+			out.Routes = append(out.Routes, inboundRoute(pol, cfg, rt, out))
+		}
+	}
+	sortAuthorizations(out.Authorizations)
 	slices.SortFunc(out.JwtProviders, func(a, b *policyv1.JwtProvider) int { return strings.Compare(a.Name, b.Name) })
 	if access := srv.Spec.AccessPolicy; access != "" && access != Deny {
 		out.Authorizations = append(out.Authorizations, defaultAuthorizations(cfg, access)...)
 	}
 	out.RateLimit = translateRateLimit(snap, cfg, srv)
 	return out
+}
+
+// addPolicy appends the authorization of an AuthorizationPolicy to dst, and the JWT providers it needs to the
+// port's; a policy that admits nobody adds nothing.
+func addPolicy(pol *api.Policies, cfg Config, ap *api.AuthorizationPolicy, out *policyv1.InboundServer, dst *[]*policyv1.Authorization) {
+	a, providers, _ := translateAuthorizationPolicy(pol, cfg, ap)
+	if a == nil {
+		return
+	}
+	*dst = append(*dst, a)
+	for _, p := range providers {
+		if !slices.ContainsFunc(out.JwtProviders, func(q *policyv1.JwtProvider) bool { return q.Name == p.Name }) {
+			out.JwtProviders = append(out.JwtProviders, p)
+		}
+	}
+}
+
+func sortAuthorizations(as []*policyv1.Authorization) {
+	slices.SortFunc(as, func(a, b *policyv1.Authorization) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// attachesToServer: one of the route's parentRefs names srv, in the route's own namespace.
+func attachesToServer(rt *routesapi.HTTPRoute, srv *api.Server) bool {
+	if rt.Namespace != srv.Metadata.Namespace {
+		return false
+	}
+	for _, p := range rt.Spec.ParentRefs {
+		if routesapi.ParentIsServer(p) && string(p.Name) == srv.Metadata.Name && (p.Namespace == nil || string(*p.Namespace) == rt.Namespace) {
+			return true
+		}
+	}
+	return false
+}
+
+// inboundRoute is an HTTPRoute on a Server: its rules' matches (a rule without matches matches everything) and
+// the AuthorizationPolicies that target it. Filters and backends do not apply to inbound routes (Problems).
+func inboundRoute(pol *api.Policies, cfg Config, rt *routesapi.HTTPRoute, out *policyv1.InboundServer) *policyv1.HttpRoute {
+	r := &policyv1.HttpRoute{Labels: routes.Labels(rt)}
+	for _, rule := range rt.Spec.Rules {
+		r.Rules = append(r.Rules, &policyv1.RouteRule{Matches: routes.Matches(rule)})
+	}
+	if len(r.Rules) == 0 {
+		r.Rules = []*policyv1.RouteRule{{}}
+	}
+	for _, ap := range pol.AuthorizationPolicies {
+		if targetsRoute(ap, rt) {
+			addPolicy(pol, cfg, ap, out, &r.Authorizations)
+		}
+	}
+	sortAuthorizations(r.Authorizations)
+	return r
+}
+
+// targetsRoute: the policy's targetRef names the HTTPRoute, in the policy's namespace.
+func targetsRoute(ap *api.AuthorizationPolicy, rt *routesapi.HTTPRoute) bool {
+	t := ap.Spec.TargetRef
+	return ap.Metadata.Namespace == rt.Namespace && t.Kind == routesapi.KindHTTPRoute && t.Name == rt.Name &&
+		(t.Group == routesapi.Group || t.Group == api.Group)
 }
 
 // serverFor picks the Server of a workload's port: among those that select it, the oldest, then the first by
@@ -296,7 +354,7 @@ func targetsServer(ap *api.AuthorizationPolicy, srv *api.Server) bool {
 	case t.Kind == "Namespace" && t.Group == "":
 		return t.Name == ap.Metadata.Namespace
 	}
-	return false // routes: not yet
+	return false // routes: targetsRoute
 }
 
 // translateServerAuthorization is the clients a ServerAuthorization admits; nil when it admits nobody (every

@@ -292,7 +292,7 @@ metadata: {name: pods}
 spec: {networks: [{cidr: 10.0.0.0/8}]}
 `, problems: []string{
 			"AuthorizationPolicy emojivoto/other-namespace: targets namespace kube-system: a policy applies only to its own namespace; it has no effect",
-			"AuthorizationPolicy emojivoto/route: targets HTTPRoute web-route: route targets are not supported yet; the policy has no effect",
+			"AuthorizationPolicy emojivoto/route: targets HTTPRoute web-route, which does not exist",
 		}},
 		{name: "authorizationpolicy-jwt-and-missing-admit-nobody", port: 8080, docs: webServer + `
 ---

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
+	routesapi "github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
 )
 
 // Problems lists, sorted, what the translation of the snapshot's policies ignores or cannot honour: Servers that
@@ -23,6 +24,7 @@ func Problems(snap *model.Snapshot, cfg Config) []string {
 	out = append(out, plaintextImpossible(snap)...)
 	out = append(out, rateLimitProblems(pol)...)
 	out = append(out, keyProblems(pol, cfg)...)
+	out = append(out, inboundRouteProblems(snap)...)
 	for _, sa := range pol.ServerAuthorizations {
 		_, problems := translateServerAuthorization(cfg, sa)
 		for _, p := range problems {
@@ -38,8 +40,12 @@ func Problems(snap *model.Snapshot, cfg Config) []string {
 			add(api.KindAuthorizationPolicy, &ap.Metadata, p)
 		}
 		switch t := ap.Spec.TargetRef; {
-		case t.Kind == "HTTPRoute" || t.Kind == "GRPCRoute":
-			add(api.KindAuthorizationPolicy, &ap.Metadata, fmt.Sprintf("targets %s %s: route targets are not supported yet; the policy has no effect", t.Kind, t.Name))
+		case t.Kind == "GRPCRoute":
+			add(api.KindAuthorizationPolicy, &ap.Metadata, fmt.Sprintf("targets GRPCRoute %s: GRPCRoute targets are not supported yet; the policy has no effect", t.Name))
+		case t.Kind == routesapi.KindHTTPRoute:
+			if p := routeTargetProblem(snap, ap); p != "" {
+				add(api.KindAuthorizationPolicy, &ap.Metadata, p)
+			}
 		case t.Kind == "Namespace" && t.Name != ap.Metadata.Namespace:
 			add(api.KindAuthorizationPolicy, &ap.Metadata, fmt.Sprintf("targets namespace %s: a policy applies only to its own namespace; it has no effect", t.Name))
 		case t.Kind == api.KindServer && !hasServer(pol, ap.Metadata.Namespace, t.Name):
@@ -48,6 +54,47 @@ func Problems(snap *model.Snapshot, cfg Config) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// routeTargetProblem says why a policy that targets an HTTPRoute has no effect: the route does not exist, or no
+// Server is its parent (an authorization applies to inbound routes only). It also reports inbound routes' filters
+// and backends, which the port's proxy does not apply.
+func routeTargetProblem(snap *model.Snapshot, ap *api.AuthorizationPolicy) string {
+	for _, rt := range snap.HTTPRoutes() {
+		if !targetsRoute(ap, rt) {
+			continue
+		}
+		for _, srv := range snap.Policies().Servers {
+			if attachesToServer(rt, srv) {
+				return ""
+			}
+		}
+		return fmt.Sprintf("targets HTTPRoute %s, whose parents are not Servers: authorizations apply to inbound routes (a Server parent); the policy has no effect", rt.Name)
+	}
+	return fmt.Sprintf("targets HTTPRoute %s, which does not exist", ap.Spec.TargetRef.Name)
+}
+
+// inboundRouteProblems reports what routes on Servers say that inbound routing does not do: filters and backends
+// are ignored (the request goes to the workload unchanged), and a route whose Server does not exist.
+func inboundRouteProblems(snap *model.Snapshot) []string {
+	var out []string
+	for _, rt := range snap.HTTPRoutes() {
+		for i, p := range rt.Spec.ParentRefs {
+			if !routesapi.ParentIsServer(p) {
+				continue
+			}
+			if !hasServer(snap.Policies(), rt.Namespace, string(p.Name)) {
+				out = append(out, fmt.Sprintf("HTTPRoute %s/%s: spec.parentRefs[%d]: Server %s does not exist", rt.Namespace, rt.Name, i, p.Name))
+			}
+			for j, r := range rt.Spec.Rules {
+				if len(r.Filters) > 0 || len(r.BackendRefs) > 0 {
+					out = append(out, fmt.Sprintf("HTTPRoute %s/%s: spec.rules[%d]: filters and backendRefs of a route on a Server are not applied (requests go to the workload unchanged)", rt.Namespace, rt.Name, j))
+				}
+			}
+			break
+		}
+	}
+	return out
 }
 
 func hasServer(pol *api.Policies, ns, name string) bool {

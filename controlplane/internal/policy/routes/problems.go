@@ -28,8 +28,12 @@ func routeProblems(snap *model.Snapshot, rt *api.HTTPRoute, clusterDomain string
 	attached := false
 	for i, p := range rt.Spec.ParentRefs {
 		field := fmt.Sprintf("spec.parentRefs[%d]", i)
+		if api.ParentIsServer(p) {
+			attached = true // an inbound route: the authz translation's, which reports its own problems
+			continue
+		}
 		if !api.ParentIsService(p) {
-			out = append(out, fmt.Sprintf("%s: parents other than Services (%s) are not supported yet; ignored", field, refKind(p.Group, p.Kind)))
+			out = append(out, fmt.Sprintf("%s: parents other than Services and Servers (%s) are not supported yet; ignored", field, refKind(p.Group, p.Kind)))
 			continue
 		}
 		ns := parentNamespace(rt, p)

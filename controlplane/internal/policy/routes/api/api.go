@@ -54,6 +54,12 @@ func ParentIsService(p gatewayv1.ParentReference) bool {
 	return IsService(p.Group, p.Kind, gatewayv1.GroupName, "Gateway")
 }
 
+// ParentIsServer reports whether a parentRef names a sinew Server (group policy.sinew.dev): an inbound route,
+// whose rules match requests for the Server's authorization policy, as Linkerd's routes on a Server do.
+func ParentIsServer(p gatewayv1.ParentReference) bool {
+	return p.Group != nil && string(*p.Group) == "policy.sinew.dev" && p.Kind != nil && string(*p.Kind) == "Server"
+}
+
 // BackendIsService reports whether a backendRef names a Service (the default).
 func BackendIsService(b gatewayv1.BackendObjectReference) bool {
 	return IsService(b.Group, b.Kind, "", KindService)
