@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	tapv1 "github.com/sinewmesh/sinew/api/tap/v1"
 	"github.com/sinewmesh/sinew/proxy"
 )
 
@@ -511,4 +513,52 @@ func TestAuthorizationRoutes(t *testing.T) {
 	// The routes go and the Server alone, with no authorization, refuses everyone (403, not 404).
 	f.m.write("policy.yaml", strings.SplitN(authzRoutes, "---\n", 2)[0])
 	expect("/hello", 403, 403, 403)
+}
+
+// TestTapShowsRefusals: a request the policy refuses never reaches the application, and tap still shows it, with
+// the proxy's answer (403) and why, on the refusing proxy's inbound side.
+func TestTapShowsRefusals(t *testing.T) {
+	t.Parallel()
+	f := startAuthzFixture(t)
+	f.m.write("policy.yaml", authzPolicy)
+	f.expect(t, "the ServerAuthorization admitting only cli-sa", 200, 403, 403)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := tapClient(t, f.m, f.pair.server, f.m.certFor(t, "sinew-viz", "tap", "tap")).Observe(ctx,
+		&tapv1.ObserveRequest{Limit: 2, Match: prefixMatch("/refused/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	wait := drive(t, stop, func(i int) error {
+		resp, err := http.Get(fmt.Sprintf("http://%s/refused/%d", f.otherOut, i))
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body) //nolint:errcheck
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			return fmt.Errorf("other-sa got %d, want 403", resp.StatusCode)
+		}
+		return nil
+	})
+	got := collect(t, stream)
+	close(stop)
+	wait()
+	if len(got.order) != 2 {
+		t.Fatalf("%d requests tapped, want 2", len(got.order))
+	}
+	for _, id := range got.order {
+		req, rsp, end := got.req[id], got.rsp[id], got.end[id]
+		if req.GetClientId() != spiffeID("test", "other-sa") || req.GetDirection() != tapv1.TapEvent_DIRECTION_INBOUND {
+			t.Errorf("request %v: want inbound from other-sa", req)
+		}
+		if s := rsp.GetResponseInit().GetHttpStatus(); s != http.StatusForbidden {
+			t.Errorf("tapped status %d, want 403", s)
+		}
+		if e := end.GetResponseEnd().GetResetError(); !strings.Contains(e, "denied by authorization policy") || !strings.Contains(e, "srv-http") {
+			t.Errorf("tapped end %q: want the denial and the server", e)
+		}
+	}
 }

@@ -39,10 +39,10 @@ func outboundChain(pols layer.Policies, eps *layer.Endpoints, hub *tap.Hub) pipe
 // policy (mTLS mode, TCP authorization) is decided per connection, before HTTP, in Inbound.Handle.
 func inboundChain(authz layer.Authorizer, routes layer.Router, faults layer.Injector, plain *endpoint.Plain, hub *tap.Hub) pipeline.Handler {
 	return pipeline.Chain(layer.ToApp(plain), // the application on this host
-		layer.Authorize(authz),     // HTTP authorization, on every request
-		layer.InboundRoute(routes), // the inbound route that matches
-		layer.Timeout(),            // the route's request timeout
-		layer.Faults(faults),       // injected failures
-		layer.Observe(hub),         // metrics and tap
+		layer.Authorize(authz, hub), // HTTP authorization, on every request (tap sees refusals)
+		layer.InboundRoute(routes),  // the inbound route that matches
+		layer.Timeout(),             // the route's request timeout
+		layer.Faults(faults),        // injected failures
+		layer.Observe(hub),          // metrics and tap
 	)
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/sinewmesh/sinew/proxy/internal/pipeline"
 	"github.com/sinewmesh/sinew/proxy/internal/policy"
+	"github.com/sinewmesh/sinew/proxy/internal/tap"
 )
 
 // The inbound seams: authorization, route matching, timeouts and fault injection of inbound policy. The policy
@@ -24,15 +25,35 @@ type AllowAll struct{}
 func (AllowAll) Authorize(*pipeline.Request) error { return nil }
 
 // Authorize refuses what a refuses; it runs on every request, so a policy change applies to open connections.
-func Authorize(a Authorizer) pipeline.Layer {
+// A refused request never reaches Observe, so it is shown to tap here: its answer (403, 401, 404, 429, 503) and
+// why, as the stream's error.
+func Authorize(a Authorizer, hub *tap.Hub) pipeline.Layer {
 	return func(next pipeline.Handler) pipeline.Handler {
 		return pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
 			if err := a.Authorize(req); err != nil {
+				if hub.Active() {
+					tapRefusal(hub, req, err)
+				}
 				return nil, err
 			}
 			return next.Handle(req)
 		})
 	}
+}
+
+// tapRefusal shows tap a request the proxy answered itself with the failure err.
+func tapRefusal(hub *tap.Hub, req *pipeline.Request, err error) {
+	t := hub.Start(func() *tap.Meta { return tapMeta(hub, req) })
+	if t == nil {
+		return
+	}
+	f := pipeline.Classify(req.Client.Context(), err)
+	grpc := -1
+	if pipeline.IsGRPC(req.HTTP) {
+		grpc = f.GRPC
+	}
+	t.Response(f.Status, nil)
+	t.End(grpc, 0, err.Error())
 }
 
 // Injector answers some requests itself, instead of the application, to test how clients cope with failures:

@@ -391,7 +391,7 @@ func TestInboundSeams(t *testing.T) {
 	t.Parallel()
 	reached := 0
 	app := pipeline.HandlerFunc(func(*pipeline.Request) (*http.Response, error) { reached++; return respond(200), nil })
-	h := pipeline.Chain(app, Authorize(denyPath("/admin")), InboundRoute(NoRoutes{}), Timeout(), Faults(injectOn("/flaky")))
+	h := pipeline.Chain(app, Authorize(denyPath("/admin"), nil), InboundRoute(NoRoutes{}), Timeout(), Faults(injectOn("/flaky")))
 	if _, err := h.Handle(newReq("GET", "http://web:80/admin", nil)); pipeline.Classify(context.Background(), err).Status != 403 {
 		t.Fatalf("denied request: %v", err)
 	}
@@ -401,7 +401,7 @@ func TestInboundSeams(t *testing.T) {
 	if resp, err := h.Handle(newReq("GET", "http://web:80/ok", nil)); err != nil || resp.StatusCode != 200 || reached != 1 {
 		t.Fatalf("allowed request: %v %v, app reached %d times", resp, err, reached)
 	}
-	h = pipeline.Chain(app, Authorize(AllowAll{}), Faults(NoFaults{}))
+	h = pipeline.Chain(app, Authorize(AllowAll{}, nil), Faults(NoFaults{}))
 	if resp, err := h.Handle(newReq("GET", "http://web:80/admin", nil)); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("defaults: %v %v", resp, err)
 	}
