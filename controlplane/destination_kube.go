@@ -22,6 +22,7 @@ import (
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/authz"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/jwks"
+	routestatus "github.com/sinewmesh/sinew/controlplane/internal/policy/routes/status"
 	"github.com/sinewmesh/sinew/controlplane/internal/promreg"
 	"github.com/sinewmesh/sinew/controlplane/internal/source/kube"
 	"github.com/sinewmesh/sinew/internal/identityclient"
@@ -138,6 +139,8 @@ type Destination struct {
 	source *kube.Source
 	store  *model.Store
 	cert   *identityclient.Client
+	// routeStatus writes HTTPRoute status; nil without a dynamic client.
+	routeStatus *routestatus.Writer
 
 	discoveryServers
 
@@ -208,6 +211,10 @@ func NewDestination(cfg DestinationConfig) (_ *Destination, err error) {
 
 	store := model.NewStore()
 	d := &Destination{cfg: cfg, log: log, source: src, store: store, cert: cert}
+	if dyn != nil {
+		d.routeStatus = routestatus.New(routestatus.Config{Client: dyn, Store: store, Synced: src.Synced,
+			Logger: log.With("component", "route-status")})
+	}
 	inbound, _ := cfg.inbound() // validated
 	d.discoveryServers = newDiscoveryServers(store, cfg.TrustDomain, cfg.ClusterDomain, inbound,
 		jwks.Config{Secrets: secretReader{client}}, identity.MutualTLS(certSource{cert}, anchors, td), log, reg)
@@ -249,6 +256,9 @@ func (d *Destination) Run(ctx context.Context) error {
 	g.Go(func() error { return d.policy.Run(gctx) })
 	g.Go(func() error { return d.jwks.Run(gctx) })
 	g.Go(func() error { return d.cert.Run(gctx) })
+	if d.routeStatus != nil {
+		g.Go(func() error { return d.routeStatus.Run(gctx) })
+	}
 	serveAdmin(g, d.admin, d.adminLis)
 	g.Go(func() error {
 		if !d.waitReady(gctx) {

@@ -1,0 +1,162 @@
+package routes
+
+import (
+	"fmt"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
+)
+
+// ControllerName is the controllerName of the route status the control plane writes.
+const ControllerName gatewayv1.GatewayController = "sinew.dev/policy-controller"
+
+// ParentStatuses is the status the control plane gives a route for each of its Service parents, in parentRef
+// order: Accepted (True; False with NoMatchingParent for a Service or port that does not exist, UnsupportedValue
+// for a consumer route) and ResolvedRefs (True; False with RefNotPermitted, InvalidKind or BackendNotFound for
+// the first kind of backend that cannot be used, the message naming each). Conditions carry the route's
+// generation and no transition time: the writer keeps the one already there while a condition's status does not
+// change. Parents of other kinds are other controllers' and get no entry. It is pure.
+func ParentStatuses(snap *model.Snapshot, rt *api.HTTPRoute) []gatewayv1.RouteParentStatus {
+	resolved := resolvedRefs(snap, rt)
+	resolved.ObservedGeneration = rt.Generation
+	var out []gatewayv1.RouteParentStatus
+	for _, p := range rt.Spec.ParentRefs {
+		if !api.ParentIsService(p) {
+			continue
+		}
+		accepted := accepted(snap, rt, p)
+		accepted.ObservedGeneration = rt.Generation
+		out = append(out, gatewayv1.RouteParentStatus{
+			ParentRef:      p,
+			ControllerName: ControllerName,
+			Conditions:     []metav1.Condition{accepted, resolved},
+		})
+	}
+	return out
+}
+
+func condition(t gatewayv1.RouteConditionType, ok bool, reason gatewayv1.RouteConditionReason, msg string) metav1.Condition {
+	status := metav1.ConditionTrue
+	if !ok {
+		status = metav1.ConditionFalse
+	}
+	return metav1.Condition{Type: string(t), Status: status, Reason: string(reason), Message: msg}
+}
+
+func accepted(snap *model.Snapshot, rt *api.HTTPRoute, p gatewayv1.ParentReference) metav1.Condition {
+	no := func(reason gatewayv1.RouteConditionReason, format string, args ...any) metav1.Condition {
+		return condition(gatewayv1.RouteConditionAccepted, false, reason, fmt.Sprintf(format, args...))
+	}
+	ns := parentNamespace(rt, p)
+	if ns != rt.Namespace {
+		return no(gatewayv1.RouteReasonUnsupportedValue, "consumer routes (a parent Service in another namespace, %s) are not supported yet", ns)
+	}
+	svc, ok := snap.Service(ns, string(p.Name))
+	if !ok {
+		return no(gatewayv1.RouteReasonNoMatchingParent, "Service %s does not exist", p.Name)
+	}
+	if p.Port != nil {
+		if _, ok := svc.Port(uint16(*p.Port)); !ok {
+			return no(gatewayv1.RouteReasonNoMatchingParent, "Service %s has no port %d", p.Name, *p.Port)
+		}
+	}
+	if p.SectionName != nil {
+		found := false
+		for _, sp := range svc.Ports {
+			found = found || sp.Name == string(*p.SectionName)
+		}
+		if !found {
+			return no(gatewayv1.RouteReasonNoMatchingParent, "Service %s has no port named %s", p.Name, *p.SectionName)
+		}
+	}
+	msg := "Accepted"
+	if unsupported := unsupportedFilters(rt); len(unsupported) > 0 {
+		msg += "; requests to what the proxies cannot apply yet get 500: " + strings.Join(unsupported, "; ")
+	}
+	return condition(gatewayv1.RouteConditionAccepted, true, gatewayv1.RouteReasonAccepted, msg)
+}
+
+// unsupportedFilters names the filters the translation fails with 500.
+func unsupportedFilters(rt *api.HTTPRoute) []string {
+	var out []string
+	check := func(field string, fs []gatewayv1.HTTPRouteFilter) {
+		for i, f := range fs {
+			if f.Type != gatewayv1.HTTPRouteFilterRequestHeaderModifier && f.Type != gatewayv1.HTTPRouteFilterResponseHeaderModifier {
+				out = append(out, fmt.Sprintf("%s[%d] (%s)", field, i, f.Type))
+			}
+		}
+	}
+	for i, r := range rt.Spec.Rules {
+		check(fmt.Sprintf("spec.rules[%d].filters", i), r.Filters)
+		for j, b := range r.BackendRefs {
+			check(fmt.Sprintf("spec.rules[%d].backendRefs[%d].filters", i, j), b.Filters)
+		}
+	}
+	return out
+}
+
+// resolvedRefs is the ResolvedRefs condition of the route's backends, which does not depend on the parent.
+func resolvedRefs(snap *model.Snapshot, rt *api.HTTPRoute) metav1.Condition {
+	var (
+		reason gatewayv1.RouteConditionReason
+		msgs   []string
+	)
+	rank := map[gatewayv1.RouteConditionReason]int{gatewayv1.RouteReasonRefNotPermitted: 3, gatewayv1.RouteReasonInvalidKind: 2, gatewayv1.RouteReasonBackendNotFound: 1}
+	fail := func(r gatewayv1.RouteConditionReason, field, format string, args ...any) {
+		if rank[r] > rank[reason] {
+			reason = r
+		}
+		msgs = append(msgs, field+": "+fmt.Sprintf(format, args...))
+	}
+	for i, r := range rt.Spec.Rules {
+		for j, b := range r.BackendRefs {
+			field := fmt.Sprintf("spec.rules[%d].backendRefs[%d]", i, j)
+			ns := rt.Namespace
+			if b.Namespace != nil {
+				ns = string(*b.Namespace)
+			}
+			switch {
+			case !api.BackendIsService(b.BackendObjectReference):
+				fail(gatewayv1.RouteReasonInvalidKind, field, "backends of kind %s are not supported", backendKind(b.BackendObjectReference))
+				continue
+			case ns != rt.Namespace:
+				fail(gatewayv1.RouteReasonRefNotPermitted, field, "Service %s/%s is in another namespace (ReferenceGrants are not supported yet)", ns, b.Name)
+				continue
+			}
+			svc, ok := snap.Service(ns, string(b.Name))
+			if !ok {
+				fail(gatewayv1.RouteReasonBackendNotFound, field, "Service %s does not exist", b.Name)
+				continue
+			}
+			if b.Port != nil {
+				if _, ok := svc.Port(uint16(*b.Port)); !ok {
+					fail(gatewayv1.RouteReasonBackendNotFound, field, "Service %s has no port %d", b.Name, *b.Port)
+				}
+			}
+		}
+	}
+	if reason == "" {
+		return condition(gatewayv1.RouteConditionResolvedRefs, true, gatewayv1.RouteReasonResolvedRefs, "Resolved all references")
+	}
+	return condition(gatewayv1.RouteConditionResolvedRefs, false, reason,
+		strings.Join(msgs, "; ")+"; requests for these backends get 500")
+}
+
+// backendKind names a backendRef's kind as Kind.group, or Kind for the core group.
+func backendKind(b gatewayv1.BackendObjectReference) string {
+	g, k := "", api.KindService
+	if b.Group != nil {
+		g = string(*b.Group)
+	}
+	if b.Kind != nil {
+		k = string(*b.Kind)
+	}
+	if g == "" {
+		return k
+	}
+	return k + "." + g
+}

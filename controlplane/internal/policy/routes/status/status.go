@@ -1,0 +1,204 @@
+// Package status writes the status of HTTPRoutes in Kubernetes mode: for each Service parent, the conditions that
+// routes.ParentStatuses computes, under routes.ControllerName. It writes a route only when what it would write
+// changed, keeps the entries of other controllers (a Gateway's, say) and the transition time of a condition whose
+// status stays, and writes nothing before the model has synced (a half-read cluster would call every backend
+// missing). It decides nothing itself.
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"reflect"
+	"slices"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/controlplane/internal/policy/routes"
+	"github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
+)
+
+// Config configures a Writer.
+type Config struct {
+	Client dynamic.Interface
+	Store  *model.Store
+	// Synced reports whether the model holds the whole cluster yet.
+	Synced func() bool
+	// Debounce batches bursts of model changes; default 200 ms. Retry is how soon a failed write is tried again;
+	// default 5 s.
+	Debounce, Retry time.Duration
+	Logger          *slog.Logger
+	// Now is the clock of transition times; default time.Now.
+	Now func() time.Time
+}
+
+// Writer keeps HTTPRoute status up to date with the model.
+type Writer struct {
+	cfg Config
+	gvr schema.GroupVersionResource
+	// written is what was last written (or found) per route, by namespace/name, with its generation.
+	written map[string]written
+}
+
+type written struct {
+	generation int64
+	parents    []gatewayv1.RouteParentStatus // as computed: without transition times
+}
+
+// New builds a writer; nothing is written before Run.
+func New(cfg Config) *Writer {
+	if cfg.Debounce <= 0 {
+		cfg.Debounce = 200 * time.Millisecond
+	}
+	if cfg.Retry <= 0 {
+		cfg.Retry = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Writer{cfg: cfg, written: map[string]written{},
+		gvr: schema.GroupVersionResource{Group: api.Group, Version: api.Version, Resource: api.ResourceHTTPRoutes}}
+}
+
+// Run writes status after every model change (batched over Debounce) until ctx ends. Before the model has
+// synced it only waits; a failed write is tried again after Retry.
+func (w *Writer) Run(ctx context.Context) error {
+	changed, unsubscribe := w.cfg.Store.Subscribe()
+	defer unsubscribe()
+	for {
+		var again <-chan time.Time
+		switch {
+		case w.cfg.Synced != nil && !w.cfg.Synced():
+			again = time.After(w.cfg.Debounce)
+		case !w.sync(ctx, w.cfg.Store.Snapshot()):
+			again = time.After(w.cfg.Retry)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		case <-again:
+		}
+		t := time.NewTimer(w.cfg.Debounce)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// sync writes the status of every route whose computed status changed; false when a write failed.
+func (w *Writer) sync(ctx context.Context, snap *model.Snapshot) bool {
+	ok := true
+	seen := map[string]bool{}
+	for _, rt := range snap.HTTPRoutes() {
+		key := rt.Namespace + "/" + rt.Name
+		seen[key] = true
+		want := written{generation: rt.Generation, parents: routes.ParentStatuses(snap, rt)}
+		if last, had := w.written[key]; had && reflect.DeepEqual(last, want) {
+			continue
+		}
+		if err := w.write(ctx, rt, want.parents); err != nil {
+			if ctx.Err() == nil {
+				w.cfg.Logger.Warn("writing HTTPRoute status; retrying", "route", key, "err", err)
+			}
+			ok = false
+			continue
+		}
+		w.written[key] = want
+	}
+	for key := range w.written {
+		if !seen[key] {
+			delete(w.written, key)
+		}
+	}
+	return ok
+}
+
+// write merges ours into the route's live status and updates it when that changes anything.
+func (w *Writer) write(ctx context.Context, rt *api.HTTPRoute, ours []gatewayv1.RouteParentStatus) error {
+	res := w.cfg.Client.Resource(w.gvr).Namespace(rt.Namespace)
+	u, err := res.Get(ctx, rt.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil // deleted meanwhile; the model will follow
+	}
+	if err != nil {
+		return err
+	}
+	var live gatewayv1.HTTPRouteStatus
+	if raw, ok := u.Object["status"]; ok {
+		b, err := json.Marshal(raw)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &live); err != nil {
+			return err
+		}
+	}
+	next := merge(live.Parents, ours, w.cfg.Now())
+	if reflect.DeepEqual(next, live.Parents) || (len(next) == 0 && len(live.Parents) == 0) {
+		return nil
+	}
+	live.Parents = next
+	b, err := json.Marshal(live)
+	if err != nil {
+		return err
+	}
+	var status map[string]any
+	if err := json.Unmarshal(b, &status); err != nil {
+		return err
+	}
+	u = u.DeepCopy()
+	if err := unstructured.SetNestedField(u.Object, status, "status"); err != nil {
+		return err
+	}
+	_, err = res.UpdateStatus(ctx, u, metav1.UpdateOptions{})
+	return err
+}
+
+// merge replaces our controller's entries of live with ours, keeping the others in their place and, for each
+// condition whose status is unchanged, its transition time.
+func merge(live, ours []gatewayv1.RouteParentStatus, now time.Time) []gatewayv1.RouteParentStatus {
+	var out []gatewayv1.RouteParentStatus
+	var previous []gatewayv1.RouteParentStatus
+	for _, p := range live {
+		if p.ControllerName == routes.ControllerName {
+			previous = append(previous, p)
+			continue
+		}
+		out = append(out, p)
+	}
+	stamp := metav1.NewTime(now.Truncate(time.Second))
+	for _, p := range ours {
+		p.Conditions = slices.Clone(p.Conditions)
+		var before []metav1.Condition
+		for _, q := range previous {
+			if reflect.DeepEqual(q.ParentRef, p.ParentRef) {
+				before = q.Conditions
+			}
+		}
+		for i := range p.Conditions {
+			c := &p.Conditions[i]
+			c.LastTransitionTime = stamp
+			for _, b := range before {
+				if b.Type == c.Type && b.Status == c.Status {
+					c.LastTransitionTime = b.LastTransitionTime
+				}
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}

@@ -1,0 +1,140 @@
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/controlplane/internal/policy/routes"
+	"github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
+	"github.com/sinewmesh/sinew/internal/testutil"
+)
+
+var gvr = schema.GroupVersionResource{Group: api.Group, Version: api.Version, Resource: api.ResourceHTTPRoutes}
+
+const routeYAML = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: split, namespace: shop, generation: 2}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web}]
+  rules: [{backendRefs: [{name: web-v1, port: 80, weight: 9}, {name: web-v2, port: 80}]}]
+status:
+  parents:
+  - parentRef: {name: gw}
+    controllerName: example.com/gateway
+    conditions: [{type: Accepted, status: "True", reason: Accepted, message: "", lastTransitionTime: "2025-01-01T00:00:00Z"}]
+`
+
+func services(names ...string) []*model.Service {
+	var out []*model.Service
+	for _, n := range names {
+		out = append(out, &model.Service{Namespace: "shop", Name: n, Ports: []model.ServicePort{{Port: 80}}})
+	}
+	return out
+}
+
+// statusOf reads the route's status from the fake API server.
+func statusOf(t *testing.T, dyn *dynamicfake.FakeDynamicClient) gatewayv1.HTTPRouteStatus {
+	t.Helper()
+	u, err := dyn.Resource(gvr).Namespace("shop").Get(context.Background(), "split", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st gatewayv1.HTTPRouteStatus
+	b, _ := json.Marshal(u.Object["status"])
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func condition(st gatewayv1.HTTPRouteStatus, controller gatewayv1.GatewayController, typ string) *metav1.Condition {
+	for _, p := range st.Parents {
+		if p.ControllerName != controller {
+			continue
+		}
+		for i := range p.Conditions {
+			if p.Conditions[i].Type == typ {
+				return &p.Conditions[i]
+			}
+		}
+	}
+	return nil
+}
+
+// The writer waits for the model to sync, then writes Accepted and ResolvedRefs for the Service parent next to
+// another controller's entry; when a backend goes missing ResolvedRefs turns False (BackendNotFound) with a new
+// transition time, while Accepted keeps its own.
+func TestWriterWritesRouteStatus(t *testing.T) {
+	t.Parallel()
+	obj := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(routeYAML), &obj.Object); err != nil {
+		t.Fatal(err)
+	}
+	var rt api.HTTPRoute
+	if err := yaml.Unmarshal([]byte(routeYAML), &rt); err != nil {
+		t.Fatal(err)
+	}
+	rt.Status = gatewayv1.HTTPRouteStatus{}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{gvr: "HTTPRouteList"}, obj)
+
+	store := model.NewStore()
+	store.Update(model.Resources{Services: services("web", "web-v1", "web-v2"), HTTPRoutes: []*api.HTTPRoute{&rt}})
+	var (
+		synced atomic.Bool
+		asked  atomic.Int32 // how often the writer asked whether the model synced
+		clock  atomic.Int64
+	)
+	clock.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix())
+	w := New(Config{Client: dyn, Store: store, Synced: func() bool { asked.Add(1); return synced.Load() }, Debounce: 5 * time.Millisecond, Retry: 20 * time.Millisecond,
+		Now: func() time.Time { return time.Unix(clock.Load(), 0) }})
+	testutil.RunInBackground(t, w.Run)
+
+	// Not synced: the writer keeps asking, and writes nothing.
+	testutil.Eventually(t, 10*time.Second, "the writer waiting for the sync", func() bool { return asked.Load() >= 3 })
+	if c := condition(statusOf(t, dyn), routes.ControllerName, "Accepted"); c != nil {
+		t.Fatalf("status written before the model synced: %+v", c)
+	}
+	synced.Store(true)
+	testutil.Eventually(t, 10*time.Second, "status written", func() bool {
+		c := condition(statusOf(t, dyn), routes.ControllerName, "ResolvedRefs")
+		return c != nil && c.Status == metav1.ConditionTrue
+	})
+	st := statusOf(t, dyn)
+	accepted := condition(st, routes.ControllerName, "Accepted")
+	if accepted.Status != metav1.ConditionTrue || accepted.Reason != "Accepted" || accepted.ObservedGeneration != 2 ||
+		!accepted.LastTransitionTime.Equal(&metav1.Time{Time: time.Unix(clock.Load(), 0)}) {
+		t.Errorf("Accepted %+v", accepted)
+	}
+	if other := condition(st, "example.com/gateway", "Accepted"); other == nil || other.LastTransitionTime.Year() != 2025 {
+		t.Errorf("the other controller's entry: %+v", st.Parents)
+	}
+
+	clock.Add(60)
+	store.Update(model.Resources{Services: services("web", "web-v1"), HTTPRoutes: []*api.HTTPRoute{&rt}})
+	testutil.Eventually(t, 10*time.Second, "ResolvedRefs False", func() bool {
+		c := condition(statusOf(t, dyn), routes.ControllerName, "ResolvedRefs")
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == "BackendNotFound"
+	})
+	st = statusOf(t, dyn)
+	if c := condition(st, routes.ControllerName, "ResolvedRefs"); !c.LastTransitionTime.Equal(&metav1.Time{Time: time.Unix(clock.Load(), 0)}) {
+		t.Errorf("ResolvedRefs transition time %v, want the change's", c.LastTransitionTime)
+	}
+	if c := condition(st, routes.ControllerName, "Accepted"); !c.LastTransitionTime.Equal(&accepted.LastTransitionTime) {
+		t.Errorf("Accepted transition time moved: %v, was %v", c.LastTransitionTime, accepted.LastTransitionTime)
+	}
+	if len(st.Parents) != 2 {
+		t.Errorf("parents %+v", st.Parents)
+	}
+}
