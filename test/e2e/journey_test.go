@@ -271,10 +271,12 @@ func injectDeployments(t *testing.T, e env, flags ...string) {
 	must(t, 2*time.Minute, r.stdout, "kubectl", "apply", "-f", "-")
 }
 
-// removeLeftovers deletes what an earlier run may have left: both namespaces and the cluster-scoped sinew objects.
+// removeLeftovers deletes what an earlier run may have left: the namespaces the tests create (emojivoto, viz's,
+// the JWKS server's, the control plane's) and the cluster-scoped sinew objects.
 func removeLeftovers(t *testing.T) {
 	t.Helper()
-	for _, ns := range []string{appNS, cpNS} {
+	// the namespaces with meshed pods go before the control plane's; the JWKS server's has no proxy but is a leftover
+	for _, ns := range []string{appNS, vizNS, jwksNS, cpNS} {
 		kubectl(t, "delete", "ns", ns, "--ignore-not-found", "--wait=true", "--timeout=3m")
 	}
 	for _, obj := range sinewObjects() {
