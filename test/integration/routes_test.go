@@ -65,7 +65,11 @@ type routeAnswer struct {
 }
 
 func (f *routeFixture) get(header ...string) (routeAnswer, error) {
-	req, err := http.NewRequest(http.MethodGet, f.url+"/shop", nil)
+	return f.getPath("/shop", header...)
+}
+
+func (f *routeFixture) getPath(path string, header ...string) (routeAnswer, error) {
+	req, err := http.NewRequest(http.MethodGet, f.url+path, nil)
 	if err != nil {
 		return routeAnswer{}, err
 	}
@@ -336,4 +340,80 @@ func policyProblems(t *testing.T, m *mesh) []string {
 		t.Fatal(err)
 	}
 	return v.PolicyProblems
+}
+
+// precedenceRoutes are two routes on web whose rules overlap: a-first, created on January 2nd, and b-second,
+// created when secondCreated says. With equal matches the older route wins; otherwise the more specific match
+// wins, whichever route it is in.
+func precedenceRoutes(secondCreated string) string {
+	created := ""
+	if secondCreated != "" {
+		created = ", creationTimestamp: " + secondCreated
+	}
+	return `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: a-first, namespace: shop, creationTimestamp: "2026-01-02T00:00:00Z"}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /shop}}]
+    backendRefs: [{name: web-v1, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: b-second, namespace: shop` + created + `}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /shop}}]
+    backendRefs: [{name: web-v2, port: 80}]
+  - matches: [{path: {type: Exact, value: /shop/exact}}, {path: {value: /shop/deeper}}, {method: POST, path: {value: /shop}}]
+    backendRefs: [{name: web-v2, port: 80}]
+`
+}
+
+// TestHTTPRoutePrecedence: across two routes on one Service, the proxy picks the rule the Gateway API's
+// precedence picks: an exact path over a prefix, a longer prefix over a shorter one, a method over none, and for
+// equal matches the older route; a request no rule matches gets 404.
+func TestHTTPRoutePrecedence(t *testing.T) {
+	t.Parallel()
+	f := startRouteFixture(t)
+	f.m.write("route.yaml", precedenceRoutes(`"2026-01-03T00:00:00Z"`))
+	servedBy := func(path string) string {
+		t.Helper()
+		a, err := f.getPath(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.status != http.StatusOK {
+			return fmt.Sprint(a.status)
+		}
+		return a.servedBy
+	}
+	eventually(t, 15*time.Second, "the routes", func() error {
+		if got := servedBy("/other"); got != "404" {
+			return fmt.Errorf("/other served by %s, want 404 (no rule matches)", got)
+		}
+		return nil
+	})
+	for path, want := range map[string]string{"/shop": "web-v1", "/shop/x": "web-v1", "/shop/exact": "web-v2", "/shop/deeper/x": "web-v2", "/shopping": "404"} {
+		if got := servedBy(path); got != want {
+			t.Errorf("%s: served by %s, want %s", path, got, want)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, f.url+"/shop", nil)
+	if resp, err := f.client.Do(req); err != nil || resp.Header.Get("X-Served-By") != "web-v2" {
+		t.Errorf("POST /shop: %v %v, want web-v2 (a method ranks above none)", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
+	// b-second made older than a-first: its /shop rule now wins the tie.
+	f.m.write("route.yaml", precedenceRoutes(`"2026-01-01T00:00:00Z"`))
+	eventually(t, 15*time.Second, "the older route's rule winning the tie", func() error {
+		if got := servedBy("/shop"); got != "web-v2" {
+			return fmt.Errorf("/shop served by %s", got)
+		}
+		return nil
+	})
 }
