@@ -123,6 +123,11 @@ func (t *translator) rule(field string, r gatewayv1.HTTPRouteRule, parent *model
 	for i, b := range r.BackendRefs {
 		out.Backends = append(out.Backends, t.backend(fmt.Sprintf("%s.backendRefs[%d]", field, i), b, weightShare(r.BackendRefs, i)))
 	}
+	if len(r.BackendRefs) > 0 && totalWeight(r.BackendRefs) == 0 {
+		// Every weight is 0: no backend may get traffic, so none of the rule's requests can be served.
+		t.problem(field+".backendRefs", "every weight is 0; the rule's requests get 500")
+		out.Filters = []*policyv1.Filter{t.failure(field + ".backendRefs: every weight is 0")}
+	}
 	if len(r.BackendRefs) == 0 && parent != nil {
 		// No backendRefs: the requests go to the parent Service itself (GAMMA; as Linkerd does).
 		out.Backends = []*policyv1.WeightedBackend{{Authority: t.authority(parent.Name, parent.Namespace, sp.Port), Weight: 1}}
@@ -164,11 +169,15 @@ func (t *translator) rule(field string, r gatewayv1.HTTPRouteRule, parent *model
 
 // weightShare describes backendRefs[i]'s share of its rule's requests, for problems: "10 of 100".
 func weightShare(refs []gatewayv1.HTTPBackendRef, i int) string {
-	var total int64
+	return fmt.Sprintf("%d of %d", weight(refs[i]), totalWeight(refs))
+}
+
+func totalWeight(refs []gatewayv1.HTTPBackendRef) uint64 {
+	var total uint64
 	for _, b := range refs {
-		total += int64(weight(b))
+		total += uint64(weight(b))
 	}
-	return fmt.Sprintf("%d of %d", weight(refs[i]), total)
+	return total
 }
 
 func weight(b gatewayv1.HTTPBackendRef) uint32 {

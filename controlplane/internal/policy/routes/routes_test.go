@@ -234,7 +234,9 @@ spec:
       port: 80
       filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-b, value: v2}]}}]
     retry: {attempts: 1, backoff: 1s}
-    sessionPersistence: {sessionName: s}`)
+    sessionPersistence: {sessionName: s}
+  - matches: [{path: {value: /drained}}]
+    backendRefs: [{name: web-v1, port: 80, weight: 0}]`)
 	golden.Check(t, "testdata/unresolvable.json", render(t, outbound(t, snap, 80)))
 	golden.Check(t, "testdata/unresolvable-problems.txt", []byte(strings.Join(Problems(snap, clusterDomain), "\n")+"\n"))
 }
