@@ -27,6 +27,8 @@ import (
 // connection on the goroutine that accepted it, reads requests with http.ReadRequest and writes responses itself.
 // It keeps what a client of a transparent proxy relies on: keep-alive and HTTP/1.0 semantics, one 100 Continue,
 // trailers, Upgrade (hijack), header size and slow-client limits, and graceful drain. HTTP/2 stays on net/http.
+// A plaintext keep-alive connection idle past parkAfter parks: it gives its read buffer back and waits for its
+// next request on a fresh goroutine (the smallest stack) without reading, so idle connections cost little.
 
 const (
 	maxHeaderBytes    = 64 << 10
@@ -41,6 +43,17 @@ const (
 	// pendMax is how much body a response without Content-Length may write before its headers go out; a response
 	// that ends within it gets a Content-Length instead of chunks.
 	pendMax = 2 << 10
+	// parkAfter is how long a keep-alive connection waits for its next request in place before it parks: gives
+	// its read buffer back and waits on a fresh goroutine, whose stack is the smallest, without reading, so an
+	// idle connection costs a few hundred bytes besides that stack. Busy connections never park.
+	parkAfter = 100 * time.Millisecond
+)
+
+// Outcomes of waiting for the next request.
+const (
+	nextServe = iota
+	nextClose
+	nextPark
 )
 
 const (
@@ -96,62 +109,126 @@ type h1conn struct {
 func (s *server) serveH1(c net.Conn, info any) {
 	hc := &h1conn{srv: s, c: c, rd: connReader{c: c, limit: math.MaxInt64}}
 	hc.ctx, hc.cancel = context.WithCancel(context.WithValue(connCtx(), ctxKey{}, info))
-	defer hc.cancel()
 	if !s.addH1(hc) {
+		hc.cancel()
 		c.Close()
 		return
 	}
-	defer s.removeH1(hc)
 	hc.remote = c.RemoteAddr().String()
-	hc.br = bufReaders.Get().(*bufio.Reader)
-	hc.br.Reset(&hc.rd)
-	for first := true; hc.next(first); first = false {
-		if !hc.serveRequest() {
-			break
+	hc.getReader()
+	hc.serve(true)
+}
+
+// serve runs the connection's request loop on the calling goroutine until the connection closes, or parks it.
+func (hc *h1conn) serve(first bool) {
+	for ; ; first = false {
+		switch hc.next(first) {
+		case nextPark:
+			go hc.park()
+			return
+		case nextServe:
+			if hc.serveRequest() {
+				continue
+			}
 		}
+		hc.end()
+		return
 	}
+}
+
+// end closes the connection and gives its buffers back.
+func (hc *h1conn) end() {
+	defer hc.srv.removeH1(hc)
+	defer hc.cancel()
 	if hc.c == nil {
 		return // hijacked: the handler had the connection and its buffers, and closed it
 	}
 	hc.c.Close()
 	hc.release()
+	if hc.br != nil {
+		hc.putReader()
+	}
+}
+
+// park waits, on a goroutine of its own, for the next request of a connection that idled past parkAfter, with
+// no read buffer (next gave it back); the request loop resumes here when it comes. The idle timeout counts from
+// here.
+func (hc *h1conn) park() {
+	raw, _ := rawOf(hc.c) // next parks only a connection that has one, and has given its reader back
+	hc.c.SetReadDeadline(time.Now().Add(idleTimeout)) //nolint:errcheck // a failed deadline shows as a failed wait
+	hc.srv.parked.Add(1)
+	err := waitReadable(raw)
+	hc.srv.parked.Add(-1)
+	if err != nil {
+		hc.logReadErr(err)
+		hc.end()
+		return
+	}
+	hc.serve(false)
+}
+
+// putReader gives the read buffer back while the connection waits; getReader takes one again.
+func (hc *h1conn) putReader() {
 	hc.br.Reset(nil)
 	bufReaders.Put(hc.br)
+	hc.br = nil
+}
+
+func (hc *h1conn) getReader() {
+	hc.br = bufReaders.Get().(*bufio.Reader)
+	hc.br.Reset(&hc.rd)
+}
+
+func (hc *h1conn) logReadErr(err error) {
+	if !isClosedConnErr(err) && !errors.Is(err, os.ErrDeadlineExceeded) {
+		hc.srv.log.Debug("HTTP/1 connection read failed", "remote", hc.remote, "err", err)
+	}
 }
 
 // next waits for the first byte of the next request: within the header timeout for the first request, the idle
-// timeout after that. It reports false when the connection should close.
-func (hc *h1conn) next(first bool) bool {
-	if hc.br.Buffered() == 0 {
+// timeout after that. A plaintext connection still idle after parkAfter is to be parked (nextPark).
+func (hc *h1conn) next(first bool) int {
+	if hc.br == nil || hc.br.Buffered() == 0 { // nil: resumed from park, with nothing read yet
 		hc.state.Store(connIdle)
 		if hc.srv.draining.Load() {
-			return false
+			return nextClose
 		}
-		d := idleTimeout
-		if first {
+		d, parking := idleTimeout, false
+		switch {
+		case first:
 			d = readHeaderTimeout
+		case hc.br == nil: // resumed from park: the bytes are there
+			hc.getReader()
+			d = readHeaderTimeout
+		default:
+			if _, ok := rawOf(hc.c); ok {
+				// Wait in place a little, as under load the next request comes soon; then park.
+				d, parking = hc.srv.parkAfter, true
+			}
 		}
 		hc.c.SetReadDeadline(time.Now().Add(d)) //nolint:errcheck // a failed deadline shows as a failed read
 		if _, err := hc.br.Peek(1); err != nil {
-			if !isClosedConnErr(err) && !errors.Is(err, os.ErrDeadlineExceeded) {
-				hc.srv.log.Debug("HTTP/1 connection read failed", "remote", hc.remote, "err", err)
+			if parking && errors.Is(err, os.ErrDeadlineExceeded) {
+				hc.putReader() // the error goes with the reset
+				return nextPark
 			}
-			return false
+			hc.logReadErr(err)
+			return nextClose
 		}
 		if !hc.state.CompareAndSwap(connIdle, connActive) {
-			return false // the server is closing idle connections
+			return nextClose // the server is closing idle connections
 		}
 		if first {
-			return true
+			return nextServe
 		}
 	} else {
 		hc.state.Store(connActive)
 	}
 	if buffered, _ := hc.br.Peek(hc.br.Buffered()); bytes.Contains(buffered, []byte("\r\n\r\n")) {
-		return true // the whole header is here: reading it cannot block (the deadline still set is moot)
+		return nextServe // the whole header is here: reading it cannot block (the deadline still set is moot)
 	}
 	hc.c.SetReadDeadline(time.Now().Add(readHeaderTimeout)) //nolint:errcheck
-	return true
+	return nextServe
 }
 
 // serveRequest reads one request, serves it, and reports whether the connection may carry another.

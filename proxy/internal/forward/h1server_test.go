@@ -3,6 +3,7 @@ package forward
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -10,12 +11,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sinewmesh/sinew/internal/testutil"
 )
 
-// h1Fixture serves handler with the HTTP/1 loop on a loopback listener, as the proxy does after detection.
-func h1Fixture(t *testing.T, handler http.HandlerFunc) (*server, string) {
+// h1Fixture serves handler with the HTTP/1 loop on a loopback listener, as the proxy does after detection; opts
+// adjust the server before it serves.
+func h1Fixture(t *testing.T, handler http.HandlerFunc, opts ...func(*server)) (*server, string) {
 	t.Helper()
 	s := newServer(handler, slog.New(slog.DiscardHandler))
+	for _, o := range opts {
+		o(s)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -346,4 +353,46 @@ func TestH1Hijack(t *testing.T) {
 	if line, _ := rc.br.ReadString('\n'); line != "echo:early\n" {
 		t.Errorf("after the upgrade: %q, want the bytes sent early echoed", line)
 	}
+}
+
+// waitParked waits until n connections of s are parked.
+func waitParked(t *testing.T, s *server, n int64) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("%d connections parked", n), func() bool { return s.parked.Load() == n })
+}
+
+// An idle keep-alive connection parks (no read buffer, a fresh goroutine) and serves its next request as before,
+// pipelined ones included; a parked connection closes when its client does and when the server drains.
+func TestH1IdleConnectionsPark(t *testing.T) {
+	s, addr := h1Fixture(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.URL.Path) //nolint:errcheck
+	}, func(s *server) { s.parkAfter = 5 * time.Millisecond })
+	c := dialRaw(t, addr)
+	c.send("GET /one HTTP/1.1\r\nHost: a\r\n\r\n")
+	if _, body := c.response("GET"); body != "/one" {
+		t.Fatalf("first response %q", body)
+	}
+	waitParked(t, s, 1)
+	c.send("GET /two HTTP/1.1\r\nHost: a\r\n\r\nGET /three HTTP/1.1\r\nHost: a\r\n\r\n")
+	for _, want := range []string{"/two", "/three"} {
+		if _, body := c.response("GET"); body != want {
+			t.Fatalf("after parking: %q, want %q", body, want)
+		}
+	}
+	waitParked(t, s, 1)
+
+	gone := dialRaw(t, addr)
+	gone.send("GET /gone HTTP/1.1\r\nHost: a\r\n\r\n")
+	gone.response("GET")
+	waitParked(t, s, 2)
+	gone.c.Close()
+	waitParked(t, s, 1)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.shutdown(ctx)
+	if !c.closed() {
+		t.Error("a parked connection should close when the server drains")
+	}
+	waitParked(t, s, 0)
 }

@@ -69,6 +69,11 @@ type server struct {
 	h2      *http.Server
 	h2l     *chanListener
 
+	// parkAfter is how long an idle HTTP/1 connection waits in place before it parks (h1conn.park); parked counts
+	// the connections parked now.
+	parkAfter time.Duration
+	parked    atomic.Int64
+
 	draining atomic.Bool
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
@@ -77,7 +82,7 @@ type server struct {
 }
 
 func newServer(handler http.Handler, log *slog.Logger) *server {
-	s := &server{log: log, handler: handler, conns: map[net.Conn]struct{}{}, h1conns: map[*h1conn]struct{}{}}
+	s := &server{log: log, handler: handler, conns: map[net.Conn]struct{}{}, h1conns: map[*h1conn]struct{}{}, parkAfter: parkAfter}
 	protos := new(http.Protocols)
 	protos.SetUnencryptedHTTP2(true)
 	s.h2 = &http.Server{
