@@ -154,7 +154,8 @@ func (hc *h1conn) end() {
 // no read buffer (next gave it back); the request loop resumes here when it comes. The idle timeout counts from
 // here.
 func (hc *h1conn) park() {
-	raw, _ := rawOf(hc.c) // next parks only a connection that has one, and has given its reader back
+	// next parks only a connection that has a socket to wait on, and has given its reader back.
+	raw, _ := rawOf(hc.c)
 	hc.c.SetReadDeadline(time.Now().Add(idleTimeout)) //nolint:errcheck // a failed deadline shows as a failed wait
 	hc.srv.parked.Add(1)
 	err := waitReadable(raw)
