@@ -150,6 +150,40 @@ type jwtResult struct {
 	seenAuthz, seenTeam string
 }
 
+// getWithToken sends GET /hello through outbound with token as a bearer token (none when empty); the app is
+// headerApp.
+func getWithToken(outbound, token string) (jwtResult, error) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+outbound+"/hello", nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return jwtResult{}, err
+	}
+	io.Copy(io.Discard, resp.Body) //nolint:errcheck
+	resp.Body.Close()
+	return jwtResult{resp.StatusCode, resp.Header.Get("WWW-Authenticate"), resp.Header.Get("x-seen-authorization"), resp.Header.Get("x-seen-team")}, nil
+}
+
+// expectWithToken waits until a request with token gets status, and returns what it got.
+func expectWithToken(t *testing.T, outbound, what, token string, status int) jwtResult {
+	t.Helper()
+	var last jwtResult
+	eventually(t, 15*time.Second, what, func() error {
+		r, err := getWithToken(outbound, token)
+		if err != nil {
+			return err
+		}
+		last = r
+		if r.status != status {
+			return fmt.Errorf("status %d, want %d", r.status, status)
+		}
+		return nil
+	})
+	return last
+}
+
 // TestJWTAuthentication: a Server whose only authorization requires a token from an issuer whose JWKS the
 // control plane fetches from a URL. A valid token for alice is admitted (the app sees the team claim as a header
 // and not the token); no token and an expired one get 401 with WWW-Authenticate; bob's valid token gets 403.
@@ -163,34 +197,9 @@ func TestJWTAuthentication(t *testing.T) {
 	js := startJWKSServer(t, key.jwks(t))
 	m.write("policy.yaml", jwtPolicy("http://"+js.addr+"/jwks.json"))
 
-	get := func(token string) (jwtResult, error) {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+pair.outbound+"/hello", nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return jwtResult{}, err
-		}
-		io.Copy(io.Discard, resp.Body) //nolint:errcheck
-		resp.Body.Close()
-		return jwtResult{resp.StatusCode, resp.Header.Get("WWW-Authenticate"), resp.Header.Get("x-seen-authorization"), resp.Header.Get("x-seen-team")}, nil
-	}
 	expect := func(what, token string, status int) jwtResult {
 		t.Helper()
-		var last jwtResult
-		eventually(t, 15*time.Second, what, func() error {
-			r, err := get(token)
-			if err != nil {
-				return err
-			}
-			last = r
-			if r.status != status {
-				return fmt.Errorf("status %d, want %d", r.status, status)
-			}
-			return nil
-		})
-		return last
+		return expectWithToken(t, pair.outbound, what, token, status)
 	}
 
 	// A request without a token refused proves the policy is in force: until it is, the default policy admits
@@ -244,31 +253,9 @@ func TestJWTUnknownKeyRefetch(t *testing.T) {
 	js := startJWKSServer(t, key.jwks(t))
 	m.write("policy.yaml", jwtPolicy("http://"+js.addr+"/jwks.json"))
 
-	status := func(token string) (int, error) {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+pair.outbound+"/hello", nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		io.Copy(io.Discard, resp.Body) //nolint:errcheck
-		resp.Body.Close()
-		return resp.StatusCode, nil
-	}
-	expect := func(what, token string, want int) {
+	expect := func(what, token string, status int) {
 		t.Helper()
-		eventually(t, 15*time.Second, what, func() error {
-			got, err := status(token)
-			if err != nil {
-				return err
-			}
-			if got != want {
-				return fmt.Errorf("status %d, want %d", got, want)
-			}
-			return nil
-		})
+		expectWithToken(t, pair.outbound, what, token, status)
 	}
 	expect("no token refused: the policy is in force", "", 401)
 	old := key.token(t, "alice", time.Now().Add(time.Hour))
@@ -278,7 +265,7 @@ func TestJWTUnknownKeyRefetch(t *testing.T) {
 	js.body.Store(rotated.jwks(t))
 	expect("a token of the rotated key admitted after a refetch", rotated.token(t, "alice", time.Now().Add(time.Hour)), 200)
 	expect("a token of the retired key refused", old, 401)
-	if got, err := status(newJWTKey(t, "made-up").token(t, "alice", time.Now().Add(time.Hour))); err != nil || got != 401 {
-		t.Errorf("a token of a key nobody publishes: %d, %v; want 401", got, err)
+	if got, err := getWithToken(pair.outbound, newJWTKey(t, "made-up").token(t, "alice", time.Now().Add(time.Hour))); err != nil || got.status != 401 {
+		t.Errorf("a token of a key nobody publishes: %d, %v; want 401", got.status, err)
 	}
 }

@@ -58,78 +58,63 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // counted by RouteNotFound instead). srv is nil when the port had no policy.
 func (m *Metrics) HTTP(srv *Server, d Decision, c Conn) {
 	a := d.Authz
-	var cache *sync.Map
-	switch {
-	case a != nil:
-		cache = &a.counters[0]
-	case d.Route != nil:
-		cache = &d.Route.denials
-	case srv != nil:
-		cache = &srv.denials[0]
-	default:
-		cache = &m.cache
-	}
-	if cached(cache, c) {
-		return
-	}
 	srvKind, srvName := serverLabels(srv)
-	var ctr prometheus.Counter
 	switch {
 	case a != nil:
-		ctr = m.httpAllow.WithLabelValues(c.TargetAddr, srvKind, srvName, a.route, a.Kind, a.Name, c.TLS, c.ClientID)
+		inc(&a.counters[0], c, func() prometheus.Counter {
+			return m.httpAllow.WithLabelValues(c.TargetAddr, srvKind, srvName, a.route, a.Kind, a.Name, c.TLS, c.ClientID)
+		})
 	case d.Route != nil:
-		ctr = m.httpDeny.WithLabelValues(c.TargetAddr, srvKind, srvName, d.Route.Name, c.TLS, c.ClientID)
+		inc(&d.Route.denials, c, func() prometheus.Counter {
+			return m.httpDeny.WithLabelValues(c.TargetAddr, srvKind, srvName, d.Route.Name, c.TLS, c.ClientID)
+		})
 	default:
-		ctr = m.httpDeny.WithLabelValues(c.TargetAddr, srvKind, srvName, RouteDefault, c.TLS, c.ClientID)
+		cache := &m.cache
+		if srv != nil {
+			cache = &srv.denials[0]
+		}
+		inc(cache, c, func() prometheus.Counter {
+			return m.httpDeny.WithLabelValues(c.TargetAddr, srvKind, srvName, RouteDefault, c.TLS, c.ClientID)
+		})
 	}
-	cache.Store(c, ctr)
-	ctr.Inc()
 }
 
 // RouteNotFound counts a request to srv that matched none of its routes.
 func (m *Metrics) RouteNotFound(srv *Server, c Conn) {
-	if cached(&srv.notFound, c) {
-		return
-	}
-	ctr := m.routeNotFound.WithLabelValues(c.TargetAddr, srv.Kind, srv.Name, c.TLS, c.ClientID)
-	srv.notFound.Store(c, ctr)
-	ctr.Inc()
+	inc(&srv.notFound, c, func() prometheus.Counter {
+		return m.routeNotFound.WithLabelValues(c.TargetAddr, srv.Kind, srv.Name, c.TLS, c.ClientID)
+	})
 }
 
 // TCP counts a connection's decision: a admitted it, nil when denied. srv is nil when the port had no policy.
 func (m *Metrics) TCP(srv *Server, a *Authorization, c Conn) {
-	var cache *sync.Map
-	switch {
-	case a != nil:
-		cache = &a.counters[1]
-	case srv != nil:
-		cache = &srv.denials[1]
-	default:
-		cache = &m.tcpCache
-	}
-	if cached(cache, c) {
+	srvKind, srvName := serverLabels(srv)
+	if a != nil {
+		inc(&a.counters[1], c, func() prometheus.Counter {
+			return m.tcpAllow.WithLabelValues(c.TargetAddr, srvKind, srvName, a.Kind, a.Name, c.TLS, c.ClientID)
+		})
 		return
 	}
-	srvKind, srvName := serverLabels(srv)
-	var ctr prometheus.Counter
-	if a != nil {
-		ctr = m.tcpAllow.WithLabelValues(c.TargetAddr, srvKind, srvName, a.Kind, a.Name, c.TLS, c.ClientID)
-	} else {
-		ctr = m.tcpDeny.WithLabelValues(c.TargetAddr, srvKind, srvName, c.TLS, c.ClientID)
+	cache := &m.tcpCache
+	if srv != nil {
+		cache = &srv.denials[1]
 	}
-	cache.Store(c, ctr)
-	ctr.Inc()
+	inc(cache, c, func() prometheus.Counter {
+		return m.tcpDeny.WithLabelValues(c.TargetAddr, srvKind, srvName, c.TLS, c.ClientID)
+	})
 }
 
-// cached increments the counter cache holds for c, if any. The caches live on the policy objects (an
-// authorization, a route, a server) and are keyed by the connection's labels only; they go with the objects when
-// the policy changes.
-func cached(cache *sync.Map, c Conn) bool {
-	if v, ok := cache.Load(c); ok {
+// inc increments the counter cache holds for c, made by mk the first time. The caches live on the policy objects
+// (an authorization, a route, a server, a limiter) and are keyed by the connection's labels only; they go with
+// the objects when the policy changes, so a lookup never needs the policy's labels.
+func inc[K comparable](cache *sync.Map, k K, mk func() prometheus.Counter) {
+	if v, ok := cache.Load(k); ok {
 		v.(prometheus.Counter).Inc()
-		return true
+		return
 	}
-	return false
+	ctr := mk()
+	cache.Store(k, ctr)
+	ctr.Inc()
 }
 
 func serverLabels(srv *Server) (kind, name string) {
@@ -146,12 +131,7 @@ type limitKey struct {
 
 // RateLimited counts a request that srv's limiter refused because of limit.
 func (m *Metrics) RateLimited(srv *Server, limit string, c Conn) {
-	k := limitKey{c, limit}
-	if v, ok := srv.Limiter.rejected.Load(k); ok {
-		v.(prometheus.Counter).Inc()
-		return
-	}
-	ctr := m.rateLimited.WithLabelValues(c.TargetAddr, srv.Kind, srv.Name, srv.Limiter.Name, limit, c.TLS, c.ClientID)
-	srv.Limiter.rejected.Store(k, ctr)
-	ctr.Inc()
+	inc(&srv.Limiter.rejected, limitKey{c, limit}, func() prometheus.Counter {
+		return m.rateLimited.WithLabelValues(c.TargetAddr, srv.Kind, srv.Name, srv.Limiter.Name, limit, c.TLS, c.ClientID)
+	})
 }
