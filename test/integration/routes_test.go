@@ -417,3 +417,41 @@ func TestHTTPRoutePrecedence(t *testing.T) {
 		return nil
 	})
 }
+
+// TestHTTPRouteConsumerRoute: a route in the client's namespace whose parent is web (in shop) applies to that
+// namespace's clients only, instead of web's own routes; web's other clients keep the producer route.
+func TestHTTPRouteConsumerRoute(t *testing.T) {
+	t.Parallel()
+	f := startRouteFixture(t)
+	team := f.m.sidecar(sidecarOpts{ns: "team", name: "team-cli", sa: "team-cli", outbound: []string{webAuthority}})
+	f.m.write("team.yaml", workloadYAML("team", "team-cli", "team-cli", "team-cli", 0, 9))
+	team.waitReady(t)
+	teamClient := &routeFixture{m: f.m, client: f.client, url: "http://" + team.p.OutboundAddrs()[0]}
+
+	f.m.write("route.yaml", splitRoute(100, 0)+`---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: team-view, namespace: team}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web, namespace: shop, port: 80}]
+  rules:
+  - filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {set: [{name: x-route, value: team}]}
+    backendRefs: [{name: web-v2, namespace: shop, port: 80}]
+`)
+	teamClient.waitFor(t, "the consumer route", func(a routeAnswer) bool { return a.servedBy == "web-v2" && a.seenRoute == "team" })
+	f.waitFor(t, "the producer route", func(a routeAnswer) bool { return a.seenRoute == "canary" }, "x-canary", "yes")
+	for i := range 100 {
+		// The producer route's canary rule does not apply to team's clients: the consumer route does.
+		if a, err := teamClient.get("x-canary", "yes"); err != nil || a.servedBy != "web-v2" || a.seenRoute != "team" {
+			t.Fatalf("team's request %d: %+v %v, want web-v2 with x-route: team", i, a, err)
+		}
+	}
+	if c := f.shares(t, 100); c["web-v1"] != 100 {
+		t.Errorf("shop's client: %v, want web-v1 only (the producer route's 100/0 split)", c)
+	}
+	if got := policyProblems(t, f.m); len(got) != 0 {
+		t.Errorf("policyProblems %q", got)
+	}
+}

@@ -147,7 +147,7 @@ func (s *Server) WatchOutbound(req *policyv1.OutboundRequest, stream grpc.Server
 		return status.Error(codes.InvalidArgument, "target is required")
 	}
 	return watch(stream.Context(), s, stream.Send, func(snap *model.Snapshot) *policyv1.OutboundPolicy {
-		return Outbound(snap, req.GetTarget(), s.clusterDomain)
+		return Outbound(snap, req.GetTarget(), s.clusterDomain, req.GetSourceWorkload())
 	})
 }
 

@@ -133,7 +133,7 @@ func TestServedAnswersAndStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := Outbound(store.Snapshot(), "web-svc.emojivoto.svc.cluster.local:80", "cluster.local"); !proto.Equal(gotOut, want) {
+	if want := Outbound(store.Snapshot(), "web-svc.emojivoto.svc.cluster.local:80", "cluster.local", ""); !proto.Equal(gotOut, want) {
 		t.Errorf("outbound:\n got %v\nwant %v", gotOut, want)
 	}
 

@@ -28,9 +28,10 @@ func Inbound(snap *model.Snapshot, cfg authz.Config, workload string, port uint3
 
 // Outbound is the routing policy for a target authority or ip:port. A target that resolves to a Service (its
 // name in clusterDomain, or one of its ClusterIPs, at one of its ports; as destination.ServiceOf decides) gets the
-// routes of the HTTPRoutes attached to that Service port, or else its default route; either way with the
+// routes of the HTTPRoutes attached to that Service port for the client sourceWorkload ("namespace/name"; its
+// namespace's consumer routes, else the producer routes), or else its default route; either way with the
 // Service's outbound defaults where a route does not say otherwise.
-func Outbound(snap *model.Snapshot, target, clusterDomain string) *policyv1.OutboundPolicy {
+func Outbound(snap *model.Snapshot, target, clusterDomain, sourceWorkload string) *policyv1.OutboundPolicy {
 	labels := map[string]string{"kind": "default", "name": "default"}
 	rule := &policyv1.RouteRule{
 		Backends: []*policyv1.WeightedBackend{{Authority: target, Weight: 1}},
@@ -46,7 +47,8 @@ func Outbound(snap *model.Snapshot, target, clusterDomain string) *policyv1.Outb
 	if t, err := destination.ParseTarget(target, clusterDomain); err == nil {
 		if svc, sp, _, ok := destination.ServiceOf(snap, t); ok {
 			applyServiceDefaults(p, rule, svc.Outbound)
-			if rs := routes.Outbound(snap, svc, sp, clusterDomain, rule); len(rs) > 0 {
+			clientNamespace, _, _ := strings.Cut(sourceWorkload, "/")
+			if rs := routes.Outbound(snap, svc, sp, clusterDomain, clientNamespace, rule); len(rs) > 0 {
 				p.Routes = rs
 			}
 		}

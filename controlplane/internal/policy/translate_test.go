@@ -84,11 +84,11 @@ const clusterDomain = "cluster.local"
 func TestOutbound(t *testing.T) {
 	t.Parallel()
 	snap := testSnapshot()
-	golden.Check(t, "testdata/outbound-default.json", render(t, Outbound(snap, "web-svc.emojivoto.svc.cluster.local:80", clusterDomain)))
+	golden.Check(t, "testdata/outbound-default.json", render(t, Outbound(snap, "web-svc.emojivoto.svc.cluster.local:80", clusterDomain, "")))
 
 	// Every target routes to itself: names, ip:port, and targets the model does not know.
 	for _, target := range []string{"web-svc.emojivoto.svc.cluster.local:80", "10.0.0.1:8080", "www.example.com:443"} {
-		p := Outbound(snap, target, clusterDomain)
+		p := Outbound(snap, target, clusterDomain, "")
 		routes := p.GetRoutes()
 		if len(routes) != 1 || len(routes[0].GetRules()) != 1 || len(routes[0].GetRules()[0].GetBackends()) != 1 {
 			t.Fatalf("%s: want one route with one rule and one backend:\n%s", target, render(t, p))
@@ -133,13 +133,13 @@ func defaultsSnapshot() *model.Snapshot {
 func TestOutboundServiceDefaults(t *testing.T) {
 	t.Parallel()
 	snap := defaultsSnapshot()
-	full := Outbound(snap, "web-svc.emojivoto.svc.cluster.local:80", clusterDomain)
+	full := Outbound(snap, "web-svc.emojivoto.svc.cluster.local:80", clusterDomain, "")
 	golden.Check(t, "testdata/outbound-service-defaults.json", render(t, full))
-	golden.Check(t, "testdata/outbound-service-retry-only.json", render(t, Outbound(snap, "voting-svc.emojivoto:80", clusterDomain)))
+	golden.Check(t, "testdata/outbound-service-retry-only.json", render(t, Outbound(snap, "voting-svc.emojivoto:80", clusterDomain, "")))
 
 	// Every name of the Service, and its ClusterIP, carry the same defaults; only the backend differs.
 	for _, target := range []string{"web-svc.emojivoto:80", "web-svc.emojivoto.svc:80", "WEB-SVC.emojivoto.svc.cluster.local.:80", "10.96.0.10:80"} {
-		p := Outbound(snap, target, clusterDomain)
+		p := Outbound(snap, target, clusterDomain, "")
 		p.Routes[0].Rules[0].Backends[0].Authority = "web-svc.emojivoto.svc.cluster.local:80"
 		if !proto.Equal(p, full) {
 			t.Errorf("%s: differs from the Service's policy by name:\n%s", target, render(t, p))
@@ -147,10 +147,10 @@ func TestOutboundServiceDefaults(t *testing.T) {
 	}
 	// No defaults: a Service without annotations, a port the Service does not declare, another cluster domain,
 	// an address that is no ClusterIP, an unknown name, a malformed target.
-	plain := Outbound(snap, "plain-svc.emojivoto:80", clusterDomain)
+	plain := Outbound(snap, "plain-svc.emojivoto:80", clusterDomain, "")
 	for _, target := range []string{"plain-svc.emojivoto:80", "web-svc.emojivoto:8080", "web-svc.emojivoto.svc.other.domain:80",
 		"10.96.0.99:80", "10.96.0.10:81", "nope.emojivoto:80", "web-svc.emojivoto"} {
-		p := Outbound(snap, target, clusterDomain)
+		p := Outbound(snap, target, clusterDomain, "")
 		rule := p.GetRoutes()[0].GetRules()[0]
 		if p.GetFailureAccrual() != nil || rule.GetRetry() != nil || rule.GetRequestTimeout() != nil ||
 			rule.GetBackendRequestTimeout() != nil || rule.GetIdleTimeout() != nil {
@@ -174,20 +174,20 @@ func TestTranslationsAreFresh(t *testing.T) {
 	if !proto.Equal(b, Inbound(snap, testInbound, "emojivoto/web", 8080)) {
 		t.Error("Inbound answers share state")
 	}
-	c, d := Outbound(snap, "x:80", clusterDomain), Outbound(snap, "x:80", clusterDomain)
+	c, d := Outbound(snap, "x:80", clusterDomain, ""), Outbound(snap, "x:80", clusterDomain, "")
 	c.Routes[0].Rules[0].Backends[0].Weight = 7
 	c.Labels["name"] = "changed"
-	if !proto.Equal(d, Outbound(snap, "x:80", clusterDomain)) {
+	if !proto.Equal(d, Outbound(snap, "x:80", clusterDomain, "")) {
 		t.Error("Outbound answers share state")
 	}
 	// Nor may the Service's defaults be shared with the model.
 	snap = defaultsSnapshot()
 	const web = "web-svc.emojivoto:80"
-	e, f := Outbound(snap, web, clusterDomain), Outbound(snap, web, clusterDomain)
+	e, f := Outbound(snap, web, clusterDomain, ""), Outbound(snap, web, clusterDomain, "")
 	e.Routes[0].Rules[0].Retry.StatusRanges[0].First = 100
 	e.Routes[0].Rules[0].Retry.GrpcCodes[0] = 2
 	e.FailureAccrual.ConsecutiveFailures = 99
-	if !proto.Equal(f, Outbound(snap, web, clusterDomain)) {
+	if !proto.Equal(f, Outbound(snap, web, clusterDomain, "")) {
 		t.Error("Outbound answers share the Service's defaults")
 	}
 	if svc, _ := snap.Service("emojivoto", "web-svc"); svc.Outbound.Retry.GRPCCodes[0] != 14 {
@@ -219,12 +219,12 @@ spec:
 	s.Update(model.Resources{Services: svcs, HTTPRoutes: []*routesapi.HTTPRoute{&rt}})
 	snap := s.Snapshot()
 
-	got := Outbound(snap, "web-svc.emojivoto.svc.cluster.local:80", clusterDomain)
+	got := Outbound(snap, "web-svc.emojivoto.svc.cluster.local:80", clusterDomain, "")
 	golden.Check(t, "testdata/outbound-route.json", render(t, got))
-	if byIP := Outbound(snap, "10.96.0.10:80", clusterDomain); !proto.Equal(byIP, got) {
+	if byIP := Outbound(snap, "10.96.0.10:80", clusterDomain, ""); !proto.Equal(byIP, got) {
 		t.Errorf("by ClusterIP, the policy differs:\n%s", render(t, byIP))
 	}
-	if plain := Outbound(snap, "plain-svc.emojivoto:80", clusterDomain); plain.GetRoutes()[0].GetLabels()["kind"] != "default" {
+	if plain := Outbound(snap, "plain-svc.emojivoto:80", clusterDomain, ""); plain.GetRoutes()[0].GetLabels()["kind"] != "default" {
 		t.Errorf("another Service got the route:\n%s", render(t, plain))
 	}
 }

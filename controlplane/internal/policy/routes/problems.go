@@ -9,8 +9,8 @@ import (
 )
 
 // Problems lists, sorted, what the translation of the snapshot's HTTPRoutes ignores or cannot honour: parents
-// that are not Services or do not exist, consumer routes (not supported yet), backends that do not resolve and
-// filters the proxies cannot apply (their requests get 500). Each line starts with "HTTPRoute namespace/name:".
+// that are not Services (or Servers) or do not exist, backends that do not resolve and filters the proxies cannot
+// apply (their requests get 500). Each line starts with "HTTPRoute namespace/name:".
 // They are the same for every proxy, so they are computed once per snapshot.
 func Problems(snap *model.Snapshot, clusterDomain string) []string {
 	var out []string
@@ -37,18 +37,18 @@ func routeProblems(snap *model.Snapshot, rt *api.HTTPRoute, clusterDomain string
 			continue
 		}
 		ns := parentNamespace(rt, p)
+		name := string(p.Name)
 		if ns != rt.Namespace {
-			out = append(out, fmt.Sprintf("%s: Service %s/%s is in another namespace: consumer routes are not supported yet; ignored", field, ns, p.Name))
-			continue
+			name = ns + "/" + name // a consumer route
 		}
 		svc, ok := snap.Service(ns, string(p.Name))
 		if !ok {
-			out = append(out, fmt.Sprintf("%s: Service %s does not exist", field, p.Name))
+			out = append(out, fmt.Sprintf("%s: Service %s does not exist", field, name))
 			continue
 		}
 		if p.Port != nil {
 			if _, ok := svc.Port(uint16(*p.Port)); !ok {
-				out = append(out, fmt.Sprintf("%s: Service %s has no port %d", field, p.Name, *p.Port))
+				out = append(out, fmt.Sprintf("%s: Service %s has no port %d", field, name, *p.Port))
 				continue
 			}
 		}

@@ -31,29 +31,40 @@ const (
 // resolve, or a filter the proxies cannot apply yet (Gateway API: 500 for an invalid backend's share).
 const FailureStatus = 500
 
-// Outbound is the routes of the producer HTTPRoutes attached to port sp of svc, in the order that breaks
-// precedence ties (oldest route first, then by namespace/name; rules in their order; the proxy ranks matches by
-// Gateway API precedence and keeps this order among equals). defaults is a rule holding the Service's
-// annotation defaults: a rule gets each of its retry and timeouts unless the route sets it (a timeout of "0s"
-// included, which means none). nil when no route attaches: the target keeps its default route.
-func Outbound(snap *model.Snapshot, svc *model.Service, sp model.ServicePort, clusterDomain string, defaults *policyv1.RouteRule) []*policyv1.HttpRoute {
-	var out []*policyv1.HttpRoute
+// Outbound is the routes attached to port sp of svc for a client in namespace clientNamespace ("" when unknown):
+// the consumer routes of the client's namespace when it has any (GEP-1294: routes in the client's namespace
+// whose parent is a Service of another namespace; they apply to that namespace's clients only), else the producer
+// routes (in the Service's namespace, for every client). They come in the order that breaks precedence ties
+// (oldest route first, then by namespace/name; rules in their order; the proxy ranks matches by Gateway API
+// precedence and keeps this order among equals). defaults is a rule holding the Service's annotation defaults:
+// a rule gets each of its retry and timeouts unless the route sets it (a timeout of "0s" included, which means
+// none). nil when no route attaches: the target keeps its default route.
+func Outbound(snap *model.Snapshot, svc *model.Service, sp model.ServicePort, clusterDomain, clientNamespace string, defaults *policyv1.RouteRule) []*policyv1.HttpRoute {
+	var producer, consumer []*policyv1.HttpRoute
 	for _, rt := range snap.HTTPRoutes() {
+		isConsumer := clientNamespace != "" && clientNamespace != svc.Namespace && rt.Namespace == clientNamespace
+		if rt.Namespace != svc.Namespace && !isConsumer {
+			continue
+		}
 		if !attaches(rt, svc, sp) {
 			continue
 		}
 		t := translator{snap: snap, rt: rt, clusterDomain: clusterDomain}
-		out = append(out, t.route(svc, sp, defaults))
+		if isConsumer {
+			consumer = append(consumer, t.route(svc, sp, defaults))
+		} else {
+			producer = append(producer, t.route(svc, sp, defaults))
+		}
 	}
-	return out
+	if len(consumer) > 0 {
+		return consumer
+	}
+	return producer
 }
 
-// attaches reports whether one of the route's parentRefs names port sp of svc, as a producer route: the route is
-// in the Service's namespace. A parentRef without a port (or sectionName) takes every port.
+// attaches reports whether one of the route's parentRefs names port sp of svc. A parentRef without a port (or
+// sectionName) takes every port.
 func attaches(rt *api.HTTPRoute, svc *model.Service, sp model.ServicePort) bool {
-	if rt.Namespace != svc.Namespace {
-		return false // consumer routes are not supported yet (Problems says so)
-	}
 	for _, p := range rt.Spec.ParentRefs {
 		if !api.ParentIsService(p) || string(p.Name) != svc.Name || parentNamespace(rt, p) != svc.Namespace {
 			continue
@@ -272,8 +283,9 @@ func headerModifier(h *gatewayv1.HTTPHeaderFilter) *policyv1.Filter_HeaderModifi
 	return out
 }
 
-// backend translates one backendRef. One the proxies cannot send to (not a Service, another namespace's Service
-// without a ReferenceGrant, a Service or port that does not exist) keeps its weight, and its share gets 500.
+// backend translates one backendRef: a Service of any namespace (mesh routes need no ReferenceGrant, GEP-1294).
+// One the proxies cannot send to (not a Service, a Service or port that does not exist) keeps its weight, and its
+// share gets 500.
 func (t *translator) backend(field string, b gatewayv1.HTTPBackendRef, share string) *policyv1.WeightedBackend {
 	ns := t.rt.Namespace
 	if b.Namespace != nil {
@@ -290,8 +302,7 @@ func (t *translator) backend(field string, b gatewayv1.HTTPBackendRef, share str
 		out.Filters = []*policyv1.Filter{t.failure(field + ": " + why)}
 		return out
 	}
-	switch {
-	case !api.BackendIsService(b.BackendObjectReference):
+	if !api.BackendIsService(b.BackendObjectReference) {
 		group, kind := "", api.KindService
 		if b.Group != nil {
 			group = string(*b.Group)
@@ -300,15 +311,17 @@ func (t *translator) backend(field string, b gatewayv1.HTTPBackendRef, share str
 			kind = string(*b.Kind)
 		}
 		return fail(fmt.Sprintf("backends of kind %s (group %q) are not supported", kind, group))
-	case ns != t.rt.Namespace:
-		return fail(fmt.Sprintf("Service %s/%s is in another namespace, and ReferenceGrants are not supported yet", ns, b.Name))
+	}
+	name := string(b.Name)
+	if ns != t.rt.Namespace {
+		name = ns + "/" + name
 	}
 	svc, ok := t.snap.Service(ns, string(b.Name))
 	if !ok {
-		return fail(fmt.Sprintf("Service %s does not exist", b.Name))
+		return fail(fmt.Sprintf("Service %s does not exist", name))
 	}
 	if _, ok := svc.Port(port); !ok {
-		return fail(fmt.Sprintf("Service %s has no port %d", b.Name, port))
+		return fail(fmt.Sprintf("Service %s has no port %d", name, port))
 	}
 	out.Filters = t.filters(field+".filters", b.Filters, consequence)
 	return out

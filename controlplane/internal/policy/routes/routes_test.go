@@ -75,15 +75,24 @@ func service(name string, ports ...uint16) *model.Service {
 func snapshot(t *testing.T, routes string) *model.Snapshot {
 	t.Helper()
 	s := model.NewStore()
+	otherAPI := service("api", 80)
+	otherAPI.Namespace = "other"
 	s.Update(model.Resources{
-		Services:   []*model.Service{service("web", 80, 9000), service("web-v1", 80), service("web-v2", 80)},
+		Services:   []*model.Service{service("web", 80, 9000), service("web-v1", 80), service("web-v2", 80), otherAPI},
 		HTTPRoutes: decode(t, routes),
 	})
 	return s.Snapshot()
 }
 
-// outbound translates the routes of web:port, with the Service defaults of a 10s request timeout and 2 retries.
+// outbound translates the routes of web:port for a client of unknown namespace, with the Service defaults of a
+// 10s request timeout and 2 retries.
 func outbound(t *testing.T, snap *model.Snapshot, port uint16) []*policyv1.HttpRoute {
+	t.Helper()
+	return outboundFrom(t, snap, port, "")
+}
+
+// outboundFrom is outbound for a client in namespace clientNS.
+func outboundFrom(t *testing.T, snap *model.Snapshot, port uint16, clientNS string) []*policyv1.HttpRoute {
 	t.Helper()
 	svc, ok := snap.Service("shop", "web")
 	if !ok {
@@ -98,7 +107,7 @@ func outbound(t *testing.T, snap *model.Snapshot, port uint16) []*policyv1.HttpR
 		Retry:          &policyv1.Retry{Limit: 2, StatusCodes: []uint32{503}},
 		IdleTimeout:    durationpb.New(time.Minute),
 	}
-	return Outbound(snap, svc, sp, clusterDomain, defaults)
+	return Outbound(snap, svc, sp, clusterDomain, clientNS, defaults)
 }
 
 const canary = `metadata: {name: web-canary}
@@ -140,7 +149,7 @@ func TestOutbound(t *testing.T) {
 }
 
 // TestAttach: a parentRef attaches a route to the Service's ports it names (all without a port; by number or by
-// name with one), in the Service's namespace only; a Gateway parent attaches nothing here.
+// name with one); a Gateway parent attaches nothing here.
 func TestAttach(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -167,20 +176,48 @@ func TestAttach(t *testing.T) {
 			t.Errorf("%s: attached to %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	// A consumer route (in the client's namespace, naming a Service of another) is not supported yet: it attaches
-	// to nothing, for every client, and Problems says so.
+}
+
+// TestConsumerRoutes: a consumer route (in the client's namespace, naming a Service of another, GEP-1294) applies
+// to that namespace's clients only, instead of the producer routes; clients elsewhere keep the producer routes.
+// Its backends may be in any namespace, without a ReferenceGrant.
+func TestConsumerRoutes(t *testing.T) {
+	t.Parallel()
+	rts := decode(t, `metadata: {name: mine, namespace: client}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web, namespace: shop}]
+  rules: [{backendRefs: [{name: web-v2, namespace: shop, port: 80}], timeouts: {request: 1s}}]
+---
+metadata: {name: producer}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web}]
+  rules: [{backendRefs: [{name: web-v1, port: 80}]}]
+---
+metadata: {name: theirs, namespace: elsewhere}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web, namespace: shop}]`)
 	s := model.NewStore()
-	s.Update(model.Resources{Services: []*model.Service{service("web", 80)}, HTTPRoutes: decode(t,
-		"metadata: {name: mine, namespace: client}\nspec:\n  parentRefs: [{group: \"\", kind: Service, name: web, namespace: shop}]")})
-	if rs := outbound(t, s.Snapshot(), 80); rs != nil {
-		t.Errorf("consumer route attached:\n%s", render(t, rs))
+	s.Update(model.Resources{Services: []*model.Service{service("web", 80), service("web-v1", 80), service("web-v2", 80)}, HTTPRoutes: rts})
+	snap := s.Snapshot()
+	names := func(rs []*policyv1.HttpRoute) string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.GetLabels()[LabelNamespace]+"/"+r.GetLabels()[LabelName]+" -> "+r.GetRules()[0].GetBackends()[0].GetAuthority())
+		}
+		return strings.Join(out, ", ")
 	}
-	want := []string{
-		"HTTPRoute client/mine: no parent it can attach to; the route has no effect",
-		"HTTPRoute client/mine: spec.parentRefs[0]: Service shop/web is in another namespace: consumer routes are not supported yet; ignored",
+	for clientNS, want := range map[string]string{
+		"client": "client/mine -> web-v2.shop.svc.cluster.local:80",
+		"shop":   "shop/producer -> web-v1.shop.svc.cluster.local:80",
+		"other":  "shop/producer -> web-v1.shop.svc.cluster.local:80",
+		"":       "shop/producer -> web-v1.shop.svc.cluster.local:80",
+	} {
+		if got := names(outboundFrom(t, snap, 80, clientNS)); got != want {
+			t.Errorf("client in %q: routes %s, want %s", clientNS, got, want)
+		}
 	}
-	if got := Problems(s.Snapshot(), clusterDomain); !slicesEqual(got, want) {
-		t.Errorf("problems:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	if p := Problems(snap, clusterDomain); p != nil {
+		t.Errorf("problems: %q", p)
 	}
 }
 
@@ -221,6 +258,7 @@ spec:
     - {name: web-v3, port: 80, weight: 10}
     - {name: web-v2, port: 81, weight: 5}
     - {name: web-v2, namespace: other, port: 80, weight: 3}
+    - {name: api, namespace: other, port: 80, weight: 1}
     - {group: example.com, kind: Bucket, name: b, weight: 2}
   - matches: [{path: {value: /rewrite}}]
     filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: /}}}]

@@ -15,9 +15,9 @@ import (
 const ControllerName gatewayv1.GatewayController = "sinew.dev/policy-controller"
 
 // ParentStatuses is the status the control plane gives a route for each of its Service parents, in parentRef
-// order: Accepted (True; False with NoMatchingParent for a Service or port that does not exist, UnsupportedValue
-// for a consumer route) and ResolvedRefs (True; False with RefNotPermitted, InvalidKind or BackendNotFound for
-// the first kind of backend that cannot be used, the message naming each). Conditions carry the route's
+// order: Accepted (True; False with NoMatchingParent for a Service or port that does not exist) and ResolvedRefs
+// (True; False with InvalidKind or BackendNotFound for the first kind of backend that cannot be used, the message
+// naming each). Conditions carry the route's
 // generation and no transition time: the writer keeps the one already there while a condition's status does not
 // change. Parents of other kinds are other controllers' and get no entry. It is pure.
 func ParentStatuses(snap *model.Snapshot, rt *api.HTTPRoute) []gatewayv1.RouteParentStatus {
@@ -52,16 +52,17 @@ func accepted(snap *model.Snapshot, rt *api.HTTPRoute, p gatewayv1.ParentReferen
 		return condition(gatewayv1.RouteConditionAccepted, false, reason, fmt.Sprintf(format, args...))
 	}
 	ns := parentNamespace(rt, p)
+	name := string(p.Name)
 	if ns != rt.Namespace {
-		return no(gatewayv1.RouteReasonUnsupportedValue, "consumer routes (a parent Service in another namespace, %s) are not supported yet", ns)
+		name = ns + "/" + name // a consumer route
 	}
 	svc, ok := snap.Service(ns, string(p.Name))
 	if !ok {
-		return no(gatewayv1.RouteReasonNoMatchingParent, "Service %s does not exist", p.Name)
+		return no(gatewayv1.RouteReasonNoMatchingParent, "Service %s does not exist", name)
 	}
 	if p.Port != nil {
 		if _, ok := svc.Port(uint16(*p.Port)); !ok {
-			return no(gatewayv1.RouteReasonNoMatchingParent, "Service %s has no port %d", p.Name, *p.Port)
+			return no(gatewayv1.RouteReasonNoMatchingParent, "Service %s has no port %d", name, *p.Port)
 		}
 	}
 	if p.SectionName != nil {
@@ -70,7 +71,7 @@ func accepted(snap *model.Snapshot, rt *api.HTTPRoute, p gatewayv1.ParentReferen
 			found = found || sp.Name == string(*p.SectionName)
 		}
 		if !found {
-			return no(gatewayv1.RouteReasonNoMatchingParent, "Service %s has no port named %s", p.Name, *p.SectionName)
+			return no(gatewayv1.RouteReasonNoMatchingParent, "Service %s has no port named %s", name, *p.SectionName)
 		}
 	}
 	msg := "Accepted"
@@ -105,7 +106,7 @@ func resolvedRefs(snap *model.Snapshot, rt *api.HTTPRoute) metav1.Condition {
 		reason gatewayv1.RouteConditionReason
 		msgs   []string
 	)
-	rank := map[gatewayv1.RouteConditionReason]int{gatewayv1.RouteReasonRefNotPermitted: 3, gatewayv1.RouteReasonInvalidKind: 2, gatewayv1.RouteReasonBackendNotFound: 1}
+	rank := map[gatewayv1.RouteConditionReason]int{gatewayv1.RouteReasonInvalidKind: 2, gatewayv1.RouteReasonBackendNotFound: 1}
 	fail := func(r gatewayv1.RouteConditionReason, field, format string, args ...any) {
 		if rank[r] > rank[reason] {
 			reason = r
@@ -119,22 +120,22 @@ func resolvedRefs(snap *model.Snapshot, rt *api.HTTPRoute) metav1.Condition {
 			if b.Namespace != nil {
 				ns = string(*b.Namespace)
 			}
-			switch {
-			case !api.BackendIsService(b.BackendObjectReference):
+			if !api.BackendIsService(b.BackendObjectReference) {
 				fail(gatewayv1.RouteReasonInvalidKind, field, "backends of kind %s are not supported", backendKind(b.BackendObjectReference))
 				continue
-			case ns != rt.Namespace:
-				fail(gatewayv1.RouteReasonRefNotPermitted, field, "Service %s/%s is in another namespace (ReferenceGrants are not supported yet)", ns, b.Name)
-				continue
+			}
+			name := string(b.Name)
+			if ns != rt.Namespace {
+				name = ns + "/" + name // mesh routes need no ReferenceGrant (GEP-1294)
 			}
 			svc, ok := snap.Service(ns, string(b.Name))
 			if !ok {
-				fail(gatewayv1.RouteReasonBackendNotFound, field, "Service %s does not exist", b.Name)
+				fail(gatewayv1.RouteReasonBackendNotFound, field, "Service %s does not exist", name)
 				continue
 			}
 			if b.Port != nil {
 				if _, ok := svc.Port(uint16(*b.Port)); !ok {
-					fail(gatewayv1.RouteReasonBackendNotFound, field, "Service %s has no port %d", b.Name, *b.Port)
+					fail(gatewayv1.RouteReasonBackendNotFound, field, "Service %s has no port %d", name, *b.Port)
 				}
 			}
 		}

@@ -9,7 +9,7 @@ import (
 )
 
 // TestParentStatuses: each Service parent gets Accepted (False with NoMatchingParent for a Service or port that
-// does not exist, UnsupportedValue for a consumer route) and ResolvedRefs (False with the strongest reason among
+// does not exist, a consumer route's included) and ResolvedRefs (False with the strongest reason among
 // the backends that cannot be used); other parents get nothing; conditions carry the route's generation.
 func TestParentStatuses(t *testing.T) {
 	t.Parallel()
