@@ -65,7 +65,7 @@ func Policy() Category {
 					return fmt.Errorf("the policy service's /debug/model: %w", err)
 				}
 				if n := len(model.PolicyProblems); n > 0 {
-					return fmt.Errorf("%d policy problem(s); what they name admits nobody or is ignored:\n%s", n, strings.Join(model.PolicyProblems, "\n"))
+					return fmt.Errorf("%d policy problem(s); what they name admits nobody, answers 500 or is ignored:\n%s", n, strings.Join(model.PolicyProblems, "\n"))
 				}
 				return nil
 			},
