@@ -20,7 +20,8 @@ import (
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
 )
 
-// Route labels: the proxy's route metrics name a route by these (route_kind, route_name, route_namespace).
+// Route labels, on each HttpRoute: what the proxy's /debug/config and sinew diagnostics show, and what its route
+// metrics are to carry as route_kind, route_name and route_namespace (the proxy does not export them yet).
 const (
 	LabelKind      = "kind"
 	LabelName      = "name"
