@@ -509,6 +509,16 @@ func TestAuthorizationRoutes(t *testing.T) {
 	if v := metricValue(text, "inbound_http_authz_deny_total", `route_name="admin"`, `client_id="`+spiffeID("test", "other-sa")+`"`); v < 1 {
 		t.Errorf("inbound_http_authz_deny_total{route_name=admin, other-sa} = %v", v)
 	}
+	// Refusals are the proxy's answers, not the workload failing: counted as responses, classified as the
+	// application's 4xx are, so they do not pull the workload's success rate down.
+	for _, code := range []string{"403", "404"} {
+		if v := metricValue(text, "response_total", `direction="inbound"`, `status_code="`+code+`"`, `classification="success"`); v < 1 {
+			t.Errorf("response_total{status_code=%s, classification=success} = %v:\n%s", code, v, grepLines(text, "response_total"))
+		}
+		if v := metricValue(text, "response_total", `direction="inbound"`, `status_code="`+code+`"`, `classification="failure"`); v != 0 {
+			t.Errorf("response_total{status_code=%s, classification=failure} = %v", code, v)
+		}
+	}
 
 	// The routes go and the Server alone, with no authorization, refuses everyone (403, not 404).
 	f.m.write("policy.yaml", strings.SplitN(authzRoutes, "---\n", 2)[0])
