@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,11 +36,21 @@ func buildBinaries(t *testing.T, names ...string) string {
 	return dir
 }
 
-// freePortBase finds a base with its whole span of loopback ports free.
+// freePortBase finds a base with its whole span of loopback ports free, below the kernel's ephemeral port range:
+// the demo binds its ports some time after this check, and a port in that range may meanwhile become the local
+// end of another test's outgoing connection.
 func freePortBase(t *testing.T, span int) int {
 	t.Helper()
+	low := 32768 // Linux's default start of ip_local_port_range
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 10000+2*span {
+				low = n
+			}
+		}
+	}
 	for range 50 {
-		base := 20000 + rand.IntN(40000)
+		base := 10000 + rand.IntN(low-10000-span)
 		ok := true
 		for off := range span {
 			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+off))
@@ -61,6 +72,8 @@ func freePortBase(t *testing.T, span int) int {
 type lineReader struct {
 	ch  chan string
 	all bytes.Buffer
+	// stderr, when set, is the child's standard error so far, for failure messages.
+	stderr func() string
 }
 
 func lines(r io.Reader) *lineReader {
@@ -83,16 +96,24 @@ func (b *lineReader) waitLine(t *testing.T, re *regexp.Regexp, timeout time.Dura
 		select {
 		case l, ok := <-b.ch:
 			if !ok {
-				t.Fatalf("output ended before a line matching %q:\n%s", re, b.all.String())
+				t.Fatalf("output ended before a line matching %q:\n%s%s", re, b.all.String(), b.errors())
 			}
 			b.all.WriteString(l + "\n")
 			if m := re.FindStringSubmatch(l); m != nil {
 				return m
 			}
 		case <-deadline:
-			t.Fatalf("no line matching %q within %s:\n%s", re, timeout, b.all.String())
+			t.Fatalf("no line matching %q within %s:\n%s%s", re, timeout, b.all.String(), b.errors())
 		}
 	}
+}
+
+// errors is the child's standard error for a failure message, if the reader knows it.
+func (b *lineReader) errors() string {
+	if b.stderr == nil {
+		return ""
+	}
+	return "\nstandard error:\n" + b.stderr()
 }
 
 // demoProc is a running `sinew demo`.
@@ -145,6 +166,7 @@ func startDemoEnv(t *testing.T, bin string, env []string, args ...string) *demoP
 		t.Fatal(err)
 	}
 	d.out = lines(stdout)
+	d.out.stderr = d.stderr.String
 	go func() { d.err = d.cmd.Wait(); close(d.done) }()
 	t.Cleanup(func() {
 		select {
