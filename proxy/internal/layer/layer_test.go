@@ -39,7 +39,7 @@ func respond(status int, h ...string) *http.Response {
 }
 
 // translated is target's policy from the control plane's answer p.
-func translated(t *testing.T, target string, p *policyv1.OutboundPolicy) *policy.Outbound {
+func translated(t testing.TB, target string, p *policyv1.OutboundPolicy) *policy.Outbound {
 	t.Helper()
 	o, problems := policy.Translate(target, p)
 	if len(problems) > 0 {

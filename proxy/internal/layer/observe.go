@@ -15,8 +15,8 @@ import (
 	"github.com/sinewmesh/sinew/proxy/internal/tap"
 )
 
-// Observe counts requests and responses (request_total, response_total, response_latency_ms and the per-path
-// route_* series) and feeds tap. Outbound it sits after the balancer, so it sees each attempt at its endpoint,
+// Observe counts requests and responses (request_total, response_total, response_latency_ms, the per-path
+// route_* series and, outbound, the outbound_http_route_* series of the parent, route and backend) and feeds tap. Outbound it sits after the balancer, so it sees each attempt at its endpoint,
 // labelled as the endpoint; inbound it sees each request to the application. The response is counted when its
 // body ends, so a gRPC status in the trailers is counted.
 func Observe(hub *tap.Hub) pipeline.Layer {
@@ -24,12 +24,15 @@ func Observe(hub *tap.Hub) pipeline.Layer {
 		return pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
 			r := req.HTTP
 			var series *metrics.Series
+			var route *metrics.RouteStats
 			if req.Dir == pipeline.Inbound {
 				series = req.In.Series
 			} else {
 				series = req.Endpoint.Series(r.Host)
+				route = series.Route(routeKey(req))
+				route.Request()
 			}
-			o := &observed{series: series, path: series.Path(r.Host, r.URL.Path), start: time.Now()}
+			o := &observed{series: series, path: series.Path(r.Host, r.URL.Path), route: route, start: time.Now()}
 			o.series.Request()
 			o.path.Request()
 			req.Observed = true
@@ -71,6 +74,7 @@ type observed struct {
 	io.ReadCloser
 	series *metrics.Series
 	path   *metrics.PathStats
+	route  *metrics.RouteStats // outbound only
 	tap    *tap.Request
 	start  time.Time
 	resp   *http.Response
@@ -132,6 +136,21 @@ func (o *observed) respond(status, grpc int, failed bool, ttfbMs float64) {
 	r = o.path.Response(status, grpc, failed)
 	r.ObserveLatency(ttfbMs)
 	r.End()
+	if o.route != nil {
+		o.route.ObserveLatency(ttfbMs)
+		o.route.End(status, grpc, failed)
+	}
+}
+
+// routeKey names an outbound attempt's parent (the target the application called), route (the one whose rule
+// matched, by the labels the control plane gave it) and backend (the one the split chose).
+func routeKey(req *pipeline.Request) metrics.RouteKey {
+	k := metrics.RouteKey{Parent: req.Out.Target, Backend: req.Backend}
+	if req.Rule != nil && req.Rule.Route != nil {
+		l := req.Rule.Route.Labels
+		k.RouteKind, k.RouteName, k.RouteNamespace = l["kind"], l["name"], l["namespace"]
+	}
+	return k
 }
 
 func msSince(t time.Time) float64 { return float64(time.Since(t)) / float64(time.Millisecond) }

@@ -1,7 +1,9 @@
 // Package metrics defines the proxy's traffic metrics with Linkerd's names, labels and buckets, so existing
 // dashboards and queries work. Label sets are resolved once (Series for HTTP, Conn for TCP) and cached by the
 // caller: the per-request cost is a few atomic adds, not a label-map lookup. The route_* metrics of each request
-// path (PathStats) are cached on their Series the same way, and their number is bounded (MaxRoutes).
+// path (PathStats) are cached on their Series the same way, and their number is bounded (MaxRoutes). The
+// outbound_http_route_* metrics of each (parent, route, backend) of the control plane's routes (RouteStats) are
+// cached on Metrics, also bounded (MaxRouteBackends).
 package metrics
 
 import (
@@ -60,6 +62,7 @@ type Metrics struct {
 	tcpRead        *prometheus.CounterVec
 	tcpWrite       *prometheus.CounterVec
 	errors         *prometheus.CounterVec
+	routes         *routeFamilies // outbound_http_route_*: by parent, route and backend
 }
 
 // New registers the families on reg.
@@ -107,8 +110,10 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "proxy_errors_total", Help: "Errors the proxy answered or closed connections for, by direction and kind.",
 		}, []string{"direction", "error"}),
+		routes: newRouteFamilies(),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.responses, m.latency, m.routeRequests, m.routeResponses, m.routeLatency, m.tcpOpen, m.tcpClose, m.tcpConns, m.tcpRead, m.tcpWrite, m.errors} {
+	collectors := []prometheus.Collector{m.requests, m.responses, m.latency, m.routeRequests, m.routeResponses, m.routeLatency, m.tcpOpen, m.tcpClose, m.tcpConns, m.tcpRead, m.tcpWrite, m.errors}
+	for _, c := range append(collectors, m.routes.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -74,12 +74,13 @@ func TestDocumentedMetrics(t *testing.T) {
 	m.Conn(Labels{Direction: "inbound"}, "src").Closed(false)
 	m.Conn(Labels{Direction: "inbound"}, "src").Opened()
 	m.Error("inbound", "x")
+	m.Route(RouteKey{}).End(200, -1, false)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(mfs) != 12 {
-		t.Errorf("gathered %d families, want 12 (a new family? add it here and to metrics.md)", len(mfs))
+	if len(mfs) != 15 {
+		t.Errorf("gathered %d families, want 15 (a new family? add it here and to metrics.md)", len(mfs))
 	}
 	for _, mf := range mfs {
 		if !slices.Contains(documented, mf.GetName()) {

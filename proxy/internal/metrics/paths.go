@@ -9,8 +9,8 @@ import (
 // authority) pairs per direction as themselves, the first ones it sees; every later pair is counted under
 // OtherRoute. Paths come from clients (and, inbound, from any peer), so without a bound one scanner could add a
 // series per URL it tries. 100 is well above what a service's API has (emojivoto: a handful) while keeping a
-// proxy's route series, times the histogram's buckets, in the low thousands. It is a constant until route
-// definitions reach the proxy (HTTPRoute/GRPCRoute), which will name routes instead of counting paths.
+// proxy's route series, times the histogram's buckets, in the low thousands. Routes the control plane defines
+// (HTTPRoute, GRPCRoute) are counted by name in the outbound_http_route_* families instead (routes.go).
 const MaxRoutes = 100
 
 // OtherRoute is the rt_route and authority of requests beyond MaxRoutes.
@@ -21,17 +21,25 @@ type pathKey struct{ authority, path string }
 
 // pathTable is one direction's admitted pairs, shared by all of its Series. It is consulted only when a Series
 // has not cached a pair yet: once per admitted pair and Series, and on every request of a pair that was not
-// admitted (those are deliberately not cached, so they cannot grow memory either). Once full it never changes, so
-// those lookups read it without the lock.
-type pathTable struct {
+// admitted (those are deliberately not cached, so they cannot grow memory either).
+type pathTable = admitTable[pathKey]
+
+func newPathTable() *pathTable { return newAdmitTable[pathKey](MaxRoutes) }
+
+// admitTable admits the first max keys it is asked about. Once full it never changes, so lookups read it without
+// the lock.
+type admitTable[K comparable] struct {
+	max  int
 	mu   sync.Mutex
-	seen map[pathKey]struct{}
+	seen map[K]struct{}
 	full atomic.Bool // set, under mu, after the write that filled seen; seen is read-only from then on
 }
 
-func newPathTable() *pathTable { return &pathTable{seen: map[pathKey]struct{}{}} }
+func newAdmitTable[K comparable](max int) *admitTable[K] {
+	return &admitTable[K]{max: max, seen: map[K]struct{}{}}
+}
 
-func (t *pathTable) admit(k pathKey) bool {
+func (t *admitTable[K]) admit(k K) bool {
 	if t.full.Load() {
 		_, ok := t.seen[k]
 		return ok
@@ -41,11 +49,11 @@ func (t *pathTable) admit(k pathKey) bool {
 	if _, ok := t.seen[k]; ok {
 		return true
 	}
-	if len(t.seen) >= MaxRoutes {
+	if len(t.seen) >= t.max {
 		return false
 	}
 	t.seen[k] = struct{}{}
-	t.full.Store(len(t.seen) == MaxRoutes)
+	t.full.Store(len(t.seen) == t.max)
 	return true
 }
 
