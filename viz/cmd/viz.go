@@ -261,12 +261,19 @@ func newRoutesCmd(env *cmdenv.Env) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "routes TYPE/NAME",
-		Short: "Golden metrics per route: ROUTE AUTHORITY SUCCESS RPS LATENCY_P50 LATENCY_P95 LATENCY_P99",
+		Short: "Golden metrics per route: ROUTE AUTHORITY (or BACKEND SHARE) SUCCESS RPS LATENCY_P50 LATENCY_P95 LATENCY_P99",
 		Long: `routes shows the success rate, requests per second and latency percentiles of each route a resource
 serves (its inbound traffic), or with --to, of each route it calls on that resource. A route is the gRPC method
-(/package.Service/Method) or the request path; each proxy labels at most 100 of them, the rest count as [other].`,
+(/package.Service/Method) or the request path; each proxy labels at most 100 of them, the rest count as [other].
+
+For a Service (svc/NAME), routes shows its HTTPRoutes and GRPCRoutes as its clients' proxies applied them: one
+row per route and backend, with the backend's SHARE of the route's responses (how a weighted split really
+divides traffic) and its golden metrics. Requests no route matched are under [DEFAULT]. With a client and
+--to svc/NAME, only that client's requests count.`,
 		Example: `  sinew viz routes deploy/voting -n emojivoto
-  sinew viz routes deploy/web -n emojivoto --to deploy/voting -o json`,
+  sinew viz routes deploy/web -n emojivoto --to deploy/voting -o json
+  sinew viz routes svc/web -n shop
+  sinew viz routes deploy/cli -n shop --to svc/web`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, window, err := v.resourceAndWindow(args[0])

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -97,8 +98,9 @@ func WriteEdges(w io.Writer, edges []Edge, output string) error {
 }
 
 // WriteRoutes renders route rows: ROUTE AUTHORITY SUCCESS RPS LATENCY_P50 LATENCY_P95 LATENCY_P99, as Linkerd's
-// `viz routes`. Wide shows the same columns: the proxies do not retry, so Linkerd's effective and actual columns
-// would be equal.
+// `viz routes`. Wide shows the same columns: Linkerd's effective and actual columns (before and after retries)
+// would need the proxies to count requests before their retries. Backend rows (a Service's routes) show
+// ROUTE BACKEND SHARE instead of ROUTE AUTHORITY: each backend's part of its route's responses.
 func WriteRoutes(w io.Writer, rows []RouteRow, output string) error {
 	if err := CheckOutput(output); err != nil {
 		return err
@@ -113,16 +115,37 @@ func WriteRoutes(w io.Writer, rows []RouteRow, output string) error {
 		_, err := fmt.Fprintln(w, "No traffic found.")
 		return err
 	}
+	backends := slices.ContainsFunc(rows, func(r RouteRow) bool { return r.Backend != "" })
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(tw, "ROUTE\tAUTHORITY\tSUCCESS\tRPS\tLATENCY_P50\tLATENCY_P95\tLATENCY_P99")
+	if backends {
+		fmt.Fprintln(tw, "ROUTE\tBACKEND\tSHARE\tSUCCESS\tRPS\tLATENCY_P50\tLATENCY_P95\tLATENCY_P99")
+	} else {
+		fmt.Fprintln(tw, "ROUTE\tAUTHORITY\tSUCCESS\tRPS\tLATENCY_P50\tLATENCY_P95\tLATENCY_P99")
+	}
 	for _, r := range rows {
-		authority := r.Authority
-		if authority == "" {
-			authority = "-"
+		cols := []string{r.Route, dash(r.Authority)}
+		if backends {
+			cols = []string{r.RouteName(), dash(r.Backend), share(r.Share)}
 		}
-		fmt.Fprintln(tw, strings.Join([]string{r.Route, authority, percent(r.SuccessRate), rps(r.RPS), ms(r.LatencyP50), ms(r.LatencyP95), ms(r.LatencyP99)}, "\t"))
+		cols = append(cols, percent(r.SuccessRate), rps(r.RPS), ms(r.LatencyP50), ms(r.LatencyP95), ms(r.LatencyP99))
+		fmt.Fprintln(tw, strings.Join(cols, "\t"))
 	}
 	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// share shows a fraction as a percentage.
+func share(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", *v*100)
 }
 
 // WriteAuthz renders authorization rows: ROUTE SERVER AUTHORIZATION UNAUTHORIZED SUCCESS RPS LATENCY_P50

@@ -61,3 +61,43 @@ func TestRoutesOutputs(t *testing.T) {
 		t.Error("routes of every deployment: want an error")
 	}
 }
+
+func TestServiceRoutesOutputs(t *testing.T) {
+	req := RoutesRequest{Resource: Resource{Kind: KindService, Namespace: "shop", Name: "web"}, Window: time.Minute}
+	qs, err := promql.Routes(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := func(kind, ns, route, backendNS, backend string) []string {
+		return []string{"route_kind", kind, "route_namespace", ns, "route_name", route,
+			"backend_namespace", backendNS, "backend_name", backend, "backend_port", "80"}
+	}
+	v1, v2 := b("HTTPRoute", "shop", "web-split", "shop", "web-v1"), b("HTTPRoute", "shop", "web-split", "shop", "web-v2")
+	api := b("HTTPRoute", "shop", "web-api", "other", "api")
+	def := b("default", "", "default", "shop", "web")
+	idle := b("HTTPRoute", "shop", "web-old", "shop", "web-v0")
+	fq := &fakeQuerier{t: t, answers: map[string][]Sample{
+		qs.Total:   {s(8, v1...), s(2, v2...), s(1, api...), s(0.5, def...), s(0, idle...)},
+		qs.Success: {s(8, v1...), s(1, v2...), s(1, api...), s(0.5, def...), s(0, idle...)},
+		qs.P50:     {s(1.2, v1...), s(2, v2...), s(3, api...), s(1, def...), s(math.NaN(), idle...)},
+		qs.P95:     {s(4.75, v1...), s(9.5, v2...), s(4, api...), s(2, def...), s(math.NaN(), idle...)},
+		qs.P99:     {s(4.95, v1...), s(19.8, v2...), s(5, api...), s(3, def...), s(math.NaN(), idle...)},
+	}}
+	rows, err := Routes(context.Background(), fq, req, fixedTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 4 || rows[3].Route != DefaultRoute {
+		t.Fatalf("rows %+v: want 4, the default route last and the idle one left out", rows)
+	}
+	if sh := *rows[1].Share + *rows[2].Share; math.Abs(sh-1) > 1e-9 || math.Abs(*rows[1].Share-0.8) > 1e-9 {
+		t.Errorf("web-split shares %v, %v: want 0.8 and 0.2", *rows[1].Share, *rows[2].Share)
+	}
+	for _, c := range []struct{ file, output string }{{"routes_svc.table", OutputTable}, {"routes_svc.json", OutputJSON}} {
+		var b bytes.Buffer
+		if err := WriteRoutes(&b, rows, c.output); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, c.file, b.Bytes())
+	}
+}

@@ -27,6 +27,7 @@ const (
 	KindDeployment = promql.KindDeployment
 	KindPod        = promql.KindPod
 	KindNamespace  = promql.KindNamespace
+	KindService    = promql.KindService
 )
 
 // ParseResource reads "kind" or "kind/name" in namespace ns.

@@ -69,6 +69,9 @@ func (r Request) Validate() error {
 	if r.Resource.Kind == metricsapi.KindNamespace && r.Resource.Name == "" {
 		return errors.New("tap a namespace by name: ns/NAME")
 	}
+	if r.Resource.Kind == metricsapi.KindService || (r.To != nil && r.To.Kind == metricsapi.KindService) {
+		return errors.New("tap taps workloads, not services: use deploy/NAME (a service's routes: sinew viz routes svc/NAME)")
+	}
 	if r.To != nil && r.To.Kind == metricsapi.KindNamespace && r.To.Name == "" {
 		return errors.New("--to: name the namespace: ns/NAME")
 	}

@@ -25,6 +25,9 @@ const (
 	KindDeployment Kind = "deployment"
 	KindPod        Kind = "pod"
 	KindNamespace  Kind = "namespace"
+	// KindService is a Service: the parent of HTTPRoutes and GRPCRoutes. Only `routes` takes it (as the resource
+	// or --to): the proxies label route traffic by parent Service, the golden metrics by workload.
+	KindService Kind = "service"
 )
 
 // ParseKind accepts Linkerd's spellings and their short forms. "workload" is a deployment; "all" is deployments.
@@ -36,8 +39,10 @@ func ParseKind(s string) (Kind, error) {
 		return KindPod, nil
 	case "namespace", "namespaces", "ns":
 		return KindNamespace, nil
+	case "service", "services", "svc":
+		return KindService, nil
 	}
-	return "", fmt.Errorf("unknown resource type %q (want deployment, workload, pod, namespace or all)", s)
+	return "", fmt.Errorf("unknown resource type %q (want deployment, workload, pod, namespace, service or all)", s)
 }
 
 // Label is the target label that holds a resource of this kind's name.
@@ -81,6 +86,11 @@ type StatRequest struct {
 
 // Validate reports a request that cannot be turned into queries.
 func (r StatRequest) Validate() error {
+	for _, res := range []*Resource{&r.Resource, r.From, r.To} {
+		if res != nil && res.Kind == KindService {
+			return errServiceRoutesOnly
+		}
+	}
 	if r.From != nil && r.To != nil {
 		return fmt.Errorf("--from and --to cannot be used together")
 	}
@@ -92,6 +102,9 @@ func (r StatRequest) Validate() error {
 	}
 	return nil
 }
+
+// errServiceRoutesOnly refuses a Service where only workloads are measured.
+var errServiceRoutesOnly = fmt.Errorf("services are shown by `routes` only (svc/NAME: its routes and their backends); use deploy/NAME here")
 
 // StatQueries are the queries behind one `stat` table; each returns one series per resource, grouped by
 // GroupLabels.
@@ -172,8 +185,8 @@ type EdgeQueries struct {
 
 // Edges builds the edge queries for resources of kind in namespace ns ("" for all).
 func Edges(kind Kind, ns string, window time.Duration) (EdgeQueries, error) {
-	if kind == KindNamespace {
-		return EdgeQueries{}, fmt.Errorf("edges are between deployments or pods, not namespaces")
+	if kind == KindNamespace || kind == KindService {
+		return EdgeQueries{}, fmt.Errorf("edges are between deployments or pods, not %ss", kind)
 	}
 	if err := (StatRequest{Window: window}).Validate(); err != nil {
 		return EdgeQueries{}, err
@@ -281,22 +294,50 @@ func (r RoutesRequest) Validate() error {
 	if r.To != nil && r.To.Name == "" && r.To.Kind != KindNamespace {
 		return fmt.Errorf("--to wants one resource, like deploy/voting")
 	}
+	if r.Resource.Kind == KindService && r.To != nil {
+		return fmt.Errorf("svc/%s shows the Service's routes as all its clients call them; to see one client's, "+
+			"ask for the client with --to svc/%s", r.Resource.Name, r.Resource.Name)
+	}
 	return StatRequest{Window: r.Window}.Validate()
 }
 
-// RouteQueries are the queries behind one `routes` table; each returns one series per route, keyed by
-// RouteLabel and AuthorityLabel.
+// Service returns the Service whose routes the request asks for (the resource, or --to), if it names one.
+func (r RoutesRequest) Service() (Resource, bool) {
+	if r.Resource.Kind == KindService {
+		return r.Resource, true
+	}
+	if r.To != nil && r.To.Kind == KindService {
+		return *r.To, true
+	}
+	return Resource{}, false
+}
+
+// RouteQueries are the queries behind one `routes` table; each returns one series per row. A path row is keyed
+// by RouteLabel and AuthorityLabel; a backend row (Backends) by RouteLabels (the route) and BackendLabels.
 type RouteQueries struct {
 	RouteLabel, AuthorityLabel string
+	// Backends: the rows are a Service's routes and their backends, from the outbound_http_route_backend_*
+	// families, keyed by RouteLabels and BackendLabels.
+	Backends                   bool
+	RouteLabels, BackendLabels []string
 	Success, Total             string
 	P50, P95, P99              string
 }
+
+// The route and backend labels of the outbound_http_route_backend_* families that a backend row is keyed by.
+var (
+	RouteKeyLabels   = []string{"route_kind", "route_namespace", "route_name"}
+	BackendKeyLabels = []string{"backend_namespace", "backend_name", "backend_port"}
+)
 
 // Routes builds the route queries over the proxies' route_* metrics (docs/observability/metrics.md): without To,
 // the resource's inbound traffic, measured at its own proxies; with To, its outbound traffic to that resource.
 func Routes(req RoutesRequest) (RouteQueries, error) {
 	if err := req.Validate(); err != nil {
 		return RouteQueries{}, err
+	}
+	if svc, ok := req.Service(); ok {
+		return backendRoutes(req, svc), nil
 	}
 	w := formatWindow(req.Window)
 	direction := "inbound"
@@ -327,6 +368,36 @@ func Routes(req RoutesRequest) (RouteQueries, error) {
 	return q, nil
 }
 
+// backendRoutes builds the queries of svc's routes and backends over the outbound_http_route_backend_* families
+// (docs/observability/metrics.md): as all clients call them, or with a client resource (req.Resource with --to
+// svc/NAME), as that client calls them. Latencies are in milliseconds, like the path rows'.
+func backendRoutes(req RoutesRequest, svc Resource) RouteQueries {
+	w := formatWindow(req.Window)
+	var sel selector
+	sel.add("parent_name", svc.Name)
+	sel.add("parent_namespace", svc.Namespace)
+	if req.Resource.Kind != KindService {
+		if req.Resource.Kind != KindNamespace {
+			sel.add(req.Resource.Kind.Label(), req.Resource.Name)
+		}
+		sel.add("namespace", req.Resource.Namespace)
+	}
+	rate := func(metric string, extra ...matcher) string {
+		return fmt.Sprintf("rate(%s%s[%s])", metric, append(append(selector{}, sel...), extra...), w)
+	}
+	q := RouteQueries{Backends: true, RouteLabels: RouteKeyLabels, BackendLabels: BackendKeyLabels}
+	by := strings.Join(append(append([]string{}, RouteKeyLabels...), BackendKeyLabels...), ", ")
+	const statuses = "outbound_http_route_backend_response_statuses_total"
+	q.Total = fmt.Sprintf("sum by (%s) (%s)", by, rate(statuses))
+	q.Success = fmt.Sprintf("sum by (%s) (%s)", by, rate(statuses, matcher{"classification", "success"}))
+	quantile := func(p string) string {
+		return fmt.Sprintf("1000 * histogram_quantile(%s, sum by (le, %s) (%s))", p, by,
+			rate("outbound_http_route_backend_response_duration_seconds_bucket"))
+	}
+	q.P50, q.P95, q.P99 = quantile("0.5"), quantile("0.95"), quantile("0.99")
+	return q
+}
+
 // AuthzRequest is what `authz` asks for: the authorization decisions at one resource's proxies.
 type AuthzRequest struct {
 	Resource Resource
@@ -335,6 +406,9 @@ type AuthzRequest struct {
 
 // Validate reports a request that cannot be turned into queries.
 func (r AuthzRequest) Validate() error {
+	if r.Resource.Kind == KindService {
+		return errServiceRoutesOnly
+	}
 	if r.Resource.Name == "" {
 		return fmt.Errorf("authorizations are shown for one resource, like deploy/web; %s names none", r.Resource.Kind)
 	}

@@ -82,8 +82,24 @@ func TestBadInput(t *testing.T) {
 	if _, err := Edges(KindNamespace, "", time.Minute); err == nil {
 		t.Error("edges between namespaces: want an error")
 	}
-	if _, err := ParseResource("service/web", "ns"); err == nil || !strings.Contains(err.Error(), `unknown resource type "service"`) {
-		t.Errorf("ParseResource(service/web) = %v", err)
+	if _, err := ParseResource("statefulset/web", "ns"); err == nil || !strings.Contains(err.Error(), `unknown resource type "statefulset"`) {
+		t.Errorf("ParseResource(statefulset/web) = %v", err)
+	}
+	// A Service is the parent of routes: only `routes` takes it.
+	svc := Resource{Kind: KindService, Namespace: "shop", Name: "web"}
+	if r, err := ParseResource("svc/web", "shop"); err != nil || r != svc {
+		t.Errorf("ParseResource(svc/web) = %+v, %v", r, err)
+	}
+	for _, req := range []StatRequest{{Resource: svc, Window: time.Minute}, {Resource: web, To: &svc, Window: time.Minute}} {
+		if _, err := Stat(req); err == nil || !strings.Contains(err.Error(), "by `routes` only") {
+			t.Errorf("Stat(%+v) = %v, want services refused", req, err)
+		}
+	}
+	if _, err := Edges(KindService, "", time.Minute); err == nil {
+		t.Error("edges between services: want an error")
+	}
+	if _, err := Authz(AuthzRequest{Resource: svc, Window: time.Minute}); err == nil {
+		t.Error("authz of a service: want an error")
 	}
 	if _, err := ParseResource("deploy/a/b", "ns"); err == nil {
 		t.Error("ParseResource(deploy/a/b): want an error")
@@ -126,6 +142,9 @@ func TestRoutesGolden(t *testing.T) {
 		{"routes_pod_to_namespace", RoutesRequest{Resource: Resource{Kind: KindPod, Namespace: "emojivoto", Name: "web"},
 			To: &Resource{Kind: KindNamespace, Namespace: "other", Name: "other"}, Window: time.Hour}},
 		{"routes_namespace", RoutesRequest{Resource: Resource{Kind: KindNamespace, Namespace: "emojivoto", Name: "emojivoto"}, Window: time.Minute}},
+		{"routes_svc_web", RoutesRequest{Resource: Resource{Kind: KindService, Namespace: "shop", Name: "web"}, Window: time.Minute}},
+		{"routes_deploy_cli_to_svc_web", RoutesRequest{Resource: Resource{Kind: KindDeployment, Namespace: "shop", Name: "cli"},
+			To: &Resource{Kind: KindService, Namespace: "shop", Name: "web"}, Window: 30 * time.Second}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			q, err := Routes(c.req)
@@ -133,7 +152,11 @@ func TestRoutesGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			var b strings.Builder
-			fmt.Fprintf(&b, "row: %s, %s\n", q.RouteLabel, q.AuthorityLabel)
+			if q.Backends {
+				fmt.Fprintf(&b, "row: %s; %s\n", strings.Join(q.RouteLabels, ", "), strings.Join(q.BackendLabels, ", "))
+			} else {
+				fmt.Fprintf(&b, "row: %s, %s\n", q.RouteLabel, q.AuthorityLabel)
+			}
 			for _, kv := range [][2]string{{"success", q.Success}, {"total", q.Total}, {"p50", q.P50}, {"p95", q.P95}, {"p99", q.P99}} {
 				fmt.Fprintf(&b, "%s: %s\n", kv[0], kv[1])
 			}
@@ -147,6 +170,7 @@ func TestRoutesGolden(t *testing.T) {
 		{RoutesRequest{Resource: Resource{Kind: KindDeployment, Namespace: "emojivoto"}, Window: time.Minute}, "one resource"},
 		{RoutesRequest{Resource: web, To: &Resource{Kind: KindDeployment}, Window: time.Minute}, "--to wants one resource"},
 		{RoutesRequest{Resource: web, Window: 0}, "too short"},
+		{RoutesRequest{Resource: Resource{Kind: KindService, Namespace: "shop", Name: "web"}, To: &web, Window: time.Minute}, "ask for the client with --to svc/web"},
 	} {
 		if _, err := Routes(c.req); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Routes(%+v) = %v, want an error with %q", c.req, err, c.want)
