@@ -7,11 +7,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sinewmesh/sinew/internal/meshtls"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
 	"github.com/sinewmesh/sinew/proxy/internal/pipeline"
+	"github.com/sinewmesh/sinew/proxy/internal/policy"
 	"github.com/sinewmesh/sinew/proxy/internal/tap"
 )
 
@@ -20,6 +23,7 @@ import (
 // labelled as the endpoint; inbound it sees each request to the application. The response is counted when its
 // body ends, so a gRPC status in the trailers is counted.
 func Observe(hub *tap.Hub) pipeline.Layer {
+	routes := &routeCache{}
 	return func(next pipeline.Handler) pipeline.Handler {
 		return pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
 			r := req.HTTP
@@ -29,7 +33,7 @@ func Observe(hub *tap.Hub) pipeline.Layer {
 				series = req.In.Series
 			} else {
 				series = req.Endpoint.Series(r.Host)
-				route = series.Route(routeKey(req))
+				route = routes.get(series, req)
 				route.Request()
 			}
 			o := &observed{series: series, path: series.Path(r.Host, r.URL.Path), route: route, start: time.Now()}
@@ -142,10 +146,50 @@ func (o *observed) respond(status, grpc int, failed bool, ttfbMs float64) {
 	}
 }
 
-// routeKey names an outbound attempt's parent (the target the application called), route (the one whose rule
-// matched, by the labels the control plane gave it) and backend (the one the split chose).
+// routeCache is the route metrics of each (policy, route, backend) an attempt went by, keyed by the policy's and
+// route's identity so that an attempt costs one lookup of two pointers and a string instead of reading their
+// labels. A new policy from the control plane is new pointers: the cache is cleared when it holds maxRouteCache
+// entries, so superseded policies are not kept alive for long.
+type routeCache struct {
+	m sync.Map // routeCacheKey -> *metrics.RouteStats
+	n atomic.Int64
+}
+
+type routeCacheKey struct {
+	policy  *policy.Outbound
+	route   *policy.Route
+	backend string
+}
+
+const maxRouteCache = 1024
+
+func (c *routeCache) get(series *metrics.Series, req *pipeline.Request) *metrics.RouteStats {
+	k := routeCacheKey{policy: req.Policy, backend: req.Backend}
+	if req.Rule != nil {
+		k.route = req.Rule.Route
+	}
+	if rs, ok := c.m.Load(k); ok {
+		return rs.(*metrics.RouteStats)
+	}
+	rs := series.Route(routeKey(req))
+	if c.n.Add(1) > maxRouteCache {
+		c.m.Clear()
+		c.n.Store(1)
+	}
+	c.m.Store(k, rs)
+	return rs
+}
+
+// routeKey names an outbound attempt's parent (the Service the control plane says the target is, else the target
+// the application called), route (the one whose rule matched, by the labels the control plane gave it) and backend
+// (the one the split chose).
 func routeKey(req *pipeline.Request) metrics.RouteKey {
-	k := metrics.RouteKey{Parent: req.Out.Target, Backend: req.Backend}
+	k := metrics.RouteKey{Target: req.Out.Target, Backend: req.Backend}
+	if req.Policy != nil {
+		if l := req.Policy.Labels; l["kind"] == "Service" {
+			k.ParentKind, k.ParentName, k.ParentNamespace, k.ParentPort = "Service", l["name"], l["namespace"], l["port"]
+		}
+	}
 	if req.Rule != nil && req.Rule.Route != nil {
 		l := req.Rule.Route.Labels
 		k.RouteKind, k.RouteName, k.RouteNamespace = l["kind"], l["name"], l["namespace"]

@@ -15,10 +15,10 @@ import (
 	"github.com/sinewmesh/sinew/proxy/internal/policy"
 )
 
-// splitPolicy is web's policy with one HTTPRoute that splits 80/20 between web-v1 and web-v2.
+// splitPolicy is the policy of Service web (port 80) with one HTTPRoute that splits 80/20 between web-v1 and web-v2.
 func splitPolicy(t testing.TB) *policyv1.OutboundPolicy {
 	t.Helper()
-	return &policyv1.OutboundPolicy{Routes: []*policyv1.HttpRoute{{
+	return &policyv1.OutboundPolicy{Labels: map[string]string{"kind": "Service", "name": "web", "namespace": "shop", "port": "80"}, Routes: []*policyv1.HttpRoute{{
 		Labels: map[string]string{"kind": "HTTPRoute", "name": "web-split", "namespace": "shop"},
 		Rules: []*policyv1.RouteRule{{Backends: []*policyv1.WeightedBackend{
 			{Authority: "web-v1.shop.svc.cluster.local:80", Weight: 80}, {Authority: "web-v2.shop.svc.cluster.local:80", Weight: 20}}}},
@@ -58,7 +58,8 @@ func observedOutbound(t testing.TB, o *policy.Outbound, status int) (pipeline.Ha
 }
 
 func TestObserveCountsRouteAndBackend(t *testing.T) {
-	const target = "web.shop.svc.cluster.local:80"
+	// The application called web's ClusterIP, as in transparent mode: the parent is what the control plane said.
+	const target = "10.96.0.10:80"
 	h, reg := observedOutbound(t, translated(t, target, splitPolicy(t)), 200)
 	const n = 1000
 	for range n {
@@ -72,7 +73,7 @@ func TestObserveCountsRouteAndBackend(t *testing.T) {
 	byBackend := map[string]float64{}
 	for _, mf := range gather(t, reg, "outbound_http_route_backend_response_statuses_total") {
 		l := labelMap(mf)
-		if l["parent_name"] != "web" || l["parent_namespace"] != "shop" || l["route_kind"] != "HTTPRoute" || l["route_name"] != "web-split" ||
+		if l["parent_kind"] != "Service" || l["parent_name"] != "web" || l["parent_namespace"] != "shop" || l["parent_port"] != "80" || l["route_kind"] != "HTTPRoute" || l["route_name"] != "web-split" ||
 			l["route_namespace"] != "shop" || l["http_status"] != "200" || l["classification"] != "success" {
 			t.Errorf("unexpected series %v", l)
 		}

@@ -32,12 +32,15 @@ var RouteDurationBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.
 // canary tool creating routes under new names) from growing a proxy's series without limit.
 const MaxRouteBackends = 500
 
-// RouteKey names one (parent, route, backend) triple: the target the application called, the labels of the route
-// that matched (kind, name, namespace, as the control plane sends them), and the backend authority the split chose.
+// RouteKey names one (parent, route, backend) triple: the parent the application called (the Service the control
+// plane says the target is; without one, the target authority or address, whose labels are read from it), the
+// labels of the route that matched (kind, name, namespace, as the control plane sends them), and the backend
+// authority the split chose.
 type RouteKey struct {
-	Parent                               string
-	RouteKind, RouteName, RouteNamespace string
-	Backend                              string
+	Target                                              string // the authority or address the application called
+	ParentKind, ParentName, ParentNamespace, ParentPort string // "" kind: read from Target
+	RouteKind, RouteName, RouteNamespace                string
+	Backend                                             string
 }
 
 // routeNames are the labels of the route families, in the order of RouteKey.values.
@@ -48,8 +51,15 @@ var routeNames = []string{
 }
 
 func (k RouteKey) values() []string {
-	pk, pn, pns, pp := authorityLabels(k.Parent)
+	pk, pn, pns, pp := k.ParentKind, k.ParentName, k.ParentNamespace, k.ParentPort
+	if pk == "" {
+		pk, pn, pns, pp = authorityLabels(k.Target)
+	}
 	bk, bn, bns, bp := authorityLabels(k.Backend)
+	if k.Backend == k.Target {
+		// The default route sends to the target itself, which may be an address: it is the parent.
+		bk, bn, bns, bp = pk, pn, pns, pp
+	}
 	return []string{pk, pn, pns, pp, k.RouteKind, k.RouteName, k.RouteNamespace, bk, bn, bns, bp}
 }
 
@@ -120,7 +130,7 @@ func (m *Metrics) Route(k RouteKey) *RouteStats {
 	}
 	if !f.table.admit(k) {
 		f.otherO.Do(func() {
-			f.other = f.newRouteStats(RouteKey{RouteName: OtherRoute, Backend: OtherRoute})
+			f.other = f.newRouteStats(RouteKey{ParentKind: OtherRoute, ParentName: OtherRoute, RouteName: OtherRoute, Backend: OtherRoute})
 		})
 		return f.other
 	}

@@ -9,7 +9,7 @@ import (
 
 func TestRouteStatsLabels(t *testing.T) {
 	m, reg := newTest(t)
-	k := RouteKey{Parent: "web.shop.svc.cluster.local:80", RouteKind: "HTTPRoute", RouteName: "web-split", RouteNamespace: "shop",
+	k := RouteKey{Target: "web.shop.svc.cluster.local:80", RouteKind: "HTTPRoute", RouteName: "web-split", RouteNamespace: "shop",
 		Backend: "web-v2.shop.svc.cluster.local:80"}
 	rs := m.Route(k)
 	rs.Request()
@@ -17,17 +17,28 @@ func TestRouteStatsLabels(t *testing.T) {
 	rs.End(200, -1, false)
 	rs.Request()
 	rs.End(503, -1, true)
-	def := m.Route(RouteKey{Parent: "10.0.0.7:8080", RouteKind: "default", RouteName: "default", Backend: "10.0.0.7:8080"})
+	def := m.Route(RouteKey{Target: "10.0.0.7:8080", RouteKind: "default", RouteName: "default", Backend: "10.0.0.7:8080"})
 	def.Request()
+	// Transparent mode: the application called an address, which the control plane said is Service api's.
+	byIP := m.Route(RouteKey{Target: "10.96.0.10:80", ParentKind: "Service", ParentName: "api", ParentNamespace: "shop", ParentPort: "80",
+		RouteKind: "default", RouteName: "default", Backend: "10.96.0.10:80"})
+	byIP.Request()
 
 	want := map[string]string{"parent_kind": "Service", "parent_name": "web", "parent_namespace": "shop", "parent_port": "80",
 		"route_kind": "HTTPRoute", "route_name": "web-split", "route_namespace": "shop",
 		"backend_kind": "Service", "backend_name": "web-v2", "backend_namespace": "shop", "backend_port": "80"}
 	reqs := series(t, reg, "outbound_http_route_backend_requests_total")
-	if len(reqs) != 2 {
+	if len(reqs) != 3 {
 		t.Fatalf("requests: %v", reqs)
 	}
 	for _, s := range reqs {
+		if s["parent_name"] == "api" {
+			if s["parent_kind"] != "Service" || s["parent_namespace"] != "shop" || s["parent_port"] != "80" || s["backend_kind"] != "Service" ||
+				s["backend_name"] != "api" || s["backend_namespace"] != "shop" || s["backend_port"] != "80" {
+				t.Errorf("the default route of a Service called by its address: %v", s)
+			}
+			continue
+		}
 		if s["route_kind"] == "default" {
 			if s["parent_kind"] != "" || s["parent_name"] != "10.0.0.7" || s["backend_name"] != "10.0.0.7" || s["backend_port"] != "8080" {
 				t.Errorf("default route to an address: %v", s)
@@ -54,7 +65,7 @@ func TestRouteStatsLabels(t *testing.T) {
 	if fmt.Sprint(got) != "map[200  success:1 503  failure:1]" {
 		t.Errorf("statuses %v", got)
 	}
-	if d := series(t, reg, "outbound_http_route_backend_response_duration_seconds"); len(d) != 2 {
+	if d := series(t, reg, "outbound_http_route_backend_response_duration_seconds"); len(d) != 3 {
 		t.Errorf("durations: %v", d)
 	}
 	if m.Route(k) != rs {
@@ -81,7 +92,7 @@ func TestAuthorityLabels(t *testing.T) {
 func TestRouteStatsCardinalityIsBounded(t *testing.T) {
 	m, reg := newTest(t)
 	for i := range MaxRouteBackends + 20 {
-		m.Route(RouteKey{Parent: "web.shop:80", RouteKind: "HTTPRoute", RouteName: fmt.Sprintf("r%d", i), Backend: "web.shop:80"}).Request()
+		m.Route(RouteKey{Target: "web.shop:80", RouteKind: "HTTPRoute", RouteName: fmt.Sprintf("r%d", i), Backend: "web.shop:80"}).Request()
 	}
 	reqs := series(t, reg, "outbound_http_route_backend_requests_total")
 	if len(reqs) != MaxRouteBackends+1 {
@@ -96,7 +107,7 @@ func TestRouteStatsCardinalityIsBounded(t *testing.T) {
 
 func TestRouteStatsCacheHitDoesNotAllocate(t *testing.T) {
 	m, _ := newTest(t)
-	k := RouteKey{Parent: "web.shop.svc.cluster.local:80", RouteKind: "HTTPRoute", RouteName: "web-split", RouteNamespace: "shop",
+	k := RouteKey{Target: "web.shop.svc.cluster.local:80", RouteKind: "HTTPRoute", RouteName: "web-split", RouteNamespace: "shop",
 		Backend: "web-v2.shop.svc.cluster.local:80"}
 	m.Route(k).End(200, -1, false)
 	if n := testing.AllocsPerRun(100, func() {
@@ -113,7 +124,7 @@ func TestRouteStatsCacheHitDoesNotAllocate(t *testing.T) {
 // (parent, route, backend) and the counting of its request, latency and response.
 func BenchmarkRouteStats(b *testing.B) {
 	m, _ := New(prometheus.NewRegistry())
-	k := RouteKey{Parent: "web.shop.svc.cluster.local:80", RouteKind: "HTTPRoute", RouteName: "web-split", RouteNamespace: "shop",
+	k := RouteKey{Target: "web.shop.svc.cluster.local:80", RouteKind: "HTTPRoute", RouteName: "web-split", RouteNamespace: "shop",
 		Backend: "web-v2.shop.svc.cluster.local:80"}
 	b.ReportAllocs()
 	for b.Loop() {
