@@ -7,6 +7,7 @@
 package policy
 
 import (
+	"strconv"
 	"strings"
 
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
@@ -46,6 +47,9 @@ func Outbound(snap *model.Snapshot, target, clusterDomain, sourceWorkload string
 	}
 	if t, err := destination.ParseTarget(target, clusterDomain); err == nil {
 		if svc, sp, _, ok := destination.ServiceOf(snap, t); ok {
+			// The parent the proxies' route metrics name (parent_kind, parent_name, ...): a client that called an
+			// address knows no more than the address.
+			p.Labels = map[string]string{"kind": "Service", "name": svc.Name, "namespace": svc.Namespace, "port": strconv.Itoa(int(sp.Port))}
 			applyServiceDefaults(p, rule, svc.Outbound)
 			clientNamespace, _, _ := strings.Cut(sourceWorkload, "/")
 			if rs := routes.Outbound(snap, svc, sp, clusterDomain, clientNamespace, rule); len(rs) > 0 {

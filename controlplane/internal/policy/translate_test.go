@@ -157,6 +157,7 @@ func TestOutboundServiceDefaults(t *testing.T) {
 			t.Errorf("%s: got defaults:\n%s", target, render(t, p))
 		}
 		p.Routes[0].Rules[0].Backends[0].Authority = "plain-svc.emojivoto:80"
+		p.Labels = plain.Labels // the parent Service, when there is one
 		if !proto.Equal(p, plain) {
 			t.Errorf("%s: differs from a plain policy:\n%s", target, render(t, p))
 		}
