@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
 	routesapi "github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
 )
@@ -299,6 +301,8 @@ type Resources struct {
 	Policies authzapi.Policies
 	// HTTPRoutes are the Gateway API HTTPRoutes, validated, in any order.
 	HTTPRoutes []*routesapi.HTTPRoute
+	// GRPCRoutes are the Gateway API GRPCRoutes, validated, in any order.
+	GRPCRoutes []*routesapi.GRPCRoute
 	Errors     []SourceError
 	// Files (local mode) maps each resource file's name to the SHA-256 (hex) of the content the source last read,
 	// whether it loaded or was refused, so that a tool that writes a file can tell when the model has read it.
@@ -354,6 +358,9 @@ type Snapshot struct {
 	// httpRoutes are sorted oldest first, then by namespace/name: the order in which Gateway API breaks ties
 	// between routes.
 	httpRoutes []*routesapi.HTTPRoute
+	grpcRoutes []*routesapi.GRPCRoute
+	// routes are both kinds, in the same order (routesapi.Older).
+	routes []*routesapi.Route
 	// serverMTLSModes: some Server sets spec.mtlsMode (else the workloads' annotations alone decide).
 	serverMTLSModes bool
 	errors          []SourceError
@@ -371,13 +378,22 @@ func newSnapshot(version uint64, r Resources) *Snapshot {
 		errors:          slices.Clone(r.Errors),
 		files:           maps.Clone(r.Files),
 		httpRoutes:      slices.Clone(r.HTTPRoutes),
+		grpcRoutes:      slices.Clone(r.GRPCRoutes),
 	}
 	slices.SortFunc(s.httpRoutes, func(a, b *routesapi.HTTPRoute) int {
-		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+		return olderRoute(&a.ObjectMeta, &b.ObjectMeta)
 	})
+	slices.SortFunc(s.grpcRoutes, func(a, b *routesapi.GRPCRoute) int {
+		return olderRoute(&a.ObjectMeta, &b.ObjectMeta)
+	})
+	s.routes = make([]*routesapi.Route, 0, len(s.httpRoutes)+len(s.grpcRoutes))
+	for _, rt := range s.httpRoutes {
+		s.routes = append(s.routes, routesapi.FromHTTP(rt))
+	}
+	for _, rt := range s.grpcRoutes {
+		s.routes = append(s.routes, routesapi.FromGRPC(rt))
+	}
+	slices.SortStableFunc(s.routes, routesapi.Older)
 	for _, svc := range r.Services {
 		s.services[svc.Key()] = svc
 	}
@@ -444,6 +460,21 @@ func (s *Snapshot) Policies() *authzapi.Policies { return &s.policies }
 
 // HTTPRoutes returns every HTTPRoute, oldest first, then by namespace/name. Never modify them.
 func (s *Snapshot) HTTPRoutes() []*routesapi.HTTPRoute { return s.httpRoutes }
+
+// GRPCRoutes returns every GRPCRoute, oldest first, then by namespace/name. Never modify them.
+func (s *Snapshot) GRPCRoutes() []*routesapi.GRPCRoute { return s.grpcRoutes }
+
+// Routes returns every route of both kinds as the translations read them, oldest first, then by
+// namespace/name (routesapi.Older). Never modify them.
+func (s *Snapshot) Routes() []*routesapi.Route { return s.routes }
+
+// olderRoute orders routes oldest first, then by namespace/name: the order in which Gateway API breaks ties.
+func olderRoute(a, b *metav1.ObjectMeta) int {
+	if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+}
 
 // HasServerMTLSModes reports whether any Server sets spec.mtlsMode, so that callers resolving a port's mTLS mode
 // can skip looking for its Server otherwise.

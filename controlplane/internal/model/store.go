@@ -68,7 +68,9 @@ type DebugView struct {
 	Policies *authzapi.Policies `json:"policies,omitempty"`
 	// HTTPRoutes are the Gateway API HTTPRoutes as the sources decoded them; omitted when there are none.
 	HTTPRoutes []*routesapi.HTTPRoute `json:"httpRoutes,omitempty"`
-	// PolicyProblems are what the translation of Policies and HTTPRoutes ignores or cannot honour (overlapping
+	// GRPCRoutes are the Gateway API GRPCRoutes as the sources decoded them; omitted when there are none.
+	GRPCRoutes []*routesapi.GRPCRoute `json:"grpcRoutes,omitempty"`
+	// PolicyProblems are what the translation of Policies and routes ignores or cannot honour (overlapping
 	// Servers, references to missing objects, kinds and filters not supported yet); the owner of the translation
 	// fills them in.
 	PolicyProblems []string      `json:"policyProblems,omitempty"`
@@ -90,6 +92,7 @@ func (s *Snapshot) Debug() DebugView {
 		v.Policies = &s.policies
 	}
 	v.HTTPRoutes = s.httpRoutes
+	v.GRPCRoutes = s.grpcRoutes
 	if v.Workloads == nil {
 		v.Workloads = []*Workload{}
 	}

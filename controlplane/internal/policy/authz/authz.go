@@ -208,7 +208,7 @@ func translateServer(snap *model.Snapshot, cfg Config, srv *api.Server) *policyv
 			addPolicy(pol, cfg, ap, out, &out.Authorizations)
 		}
 	}
-	for _, rt := range snap.HTTPRoutes() {
+	for _, rt := range snap.Routes() {
 		if attachesToServer(rt, srv) {
 			out.Routes = append(out.Routes, inboundRoute(pol, cfg, rt, out))
 		}
@@ -241,12 +241,13 @@ func sortAuthorizations(as []*policyv1.Authorization) {
 	slices.SortFunc(as, func(a, b *policyv1.Authorization) int { return strings.Compare(a.Name, b.Name) })
 }
 
-// attachesToServer: one of the route's parentRefs names srv, in the route's own namespace.
-func attachesToServer(rt *routesapi.HTTPRoute, srv *api.Server) bool {
+// attachesToServer: one of the route's (an HTTPRoute's or a GRPCRoute's) parentRefs names srv, in the route's
+// own namespace.
+func attachesToServer(rt *routesapi.Route, srv *api.Server) bool {
 	if rt.Namespace != srv.Metadata.Namespace {
 		return false
 	}
-	for _, p := range rt.Spec.ParentRefs {
+	for _, p := range rt.ParentRefs {
 		if routesapi.ParentIsServer(p) && string(p.Name) == srv.Metadata.Name && (p.Namespace == nil || string(*p.Namespace) == rt.Namespace) {
 			return true
 		}
@@ -254,11 +255,12 @@ func attachesToServer(rt *routesapi.HTTPRoute, srv *api.Server) bool {
 	return false
 }
 
-// inboundRoute is an HTTPRoute on a Server: its rules' matches (a rule without matches matches everything) and
-// the AuthorizationPolicies that target it. Filters and backends do not apply to inbound routes (Problems).
-func inboundRoute(pol *api.Policies, cfg Config, rt *routesapi.HTTPRoute, out *policyv1.InboundServer) *policyv1.HttpRoute {
+// inboundRoute is an HTTPRoute or GRPCRoute on a Server: its rules' matches (a rule without matches matches
+// everything; a gRPC method is a path match, as outbound) and the AuthorizationPolicies that target it. Filters
+// and backends do not apply to inbound routes (Problems).
+func inboundRoute(pol *api.Policies, cfg Config, rt *routesapi.Route, out *policyv1.InboundServer) *policyv1.HttpRoute {
 	r := &policyv1.HttpRoute{Labels: routes.Labels(rt)}
-	for _, rule := range rt.Spec.Rules {
+	for _, rule := range rt.Rules {
 		r.Rules = append(r.Rules, &policyv1.RouteRule{Matches: routes.Matches(rule)})
 	}
 	if len(r.Rules) == 0 {
@@ -273,10 +275,10 @@ func inboundRoute(pol *api.Policies, cfg Config, rt *routesapi.HTTPRoute, out *p
 	return r
 }
 
-// targetsRoute: the policy's targetRef names the HTTPRoute, in the policy's namespace.
-func targetsRoute(ap *api.AuthorizationPolicy, rt *routesapi.HTTPRoute) bool {
+// targetsRoute: the policy's targetRef names the route (of its kind), in the policy's namespace.
+func targetsRoute(ap *api.AuthorizationPolicy, rt *routesapi.Route) bool {
 	t := ap.Spec.TargetRef
-	return ap.Metadata.Namespace == rt.Namespace && t.Kind == routesapi.KindHTTPRoute && t.Name == rt.Name &&
+	return ap.Metadata.Namespace == rt.Namespace && t.Kind == rt.Kind && t.Name == rt.Name &&
 		(t.Group == routesapi.Group || t.Group == api.Group)
 }
 

@@ -40,9 +40,7 @@ func Problems(snap *model.Snapshot, cfg Config) []string {
 			add(api.KindAuthorizationPolicy, &ap.Metadata, p)
 		}
 		switch t := ap.Spec.TargetRef; {
-		case t.Kind == "GRPCRoute":
-			add(api.KindAuthorizationPolicy, &ap.Metadata, fmt.Sprintf("targets GRPCRoute %s: GRPCRoute targets are not supported yet; the policy has no effect", t.Name))
-		case t.Kind == routesapi.KindHTTPRoute:
+		case t.Kind == routesapi.KindHTTPRoute || t.Kind == routesapi.KindGRPCRoute:
 			if p := routeTargetProblem(snap, ap); p != "" {
 				add(api.KindAuthorizationPolicy, &ap.Metadata, p)
 			}
@@ -56,11 +54,10 @@ func Problems(snap *model.Snapshot, cfg Config) []string {
 	return slices.Compact(out)
 }
 
-// routeTargetProblem says why a policy that targets an HTTPRoute has no effect: the route does not exist, or no
-// Server is its parent (an authorization applies to inbound routes only). It also reports inbound routes' filters
-// and backends, which the port's proxy does not apply.
+// routeTargetProblem says why a policy that targets an HTTPRoute or a GRPCRoute has no effect: the route does
+// not exist, or no Server is its parent (an authorization applies to inbound routes only).
 func routeTargetProblem(snap *model.Snapshot, ap *api.AuthorizationPolicy) string {
-	for _, rt := range snap.HTTPRoutes() {
+	for _, rt := range snap.Routes() {
 		if !targetsRoute(ap, rt) {
 			continue
 		}
@@ -69,26 +66,26 @@ func routeTargetProblem(snap *model.Snapshot, ap *api.AuthorizationPolicy) strin
 				return ""
 			}
 		}
-		return fmt.Sprintf("targets HTTPRoute %s, whose parents are not Servers: authorizations apply to inbound routes (a Server parent); the policy has no effect", rt.Name)
+		return fmt.Sprintf("targets %s %s, whose parents are not Servers: authorizations apply to inbound routes (a Server parent); the policy has no effect", rt.Kind, rt.Name)
 	}
-	return fmt.Sprintf("targets HTTPRoute %s, which does not exist", ap.Spec.TargetRef.Name)
+	return fmt.Sprintf("targets %s %s, which does not exist", ap.Spec.TargetRef.Kind, ap.Spec.TargetRef.Name)
 }
 
 // inboundRouteProblems reports what routes on Servers say that inbound routing does not do: filters and backends
 // are ignored (the request goes to the workload unchanged), and a route whose Server does not exist.
 func inboundRouteProblems(snap *model.Snapshot) []string {
 	var out []string
-	for _, rt := range snap.HTTPRoutes() {
-		for i, p := range rt.Spec.ParentRefs {
+	for _, rt := range snap.Routes() {
+		for i, p := range rt.ParentRefs {
 			if !routesapi.ParentIsServer(p) {
 				continue
 			}
 			if !hasServer(snap.Policies(), rt.Namespace, string(p.Name)) {
-				out = append(out, fmt.Sprintf("HTTPRoute %s/%s: spec.parentRefs[%d]: Server %s does not exist", rt.Namespace, rt.Name, i, p.Name))
+				out = append(out, fmt.Sprintf("%s %s/%s: spec.parentRefs[%d]: Server %s does not exist", rt.Kind, rt.Namespace, rt.Name, i, p.Name))
 			}
-			for j, r := range rt.Spec.Rules {
+			for j, r := range rt.Rules {
 				if len(r.Filters) > 0 || len(r.BackendRefs) > 0 {
-					out = append(out, fmt.Sprintf("HTTPRoute %s/%s: spec.rules[%d]: filters and backendRefs of a route on a Server are not applied (requests go to the workload unchanged)", rt.Namespace, rt.Name, j))
+					out = append(out, fmt.Sprintf("%s %s/%s: spec.rules[%d]: filters and backendRefs of a route on a Server are not applied (requests go to the workload unchanged)", rt.Kind, rt.Namespace, rt.Name, j))
 				}
 			}
 			break

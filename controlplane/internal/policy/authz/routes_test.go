@@ -2,10 +2,12 @@ package authz
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"sigs.k8s.io/yaml"
 
+	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	routesapi "github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
 	"github.com/sinewmesh/sinew/internal/golden"
@@ -128,5 +130,51 @@ func TestInboundRoutes(t *testing.T) {
 	// Another port of the workload, which no Server selects, keeps its probes.
 	if other := Inbound(snap, testConfig, w, 9990); len(other.GetRoutes()) != 0 || len(other.GetProbePaths()) != 1 {
 		t.Errorf("port 9990: routes %v, probe paths %q", other.GetRoutes(), other.GetProbePaths())
+	}
+}
+
+// TestInboundGRPCRoutes: a GRPCRoute whose parent is a Server is an inbound route like an HTTPRoute: its gRPC
+// methods become path matches, labelled with kind GRPCRoute and its name (the route_name of its decisions), and an
+// AuthorizationPolicy that targets it admits on it. A policy on a GRPCRoute that does not exist is reported; one
+// on an HTTPRoute of the same name does not take the GRPCRoute.
+func TestInboundGRPCRoutes(t *testing.T) {
+	t.Parallel()
+	var rt routesapi.GRPCRoute
+	if err := yaml.UnmarshalStrict([]byte(`
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: admin, namespace: emojivoto}
+spec:
+  parentRefs: [{group: policy.sinew.dev, kind: Server, name: web-http}]
+  rules:
+  - matches: [{method: {service: emojivoto.v1.VotingService, method: Results}}]
+`), &rt); err != nil {
+		t.Fatal(err)
+	}
+	pols := strings.ReplaceAll(routePolicies, "kind: HTTPRoute, name: admin}", "kind: GRPCRoute, name: admin}")
+	pols = strings.ReplaceAll(pols, "kind: HTTPRoute, name: missing}", "kind: GRPCRoute, name: missing}")
+	s := model.NewStore()
+	s.Update(model.Resources{Workloads: []*model.Workload{web()}, Policies: policies(t, webServer+"\n---\n"+pols),
+		HTTPRoutes: httpRoutes(t, publicRoute, serviceRoute), GRPCRoutes: []*routesapi.GRPCRoute{&rt}})
+	snap := s.Snapshot()
+	w, _ := snap.Workload("emojivoto", "web-1")
+	got := Inbound(snap, testConfig, w, 8080)
+	var grpc *policyv1.HttpRoute
+	for _, r := range got.GetRoutes() {
+		if r.GetLabels()["kind"] == routesapi.KindGRPCRoute {
+			grpc = r
+		}
+	}
+	if len(got.GetRoutes()) != 2 || grpc == nil || grpc.GetLabels()["name"] != "admin" ||
+		grpc.GetRules()[0].GetMatches()[0].GetPath().GetExact() != "/emojivoto.v1.VotingService/Results" ||
+		len(grpc.GetAuthorizations()) != 1 || grpc.GetAuthorizations()[0].GetLabels()["name"] != "admin-vote-bot" {
+		t.Fatalf("routes: %s", render(t, got))
+	}
+	want := []string{
+		"AuthorizationPolicy emojivoto/on-missing: targets GRPCRoute missing, which does not exist",
+		"AuthorizationPolicy emojivoto/on-outbound: targets HTTPRoute outbound, whose parents are not Servers: authorizations apply to inbound routes (a Server parent); the policy has no effect",
+	}
+	if p := Problems(snap, testConfig); !slices.Equal(p, want) {
+		t.Errorf("problems:\n got %q\nwant %q", p, want)
 	}
 }

@@ -3,30 +3,33 @@ package routes
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
 )
 
-// Problems lists, sorted, what the translation of the snapshot's HTTPRoutes ignores or cannot honour: parents
-// that are not Services (or Servers) or do not exist, backends that do not resolve and filters the proxies cannot
-// apply (their requests get 500). Each line starts with "HTTPRoute namespace/name:".
-// They are the same for every proxy, so they are computed once per snapshot.
+// Problems lists, sorted, what the translation of the snapshot's HTTPRoutes and GRPCRoutes ignores or cannot
+// honour: parents that are not Services (or Servers) or do not exist, a route that a route of the other kind
+// overrides on a Service port (Conflicts), backends that do not resolve and filters the proxies cannot apply
+// (their requests fail). Each line starts with "HTTPRoute namespace/name:" (or GRPCRoute). They are the same for
+// every proxy, so they are computed once per snapshot.
 func Problems(snap *model.Snapshot, clusterDomain string) []string {
 	var out []string
-	for _, rt := range snap.HTTPRoutes() {
+	for _, rt := range snap.Routes() {
 		for _, p := range routeProblems(snap, rt, clusterDomain) {
-			out = append(out, fmt.Sprintf("%s %s/%s: %s", api.KindHTTPRoute, rt.Namespace, rt.Name, p))
+			out = append(out, fmt.Sprintf("%s %s/%s: %s", rt.Kind, rt.Namespace, rt.Name, p))
 		}
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
 }
 
-func routeProblems(snap *model.Snapshot, rt *api.HTTPRoute, clusterDomain string) []string {
+func routeProblems(snap *model.Snapshot, rt *api.Route, clusterDomain string) []string {
 	var out []string
 	attached := false
-	for i, p := range rt.Spec.ParentRefs {
+	conflicts := Conflicts(snap, rt)
+	for i, p := range rt.ParentRefs {
 		field := fmt.Sprintf("spec.parentRefs[%d]", i)
 		if api.ParentIsServer(p) {
 			attached = true // an inbound route: the authz translation's, which reports its own problems
@@ -52,15 +55,28 @@ func routeProblems(snap *model.Snapshot, rt *api.HTTPRoute, clusterDomain string
 				continue
 			}
 		}
+		if c := conflicts[i]; len(c) > 0 {
+			out = append(out, fmt.Sprintf("%s: %s", field, conflictMessage(c)))
+		}
 		attached = true
 	}
-	if len(rt.Spec.ParentRefs) > 0 && !attached {
+	if len(rt.ParentRefs) > 0 && !attached {
 		out = append(out, "no parent it can attach to; the route has no effect")
 	}
 	// What the rules cannot honour does not depend on the parent.
 	t := translator{snap: snap, rt: rt, clusterDomain: clusterDomain}
 	t.route(nil, model.ServicePort{}, nil)
 	return append(out, t.problems...)
+}
+
+// conflictMessage says which routes of the other kind apply instead, on which ports.
+func conflictMessage(cs []Conflict) string {
+	var parts []string
+	for _, c := range cs {
+		parts = append(parts, fmt.Sprintf("port %d: %s %s", c.Port, c.Winner.Kind, c.Winner.Name))
+	}
+	return fmt.Sprintf("an HTTPRoute and a GRPCRoute may not both attach to a Service port; the older applies, so this route has no effect on %s",
+		strings.Join(parts, ", "))
 }
 
 func refKind[G, K ~string](group *G, kind *K) string {

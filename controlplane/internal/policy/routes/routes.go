@@ -1,12 +1,15 @@
-// Package routes translates Gateway API HTTPRoutes whose parent is a Service (GAMMA mesh routes) into the
-// outbound policy routes that clients' proxies enforce. It is pure: model in, proto out. It does not decide what
-// a target is (destination.ServiceOf does), nor the Service's annotation defaults (the parent package does; they
-// come in as a template rule), and it never drops what it cannot honour silently: such a part makes its requests
-// fail with 500, as the Gateway API says for an invalid backend, and is listed by Problems.
+// Package routes translates Gateway API HTTPRoutes and GRPCRoutes whose parent is a Service (GAMMA mesh routes)
+// into the outbound policy routes that clients' proxies enforce. Both kinds are read through api.Route, so that
+// attaching, backends, filters and failures are one piece of code; only the matches differ (a gRPC method becomes
+// a path match). It is pure: model in, proto out. It does not decide what a target is (destination.ServiceOf
+// does), nor the Service's annotation defaults (the parent package does; they come in as a template rule), and it
+// never drops what it cannot honour silently: such a part makes its requests fail (500, or UNAVAILABLE for a
+// GRPCRoute's backend), as the Gateway API says for an invalid backend, and is listed by Problems.
 package routes
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"time"
@@ -30,19 +33,36 @@ const (
 
 // FailureStatus is what a request gets when its rule or backend cannot be honoured: a backend that does not
 // resolve, or a filter the proxies cannot apply yet (Gateway API: 500 for an invalid backend's share).
-const FailureStatus = 500
+// GRPCFailureStatus is what the share of a GRPCRoute's invalid backend gets instead: the proxies answer gRPC
+// requests with the gRPC status of the HTTP one, and 503 is UNAVAILABLE, which the Gateway API asks for there.
+const (
+	FailureStatus     = 500
+	GRPCFailureStatus = 503
+)
 
 // Outbound is the routes attached to port sp of svc for a client in namespace clientNamespace ("" when unknown):
 // the consumer routes of the client's namespace when it has any (GEP-1294: routes in the client's namespace
 // whose parent is a Service of another namespace; they apply to that namespace's clients only), else the producer
 // routes (in the Service's namespace, for every client). They come in the order that breaks precedence ties
 // (oldest route first, then by namespace/name; rules in their order; the proxy ranks matches by Gateway API
-// precedence and keeps this order among equals). defaults is a rule holding the Service's annotation defaults:
-// a rule gets each of its retry and timeouts unless the route sets it (a timeout of "0s" included, which means
-// none). nil when no route attaches: the target keeps its default route.
+// precedence and keeps this order among equals). Of HTTPRoutes and GRPCRoutes on the same port, only the kind of
+// the oldest applies (Conflicts). defaults is a rule holding the Service's annotation defaults: a rule gets each
+// of its retry and timeouts unless the route sets it (a timeout of "0s" included, which means none). nil when no
+// route attaches: the target keeps its default route.
 func Outbound(snap *model.Snapshot, svc *model.Service, sp model.ServicePort, clusterDomain, clientNamespace string, defaults *policyv1.RouteRule) []*policyv1.HttpRoute {
-	var producer, consumer []*policyv1.HttpRoute
-	for _, rt := range snap.HTTPRoutes() {
+	var out []*policyv1.HttpRoute
+	for _, rt := range attached(snap, svc, sp, clientNamespace) {
+		t := translator{snap: snap, rt: rt, clusterDomain: clusterDomain}
+		out = append(out, t.route(svc, sp, defaults))
+	}
+	return out
+}
+
+// attached is the routes that apply to port sp of svc for a client in clientNamespace, oldest first: the client
+// namespace's consumer routes, else the producer routes; of those, only the routes of the oldest one's kind.
+func attached(snap *model.Snapshot, svc *model.Service, sp model.ServicePort, clientNamespace string) []*api.Route {
+	var producer, consumer []*api.Route
+	for _, rt := range snap.Routes() {
 		isConsumer := clientNamespace != "" && clientNamespace != svc.Namespace && rt.Namespace == clientNamespace
 		if rt.Namespace != svc.Namespace && !isConsumer {
 			continue
@@ -50,38 +70,89 @@ func Outbound(snap *model.Snapshot, svc *model.Service, sp model.ServicePort, cl
 		if !attaches(rt, svc, sp) {
 			continue
 		}
-		t := translator{snap: snap, rt: rt, clusterDomain: clusterDomain}
 		if isConsumer {
-			consumer = append(consumer, t.route(svc, sp, defaults))
+			consumer = append(consumer, rt)
 		} else {
-			producer = append(producer, t.route(svc, sp, defaults))
+			producer = append(producer, rt)
 		}
 	}
 	if len(consumer) > 0 {
-		return consumer
+		producer = consumer
 	}
-	return producer
+	if len(producer) == 0 {
+		return nil
+	}
+	kind := producer[0].Kind
+	return slices.DeleteFunc(producer, func(rt *api.Route) bool { return rt.Kind != kind })
 }
 
-// attaches reports whether one of the route's parentRefs names port sp of svc. A parentRef without a port (or
-// sectionName) takes every port.
-func attaches(rt *api.HTTPRoute, svc *model.Service, sp model.ServicePort) bool {
-	for _, p := range rt.Spec.ParentRefs {
-		if !api.ParentIsService(p) || string(p.Name) != svc.Name || parentNamespace(rt, p) != svc.Namespace {
+// Conflict is a route that attaches to a Service port where a route of the other kind, older, applies: the
+// Gateway API lets only one kind attach (GRPCRoute: of an HTTPRoute and a GRPCRoute on one listener, "exactly
+// one" is accepted, the oldest, then the first by namespace/name); sinew reads a Service port as that listener.
+// Routes conflict only within one namespace: a producer route with producer routes, a consumer route with the
+// consumer routes of its namespace.
+type Conflict struct {
+	Port   uint16
+	Winner *api.Route
+}
+
+// Conflicts lists, for each parentRef of rt (by index), the ports of its Service where a route of the other kind
+// applies instead of rt.
+func Conflicts(snap *model.Snapshot, rt *api.Route) map[int][]Conflict {
+	var out map[int][]Conflict
+	for i, p := range rt.ParentRefs {
+		if !api.ParentIsService(p) {
 			continue
 		}
-		if p.Port != nil && uint16(*p.Port) != sp.Port {
+		svc, ok := snap.Service(parentNamespace(rt, p), string(p.Name))
+		if !ok {
 			continue
 		}
-		if p.SectionName != nil && string(*p.SectionName) != sp.Name {
-			continue
+		for _, sp := range svc.Ports {
+			if !attachesRef(rt, p, svc, sp) {
+				continue
+			}
+			// The oldest route of rt's namespace on this port decides the kind.
+			for _, other := range snap.Routes() {
+				if other.Namespace != rt.Namespace || !attaches(other, svc, sp) {
+					continue
+				}
+				if other.Kind != rt.Kind {
+					if out == nil {
+						out = map[int][]Conflict{}
+					}
+					out[i] = append(out[i], Conflict{Port: sp.Port, Winner: other})
+				}
+				break
+			}
 		}
-		return true
+	}
+	return out
+}
+
+// attaches reports whether one of the route's parentRefs names port sp of svc.
+func attaches(rt *api.Route, svc *model.Service, sp model.ServicePort) bool {
+	for _, p := range rt.ParentRefs {
+		if attachesRef(rt, p, svc, sp) {
+			return true
+		}
 	}
 	return false
 }
 
-func parentNamespace(rt *api.HTTPRoute, p gatewayv1.ParentReference) string {
+// attachesRef reports whether parentRef p of rt names port sp of svc. A parentRef without a port (or
+// sectionName) takes every port.
+func attachesRef(rt *api.Route, p gatewayv1.ParentReference, svc *model.Service, sp model.ServicePort) bool {
+	if !api.ParentIsService(p) || string(p.Name) != svc.Name || parentNamespace(rt, p) != svc.Namespace {
+		return false
+	}
+	if p.Port != nil && uint16(*p.Port) != sp.Port {
+		return false
+	}
+	return p.SectionName == nil || string(*p.SectionName) == sp.Name
+}
+
+func parentNamespace(rt *api.Route, p gatewayv1.ParentReference) string {
 	if p.Namespace != nil {
 		return string(*p.Namespace)
 	}
@@ -89,14 +160,14 @@ func parentNamespace(rt *api.HTTPRoute, p gatewayv1.ParentReference) string {
 }
 
 // Labels are the labels of a route's HttpRoute.
-func Labels(rt *api.HTTPRoute) map[string]string {
-	return map[string]string{LabelKind: api.KindHTTPRoute, LabelName: rt.Name, LabelNamespace: rt.Namespace}
+func Labels(rt *api.Route) map[string]string {
+	return map[string]string{LabelKind: rt.Kind, LabelName: rt.Name, LabelNamespace: rt.Namespace}
 }
 
 // translator translates one route, collecting what it cannot honour.
 type translator struct {
 	snap          *model.Snapshot
-	rt            *api.HTTPRoute
+	rt            *api.Route
 	clusterDomain string
 	problems      []string
 }
@@ -105,40 +176,67 @@ func (t *translator) problem(field, format string, args ...any) {
 	t.problems = append(t.problems, field+": "+fmt.Sprintf(format, args...))
 }
 
-// failure is a filter that answers every request with FailureStatus, saying why.
-func (t *translator) failure(why string) *policyv1.Filter {
+// failure is a filter that answers every request with status, saying why.
+func (t *translator) failure(status uint32, why string) *policyv1.Filter {
 	return &policyv1.Filter{Kind: &policyv1.Filter_FailureInjector_{FailureInjector: &policyv1.Filter_FailureInjector{
-		Status:  FailureStatus,
-		Message: fmt.Sprintf("HTTPRoute %s/%s: %s", t.rt.Namespace, t.rt.Name, why),
+		Status:  status,
+		Message: fmt.Sprintf("%s %s/%s: %s", t.rt.Kind, t.rt.Namespace, t.rt.Name, why),
 		Ratio:   1,
 	}}}
 }
 
+// backendStatus is what the share of a backend that cannot be used gets: 500, or UNAVAILABLE (503) for a
+// GRPCRoute's; filterStatus what the requests of a filter the proxies cannot apply get (500; gRPC INTERNAL).
+func (t *translator) backendStatus() uint32 { return backendStatus(t.rt.Kind) }
+
+func backendStatus(kind string) uint32 {
+	if kind == api.KindGRPCRoute {
+		return GRPCFailureStatus
+	}
+	return FailureStatus
+}
+
+func (t *translator) filterStatus() uint32 { return FailureStatus }
+
+// answer names what a client gets for status, as problems say it: "500", or the gRPC status for a GRPCRoute.
+func (t *translator) answer(status uint32) string {
+	return Answer(t.rt.Kind, status)
+}
+
+// Answer names what a client of a route of kind gets when the proxy answers status: "500", or for a GRPCRoute
+// the gRPC status the proxies send for it ("gRPC UNAVAILABLE").
+func Answer(kind string, status uint32) string {
+	if kind != api.KindGRPCRoute {
+		return strconv.Itoa(int(status))
+	}
+	if status == GRPCFailureStatus {
+		return "gRPC UNAVAILABLE"
+	}
+	return "gRPC INTERNAL"
+}
+
 func (t *translator) route(parent *model.Service, sp model.ServicePort, defaults *policyv1.RouteRule) *policyv1.HttpRoute {
 	out := &policyv1.HttpRoute{Labels: Labels(t.rt)}
-	for i, r := range t.rt.Spec.Rules {
+	for i, r := range t.rt.Rules {
 		out.Rules = append(out.Rules, t.rule(fmt.Sprintf("spec.rules[%d]", i), r, parent, sp, defaults))
 	}
 	if len(out.Rules) == 0 {
 		// A route without rules sends everything to its parent, as one rule with neither matches nor backends.
-		out.Rules = append(out.Rules, t.rule("spec.rules", gatewayv1.HTTPRouteRule{}, parent, sp, defaults))
+		out.Rules = append(out.Rules, t.rule("spec.rules", api.Rule{}, parent, sp, defaults))
 	}
 	return out
 }
 
-func (t *translator) rule(field string, r gatewayv1.HTTPRouteRule, parent *model.Service, sp model.ServicePort, defaults *policyv1.RouteRule) *policyv1.RouteRule {
-	out := &policyv1.RouteRule{}
-	for _, m := range r.Matches {
-		out.Matches = append(out.Matches, match(m))
-	}
-	out.Filters = t.filters(field+".filters", r.Filters, "the rule's requests get 500")
+func (t *translator) rule(field string, r api.Rule, parent *model.Service, sp model.ServicePort, defaults *policyv1.RouteRule) *policyv1.RouteRule {
+	out := &policyv1.RouteRule{Matches: Matches(r)}
+	out.Filters = t.filters(field+".filters", r.Filters, "the rule's requests get "+t.answer(t.filterStatus()))
 	for i, b := range r.BackendRefs {
 		out.Backends = append(out.Backends, t.backend(fmt.Sprintf("%s.backendRefs[%d]", field, i), b, weightShare(r.BackendRefs, i)))
 	}
 	if len(r.BackendRefs) > 0 && totalWeight(r.BackendRefs) == 0 {
 		// Every weight is 0: no backend may get traffic, so none of the rule's requests can be served.
-		t.problem(field+".backendRefs", "every weight is 0; the rule's requests get 500")
-		out.Filters = []*policyv1.Filter{t.failure(field + ".backendRefs: every weight is 0")}
+		t.problem(field+".backendRefs", "every weight is 0; the rule's requests get %s", t.answer(t.backendStatus()))
+		out.Filters = []*policyv1.Filter{t.failure(t.backendStatus(), field+".backendRefs: every weight is 0")}
 	}
 	if len(r.BackendRefs) == 0 && parent != nil {
 		// No backendRefs: the requests go to the parent Service itself (GAMMA; as Linkerd does).
@@ -199,6 +297,71 @@ func weight(b gatewayv1.HTTPBackendRef) uint32 {
 	return uint32(max(*b.Weight, 0))
 }
 
+// Matches are a rule's matches in the contract's form, for either kind. Inbound routes (a route whose parent is
+// a Server, which the authz translation turns into InboundServer.routes) use them alone: their rules match
+// requests for authorization and carry no backends.
+func Matches(r api.Rule) []*policyv1.HttpMatch {
+	out := make([]*policyv1.HttpMatch, 0, len(r.HTTPMatches)+len(r.GRPCMatches))
+	for _, m := range r.HTTPMatches {
+		out = append(out, match(m))
+	}
+	for _, m := range r.GRPCMatches {
+		out = append(out, grpcMatch(m))
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// grpcMatch translates a GRPCRoute match into a match on the request's path, /service/method, which is how gRPC
+// names the method it calls; the method is POST, so it is not matched. With Exact: a service and a method are
+// the exact path; a service alone is the prefix /service/ (every method of that service: the proxy compares
+// prefixes by path element, so /pkg.Svc/ does not take /pkg.Svc2/X); a method alone is a regular expression
+// (any service). With RegularExpression, the path is matched by /(service)/(method), an omitted part taking
+// any name. The proxy's ranking then gives GRPCRoute's precedence: a service and method (exact path) over a
+// service (prefix), over a method alone or an expression, over no method; then more headers. A match without a
+// method has no path condition.
+func grpcMatch(m gatewayv1.GRPCRouteMatch) *policyv1.HttpMatch {
+	out := &policyv1.HttpMatch{}
+	if mm := m.Method; mm != nil {
+		var service, method string
+		if mm.Service != nil {
+			service = *mm.Service
+		}
+		if mm.Method != nil {
+			method = *mm.Method
+		}
+		regex := mm.Type != nil && *mm.Type == gatewayv1.GRPCMethodMatchRegularExpression
+		switch {
+		case regex:
+			part := func(expr string) string {
+				if expr == "" {
+					return "[^/]+"
+				}
+				return "(?:" + expr + ")"
+			}
+			out.Path = &policyv1.HttpMatch_PathMatch{Kind: &policyv1.HttpMatch_PathMatch_Regex{Regex: "/" + part(service) + "/" + part(method)}}
+		case service != "" && method != "":
+			out.Path = &policyv1.HttpMatch_PathMatch{Kind: &policyv1.HttpMatch_PathMatch_Exact{Exact: "/" + service + "/" + method}}
+		case service != "":
+			out.Path = &policyv1.HttpMatch_PathMatch{Kind: &policyv1.HttpMatch_PathMatch_Prefix{Prefix: "/" + service + "/"}}
+		case method != "":
+			out.Path = &policyv1.HttpMatch_PathMatch{Kind: &policyv1.HttpMatch_PathMatch_Regex{Regex: "/[^/]+/" + regexp.QuoteMeta(method)}}
+		}
+	}
+	for _, h := range m.Headers {
+		hm := &policyv1.HttpMatch_HeaderMatch{Name: string(h.Name)}
+		if h.Type != nil && *h.Type == gatewayv1.GRPCHeaderMatchRegularExpression {
+			hm.Value = &policyv1.HttpMatch_HeaderMatch_Regex{Regex: h.Value}
+		} else {
+			hm.Value = &policyv1.HttpMatch_HeaderMatch_Exact{Exact: h.Value}
+		}
+		out.Headers = append(out.Headers, hm)
+	}
+	return out
+}
+
 // match translates one match; an omitted path is the prefix "/", an omitted match type Exact.
 func match(m gatewayv1.HTTPRouteMatch) *policyv1.HttpMatch {
 	out := &policyv1.HttpMatch{}
@@ -257,7 +420,7 @@ func (t *translator) filters(field string, fs []gatewayv1.HTTPRouteFilter, conse
 		default:
 			ff := fmt.Sprintf("%s[%d]", field, i)
 			t.problem(ff, "filter %s is not supported yet; %s", f.Type, consequence)
-			return []*policyv1.Filter{t.failure(fmt.Sprintf("%s: filter %s is not supported yet", ff, f.Type))}
+			return []*policyv1.Filter{t.failure(t.filterStatus(), fmt.Sprintf("%s: filter %s is not supported yet", ff, f.Type))}
 		}
 	}
 	return out
@@ -297,10 +460,9 @@ func (t *translator) backend(field string, b gatewayv1.HTTPBackendRef, share str
 		port = uint16(*b.Port)
 	}
 	out := &policyv1.WeightedBackend{Authority: t.authority(string(b.Name), ns, port), Weight: weight(b)}
-	consequence := fmt.Sprintf("its share of the rule's requests (%s) gets 500", share)
 	fail := func(why string) *policyv1.WeightedBackend {
-		t.problem(field, "%s; %s", why, consequence)
-		out.Filters = []*policyv1.Filter{t.failure(field + ": " + why)}
+		t.problem(field, "%s; its share of the rule's requests (%s) gets %s", why, share, t.answer(t.backendStatus()))
+		out.Filters = []*policyv1.Filter{t.failure(t.backendStatus(), field+": "+why)}
 		return out
 	}
 	if !api.BackendIsService(b.BackendObjectReference) {
@@ -324,7 +486,8 @@ func (t *translator) backend(field string, b gatewayv1.HTTPBackendRef, share str
 	if _, ok := svc.Port(port); !ok {
 		return fail(fmt.Sprintf("Service %s has no port %d", name, port))
 	}
-	out.Filters = t.filters(field+".filters", b.Filters, consequence)
+	out.Filters = t.filters(field+".filters", b.Filters,
+		fmt.Sprintf("its share of the rule's requests (%s) gets %s", share, t.answer(t.filterStatus())))
 	return out
 }
 

@@ -14,21 +14,27 @@ import (
 // ControllerName is the controllerName of the route status the control plane writes.
 const ControllerName gatewayv1.GatewayController = "sinew.dev/policy-controller"
 
-// ParentStatuses is the status the control plane gives a route for each of its Service parents, in parentRef
-// order: Accepted (True; False with NoMatchingParent for a Service or port that does not exist) and ResolvedRefs
+// ReasonConflicted is the Accepted=False reason of a route that a route of the other kind overrides on its parent
+// (Conflicts); the Gateway API defines none for this, and Linkerd uses this one.
+const ReasonConflicted gatewayv1.RouteConditionReason = "RouteReasonConflicted"
+
+// ParentStatuses is the status the control plane gives a route of either kind for each of its Service parents, in
+// parentRef order: Accepted (True; False with NoMatchingParent for a Service or port that does not exist, or
+// with RouteReasonConflicted when a route of the other kind applies there instead) and ResolvedRefs
 // (True; False with InvalidKind or BackendNotFound for the first kind of backend that cannot be used, the message
 // naming each). Conditions carry the route's
 // generation and no transition time: the writer keeps the one already there while a condition's status does not
 // change. Parents of other kinds are other controllers' and get no entry. It is pure.
-func ParentStatuses(snap *model.Snapshot, rt *api.HTTPRoute) []gatewayv1.RouteParentStatus {
+func ParentStatuses(snap *model.Snapshot, rt *api.Route) []gatewayv1.RouteParentStatus {
 	resolved := resolvedRefs(snap, rt)
 	resolved.ObservedGeneration = rt.Generation
+	conflicts := Conflicts(snap, rt)
 	var out []gatewayv1.RouteParentStatus
-	for _, p := range rt.Spec.ParentRefs {
+	for i, p := range rt.ParentRefs {
 		if !api.ParentIsService(p) {
 			continue
 		}
-		accepted := accepted(snap, rt, p)
+		accepted := accepted(snap, rt, p, conflicts[i])
 		accepted.ObservedGeneration = rt.Generation
 		out = append(out, gatewayv1.RouteParentStatus{
 			ParentRef:      p,
@@ -47,7 +53,7 @@ func condition(t gatewayv1.RouteConditionType, ok bool, reason gatewayv1.RouteCo
 	return metav1.Condition{Type: string(t), Status: status, Reason: string(reason), Message: msg}
 }
 
-func accepted(snap *model.Snapshot, rt *api.HTTPRoute, p gatewayv1.ParentReference) metav1.Condition {
+func accepted(snap *model.Snapshot, rt *api.Route, p gatewayv1.ParentReference, conflicts []Conflict) metav1.Condition {
 	no := func(reason gatewayv1.RouteConditionReason, format string, args ...any) metav1.Condition {
 		return condition(gatewayv1.RouteConditionAccepted, false, reason, fmt.Sprintf(format, args...))
 	}
@@ -74,15 +80,18 @@ func accepted(snap *model.Snapshot, rt *api.HTTPRoute, p gatewayv1.ParentReferen
 			return no(gatewayv1.RouteReasonNoMatchingParent, "Service %s has no port named %s", name, *p.SectionName)
 		}
 	}
+	if len(conflicts) > 0 {
+		return no(ReasonConflicted, "%s", conflictMessage(conflicts))
+	}
 	msg := "Accepted"
 	if unsupported := unsupportedFilters(rt); len(unsupported) > 0 {
-		msg += "; requests to what the proxies cannot apply yet get 500: " + strings.Join(unsupported, "; ")
+		msg += "; requests to what the proxies cannot apply yet get " + Answer(rt.Kind, FailureStatus) + ": " + strings.Join(unsupported, "; ")
 	}
 	return condition(gatewayv1.RouteConditionAccepted, true, gatewayv1.RouteReasonAccepted, msg)
 }
 
 // unsupportedFilters names the filters the translation fails with 500.
-func unsupportedFilters(rt *api.HTTPRoute) []string {
+func unsupportedFilters(rt *api.Route) []string {
 	var out []string
 	check := func(field string, fs []gatewayv1.HTTPRouteFilter) {
 		for i, f := range fs {
@@ -91,7 +100,7 @@ func unsupportedFilters(rt *api.HTTPRoute) []string {
 			}
 		}
 	}
-	for i, r := range rt.Spec.Rules {
+	for i, r := range rt.Rules {
 		check(fmt.Sprintf("spec.rules[%d].filters", i), r.Filters)
 		for j, b := range r.BackendRefs {
 			check(fmt.Sprintf("spec.rules[%d].backendRefs[%d].filters", i, j), b.Filters)
@@ -101,7 +110,7 @@ func unsupportedFilters(rt *api.HTTPRoute) []string {
 }
 
 // resolvedRefs is the ResolvedRefs condition of the route's backends, which does not depend on the parent.
-func resolvedRefs(snap *model.Snapshot, rt *api.HTTPRoute) metav1.Condition {
+func resolvedRefs(snap *model.Snapshot, rt *api.Route) metav1.Condition {
 	var (
 		reason gatewayv1.RouteConditionReason
 		msgs   []string
@@ -113,7 +122,7 @@ func resolvedRefs(snap *model.Snapshot, rt *api.HTTPRoute) metav1.Condition {
 		}
 		msgs = append(msgs, field+": "+fmt.Sprintf(format, args...))
 	}
-	for i, r := range rt.Spec.Rules {
+	for i, r := range rt.Rules {
 		for j, b := range r.BackendRefs {
 			field := fmt.Sprintf("spec.rules[%d].backendRefs[%d]", i, j)
 			ns := rt.Namespace
@@ -144,7 +153,7 @@ func resolvedRefs(snap *model.Snapshot, rt *api.HTTPRoute) metav1.Condition {
 		return condition(gatewayv1.RouteConditionResolvedRefs, true, gatewayv1.RouteReasonResolvedRefs, "Resolved all references")
 	}
 	return condition(gatewayv1.RouteConditionResolvedRefs, false, reason,
-		strings.Join(msgs, "; ")+"; requests for these backends get 500")
+		strings.Join(msgs, "; ")+"; requests for these backends get "+Answer(rt.Kind, backendStatus(rt.Kind)))
 }
 
 // backendKind names a backendRef's kind as Kind.group, or Kind for the core group.

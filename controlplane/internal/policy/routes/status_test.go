@@ -42,7 +42,7 @@ spec:
 	s := model.NewStore()
 	s.Update(model.Resources{Services: []*model.Service{service("web", 80, 9000), service("web-v1", 80), service("web-v2", 80)}, HTTPRoutes: rts})
 	out := map[string]any{}
-	for _, rt := range s.Snapshot().HTTPRoutes() {
+	for _, rt := range s.Snapshot().Routes() {
 		out[rt.Name] = ParentStatuses(s.Snapshot(), rt)
 	}
 	b, err := json.MarshalIndent(out, "", "  ")

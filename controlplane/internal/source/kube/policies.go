@@ -11,6 +11,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -39,8 +40,9 @@ func informedKinds() []informedKind {
 	for _, k := range api.Kinds {
 		out = append(out, informedKind{schema.GroupVersion{Group: api.Group, Version: api.Version}, k.Kind, k.Resource})
 	}
-	return append(out, informedKind{schema.GroupVersion{Group: routesapi.Group, Version: routesapi.Version},
-		routesapi.KindHTTPRoute, routesapi.ResourceHTTPRoutes})
+	routes := schema.GroupVersion{Group: routesapi.Group, Version: routesapi.Version}
+	return append(out, informedKind{routes, routesapi.KindHTTPRoute, routesapi.ResourceHTTPRoutes},
+		informedKind{routes, routesapi.KindGRPCRoute, routesapi.ResourceGRPCRoutes})
 }
 
 // servedKey is how discoverPolicyKinds names a served resource.
@@ -190,10 +192,11 @@ func DecodePolicy(kind string, u *unstructured.Unstructured) (api.Object, error)
 	return obj, nil
 }
 
-// translateRoutes decodes every HTTPRoute from the cache, sorted by namespace/name. Routes that do not decode or
-// validate are left out and reported in problems by "httproute namespace/name".
-func (s *Source) translateRoutes(problems map[string][]string) []*routesapi.HTTPRoute {
-	inf, ok := s.policyInformers[routesapi.KindHTTPRoute]
+// translateRoutes decodes every route of one kind from its informer's cache with decode, sorted by
+// namespace/name. Routes that do not decode or validate are left out and reported in problems by
+// "kind namespace/name" (kind in lower case).
+func translateRoutes[R any](s *Source, kind string, decode func(*unstructured.Unstructured) (*R, error), meta func(*R) *metav1.ObjectMeta, problems map[string][]string) []*R {
+	inf, ok := s.policyInformers[kind]
 	if !ok {
 		return nil
 	}
@@ -201,40 +204,66 @@ func (s *Source) translateRoutes(problems map[string][]string) []*routesapi.HTTP
 	if err != nil {
 		return nil
 	}
-	var out []*routesapi.HTTPRoute
+	var out []*R
 	for _, o := range objs {
 		u, ok := o.(*unstructured.Unstructured)
 		if !ok {
 			continue
 		}
-		rt, err := DecodeHTTPRoute(u)
+		rt, err := decode(u)
 		if err != nil {
-			problems["httproute "+u.GetNamespace()+"/"+u.GetName()] = []string{err.Error() + "; ignoring it"}
+			problems[strings.ToLower(kind)+" "+u.GetNamespace()+"/"+u.GetName()] = []string{err.Error() + "; ignoring it"}
 			continue
 		}
 		out = append(out, rt)
 	}
-	slices.SortFunc(out, func(a, b *routesapi.HTTPRoute) int {
-		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	slices.SortFunc(out, func(a, b *R) int {
+		ma, mb := meta(a), meta(b)
+		return strings.Compare(ma.Namespace+"/"+ma.Name, mb.Namespace+"/"+mb.Name)
 	})
 	return out
 }
 
-// DecodeHTTPRoute turns an HTTPRoute object into its Go form and validates it (the CRD's schema should have, but
-// an object stored under an older CRD may not pass). Its status is dropped: the translation does not read it, and
-// the model need not change when only the status does.
-func DecodeHTTPRoute(u *unstructured.Unstructured) (*routesapi.HTTPRoute, error) {
+// decodeRoute turns a route object into rt, its Go form. Its status, managed fields and resource version are
+// dropped by clear: the translation does not read them, and the model need not change when only the status does.
+func decodeRoute(u *unstructured.Unstructured, rt any, clear func()) error {
 	b, err := json.Marshal(u.Object)
 	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, rt); err != nil {
+		return fmt.Errorf("decoding: %w", err)
+	}
+	clear()
+	return nil
+}
+
+// DecodeHTTPRoute turns an HTTPRoute object into its Go form and validates it (the CRD's schema should have, but
+// an object stored under an older CRD may not pass). Its status is dropped (decodeRoute).
+func DecodeHTTPRoute(u *unstructured.Unstructured) (*routesapi.HTTPRoute, error) {
+	rt := &routesapi.HTTPRoute{}
+	if err := decodeRoute(u, rt, func() {
+		rt.Status = gatewayv1.HTTPRouteStatus{}
+		rt.ManagedFields, rt.ResourceVersion = nil, ""
+	}); err != nil {
 		return nil, err
 	}
-	rt := &routesapi.HTTPRoute{}
-	if err := json.Unmarshal(b, rt); err != nil {
-		return nil, fmt.Errorf("decoding: %w", err)
-	}
-	rt.Status = gatewayv1.HTTPRouteStatus{}
-	rt.ManagedFields, rt.ResourceVersion = nil, ""
 	if err := routesapi.Validate(rt); err != nil {
+		return nil, err
+	}
+	return rt, nil
+}
+
+// DecodeGRPCRoute is DecodeHTTPRoute for a GRPCRoute.
+func DecodeGRPCRoute(u *unstructured.Unstructured) (*routesapi.GRPCRoute, error) {
+	rt := &routesapi.GRPCRoute{}
+	if err := decodeRoute(u, rt, func() {
+		rt.Status = gatewayv1.GRPCRouteStatus{}
+		rt.ManagedFields, rt.ResourceVersion = nil, ""
+	}); err != nil {
+		return nil, err
+	}
+	if err := routesapi.ValidateGRPC(rt); err != nil {
 		return nil, err
 	}
 	return rt, nil
@@ -243,7 +272,8 @@ func DecodeHTTPRoute(u *unstructured.Unstructured) (*routesapi.HTTPRoute, error)
 // processPolicies re-reads the policy objects and routes; it reports whether they changed.
 func (s *Source) processPolicies() bool {
 	next, problems := s.translatePolicies()
-	routes := s.translateRoutes(problems)
+	httpRoutes := translateRoutes(s, routesapi.KindHTTPRoute, DecodeHTTPRoute, func(rt *routesapi.HTTPRoute) *metav1.ObjectMeta { return &rt.ObjectMeta }, problems)
+	grpcRoutes := translateRoutes(s, routesapi.KindGRPCRoute, DecodeGRPCRoute, func(rt *routesapi.GRPCRoute) *metav1.ObjectMeta { return &rt.ObjectMeta }, problems)
 	changed := false
 	for key := range s.policyProblemKeys {
 		if _, still := problems[key]; !still {
@@ -259,8 +289,12 @@ func (s *Source) processPolicies() bool {
 		s.policies = next
 		changed = true
 	}
-	if !reflect.DeepEqual(routes, s.httpRoutes) {
-		s.httpRoutes = routes
+	if !reflect.DeepEqual(httpRoutes, s.httpRoutes) {
+		s.httpRoutes = httpRoutes
+		changed = true
+	}
+	if !reflect.DeepEqual(grpcRoutes, s.grpcRoutes) {
+		s.grpcRoutes = grpcRoutes
 		changed = true
 	}
 	return changed

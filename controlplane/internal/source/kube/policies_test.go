@@ -42,14 +42,17 @@ func startPolicies(t *testing.T, installed *atomic.Bool, objs ...runtime.Object)
 	return startSource(t, installed, false, objs...)
 }
 
-var httpRoutesGVR = schema.GroupVersionResource{Group: routesapi.Group, Version: routesapi.Version, Resource: routesapi.ResourceHTTPRoutes}
+var (
+	httpRoutesGVR = schema.GroupVersionResource{Group: routesapi.Group, Version: routesapi.Version, Resource: routesapi.ResourceHTTPRoutes}
+	grpcRoutesGVR = schema.GroupVersionResource{Group: routesapi.Group, Version: routesapi.Version, Resource: routesapi.ResourceGRPCRoutes}
+)
 
 // startSource is startPolicies; withRoutes says whether discovery finds the Gateway API's HTTPRoute too.
 func startSource(t *testing.T, installed *atomic.Bool, withRoutes bool, objs ...runtime.Object) (*dynamicfake.FakeDynamicClient, *countingStore) {
 	t.Helper()
 	client := fake.NewClientset(ns("emojivoto", nil))
 	list := &metav1.APIResourceList{GroupVersion: authzapi.APIVersion}
-	listKinds := map[schema.GroupVersionResource]string{httpRoutesGVR: "HTTPRouteList"}
+	listKinds := map[schema.GroupVersionResource]string{httpRoutesGVR: "HTTPRouteList", grpcRoutesGVR: "GRPCRouteList"}
 	for _, k := range authzapi.Kinds {
 		list.APIResources = append(list.APIResources, metav1.APIResource{Name: k.Resource, Kind: k.Kind, Namespaced: true})
 		listKinds[gvr(k.Resource)] = k.Kind + "List"
@@ -57,7 +60,8 @@ func startSource(t *testing.T, installed *atomic.Bool, withRoutes bool, objs ...
 	client.Resources = []*metav1.APIResourceList{list}
 	if withRoutes {
 		client.Resources = append(client.Resources, &metav1.APIResourceList{GroupVersion: routesapi.APIVersion,
-			APIResources: []metav1.APIResource{{Name: routesapi.ResourceHTTPRoutes, Kind: routesapi.KindHTTPRoute, Namespaced: true}}})
+			APIResources: []metav1.APIResource{{Name: routesapi.ResourceHTTPRoutes, Kind: routesapi.KindHTTPRoute, Namespaced: true},
+				{Name: routesapi.ResourceGRPCRoutes, Kind: routesapi.KindGRPCRoute, Namespaced: true}}})
 	}
 	// Discovery reads Resources without a lock; a reactor (which runs under it) says whether they are there.
 	client.PrependReactor("get", "resource", func(k8stesting.Action) (bool, runtime.Object, error) {
@@ -167,14 +171,44 @@ func httpRouteObject(name string, backendPort int64) *unstructured.Unstructured 
 	}}
 }
 
-// HTTPRoutes are read into the model when the Gateway API's CRDs are there, follow changes, and a route that
-// does not validate is left out and reported until fixed. Without those CRDs (startPolicies) the source syncs as
-// before.
+func grpcRouteObject(name, method string) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": routesapi.APIVersion, "kind": routesapi.KindGRPCRoute,
+		"metadata": map[string]any{"namespace": "emojivoto", "name": name, "generation": int64(1)},
+		"spec": map[string]any{
+			"parentRefs": []any{map[string]any{"group": "", "kind": "Service", "name": "voting-svc"}},
+			"rules": []any{map[string]any{
+				"matches":     []any{map[string]any{"method": map[string]any{"type": "Exact", "service": "emojivoto.v1.VotingService", "method": method}}},
+				"backendRefs": []any{map[string]any{"name": "voting-v2", "port": int64(8080)}},
+			}},
+		},
+		"status": map[string]any{"parents": []any{map[string]any{"controllerName": "x"}}},
+	}}
+}
+
+// HTTPRoutes and GRPCRoutes are read into the model when the Gateway API's CRDs are there, follow changes, and a
+// route that does not validate is left out and reported until fixed. Without those CRDs (startPolicies) the
+// source syncs as before.
 func TestSourceReadsHTTPRoutes(t *testing.T) {
 	t.Parallel()
 	var installed atomic.Bool
 	installed.Store(true)
-	dyn, store := startSource(t, &installed, true, httpRouteObject("web-split", 80))
+	dyn, store := startSource(t, &installed, true, httpRouteObject("web-split", 80), grpcRouteObject("voting", "VoteDoughnut"))
+	if g := store.Snapshot().GRPCRoutes(); len(g) != 1 || g[0].Name != "voting" || g[0].Status.Parents != nil {
+		t.Fatalf("gRPC routes %+v", g)
+	}
+	if _, err := dyn.Resource(grpcRoutesGVR).Namespace("emojivoto").Update(context.Background(), grpcRouteObject("voting", "Vote/Doughnut"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "the bad gRPC route reported", func() bool {
+		errs := store.Snapshot().Errors()
+		return len(store.Snapshot().GRPCRoutes()) == 0 && len(errs) == 1 && errs[0].Source == "grpcroute emojivoto/voting" &&
+			strings.Contains(errs[0].Message, "spec.rules[0].matches[0].method.method")
+	})
+	if err := dyn.Resource(grpcRoutesGVR).Namespace("emojivoto").Delete(context.Background(), "voting", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "the gRPC route gone", func() bool { return len(store.Snapshot().Errors()) == 0 })
 	rts := store.Snapshot().HTTPRoutes()
 	if len(rts) != 1 {
 		t.Fatalf("routes %+v", rts)

@@ -94,6 +94,7 @@ type Source struct {
 	policyInformers   map[string]policyInformer
 	policies          authzapi.Policies
 	httpRoutes        []*routesapi.HTTPRoute
+	grpcRoutes        []*routesapi.GRPCRoute
 	policyProblemKeys map[string]struct{}
 
 	events   *prometheus.CounterVec
@@ -469,6 +470,7 @@ func (s *Source) resources() model.Resources {
 		ServiceAccounts: s.accts,
 		Policies:        s.policies,
 		HTTPRoutes:      s.httpRoutes,
+		GRPCRoutes:      s.grpcRoutes,
 	}
 	for _, w := range s.workloads {
 		r.Workloads = append(r.Workloads, w)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
@@ -30,8 +31,9 @@ type parsed struct {
 	workloads []*model.Workload
 	// policies are the policy.sinew.dev objects, in document order.
 	policies []authzapi.Object
-	// httpRoutes are the Gateway API HTTPRoutes, in document order.
+	// httpRoutes and grpcRoutes are the Gateway API routes, in document order.
 	httpRoutes []*routesapi.HTTPRoute
+	grpcRoutes []*routesapi.GRPCRoute
 	// ignored counts documents of kinds this source does not know (yet).
 	ignored []string
 	// problems are parts of valid documents that were ignored (a malformed annotation): reported, but the file
@@ -158,12 +160,20 @@ func parseFile(name string, data []byte) (parsed, error) {
 			out.policies = append(out.policies, obj)
 			continue
 		}
-		if tm.Kind == routesapi.KindHTTPRoute {
-			rt, err := parseHTTPRoute(tm, doc)
-			if err != nil {
+		switch tm.Kind {
+		case routesapi.KindHTTPRoute:
+			rt := &routesapi.HTTPRoute{}
+			if err := parseRoute(tm, doc, rt, &rt.ObjectMeta, func() error { return routesapi.Validate(rt) }); err != nil {
 				return parsed{}, fmt.Errorf("%s %w", where, err)
 			}
 			out.httpRoutes = append(out.httpRoutes, rt)
+			continue
+		case routesapi.KindGRPCRoute:
+			rt := &routesapi.GRPCRoute{}
+			if err := parseRoute(tm, doc, rt, &rt.ObjectMeta, func() error { return routesapi.ValidateGRPC(rt) }); err != nil {
+				return parsed{}, fmt.Errorf("%s %w", where, err)
+			}
+			out.grpcRoutes = append(out.grpcRoutes, rt)
 			continue
 		}
 		if tm.Kind != "Workload" && tm.Kind != "Service" {
@@ -232,25 +242,24 @@ func parsePolicy(tm typeMeta, doc document) (authzapi.Object, error) {
 	return obj, nil
 }
 
-// parseHTTPRoute reads one Gateway API HTTPRoute; its apiVersion must be gateway.networking.k8s.io/v1. Errors
-// start like parsePolicy's.
-func parseHTTPRoute(tm typeMeta, doc document) (*routesapi.HTTPRoute, error) {
+// parseRoute reads one Gateway API route (HTTPRoute, GRPCRoute) into rt, whose metadata is meta, and checks it
+// with validate; its apiVersion must be gateway.networking.k8s.io/v1. Errors start like parsePolicy's.
+func parseRoute(tm typeMeta, doc document, rt any, meta *metav1.ObjectMeta, validate func() error) error {
 	if tm.APIVersion != routesapi.APIVersion {
-		return nil, fmt.Errorf("(%s, line %d): apiVersion: must be %s, got %q", tm.Kind, doc.line, routesapi.APIVersion, tm.APIVersion)
+		return fmt.Errorf("(%s, line %d): apiVersion: must be %s, got %q", tm.Kind, doc.line, routesapi.APIVersion, tm.APIVersion)
 	}
-	rt := &routesapi.HTTPRoute{}
 	if err := yaml.UnmarshalStrict(doc.text, rt); err != nil {
-		return nil, fmt.Errorf("(%s, line %d): %s", tm.Kind, doc.line, yamlError(err, doc.line))
+		return fmt.Errorf("(%s, line %d): %s", tm.Kind, doc.line, yamlError(err, doc.line))
 	}
 	var errs []error
-	rt.Namespace = validateMeta(&objectMeta{Name: rt.Name, Namespace: rt.Namespace}, &errs)
-	if err := routesapi.Validate(rt); err != nil {
+	meta.Namespace = validateMeta(&objectMeta{Name: meta.Name, Namespace: meta.Namespace}, &errs)
+	if err := validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := joinErrors(errs); err != nil {
-		return nil, fmt.Errorf("(%s, line %d): %w", strings.TrimSpace(tm.Kind+" "+rt.Name), doc.line, err)
+		return fmt.Errorf("(%s, line %d): %w", strings.TrimSpace(tm.Kind+" "+meta.Name), doc.line, err)
 	}
-	return rt, nil
+	return nil
 }
 
 type document struct {

@@ -34,7 +34,7 @@ spec:
   - {name: admin, port: 9000, targetPort: admin, appProtocol: opaque}
 ---
 ---
-kind: GRPCRoute
+kind: TLSRoute
 metadata: {name: later}
 spec: {anything: goes}
 ---
@@ -361,6 +361,48 @@ spec:
 		_, err := parseFile("routes.yaml", []byte("kind: Workload\nmetadata: {name: w}\n---\n"+tc.doc))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("got %v\nwant it to contain %s", err, tc.want)
+		}
+	}
+}
+
+// TestParseGRPCRoute: a GRPCRoute is read like an HTTPRoute, into its own list; an invalid one (a method match
+// with neither service nor method, a filter type GRPCRoute does not have) refuses the file with field paths.
+func TestParseGRPCRoute(t *testing.T) {
+	t.Parallel()
+	p, err := parseFile("routes.yaml", []byte(`apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: voting, namespace: emojivoto}
+spec:
+  parentRefs: [{group: "", kind: Service, name: voting-svc, port: 8080}]
+  rules:
+  - matches: [{method: {service: emojivoto.v1.VotingService, method: VoteDoughnut}}]
+    backendRefs: [{name: voting-v2, port: 8080}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.grpcRoutes) != 1 || len(p.httpRoutes) != 0 {
+		t.Fatalf("got %d gRPC routes, %d HTTP routes", len(p.grpcRoutes), len(p.httpRoutes))
+	}
+	if rt := p.grpcRoutes[0]; rt.Namespace != "emojivoto" || *rt.Spec.Rules[0].Matches[0].Method.Method != "VoteDoughnut" {
+		t.Errorf("route: %+v", rt)
+	}
+	_, err = parseFile("routes.yaml", []byte(`kind: Workload
+metadata: {name: w}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: r}
+spec:
+  rules:
+  - matches: [{method: {type: Exact}}]
+    filters: [{type: URLRewrite}]`))
+	for _, want := range []string{
+		"routes.yaml: document 2 (GRPCRoute r, line 4): spec.rules[0].matches[0].method: one or both of service or method must be specified",
+		`spec.rules[0].filters[0].type: must be RequestHeaderModifier, ResponseHeaderModifier, RequestMirror or ExtensionRef, got "URLRewrite"`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v\nwant it to contain %s", err, want)
 		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	routesapi "github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
@@ -307,15 +308,26 @@ func (s *Source) Resources() model.Resources {
 			seenPolicy[key] = name
 			r.Policies.Add(o)
 		}
-		for _, rt := range st.good.httpRoutes {
-			key := routesapi.KindHTTPRoute + " " + rt.Namespace + "/" + rt.Name
+		// once reports whether a route is the first of its kind and name; a later one is an error.
+		once := func(kind string, m *metav1.ObjectMeta) bool {
+			key := kind + " " + m.Namespace + "/" + m.Name
 			if first, dup := seenPolicy[key]; dup {
 				r.Errors = append(r.Errors, model.SourceError{Source: filepath.Join(s.dir, name),
 					Message: fmt.Sprintf("%s: %s is already defined in %s; ignoring this one", name, key, first)})
-				continue
+				return false
 			}
 			seenPolicy[key] = name
-			r.HTTPRoutes = append(r.HTTPRoutes, rt)
+			return true
+		}
+		for _, rt := range st.good.httpRoutes {
+			if once(routesapi.KindHTTPRoute, &rt.ObjectMeta) {
+				r.HTTPRoutes = append(r.HTTPRoutes, rt)
+			}
+		}
+		for _, rt := range st.good.grpcRoutes {
+			if once(routesapi.KindGRPCRoute, &rt.ObjectMeta) {
+				r.GRPCRoutes = append(r.GRPCRoutes, rt)
+			}
 		}
 	}
 	return r

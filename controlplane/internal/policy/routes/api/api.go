@@ -1,5 +1,5 @@
 // Package api holds what the control plane reads of the Gateway API route kinds (gateway.networking.k8s.io/v1
-// HTTPRoute, in the upstream Go types) and their validation: the checks the CRDs' schemas and CEL rules make, so
+// HTTPRoute and GRPCRoute, in the upstream Go types) and their validation: the checks the CRDs' schemas and CEL rules make, so
 // that local-mode files, which no API server checks, are refused for the same mistakes. Both sources decode
 // documents into these types and hand them to the model unchanged; the translation into proxy policy lives in the
 // parent package routes. It must not import the model, client-go or anything that knows where the objects came
@@ -24,10 +24,12 @@ const (
 	APIVersion = Group + "/" + Version
 )
 
-// KindHTTPRoute is the one route kind read so far; ResourceHTTPRoutes the resource the API server serves it as.
+// The route kinds read, and the resources the API server serves them as.
 const (
 	KindHTTPRoute      = "HTTPRoute"
 	ResourceHTTPRoutes = "httproutes"
+	KindGRPCRoute      = "GRPCRoute"
+	ResourceGRPCRoutes = "grpcroutes"
 )
 
 // HTTPRoute is the Gateway API's HTTPRoute.
@@ -96,18 +98,7 @@ func Validate(r *HTTPRoute) error {
 	add := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
 	}
-	if len(r.Spec.ParentRefs) > 32 {
-		add("spec.parentRefs", "at most 32, got %d", len(r.Spec.ParentRefs))
-	}
-	for i, p := range r.Spec.ParentRefs {
-		field := fmt.Sprintf("spec.parentRefs[%d]", i)
-		if p.Name == "" {
-			add(field+".name", "required")
-		}
-		if p.Port != nil && (*p.Port < 1 || *p.Port > 65535) {
-			add(field+".port", "must be 1-65535, got %d", *p.Port)
-		}
-	}
+	validateParents(r.Spec.ParentRefs, add)
 	if len(r.Spec.Rules) > 16 {
 		add("spec.rules", "at most 16, got %d", len(r.Spec.Rules))
 	}
@@ -117,15 +108,28 @@ func Validate(r *HTTPRoute) error {
 	return join(errs)
 }
 
-func validateRule(field string, rule gatewayv1.HTTPRouteRule, add func(field, format string, args ...any)) {
-	if len(rule.Matches) > 64 {
-		add(field+".matches", "at most 64, got %d", len(rule.Matches))
+// validateParents checks the parentRefs every route kind shares.
+func validateParents(refs []gatewayv1.ParentReference, add func(field, format string, args ...any)) {
+	if len(refs) > 32 {
+		add("spec.parentRefs", "at most 32, got %d", len(refs))
 	}
-	for j, m := range rule.Matches {
-		validateMatch(fmt.Sprintf("%s.matches[%d]", field, j), m, add)
+	for i, p := range refs {
+		field := fmt.Sprintf("spec.parentRefs[%d]", i)
+		if p.Name == "" {
+			add(field+".name", "required")
+		}
+		if p.Port != nil && (*p.Port < 1 || *p.Port > 65535) {
+			add(field+".port", "must be 1-65535, got %d", *p.Port)
+		}
 	}
-	validateFilters(field+".filters", rule.Filters, add)
-	for j, b := range rule.BackendRefs {
+}
+
+// validateBackends checks a rule's backendRefs, in HTTPRoute's form (a GRPCRoute's are converted).
+func validateBackends(field string, refs []gatewayv1.HTTPBackendRef, add func(field, format string, args ...any)) {
+	if len(refs) > 16 {
+		add(field+".backendRefs", "at most 16, got %d", len(refs))
+	}
+	for j, b := range refs {
 		bf := fmt.Sprintf("%s.backendRefs[%d]", field, j)
 		if b.Name == "" {
 			add(bf+".name", "required")
@@ -141,6 +145,17 @@ func validateRule(field string, rule gatewayv1.HTTPRouteRule, add func(field, fo
 		}
 		validateFilters(bf+".filters", b.Filters, add)
 	}
+}
+
+func validateRule(field string, rule gatewayv1.HTTPRouteRule, add func(field, format string, args ...any)) {
+	if len(rule.Matches) > 64 {
+		add(field+".matches", "at most 64, got %d", len(rule.Matches))
+	}
+	for j, m := range rule.Matches {
+		validateMatch(fmt.Sprintf("%s.matches[%d]", field, j), m, add)
+	}
+	validateFilters(field+".filters", rule.Filters, add)
+	validateBackends(field, rule.BackendRefs, add)
 	if t := rule.Timeouts; t != nil {
 		var request, backend time.Duration
 		var err error
@@ -239,6 +254,9 @@ func validateValueMatch(field string, kind *string, value string, add func(field
 // validateFilters checks that each filter's type names the one field it sets, and that no header modifier
 // repeats.
 func validateFilters(field string, filters []gatewayv1.HTTPRouteFilter, add func(field, format string, args ...any)) {
+	if len(filters) > 16 {
+		add(field, "at most 16, got %d", len(filters))
+	}
 	seen := map[gatewayv1.HTTPRouteFilterType]bool{}
 	for i, f := range filters {
 		ff := fmt.Sprintf("%s[%d]", field, i)

@@ -55,3 +55,36 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateGRPC: what the GRPCRoute CRD's schema and CEL rules refuse is refused, with field paths; a valid
+// route passes.
+func TestValidateGRPC(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ spec, want string }{
+		{`{parentRefs: [{group: "", kind: Service, name: web, port: 80}], rules: [{matches: [{method: {service: a.B, method: C}, headers: [{name: x-a, value: b}]}, {method: {type: RegularExpression, method: "C.*"}}], filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x, value: y}]}}], backendRefs: [{name: web, port: 80, weight: 3}]}]}`, ""},
+		{`{rules: [{matches: [{method: {type: Exact}}]}]}`, "spec.rules[0].matches[0].method: one or both of service or method must be specified"},
+		{`{rules: [{matches: [{method: {service: "a/b"}}]}]}`, `spec.rules[0].matches[0].method.service: "a/b" is not a service name`},
+		{`{rules: [{matches: [{method: {method: "a.b"}}]}]}`, `spec.rules[0].matches[0].method.method: "a.b" is not a method name`},
+		{`{rules: [{matches: [{method: {type: RegularExpression, service: "("}}]}]}`, "spec.rules[0].matches[0].method.service: error parsing regexp"},
+		{`{rules: [{matches: [{method: {type: Prefix, service: a}}]}]}`, `spec.rules[0].matches[0].method.type: must be Exact or RegularExpression, got "Prefix"`},
+		{`{rules: [{matches: [{headers: [{name: x, value: ""}]}]}]}`, "spec.rules[0].matches[0].headers[0].value: must be 1-4096 characters, got 0"},
+		{`{rules: [{matches: [{headers: [{name: x, value: a}, {name: x, value: b}]}]}]}`, `spec.rules[0].matches[0].headers[1].name: "x" appears twice`},
+		{`{rules: [{filters: [{type: URLRewrite}]}]}`, `spec.rules[0].filters[0].type: must be RequestHeaderModifier, ResponseHeaderModifier, RequestMirror or ExtensionRef, got "URLRewrite"`},
+		{`{rules: [{filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {}}, {type: ResponseHeaderModifier, responseHeaderModifier: {}}]}]}`, "spec.rules[0].filters[1]: a second ResponseHeaderModifier filter"},
+		{`{rules: [{filters: [{type: ExtensionRef}]}]}`, "spec.rules[0].filters[0].extensionRef: required for a filter of type ExtensionRef"},
+		{`{rules: [{backendRefs: [{name: w}]}]}`, "spec.rules[0].backendRefs[0].port: required for a Service backend"},
+		{`{rules: [{backendRefs: [{name: w, port: 80, weight: -1}]}]}`, "spec.rules[0].backendRefs[0].weight: must be 0-1000000, got -1"},
+	} {
+		var rt GRPCRoute
+		if err := yaml.UnmarshalStrict([]byte("metadata: {name: r}\nspec: "+tc.spec), &rt); err != nil {
+			t.Fatal(err)
+		}
+		err := ValidateGRPC(&rt)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.spec, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: got %v, want %s", tc.spec, err, tc.want)
+		}
+	}
+}

@@ -1,4 +1,4 @@
-// Package status writes the status of HTTPRoutes in Kubernetes mode: for each Service parent, the conditions that
+// Package status writes the status of HTTPRoutes and GRPCRoutes in Kubernetes mode: for each Service parent, the conditions that
 // routes.ParentStatuses computes, under routes.ControllerName. It writes a route only when what it would write
 // changed, keeps the entries of other controllers (a Gateway's, say) and the transition time of a condition whose
 // status stays, and writes nothing before the model has synced (a half-read cluster would call every backend
@@ -39,11 +39,12 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Writer keeps HTTPRoute status up to date with the model.
+// Writer keeps the status of HTTPRoutes and GRPCRoutes up to date with the model.
 type Writer struct {
 	cfg Config
-	gvr schema.GroupVersionResource
-	// written is what was last written (or found) per route, by namespace/name, with its generation.
+	// gvrs are the resources of the route kinds, by kind.
+	gvrs map[string]schema.GroupVersionResource
+	// written is what was last written (or found) per route, by "Kind namespace/name", with its generation.
 	written map[string]written
 }
 
@@ -66,8 +67,10 @@ func New(cfg Config) *Writer {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Writer{cfg: cfg, written: map[string]written{},
-		gvr: schema.GroupVersionResource{Group: api.Group, Version: api.Version, Resource: api.ResourceHTTPRoutes}}
+	return &Writer{cfg: cfg, written: map[string]written{}, gvrs: map[string]schema.GroupVersionResource{
+		api.KindHTTPRoute: {Group: api.Group, Version: api.Version, Resource: api.ResourceHTTPRoutes},
+		api.KindGRPCRoute: {Group: api.Group, Version: api.Version, Resource: api.ResourceGRPCRoutes},
+	}}
 }
 
 // Run writes status after every model change (batched over Debounce) until ctx ends. Before the model has
@@ -103,8 +106,8 @@ func (w *Writer) Run(ctx context.Context) error {
 func (w *Writer) sync(ctx context.Context, snap *model.Snapshot) bool {
 	ok := true
 	seen := map[string]bool{}
-	for _, rt := range snap.HTTPRoutes() {
-		key := rt.Namespace + "/" + rt.Name
+	for _, rt := range snap.Routes() {
+		key := rt.Kind + " " + rt.Namespace + "/" + rt.Name
 		seen[key] = true
 		want := written{generation: rt.Generation, parents: routes.ParentStatuses(snap, rt)}
 		if last, had := w.written[key]; had && reflect.DeepEqual(last, want) {
@@ -112,7 +115,7 @@ func (w *Writer) sync(ctx context.Context, snap *model.Snapshot) bool {
 		}
 		if err := w.write(ctx, rt, want.parents); err != nil {
 			if ctx.Err() == nil {
-				w.cfg.Logger.Warn("writing HTTPRoute status; retrying", "route", key, "err", err)
+				w.cfg.Logger.Warn("writing route status; retrying", "route", key, "err", err)
 			}
 			ok = false
 			continue
@@ -128,8 +131,8 @@ func (w *Writer) sync(ctx context.Context, snap *model.Snapshot) bool {
 }
 
 // write merges ours into the route's live status and updates it when that changes anything.
-func (w *Writer) write(ctx context.Context, rt *api.HTTPRoute, ours []gatewayv1.RouteParentStatus) error {
-	res := w.cfg.Client.Resource(w.gvr).Namespace(rt.Namespace)
+func (w *Writer) write(ctx context.Context, rt *api.Route, ours []gatewayv1.RouteParentStatus) error {
+	res := w.cfg.Client.Resource(w.gvrs[rt.Kind]).Namespace(rt.Namespace)
 	u, err := res.Get(ctx, rt.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil // deleted meanwhile; the model will follow
@@ -137,7 +140,7 @@ func (w *Writer) write(ctx context.Context, rt *api.HTTPRoute, ours []gatewayv1.
 	if err != nil {
 		return err
 	}
-	var live gatewayv1.HTTPRouteStatus
+	var live gatewayv1.RouteStatus // both kinds' status
 	if raw, ok := u.Object["status"]; ok {
 		b, err := json.Marshal(raw)
 		if err != nil {
