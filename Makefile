@@ -11,13 +11,18 @@ CLUSTER_WORKDIR ?= /tmp/sinew-cluster
 # The local cluster's Prometheus (it has no internet to pull prom/prometheus): Debian's binary in an image of ours.
 PROMETHEUS_IMAGE ?= ghcr.io/sinewmesh/prometheus-debian:$(shell dpkg-query -W -f='$${Version}' prometheus 2>/dev/null | tr '+~:' '___')
 
-.PHONY: all build gen gen-check test test-race fuzz bench bench-full demo clean lint images cluster-up cluster-down cluster-load e2e
+.PHONY: all build gateway-api-crds gen gen-check test test-race fuzz bench bench-full demo clean lint images cluster-up cluster-down cluster-load e2e
 
 all: build
 
-build:
+build: gateway-api-crds
 	@mkdir -p $(BIN)
 	$(GO) build -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
+
+# The Gateway API standard CRDs of go.mod's sigs.k8s.io/gateway-api, copied from the module cache into the
+# sinew-crds chart (which the CLI embeds) for `sinew install --crds`. Upstream's files: gitignored, never committed.
+gateway-api-crds:
+	$(GO) run ./hack/gatewayapi -out charts/sinew-crds/gateway-api
 
 # Regenerate the gRPC contract (api/) from api/proto.
 gen:
@@ -53,7 +58,7 @@ demo: build
 	$(BIN)/sinew demo $(DEMO_FLAGS)
 
 # Image tarballs bin/images/<name>.tar (ghcr.io/sinewmesh/<name>:$(VERSION)) from static binaries; no Docker needed.
-images:
+images: gateway-api-crds
 	@mkdir -p $(BIN)/static $(BIN)/images
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(VERSION_LDFLAGS)" -o $(BIN)/static/ $(addprefix ./cmd/,$(IMAGES))
 	$(GO) run ./hack/images mesh -version $(VERSION) -bin $(BIN)/static -out $(BIN)/images $(IMAGES)

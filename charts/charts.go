@@ -28,6 +28,21 @@ const (
 	Viz          = "sinew-viz"
 )
 
+// GatewayAPIVersion is the Gateway API bundle the sinew-crds chart installs (value installGatewayAPI): the version of
+// sigs.k8s.io/gateway-api in go.mod, whose standard CRDs the build copies into sinew-crds/gateway-api/
+// (hack/gatewayapi). A test keeps the three in step.
+const GatewayAPIVersion = "v1.6.3"
+
+// GatewayAPIGroup is the Gateway API's API group; its CRDs are named <plural>.<group>.
+const GatewayAPIGroup = "gateway.networking.k8s.io"
+
+// GatewayAPIBundleVersionAnnotation holds a Gateway API CRD's bundle version (e.g. v1.6.3), and
+// GatewayAPIChannelAnnotation its channel (standard or experimental).
+const (
+	GatewayAPIBundleVersionAnnotation = "gateway.networking.k8s.io/bundle-version"
+	GatewayAPIChannelAnnotation       = "gateway.networking.k8s.io/channel"
+)
+
 // ReleaseService is .Release.Service when the CLI renders a chart (Helm itself uses "Helm"); templates tell the two
 // apart by it, for instance in the sinew.dev/created-by annotation.
 const ReleaseService = "sinew"
@@ -165,6 +180,12 @@ func cleanError(err error) string {
 	}
 	if i := strings.LastIndex(msg, "error calling fail: "); i >= 0 {
 		return msg[i+len("error calling fail: "):]
+	}
+	// a template's fail: "execution error at (chart/templates/x.yaml:10:4): message"
+	if rest, ok := strings.CutPrefix(msg, "execution error at ("); ok {
+		if _, m, ok := strings.Cut(rest, "): "); ok {
+			return m
+		}
 	}
 	return msg
 }
