@@ -196,43 +196,30 @@ First the CRDs, then the control plane:
 
 The mesh's trust anchor and issuer (ECDSA P-256, valid 365 days) and the proxy injector's webhook certificate are
 generated unless you bring your own anchors and issuer with the --identity-* file flags. Before printing, install
-looks at the cluster (unless --ignore-cluster): the CRDs must be there and no control plane may be installed yet.`,
+looks at the cluster (unless --ignore-cluster): the CRDs must be there and no control plane may be installed yet.
+
+--crds also prints the Gateway API standard CRDs (HTTPRoute, GRPCRoute, …) at the version this CLI was built with,
+` + charts.GatewayAPIVersion + `, each one the cluster lacks or has in an older version; one the cluster has at that
+version or newer is left alone. When the cluster cannot be read (or with --ignore-cluster) all are printed.
+--set installGatewayAPI=false never prints them (something else manages them); --set installGatewayAPI=true
+always does.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			inst := newInstaller(env)
 			if crds {
-				return inst.printCRDs(cmd.Context(), f.output)
+				return inst.printCRDs(cmd, &f)
 			}
 			return inst.install(cmd, &f)
 		},
 	}
-	cmd.Flags().BoolVar(&crds, "crds", false, "print the CRDs (install them first)")
+	cmd.Flags().BoolVar(&crds, "crds", false, "print the CRDs (install them first): sinew's, and the Gateway API's where the cluster lacks them or has an older version (--set installGatewayAPI=false: never)")
 	f.register(cmd)
 	return cmd
 }
 
-func (in *installer) printCRDs(_ context.Context, output string) error {
-	if err := chartcmd.CheckOutput(output); err != nil {
-		return err
-	}
-	objs, err := renderCRDs(charts.InstallOrder)
-	if err != nil {
-		return err
-	}
-	return chartcmd.WriteObjects(in.env.Stdout, objs, output)
-}
-
-func renderCRDs(order charts.Order) ([]charts.Object, error) {
-	c, err := charts.Load(charts.CRDs, version.Version)
-	if err != nil {
-		return nil, err
-	}
-	return charts.Render(c, "", nil, order)
-}
-
 // crdNames are the names of the CRDs this CLI installs.
 func crdNames() ([]string, error) {
-	objs, err := renderCRDs(charts.InstallOrder)
+	objs, err := sinewCRDs(charts.InstallOrder)
 	if err != nil {
 		return nil, err
 	}

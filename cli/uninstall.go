@@ -78,7 +78,7 @@ func uninstallObjects(ns string, stored map[string]any) ([]charts.Object, error)
 	if err != nil {
 		return nil, err
 	}
-	crds, err := renderCRDs(charts.UninstallOrder)
+	crds, err := sinewCRDs(charts.UninstallOrder)
 	if err != nil {
 		return nil, err
 	}

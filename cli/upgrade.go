@@ -47,7 +47,7 @@ days is renewed). Give all three --identity-* file flags to replace the trust an
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			inst := newInstaller(env)
 			if crds {
-				return inst.printCRDs(cmd.Context(), f.output)
+				return inst.printCRDs(cmd, &f)
 			}
 			return inst.upgrade(cmd, &f)
 		},
