@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sinewmesh/sinew/charts"
 	"github.com/sinewmesh/sinew/cli/check"
 	"github.com/sinewmesh/sinew/cli/cmdenv"
 	"github.com/sinewmesh/sinew/internal/version"
@@ -44,6 +45,7 @@ non-zero when a check failed.
 				ClientVersion:      version.Version,
 				Now:                env.Now,
 				ExpectedCRDs:       crds,
+				GatewayAPIVersion:  charts.GatewayAPIVersion,
 				DataPlaneNamespace: namespace,
 			}
 			return cmdenv.RunChecks(cmd, env, ce, check.Core(check.What{Pre: pre, Proxy: proxy}), wait, output)

@@ -36,6 +36,9 @@ type Env struct {
 	Now           func() time.Time // the clock (time.Now)
 	// ExpectedCRDs are the names of the CRDs this CLI installs.
 	ExpectedCRDs []string
+	// GatewayAPIVersion is the Gateway API bundle version this CLI installs (charts.GatewayAPIVersion); older
+	// installed route CRDs get a warning.
+	GatewayAPIVersion string
 	// DataPlaneNamespace scopes the data-plane checks; empty means every namespace but the control plane's and
 	// the system ones.
 	DataPlaneNamespace string
@@ -116,6 +119,8 @@ type Result struct {
 	Hint        string `json:"hint,omitempty"`
 	Status      Status `json:"result"`
 	Error       string `json:"error,omitempty"`
+	// Detail is what a passed check found worth showing (Note), e.g. the versions of what it found.
+	Detail string `json:"detail,omitempty"`
 }
 
 // Options control a run.
@@ -139,6 +144,13 @@ type Report struct {
 
 // ErrSkip, returned by a check, means it does not apply (not shown, not a failure).
 var ErrSkip = errors.New("check does not apply")
+
+// Note, returned by a check, means it passed and found detail worth showing under it (e.g. a version).
+func Note(detail string) error { return note{detail} }
+
+type note struct{ detail string }
+
+func (n note) Error() string { return n.detail }
 
 // NoRetry marks a retried check's failure as one that waiting will not mend (nothing to wait for): the check
 // fails at once instead of at the deadline.
@@ -184,9 +196,12 @@ func Run(ctx context.Context, env *Env, cats []Category, opts Options) Report {
 			if errors.Is(err, ErrSkip) {
 				continue
 			}
+			var n note
 			switch {
 			case err == nil:
 				r.Status = OK
+			case errors.As(err, &n):
+				r.Status, r.Detail = OK, n.detail
 			case c.Severity == Warning:
 				r.Status, r.Error, r.Hint = Warned, err.Error(), c.HintURL()
 			default:
@@ -211,7 +226,8 @@ func runOne(ctx context.Context, env *Env, c Check, deadline time.Time, retrying
 	for {
 		err = c.Run(ctx, env)
 		var final noRetry
-		if err == nil || errors.Is(err, ErrSkip) || errors.As(err, &final) || !c.Retry || ctx.Err() != nil || !env.now().Add(interval).Before(deadline) {
+		var n note
+		if err == nil || errors.Is(err, ErrSkip) || errors.As(err, &final) || errors.As(err, &n) || !c.Retry || ctx.Err() != nil || !env.now().Add(interval).Before(deadline) {
 			return err
 		}
 		retrying(err)

@@ -29,6 +29,8 @@ func fakeReport() Report {
 	return Report{Success: false, Results: []Result{
 		{Category: "kubernetes-api", ID: "k8s-api-client", Description: "can initialize the client", Status: OK},
 		{Category: "kubernetes-api", ID: "k8s-api-reachable", Description: "can query the Kubernetes API", Status: OK},
+		{Category: "sinew-crds", ID: "gateway-api-crds", Description: "the Gateway API CRDs that routes need are installed", Status: OK,
+			Detail: "found: v1.6.3 (standard): GRPCRoute, HTTPRoute"},
 		{Category: "sinew-identity", ID: "identity-trust-anchors-valid", Description: "trust anchors are valid", Status: OK},
 		{Category: "sinew-identity", ID: "identity-issuer-not-expiring", Description: "issuer certificate is valid for at least 60 days", Status: Warned,
 			Error: `the issuer "identity.sinew.cluster.local" expires on 2026-07-01T00:00:00Z, in 29 days`, Hint: HintBase + "#identity-issuer-not-expiring"},

@@ -56,5 +56,6 @@ func CRDs() Category {
 				return nil
 			},
 		},
+		gatewayAPICheck(),
 	}}
 }

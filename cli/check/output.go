@@ -64,6 +64,9 @@ func (t *TableWriter) Write(r Result) {
 	switch r.Status {
 	case OK:
 		fmt.Fprintf(t.W, "%s %s\n", GlyphOK, r.Description)
+		if r.Detail != "" {
+			fmt.Fprintf(t.W, "    %s\n", r.Detail)
+		}
 	case Skipped:
 		fmt.Fprintf(t.W, "- %s (skipped: an earlier check failed)\n", r.Description)
 	default:
