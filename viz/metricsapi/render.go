@@ -100,7 +100,8 @@ func WriteEdges(w io.Writer, edges []Edge, output string) error {
 // WriteRoutes renders route rows: ROUTE AUTHORITY SUCCESS RPS LATENCY_P50 LATENCY_P95 LATENCY_P99, as Linkerd's
 // `viz routes`. Wide shows the same columns: Linkerd's effective and actual columns (before and after retries)
 // would need the proxies to count requests before their retries. Backend rows (a Service's routes) show
-// ROUTE BACKEND SHARE instead of ROUTE AUTHORITY: each backend's part of its route's responses.
+// ROUTE BACKEND SHARE instead of ROUTE AUTHORITY: each backend's part of its route's responses; rows of several
+// Services start with SERVICE (name.namespace).
 func WriteRoutes(w io.Writer, rows []RouteRow, output string) error {
 	if err := CheckOutput(output); err != nil {
 		return err
@@ -116,9 +117,17 @@ func WriteRoutes(w io.Writer, rows []RouteRow, output string) error {
 		return err
 	}
 	backends := slices.ContainsFunc(rows, func(r RouteRow) bool { return r.Backend != "" })
+	// Rows of several Services (a client's routes, --to svc) say whose routes they are.
+	services := slices.ContainsFunc(rows, func(r RouteRow) bool {
+		return r.Parent != rows[0].Parent || r.ParentNamespace != rows[0].ParentNamespace
+	})
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
 	if backends {
-		fmt.Fprintln(tw, "ROUTE\tBACKEND\tSHARE\tSUCCESS\tRPS\tLATENCY_P50\tLATENCY_P95\tLATENCY_P99")
+		head := "ROUTE\tBACKEND\tSHARE\tSUCCESS\tRPS\tLATENCY_P50\tLATENCY_P95\tLATENCY_P99"
+		if services {
+			head = "SERVICE\t" + head
+		}
+		fmt.Fprintln(tw, head)
 	} else {
 		fmt.Fprintln(tw, "ROUTE\tAUTHORITY\tSUCCESS\tRPS\tLATENCY_P50\tLATENCY_P95\tLATENCY_P99")
 	}
@@ -126,6 +135,9 @@ func WriteRoutes(w io.Writer, rows []RouteRow, output string) error {
 		cols := []string{r.Route, dash(r.Authority)}
 		if backends {
 			cols = []string{r.RouteName(), dash(r.Backend), share(r.Share)}
+			if services {
+				cols = append([]string{r.Parent + "." + r.ParentNamespace}, cols...)
+			}
 		}
 		cols = append(cols, percent(r.SuccessRate), rps(r.RPS), ms(r.LatencyP50), ms(r.LatencyP95), ms(r.LatencyP99))
 		fmt.Fprintln(tw, strings.Join(cols, "\t"))

@@ -25,17 +25,19 @@ const DefaultRoute = "[DEFAULT]"
 // RouteRow is one route's golden metrics: a path row (Route and Authority), or for a Service's routes a backend
 // row (RouteKind, RouteNamespace, Route, Backend and its Share). Pointers are nil when there was no data.
 type RouteRow struct {
-	Route          string   `json:"route"`
-	Authority      string   `json:"authority"`
-	RouteKind      string   `json:"routeKind,omitempty"`      // HTTPRoute, GRPCRoute or default; backend rows only
-	RouteNamespace string   `json:"routeNamespace,omitempty"` // backend rows only
-	Backend        string   `json:"backend,omitempty"`        // name:port, name.namespace:port in another namespace
-	Share          *float64 `json:"share,omitempty"`          // 0..1: the backend's part of its route's responses
-	SuccessRate    *float64 `json:"success"`                  // 0..1
-	RPS            *float64 `json:"rps"`                      // responses per second
-	LatencyP50     *float64 `json:"latencyMsP50"`             // milliseconds
-	LatencyP95     *float64 `json:"latencyMsP95"`
-	LatencyP99     *float64 `json:"latencyMsP99"`
+	Route           string   `json:"route"`
+	Authority       string   `json:"authority"`
+	Parent          string   `json:"parent,omitempty"`          // the Service the routes belong to; backend rows only
+	ParentNamespace string   `json:"parentNamespace,omitempty"` // backend rows only
+	RouteKind       string   `json:"routeKind,omitempty"`       // HTTPRoute, GRPCRoute or default; backend rows only
+	RouteNamespace  string   `json:"routeNamespace,omitempty"`  // backend rows only
+	Backend         string   `json:"backend,omitempty"`         // name:port, name.namespace:port in another namespace
+	Share           *float64 `json:"share,omitempty"`           // 0..1: the backend's part of its route's responses
+	SuccessRate     *float64 `json:"success"`                   // 0..1
+	RPS             *float64 `json:"rps"`                       // responses per second
+	LatencyP50      *float64 `json:"latencyMsP50"`              // milliseconds
+	LatencyP95      *float64 `json:"latencyMsP95"`
+	LatencyP99      *float64 `json:"latencyMsP99"`
 
 	key [2]string // the route's and the backend's identity, for grouping; backend rows only
 }
@@ -108,20 +110,26 @@ func Routes(ctx context.Context, q Querier, req RoutesRequest, at time.Time) ([]
 		}
 	}
 	slices.SortFunc(out, func(a, b RouteRow) int {
-		return cmp.Or(cmp.Compare(lastRank(a.Route), lastRank(b.Route)), cmp.Compare(a.RouteKind, b.RouteKind),
+		return cmp.Or(cmp.Compare(a.ParentNamespace, b.ParentNamespace), cmp.Compare(a.Parent, b.Parent),
+			cmp.Compare(lastRank(a.Route), lastRank(b.Route)), cmp.Compare(a.RouteKind, b.RouteKind),
 			cmp.Compare(a.RouteNamespace, b.RouteNamespace), cmp.Compare(a.Route, b.Route),
 			cmp.Compare(a.Authority, b.Authority), cmp.Compare(a.Backend, b.Backend))
 	})
 	return out, nil
 }
 
-// backendRow is the row of one (route, backend) sample of a Service in namespace ns.
+// backendRow is the row of one (route, backend) sample of a Service; ns is the namespace asked for (a backend
+// there is shown by its name alone).
 func backendRow(l map[string]string, ns string) *RouteRow {
-	r := &RouteRow{RouteKind: l["route_kind"], RouteNamespace: l["route_namespace"], Route: l["route_name"]}
+	r := &RouteRow{Parent: l["parent_name"], ParentNamespace: l["parent_namespace"], RouteKind: l["route_kind"],
+		RouteNamespace: l["route_namespace"], Route: l["route_name"]}
 	if r.RouteKind == "default" {
 		r.Route, r.RouteNamespace = DefaultRoute, ""
 	}
 	r.Backend = l["backend_name"]
+	if ns == "" {
+		ns = r.ParentNamespace
+	}
 	if bns := l["backend_namespace"]; bns != "" && bns != ns {
 		r.Backend += "." + bns
 	}

@@ -69,7 +69,7 @@ func TestServiceRoutesOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := func(kind, ns, route, backendNS, backend string) []string {
-		return []string{"route_kind", kind, "route_namespace", ns, "route_name", route,
+		return []string{"parent_namespace", "shop", "parent_name", "web", "route_kind", kind, "route_namespace", ns, "route_name", route,
 			"backend_namespace", backendNS, "backend_name", backend, "backend_port", "80"}
 	}
 	v1, v2 := b("HTTPRoute", "shop", "web-split", "shop", "web-v1"), b("HTTPRoute", "shop", "web-split", "shop", "web-v2")
@@ -100,4 +100,31 @@ func TestServiceRoutesOutputs(t *testing.T) {
 		}
 		golden(t, c.file, b.Bytes())
 	}
+}
+
+func TestClientRoutesToEveryService(t *testing.T) {
+	req := RoutesRequest{Resource: Resource{Kind: KindDeployment, Namespace: "shop", Name: "cli"}, To: &Resource{Kind: KindService, Namespace: "shop"},
+		Window: time.Minute}
+	qs, err := promql.Routes(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := func(parent, route, backend string) []string {
+		return []string{"parent_namespace", "shop", "parent_name", parent, "route_kind", "HTTPRoute", "route_namespace", "shop",
+			"route_name", route, "backend_namespace", "shop", "backend_name", backend, "backend_port", "80"}
+	}
+	web, api := b("web", "web-split", "web-v2"), b("api", "api-canary", "api-v2")
+	fq := &fakeQuerier{t: t, answers: map[string][]Sample{
+		qs.Total: {s(2, web...), s(1, api...)}, qs.Success: {s(2, web...), s(1, api...)},
+		qs.P50: {s(1, web...), s(1, api...)}, qs.P95: {s(2, web...), s(2, api...)}, qs.P99: {s(3, web...), s(3, api...)},
+	}}
+	rows, err := Routes(context.Background(), fq, req, fixedTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := WriteRoutes(&out, rows, OutputTable); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "routes_to_svc.table", out.Bytes())
 }

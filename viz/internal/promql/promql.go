@@ -291,8 +291,8 @@ func (r RoutesRequest) Validate() error {
 	if r.Resource.Name == "" {
 		return fmt.Errorf("routes are shown for one resource, like deploy/web; %s names none", r.Resource.Kind)
 	}
-	if r.To != nil && r.To.Name == "" && r.To.Kind != KindNamespace {
-		return fmt.Errorf("--to wants one resource, like deploy/voting")
+	if r.To != nil && r.To.Name == "" && r.To.Kind != KindNamespace && r.To.Kind != KindService {
+		return fmt.Errorf("--to wants one resource, like deploy/voting (or svc: every Service it calls)")
 	}
 	if r.Resource.Kind == KindService && r.To != nil {
 		return fmt.Errorf("svc/%s shows the Service's routes as all its clients call them; to see one client's, "+
@@ -301,7 +301,8 @@ func (r RoutesRequest) Validate() error {
 	return StatRequest{Window: r.Window}.Validate()
 }
 
-// Service returns the Service whose routes the request asks for (the resource, or --to), if it names one.
+// Service returns the Service whose routes the request asks for (the resource, or --to), if it names one; a
+// Service without a name (--to svc) is every Service the resource calls.
 func (r RoutesRequest) Service() (Resource, bool) {
 	if r.Resource.Kind == KindService {
 		return r.Resource, true
@@ -326,7 +327,7 @@ type RouteQueries struct {
 
 // The route and backend labels of the outbound_http_route_backend_* families that a backend row is keyed by.
 var (
-	RouteKeyLabels   = []string{"route_kind", "route_namespace", "route_name"}
+	RouteKeyLabels   = []string{"parent_namespace", "parent_name", "route_kind", "route_namespace", "route_name"}
 	BackendKeyLabels = []string{"backend_namespace", "backend_name", "backend_port"}
 )
 
@@ -370,7 +371,7 @@ func Routes(req RoutesRequest) (RouteQueries, error) {
 
 // backendRoutes builds the queries of svc's routes and backends over the outbound_http_route_backend_* families
 // (docs/observability/metrics.md): as all clients call them, or with a client resource (req.Resource with --to
-// svc/NAME), as that client calls them. Latencies are in milliseconds, like the path rows'.
+// svc/NAME), as that client calls them; with --to svc, every Service's that the client calls. Latencies are in milliseconds, like the path rows'.
 func backendRoutes(req RoutesRequest, svc Resource) RouteQueries {
 	w := formatWindow(req.Window)
 	var sel selector

@@ -145,6 +145,8 @@ func TestRoutesGolden(t *testing.T) {
 		{"routes_svc_web", RoutesRequest{Resource: Resource{Kind: KindService, Namespace: "shop", Name: "web"}, Window: time.Minute}},
 		{"routes_deploy_cli_to_svc_web", RoutesRequest{Resource: Resource{Kind: KindDeployment, Namespace: "shop", Name: "cli"},
 			To: &Resource{Kind: KindService, Namespace: "shop", Name: "web"}, Window: 30 * time.Second}},
+		{"routes_deploy_cli_to_svc", RoutesRequest{Resource: Resource{Kind: KindDeployment, Namespace: "shop", Name: "cli"},
+			To: &Resource{Kind: KindService}, Window: time.Minute}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			q, err := Routes(c.req)
