@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,30 +30,44 @@ type dashboardSummary struct {
 		Secured bool   `json:"secured"`
 		Label   string `json:"label"`
 	} `json:"edges"`
-	VotingSuccess     *float64   `json:"votingSuccess"`
-	Workloads         [][]string `json:"workloads"`
-	NamespaceCLI      []string   `json:"namespaceCLI"`
-	NamespaceErrors   []string   `json:"namespaceErrors"`
-	WorkloadURL       string     `json:"workloadURL"`
-	CountFirst        int        `json:"countFirst"`
-	CountLater        int        `json:"countLater"`
-	LiveCalls         [][]string `json:"liveCalls"`
-	LiveHeader        []string   `json:"liveHeader"`
-	TapStatus         string     `json:"tapStatus"`
-	WorkloadCLI       []string   `json:"workloadCLI"`
-	WorkloadErrors    []string   `json:"workloadErrors"`
-	Screenshot        string     `json:"screenshot"`
-	Stopped           bool       `json:"stopped"`
-	PageErrors        []string   `json:"pageErrors"`
-	ConsoleErrors     []string   `json:"consoleErrors"`
-	Failure           string     `json:"failure"`
-	FailureScreenshot string     `json:"failureScreenshot"`
-	FailureText       string     `json:"failureText"`
+	VotingSuccess   *float64   `json:"votingSuccess"`
+	Workloads       [][]string `json:"workloads"`
+	NamespaceCLI    []string   `json:"namespaceCLI"`
+	NamespaceErrors []string   `json:"namespaceErrors"`
+	WorkloadURL     string     `json:"workloadURL"`
+	CountFirst      int        `json:"countFirst"`
+	CountLater      int        `json:"countLater"`
+	LiveCalls       [][]string `json:"liveCalls"`
+	LiveHeader      []string   `json:"liveHeader"`
+	TapStatus       string     `json:"tapStatus"`
+	WorkloadCLI     []string   `json:"workloadCLI"`
+	WorkloadErrors  []string   `json:"workloadErrors"`
+	Screenshot      string     `json:"screenshot"`
+	Stopped         bool       `json:"stopped"`
+	PageErrors      []string   `json:"pageErrors"`
+	ConsoleErrors   []string   `json:"consoleErrors"`
+	Split           []struct {
+		Service  string `json:"service"`
+		Route    string `json:"route"`
+		Heading  string `json:"heading"`
+		Backends []struct {
+			Backend  string   `json:"backend"`
+			Share    *float64 `json:"share"`
+			Cells    []string `json:"cells"`
+			BarWidth float64  `json:"barWidth"`
+			BarMax   float64  `json:"barMax"`
+		} `json:"backends"`
+	} `json:"split"`
+	SplitCLI          string `json:"splitCLI"`
+	Failure           string `json:"failure"`
+	FailureScreenshot string `json:"failureScreenshot"`
+	FailureText       string `json:"failureText"`
 }
 
 // TestDashboardInBrowser opens the viz dashboard of a `sinew demo` with the vote-bot's traffic in a real Chromium
-// (browser/dashboard.mjs, Playwright): the emojivoto topology with voting below 100 %, a click through to web, and
-// web's live calls counting up. It keeps a full-page screenshot in $SINEW_TEST_ARTIFACTS (default
+// (browser/dashboard.mjs, Playwright): the emojivoto topology with voting below 100 %, a click through to web,
+// web's live calls counting up, and the traffic split of an HTTPRoute (given with -f) that sends a fifth of web's
+// calls to voting-svc to a second Service of the voting workload, voting-canary. It keeps a full-page screenshot in $SINEW_TEST_ARTIFACTS (default
 // test/integration/artifacts/).
 func TestDashboardInBrowser(t *testing.T) {
 	if testing.Short() {
@@ -87,7 +102,11 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	bin := buildBinaries(t, "sinew", "emojivoto")
 	base := freePortBase(t, 50)
-	demo := startDemo(t, bin, "--port-base", fmt.Sprint(base)) // with the vote-bot's traffic
+	split := filepath.Join(t.TempDir(), "voting-split.yaml")
+	if err := os.WriteFile(split, []byte(votingSplit), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	demo := startDemo(t, bin, "--port-base", fmt.Sprint(base), "-f", split) // with the vote-bot's traffic
 	demo.out.waitLine(t, regexp.MustCompile(`Ctrl-C stops everything`), 90*time.Second)
 
 	viz := fmt.Sprintf("http://127.0.0.1:%d", base+6)
@@ -133,7 +152,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "dashboard.mjs")
 	cmd.Dir = browserDir
-	cmd.Env = append(os.Environ(), "SINEW_VIZ_URL="+viz, "SINEW_SCREENSHOT="+shot, "CHROMIUM="+chromium)
+	cmd.Env = append(os.Environ(), "SINEW_VIZ_URL="+viz, "SINEW_SCREENSHOT="+shot, "CHROMIUM="+chromium, "SINEW_EXPECT_SPLIT=1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	runErr := cmd.Run()
@@ -204,6 +223,33 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("workload view shows errors: %q", s.WorkloadErrors)
 	}
 
+	// The traffic split: voting-svc's route, with both backends, the canary's share near its weight (20 of 100;
+	// the vote-bot sends a few votes a second, so the window holds a few hundred and the share varies by some
+	// points), the shares adding up, and each bar as wide as its share.
+	if len(s.Split) != 1 || s.Split[0].Service != "voting-svc" || s.Split[0].Route != "HTTPRoute/voting-split" {
+		t.Errorf("traffic split %+v: want one block, voting-svc → HTTPRoute/voting-split", s.Split)
+	} else {
+		shares := map[string]float64{}
+		for _, b := range s.Split[0].Backends {
+			if b.Share == nil {
+				t.Errorf("backend %s without a share: %v", b.Backend, b.Cells)
+				continue
+			}
+			shares[b.Backend] = *b.Share
+			if b.BarMax <= 0 || math.Abs(b.BarWidth/b.BarMax*100-*b.Share) > 3 {
+				t.Errorf("backend %s: bar %.0f of %.0f px for a share of %.1f %%", b.Backend, b.BarWidth, b.BarMax, *b.Share)
+			}
+		}
+		canary, stable := shares["voting-canary:8080"], shares["voting-svc:8080"]
+		if len(shares) != 2 || math.Abs(canary+stable-100) > 0.2 || canary < 5 || canary > 40 {
+			t.Errorf("traffic split shares %v: want voting-svc:8080 and voting-canary:8080, the canary near 20 %%", shares)
+		}
+		t.Logf("traffic split: %s: %v", s.Split[0].Heading, shares)
+	}
+	if s.SplitCLI != "sinew viz routes deploy/web -n emojivoto --to svc" {
+		t.Errorf("traffic split panel's command %q", s.SplitCLI)
+	}
+
 	// The picture.
 	png, err := os.ReadFile(shot)
 	if err != nil {
@@ -214,6 +260,26 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	t.Logf("screenshot of deploy/web: %s (%d bytes)", shot, len(png))
 }
+
+// votingSplit is the demo's extra documents for the traffic split: a second Service of the voting workload and an
+// HTTPRoute that sends a fifth of voting-svc's requests to it.
+const votingSplit = `apiVersion: sinew.dev/v1alpha1
+kind: Service
+metadata: {name: voting-canary, namespace: emojivoto}
+spec:
+  selector: {app: voting-svc}
+  ports: [{name: grpc, port: 8080, targetPort: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: voting-split, namespace: emojivoto}
+spec:
+  parentRefs: [{group: "", kind: Service, name: voting-svc, port: 8080}]
+  rules:
+  - backendRefs:
+    - {name: voting-svc, port: 8080, weight: 80}
+    - {name: voting-canary, port: 8080, weight: 20}
+`
 
 func formatRows(rows [][]string) string {
 	var b strings.Builder

@@ -3,7 +3,8 @@
 // test/integration/dashboard_browser_test.go to check; progress and failures go to stderr.
 //
 // Environment: SINEW_VIZ_URL (the dashboard, e.g. http://127.0.0.1:17006), SINEW_SCREENSHOT (where to write the
-// full-page PNG), CHROMIUM (default /usr/bin/chromium), SINEW_NAMESPACE (default emojivoto).
+// full-page PNG), CHROMIUM (default /usr/bin/chromium), SINEW_NAMESPACE (default emojivoto), SINEW_EXPECT_SPLIT
+// (set: the demo runs with a route that splits voting-svc; wait for web's traffic split and report it).
 import { chromium } from 'playwright-core';
 
 const base = (process.env.SINEW_VIZ_URL || '').replace(/\/$/, '');
@@ -73,6 +74,23 @@ try {
   summary.liveHeader = await page.locator('table[data-testid=live-calls] thead th').allTextContents();
   summary.tapStatus = await page.locator('[data-testid=tap-status]').textContent();
   log('live calls', summary.countFirst, '→', summary.countLater);
+
+  // The traffic split of the routes web calls: the demo's route on voting-svc sends a share of the votes to the
+  // Service voting-canary. It appears once Prometheus has both backends' responses in its window.
+  if (process.env.SINEW_EXPECT_SPLIT) {
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=split-panel]:not([hidden]) [data-testid=split-backend]').length >= 2,
+      null, { timeout: 120_000, polling: 500 });
+    summary.split = await page.locator('[data-testid=split-route]').evaluateAll((gs) => gs.map((g) => ({
+      service: g.dataset.service, route: g.dataset.route, heading: g.querySelector('h3')?.textContent,
+      backends: [...g.querySelectorAll('[data-testid=split-backend]')].map((tr) => ({
+        backend: tr.dataset.backend, share: tr.dataset.share === '' ? null : Number(tr.dataset.share),
+        cells: [...tr.cells].map((c) => c.textContent),
+        barWidth: tr.querySelector('.bar-fill')?.getBoundingClientRect().width, barMax: tr.querySelector('.bar')?.getBoundingClientRect().width,
+      })),
+    })));
+    summary.splitCLI = await page.locator('[data-testid=split-panel] code[data-testid=cli]').textContent();
+    log('split', JSON.stringify(summary.split));
+  }
 
   // Wait for the workload's own metrics and its callers to be in before the picture.
   await page.waitForFunction(() => {

@@ -2,8 +2,8 @@
 //
 //   #/                               namespaces at a glance          GET api/stat?resource=ns&allNamespaces=true
 //   #/namespaces/NS                  workloads and their topology    GET api/stat, api/edges
-//   #/namespaces/NS/deploy/NAME      one workload, its peers, routes, authorizations and live calls (api/tap, like
-//                                    `viz top`)
+//   #/namespaces/NS/deploy/NAME      one workload, its peers, the traffic split of the routes it calls (api/routes
+//                                    with to=svc), routes, authorizations and live calls (api/tap, like `viz top`)
 //
 // Plain browser JavaScript with no build step and no third-party code: everything the page needs is served by the
 // viz server itself. API paths are relative so the dashboard also works behind a proxy that adds a path prefix.
@@ -827,6 +827,13 @@ function workloadView(view, ns, name) {
   ], { testid: 'routes-table', key: (r) => `${r.route}\u0000${r.authority}`, empty: 'No routes with traffic in the last minute.' });
   routesP.body.append(h('div', { 'data-testid': 'routes' }, routes.el));
 
+  // How the routes of the Services it calls split its requests: one block per Service route, a bar per backend.
+  // Hidden while only default routes carry its traffic.
+  const splitP = panel('Traffic split', `sinew viz routes ${res} -n ${ns} --to svc`, { testid: 'split-panel' });
+  const split = new TrafficSplit(ns);
+  splitP.body.append(h('p', { class: 'hint', text: `Each backend's share of ${res}'s requests on the routes of the Services it calls.` }), split.el);
+  splitP.el.hidden = true;
+
   // What its inbound authorization admitted and denied, per server: a row per authorization, and one per server for
   // the requests it denied (no authorization). Success is per server: the proxies' response metrics know no
   // authorization.
@@ -848,7 +855,7 @@ function workloadView(view, ns, name) {
     h('h1', {}, h('span', { class: 'kind', text: 'deploy/' }), h('span', { class: 'name', text: name }), h('span', { class: 'in', text: ` in ${ns}` })),
     summaryP.el, live.el,
     h('div', { class: 'pair' }, inP.el, outP.el),
-    octoP.el, routesP.el, authzP.el);
+    octoP.el, splitP.el, routesP.el, authzP.el);
 
   live.start();
   let self = null, callers = [], callees = [], edges = [];
@@ -872,6 +879,9 @@ function workloadView(view, ns, name) {
       }),
       load(routesP, () => api('routes', { resource: res, namespace: ns }, view.signal), (b) => routes.update(b.routes || [])),
       load(authzP, () => api('authz', { resource: res, namespace: ns }, view.signal), (b) => authz.update(b.rows || [])),
+      load(splitP, () => api('routes', { resource: res, namespace: ns, to: 'svc' }, view.signal), (b) => {
+        splitP.el.hidden = !split.update(b.routes || []);
+      }),
     ]);
     if (view.signal.aborted) return;
     // Nodes carry their own inbound success rate where known: this workload's from stat, callees' from what this
@@ -882,6 +892,54 @@ function workloadView(view, ns, name) {
     const g = graphFrom(ns, rows, edges, name);
     octopus.update(g.nodes, g.edges);
   });
+}
+
+// TrafficSplit draws backend route rows (api/routes with to=svc) as one block per Service route: its backends, each
+// with a bar as wide as its share of the route's requests, the share and its golden metrics. update returns whether
+// any route other than a default one has traffic; the DOM is rebuilt only when what it shows changed.
+class TrafficSplit {
+  constructor(ns) {
+    this.ns = ns;
+    this.sig = '';
+    this.el = h('div', { class: 'split', 'data-testid': 'split' });
+  }
+
+  update(rows) {
+    const groups = new Map();
+    for (const r of rows) {
+      if (!r.backend || r.routeKind === 'default' || r.route === '[DEFAULT]') continue;
+      const svc = r.parentNamespace && r.parentNamespace !== this.ns ? `${r.parent}.${r.parentNamespace}` : r.parent;
+      const route = `${r.routeKind}/${r.route}`;
+      const k = `${svc}\u0000${route}`;
+      if (!groups.has(k)) groups.set(k, { svc, route, backends: [] });
+      groups.get(k).backends.push(r);
+    }
+    const shown = [...groups.values()].map((g) => ({
+      svc: g.svc, route: g.route,
+      backends: g.backends.map((b) => ({
+        backend: b.backend, share: b.share == null ? null : Math.round(b.share * 1000) / 10,
+        success: fmt.pct(b.success), sr: health(b.success), rps: fmt.rps(b.rps), p50: fmt.ms(b.latencyMsP50), p99: fmt.ms(b.latencyMsP99),
+      })),
+    }));
+    const sig = JSON.stringify(shown);
+    if (sig !== this.sig) {
+      this.sig = sig;
+      this.el.replaceChildren(...shown.map((g) => h('div', { class: 'split-route', 'data-testid': 'split-route', dataset: { service: g.svc, route: g.route } },
+        h('h3', {}, h('span', { class: 'name', text: g.svc }), h('span', { class: 'arrow', 'aria-hidden': 'true', text: ' → ' }), g.route),
+        h('table', { class: 'split-backends' },
+          h('thead', {}, h('tr', {}, ['Backend', 'Share', '', 'Success', 'RPS', 'P50', 'P99'].map((t, i) => h('th', { class: i > 0 && i !== 2 ? 'num' : null, scope: 'col', text: t })))),
+          h('tbody', {}, g.backends.map((b) => h('tr', { 'data-testid': 'split-backend', dataset: { backend: b.backend, share: b.share ?? '' } },
+            h('td', { text: b.backend }),
+            h('td', { class: 'num', text: b.share == null ? '-' : `${b.share.toFixed(1)}%` }),
+            h('td', { class: 'bar-cell' }, h('div', { class: 'bar', role: 'img', 'aria-label': `${b.share ?? 0}%` },
+              h('div', { class: 'bar-fill', style: `width: ${Math.max(0, Math.min(100, b.share ?? 0))}%` }))),
+            h('td', { class: `num sr-${b.sr}`, text: b.success }),
+            h('td', { class: 'num', text: b.rps }),
+            h('td', { class: 'num', text: b.p50 }),
+            h('td', { class: 'num', text: b.p99 }))))))));
+    }
+    return shown.length > 0;
+  }
 }
 
 function notFoundView(view, hash) {
