@@ -224,8 +224,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 
 	// The traffic split: voting-svc's route, with both backends, the canary's share near its weight (20 of 100;
-	// the vote-bot sends a few votes a second, so the window holds a few hundred and the share varies by some
-	// points), the shares adding up, and each bar as wide as its share.
+	// dashboard.mjs waits for 60 responses in the window, over which a 20 % share varies by about 5 points, so the
+	// bounds are 3 and 45), the shares adding up, and each bar as wide as its share.
 	if len(s.Split) != 1 || s.Split[0].Service != "voting-svc" || s.Split[0].Route != "HTTPRoute/voting-split" {
 		t.Errorf("traffic split %+v: want one block, voting-svc → HTTPRoute/voting-split", s.Split)
 	} else {
@@ -241,7 +241,7 @@ func TestDashboardInBrowser(t *testing.T) {
 			}
 		}
 		canary, stable := shares["voting-canary:8080"], shares["voting-svc:8080"]
-		if len(shares) != 2 || math.Abs(canary+stable-100) > 0.2 || canary < 5 || canary > 40 {
+		if len(shares) != 2 || math.Abs(canary+stable-100) > 0.2 || canary < 3 || canary > 45 {
 			t.Errorf("traffic split shares %v: want voting-svc:8080 and voting-canary:8080, the canary near 20 %%", shares)
 		}
 		t.Logf("traffic split: %s: %v", s.Split[0].Heading, shares)

@@ -78,8 +78,12 @@ try {
   // The traffic split of the routes web calls: the demo's route on voting-svc sends a share of the votes to the
   // Service voting-canary. It appears once Prometheus has both backends' responses in its window.
   if (process.env.SINEW_EXPECT_SPLIT) {
-    await page.waitForFunction(() => document.querySelectorAll('[data-testid=split-panel]:not([hidden]) [data-testid=split-backend]').length >= 2,
-      null, { timeout: 120_000, polling: 500 });
+    // Wait for both backends and at least 60 responses in the one-minute window, so that the shares are measured
+    // rather than the first few votes (the vote-bot sends about one a second).
+    await page.waitForFunction(() => {
+      const trs = [...document.querySelectorAll('[data-testid=split-panel]:not([hidden]) [data-testid=split-backend]')];
+      return trs.length >= 2 && trs.reduce((n, tr) => n + Number(tr.dataset.rps || 0), 0) * 60 >= 60;
+    }, null, { timeout: 150_000, polling: 500 });
     summary.split = await page.locator('[data-testid=split-route]').evaluateAll((gs) => gs.map((g) => ({
       service: g.dataset.service, route: g.dataset.route, heading: g.querySelector('h3')?.textContent,
       backends: [...g.querySelectorAll('[data-testid=split-backend]')].map((tr) => ({

@@ -917,7 +917,7 @@ class TrafficSplit {
     const shown = [...groups.values()].map((g) => ({
       svc: g.svc, route: g.route,
       backends: g.backends.map((b) => ({
-        backend: b.backend, share: b.share == null ? null : Math.round(b.share * 1000) / 10,
+        backend: b.backend, share: b.share == null ? null : Math.round(b.share * 1000) / 10, rpsValue: b.rps ?? '',
         success: fmt.pct(b.success), sr: health(b.success), rps: fmt.rps(b.rps), p50: fmt.ms(b.latencyMsP50), p99: fmt.ms(b.latencyMsP99),
       })),
     }));
@@ -928,7 +928,7 @@ class TrafficSplit {
         h('h3', {}, h('span', { class: 'name', text: g.svc }), h('span', { class: 'arrow', 'aria-hidden': 'true', text: ' → ' }), g.route),
         h('table', { class: 'split-backends' },
           h('thead', {}, h('tr', {}, ['Backend', 'Share', '', 'Success', 'RPS', 'P50', 'P99'].map((t, i) => h('th', { class: i > 0 && i !== 2 ? 'num' : null, scope: 'col', text: t })))),
-          h('tbody', {}, g.backends.map((b) => h('tr', { 'data-testid': 'split-backend', dataset: { backend: b.backend, share: b.share ?? '' } },
+          h('tbody', {}, g.backends.map((b) => h('tr', { 'data-testid': 'split-backend', dataset: { backend: b.backend, share: b.share ?? '', rps: b.rpsValue } },
             h('td', { text: b.backend }),
             h('td', { class: 'num', text: b.share == null ? '-' : `${b.share.toFixed(1)}%` }),
             h('td', { class: 'bar-cell' }, h('div', { class: 'bar', role: 'img', 'aria-label': `${b.share ?? 0}%` },
