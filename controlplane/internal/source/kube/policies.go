@@ -225,8 +225,8 @@ func translateRoutes[R any](s *Source, kind string, decode func(*unstructured.Un
 }
 
 // decodeRoute turns a route object into rt, its Go form. Its status, managed fields and resource version are
-// dropped by clear: the translation does not read them, and the model need not change when only the status does.
-func decodeRoute(u *unstructured.Unstructured, rt any, clear func()) error {
+// dropped by dropStatus: the translation does not read them, and the model need not change when only the status does.
+func decodeRoute(u *unstructured.Unstructured, rt any, dropStatus func()) error {
 	b, err := json.Marshal(u.Object)
 	if err != nil {
 		return err
@@ -234,7 +234,7 @@ func decodeRoute(u *unstructured.Unstructured, rt any, clear func()) error {
 	if err := json.Unmarshal(b, rt); err != nil {
 		return fmt.Errorf("decoding: %w", err)
 	}
-	clear()
+	dropStatus()
 	return nil
 }
 
