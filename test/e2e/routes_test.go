@@ -1,0 +1,415 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+// gatewayAPIVersion is the Gateway API bundle `sinew install --crds` installs (charts.GatewayAPIVersion; the e2e
+// package does not import the CLI's packages).
+const gatewayAPIVersion = "v1.6.3"
+
+// routeBotManifest is a meshed vote-bot under its own service account, calling web at rate rounds a second (a list
+// and a vote each) and serving its counts on the stats port.
+const routeBotManifest = `apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: %[1]s
+  namespace: emojivoto
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: %[1]s
+  namespace: emojivoto
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: %[1]s
+  template:
+    metadata:
+      labels:
+        app: %[1]s
+    spec:
+      serviceAccountName: %[1]s
+      containers:
+      - name: bot
+        image: ghcr.io/sinewmesh/emojivoto:%[2]s
+        imagePullPolicy: IfNotPresent
+        args: [vote-bot, -web-host=web-svc.emojivoto:80, -rate=%[3]d, -doughnut-share=0, -stats-port=%[4]d]
+        ports:
+        - name: stats
+          containerPort: %[4]d
+        readinessProbe:
+          httpGet:
+            path: /stats
+            port: %[4]d
+          periodSeconds: 2
+`
+
+// canaryManifest is Flagger's layout: the apex Service web-svc (emojivoto's, which clients call), web-primary
+// selecting the same pods, and a second web Deployment, web-canary, behind its own Service.
+const canaryManifest = `apiVersion: v1
+kind: Service
+metadata:
+  name: web-primary
+  namespace: emojivoto
+spec:
+  selector:
+    app: web-svc
+  ports:
+  - name: http
+    port: 80
+    targetPort: 8080
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web-canary
+  namespace: emojivoto
+spec:
+  selector:
+    app: web-canary
+  ports:
+  - name: http
+    port: 80
+    targetPort: 8080
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web-canary
+  namespace: emojivoto
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: web-canary
+  template:
+    metadata:
+      labels:
+        app: web-canary
+    spec:
+      serviceAccountName: web
+      containers:
+      - name: web-svc
+        image: ghcr.io/sinewmesh/emojivoto:%s
+        imagePullPolicy: IfNotPresent
+        args: [web]
+        env:
+        - name: WEB_PORT
+          value: "8080"
+        - name: EMOJISVC_HOST
+          value: emoji-svc.emojivoto:8080
+        - name: VOTINGSVC_HOST
+          value: voting-svc.emojivoto:8080
+        ports:
+        - name: http
+          containerPort: 8080
+        readinessProbe:
+          httpGet:
+            path: /
+            port: 8080
+          periodSeconds: 2
+`
+
+// splitRoute is the HTTPRoute Flagger's Gateway API provider writes: every request to web-svc goes to
+// web-primary or web-canary by weight.
+const splitRoute = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: web-split
+  namespace: emojivoto
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: web-svc, port: 80}
+  rules:
+  - backendRefs:
+    - {name: web-primary, port: 80, weight: %d}
+    - {name: web-canary, port: 80, weight: %d}
+`
+
+// perRouteAuthz is docs/security/authorization-policy.md's per-route example on web's http port: anyone may list
+// (and GET /, web's readiness probe), only route-bot's service account may vote.
+const perRouteAuthz = `apiVersion: policy.sinew.dev/v1alpha1
+kind: Server
+metadata: {name: web-http, namespace: emojivoto}
+spec:
+  podSelector: {matchLabels: {app: web-svc}}
+  port: http
+  proxyProtocol: HTTP/1
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web-read, namespace: emojivoto}
+spec:
+  parentRefs: [{group: policy.sinew.dev, kind: Server, name: web-http}]
+  rules:
+  - matches:
+    - path: {type: PathPrefix, value: /api/list}
+    - path: {type: Exact, value: /}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web-vote, namespace: emojivoto}
+spec:
+  parentRefs: [{group: policy.sinew.dev, kind: Server, name: web-http}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /api/vote}}]
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: NetworkAuthentication
+metadata: {name: anywhere, namespace: emojivoto}
+spec:
+  networks: [{cidr: 0.0.0.0/0}, {cidr: "::/0"}]
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: MeshTLSAuthentication
+metadata: {name: route-bot, namespace: emojivoto}
+spec:
+  identityRefs: [{kind: ServiceAccount, name: route-bot}]
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: web-read-anyone, namespace: emojivoto}
+spec:
+  targetRef: {group: gateway.networking.k8s.io, kind: HTTPRoute, name: web-read}
+  requiredAuthenticationRefs:
+  - {group: policy.sinew.dev, kind: NetworkAuthentication, name: anywhere}
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: web-vote-route-bot, namespace: emojivoto}
+spec:
+  targetRef: {group: gateway.networking.k8s.io, kind: HTTPRoute, name: web-vote}
+  requiredAuthenticationRefs:
+  - {group: policy.sinew.dev, kind: MeshTLSAuthentication, name: route-bot}
+`
+
+const (
+	routeBotRate      = 10 // rounds a second, two requests each
+	routeBotStatsPort = 9992
+	// shareTolerance is how far, in percentage points, a step's measured canary share may be from its weight;
+	// a window of shareWindow requests at 10 % has a standard deviation of about 1.7 points.
+	shareTolerance = 5.0
+	shareWindow    = 300
+)
+
+// TestGatewayAPIRoutes is issue 13 on the real cluster: `sinew install --crds` installs the Gateway API CRDs
+// (and upgrades an older one), `sinew check` reports their version, a canary's weight on an HTTPRoute moves
+// 0 → 10 → 50 → 100 → 0 as Flagger's Gateway API provider moves it, under steady load, with no failed request and
+// each step's share of requests within a few points of its weight, and the route's status says the policy
+// controller accepted it. Then per-route authorization: HTTPRoutes on a Server, one admitting everyone to
+// /api/list, one admitting only route-bot's service account to /api/vote.
+func TestGatewayAPIRoutes(t *testing.T) {
+	e := loadEnv(t)
+	j := newJourney(t, cpNS, appNS)
+
+	meshedEmojivotoSteps(j, e)
+
+	j.step("gateway-api-crds", []string{"install"}, func(t *testing.T) {
+		for _, crd := range []string{"httproutes", "grpcroutes", "gateways", "gatewayclasses", "referencegrants"} {
+			got := kubectl(t, "get", "crd", crd+".gateway.networking.k8s.io", "-o",
+				`jsonpath={.metadata.annotations.gateway\.networking\.k8s\.io/bundle-version} {.metadata.annotations.gateway\.networking\.k8s\.io/channel}`)
+			if strings.TrimSpace(got) != gatewayAPIVersion+" standard" {
+				t.Errorf("CRD %s.gateway.networking.k8s.io: bundle version and channel %q, want %q", crd, got, gatewayAPIVersion+" standard")
+			}
+		}
+		out := must(t, 5*time.Minute, "", e.sinew, "check")
+		if !strings.Contains(out, "✔ the Gateway API CRDs that routes need are installed\n    found: "+gatewayAPIVersion+" (standard): ") ||
+			!strings.Contains(out, "HTTPRoute") || !strings.Contains(out, "GRPCRoute") {
+			t.Fatalf("sinew check does not report the Gateway API CRDs %s:\n%s", gatewayAPIVersion, out)
+		}
+		// installed again: the CLI leaves the current ones alone and says so
+		r := run(time.Minute, "", e.sinew, "install", "--crds")
+		if r.err != nil || strings.Contains(r.stdout, "name: httproutes.gateway.networking.k8s.io") ||
+			!strings.Contains(r.stderr, "httproutes.gateway.networking.k8s.io ("+gatewayAPIVersion+")") {
+			t.Fatalf("install --crds with the Gateway API CRDs current:\n%s", r)
+		}
+	})
+
+	j.step("gateway-api-upgrade", []string{"gateway-api-crds"}, func(t *testing.T) {
+		// an older HTTPRoute CRD: check warns, and install --crds upgrades it
+		kubectl(t, "annotate", "--overwrite", "crd", "httproutes.gateway.networking.k8s.io", "gateway.networking.k8s.io/bundle-version=v1.2.1")
+		r := run(5*time.Minute, "", e.sinew, "check", "--wait", "1m")
+		if r.err != nil || !strings.Contains(r.stdout, "‼ the Gateway API CRDs that routes need are installed") ||
+			!strings.Contains(r.stdout, "older than "+gatewayAPIVersion+": httproutes.gateway.networking.k8s.io (v1.2.1)") {
+			t.Fatalf("sinew check with an older HTTPRoute CRD: want a warning (and success):\n%s", r)
+		}
+		pipe(t, 2*time.Minute, []string{e.sinew, "install", "--crds"}, []string{"kubectl", "apply", "-f", "-"})
+		got := kubectl(t, "get", "crd", "httproutes.gateway.networking.k8s.io", "-o", `jsonpath={.metadata.annotations.gateway\.networking\.k8s\.io/bundle-version}`)
+		if strings.TrimSpace(got) != gatewayAPIVersion {
+			t.Fatalf("after install --crds the HTTPRoute CRD is of bundle %q, want %s", got, gatewayAPIVersion)
+		}
+	})
+
+	var statsURL string
+	webIPs := map[string]string{} // backend -> pod IP
+	j.step("canary-deployed", []string{"emojivoto-meshed"}, func(t *testing.T) {
+		must(t, 2*time.Minute, fmt.Sprintf(canaryManifest, e.version), "kubectl", "apply", "-f", "-")
+		must(t, 2*time.Minute, fmt.Sprintf(routeBotManifest, "route-bot", e.version, routeBotRate, routeBotStatsPort), "kubectl", "apply", "-f", "-")
+		for _, d := range []string{"web-canary", "route-bot"} {
+			kubectl(t, "-n", appNS, "rollout", "status", "deploy/"+d, "--timeout=3m")
+		}
+		requireAllMeshed(t)
+		webIPs["web-primary"], webIPs["web-canary"] = podIP(t, "web-svc"), podIP(t, "web-canary")
+		statsURL = fmt.Sprintf("http://%s:%d/stats", podIP(t, "route-bot"), routeBotStatsPort)
+		if s := waitRequests(t, statsURL, 0, 20); s.Failed != 0 {
+			t.Fatalf("route-bot failed before any route: %v", s.Failures)
+		}
+	})
+
+	// requestsTo counts the requests route-bot's identity made to each web backend, from the backends' inbound
+	// proxy metrics.
+	requestsTo := func() (primary, canary float64, err error) {
+		labels := map[string]string{"direction": "inbound", "client_id": spiffe("route-bot")}
+		p := metricsOfQuiet(webIPs["web-primary"])
+		c := metricsOfQuiet(webIPs["web-canary"])
+		if len(p) == 0 || len(c) == 0 {
+			return 0, 0, fmt.Errorf("no metrics from web-primary (%d samples) or web-canary (%d samples)", len(p), len(c))
+		}
+		return sum(p, "request_total", labels), sum(c, "request_total", labels), nil
+	}
+
+	j.step("canary-weights", []string{"gateway-api-crds", "canary-deployed"}, func(t *testing.T) {
+		before := stats(t, statsURL)
+		for i, w := range []int{0, 10, 50, 100, 0} {
+			must(t, time.Minute, fmt.Sprintf(splitRoute, 100-w, w), "kubectl", "apply", "-f", "-")
+			if i == 0 {
+				routeAccepted(t, "web-split")
+			}
+			// the first window may straddle the change reaching route-bot's proxy: measure until a window of
+			// shareWindow requests shows the new weight
+			var last string
+			eventually(t, 2*time.Minute, fmt.Sprintf("weight %d %% on web-canary", w), func() error {
+				p0, c0, err := requestsTo()
+				if err != nil {
+					return err
+				}
+				var p1, c1 float64
+				eventually(t, time.Minute, fmt.Sprintf("%d more requests at web", shareWindow), func() error {
+					if p1, c1, err = requestsTo(); err != nil {
+						return err
+					}
+					if n := p1 + c1 - p0 - c0; n < shareWindow {
+						return fmt.Errorf("%.0f requests", n)
+					}
+					return nil
+				})
+				share := 100 * (c1 - c0) / (p1 + c1 - p0 - c0)
+				last = fmt.Sprintf("weight %3d %%: web-canary got %5.1f %% of %4.0f requests", w, share, p1+c1-p0-c0)
+				if math.Abs(share-float64(w)) > shareTolerance {
+					return fmt.Errorf("%s, want %d ± %.0f", last, w, shareTolerance)
+				}
+				return nil
+			})
+			t.Log(last)
+		}
+		after := stats(t, statsURL)
+		if after.Failed != before.Failed {
+			t.Fatalf("%d of %d requests failed while the weights moved:\n%s\nlast failures:\n  %s",
+				after.Failed-before.Failed, after.Requests-before.Requests, kindsDiff(before.Failures, after.Failures), strings.Join(after.Recent, "\n  "))
+		}
+		t.Logf("%d requests while the weights moved, none failed", after.Requests-before.Requests)
+	})
+
+	j.step("canary-removed", []string{"canary-weights"}, func(t *testing.T) {
+		kubectl(t, "-n", appNS, "delete", "httproute", "web-split")
+		kubectl(t, "-n", appNS, "delete", "deploy,service", "web-canary")
+		kubectl(t, "-n", appNS, "delete", "service", "web-primary")
+	})
+
+	var otherURL string
+	j.step("per-route-authz", []string{"canary-removed"}, func(t *testing.T) {
+		must(t, 2*time.Minute, fmt.Sprintf(routeBotManifest, "other-bot", e.version, 5, routeBotStatsPort), "kubectl", "apply", "-f", "-")
+		kubectl(t, "-n", appNS, "rollout", "status", "deploy/other-bot", "--timeout=3m")
+		otherURL = fmt.Sprintf("http://%s:%d/stats", podIP(t, "other-bot"), routeBotStatsPort)
+		if s := waitRequests(t, otherURL, 0, 10); s.Failed != 0 {
+			t.Fatalf("other-bot failed before any policy: %v", s.Failures)
+		}
+		// (routes with a Server parent get no status: ParentStatuses covers Service parents only)
+		must(t, time.Minute, perRouteAuthz, "kubectl", "apply", "-f", "-")
+		web := podIP(t, "web-svc")
+		// this host is not meshed: it may list (and probe), not vote
+		eventually(t, time.Minute, "an unmeshed client refused on /api/vote, admitted on /api/list", func() error {
+			var errs []string
+			for path, want := range map[string]int{"/api/vote?choice=:joy:": 403, "/api/list": 200, "/": 200} {
+				if code, body, err := httpGet("http://" + web + ":8080" + path); err != nil || code != want {
+					errs = append(errs, fmt.Sprintf("GET %s: %d %v %s, want %d", path, code, err, clip(body, 200), want))
+				}
+			}
+			if len(errs) > 0 {
+				return fmt.Errorf("%s", strings.Join(errs, "; "))
+			}
+			return nil
+		})
+		// other-bot, meshed under another service account: its votes are refused, its lists admitted
+		o0 := stats(t, otherURL)
+		eventually(t, time.Minute, "other-bot's votes refused with 403", func() error {
+			s, err := statsQuiet(otherURL)
+			if err != nil {
+				return err
+			}
+			if d := votesRefused(s) - votesRefused(o0); d < 5 {
+				return fmt.Errorf("%d more votes refused (failures %v)", d, s.Failures)
+			}
+			return nil
+		})
+		o1 := stats(t, otherURL)
+		o2 := waitRequests(t, otherURL, o1.Requests, 20)
+		if d := o2.Failed - o1.Failed; d != votesRefused(o2)-votesRefused(o1) || d == 0 {
+			t.Errorf("other-bot: want only its votes refused (403), got:\n%s", kindsDiff(o1.Failures, o2.Failures))
+		}
+		// route-bot, the admitted voter: not one failure from now on
+		r1 := stats(t, statsURL)
+		r2 := waitRequests(t, statsURL, r1.Requests, 60)
+		if r2.Failed != r1.Failed {
+			t.Fatalf("route-bot failed under the per-route policy:\n%s", kindsDiff(r1.Failures, r2.Failures))
+		}
+		// web stays ready: the kubelet's probe GET / is on web-read
+		kubectl(t, "-n", appNS, "rollout", "restart", "deploy/web")
+		kubectl(t, "-n", appNS, "rollout", "status", "deploy/web", "--timeout=3m")
+	})
+
+	// after a failure, what is left is kept for inspection
+	j.step("cleanup", []string{"gateway-api-upgrade", "per-route-authz"}, func(t *testing.T) {
+		kubectl(t, "delete", "ns", appNS, "--wait=true", "--timeout=3m")
+		pipe(t, 3*time.Minute, []string{e.sinew, "uninstall"}, []string{"kubectl", "delete", "--ignore-not-found", "-f", "-"})
+		// uninstall leaves the Gateway API CRDs: other controllers' routes may live in them
+		kubectl(t, "get", "crd", "httproutes.gateway.networking.k8s.io")
+	})
+}
+
+// votesRefused counts a bot's votes answered 403 (the key carries the proxy's error, e.g. "GET /api/vote: status
+// 403 (sinew-proxy-error: forbidden)").
+func votesRefused(s botStats) int64 {
+	var n int64
+	for k, v := range s.Failures {
+		if strings.HasPrefix(k, "GET /api/vote: status 403") {
+			n += v
+		}
+	}
+	return n
+}
+
+// routeAccepted waits for the policy controller's status on an HTTPRoute: Accepted and ResolvedRefs True.
+func routeAccepted(t *testing.T, name string) {
+	t.Helper()
+	eventually(t, time.Minute, "HTTPRoute "+name+" accepted by sinew.dev/policy-controller", func() error {
+		out, err := kubectlQuiet("-n", appNS, "get", "httproute", name, "-o",
+			`jsonpath={range .status.parents[*]}{.controllerName} {.conditions[?(@.type=="Accepted")].status} {.conditions[?(@.type=="ResolvedRefs")].status}{"\n"}{end}`)
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(out) != "sinew.dev/policy-controller True True" {
+			return fmt.Errorf("status.parents: %q, want %q", strings.TrimSpace(out), "sinew.dev/policy-controller True True")
+		}
+		return nil
+	})
+}
