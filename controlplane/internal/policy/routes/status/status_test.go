@@ -138,3 +138,64 @@ func TestWriterWritesRouteStatus(t *testing.T) {
 		t.Errorf("parents %+v", st.Parents)
 	}
 }
+
+var grpcGVR = schema.GroupVersionResource{Group: api.Group, Version: api.Version, Resource: api.ResourceGRPCRoutes}
+
+// A GRPCRoute's status is written to grpcroutes/status like an HTTPRoute's; one that shares its Service port
+// with an older HTTPRoute of the same name is not Accepted (RouteReasonConflicted), and the HTTPRoute is.
+func TestWriterWritesGRPCRouteStatus(t *testing.T) {
+	t.Parallel()
+	const grpcYAML = `apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: split, namespace: shop, generation: 1, creationTimestamp: "2026-01-02T00:00:00Z"}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web}]
+  rules: [{backendRefs: [{name: web-v3, port: 80}]}]
+`
+	objs := []runtime.Object{}
+	for _, doc := range []string{routeYAML, grpcYAML} {
+		obj := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, obj)
+	}
+	var hr api.HTTPRoute
+	var gr api.GRPCRoute
+	if err := yaml.Unmarshal([]byte(routeYAML), &hr); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal([]byte(grpcYAML), &gr); err != nil {
+		t.Fatal(err)
+	}
+	hr.Status = gatewayv1.HTTPRouteStatus{}
+	hr.CreationTimestamp = metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{gvr: "HTTPRouteList", grpcGVR: "GRPCRouteList"}, objs...)
+	store := model.NewStore()
+	store.Update(model.Resources{Services: services("web", "web-v1", "web-v2"), HTTPRoutes: []*api.HTTPRoute{&hr}, GRPCRoutes: []*api.GRPCRoute{&gr}})
+	w := New(Config{Client: dyn, Store: store, Debounce: 5 * time.Millisecond, Retry: 20 * time.Millisecond})
+	testutil.RunInBackground(t, w.Run)
+
+	grpcStatus := func() gatewayv1.HTTPRouteStatus {
+		u, err := dyn.Resource(grpcGVR).Namespace("shop").Get(context.Background(), "split", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st gatewayv1.HTTPRouteStatus // the same shape as GRPCRouteStatus
+		b, _ := json.Marshal(u.Object["status"])
+		if err := json.Unmarshal(b, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	testutil.Eventually(t, 10*time.Second, "the GRPCRoute's status", func() bool {
+		a, r := condition(grpcStatus(), routes.ControllerName, "Accepted"), condition(grpcStatus(), routes.ControllerName, "ResolvedRefs")
+		return a != nil && a.Status == metav1.ConditionFalse && a.Reason == string(routes.ReasonConflicted) &&
+			r != nil && r.Reason == "BackendNotFound" && r.Message == "spec.rules[0].backendRefs[0]: Service web-v3 does not exist; requests for these backends get gRPC UNAVAILABLE"
+	})
+	testutil.Eventually(t, 10*time.Second, "the HTTPRoute's status", func() bool {
+		a := condition(statusOf(t, dyn), routes.ControllerName, "Accepted")
+		return a != nil && a.Status == metav1.ConditionTrue
+	})
+}
