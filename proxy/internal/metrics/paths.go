@@ -35,8 +35,8 @@ type admitTable[K comparable] struct {
 	full atomic.Bool // set, under mu, after the write that filled seen; seen is read-only from then on
 }
 
-func newAdmitTable[K comparable](max int) *admitTable[K] {
-	return &admitTable[K]{max: max, seen: map[K]struct{}{}}
+func newAdmitTable[K comparable](limit int) *admitTable[K] {
+	return &admitTable[K]{max: limit, seen: map[K]struct{}{}}
 }
 
 func (t *admitTable[K]) admit(k K) bool {
