@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	routesapi "github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
 )
 
 func snapshot(r model.Resources) *model.Snapshot {
@@ -360,5 +363,36 @@ func TestOutboundDefaultsJSON(t *testing.T) {
 	}
 	if b, _ := json.Marshal(&model.Service{Name: "s"}); strings.Contains(string(b), "outbound") {
 		t.Errorf("no defaults: %s", b)
+	}
+}
+
+// TestRouteOrder: HTTPRoutes and GRPCRoutes are each sorted oldest first, then by namespace/name, and Routes
+// holds both kinds in that order (by kind name on a tie of name and age), as the translations break ties.
+func TestRouteOrder(t *testing.T) {
+	t.Parallel()
+	at := func(h int) metav1.ObjectMeta {
+		return metav1.ObjectMeta{CreationTimestamp: metav1.NewTime(time.Date(2025, 1, 1, h, 0, 0, 0, time.UTC))}
+	}
+	meta := func(h int, ns, name string) metav1.ObjectMeta {
+		m := at(h)
+		m.Namespace, m.Name = ns, name
+		return m
+	}
+	s := model.NewStore()
+	s.Update(model.Resources{
+		HTTPRoutes: []*routesapi.HTTPRoute{{ObjectMeta: meta(2, "a", "h2")}, {ObjectMeta: meta(1, "b", "same")}},
+		GRPCRoutes: []*routesapi.GRPCRoute{{ObjectMeta: meta(3, "a", "g3")}, {ObjectMeta: meta(1, "b", "same")}, {ObjectMeta: meta(1, "a", "g1")}},
+	})
+	snap := s.Snapshot()
+	var got []string
+	for _, rt := range snap.Routes() {
+		got = append(got, rt.Kind+" "+rt.Key())
+	}
+	want := []string{"GRPCRoute a/g1", "GRPCRoute b/same", "HTTPRoute b/same", "HTTPRoute a/h2", "GRPCRoute a/g3"}
+	if !slices.Equal(got, want) {
+		t.Errorf("routes %q, want %q", got, want)
+	}
+	if g := snap.GRPCRoutes(); g[0].Name != "g1" || g[1].Name != "same" || g[2].Name != "g3" {
+		t.Errorf("GRPCRoutes not sorted: %s %s %s", g[0].Name, g[1].Name, g[2].Name)
 	}
 }

@@ -53,7 +53,7 @@ func FromGRPC(rt *GRPCRoute) *Route {
 }
 
 // Older orders routes as the Gateway API breaks ties between them: the oldest first (creation timestamp), then
-// by namespace/name, then (a name both kinds use) HTTPRoute first.
+// by namespace/name, then (a name both kinds use) by kind: GRPCRoute, then HTTPRoute.
 func Older(a, b *Route) int {
 	if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
 		return c
