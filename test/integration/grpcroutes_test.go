@@ -209,7 +209,15 @@ func TestGRPCRouteSplitsAndMatches(t *testing.T) {
 
 	// A backend that does not exist keeps its weight; its share of calls fails with UNAVAILABLE.
 	m.write("route.yaml", echoRoute(80, 0, 20))
-	c.waitCall(t, "the missing backend's share failing", "UnaryCall", func(_ string, err error) bool { return status.Code(err) == codes.Unavailable })
+	var missing error
+	c.waitCall(t, "the missing backend's share failing", "UnaryCall", func(_ string, err error) bool {
+		missing = err
+		return status.Code(err) == codes.Unavailable
+	})
+	// The client's status says why, as the proxy's HTTP answer would: the route and its missing backend.
+	if msg := status.Convert(missing).Message(); !strings.Contains(msg, "failure_injected") || !strings.Contains(msg, "GRPCRoute") {
+		t.Errorf("the missing backend's gRPC message %q: want the injected failure and the route", msg)
+	}
 	got = c.shares(t, n/2, "UnaryCall")
 	t.Logf("80/20 split with a missing backend over %d calls: %v", n/2, got)
 	if got["echo-v1"]+got[codes.Unavailable.String()] != n/2 {

@@ -195,7 +195,8 @@ func WriteFailure(w http.ResponseWriter, r *http.Request, log *slog.Logger, dir 
 	if IsGRPC(r) {
 		h.Set("Content-Type", "application/grpc")
 		h.Set("Grpc-Status", strconv.Itoa(f.GRPC))
-		h.Set("Grpc-Message", fmt.Sprintf("sinew proxy: %s (error id %s)", f.Kind, id))
+		// What the HTTP body says: the kind and why (the route, the backend, the policy), never a token.
+		h.Set("Grpc-Message", grpcMessage(fmt.Sprintf("sinew proxy: %s: %v (error id %s)", f.Kind, err, id)))
 		w.WriteHeader(http.StatusOK)
 		return http.StatusOK, f.GRPC
 	}
@@ -221,4 +222,19 @@ func GRPCStatus(h http.Header) int {
 		return -1
 	}
 	return n
+}
+
+// grpcMessage percent-encodes a grpc-message value as the gRPC spec asks: every byte outside printable ASCII, and
+// '%' itself.
+func grpcMessage(msg string) string {
+	var b strings.Builder
+	for i := 0; i < len(msg); i++ {
+		c := msg[i]
+		if c >= 0x20 && c <= 0x7e && c != '%' {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "%%%02X", c)
+	}
+	return b.String()
 }

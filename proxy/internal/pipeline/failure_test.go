@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -74,6 +75,14 @@ func TestWriteFailure(t *testing.T) {
 	WriteFailure(w, r, log, Outbound, context.DeadlineExceeded)
 	if w.Code != http.StatusOK || w.Header().Get("grpc-status") != "4" || w.Header().Get("content-type") != "application/grpc" {
 		t.Fatalf("gRPC failure: %d %v", w.Code, w.Header())
+	}
+
+	// The gRPC message says why, as the HTTP body does, percent-encoded as gRPC wants.
+	w = httptest.NewRecorder()
+	WriteFailure(w, r, log, Outbound, &InjectedError{Status: 503, Message: "HTTPRoute ns/r: backend \"gone\" is 100% missing ✗"})
+	msg := w.Header().Get("grpc-message")
+	if !strings.HasPrefix(msg, "sinew proxy: failure_injected: ") || !strings.Contains(msg, `backend "gone" is 100%25 missing %E2%9C%97`) {
+		t.Errorf("grpc-message %q", msg)
 	}
 }
 
