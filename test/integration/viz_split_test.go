@@ -85,10 +85,23 @@ spec:
 		}
 		return string(out)
 	}
-	// Enough responses in the window that the shares are measured, not guessed: at least 2000 (a 20 % share's
-	// standard deviation is then below 1 %).
+	// Enough data in the window that the shares are measured, not guessed: each backend's series sampled by at
+	// least 10 scrapes (a rate over a series' first one or two samples says more about when they were taken than
+	// about the traffic), and at least 2000 responses (a 20 % share's standard deviation is then below 1 %).
+	prom, err := metricsapi.NewClient(promURL, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var rows []metricsapi.RouteRow
-	eventually(t, 90*time.Second, "viz routes svc/web with both backends and 2000 responses", func() error {
+	eventually(t, 90*time.Second, "viz routes svc/web with both backends, 10 scrapes and 2000 responses", func() error {
+		samples, err := prom.Query(context.Background(),
+			`count_over_time(outbound_http_route_backend_response_statuses_total{parent_name="web", route_name="web-split"}[1m])`, time.Time{})
+		if err != nil {
+			return err
+		}
+		if len(samples) != 2 || samples[0].Value < 10 || samples[1].Value < 10 {
+			return fmt.Errorf("samples per backend series: %+v", samples)
+		}
 		rows = nil
 		if err := json.Unmarshal([]byte(sinew("viz", "routes", "svc/web", "-n", "shop", "-o", "json")), &rows); err != nil {
 			return err
