@@ -304,8 +304,9 @@ func jwtSteps(j *journey, e env, needs []string) {
 		})
 		must(t, time.Minute, fmt.Sprintf(webJWTPolicy, remoteIssuer), "kubectl", "apply", "-f", "-")
 
-		want(t, "alice's token admitted", 200, bearer(remoteKey.token(t, issuerRemote, "alice")), nil)
+		// first what only the policy answers (the default policy before it admits everyone, alice included)
 		want(t, "no token answered 401", 401, nil, unauthenticated)
+		want(t, "alice's token admitted", 200, bearer(remoteKey.token(t, issuerRemote, "alice")), nil)
 		want(t, "bob's valid token forbidden", 403, bearer(remoteKey.token(t, issuerRemote, "bob")), nil)
 		want(t, "a token of another key answered 401", 401, bearer(newSigningKey(t, "remote-1").token(t, issuerRemote, "alice")), unauthenticated)
 
