@@ -24,7 +24,8 @@ import (
 )
 
 // Route labels, on each HttpRoute: what the proxy's /debug/config and sinew diagnostics show, and what its route
-// metrics are to carry as route_kind, route_name and route_namespace (the proxy does not export them yet).
+// metrics carry as route_kind, route_name and route_namespace (outbound_http_route_backend_*), and its inbound
+// authorization metrics as route_name.
 const (
 	LabelKind      = "kind"
 	LabelName      = "name"
