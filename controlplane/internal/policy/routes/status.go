@@ -22,7 +22,8 @@ const ReasonConflicted gatewayv1.RouteConditionReason = "RouteReasonConflicted"
 // parentRef order: Accepted (True; False with NoMatchingParent for a Service or port that does not exist, or
 // with RouteReasonConflicted when a route of the other kind applies there instead) and ResolvedRefs
 // (True; False with InvalidKind or BackendNotFound for the first kind of backend that cannot be used, the message
-// naming each). Conditions carry the route's
+// naming each). A Server parent (an inbound route, for per-route authorization) is Accepted when the Server
+// exists, with ResolvedRefs True: such a route only matches requests. Conditions carry the route's
 // generation and no transition time: the writer keeps the one already there while a condition's status does not
 // change. Parents of other kinds are other controllers' and get no entry. It is pure.
 func ParentStatuses(snap *model.Snapshot, rt *api.Route) []gatewayv1.RouteParentStatus {
@@ -31,6 +32,10 @@ func ParentStatuses(snap *model.Snapshot, rt *api.Route) []gatewayv1.RouteParent
 	conflicts := Conflicts(snap, rt)
 	var out []gatewayv1.RouteParentStatus
 	for i, p := range rt.ParentRefs {
+		if api.ParentIsServer(p) {
+			out = append(out, serverParentStatus(snap, rt, p))
+			continue
+		}
 		if !api.ParentIsService(p) {
 			continue
 		}
@@ -43,6 +48,40 @@ func ParentStatuses(snap *model.Snapshot, rt *api.Route) []gatewayv1.RouteParent
 		})
 	}
 	return out
+}
+
+// serverParentStatus is the status of a route for a Server parent.
+func serverParentStatus(snap *model.Snapshot, rt *api.Route, p gatewayv1.ParentReference) gatewayv1.RouteParentStatus {
+	accepted := condition(gatewayv1.RouteConditionAccepted, false, gatewayv1.RouteReasonNoMatchingParent,
+		fmt.Sprintf("Server %s does not exist in namespace %s", p.Name, rt.Namespace))
+	if p.Namespace != nil && string(*p.Namespace) != rt.Namespace {
+		accepted.Message = fmt.Sprintf("Server %s/%s is in another namespace: a route authorizes requests to Servers of its own namespace only", *p.Namespace, p.Name)
+	} else {
+		for _, srv := range snap.Policies().Servers {
+			if srv.Metadata.Namespace == rt.Namespace && srv.Metadata.Name == string(p.Name) {
+				msg := "Accepted: an inbound route of the Server, for its authorization policy"
+				if ignored := inboundIgnored(rt); ignored != "" {
+					msg += "; " + ignored
+				}
+				accepted = condition(gatewayv1.RouteConditionAccepted, true, gatewayv1.RouteReasonAccepted, msg)
+				break
+			}
+		}
+	}
+	accepted.ObservedGeneration = rt.Generation
+	resolved := condition(gatewayv1.RouteConditionResolvedRefs, true, gatewayv1.RouteReasonResolvedRefs, "Resolved all references")
+	resolved.ObservedGeneration = rt.Generation
+	return gatewayv1.RouteParentStatus{ParentRef: p, ControllerName: ControllerName, Conditions: []metav1.Condition{accepted, resolved}}
+}
+
+// inboundIgnored says what an inbound route's rules hold that inbound routing does not apply.
+func inboundIgnored(rt *api.Route) string {
+	for _, r := range rt.Rules {
+		if len(r.Filters) > 0 || len(r.BackendRefs) > 0 {
+			return "its filters and backendRefs are not applied to inbound requests"
+		}
+	}
+	return ""
 }
 
 func condition(t gatewayv1.RouteConditionType, ok bool, reason gatewayv1.RouteConditionReason, msg string) metav1.Condition {
