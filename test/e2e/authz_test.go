@@ -13,8 +13,9 @@ import (
 	"github.com/sinewmesh/sinew/internal/names"
 )
 
-// botManifest is a meshed vote-bot under its own service account, serving its request and failure counts on
-// statsPort; the authorization tests tell the admitted client from the refused one by these counts.
+// botManifest is a meshed vote-bot (name, image version, rounds a second: a list and a vote each, stats port)
+// under its own service account, serving its request and failure counts on the stats port; the authorization and
+// route tests tell the admitted client from the refused one, and measure shares, by these counts.
 const botManifest = `apiVersion: v1
 kind: ServiceAccount
 metadata:
@@ -41,14 +42,14 @@ spec:
       - name: bot
         image: ghcr.io/sinewmesh/emojivoto:%[2]s
         imagePullPolicy: IfNotPresent
-        args: [vote-bot, -web-host=web-svc.emojivoto:80, -rate=5, -doughnut-share=0, -stats-port=%[3]d]
+        args: [vote-bot, -web-host=web-svc.emojivoto:80, -rate=%[3]d, -doughnut-share=0, -stats-port=%[4]d]
         ports:
         - name: stats
-          containerPort: %[3]d
+          containerPort: %[4]d
         readinessProbe:
           httpGet:
             path: /stats
-            port: %[3]d
+            port: %[4]d
           periodSeconds: 2
 `
 
@@ -123,7 +124,7 @@ func TestAuthorizationPolicy(t *testing.T) {
 	bots := map[string]string{} // name -> stats URL
 	j.step("bots", []string{"emojivoto-meshed"}, func(t *testing.T) {
 		for _, b := range []string{"allowed-bot", "denied-bot"} {
-			must(t, 2*time.Minute, fmt.Sprintf(botManifest, b, e.version, botStatsPort), "kubectl", "apply", "-f", "-")
+			must(t, 2*time.Minute, fmt.Sprintf(botManifest, b, e.version, 5, botStatsPort), "kubectl", "apply", "-f", "-")
 		}
 		for _, b := range []string{"allowed-bot", "denied-bot"} {
 			kubectl(t, "-n", appNS, "rollout", "status", "deploy/"+b, "--timeout=3m")

@@ -14,45 +14,6 @@ import (
 // package does not import the CLI's packages).
 const gatewayAPIVersion = "v1.6.3"
 
-// routeBotManifest is a meshed vote-bot under its own service account, calling web at rate rounds a second (a list
-// and a vote each) and serving its counts on the stats port.
-const routeBotManifest = `apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: %[1]s
-  namespace: emojivoto
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: %[1]s
-  namespace: emojivoto
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      app: %[1]s
-  template:
-    metadata:
-      labels:
-        app: %[1]s
-    spec:
-      serviceAccountName: %[1]s
-      containers:
-      - name: bot
-        image: ghcr.io/sinewmesh/emojivoto:%[2]s
-        imagePullPolicy: IfNotPresent
-        args: [vote-bot, -web-host=web-svc.emojivoto:80, -rate=%[3]d, -doughnut-share=0, -stats-port=%[4]d]
-        ports:
-        - name: stats
-          containerPort: %[4]d
-        readinessProbe:
-          httpGet:
-            path: /stats
-            port: %[4]d
-          periodSeconds: 2
-`
-
 // canaryManifest is Flagger's layout: the apex Service web-svc (emojivoto's, which clients call), web-primary
 // selecting the same pods, and a second web Deployment, web-canary, behind its own Service.
 const canaryManifest = `apiVersion: v1
@@ -253,7 +214,7 @@ func TestGatewayAPIRoutes(t *testing.T) {
 	webIPs := map[string]string{} // backend -> pod IP
 	j.step("canary-deployed", []string{"emojivoto-meshed"}, func(t *testing.T) {
 		must(t, 2*time.Minute, fmt.Sprintf(canaryManifest, e.version), "kubectl", "apply", "-f", "-")
-		must(t, 2*time.Minute, fmt.Sprintf(routeBotManifest, "route-bot", e.version, routeBotRate, routeBotStatsPort), "kubectl", "apply", "-f", "-")
+		must(t, 2*time.Minute, fmt.Sprintf(botManifest, "route-bot", e.version, routeBotRate, routeBotStatsPort), "kubectl", "apply", "-f", "-")
 		for _, d := range []string{"web-canary", "route-bot"} {
 			kubectl(t, "-n", appNS, "rollout", "status", "deploy/"+d, "--timeout=3m")
 		}
@@ -327,7 +288,7 @@ func TestGatewayAPIRoutes(t *testing.T) {
 
 	var otherURL string
 	j.step("per-route-authz", []string{"canary-removed"}, func(t *testing.T) {
-		must(t, 2*time.Minute, fmt.Sprintf(routeBotManifest, "other-bot", e.version, 5, routeBotStatsPort), "kubectl", "apply", "-f", "-")
+		must(t, 2*time.Minute, fmt.Sprintf(botManifest, "other-bot", e.version, 5, routeBotStatsPort), "kubectl", "apply", "-f", "-")
 		kubectl(t, "-n", appNS, "rollout", "status", "deploy/other-bot", "--timeout=3m")
 		otherURL = fmt.Sprintf("http://%s:%d/stats", podIP(t, "other-bot"), routeBotStatsPort)
 		if s := waitRequests(t, otherURL, 0, 10); s.Failed != 0 {

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
 )
@@ -39,21 +41,9 @@ func routeProblems(snap *model.Snapshot, rt *api.Route, clusterDomain string) []
 			out = append(out, fmt.Sprintf("%s: parents other than Services and Servers (%s) are not supported yet; ignored", field, refKind(p.Group, p.Kind)))
 			continue
 		}
-		ns := parentNamespace(rt, p)
-		name := string(p.Name)
-		if ns != rt.Namespace {
-			name = ns + "/" + name // a consumer route
-		}
-		svc, ok := snap.Service(ns, string(p.Name))
-		if !ok {
-			out = append(out, fmt.Sprintf("%s: Service %s does not exist", field, name))
+		if why := missingParent(snap, rt, p); why != "" {
+			out = append(out, fmt.Sprintf("%s: %s", field, why))
 			continue
-		}
-		if p.Port != nil {
-			if _, ok := svc.Port(uint16(*p.Port)); !ok {
-				out = append(out, fmt.Sprintf("%s: Service %s has no port %d", field, name, *p.Port))
-				continue
-			}
 		}
 		if c := conflicts[i]; len(c) > 0 {
 			out = append(out, fmt.Sprintf("%s: %s", field, conflictMessage(c)))
@@ -67,6 +57,29 @@ func routeProblems(snap *model.Snapshot, rt *api.Route, clusterDomain string) []
 	t := translator{snap: snap, rt: rt, clusterDomain: clusterDomain}
 	t.route(nil, model.ServicePort{}, nil)
 	return append(out, t.problems...)
+}
+
+// missingParent says why a Service parentRef names nothing (the Service, its port by number or by name does not
+// exist), or "" when it names a Service port.
+func missingParent(snap *model.Snapshot, rt *api.Route, p gatewayv1.ParentReference) string {
+	ns := parentNamespace(rt, p)
+	name := string(p.Name)
+	if ns != rt.Namespace {
+		name = ns + "/" + name // a consumer route
+	}
+	svc, ok := snap.Service(ns, string(p.Name))
+	if !ok {
+		return fmt.Sprintf("Service %s does not exist", name)
+	}
+	if p.Port != nil {
+		if _, ok := svc.Port(uint16(*p.Port)); !ok {
+			return fmt.Sprintf("Service %s has no port %d", name, *p.Port)
+		}
+	}
+	if p.SectionName != nil && !slices.ContainsFunc(svc.Ports, func(sp model.ServicePort) bool { return sp.Name == string(*p.SectionName) }) {
+		return fmt.Sprintf("Service %s has no port named %s", name, *p.SectionName)
+	}
+	return ""
 }
 
 // conflictMessage says which routes of the other kind apply instead, on which ports.

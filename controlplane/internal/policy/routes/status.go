@@ -96,28 +96,8 @@ func accepted(snap *model.Snapshot, rt *api.Route, p gatewayv1.ParentReference, 
 	no := func(reason gatewayv1.RouteConditionReason, format string, args ...any) metav1.Condition {
 		return condition(gatewayv1.RouteConditionAccepted, false, reason, fmt.Sprintf(format, args...))
 	}
-	ns := parentNamespace(rt, p)
-	name := string(p.Name)
-	if ns != rt.Namespace {
-		name = ns + "/" + name // a consumer route
-	}
-	svc, ok := snap.Service(ns, string(p.Name))
-	if !ok {
-		return no(gatewayv1.RouteReasonNoMatchingParent, "Service %s does not exist", name)
-	}
-	if p.Port != nil {
-		if _, ok := svc.Port(uint16(*p.Port)); !ok {
-			return no(gatewayv1.RouteReasonNoMatchingParent, "Service %s has no port %d", name, *p.Port)
-		}
-	}
-	if p.SectionName != nil {
-		found := false
-		for _, sp := range svc.Ports {
-			found = found || sp.Name == string(*p.SectionName)
-		}
-		if !found {
-			return no(gatewayv1.RouteReasonNoMatchingParent, "Service %s has no port named %s", name, *p.SectionName)
-		}
+	if why := missingParent(snap, rt, p); why != "" {
+		return no(gatewayv1.RouteReasonNoMatchingParent, "%s", why)
 	}
 	if len(conflicts) > 0 {
 		return no(ReasonConflicted, "%s", conflictMessage(conflicts))
