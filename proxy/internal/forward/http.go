@@ -87,14 +87,9 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.Request()
 			p.Request()
 			ms := float64(time.Since(req.Start)) / float64(time.Millisecond)
-			// Classified as the application's responses are (Linkerd's rule): a request the proxy refused by
-			// policy (401, 403, 404 without a route, 429) is not a failure of the workload, so a denied client does
-			// not pull the workload's success rate down; gRPC counts any status but OK, and a client gone before
-			// the answer (499) is a failure.
-			failed := status >= 500 || status == 499
-			if grpc >= 0 {
-				failed = grpc != 0
-			}
+			// Classified as the application's answers are: a policy's refusal does not pull the workload's success
+			// rate down.
+			failed := pipeline.Failed(status, grpc)
 			for _, m := range [...]*metrics.Response{s.Response(status, grpc, failed), p.Response(status, grpc, failed)} {
 				m.ObserveLatency(ms)
 				m.End()

@@ -43,17 +43,8 @@ func Authorize(a Authorizer, hub *tap.Hub) pipeline.Layer {
 
 // tapRefusal shows tap a request the proxy answered itself with the failure err.
 func tapRefusal(hub *tap.Hub, req *pipeline.Request, err error) {
-	t := hub.Start(func() *tap.Meta { return tapMeta(hub, req) })
-	if t == nil {
-		return
-	}
-	f := pipeline.Classify(req.Client.Context(), err)
-	grpc := -1
-	if pipeline.IsGRPC(req.HTTP) {
-		grpc = f.GRPC
-	}
-	t.Response(f.Status, nil)
-	t.End(grpc, 0, err.Error())
+	status, grpc := failureStatus(req, err)
+	tapFailure(hub.Start(func() *tap.Meta { return tapMeta(hub, req) }), status, grpc, err)
 }
 
 // Injector answers some requests itself, instead of the application, to test how clients cope with failures:

@@ -19,9 +19,10 @@ import (
 )
 
 // Observe counts requests and responses (request_total, response_total, response_latency_ms, the per-path
-// route_* series and, outbound, the outbound_http_route_* series of the parent, route and backend) and feeds tap. Outbound it sits after the balancer, so it sees each attempt at its endpoint,
-// labelled as the endpoint; inbound it sees each request to the application. The response is counted when its
-// body ends, so a gRPC status in the trailers is counted.
+// route_* series and, outbound, the outbound_http_route_* series of the parent, route and backend) and feeds tap.
+// Outbound it sits after the balancer, so it sees each attempt at its endpoint, labelled as the endpoint; inbound
+// it sees each request to the application. The response is counted when its body ends, so a gRPC status in the
+// trailers is counted.
 func Observe(hub *tap.Hub) pipeline.Layer {
 	routes := &routeCache{}
 	return func(next pipeline.Handler) pipeline.Handler {
@@ -45,16 +46,9 @@ func Observe(hub *tap.Hub) pipeline.Layer {
 			}
 			resp, err := next.Handle(req)
 			if err != nil {
-				f := pipeline.Classify(req.Client.Context(), err)
-				grpc := -1
-				if pipeline.IsGRPC(r) {
-					grpc = f.GRPC
-				}
-				o.respond(f.Status, grpc, true, msSince(o.start))
-				if o.tap != nil {
-					o.tap.Response(f.Status, nil)
-					o.tap.End(grpc, 0, err.Error())
-				}
+				status, grpc := failureStatus(req, err)
+				o.respond(status, grpc, true, msSince(o.start))
+				tapFailure(o.tap, status, grpc, err)
 				return nil, err
 			}
 			o.status, o.grpc, o.ttfb, o.resp = resp.StatusCode, pipeline.GRPCStatus(resp.Header), msSince(o.start), resp
@@ -116,13 +110,7 @@ func (o *observed) finish() {
 	if grpc < 0 && o.resp != nil {
 		grpc = pipeline.GRPCStatus(o.resp.Trailer)
 	}
-	failed := o.err != nil
-	if grpc >= 0 {
-		failed = failed || grpc != 0
-	} else {
-		failed = failed || o.status >= 500
-	}
-	o.respond(o.status, grpc, failed, o.ttfb)
+	o.respond(o.status, grpc, o.err != nil || pipeline.Failed(o.status, grpc), o.ttfb)
 	if o.tap != nil {
 		reset := ""
 		if o.err != nil {
@@ -195,6 +183,26 @@ func routeKey(req *pipeline.Request) metrics.RouteKey {
 		k.RouteKind, k.RouteName, k.RouteNamespace = l["kind"], l["name"], l["namespace"]
 	}
 	return k
+}
+
+// failureStatus is what the client is answered for err: the HTTP status, and the gRPC status of a gRPC request
+// (-1 otherwise).
+func failureStatus(req *pipeline.Request, err error) (status, grpc int) {
+	f := pipeline.Classify(req.Client.Context(), err)
+	grpc = -1
+	if pipeline.IsGRPC(req.HTTP) {
+		grpc = f.GRPC
+	}
+	return f.Status, grpc
+}
+
+// tapFailure shows tap (t nil: nobody taps this request) an answer the proxy made itself, with why.
+func tapFailure(t *tap.Request, status, grpc int, err error) {
+	if t == nil {
+		return
+	}
+	t.Response(status, nil)
+	t.End(grpc, 0, err.Error())
 }
 
 func msSince(t time.Time) float64 { return float64(time.Since(t)) / float64(time.Millisecond) }

@@ -224,6 +224,16 @@ func GRPCStatus(h http.Header) int {
 	return n
 }
 
+// Failed is how response_total classifies an answer, the application's or one the proxy made itself (Linkerd's
+// rule): by its gRPC status when it has one (anything but OK fails), else HTTP 5xx fails, and so does 499 (the
+// client left before the answer). A 4xx, a policy's refusal included, is not the workload failing.
+func Failed(status, grpc int) bool {
+	if grpc >= 0 {
+		return grpc != 0
+	}
+	return status >= 500 || status == 499
+}
+
 // grpcMessage percent-encodes a grpc-message value as the gRPC spec asks: every byte outside printable ASCII, and
 // '%' itself.
 func grpcMessage(msg string) string {

@@ -128,3 +128,16 @@ func TestUnauthenticatedAnswer(t *testing.T) {
 		t.Errorf("gRPC: grpc-status %q, want UNAUTHENTICATED (16)", w.Header().Get("Grpc-Status"))
 	}
 }
+
+// TestFailed: the classification of answers, the application's and the proxy's alike.
+func TestFailed(t *testing.T) {
+	for _, c := range []struct {
+		status, grpc int
+		want         bool
+	}{{200, -1, false}, {403, -1, false}, {404, -1, false}, {429, -1, false}, {499, -1, true}, {500, -1, true},
+		{503, -1, true}, {200, 0, false}, {200, 7, true}, {503, 0, false}} {
+		if got := Failed(c.status, c.grpc); got != c.want {
+			t.Errorf("Failed(%d, %d) = %v, want %v", c.status, c.grpc, got, c.want)
+		}
+	}
+}
