@@ -241,18 +241,7 @@ func removePolicies(t *testing.T) {
 
 // webRateLimit admits everyone to web's http port, but each client identity (every unmeshed client sharing one)
 // only 20 requests per second: the bots call web 10 times a second each, a burst from this host is over.
-const webRateLimit = `apiVersion: policy.sinew.dev/v1alpha1
-kind: Server
-metadata:
-  name: web-http
-  namespace: emojivoto
-spec:
-  podSelector:
-    matchLabels:
-      app: web-svc
-  port: http
-  proxyProtocol: HTTP/1
-  accessPolicy: all-unauthenticated
+const webRateLimit = webServer + `  accessPolicy: all-unauthenticated
 ---
 apiVersion: policy.sinew.dev/v1alpha1
 kind: HTTPLocalRateLimitPolicy

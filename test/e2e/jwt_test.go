@@ -93,19 +93,7 @@ spec:
 
 // webJWTPolicy admits to web's http port only requests with a token of alice from one of the issuers; %s is the
 // JWTAuthentication's issuers list.
-const webJWTPolicy = `apiVersion: policy.sinew.dev/v1alpha1
-kind: Server
-metadata:
-  name: web-http
-  namespace: emojivoto
-spec:
-  podSelector:
-    matchLabels:
-      app: web-svc
-  port: http
-  proxyProtocol: HTTP/1
-  accessPolicy: deny
----
+const webJWTPolicy = webServer + `---
 apiVersion: policy.sinew.dev/v1alpha1
 kind: JWTAuthentication
 metadata:

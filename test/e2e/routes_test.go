@@ -98,14 +98,7 @@ spec:
 
 // perRouteAuthz is docs/security/authorization-policy.md's per-route example on web's http port: anyone may list
 // (and GET /, web's readiness probe), only route-bot's service account may vote.
-const perRouteAuthz = `apiVersion: policy.sinew.dev/v1alpha1
-kind: Server
-metadata: {name: web-http, namespace: emojivoto}
-spec:
-  podSelector: {matchLabels: {app: web-svc}}
-  port: http
-  proxyProtocol: HTTP/1
----
+const perRouteAuthz = webServer + `---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: web-read, namespace: emojivoto}

@@ -41,6 +41,17 @@ spec:
 // requirement naming one provider per issuer whose keys are at hand, beside the identities and networks of its
 // other references; the port lists those providers once. Issuers without keys are left out and reported; a
 // policy left without any admits nobody.
+// tokenOnly is an AuthorizationPolicy on web-http that needs a token of jwtAuthn's issuers and nothing else.
+const tokenOnly = `
+---
+kind: AuthorizationPolicy
+metadata: {name: token-only}
+spec:
+  targetRef: {group: policy.sinew.dev, kind: Server, name: web-http}
+  requiredAuthenticationRefs:
+  - {group: policy.sinew.dev, kind: JWTAuthentication, name: tokens}
+`
+
 func TestJWTTranslation(t *testing.T) {
 	t.Parallel()
 	remote := api.KeySource{URL: "https://auth.example/jwks.json"}
@@ -52,15 +63,7 @@ func TestJWTTranslation(t *testing.T) {
 		docs     string
 		problems []string
 	}{
-		{name: "jwt-providers", keys: fetched, docs: webServer + jwtAuthn + `
----
-kind: AuthorizationPolicy
-metadata: {name: token-only}
-spec:
-  targetRef: {group: policy.sinew.dev, kind: Server, name: web-http}
-  requiredAuthenticationRefs:
-  - {group: policy.sinew.dev, kind: JWTAuthentication, name: tokens}
----
+		{name: "jwt-providers", keys: fetched, docs: webServer + jwtAuthn + tokenOnly + `---
 kind: AuthorizationPolicy
 metadata: {name: token-and-identity}
 spec:
@@ -77,15 +80,7 @@ spec: {networks: [{cidr: 10.0.0.0/8}]}
 			"AuthorizationPolicy emojivoto/token-and-identity: JWTAuthentication emojivoto/tokens: issuers[2] (https://secret.example): no keys from secret emojivoto/jwks key jwks (not fetched yet); the issuer is left out",
 			"AuthorizationPolicy emojivoto/token-only: JWTAuthentication emojivoto/tokens: issuers[2] (https://secret.example): no keys from secret emojivoto/jwks key jwks (not fetched yet); the issuer is left out",
 		}},
-		{name: "jwt-last-good-keys", docs: webServer + jwtAuthn + `
----
-kind: AuthorizationPolicy
-metadata: {name: token-only}
-spec:
-  targetRef: {group: policy.sinew.dev, kind: Server, name: web-http}
-  requiredAuthenticationRefs:
-  - {group: policy.sinew.dev, kind: JWTAuthentication, name: tokens}
-`, keys: &Keys{
+		{name: "jwt-last-good-keys", docs: webServer + jwtAuthn + tokenOnly + ``, keys: &Keys{
 			Sets:   map[api.KeySource][]byte{remote: []byte(testJWKS), secret: []byte(testJWKS)},
 			Errors: map[api.KeySource]string{remote: "GET https://auth.example/jwks.json: 503 Service Unavailable"},
 		}, problems: []string{
