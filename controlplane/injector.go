@@ -3,6 +3,7 @@ package controlplane
 import (
 	"fmt"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 
@@ -17,8 +18,8 @@ const (
 	DefaultInjectorKeyFile   = injector.DefaultKeyFile
 )
 
-// InjectorConfig configures the proxy-injector webhook (package controlplane/internal/injector). Client and
-// Metadata are built from Kubeconfig (or the pod's in-cluster configuration) when nil.
+// InjectorConfig configures the proxy-injector webhook (package controlplane/internal/injector). Client,
+// Metadata and Dynamic are built from Kubeconfig (or the pod's in-cluster configuration) when nil.
 type InjectorConfig struct {
 	injector.Config
 	Kubeconfig string
@@ -29,7 +30,7 @@ type Injector = injector.Server
 
 // NewInjector builds the proxy injector and binds its listeners; Run serves.
 func NewInjector(cfg InjectorConfig) (*Injector, error) {
-	if cfg.Client == nil || cfg.Metadata == nil {
+	if cfg.Client == nil || cfg.Metadata == nil || cfg.Dynamic == nil {
 		rc, err := restConfig(cfg.Kubeconfig)
 		if err != nil {
 			return nil, err
@@ -42,6 +43,11 @@ func NewInjector(cfg InjectorConfig) (*Injector, error) {
 		if cfg.Metadata == nil {
 			if cfg.Metadata, err = metadata.NewForConfig(rc); err != nil {
 				return nil, fmt.Errorf("kubernetes metadata client: %w", err)
+			}
+		}
+		if cfg.Dynamic == nil {
+			if cfg.Dynamic, err = dynamic.NewForConfig(rc); err != nil {
+				return nil, fmt.Errorf("kubernetes dynamic client: %w", err)
 			}
 		}
 	}

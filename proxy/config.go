@@ -73,6 +73,10 @@ type Config struct {
 	// without one, tests); with a policy service, the control plane decides each port's policy.
 	DefaultInboundPolicy string         `json:"defaultInboundPolicy"`
 	ClusterNetworks      []netip.Prefix `json:"clusterNetworks"`
+	// InboundServerPorts are the ports a Server covered when the proxy injector admitted the pod. Until the
+	// policy service answers, these ports admit nobody and the others get DefaultInboundPolicy. nil: unknown, so
+	// every port admits nobody until its policy arrives.
+	InboundServerPorts []uint16 `json:"inboundServerPorts"`
 
 	LogLevel  slog.Level `json:"logLevel"`
 	LogFormat string     `json:"logFormat"`
@@ -165,16 +169,11 @@ var envVars = []envVar{
 		return nil
 	}},
 	{"OPAQUE_PORTS", names.DefaultOpaquePorts, "ports (and ranges a-b) that skip protocol detection", func(c *Config, v string) error {
-		rs, err := ports.Parse(v, nil)
+		ps, err := portList(v)
 		if err != nil {
 			return err
 		}
-		c.OpaquePorts = nil
-		for _, r := range rs {
-			for p := int(r.From); p <= int(r.To); p++ {
-				c.OpaquePorts = append(c.OpaquePorts, uint16(p))
-			}
-		}
+		c.OpaquePorts = ps
 		return nil
 	}},
 	{"IDENTITY_SVC_ADDR", "", "identity service address (required)", str(func(c *Config) *string { return &c.IdentityAddr })},
@@ -187,11 +186,27 @@ var envVars = []envVar{
 	{"DESTINATION_SVC_ADDR", "", "destination service address (required)", str(func(c *Config) *string { return &c.DestinationAddr })},
 	{"DESTINATION_SVC_NAME", "", "SPIFFE ID the destination service must present (default: spiffe://<trust-domain>/ns/sinew/sa/sinew-destination)", str(func(c *Config) *string { return &c.DestinationName })},
 	{"POLICY_SVC_ADDR", "", "policy service address: each target's outbound routes, retries, timeouts and failure accrual (it must present DESTINATION_SVC_NAME's identity); empty: every target gets the default policy, with no retries, timeouts or failure accrual", str(func(c *Config) *string { return &c.PolicyAddr })},
-	{"DEFAULT_INBOUND_POLICY", names.DefaultInboundPolicy, "who may reach the workload's ports when there is no policy service (all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny, audit); with one, the control plane sends each port's policy, and a port whose policy has not arrived admits nobody", func(c *Config, v string) error {
+	{"DEFAULT_INBOUND_POLICY", names.DefaultInboundPolicy, "who may reach the workload's ports when there is no policy service (all-unauthenticated, all-authenticated, cluster-unauthenticated, cluster-authenticated, deny, audit); with one, the control plane sends each port's policy, and until it does this applies to ports no Server covers (INBOUND_SERVER_PORTS)", func(c *Config, v string) error {
 		if _, err := authz.DefaultPolicy(v, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}); err != nil {
 			return err
 		}
 		c.DefaultInboundPolicy = v
+		return nil
+	}},
+	{"INBOUND_SERVER_PORTS", "all", "ports (and ranges a-b) that a Server covers, as the proxy injector saw them, or all, or none: until the policy service first answers, these ports admit nobody and the others get DEFAULT_INBOUND_POLICY", func(c *Config, v string) error {
+		switch strings.TrimSpace(v) {
+		case "all":
+			c.InboundServerPorts = nil
+			return nil
+		case "none":
+			c.InboundServerPorts = []uint16{}
+			return nil
+		}
+		ps, err := portList(v)
+		if err != nil {
+			return err
+		}
+		c.InboundServerPorts = ps
 		return nil
 	}},
 	{"CLUSTER_NETWORKS", names.DefaultClusterNetworks, "the cluster's networks (CIDRs, comma-separated), for the cluster-* default inbound policies", func(c *Config, v string) error {
@@ -409,4 +424,19 @@ func Defaults() Config {
 		}
 	}
 	return c
+}
+
+// portList expands a list of ports and ranges (a-b); never nil.
+func portList(v string) ([]uint16, error) {
+	rs, err := ports.Parse(v, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := []uint16{}
+	for _, r := range rs {
+		for p := int(r.From); p <= int(r.To); p++ {
+			out = append(out, uint16(p))
+		}
+	}
+	return out, nil
 }

@@ -132,6 +132,9 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (_ *Proxy, err erro
 	if p.authz, err = authz.NewWatcher(inClient, cfg.Workload, fallback, log.With("component", "authz"), p.reg); err != nil {
 		return nil, err
 	}
+	if cfg.InboundServerPorts != nil {
+		p.authz.SetServerPorts(cfg.InboundServerPorts)
+	}
 	authzMetrics, err := authz.NewMetrics(p.reg)
 	if err != nil {
 		return nil, err

@@ -102,6 +102,9 @@ func proxyContainer(cfg Config, s *settings) corev1.Container {
 		opt("SINEW_PROXY_DESTINATION_SVC_NAME", spiffeID(cfg.TrustDomain, ns, names.DestinationAccount))
 	}
 	opt("SINEW_PROXY_POLICY_SVC_ADDR", names.ServiceAddr(names.PolicyService, ns, cd, names.PolicyPort))
+	// What the proxy applies until the policy service first answers (the policy service applies the same).
+	opt("SINEW_PROXY_DEFAULT_INBOUND_POLICY", s.inboundPolicy)
+	opt("SINEW_PROXY_INBOUND_SERVER_PORTS", s.serverPorts)
 
 	c := corev1.Container{
 		Name:  names.ProxyContainer,

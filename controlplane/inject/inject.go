@@ -18,8 +18,10 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/sinewmesh/sinew/internal/names"
+	"github.com/sinewmesh/sinew/internal/ports"
 )
 
 // Input is one pod to consider.
@@ -39,6 +41,12 @@ type Input struct {
 	// Manual injects without the opt-in annotation (as `sinew inject --manual` does); an explicit
 	// sinew.dev/inject: disabled on the pod still wins.
 	Manual bool
+	// ServerPorts are the ports of the Servers (policy.sinew.dev) that select the pod, as numbers or names of the
+	// pod's container ports; ServersKnown says they were read (the webhook's Server cache had synced). The proxy
+	// is told these ports: until the control plane first answers, they admit nobody and the pod's other ports
+	// get its default inbound policy. Unknown, every port admits nobody until then.
+	ServerPorts  []intstr.IntOrString
+	ServersKnown bool
 	// AllowOtherMesh injects a pod that has another service mesh's sidecar (`sinew inject --manual --force`);
 	// without it such a pod is skipped (SkipOtherMesh).
 	AllowOtherMesh bool
@@ -150,6 +158,10 @@ func Inject(in Input, cfg Config) (*Result, error) {
 		return nil, invalid(err)
 	}
 
+	if in.ServersKnown {
+		s.serverPorts = serverPorts(in.ServerPorts, pod)
+	}
+
 	ns := pod.Namespace
 	if ns == "" {
 		ns = in.Namespace
@@ -178,6 +190,28 @@ func Inject(in Input, cfg Config) (*Result, error) {
 	})
 	r.Patch = b.ops
 	return r, nil
+}
+
+// serverPorts is the proxy's SINEW_PROXY_INBOUND_SERVER_PORTS: the Servers' ports with names resolved against
+// the pod's container ports (a name the pod lacks covers no port), or "none".
+func serverPorts(list []intstr.IntOrString, pod *corev1.Pod) string {
+	byName := containerPort(pod)
+	var rs []ports.Range
+	for _, p := range list {
+		n, ok := uint16(0), false
+		if p.Type == intstr.String {
+			n, ok = byName(p.StrVal)
+		} else if p.IntVal > 0 && p.IntVal <= 65535 {
+			n, ok = uint16(p.IntVal), true
+		}
+		if ok {
+			rs = append(rs, ports.Range{From: n, To: n})
+		}
+	}
+	if len(rs) == 0 {
+		return "none"
+	}
+	return ports.Format(ports.Merge(rs))
 }
 
 func hasInjectedContainer(spec *corev1.PodSpec) bool {

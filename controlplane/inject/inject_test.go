@@ -14,6 +14,7 @@ import (
 	jsonpatch "github.com/evanphx/json-patch"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
 	goldenfile "github.com/sinewmesh/sinew/internal/golden"
@@ -280,6 +281,63 @@ func TestDrainDelayBySidecarKind(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("annotations %v: SINEW_PROXY_SHUTDOWN_DRAIN_DELAY=%q, want %q", tc.ann, got, tc.want)
 		}
+	}
+}
+
+// proxyEnv is the value of the injected proxy's environment variable name ("" when unset).
+func proxyEnv(t *testing.T, res *Result, name string) string {
+	t.Helper()
+	for _, c := range slices.Concat(res.Pod.Spec.InitContainers, res.Pod.Spec.Containers) {
+		if c.Name != names.ProxyContainer {
+			continue
+		}
+		for _, e := range c.Env {
+			if e.Name == name {
+				return e.Value
+			}
+		}
+	}
+	return ""
+}
+
+// TestServerPorts: the ports of the Servers that select the pod reach the proxy (names resolved against the
+// pod's container ports), so that until the control plane answers only they admit nobody; unknown, the proxy is
+// not told (and treats every port as covered). The default inbound policy travels with them.
+func TestServerPorts(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Proxy.DefaultInboundPolicy = "cluster-authenticated"
+	pod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app",
+		Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}, {Name: "admin", ContainerPort: 9990}}}}}}
+	for _, tc := range []struct {
+		name  string
+		known bool
+		ports []intstr.IntOrString
+		want  string
+	}{
+		{"unknown", false, nil, ""},
+		{"none", true, nil, "none"},
+		{"named and numbered", true, []intstr.IntOrString{intstr.FromString("http"), intstr.FromInt32(7000), intstr.FromInt32(8080)}, "7000,8080"},
+		{"a name the pod lacks", true, []intstr.IntOrString{intstr.FromString("grpc")}, "none"},
+		{"adjacent", true, []intstr.IntOrString{intstr.FromInt32(9991), intstr.FromString("admin")}, "9990-9991"},
+	} {
+		res, err := Inject(Input{Pod: pod, Manual: true, ServerPorts: tc.ports, ServersKnown: tc.known}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := proxyEnv(t, res, "SINEW_PROXY_INBOUND_SERVER_PORTS"); got != tc.want {
+			t.Errorf("%s: SINEW_PROXY_INBOUND_SERVER_PORTS=%q, want %q", tc.name, got, tc.want)
+		}
+		if got := proxyEnv(t, res, "SINEW_PROXY_DEFAULT_INBOUND_POLICY"); got != "cluster-authenticated" {
+			t.Errorf("%s: SINEW_PROXY_DEFAULT_INBOUND_POLICY=%q", tc.name, got)
+		}
+	}
+	// The namespace's annotation wins over the install's value, the pod's over both.
+	res, err := Inject(Input{Pod: pod, Manual: true, NamespaceAnnotations: map[string]string{names.AnnDefaultInboundPolicy: "deny"}}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := proxyEnv(t, res, "SINEW_PROXY_DEFAULT_INBOUND_POLICY"); got != "deny" {
+		t.Errorf("namespace annotation deny: SINEW_PROXY_DEFAULT_INBOUND_POLICY=%q", got)
 	}
 }
 

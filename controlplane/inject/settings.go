@@ -36,6 +36,7 @@ type settings struct {
 	initImage             string
 	pullPolicy            corev1.PullPolicy
 	inboundPolicy, mtlsMd string
+	serverPorts           string // SINEW_PROXY_INBOUND_SERVER_PORTS; "" = unknown (the proxy's default, all)
 }
 
 // knob is one config.sinew.dev/<name> override: how to check a value and apply it.

@@ -572,3 +572,95 @@ func TestTapShowsRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthorizationBeforeTheControlPlaneAnswers: proxies whose policy service does not answer (it is behind a
+// relay that drops every connection) refuse the port a Server covers (503), give a port without one the
+// workload's default inbound policy (all-unauthenticated: 200; deny: 403), and refuse every port when they were
+// not told which ports have a Server. Once the relay lets the policy service through, its answer replaces the
+// interim policy: the Server's authorization, which admits only cli-sa, now refuses the plaintext client.
+func TestAuthorizationBeforeTheControlPlaneAnswers(t *testing.T) {
+	t.Parallel()
+	m := startMesh(t, meshOpts{})
+	app := httpApp(t, "srv", false)
+	relay := newGate(t)
+	start := func(name string, serverPorts []uint16, policy string) *sidecar {
+		s := m.sidecar(sidecarOpts{ns: "test", name: name, sa: "srv-sa", inbound: []proxy.InboundPort{{Port: 8080, App: app}},
+			policyAddr: relay.addr, serverPorts: serverPorts, defaultPolicy: policy})
+		m.write(name+".yaml", workloadYAML("test", name, "srv-sa", "srv", s.inboundPort(), 8080))
+		s.waitReady(t)
+		return s
+	}
+	covered := start("covered", []uint16{8080}, "")
+	open := start("open", []uint16{}, "")
+	closed := start("closed", []uint16{}, "deny")
+	unknown := start("unknown", nil, "")
+	m.write("policy.yaml", authzPolicy)
+
+	get := func(s *sidecar) int {
+		resp, err := http.Get("http://" + s.p.InboundAddr() + "/hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body) //nolint:errcheck
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tc := range []struct {
+		name string
+		s    *sidecar
+		want int
+	}{{"covered", covered, 503}, {"open", open, 200}, {"closed", closed, 403}, {"unknown", unknown, 503}} {
+		if got := get(tc.s); got != tc.want {
+			t.Errorf("%s, the control plane never answered: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	if drops := relay.dropped.Load(); drops == 0 {
+		t.Fatal("no proxy tried the policy service: the test proves nothing")
+	}
+	relay.open(m.cp.PolicyAddr())
+	eventually(t, 15*time.Second, "the control plane's policy to replace the default one", func() error {
+		if got := get(open); got != 403 {
+			return fmt.Errorf("plaintext client on open's port: %d, want 403 from the Server's authorization", got)
+		}
+		return nil
+	})
+}
+
+// gate is a TCP relay that drops every connection until open, then carries them to a target.
+type gate struct {
+	addr    string
+	target  atomic.Pointer[string]
+	dropped atomic.Int64
+}
+
+func newGate(t *testing.T) *gate {
+	l := listen(t)
+	g := &gate{addr: l.Addr().String()}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			target := g.target.Load()
+			if target == nil {
+				g.dropped.Add(1)
+				c.Close()
+				continue
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", *target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }() //nolint:errcheck
+				io.Copy(c, up)                                                 //nolint:errcheck
+			}()
+		}
+	}()
+	return g
+}
+
+func (g *gate) open(target string) { g.target.Store(&target) }

@@ -176,6 +176,10 @@ type sidecarOpts struct {
 	opaquePorts  []uint16
 	token        string // override the issued token
 	localName    string // override the identity asked for
+	policyAddr   string // override the policy service's address
+	// serverPorts are the ports a Server covers, as the injector tells a proxy (nil: not told).
+	serverPorts   []uint16
+	defaultPolicy string // the workload's default inbound policy ("": the proxy's default)
 }
 
 func (m *mesh) sidecar(o sidecarOpts) *sidecar {
@@ -196,6 +200,13 @@ func (m *mesh) sidecar(o sidecarOpts) *sidecar {
 	cfg.IdentityAddr = m.cp.IdentityAddr()
 	cfg.DestinationAddr = m.cp.DestinationAddr()
 	cfg.PolicyAddr = m.cp.PolicyAddr()
+	if o.policyAddr != "" {
+		cfg.PolicyAddr = o.policyAddr
+	}
+	cfg.InboundServerPorts = o.serverPorts
+	if o.defaultPolicy != "" {
+		cfg.DefaultInboundPolicy = o.defaultPolicy
+	}
 	cfg.LocalName = spiffeID(o.ns, o.sa)
 	if o.localName != "" {
 		cfg.LocalName = o.localName

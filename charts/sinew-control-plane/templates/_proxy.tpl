@@ -191,6 +191,8 @@ resources:
     value: {{ printf "sinew-dst.%s.svc.%s.:8086" $ns $cd | quote }}
   - name: SINEW_PROXY_POLICY_SVC_ADDR
     value: {{ printf "sinew-policy.%s.svc.%s.:8090" $ns $cd | quote }}
+  - name: SINEW_PROXY_DEFAULT_INBOUND_POLICY
+    value: {{ include "sinew.proxy.setting" (dict "ann" $ann "key" "default-inbound-policy" "default" $v.defaultInboundPolicy) | quote }}
   ports:
   - name: sinew-proxy
     containerPort: {{ $v.proxy.ports.inbound }}

@@ -102,6 +102,7 @@ func (s *Server) review(ctx context.Context, req *admissionv1.AdmissionRequest) 
 	cfg := s.cfg.Inject
 	cfg.TrustAnchorsPEM = s.cache.anchors()
 	in := inject.Input{Pod: &pod, Namespace: req.Namespace, NamespaceAnnotations: nsAnn, Owner: inject.OwnerOf(&pod)}
+	in.ServerPorts, in.ServersKnown = s.servers.portsFor(req.Namespace, pod.Labels)
 
 	// whether to inject does not depend on the workload's annotations (and most pods are not injected): decide
 	// first, then read them

@@ -29,8 +29,11 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	metadatafake "k8s.io/client-go/metadata/fake"
 	"k8s.io/client-go/tools/record"
@@ -98,6 +101,12 @@ func trustRoots(pem string) *corev1.ConfigMap {
 // start runs an injector over a fake cluster holding objs (and metadata objects meta) until the test ends.
 func start(t *testing.T, objs []runtime.Object, meta ...runtime.Object) *env {
 	t.Helper()
+	return startWith(t, objs, meta, nil)
+}
+
+// startWith is start with a change to the injector's Config (nil: none).
+func startWith(t *testing.T, objs, meta []runtime.Object, change func(*Config)) *env {
+	t.Helper()
 	e := &env{client: fake.NewClientset(objs...), events: record.NewFakeRecorder(100), reg: prometheus.NewRegistry(),
 		anchors: readFile(t, "testdata/trust-anchors.pem")}
 	var keyFile string
@@ -114,6 +123,9 @@ func start(t *testing.T, objs []runtime.Object, meta ...runtime.Object) *env {
 		sch := metadatafake.NewTestScheme()
 		_ = metav1.AddMetaToScheme(sch)
 		cfg.Metadata = metadatafake.NewSimpleMetadataClient(sch, meta...)
+	}
+	if change != nil {
+		change(&cfg)
 	}
 	var err error
 	if e.srv, err = New(cfg); err != nil {
@@ -632,5 +644,43 @@ func TestCertReload(t *testing.T) {
 	c, err := l.get()
 	if err != nil || !bytes.Equal(c.Certificate[0], b.Certificate[0]) {
 		t.Errorf("a broken key replaced the working pair: %v", err)
+	}
+}
+
+// TestServerPortsReachTheProxy: the ports of the Servers that select the pod (in its namespace) reach its proxy,
+// named ports resolved; until the Server cache has synced the proxy is not told (every port then waits for the
+// control plane).
+func TestServerPortsReachTheProxy(t *testing.T) {
+	server := func(ns, name string, selector map[string]any, port any) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "policy.sinew.dev/v1alpha1", "kind": "Server",
+			"metadata": map[string]any{"name": name, "namespace": ns},
+			"spec":     map[string]any{"podSelector": map[string]any{"matchLabels": selector}, "port": port},
+		}}
+	}
+	sch := runtime.NewScheme()
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(sch, map[schema.GroupVersionResource]string{serversResource: "ServerList"},
+		server("emojivoto", "web-http", map[string]any{"app": "web-svc"}, "http"),
+		server("emojivoto", "web-admin", map[string]any{"app": "web-svc"}, int64(9990)),
+		server("emojivoto", "voting", map[string]any{"app": "voting-svc"}, int64(8080)),
+		server("other", "web-elsewhere", map[string]any{"app": "web-svc"}, int64(7000)),
+	)
+	objs := []runtime.Object{namespace("emojivoto", map[string]string{names.InjectAnnotation: "enabled"}), trustRoots(readFile(t, "testdata/trust-anchors.pem"))}
+	e := startWith(t, objs, nil, func(c *Config) { c.Dynamic = dyn })
+	testutil.Eventually(t, 10*time.Second, "the Server cache to sync", func() bool {
+		_, known := e.srv.servers.portsFor("emojivoto", nil)
+		return known
+	})
+	body := []byte(readFile(t, "testdata/review-deployment-pod.json"))
+	pod := applyPatch(t, body, e.review(t, body))
+	if got := env1(pod.Spec.InitContainers[1], "SINEW_PROXY_INBOUND_SERVER_PORTS"); got != "8080,9990" {
+		t.Errorf("SINEW_PROXY_INBOUND_SERVER_PORTS=%q, want 8080,9990 (http is 8080)", got)
+	}
+
+	// Without a Server cache the proxy is not told.
+	e = start(t, objs)
+	pod = applyPatch(t, body, e.review(t, body))
+	if got := env1(pod.Spec.InitContainers[1], "SINEW_PROXY_INBOUND_SERVER_PORTS"); got != "" {
+		t.Errorf("without a Server cache: SINEW_PROXY_INBOUND_SERVER_PORTS=%q, want it unset", got)
 	}
 }

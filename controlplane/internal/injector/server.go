@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -59,6 +60,9 @@ type Config struct {
 	Client kubernetes.Interface // namespaces (list/watch/get), the trust-roots ConfigMap, Events
 	// Metadata reads the annotations of a pod's workload (its controller); nil skips that level.
 	Metadata metadata.Interface
+	// Dynamic reads the Servers (list/watch), to tell each proxy which of its ports have one; nil: proxies are
+	// not told, and every port waits for its policy from the control plane.
+	Dynamic dynamic.Interface
 	// Recorder records Events; nil means one that writes through Client.
 	Recorder record.EventRecorder
 
@@ -72,6 +76,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	cache   *cache
+	servers *servers
 	certs   *certLoader
 	events  record.EventRecorder
 	bcast   record.EventBroadcaster
@@ -118,6 +123,7 @@ func New(cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("injector: serving certificate: %w", err)
 	}
 	s.cache = newCache(cfg.Client, cfg.Inject.ControlPlaneNamespace, log, s.metrics)
+	s.servers = newServers(cfg.Dynamic, log)
 	s.events = cfg.Recorder
 	if s.events == nil {
 		s.bcast = record.NewBroadcaster()
@@ -158,6 +164,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.cache.run(gctx) })
+	g.Go(func() error { s.servers.run(gctx); return nil })
 	g.Go(func() error {
 		if err := s.https.ServeTLS(s.lis, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("webhook server: %w", err)

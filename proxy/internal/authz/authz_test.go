@@ -2,6 +2,8 @@ package authz
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -219,6 +221,52 @@ func TestWatcher(t *testing.T) {
 	if got := watchtest.Value(t, w.updates); got != 2 {
 		t.Errorf("control_inbound_policy_updates_total %v, want 2", got)
 	}
+}
+
+// TestWatcherNeverAnswered: while the control plane has never answered, a port a Server covers admits nobody,
+// a port without one gets the default inbound policy once the wait ends, and the control plane's first answer
+// replaces it.
+func TestWatcherNeverAnswered(t *testing.T) {
+	fake := &fakeInbound{calls: watchtest.NewCalls[*policyv1.InboundRequest, policyv1.InboundServer]()}
+	cp := watchtest.StartControlPlane(t, func(s *grpc.Server) { policyv1.RegisterInboundPoliciesServer(s, fake) })
+	fallback, _ := DefaultPolicy(AllUnauthenticated, nil)
+	w, err := NewWatcher(policyv1.NewInboundPoliciesClient(cp.Conn(t)), "emojivoto/web-1", fallback, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetServerPorts([]uint16{8080})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx) //nolint:errcheck // returns nil when ctx ends
+
+	covered, open := w.Get(8080), w.Get(9090)
+	short := func() context.Context {
+		c, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		t.Cleanup(cancel)
+		return c
+	}
+	if srv, err := covered.Server(short()); !errors.Is(err, ErrNoPolicy) {
+		t.Fatalf("a port with a Server and no answer: %+v %v, want ErrNoPolicy", srv, err)
+	}
+	srv, err := open.Server(short())
+	if err != nil || srv != fallback {
+		t.Fatalf("a port without a Server and no answer: %+v %v, want the default policy", srv, err)
+	}
+	if srv.Admit(Client{addr("10.0.0.1"), ""}) == nil {
+		t.Error("all-unauthenticated refused a plaintext client")
+	}
+	if again, err := open.Server(context.Background()); err != nil || again != fallback {
+		t.Errorf("the next request waited again or got %+v %v", again, err)
+	}
+	// The control plane answers both: its policies replace the interim one and end the refusals.
+	for range 2 {
+		s := fake.calls.Next(t)
+		s.Send <- &policyv1.InboundServer{Labels: map[string]string{"kind": "server", "name": fmt.Sprint(s.Req.GetPort())}}
+	}
+	testutil.Eventually(t, watchtest.Deadline, "the control plane's policies to replace the interim ones", func() bool {
+		c, o := covered.Current(), open.Current()
+		return c != nil && c.Name == "8080" && o != nil && o.Name == "9090"
+	})
 }
 
 func TestWatcherWithoutPolicyService(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 	"github.com/sinewmesh/sinew/proxy/internal/resubscribe"
 )
 
-// ErrNoPolicy: the policy service has not answered for the port yet, so nobody is admitted.
+// ErrNoPolicy: the policy service has not answered for a port that has a Server, so nobody is admitted.
 var ErrNoPolicy = errors.New("no inbound policy for the port from the control plane yet")
 
 // Port is the policy of one inbound port, kept current by its watch.
@@ -23,10 +23,15 @@ type Port struct {
 	server atomic.Pointer[Server]
 	first  chan struct{} // closed on the first answer
 	once   sync.Once
+	// interim is the policy for a port that never got an answer: the workload's default inbound policy when no
+	// Server covers the port, nil (nobody is admitted) when one does or when that is unknown.
+	interim *Server
+	log     *slog.Logger
 }
 
 // Server waits, until ctx ends, for the port's first policy, then returns the latest one. The last policy stays
-// while the control plane cannot be reached; a port that never got one returns ErrNoPolicy.
+// while the control plane cannot be reached. A port that never got one returns ErrNoPolicy when a Server covers
+// it (fail closed), and otherwise the default inbound policy, kept until the control plane answers.
 func (p *Port) Server(ctx context.Context) (*Server, error) {
 	if s := p.server.Load(); s != nil {
 		return s, nil
@@ -35,7 +40,15 @@ func (p *Port) Server(ctx context.Context) (*Server, error) {
 	case <-p.first:
 		return p.server.Load(), nil
 	case <-ctx.Done():
-		return nil, ErrNoPolicy
+		if p.interim == nil {
+			return nil, ErrNoPolicy
+		}
+		if p.server.CompareAndSwap(nil, p.interim) {
+			p.once.Do(func() { close(p.first) })
+			p.log.Warn("no inbound policy from the control plane yet; the port has no Server, so the default inbound policy applies until one arrives",
+				"port", p.Port, "policy", p.interim.Name)
+		}
+		return p.server.Load(), nil
 	}
 }
 
@@ -57,8 +70,11 @@ type Watcher struct {
 	client   policyv1.InboundPoliciesClient
 	workload string
 	fallback *Server
-	log      *slog.Logger
-	sleep    resubscribe.SleepFunc // tests replace it
+	// serverPorts are the ports that a Server covered when the pod was admitted; nil: unknown, so every port is
+	// treated as covered.
+	serverPorts map[uint16]bool
+	log         *slog.Logger
+	sleep       resubscribe.SleepFunc // tests replace it
 
 	mu      sync.Mutex
 	fast    sync.Map // uint16 -> *Port, the same as ports, read without mu on every connection
@@ -103,6 +119,18 @@ func NewWatcher(c policyv1.InboundPoliciesClient, workload string, fallback *Ser
 	return w, nil
 }
 
+// SetServerPorts says which ports a Server covers, as the proxy injector saw them: a port among them admits
+// nobody until the control plane sends its policy; any other port gets the fallback once the caller stops
+// waiting for it. Without this call every port is treated as covered. Call it before Get.
+func (w *Watcher) SetServerPorts(ports []uint16) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.serverPorts = map[uint16]bool{}
+	for _, p := range ports {
+		w.serverPorts[p] = true
+	}
+}
+
 // Run keeps the watches alive until ctx ends.
 func (w *Watcher) Run(ctx context.Context) error {
 	w.mu.Lock()
@@ -125,7 +153,10 @@ func (w *Watcher) Get(port uint16) *Port {
 	if p, ok := w.ports[port]; ok {
 		return p
 	}
-	p := &Port{Port: port, first: make(chan struct{})}
+	p := &Port{Port: port, first: make(chan struct{}), log: w.log}
+	if w.serverPorts != nil && !w.serverPorts[port] {
+		p.interim = w.fallback
+	}
 	w.ports[port] = p
 	w.fast.Store(port, p)
 	w.start(p)
