@@ -1554,6 +1554,9 @@ type Filter struct {
 	//	*Filter_ResponseHeaderModifier
 	//	*Filter_Redirect_
 	//	*Filter_FailureInjector_
+	//	*Filter_UrlRewrite_
+	//	*Filter_Mirror_
+	//	*Filter_Fault_
 	Kind          isFilter_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1632,6 +1635,33 @@ func (x *Filter) GetFailureInjector() *Filter_FailureInjector {
 	return nil
 }
 
+func (x *Filter) GetUrlRewrite() *Filter_UrlRewrite {
+	if x != nil {
+		if x, ok := x.Kind.(*Filter_UrlRewrite_); ok {
+			return x.UrlRewrite
+		}
+	}
+	return nil
+}
+
+func (x *Filter) GetMirror() *Filter_Mirror {
+	if x != nil {
+		if x, ok := x.Kind.(*Filter_Mirror_); ok {
+			return x.Mirror
+		}
+	}
+	return nil
+}
+
+func (x *Filter) GetFault() *Filter_Fault {
+	if x != nil {
+		if x, ok := x.Kind.(*Filter_Fault_); ok {
+			return x.Fault
+		}
+	}
+	return nil
+}
+
 type isFilter_Kind interface {
 	isFilter_Kind()
 }
@@ -1652,6 +1682,18 @@ type Filter_FailureInjector_ struct {
 	FailureInjector *Filter_FailureInjector `protobuf:"bytes,4,opt,name=failure_injector,json=failureInjector,proto3,oneof"`
 }
 
+type Filter_UrlRewrite_ struct {
+	UrlRewrite *Filter_UrlRewrite `protobuf:"bytes,5,opt,name=url_rewrite,json=urlRewrite,proto3,oneof"`
+}
+
+type Filter_Mirror_ struct {
+	Mirror *Filter_Mirror `protobuf:"bytes,6,opt,name=mirror,proto3,oneof"`
+}
+
+type Filter_Fault_ struct {
+	Fault *Filter_Fault `protobuf:"bytes,7,opt,name=fault,proto3,oneof"`
+}
+
 func (*Filter_RequestHeaderModifier) isFilter_Kind() {}
 
 func (*Filter_ResponseHeaderModifier) isFilter_Kind() {}
@@ -1659,6 +1701,12 @@ func (*Filter_ResponseHeaderModifier) isFilter_Kind() {}
 func (*Filter_Redirect_) isFilter_Kind() {}
 
 func (*Filter_FailureInjector_) isFilter_Kind() {}
+
+func (*Filter_UrlRewrite_) isFilter_Kind() {}
+
+func (*Filter_Mirror_) isFilter_Kind() {}
+
+func (*Filter_Fault_) isFilter_Kind() {}
 
 // Retry says which failed attempts are tried again. An attempt is retried when its HTTP status is in status_codes
 // or one of status_ranges, when its gRPC status (grpc-status) is one of grpc_codes, or when it outlived
@@ -2205,13 +2253,18 @@ func (x *Filter_HeaderModifier) GetRemove() []string {
 	return nil
 }
 
+// Redirect answers the request itself with a redirect to the request's URL changed as its fields say; an unset
+// field keeps the request's part (the port: the scheme's default when the scheme changes, else the request's).
 type Filter_Redirect struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Scheme        string                 `protobuf:"bytes,1,opt,name=scheme,proto3" json:"scheme,omitempty"`
-	Host          string                 `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
-	Path          string                 `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
-	Port          uint32                 `protobuf:"varint,4,opt,name=port,proto3" json:"port,omitempty"`
-	Status        uint32                 `protobuf:"varint,5,opt,name=status,proto3" json:"status,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Scheme string                 `protobuf:"bytes,1,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	Host   string                 `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
+	// Unused: path_modifier replaced it.
+	Path string `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
+	Port uint32 `protobuf:"varint,4,opt,name=port,proto3" json:"port,omitempty"`
+	// 301 or 302 (unset: 302).
+	Status        uint32               `protobuf:"varint,5,opt,name=status,proto3" json:"status,omitempty"`
+	PathModifier  *Filter_PathModifier `protobuf:"bytes,6,opt,name=path_modifier,json=pathModifier,proto3" json:"path_modifier,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2281,6 +2334,205 @@ func (x *Filter_Redirect) GetStatus() uint32 {
 	return 0
 }
 
+func (x *Filter_Redirect) GetPathModifier() *Filter_PathModifier {
+	if x != nil {
+		return x.PathModifier
+	}
+	return nil
+}
+
+// PathModifier changes a request's path: the whole path, or the part the rule's path prefix matched.
+type Filter_PathModifier struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*Filter_PathModifier_Full
+	//	*Filter_PathModifier_Prefix
+	Kind          isFilter_PathModifier_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Filter_PathModifier) Reset() {
+	*x = Filter_PathModifier{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Filter_PathModifier) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Filter_PathModifier) ProtoMessage() {}
+
+func (x *Filter_PathModifier) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Filter_PathModifier.ProtoReflect.Descriptor instead.
+func (*Filter_PathModifier) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20, 2}
+}
+
+func (x *Filter_PathModifier) GetKind() isFilter_PathModifier_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *Filter_PathModifier) GetFull() string {
+	if x != nil {
+		if x, ok := x.Kind.(*Filter_PathModifier_Full); ok {
+			return x.Full
+		}
+	}
+	return ""
+}
+
+func (x *Filter_PathModifier) GetPrefix() string {
+	if x != nil {
+		if x, ok := x.Kind.(*Filter_PathModifier_Prefix); ok {
+			return x.Prefix
+		}
+	}
+	return ""
+}
+
+type isFilter_PathModifier_Kind interface {
+	isFilter_PathModifier_Kind()
+}
+
+type Filter_PathModifier_Full struct {
+	Full string `protobuf:"bytes,1,opt,name=full,proto3,oneof"`
+}
+
+type Filter_PathModifier_Prefix struct {
+	// Replaces the prefix the matched rule's path match named (a rule matched by a prefix only).
+	Prefix string `protobuf:"bytes,2,opt,name=prefix,proto3,oneof"`
+}
+
+func (*Filter_PathModifier_Full) isFilter_PathModifier_Kind() {}
+
+func (*Filter_PathModifier_Prefix) isFilter_PathModifier_Kind() {}
+
+// UrlRewrite changes the request's Host (authority) and path before it is sent on.
+type Filter_UrlRewrite struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Host          string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	Path          *Filter_PathModifier   `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Filter_UrlRewrite) Reset() {
+	*x = Filter_UrlRewrite{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Filter_UrlRewrite) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Filter_UrlRewrite) ProtoMessage() {}
+
+func (x *Filter_UrlRewrite) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Filter_UrlRewrite.ProtoReflect.Descriptor instead.
+func (*Filter_UrlRewrite) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20, 3}
+}
+
+func (x *Filter_UrlRewrite) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *Filter_UrlRewrite) GetPath() *Filter_PathModifier {
+	if x != nil {
+		return x.Path
+	}
+	return nil
+}
+
+// Mirror sends a copy of a ratio of the requests to another backend and ignores its answer: the client's
+// request neither waits for it nor fails with it.
+type Filter_Mirror struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Authority string                 `protobuf:"bytes,1,opt,name=authority,proto3" json:"authority,omitempty"`
+	// Share of requests to copy, 0..1.
+	Ratio         float64 `protobuf:"fixed64,2,opt,name=ratio,proto3" json:"ratio,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Filter_Mirror) Reset() {
+	*x = Filter_Mirror{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Filter_Mirror) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Filter_Mirror) ProtoMessage() {}
+
+func (x *Filter_Mirror) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Filter_Mirror.ProtoReflect.Descriptor instead.
+func (*Filter_Mirror) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20, 4}
+}
+
+func (x *Filter_Mirror) GetAuthority() string {
+	if x != nil {
+		return x.Authority
+	}
+	return ""
+}
+
+func (x *Filter_Mirror) GetRatio() float64 {
+	if x != nil {
+		return x.Ratio
+	}
+	return 0
+}
+
 type Filter_FailureInjector struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Status  uint32                 `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"`
@@ -2294,7 +2546,7 @@ type Filter_FailureInjector struct {
 
 func (x *Filter_FailureInjector) Reset() {
 	*x = Filter_FailureInjector{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[34]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2306,7 +2558,7 @@ func (x *Filter_FailureInjector) String() string {
 func (*Filter_FailureInjector) ProtoMessage() {}
 
 func (x *Filter_FailureInjector) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[34]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2319,7 +2571,7 @@ func (x *Filter_FailureInjector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_FailureInjector.ProtoReflect.Descriptor instead.
 func (*Filter_FailureInjector) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20, 2}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20, 5}
 }
 
 func (x *Filter_FailureInjector) GetStatus() uint32 {
@@ -2348,6 +2600,181 @@ func (x *Filter_FailureInjector) GetDelay() *durationpb.Duration {
 		return x.Delay
 	}
 	return nil
+}
+
+// Fault delays and/or aborts shares of the requests (policy.sinew.dev HTTPFault), each share drawn on its own;
+// at most max_active requests are being faulted at once (0: no limit), the rest pass untouched.
+type Filter_Fault struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Abort         *Filter_Fault_Abort    `protobuf:"bytes,1,opt,name=abort,proto3" json:"abort,omitempty"`
+	Delay         *Filter_Fault_Delay    `protobuf:"bytes,2,opt,name=delay,proto3" json:"delay,omitempty"`
+	MaxActive     uint32                 `protobuf:"varint,3,opt,name=max_active,json=maxActive,proto3" json:"max_active,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Filter_Fault) Reset() {
+	*x = Filter_Fault{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Filter_Fault) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Filter_Fault) ProtoMessage() {}
+
+func (x *Filter_Fault) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Filter_Fault.ProtoReflect.Descriptor instead.
+func (*Filter_Fault) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20, 6}
+}
+
+func (x *Filter_Fault) GetAbort() *Filter_Fault_Abort {
+	if x != nil {
+		return x.Abort
+	}
+	return nil
+}
+
+func (x *Filter_Fault) GetDelay() *Filter_Fault_Delay {
+	if x != nil {
+		return x.Delay
+	}
+	return nil
+}
+
+func (x *Filter_Fault) GetMaxActive() uint32 {
+	if x != nil {
+		return x.MaxActive
+	}
+	return 0
+}
+
+type Filter_Fault_Abort struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The HTTP status to answer, or for a gRPC request (content-type application/grpc) the grpc_code when set.
+	HttpStatus    uint32  `protobuf:"varint,1,opt,name=http_status,json=httpStatus,proto3" json:"http_status,omitempty"`
+	GrpcCode      uint32  `protobuf:"varint,2,opt,name=grpc_code,json=grpcCode,proto3" json:"grpc_code,omitempty"`
+	Ratio         float64 `protobuf:"fixed64,3,opt,name=ratio,proto3" json:"ratio,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Filter_Fault_Abort) Reset() {
+	*x = Filter_Fault_Abort{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Filter_Fault_Abort) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Filter_Fault_Abort) ProtoMessage() {}
+
+func (x *Filter_Fault_Abort) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Filter_Fault_Abort.ProtoReflect.Descriptor instead.
+func (*Filter_Fault_Abort) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20, 6, 0}
+}
+
+func (x *Filter_Fault_Abort) GetHttpStatus() uint32 {
+	if x != nil {
+		return x.HttpStatus
+	}
+	return 0
+}
+
+func (x *Filter_Fault_Abort) GetGrpcCode() uint32 {
+	if x != nil {
+		return x.GrpcCode
+	}
+	return 0
+}
+
+func (x *Filter_Fault_Abort) GetRatio() float64 {
+	if x != nil {
+		return x.Ratio
+	}
+	return 0
+}
+
+type Filter_Fault_Delay struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Fixed         *durationpb.Duration   `protobuf:"bytes,1,opt,name=fixed,proto3" json:"fixed,omitempty"`
+	Ratio         float64                `protobuf:"fixed64,2,opt,name=ratio,proto3" json:"ratio,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Filter_Fault_Delay) Reset() {
+	*x = Filter_Fault_Delay{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Filter_Fault_Delay) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Filter_Fault_Delay) ProtoMessage() {}
+
+func (x *Filter_Fault_Delay) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Filter_Fault_Delay.ProtoReflect.Descriptor instead.
+func (*Filter_Fault_Delay) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20, 6, 1}
+}
+
+func (x *Filter_Fault_Delay) GetFixed() *durationpb.Duration {
+	if x != nil {
+		return x.Fixed
+	}
+	return nil
+}
+
+func (x *Filter_Fault_Delay) GetRatio() float64 {
+	if x != nil {
+		return x.Ratio
+	}
+	return 0
 }
 
 var File_sinew_policy_v1_policy_proto protoreflect.FileDescriptor
@@ -2492,12 +2919,16 @@ const file_sinew_policy_v1_policy_proto_rawDesc = "" +
 	"\x0fWeightedBackend\x12\x1c\n" +
 	"\tauthority\x18\x01 \x01(\tR\tauthority\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\rR\x06weight\x121\n" +
-	"\afilters\x18\x03 \x03(\v2\x17.sinew.policy.v1.FilterR\afilters\"\x92\a\n" +
+	"\afilters\x18\x03 \x03(\v2\x17.sinew.policy.v1.FilterR\afilters\"\xc4\r\n" +
 	"\x06Filter\x12`\n" +
 	"\x17request_header_modifier\x18\x01 \x01(\v2&.sinew.policy.v1.Filter.HeaderModifierH\x00R\x15requestHeaderModifier\x12b\n" +
 	"\x18response_header_modifier\x18\x02 \x01(\v2&.sinew.policy.v1.Filter.HeaderModifierH\x00R\x16responseHeaderModifier\x12>\n" +
 	"\bredirect\x18\x03 \x01(\v2 .sinew.policy.v1.Filter.RedirectH\x00R\bredirect\x12T\n" +
-	"\x10failure_injector\x18\x04 \x01(\v2'.sinew.policy.v1.Filter.FailureInjectorH\x00R\x0ffailureInjector\x1a\x9e\x02\n" +
+	"\x10failure_injector\x18\x04 \x01(\v2'.sinew.policy.v1.Filter.FailureInjectorH\x00R\x0ffailureInjector\x12E\n" +
+	"\vurl_rewrite\x18\x05 \x01(\v2\".sinew.policy.v1.Filter.UrlRewriteH\x00R\n" +
+	"urlRewrite\x128\n" +
+	"\x06mirror\x18\x06 \x01(\v2\x1e.sinew.policy.v1.Filter.MirrorH\x00R\x06mirror\x125\n" +
+	"\x05fault\x18\a \x01(\v2\x1d.sinew.policy.v1.Filter.FaultH\x00R\x05fault\x1a\x9e\x02\n" +
 	"\x0eHeaderModifier\x12A\n" +
 	"\x03add\x18\x01 \x03(\v2/.sinew.policy.v1.Filter.HeaderModifier.AddEntryR\x03add\x12A\n" +
 	"\x03set\x18\x02 \x03(\v2/.sinew.policy.v1.Filter.HeaderModifier.SetEntryR\x03set\x12\x16\n" +
@@ -2507,18 +2938,43 @@ const file_sinew_policy_v1_policy_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a6\n" +
 	"\bSetEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1av\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a\xc1\x01\n" +
 	"\bRedirect\x12\x16\n" +
 	"\x06scheme\x18\x01 \x01(\tR\x06scheme\x12\x12\n" +
 	"\x04host\x18\x02 \x01(\tR\x04host\x12\x12\n" +
 	"\x04path\x18\x03 \x01(\tR\x04path\x12\x12\n" +
 	"\x04port\x18\x04 \x01(\rR\x04port\x12\x16\n" +
-	"\x06status\x18\x05 \x01(\rR\x06status\x1a\x8a\x01\n" +
+	"\x06status\x18\x05 \x01(\rR\x06status\x12I\n" +
+	"\rpath_modifier\x18\x06 \x01(\v2$.sinew.policy.v1.Filter.PathModifierR\fpathModifier\x1aF\n" +
+	"\fPathModifier\x12\x14\n" +
+	"\x04full\x18\x01 \x01(\tH\x00R\x04full\x12\x18\n" +
+	"\x06prefix\x18\x02 \x01(\tH\x00R\x06prefixB\x06\n" +
+	"\x04kind\x1aZ\n" +
+	"\n" +
+	"UrlRewrite\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x128\n" +
+	"\x04path\x18\x02 \x01(\v2$.sinew.policy.v1.Filter.PathModifierR\x04path\x1a<\n" +
+	"\x06Mirror\x12\x1c\n" +
+	"\tauthority\x18\x01 \x01(\tR\tauthority\x12\x14\n" +
+	"\x05ratio\x18\x02 \x01(\x01R\x05ratio\x1a\x8a\x01\n" +
 	"\x0fFailureInjector\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\rR\x06status\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x14\n" +
 	"\x05ratio\x18\x03 \x01(\x01R\x05ratio\x12/\n" +
-	"\x05delay\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x05delayB\x06\n" +
+	"\x05delay\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x05delay\x1a\xc9\x02\n" +
+	"\x05Fault\x129\n" +
+	"\x05abort\x18\x01 \x01(\v2#.sinew.policy.v1.Filter.Fault.AbortR\x05abort\x129\n" +
+	"\x05delay\x18\x02 \x01(\v2#.sinew.policy.v1.Filter.Fault.DelayR\x05delay\x12\x1d\n" +
+	"\n" +
+	"max_active\x18\x03 \x01(\rR\tmaxActive\x1a[\n" +
+	"\x05Abort\x12\x1f\n" +
+	"\vhttp_status\x18\x01 \x01(\rR\n" +
+	"httpStatus\x12\x1b\n" +
+	"\tgrpc_code\x18\x02 \x01(\rR\bgrpcCode\x12\x14\n" +
+	"\x05ratio\x18\x03 \x01(\x01R\x05ratio\x1aN\n" +
+	"\x05Delay\x12/\n" +
+	"\x05fixed\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x05fixed\x12\x14\n" +
+	"\x05ratio\x18\x02 \x01(\x01R\x05ratioB\x06\n" +
 	"\x04kind\"\xe5\x01\n" +
 	"\x05Retry\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\rR\x05limit\x12!\n" +
@@ -2569,7 +3025,7 @@ func file_sinew_policy_v1_policy_proto_rawDescGZIP() []byte {
 }
 
 var file_sinew_policy_v1_policy_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sinew_policy_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_sinew_policy_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_sinew_policy_v1_policy_proto_goTypes = []any{
 	(Protocol)(0),                     // 0: sinew.policy.v1.Protocol
 	(MTLSMode)(0),                     // 1: sinew.policy.v1.MTLSMode
@@ -2607,10 +3063,16 @@ var file_sinew_policy_v1_policy_proto_goTypes = []any{
 	(*HttpMatch_QueryParamMatch)(nil), // 33: sinew.policy.v1.HttpMatch.QueryParamMatch
 	(*Filter_HeaderModifier)(nil),     // 34: sinew.policy.v1.Filter.HeaderModifier
 	(*Filter_Redirect)(nil),           // 35: sinew.policy.v1.Filter.Redirect
-	(*Filter_FailureInjector)(nil),    // 36: sinew.policy.v1.Filter.FailureInjector
-	nil,                               // 37: sinew.policy.v1.Filter.HeaderModifier.AddEntry
-	nil,                               // 38: sinew.policy.v1.Filter.HeaderModifier.SetEntry
-	(*durationpb.Duration)(nil),       // 39: google.protobuf.Duration
+	(*Filter_PathModifier)(nil),       // 36: sinew.policy.v1.Filter.PathModifier
+	(*Filter_UrlRewrite)(nil),         // 37: sinew.policy.v1.Filter.UrlRewrite
+	(*Filter_Mirror)(nil),             // 38: sinew.policy.v1.Filter.Mirror
+	(*Filter_FailureInjector)(nil),    // 39: sinew.policy.v1.Filter.FailureInjector
+	(*Filter_Fault)(nil),              // 40: sinew.policy.v1.Filter.Fault
+	nil,                               // 41: sinew.policy.v1.Filter.HeaderModifier.AddEntry
+	nil,                               // 42: sinew.policy.v1.Filter.HeaderModifier.SetEntry
+	(*Filter_Fault_Abort)(nil),        // 43: sinew.policy.v1.Filter.Fault.Abort
+	(*Filter_Fault_Delay)(nil),        // 44: sinew.policy.v1.Filter.Fault.Delay
+	(*durationpb.Duration)(nil),       // 45: google.protobuf.Duration
 }
 var file_sinew_policy_v1_policy_proto_depIdxs = []int32{
 	0,  // 0: sinew.policy.v1.InboundServer.protocol:type_name -> sinew.policy.v1.Protocol
@@ -2623,7 +3085,7 @@ var file_sinew_policy_v1_policy_proto_depIdxs = []int32{
 	6,  // 7: sinew.policy.v1.InboundServer.jwt_providers:type_name -> sinew.policy.v1.JwtProvider
 	7,  // 8: sinew.policy.v1.JwtProvider.sources:type_name -> sinew.policy.v1.TokenSource
 	9,  // 9: sinew.policy.v1.JwtProvider.claim_headers:type_name -> sinew.policy.v1.ClaimHeader
-	39, // 10: sinew.policy.v1.JwtProvider.clock_skew:type_name -> google.protobuf.Duration
+	45, // 10: sinew.policy.v1.JwtProvider.clock_skew:type_name -> google.protobuf.Duration
 	8,  // 11: sinew.policy.v1.TokenSource.header:type_name -> sinew.policy.v1.HeaderSource
 	11, // 12: sinew.policy.v1.JwtRequirement.claims:type_name -> sinew.policy.v1.ClaimMatch
 	13, // 13: sinew.policy.v1.RateLimit.overrides:type_name -> sinew.policy.v1.RateLimitOverride
@@ -2642,9 +3104,9 @@ var file_sinew_policy_v1_policy_proto_depIdxs = []int32{
 	21, // 26: sinew.policy.v1.RouteRule.backends:type_name -> sinew.policy.v1.WeightedBackend
 	22, // 27: sinew.policy.v1.RouteRule.filters:type_name -> sinew.policy.v1.Filter
 	23, // 28: sinew.policy.v1.RouteRule.retry:type_name -> sinew.policy.v1.Retry
-	39, // 29: sinew.policy.v1.RouteRule.request_timeout:type_name -> google.protobuf.Duration
-	39, // 30: sinew.policy.v1.RouteRule.backend_request_timeout:type_name -> google.protobuf.Duration
-	39, // 31: sinew.policy.v1.RouteRule.idle_timeout:type_name -> google.protobuf.Duration
+	45, // 29: sinew.policy.v1.RouteRule.request_timeout:type_name -> google.protobuf.Duration
+	45, // 30: sinew.policy.v1.RouteRule.backend_request_timeout:type_name -> google.protobuf.Duration
+	45, // 31: sinew.policy.v1.RouteRule.idle_timeout:type_name -> google.protobuf.Duration
 	31, // 32: sinew.policy.v1.HttpMatch.path:type_name -> sinew.policy.v1.HttpMatch.PathMatch
 	32, // 33: sinew.policy.v1.HttpMatch.headers:type_name -> sinew.policy.v1.HttpMatch.HeaderMatch
 	33, // 34: sinew.policy.v1.HttpMatch.query_params:type_name -> sinew.policy.v1.HttpMatch.QueryParamMatch
@@ -2652,25 +3114,33 @@ var file_sinew_policy_v1_policy_proto_depIdxs = []int32{
 	34, // 36: sinew.policy.v1.Filter.request_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
 	34, // 37: sinew.policy.v1.Filter.response_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
 	35, // 38: sinew.policy.v1.Filter.redirect:type_name -> sinew.policy.v1.Filter.Redirect
-	36, // 39: sinew.policy.v1.Filter.failure_injector:type_name -> sinew.policy.v1.Filter.FailureInjector
-	39, // 40: sinew.policy.v1.Retry.per_try_timeout:type_name -> google.protobuf.Duration
-	24, // 41: sinew.policy.v1.Retry.status_ranges:type_name -> sinew.policy.v1.StatusRange
-	39, // 42: sinew.policy.v1.FailureAccrual.min_penalty:type_name -> google.protobuf.Duration
-	39, // 43: sinew.policy.v1.FailureAccrual.max_penalty:type_name -> google.protobuf.Duration
-	37, // 44: sinew.policy.v1.Filter.HeaderModifier.add:type_name -> sinew.policy.v1.Filter.HeaderModifier.AddEntry
-	38, // 45: sinew.policy.v1.Filter.HeaderModifier.set:type_name -> sinew.policy.v1.Filter.HeaderModifier.SetEntry
-	39, // 46: sinew.policy.v1.Filter.FailureInjector.delay:type_name -> google.protobuf.Duration
-	4,  // 47: sinew.policy.v1.InboundPolicies.WatchInbound:input_type -> sinew.policy.v1.InboundRequest
-	2,  // 48: sinew.policy.v1.InboundPolicies.RefreshKeys:input_type -> sinew.policy.v1.RefreshKeysRequest
-	16, // 49: sinew.policy.v1.OutboundPolicies.WatchOutbound:input_type -> sinew.policy.v1.OutboundRequest
-	5,  // 50: sinew.policy.v1.InboundPolicies.WatchInbound:output_type -> sinew.policy.v1.InboundServer
-	3,  // 51: sinew.policy.v1.InboundPolicies.RefreshKeys:output_type -> sinew.policy.v1.RefreshKeysResponse
-	17, // 52: sinew.policy.v1.OutboundPolicies.WatchOutbound:output_type -> sinew.policy.v1.OutboundPolicy
-	50, // [50:53] is the sub-list for method output_type
-	47, // [47:50] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	39, // 39: sinew.policy.v1.Filter.failure_injector:type_name -> sinew.policy.v1.Filter.FailureInjector
+	37, // 40: sinew.policy.v1.Filter.url_rewrite:type_name -> sinew.policy.v1.Filter.UrlRewrite
+	38, // 41: sinew.policy.v1.Filter.mirror:type_name -> sinew.policy.v1.Filter.Mirror
+	40, // 42: sinew.policy.v1.Filter.fault:type_name -> sinew.policy.v1.Filter.Fault
+	45, // 43: sinew.policy.v1.Retry.per_try_timeout:type_name -> google.protobuf.Duration
+	24, // 44: sinew.policy.v1.Retry.status_ranges:type_name -> sinew.policy.v1.StatusRange
+	45, // 45: sinew.policy.v1.FailureAccrual.min_penalty:type_name -> google.protobuf.Duration
+	45, // 46: sinew.policy.v1.FailureAccrual.max_penalty:type_name -> google.protobuf.Duration
+	41, // 47: sinew.policy.v1.Filter.HeaderModifier.add:type_name -> sinew.policy.v1.Filter.HeaderModifier.AddEntry
+	42, // 48: sinew.policy.v1.Filter.HeaderModifier.set:type_name -> sinew.policy.v1.Filter.HeaderModifier.SetEntry
+	36, // 49: sinew.policy.v1.Filter.Redirect.path_modifier:type_name -> sinew.policy.v1.Filter.PathModifier
+	36, // 50: sinew.policy.v1.Filter.UrlRewrite.path:type_name -> sinew.policy.v1.Filter.PathModifier
+	45, // 51: sinew.policy.v1.Filter.FailureInjector.delay:type_name -> google.protobuf.Duration
+	43, // 52: sinew.policy.v1.Filter.Fault.abort:type_name -> sinew.policy.v1.Filter.Fault.Abort
+	44, // 53: sinew.policy.v1.Filter.Fault.delay:type_name -> sinew.policy.v1.Filter.Fault.Delay
+	45, // 54: sinew.policy.v1.Filter.Fault.Delay.fixed:type_name -> google.protobuf.Duration
+	4,  // 55: sinew.policy.v1.InboundPolicies.WatchInbound:input_type -> sinew.policy.v1.InboundRequest
+	2,  // 56: sinew.policy.v1.InboundPolicies.RefreshKeys:input_type -> sinew.policy.v1.RefreshKeysRequest
+	16, // 57: sinew.policy.v1.OutboundPolicies.WatchOutbound:input_type -> sinew.policy.v1.OutboundRequest
+	5,  // 58: sinew.policy.v1.InboundPolicies.WatchInbound:output_type -> sinew.policy.v1.InboundServer
+	3,  // 59: sinew.policy.v1.InboundPolicies.RefreshKeys:output_type -> sinew.policy.v1.RefreshKeysResponse
+	17, // 60: sinew.policy.v1.OutboundPolicies.WatchOutbound:output_type -> sinew.policy.v1.OutboundPolicy
+	58, // [58:61] is the sub-list for method output_type
+	55, // [55:58] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_sinew_policy_v1_policy_proto_init() }
@@ -2688,6 +3158,9 @@ func file_sinew_policy_v1_policy_proto_init() {
 		(*Filter_ResponseHeaderModifier)(nil),
 		(*Filter_Redirect_)(nil),
 		(*Filter_FailureInjector_)(nil),
+		(*Filter_UrlRewrite_)(nil),
+		(*Filter_Mirror_)(nil),
+		(*Filter_Fault_)(nil),
 	}
 	file_sinew_policy_v1_policy_proto_msgTypes[29].OneofWrappers = []any{
 		(*HttpMatch_PathMatch_Exact)(nil),
@@ -2702,13 +3175,17 @@ func file_sinew_policy_v1_policy_proto_init() {
 		(*HttpMatch_QueryParamMatch_Exact)(nil),
 		(*HttpMatch_QueryParamMatch_Regex)(nil),
 	}
+	file_sinew_policy_v1_policy_proto_msgTypes[34].OneofWrappers = []any{
+		(*Filter_PathModifier_Full)(nil),
+		(*Filter_PathModifier_Prefix)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sinew_policy_v1_policy_proto_rawDesc), len(file_sinew_policy_v1_policy_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   37,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -24,14 +24,16 @@ const (
 // outboundChain: from the local application to a destination.
 func outboundChain(pols layer.Policies, eps *layer.Endpoints, hub *tap.Hub) pipeline.Handler {
 	wait := eps.Discovery
+	// Mirrored copies of requests take the same way as an attempt from the balancer on.
+	mirror := layer.NewMirror(pipeline.Chain(layer.ToEndpoint(), layer.Balance(eps), layer.Observe(hub)), eps.Metrics)
 	return pipeline.Chain(layer.ToEndpoint(), // the endpoint's connection pool, then the mesh dialer
 		layer.Route(pols, wait), // the target's policy and the rule that matches (404 when none does)
-		layer.Filters(),         // the rule's request and response filters
+		layer.Filters(mirror),   // the rule's filters: headers, rewrites, redirects, mirrors, faults
 		layer.Timeout(),         // the rule's request timeout, across all attempts
 		layer.Retry(budget.New(retryRatio, retryMinPerSec, retryBudgetTTL)), // attempts, with a budget
-		layer.Split(),      // a backend per attempt, by weight
-		layer.Balance(eps), // an endpoint per attempt, avoiding the last one; failure accrual
-		layer.Observe(hub), // metrics and tap of each attempt
+		layer.Split(mirror), // a backend per attempt, by weight, and the backend's filters
+		layer.Balance(eps),  // an endpoint per attempt, avoiding the last one; failure accrual
+		layer.Observe(hub),  // metrics and tap of each attempt
 	)
 }
 

@@ -82,26 +82,36 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		status, grpc := pipeline.WriteFailure(w, r, f.log, f.dir, err)
 		if !req.Observed {
-			s := f.failedSeries(req)
-			p := s.Path(r.Host, r.URL.Path)
-			s.Request()
-			p.Request()
-			ms := float64(time.Since(req.Start)) / float64(time.Millisecond)
-			// Classified as the application's answers are: a policy's refusal does not pull the workload's success
-			// rate down.
-			failed := pipeline.Failed(status, grpc)
-			for _, m := range [...]*metrics.Response{s.Response(status, grpc, failed), p.Response(status, grpc, failed)} {
-				m.ObserveLatency(ms)
-				m.End()
-			}
+			f.countUnobserved(req, status, grpc)
 		}
 		return
+	}
+	if !req.Observed {
+		// A layer above the metrics layer answered (a route's redirect).
+		f.countUnobserved(req, resp.StatusCode, -1)
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		f.upgrade(w, req, resp)
 		return
 	}
 	f.respond(w, r, resp)
+}
+
+// countUnobserved counts a request that a layer above the metrics layer answered, with the status the client got.
+// It is classified as the application's answers are: a policy's refusal does not pull the workload's success
+// rate down.
+func (f *forwarder) countUnobserved(req *pipeline.Request, status, grpc int) {
+	r := req.Client
+	s := f.failedSeries(req)
+	p := s.Path(r.Host, r.URL.Path)
+	s.Request()
+	p.Request()
+	ms := float64(time.Since(req.Start)) / float64(time.Millisecond)
+	failed := pipeline.Failed(status, grpc)
+	for _, m := range [...]*metrics.Response{s.Response(status, grpc, failed), p.Response(status, grpc, failed)} {
+		m.ObserveLatency(ms)
+		m.End()
+	}
 }
 
 // state holds a request's state and the request sent on, allocated together.

@@ -21,7 +21,7 @@ func BenchmarkOutboundLayers(b *testing.B) {
 	}
 	resp := &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody}
 	end := pipeline.HandlerFunc(func(*pipeline.Request) (*http.Response, error) { return resp, nil })
-	h := pipeline.Chain(end, Route(pols, time.Second), Filters(), Timeout(), Retry(budget.New(0.2, 10, 10*time.Second)), Split())
+	h := pipeline.Chain(end, Route(pols, time.Second), Filters(nil), Timeout(), Retry(budget.New(0.2, 10, 10*time.Second)), Split(nil))
 	r := httptest.NewRequest("GET", "http://web.emojivoto.svc.cluster.local:80/api/list", nil)
 	out := &pipeline.OutboundConn{Target: "web.emojivoto.svc.cluster.local:80"}
 	b.ReportAllocs()

@@ -54,7 +54,7 @@ func observedOutbound(t testing.TB, o *policy.Outbound, status int) (pipeline.Ha
 			})
 		}
 	}
-	return pipeline.Chain(app, route, Split(), balance, Observe(nil)), reg
+	return pipeline.Chain(app, route, Split(nil), balance, Observe(nil)), reg
 }
 
 func TestObserveCountsRouteAndBackend(t *testing.T) {

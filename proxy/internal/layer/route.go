@@ -32,7 +32,7 @@ func Route(pols Policies, wait time.Duration) pipeline.Layer {
 			}
 			p := w.Policy()
 			req.Policy = p
-			req.Rule = p.Match(req.HTTP)
+			req.Rule, req.Match = p.Find(req.HTTP)
 			if req.Rule == nil {
 				return nil, pipeline.ErrNoRoute
 			}

@@ -13,7 +13,7 @@ import (
 // the attempts sent to it: each such attempt starts from the request's header as the layers above left it, so a
 // retry at another backend carries none of the first one's changes. A backend whose injector fails the attempt
 // (the control plane's answer for a backend that does not resolve) is never sent anything.
-func Split() pipeline.Layer {
+func Split(mirror *Mirror) pipeline.Layer {
 	return func(next pipeline.Handler) pipeline.Handler {
 		return pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
 			b := pick(req)
@@ -28,31 +28,25 @@ func Split() pipeline.Layer {
 			if len(b.Filters) == 0 {
 				return next.Handle(req)
 			}
-			return viaBackendFilters(req, b, next)
+			return viaBackendFilters(req, b, mirror, next)
 		})
 	}
 }
 
-// viaBackendFilters sends one attempt through the backend's filters.
-func viaBackendFilters(req *pipeline.Request, b *policy.Backend, next pipeline.Handler) (*http.Response, error) {
-	saved := req.HTTP.Header
-	req.HTTP.Header = saved.Clone()
+// viaBackendFilters sends one attempt through the backend's filters. The attempt's changes to the request's
+// header, authority and URL are its own: the next attempt starts from the request as the layers above left it.
+func viaBackendFilters(req *pipeline.Request, b *policy.Backend, mirror *Mirror, next pipeline.Handler) (*http.Response, error) {
+	savedHeader, savedHost, savedURL, savedBody := req.HTTP.Header, req.HTTP.Host, req.HTTP.URL, req.HTTP.Body
+	req.HTTP.Header = savedHeader.Clone()
 	if req.HTTP.Header == nil {
 		req.HTTP.Header = http.Header{}
 	}
-	defer func() { req.HTTP.Header = saved }()
-	respMods, err := requestFilters(req.HTTP.Header, b.Filters)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := next.Handle(req)
-	if err != nil {
-		return nil, err
-	}
-	for _, m := range respMods {
-		modifyHeader(resp.Header, m)
-	}
-	return resp, nil
+	u := *savedURL
+	req.HTTP.URL = &u
+	defer func() {
+		req.HTTP.Header, req.HTTP.Host, req.HTTP.URL, req.HTTP.Body = savedHeader, savedHost, savedURL, savedBody
+	}()
+	return applyFilters(req, b.Filters, b.FaultActive, mirror, next)
 }
 
 // noBackend is what pick returns when every weight is zero: Gateway API says no traffic goes to any of them.

@@ -63,6 +63,8 @@ type Metrics struct {
 	tcpWrite       *prometheus.CounterVec
 	errors         *prometheus.CounterVec
 	routes         *routeFamilies // outbound_http_route_*: by parent, route and backend
+	mirrorSent     prometheus.Counter
+	mirrorSkipped  *prometheus.CounterVec
 }
 
 // New registers the families on reg.
@@ -111,8 +113,15 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "proxy_errors_total", Help: "Errors the proxy answered or closed connections for, by direction and kind.",
 		}, []string{"direction", "error"}),
 		routes: newRouteFamilies(),
+		mirrorSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "outbound_http_mirror_requests_total", Help: "Copies of requests sent to a route's mirror backend (their outcome is in outbound_http_route_backend_*).",
+		}),
+		mirrorSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "outbound_http_mirror_skipped_total", Help: "Requests a route's mirror filter chose that no copy was sent for, by why: body_too_large, body_error, too_many.",
+		}, []string{"reason"}),
 	}
-	collectors := []prometheus.Collector{m.requests, m.responses, m.latency, m.routeRequests, m.routeResponses, m.routeLatency, m.tcpOpen, m.tcpClose, m.tcpConns, m.tcpRead, m.tcpWrite, m.errors}
+	collectors := []prometheus.Collector{m.requests, m.responses, m.latency, m.routeRequests, m.routeResponses, m.routeLatency, m.tcpOpen, m.tcpClose, m.tcpConns, m.tcpRead, m.tcpWrite, m.errors,
+		m.mirrorSent, m.mirrorSkipped}
 	for _, c := range append(collectors, m.routes.collectors()...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
@@ -120,6 +129,10 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	return m, nil
 }
+
+// MirrorSent counts a copy of a request sent to a mirror; MirrorSkipped one that was not, and why.
+func (m *Metrics) MirrorSent()                 { m.mirrorSent.Inc() }
+func (m *Metrics) MirrorSkipped(reason string) { m.mirrorSkipped.WithLabelValues(reason).Inc() }
 
 // Error counts an error by kind ("detect_timeout", "bad_transport_header", "tls_handshake", ...).
 func (m *Metrics) Error(direction, kind string) { m.errors.WithLabelValues(direction, kind).Inc() }

@@ -75,12 +75,14 @@ func TestDocumentedMetrics(t *testing.T) {
 	m.Conn(Labels{Direction: "inbound"}, "src").Opened()
 	m.Error("inbound", "x")
 	m.Route(RouteKey{}).End(200, -1, false)
+	m.MirrorSent()
+	m.MirrorSkipped("too_many")
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(mfs) != 15 {
-		t.Errorf("gathered %d families, want 15 (a new family? add it here and to metrics.md)", len(mfs))
+	if len(mfs) != 17 {
+		t.Errorf("gathered %d families, want 17 (a new family? add it here and to metrics.md)", len(mfs))
 	}
 	for _, mf := range mfs {
 		if !slices.Contains(documented, mf.GetName()) {

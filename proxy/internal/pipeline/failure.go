@@ -56,6 +56,7 @@ func (e *RateLimitedError) Error() string {
 type InjectedError struct {
 	Status  int
 	Message string
+	GRPC    int // the gRPC status for gRPC clients; 0: the one of Status
 }
 
 func (e *InjectedError) Error() string { return "failure injected by the route: " + e.Message }
@@ -140,7 +141,11 @@ func Classify(client context.Context, err error) Failure {
 		if status < 100 || status > 599 {
 			status = http.StatusInternalServerError
 		}
-		return Failure{status, "failure_injected", injectedGRPC(status)}
+		grpc := injectedGRPC(status)
+		if ie.GRPC > 0 && ie.GRPC <= 16 {
+			grpc = ie.GRPC
+		}
+		return Failure{status, "failure_injected", grpc}
 	case errors.Is(err, ErrNoRoute):
 		return Failure{http.StatusNotFound, "no_route", 12}
 	case errors.Is(err, ErrNoEndpoints):

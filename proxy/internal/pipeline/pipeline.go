@@ -101,9 +101,11 @@ type Request struct {
 	In  *InboundConn  // inbound: set by the forwarder
 	Out *OutboundConn // outbound: set by the forwarder
 
-	// Outbound, set by the route layer: the target's policy and the rule that matched.
+	// Outbound, set by the route layer: the target's policy, the rule that matched and which of its matches (nil
+	// for a rule without matches).
 	Policy *policy.Outbound
 	Rule   *policy.Rule
+	Match  *policy.Match
 	// Outbound, set by the split layer: the backend authority chosen for this request.
 	Backend string
 	// Outbound, set by the balancer per attempt: the endpoint this attempt goes to. A retry sees the previous

@@ -61,8 +61,15 @@ type entry struct {
 // implementations) ranks below every prefix but the catch-all "/", which ranks with no path condition at all.
 // nil when no rule matches.
 func (o *Outbound) Match(r *http.Request) *Rule {
+	rule, _ := o.Find(r)
+	return rule
+}
+
+// Find is Match that also returns which of the rule's matches matched (nil for a rule without matches), for
+// filters that depend on it (a rewrite of the matched path prefix).
+func (o *Outbound) Find(r *http.Request) (*Rule, *Match) {
 	if o == nil {
-		return nil
+		return nil, nil
 	}
 	idx := o.index.Load()
 	if idx == nil {
@@ -70,20 +77,20 @@ func (o *Outbound) Match(r *http.Request) *Rule {
 	}
 	entries := *idx
 	if len(entries) == 0 {
-		return nil
+		return nil, nil
 	}
 	if entries[0].match == nil {
 		// A rule without matches ranks lowest: first, it ties with every rule and comes first in order.
-		return entries[0].rule
+		return entries[0].rule, nil
 	}
 	path := requestPath(r)
 	for i := range entries {
 		e := &entries[i]
 		if e.match == nil || e.match.matches(r, path) {
-			return e.rule
+			return e.rule, e.match
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // requestPath is r's path as it was sent; "/" when it was sent without one.

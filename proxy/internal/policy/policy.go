@@ -39,7 +39,10 @@ type Rule struct {
 	Matches  []Match // any one of them; none matches every request
 	Backends []Backend
 	Filters  []*policyv1.Filter // as the control plane sent them
-	Retry    *Retry             // nil: no retries
+	// FaultActive counts, by the index of each Fault filter in Filters, the requests it is faulting now (for
+	// its max_active); nil without Fault filters.
+	FaultActive []atomic.Int32
+	Retry       *Retry // nil: no retries
 	// RequestTimeout bounds the whole request, retries included, until its response headers arrive;
 	// BackendTimeout bounds each attempt at a backend the same way; IdleTimeout is how long a request or
 	// response stream may go without a frame. 0: no limit.
@@ -49,9 +52,20 @@ type Rule struct {
 // Backend is where a share of a rule's requests goes: Weight out of the sum of the rule's weights. A weight of 0
 // gets no requests (Gateway API).
 type Backend struct {
-	Authority string
-	Weight    uint32
-	Filters   []*policyv1.Filter
+	Authority   string
+	Weight      uint32
+	Filters     []*policyv1.Filter
+	FaultActive []atomic.Int32 // as Rule's
+}
+
+// faultCounters are the FaultActive of filters: nil without a Fault among them.
+func faultCounters(filters []*policyv1.Filter) []atomic.Int32 {
+	for _, f := range filters {
+		if f.GetFault() != nil {
+			return make([]atomic.Int32, len(filters))
+		}
+	}
+	return nil
 }
 
 // Retry says which failed attempts are tried again, at most Limit times per request.

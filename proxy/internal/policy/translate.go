@@ -65,7 +65,7 @@ func (t *translator) route(field string, pr *policyv1.HttpRoute) *Route {
 // rule translates one rule, or drops it (nil) when one of its matches does not compile: a rule that matched less
 // than it says, or more, would route requests where nobody asked.
 func (t *translator) rule(field string, route *Route, pr *policyv1.RouteRule) *Rule {
-	rule := &Rule{Route: route, Filters: pr.GetFilters()}
+	rule := &Rule{Route: route, Filters: pr.GetFilters(), FaultActive: faultCounters(pr.GetFilters())}
 	for i, pm := range pr.GetMatches() {
 		m, err := compileMatch(pm)
 		if err != nil {
@@ -79,7 +79,8 @@ func (t *translator) rule(field string, route *Route, pr *policyv1.RouteRule) *R
 			t.problem(fmt.Sprintf("%s.backends[%d]", field, i), "no authority; backend dropped")
 			continue
 		}
-		rule.Backends = append(rule.Backends, Backend{Authority: pb.GetAuthority(), Weight: pb.GetWeight(), Filters: pb.GetFilters()})
+		rule.Backends = append(rule.Backends, Backend{Authority: pb.GetAuthority(), Weight: pb.GetWeight(), Filters: pb.GetFilters(),
+			FaultActive: faultCounters(pb.GetFilters())})
 	}
 	rule.Retry = t.retry(field+".retry", pr.GetRetry())
 	rule.RequestTimeout = t.duration(field+".request_timeout", pr.GetRequestTimeout())
