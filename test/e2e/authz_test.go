@@ -190,6 +190,16 @@ func TestAuthorizationPolicy(t *testing.T) {
 		kubectl(t, "-n", appNS, "rollout", "restart", "deploy/web")
 		kubectl(t, "-n", appNS, "rollout", "status", "deploy/web", "--timeout=3m")
 		enforced(t)
+		// The injector saw the Server: the new pods' proxies refuse its port (and only it) until the control
+		// plane answers, should they start without one.
+		out := kubectl(t, "-n", appNS, "get", "pods", "-l", "app=web-svc", "-o", `jsonpath={range .items[*]}{.metadata.deletionTimestamp}{"|"}`+
+			`{.spec.initContainers[?(@.name=="sinew-proxy")].env[?(@.name=="SINEW_PROXY_INBOUND_SERVER_PORTS")].value}{"\n"}{end}`)
+		for line := range strings.Lines(out) {
+			deleting, ports, _ := strings.Cut(strings.TrimSpace(line), "|")
+			if deleting == "" && ports != "8080" {
+				t.Errorf("a new web pod's SINEW_PROXY_INBOUND_SERVER_PORTS is %q, want 8080 (the Server web-http's port http)", ports)
+			}
+		}
 	})
 	j.step("authorization-policy", []string{"server-authorization"}, func(t *testing.T) {
 		must(t, time.Minute, authorizationPolicy, "kubectl", "apply", "-f", "-")
