@@ -78,4 +78,33 @@ func TestCRDValidationOnAPIServer(t *testing.T) {
 			t.Errorf("%s: got %v, want an error containing %q", name, err, c.want)
 		}
 	}
+	// HTTPFault: the API server checks what the control plane's own validation checks.
+	faults := dyn.Resource(schema.GroupVersionResource{Group: "policy.sinew.dev", Version: "v1alpha1", Resource: "httpfaults"}).Namespace("default")
+	fault := func(spec map[string]any) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "policy.sinew.dev/v1alpha1", "kind": "HTTPFault",
+			"metadata": map[string]any{"generateName": "e2e-"}, "spec": spec,
+		}}
+	}
+	good := map[string]any{"abort": map[string]any{"httpStatus": int64(503), "percentage": 10.5},
+		"delay": map[string]any{"fixedDelay": "250ms", "percentage": int64(50)}, "maxActiveFaults": int64(10)}
+	if _, err := faults.Create(ctx, fault(good), metav1.CreateOptions{DryRun: []string{"All"}}); err != nil {
+		t.Errorf("a good HTTPFault is refused: %v", err)
+	}
+	badFaults := map[string]struct {
+		spec map[string]any
+		want string
+	}{
+		"nothing":          {map[string]any{}, "give at least one of abort and delay"},
+		"abort, no status": {map[string]any{"abort": map[string]any{"percentage": int64(5)}}, "give httpStatus, grpcStatus or both"},
+		"status":           {map[string]any{"abort": map[string]any{"httpStatus": int64(700)}}, "should be less than or equal to 599"},
+		"percentage":       {map[string]any{"abort": map[string]any{"httpStatus": int64(503), "percentage": int64(101)}}, "should be less than or equal to 100"},
+		"delay":            {map[string]any{"delay": map[string]any{"fixedDelay": "soon"}}, "spec.delay.fixedDelay"},
+	}
+	for name, c := range badFaults {
+		_, err := faults.Create(ctx, fault(c.spec), metav1.CreateOptions{DryRun: []string{"All"}})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("HTTPFault %s: got %v, want an error containing %q", name, err, c.want)
+		}
+	}
 }

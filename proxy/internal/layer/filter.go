@@ -222,9 +222,9 @@ func redirect(req *pipeline.Request, rd *policyv1.Filter_Redirect) (*http.Respon
 		}
 	}
 	host, reqPort := splitHost(req.HTTP.Host)
-	if reqPort == "" {
-		// The port the client asked for: the target's (a Service port), as Gateway API uses the listener's.
-		_, reqPort = splitHost(req.Out.Target)
+	if _, p := splitHost(req.Out.Target); p != "" {
+		// The port of the target (a Service port): Gateway API keeps the listener's.
+		reqPort = p
 	}
 	if h := rd.GetHost(); h != "" {
 		host = h

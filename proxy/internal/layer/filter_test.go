@@ -122,7 +122,7 @@ func TestRedirect(t *testing.T) {
 		{"host and status", "http://web/a?q=1", &policyv1.Filter_Redirect{Host: "example.org", Status: 301}, 301, "http://example.org/a?q=1"},
 		{"scheme sets its port", "http://web:8080/a", &policyv1.Filter_Redirect{Scheme: "https"}, 302, "https://web/a"},
 		{"port", "http://web/a", &policyv1.Filter_Redirect{Port: 8443}, 302, "http://web:8443/a"},
-		{"the request's port stays", "http://web:8080/a", &policyv1.Filter_Redirect{Host: "x"}, 302, "http://x:8080/a"},
+		{"the target's port stays", "http://web:8080/a", &policyv1.Filter_Redirect{Host: "x"}, 302, "http://x:8080/a"},
 		{"full path", "http://web/a/b", &policyv1.Filter_Redirect{PathModifier: &policyv1.Filter_PathModifier{Kind: &policyv1.Filter_PathModifier_Full{Full: "/new"}}}, 302, "http://web/new"},
 		{"scheme and port", "http://web/a", &policyv1.Filter_Redirect{Scheme: "https", Port: 443}, 302, "https://web/a"},
 	} {

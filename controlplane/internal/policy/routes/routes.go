@@ -20,6 +20,7 @@ import (
 
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
 )
 
@@ -407,22 +408,157 @@ func match(m gatewayv1.HTTPRouteMatch) *policyv1.HttpMatch {
 	return out
 }
 
-// filters translates a rule's or backend's filters. The header modifiers become the proxy's; any other filter
-// cannot be applied yet, so the requests it would have changed fail instead of going on without it: the result
-// is then a single failure filter.
+// filters translates a rule's or backend's filters. A filter the proxies cannot apply (CORS, ExternalAuth, an
+// ExtensionRef to anything but an existing HTTPFault) makes the requests it would have changed fail instead of
+// going on without it: the result is then a single failure filter. A mirror whose backend cannot be used is left
+// out: the requests themselves are unaffected.
 func (t *translator) filters(field string, fs []gatewayv1.HTTPRouteFilter, consequence string) []*policyv1.Filter {
 	var out []*policyv1.Filter
 	for i, f := range fs {
+		ff := fmt.Sprintf("%s[%d]", field, i)
+		unsupported := func(why string) []*policyv1.Filter {
+			t.problem(ff, "%s; %s", why, consequence)
+			return []*policyv1.Filter{t.failure(t.filterStatus(), fmt.Sprintf("%s: %s", ff, why))}
+		}
 		switch f.Type {
 		case gatewayv1.HTTPRouteFilterRequestHeaderModifier:
 			out = append(out, &policyv1.Filter{Kind: &policyv1.Filter_RequestHeaderModifier{RequestHeaderModifier: headerModifier(f.RequestHeaderModifier)}})
 		case gatewayv1.HTTPRouteFilterResponseHeaderModifier:
 			out = append(out, &policyv1.Filter{Kind: &policyv1.Filter_ResponseHeaderModifier{ResponseHeaderModifier: headerModifier(f.ResponseHeaderModifier)}})
+		case gatewayv1.HTTPRouteFilterRequestRedirect:
+			out = append(out, &policyv1.Filter{Kind: &policyv1.Filter_Redirect_{Redirect: redirectFilter(f.RequestRedirect)}})
+		case gatewayv1.HTTPRouteFilterURLRewrite:
+			out = append(out, &policyv1.Filter{Kind: &policyv1.Filter_UrlRewrite_{UrlRewrite: rewriteFilter(f.URLRewrite)}})
+		case gatewayv1.HTTPRouteFilterRequestMirror:
+			if m := t.mirror(ff+".requestMirror", f.RequestMirror); m != nil {
+				out = append(out, &policyv1.Filter{Kind: &policyv1.Filter_Mirror_{Mirror: m}})
+			}
+		case gatewayv1.HTTPRouteFilterExtensionRef:
+			fault, why := t.fault(f.ExtensionRef)
+			if why != "" {
+				return unsupported(why)
+			}
+			out = append(out, &policyv1.Filter{Kind: &policyv1.Filter_Fault_{Fault: fault}})
 		default:
-			ff := fmt.Sprintf("%s[%d]", field, i)
-			t.problem(ff, "filter %s is not supported yet; %s", f.Type, consequence)
-			return []*policyv1.Filter{t.failure(t.filterStatus(), fmt.Sprintf("%s: filter %s is not supported yet", ff, f.Type))}
+			return unsupported(fmt.Sprintf("filter %s is not supported yet", f.Type))
 		}
+	}
+	return out
+}
+
+func redirectFilter(r *gatewayv1.HTTPRequestRedirectFilter) *policyv1.Filter_Redirect {
+	out := &policyv1.Filter_Redirect{Status: 302}
+	if r == nil {
+		return out
+	}
+	if r.Scheme != nil {
+		out.Scheme = *r.Scheme
+	}
+	if r.Hostname != nil {
+		out.Host = string(*r.Hostname)
+	}
+	if r.Port != nil {
+		out.Port = uint32(*r.Port)
+	}
+	if r.StatusCode != nil {
+		out.Status = uint32(*r.StatusCode)
+	}
+	out.PathModifier = pathModifier(r.Path)
+	return out
+}
+
+func rewriteFilter(r *gatewayv1.HTTPURLRewriteFilter) *policyv1.Filter_UrlRewrite {
+	out := &policyv1.Filter_UrlRewrite{}
+	if r == nil {
+		return out
+	}
+	if r.Hostname != nil {
+		out.Host = string(*r.Hostname)
+	}
+	out.Path = pathModifier(r.Path)
+	return out
+}
+
+func pathModifier(m *gatewayv1.HTTPPathModifier) *policyv1.Filter_PathModifier {
+	switch {
+	case m == nil:
+		return nil
+	case m.Type == gatewayv1.PrefixMatchHTTPPathModifier && m.ReplacePrefixMatch != nil:
+		return &policyv1.Filter_PathModifier{Kind: &policyv1.Filter_PathModifier_Prefix{Prefix: *m.ReplacePrefixMatch}}
+	case m.Type == gatewayv1.FullPathHTTPPathModifier && m.ReplaceFullPath != nil:
+		return &policyv1.Filter_PathModifier{Kind: &policyv1.Filter_PathModifier_Full{Full: *m.ReplaceFullPath}}
+	}
+	return nil
+}
+
+// mirror translates a RequestMirror; nil (with a problem) when its backend cannot be used.
+func (t *translator) mirror(field string, m *gatewayv1.HTTPRequestMirrorFilter) *policyv1.Filter_Mirror {
+	if m == nil {
+		return nil
+	}
+	b := m.BackendRef
+	ns := t.rt.Namespace
+	if b.Namespace != nil {
+		ns = string(*b.Namespace)
+	}
+	var port uint16
+	if b.Port != nil {
+		port = uint16(*b.Port)
+	}
+	if why := t.unusableBackend(b, ns, port); why != "" {
+		t.problem(field+".backendRef", "%s; requests are not mirrored", why)
+		return nil
+	}
+	ratio := 1.0
+	switch {
+	case m.Percent != nil:
+		ratio = float64(*m.Percent) / 100
+	case m.Fraction != nil:
+		den := int32(100)
+		if m.Fraction.Denominator != nil {
+			den = *m.Fraction.Denominator
+		}
+		if den > 0 {
+			ratio = float64(m.Fraction.Numerator) / float64(den)
+		}
+	}
+	return &policyv1.Filter_Mirror{Authority: t.authority(string(b.Name), ns, port), Ratio: min(max(ratio, 0), 1)}
+}
+
+// fault translates an ExtensionRef to an HTTPFault of the route's namespace; why says what is wrong otherwise.
+func (t *translator) fault(ref *gatewayv1.LocalObjectReference) (*policyv1.Filter_Fault, string) {
+	if ref == nil {
+		return nil, "an ExtensionRef filter without extensionRef"
+	}
+	if string(ref.Group) != authzapi.Group || string(ref.Kind) != authzapi.KindHTTPFault {
+		return nil, fmt.Sprintf("ExtensionRef to kind %s (group %q) is not supported; only %s (group %s)", ref.Kind, ref.Group, authzapi.KindHTTPFault, authzapi.Group)
+	}
+	for _, f := range t.snap.Policies().HTTPFaults {
+		if f.Metadata.Namespace == t.rt.Namespace && f.Metadata.Name == string(ref.Name) {
+			return FaultFilter(f), ""
+		}
+	}
+	return nil, fmt.Sprintf("%s %s/%s does not exist", authzapi.KindHTTPFault, t.rt.Namespace, ref.Name)
+}
+
+// FaultFilter is an HTTPFault in the contract's form.
+func FaultFilter(f *authzapi.HTTPFault) *policyv1.Filter_Fault {
+	out := &policyv1.Filter_Fault{}
+	if m := f.Spec.MaxActiveFaults; m != nil {
+		out.MaxActive = uint32(*m)
+	}
+	if a := f.Spec.Abort; a != nil {
+		out.Abort = &policyv1.Filter_Fault_Abort{Ratio: authzapi.Ratio(a.Percentage), HttpStatus: 500}
+		if a.HTTPStatus != nil {
+			out.Abort.HttpStatus = uint32(*a.HTTPStatus)
+		}
+		if a.GRPCStatus != nil {
+			out.Abort.GrpcCode, _ = authzapi.GRPCCode(*a.GRPCStatus) // validated
+		}
+	}
+	if d := f.Spec.Delay; d != nil {
+		v, _ := time.ParseDuration(d.FixedDelay) // validated
+		out.Delay = &policyv1.Filter_Fault_Delay{Fixed: durationpb.New(v), Ratio: authzapi.Ratio(d.Percentage)}
 	}
 	return out
 }
@@ -461,12 +597,19 @@ func (t *translator) backend(field string, b gatewayv1.HTTPBackendRef, share str
 		port = uint16(*b.Port)
 	}
 	out := &policyv1.WeightedBackend{Authority: t.authority(string(b.Name), ns, port), Weight: weight(b)}
-	fail := func(why string) *policyv1.WeightedBackend {
+	if why := t.unusableBackend(b.BackendObjectReference, ns, port); why != "" {
 		t.problem(field, "%s; its share of the rule's requests (%s) gets %s", why, share, t.answer(t.backendStatus()))
 		out.Filters = []*policyv1.Filter{t.failure(t.backendStatus(), field+": "+why)}
 		return out
 	}
-	if !api.BackendIsService(b.BackendObjectReference) {
+	out.Filters = t.filters(field+".filters", b.Filters,
+		fmt.Sprintf("its share of the rule's requests (%s) gets %s", share, t.answer(t.filterStatus())))
+	return out
+}
+
+// unusableBackend says why the proxies cannot send to b (port of a Service in namespace ns); "" when they can.
+func (t *translator) unusableBackend(b gatewayv1.BackendObjectReference, ns string, port uint16) string {
+	if !api.BackendIsService(b) {
 		group, kind := "", api.KindService
 		if b.Group != nil {
 			group = string(*b.Group)
@@ -474,7 +617,7 @@ func (t *translator) backend(field string, b gatewayv1.HTTPBackendRef, share str
 		if b.Kind != nil {
 			kind = string(*b.Kind)
 		}
-		return fail(fmt.Sprintf("backends of kind %s (group %q) are not supported", kind, group))
+		return fmt.Sprintf("backends of kind %s (group %q) are not supported", kind, group)
 	}
 	name := string(b.Name)
 	if ns != t.rt.Namespace {
@@ -482,14 +625,12 @@ func (t *translator) backend(field string, b gatewayv1.HTTPBackendRef, share str
 	}
 	svc, ok := t.snap.Service(ns, string(b.Name))
 	if !ok {
-		return fail(fmt.Sprintf("Service %s does not exist", name))
+		return fmt.Sprintf("Service %s does not exist", name)
 	}
 	if _, ok := svc.Port(port); !ok {
-		return fail(fmt.Sprintf("Service %s has no port %d", name, port))
+		return fmt.Sprintf("Service %s has no port %d", name, port)
 	}
-	out.Filters = t.filters(field+".filters", b.Filters,
-		fmt.Sprintf("its share of the rule's requests (%s) gets %s", share, t.answer(t.filterStatus())))
-	return out
+	return ""
 }
 
 // authority is the name a proxy resolves for port of a Service.

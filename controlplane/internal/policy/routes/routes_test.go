@@ -13,6 +13,7 @@ import (
 
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
 	"github.com/sinewmesh/sinew/internal/golden"
 )
@@ -260,14 +261,16 @@ spec:
     - {name: web-v2, namespace: other, port: 80, weight: 3}
     - {name: api, namespace: other, port: 80, weight: 1}
     - {group: example.com, kind: Bucket, name: b, weight: 2}
-  - matches: [{path: {value: /rewrite}}]
-    filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: /}}}]
+  - matches: [{path: {value: /fault}}]
+    filters: [{type: ExtensionRef, extensionRef: {group: policy.sinew.dev, kind: HTTPFault, name: missing}}]
     backendRefs: [{name: web-v1, port: 80}]
   - matches: [{path: {value: /mirror}}]
     backendRefs:
     - name: web-v1
       port: 80
-      filters: [{type: RequestMirror, requestMirror: {backendRef: {name: web-v2, port: 80}}}]
+      filters:
+      - {type: RequestMirror, requestMirror: {backendRef: {name: shadow, port: 80}}}
+      - {type: ExtensionRef, extensionRef: {group: example.com, kind: Lua, name: script}}
     - name: web-v2
       port: 80
       filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-b, value: v2}]}}]
@@ -330,4 +333,40 @@ func slicesEqual[T comparable](a, b []T) bool {
 		}
 	}
 	return true
+}
+
+// TestFilters: redirects, rewrites, mirrors (percent, fraction, all) and HTTPFaults by ExtensionRef become the
+// contract's filters, in the rule's order.
+func TestFilters(t *testing.T) {
+	t.Parallel()
+	s := model.NewStore()
+	pct := func(v float64) *float64 { return &v }
+	status, grpc, maxActive := 503, "UNAVAILABLE", 5
+	var pols authzapi.Policies
+	pols.Add(&authzapi.HTTPFault{Metadata: authzapi.Meta{Namespace: "shop", Name: "flaky"}, Spec: authzapi.HTTPFaultSpec{
+		Abort:           &authzapi.FaultAbort{HTTPStatus: &status, GRPCStatus: &grpc, Percentage: pct(10)},
+		Delay:           &authzapi.FaultDelay{FixedDelay: "250ms", Percentage: pct(50)},
+		MaxActiveFaults: &maxActive,
+	}})
+	s.Update(model.Resources{Services: []*model.Service{service("web", 80), service("web-v2", 80)}, Policies: pols, HTTPRoutes: decode(t, `metadata: {name: filters}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web, port: 80}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /old}}]
+    filters: [{type: RequestRedirect, requestRedirect: {scheme: https, hostname: example.org, port: 8443, statusCode: 301, path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}}}]
+  - matches: [{path: {type: PathPrefix, value: /api}}]
+    filters:
+    - {type: URLRewrite, urlRewrite: {hostname: api.internal, path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}}
+    - {type: RequestMirror, requestMirror: {backendRef: {name: web-v2, port: 80}, percent: 25}}
+    - {type: RequestMirror, requestMirror: {backendRef: {name: web-v2, port: 80}, fraction: {numerator: 1, denominator: 3}}}
+    - {type: ExtensionRef, extensionRef: {group: policy.sinew.dev, kind: HTTPFault, name: flaky}}
+  - matches: [{path: {type: Exact, value: /one}}]
+    filters:
+    - {type: URLRewrite, urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: /two}}}
+    - {type: RequestMirror, requestMirror: {backendRef: {name: web-v2, port: 80}}}`)})
+	snap := s.Snapshot()
+	golden.Check(t, "testdata/filters.json", render(t, outbound(t, snap, 80)))
+	if p := Problems(snap, clusterDomain); len(p) > 0 {
+		t.Errorf("problems: %v", p)
+	}
 }

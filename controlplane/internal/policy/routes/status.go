@@ -103,29 +103,23 @@ func accepted(snap *model.Snapshot, rt *api.Route, p gatewayv1.ParentReference, 
 		return no(ReasonConflicted, "%s", conflictMessage(conflicts))
 	}
 	msg := "Accepted"
-	if unsupported := unsupportedFilters(rt); len(unsupported) > 0 {
-		msg += "; requests to what the proxies cannot apply yet get " + Answer(rt.Kind, FailureStatus) + ": " + strings.Join(unsupported, "; ")
+	if problems := filterProblems(snap, rt); len(problems) > 0 {
+		msg += "; " + strings.Join(problems, "; ")
 	}
 	return condition(gatewayv1.RouteConditionAccepted, true, gatewayv1.RouteReasonAccepted, msg)
 }
 
-// unsupportedFilters names the filters the translation fails with 500.
-func unsupportedFilters(rt *api.Route) []string {
-	var out []string
-	check := func(field string, fs []gatewayv1.HTTPRouteFilter) {
-		for i, f := range fs {
-			if f.Type != gatewayv1.HTTPRouteFilterRequestHeaderModifier && f.Type != gatewayv1.HTTPRouteFilterResponseHeaderModifier {
-				out = append(out, fmt.Sprintf("%s[%d] (%s)", field, i, f.Type))
-			}
-		}
-	}
+// filterProblems says what of the route's filters the proxies cannot apply (their requests fail) or leave out (a
+// mirror whose backend is unusable), as the translation says it.
+func filterProblems(snap *model.Snapshot, rt *api.Route) []string {
+	t := translator{snap: snap, rt: rt}
 	for i, r := range rt.Rules {
-		check(fmt.Sprintf("spec.rules[%d].filters", i), r.Filters)
+		t.filters(fmt.Sprintf("spec.rules[%d].filters", i), r.Filters, "the rule's requests get "+t.answer(t.filterStatus()))
 		for j, b := range r.BackendRefs {
-			check(fmt.Sprintf("spec.rules[%d].backendRefs[%d].filters", i, j), b.Filters)
+			t.filters(fmt.Sprintf("spec.rules[%d].backendRefs[%d].filters", i, j), b.Filters, "the backend's share gets "+t.answer(t.filterStatus()))
 		}
 	}
-	return out
+	return t.problems
 }
 
 // resolvedRefs is the ResolvedRefs condition of the route's backends, which does not depend on the parent.

@@ -26,7 +26,7 @@ spec:
   - {group: "", kind: Service, name: web, namespace: other}
   - {name: some-gateway}
   rules:
-  - filters: [{type: URLRewrite, urlRewrite: {hostname: x}}]
+  - filters: [{type: ExtensionRef, extensionRef: {group: policy.sinew.dev, kind: HTTPFault, name: absent}}]
     backendRefs:
     - {name: web-v1, port: 80}
     - {name: web-v3, port: 80}

@@ -1,6 +1,6 @@
 // Package api holds the Go form of the inbound authorization kinds of group policy.sinew.dev (Server,
 // ServerAuthorization, AuthorizationPolicy, MeshTLSAuthentication, NetworkAuthentication, JWTAuthentication,
-// HTTPLocalRateLimitPolicy) as the CRDs in
+// HTTPLocalRateLimitPolicy), and HTTPFault, which routes refer to, as the CRDs in
 // charts/sinew-crds define them, and their validation. Both sources decode documents into these types (local
 // YAML files strictly, Kubernetes objects through JSON) and hand them to the model unchanged; the translation into
 // proxy policy lives in the parent package authz. It must not import the model, client-go or anything that
@@ -37,6 +37,7 @@ var Kinds = []struct{ Kind, Resource string }{
 	{KindNetworkAuthentication, "networkauthentications"},
 	{KindHTTPLocalRateLimitPolicy, "httplocalratelimitpolicies"},
 	{KindJWTAuthentication, "jwtauthentications"},
+	{KindHTTPFault, "httpfaults"},
 }
 
 // Meta is the part of an object's metadata the translation reads.
@@ -79,6 +80,8 @@ func New(kind string) (Object, bool) {
 		return &HTTPLocalRateLimitPolicy{}, true
 	case KindJWTAuthentication:
 		return &JWTAuthentication{}, true
+	case KindHTTPFault:
+		return &HTTPFault{}, true
 	}
 	return nil, false
 }
@@ -272,6 +275,7 @@ type Policies struct {
 	NetworkAuthentications []*NetworkAuthentication    `json:"networkAuthentications,omitempty"`
 	RateLimits             []*HTTPLocalRateLimitPolicy `json:"httpLocalRateLimitPolicies,omitempty"`
 	JWTAuthentications     []*JWTAuthentication        `json:"jwtAuthentications,omitempty"`
+	HTTPFaults             []*HTTPFault                `json:"httpFaults,omitempty"`
 }
 
 // Add appends o to its kind's list.
@@ -291,6 +295,8 @@ func (p *Policies) Add(o Object) {
 		p.RateLimits = append(p.RateLimits, o)
 	case *JWTAuthentication:
 		p.JWTAuthentications = append(p.JWTAuthentications, o)
+	case *HTTPFault:
+		p.HTTPFaults = append(p.HTTPFaults, o)
 	}
 }
 
@@ -317,10 +323,14 @@ func (p *Policies) Each(f func(Object)) {
 	for _, o := range p.JWTAuthentications {
 		f(o)
 	}
+	for _, o := range p.HTTPFaults {
+		f(o)
+	}
 }
 
 // Len is the number of objects.
 func (p *Policies) Len() int {
 	return len(p.Servers) + len(p.ServerAuthorizations) + len(p.AuthorizationPolicies) +
-		len(p.MeshTLSAuthentications) + len(p.NetworkAuthentications) + len(p.RateLimits) + len(p.JWTAuthentications)
+		len(p.MeshTLSAuthentications) + len(p.NetworkAuthentications) + len(p.RateLimits) + len(p.JWTAuthentications) +
+		len(p.HTTPFaults)
 }

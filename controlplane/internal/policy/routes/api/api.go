@@ -156,6 +156,7 @@ func validateRule(field string, rule gatewayv1.HTTPRouteRule, add func(field, fo
 	}
 	validateFilters(field+".filters", rule.Filters, add)
 	validateBackends(field, rule.BackendRefs, add)
+	validatePathModifiers(field, rule, add)
 	if t := rule.Timeouts; t != nil {
 		var request, backend time.Duration
 		var err error
@@ -312,6 +313,62 @@ func validateFilters(field string, filters []gatewayv1.HTTPRouteFilter, add func
 	}
 	if seen[gatewayv1.HTTPRouteFilterRequestRedirect] && seen[gatewayv1.HTTPRouteFilterURLRewrite] {
 		add(field, "may specify either RequestRedirect or URLRewrite, but not both")
+	}
+}
+
+// validatePathModifiers checks the path modifiers of a rule's redirects and rewrites: each sets the field its type
+// names, and replacing the matched prefix needs every match of the rule to match a prefix (so that there is one).
+func validatePathModifiers(field string, rule gatewayv1.HTTPRouteRule, add func(field, format string, args ...any)) {
+	prefixOnly := len(rule.Matches) > 0
+	for _, m := range rule.Matches {
+		if m.Path == nil || m.Path.Type == nil || *m.Path.Type != gatewayv1.PathMatchPathPrefix {
+			prefixOnly = false
+		}
+	}
+	check := func(ff string, pm *gatewayv1.HTTPPathModifier) {
+		if pm == nil {
+			return
+		}
+		switch pm.Type {
+		case gatewayv1.FullPathHTTPPathModifier:
+			if pm.ReplaceFullPath == nil {
+				add(ff+".replaceFullPath", "required for type ReplaceFullPath")
+			} else if !strings.HasPrefix(*pm.ReplaceFullPath, "/") {
+				add(ff+".replaceFullPath", "must start with /, got %q", *pm.ReplaceFullPath)
+			}
+		case gatewayv1.PrefixMatchHTTPPathModifier:
+			if pm.ReplacePrefixMatch == nil {
+				add(ff+".replacePrefixMatch", "required for type ReplacePrefixMatch")
+			}
+			if !prefixOnly {
+				add(ff, "ReplacePrefixMatch needs every match of the rule to be a PathPrefix match")
+			}
+		default:
+			add(ff+".type", "must be ReplaceFullPath or ReplacePrefixMatch, got %q", pm.Type)
+		}
+	}
+	for i, f := range rule.Filters {
+		ff := fmt.Sprintf("%s.filters[%d]", field, i)
+		if f.RequestRedirect != nil {
+			check(ff+".requestRedirect.path", f.RequestRedirect.Path)
+			if sc := f.RequestRedirect.StatusCode; sc != nil && *sc != 301 && *sc != 302 && *sc != 303 && *sc != 307 && *sc != 308 {
+				add(ff+".requestRedirect.statusCode", "must be 301, 302, 303, 307 or 308, got %d", *sc)
+			}
+		}
+		if f.URLRewrite != nil {
+			check(ff+".urlRewrite.path", f.URLRewrite.Path)
+		}
+		if m := f.RequestMirror; m != nil {
+			if m.Percent != nil && m.Fraction != nil {
+				add(ff+".requestMirror", "give percent or fraction, not both")
+			}
+			if m.Percent != nil && (*m.Percent < 0 || *m.Percent > 100) {
+				add(ff+".requestMirror.percent", "must be 0-100, got %d", *m.Percent)
+			}
+			if fr := m.Fraction; fr != nil && (fr.Numerator < 0 || fr.Denominator != nil && (*fr.Denominator < 1 || fr.Numerator > *fr.Denominator)) {
+				add(ff+".requestMirror.fraction", "numerator must be between 0 and the denominator (at least 1)")
+			}
+		}
 	}
 }
 

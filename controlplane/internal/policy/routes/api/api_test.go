@@ -41,6 +41,12 @@ func TestValidate(t *testing.T) {
 		{`{rules: [{filters: [{type: RequestHeaderModifier, requestHeaderModifier: {}}, {type: RequestHeaderModifier, requestHeaderModifier: {}}]}]}`, "spec.rules[0].filters[1]: a second RequestHeaderModifier filter"},
 		{`{rules: [{backendRefs: [{name: w, port: 80, filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: "a:b", value: c}]}}]}]}]}`, `spec.rules[0].backendRefs[0].filters[0]: "a:b" is not a header name`},
 		{`{rules: [{retry: {codes: [200]}}]}`, "spec.rules[0].retry.codes[0]: must be 400-599, got 200"},
+		{`{rules: [{matches: [{path: {type: PathPrefix, value: /a}}], filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /b}}}, {type: RequestMirror, requestMirror: {backendRef: {name: m, port: 80}, fraction: {numerator: 1, denominator: 4}}}]}]}`, ""},
+		{`{rules: [{matches: [{path: {type: Exact, value: /a}}], filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /b}}}]}]}`, "spec.rules[0].filters[0].urlRewrite.path: ReplacePrefixMatch needs every match of the rule to be a PathPrefix match"},
+		{`{rules: [{filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplaceFullPath}}}]}]}`, "spec.rules[0].filters[0].requestRedirect.path.replaceFullPath: required for type ReplaceFullPath"},
+		{`{rules: [{filters: [{type: RequestRedirect, requestRedirect: {statusCode: 200}}]}]}`, "spec.rules[0].filters[0].requestRedirect.statusCode: must be 301, 302, 303, 307 or 308, got 200"},
+		{`{rules: [{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: m, port: 80}, percent: 10, fraction: {numerator: 1}}}]}]}`, "spec.rules[0].filters[0].requestMirror: give percent or fraction, not both"},
+		{`{rules: [{filters: [{type: RequestMirror, requestMirror: {backendRef: {name: m, port: 80}, fraction: {numerator: 5, denominator: 4}}}]}]}`, "spec.rules[0].filters[0].requestMirror.fraction: numerator must be between 0 and the denominator"},
 	} {
 		var rt HTTPRoute
 		if err := yaml.UnmarshalStrict([]byte("metadata: {name: r}\nspec: "+tc.spec), &rt); err != nil {
