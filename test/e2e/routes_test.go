@@ -146,6 +146,102 @@ spec:
   - {group: policy.sinew.dev, kind: MeshTLSAuthentication, name: route-bot}
 `
 
+// abRoute sends the requests of the A/B test's group b (header x-ab-group: b) to web-canary, the rest to
+// web-primary.
+const abRoute = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: web-ab
+  namespace: emojivoto
+spec:
+  parentRefs:
+  - {group: "", kind: Service, name: web-svc, port: 80}
+  rules:
+  - matches: [{headers: [{name: x-ab-group, value: b}]}]
+    backendRefs: [{name: web-canary, port: 80}]
+  - backendRefs: [{name: web-primary, port: 80}]
+`
+
+// abBotManifest is a vote-bot of group b (its own service account, ab-bot).
+const abBotManifest = `apiVersion: v1
+kind: ServiceAccount
+metadata: {name: ab-bot, namespace: emojivoto}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ab-bot, namespace: emojivoto}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: ab-bot}}
+  template:
+    metadata: {labels: {app: ab-bot}}
+    spec:
+      serviceAccountName: ab-bot
+      containers:
+      - name: bot
+        image: ghcr.io/sinewmesh/emojivoto:%s
+        imagePullPolicy: IfNotPresent
+        args: [vote-bot, -web-host=web-svc.emojivoto:80, -rate=5, -doughnut-share=0, "-header=x-ab-group: b"]
+`
+
+// votingV2Manifest is a second voting Deployment behind voting-v2, and voting-primary selecting emojivoto's own
+// voting pods: the backends of a GRPCRoute on voting-svc.
+const votingV2Manifest = `apiVersion: v1
+kind: Service
+metadata: {name: voting-primary, namespace: emojivoto}
+spec:
+  selector: {app: voting-svc}
+  ports: [{name: grpc, port: 8080, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: voting-v2, namespace: emojivoto}
+spec:
+  selector: {app: voting-v2}
+  ports: [{name: grpc, port: 8080, targetPort: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: voting-v2, namespace: emojivoto}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: voting-v2}}
+  template:
+    metadata: {labels: {app: voting-v2}}
+    spec:
+      serviceAccountName: voting
+      containers:
+      - name: voting-svc
+        image: ghcr.io/sinewmesh/emojivoto:%s
+        imagePullPolicy: IfNotPresent
+        args: [voting]
+        env: [{name: GRPC_PORT, value: "8080"}]
+        ports: [{name: grpc, containerPort: 8080}]
+        readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 2}
+`
+
+// votingRoute splits web's calls to voting-svc 50/50 between voting-primary and voting-v2, and answers every
+// doughnut vote RESOURCE_EXHAUSTED through an HTTPFault (the sample fails them anyway, with another code).
+const votingRoute = `apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: voting-split, namespace: emojivoto}
+spec:
+  parentRefs: [{group: "", kind: Service, name: voting-svc, port: 8080}]
+  rules:
+  - matches: [{method: {service: emojivoto.v1.VotingService, method: VoteDoughnut}}]
+    filters: [{type: ExtensionRef, extensionRef: {group: policy.sinew.dev, kind: HTTPFault, name: no-doughnuts}}]
+    backendRefs: [{name: voting-primary, port: 8080}]
+  - backendRefs:
+    - {name: voting-primary, port: 8080, weight: 50}
+    - {name: voting-v2, port: 8080, weight: 50}
+---
+apiVersion: policy.sinew.dev/v1alpha1
+kind: HTTPFault
+metadata: {name: no-doughnuts, namespace: emojivoto}
+spec:
+  abort: {grpcStatus: RESOURCE_EXHAUSTED, httpStatus: 429}
+`
+
 const (
 	routeBotRate      = 10 // rounds a second, two requests each
 	routeBotStatsPort = 9992
@@ -273,8 +369,100 @@ func TestGatewayAPIRoutes(t *testing.T) {
 		t.Logf("%d requests while the weights moved, none failed", after.Requests-before.Requests)
 	})
 
-	j.step("canary-removed", []string{"canary-weights"}, func(t *testing.T) {
+	// A/B by header: ab-bot's requests (x-ab-group: b) all go to web-canary, route-bot's (no header) all to
+	// web-primary.
+	j.step("ab-by-header", []string{"canary-weights"}, func(t *testing.T) {
 		kubectl(t, "-n", appNS, "delete", "httproute", "web-split")
+		must(t, time.Minute, abRoute, "kubectl", "apply", "-f", "-")
+		routeAccepted(t, "web-ab")
+		must(t, 2*time.Minute, fmt.Sprintf(abBotManifest, e.version), "kubectl", "apply", "-f", "-")
+		kubectl(t, "-n", appNS, "rollout", "status", "deploy/ab-bot", "--timeout=3m")
+		requireAllMeshed(t)
+		from := func(ip, bot string) float64 {
+			return sum(metricsOfQuiet(ip), "request_total", map[string]string{"direction": "inbound", "client_id": spiffe(bot)})
+		}
+		type counts struct{ abPrimary, abCanary, routePrimary, routeCanary float64 }
+		read := func() counts {
+			return counts{from(webIPs["web-primary"], "ab-bot"), from(webIPs["web-canary"], "ab-bot"),
+				from(webIPs["web-primary"], "route-bot"), from(webIPs["web-canary"], "route-bot")}
+		}
+		// Once the route reached both bots' proxies, a window of requests goes only where each belongs.
+		var last string
+		eventually(t, 2*time.Minute, "each group at its own backend", func() error {
+			c0 := read()
+			time.Sleep(10 * time.Second) // a window of traffic: about 100 of ab-bot's requests, 200 of route-bot's
+			c1 := read()
+			d := counts{c1.abPrimary - c0.abPrimary, c1.abCanary - c0.abCanary, c1.routePrimary - c0.routePrimary, c1.routeCanary - c0.routeCanary}
+			last = fmt.Sprintf("ab-bot: %.0f at web-canary, %.0f at web-primary; route-bot: %.0f at web-primary, %.0f at web-canary",
+				d.abCanary, d.abPrimary, d.routePrimary, d.routeCanary)
+			if d.abCanary < 20 || d.abPrimary != 0 || d.routePrimary < 20 || d.routeCanary != 0 {
+				return fmt.Errorf("%s", last)
+			}
+			return nil
+		})
+		t.Log(last)
+		kubectl(t, "-n", appNS, "delete", "deploy", "ab-bot")
+		kubectl(t, "-n", appNS, "delete", "httproute", "web-ab")
+	})
+
+	// GRPCRoute on emojivoto's voting service: web's calls split between two voting versions, and an HTTPFault
+	// answers one method with the gRPC status it names.
+	j.step("grpcroute-voting", []string{"gateway-api-crds", "emojivoto-meshed"}, func(t *testing.T) {
+		must(t, 2*time.Minute, fmt.Sprintf(votingV2Manifest, e.version), "kubectl", "apply", "-f", "-")
+		kubectl(t, "-n", appNS, "rollout", "status", "deploy/voting-v2", "--timeout=3m")
+		// a bot that only votes for the doughnut
+		doughnutBot := strings.Replace(fmt.Sprintf(botManifest, "doughnut-bot", e.version, 5, routeBotStatsPort), "-doughnut-share=0", "-doughnut-share=1", 1)
+		must(t, 2*time.Minute, doughnutBot, "kubectl", "apply", "-f", "-")
+		kubectl(t, "-n", appNS, "rollout", "status", "deploy/doughnut-bot", "--timeout=3m")
+		requireAllMeshed(t)
+		must(t, time.Minute, votingRoute, "kubectl", "apply", "-f", "-")
+		eventually(t, time.Minute, "GRPCRoute voting-split accepted", func() error {
+			out, err := kubectlQuiet("-n", appNS, "get", "grpcroute", "voting-split", "-o",
+				`jsonpath={range .status.parents[*]}{.controllerName} {.conditions[?(@.type=="Accepted")].status} {.conditions[?(@.type=="ResolvedRefs")].status}{"\n"}{end}`)
+			if err != nil {
+				return err
+			}
+			if strings.TrimSpace(out) != "sinew.dev/policy-controller True True" {
+				return fmt.Errorf("status.parents: %q", strings.TrimSpace(out))
+			}
+			return nil
+		})
+		primaryIP, v2IP, webIP := podIP(t, "voting-svc"), podIP(t, "voting-v2"), podIP(t, "web-svc")
+		fromWeb := func(ip string) float64 {
+			return sum(metricsOfQuiet(ip), "request_total", map[string]string{"direction": "inbound", "client_id": spiffe("web")})
+		}
+		var last string
+		eventually(t, 2*time.Minute, "web's votes split between the voting versions", func() error {
+			p0, v0 := fromWeb(primaryIP), fromWeb(v2IP)
+			time.Sleep(10 * time.Second)
+			p1, v1 := fromWeb(primaryIP), fromWeb(v2IP)
+			n := p1 + v1 - p0 - v0
+			if n < 100 {
+				return fmt.Errorf("%.0f calls from web in the window", n)
+			}
+			share := 100 * (v1 - v0) / n
+			last = fmt.Sprintf("voting-v2 got %.1f %% of %.0f calls", share, n)
+			if math.Abs(share-50) > 10 {
+				return fmt.Errorf("%s, want 50 ± 10", last)
+			}
+			return nil
+		})
+		t.Log(last)
+		// The doughnut votes get the HTTPFault's RESOURCE_EXHAUSTED (8) from web's own proxy.
+		eventually(t, time.Minute, "doughnut votes answered RESOURCE_EXHAUSTED by the fault", func() error {
+			n := sum(metricsOfQuiet(webIP), "response_total", map[string]string{"direction": "outbound", "grpc_status_code": "8"})
+			if n < 5 {
+				return fmt.Errorf("web's proxy answered %v calls with gRPC status 8", n)
+			}
+			return nil
+		})
+		kubectl(t, "-n", appNS, "delete", "grpcroute", "voting-split")
+		kubectl(t, "-n", appNS, "delete", "httpfault", "no-doughnuts")
+		kubectl(t, "-n", appNS, "delete", "deploy", "voting-v2", "doughnut-bot")
+		kubectl(t, "-n", appNS, "delete", "service", "voting-v2", "voting-primary")
+	})
+
+	j.step("canary-removed", []string{"ab-by-header"}, func(t *testing.T) {
 		kubectl(t, "-n", appNS, "delete", "deploy,service", "web-canary")
 		kubectl(t, "-n", appNS, "delete", "service", "web-primary")
 	})

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -136,5 +137,31 @@ func TestVoteBot(t *testing.T) {
 	canceled := got.Failures["GET /api/list: context canceled"] + got.Failures["GET /api/vote: context canceled"]
 	if got.Requests < 20 || got.Failed == 0 || got.Failures["GET /api/vote: status 500"] != got.Failed-canceled {
 		t.Fatalf("stats: %+v", got)
+	}
+}
+
+// TestVoteBotHeader: vote-bot sends its configured header with every request (an A/B test's group).
+func TestVoteBotHeader(t *testing.T) {
+	t.Parallel()
+	seen := make(chan string, 100)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.URL.Path + " " + r.Header.Get("X-Ab-Group")
+		if r.URL.Path == "/api/list" {
+			_, _ = io.WriteString(w, `[{"shortcode":":joy:","unicode":"x"}]`)
+		}
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go RunVoteBot(ctx, VoteBotConfig{WebURL: srv.URL, Rate: 50, Header: http.Header{"X-Ab-Group": {"b"}}}) //nolint:errcheck
+	for _, want := range []string{"/api/list b", "/api/vote b"} {
+		select {
+		case got := <-seen:
+			if got != want {
+				t.Errorf("request %q, want %q", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("vote-bot sent nothing")
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -63,10 +64,19 @@ func Main(ctx context.Context, prog string, args []string, stderr io.Writer) err
 		rate := fs.Float64("rate", rateDef, "requests per second (minimum 1)")
 		doughnut := fs.Float64("doughnut-share", 0.15, "share of votes for the doughnut (they fail by design)")
 		statsPort := fs.String("stats-port", "", "serve GET /stats (requests and failures, JSON) on this port")
+		header := http.Header{}
+		fs.Func("header", "name: value sent with every request (repeatable)", func(v string) error {
+			name, value, ok := strings.Cut(v, ":")
+			if !ok || strings.TrimSpace(name) == "" {
+				return fmt.Errorf("%q: want name: value", v)
+			}
+			header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+			return nil
+		})
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		cfg := VoteBotConfig{WebURL: "http://" + *host, Rate: *rate, DoughnutShare: *doughnut, Log: log}
+		cfg := VoteBotConfig{WebURL: "http://" + *host, Rate: *rate, DoughnutShare: *doughnut, Header: header, Log: log}
 		if *statsPort != "" {
 			ln, err := net.Listen("tcp", net.JoinHostPort(env("BIND_HOST", ""), *statsPort))
 			if err != nil {

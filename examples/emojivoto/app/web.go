@@ -169,7 +169,9 @@ type VoteBotConfig struct {
 	// other emoji at random.
 	DoughnutShare float64
 	Stats         *BotStats // counts every request's outcome; nil: not counted
-	Log           *slog.Logger
+	// Header is sent with every request (an A/B test's group, say).
+	Header http.Header
+	Log    *slog.Logger
 }
 
 // RunVoteBot votes against web at cfg.Rate rounds per second until ctx ends: it lists the emoji, then votes (for
@@ -189,7 +191,7 @@ func RunVoteBot(ctx context.Context, cfg VoteBotConfig) error {
 		case <-tick.C:
 		}
 		var list []emojiJSON
-		if err := cfg.Stats.get(ctx, c, cfg.WebURL, "/api/list", &list); err != nil || len(list) == 0 {
+		if err := cfg.Stats.get(ctx, c, cfg.WebURL, "/api/list", cfg.Header, &list); err != nil || len(list) == 0 {
 			log.Warn("listing emoji failed", "err", err)
 			continue
 		}
@@ -198,7 +200,7 @@ func RunVoteBot(ctx context.Context, cfg VoteBotConfig) error {
 		if len(others) > 0 && rand.Float64() >= cfg.DoughnutShare {
 			choice = others[rand.IntN(len(others))].Shortcode
 		}
-		if err := cfg.Stats.get(ctx, c, cfg.WebURL, "/api/vote?choice="+url.QueryEscape(choice), nil); err != nil {
+		if err := cfg.Stats.get(ctx, c, cfg.WebURL, "/api/vote?choice="+url.QueryEscape(choice), cfg.Header, nil); err != nil {
 			log.Info("vote failed", "choice", choice, "err", err)
 		}
 	}
@@ -258,18 +260,21 @@ func (s *BotStats) ServeHTTP(rw http.ResponseWriter, _ *http.Request) {
 	writeJSON(rw, http.StatusOK, out)
 }
 
-// get asks web for path and decodes the JSON answer into into (unless nil), counting the outcome.
-func (s *BotStats) get(ctx context.Context, c *http.Client, webURL, path string, into any) error {
-	err := getJSON(ctx, c, webURL+path, into)
+// get asks web for path, with header h, and decodes the JSON answer into into (unless nil), counting the outcome.
+func (s *BotStats) get(ctx context.Context, c *http.Client, webURL, path string, h http.Header, into any) error {
+	err := getJSON(ctx, c, webURL+path, h, into)
 	p, _, _ := strings.Cut(path, "?")
 	s.record("GET "+p, err)
 	return err
 }
 
-func getJSON(ctx context.Context, c *http.Client, u string, into any) error {
+func getJSON(ctx context.Context, c *http.Client, u string, h http.Header, into any) error {
 	req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
 	if err != nil {
 		return err
+	}
+	for k, v := range h {
+		req.Header[k] = v
 	}
 	resp, err := c.Do(req)
 	if err != nil {
