@@ -497,14 +497,7 @@ func (t *translator) mirror(field string, m *gatewayv1.HTTPRequestMirrorFilter) 
 		return nil
 	}
 	b := m.BackendRef
-	ns := t.rt.Namespace
-	if b.Namespace != nil {
-		ns = string(*b.Namespace)
-	}
-	var port uint16
-	if b.Port != nil {
-		port = uint16(*b.Port)
-	}
+	ns, port := t.backendRef(b)
 	if why := t.unusableBackend(b, ns, port); why != "" {
 		t.problem(field+".backendRef", "%s; requests are not mirrored", why)
 		return nil
@@ -588,14 +581,7 @@ func headerModifier(h *gatewayv1.HTTPHeaderFilter) *policyv1.Filter_HeaderModifi
 // One the proxies cannot send to (not a Service, a Service or port that does not exist) keeps its weight, and its
 // share gets 500.
 func (t *translator) backend(field string, b gatewayv1.HTTPBackendRef, share string) *policyv1.WeightedBackend {
-	ns := t.rt.Namespace
-	if b.Namespace != nil {
-		ns = string(*b.Namespace)
-	}
-	var port uint16
-	if b.Port != nil {
-		port = uint16(*b.Port)
-	}
+	ns, port := t.backendRef(b.BackendObjectReference)
 	out := &policyv1.WeightedBackend{Authority: t.authority(string(b.Name), ns, port), Weight: weight(b)}
 	if why := t.unusableBackend(b.BackendObjectReference, ns, port); why != "" {
 		t.problem(field, "%s; its share of the rule's requests (%s) gets %s", why, share, t.answer(t.backendStatus()))
@@ -605,6 +591,18 @@ func (t *translator) backend(field string, b gatewayv1.HTTPBackendRef, share str
 	out.Filters = t.filters(field+".filters", b.Filters,
 		fmt.Sprintf("its share of the rule's requests (%s) gets %s", share, t.answer(t.filterStatus())))
 	return out
+}
+
+// backendRef is the namespace (the route's unless b names one) and port of a backend reference.
+func (t *translator) backendRef(b gatewayv1.BackendObjectReference) (ns string, port uint16) {
+	ns = t.rt.Namespace
+	if b.Namespace != nil {
+		ns = string(*b.Namespace)
+	}
+	if b.Port != nil {
+		port = uint16(*b.Port)
+	}
+	return ns, port
 }
 
 // unusableBackend says why the proxies cannot send to b (port of a Service in namespace ns); "" when they can.
