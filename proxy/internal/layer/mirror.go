@@ -53,8 +53,9 @@ func (m *Mirror) Send(req *pipeline.Request, authority string) {
 		timeout = req.Rule.RequestTimeout
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(req.HTTP.Context()), timeout)
-	out := req.HTTP.Clone(ctx) // its own header and URL
-	cp := &pipeline.Request{HTTP: out, Client: req.Client.WithContext(ctx), Start: time.Now(), Dir: req.Dir,
+	out := req.HTTP.Clone(ctx) // its own header and URL; the client's address, TLS state and protocol
+	// The copy shares no map with the primary, which goes on changing its own: it is its own client.
+	cp := &pipeline.Request{HTTP: out, Client: out, Start: time.Now(), Dir: req.Dir,
 		OrigProto: req.OrigProto, NoHost: req.NoHost, Out: req.Out, Policy: req.Policy, Rule: req.Rule, Backend: authority}
 	done := func() {
 		cancel()
