@@ -11,7 +11,7 @@ CLUSTER_WORKDIR ?= /tmp/sinew-cluster
 # The local cluster's Prometheus (it has no internet to pull prom/prometheus): Debian's binary in an image of ours.
 PROMETHEUS_IMAGE ?= ghcr.io/sinewmesh/prometheus-debian:$(shell dpkg-query -W -f='$${Version}' prometheus 2>/dev/null | tr '+~:' '___')
 
-.PHONY: all build gateway-api-crds gen gen-check test test-race fuzz bench bench-full demo clean lint images cluster-up cluster-down cluster-load e2e
+.PHONY: all build gateway-api-crds gen gen-check test test-race fuzz bench bench-full demo clean lint images cluster-up cluster-down cluster-load e2e conformance-images conformance
 
 all: build
 
@@ -87,6 +87,21 @@ e2e: build images
 	  $(GO) test -tags e2e -count=1 -v -timeout 40m ./test/e2e
 	SINEW_E2E_KUBECONFIG=$(CLUSTER_WORKDIR)/etc/kubeconfig/admin.conf $(GO) test -tags e2e -count=1 -timeout 10m \
 	  -run 'TestE2E|TestCRDValidationOnAPIServer' ./cmd/sinew-controller ./controlplane/internal/injector ./cli
+
+# The Gateway API conformance suite's echo image (Istio's echo app, pinned in hack/conformance/versions.env), built
+# from source into $(BIN)/images under the reference the suite's mesh manifests use.
+conformance-images:
+	GO=$(GO) ./hack/conformance/images.sh $(BIN)/images/gateway-api-echo-advanced.tar
+
+# Gateway API conformance, mesh profiles MESH-HTTP and MESH-GRPC with every mesh feature, on the local cluster (brings
+# it up, or reuses it, and leaves it running). Writes conformance/reports/<Gateway API version>/sinew-report.yaml;
+# fails when a test fails. CONFORMANCE_ARGS passes the suite's flags, e.g. CONFORMANCE_ARGS="-run-test=MeshBasic"
+# (docs/reference/conformance.md).
+conformance: build images conformance-images
+	WORKDIR=$(CLUSTER_WORKDIR) ./hack/cluster/up.sh
+	./hack/cluster/load-images.sh $(BIN)/images
+	KUBECONFIG=$(CLUSTER_WORKDIR)/etc/kubeconfig/admin.conf SINEW_BIN=$(abspath $(BIN)) SINEW_VERSION=$(VERSION) GO=$(GO) \
+	  ./hack/conformance/run.sh $(if $(CONFORMANCE_ARGS),-args $(CONFORMANCE_ARGS))
 
 clean:
 	rm -rf $(BIN)
