@@ -37,6 +37,10 @@ const (
 	// client-side proxy terminates it (S7 with TLS; direct: the app's TLS port). sinew's outbound port is
 	// plaintext by design (the app talks to its own sidecar), so sinew does not build it.
 	TLSMesh
+	// ChurnMesh is Mesh with a standby server proxy (the same app behind a second proxy) and an HTTPRoute on the
+	// target Service, whose resources Instance.Churn rewrites under load (S10). Only the sinew peer builds it
+	// (ChurnSkip).
+	ChurnMesh
 )
 
 func (t Topology) String() string {
@@ -51,6 +55,8 @@ func (t Topology) String() string {
 		return "h2mesh"
 	case TLSMesh:
 		return "tlsmesh"
+	case ChurnMesh:
+		return "churnmesh"
 	}
 	return "hop"
 }
@@ -59,7 +65,21 @@ func (t Topology) String() string {
 func (t Topology) TCP() bool { return t == TCPHop || t == TCPMesh }
 
 // Paired reports whether the topology is a client-side and server-side pair with mTLS between.
-func (t Topology) Paired() bool { return t == Mesh || t == TCPMesh || t == H2Mesh || t == TLSMesh }
+func (t Topology) Paired() bool {
+	return t == Mesh || t == TCPMesh || t == H2Mesh || t == TLSMesh || t == ChurnMesh
+}
+
+// ChurnSkip is why p cannot build ChurnMesh ("" when it can): S10 changes endpoints and routes through sinew's
+// control plane, which the other peers do not have; the sinew variants measure something else.
+func ChurnSkip(p Peer) string {
+	switch s, ok := p.(Sinew); {
+	case !ok:
+		return "S10 changes endpoints and routes through sinew's control plane; this peer has none"
+	case s.Policy || s.Routes:
+		return "S10 runs on the sinew peer, which carries its own HTTPRoute there"
+	}
+	return ""
+}
 
 // ErrUnsupported is returned by Start when a peer cannot build a topology at all (e.g. an HTTP-only
 // proxy asked for opaque TCP); the runner reports the peer as skipped for that scenario.
@@ -100,10 +120,12 @@ type Instance struct {
 	ClientTLS *tls.Config
 	// Authorization, when set, is the Authorization header of every request (sinew-authz's bearer token).
 	Authorization string
-	others        []*Proc // helpers stopped with the instance but not measured (control plane)
-	dir           string
-	tcp           bool // readiness is an echo, not an HTTP 200
-	h2            bool // readiness is an h2c 200
+	// Churn changes the instance's endpoints and routes (ChurnMesh only).
+	Churn  *Churn
+	others []*Proc // helpers stopped with the instance but not measured (control plane)
+	dir    string
+	tcp    bool // readiness is an echo, not an HTTP 200
+	h2     bool // readiness is an h2c 200
 }
 
 // Stop ends every process of the instance, proxies first.
@@ -129,7 +151,7 @@ type Peer interface {
 
 // All returns the peers in report order.
 func All() []Peer {
-	return []Peer{Direct{}, GoRevProxy{}, Nginx{}, HAProxy{}, Sinew{}, Sinew{Policy: true}}
+	return []Peer{Direct{}, GoRevProxy{}, Nginx{}, HAProxy{}, Sinew{}, Sinew{Policy: true}, Sinew{Routes: true}}
 }
 
 // ByName picks peers by name, in the order of All.

@@ -26,7 +26,8 @@ import (
 // Sinew is a sinew-controller in local mode plus one (Hop) or two (Mesh) sinew-proxy processes in
 // explicit mode. In Hop the client proxy's outbound port leads to an unmeshed Workload (the app itself),
 // so the request crosses exactly one proxy in plaintext; in Mesh it crosses client proxy → mTLS → server
-// proxy → app. Only the proxies are measured; the controller is pinned beside them but idle.
+// proxy → app; ChurnMesh adds a standby server proxy and an HTTPRoute, whose resource files Instance.Churn
+// rewrites under load (S10). Only the proxies are measured; the controller is pinned beside them but idle.
 type Sinew struct {
 	// Policy: the server's port has a Server with ten authorizations: nine ServerAuthorizations for other
 	// service accounts, then an AuthorizationPolicy that admits the client's service account with a valid JWT
@@ -34,11 +35,19 @@ type Sinew struct {
 	// authorization decision in its worst case (the last authorization) and a token check (#12's scenario,
 	// "sinew-authz"). Meshed HTTP topologies only: authorization is the server-side proxy's.
 	Policy bool
+	// Routes: the client's target Service has an HTTPRoute of ten rules: nine whose path and header matches the
+	// load never sends, then a catch-all splitting 90/10 between two Services that both select the server
+	// Workload (RouteDoc). Every request pays for route matching and a weighted split and still reaches the same
+	// server proxy and app ("sinew-routes"; #13). Meshed HTTP topologies only. At most one of Policy and Routes.
+	Routes bool
 }
 
 func (s Sinew) Name() string {
-	if s.Policy {
+	switch {
+	case s.Policy:
 		return "sinew-authz"
+	case s.Routes:
+		return "sinew-routes"
 	}
 	return "sinew"
 }
@@ -96,6 +105,12 @@ func (s Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 	if s.Policy && topo != Mesh && topo != H2Mesh {
 		return nil, fmt.Errorf("authorization is the server-side proxy's, on meshed HTTP: %w", ErrUnsupported)
 	}
+	if s.Routes && topo != Mesh && topo != H2Mesh {
+		return nil, fmt.Errorf("the HTTPRoute variant measures meshed HTTP only: %w", ErrUnsupported)
+	}
+	if topo == ChurnMesh && (s.Policy || s.Routes) {
+		return nil, fmt.Errorf("S10 runs on the sinew peer, which carries its own HTTPRoute there: %w", ErrUnsupported)
+	}
 	dir, err := instanceDir(env, s.Name(), topo)
 	if err != nil {
 		return nil, err
@@ -108,7 +123,7 @@ func (s Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 	}
 	addrs := map[string]string{}
 	for _, k := range []string{"identity", "destination", "policy", "cp-admin", "client-in", "client-out",
-		"client-admin", "client-tap", "server-in", "server-admin", "server-tap"} {
+		"client-admin", "client-tap", "server-in", "server-admin", "server-tap", "standby-in", "standby-admin", "standby-tap"} {
 		if addrs[k], err = FreeAddr(); err != nil {
 			return nil, err
 		}
@@ -128,6 +143,20 @@ func (s Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 		}
 		authorization = "Bearer " + token
 	}
+	var churn *Churn
+	switch {
+	case s.Routes:
+		if _, err := writeFile(res, "split.yaml", SplitServices()); err != nil {
+			return nil, err
+		}
+		if _, err := writeFile(res, "route.yaml", RouteDoc(90, 10)); err != nil {
+			return nil, err
+		}
+	case topo == ChurnMesh:
+		if churn, err = newChurn(res, port(addrs["standby-in"])); err != nil {
+			return nil, err
+		}
+	}
 	ctrlBin := filepath.Join(env.SinewBin, "sinew-controller")
 	proxyBin := filepath.Join(env.SinewBin, "sinew-proxy")
 	ctrl, err := Launch(dir, "sinew-controller", env.core(), nil, ctrlBin, "local",
@@ -137,7 +166,8 @@ func (s Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 	if err != nil {
 		return nil, err
 	}
-	in := &Instance{Addr: addrs["client-out"], Host: sinewHost, Authorization: authorization, dir: dir, others: []*Proc{ctrl}, tcp: topo.TCP(), h2: topo == H2Mesh}
+	in := &Instance{Addr: addrs["client-out"], Host: sinewHost, Authorization: authorization, Churn: churn,
+		dir: dir, others: []*Proc{ctrl}, tcp: topo.TCP(), h2: topo == H2Mesh}
 	anchors := filepath.Join(data, "ca.crt")
 	if err := waitControlPlane(ctx, ctrl, anchors, addrs["identity"], addrs["destination"], addrs["policy"]); err != nil {
 		in.Stop()
@@ -189,6 +219,18 @@ func (s Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 		}
 		in.Proxies = append(in.Proxies, srv)
 	}
+	if churn != nil {
+		// The standby server: the same app behind a second proxy, in and out of the Service's endpoints.
+		sb, err := startProxy(standbyWorkload, addrs["standby-in"], addrs["standby-admin"], addrs["standby-tap"],
+			"SINEW_PROXY_INBOUND_PORTS="+serverInbound)
+		if err != nil {
+			in.Stop()
+			return nil, err
+		}
+		in.Proxies = append(in.Proxies, sb)
+		churn.standbyAdmin = addrs["standby-admin"]
+		churn.clientAdmin = addrs["client-admin"]
+	}
 	cli, err := startProxy("client", addrs["client-in"], addrs["client-admin"], addrs["client-tap"],
 		"SINEW_PROXY_INBOUND_PORTS=8080="+env.AppAddr,
 		"SINEW_PROXY_OUTBOUND_PORTS="+addrs["client-out"]+"="+target)
@@ -197,8 +239,18 @@ func (s Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 		return nil, err
 	}
 	in.Proxies = append([]*Proc{cli}, in.Proxies...)
-	if in, err = ready(ctx, in, append(in.Proxies, ctrl)...); err != nil || !s.Policy {
-		return in, err
+	if in, err = ready(ctx, in, append(in.Proxies, ctrl)...); err != nil {
+		return nil, err
+	}
+	if s.Routes || churn != nil {
+		// The route must matter: both backends of its split have been chosen.
+		if err := routeInForce(ctx, in, addrs["client-admin"]); err != nil {
+			in.Stop()
+			return nil, err
+		}
+	}
+	if !s.Policy {
+		return in, nil
 	}
 	// The token must matter: without it, the same request is refused.
 	if err := refusedWithoutToken(ctx, in); err != nil {
