@@ -30,6 +30,7 @@ type Report struct {
 	Memory    []MemoryRow       `json:"memory"`
 	TCP       []TCPRow          `json:"tcp,omitempty"`
 	Soak      []SoakRow         `json:"soak,omitempty"`
+	Churn     []ChurnRow        `json:"churn,omitempty"`
 	Notes     []string          `json:"notes,omitempty"`
 }
 
@@ -153,6 +154,32 @@ type SoakRow struct {
 	Failed   string       `json:"failed,omitempty"`
 }
 
+// ChurnRow is scenario S10 for one peer: S2's load while the target's endpoint set and HTTPRoute change. Times µs.
+type ChurnRow struct {
+	Peer            string  `json:"peer"`
+	Conns           int     `json:"conns"`
+	Rate            float64 `json:"target_rps"`
+	Achieved        float64 `json:"achieved_rps"`
+	Duration        string  `json:"duration"` // the measured window, as run
+	Requests        int64   `json:"requests"`
+	P50             float64 `json:"p50_us"`
+	P99             float64 `json:"p99_us"`
+	P999            float64 `json:"p999_us"`
+	Max             float64 `json:"max_us"`
+	EndpointEvery   string  `json:"endpoint_every"`
+	RouteEvery      string  `json:"route_every"`
+	EndpointChanges int     `json:"endpoint_changes"` // made during the measured window
+	RouteChanges    int     `json:"route_changes"`
+	// Evidence that the changes reached the data plane, counted over the window: requests the standby server's
+	// proxy took in (it is an endpoint only half the time), and the client proxy's requests per backend of the
+	// route's split.
+	StandbyRequests int64            `json:"standby_requests"`
+	BackendRequests map[string]int64 `json:"backend_requests,omitempty"`
+	Proxies         int              `json:"proxies"`
+	Errors          int64            `json:"errors"`
+	Failed          string           `json:"failed,omitempty"`
+}
+
 // SoakWindow is one sampling period of a soak.
 type SoakWindow struct {
 	At       float64 `json:"at_s"` // seconds since the soak began, at the window's end
@@ -273,6 +300,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		}
 		b.WriteString("\n")
 		writeRatios(&b, r.Latency, sc)
+		writeVariantRatios(&b, r.Latency, sc)
 	}
 	if len(r.Knee) > 0 {
 		b.WriteString("## S3 — throughput knee, one proxy hop, proxy pinned to one core\n\n")
@@ -350,6 +378,9 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	if len(r.Soak) > 0 {
 		writeSoak(&b, r.Soak)
 	}
+	if len(r.Churn) > 0 {
+		writeChurn(&b, r.Churn)
+	}
 	if len(r.Notes) > 0 {
 		b.WriteString("## Notes\n\n")
 		for _, n := range r.Notes {
@@ -376,6 +407,30 @@ func writeTCP(b *strings.Builder, rows []TCPRow) {
 		}
 		fmt.Fprintf(b, "| %s | %s | %.2f | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n", esc(t.Peer), esc(t.Mode), t.Gbps, cores,
 			ms(t.PingP50), ms(t.PingP99), ms(t.PingP999), ms(t.PingMax), addMs(t.AddPingP50), addMs(t.AddPingP99), mb(t.PeakRSS), t.Errors, esc(status))
+	}
+	b.WriteString("\n")
+}
+
+func writeChurn(b *strings.Builder, rows []ChurnRow) {
+	b.WriteString("## S10 — endpoint and route churn under S2 load\n\n")
+	b.WriteString("Meshed hop under S2's load while a standby server proxy moves in and out of the target Services' endpoints and the HTTPRoute's split weights are rewritten (90/10 → 10/90 → 50/50 → …). Passes with zero errors. Standby served = requests the standby's proxy took in during the window (the endpoint changes reached the client proxy); split = the client proxy's requests per backend of the route during the window (the weight changes reached it).\n\n")
+	b.WriteString("| Peer | Conns | Target rps | Achieved rps | Window | Requests | p50 | p99 | p99.9 | max | Endpoint changes | Route changes | Standby served | Split | Errors | Status |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|---|\n")
+	for _, c := range rows {
+		status := "ok"
+		if c.Failed != "" {
+			status = "FAILED: " + c.Failed
+		}
+		var split []string
+		for _, k := range sortedKeys(c.BackendRequests) {
+			split = append(split, fmt.Sprintf("%s %d", k, c.BackendRequests[k]))
+		}
+		if len(split) == 0 {
+			split = []string{"—"}
+		}
+		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %d | %s | %s | %s | %s | %d (every %s) | %d (every %s) | %d | %s | %d | %s |\n", esc(c.Peer),
+			c.Conns, rps(c.Rate), rps(c.Achieved), esc(c.Duration), c.Requests, ms(c.P50), ms(c.P99), ms(c.P999), ms(c.Max),
+			c.EndpointChanges, esc(c.EndpointEvery), c.RouteChanges, esc(c.RouteEvery), c.StandbyRequests, esc(strings.Join(split, ", ")), c.Errors, esc(status))
 	}
 	b.WriteString("\n")
 }
@@ -444,6 +499,55 @@ func writeRatios(b *strings.Builder, rows []LatencyRow, sc string) {
 	b.WriteString("\n")
 }
 
+// basePeer is the peer that sinew's variants (sinew-authz, sinew-routes: "sinew-" and what they add) are
+// compared with: the same mesh without their policy or routes.
+const basePeer = "sinew"
+
+// writeVariantRatios compares each sinew variant with plain sinew in the same cell: what its policy or routes
+// cost.
+func writeVariantRatios(b *strings.Builder, rows []LatencyRow, sc string) {
+	type key struct {
+		variant string
+		conns   int
+		rate    float64
+	}
+	base := map[key]LatencyRow{}
+	for _, r := range rows {
+		if r.Scenario == sc && r.Peer == basePeer {
+			base[key{r.Variant, r.Conns, r.Rate}] = r
+		}
+	}
+	var lines []string
+	for _, r := range rows {
+		n, ok := base[key{r.Variant, r.Conns, r.Rate}]
+		if r.Scenario != sc || !strings.HasPrefix(r.Peer, basePeer+"-") || !ok {
+			continue
+		}
+		label := r.Peer
+		if r.Variant != "" {
+			label += " (" + r.Variant + ")"
+		}
+		lines = append(lines, fmt.Sprintf("| %s | %d | %s | %s | %s | %s | %s | %s |\n", esc(label), r.Conns, rps(r.Rate),
+			plainRatio(r.P50, n.P50), plainRatio(r.P99, n.P99), ratio(r.AddP50, n.AddP50), ratio(r.AddP99, n.AddP99), cpuRatio(r.CPUPer1k, n.CPUPer1k)))
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "Variants vs %s (same cell, same rounds; what the variant's policy or routes cost; > 1 is slower than %s; no added-latency ratio when %s adds < %d µs):\n\n", basePeer, basePeer, basePeer, noiseFloorUS)
+	b.WriteString("| Peer | Conns | Target rps | p50 | p99 | added p50 | added p99 | CPU/req |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, l := range lines {
+		b.WriteString(l)
+	}
+	b.WriteString("\n")
+}
+
+func plainRatio(a, b float64) string {
+	if a <= 0 || b <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
+
 // noiseFloorUS is the smallest added latency used as a ratio's denominator: below it the reference's
 // added latency is indistinguishable from run-to-run jitter and a ratio would only amplify noise.
 const noiseFloorUS = 20
@@ -478,7 +582,7 @@ func latencyScenarios(rows []LatencyRow) []string {
 	return out
 }
 
-func sortedKeys(m map[string]string) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	var ks []string
 	for k := range m {
 		ks = append(ks, k)

@@ -1,4 +1,4 @@
-// Package scenario runs the benchmark scenarios (S1–S9 of PERFORMANCE.md) against every peer, interleaved
+// Package scenario runs the benchmark scenarios (S1–S10 of PERFORMANCE.md) against every peer, interleaved
 // over rounds, and fills a report.Report with medians. It owns the order of runs and the arithmetic of
 // "added latency"; it never renders output.
 package scenario
@@ -79,6 +79,11 @@ type Plan struct {
 
 	SoakDuration time.Duration // S9, per peer
 	SoakWindow   time.Duration // S9 sampling period of latency and RSS
+
+	S10           Cell          // S10's load: one S2 cell
+	ChurnMeasure  time.Duration // S10's measured window
+	EndpointEvery time.Duration // S10: period of endpoint-set changes
+	RouteEvery    time.Duration // S10: period of route changes
 }
 
 // CapMemSteps limits S4's connection counts to what every peer can hold under an open-file limit:
@@ -102,10 +107,10 @@ func (p *Plan) CapMemSteps(nofile uint64) (capped int) {
 	return capped
 }
 
-// QuickPlan is S1–S8 in about ten minutes on two cores: two rounds, a subset of cells, short steps.
+// QuickPlan is S1–S8 and S10 in about ten minutes on two cores: two rounds, a subset of cells, short steps.
 func QuickPlan() Plan {
 	return Plan{
-		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S6": true, "S7": true, "S8": true},
+		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S6": true, "S7": true, "S8": true, "S10": true},
 		Rounds:    2, Warmup: 500 * time.Millisecond, Measure: 2500 * time.Millisecond, BodySize: 1024,
 		S1:         []Cell{{16, 1000}, {100, 2000}},
 		S2:         []Cell{{1, 1000}, {16, 1000}},
@@ -119,6 +124,7 @@ func QuickPlan() Plan {
 		S8:            h2Loads(16, 500, 100),
 		ExtraMeasure:  1500 * time.Millisecond,
 		SoakDuration:  time.Minute, SoakWindow: 10 * time.Second,
+		S10: Cell{16, 1000}, ChurnMeasure: 15 * time.Second, EndpointEvery: time.Second, RouteEvery: 5 * time.Second,
 	}
 }
 
@@ -134,7 +140,7 @@ func payloadLoads(conns int, small, mid, big float64) []Load {
 	}
 }
 
-// FullPlan is every cell of S1–S9, three rounds.
+// FullPlan is every cell of S1–S10, three rounds.
 func FullPlan() Plan {
 	var s1 []Cell
 	for _, c := range []int{16, 100} {
@@ -143,7 +149,7 @@ func FullPlan() Plan {
 		}
 	}
 	return Plan{
-		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S6": true, "S7": true, "S8": true, "S9": true},
+		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S6": true, "S7": true, "S8": true, "S9": true, "S10": true},
 		Rounds:    3, Warmup: time.Second, Measure: 10 * time.Second, BodySize: 1024,
 		S1:         s1,
 		S2:         []Cell{{1, 1000}, {4, 1000}, {16, 1000}, {64, 1000}},
@@ -164,6 +170,7 @@ func FullPlan() Plan {
 		S8:           h2Loads(16, 1000, 200),
 		ExtraMeasure: 5 * time.Second,
 		SoakDuration: 10 * time.Minute, SoakWindow: 30 * time.Second,
+		S10: Cell{16, 1000}, ChurnMeasure: time.Minute, EndpointEvery: time.Second, RouteEvery: 5 * time.Second,
 	}
 }
 
@@ -233,6 +240,9 @@ func (r *Runner) Run(ctx context.Context) {
 	}
 	if r.Plan.Scenarios["S8"] {
 		r.latency(ctx, "S8", peers.H2Mesh, r.Plan.S8, false)
+	}
+	if r.Plan.Scenarios["S10"] {
+		r.churn(ctx)
 	}
 	if r.Plan.Scenarios["S9"] {
 		r.soak(ctx)

@@ -92,11 +92,11 @@ func TestAggregateTCPPairsRoundsWithDirect(t *testing.T) {
 	}
 }
 
-// The quick plan runs S1–S8 and leaves the 10-minute soak to the full plan.
+// The quick plan runs S1–S8 and S10 and leaves the 10-minute soak to the full plan.
 func TestPlansPickScenarios(t *testing.T) {
 	t.Parallel()
 	q, f := QuickPlan(), FullPlan()
-	for _, sc := range []string{"S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8"} {
+	for _, sc := range []string{"S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S10"} {
 		if !q.Scenarios[sc] || !f.Scenarios[sc] {
 			t.Errorf("%s: quick=%v full=%v, want both", sc, q.Scenarios[sc], f.Scenarios[sc])
 		}
@@ -108,5 +108,40 @@ func TestPlansPickScenarios(t *testing.T) {
 		if len(p.S5) != 5 || len(p.S8) != 3 || len(p.S7) == 0 || p.TCPMeasure <= 0 || p.ExtraMeasure <= 0 {
 			t.Errorf("plan cells: S5=%d S7=%d S8=%d tcp=%s extra=%s", len(p.S5), len(p.S7), len(p.S8), p.TCPMeasure, p.ExtraMeasure)
 		}
+	}
+}
+
+// S10 is S2's 16-connection cell at 1,000 rps, endpoints changing every second and routes every 5 s; the quick
+// window fits in about 30 s with the instance's start.
+func TestChurnPlans(t *testing.T) {
+	t.Parallel()
+	for name, p := range map[string]Plan{"quick": QuickPlan(), "full": FullPlan()} {
+		if p.S10 != (Cell{16, 1000}) || p.EndpointEvery != time.Second || p.RouteEvery != 5*time.Second {
+			t.Errorf("%s: S10 %+v, endpoints every %s, routes every %s", name, p.S10, p.EndpointEvery, p.RouteEvery)
+		}
+	}
+	if q := QuickPlan(); q.Warmup+q.ChurnMeasure > 20*time.Second {
+		t.Errorf("quick S10 takes %s of load, want ≤ 20 s", q.Warmup+q.ChurnMeasure)
+	}
+}
+
+// Ticks fall mid-period, so a window of n periods holds n endpoint changes and one route change per
+// RouteEvery, whatever the generator's drain adds at the end.
+func TestChurnSchedule(t *testing.T) {
+	t.Parallel()
+	s := newChurnSchedule(time.Second, 5*time.Second)
+	for _, c := range []struct {
+		window            time.Duration
+		endpoints, routes int
+	}{{15 * time.Second, 15, 3}, {time.Minute, 60, 12}, {4 * time.Second, 4, 0}, {0, 0, 0}} {
+		if e, r := s.counts(c.window); e != c.endpoints || r != c.routes {
+			t.Errorf("window %s: %d endpoint and %d route changes, want %d and %d", c.window, e, r, c.endpoints, c.routes)
+		}
+	}
+	if off, route := s.at(4); off != 4500*time.Millisecond || !route {
+		t.Errorf("tick 4 at %s route=%v, want 4.5s with a route change", off, route)
+	}
+	if off, route := s.at(0); off != 500*time.Millisecond || route {
+		t.Errorf("tick 0 at %s route=%v, want 0.5s, endpoints only", off, route)
 	}
 }
