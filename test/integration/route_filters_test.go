@@ -29,6 +29,12 @@ type filterFixture struct {
 
 func startFilterFixture(t *testing.T, hold time.Duration) *filterFixture {
 	t.Helper()
+	return startFilterFixtureWith(t, hold, httpApp(t, "web", false))
+}
+
+// startFilterFixtureWith is startFilterFixture with web's app at webApp.
+func startFilterFixtureWith(t *testing.T, hold time.Duration, webApp string) *filterFixture {
+	t.Helper()
 	f := &filterFixture{m: startMesh(t, meshOpts{}), shadowBodies: make(chan string, 10000), hold: hold}
 	shadowLn := listen(t)
 	stop := make(chan struct{})
@@ -46,7 +52,7 @@ func startFilterFixture(t *testing.T, hold time.Duration) *filterFixture {
 	t.Cleanup(func() { close(stop); shadow.Close() })
 
 	var files []string
-	for name, app := range map[string]string{"web": httpApp(t, "web", false), "shadow": shadowLn.Addr().String()} {
+	for name, app := range map[string]string{"web": webApp, "shadow": shadowLn.Addr().String()} {
 		s := f.m.sidecar(sidecarOpts{ns: "shop", name: name, sa: name, inbound: []proxy.InboundPort{{Port: 8080, App: app}}})
 		files = append(files, workloadYAML("shop", name, name, name, s.inboundPort(), 8080), serviceYAML("shop", name, name, 80, 8080))
 		defer s.waitReady(t)
@@ -271,4 +277,70 @@ func TestHTTPRouteFault(t *testing.T) {
 	t.Logf("%d requests: %d aborted, %d served, %d delayed", n, aborted, served, delayed)
 	within(t, "aborted", aborted, n, 0.30, 0.04)
 	within(t, "delayed", delayed, n, 0.20, 0.04)
+}
+
+// TestHTTPRouteTimeoutsAndRetries: a rule's timeouts.request answers 504 when the app is slower; its retry sends a
+// request that got 503 again, so a backend that fails every other request is never seen failing; a rule without
+// them passes both through.
+func TestHTTPRouteTimeoutsAndRetries(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	ln := listen(t)
+	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/slow", "/slow-ok":
+			time.Sleep(time.Second)
+		case "/flaky", "/flaky-raw":
+			if calls.Add(1)%2 == 1 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+		}
+		_, _ = io.WriteString(w, "ok")
+	})}
+	go app.Serve(ln) //nolint:errcheck
+	t.Cleanup(func() { app.Close() })
+	f := startFilterFixtureWith(t, 0, ln.Addr().String())
+	f.m.write("route.yaml", `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web-resilience, namespace: shop}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web, port: 80}]
+  rules:
+  - matches: [{path: {type: Exact, value: /slow}}]
+    timeouts: {request: 200ms}
+    backendRefs: [{name: web, port: 80}]
+  - matches: [{path: {type: Exact, value: /flaky}}]
+    retry: {attempts: 1, codes: [503]}
+    backendRefs: [{name: web, port: 80}]
+  - backendRefs: [{name: web, port: 80}]
+`)
+	eventually(t, 15*time.Second, "the route's timeout", func() error {
+		if a, err := f.do("GET", "/slow", ""); err != nil || a.status != 504 {
+			return fmt.Errorf("%+v %v", a, err)
+		}
+		return nil
+	})
+	if a, err := f.do("GET", "/slow-ok", ""); err != nil || a.status != 200 {
+		t.Errorf("a slow request without a timeout: %+v %v", a, err)
+	}
+	for i := range 20 {
+		if a, err := f.do("GET", "/flaky", ""); err != nil || a.status != 200 {
+			t.Fatalf("retried request %d: %+v %v", i, a, err)
+		}
+	}
+	// Without the rule's retry, every other request fails.
+	failed := 0
+	for range 20 {
+		a, err := f.do("GET", "/flaky-raw", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.status == 503 {
+			failed++
+		}
+	}
+	if failed != 10 {
+		t.Errorf("without the retry %d of 20 failed, want 10: the app's pattern is not what the test assumes", failed)
+	}
 }
