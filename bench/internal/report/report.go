@@ -465,17 +465,7 @@ func writeSoak(b *strings.Builder, rows []SoakRow) {
 
 // writeRatios compares each peer's added latency and CPU with the reference peer's in the same cell.
 func writeRatios(b *strings.Builder, rows []LatencyRow, sc string) {
-	type key struct {
-		variant string
-		conns   int
-		rate    float64
-	}
-	ref := map[key]LatencyRow{}
-	for _, r := range rows {
-		if r.Scenario == sc && r.Peer == refPeer {
-			ref[key{r.Variant, r.Conns, r.Rate}] = r
-		}
-	}
+	ref := cells(rows, sc, refPeer)
 	if len(ref) == 0 {
 		return
 	}
@@ -485,18 +475,42 @@ func writeRatios(b *strings.Builder, rows []LatencyRow, sc string) {
 		if r.Scenario != sc || r.Peer == refPeer || r.Peer == "direct" {
 			continue
 		}
-		n, ok := ref[key{r.Variant, r.Conns, r.Rate}]
+		n, ok := ref[cellOf(r)]
 		if !ok {
 			continue
 		}
-		label := r.Peer
-		if r.Variant != "" {
-			label += " (" + r.Variant + ")"
-		}
-		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s |\n", esc(label), r.Conns, rps(r.Rate),
+		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s |\n", esc(rowLabel(r)), r.Conns, rps(r.Rate),
 			ratio(r.AddP50, n.AddP50), ratio(r.AddP99, n.AddP99), cpuRatio(r.CPUPer1k, n.CPUPer1k))
 	}
 	b.WriteString("\n")
+}
+
+// cell names a row's place in its scenario's table: the variant (payload, protocol), connections and rate.
+type cell struct {
+	variant string
+	conns   int
+	rate    float64
+}
+
+func cellOf(r LatencyRow) cell { return cell{r.Variant, r.Conns, r.Rate} }
+
+// cells indexes peer's rows of scenario sc by cell.
+func cells(rows []LatencyRow, sc, peer string) map[cell]LatencyRow {
+	out := map[cell]LatencyRow{}
+	for _, r := range rows {
+		if r.Scenario == sc && r.Peer == peer {
+			out[cellOf(r)] = r
+		}
+	}
+	return out
+}
+
+// rowLabel is a row's peer, with its variant when it has one.
+func rowLabel(r LatencyRow) string {
+	if r.Variant != "" {
+		return r.Peer + " (" + r.Variant + ")"
+	}
+	return r.Peer
 }
 
 // basePeer is the peer that sinew's variants (sinew-authz, sinew-routes: "sinew-" and what they add) are
@@ -506,28 +520,14 @@ const basePeer = "sinew"
 // writeVariantRatios compares each sinew variant with plain sinew in the same cell: what its policy or routes
 // cost.
 func writeVariantRatios(b *strings.Builder, rows []LatencyRow, sc string) {
-	type key struct {
-		variant string
-		conns   int
-		rate    float64
-	}
-	base := map[key]LatencyRow{}
-	for _, r := range rows {
-		if r.Scenario == sc && r.Peer == basePeer {
-			base[key{r.Variant, r.Conns, r.Rate}] = r
-		}
-	}
+	base := cells(rows, sc, basePeer)
 	var lines []string
 	for _, r := range rows {
-		n, ok := base[key{r.Variant, r.Conns, r.Rate}]
+		n, ok := base[cellOf(r)]
 		if r.Scenario != sc || !strings.HasPrefix(r.Peer, basePeer+"-") || !ok {
 			continue
 		}
-		label := r.Peer
-		if r.Variant != "" {
-			label += " (" + r.Variant + ")"
-		}
-		lines = append(lines, fmt.Sprintf("| %s | %d | %s | %s | %s | %s | %s | %s |\n", esc(label), r.Conns, rps(r.Rate),
+		lines = append(lines, fmt.Sprintf("| %s | %d | %s | %s | %s | %s | %s | %s |\n", esc(rowLabel(r)), r.Conns, rps(r.Rate),
 			plainRatio(r.P50, n.P50), plainRatio(r.P99, n.P99), ratio(r.AddP50, n.AddP50), ratio(r.AddP99, n.AddP99), cpuRatio(r.CPUPer1k, n.CPUPer1k)))
 	}
 	if len(lines) == 0 {
