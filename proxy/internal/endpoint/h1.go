@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/sinewmesh/sinew/proxy/internal/h1head"
 )
 
 // h1Client sends HTTP/1.1 requests to one address over a pool of keep-alive connections. It does on the caller's
@@ -159,6 +161,11 @@ func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 				return nil, ErrClosedBeforeResponse
 			}
 			return nil, err
+		}
+		// A plain head that has arrived whole is read with a few allocations; anything else by net/http.
+		resp, ok := h1head.ReadResponse(br, req)
+		if ok {
+			return resp, nil
 		}
 		resp, err := http.ReadResponse(br, req)
 		if err != nil {

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/sinewmesh/sinew/proxy/internal/h1head"
 )
 
 // The HTTP/1 server loop. net/http's server costs a sidecar more than the forwarding it serves: per connection a
@@ -101,6 +103,8 @@ type h1conn struct {
 	remote string
 	state  atomic.Int32
 	watch  watcher
+	// base is a request with only ctx, that the fast head reader copies; nil while parked.
+	base *http.Request
 	// wmu orders the 100 Continue, which a body reader on another goroutine may write, before the response.
 	wmu sync.Mutex
 }
@@ -173,6 +177,7 @@ func (hc *h1conn) putReader() {
 	hc.br.Reset(nil)
 	bufReaders.Put(hc.br)
 	hc.br = nil
+	hc.base = nil
 }
 
 func (hc *h1conn) getReader() {
@@ -234,12 +239,21 @@ func (hc *h1conn) next(first bool) int {
 
 // serveRequest reads one request, serves it, and reports whether the connection may carry another.
 func (hc *h1conn) serveRequest() (keep bool) {
-	hc.rd.limit = maxHeaderBytes + 4096 // as net/http: room for the request line and bufio's read-ahead
-	req, err := http.ReadRequest(hc.br)
-	hc.rd.limit = math.MaxInt64
-	if err != nil {
-		hc.reject(err)
-		return false
+	if hc.base == nil {
+		hc.base = (&http.Request{}).WithContext(hc.ctx)
+	}
+	// A plain head that has arrived whole is read with a few allocations; anything else by net/http.
+	req, fast := h1head.ReadRequest(hc.br, hc.base)
+	if !fast {
+		hc.rd.limit = maxHeaderBytes + 4096 // as net/http: room for the request line and bufio's read-ahead
+		var err error
+		req, err = http.ReadRequest(hc.br)
+		hc.rd.limit = math.MaxInt64
+		if err != nil {
+			hc.reject(err)
+			return false
+		}
+		req = req.WithContext(hc.ctx)
 	}
 	if err := validate(req); err != nil {
 		hc.reject(err)
@@ -247,7 +261,6 @@ func (hc *h1conn) serveRequest() (keep bool) {
 	}
 	hc.c.SetReadDeadline(time.Time{}) //nolint:errcheck // the body has no deadline; the chain's timeouts bound it
 	req.RemoteAddr = hc.remote
-	req = req.WithContext(hc.ctx)
 	w := &h1response{hc: hc, req: req, header: make(http.Header), cl: -1}
 	body := &h1body{hc: hc, w: w, rc: req.Body, left: req.ContentLength}
 	if req.Body == http.NoBody {
