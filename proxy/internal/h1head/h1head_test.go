@@ -53,12 +53,12 @@ func viewRequest(r *http.Request, br *bufio.Reader) requestView {
 	return v
 }
 
-// checkRequest: where the fast path takes raw, net/http reads the same request from it; where it does not, it
-// has read nothing.
-func checkRequest(t *testing.T, raw string) (fast bool) {
+// compare: where the fast path takes raw, net/http reads the same from it (as view shows both); where it does
+// not, it has read nothing.
+func compare[T any](t *testing.T, raw string, fast func(*bufio.Reader) (T, bool), slow func(*bufio.Reader) (T, error), view func(T, *bufio.Reader) any) (taken bool) {
 	t.Helper()
 	br := reader(raw)
-	got, ok := ReadRequest(br, base)
+	got, ok := fast(br)
 	if !ok {
 		if br.Buffered() != len(raw) {
 			t.Fatalf("%q: not taken, yet %d bytes were read", raw, len(raw)-br.Buffered())
@@ -66,17 +66,26 @@ func checkRequest(t *testing.T, raw string) (fast bool) {
 		return false
 	}
 	wbr := reader(raw)
-	want, err := http.ReadRequest(wbr)
+	want, err := slow(wbr)
 	if err != nil {
 		t.Fatalf("%q: taken, but net/http refuses it: %v", raw, err)
 	}
-	if got.Context().Value(ctxKey{}) != "conn" {
-		t.Errorf("%q: the request lost base's context", raw)
-	}
-	if g, w := viewRequest(got, br), viewRequest(want, wbr); !reflect.DeepEqual(g, w) {
+	if g, w := view(got, br), view(want, wbr); !reflect.DeepEqual(g, w) {
 		t.Errorf("%q:\n got %+v\nwant %+v", raw, g, w)
 	}
 	return true
+}
+
+func checkRequest(t *testing.T, raw string) bool {
+	t.Helper()
+	fast := func(br *bufio.Reader) (*http.Request, bool) {
+		r, ok := ReadRequest(br, base)
+		if ok && r.Context().Value(ctxKey{}) != "conn" {
+			t.Errorf("%q: the request lost base's context", raw)
+		}
+		return r, ok
+	}
+	return compare(t, raw, fast, http.ReadRequest, func(r *http.Request, br *bufio.Reader) any { return viewRequest(r, br) })
 }
 
 var requests = []struct {
@@ -148,29 +157,17 @@ func viewResponse(r *http.Response, br *bufio.Reader) responseView {
 	return v
 }
 
-func checkResponse(t *testing.T, raw, method string) (fast bool) {
+func checkResponse(t *testing.T, raw, method string) bool {
 	t.Helper()
 	req, _ := http.NewRequest(method, "http://web/", nil)
-	br := reader(raw)
-	got, ok := ReadResponse(br, req)
-	if !ok {
-		if br.Buffered() != len(raw) {
-			t.Fatalf("%q: not taken, yet %d bytes were read", raw, len(raw)-br.Buffered())
-		}
-		return false
-	}
-	wbr := reader(raw)
-	want, err := http.ReadResponse(wbr, req)
-	if err != nil {
-		t.Fatalf("%q: taken, but net/http refuses it: %v", raw, err)
-	}
-	if got.Request != req {
-		t.Errorf("%q: Request not set", raw)
-	}
-	if g, w := viewResponse(got, br), viewResponse(want, wbr); !reflect.DeepEqual(g, w) {
-		t.Errorf("%q (%s):\n got %+v\nwant %+v", raw, method, g, w)
-	}
-	return true
+	return compare(t, raw, func(br *bufio.Reader) (*http.Response, bool) { return ReadResponse(br, req) },
+		func(br *bufio.Reader) (*http.Response, error) { return http.ReadResponse(br, req) },
+		func(r *http.Response, br *bufio.Reader) any {
+			if r.Request != req {
+				t.Errorf("%q: Request not set", raw)
+			}
+			return viewResponse(r, br)
+		})
 }
 
 var responses = []struct {
