@@ -65,11 +65,7 @@ func applyFilters(req *pipeline.Request, filters []*policyv1.Filter, active []at
 		case *policyv1.Filter_Mirror_:
 			mirrors = append(mirrors, k.Mirror)
 		case *policyv1.Filter_Fault_:
-			release, err := fault(req, k.Fault, &active[i])
-			if release != nil {
-				defer release()
-			}
-			if err != nil {
+			if err := fault(req, k.Fault, &active[i]); err != nil {
 				return nil, err
 			}
 		default:
@@ -78,7 +74,7 @@ func applyFilters(req *pipeline.Request, filters []*policyv1.Filter, active []at
 	}
 	// Mirrors copy the request as the filters left it.
 	for _, m := range mirrors {
-		if m.GetRatio() >= 1 || rand.Float64() < m.GetRatio() {
+		if chance(m.GetRatio()) {
 			mirror.Send(req, m.GetAuthority())
 		}
 	}
@@ -109,20 +105,19 @@ func injectFailure(fi *policyv1.Filter_FailureInjector) error {
 func chance(ratio float64) bool { return ratio >= 1 || rand.Float64() < ratio }
 
 // fault applies an HTTPFault to the request: its delay for the delay's share of the requests, then its abort for
-// the abort's share, each drawn on its own. While at least max_active requests are being faulted, a request is
-// left alone. release, when not nil, ends this request's turn as a faulted one.
-func fault(req *pipeline.Request, f *policyv1.Filter_Fault, active *atomic.Int32) (release func(), err error) {
+// the abort's share, each drawn on its own. A request counts as faulted (active) for as long as its delay lasts;
+// while max_active requests are, the next ones are left alone.
+func fault(req *pipeline.Request, f *policyv1.Filter_Fault, active *atomic.Int32) error {
 	delay := f.GetDelay() != nil && f.GetDelay().GetFixed().AsDuration() > 0 && chance(f.GetDelay().GetRatio())
 	abort := f.GetAbort() != nil && chance(f.GetAbort().GetRatio())
 	if !delay && !abort {
-		return nil, nil
+		return nil
 	}
 	if limit := int32(f.GetMaxActive()); limit > 0 {
+		defer active.Add(-1)
 		if active.Add(1) > limit {
-			active.Add(-1)
-			return nil, nil
+			return nil
 		}
-		release = func() { active.Add(-1) }
 	}
 	if delay {
 		t := time.NewTimer(f.GetDelay().GetFixed().AsDuration())
@@ -130,18 +125,18 @@ func fault(req *pipeline.Request, f *policyv1.Filter_Fault, active *atomic.Int32
 		case <-t.C:
 		case <-req.HTTP.Context().Done():
 			t.Stop()
-			return release, req.HTTP.Context().Err()
+			return req.HTTP.Context().Err()
 		}
 	}
-	if abort {
-		a := f.GetAbort()
-		status := int(a.GetHttpStatus())
-		if status == 0 {
-			status = http.StatusInternalServerError
-		}
-		return release, &pipeline.InjectedError{Status: status, GRPC: int(a.GetGrpcCode()), Message: "fault injected by the route"}
+	if !abort {
+		return nil
 	}
-	return release, nil
+	a := f.GetAbort()
+	status := int(a.GetHttpStatus())
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	return &pipeline.InjectedError{Status: status, GRPC: int(a.GetGrpcCode()), Message: "fault injected by the route"}
 }
 
 // errPrefixRewrite: a rewrite or redirect replaces the matched path prefix, but the request was not matched by one.

@@ -43,6 +43,10 @@ func (m *Mirror) Send(req *pipeline.Request, authority string) {
 	if m == nil {
 		return
 	}
+	if req.HTTP.ContentLength > MirrorBodyLimit {
+		m.metrics.MirrorSkipped("body_too_large")
+		return
+	}
 	if m.inFlight.Add(1) > MaxMirrorsInFlight {
 		m.inFlight.Add(-1)
 		m.metrics.MirrorSkipped("too_many")
@@ -80,9 +84,6 @@ func (m *Mirror) Send(req *pipeline.Request, authority string) {
 		}
 		setBody(out, data)
 		go m.run(cp, done)
-	case req.HTTP.ContentLength > MirrorBodyLimit:
-		done()
-		m.metrics.MirrorSkipped("body_too_large")
 	default:
 		// The copy leaves when the primary has read the whole body.
 		req.HTTP.Body = &teeBody{src: body, onEOF: func(data []byte) {
