@@ -43,14 +43,18 @@ func viewRequest(r *http.Request, br *bufio.Reader) requestView {
 		Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery, ForceQuery: r.URL.ForceQuery,
 		ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor, Header: r.Header, ContentLength: r.ContentLength,
 		TransferEncoding: r.TransferEncoding, Close: r.Close, Trailer: r.Trailer}
-	b, err := io.ReadAll(r.Body)
-	v.Body = string(b)
-	if err != nil {
-		v.BodyErr = err.Error()
-	}
-	rest, _ := io.ReadAll(br)
-	v.Rest = string(rest)
+	v.Body, v.BodyErr, v.Rest = drain(r.Body, br)
 	return v
+}
+
+// drain reads a body to its end, then what is left on the connection after it.
+func drain(body io.Reader, br *bufio.Reader) (data, err, rest string) {
+	b, rerr := io.ReadAll(body)
+	if rerr != nil {
+		err = rerr.Error()
+	}
+	r, _ := io.ReadAll(br)
+	return string(b), err, string(r)
 }
 
 // compare: where the fast path takes raw, net/http reads the same from it (as view shows both); where it does
@@ -147,13 +151,7 @@ func viewResponse(r *http.Response, br *bufio.Reader) responseView {
 	v := responseView{Status: r.Status, StatusCode: r.StatusCode, Proto: r.Proto, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
 		Header: r.Header, ContentLength: r.ContentLength, TransferEncoding: r.TransferEncoding, Close: r.Close,
 		Uncompressed: r.Uncompressed, Trailer: r.Trailer}
-	b, err := io.ReadAll(r.Body)
-	v.Body = string(b)
-	if err != nil {
-		v.BodyErr = err.Error()
-	}
-	rest, _ := io.ReadAll(br)
-	v.Rest = string(rest)
+	v.Body, v.BodyErr, v.Rest = drain(r.Body, br)
 	return v
 }
 

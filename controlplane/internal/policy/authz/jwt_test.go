@@ -37,10 +37,6 @@ spec:
   requiredClaims: [{name: role, values: [admin, ops]}]
 `
 
-// TestJWTTranslation: an AuthorizationPolicy requiring a JWTAuthentication becomes an authorization with a JWT
-// requirement naming one provider per issuer whose keys are at hand, beside the identities and networks of its
-// other references; the port lists those providers once. Issuers without keys are left out and reported; a
-// policy left without any admits nobody.
 // tokenOnly is an AuthorizationPolicy on web-http that needs a token of jwtAuthn's issuers and nothing else.
 const tokenOnly = `
 ---
@@ -52,6 +48,10 @@ spec:
   - {group: policy.sinew.dev, kind: JWTAuthentication, name: tokens}
 `
 
+// TestJWTTranslation: an AuthorizationPolicy requiring a JWTAuthentication becomes an authorization with a JWT
+// requirement naming one provider per issuer whose keys are at hand, beside the identities and networks of its
+// other references; the port lists those providers once. Issuers without keys are left out and reported; a
+// policy left without any admits nobody.
 func TestJWTTranslation(t *testing.T) {
 	t.Parallel()
 	remote := api.KeySource{URL: "https://auth.example/jwks.json"}
