@@ -390,9 +390,16 @@ func TestGatewayAPIRoutes(t *testing.T) {
 		var last string
 		eventually(t, 2*time.Minute, "each group at its own backend", func() error {
 			c0 := read()
-			time.Sleep(10 * time.Second) // a window of traffic: about 100 of ab-bot's requests, 200 of route-bot's
-			c1 := read()
-			d := counts{c1.abPrimary - c0.abPrimary, c1.abCanary - c0.abCanary, c1.routePrimary - c0.routePrimary, c1.routeCanary - c0.routeCanary}
+			var d counts
+			// a window of traffic: 50 of ab-bot's requests and 100 of route-bot's
+			eventually(t, time.Minute, "a window of both bots' requests", func() error {
+				c1 := read()
+				d = counts{c1.abPrimary - c0.abPrimary, c1.abCanary - c0.abCanary, c1.routePrimary - c0.routePrimary, c1.routeCanary - c0.routeCanary}
+				if d.abPrimary+d.abCanary < 50 || d.routePrimary+d.routeCanary < 100 {
+					return fmt.Errorf("ab-bot %.0f, route-bot %.0f requests", d.abPrimary+d.abCanary, d.routePrimary+d.routeCanary)
+				}
+				return nil
+			})
 			last = fmt.Sprintf("ab-bot: %.0f at web-canary, %.0f at web-primary; route-bot: %.0f at web-primary, %.0f at web-canary",
 				d.abCanary, d.abPrimary, d.routePrimary, d.routeCanary)
 			if d.abCanary < 20 || d.abPrimary != 0 || d.routePrimary < 20 || d.routeCanary != 0 {
@@ -434,12 +441,14 @@ func TestGatewayAPIRoutes(t *testing.T) {
 		var last string
 		eventually(t, 2*time.Minute, "web's votes split between the voting versions", func() error {
 			p0, v0 := fromWeb(primaryIP), fromWeb(v2IP)
-			time.Sleep(10 * time.Second)
-			p1, v1 := fromWeb(primaryIP), fromWeb(v2IP)
-			n := p1 + v1 - p0 - v0
-			if n < 100 {
-				return fmt.Errorf("%.0f calls from web in the window", n)
-			}
+			var p1, v1, n float64
+			eventually(t, time.Minute, "100 more calls from web", func() error {
+				p1, v1 = fromWeb(primaryIP), fromWeb(v2IP)
+				if n = p1 + v1 - p0 - v0; n < 100 {
+					return fmt.Errorf("%.0f calls from web in the window", n)
+				}
+				return nil
+			})
 			share := 100 * (v1 - v0) / n
 			last = fmt.Sprintf("voting-v2 got %.1f %% of %.0f calls", share, n)
 			if math.Abs(share-50) > 10 {
