@@ -23,17 +23,18 @@ const (
 
 // outboundChain: from the local application to a destination.
 func outboundChain(pols layer.Policies, eps *layer.Endpoints, hub *tap.Hub) pipeline.Handler {
-	wait := eps.Discovery
-	// Mirrored copies of requests take the same way as an attempt from the balancer on.
-	mirror := layer.NewMirror(pipeline.Chain(layer.ToEndpoint(), layer.Balance(eps), layer.Observe(hub)), eps.Metrics)
-	return pipeline.Chain(layer.ToEndpoint(), // the endpoint's connection pool, then the mesh dialer
-		layer.Route(pols, wait), // the target's policy and the rule that matches (404 when none does)
-		layer.Filters(mirror),   // the rule's filters: headers, rewrites, redirects, mirrors, faults
-		layer.Timeout(),         // the rule's request timeout, across all attempts
+	// One attempt at the backend the split chose; mirrored copies of requests take the same way.
+	attempt := pipeline.Chain(layer.ToEndpoint(), // the endpoint's connection pool, then the mesh dialer
+		layer.Balance(eps), // an endpoint per attempt, avoiding the last one; failure accrual
+		layer.Observe(hub), // metrics and tap of each attempt
+	)
+	mirror := layer.NewMirror(attempt, eps.Metrics)
+	return pipeline.Chain(attempt,
+		layer.Route(pols, eps.Discovery), // the target's policy and the rule that matches (404 when none does)
+		layer.Filters(mirror),            // the rule's filters: headers, rewrites, redirects, mirrors, faults
+		layer.Timeout(),                  // the rule's request timeout, across all attempts
 		layer.Retry(budget.New(retryRatio, retryMinPerSec, retryBudgetTTL)), // attempts, with a budget
 		layer.Split(mirror), // a backend per attempt, by weight, and the backend's filters
-		layer.Balance(eps),  // an endpoint per attempt, avoiding the last one; failure accrual
-		layer.Observe(hub),  // metrics and tap of each attempt
 	)
 }
 
