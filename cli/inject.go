@@ -205,7 +205,7 @@ func runInject(ctx context.Context, env *Env, f *injectFlags, flags *pflag.FlagS
 		if err != nil {
 			return err
 		}
-		fn = func(o *manifests.Object) (string, error) { return injectManual(o, cfg, f.force) }
+		fn = func(o *manifests.Object) (string, error) { return injectManual(o, cfg, f.force, f.ingress) }
 	} else {
 		value := names.InjectEnabled
 		if f.ingress {
@@ -339,9 +339,13 @@ func podNoun(o *manifests.Object) string {
 
 // injectManual writes what the proxy injector would add into a workload's pod template; force injects a pod that
 // has another mesh's sidecar.
-func injectManual(o *manifests.Object, cfg inject.Config, force bool) (string, error) {
+func injectManual(o *manifests.Object, cfg inject.Config, force, ingress bool) (string, error) {
 	if o.Kind == "Namespace" {
-		return annotate(o, names.InjectEnabled, nil)
+		value := names.InjectEnabled
+		if ingress {
+			value = names.InjectIngress
+		}
+		return annotate(o, value, nil)
 	}
 	tp, ok := templatePaths[o.Kind]
 	if !ok {
@@ -351,7 +355,7 @@ func injectManual(o *manifests.Object, cfg inject.Config, force bool) (string, e
 		return "skipped (no pod template)", nil
 	}
 	var pod corev1.Pod
-	in := inject.Input{Pod: &pod, Manual: true, AllowOtherMesh: force, Namespace: o.Get("metadata", "namespace").Str()}
+	in := inject.Input{Pod: &pod, Manual: true, Ingress: ingress, AllowOtherMesh: force, Namespace: o.Get("metadata", "namespace").Str()}
 	if o.Kind == "Pod" {
 		if err := o.Decode(nil, &pod); err != nil {
 			return "", fmt.Errorf("not a valid Pod: %w", err)

@@ -294,6 +294,19 @@ func TestInjectKubectlPipe(t *testing.T) {
 	}
 }
 
+// --manual --ingress gives the proxy ingress mode directly (no annotation is written on a workload).
+func TestInjectManualIngress(t *testing.T) {
+	in := filepath.Join(injectData, "in", "flow-and-empty.yaml")
+	plain := mustRun(t, testEnv(t, nil), manualArgs(in)...)
+	ingress := mustRun(t, testEnv(t, nil), manualArgs("--ingress", in)...)
+	if strings.Contains(plain, "SINEW_PROXY_INGRESS_MODE") {
+		t.Error("--manual without --ingress set SINEW_PROXY_INGRESS_MODE")
+	}
+	if !strings.Contains(ingress, "- name: SINEW_PROXY_INGRESS_MODE\n") || !strings.Contains(ingress, `value: "true"`) {
+		t.Errorf("--manual --ingress lacks SINEW_PROXY_INGRESS_MODE=true:\n%s", ingress)
+	}
+}
+
 func TestInjectFlagsBecomeAnnotations(t *testing.T) {
 	in := filepath.Join(injectData, "in", "namespace.yaml")
 	out := mustRun(t, testEnv(t, nil), "inject", "--ingress", "--proxy-log-level", "debug", "--skip-outbound-ports", "3306,5432",

@@ -58,6 +58,9 @@ type Config struct {
 	InboundPorts  []InboundPort  `json:"inboundPorts,omitempty"`
 	OutboundPorts []OutboundPort `json:"outboundPorts,omitempty"`
 	OpaquePorts   []uint16       `json:"opaquePorts"`
+	// IngressMode: the proxy of an ingress controller. Outbound HTTP requests go to the Service their authority
+	// names (the sinew-dst-override header, else Host) instead of the connection's destination.
+	IngressMode bool `json:"ingressMode"`
 
 	IdentityAddr     string `json:"identityAddr"`
 	IdentityName     string `json:"identityName"`
@@ -174,6 +177,14 @@ var envVars = []envVar{
 			return err
 		}
 		c.OpaquePorts = ps
+		return nil
+	}},
+	{"INGRESS_MODE", "false", "true for an ingress controller's proxy: outbound HTTP requests go to the Service named by their sinew-dst-override header, else their Host, rather than to the address the controller connected to; names the mesh does not know still go there", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		c.IngressMode = b
 		return nil
 	}},
 	{"IDENTITY_SVC_ADDR", "", "identity service address (required)", str(func(c *Config) *string { return &c.IdentityAddr })},

@@ -172,7 +172,12 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (_ *Proxy, err erro
 		}
 	}
 	p.in = forward.NewInbound(deps, timeouts, opaque, ports)
-	p.out = forward.NewOutbound(deps, timeouts, opaque)
+	ingress := forward.Ingress{Enabled: cfg.IngressMode}
+	if ingress.Enabled {
+		ingress.Namespace, _, _ = strings.Cut(cfg.Workload, "/")
+		log.Info("ingress mode: outbound requests go to the Service their authority names")
+	}
+	p.out = forward.NewOutbound(deps, timeouts, opaque, ingress)
 
 	listen := func(setting, addr string) (net.Listener, error) {
 		ln, err := net.Listen("tcp", addr)

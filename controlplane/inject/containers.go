@@ -78,6 +78,9 @@ func proxyContainer(cfg Config, s *settings) corev1.Container {
 			env = append(env, corev1.EnvVar{Name: name, Value: v})
 		}
 	}
+	if s.ingress {
+		opt("SINEW_PROXY_INGRESS_MODE", "true")
+	}
 	opt("SINEW_PROXY_OPAQUE_PORTS", s.opaquePorts)
 	opt("SINEW_PROXY_CONNECT_TIMEOUT", s.connectTimeout)
 	opt("SINEW_PROXY_SHUTDOWN_GRACE_PERIOD", s.shutdownGrace)

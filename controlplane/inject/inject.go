@@ -41,6 +41,9 @@ type Input struct {
 	// Manual injects without the opt-in annotation (as `sinew inject --manual` does); an explicit
 	// sinew.dev/inject: disabled on the pod still wins.
 	Manual bool
+	// Ingress gives the pod an ingress controller's proxy (routing by the requests' authority), as
+	// sinew.dev/inject: ingress does; for `sinew inject --manual --ingress`, which sets no annotation.
+	Ingress bool
 	// ServerPorts are the ports of the Servers (policy.sinew.dev) that select the pod, as numbers or names of the
 	// pod's container ports; ServersKnown says they were read (the webhook's Server cache had synced). The proxy
 	// is told these ports: until the control plane first answers, they admit nobody and the pod's other ports
@@ -158,6 +161,7 @@ func Inject(in Input, cfg Config) (*Result, error) {
 		return nil, invalid(err)
 	}
 
+	s.ingress = mode == names.InjectIngress || in.Ingress
 	if in.ServersKnown {
 		s.serverPorts = serverPorts(in.ServerPorts, pod)
 	}

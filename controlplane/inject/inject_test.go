@@ -341,6 +341,37 @@ func TestServerPorts(t *testing.T) {
 	}
 }
 
+// TestIngressMode: sinew.dev/inject: ingress (on the pod or its namespace), or a manual injection for an ingress,
+// gives the proxy ingress mode; enabled does not.
+func TestIngressMode(t *testing.T) {
+	cfg := testConfig(t)
+	for _, tc := range []struct {
+		name   string
+		pod    map[string]string
+		ns     map[string]string
+		manual bool
+		ingr   bool
+		want   string
+	}{
+		{"pod ingress", map[string]string{names.InjectAnnotation: names.InjectIngress}, nil, false, false, "true"},
+		{"namespace ingress", nil, map[string]string{names.InjectAnnotation: names.InjectIngress}, false, false, "true"},
+		{"pod enabled beats namespace ingress", map[string]string{names.InjectAnnotation: names.InjectEnabled},
+			map[string]string{names.InjectAnnotation: names.InjectIngress}, false, false, ""},
+		{"enabled", map[string]string{names.InjectAnnotation: names.InjectEnabled}, nil, false, false, ""},
+		{"manual", nil, nil, true, false, ""},
+		{"manual ingress", nil, nil, true, true, "true"},
+	} {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: tc.pod}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}}
+		res, err := Inject(Input{Pod: pod, NamespaceAnnotations: tc.ns, Manual: tc.manual, Ingress: tc.ingr}, cfg)
+		if err != nil || res.Pod == nil {
+			t.Fatalf("%s: %v %+v", tc.name, err, res)
+		}
+		if got := proxyEnv(t, res, "SINEW_PROXY_INGRESS_MODE"); got != tc.want {
+			t.Errorf("%s: SINEW_PROXY_INGRESS_MODE=%q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
 // TestValues checks each knob's parsing through the rendered pod.
 func TestKnobValues(t *testing.T) {
 	cfg := testConfig(t)

@@ -37,6 +37,7 @@ type settings struct {
 	pullPolicy            corev1.PullPolicy
 	inboundPolicy, mtlsMd string
 	serverPorts           string // SINEW_PROXY_INBOUND_SERVER_PORTS; "" = unknown (the proxy's default, all)
+	ingress               bool   // sinew.dev/inject: ingress: the proxy routes by the requests' authority
 }
 
 // knob is one config.sinew.dev/<name> override: how to check a value and apply it.

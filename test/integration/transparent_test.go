@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,19 +28,7 @@ func run(t *testing.T, args ...string) {
 // an nftables rule redirects it to the proxy's outbound listener, the proxy reads the original destination,
 // resolves it through the destination service, and carries it over mTLS to the server's proxy.
 func TestTransparentOutbound(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces and nftables (CI runs as root)")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not found: install iproute2 and nftables (.ci/run does)", tool)
-		}
-	}
-	ns := fmt.Sprintf("sinew-it-%d", os.Getpid())
-	run(t, "ip", "netns", "add", ns)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-
+	ns := netnsForTest(t)
 	m := startMesh(t, meshOpts{})
 	app := httpApp(t, "srv", false)
 	server := m.sidecar(sidecarOpts{ns: "test", name: "srv", sa: "srv-sa", inbound: []proxy.InboundPort{{Port: 8080, App: app}}})
@@ -48,49 +37,10 @@ func TestTransparentOutbound(t *testing.T) {
 	m.write("cli.yaml", workloadYAML("test", "cli", "cli-sa", "cli", 0, 9))
 	server.waitReady(t)
 
-	cfg := proxy.Defaults()
-	cfg.Mode = proxy.ModeTransparent
-	cfg.Workload = "test/cli"
-	cfg.InboundAddr, cfg.OutboundAddr, cfg.AdminAddr, cfg.TapAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.IdentityAddr, cfg.DestinationAddr = m.cp.IdentityAddr(), m.cp.DestinationAddr()
-	cfg.LocalName = spiffeID("test", "cli-sa")
-	cfg.TrustAnchorsPEM = string(m.cp.TrustAnchorsPEM())
-	tok, err := m.cp.IssueJoinToken("test", "cli")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Token = tok
-	var p *proxy.Proxy
-	if err := testutil.InNetns(ns, func() (err error) {
-		p, err = proxy.New(cfg, testLogger(t).With("proxy", "transparent"), nil)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	eventually(t, 15*time.Second, "transparent proxy ready", func() error {
-		if !p.Ready() {
-			return fmt.Errorf("not ready")
-		}
-		return nil
-	})
-
+	p := startTransparent(t, m, ns, "cli", "cli-sa", func(*proxy.Config) {})
 	// Capture: everything the namespace sends to port 8080 goes to the proxy's outbound listener.
-	outPort := portOf(p.OutboundAddrs()[0])
-	run(t, "ip", "netns", "exec", ns, "nft", "add table ip sinew")
-	run(t, "ip", "netns", "exec", ns, "nft", "add chain ip sinew output { type nat hook output priority -100; }")
-	run(t, "ip", "netns", "exec", ns, "nft", fmt.Sprintf("add rule ip sinew output tcp dport 8080 redirect to :%d", outPort))
-
-	nsClient := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
-		err = testutil.InNetns(ns, func() error {
-			c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-			return err
-		})
-		return c, err
-	}}}
+	capturePort(t, ns, p, 8080)
+	nsClient := netnsClient(ns)
 	for i := range 5 {
 		resp, err := nsClient.Get("http://127.0.0.1:8080/transparent")
 		if err != nil {
@@ -112,4 +62,82 @@ func TestTransparentOutbound(t *testing.T) {
 	if v := metricValue(string(text), "request_total", `direction="outbound"`, `tls="true"`, `server_id="`+spiffeID("test", "srv-sa")+`"`, `dst_pod="srv"`); v != 5 {
 		t.Fatalf("transparent outbound request_total = %v\n%s", v, grep(string(text), "request_total"))
 	}
+}
+
+// netnsForTest creates a network namespace with loopback up, removed at the end of the test; it skips the test
+// when not root.
+func netnsForTest(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces and nftables (CI runs as root)")
+	}
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s not found: install iproute2 and nftables (.ci/run does)", tool)
+		}
+	}
+	ns := fmt.Sprintf("sinew-it-%d-%d", os.Getpid(), netnsSeq.Add(1))
+	run(t, "ip", "netns", "add", ns)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	return ns
+}
+
+var netnsSeq atomic.Int64
+
+// startTransparent runs a proxy in transparent mode for workload test/name inside the network namespace ns (its
+// listeners are there; it dials endpoints from the test's namespace), after configure adjusts its settings.
+func startTransparent(t *testing.T, m *mesh, ns, name, sa string, configure func(*proxy.Config)) *proxy.Proxy {
+	t.Helper()
+	cfg := proxy.Defaults()
+	cfg.Mode = proxy.ModeTransparent
+	cfg.Workload = "test/" + name
+	cfg.InboundAddr, cfg.OutboundAddr, cfg.AdminAddr, cfg.TapAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.IdentityAddr, cfg.DestinationAddr = m.cp.IdentityAddr(), m.cp.DestinationAddr()
+	cfg.LocalName = spiffeID("test", sa)
+	cfg.TrustAnchorsPEM = string(m.cp.TrustAnchorsPEM())
+	tok, err := m.cp.IssueJoinToken("test", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Token = tok
+	configure(&cfg)
+	var p *proxy.Proxy
+	if err := testutil.InNetns(ns, func() (err error) {
+		p, err = proxy.New(cfg, testLogger(t).With("proxy", name), nil)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	eventually(t, 15*time.Second, name+" (transparent) ready", func() error {
+		if !p.Ready() {
+			return fmt.Errorf("not ready")
+		}
+		return nil
+	})
+	return p
+}
+
+// capturePort redirects what the namespace ns sends to port to p's outbound listener, as sinew-init does.
+func capturePort(t *testing.T, ns string, p *proxy.Proxy, port int) {
+	t.Helper()
+	outPort := portOf(p.OutboundAddrs()[0])
+	run(t, "ip", "netns", "exec", ns, "nft", "add table ip sinew")
+	run(t, "ip", "netns", "exec", ns, "nft", "add chain ip sinew output { type nat hook output priority -100; }")
+	run(t, "ip", "netns", "exec", ns, "nft", fmt.Sprintf("add rule ip sinew output tcp dport %d redirect to :%d", port, outPort))
+}
+
+// netnsClient is an HTTP client whose connections start inside the network namespace ns.
+func netnsClient(ns string) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+		err = testutil.InNetns(ns, func() error {
+			c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}}}
 }

@@ -21,15 +21,21 @@ const (
 	retryBudgetTTL = 10 * time.Second
 )
 
-// outboundChain: from the local application to a destination.
-func outboundChain(pols layer.Policies, eps *layer.Endpoints, hub *tap.Hub) pipeline.Handler {
+// outboundChain: from the local application to a destination. An ingress-mode proxy first chooses each
+// request's target by its authority.
+func outboundChain(pols layer.Policies, eps *layer.Endpoints, hub *tap.Hub, ingress Ingress) pipeline.Handler {
 	// One attempt at the backend the split chose; mirrored copies of requests take the same way.
 	attempt := pipeline.Chain(layer.ToEndpoint(), // the endpoint's connection pool, then the mesh dialer
 		layer.Balance(eps), // an endpoint per attempt, avoiding the last one; failure accrual
 		layer.Observe(hub), // metrics and tap of each attempt
 	)
 	mirror := layer.NewMirror(attempt, eps.Metrics)
+	target := pipeline.Pass
+	if ingress.Enabled {
+		target = layer.Ingress(eps, ingress.Namespace) // the Service the request's authority names
+	}
 	return pipeline.Chain(attempt,
+		target,
 		layer.Route(pols, eps.Discovery), // the target's policy and the rule that matches (404 when none does)
 		layer.Filters(mirror),            // the rule's filters: headers, rewrites, redirects, mirrors, faults
 		layer.Timeout(),                  // the rule's request timeout, across all attempts

@@ -35,8 +35,16 @@ func outboundConnFrom(ctx context.Context) *pipeline.OutboundConn {
 	return oc
 }
 
+// Ingress is the outbound side's ingress mode (a meshed ingress controller's proxy): each HTTP request goes to
+// the Service its authority names (the sinew-dst-override header, else Host) rather than to the connection's
+// destination; see layer.Ingress. Namespace is the workload's, for single-label names.
+type Ingress struct {
+	Enabled   bool
+	Namespace string
+}
+
 // NewOutbound builds the outbound side.
-func NewOutbound(deps Deps, t Timeouts, opaquePorts map[uint16]bool) *Outbound {
+func NewOutbound(deps Deps, t Timeouts, opaquePorts map[uint16]bool, ingress Ingress) *Outbound {
 	dialer := endpoint.NewDialer(deps.Certs, deps.Anchors, t.Connect)
 	plain := endpoint.NewPlain(dialer)
 	o := &Outbound{
@@ -48,7 +56,7 @@ func NewOutbound(deps Deps, t Timeouts, opaquePorts map[uint16]bool) *Outbound {
 	}
 	f := &forwarder{
 		dir:   pipeline.Outbound,
-		chain: outboundChain(deps.Policies, o.eps, deps.Tap),
+		chain: outboundChain(deps.Policies, o.eps, deps.Tap, ingress),
 		log:   deps.Log,
 		prepare: func(req *pipeline.Request) {
 			req.Out = outboundConnFrom(req.Client.Context())

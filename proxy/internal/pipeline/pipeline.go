@@ -40,6 +40,9 @@ func Chain(end Handler, layers ...Layer) Handler {
 	return h
 }
 
+// Pass is the layer that does nothing: a chain's place for a layer that is off in this proxy. It adds no work.
+func Pass(next Handler) Handler { return next }
+
 // Direction says which side of the proxy a request is on.
 type Direction uint8
 
