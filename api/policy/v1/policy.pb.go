@@ -24,6 +24,56 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ListenerProtocol int32
+
+const (
+	ListenerProtocol_LISTENER_PROTOCOL_UNSPECIFIED ListenerProtocol = 0
+	ListenerProtocol_LISTENER_PROTOCOL_HTTP        ListenerProtocol = 1
+	// TLS terminated by the gateway with the listener's certificates, then HTTP/1.1 or HTTP/2 (ALPN).
+	ListenerProtocol_LISTENER_PROTOCOL_HTTPS ListenerProtocol = 2
+)
+
+// Enum value maps for ListenerProtocol.
+var (
+	ListenerProtocol_name = map[int32]string{
+		0: "LISTENER_PROTOCOL_UNSPECIFIED",
+		1: "LISTENER_PROTOCOL_HTTP",
+		2: "LISTENER_PROTOCOL_HTTPS",
+	}
+	ListenerProtocol_value = map[string]int32{
+		"LISTENER_PROTOCOL_UNSPECIFIED": 0,
+		"LISTENER_PROTOCOL_HTTP":        1,
+		"LISTENER_PROTOCOL_HTTPS":       2,
+	}
+)
+
+func (x ListenerProtocol) Enum() *ListenerProtocol {
+	p := new(ListenerProtocol)
+	*p = x
+	return p
+}
+
+func (x ListenerProtocol) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ListenerProtocol) Descriptor() protoreflect.EnumDescriptor {
+	return file_sinew_policy_v1_policy_proto_enumTypes[0].Descriptor()
+}
+
+func (ListenerProtocol) Type() protoreflect.EnumType {
+	return &file_sinew_policy_v1_policy_proto_enumTypes[0]
+}
+
+func (x ListenerProtocol) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ListenerProtocol.Descriptor instead.
+func (ListenerProtocol) EnumDescriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{0}
+}
+
 type Protocol int32
 
 const (
@@ -69,11 +119,11 @@ func (x Protocol) String() string {
 }
 
 func (Protocol) Descriptor() protoreflect.EnumDescriptor {
-	return file_sinew_policy_v1_policy_proto_enumTypes[0].Descriptor()
+	return file_sinew_policy_v1_policy_proto_enumTypes[1].Descriptor()
 }
 
 func (Protocol) Type() protoreflect.EnumType {
-	return &file_sinew_policy_v1_policy_proto_enumTypes[0]
+	return &file_sinew_policy_v1_policy_proto_enumTypes[1]
 }
 
 func (x Protocol) Number() protoreflect.EnumNumber {
@@ -82,7 +132,7 @@ func (x Protocol) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Protocol.Descriptor instead.
 func (Protocol) EnumDescriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{0}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{1}
 }
 
 type MTLSMode int32
@@ -124,11 +174,11 @@ func (x MTLSMode) String() string {
 }
 
 func (MTLSMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_sinew_policy_v1_policy_proto_enumTypes[1].Descriptor()
+	return file_sinew_policy_v1_policy_proto_enumTypes[2].Descriptor()
 }
 
 func (MTLSMode) Type() protoreflect.EnumType {
-	return &file_sinew_policy_v1_policy_proto_enumTypes[1]
+	return &file_sinew_policy_v1_policy_proto_enumTypes[2]
 }
 
 func (x MTLSMode) Number() protoreflect.EnumNumber {
@@ -137,7 +187,7 @@ func (x MTLSMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MTLSMode.Descriptor instead.
 func (MTLSMode) EnumDescriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{1}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{2}
 }
 
 type RefreshKeysRequest struct {
@@ -240,6 +290,266 @@ func (x *RefreshKeysResponse) GetFetching() bool {
 	return false
 }
 
+type GatewayRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "namespace/name" of the Gateway.
+	Gateway       string `protobuf:"bytes,1,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GatewayRequest) Reset() {
+	*x = GatewayRequest{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GatewayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GatewayRequest) ProtoMessage() {}
+
+func (x *GatewayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GatewayRequest.ProtoReflect.Descriptor instead.
+func (*GatewayRequest) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GatewayRequest) GetGateway() string {
+	if x != nil {
+		return x.Gateway
+	}
+	return ""
+}
+
+type GatewayConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The listeners that are programmed: valid, not in conflict. Several may share a port (by hostname; for HTTPS,
+	// by SNI).
+	Listeners []*GatewayListener `protobuf:"bytes,1,rep,name=listeners,proto3" json:"listeners,omitempty"`
+	// kind (Gateway), name, namespace.
+	Labels map[string]string `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// False until the control plane knows the Gateway (not yet synced, or it does not exist, or is not of class
+	// sinew): the proxy then serves nothing.
+	Exists        bool `protobuf:"varint,3,opt,name=exists,proto3" json:"exists,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GatewayConfig) Reset() {
+	*x = GatewayConfig{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GatewayConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GatewayConfig) ProtoMessage() {}
+
+func (x *GatewayConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GatewayConfig.ProtoReflect.Descriptor instead.
+func (*GatewayConfig) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *GatewayConfig) GetListeners() []*GatewayListener {
+	if x != nil {
+		return x.Listeners
+	}
+	return nil
+}
+
+func (x *GatewayConfig) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *GatewayConfig) GetExists() bool {
+	if x != nil {
+		return x.Exists
+	}
+	return false
+}
+
+type GatewayListener struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Port     uint32                 `protobuf:"varint,2,opt,name=port,proto3" json:"port,omitempty"`
+	Protocol ListenerProtocol       `protobuf:"varint,3,opt,name=protocol,proto3,enum=sinew.policy.v1.ListenerProtocol" json:"protocol,omitempty"`
+	// The host names this listener serves: "" for any, "*.example.com" for one or more labels before example.com.
+	Hostname string `protobuf:"bytes,4,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	// HTTPS: the certificates to present, chosen by the client's SNI (the first one when none fits).
+	Certificates []*Certificate `protobuf:"bytes,5,rep,name=certificates,proto3" json:"certificates,omitempty"`
+	// The routes attached to this listener, oldest first; each route's hostnames are already intersected with the
+	// listener's (empty: the listener's hostname).
+	Routes        []*HttpRoute `protobuf:"bytes,6,rep,name=routes,proto3" json:"routes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GatewayListener) Reset() {
+	*x = GatewayListener{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GatewayListener) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GatewayListener) ProtoMessage() {}
+
+func (x *GatewayListener) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GatewayListener.ProtoReflect.Descriptor instead.
+func (*GatewayListener) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GatewayListener) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GatewayListener) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *GatewayListener) GetProtocol() ListenerProtocol {
+	if x != nil {
+		return x.Protocol
+	}
+	return ListenerProtocol_LISTENER_PROTOCOL_UNSPECIFIED
+}
+
+func (x *GatewayListener) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *GatewayListener) GetCertificates() []*Certificate {
+	if x != nil {
+		return x.Certificates
+	}
+	return nil
+}
+
+func (x *GatewayListener) GetRoutes() []*HttpRoute {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+type Certificate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "namespace/name" of the Secret it came from.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// PEM certificate chain, leaf first, and the PEM private key.
+	ChainPem      []byte `protobuf:"bytes,2,opt,name=chain_pem,json=chainPem,proto3" json:"chain_pem,omitempty"`
+	KeyPem        []byte `protobuf:"bytes,3,opt,name=key_pem,json=keyPem,proto3" json:"key_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Certificate) Reset() {
+	*x = Certificate{}
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Certificate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Certificate) ProtoMessage() {}
+
+func (x *Certificate) ProtoReflect() protoreflect.Message {
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Certificate.ProtoReflect.Descriptor instead.
+func (*Certificate) Descriptor() ([]byte, []int) {
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Certificate) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Certificate) GetChainPem() []byte {
+	if x != nil {
+		return x.ChainPem
+	}
+	return nil
+}
+
+func (x *Certificate) GetKeyPem() []byte {
+	if x != nil {
+		return x.KeyPem
+	}
+	return nil
+}
+
 type InboundRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "namespace/workload".
@@ -251,7 +561,7 @@ type InboundRequest struct {
 
 func (x *InboundRequest) Reset() {
 	*x = InboundRequest{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[2]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -263,7 +573,7 @@ func (x *InboundRequest) String() string {
 func (*InboundRequest) ProtoMessage() {}
 
 func (x *InboundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[2]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -276,7 +586,7 @@ func (x *InboundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboundRequest.ProtoReflect.Descriptor instead.
 func (*InboundRequest) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{2}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *InboundRequest) GetWorkload() string {
@@ -324,7 +634,7 @@ type InboundServer struct {
 
 func (x *InboundServer) Reset() {
 	*x = InboundServer{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[3]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -336,7 +646,7 @@ func (x *InboundServer) String() string {
 func (*InboundServer) ProtoMessage() {}
 
 func (x *InboundServer) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[3]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -349,7 +659,7 @@ func (x *InboundServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InboundServer.ProtoReflect.Descriptor instead.
 func (*InboundServer) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{3}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *InboundServer) GetProtocol() Protocol {
@@ -444,7 +754,7 @@ type JwtProvider struct {
 
 func (x *JwtProvider) Reset() {
 	*x = JwtProvider{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[4]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -456,7 +766,7 @@ func (x *JwtProvider) String() string {
 func (*JwtProvider) ProtoMessage() {}
 
 func (x *JwtProvider) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[4]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -469,7 +779,7 @@ func (x *JwtProvider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtProvider.ProtoReflect.Descriptor instead.
 func (*JwtProvider) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{4}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *JwtProvider) GetName() string {
@@ -549,7 +859,7 @@ type TokenSource struct {
 
 func (x *TokenSource) Reset() {
 	*x = TokenSource{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[5]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -561,7 +871,7 @@ func (x *TokenSource) String() string {
 func (*TokenSource) ProtoMessage() {}
 
 func (x *TokenSource) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[5]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -574,7 +884,7 @@ func (x *TokenSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenSource.ProtoReflect.Descriptor instead.
 func (*TokenSource) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{5}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TokenSource) GetSource() isTokenSource_Source {
@@ -644,7 +954,7 @@ type HeaderSource struct {
 
 func (x *HeaderSource) Reset() {
 	*x = HeaderSource{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[6]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +966,7 @@ func (x *HeaderSource) String() string {
 func (*HeaderSource) ProtoMessage() {}
 
 func (x *HeaderSource) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[6]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +979,7 @@ func (x *HeaderSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderSource.ProtoReflect.Descriptor instead.
 func (*HeaderSource) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{6}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *HeaderSource) GetName() string {
@@ -696,7 +1006,7 @@ type ClaimHeader struct {
 
 func (x *ClaimHeader) Reset() {
 	*x = ClaimHeader{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[7]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +1018,7 @@ func (x *ClaimHeader) String() string {
 func (*ClaimHeader) ProtoMessage() {}
 
 func (x *ClaimHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[7]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +1031,7 @@ func (x *ClaimHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimHeader.ProtoReflect.Descriptor instead.
 func (*ClaimHeader) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{7}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ClaimHeader) GetClaim() string {
@@ -753,7 +1063,7 @@ type JwtRequirement struct {
 
 func (x *JwtRequirement) Reset() {
 	*x = JwtRequirement{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[8]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +1075,7 @@ func (x *JwtRequirement) String() string {
 func (*JwtRequirement) ProtoMessage() {}
 
 func (x *JwtRequirement) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[8]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +1088,7 @@ func (x *JwtRequirement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JwtRequirement.ProtoReflect.Descriptor instead.
 func (*JwtRequirement) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{8}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *JwtRequirement) GetProviders() []string {
@@ -812,7 +1122,7 @@ type ClaimMatch struct {
 
 func (x *ClaimMatch) Reset() {
 	*x = ClaimMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[9]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -824,7 +1134,7 @@ func (x *ClaimMatch) String() string {
 func (*ClaimMatch) ProtoMessage() {}
 
 func (x *ClaimMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[9]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -837,7 +1147,7 @@ func (x *ClaimMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimMatch.ProtoReflect.Descriptor instead.
 func (*ClaimMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{9}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ClaimMatch) GetName() string {
@@ -873,7 +1183,7 @@ type RateLimit struct {
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[10]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +1195,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[10]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +1208,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{10}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RateLimit) GetTotalRps() uint32 {
@@ -940,7 +1250,7 @@ type RateLimitOverride struct {
 
 func (x *RateLimitOverride) Reset() {
 	*x = RateLimitOverride{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -952,7 +1262,7 @@ func (x *RateLimitOverride) String() string {
 func (*RateLimitOverride) ProtoMessage() {}
 
 func (x *RateLimitOverride) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[11]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -965,7 +1275,7 @@ func (x *RateLimitOverride) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimitOverride.ProtoReflect.Descriptor instead.
 func (*RateLimitOverride) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{11}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RateLimitOverride) GetRps() uint32 {
@@ -993,7 +1303,7 @@ type Network struct {
 
 func (x *Network) Reset() {
 	*x = Network{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1315,7 @@ func (x *Network) String() string {
 func (*Network) ProtoMessage() {}
 
 func (x *Network) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[12]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1328,7 @@ func (x *Network) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Network.ProtoReflect.Descriptor instead.
 func (*Network) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{12}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Network) GetCidr() string {
@@ -1060,7 +1370,7 @@ type Authorization struct {
 
 func (x *Authorization) Reset() {
 	*x = Authorization{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[13]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1382,7 @@ func (x *Authorization) String() string {
 func (*Authorization) ProtoMessage() {}
 
 func (x *Authorization) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[13]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1395,7 @@ func (x *Authorization) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Authorization.ProtoReflect.Descriptor instead.
 func (*Authorization) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{13}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Authorization) GetName() string {
@@ -1149,7 +1459,7 @@ type OutboundRequest struct {
 
 func (x *OutboundRequest) Reset() {
 	*x = OutboundRequest{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[14]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1471,7 @@ func (x *OutboundRequest) String() string {
 func (*OutboundRequest) ProtoMessage() {}
 
 func (x *OutboundRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[14]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1484,7 @@ func (x *OutboundRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboundRequest.ProtoReflect.Descriptor instead.
 func (*OutboundRequest) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{14}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *OutboundRequest) GetTarget() string {
@@ -1203,7 +1513,7 @@ type OutboundPolicy struct {
 
 func (x *OutboundPolicy) Reset() {
 	*x = OutboundPolicy{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[15]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1215,7 +1525,7 @@ func (x *OutboundPolicy) String() string {
 func (*OutboundPolicy) ProtoMessage() {}
 
 func (x *OutboundPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[15]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1228,7 +1538,7 @@ func (x *OutboundPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboundPolicy.ProtoReflect.Descriptor instead.
 func (*OutboundPolicy) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{15}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *OutboundPolicy) GetProtocol() Protocol {
@@ -1266,13 +1576,16 @@ type HttpRoute struct {
 	// Inbound routes only (InboundServer.routes): the clients admitted to requests this route matches, besides
 	// those the InboundServer's own authorizations admit (AuthorizationPolicies that target the route).
 	Authorizations []*Authorization `protobuf:"bytes,3,rep,name=authorizations,proto3" json:"authorizations,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Gateway routes only (GatewayListener.routes): the host names the route serves ("*.example.com" matches one
+	// or more labels before example.com); empty: every host name of the listener.
+	Hostnames     []string `protobuf:"bytes,4,rep,name=hostnames,proto3" json:"hostnames,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HttpRoute) Reset() {
 	*x = HttpRoute{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[16]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1284,7 +1597,7 @@ func (x *HttpRoute) String() string {
 func (*HttpRoute) ProtoMessage() {}
 
 func (x *HttpRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[16]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1297,7 +1610,7 @@ func (x *HttpRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpRoute.ProtoReflect.Descriptor instead.
 func (*HttpRoute) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{16}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HttpRoute) GetLabels() map[string]string {
@@ -1321,6 +1634,13 @@ func (x *HttpRoute) GetAuthorizations() []*Authorization {
 	return nil
 }
 
+func (x *HttpRoute) GetHostnames() []string {
+	if x != nil {
+		return x.Hostnames
+	}
+	return nil
+}
+
 type RouteRule struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Matches  []*HttpMatch           `protobuf:"bytes,1,rep,name=matches,proto3" json:"matches,omitempty"`
@@ -1340,7 +1660,7 @@ type RouteRule struct {
 
 func (x *RouteRule) Reset() {
 	*x = RouteRule{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[17]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1352,7 +1672,7 @@ func (x *RouteRule) String() string {
 func (*RouteRule) ProtoMessage() {}
 
 func (x *RouteRule) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[17]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1365,7 +1685,7 @@ func (x *RouteRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteRule.ProtoReflect.Descriptor instead.
 func (*RouteRule) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{17}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RouteRule) GetMatches() []*HttpMatch {
@@ -1429,7 +1749,7 @@ type HttpMatch struct {
 
 func (x *HttpMatch) Reset() {
 	*x = HttpMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[18]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1441,7 +1761,7 @@ func (x *HttpMatch) String() string {
 func (*HttpMatch) ProtoMessage() {}
 
 func (x *HttpMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[18]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1454,7 +1774,7 @@ func (x *HttpMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpMatch.ProtoReflect.Descriptor instead.
 func (*HttpMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{18}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *HttpMatch) GetPath() *HttpMatch_PathMatch {
@@ -1497,7 +1817,7 @@ type WeightedBackend struct {
 
 func (x *WeightedBackend) Reset() {
 	*x = WeightedBackend{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[19]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1509,7 +1829,7 @@ func (x *WeightedBackend) String() string {
 func (*WeightedBackend) ProtoMessage() {}
 
 func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[19]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1522,7 +1842,7 @@ func (x *WeightedBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WeightedBackend.ProtoReflect.Descriptor instead.
 func (*WeightedBackend) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{19}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WeightedBackend) GetAuthority() string {
@@ -1564,7 +1884,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[20]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1576,7 +1896,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[20]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1589,7 +1909,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Filter) GetKind() isFilter_Kind {
@@ -1728,7 +2048,7 @@ type Retry struct {
 
 func (x *Retry) Reset() {
 	*x = Retry{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1740,7 +2060,7 @@ func (x *Retry) String() string {
 func (*Retry) ProtoMessage() {}
 
 func (x *Retry) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[21]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1753,7 +2073,7 @@ func (x *Retry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Retry.ProtoReflect.Descriptor instead.
 func (*Retry) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{21}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Retry) GetLimit() uint32 {
@@ -1802,7 +2122,7 @@ type StatusRange struct {
 
 func (x *StatusRange) Reset() {
 	*x = StatusRange{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[22]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1814,7 +2134,7 @@ func (x *StatusRange) String() string {
 func (*StatusRange) ProtoMessage() {}
 
 func (x *StatusRange) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[22]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1827,7 +2147,7 @@ func (x *StatusRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRange.ProtoReflect.Descriptor instead.
 func (*StatusRange) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{22}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StatusRange) GetFirst() uint32 {
@@ -1859,7 +2179,7 @@ type FailureAccrual struct {
 
 func (x *FailureAccrual) Reset() {
 	*x = FailureAccrual{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[23]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1871,7 +2191,7 @@ func (x *FailureAccrual) String() string {
 func (*FailureAccrual) ProtoMessage() {}
 
 func (x *FailureAccrual) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[23]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1884,7 +2204,7 @@ func (x *FailureAccrual) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailureAccrual.ProtoReflect.Descriptor instead.
 func (*FailureAccrual) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{23}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *FailureAccrual) GetConsecutiveFailures() uint32 {
@@ -1929,7 +2249,7 @@ type HttpMatch_PathMatch struct {
 
 func (x *HttpMatch_PathMatch) Reset() {
 	*x = HttpMatch_PathMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[29]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1941,7 +2261,7 @@ func (x *HttpMatch_PathMatch) String() string {
 func (*HttpMatch_PathMatch) ProtoMessage() {}
 
 func (x *HttpMatch_PathMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[29]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1954,7 +2274,7 @@ func (x *HttpMatch_PathMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpMatch_PathMatch.ProtoReflect.Descriptor instead.
 func (*HttpMatch_PathMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{18, 0}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{22, 0}
 }
 
 func (x *HttpMatch_PathMatch) GetKind() isHttpMatch_PathMatch_Kind {
@@ -2027,7 +2347,7 @@ type HttpMatch_HeaderMatch struct {
 
 func (x *HttpMatch_HeaderMatch) Reset() {
 	*x = HttpMatch_HeaderMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[30]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2039,7 +2359,7 @@ func (x *HttpMatch_HeaderMatch) String() string {
 func (*HttpMatch_HeaderMatch) ProtoMessage() {}
 
 func (x *HttpMatch_HeaderMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[30]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2052,7 +2372,7 @@ func (x *HttpMatch_HeaderMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpMatch_HeaderMatch.ProtoReflect.Descriptor instead.
 func (*HttpMatch_HeaderMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{18, 1}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{22, 1}
 }
 
 func (x *HttpMatch_HeaderMatch) GetName() string {
@@ -2117,7 +2437,7 @@ type HttpMatch_QueryParamMatch struct {
 
 func (x *HttpMatch_QueryParamMatch) Reset() {
 	*x = HttpMatch_QueryParamMatch{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[31]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2129,7 +2449,7 @@ func (x *HttpMatch_QueryParamMatch) String() string {
 func (*HttpMatch_QueryParamMatch) ProtoMessage() {}
 
 func (x *HttpMatch_QueryParamMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[31]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2142,7 +2462,7 @@ func (x *HttpMatch_QueryParamMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpMatch_QueryParamMatch.ProtoReflect.Descriptor instead.
 func (*HttpMatch_QueryParamMatch) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{18, 2}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{22, 2}
 }
 
 func (x *HttpMatch_QueryParamMatch) GetName() string {
@@ -2204,7 +2524,7 @@ type Filter_HeaderModifier struct {
 
 func (x *Filter_HeaderModifier) Reset() {
 	*x = Filter_HeaderModifier{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[32]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2216,7 +2536,7 @@ func (x *Filter_HeaderModifier) String() string {
 func (*Filter_HeaderModifier) ProtoMessage() {}
 
 func (x *Filter_HeaderModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[32]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2229,7 +2549,7 @@ func (x *Filter_HeaderModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_HeaderModifier.ProtoReflect.Descriptor instead.
 func (*Filter_HeaderModifier) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20, 0}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{24, 0}
 }
 
 func (x *Filter_HeaderModifier) GetAdd() map[string]string {
@@ -2271,7 +2591,7 @@ type Filter_Redirect struct {
 
 func (x *Filter_Redirect) Reset() {
 	*x = Filter_Redirect{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[33]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2283,7 +2603,7 @@ func (x *Filter_Redirect) String() string {
 func (*Filter_Redirect) ProtoMessage() {}
 
 func (x *Filter_Redirect) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[33]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2296,7 +2616,7 @@ func (x *Filter_Redirect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_Redirect.ProtoReflect.Descriptor instead.
 func (*Filter_Redirect) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20, 1}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{24, 1}
 }
 
 func (x *Filter_Redirect) GetScheme() string {
@@ -2355,7 +2675,7 @@ type Filter_PathModifier struct {
 
 func (x *Filter_PathModifier) Reset() {
 	*x = Filter_PathModifier{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[34]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2367,7 +2687,7 @@ func (x *Filter_PathModifier) String() string {
 func (*Filter_PathModifier) ProtoMessage() {}
 
 func (x *Filter_PathModifier) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[34]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2380,7 +2700,7 @@ func (x *Filter_PathModifier) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_PathModifier.ProtoReflect.Descriptor instead.
 func (*Filter_PathModifier) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20, 2}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{24, 2}
 }
 
 func (x *Filter_PathModifier) GetKind() isFilter_PathModifier_Kind {
@@ -2436,7 +2756,7 @@ type Filter_UrlRewrite struct {
 
 func (x *Filter_UrlRewrite) Reset() {
 	*x = Filter_UrlRewrite{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[35]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2448,7 +2768,7 @@ func (x *Filter_UrlRewrite) String() string {
 func (*Filter_UrlRewrite) ProtoMessage() {}
 
 func (x *Filter_UrlRewrite) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[35]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2461,7 +2781,7 @@ func (x *Filter_UrlRewrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_UrlRewrite.ProtoReflect.Descriptor instead.
 func (*Filter_UrlRewrite) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20, 3}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{24, 3}
 }
 
 func (x *Filter_UrlRewrite) GetHost() string {
@@ -2491,7 +2811,7 @@ type Filter_Mirror struct {
 
 func (x *Filter_Mirror) Reset() {
 	*x = Filter_Mirror{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[36]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2503,7 +2823,7 @@ func (x *Filter_Mirror) String() string {
 func (*Filter_Mirror) ProtoMessage() {}
 
 func (x *Filter_Mirror) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[36]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2516,7 +2836,7 @@ func (x *Filter_Mirror) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_Mirror.ProtoReflect.Descriptor instead.
 func (*Filter_Mirror) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20, 4}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{24, 4}
 }
 
 func (x *Filter_Mirror) GetAuthority() string {
@@ -2546,7 +2866,7 @@ type Filter_FailureInjector struct {
 
 func (x *Filter_FailureInjector) Reset() {
 	*x = Filter_FailureInjector{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[37]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2558,7 +2878,7 @@ func (x *Filter_FailureInjector) String() string {
 func (*Filter_FailureInjector) ProtoMessage() {}
 
 func (x *Filter_FailureInjector) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[37]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2571,7 +2891,7 @@ func (x *Filter_FailureInjector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_FailureInjector.ProtoReflect.Descriptor instead.
 func (*Filter_FailureInjector) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20, 5}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{24, 5}
 }
 
 func (x *Filter_FailureInjector) GetStatus() uint32 {
@@ -2615,7 +2935,7 @@ type Filter_Fault struct {
 
 func (x *Filter_Fault) Reset() {
 	*x = Filter_Fault{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[38]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2627,7 +2947,7 @@ func (x *Filter_Fault) String() string {
 func (*Filter_Fault) ProtoMessage() {}
 
 func (x *Filter_Fault) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[38]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2640,7 +2960,7 @@ func (x *Filter_Fault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_Fault.ProtoReflect.Descriptor instead.
 func (*Filter_Fault) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20, 6}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{24, 6}
 }
 
 func (x *Filter_Fault) GetAbort() *Filter_Fault_Abort {
@@ -2676,7 +2996,7 @@ type Filter_Fault_Abort struct {
 
 func (x *Filter_Fault_Abort) Reset() {
 	*x = Filter_Fault_Abort{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[41]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2688,7 +3008,7 @@ func (x *Filter_Fault_Abort) String() string {
 func (*Filter_Fault_Abort) ProtoMessage() {}
 
 func (x *Filter_Fault_Abort) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[41]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2701,7 +3021,7 @@ func (x *Filter_Fault_Abort) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_Fault_Abort.ProtoReflect.Descriptor instead.
 func (*Filter_Fault_Abort) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20, 6, 0}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{24, 6, 0}
 }
 
 func (x *Filter_Fault_Abort) GetHttpStatus() uint32 {
@@ -2735,7 +3055,7 @@ type Filter_Fault_Delay struct {
 
 func (x *Filter_Fault_Delay) Reset() {
 	*x = Filter_Fault_Delay{}
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[42]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2747,7 +3067,7 @@ func (x *Filter_Fault_Delay) String() string {
 func (*Filter_Fault_Delay) ProtoMessage() {}
 
 func (x *Filter_Fault_Delay) ProtoReflect() protoreflect.Message {
-	mi := &file_sinew_policy_v1_policy_proto_msgTypes[42]
+	mi := &file_sinew_policy_v1_policy_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2760,7 +3080,7 @@ func (x *Filter_Fault_Delay) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter_Fault_Delay.ProtoReflect.Descriptor instead.
 func (*Filter_Fault_Delay) Descriptor() ([]byte, []int) {
-	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{20, 6, 1}
+	return file_sinew_policy_v1_policy_proto_rawDescGZIP(), []int{24, 6, 1}
 }
 
 func (x *Filter_Fault_Delay) GetFixed() *durationpb.Duration {
@@ -2787,7 +3107,27 @@ const file_sinew_policy_v1_policy_proto_rawDesc = "" +
 	"key_source\x18\x01 \x01(\tR\tkeySource\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\"1\n" +
 	"\x13RefreshKeysResponse\x12\x1a\n" +
-	"\bfetching\x18\x01 \x01(\bR\bfetching\"@\n" +
+	"\bfetching\x18\x01 \x01(\bR\bfetching\"*\n" +
+	"\x0eGatewayRequest\x12\x18\n" +
+	"\agateway\x18\x01 \x01(\tR\agateway\"\xe6\x01\n" +
+	"\rGatewayConfig\x12>\n" +
+	"\tlisteners\x18\x01 \x03(\v2 .sinew.policy.v1.GatewayListenerR\tlisteners\x12B\n" +
+	"\x06labels\x18\x02 \x03(\v2*.sinew.policy.v1.GatewayConfig.LabelsEntryR\x06labels\x12\x16\n" +
+	"\x06exists\x18\x03 \x01(\bR\x06exists\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8a\x02\n" +
+	"\x0fGatewayListener\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\rR\x04port\x12=\n" +
+	"\bprotocol\x18\x03 \x01(\x0e2!.sinew.policy.v1.ListenerProtocolR\bprotocol\x12\x1a\n" +
+	"\bhostname\x18\x04 \x01(\tR\bhostname\x12@\n" +
+	"\fcertificates\x18\x05 \x03(\v2\x1c.sinew.policy.v1.CertificateR\fcertificates\x122\n" +
+	"\x06routes\x18\x06 \x03(\v2\x1a.sinew.policy.v1.HttpRouteR\x06routes\"W\n" +
+	"\vCertificate\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\tchain_pem\x18\x02 \x01(\fR\bchainPem\x12\x17\n" +
+	"\akey_pem\x18\x03 \x01(\fR\x06keyPem\"@\n" +
 	"\x0eInboundRequest\x12\x1a\n" +
 	"\bworkload\x18\x01 \x01(\tR\bworkload\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\rR\x04port\"\xd9\x04\n" +
@@ -2880,11 +3220,12 @@ const file_sinew_policy_v1_policy_proto_rawDesc = "" +
 	"\x06labels\x18\x04 \x03(\v2+.sinew.policy.v1.OutboundPolicy.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x80\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9e\x02\n" +
 	"\tHttpRoute\x12>\n" +
 	"\x06labels\x18\x01 \x03(\v2&.sinew.policy.v1.HttpRoute.LabelsEntryR\x06labels\x120\n" +
 	"\x05rules\x18\x02 \x03(\v2\x1a.sinew.policy.v1.RouteRuleR\x05rules\x12F\n" +
-	"\x0eauthorizations\x18\x03 \x03(\v2\x1e.sinew.policy.v1.AuthorizationR\x0eauthorizations\x1a9\n" +
+	"\x0eauthorizations\x18\x03 \x03(\v2\x1e.sinew.policy.v1.AuthorizationR\x0eauthorizations\x12\x1c\n" +
+	"\thostnames\x18\x04 \x03(\tR\thostnames\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb5\x03\n" +
@@ -2992,7 +3333,11 @@ const file_sinew_policy_v1_policy_proto_rawDesc = "" +
 	"minPenalty\x12:\n" +
 	"\vmax_penalty\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"maxPenalty\x12!\n" +
-	"\fjitter_ratio\x18\x04 \x01(\x01R\vjitterRatio*\x9b\x01\n" +
+	"\fjitter_ratio\x18\x04 \x01(\x01R\vjitterRatio*n\n" +
+	"\x10ListenerProtocol\x12!\n" +
+	"\x1dLISTENER_PROTOCOL_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16LISTENER_PROTOCOL_HTTP\x10\x01\x12\x1b\n" +
+	"\x17LISTENER_PROTOCOL_HTTPS\x10\x02*\x9b\x01\n" +
 	"\bProtocol\x12\x18\n" +
 	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fPROTOCOL_DETECT\x10\x01\x12\x12\n" +
@@ -3010,7 +3355,9 @@ const file_sinew_policy_v1_policy_proto_rawDesc = "" +
 	"\fWatchInbound\x12\x1f.sinew.policy.v1.InboundRequest\x1a\x1e.sinew.policy.v1.InboundServer0\x01\x12X\n" +
 	"\vRefreshKeys\x12#.sinew.policy.v1.RefreshKeysRequest\x1a$.sinew.policy.v1.RefreshKeysResponse2h\n" +
 	"\x10OutboundPolicies\x12T\n" +
-	"\rWatchOutbound\x12 .sinew.policy.v1.OutboundRequest\x1a\x1f.sinew.policy.v1.OutboundPolicy0\x01B3Z1github.com/sinewmesh/sinew/api/policy/v1;policyv1b\x06proto3"
+	"\rWatchOutbound\x12 .sinew.policy.v1.OutboundRequest\x1a\x1f.sinew.policy.v1.OutboundPolicy0\x012]\n" +
+	"\bGateways\x12Q\n" +
+	"\fWatchGateway\x12\x1f.sinew.policy.v1.GatewayRequest\x1a\x1e.sinew.policy.v1.GatewayConfig0\x01B3Z1github.com/sinewmesh/sinew/api/policy/v1;policyv1b\x06proto3"
 
 var (
 	file_sinew_policy_v1_policy_proto_rawDescOnce sync.Once
@@ -3024,123 +3371,136 @@ func file_sinew_policy_v1_policy_proto_rawDescGZIP() []byte {
 	return file_sinew_policy_v1_policy_proto_rawDescData
 }
 
-var file_sinew_policy_v1_policy_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sinew_policy_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_sinew_policy_v1_policy_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_sinew_policy_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_sinew_policy_v1_policy_proto_goTypes = []any{
-	(Protocol)(0),                     // 0: sinew.policy.v1.Protocol
-	(MTLSMode)(0),                     // 1: sinew.policy.v1.MTLSMode
-	(*RefreshKeysRequest)(nil),        // 2: sinew.policy.v1.RefreshKeysRequest
-	(*RefreshKeysResponse)(nil),       // 3: sinew.policy.v1.RefreshKeysResponse
-	(*InboundRequest)(nil),            // 4: sinew.policy.v1.InboundRequest
-	(*InboundServer)(nil),             // 5: sinew.policy.v1.InboundServer
-	(*JwtProvider)(nil),               // 6: sinew.policy.v1.JwtProvider
-	(*TokenSource)(nil),               // 7: sinew.policy.v1.TokenSource
-	(*HeaderSource)(nil),              // 8: sinew.policy.v1.HeaderSource
-	(*ClaimHeader)(nil),               // 9: sinew.policy.v1.ClaimHeader
-	(*JwtRequirement)(nil),            // 10: sinew.policy.v1.JwtRequirement
-	(*ClaimMatch)(nil),                // 11: sinew.policy.v1.ClaimMatch
-	(*RateLimit)(nil),                 // 12: sinew.policy.v1.RateLimit
-	(*RateLimitOverride)(nil),         // 13: sinew.policy.v1.RateLimitOverride
-	(*Network)(nil),                   // 14: sinew.policy.v1.Network
-	(*Authorization)(nil),             // 15: sinew.policy.v1.Authorization
-	(*OutboundRequest)(nil),           // 16: sinew.policy.v1.OutboundRequest
-	(*OutboundPolicy)(nil),            // 17: sinew.policy.v1.OutboundPolicy
-	(*HttpRoute)(nil),                 // 18: sinew.policy.v1.HttpRoute
-	(*RouteRule)(nil),                 // 19: sinew.policy.v1.RouteRule
-	(*HttpMatch)(nil),                 // 20: sinew.policy.v1.HttpMatch
-	(*WeightedBackend)(nil),           // 21: sinew.policy.v1.WeightedBackend
-	(*Filter)(nil),                    // 22: sinew.policy.v1.Filter
-	(*Retry)(nil),                     // 23: sinew.policy.v1.Retry
-	(*StatusRange)(nil),               // 24: sinew.policy.v1.StatusRange
-	(*FailureAccrual)(nil),            // 25: sinew.policy.v1.FailureAccrual
-	nil,                               // 26: sinew.policy.v1.InboundServer.LabelsEntry
-	nil,                               // 27: sinew.policy.v1.RateLimit.LabelsEntry
-	nil,                               // 28: sinew.policy.v1.Authorization.LabelsEntry
-	nil,                               // 29: sinew.policy.v1.OutboundPolicy.LabelsEntry
-	nil,                               // 30: sinew.policy.v1.HttpRoute.LabelsEntry
-	(*HttpMatch_PathMatch)(nil),       // 31: sinew.policy.v1.HttpMatch.PathMatch
-	(*HttpMatch_HeaderMatch)(nil),     // 32: sinew.policy.v1.HttpMatch.HeaderMatch
-	(*HttpMatch_QueryParamMatch)(nil), // 33: sinew.policy.v1.HttpMatch.QueryParamMatch
-	(*Filter_HeaderModifier)(nil),     // 34: sinew.policy.v1.Filter.HeaderModifier
-	(*Filter_Redirect)(nil),           // 35: sinew.policy.v1.Filter.Redirect
-	(*Filter_PathModifier)(nil),       // 36: sinew.policy.v1.Filter.PathModifier
-	(*Filter_UrlRewrite)(nil),         // 37: sinew.policy.v1.Filter.UrlRewrite
-	(*Filter_Mirror)(nil),             // 38: sinew.policy.v1.Filter.Mirror
-	(*Filter_FailureInjector)(nil),    // 39: sinew.policy.v1.Filter.FailureInjector
-	(*Filter_Fault)(nil),              // 40: sinew.policy.v1.Filter.Fault
-	nil,                               // 41: sinew.policy.v1.Filter.HeaderModifier.AddEntry
-	nil,                               // 42: sinew.policy.v1.Filter.HeaderModifier.SetEntry
-	(*Filter_Fault_Abort)(nil),        // 43: sinew.policy.v1.Filter.Fault.Abort
-	(*Filter_Fault_Delay)(nil),        // 44: sinew.policy.v1.Filter.Fault.Delay
-	(*durationpb.Duration)(nil),       // 45: google.protobuf.Duration
+	(ListenerProtocol)(0),             // 0: sinew.policy.v1.ListenerProtocol
+	(Protocol)(0),                     // 1: sinew.policy.v1.Protocol
+	(MTLSMode)(0),                     // 2: sinew.policy.v1.MTLSMode
+	(*RefreshKeysRequest)(nil),        // 3: sinew.policy.v1.RefreshKeysRequest
+	(*RefreshKeysResponse)(nil),       // 4: sinew.policy.v1.RefreshKeysResponse
+	(*GatewayRequest)(nil),            // 5: sinew.policy.v1.GatewayRequest
+	(*GatewayConfig)(nil),             // 6: sinew.policy.v1.GatewayConfig
+	(*GatewayListener)(nil),           // 7: sinew.policy.v1.GatewayListener
+	(*Certificate)(nil),               // 8: sinew.policy.v1.Certificate
+	(*InboundRequest)(nil),            // 9: sinew.policy.v1.InboundRequest
+	(*InboundServer)(nil),             // 10: sinew.policy.v1.InboundServer
+	(*JwtProvider)(nil),               // 11: sinew.policy.v1.JwtProvider
+	(*TokenSource)(nil),               // 12: sinew.policy.v1.TokenSource
+	(*HeaderSource)(nil),              // 13: sinew.policy.v1.HeaderSource
+	(*ClaimHeader)(nil),               // 14: sinew.policy.v1.ClaimHeader
+	(*JwtRequirement)(nil),            // 15: sinew.policy.v1.JwtRequirement
+	(*ClaimMatch)(nil),                // 16: sinew.policy.v1.ClaimMatch
+	(*RateLimit)(nil),                 // 17: sinew.policy.v1.RateLimit
+	(*RateLimitOverride)(nil),         // 18: sinew.policy.v1.RateLimitOverride
+	(*Network)(nil),                   // 19: sinew.policy.v1.Network
+	(*Authorization)(nil),             // 20: sinew.policy.v1.Authorization
+	(*OutboundRequest)(nil),           // 21: sinew.policy.v1.OutboundRequest
+	(*OutboundPolicy)(nil),            // 22: sinew.policy.v1.OutboundPolicy
+	(*HttpRoute)(nil),                 // 23: sinew.policy.v1.HttpRoute
+	(*RouteRule)(nil),                 // 24: sinew.policy.v1.RouteRule
+	(*HttpMatch)(nil),                 // 25: sinew.policy.v1.HttpMatch
+	(*WeightedBackend)(nil),           // 26: sinew.policy.v1.WeightedBackend
+	(*Filter)(nil),                    // 27: sinew.policy.v1.Filter
+	(*Retry)(nil),                     // 28: sinew.policy.v1.Retry
+	(*StatusRange)(nil),               // 29: sinew.policy.v1.StatusRange
+	(*FailureAccrual)(nil),            // 30: sinew.policy.v1.FailureAccrual
+	nil,                               // 31: sinew.policy.v1.GatewayConfig.LabelsEntry
+	nil,                               // 32: sinew.policy.v1.InboundServer.LabelsEntry
+	nil,                               // 33: sinew.policy.v1.RateLimit.LabelsEntry
+	nil,                               // 34: sinew.policy.v1.Authorization.LabelsEntry
+	nil,                               // 35: sinew.policy.v1.OutboundPolicy.LabelsEntry
+	nil,                               // 36: sinew.policy.v1.HttpRoute.LabelsEntry
+	(*HttpMatch_PathMatch)(nil),       // 37: sinew.policy.v1.HttpMatch.PathMatch
+	(*HttpMatch_HeaderMatch)(nil),     // 38: sinew.policy.v1.HttpMatch.HeaderMatch
+	(*HttpMatch_QueryParamMatch)(nil), // 39: sinew.policy.v1.HttpMatch.QueryParamMatch
+	(*Filter_HeaderModifier)(nil),     // 40: sinew.policy.v1.Filter.HeaderModifier
+	(*Filter_Redirect)(nil),           // 41: sinew.policy.v1.Filter.Redirect
+	(*Filter_PathModifier)(nil),       // 42: sinew.policy.v1.Filter.PathModifier
+	(*Filter_UrlRewrite)(nil),         // 43: sinew.policy.v1.Filter.UrlRewrite
+	(*Filter_Mirror)(nil),             // 44: sinew.policy.v1.Filter.Mirror
+	(*Filter_FailureInjector)(nil),    // 45: sinew.policy.v1.Filter.FailureInjector
+	(*Filter_Fault)(nil),              // 46: sinew.policy.v1.Filter.Fault
+	nil,                               // 47: sinew.policy.v1.Filter.HeaderModifier.AddEntry
+	nil,                               // 48: sinew.policy.v1.Filter.HeaderModifier.SetEntry
+	(*Filter_Fault_Abort)(nil),        // 49: sinew.policy.v1.Filter.Fault.Abort
+	(*Filter_Fault_Delay)(nil),        // 50: sinew.policy.v1.Filter.Fault.Delay
+	(*durationpb.Duration)(nil),       // 51: google.protobuf.Duration
 }
 var file_sinew_policy_v1_policy_proto_depIdxs = []int32{
-	0,  // 0: sinew.policy.v1.InboundServer.protocol:type_name -> sinew.policy.v1.Protocol
-	1,  // 1: sinew.policy.v1.InboundServer.mtls_mode:type_name -> sinew.policy.v1.MTLSMode
-	15, // 2: sinew.policy.v1.InboundServer.authorizations:type_name -> sinew.policy.v1.Authorization
-	18, // 3: sinew.policy.v1.InboundServer.routes:type_name -> sinew.policy.v1.HttpRoute
-	26, // 4: sinew.policy.v1.InboundServer.labels:type_name -> sinew.policy.v1.InboundServer.LabelsEntry
-	14, // 5: sinew.policy.v1.InboundServer.probe_networks:type_name -> sinew.policy.v1.Network
-	12, // 6: sinew.policy.v1.InboundServer.rate_limit:type_name -> sinew.policy.v1.RateLimit
-	6,  // 7: sinew.policy.v1.InboundServer.jwt_providers:type_name -> sinew.policy.v1.JwtProvider
-	7,  // 8: sinew.policy.v1.JwtProvider.sources:type_name -> sinew.policy.v1.TokenSource
-	9,  // 9: sinew.policy.v1.JwtProvider.claim_headers:type_name -> sinew.policy.v1.ClaimHeader
-	45, // 10: sinew.policy.v1.JwtProvider.clock_skew:type_name -> google.protobuf.Duration
-	8,  // 11: sinew.policy.v1.TokenSource.header:type_name -> sinew.policy.v1.HeaderSource
-	11, // 12: sinew.policy.v1.JwtRequirement.claims:type_name -> sinew.policy.v1.ClaimMatch
-	13, // 13: sinew.policy.v1.RateLimit.overrides:type_name -> sinew.policy.v1.RateLimitOverride
-	27, // 14: sinew.policy.v1.RateLimit.labels:type_name -> sinew.policy.v1.RateLimit.LabelsEntry
-	14, // 15: sinew.policy.v1.Authorization.networks:type_name -> sinew.policy.v1.Network
-	28, // 16: sinew.policy.v1.Authorization.labels:type_name -> sinew.policy.v1.Authorization.LabelsEntry
-	10, // 17: sinew.policy.v1.Authorization.jwt:type_name -> sinew.policy.v1.JwtRequirement
-	0,  // 18: sinew.policy.v1.OutboundPolicy.protocol:type_name -> sinew.policy.v1.Protocol
-	18, // 19: sinew.policy.v1.OutboundPolicy.routes:type_name -> sinew.policy.v1.HttpRoute
-	25, // 20: sinew.policy.v1.OutboundPolicy.failure_accrual:type_name -> sinew.policy.v1.FailureAccrual
-	29, // 21: sinew.policy.v1.OutboundPolicy.labels:type_name -> sinew.policy.v1.OutboundPolicy.LabelsEntry
-	30, // 22: sinew.policy.v1.HttpRoute.labels:type_name -> sinew.policy.v1.HttpRoute.LabelsEntry
-	19, // 23: sinew.policy.v1.HttpRoute.rules:type_name -> sinew.policy.v1.RouteRule
-	15, // 24: sinew.policy.v1.HttpRoute.authorizations:type_name -> sinew.policy.v1.Authorization
-	20, // 25: sinew.policy.v1.RouteRule.matches:type_name -> sinew.policy.v1.HttpMatch
-	21, // 26: sinew.policy.v1.RouteRule.backends:type_name -> sinew.policy.v1.WeightedBackend
-	22, // 27: sinew.policy.v1.RouteRule.filters:type_name -> sinew.policy.v1.Filter
-	23, // 28: sinew.policy.v1.RouteRule.retry:type_name -> sinew.policy.v1.Retry
-	45, // 29: sinew.policy.v1.RouteRule.request_timeout:type_name -> google.protobuf.Duration
-	45, // 30: sinew.policy.v1.RouteRule.backend_request_timeout:type_name -> google.protobuf.Duration
-	45, // 31: sinew.policy.v1.RouteRule.idle_timeout:type_name -> google.protobuf.Duration
-	31, // 32: sinew.policy.v1.HttpMatch.path:type_name -> sinew.policy.v1.HttpMatch.PathMatch
-	32, // 33: sinew.policy.v1.HttpMatch.headers:type_name -> sinew.policy.v1.HttpMatch.HeaderMatch
-	33, // 34: sinew.policy.v1.HttpMatch.query_params:type_name -> sinew.policy.v1.HttpMatch.QueryParamMatch
-	22, // 35: sinew.policy.v1.WeightedBackend.filters:type_name -> sinew.policy.v1.Filter
-	34, // 36: sinew.policy.v1.Filter.request_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
-	34, // 37: sinew.policy.v1.Filter.response_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
-	35, // 38: sinew.policy.v1.Filter.redirect:type_name -> sinew.policy.v1.Filter.Redirect
-	39, // 39: sinew.policy.v1.Filter.failure_injector:type_name -> sinew.policy.v1.Filter.FailureInjector
-	37, // 40: sinew.policy.v1.Filter.url_rewrite:type_name -> sinew.policy.v1.Filter.UrlRewrite
-	38, // 41: sinew.policy.v1.Filter.mirror:type_name -> sinew.policy.v1.Filter.Mirror
-	40, // 42: sinew.policy.v1.Filter.fault:type_name -> sinew.policy.v1.Filter.Fault
-	45, // 43: sinew.policy.v1.Retry.per_try_timeout:type_name -> google.protobuf.Duration
-	24, // 44: sinew.policy.v1.Retry.status_ranges:type_name -> sinew.policy.v1.StatusRange
-	45, // 45: sinew.policy.v1.FailureAccrual.min_penalty:type_name -> google.protobuf.Duration
-	45, // 46: sinew.policy.v1.FailureAccrual.max_penalty:type_name -> google.protobuf.Duration
-	41, // 47: sinew.policy.v1.Filter.HeaderModifier.add:type_name -> sinew.policy.v1.Filter.HeaderModifier.AddEntry
-	42, // 48: sinew.policy.v1.Filter.HeaderModifier.set:type_name -> sinew.policy.v1.Filter.HeaderModifier.SetEntry
-	36, // 49: sinew.policy.v1.Filter.Redirect.path_modifier:type_name -> sinew.policy.v1.Filter.PathModifier
-	36, // 50: sinew.policy.v1.Filter.UrlRewrite.path:type_name -> sinew.policy.v1.Filter.PathModifier
-	45, // 51: sinew.policy.v1.Filter.FailureInjector.delay:type_name -> google.protobuf.Duration
-	43, // 52: sinew.policy.v1.Filter.Fault.abort:type_name -> sinew.policy.v1.Filter.Fault.Abort
-	44, // 53: sinew.policy.v1.Filter.Fault.delay:type_name -> sinew.policy.v1.Filter.Fault.Delay
-	45, // 54: sinew.policy.v1.Filter.Fault.Delay.fixed:type_name -> google.protobuf.Duration
-	4,  // 55: sinew.policy.v1.InboundPolicies.WatchInbound:input_type -> sinew.policy.v1.InboundRequest
-	2,  // 56: sinew.policy.v1.InboundPolicies.RefreshKeys:input_type -> sinew.policy.v1.RefreshKeysRequest
-	16, // 57: sinew.policy.v1.OutboundPolicies.WatchOutbound:input_type -> sinew.policy.v1.OutboundRequest
-	5,  // 58: sinew.policy.v1.InboundPolicies.WatchInbound:output_type -> sinew.policy.v1.InboundServer
-	3,  // 59: sinew.policy.v1.InboundPolicies.RefreshKeys:output_type -> sinew.policy.v1.RefreshKeysResponse
-	17, // 60: sinew.policy.v1.OutboundPolicies.WatchOutbound:output_type -> sinew.policy.v1.OutboundPolicy
-	58, // [58:61] is the sub-list for method output_type
-	55, // [55:58] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	7,  // 0: sinew.policy.v1.GatewayConfig.listeners:type_name -> sinew.policy.v1.GatewayListener
+	31, // 1: sinew.policy.v1.GatewayConfig.labels:type_name -> sinew.policy.v1.GatewayConfig.LabelsEntry
+	0,  // 2: sinew.policy.v1.GatewayListener.protocol:type_name -> sinew.policy.v1.ListenerProtocol
+	8,  // 3: sinew.policy.v1.GatewayListener.certificates:type_name -> sinew.policy.v1.Certificate
+	23, // 4: sinew.policy.v1.GatewayListener.routes:type_name -> sinew.policy.v1.HttpRoute
+	1,  // 5: sinew.policy.v1.InboundServer.protocol:type_name -> sinew.policy.v1.Protocol
+	2,  // 6: sinew.policy.v1.InboundServer.mtls_mode:type_name -> sinew.policy.v1.MTLSMode
+	20, // 7: sinew.policy.v1.InboundServer.authorizations:type_name -> sinew.policy.v1.Authorization
+	23, // 8: sinew.policy.v1.InboundServer.routes:type_name -> sinew.policy.v1.HttpRoute
+	32, // 9: sinew.policy.v1.InboundServer.labels:type_name -> sinew.policy.v1.InboundServer.LabelsEntry
+	19, // 10: sinew.policy.v1.InboundServer.probe_networks:type_name -> sinew.policy.v1.Network
+	17, // 11: sinew.policy.v1.InboundServer.rate_limit:type_name -> sinew.policy.v1.RateLimit
+	11, // 12: sinew.policy.v1.InboundServer.jwt_providers:type_name -> sinew.policy.v1.JwtProvider
+	12, // 13: sinew.policy.v1.JwtProvider.sources:type_name -> sinew.policy.v1.TokenSource
+	14, // 14: sinew.policy.v1.JwtProvider.claim_headers:type_name -> sinew.policy.v1.ClaimHeader
+	51, // 15: sinew.policy.v1.JwtProvider.clock_skew:type_name -> google.protobuf.Duration
+	13, // 16: sinew.policy.v1.TokenSource.header:type_name -> sinew.policy.v1.HeaderSource
+	16, // 17: sinew.policy.v1.JwtRequirement.claims:type_name -> sinew.policy.v1.ClaimMatch
+	18, // 18: sinew.policy.v1.RateLimit.overrides:type_name -> sinew.policy.v1.RateLimitOverride
+	33, // 19: sinew.policy.v1.RateLimit.labels:type_name -> sinew.policy.v1.RateLimit.LabelsEntry
+	19, // 20: sinew.policy.v1.Authorization.networks:type_name -> sinew.policy.v1.Network
+	34, // 21: sinew.policy.v1.Authorization.labels:type_name -> sinew.policy.v1.Authorization.LabelsEntry
+	15, // 22: sinew.policy.v1.Authorization.jwt:type_name -> sinew.policy.v1.JwtRequirement
+	1,  // 23: sinew.policy.v1.OutboundPolicy.protocol:type_name -> sinew.policy.v1.Protocol
+	23, // 24: sinew.policy.v1.OutboundPolicy.routes:type_name -> sinew.policy.v1.HttpRoute
+	30, // 25: sinew.policy.v1.OutboundPolicy.failure_accrual:type_name -> sinew.policy.v1.FailureAccrual
+	35, // 26: sinew.policy.v1.OutboundPolicy.labels:type_name -> sinew.policy.v1.OutboundPolicy.LabelsEntry
+	36, // 27: sinew.policy.v1.HttpRoute.labels:type_name -> sinew.policy.v1.HttpRoute.LabelsEntry
+	24, // 28: sinew.policy.v1.HttpRoute.rules:type_name -> sinew.policy.v1.RouteRule
+	20, // 29: sinew.policy.v1.HttpRoute.authorizations:type_name -> sinew.policy.v1.Authorization
+	25, // 30: sinew.policy.v1.RouteRule.matches:type_name -> sinew.policy.v1.HttpMatch
+	26, // 31: sinew.policy.v1.RouteRule.backends:type_name -> sinew.policy.v1.WeightedBackend
+	27, // 32: sinew.policy.v1.RouteRule.filters:type_name -> sinew.policy.v1.Filter
+	28, // 33: sinew.policy.v1.RouteRule.retry:type_name -> sinew.policy.v1.Retry
+	51, // 34: sinew.policy.v1.RouteRule.request_timeout:type_name -> google.protobuf.Duration
+	51, // 35: sinew.policy.v1.RouteRule.backend_request_timeout:type_name -> google.protobuf.Duration
+	51, // 36: sinew.policy.v1.RouteRule.idle_timeout:type_name -> google.protobuf.Duration
+	37, // 37: sinew.policy.v1.HttpMatch.path:type_name -> sinew.policy.v1.HttpMatch.PathMatch
+	38, // 38: sinew.policy.v1.HttpMatch.headers:type_name -> sinew.policy.v1.HttpMatch.HeaderMatch
+	39, // 39: sinew.policy.v1.HttpMatch.query_params:type_name -> sinew.policy.v1.HttpMatch.QueryParamMatch
+	27, // 40: sinew.policy.v1.WeightedBackend.filters:type_name -> sinew.policy.v1.Filter
+	40, // 41: sinew.policy.v1.Filter.request_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
+	40, // 42: sinew.policy.v1.Filter.response_header_modifier:type_name -> sinew.policy.v1.Filter.HeaderModifier
+	41, // 43: sinew.policy.v1.Filter.redirect:type_name -> sinew.policy.v1.Filter.Redirect
+	45, // 44: sinew.policy.v1.Filter.failure_injector:type_name -> sinew.policy.v1.Filter.FailureInjector
+	43, // 45: sinew.policy.v1.Filter.url_rewrite:type_name -> sinew.policy.v1.Filter.UrlRewrite
+	44, // 46: sinew.policy.v1.Filter.mirror:type_name -> sinew.policy.v1.Filter.Mirror
+	46, // 47: sinew.policy.v1.Filter.fault:type_name -> sinew.policy.v1.Filter.Fault
+	51, // 48: sinew.policy.v1.Retry.per_try_timeout:type_name -> google.protobuf.Duration
+	29, // 49: sinew.policy.v1.Retry.status_ranges:type_name -> sinew.policy.v1.StatusRange
+	51, // 50: sinew.policy.v1.FailureAccrual.min_penalty:type_name -> google.protobuf.Duration
+	51, // 51: sinew.policy.v1.FailureAccrual.max_penalty:type_name -> google.protobuf.Duration
+	47, // 52: sinew.policy.v1.Filter.HeaderModifier.add:type_name -> sinew.policy.v1.Filter.HeaderModifier.AddEntry
+	48, // 53: sinew.policy.v1.Filter.HeaderModifier.set:type_name -> sinew.policy.v1.Filter.HeaderModifier.SetEntry
+	42, // 54: sinew.policy.v1.Filter.Redirect.path_modifier:type_name -> sinew.policy.v1.Filter.PathModifier
+	42, // 55: sinew.policy.v1.Filter.UrlRewrite.path:type_name -> sinew.policy.v1.Filter.PathModifier
+	51, // 56: sinew.policy.v1.Filter.FailureInjector.delay:type_name -> google.protobuf.Duration
+	49, // 57: sinew.policy.v1.Filter.Fault.abort:type_name -> sinew.policy.v1.Filter.Fault.Abort
+	50, // 58: sinew.policy.v1.Filter.Fault.delay:type_name -> sinew.policy.v1.Filter.Fault.Delay
+	51, // 59: sinew.policy.v1.Filter.Fault.Delay.fixed:type_name -> google.protobuf.Duration
+	9,  // 60: sinew.policy.v1.InboundPolicies.WatchInbound:input_type -> sinew.policy.v1.InboundRequest
+	3,  // 61: sinew.policy.v1.InboundPolicies.RefreshKeys:input_type -> sinew.policy.v1.RefreshKeysRequest
+	21, // 62: sinew.policy.v1.OutboundPolicies.WatchOutbound:input_type -> sinew.policy.v1.OutboundRequest
+	5,  // 63: sinew.policy.v1.Gateways.WatchGateway:input_type -> sinew.policy.v1.GatewayRequest
+	10, // 64: sinew.policy.v1.InboundPolicies.WatchInbound:output_type -> sinew.policy.v1.InboundServer
+	4,  // 65: sinew.policy.v1.InboundPolicies.RefreshKeys:output_type -> sinew.policy.v1.RefreshKeysResponse
+	22, // 66: sinew.policy.v1.OutboundPolicies.WatchOutbound:output_type -> sinew.policy.v1.OutboundPolicy
+	6,  // 67: sinew.policy.v1.Gateways.WatchGateway:output_type -> sinew.policy.v1.GatewayConfig
+	64, // [64:68] is the sub-list for method output_type
+	60, // [60:64] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_sinew_policy_v1_policy_proto_init() }
@@ -3148,12 +3508,12 @@ func file_sinew_policy_v1_policy_proto_init() {
 	if File_sinew_policy_v1_policy_proto != nil {
 		return
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[5].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[9].OneofWrappers = []any{
 		(*TokenSource_Header)(nil),
 		(*TokenSource_QueryParam)(nil),
 		(*TokenSource_Cookie)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[20].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[24].OneofWrappers = []any{
 		(*Filter_RequestHeaderModifier)(nil),
 		(*Filter_ResponseHeaderModifier)(nil),
 		(*Filter_Redirect_)(nil),
@@ -3162,20 +3522,20 @@ func file_sinew_policy_v1_policy_proto_init() {
 		(*Filter_Mirror_)(nil),
 		(*Filter_Fault_)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[29].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[34].OneofWrappers = []any{
 		(*HttpMatch_PathMatch_Exact)(nil),
 		(*HttpMatch_PathMatch_Prefix)(nil),
 		(*HttpMatch_PathMatch_Regex)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[30].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[35].OneofWrappers = []any{
 		(*HttpMatch_HeaderMatch_Exact)(nil),
 		(*HttpMatch_HeaderMatch_Regex)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[31].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[36].OneofWrappers = []any{
 		(*HttpMatch_QueryParamMatch_Exact)(nil),
 		(*HttpMatch_QueryParamMatch_Regex)(nil),
 	}
-	file_sinew_policy_v1_policy_proto_msgTypes[34].OneofWrappers = []any{
+	file_sinew_policy_v1_policy_proto_msgTypes[39].OneofWrappers = []any{
 		(*Filter_PathModifier_Full)(nil),
 		(*Filter_PathModifier_Prefix)(nil),
 	}
@@ -3184,10 +3544,10 @@ func file_sinew_policy_v1_policy_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sinew_policy_v1_policy_proto_rawDesc), len(file_sinew_policy_v1_policy_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   43,
+			NumEnums:      3,
+			NumMessages:   48,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_sinew_policy_v1_policy_proto_goTypes,
 		DependencyIndexes: file_sinew_policy_v1_policy_proto_depIdxs,

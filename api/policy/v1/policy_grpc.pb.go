@@ -280,3 +280,116 @@ var OutboundPolicies_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "sinew/policy/v1/policy.proto",
 }
+
+const (
+	Gateways_WatchGateway_FullMethodName = "/sinew.policy.v1.Gateways/WatchGateway"
+)
+
+// GatewaysClient is the client API for Gateways service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+type GatewaysClient interface {
+	// WatchGateway streams the configuration of one Gateway of GatewayClass sinew (its listeners, their
+	// certificates and the routes attached to them) to the gateway proxies that serve it; the first message is the
+	// current configuration. Only the gateway's own identity may watch it (it carries private keys): any other
+	// caller gets PERMISSION_DENIED.
+	WatchGateway(ctx context.Context, in *GatewayRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GatewayConfig], error)
+}
+
+type gatewaysClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewGatewaysClient(cc grpc.ClientConnInterface) GatewaysClient {
+	return &gatewaysClient{cc}
+}
+
+func (c *gatewaysClient) WatchGateway(ctx context.Context, in *GatewayRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GatewayConfig], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Gateways_ServiceDesc.Streams[0], Gateways_WatchGateway_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[GatewayRequest, GatewayConfig]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Gateways_WatchGatewayClient = grpc.ServerStreamingClient[GatewayConfig]
+
+// GatewaysServer is the server API for Gateways service.
+// All implementations must embed UnimplementedGatewaysServer
+// for forward compatibility.
+type GatewaysServer interface {
+	// WatchGateway streams the configuration of one Gateway of GatewayClass sinew (its listeners, their
+	// certificates and the routes attached to them) to the gateway proxies that serve it; the first message is the
+	// current configuration. Only the gateway's own identity may watch it (it carries private keys): any other
+	// caller gets PERMISSION_DENIED.
+	WatchGateway(*GatewayRequest, grpc.ServerStreamingServer[GatewayConfig]) error
+	mustEmbedUnimplementedGatewaysServer()
+}
+
+// UnimplementedGatewaysServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedGatewaysServer struct{}
+
+func (UnimplementedGatewaysServer) WatchGateway(*GatewayRequest, grpc.ServerStreamingServer[GatewayConfig]) error {
+	return status.Error(codes.Unimplemented, "method WatchGateway not implemented")
+}
+func (UnimplementedGatewaysServer) mustEmbedUnimplementedGatewaysServer() {}
+func (UnimplementedGatewaysServer) testEmbeddedByValue()                  {}
+
+// UnsafeGatewaysServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to GatewaysServer will
+// result in compilation errors.
+type UnsafeGatewaysServer interface {
+	mustEmbedUnimplementedGatewaysServer()
+}
+
+func RegisterGatewaysServer(s grpc.ServiceRegistrar, srv GatewaysServer) {
+	// If the following call panics, it indicates UnimplementedGatewaysServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Gateways_ServiceDesc, srv)
+}
+
+func _Gateways_WatchGateway_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(GatewayRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(GatewaysServer).WatchGateway(m, &grpc.GenericServerStream[GatewayRequest, GatewayConfig]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Gateways_WatchGatewayServer = grpc.ServerStreamingServer[GatewayConfig]
+
+// Gateways_ServiceDesc is the grpc.ServiceDesc for Gateways service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Gateways_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "sinew.policy.v1.Gateways",
+	HandlerType: (*GatewaysServer)(nil),
+	Methods:     []grpc.MethodDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchGateway",
+			Handler:       _Gateways_WatchGateway_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "sinew/policy/v1/policy.proto",
+}
