@@ -8,6 +8,8 @@
 package names
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"regexp"
 	"strings"
@@ -282,3 +284,31 @@ const (
 	AnnFailureAccrualMaxPenalty  = "balancer.sinew.dev/failure-accrual-consecutive-max-penalty"
 	AnnFailureAccrualJitterRatio = "balancer.sinew.dev/failure-accrual-consecutive-jitter-ratio"
 )
+
+// sinew's ingress gateway (Gateway API Gateways of a GatewayClass whose controllerName is GatewayController).
+const (
+	// GatewayController is the controllerName of sinew's GatewayClasses; `sinew install` creates the
+	// GatewayClass named GatewayClass with it.
+	GatewayController = "sinew.dev/gateway-controller"
+	GatewayClass      = "sinew"
+	// GatewayResourcePrefix starts the names of what the control plane creates for a Gateway in its namespace: a
+	// ServiceAccount (the gateway's identity), a Deployment of gateway proxies and a Service (GatewayResourceName).
+	GatewayResourcePrefix = "sinew-gateway-"
+	// GatewayLabel (on the gateway's pods and Service) names the Gateway they serve, as Gateway API
+	// implementations label them.
+	GatewayLabel = "gateway.networking.k8s.io/gateway-name"
+)
+
+// GatewayResourceName is the name of the ServiceAccount, Deployment and Service of the Gateway named gateway (in
+// the Gateway's namespace). A name too long for a DNS label is cut and ends in a hash of the whole.
+func GatewayResourceName(gateway string) string {
+	n := GatewayResourcePrefix + gateway
+	if len(n) <= 63 {
+		return n
+	}
+	sum := sha256.Sum256([]byte(gateway))
+	return strings.TrimRight(n[:54], "-") + "-" + hex.EncodeToString(sum[:])[:8]
+}
+
+// GatewayIdentityAccount is the service account whose identity may watch the Gateway's configuration.
+func GatewayIdentityAccount(gateway string) string { return GatewayResourceName(gateway) }

@@ -68,3 +68,15 @@ func TestChartDefaults(t *testing.T) {
 		t.Errorf("values.yaml proxy.uid = %d, names has %d", v.Proxy.UID, DefaultProxyUID)
 	}
 }
+
+func TestGatewayResourceName(t *testing.T) {
+	t.Parallel()
+	if got := GatewayResourceName("emojivoto"); got != "sinew-gateway-emojivoto" {
+		t.Errorf("got %q", got)
+	}
+	long := strings.Repeat("a", 60)
+	a, b := GatewayResourceName(long), GatewayResourceName(long+"b")
+	if len(a) > 63 || len(b) > 63 || a == b || !IsDNSLabel(a) || !IsDNSLabel(b) {
+		t.Errorf("long names %q %q", a, b)
+	}
+}
