@@ -1,6 +1,7 @@
 // Package model is the control plane's single, mode-blind view of the mesh: services, workloads, the endpoints
 // they produce, the inbound authorization policies (their kinds live in policy/authz/api) and the Gateway API
-// routes (policy/routes/api). Sources (local YAML files, Kubernetes informers) feed it whole resource sets; the
+// routes (policy/routes/api), and the ingress gateway's Gateways, GatewayClasses, ReferenceGrants, TLS Secrets
+// and Namespaces (gateway.go). Sources (local YAML files, Kubernetes informers) feed it whole resource sets; the
 // identity, destination and policy servers read immutable snapshots of it. It must not know where resources came
 // from, nor anything about gRPC or proxies.
 package model
@@ -303,7 +304,10 @@ type Resources struct {
 	HTTPRoutes []*routesapi.HTTPRoute
 	// GRPCRoutes are the Gateway API GRPCRoutes, validated, in any order.
 	GRPCRoutes []*routesapi.GRPCRoute
-	Errors     []SourceError
+	// GatewayResources are the ingress gateway's objects: Gateways, GatewayClasses, ReferenceGrants, TLS
+	// Secrets and Namespaces.
+	GatewayResources
+	Errors []SourceError
 	// Files (local mode) maps each resource file's name to the SHA-256 (hex) of the content the source last read,
 	// whether it loaded or was refused, so that a tool that writes a file can tell when the model has read it.
 	Files map[string]string
@@ -363,8 +367,10 @@ type Snapshot struct {
 	routes []*routesapi.Route
 	// serverMTLSModes: some Server sets spec.mtlsMode (else the workloads' annotations alone decide).
 	serverMTLSModes bool
-	errors          []SourceError
-	files           map[string]string
+	// gw indexes the ingress gateway's objects (gateway.go).
+	gw     gatewayIndex
+	errors []SourceError
+	files  map[string]string
 }
 
 func newSnapshot(version uint64, r Resources) *Snapshot {
@@ -379,6 +385,7 @@ func newSnapshot(version uint64, r Resources) *Snapshot {
 		files:           maps.Clone(r.Files),
 		httpRoutes:      slices.Clone(r.HTTPRoutes),
 		grpcRoutes:      slices.Clone(r.GRPCRoutes),
+		gw:              newGatewayIndex(r.GatewayResources),
 	}
 	slices.SortFunc(s.httpRoutes, func(a, b *routesapi.HTTPRoute) int {
 		return olderRoute(&a.ObjectMeta, &b.ObjectMeta)

@@ -5,6 +5,9 @@ import (
 	"strings"
 	"sync"
 
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
+
 	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
 	routesapi "github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
 )
@@ -70,6 +73,15 @@ type DebugView struct {
 	HTTPRoutes []*routesapi.HTTPRoute `json:"httpRoutes,omitempty"`
 	// GRPCRoutes are the Gateway API GRPCRoutes as the sources decoded them; omitted when there are none.
 	GRPCRoutes []*routesapi.GRPCRoute `json:"grpcRoutes,omitempty"`
+	// Gateways, GatewayClasses and ReferenceGrants are the Gateway API objects as the sources decoded them;
+	// omitted when there are none.
+	Gateways        []*gatewayv1.Gateway             `json:"gateways,omitempty"`
+	GatewayClasses  []*gatewayv1.GatewayClass        `json:"gatewayClasses,omitempty"`
+	ReferenceGrants []*gatewayv1beta1.ReferenceGrant `json:"referenceGrants,omitempty"`
+	// TLSSecrets names the TLS Secrets the model holds ("namespace/name"): never their data.
+	TLSSecrets []string `json:"tlsSecrets,omitempty"`
+	// Namespaces are the namespaces the source lists, with their labels.
+	Namespaces []*Namespace `json:"namespaces,omitempty"`
 	// PolicyProblems are what the translation of Policies and routes ignores or cannot honour (overlapping
 	// Servers, references to missing objects, kinds and filters not supported yet); the owner of the translation
 	// fills them in.
@@ -93,6 +105,11 @@ func (s *Snapshot) Debug() DebugView {
 	}
 	v.HTTPRoutes = s.httpRoutes
 	v.GRPCRoutes = s.grpcRoutes
+	v.Gateways, v.GatewayClasses, v.ReferenceGrants = s.gw.gateways, s.gw.classList, s.gw.referenceGrants
+	v.Namespaces = s.gw.namespaceList
+	for _, sec := range s.gw.secretList {
+		v.TLSSecrets = append(v.TLSSecrets, sec.Key())
+	}
 	if v.Workloads == nil {
 		v.Workloads = []*Workload{}
 	}
