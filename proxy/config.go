@@ -29,6 +29,9 @@ const (
 	// ModeExplicit: the application talks to explicit local ports, one per upstream service; inbound ports map to
 	// application addresses (local mode, no root).
 	ModeExplicit Mode = "explicit"
+	// ModeGateway: the proxy is an ingress gateway (a Gateway of GatewayClass sinew): it listens on the Gateway's
+	// listener ports for clients outside the mesh and routes their requests by the Gateway's routes.
+	ModeGateway Mode = "gateway"
 )
 
 // OutboundPort is one explicit outbound listener and the service it stands for.
@@ -58,6 +61,11 @@ type Config struct {
 	InboundPorts  []InboundPort  `json:"inboundPorts,omitempty"`
 	OutboundPorts []OutboundPort `json:"outboundPorts,omitempty"`
 	OpaquePorts   []uint16       `json:"opaquePorts"`
+	// Gateway mode only: the Gateway served ("namespace/name"), the address its listener ports bind to, and
+	// listener ports bound elsewhere (local mode: port 443 served on 127.0.0.1:18443).
+	Gateway        string            `json:"gateway,omitempty"`
+	GatewayHost    string            `json:"gatewayListenHost,omitempty"`
+	GatewayPortMap map[uint16]uint16 `json:"gatewayPortMap,omitempty"`
 	// IngressMode: the proxy of an ingress controller. Outbound HTTP requests go to the Service their authority
 	// names (the sinew-dst-override header, else Host) instead of the connection's destination.
 	IngressMode bool `json:"ingressMode"`
@@ -100,13 +108,13 @@ type envVar struct {
 }
 
 var envVars = []envVar{
-	{"MODE", "transparent", "transparent (Kubernetes, capture rules) or explicit (local mode, explicit ports)", func(c *Config, v string) error {
+	{"MODE", "transparent", "transparent (Kubernetes, capture rules), explicit (local mode, explicit ports) or gateway (an ingress gateway: GATEWAY's listeners)", func(c *Config, v string) error {
 		switch Mode(v) {
-		case ModeTransparent, ModeExplicit:
+		case ModeTransparent, ModeExplicit, ModeGateway:
 			c.Mode = Mode(v)
 			return nil
 		}
-		return errors.New("must be transparent or explicit")
+		return errors.New("must be transparent, explicit or gateway")
 	}},
 	{"WORKLOAD", "", "namespace/name of the workload this proxy serves", func(c *Config, v string) error {
 		if v != "" {
@@ -177,6 +185,44 @@ var envVars = []envVar{
 			return err
 		}
 		c.OpaquePorts = ps
+		return nil
+	}},
+	{"GATEWAY", "", "gateway mode: namespace/name of the Gateway (GatewayClass sinew) this proxy serves; its listeners, certificates and routes come from the policy service", func(c *Config, v string) error {
+		if v != "" {
+			if ns, name, ok := strings.Cut(v, "/"); !ok || ns == "" || name == "" {
+				return errors.New("must be namespace/name")
+			}
+		}
+		c.Gateway = v
+		return nil
+	}},
+	{"GATEWAY_LISTEN_HOST", "0.0.0.0", "gateway mode: the address the listener ports bind to", func(c *Config, v string) error {
+		if net.ParseIP(v) == nil {
+			return errors.New("must be an IP address")
+		}
+		c.GatewayHost = v
+		return nil
+	}},
+	{"GATEWAY_PORT_MAP", "", "gateway mode: listener-port=local-port list for listeners bound to another port, e.g. 443=18443 (local mode, without root)", func(c *Config, v string) error {
+		c.GatewayPortMap = nil
+		for item := range splitList(v) {
+			a, b, ok := strings.Cut(item, "=")
+			if !ok {
+				return fmt.Errorf("%q: want listener-port=local-port", item)
+			}
+			from, err := parsePort(a)
+			if err != nil {
+				return fmt.Errorf("%q: %w", item, err)
+			}
+			to, err := strconv.ParseUint(strings.TrimSpace(b), 10, 16)
+			if err != nil {
+				return fmt.Errorf("%q: local port must be 0-65535", item)
+			}
+			if c.GatewayPortMap == nil {
+				c.GatewayPortMap = map[uint16]uint16{}
+			}
+			c.GatewayPortMap[from] = uint16(to)
+		}
 		return nil
 	}},
 	{"INGRESS_MODE", "false", "true for an ingress controller's proxy: outbound HTTP requests go to the Service named by their sinew-dst-override header, else their Host, rather than to the address the controller connected to; names the mesh does not know still go there", func(c *Config, v string) error {
@@ -396,6 +442,16 @@ func (c *Config) Validate() error {
 		if len(c.InboundPorts) > 0 || len(c.OutboundPorts) > 0 {
 			errs = append(errs, fmt.Errorf("%sINBOUND_PORTS/OUTBOUND_PORTS only apply with %sMODE=explicit", envPrefix, envPrefix))
 		}
+	case ModeGateway:
+		if c.Gateway == "" || c.PolicyAddr == "" {
+			errs = append(errs, fmt.Errorf("%sMODE=gateway: set %sGATEWAY and %sPOLICY_SVC_ADDR (the gateway's listeners come from the policy service)", envPrefix, envPrefix, envPrefix))
+		}
+		if len(c.InboundPorts) > 0 || len(c.OutboundPorts) > 0 || c.IngressMode {
+			errs = append(errs, fmt.Errorf("%sINBOUND_PORTS, OUTBOUND_PORTS and INGRESS_MODE do not apply with %sMODE=gateway", envPrefix, envPrefix))
+		}
+	}
+	if c.Mode != ModeGateway && (c.Gateway != "" || len(c.GatewayPortMap) > 0) {
+		errs = append(errs, fmt.Errorf("%sGATEWAY and GATEWAY_PORT_MAP only apply with %sMODE=gateway", envPrefix, envPrefix))
 	}
 	return errors.Join(errs...)
 }

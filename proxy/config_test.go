@@ -68,7 +68,7 @@ func TestLoadErrorsNameTheSetting(t *testing.T) {
 		t.Fatal("no error")
 	}
 	for _, want := range []string{
-		`SINEW_PROXY_MODE="sidecar": must be transparent or explicit`,
+		`SINEW_PROXY_MODE="sidecar": must be transparent, explicit or gateway`,
 		`SINEW_PROXY_DETECT_TIMEOUT="soon": not a duration`,
 		`SINEW_PROXY_ADMIN_LISTEN_ADDR="4191"`,
 		`SINEW_PROXY_OPAQUE_PORTS="70000"`,

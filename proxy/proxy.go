@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,7 @@ import (
 	"github.com/sinewmesh/sinew/proxy/internal/authz"
 	"github.com/sinewmesh/sinew/proxy/internal/discovery"
 	"github.com/sinewmesh/sinew/proxy/internal/forward"
+	"github.com/sinewmesh/sinew/proxy/internal/gateway"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
 	"github.com/sinewmesh/sinew/proxy/internal/policy"
 	"github.com/sinewmesh/sinew/proxy/internal/tap"
@@ -53,6 +55,11 @@ type Proxy struct {
 	polConn  *grpc.ClientConn // nil without a policy service
 	in       *forward.Inbound
 	out      *forward.Outbound
+	// Gateway mode only.
+	gw      *forward.Gateway
+	gwWatch *gateway.Watcher
+	gwMu    sync.Mutex
+	gwLns   map[uint16]net.Listener // by listener port
 
 	inboundLn  net.Listener
 	outboundLn []outboundListener
@@ -178,6 +185,13 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (_ *Proxy, err erro
 		log.Info("ingress mode: outbound requests go to the Service their authority names")
 	}
 	p.out = forward.NewOutbound(deps, timeouts, opaque, ingress)
+	if cfg.Mode == ModeGateway {
+		if p.gwWatch, err = gateway.NewWatcher(policyv1.NewGatewaysClient(p.polConn), cfg.Gateway, log.With("component", "gateway"), p.reg); err != nil {
+			return nil, err
+		}
+		p.gw = forward.NewGateway(deps, timeouts, p.gwWatch.Current)
+		p.gwLns = map[uint16]net.Listener{}
+	}
 
 	listen := func(setting, addr string) (net.Listener, error) {
 		ln, err := net.Listen("tcp", addr)
@@ -261,13 +275,85 @@ func (p *Proxy) AdminAddr() string { return p.adminLn.Addr().String() }
 // TapAddr is the tap server's address.
 func (p *Proxy) TapAddr() string { return p.tapLn.Addr().String() }
 
-// Ready reports whether the proxy has its certificate and is not draining.
+// Ready reports whether the proxy has its certificate and is not draining; a gateway also needs its Gateway's
+// configuration.
 func (p *Proxy) Ready() bool {
 	select {
 	case <-p.ident.Ready():
-		return !p.draining.Load()
+		return !p.draining.Load() && (p.gwWatch == nil || p.gwWatch.Current().Exists)
 	default:
 		return false
+	}
+}
+
+// GatewayAddrs reports the addresses a gateway's listener ports are bound to now, by listener port.
+func (p *Proxy) GatewayAddrs() map[uint16]string {
+	p.gwMu.Lock()
+	defer p.gwMu.Unlock()
+	out := map[uint16]string{}
+	for port, ln := range p.gwLns {
+		out[port] = ln.Addr().String()
+	}
+	return out
+}
+
+// serveGateway keeps a gateway's listeners in step with its configuration: a port a listener gained is bound (a
+// port that cannot be bound is tried again every few seconds, and the others keep serving), a port no listener
+// has any more is closed (its open connections stay and get 404). It returns when stop closes, with every
+// listener closed and every accept loop ended.
+func (p *Proxy) serveGateway(stop <-chan struct{}) {
+	var loops sync.WaitGroup
+	retry := time.NewTicker(5 * time.Second)
+	defer retry.Stop()
+	for {
+		changed := p.gwWatch.Changed() // before Current: no configuration falls in between
+		p.bindGateway(p.gwWatch.Current(), stop, &loops)
+		select {
+		case <-changed:
+		case <-retry.C:
+		case <-stop:
+			p.gwMu.Lock()
+			for port, ln := range p.gwLns {
+				ln.Close()
+				delete(p.gwLns, port)
+			}
+			p.gwMu.Unlock()
+			loops.Wait()
+			return
+		}
+	}
+}
+
+func (p *Proxy) bindGateway(cfg *gateway.Config, stop <-chan struct{}, loops *sync.WaitGroup) {
+	p.gwMu.Lock()
+	defer p.gwMu.Unlock()
+	for port, ln := range p.gwLns {
+		if cfg.Ports[port] == nil {
+			p.log.Info("gateway listener port closed: no listener uses it any more", "port", port)
+			ln.Close()
+			delete(p.gwLns, port)
+		}
+	}
+	for port := range cfg.Ports {
+		if p.gwLns[port] != nil {
+			continue
+		}
+		local := port
+		if m, ok := p.cfg.GatewayPortMap[port]; ok {
+			local = m
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(p.cfg.GatewayHost, strconv.Itoa(int(local))))
+		if err != nil {
+			p.log.Error("gateway listener port cannot be bound; trying again in 5s", "port", port, "err", err)
+			continue
+		}
+		p.log.Info("gateway listener port bound", "port", port, "addr", ln.Addr().String())
+		p.gwLns[port] = ln
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			p.acceptLoop(ln, stop, func(c net.Conn) { p.gw.Handle(c, port) })
+		}()
 	}
 }
 
@@ -305,6 +391,9 @@ func (p *Proxy) Run(ctx context.Context) error {
 				return nil
 			case <-tick.C:
 				p.out.Sweep(idleStateTimeout)
+				if p.gw != nil {
+					p.gw.Sweep(idleStateTimeout)
+				}
 			}
 		}
 	})
@@ -333,6 +422,18 @@ func (p *Proxy) Run(ctx context.Context) error {
 			defer accepting.Done()
 			p.acceptLoop(o.ln, stopAccepting, func(c net.Conn) { p.out.Handle(c, o.target) })
 		}()
+	}
+	if p.gw != nil {
+		g.Go(func() error {
+			select { // the policy service wants the proxy's certificate
+			case <-p.ident.Ready():
+			case <-gctx.Done():
+				return nil
+			}
+			return p.gwWatch.Run(gctx)
+		})
+		accepting.Add(1)
+		go func() { defer accepting.Done(); p.serveGateway(stopAccepting) }()
 	}
 	p.log.Info("proxy started", "mode", p.cfg.Mode, "identity", p.cfg.LocalName, "inbound", p.InboundAddr(),
 		"outbound", p.OutboundAddrs(), "admin", p.AdminAddr(), "tap", p.TapAddr())
@@ -366,6 +467,10 @@ func (p *Proxy) Run(ctx context.Context) error {
 	drain.Add(2)
 	go func() { defer drain.Done(); p.in.Shutdown(dctx) }()
 	go func() { defer drain.Done(); p.out.Shutdown(dctx) }()
+	if p.gw != nil {
+		drain.Add(1)
+		go func() { defer drain.Done(); p.gw.Shutdown(dctx) }()
+	}
 	drain.Wait()
 	if dctx.Err() != nil {
 		p.log.Warn("grace period over; closed remaining connections")

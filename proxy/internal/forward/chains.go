@@ -5,6 +5,7 @@ import (
 
 	"github.com/sinewmesh/sinew/proxy/internal/budget"
 	"github.com/sinewmesh/sinew/proxy/internal/endpoint"
+	"github.com/sinewmesh/sinew/proxy/internal/gateway"
 	"github.com/sinewmesh/sinew/proxy/internal/layer"
 	"github.com/sinewmesh/sinew/proxy/internal/pipeline"
 	"github.com/sinewmesh/sinew/proxy/internal/tap"
@@ -41,6 +42,22 @@ func outboundChain(pols layer.Policies, eps *layer.Endpoints, hub *tap.Hub, ingr
 		layer.Timeout(),                  // the rule's request timeout, across all attempts
 		layer.Retry(budget.New(retryRatio, retryMinPerSec, retryBudgetTTL)), // attempts, with a budget
 		layer.Split(mirror), // a backend per attempt, by weight, and the backend's filters
+	)
+}
+
+// gatewayChain: from a client outside the mesh, through a gateway listener, to a backend in the mesh. The
+// listener port's inbound policy first (client networks, JWT, rate limits), then the outbound chain with the
+// routes of the listener and host name the request names.
+func gatewayChain(authz layer.Authorizer, config func() *gateway.Config, eps *layer.Endpoints, hub *tap.Hub) pipeline.Handler {
+	attempt := pipeline.Chain(layer.ToEndpoint(), layer.Balance(eps), layer.Observe(hub))
+	mirror := layer.NewMirror(attempt, eps.Metrics)
+	return pipeline.Chain(attempt,
+		layer.Authorize(authz, hub), // the edge policy of the listener port, on every request
+		layer.GatewayRoute(config),  // the listener, host name and rule the request gets (404 when none)
+		layer.Filters(mirror),       // the rule's filters
+		layer.Timeout(),             // the rule's request timeout
+		layer.Retry(budget.New(retryRatio, retryMinPerSec, retryBudgetTTL)),
+		layer.Split(mirror), // a backend per attempt, by weight
 	)
 }
 

@@ -174,7 +174,7 @@ func (c *routeCache) get(series *metrics.Series, req *pipeline.Request) *metrics
 func routeKey(req *pipeline.Request) metrics.RouteKey {
 	k := metrics.RouteKey{Target: req.Out.Target, Backend: req.Backend}
 	if req.Policy != nil {
-		if l := req.Policy.Labels; l["kind"] == "Service" {
+		if l := req.Policy.Labels; l["kind"] == "Service" || l["kind"] == "Gateway" {
 			k.ParentKind, k.ParentName, k.ParentNamespace, k.ParentPort = "Service", l["name"], l["namespace"], l["port"]
 		}
 	}

@@ -18,6 +18,10 @@ func Split(mirror *Mirror) pipeline.Layer {
 		return pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
 			b := pick(req)
 			if b == nil {
+				if req.Out.Target == "" {
+					// A gateway's rule without backends: there is nothing to send the request to.
+					return nil, pipeline.ErrNoEndpoints
+				}
 				req.Backend = req.Out.Target
 				return next.Handle(req)
 			}

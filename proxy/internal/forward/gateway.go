@@ -1,0 +1,174 @@
+package forward
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/sinewmesh/sinew/proxy/internal/detect"
+	"github.com/sinewmesh/sinew/proxy/internal/endpoint"
+	"github.com/sinewmesh/sinew/proxy/internal/gateway"
+	"github.com/sinewmesh/sinew/proxy/internal/layer"
+	"github.com/sinewmesh/sinew/proxy/internal/metrics"
+	"github.com/sinewmesh/sinew/proxy/internal/pipeline"
+)
+
+// Gateway serves the listeners of a gateway proxy (sinew's ingress gateway): clients outside the mesh connect to
+// a listener port, HTTPS ports terminate TLS with the certificate of the listener that serves the client's server
+// name, and each request runs through the gateway chain: the port's inbound policy, the routes of the listener
+// and host name the request's authority names, then the outbound chain to meshed backends over mTLS.
+type Gateway struct {
+	deps     Deps
+	timeouts Timeouts
+	config   func() *gateway.Config
+	plain    *endpoint.Plain
+	eps      *layer.Endpoints
+	srv      *server
+	fwd      *forwarder
+
+	failSeries sync.Map // listener port -> *metrics.Series
+	accepted   sync.Map // listener port -> *metrics.Conn
+}
+
+// gatewayConn is what the gateway knows of a client connection.
+type gatewayConn struct {
+	in     pipeline.InboundConn // the client, and the port's inbound policy
+	scheme string               // http or https, for X-Forwarded-Proto
+}
+
+// NewGateway builds the gateway side; config returns the gateway's current configuration.
+func NewGateway(deps Deps, t Timeouts, config func() *gateway.Config) *Gateway {
+	dialer := endpoint.NewDialer(deps.Certs, deps.Anchors, t.Connect)
+	plain := endpoint.NewPlain(dialer)
+	g := &Gateway{
+		deps: deps, timeouts: t, config: config, plain: plain,
+		eps: &layer.Endpoints{Resolver: deps.Resolver, Metrics: deps.Metrics, Dialer: dialer, Plain: plain, Discovery: t.Discovery},
+	}
+	var authorizer layer.Authorizer = layer.AllowAll{}
+	if deps.Authz != nil {
+		authorizer = &layer.Policy{Metrics: deps.AuthzMetrics, Wait: t.Discovery, Log: deps.Log}
+	}
+	g.fwd = &forwarder{
+		dir:   pipeline.Outbound,
+		chain: gatewayChain(authorizer, config, g.eps, deps.Tap),
+		log:   deps.Log,
+		prepare: func(req *pipeline.Request) {
+			gc, _ := req.Client.Context().Value(ctxKey{}).(*gatewayConn)
+			req.In = &gc.in
+			req.Out = &pipeline.OutboundConn{}
+			h := req.HTTP.Header
+			// Only a peer proxy may set the mesh's own headers.
+			delete(h, layer.OrigProtoHeader)
+			delete(h, clientIDHeader)
+			if gc.in.Peer.IsValid() {
+				h["X-Forwarded-For"] = append(h["X-Forwarded-For"], gc.in.Peer.String())
+			}
+			h["X-Forwarded-Proto"] = []string{gc.scheme}
+		},
+		failedSeries: func(req *pipeline.Request) *metrics.Series { return g.failedSeries(req.In.Dst.Port()) },
+	}
+	g.srv = newServer(g.fwd, deps.Log)
+	return g
+}
+
+// Handle serves one connection accepted on the listener port port.
+func (g *Gateway) Handle(raw net.Conn, port uint16) {
+	conn, ok := accept(g.srv, raw, g.acceptMetrics(port))
+	if !ok {
+		return
+	}
+	gc := &gatewayConn{scheme: "http"}
+	gc.in = pipeline.InboundConn{Dst: localAddrPort(raw, port), TLS: "no_identity"}
+	if ta, ok := raw.RemoteAddr().(*net.TCPAddr); ok {
+		gc.in.Peer = ta.AddrPort().Addr().Unmap()
+	}
+	gc.in.AuthzConn.TargetAddr = gc.in.Dst.String()
+	gc.in.AuthzConn.TLS = gc.in.TLS
+	if g.deps.Authz != nil {
+		gc.in.Authz = g.deps.Authz.Get(port)
+	}
+	p := g.config().Ports[port]
+	if p == nil {
+		// The listener went away between accept and now.
+		conn.Close()
+		return
+	}
+	if p.TLS {
+		g.serveTLS(conn, gc, port)
+		return
+	}
+	pc, res, err := detect.Peek(conn, g.timeouts.Detect)
+	if err != nil {
+		conn.Close()
+		return
+	}
+	if res.Protocol != detect.HTTP1 && res.Protocol != detect.HTTP2 {
+		g.deps.Metrics.Error("gateway", "not_http")
+		g.deps.Log.Debug("gateway: a client spoke something other than HTTP", "port", port, "remote", raw.RemoteAddr())
+		pc.Close()
+		return
+	}
+	g.srv.serve(pc, gc, res.Protocol == detect.HTTP2)
+}
+
+// serveTLS terminates TLS with the certificate of the listener that serves the client's server name, looked up
+// in the configuration current at the handshake (a new certificate applies to the next handshake), then serves
+// HTTP/2 or HTTP/1.1 as ALPN chose.
+func (g *Gateway) serveTLS(conn net.Conn, gc *gatewayConn, port uint16) {
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"},
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			p := g.config().Ports[port]
+			if p == nil || !p.TLS {
+				return nil, gateway.ErrNoCertificate
+			}
+			return p.Certificate(hello.ServerName)
+		},
+	}
+	tc := tls.Server(conn, cfg)
+	tc.SetDeadline(time.Now().Add(g.timeouts.Handshake)) //nolint:errcheck
+	if err := tc.Handshake(); err != nil {
+		g.deps.Metrics.Error("gateway", "tls_handshake")
+		g.deps.Log.Debug("gateway TLS handshake failed", "port", port, "remote", conn.RemoteAddr(), "err", err)
+		conn.Close()
+		return
+	}
+	tc.SetDeadline(time.Time{}) //nolint:errcheck
+	gc.scheme = "https"
+	g.srv.serve(tc, gc, tc.ConnectionState().NegotiatedProtocol == "h2")
+}
+
+func (g *Gateway) acceptMetrics(port uint16) *metrics.Conn {
+	return cached(&g.accepted, port, func() *metrics.Conn {
+		return g.deps.Metrics.Conn(metrics.Labels{Direction: "inbound", TLS: "no_identity", TargetAddr: gatewayTarget(port)}, "src")
+	})
+}
+
+// failedSeries counts the requests of a listener port that no backend got: refused, not routed, failed before
+// an endpoint was chosen.
+func (g *Gateway) failedSeries(port uint16) *metrics.Series {
+	return cached(&g.failSeries, port, func() *metrics.Series {
+		return g.deps.Metrics.Series(metrics.Labels{Direction: "inbound", TLS: "no_identity", TargetAddr: gatewayTarget(port)})
+	})
+}
+
+func gatewayTarget(port uint16) string {
+	return netip.AddrPortFrom(netip.IPv4Unspecified(), port).String()
+}
+
+// Sweep forgets endpoint state no longer in use; see layer.Endpoints.Sweep.
+func (g *Gateway) Sweep(idle time.Duration) { g.eps.Sweep(idle) }
+
+// Shutdown drains the gateway's connections; see server.shutdown.
+func (g *Gateway) Shutdown(ctx context.Context) {
+	g.srv.shutdown(ctx)
+	g.plain.CloseIdle()
+}
+
+// ServeHTTP forwards one request that arrived on a listener.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.fwd.ServeHTTP(w, r) }
