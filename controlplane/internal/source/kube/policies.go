@@ -32,17 +32,20 @@ import (
 type informedKind struct {
 	gv             schema.GroupVersion
 	kind, resource string
+	// gateway: one of the ingress gateway's kinds (gateways.go), re-read by processGateways.
+	gateway bool
 }
 
-// informedKinds are the policy kinds, then the route kinds.
+// informedKinds are the policy kinds, the route kinds, then the ingress gateway's.
 func informedKinds() []informedKind {
 	var out []informedKind
 	for _, k := range api.Kinds {
-		out = append(out, informedKind{schema.GroupVersion{Group: api.Group, Version: api.Version}, k.Kind, k.Resource})
+		out = append(out, informedKind{gv: schema.GroupVersion{Group: api.Group, Version: api.Version}, kind: k.Kind, resource: k.Resource})
 	}
 	routes := schema.GroupVersion{Group: routesapi.Group, Version: routesapi.Version}
-	return append(out, informedKind{routes, routesapi.KindHTTPRoute, routesapi.ResourceHTTPRoutes},
-		informedKind{routes, routesapi.KindGRPCRoute, routesapi.ResourceGRPCRoutes})
+	out = append(out, informedKind{gv: routes, kind: routesapi.KindHTTPRoute, resource: routesapi.ResourceHTTPRoutes},
+		informedKind{gv: routes, kind: routesapi.KindGRPCRoute, resource: routesapi.ResourceGRPCRoutes})
+	return append(out, gatewayKinds()...)
 }
 
 // servedKey is how discoverPolicyKinds names a served resource.
@@ -118,9 +121,16 @@ func (s *Source) startPolicyInformers(ctx context.Context, served map[string]boo
 			return obj, nil
 		})
 		kind := strings.ToLower(k.kind)
+		gateway := k.gateway
 		mark := func(any) {
 			s.events.WithLabelValues(kind).Inc()
-			s.enqueue(func() { s.dirtyPolicies = true })
+			s.enqueue(func() {
+				if gateway {
+					s.dirtyGateways = true
+				} else {
+					s.dirtyPolicies = true
+				}
+			})
 		}
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			AddFunc: mark, UpdateFunc: func(_, obj any) { mark(obj) }, DeleteFunc: mark,
@@ -133,6 +143,12 @@ func (s *Source) startPolicyInformers(ctx context.Context, served map[string]boo
 		synced = append(synced, inf.HasSynced)
 	}
 	s.dynFactory.Start(ctx.Done())
+	// The TLS Secrets matter once there are Gateways; without their CRD, the source does not read Secrets at all.
+	if _, ok := s.policyInformers[KindGateway]; ok && !s.secretStarted {
+		s.secretStarted = true
+		s.secretFactory.Start(ctx.Done())
+		synced = append(synced, s.secretSynced)
+	}
 	return synced, missing
 }
 

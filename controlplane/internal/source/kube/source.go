@@ -1,5 +1,6 @@
 // Package kube is the Kubernetes source: shared informers on Services, EndpointSlices, Pods, Namespaces and
-// ServiceAccounts, and dynamic informers on the policy.sinew.dev kinds (policies.go), translated into the same
+// ServiceAccounts, dynamic informers on the policy.sinew.dev kinds and the Gateway API routes (policies.go), and
+// the ingress gateway's Gateways, GatewayClasses, ReferenceGrants and TLS Secrets (gateways.go), translated into the same
 // model the local source feeds. Event handlers only mark keys dirty; one
 // loop translates the dirty objects from the informer caches, batching bursts, and publishes the whole resource
 // set. Pods become workloads; EndpointSlices (not selectors) decide which pods back a service. It never writes to
@@ -71,6 +72,12 @@ type Source struct {
 	slices     cache.Indexer
 	hasSynced  []cache.InformerSynced
 
+	// TLS Secrets, on their own factory (a field selector), started once Gateways are served.
+	secretFactory informers.SharedInformerFactory
+	secrets       corelisters.SecretLister
+	secretSynced  cache.InformerSynced
+	secretStarted bool
+
 	// Dirty keys, written by event handlers.
 	mu         sync.Mutex
 	dirtyPods  map[string]struct{}
@@ -79,6 +86,8 @@ type Source struct {
 	dirtyAccts bool
 	// dirtyPolicies: some policy object changed; they are re-read as a whole.
 	dirtyPolicies bool
+	// dirtyGateways: some gateway object, TLS Secret or namespace changed; they are re-read as a whole.
+	dirtyGateways bool
 	notify        chan struct{}
 	synced        atomic.Bool
 	runOnce       atomic.Bool
@@ -96,6 +105,9 @@ type Source struct {
 	httpRoutes        []*routesapi.HTTPRoute
 	grpcRoutes        []*routesapi.GRPCRoute
 	policyProblemKeys map[string]struct{}
+	// gateways are the ingress gateway's objects (gateways.go).
+	gateways           model.GatewayResources
+	gatewayProblemKeys map[string]struct{}
 
 	events   *prometheus.CounterVec
 	updates  prometheus.Counter
@@ -131,22 +143,23 @@ func New(cfg Config) (*Source, error) {
 		return obj, nil
 	}))
 	s := &Source{
-		log:               cfg.Logger,
-		debounce:          cfg.Debounce,
-		defaultOpaque:     cfg.DefaultOpaquePorts,
-		client:            cfg.Client,
-		dyn:               cfg.Dynamic,
-		crdRecheck:        cfg.CRDRecheck,
-		factory:           factory,
-		policyInformers:   map[string]policyInformer{},
-		policyProblemKeys: map[string]struct{}{},
-		dirtyPods:         map[string]struct{}{},
-		dirtySvcs:         map[string]struct{}{},
-		dirtyNS:           map[string]struct{}{},
-		notify:            make(chan struct{}, 1),
-		workloads:         map[string]*model.Workload{},
-		svcs:              map[string]*model.Service{},
-		objErrors:         map[string]model.SourceError{},
+		log:                cfg.Logger,
+		debounce:           cfg.Debounce,
+		defaultOpaque:      cfg.DefaultOpaquePorts,
+		client:             cfg.Client,
+		dyn:                cfg.Dynamic,
+		crdRecheck:         cfg.CRDRecheck,
+		factory:            factory,
+		policyInformers:    map[string]policyInformer{},
+		policyProblemKeys:  map[string]struct{}{},
+		gatewayProblemKeys: map[string]struct{}{},
+		dirtyPods:          map[string]struct{}{},
+		dirtySvcs:          map[string]struct{}{},
+		dirtyNS:            map[string]struct{}{},
+		notify:             make(chan struct{}, 1),
+		workloads:          map[string]*model.Workload{},
+		svcs:               map[string]*model.Service{},
+		objErrors:          map[string]model.SourceError{},
 		events: promreg.Register(cfg.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kube_source_events_total", Help: "Informer events received, by kind.",
 		}, []string{"kind"})),
@@ -184,7 +197,7 @@ func New(cfg Config) (*Source, error) {
 	}{
 		{podInf.Informer(), keyed("pod", func(k string) { s.dirtyPods[k] = struct{}{} })},
 		{svcInf.Informer(), keyed("service", func(k string) { s.dirtySvcs[k] = struct{}{} })},
-		{nsInf.Informer(), keyed("namespace", func(k string) { s.dirtyNS[k] = struct{}{} })},
+		{nsInf.Informer(), keyed("namespace", func(k string) { s.dirtyNS[k] = struct{}{}; s.dirtyGateways = true })},
 		{saInf.Informer(), keyed("serviceaccount", func(string) { s.dirtyAccts = true })},
 		{esInf.Informer(), cache.ResourceEventHandlerFuncs{
 			AddFunc: s.onSlice,
@@ -198,6 +211,9 @@ func New(cfg Config) (*Source, error) {
 			return nil, fmt.Errorf("kubernetes source: %w", err)
 		}
 		s.hasSynced = append(s.hasSynced, h.inf.HasSynced)
+	}
+	if err := s.newSecretInformer(); err != nil {
+		return nil, fmt.Errorf("kubernetes source: %w", err)
 	}
 	return s, nil
 }
@@ -251,6 +267,7 @@ func (s *Source) Run(ctx context.Context, sink model.Sink) error {
 	}
 	s.factory.Start(ctx.Done())
 	defer s.factory.Shutdown()
+	defer s.secretFactory.Shutdown()
 	synced := s.hasSynced
 	var recheck <-chan time.Time
 	if s.dyn != nil {
@@ -325,6 +342,7 @@ func (s *Source) markAll() {
 	}
 	s.dirtyAccts = true
 	s.dirtyPolicies = true
+	s.dirtyGateways = true
 }
 
 // publish translates what is dirty and sends the resource set when anything changed.
@@ -338,8 +356,8 @@ func (s *Source) publish(sink model.Sink) {
 // process re-translates the dirty objects from the caches; it reports whether any translation changed.
 func (s *Source) process() bool {
 	s.mu.Lock()
-	pods, svcs, nss, accts, pols := s.dirtyPods, s.dirtySvcs, s.dirtyNS, s.dirtyAccts, s.dirtyPolicies
-	s.dirtyPods, s.dirtySvcs, s.dirtyNS, s.dirtyAccts, s.dirtyPolicies = map[string]struct{}{}, map[string]struct{}{}, map[string]struct{}{}, false, false
+	pods, svcs, nss, accts, pols, gws := s.dirtyPods, s.dirtySvcs, s.dirtyNS, s.dirtyAccts, s.dirtyPolicies, s.dirtyGateways
+	s.dirtyPods, s.dirtySvcs, s.dirtyNS, s.dirtyAccts, s.dirtyPolicies, s.dirtyGateways = map[string]struct{}{}, map[string]struct{}{}, map[string]struct{}{}, false, false, false
 	s.mu.Unlock()
 	// A wake-up left pending for keys taken here costs one more pass that finds nothing changed.
 
@@ -360,6 +378,9 @@ func (s *Source) process() bool {
 	changed := false
 	if pols {
 		changed = s.processPolicies()
+	}
+	if gws {
+		changed = s.processGateways() || changed
 	}
 	for key := range pods {
 		ns, name, _ := strings.Cut(key, "/")
@@ -465,12 +486,13 @@ func (s *Source) endpointSlices(serviceKey string) []*discoveryv1.EndpointSlice 
 // resources assembles the current translations, sorted, as one resource set.
 func (s *Source) resources() model.Resources {
 	r := model.Resources{
-		Workloads:       make([]*model.Workload, 0, len(s.workloads)),
-		Services:        make([]*model.Service, 0, len(s.svcs)),
-		ServiceAccounts: s.accts,
-		Policies:        s.policies,
-		HTTPRoutes:      s.httpRoutes,
-		GRPCRoutes:      s.grpcRoutes,
+		Workloads:        make([]*model.Workload, 0, len(s.workloads)),
+		Services:         make([]*model.Service, 0, len(s.svcs)),
+		ServiceAccounts:  s.accts,
+		Policies:         s.policies,
+		HTTPRoutes:       s.httpRoutes,
+		GRPCRoutes:       s.grpcRoutes,
+		GatewayResources: s.gateways,
 	}
 	for _, w := range s.workloads {
 		r.Workloads = append(r.Workloads, w)

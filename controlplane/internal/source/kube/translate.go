@@ -107,20 +107,28 @@ func TranslatePod(pod *corev1.Pod, ns *corev1.Namespace, defaultOpaque []model.P
 	byName := map[string]uint16{}
 	containers := podContainers(pod)
 	for _, c := range containers {
+		ports := c.Ports
 		if c.Name == names.ProxyContainer {
 			w.MeshPort = names.ProxyInboundPort
+			ports = nil
 			for _, p := range c.Ports {
 				if p.ContainerPort <= 0 || p.ContainerPort > 65535 {
 					continue
 				}
-				if p.Name == names.ProxyInboundPortName {
+				switch p.Name {
+				case names.ProxyInboundPortName:
 					w.MeshPort = uint16(p.ContainerPort)
+				case names.ProxyAdminPortName, names.ProxyTapPortName:
+				default:
+					// A gateway proxy (inject.GatewayPodTemplate) serves its listeners itself: those are the
+					// workload's ports, which Servers select and clients reach, not the proxy's own.
+					ports = append(ports, p)
+					continue
 				}
 				w.ProxyPorts = append(w.ProxyPorts, uint16(p.ContainerPort))
 			}
-			continue
 		}
-		for _, p := range c.Ports {
+		for _, p := range ports {
 			if !isTCP(p.Protocol) || p.ContainerPort <= 0 || p.ContainerPort > 65535 {
 				continue
 			}

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"net/netip"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/sinewmesh/sinew/controlplane/inject"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	authzapi "github.com/sinewmesh/sinew/controlplane/internal/policy/authz/api"
 	"github.com/sinewmesh/sinew/internal/names"
@@ -379,4 +381,42 @@ func TestTranslatePodMTLSModes(t *testing.T) {
 			t.Errorf("%s: problems %q, want %q", name, joined, tc.problems)
 		}
 	}
+}
+
+// A gateway's pod, as the gateway controller has it built, is a meshed workload whose ports are its listeners.
+func TestTranslateGatewayPod(t *testing.T) {
+	t.Parallel()
+	tmpl, err := inject.GatewayPodTemplate(inject.GatewayInput{Namespace: "emojivoto", Name: "public", Ports: []int32{443, 80}},
+		inject.Config{TrustAnchorsPEM: testAnchors(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &corev1.Pod{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec, Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.9"}}
+	p.Namespace, p.Name = "emojivoto", "sinew-gateway-public-abc"
+	w, problems := TranslatePod(p, ns("emojivoto", nil), DefaultOpaquePorts)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	if !w.Meshed() || w.MeshPort != names.ProxyInboundPort || w.ServiceAccount != names.GatewayResourceName("public") {
+		t.Errorf("not meshed as the gateway's identity: %+v", w)
+	}
+	if want := []model.WorkloadPort{{Name: "gw-80", Port: 80, Protocol: model.ProtocolHTTP}, {Name: "gw-443", Port: 443, Protocol: model.ProtocolHTTP}}; !reflect.DeepEqual(w.Ports, want) {
+		t.Errorf("ports %+v, want %+v", w.Ports, want)
+	}
+	if want := []uint16{names.ProxyInboundPort, names.ProxyAdminPort, names.ProxyTapPort}; !reflect.DeepEqual(w.ProxyPorts, want) {
+		t.Errorf("proxy ports %v, want %v", w.ProxyPorts, want)
+	}
+	if w.DefaultInboundPolicy != names.PolicyAllUnauthenticated {
+		t.Errorf("default inbound policy %q", w.DefaultInboundPolicy)
+	}
+}
+
+// testAnchors is a PEM certificate the injector's Config accepts as trust anchors.
+func testAnchors(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../../inject/testdata/trust-anchors.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
