@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
@@ -34,6 +36,12 @@ type parsed struct {
 	// httpRoutes and grpcRoutes are the Gateway API routes, in document order.
 	httpRoutes []*routesapi.HTTPRoute
 	grpcRoutes []*routesapi.GRPCRoute
+	// The ingress gateway's objects, in document order.
+	gateways        []*gatewayv1.Gateway
+	gatewayClasses  []*gatewayv1.GatewayClass
+	referenceGrants []*gatewayv1beta1.ReferenceGrant
+	secrets         []*model.TLSSecret
+	namespaces      []*model.Namespace
 	// ignored counts documents of kinds this source does not know (yet).
 	ignored []string
 	// problems are parts of valid documents that were ignored (a malformed annotation): reported, but the file
@@ -174,6 +182,12 @@ func parseFile(name string, data []byte) (parsed, error) {
 				return parsed{}, fmt.Errorf("%s %w", where, err)
 			}
 			out.grpcRoutes = append(out.grpcRoutes, rt)
+			continue
+		}
+		if done, err := parseGatewayKind(tm, doc, &out); done {
+			if err != nil {
+				return parsed{}, fmt.Errorf("%s %w", where, err)
+			}
 			continue
 		}
 		if tm.Kind != "Workload" && tm.Kind != "Service" {

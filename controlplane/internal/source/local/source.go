@@ -1,6 +1,8 @@
-// Package local is the local-mode source: a directory of YAML files (Workload and Service kinds of sinew.dev, and
+// Package local is the local-mode source: a directory of YAML files (Workload and Service kinds of sinew.dev,
 // the inbound authorization kinds of policy.sinew.dev: Server, ServerAuthorization, AuthorizationPolicy,
-// MeshTLSAuthentication, NetworkAuthentication), watched for changes. A file that fails to parse or validate keeps contributing its last good resources, and its error is
+// MeshTLSAuthentication, NetworkAuthentication; the Gateway API's HTTPRoute, GRPCRoute, Gateway, GatewayClass
+// and ReferenceGrant; and for the ingress gateway, core Secrets of type kubernetes.io/tls and Namespaces),
+// watched for changes. A file that fails to parse or validate keeps contributing its last good resources, and its error is
 // reported with the model; other files are unaffected. It must never panic on input.
 package local
 
@@ -308,9 +310,13 @@ func (s *Source) Resources() model.Resources {
 			seenPolicy[key] = name
 			r.Policies.Add(o)
 		}
-		// once reports whether a route is the first of its kind and name; a later one is an error.
+		// once reports whether an object (a route, a gateway kind) is the first of its kind and name; a later one
+		// is an error. Cluster-scoped kinds (GatewayClass, Namespace) have no namespace.
 		once := func(kind string, m *metav1.ObjectMeta) bool {
 			key := kind + " " + m.Namespace + "/" + m.Name
+			if m.Namespace == "" {
+				key = kind + " " + m.Name
+			}
 			if first, dup := seenPolicy[key]; dup {
 				r.Errors = append(r.Errors, model.SourceError{Source: filepath.Join(s.dir, name),
 					Message: fmt.Sprintf("%s: %s is already defined in %s; ignoring this one", name, key, first)})
@@ -327,6 +333,31 @@ func (s *Source) Resources() model.Resources {
 		for _, rt := range st.good.grpcRoutes {
 			if once(routesapi.KindGRPCRoute, &rt.ObjectMeta) {
 				r.GRPCRoutes = append(r.GRPCRoutes, rt)
+			}
+		}
+		for _, gw := range st.good.gateways {
+			if once(kindGateway, &gw.ObjectMeta) {
+				r.Gateways = append(r.Gateways, gw)
+			}
+		}
+		for _, c := range st.good.gatewayClasses {
+			if once(kindGatewayClass, &c.ObjectMeta) {
+				r.GatewayClasses = append(r.GatewayClasses, c)
+			}
+		}
+		for _, g := range st.good.referenceGrants {
+			if once(kindReferenceGrant, &g.ObjectMeta) {
+				r.ReferenceGrants = append(r.ReferenceGrants, g)
+			}
+		}
+		for _, sec := range st.good.secrets {
+			if once(kindSecret, &metav1.ObjectMeta{Namespace: sec.Namespace, Name: sec.Name}) {
+				r.TLSSecrets = append(r.TLSSecrets, sec)
+			}
+		}
+		for _, ns := range st.good.namespaces {
+			if once(kindNamespace, &metav1.ObjectMeta{Name: ns.Name}) {
+				r.Namespaces = append(r.Namespaces, ns)
 			}
 		}
 	}
