@@ -30,7 +30,7 @@ type Gateway struct {
 	srv      *server
 	fwd      *forwarder
 
-	failSeries sync.Map // listener port -> *metrics.Series
+	series     sync.Map // listener port -> *metrics.Series
 	accepted   sync.Map // listener port -> *metrics.Conn
 }
 
@@ -69,7 +69,7 @@ func NewGateway(deps Deps, t Timeouts, config func() *gateway.Config) *Gateway {
 			}
 			h["X-Forwarded-Proto"] = []string{gc.scheme}
 		},
-		failedSeries: func(req *pipeline.Request) *metrics.Series { return g.failedSeries(req.In.Dst.Port()) },
+		failedSeries: func(req *pipeline.Request) *metrics.Series { return req.In.Series },
 	}
 	g.srv = newServer(g.fwd, deps.Log)
 	return g
@@ -86,6 +86,7 @@ func (g *Gateway) Handle(raw net.Conn, port uint16) {
 	if ta, ok := raw.RemoteAddr().(*net.TCPAddr); ok {
 		gc.in.Peer = ta.AddrPort().Addr().Unmap()
 	}
+	gc.in.Series = g.portSeries(port)
 	gc.in.AuthzConn.TargetAddr = gc.in.Dst.String()
 	gc.in.AuthzConn.TLS = gc.in.TLS
 	if g.deps.Authz != nil {
@@ -149,10 +150,9 @@ func (g *Gateway) acceptMetrics(port uint16) *metrics.Conn {
 	})
 }
 
-// failedSeries counts the requests of a listener port that no backend got: refused, not routed, failed before
-// an endpoint was chosen.
-func (g *Gateway) failedSeries(port uint16) *metrics.Series {
-	return cached(&g.failSeries, port, func() *metrics.Series {
+// portSeries counts the requests of a listener port as the gateway's inbound traffic (layer.Meter).
+func (g *Gateway) portSeries(port uint16) *metrics.Series {
+	return cached(&g.series, port, func() *metrics.Series {
 		return g.deps.Metrics.Series(metrics.Labels{Direction: "inbound", TLS: "no_identity", TargetAddr: gatewayTarget(port)})
 	})
 }

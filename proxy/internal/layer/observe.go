@@ -27,44 +27,58 @@ func Observe(hub *tap.Hub) pipeline.Layer {
 	routes := &routeCache{}
 	return func(next pipeline.Handler) pipeline.Handler {
 		return pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
-			r := req.HTTP
-			var series *metrics.Series
-			var route *metrics.RouteStats
 			if req.Dir == pipeline.Inbound {
-				series = req.In.Series
-			} else {
-				series = req.Endpoint.Series(r.Host)
-				route = routes.get(series, req)
-				route.Request()
+				return count(req, req.In.Series, nil, hub, next)
 			}
-			o := &observed{series: series, path: series.Path(r.Host, r.URL.Path), route: route, start: time.Now()}
-			o.series.Request()
-			o.path.Request()
-			req.Observed = true
-			if hub.Active() {
-				o.tap = hub.Start(func() *tap.Meta { return tapMeta(hub, req) })
-			}
-			resp, err := next.Handle(req)
-			if err != nil {
-				status, grpc := failureStatus(req, err)
-				o.respond(status, grpc, true, msSince(o.start))
-				tapFailure(o.tap, status, grpc, err)
-				return nil, err
-			}
-			o.status, o.grpc, o.ttfb, o.resp = resp.StatusCode, pipeline.GRPCStatus(resp.Header), msSince(o.start), resp
-			if o.tap != nil {
-				o.tap.Response(resp.StatusCode, resp.Header)
-			}
-			if resp.StatusCode == http.StatusSwitchingProtocols {
-				// The body is the upgraded stream, which the forwarder needs unwrapped.
-				o.finish()
-				return resp, nil
-			}
-			o.ReadCloser = resp.Body
-			resp.Body = o
-			return resp, nil
+			series := req.Endpoint.Series(req.HTTP.Host)
+			route := routes.get(series, req)
+			route.Request()
+			return count(req, series, route, hub, next)
 		})
 	}
+}
+
+// Meter counts every request of a gateway as the gateway's own inbound traffic, on its listener port's series
+// (request_total, response_total, response_latency_ms with direction="inbound"), whatever answers it: a backend,
+// a refusal, a 404. It is the first layer of the gateway chain; Observe counts the attempts at backends again,
+// outbound, as a sidecar's are. Tap sees those attempts, not this.
+func Meter() pipeline.Layer {
+	return func(next pipeline.Handler) pipeline.Handler {
+		return pipeline.HandlerFunc(func(req *pipeline.Request) (*http.Response, error) {
+			return count(req, req.In.Series, nil, nil, next)
+		})
+	}
+}
+
+// count counts req on series (and route, when set) and shows it to tap when hub has tappers, around next.
+func count(req *pipeline.Request, series *metrics.Series, route *metrics.RouteStats, hub *tap.Hub, next pipeline.Handler) (*http.Response, error) {
+	r := req.HTTP
+	o := &observed{series: series, path: series.Path(r.Host, r.URL.Path), route: route, start: time.Now()}
+	o.series.Request()
+	o.path.Request()
+	req.Observed = true
+	if hub != nil && hub.Active() {
+		o.tap = hub.Start(func() *tap.Meta { return tapMeta(hub, req) })
+	}
+	resp, err := next.Handle(req)
+	if err != nil {
+		status, grpc := failureStatus(req, err)
+		o.respond(status, grpc, true, msSince(o.start))
+		tapFailure(o.tap, status, grpc, err)
+		return nil, err
+	}
+	o.status, o.grpc, o.ttfb, o.resp = resp.StatusCode, pipeline.GRPCStatus(resp.Header), msSince(o.start), resp
+	if o.tap != nil {
+		o.tap.Response(resp.StatusCode, resp.Header)
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// The body is the upgraded stream, which the forwarder needs unwrapped.
+		o.finish()
+		return resp, nil
+	}
+	o.ReadCloser = resp.Body
+	resp.Body = o
+	return resp, nil
 }
 
 // observed records a response when its body ends.
