@@ -30,8 +30,8 @@ type Gateway struct {
 	srv      *server
 	fwd      *forwarder
 
-	series     sync.Map // listener port -> *metrics.Series
-	accepted   sync.Map // listener port -> *metrics.Conn
+	series   sync.Map // listener port -> *metrics.Series
+	accepted sync.Map // listener port -> *metrics.Conn
 }
 
 // gatewayConn is what the gateway knows of a client connection.

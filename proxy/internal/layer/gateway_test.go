@@ -19,7 +19,9 @@ import (
 // to web) and one for *.internal.test with route "internal".
 func gatewayRoutes(t *testing.T) *gateway.Config {
 	t.Helper()
-	backend := func(a string) []*policyv1.WeightedBackend { return []*policyv1.WeightedBackend{{Authority: a, Weight: 1}} }
+	backend := func(a string) []*policyv1.WeightedBackend {
+		return []*policyv1.WeightedBackend{{Authority: a, Weight: 1}}
+	}
 	cfg, problems := gateway.Translate(&policyv1.GatewayConfig{Exists: true, Labels: map[string]string{"kind": "Gateway", "name": "edge"},
 		Listeners: []*policyv1.GatewayListener{
 			{Name: "http", Port: 80, Protocol: policyv1.ListenerProtocol_LISTENER_PROTOCOL_HTTP, Routes: []*policyv1.HttpRoute{{
