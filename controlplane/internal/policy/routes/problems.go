@@ -12,7 +12,8 @@ import (
 )
 
 // Problems lists, sorted, what the translation of the snapshot's HTTPRoutes and GRPCRoutes ignores or cannot
-// honour: parents that are not Services (or Servers) or do not exist, a route that a route of the other kind
+// honour: parents that are not Services, Servers or Gateways (whose problems the gateway package reports) or
+// do not exist, a route that a route of the other kind
 // overrides on a Service port (Conflicts), backends that do not resolve and filters the proxies cannot apply
 // (their requests fail). Each line starts with "HTTPRoute namespace/name:" (or GRPCRoute). They are the same for
 // every proxy, so they are computed once per snapshot.
@@ -29,7 +30,7 @@ func Problems(snap *model.Snapshot, clusterDomain string) []string {
 
 func routeProblems(snap *model.Snapshot, rt *api.Route, clusterDomain string) []string {
 	var out []string
-	attached := false
+	attached, gatewayParents := false, 0
 	conflicts := Conflicts(snap, rt)
 	for i, p := range rt.ParentRefs {
 		field := fmt.Sprintf("spec.parentRefs[%d]", i)
@@ -37,8 +38,12 @@ func routeProblems(snap *model.Snapshot, rt *api.Route, clusterDomain string) []
 			attached = true // an inbound route: the authz translation's, which reports its own problems
 			continue
 		}
+		if api.ParentIsGateway(p) {
+			gatewayParents++ // an ingress route: the gateway package reports its problems
+			continue
+		}
 		if !api.ParentIsService(p) {
-			out = append(out, fmt.Sprintf("%s: parents other than Services and Servers (%s) are not supported yet; ignored", field, refKind(p.Group, p.Kind)))
+			out = append(out, fmt.Sprintf("%s: parents other than Services, Servers and Gateways (%s) are not supported; ignored", field, refKind(p.Group, p.Kind)))
 			continue
 		}
 		if why := missingParent(snap, rt, p); why != "" {
@@ -50,7 +55,10 @@ func routeProblems(snap *model.Snapshot, rt *api.Route, clusterDomain string) []
 		}
 		attached = true
 	}
-	if len(rt.ParentRefs) > 0 && !attached {
+	if gatewayParents > 0 && gatewayParents == len(rt.ParentRefs) {
+		return nil // the gateway package reports the rules' problems too, with its ReferenceGrants
+	}
+	if len(rt.ParentRefs) > 0 && !attached && gatewayParents == 0 {
 		out = append(out, "no parent it can attach to; the route has no effect")
 	}
 	// What the rules cannot honour does not depend on the parent.

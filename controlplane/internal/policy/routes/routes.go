@@ -166,12 +166,29 @@ func Labels(rt *api.Route) map[string]string {
 	return map[string]string{LabelKind: rt.Kind, LabelName: rt.Name, LabelNamespace: rt.Namespace}
 }
 
+// Gateway is the HttpRoute of rt on a Gateway listener (an ingress route), serving hostnames there (already
+// intersected with the listener's), and what of it cannot be honoured. Its rules translate as a mesh route's,
+// with two differences: a backendRef to another namespace needs refPermitted to allow it (a ReferenceGrant
+// there; Gateway API), else its share gets 500; and a rule without backendRefs has no parent Service to fall
+// back on, so its requests get 500 unless a redirect answers them.
+func Gateway(snap *model.Snapshot, rt *api.Route, clusterDomain string, hostnames []string, refPermitted func(namespace, name string) bool) (*policyv1.HttpRoute, []string) {
+	t := translator{snap: snap, rt: rt, clusterDomain: clusterDomain, gateway: true, refPermitted: refPermitted}
+	out := t.route(nil, model.ServicePort{}, nil)
+	out.Hostnames = hostnames
+	return out, t.problems
+}
+
 // translator translates one route, collecting what it cannot honour.
 type translator struct {
 	snap          *model.Snapshot
 	rt            *api.Route
 	clusterDomain string
 	problems      []string
+	// gateway: the route is translated for a Gateway listener, where a rule without backends has nowhere to go.
+	gateway bool
+	// refPermitted says whether a backendRef may name a Service of another namespace; nil: always (mesh routes
+	// need no ReferenceGrant, GEP-1294).
+	refPermitted func(namespace, name string) bool
 }
 
 func (t *translator) problem(field, format string, args ...any) {
@@ -244,6 +261,11 @@ func (t *translator) rule(field string, r api.Rule, parent *model.Service, sp mo
 		// No backendRefs: the requests go to the parent Service itself (GAMMA; as Linkerd does).
 		out.Backends = []*policyv1.WeightedBackend{{Authority: t.authority(parent.Name, parent.Namespace, sp.Port), Weight: 1}}
 	}
+	if len(r.BackendRefs) == 0 && t.gateway && !redirects(r.Filters) {
+		// A gateway has no parent Service to send them to.
+		t.problem(field+".backendRefs", "none, and no redirect; the rule's requests get %s", t.answer(t.backendStatus()))
+		out.Filters = append(out.Filters, t.failure(t.backendStatus(), field+": no backendRefs"))
+	}
 
 	requestSet, backendSet := false, false
 	if to := r.Timeouts; to != nil {
@@ -277,6 +299,11 @@ func (t *translator) rule(field string, r api.Rule, parent *model.Service, sp mo
 		}
 	}
 	return out
+}
+
+// redirects reports whether the filters answer every request with a redirect.
+func redirects(fs []gatewayv1.HTTPRouteFilter) bool {
+	return slices.ContainsFunc(fs, func(f gatewayv1.HTTPRouteFilter) bool { return f.Type == gatewayv1.HTTPRouteFilterRequestRedirect })
 }
 
 // weightShare describes backendRefs[i]'s share of its rule's requests, for problems: "10 of 100".
@@ -620,6 +647,9 @@ func (t *translator) unusableBackend(b gatewayv1.BackendObjectReference, ns stri
 	name := string(b.Name)
 	if ns != t.rt.Namespace {
 		name = ns + "/" + name
+		if t.refPermitted != nil && !t.refPermitted(ns, string(b.Name)) {
+			return fmt.Sprintf("no ReferenceGrant in namespace %s allows %ss of namespace %s to refer to Service %s", ns, t.rt.Kind, t.rt.Namespace, b.Name)
+		}
 	}
 	svc, ok := t.snap.Service(ns, string(b.Name))
 	if !ok {

@@ -296,12 +296,12 @@ func TestNoRoutes(t *testing.T) {
 	}
 	snap := snapshot(t, `metadata: {name: lost}
 spec:
-  parentRefs: [{group: "", kind: Service, name: gone}, {group: "", kind: Service, name: web, port: 81}, {name: gw}]`)
+  parentRefs: [{group: "", kind: Service, name: gone}, {group: "", kind: Service, name: web, port: 81}, {group: example.com, kind: Thing, name: gw}]`)
 	want := []string{
 		"HTTPRoute shop/lost: no parent it can attach to; the route has no effect",
 		"HTTPRoute shop/lost: spec.parentRefs[0]: Service gone does not exist",
 		"HTTPRoute shop/lost: spec.parentRefs[1]: Service web has no port 81",
-		"HTTPRoute shop/lost: spec.parentRefs[2]: parents other than Services and Servers (Gateway.gateway.networking.k8s.io) are not supported yet; ignored",
+		"HTTPRoute shop/lost: spec.parentRefs[2]: parents other than Services, Servers and Gateways (Thing.example.com) are not supported; ignored",
 	}
 	if got := Problems(snap, clusterDomain); !slicesEqual(got, want) {
 		t.Errorf("problems:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -27,7 +27,7 @@ const ReasonConflicted gatewayv1.RouteConditionReason = "RouteReasonConflicted"
 // generation and no transition time: the writer keeps the one already there while a condition's status does not
 // change. Parents of other kinds are other controllers' and get no entry. It is pure.
 func ParentStatuses(snap *model.Snapshot, rt *api.Route) []gatewayv1.RouteParentStatus {
-	resolved := resolvedRefs(snap, rt)
+	resolved := ResolvedRefs(snap, rt, nil)
 	resolved.ObservedGeneration = rt.Generation
 	conflicts := Conflicts(snap, rt)
 	var out []gatewayv1.RouteParentStatus
@@ -103,15 +103,15 @@ func accepted(snap *model.Snapshot, rt *api.Route, p gatewayv1.ParentReference, 
 		return no(ReasonConflicted, "%s", conflictMessage(conflicts))
 	}
 	msg := "Accepted"
-	if problems := filterProblems(snap, rt); len(problems) > 0 {
+	if problems := FilterProblems(snap, rt); len(problems) > 0 {
 		msg += "; " + strings.Join(problems, "; ")
 	}
 	return condition(gatewayv1.RouteConditionAccepted, true, gatewayv1.RouteReasonAccepted, msg)
 }
 
-// filterProblems says what of the route's filters the proxies cannot apply (their requests fail) or leave out (a
-// mirror whose backend is unusable), as the translation says it.
-func filterProblems(snap *model.Snapshot, rt *api.Route) []string {
+// FilterProblems says what of the route's filters the proxies cannot apply (their requests fail) or leave out (a
+// mirror whose backend is unusable), as the translation says it: for the Accepted condition's message.
+func FilterProblems(snap *model.Snapshot, rt *api.Route) []string {
 	t := translator{snap: snap, rt: rt}
 	for i, r := range rt.Rules {
 		t.filters(fmt.Sprintf("spec.rules[%d].filters", i), r.Filters, "the rule's requests get "+t.answer(t.filterStatus()))
@@ -122,13 +122,18 @@ func filterProblems(snap *model.Snapshot, rt *api.Route) []string {
 	return t.problems
 }
 
-// resolvedRefs is the ResolvedRefs condition of the route's backends, which does not depend on the parent.
-func resolvedRefs(snap *model.Snapshot, rt *api.Route) metav1.Condition {
+// ResolvedRefs is the ResolvedRefs condition of the route's backends, which depends on the kind of parent only
+// through refPermitted: whether a backendRef may name a Service of another namespace (nil: always, as for a mesh
+// route; a Gateway's routes need a ReferenceGrant, else RefNotPermitted). Of several failures, the reason is
+// the gravest kind's (InvalidKind, RefNotPermitted, BackendNotFound) and the message names each. It carries no
+// generation.
+func ResolvedRefs(snap *model.Snapshot, rt *api.Route, refPermitted func(namespace, name string) bool) metav1.Condition {
 	var (
 		reason gatewayv1.RouteConditionReason
 		msgs   []string
 	)
-	rank := map[gatewayv1.RouteConditionReason]int{gatewayv1.RouteReasonInvalidKind: 2, gatewayv1.RouteReasonBackendNotFound: 1}
+	rank := map[gatewayv1.RouteConditionReason]int{gatewayv1.RouteReasonInvalidKind: 3, gatewayv1.RouteReasonRefNotPermitted: 2,
+		gatewayv1.RouteReasonBackendNotFound: 1}
 	fail := func(r gatewayv1.RouteConditionReason, field, format string, args ...any) {
 		if rank[r] > rank[reason] {
 			reason = r
@@ -149,6 +154,11 @@ func resolvedRefs(snap *model.Snapshot, rt *api.Route) metav1.Condition {
 			name := string(b.Name)
 			if ns != rt.Namespace {
 				name = ns + "/" + name // mesh routes need no ReferenceGrant (GEP-1294)
+				if refPermitted != nil && !refPermitted(ns, string(b.Name)) {
+					fail(gatewayv1.RouteReasonRefNotPermitted, field, "no ReferenceGrant in namespace %s allows %ss of namespace %s to refer to Service %s",
+						ns, rt.Kind, rt.Namespace, b.Name)
+					continue
+				}
 			}
 			svc, ok := snap.Service(ns, string(b.Name))
 			if !ok {

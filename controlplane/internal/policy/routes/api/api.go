@@ -56,6 +56,15 @@ func ParentIsService(p gatewayv1.ParentReference) bool {
 	return IsService(p.Group, p.Kind, gatewayv1.GroupName, "Gateway")
 }
 
+// KindGateway is the kind of a Gateway parentRef (of the Gateway API's group, the default).
+const KindGateway = "Gateway"
+
+// ParentIsGateway reports whether a parentRef names a Gateway (an ingress route: the gateway package attaches
+// it). Both group and kind default to the Gateway's.
+func ParentIsGateway(p gatewayv1.ParentReference) bool {
+	return (p.Group == nil || string(*p.Group) == Group) && (p.Kind == nil || string(*p.Kind) == KindGateway)
+}
+
 // ParentIsServer reports whether a parentRef names a sinew Server (group policy.sinew.dev): an inbound route,
 // whose rules match requests for the Server's authorization policy, as Linkerd's routes on a Server do.
 func ParentIsServer(p gatewayv1.ParentReference) bool {

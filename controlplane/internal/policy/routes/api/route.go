@@ -14,7 +14,9 @@ type Route struct {
 	Kind string
 	*metav1.ObjectMeta
 	ParentRefs []gatewayv1.ParentReference
-	Rules      []Rule
+	// Hostnames are the host names the route serves on a Gateway listener (mesh routes ignore them).
+	Hostnames []gatewayv1.Hostname
+	Rules     []Rule
 }
 
 // Rule is one rule of a Route. HTTPMatches are an HTTPRoute rule's matches, GRPCMatches a GRPCRoute rule's; a
@@ -34,7 +36,7 @@ func (r *Route) Key() string { return r.Namespace + "/" + r.Name }
 
 // FromHTTP is an HTTPRoute's Route. It shares the route's fields: never modify either.
 func FromHTTP(rt *HTTPRoute) *Route {
-	out := &Route{Kind: KindHTTPRoute, ObjectMeta: &rt.ObjectMeta, ParentRefs: rt.Spec.ParentRefs}
+	out := &Route{Kind: KindHTTPRoute, ObjectMeta: &rt.ObjectMeta, ParentRefs: rt.Spec.ParentRefs, Hostnames: rt.Spec.Hostnames}
 	for _, r := range rt.Spec.Rules {
 		out.Rules = append(out.Rules, Rule{HTTPMatches: r.Matches, Filters: r.Filters, BackendRefs: r.BackendRefs,
 			Timeouts: r.Timeouts, Retry: r.Retry, SessionPersistence: r.SessionPersistence})
@@ -44,7 +46,7 @@ func FromHTTP(rt *HTTPRoute) *Route {
 
 // FromGRPC is a GRPCRoute's Route. It shares the route's fields: never modify either.
 func FromGRPC(rt *GRPCRoute) *Route {
-	out := &Route{Kind: KindGRPCRoute, ObjectMeta: &rt.ObjectMeta, ParentRefs: rt.Spec.ParentRefs}
+	out := &Route{Kind: KindGRPCRoute, ObjectMeta: &rt.ObjectMeta, ParentRefs: rt.Spec.ParentRefs, Hostnames: rt.Spec.Hostnames}
 	for _, r := range rt.Spec.Rules {
 		out.Rules = append(out.Rules, Rule{GRPCMatches: r.Matches, Filters: HTTPFilters(r.Filters),
 			BackendRefs: grpcBackends(r.BackendRefs), SessionPersistence: r.SessionPersistence})
