@@ -1,8 +1,10 @@
 // Package status writes the status of HTTPRoutes and GRPCRoutes in Kubernetes mode: for each Service parent, the conditions that
-// routes.ParentStatuses computes, under routes.ControllerName. It writes a route only when what it would write
-// changed, keeps the entries of other controllers (a Gateway's, say) and the transition time of a condition whose
-// status stays, and writes nothing before the model has synced (a half-read cluster would call every backend
-// missing). It decides nothing itself.
+// routes.ParentStatuses computes, under routes.ControllerName; and, given Config.GatewayParents, for each parent
+// that is one of sinew's Gateways, the gateway package's, under names.GatewayController (the controllerName of
+// sinew's GatewayClass, as the Gateway API asks). It writes a route only when what it would write changed, keeps
+// the entries of other controllers (another implementation's Gateway, say) and the transition time of a condition
+// whose status stays, and writes nothing before the model has synced (a half-read cluster would call every
+// backend missing). It decides nothing itself.
 package status
 
 import (
@@ -23,6 +25,7 @@ import (
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/routes"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // Config configures a Writer.
@@ -31,6 +34,9 @@ type Config struct {
 	Store  *model.Store
 	// Synced reports whether the model holds the whole cluster yet.
 	Synced func() bool
+	// GatewayParents is the status of a route for each of its parents that is one of sinew's Gateways, with
+	// controllerName names.GatewayController; nil: the writer leaves such entries alone.
+	GatewayParents func(*model.Snapshot, *api.Route) []gatewayv1.RouteParentStatus
 	// Debounce batches bursts of model changes; default 200 ms. Retry is how soon a failed write is tried again;
 	// default 5 s.
 	Debounce, Retry time.Duration
@@ -109,7 +115,11 @@ func (w *Writer) sync(ctx context.Context, snap *model.Snapshot) bool {
 	for _, rt := range snap.Routes() {
 		key := rt.Kind + " " + rt.Namespace + "/" + rt.Name
 		seen[key] = true
-		want := written{generation: rt.Generation, parents: routes.ParentStatuses(snap, rt)}
+		parents := routes.ParentStatuses(snap, rt)
+		if w.cfg.GatewayParents != nil {
+			parents = append(parents, w.cfg.GatewayParents(snap, rt)...)
+		}
+		want := written{generation: rt.Generation, parents: parents}
 		if last, had := w.written[key]; had && reflect.DeepEqual(last, want) {
 			continue
 		}
@@ -150,7 +160,7 @@ func (w *Writer) write(ctx context.Context, rt *api.Route, ours []gatewayv1.Rout
 			return err
 		}
 	}
-	next := merge(live.Parents, ours, w.cfg.Now())
+	next := merge(live.Parents, ours, w.ours, w.cfg.Now())
 	if reflect.DeepEqual(next, live.Parents) || (len(next) == 0 && len(live.Parents) == 0) {
 		return nil
 	}
@@ -171,24 +181,30 @@ func (w *Writer) write(ctx context.Context, rt *api.Route, ours []gatewayv1.Rout
 	return err
 }
 
-// merge replaces our controller's entries of live with ours, keeping the others in their place and, for each
-// condition whose status is unchanged, its transition time.
-func merge(live, ours []gatewayv1.RouteParentStatus, now time.Time) []gatewayv1.RouteParentStatus {
+// ours reports whether the writer owns the entries of a controller name: the policy controller's, and the
+// gateway controller's when it writes those.
+func (w *Writer) ours(c gatewayv1.GatewayController) bool {
+	return c == routes.ControllerName || (w.cfg.GatewayParents != nil && c == names.GatewayController)
+}
+
+// merge replaces the entries of live whose controller is ours with the new ones, keeping the others in their
+// place and, for each condition whose status is unchanged, its transition time.
+func merge(live, next []gatewayv1.RouteParentStatus, ours func(gatewayv1.GatewayController) bool, now time.Time) []gatewayv1.RouteParentStatus {
 	var out []gatewayv1.RouteParentStatus
 	var previous []gatewayv1.RouteParentStatus
 	for _, p := range live {
-		if p.ControllerName == routes.ControllerName {
+		if ours(p.ControllerName) {
 			previous = append(previous, p)
 			continue
 		}
 		out = append(out, p)
 	}
 	stamp := metav1.NewTime(now.Truncate(time.Second))
-	for _, p := range ours {
+	for _, p := range next {
 		p.Conditions = slices.Clone(p.Conditions)
 		var before []metav1.Condition
 		for _, q := range previous {
-			if reflect.DeepEqual(q.ParentRef, p.ParentRef) {
+			if q.ControllerName == p.ControllerName && reflect.DeepEqual(q.ParentRef, p.ParentRef) {
 				before = q.Conditions
 			}
 		}

@@ -3,6 +3,7 @@ package status
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/routes"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/internal/testutil"
 )
 
@@ -198,4 +200,55 @@ spec:
 		a := condition(statusOf(t, dyn), routes.ControllerName, "Accepted")
 		return a != nil && a.Status == metav1.ConditionTrue
 	})
+}
+
+// With GatewayParents, the writer also writes the entries of sinew's Gateway parents under the gateway
+// controller's name, replacing its stale ones and keeping another implementation's.
+func TestWriterWritesGatewayParents(t *testing.T) {
+	t.Parallel()
+	const gwRouteYAML = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: split, namespace: shop, generation: 4}
+spec:
+  parentRefs: [{name: public}, {name: theirs}]
+  rules: [{backendRefs: [{name: web-v1, port: 80}]}]
+status:
+  parents:
+  - parentRef: {name: theirs}
+    controllerName: example.com/gateway
+    conditions: [{type: Accepted, status: "True", reason: Accepted, message: "", lastTransitionTime: "2025-01-01T00:00:00Z"}]
+  - parentRef: {name: gone}
+    controllerName: sinew.dev/gateway-controller
+    conditions: [{type: Accepted, status: "True", reason: Accepted, message: "", lastTransitionTime: "2025-01-01T00:00:00Z"}]
+`
+	obj := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(gwRouteYAML), &obj.Object); err != nil {
+		t.Fatal(err)
+	}
+	var rt api.HTTPRoute
+	if err := yaml.Unmarshal([]byte(gwRouteYAML), &rt); err != nil {
+		t.Fatal(err)
+	}
+	rt.Status = gatewayv1.HTTPRouteStatus{}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{gvr: "HTTPRouteList"}, obj)
+	store := model.NewStore()
+	store.Update(model.Resources{Services: services("web-v1"), HTTPRoutes: []*api.HTTPRoute{&rt}})
+	gatewayParents := func(_ *model.Snapshot, r *api.Route) []gatewayv1.RouteParentStatus {
+		return []gatewayv1.RouteParentStatus{{ParentRef: r.ParentRefs[0], ControllerName: names.GatewayController,
+			Conditions: []metav1.Condition{{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", ObservedGeneration: r.Generation}}}}
+	}
+	w := New(Config{Client: dyn, Store: store, GatewayParents: gatewayParents, Debounce: 5 * time.Millisecond, Retry: 20 * time.Millisecond})
+	testutil.RunInBackground(t, w.Run)
+	testutil.Eventually(t, 10*time.Second, "the Gateway parent's status", func() bool {
+		c := condition(statusOf(t, dyn), names.GatewayController, "Accepted")
+		return c != nil && c.ObservedGeneration == 4
+	})
+	st := statusOf(t, dyn)
+	var got []string
+	for _, p := range st.Parents {
+		got = append(got, string(p.ControllerName)+" "+string(p.ParentRef.Name))
+	}
+	if want := []string{"example.com/gateway theirs", names.GatewayController + " public"}; !slices.Equal(got, want) {
+		t.Errorf("parents %v, want %v", got, want)
+	}
 }
