@@ -172,6 +172,7 @@ func newDiscoveryServers(store *model.Store, trustDomain, clusterDomain string, 
 	destinationv1.RegisterDestinationServer(s.destinationGRPC, s.destination)
 	policyv1.RegisterInboundPoliciesServer(s.policyGRPC, s.policy)
 	policyv1.RegisterOutboundPoliciesServer(s.policyGRPC, s.policy)
+	policyv1.RegisterGatewaysServer(s.policyGRPC, s.policy)
 	return s
 }
 

@@ -2,24 +2,33 @@ package policy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
+	"github.com/sinewmesh/sinew/controlplane/internal/gateway"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/authz"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
-// Server implements policyv1.InboundPolicies and policyv1.OutboundPolicies.
+// Server implements policyv1.InboundPolicies, policyv1.OutboundPolicies and policyv1.Gateways.
 type Server struct {
 	policyv1.UnimplementedInboundPoliciesServer
 	policyv1.UnimplementedOutboundPoliciesServer
+	policyv1.UnimplementedGatewaysServer
 
 	store         *model.Store
 	keys          Keys
@@ -149,6 +158,47 @@ func (s *Server) WatchOutbound(req *policyv1.OutboundRequest, stream grpc.Server
 	return watch(stream.Context(), s, stream.Send, func(snap *model.Snapshot) *policyv1.OutboundPolicy {
 		return Outbound(snap, req.GetTarget(), s.clusterDomain, req.GetSourceWorkload())
 	})
+}
+
+// WatchGateway streams the configuration of a sinew Gateway ("namespace/name") to its proxies: its listeners,
+// their certificates with private keys, and the routes attached to each (gateway.Config), again whenever a
+// model change alters it. It answers only the gateway's own identity: a caller whose mTLS certificate is not
+// spiffe://<trust domain>/ns/<namespace>/sa/<names.GatewayIdentityAccount(name)> gets PERMISSION_DENIED, so
+// that keys reach no one else.
+func (s *Server) WatchGateway(req *policyv1.GatewayRequest, stream grpc.ServerStreamingServer[policyv1.GatewayConfig]) error {
+	ns, name, ok := strings.Cut(req.GetGateway(), "/")
+	if !ok || names.CheckDNSLabel(ns) != nil || name == "" || strings.Contains(name, "/") {
+		return status.Error(codes.InvalidArgument, "gateway (namespace/name) is required")
+	}
+	want := model.SPIFFEID(s.inbound.TrustDomain, ns, names.GatewayIdentityAccount(name))
+	caller, err := callerID(stream.Context())
+	if err != nil {
+		return status.Errorf(codes.PermissionDenied, "gateway %s/%s: %v; only %s may watch it", ns, name, err, want)
+	}
+	if caller != want {
+		s.log.Warn("gateway configuration refused", "gateway", ns+"/"+name, "caller", caller)
+		return status.Errorf(codes.PermissionDenied, "gateway %s/%s: caller %s is not its identity %s", ns, name, caller, want)
+	}
+	return watch(stream.Context(), s, stream.Send, func(snap *model.Snapshot) *policyv1.GatewayConfig {
+		return gateway.Config(snap, s.clusterDomain, ns, name)
+	})
+}
+
+// callerID is the SPIFFE ID of the mTLS client certificate of the call in ctx.
+func callerID(ctx context.Context) (string, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return "", errors.New("no peer")
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.PeerCertificates) == 0 {
+		return "", errors.New("no client certificate")
+	}
+	id, err := x509svid.IDFromCert(info.State.PeerCertificates[0])
+	if err != nil {
+		return "", fmt.Errorf("client certificate: %w", err)
+	}
+	return id.String(), nil
 }
 
 // watch sends the translation of the current model, then again whenever a change of the model or of the fetched

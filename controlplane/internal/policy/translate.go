@@ -2,7 +2,8 @@
 // selects them (Server, ServerAuthorization, AuthorizationPolicy and the authentication kinds, translated by
 // authz), or their default inbound policy; every outbound target routes to itself, with the retries, timeouts
 // and failure accrual of the Service it resolves to (its annotations), unless HTTPRoutes attach to the Service
-// (translated by routes). The translation functions are pure (model
+// (translated by routes); sinew's ingress gateways get their listeners, certificates and routes (translated by
+// gateway), only by their own identity. The translation functions are pure (model
 // in, proto out); streams are re-evaluated on model changes and only resent when the result differs.
 package policy
 
@@ -12,6 +13,7 @@ import (
 
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
 	"github.com/sinewmesh/sinew/controlplane/internal/destination"
+	"github.com/sinewmesh/sinew/controlplane/internal/gateway"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/authz"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/routes"
@@ -61,7 +63,9 @@ func Outbound(snap *model.Snapshot, target, clusterDomain, sourceWorkload string
 }
 
 // Problems is what the translation of the snapshot's policies ignores or cannot honour: the inbound kinds'
-// (authz.Problems) and the HTTPRoutes' (routes.Problems), each list sorted.
+// (authz.Problems), the mesh routes' (routes.Problems) and sinew's Gateways' and their routes'
+// (gateway.Problems), each list sorted.
 func Problems(snap *model.Snapshot, cfg authz.Config, clusterDomain string) []string {
-	return append(authz.Problems(snap, cfg), routes.Problems(snap, clusterDomain)...)
+	out := append(authz.Problems(snap, cfg), routes.Problems(snap, clusterDomain)...)
+	return append(out, gateway.Problems(snap, clusterDomain)...)
 }
