@@ -63,6 +63,9 @@ func Config(snap *model.Snapshot, clusterDomain, namespace, name string) *policy
 	}
 	out.Exists = true
 	ev := evaluate(snap, gw)
+	if gatewayAccepted(ev).Status != metav1.ConditionTrue {
+		return out // nothing of it is served (Status says why)
+	}
 	routes := attachRoutes(snap, ev)
 	for i, l := range ev.listeners {
 		if !l.programmable() {
@@ -93,12 +96,41 @@ func Config(snap *model.Snapshot, clusterDomain, namespace, name string) *policy
 // Ports are the distinct ports of the Gateway's programmed listeners, ascending: those its proxies listen on.
 func Ports(snap *model.Snapshot, gw *gatewayv1.Gateway) []int32 {
 	var out []int32
-	for _, l := range evaluate(snap, gw).listeners {
+	ev := evaluate(snap, gw)
+	if gatewayAccepted(ev).Status != metav1.ConditionTrue {
+		return nil
+	}
+	for _, l := range ev.listeners {
 		if l.programmable() && !slices.Contains(out, int32(l.spec.Port)) {
 			out = append(out, int32(l.spec.Port))
 		}
 	}
 	slices.Sort(out)
+	return out
+}
+
+// CertificateSecrets are the Secrets ("namespace/name") that the listeners of gw reference as certificates,
+// whether or not they may: the ones a source must read for it (it may drop other TLS Secrets). It needs no
+// model, so that a source can filter with it as objects arrive.
+func CertificateSecrets(gw *gatewayv1.Gateway) []string {
+	var out []string
+	for _, l := range gw.Spec.Listeners {
+		if l.TLS == nil {
+			continue
+		}
+		for _, ref := range l.TLS.CertificateRefs {
+			if (ref.Group != nil && *ref.Group != "" && *ref.Group != "core") || (ref.Kind != nil && *ref.Kind != "Secret") {
+				continue
+			}
+			ns := gw.Namespace
+			if ref.Namespace != nil {
+				ns = string(*ref.Namespace)
+			}
+			if key := ns + "/" + string(ref.Name); !slices.Contains(out, key) {
+				out = append(out, key)
+			}
+		}
+	}
 	return out
 }
 

@@ -237,6 +237,17 @@ spec:
 			},
 		},
 		{
+			name: "static addresses",
+			listeners: `  - {name: http, port: 80, protocol: HTTP}
+`,
+			mutate: func(r *model.Resources) {
+				r.Gateways[0].Spec.Addresses = []gatewayv1.GatewaySpecAddress{{Value: "10.0.0.1"}}
+			},
+			infra:   ready,
+			gateway: "Accepted=False/UnsupportedAddress Programmed=False/Invalid",
+			want:    []string{"http: Accepted=True/Accepted Conflicted=False/NoConflicts ResolvedRefs=True/ResolvedRefs Programmed=False/Invalid kinds=HTTPRoute,GRPCRoute attached=0"},
+		},
+		{
 			// The CRD refuses this, so only a source that does not validate (or a future ListenerSet) gets here.
 			name: "one hostname twice on a port",
 			listeners: `  - {name: a, port: 80, protocol: HTTP, hostname: shop.example.com}
@@ -560,6 +571,10 @@ func TestConfig(t *testing.T) {
 	golden.Check(t, "testdata/config.json", render(t, snap, cfg))
 	if got, want := gateway.Ports(snap, mustGateway(t, snap, "shop", "edge")), []int32{8080, 8443}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("Ports = %v, want %v", got, want)
+	}
+
+	if got := gateway.CertificateSecrets(mustGateway(t, snap, "shop", "edge")); fmt.Sprint(got) != "[shop/shop-tls]" {
+		t.Errorf("CertificateSecrets = %v", got)
 	}
 
 	// A Gateway that does not exist, or is another controller's, gets no listeners.

@@ -93,6 +93,8 @@ func Status(snap *model.Snapshot, gw *gatewayv1.Gateway, infra Infrastructure) g
 		switch {
 		case !l.programmable():
 			prog = condition(gatewayv1.ListenerConditionProgrammed, false, gatewayv1.ListenerReasonInvalid, "not served: "+l.problem(), gen)
+		case accepted.Status != metav1.ConditionTrue:
+			prog = condition(gatewayv1.ListenerConditionProgrammed, false, gatewayv1.ListenerReasonInvalid, "not served: the Gateway is not accepted", gen)
 		case !infra.Ready:
 			prog = condition(gatewayv1.ListenerConditionProgrammed, false, gatewayv1.ListenerReasonPending, "waiting for the gateway's proxies to be ready", gen)
 		}
