@@ -218,7 +218,10 @@ type routeAttachments struct {
 }
 
 // attachRoutes attaches every route that names ev's Gateway, oldest first. A route attaches to a listener at
-// most once, however many of its parentRefs select it.
+// most once, however many of its parentRefs select it. Of an HTTPRoute and a GRPCRoute whose hostnames
+// intersect on a listener, only the older attaches there (GRPCRouteSpec: "exactly one", the oldest, then the
+// first by namespace/name, which is the order of snap.Routes); a route kept off every listener it selects is
+// not Accepted (RouteReasonConflicted, as for mesh routes).
 func attachRoutes(snap *model.Snapshot, ev *evaluation) routeAttachments {
 	out := routeAttachments{byListener: map[int][]attachment{}, parents: map[*api.Route][]parent{}}
 	for _, rt := range snap.Routes() {
@@ -228,8 +231,23 @@ func attachRoutes(snap *model.Snapshot, ev *evaluation) routeAttachments {
 				continue
 			}
 			res := attachParent(snap, ev, rt, i, p)
-			out.parents[rt] = append(out.parents[rt], res)
+			var kept []attachment
+			var conflicts []string
 			for _, a := range res.attachments {
+				if winner := kindConflict(out.byListener[a.listener], a); winner != nil {
+					conflicts = append(conflicts, fmt.Sprintf("%s: %s %s/%s", ev.listeners[a.listener].describe(), winner.Kind, winner.Namespace, winner.Name))
+					continue
+				}
+				kept = append(kept, a)
+			}
+			res.attachments = kept
+			if res.accepted && len(kept) == 0 {
+				res.accepted, res.reason = false, string(routes.ReasonConflicted)
+				res.message = "an HTTPRoute and a GRPCRoute with the same hostnames may not both attach to a listener; the older does, on " +
+					strings.Join(conflicts, ", ")
+			}
+			out.parents[rt] = append(out.parents[rt], res)
+			for _, a := range kept {
 				if !seen[a.listener] {
 					seen[a.listener] = true
 					out.byListener[a.listener] = append(out.byListener[a.listener], a)
@@ -238,4 +256,71 @@ func attachRoutes(snap *model.Snapshot, ev *evaluation) routeAttachments {
 		}
 	}
 	return out
+}
+
+// kindConflict is the route of the other kind among attached (older, on the same listener) whose hostnames
+// there intersect a's, or nil.
+func kindConflict(attached []attachment, a attachment) *api.Route {
+	for _, b := range attached {
+		if b.rt.Kind != a.rt.Kind && hostnamesIntersect(a.hostnames, b.hostnames) {
+			return b.rt
+		}
+	}
+	return nil
+}
+
+// hostnamesIntersect reports whether two routes' hostnames on one listener share a host; an empty list is
+// every host.
+func hostnamesIntersect(a, b []string) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return true
+	}
+	for _, x := range a {
+		for _, y := range b {
+			if hostIntersection(x, y) != "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// gatewayParents resolves each parentRef of rt that names a sinew Gateway, in parentRef order, with the
+// Gateway's listeners (for their names). The Gateway's other routes are attached too, since an older route of
+// the other kind may keep rt off a listener.
+func gatewayParents(snap *model.Snapshot, rt *api.Route) ([]parent, []*evaluation) {
+	var (
+		out   []parent
+		evs   []*evaluation
+		cache = map[*gatewayv1.Gateway]struct {
+			ev *evaluation
+			ra routeAttachments
+		}{}
+	)
+	for i, p := range rt.ParentRefs {
+		if !api.ParentIsGateway(p) {
+			continue
+		}
+		ns := rt.Namespace
+		if p.Namespace != nil {
+			ns = string(*p.Namespace)
+		}
+		gw, ok := snap.Gateway(ns, string(p.Name))
+		if !ok || !Ours(snap, gw) {
+			continue
+		}
+		c, ok := cache[gw]
+		if !ok {
+			c.ev = evaluate(snap, gw)
+			c.ra = attachRoutes(snap, c.ev)
+			cache[gw] = c
+		}
+		for _, res := range c.ra.parents[rt] {
+			if res.index == i {
+				out = append(out, res)
+				evs = append(evs, c.ev)
+			}
+		}
+	}
+	return out, evs
 }

@@ -422,6 +422,33 @@ spec:
   parentRefs: [{name: gw, sectionName: all}]
   rules: [{backendRefs: [{group: example.com, kind: Bucket, name: b, port: 80}]}]`,
 			"", []string{"Accepted=True/Accepted ResolvedRefs=False/InvalidKind [all]"}},
+		{"an older HTTPRoute with the same hostnames takes the listener", `apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: g, namespace: infra, creationTimestamp: "2026-02-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, sectionName: all}, {name: gw, sectionName: same}]
+  hostnames: [a.example.com]`, `---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: older, namespace: infra, creationTimestamp: "2026-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, sectionName: all}, {name: gw, sectionName: same}]
+  hostnames: ["*.example.com"]
+`, []string{"Accepted=False/RouteReasonConflicted ResolvedRefs=True/ResolvedRefs []",
+			"Accepted=False/RouteReasonConflicted ResolvedRefs=True/ResolvedRefs []"}},
+		{"an older HTTPRoute for other hostnames leaves the listener", `apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: g, namespace: infra, creationTimestamp: "2026-02-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, sectionName: same}]
+  hostnames: [a.example.com]`, `---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: older, namespace: infra, creationTimestamp: "2026-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, sectionName: same}]
+  hostnames: [b.example.com]
+`, []string{"Accepted=True/Accepted ResolvedRefs=True/ResolvedRefs [same]"}},
 		{"parents of other controllers get no entry", `metadata: {name: r, namespace: infra}
 spec:
   parentRefs: [{name: theirs}, {name: missing}, {group: "", kind: Service, name: web}, {name: gw, sectionName: all}]`,
@@ -435,6 +462,9 @@ spec:
 			}
 			snap := snapshot(t, class+attachGateway+tc.extra+"---\n"+doc+"\n", nil)
 			rt := snap.Routes()[0]
+			if rt.Name == "older" {
+				rt = snap.Routes()[1]
+			}
 			statuses := gateway.RouteParentStatuses(snap, rt)
 			parents := gateway.RouteParents(snap, rt)
 			var got []string
@@ -460,8 +490,16 @@ spec:
 					attached[l] = true
 				}
 			}
+			others := map[string]int32{}
+			if tc.extra != "" && strings.Contains(tc.extra, "name: older") {
+				for _, p := range gateway.RouteParents(snap, snap.Routes()[0]) {
+					for _, l := range p.Listeners {
+						others[l] = 1
+					}
+				}
+			}
 			for _, l := range gateway.Status(snap, gw, ready).Listeners {
-				if want := map[bool]int32{true: 1}[attached[string(l.Name)]]; l.AttachedRoutes != want {
+				if want := map[bool]int32{true: 1}[attached[string(l.Name)]] + others[string(l.Name)]; l.AttachedRoutes != want {
 					t.Errorf("listener %s: attachedRoutes %d, want %d", l.Name, l.AttachedRoutes, want)
 				}
 			}
@@ -557,7 +595,7 @@ kind: GRPCRoute
 metadata: {name: grpc, namespace: shop, creationTimestamp: "2026-01-15T00:00:00Z"}
 spec:
   parentRefs: [{name: edge, sectionName: https}]
-  hostnames: ["*.example.com"]
+  hostnames: [grpc.example.com]
   rules:
   - matches: [{method: {service: shop.Catalog}}]
     backendRefs: [{name: web, port: 80, weight: 9}, {name: api, namespace: apps, port: 8080, weight: 1}]

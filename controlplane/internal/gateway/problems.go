@@ -74,24 +74,13 @@ type Parent struct {
 // RouteParents resolves each parentRef of rt that names a sinew Gateway, in parentRef order.
 func RouteParents(snap *model.Snapshot, rt *api.Route) []Parent {
 	var out []Parent
-	for i, p := range rt.ParentRefs {
-		if !api.ParentIsGateway(p) {
-			continue
-		}
-		ns := rt.Namespace
-		if p.Namespace != nil {
-			ns = string(*p.Namespace)
-		}
-		gw, ok := snap.Gateway(ns, string(p.Name))
-		if !ok || !Ours(snap, gw) {
-			continue
-		}
-		ev := evaluate(snap, gw)
-		res := attachParent(snap, ev, rt, i, p)
-		out = append(out, Parent{Index: i, Accepted: res.accepted, Reason: res.reason, Message: res.message})
+	parents, evs := gatewayParents(snap, rt)
+	for k, res := range parents {
+		p := Parent{Index: res.index, Accepted: res.accepted, Reason: res.reason, Message: res.message}
 		for _, a := range res.attachments {
-			out[len(out)-1].Listeners = append(out[len(out)-1].Listeners, string(ev.listeners[a.listener].spec.Name))
+			p.Listeners = append(p.Listeners, string(evs[k].listeners[a.listener].spec.Name))
 		}
+		out = append(out, p)
 	}
 	return out
 }

@@ -151,36 +151,19 @@ func (l *listener) problem() string {
 // Gateway, in parentRef order, under ControllerName: Accepted (True when it attaches to at least one listener;
 // False with NoMatchingParent when no listener has the sectionName or port, NotAllowedByListeners when the
 // listeners' allowedRoutes do not admit its kind or namespace, NoMatchingListenerHostname when none of its
-// hostnames intersects theirs) and ResolvedRefs (routes.ResolvedRefs: InvalidKind, RefNotPermitted for a
+// hostnames intersects theirs, RouteReasonConflicted when an older route of the other kind with the same
+// hostnames takes every listener it selects) and ResolvedRefs (routes.ResolvedRefs: InvalidKind, RefNotPermitted for a
 // backend in another namespace without a ReferenceGrant, BackendNotFound). ParentRefs to Gateways that the model
 // does not hold or that are not sinew's get no entry: they are not this controller's.
 func RouteParentStatuses(snap *model.Snapshot, rt *api.Route) []gatewayv1.RouteParentStatus {
-	var out []gatewayv1.RouteParentStatus
-	var resolved *metav1.Condition
-	evals := map[*gatewayv1.Gateway]*evaluation{}
-	for i, p := range rt.ParentRefs {
-		if !api.ParentIsGateway(p) {
-			continue
-		}
-		ns := rt.Namespace
-		if p.Namespace != nil {
-			ns = string(*p.Namespace)
-		}
-		gw, ok := snap.Gateway(ns, string(p.Name))
-		if !ok || !Ours(snap, gw) {
-			continue
-		}
-		ev := evals[gw]
-		if ev == nil {
-			ev = evaluate(snap, gw)
-			evals[gw] = ev
-		}
-		if resolved == nil {
-			c := routes.ResolvedRefs(snap, rt, backendPermitted(snap, rt))
-			c.ObservedGeneration = rt.Generation
-			resolved = &c
-		}
-		res := attachParent(snap, ev, rt, i, p)
+	parents, _ := gatewayParents(snap, rt)
+	if len(parents) == 0 {
+		return nil
+	}
+	resolved := routes.ResolvedRefs(snap, rt, backendPermitted(snap, rt))
+	resolved.ObservedGeneration = rt.Generation
+	out := make([]gatewayv1.RouteParentStatus, 0, len(parents))
+	for _, res := range parents {
 		accepted := condition(gatewayv1.RouteConditionAccepted, false, gatewayv1.RouteConditionReason(res.reason), res.message, rt.Generation)
 		if res.accepted {
 			msg := "Accepted"
@@ -190,9 +173,9 @@ func RouteParentStatuses(snap *model.Snapshot, rt *api.Route) []gatewayv1.RouteP
 			accepted = condition(gatewayv1.RouteConditionAccepted, true, gatewayv1.RouteReasonAccepted, msg, rt.Generation)
 		}
 		out = append(out, gatewayv1.RouteParentStatus{
-			ParentRef:      p,
+			ParentRef:      rt.ParentRefs[res.index],
 			ControllerName: ControllerName,
-			Conditions:     []metav1.Condition{accepted, *resolved},
+			Conditions:     []metav1.Condition{accepted, resolved},
 		})
 	}
 	return out
