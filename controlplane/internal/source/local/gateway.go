@@ -26,7 +26,7 @@ const (
 	kindSecret         = "Secret"
 	kindNamespace      = "Namespace"
 	// secretTypeTLS is the type of the Secrets read; others are ignored.
-	secretTypeTLS = "kubernetes.io/tls"
+	secretTypeTLS = "kubernetes.io/tls" //nolint:gosec // a Secret type, not a credential
 	// coreAPIVersion is the apiVersion of Secret and Namespace.
 	coreAPIVersion = "v1"
 )

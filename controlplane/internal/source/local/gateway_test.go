@@ -38,7 +38,9 @@ func keyPair(t *testing.T, host string) (chain, key string) {
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 // indent puts a PEM block under a YAML block scalar.
-func indent(s string) string { return "    " + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n    ") }
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n    ")
+}
 
 // TestParseGatewayKinds: a Gateway, its GatewayClass, a ReferenceGrant, TLS Secrets from data (base64) and
 // stringData, a Namespace with labels; a Secret of another type is ignored.
