@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -290,12 +291,8 @@ func hostnamesIntersect(a, b []string) bool {
 // the other kind may keep rt off a listener.
 func gatewayParents(snap *model.Snapshot, rt *api.Route) ([]parent, []*evaluation) {
 	var (
-		out   []parent
-		evs   []*evaluation
-		cache = map[*gatewayv1.Gateway]struct {
-			ev *evaluation
-			ra routeAttachments
-		}{}
+		out []parent
+		evs []*evaluation
 	)
 	for i, p := range rt.ParentRefs {
 		if !api.ParentIsGateway(p) {
@@ -309,12 +306,7 @@ func gatewayParents(snap *model.Snapshot, rt *api.Route) ([]parent, []*evaluatio
 		if !ok || !Ours(snap, gw) {
 			continue
 		}
-		c, ok := cache[gw]
-		if !ok {
-			c.ev = evaluate(snap, gw)
-			c.ra = attachRoutes(snap, c.ev)
-			cache[gw] = c
-		}
+		c := attached(snap, gw)
 		for _, res := range c.ra.parents[rt] {
 			if res.index == i {
 				out = append(out, res)
@@ -323,4 +315,40 @@ func gatewayParents(snap *model.Snapshot, rt *api.Route) ([]parent, []*evaluatio
 		}
 	}
 	return out, evs
+}
+
+// gatewayRoutes is a Gateway's listeners and the routes attached to them.
+type gatewayRoutes struct {
+	ev *evaluation
+	ra routeAttachments
+}
+
+// memo keeps the attachments of the last snapshot's Gateways: the status of each route needs all the routes of
+// its Gateways attached (kindConflict), so computing them per route would cost the square of their number.
+// Snapshots are immutable, so a result computed for one stays right; a new snapshot replaces the memo.
+var memo struct {
+	sync.Mutex
+	snap      *model.Snapshot
+	byGateway map[*gatewayv1.Gateway]gatewayRoutes
+}
+
+// attached is gw's listeners and attached routes in snap, computed once per snapshot. Never modify it.
+func attached(snap *model.Snapshot, gw *gatewayv1.Gateway) gatewayRoutes {
+	memo.Lock()
+	if memo.snap == snap {
+		if c, ok := memo.byGateway[gw]; ok {
+			memo.Unlock()
+			return c
+		}
+	}
+	memo.Unlock()
+	ev := evaluate(snap, gw)
+	c := gatewayRoutes{ev: ev, ra: attachRoutes(snap, ev)}
+	memo.Lock()
+	defer memo.Unlock()
+	if memo.snap != snap {
+		memo.snap, memo.byGateway = snap, map[*gatewayv1.Gateway]gatewayRoutes{}
+	}
+	memo.byGateway[gw] = c
+	return c
 }

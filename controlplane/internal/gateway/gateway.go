@@ -5,8 +5,9 @@
 // Gateways, listeners and routes' Gateway parents. Attachment is computed once here for both the proxies and the
 // status, so they cannot disagree.
 //
-// It is pure: model in, proto and conditions out. It does no I/O, writes no status (the controller does) and
-// never logs key material. Route rules translate with the mesh routes' code (policy/routes).
+// It is pure: model in, proto and conditions out (it remembers the last snapshot's attachments, which an
+// immutable snapshot cannot invalidate). It does no I/O, writes no status (the controller does) and never logs
+// key material. Route rules translate with the mesh routes' code (policy/routes).
 package gateway
 
 import (
@@ -62,11 +63,11 @@ func Config(snap *model.Snapshot, clusterDomain, namespace, name string) *policy
 		return out
 	}
 	out.Exists = true
-	ev := evaluate(snap, gw)
+	c := attached(snap, gw)
+	ev, routes := c.ev, c.ra
 	if gatewayAccepted(ev).Status != metav1.ConditionTrue {
 		return out // nothing of it is served (Status says why)
 	}
-	routes := attachRoutes(snap, ev)
 	for i, l := range ev.listeners {
 		if !l.programmable() {
 			continue

@@ -49,8 +49,8 @@ type Infrastructure struct {
 // supported kinds and the number of routes attached to it (Accepted routes, whether or not the listener is
 // valid). It says nothing about a Gateway that is not sinew's: callers check Ours.
 func Status(snap *model.Snapshot, gw *gatewayv1.Gateway, infra Infrastructure) gatewayv1.GatewayStatus {
-	ev := evaluate(snap, gw)
-	attached := attachRoutes(snap, ev)
+	c := attached(snap, gw)
+	ev, routes := c.ev, c.ra
 	gen := gw.Generation
 	out := gatewayv1.GatewayStatus{Addresses: infra.Addresses}
 
@@ -73,7 +73,7 @@ func Status(snap *model.Snapshot, gw *gatewayv1.Gateway, infra Infrastructure) g
 	out.Conditions = []metav1.Condition{accepted, programmed}
 
 	for i, l := range ev.listeners {
-		ls := gatewayv1.ListenerStatus{Name: l.spec.Name, SupportedKinds: l.supportedKinds, AttachedRoutes: int32(len(attached.byListener[i]))}
+		ls := gatewayv1.ListenerStatus{Name: l.spec.Name, SupportedKinds: l.supportedKinds, AttachedRoutes: int32(len(routes.byListener[i]))}
 		if ls.SupportedKinds == nil {
 			ls.SupportedKinds = []gatewayv1.RouteGroupKind{}
 		}
