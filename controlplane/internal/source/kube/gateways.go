@@ -17,8 +17,8 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
+	"github.com/sinewmesh/sinew/controlplane/internal/gateway"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
-	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // The ingress gateway's objects (decision 0006): Gateways and GatewayClasses (gateway.networking.k8s.io/v1) and
@@ -86,8 +86,9 @@ func (s *Source) newSecretInformer() error {
 }
 
 // decodeGatewayObject turns a Gateway API object into its Go form, without status, managed fields and resource
-// version: the model need not change when only the status does (the gateway controller writes it).
-func decodeGatewayObject[T any](u *unstructured.Unstructured, clear func(*T)) (*T, error) {
+// version (the model need not change when only the status does: the gateway controller writes it), and checks
+// it with validate (the CRD's schema should have, but an object stored under an older CRD may not pass).
+func decodeGatewayObject[T any](u *unstructured.Unstructured, clear func(*T), validate func(*T) error) (*T, error) {
 	b, err := json.Marshal(u.Object)
 	if err != nil {
 		return nil, err
@@ -97,30 +98,33 @@ func decodeGatewayObject[T any](u *unstructured.Unstructured, clear func(*T)) (*
 		return nil, fmt.Errorf("decoding: %w", err)
 	}
 	clear(out)
+	if err := validate(out); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
-// DecodeGateway turns a Gateway object into its Go form, without its status.
+// DecodeGateway turns a Gateway object into its Go form, without its status, and validates it.
 func DecodeGateway(u *unstructured.Unstructured) (*gatewayv1.Gateway, error) {
 	return decodeGatewayObject(u, func(g *gatewayv1.Gateway) {
 		g.Status = gatewayv1.GatewayStatus{}
 		g.ManagedFields, g.ResourceVersion = nil, ""
-	})
+	}, gateway.Validate)
 }
 
-// DecodeGatewayClass turns a GatewayClass object into its Go form, without its status.
+// DecodeGatewayClass turns a GatewayClass object into its Go form, without its status, and validates it.
 func DecodeGatewayClass(u *unstructured.Unstructured) (*gatewayv1.GatewayClass, error) {
 	return decodeGatewayObject(u, func(c *gatewayv1.GatewayClass) {
 		c.Status = gatewayv1.GatewayClassStatus{}
 		c.ManagedFields, c.ResourceVersion = nil, ""
-	})
+	}, gateway.ValidateClass)
 }
 
-// DecodeReferenceGrant turns a ReferenceGrant object into its Go form.
+// DecodeReferenceGrant turns a ReferenceGrant object into its Go form and validates it.
 func DecodeReferenceGrant(u *unstructured.Unstructured) (*gatewayv1beta1.ReferenceGrant, error) {
 	return decodeGatewayObject(u, func(g *gatewayv1beta1.ReferenceGrant) {
 		g.ManagedFields, g.ResourceVersion = nil, ""
-	})
+	}, gateway.ValidateReferenceGrant)
 }
 
 // listInformed decodes every object of one informed kind, sorted by namespace/name; what does not decode is
@@ -198,7 +202,7 @@ func (s *Source) referencedSecrets(gws []*gatewayv1.Gateway, classes []*gatewayv
 	}
 	ours := map[string]bool{}
 	for _, c := range classes {
-		ours[c.Name] = c.Spec.ControllerName == names.GatewayController
+		ours[c.Name] = gateway.OurClass(c)
 	}
 	seen := map[string]bool{}
 	var out []*model.TLSSecret

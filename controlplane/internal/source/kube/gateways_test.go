@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,6 +46,13 @@ func gatewayObject(namespace, name, class string, secrets ...string) *unstructur
 		"spec":     map[string]any{"gatewayClassName": class, "listeners": listeners},
 		"status":   map[string]any{"addresses": []any{map[string]any{"value": "10.0.0.1"}}},
 	}}
+}
+
+// badGateway has a listener name the CRD would refuse.
+func badGateway() *unstructured.Unstructured {
+	u := gatewayObject("edge", "bad", names.GatewayClass)
+	u.Object["spec"].(map[string]any)["listeners"].([]any)[0].(map[string]any)["name"] = "Not_A_Name"
+	return u
 }
 
 func referenceGrantObject(namespace, name string) *unstructured.Unstructured {
@@ -118,9 +126,12 @@ func TestSourceReadsGateways(t *testing.T) {
 		gatewayClassObject(names.GatewayClass, names.GatewayController), gatewayClassObject("other", "example.com/other"),
 		gatewayObject("edge", "public", names.GatewayClass, "shop", "missing"),
 		gatewayObject("other", "theirs", "other", "theirs"),
-		referenceGrantObject("edge", "certs"))
+		referenceGrantObject("edge", "certs"), badGateway())
 
 	snap := store.Snapshot()
+	if errs := snap.Errors(); len(errs) != 1 || errs[0].Source != "gateway edge/bad" || !strings.Contains(errs[0].Message, "spec.listeners[0].name") {
+		t.Errorf("problems %+v", errs)
+	}
 	if gws := snap.Gateways(); len(gws) != 2 || gws[0].Name != "public" || gws[0].Generation != 3 || len(gws[0].Status.Addresses) != 0 ||
 		len(gws[0].Spec.Listeners) != 3 {
 		t.Fatalf("gateways %+v", gws)
