@@ -2,8 +2,8 @@
 // Gateway whose GatewayClass has controllerName names.GatewayController it keeps a ServiceAccount, a Deployment
 // of sinew-proxy in gateway mode (controlplane/inject.GatewayPodTemplate) and a Service, all named
 // names.GatewayResourceName in the Gateway's namespace and owned by it, and writes the status of sinew's
-// GatewayClasses and Gateways. What is valid and what attaches where is the gateway package's (pure functions
-// of the model, given as Config.Ports and Config.Listeners); this package only makes objects and writes status.
+// GatewayClasses and Gateways. What is valid, which ports are served and what attaches where is the gateway
+// package's (pure functions of the model); this package only makes objects and writes status.
 //
 // It reads the Gateways and GatewayClasses from the model (the Kubernetes source), and the objects it made from
 // its own informers (label gateway.networking.k8s.io/gateway-name). It reconciles every Gateway after each change
@@ -38,6 +38,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/sinewmesh/sinew/controlplane/inject"
+	"github.com/sinewmesh/sinew/controlplane/internal/gateway"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/internal/names"
 )
@@ -58,10 +59,6 @@ type Config struct {
 	// Inject is the injector's configuration, from which the gateway proxies' pods are built (image, trust
 	// anchors, control plane, proxy defaults).
 	Inject inject.Config
-	// Ports are the ports a Gateway's proxies listen on (its servable listeners'); default: every listener's.
-	Ports func(*model.Snapshot, *gatewayv1.Gateway) []int32
-	// Listeners are a Gateway's listener statuses; nil: the controller writes none.
-	Listeners func(*model.Snapshot, *gatewayv1.Gateway) []gatewayv1.ListenerStatus
 	// Debounce batches bursts of changes; default 200 ms. Retry is how soon a failed write is tried again;
 	// default 5 s.
 	Debounce, Retry time.Duration
@@ -107,9 +104,6 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Ports == nil {
-		cfg.Ports = listenerPorts
-	}
 	c := &Controller{cfg: cfg, createdBy: "sinew/gateway-controller", changed: make(chan struct{}, 1), written: map[string]any{}}
 	if cfg.Inject.CreatedBy != "" {
 		c.createdBy = cfg.Inject.CreatedBy
@@ -134,15 +128,6 @@ func New(cfg Config) (*Controller, error) {
 		c.hasSynced = append(c.hasSynced, inf.HasSynced)
 	}
 	return c, nil
-}
-
-// listenerPorts are every listener's port.
-func listenerPorts(_ *model.Snapshot, gw *gatewayv1.Gateway) []int32 {
-	var out []int32
-	for _, l := range gw.Spec.Listeners {
-		out = append(out, int32(l.Port))
-	}
-	return out
 }
 
 // Run reconciles after every change of the model or of the objects it made (batched over Debounce) until ctx
@@ -232,19 +217,18 @@ func (c *Controller) reconcile(ctx context.Context, snap *model.Snapshot, gw *ga
 		o.rejected, o.rejectedReason = gatewayv1.GatewayReasonUnsupportedAddress,
 			"spec.addresses: sinew does not assign requested addresses; the Service's own address is the Gateway's"
 	}
-	var listeners []gatewayv1.ListenerStatus
-	if c.cfg.Listeners != nil {
-		listeners = c.cfg.Listeners(snap, gw)
-	}
 	ok := true
-	if o.rejected == "" {
+	ports := gateway.Ports(snap, gw)
+	o.noPorts = len(ports) == 0
+	// Not accepted, or nothing to serve: what runs stays as it is.
+	if o.rejected == "" && !o.noPorts {
 		o.replicas = p.replicas
-		want, err := desiredObjects(gw, p, c.cfg.Ports(snap, gw), c.cfg.Inject, c.createdBy)
+		want, err := desiredObjects(gw, p, ports, c.cfg.Inject, c.createdBy)
 		if err != nil {
 			// The controller's own configuration, or a config.sinew.dev/* annotation the Gateway carries.
 			o.notProgrammed, o.notProgrammedReason = gatewayv1.GatewayReasonInvalid, "The gateway proxies' configuration: "+err.Error()
 		} else {
-			o.noPorts = want.service == nil
+			o.noPorts = want.service == nil // every port reserved
 			if err := c.apply(ctx, gw, want); err != nil {
 				var taken *takenError
 				if errors.As(err, &taken) {
@@ -265,10 +249,10 @@ func (c *Controller) reconcile(ctx context.Context, snap *model.Snapshot, gw *ga
 	if s, err := c.services.Services(gw.Namespace).Get(name); err == nil && ownedBy(&s.ObjectMeta, gw.Name, "") {
 		o.service = s
 	}
-	if o.rejected != "" && o.deployment != nil && o.deployment.Spec.Replicas != nil {
+	if (o.rejected != "" || o.noPorts) && o.deployment != nil && o.deployment.Spec.Replicas != nil {
 		o.replicas = *o.deployment.Spec.Replicas
 	}
-	st := gatewayStatus(gw, listeners, o)
+	st := gatewayStatus(snap, gw, o)
 	return c.writeStatus(ctx, "Gateway "+gw.Namespace+"/"+gw.Name, gatewaysGVR, gw.Namespace, gw.Name, st, mergeGatewayStatusAny) && ok
 }
 

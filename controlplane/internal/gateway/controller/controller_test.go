@@ -43,7 +43,7 @@ func class(name, controller string) *gatewayv1.GatewayClass {
 		Spec: gatewayv1.GatewayClassSpec{ControllerName: gatewayv1.GatewayController(controller)}}
 }
 
-func gateway(name, class string, annotations map[string]string, ports ...int32) *gatewayv1.Gateway {
+func newGateway(name, class string, annotations map[string]string, ports ...int32) *gatewayv1.Gateway {
 	gw := &gatewayv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "edge", Name: name, UID: types.UID("uid-" + name), Generation: 2,
 		Annotations: annotations}, Spec: gatewayv1.GatewaySpec{GatewayClassName: gatewayv1.ObjectName(class)}}
 	for _, p := range ports {
@@ -137,9 +137,10 @@ func (e *env) gatewayStatus(t *testing.T, name string) gatewayv1.GatewayStatus {
 	return st
 }
 
-func conditionIs(st gatewayv1.GatewayStatus, typ string, status metav1.ConditionStatus, reason string) bool {
+// conditionIs checks a Gateway's condition; written says it must have a transition time.
+func conditionIs(st gatewayv1.GatewayStatus, typ string, status metav1.ConditionStatus, reason string, written bool) bool {
 	c := findCondition(st.Conditions, typ)
-	return c != nil && c.Status == status && c.Reason == reason && c.ObservedGeneration == 2 && !c.LastTransitionTime.IsZero()
+	return c != nil && c.Status == status && c.Reason == reason && c.ObservedGeneration == 2 && (!written || !c.LastTransitionTime.IsZero())
 }
 
 // A Gateway of sinew's class gets its ServiceAccount, Deployment and Service, owned by it; it is Programmed once
@@ -147,9 +148,9 @@ func conditionIs(st gatewayv1.GatewayStatus, typ string, status metav1.Condition
 // class loses them.
 func TestControllerRunsGateways(t *testing.T) {
 	t.Parallel()
-	gw := gateway("public", names.GatewayClass, map[string]string{AnnServiceType: "ClusterIP"}, 80, 443)
+	gw := newGateway("public", names.GatewayClass, map[string]string{AnnServiceType: "ClusterIP"}, 80, 443)
 	e := start(t, []*gatewayv1.GatewayClass{class(names.GatewayClass, names.GatewayController), class("other", "example.com/other")},
-		[]*gatewayv1.Gateway{gw, gateway("theirs", "other", nil, 80)})
+		[]*gatewayv1.Gateway{gw, newGateway("theirs", "other", nil, 80)})
 	name := names.GatewayResourceName("public")
 	ctx := context.Background()
 
@@ -175,10 +176,10 @@ func TestControllerRunsGateways(t *testing.T) {
 	}
 	testutil.Eventually(t, 10*time.Second, "Accepted, not yet Programmed", func() bool {
 		st := e.gatewayStatus(t, "public")
-		return conditionIs(st, "Accepted", metav1.ConditionTrue, "Accepted") && conditionIs(st, "Programmed", metav1.ConditionFalse, "Pending")
+		return conditionIs(st, "Accepted", metav1.ConditionTrue, "Accepted", true) && conditionIs(st, "Programmed", metav1.ConditionFalse, "Pending", true)
 	})
 	u, _ := e.dyn.Resource(gatewayClassesGVR).Get(ctx, names.GatewayClass, metav1.GetOptions{})
-	if conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions"); len(conds) != 1 || conds[0].(map[string]any)["status"] != "True" {
+	if conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions"); len(conds) != 2 || conds[0].(map[string]any)["status"] != "True" {
 		t.Errorf("class status %v", u.Object["status"])
 	}
 	if u, _ := e.dyn.Resource(gatewayClassesGVR).Get(ctx, "other", metav1.GetOptions{}); u.Object["status"] != nil {
@@ -196,13 +197,16 @@ func TestControllerRunsGateways(t *testing.T) {
 	}
 	testutil.Eventually(t, 10*time.Second, "Programmed with the address", func() bool {
 		st := e.gatewayStatus(t, "public")
-		return conditionIs(st, "Programmed", metav1.ConditionTrue, "Programmed") && len(st.Addresses) == 1 && st.Addresses[0].Value == "10.96.0.10"
+		return conditionIs(st, "Programmed", metav1.ConditionTrue, "Programmed", true) && len(st.Addresses) == 1 && st.Addresses[0].Value == "10.96.0.10"
 	})
+	if st := e.gatewayStatus(t, "public"); len(st.Listeners) != 2 || findCondition(st.Listeners[1].Conditions, "Programmed").Status != metav1.ConditionTrue {
+		t.Errorf("listeners %+v", st.Listeners)
+	}
 
 	// Nothing changes: nothing is written.
 	time.Sleep(50 * time.Millisecond) // let any write in flight land
 	before := e.updates.Load()
-	e.setGateways(gw, gateway("theirs", "other", nil, 80))
+	e.setGateways(gw, newGateway("theirs", "other", nil, 80))
 	time.Sleep(100 * time.Millisecond)
 	if n := e.updates.Load() - before; n != 0 {
 		t.Errorf("%d status writes without a change", n)
@@ -240,13 +244,13 @@ func TestControllerRefuses(t *testing.T) {
 	taken := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "edge", Name: names.GatewayResourceName("taken"),
 		Labels: map[string]string{names.GatewayLabel: "taken"}}}
 	e := start(t, []*gatewayv1.GatewayClass{class(names.GatewayClass, names.GatewayController)},
-		[]*gatewayv1.Gateway{gateway("bad", names.GatewayClass, map[string]string{AnnReplicas: "many"}, 80), gateway("taken", names.GatewayClass, nil, 80),
-			gateway("ok", names.GatewayClass, nil, 80)}, taken)
+		[]*gatewayv1.Gateway{newGateway("bad", names.GatewayClass, map[string]string{AnnReplicas: "many"}, 80), newGateway("taken", names.GatewayClass, nil, 80),
+			newGateway("ok", names.GatewayClass, nil, 80)}, taken)
 
 	testutil.Eventually(t, 10*time.Second, "statuses", func() bool {
 		bad, tk := e.gatewayStatus(t, "bad"), e.gatewayStatus(t, "taken")
-		return conditionIs(bad, "Accepted", metav1.ConditionFalse, "InvalidParameters") && conditionIs(bad, "Programmed", metav1.ConditionFalse, "Invalid") &&
-			conditionIs(tk, "Accepted", metav1.ConditionTrue, "Accepted") && conditionIs(tk, "Programmed", metav1.ConditionFalse, "Invalid")
+		return conditionIs(bad, "Accepted", metav1.ConditionFalse, "InvalidParameters", true) && conditionIs(bad, "Programmed", metav1.ConditionFalse, "Invalid", true) &&
+			conditionIs(tk, "Accepted", metav1.ConditionTrue, "Accepted", true) && conditionIs(tk, "Programmed", metav1.ConditionFalse, "Invalid", true)
 	})
 	if _, ok := e.deployment(names.GatewayResourceName("bad")); ok {
 		t.Error("a Gateway that is not accepted got a Deployment")
@@ -263,16 +267,16 @@ func TestControllerRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, 10*time.Second, "no address yet", func() bool {
-		return conditionIs(e.gatewayStatus(t, "ok"), "Programmed", metav1.ConditionFalse, "AddressNotAssigned")
+		return conditionIs(e.gatewayStatus(t, "ok"), "Programmed", metav1.ConditionFalse, "AddressNotAssigned", true)
 	})
 
 	// The bad Gateway, once running, keeps its objects through a bad edit.
-	good := gateway("bad", names.GatewayClass, map[string]string{AnnReplicas: "2"}, 80)
+	good := newGateway("bad", names.GatewayClass, map[string]string{AnnReplicas: "2"}, 80)
 	e.setGateways(good)
 	testutil.Eventually(t, 10*time.Second, "the fixed Gateway's Deployment", func() bool { _, ok := e.deployment(names.GatewayResourceName("bad")); return ok })
-	e.setGateways(gateway("bad", names.GatewayClass, map[string]string{AnnServiceType: "Magic"}, 80))
+	e.setGateways(newGateway("bad", names.GatewayClass, map[string]string{AnnServiceType: "Magic"}, 80))
 	testutil.Eventually(t, 10*time.Second, "not accepted again", func() bool {
-		return conditionIs(e.gatewayStatus(t, "bad"), "Accepted", metav1.ConditionFalse, "InvalidParameters")
+		return conditionIs(e.gatewayStatus(t, "bad"), "Accepted", metav1.ConditionFalse, "InvalidParameters", true)
 	})
 	if d, ok := e.deployment(names.GatewayResourceName("bad")); !ok || *d.Spec.Replicas != 2 {
 		t.Error("the Deployment of a Gateway that is no longer accepted was changed")

@@ -11,39 +11,38 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/sinewmesh/sinew/controlplane/internal/gateway"
+	"github.com/sinewmesh/sinew/controlplane/internal/model"
 )
 
-// What the controller writes: the GatewayClass's Accepted, and each Gateway's Accepted, Programmed, addresses and
-// listeners (the gateway package's). Conditions are computed without transition times; mergeConditions keeps the
-// live one while a condition's status stays.
+// What the controller writes: the GatewayClass's and each Gateway's status as the gateway package computes them
+// (gateway.ClassConditions, gateway.Status), given what the cluster says about the Gateway's objects
+// (infrastructure), and with the controller's own reasons not to accept a Gateway (its GatewayClass not accepted,
+// a bad sinew.dev/gateway-* annotation). Conditions are computed without transition times; mergeConditions keeps
+// the live one while a condition's status stays.
 
-// classStatus is the status of a GatewayClass of sinew's: Accepted, unless it names parameters (sinew reads none).
+// classStatus is the status of a GatewayClass of sinew's.
 func classStatus(c *gatewayv1.GatewayClass) gatewayv1.GatewayClassStatus {
-	cond := metav1.Condition{
-		Type: string(gatewayv1.GatewayClassConditionStatusAccepted), Status: metav1.ConditionTrue,
-		Reason: string(gatewayv1.GatewayClassReasonAccepted), Message: "Handled by sinew's gateway controller", ObservedGeneration: c.Generation,
-	}
-	if ref := c.Spec.ParametersRef; ref != nil {
-		cond.Status, cond.Reason = metav1.ConditionFalse, string(gatewayv1.GatewayClassReasonInvalidParameters)
-		cond.Message = fmt.Sprintf("spec.parametersRef (%s %s): sinew reads no parameters objects; a Gateway's spec.infrastructure.annotations configure it",
-			kindOf(string(ref.Group), string(ref.Kind)), ref.Name)
-	}
-	return gatewayv1.GatewayClassStatus{Conditions: []metav1.Condition{cond}}
+	return gatewayv1.GatewayClassStatus{Conditions: gateway.ClassConditions(c)}
 }
 
-// classAccepted reports whether classStatus accepts the class.
-func classAccepted(c *gatewayv1.GatewayClass) bool { return c.Spec.ParametersRef == nil }
+// classAccepted reports whether the class is accepted (gateway.ClassConditions: it names no parameters).
+func classAccepted(c *gatewayv1.GatewayClass) bool {
+	a := findCondition(gateway.ClassConditions(c), string(gatewayv1.GatewayClassConditionStatusAccepted))
+	return a != nil && a.Status == metav1.ConditionTrue
+}
 
-// observed is what the cluster says about a Gateway's objects, for its status.
+// observed is what the controller found out about a Gateway and its objects, for its status.
 type observed struct {
-	// rejected is why the Gateway is not accepted, with the Accepted reason; "" when it is.
+	// rejected is why the controller does not accept the Gateway, with the Accepted reason; "" when it does.
 	rejected       gatewayv1.GatewayConditionReason
 	rejectedReason string
 	// notProgrammed is a reason the objects could not be made (a name taken, a configuration error, a failed
 	// write), with its Programmed reason.
 	notProgrammed       gatewayv1.GatewayConditionReason
 	notProgrammedReason string
-	// noPorts: no listener can be served, so there is no Service.
+	// noPorts: no listener can be served, so there is nothing to run.
 	noPorts bool
 	// replicas wanted, and the live Deployment and Service (nil when missing).
 	replicas   int32
@@ -51,77 +50,62 @@ type observed struct {
 	service    *corev1.Service
 }
 
-// gatewayStatus is the status of one of sinew's Gateways. listeners are the gateway package's listener statuses
-// (nil: none known), which also decide whether Accepted says ListenersNotValid. It is pure.
-func gatewayStatus(gw *gatewayv1.Gateway, listeners []gatewayv1.ListenerStatus, o observed) gatewayv1.GatewayStatus {
-	gen := gw.Generation
-	cond := func(t gatewayv1.GatewayConditionType, ok bool, reason gatewayv1.GatewayConditionReason, format string, args ...any) metav1.Condition {
-		s := metav1.ConditionTrue
-		if !ok {
-			s = metav1.ConditionFalse
-		}
-		return metav1.Condition{Type: string(t), Status: s, Reason: string(reason), Message: fmt.Sprintf(format, args...), ObservedGeneration: gen}
+// gatewayStatus is the status of one of sinew's Gateways: the gateway package's, given infrastructure(o), with
+// Accepted False (and Programmed False, Invalid) when the controller rejects the Gateway. It is pure.
+func gatewayStatus(snap *model.Snapshot, gw *gatewayv1.Gateway, o observed) gatewayv1.GatewayStatus {
+	st := gateway.Status(snap, gw, infrastructure(o))
+	if o.rejected == "" {
+		return st
 	}
-	st := gatewayv1.GatewayStatus{Listeners: listeners}
-
-	var accepted metav1.Condition
-	valid, invalid := 0, 0
-	for _, l := range listeners {
-		if c := findCondition(l.Conditions, string(gatewayv1.ListenerConditionAccepted)); c != nil && c.Status == metav1.ConditionFalse {
-			invalid++
-		} else {
-			valid++
+	st.Addresses = nil
+	for i := range st.Conditions {
+		c := &st.Conditions[i]
+		switch gatewayv1.GatewayConditionType(c.Type) {
+		case gatewayv1.GatewayConditionAccepted:
+			c.Status, c.Reason, c.Message = metav1.ConditionFalse, string(o.rejected), o.rejectedReason
+		case gatewayv1.GatewayConditionProgrammed:
+			c.Status, c.Reason, c.Message = metav1.ConditionFalse, string(gatewayv1.GatewayReasonInvalid), "The Gateway is not accepted"
 		}
 	}
-	switch {
-	case o.rejected != "":
-		accepted = cond(gatewayv1.GatewayConditionAccepted, false, o.rejected, "%s", o.rejectedReason)
-	case invalid > 0 && valid == 0:
-		accepted = cond(gatewayv1.GatewayConditionAccepted, false, gatewayv1.GatewayReasonListenersNotValid, "No listener is valid (see status.listeners)")
-	case invalid > 0:
-		accepted = cond(gatewayv1.GatewayConditionAccepted, true, gatewayv1.GatewayReasonListenersNotValid, "%d of %d listeners are not valid (see status.listeners)", invalid, invalid+valid)
-	default:
-		accepted = cond(gatewayv1.GatewayConditionAccepted, true, gatewayv1.GatewayReasonAccepted, "Accepted")
-	}
-	st.Conditions = append(st.Conditions, accepted)
+	return st
+}
 
-	name := "sinew-gateway objects"
+// infrastructure says whether a Gateway's proxies serve (Programmed), and if not why, with the Programmed
+// reasons of the Gateway API: Pending while they are being made or started, NoResources when scaled to zero,
+// AddressNotAssigned while a load balancer has not given the Service an address, Invalid when they cannot be
+// made.
+func infrastructure(o observed) gateway.Infrastructure {
+	not := func(reason gatewayv1.GatewayConditionReason, format string, args ...any) gateway.Infrastructure {
+		return gateway.Infrastructure{Reason: string(reason), Message: fmt.Sprintf(format, args...)}
+	}
+	name := "the gateway's Deployment"
 	if o.deployment != nil {
 		name = "Deployment " + o.deployment.Name
 	}
-	var programmed metav1.Condition
 	switch {
-	case accepted.Status == metav1.ConditionFalse:
-		programmed = cond(gatewayv1.GatewayConditionProgrammed, false, gatewayv1.GatewayReasonInvalid, "The Gateway is not accepted")
 	case o.notProgrammed != "":
-		programmed = cond(gatewayv1.GatewayConditionProgrammed, false, o.notProgrammed, "%s", o.notProgrammedReason)
+		return not(o.notProgrammed, "%s", o.notProgrammedReason)
 	case o.noPorts:
-		programmed = cond(gatewayv1.GatewayConditionProgrammed, false, gatewayv1.GatewayReasonInvalid, "No listener can be served")
+		return not(gatewayv1.GatewayReasonInvalid, "No listener can be served")
 	case o.deployment == nil:
-		programmed = cond(gatewayv1.GatewayConditionProgrammed, false, gatewayv1.GatewayReasonPending, "Creating the gateway's proxies")
+		return not(gatewayv1.GatewayReasonPending, "Creating the gateway's proxies")
 	case o.replicas == 0:
-		programmed = cond(gatewayv1.GatewayConditionProgrammed, false, gatewayv1.GatewayReasonNoResources, "%s is scaled to 0 replicas (%s)", name, AnnReplicas)
+		return not(gatewayv1.GatewayReasonNoResources, "%s is scaled to 0 replicas (%s)", name, AnnReplicas)
 	case o.deployment.Status.AvailableReplicas == 0:
-		programmed = cond(gatewayv1.GatewayConditionProgrammed, false, gatewayv1.GatewayReasonPending,
-			"Waiting for the gateway's proxies: %s has no available replica yet", name)
+		return not(gatewayv1.GatewayReasonPending, "Waiting for the gateway's proxies: %s has no available replica yet", name)
 	case o.service == nil:
-		programmed = cond(gatewayv1.GatewayConditionProgrammed, false, gatewayv1.GatewayReasonPending, "Creating the gateway's Service")
-	default:
-		st.Addresses = addresses(o.service)
-		if len(st.Addresses) == 0 {
-			msg := "Waiting for an address for Service " + o.service.Name
-			if o.service.Spec.Type == corev1.ServiceTypeLoadBalancer {
-				msg = fmt.Sprintf("Waiting for a load balancer to give Service %s an address (a cluster without one: %s NodePort or ClusterIP)",
-					o.service.Name, AnnServiceType)
-			}
-			programmed = cond(gatewayv1.GatewayConditionProgrammed, false, gatewayv1.GatewayReasonAddressNotAssigned, "%s", msg)
-		} else {
-			programmed = cond(gatewayv1.GatewayConditionProgrammed, true, gatewayv1.GatewayReasonProgrammed, "Programmed: %d of %d proxies available",
-				o.deployment.Status.AvailableReplicas, o.replicas)
-		}
+		return not(gatewayv1.GatewayReasonPending, "Creating the gateway's Service")
 	}
-	st.Conditions = append(st.Conditions, programmed)
-	return st
+	addrs := addresses(o.service)
+	if len(addrs) == 0 {
+		if o.service.Spec.Type == corev1.ServiceTypeLoadBalancer {
+			return not(gatewayv1.GatewayReasonAddressNotAssigned,
+				"Waiting for a load balancer to give Service %s an address (on a cluster without one, set %s to NodePort or ClusterIP)",
+				o.service.Name, AnnServiceType)
+		}
+		return not(gatewayv1.GatewayReasonAddressNotAssigned, "Waiting for an address for Service %s", o.service.Name)
+	}
+	return gateway.Infrastructure{Ready: true, Addresses: addrs}
 }
 
 // addresses are where the Gateway's Service takes connections on the listeners' ports: its load balancer's

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 func TestGatewayParams(t *testing.T) {
@@ -49,57 +53,59 @@ func TestGatewayParams(t *testing.T) {
 	}
 }
 
-func TestGatewayStatus(t *testing.T) {
+func TestInfrastructure(t *testing.T) {
 	t.Parallel()
-	gw := &gatewayv1.Gateway{ObjectMeta: metav1.ObjectMeta{Generation: 7}}
 	ready := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "d"}, Status: appsv1.DeploymentStatus{AvailableReplicas: 1}}
 	lb := &corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ClusterIP: "10.0.0.1"},
 		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "192.0.2.1"}, {Hostname: "lb.example.com"}}}}}
-	listener := func(name string, ok bool) gatewayv1.ListenerStatus {
-		s := metav1.ConditionTrue
-		if !ok {
-			s = metav1.ConditionFalse
-		}
-		return gatewayv1.ListenerStatus{Name: gatewayv1.SectionName(name), Conditions: []metav1.Condition{{Type: "Accepted", Status: s}}}
-	}
 	for name, tc := range map[string]struct {
-		listeners            []gatewayv1.ListenerStatus
-		o                    observed
-		accepted, programmed string // "True/Reason"
-		addresses            int
+		o         observed
+		reason    string // "" for ready
+		addresses []string
 	}{
-		"programmed behind a load balancer": {o: observed{replicas: 1, deployment: ready, service: lb},
-			accepted: "True/Accepted", programmed: "True/Programmed", addresses: 2},
-		"some listeners invalid": {listeners: []gatewayv1.ListenerStatus{listener("a", true), listener("b", false)},
-			o: observed{replicas: 1, deployment: ready, service: lb}, accepted: "True/ListenersNotValid", programmed: "True/Programmed", addresses: 2},
-		"no listener valid": {listeners: []gatewayv1.ListenerStatus{listener("b", false)},
-			accepted: "False/ListenersNotValid", programmed: "False/Invalid"},
-		"rejected": {o: observed{rejected: gatewayv1.GatewayReasonUnsupportedAddress, rejectedReason: "no"},
-			accepted: "False/UnsupportedAddress", programmed: "False/Invalid"},
+		"behind a load balancer": {o: observed{replicas: 1, deployment: ready, service: lb}, addresses: []string{"192.0.2.1", "lb.example.com"}},
 		"no load balancer": {o: observed{replicas: 1, deployment: ready, service: &corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ClusterIP: "10.0.0.1"}}},
-			accepted: "True/Accepted", programmed: "False/AddressNotAssigned"},
-		"node port: the cluster IP": {o: observed{replicas: 1, deployment: ready, service: &corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, ClusterIP: "10.0.0.1"}}},
-			accepted: "True/Accepted", programmed: "True/Programmed", addresses: 1},
-		"scaled to zero":   {o: observed{replicas: 0, deployment: ready, service: lb}, accepted: "True/Accepted", programmed: "False/NoResources"},
-		"not available":    {o: observed{replicas: 1, deployment: &appsv1.Deployment{}, service: lb}, accepted: "True/Accepted", programmed: "False/Pending"},
-		"nothing to serve": {o: observed{noPorts: true, replicas: 1, deployment: ready}, accepted: "True/Accepted", programmed: "False/Invalid"},
-		"name taken": {o: observed{notProgrammed: gatewayv1.GatewayReasonInvalid, notProgrammedReason: "taken", replicas: 1},
-			accepted: "True/Accepted", programmed: "False/Invalid"},
+			reason: "AddressNotAssigned"},
+		"node port: the cluster IPs": {o: observed{replicas: 1, deployment: ready, service: &corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort,
+			ClusterIP: "10.0.0.1", ClusterIPs: []string{"10.0.0.1", "fd00::1"}}}}, addresses: []string{"10.0.0.1", "fd00::1"}},
+		"scaled to zero":   {o: observed{replicas: 0, deployment: ready, service: lb}, reason: "NoResources"},
+		"not available":    {o: observed{replicas: 1, deployment: &appsv1.Deployment{}, service: lb}, reason: "Pending"},
+		"no Deployment":    {o: observed{replicas: 1}, reason: "Pending"},
+		"no Service":       {o: observed{replicas: 1, deployment: ready}, reason: "Pending"},
+		"nothing to serve": {o: observed{noPorts: true, replicas: 1, deployment: ready}, reason: "Invalid"},
+		"name taken":       {o: observed{notProgrammed: gatewayv1.GatewayReasonInvalid, notProgrammedReason: "taken", replicas: 1}, reason: "Invalid"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			st := gatewayStatus(gw, tc.listeners, tc.o)
-			got := func(typ string) string {
-				c := findCondition(st.Conditions, typ)
-				if c == nil || c.ObservedGeneration != 7 {
-					return "missing"
-				}
-				return string(c.Status) + "/" + c.Reason
+			in := infrastructure(tc.o)
+			var addrs []string
+			for _, a := range in.Addresses {
+				addrs = append(addrs, a.Value)
 			}
-			if got("Accepted") != tc.accepted || got("Programmed") != tc.programmed || len(st.Addresses) != tc.addresses {
-				t.Errorf("Accepted %s, Programmed %s, addresses %v; want %s, %s, %d", got("Accepted"), got("Programmed"), st.Addresses,
-					tc.accepted, tc.programmed, tc.addresses)
+			if in.Ready != (tc.reason == "") || in.Reason != tc.reason || !slices.Equal(addrs, tc.addresses) {
+				t.Errorf("got %+v, want reason %q, addresses %v", in, tc.reason, tc.addresses)
 			}
 		})
+	}
+}
+
+// The controller's own reasons not to accept a Gateway override the gateway package's Accepted and Programmed.
+func TestGatewayStatusRejected(t *testing.T) {
+	t.Parallel()
+	gw := newGateway("public", names.GatewayClass, nil, 80)
+	store := model.NewStore()
+	store.Update(model.Resources{GatewayResources: model.GatewayResources{Gateways: []*gatewayv1.Gateway{gw},
+		GatewayClasses: []*gatewayv1.GatewayClass{class(names.GatewayClass, names.GatewayController)}}})
+	ready := observed{replicas: 1, deployment: &appsv1.Deployment{Status: appsv1.DeploymentStatus{AvailableReplicas: 1}},
+		service: &corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: "10.0.0.1"}}}
+	st := gatewayStatus(store.Snapshot(), gw, ready)
+	if !conditionIs(st, "Accepted", "True", "Accepted", false) || !conditionIs(st, "Programmed", "True", "Programmed", false) || len(st.Addresses) != 1 {
+		t.Errorf("ready: %+v", st)
+	}
+	rejected := ready
+	rejected.rejected, rejected.rejectedReason = gatewayv1.GatewayReasonInvalidParameters, "bad"
+	st = gatewayStatus(store.Snapshot(), gw, rejected)
+	if !conditionIs(st, "Accepted", "False", "InvalidParameters", false) || !conditionIs(st, "Programmed", "False", "Invalid", false) || len(st.Addresses) != 0 {
+		t.Errorf("rejected: %+v", st)
 	}
 }
 
