@@ -18,6 +18,9 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/sinewmesh/sinew/controlplane/inject"
+	"github.com/sinewmesh/sinew/controlplane/internal/gateway"
+	gatewaycontroller "github.com/sinewmesh/sinew/controlplane/internal/gateway/controller"
 	"github.com/sinewmesh/sinew/controlplane/internal/identity"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/authz"
@@ -28,6 +31,7 @@ import (
 	"github.com/sinewmesh/sinew/internal/identityclient"
 	"github.com/sinewmesh/sinew/internal/meshtls"
 	"github.com/sinewmesh/sinew/internal/names"
+	"github.com/sinewmesh/sinew/internal/version"
 )
 
 // Kubernetes-mode destination and policy defaults: listen on every interface (the pod's).
@@ -68,6 +72,12 @@ type DestinationConfig struct {
 	// ProbeNetworks are where kubelet probes may come from, comma-separated; default names.DefaultProbeNetworks
 	// (chart value probeNetworks).
 	ProbeNetworks string
+
+	// GatewayProxy configures the proxies of sinew's Gateways (images, proxy defaults) as the injector's flags
+	// configure sidecars. Empty ControlPlaneNamespace, TrustDomain, ClusterDomain and TrustAnchorsPEM are this
+	// config's Namespace, TrustDomain, ClusterDomain and trust anchors; other empty fields take the injector's
+	// defaults (images <registry>/sinew-proxy:<this build's version>).
+	GatewayProxy inject.Config
 
 	Kubeconfig string
 	KubeClient kubernetes.Interface
@@ -121,6 +131,17 @@ func (c DestinationConfig) inbound() (authz.Config, []error) {
 	return inboundPolicyConfig(c.TrustDomain, c.DefaultInboundPolicy, c.ClusterNetworks, c.ProbeNetworks)
 }
 
+// gatewayProxy is the gateway proxies' configuration: GatewayProxy with this control plane's place and trust.
+func (c DestinationConfig) gatewayProxy(anchorsPEM string) inject.Config {
+	p := c.GatewayProxy
+	setDefault(&p.ControlPlaneNamespace, c.Namespace)
+	setDefault(&p.TrustDomain, c.TrustDomain)
+	setDefault(&p.ClusterDomain, c.ClusterDomain)
+	setDefault(&p.TrustAnchorsPEM, anchorsPEM)
+	setDefault(&p.CreatedBy, "sinew/gateway-controller "+version.Version)
+	return p
+}
+
 func (c DestinationConfig) opaquePorts() ([]model.PortRange, error) {
 	if c.DefaultOpaquePorts == "none" {
 		return []model.PortRange{}, nil
@@ -139,8 +160,11 @@ type Destination struct {
 	source *kube.Source
 	store  *model.Store
 	cert   *identityclient.Client
-	// routeStatus writes HTTPRoute status; nil without a dynamic client.
+	// routeStatus writes HTTPRoute and GRPCRoute status (Service and sinew Gateway parents); nil without a
+	// dynamic client.
 	routeStatus *routestatus.Writer
+	// gateways runs sinew's Gateways and writes their status; nil without a dynamic client.
+	gateways *gatewaycontroller.Controller
 
 	discoveryServers
 
@@ -213,7 +237,12 @@ func NewDestination(cfg DestinationConfig) (_ *Destination, err error) {
 	d := &Destination{cfg: cfg, log: log, source: src, store: store, cert: cert}
 	if dyn != nil {
 		d.routeStatus = routestatus.New(routestatus.Config{Client: dyn, Store: store, Synced: src.Synced,
-			Logger: log.With("component", "route-status")})
+			GatewayParents: gateway.RouteParentStatuses, Logger: log.With("component", "route-status")})
+		d.gateways, err = gatewaycontroller.New(gatewaycontroller.Config{Client: client, Dynamic: dyn, Store: store, Synced: src.Synced,
+			Inject: cfg.gatewayProxy(string(anchorsPEM)), Logger: log.With("component", "gateway-controller")})
+		if err != nil {
+			return nil, err
+		}
 	}
 	inbound, _ := cfg.inbound() // validated
 	d.discoveryServers = newDiscoveryServers(store, cfg.TrustDomain, cfg.ClusterDomain, inbound,
@@ -258,6 +287,9 @@ func (d *Destination) Run(ctx context.Context) error {
 	g.Go(func() error { return d.cert.Run(gctx) })
 	if d.routeStatus != nil {
 		g.Go(func() error { return d.routeStatus.Run(gctx) })
+	}
+	if d.gateways != nil {
+		g.Go(func() error { return d.gateways.Run(gctx) })
 	}
 	serveAdmin(g, d.admin, d.adminLis)
 	g.Go(func() error {
