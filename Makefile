@@ -11,7 +11,7 @@ CLUSTER_WORKDIR ?= /tmp/sinew-cluster
 # The local cluster's Prometheus (it has no internet to pull prom/prometheus): Debian's binary in an image of ours.
 PROMETHEUS_IMAGE ?= ghcr.io/sinewmesh/prometheus-debian:$(shell dpkg-query -W -f='$${Version}' prometheus 2>/dev/null | tr '+~:' '___')
 
-.PHONY: all build gateway-api-crds gen gen-check test test-race fuzz bench bench-full demo clean lint images cluster-up cluster-down cluster-load e2e conformance-images conformance
+.PHONY: all build gateway-api-crds gen gen-check test test-race fuzz bench bench-full demo clean lint images cluster-up cluster-down cluster-load e2e ingress-images conformance-images conformance
 
 all: build
 
@@ -79,7 +79,7 @@ cluster-load: images
 	./hack/cluster/load-images.sh $(BIN)/images
 
 # End-to-end: the user's journey on the local cluster (brings it up, or reuses it, and leaves it running).
-e2e: build images
+e2e: build images ingress-images
 	WORKDIR=$(CLUSTER_WORKDIR) ./hack/cluster/up.sh
 	./hack/cluster/load-images.sh $(BIN)/images
 	KUBECONFIG=$(CLUSTER_WORKDIR)/etc/kubeconfig/admin.conf SINEW_E2E_BIN=$(abspath $(BIN)) SINEW_E2E_VERSION=$(VERSION) \
@@ -87,6 +87,11 @@ e2e: build images
 	  $(GO) test -tags e2e -count=1 -v -timeout 40m ./test/e2e
 	SINEW_E2E_KUBECONFIG=$(CLUSTER_WORKDIR)/etc/kubeconfig/admin.conf $(GO) test -tags e2e -count=1 -timeout 10m \
 	  -run 'TestE2E|TestCRDValidationOnAPIServer' ./cmd/sinew-controller ./controlplane/internal/injector ./cli
+
+# The ingress controller that e2e meshes (Traefik, pinned in hack/ingress/versions.env), built from source into
+# $(BIN)/images/traefik.tar, where e2e loads it from; skipped while the tarball is newer than the pins.
+ingress-images:
+	GO=$(GO) ./hack/ingress/images.sh $(BIN)/images/traefik.tar
 
 # The Gateway API conformance suite's echo image (Istio's echo app, pinned in hack/conformance/versions.env), built
 # from source into $(BIN)/images under the reference the suite's mesh manifests use.
