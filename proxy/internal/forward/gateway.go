@@ -68,6 +68,8 @@ func NewGateway(deps Deps, t Timeouts, config func() *gateway.Config) *Gateway {
 				h["X-Forwarded-For"] = append(h["X-Forwarded-For"], gc.in.Peer.String())
 			}
 			h["X-Forwarded-Proto"] = []string{gc.scheme}
+			// Backends get HTTP/1.1 unless the request is gRPC, which needs HTTP/2 end to end.
+			req.ToHTTP1 = req.Client.ProtoMajor == 2 && !pipeline.IsGRPC(req.Client)
 		},
 		failedSeries: func(req *pipeline.Request) *metrics.Series { return req.In.Series },
 	}

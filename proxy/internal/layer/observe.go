@@ -189,7 +189,7 @@ func routeKey(req *pipeline.Request) metrics.RouteKey {
 	k := metrics.RouteKey{Target: req.Out.Target, Backend: req.Backend}
 	if req.Policy != nil {
 		if l := req.Policy.Labels; l["kind"] == "Service" || l["kind"] == "Gateway" {
-			k.ParentKind, k.ParentName, k.ParentNamespace, k.ParentPort = "Service", l["name"], l["namespace"], l["port"]
+			k.ParentKind, k.ParentName, k.ParentNamespace, k.ParentPort = l["kind"], l["name"], l["namespace"], l["port"]
 		}
 	}
 	if req.Rule != nil && req.Rule.Route != nil {

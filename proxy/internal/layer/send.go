@@ -34,7 +34,7 @@ func ToEndpoint() pipeline.Handler {
 		} else {
 			delete(r.Header, OrigProtoHeader)
 		}
-		return ep.RoundTrip(r, req.Client.ProtoMajor == 2, req.Upgrade, req.OrigProto, req.NoHost)
+		return ep.RoundTrip(r, req.Client.ProtoMajor == 2 && !req.ToHTTP1, req.Upgrade, req.OrigProto, req.NoHost)
 	})
 }
 

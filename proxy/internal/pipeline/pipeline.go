@@ -100,6 +100,9 @@ type Request struct {
 	OrigProto string
 	// NoHost is an HTTP/1.0 request that carried no Host header; none may be invented on the way.
 	NoHost bool
+	// ToHTTP1 sends an HTTP/2 request on as HTTP/1.1: a gateway's client chose HTTP/2 by ALPN, which says nothing of
+	// what the backend speaks (set by the gateway for all but gRPC).
+	ToHTTP1 bool
 
 	In  *InboundConn  // inbound: set by the forwarder
 	Out *OutboundConn // outbound: set by the forwarder
