@@ -30,8 +30,11 @@ on 127.0.0.1 between --port-base and --port-base+49. When a prometheus program i
 installed, the demo also runs it (at --port-base+5), scraping every proxy. The viz dashboard and the API the
 "sinew viz" commands read are at --port-base+6. Ctrl-C stops everything.
 
--f adds your own resources, such as authorization policy for the emojivoto namespace (see sinew run --help).`,
-		Example: "  sinew demo -f examples/emojivoto/policy/web-only-vote-bot.yaml",
+-f adds your own resources, such as authorization policy for the emojivoto namespace (see sinew run --help),
+or a Gateway of GatewayClass sinew and its routes: the demo then runs a gateway in front of emojivoto and prints
+its URL.`,
+		Example: `  sinew demo -f examples/emojivoto/policy/web-only-vote-bot.yaml
+  sinew demo -f examples/emojivoto/local/gateway.yaml`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if portBase < 1 || portBase+localmesh.DemoPortSpan > 65535 {
@@ -158,6 +161,7 @@ The sinew local mesh is up: emojivoto with a proxy beside every process (logs in
     sinew viz routes deploy/voting -n emojivoto%s
 `, flag, flag, flag)
 	}
+	printGateways(w, r)
 	if !noTraffic {
 		fmt.Fprintf(w, "  vote-bot votes twice a second; its proxy's metrics: http://%s/metrics\n", admin("vote-bot"))
 	}

@@ -26,7 +26,10 @@ which and why and stops the rest. See docs/getting-started/local-mesh.md for the
 examples/emojivoto/local/emojivoto.yaml is a complete example.
 
 -f adds your own control-plane resources, the documents you would kubectl apply (Server, ServerAuthorization,
-AuthorizationPolicy, MeshTLSAuthentication, NetworkAuthentication), selecting FILE's workloads by their labels.
+AuthorizationPolicy, MeshTLSAuthentication, NetworkAuthentication, HTTPRoute, GRPCRoute…), selecting FILE's
+workloads by their labels. A Gateway of GatewayClass sinew among them gets a gateway proxy on 127.0.0.1 (ports
+below 1024 move to 18000+port: 80 is served on 18080), with its listeners, routes and certificates (Secrets of
+type kubernetes.io/tls in the files).
 The control plane checks them before any proxy starts; an edit applies without a restart, and a broken edit is
 reported with its file and line while the last good version stays in force.`,
 		Example: `  sinew run examples/emojivoto/local/emojivoto.yaml
@@ -65,11 +68,22 @@ func printRunning(w io.Writer, m *localmesh.Mesh, r *localmesh.Running) {
 		}
 		fmt.Fprintf(w, "  %-12s %-8d http://%s/metrics  %s\n", wl.Name, wl.PID, wl.ProxyAdmin, strings.Join(serves, ", "))
 	}
+	printGateways(w, r)
 	fmt.Fprintf(w, "\n  The control plane's model: curl -s http://%s/debug/model\n", r.ControlPlane.Admin)
 	if r.VizURL != "" {
 		fmt.Fprintf(w, "  The viz dashboard: %s/ (sinew viz stat deploy -n %s --viz-url %s)\n", r.VizURL, m.Spec.Namespace, r.VizURL)
 	}
 	fmt.Fprintf(w, "\nCtrl-C stops everything.\n")
+}
+
+// printGateways lists the gateways a run started, with the URL of each listener port.
+func printGateways(w io.Writer, r *localmesh.Running) {
+	for _, g := range r.Gateways {
+		fmt.Fprintf(w, "\n  Gateway %s/%s (workload %s):\n", g.Namespace, g.Name, g.ResourceName())
+		for _, p := range g.Ports {
+			fmt.Fprintf(w, "    listener port %-5d %s\n", p, g.URL(p))
+		}
+	}
 }
 
 // addResourceFlag adds -f, the user's own control-plane resources, to a command that runs a local mesh.

@@ -89,8 +89,17 @@ var netnsSeq atomic.Int64
 // listeners are there; it dials endpoints from the test's namespace), after configure adjusts its settings.
 func startTransparent(t *testing.T, m *mesh, ns, name, sa string, configure func(*proxy.Config)) *proxy.Proxy {
 	t.Helper()
+	return startProxy(t, m, ns, name, sa, func(cfg *proxy.Config) {
+		cfg.Mode = proxy.ModeTransparent
+		configure(cfg)
+	})
+}
+
+// startProxy runs the proxy of workload test/name with service account sa's identity, inside the network
+// namespace netns unless it is "", with the settings configure makes, and waits until it is ready.
+func startProxy(t *testing.T, m *mesh, netns, name, sa string, configure func(*proxy.Config)) *proxy.Proxy {
+	t.Helper()
 	cfg := proxy.Defaults()
-	cfg.Mode = proxy.ModeTransparent
 	cfg.Workload = "test/" + name
 	cfg.InboundAddr, cfg.OutboundAddr, cfg.AdminAddr, cfg.TapAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	cfg.IdentityAddr, cfg.DestinationAddr = m.cp.IdentityAddr(), m.cp.DestinationAddr()
@@ -103,17 +112,23 @@ func startTransparent(t *testing.T, m *mesh, ns, name, sa string, configure func
 	cfg.Token = tok
 	configure(&cfg)
 	var p *proxy.Proxy
-	if err := testutil.InNetns(ns, func() (err error) {
+	start := func() (err error) {
 		p, err = proxy.New(cfg, testLogger(t).With("proxy", name), nil)
 		return err
-	}); err != nil {
+	}
+	if netns != "" {
+		err = testutil.InNetns(netns, start)
+	} else {
+		err = start()
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	eventually(t, 15*time.Second, name+" (transparent) ready", func() error {
+	eventually(t, 15*time.Second, name+" ready", func() error {
 		if !p.Ready() {
 			return fmt.Errorf("not ready")
 		}

@@ -67,6 +67,8 @@ type Running struct {
 	// VizURL is the viz API and dashboard, when served.
 	VizURL    string
 	Workloads []RunningWorkload
+	// Gateways are the gateway proxies of the -f files' Gateways (GatewayClass sinew).
+	Gateways []Gateway
 }
 
 // RunningWorkload is a started workload.
@@ -100,6 +102,11 @@ func Run(ctx context.Context, m *Mesh, opts Options) (err error) {
 	if opts.Viz.Listen != "" {
 		bindings = append(bindings, Binding{opts.Viz.Listen, "viz dashboard and API"})
 	}
+	gws, hasClass, err := FindGateways(opts.ResourceFiles, m.Spec.Namespace)
+	if err != nil {
+		return err
+	}
+	bindings = append(bindings, gatewayBindings(gws)...)
 	if err := checkFree(bindings); err != nil {
 		return err
 	}
@@ -120,8 +127,13 @@ func Run(ctx context.Context, m *Mesh, opts Options) (err error) {
 	if err := os.WriteFile(filepath.Join(resDir, "mesh.yaml"), m.Resources(), 0o600); err != nil {
 		return err
 	}
+	if len(gws) > 0 {
+		if err := os.WriteFile(filepath.Join(resDir, "gateways.yaml"), gatewayResources(gws, hasClass), 0o600); err != nil {
+			return err
+		}
+	}
 
-	r := &runner{m: m, opts: opts, dataDir: dataDir, logDir: logDir, failed: make(chan error, 1)}
+	r := &runner{m: m, opts: opts, dataDir: dataDir, logDir: logDir, failed: make(chan error, 1), gateways: gws}
 	if len(opts.ResourceFiles) > 0 {
 		r.res = newResourceWatcher(resDir, opts.ResourceFiles, opts.Progress, r.fetchModel)
 		if err := r.res.copyAll(); err != nil {
@@ -178,8 +190,10 @@ type runner struct {
 	cpDone   chan struct{} // closed when the control plane has stopped (its goroutine reports why)
 	cpLog    *os.File
 
-	proxies []*runningProxy
-	procs   []*process
+	// proxies are the workloads' proxies, in the file's order, then the gateways'.
+	proxies  []*runningProxy
+	gateways []Gateway
+	procs    []*process
 	prom    *process
 
 	vizAddr string
@@ -271,11 +285,23 @@ func (r *runner) start(ctx context.Context, resDir string) error {
 		}
 		r.proxies = append(r.proxies, rp)
 	}
+	for _, g := range r.gateways {
+		rp, err := r.startGateway(cp, g)
+		if err != nil {
+			return fmt.Errorf("gateway %s/%s: %w", g.Namespace, g.Name, err)
+		}
+		r.proxies = append(r.proxies, rp)
+	}
 	for _, rp := range r.proxies {
 		if err := r.waitFor(ctx, rp.name+" proxy ready (log: "+rp.log.Name()+")", nil, func() bool { return rp.p.Ready() }); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "✔ %s proxy ready: admin http://%s\n", rp.name, rp.p.AdminAddr())
+	}
+	for _, g := range r.gateways {
+		for _, p := range g.Ports {
+			fmt.Fprintf(out, "✔ gateway %s/%s listener port %d: %s\n", g.Namespace, g.Name, p, g.URL(p))
+		}
 	}
 
 	if r.opts.Prometheus.Binary != "" {
@@ -341,6 +367,7 @@ func (r *runner) start(ctx context.Context, resDir string) error {
 		if r.vizStop != nil {
 			run.VizURL = "http://" + r.vizAddr
 		}
+		run.Gateways = r.gateways
 		for i, pr := range r.procs {
 			run.Workloads = append(run.Workloads, RunningWorkload{Name: pr.name, PID: pr.cmd.Process.Pid,
 				ProxyAdmin: r.proxies[i].p.AdminAddr(), Log: pr.logPath, ProxyLog: r.proxies[i].log.Name()})
@@ -379,29 +406,38 @@ func (r *runner) waitFor(ctx context.Context, what string, proc *process, cond f
 func (r *runner) startProxy(cp *controlplane.ControlPlane, ns string, w Workload) (*runningProxy, error) {
 	cfg := proxy.Defaults()
 	cfg.Mode = proxy.ModeExplicit
-	cfg.Workload = ns + "/" + w.Name
 	cfg.InboundAddr = w.Proxy.Inbound
 	cfg.AdminAddr = w.Proxy.Admin
-	cfg.TapAddr = "127.0.0.1:0"
 	for _, p := range w.Ports {
 		cfg.InboundPorts = append(cfg.InboundPorts, proxy.InboundPort{Port: uint16(p.Port), App: p.App})
 	}
 	for _, u := range w.Upstreams {
 		cfg.OutboundPorts = append(cfg.OutboundPorts, proxy.OutboundPort{Listen: u.Listen, Target: r.m.Authority(u.Service)})
 	}
+	return r.runProxy(cp, ns, w.Name, w.ServiceAccount, w.Proxy.LogLevel, cfg)
+}
+
+// runProxy starts the proxy of workload ns/name with the identity of service account sa, on cfg completed with
+// the control plane's addresses, a join token and a log file of its own.
+func (r *runner) runProxy(cp *controlplane.ControlPlane, ns, name, sa, logLevel string, cfg proxy.Config) (*runningProxy, error) {
+	cfg.Workload = ns + "/" + name
+	if cfg.Mode == proxy.ModeGateway {
+		cfg.AdminAddr = "127.0.0.1:0"
+	}
+	cfg.TapAddr = "127.0.0.1:0"
 	cfg.IdentityAddr, cfg.DestinationAddr, cfg.PolicyAddr = cp.IdentityAddr(), cp.DestinationAddr(), cp.PolicyAddr()
-	cfg.LocalName = "spiffe://" + r.m.Spec.TrustDomain + "/ns/" + ns + "/sa/" + w.ServiceAccount
+	cfg.LocalName = "spiffe://" + r.m.Spec.TrustDomain + "/ns/" + ns + "/sa/" + sa
 	cfg.TrustAnchorsPEM = string(cp.TrustAnchorsPEM())
-	tok, err := cp.IssueJoinToken(ns, w.Name)
+	tok, err := cp.IssueJoinToken(ns, name)
 	if err != nil {
 		return nil, err
 	}
 	cfg.Token = tok
-	if err := cfg.LogLevel.UnmarshalText([]byte(w.Proxy.LogLevel)); err != nil {
+	if err := cfg.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return nil, err
 	}
 	cfg.ShutdownGrace = 5 * time.Second
-	logFile, err := os.Create(filepath.Join(r.logDir, w.Name+".proxy.log"))
+	logFile, err := os.Create(filepath.Join(r.logDir, name+".proxy.log"))
 	if err != nil {
 		return nil, err
 	}
@@ -413,14 +449,14 @@ func (r *runner) startProxy(cp *controlplane.ControlPlane, ns string, w Workload
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rp := &runningProxy{name: w.Name, p: p, cancel: cancel, done: make(chan struct{}), log: logFile}
+	rp := &runningProxy{name: name, p: p, cancel: cancel, done: make(chan struct{}), log: logFile}
 	go func() {
 		err := p.Run(ctx)
 		close(rp.done)
 		if err == nil {
 			err = errors.New("stopped")
 		}
-		r.fail(fmt.Errorf("%s proxy: %w (log: %s)", w.Name, err, logFile.Name()))
+		r.fail(fmt.Errorf("%s proxy: %w (log: %s)", name, err, logFile.Name()))
 	}()
 	return rp, nil
 }
@@ -532,13 +568,30 @@ func tail(path string) string {
 // scrapeTargets are the proxies' admin servers with the labels of the contract (docs/observability/viz.md).
 func (r *runner) scrapeTargets() []metricsapi.ScrapeTarget {
 	var targets []metricsapi.ScrapeTarget
-	for i, w := range r.m.Spec.Workloads {
-		targets = append(targets, metricsapi.ScrapeTarget{
-			Address: r.proxies[i].p.AdminAddr(), Namespace: r.m.Spec.Namespace,
-			Deployment: metricsapi.LocalDeployment(w.Name, w.Labels), Pod: w.Name,
-		})
+	for _, mp := range r.meshed() {
+		targets = append(targets, metricsapi.ScrapeTarget{Address: mp.p.AdminAddr(), Namespace: mp.namespace, Deployment: mp.deployment, Pod: mp.pod})
 	}
 	return targets
+}
+
+// meshedProxy is a proxy of the run, named as viz names it.
+type meshedProxy struct {
+	namespace, deployment, pod, account string
+	p                                   *proxy.Proxy
+}
+
+// meshed lists every proxy of the run: the workloads', then the gateways'.
+func (r *runner) meshed() []meshedProxy {
+	var out []meshedProxy
+	for i, w := range r.m.Spec.Workloads {
+		out = append(out, meshedProxy{namespace: r.m.Spec.Namespace, deployment: metricsapi.LocalDeployment(w.Name, w.Labels), pod: w.Name,
+			account: w.ServiceAccount, p: r.proxies[i].p})
+	}
+	for i, g := range r.gateways {
+		n := g.ResourceName()
+		out = append(out, meshedProxy{namespace: g.Namespace, deployment: n, pod: n, account: n, p: r.proxies[len(r.m.Spec.Workloads)+i].p})
+	}
+	return out
 }
 
 // startPrometheus writes a scrape configuration for every proxy and runs Prometheus until the mesh stops.

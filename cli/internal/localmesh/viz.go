@@ -13,7 +13,6 @@ import (
 	"github.com/sinewmesh/sinew/internal/meshtls"
 	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/viz"
-	"github.com/sinewmesh/sinew/viz/metricsapi"
 	"github.com/sinewmesh/sinew/viz/scrape"
 	"github.com/sinewmesh/sinew/viz/tapsvc"
 )
@@ -40,13 +39,10 @@ func (r *runner) startViz(cp *controlplane.ControlPlane) error {
 	if err != nil {
 		return fmt.Errorf("viz: %w", err)
 	}
-	ns := r.m.Spec.Namespace
 	var targets tapsvc.Static
-	for i, w := range r.m.Spec.Workloads {
-		targets = append(targets, tapsvc.Target{
-			Namespace: ns, Deployment: metricsapi.LocalDeployment(w.Name, w.Labels), Pod: w.Name,
-			Addr: r.proxies[i].p.TapAddr(), Identity: meshtls.ID(r.m.Spec.TrustDomain, ns, w.ServiceAccount),
-		})
+	for _, mp := range r.meshed() {
+		targets = append(targets, tapsvc.Target{Namespace: mp.namespace, Deployment: mp.deployment, Pod: mp.pod,
+			Addr: mp.p.TapAddr(), Identity: meshtls.ID(r.m.Spec.TrustDomain, mp.namespace, mp.account)})
 	}
 	logFile, err := os.Create(filepath.Join(r.logDir, "viz.log"))
 	if err != nil {
