@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 
 	"helm.sh/helm/v3/pkg/chart"
@@ -118,8 +119,20 @@ const (
 // objects in the given order. Template failures (a `required` value missing, say) come back as errors that quote
 // the template's message.
 func Render(c *chart.Chart, namespace string, values map[string]any, order Order) ([]Object, error) {
+	return RenderFor(c, namespace, values, order, nil)
+}
+
+// GatewayClassAPIVersion is how a cluster that serves the Gateway API's GatewayClasses is announced to RenderFor.
+const GatewayClassAPIVersion = GatewayAPIGroup + "/v1/GatewayClass"
+
+// RenderFor is Render for a cluster that serves apiVersions ("group/version" or "group/version/Kind") besides
+// Kubernetes' own, as Helm's --api-versions: templates ask .Capabilities.APIVersions.Has.
+func RenderFor(c *chart.Chart, namespace string, values map[string]any, order Order, apiVersions []string) ([]Object, error) {
 	opts := chartutil.ReleaseOptions{Name: c.Name(), Namespace: namespace, Revision: 1, IsInstall: true}
-	rv, err := chartutil.ToRenderValues(c, values, opts, chartutil.DefaultCapabilities.Copy())
+	caps := chartutil.DefaultCapabilities.Copy()
+	// a new slice: Copy shares the defaults' backing array
+	caps.APIVersions = slices.Concat(caps.APIVersions, chartutil.VersionSet(apiVersions))
+	rv, err := chartutil.ToRenderValues(c, values, opts, caps)
 	if err != nil {
 		return nil, fmt.Errorf("chart %s: values: %w", c.Name(), err)
 	}

@@ -13,6 +13,7 @@ type ControlPlaneValues struct {
 
 	Identity      Identity      `json:"identity"`
 	ProxyInjector ProxyInjector `json:"proxyInjector"`
+	GatewayClass  GatewayClass  `json:"gatewayClass"`
 
 	ControllerReplicas        int               `json:"controllerReplicas"`
 	ControllerLogLevel        string            `json:"controllerLogLevel"`
@@ -72,6 +73,12 @@ type ProxyInjector struct {
 	TimeoutSeconds    int            `json:"timeoutSeconds"`
 	NamespaceSelector map[string]any `json:"namespaceSelector"`
 	ObjectSelector    map[string]any `json:"objectSelector"`
+}
+
+// GatewayClass is sinew's GatewayClass, for its ingress gateway.
+type GatewayClass struct {
+	// Create renders the GatewayClass sinew where the cluster serves GatewayClasses.
+	Create bool `json:"create"`
 }
 
 // Proxy are the defaults of every injected proxy.
