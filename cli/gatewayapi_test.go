@@ -156,7 +156,7 @@ func TestGatewayAPIIsNotSinews(t *testing.T) {
 			t.Errorf("crdNames has %s", n)
 		}
 	}
-	objs, err := uninstallObjects("sinew", map[string]any{})
+	objs, err := uninstallObjects("sinew", map[string]any{}, []string{charts.GatewayClassAPIVersion})
 	if err != nil {
 		t.Fatal(err)
 	}

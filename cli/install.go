@@ -255,12 +255,37 @@ func (in *installer) printControlPlane(v *charts.ControlPlaneValues, f *installF
 	}, existing); err != nil {
 		return err
 	}
-	objs, err := renderControlPlane(in.env.ControlPlaneNS, v, charts.InstallOrder)
+	objs, err := renderControlPlane(in.env.ControlPlaneNS, v, charts.InstallOrder, in.servedAPIs(f.ignoreCluster))
 	if err != nil {
 		return err
 	}
 	return chartcmd.WriteObjects(in.env.Stdout, objs, f.output)
 }
+
+// servedAPIs are the optional APIs the chart renders objects of, as RenderFor announces them: the Gateway API's
+// GatewayClass when the cluster has its CRD (sinew's GatewayClass), or when the cluster is not read
+// (--ignore-cluster: `sinew install --crds` prints the Gateway API's CRDs then). A cluster that cannot be read
+// gets it too, with a note.
+func (in *installer) servedAPIs(ignoreCluster bool) []string {
+	if ignoreCluster {
+		return []string{charts.GatewayClassAPIVersion}
+	}
+	// printControlPlane runs after the cluster was read (preflight, or upgrade's reading of the installed
+	// values); installedGatewayAPI bounds this read to a few seconds.
+	installed, err := in.installedGatewayAPI(context.Background())
+	if err != nil {
+		fmt.Fprintf(in.env.Stderr, "note: could not read the cluster's CRDs (%v): printing the GatewayClass %s; --set gatewayClass.create=false leaves it out\n",
+			err, names.GatewayClass)
+		return []string{charts.GatewayClassAPIVersion}
+	}
+	if _, ok := installed[gatewayClassCRD]; ok {
+		return []string{charts.GatewayClassAPIVersion}
+	}
+	return nil
+}
+
+// gatewayClassCRD is the name of the Gateway API's GatewayClass CRD.
+const gatewayClassCRD = "gatewayclasses." + charts.GatewayAPIGroup
 
 // mergeFlags layers base (the installed values, for upgrade), --ha, the named flags and then the Helm value flags
 // over the chart's defaults, decodes the result strictly and checks it.
@@ -373,7 +398,9 @@ func (in *installer) fillCertificates(v *charts.ControlPlaneValues, given *certs
 // (and the same trust-root checksum) whether they came from a file, a value or the cluster.
 func pemText(b []byte) string { return strings.TrimSpace(string(b)) + "\n" }
 
-func renderControlPlane(ns string, v *charts.ControlPlaneValues, order charts.Order) ([]charts.Object, error) {
+// renderControlPlane renders the control plane chart for a cluster that serves apiVersions besides Kubernetes'
+// own (servedAPIs).
+func renderControlPlane(ns string, v *charts.ControlPlaneValues, order charts.Order, apiVersions []string) ([]charts.Object, error) {
 	c, err := charts.Load(charts.ControlPlane, version.Version)
 	if err != nil {
 		return nil, err
@@ -382,7 +409,7 @@ func renderControlPlane(ns string, v *charts.ControlPlaneValues, order charts.Or
 	if err != nil {
 		return nil, err
 	}
-	return charts.Render(c, ns, vals, order)
+	return charts.RenderFor(c, ns, vals, order, apiVersions)
 }
 
 // preflight refuses to install without the CRDs or over an existing control plane.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextfake "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset/fake"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/kubernetes/scheme"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/sinewmesh/sinew/charts"
@@ -161,6 +163,9 @@ func decodeAll(t *testing.T, stream string) []runtime.Object {
 		t.Fatal(err)
 	}
 	if err := apiextv1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := gatewayv1.Install(s); err != nil { // sinew's GatewayClass
 		t.Fatal(err)
 	}
 	dec := serializer.NewCodecFactory(s, serializer.EnableStrict).UniversalDeserializer()
@@ -384,7 +389,13 @@ func TestInstallLooksAtTheCluster(t *testing.T) {
 func installed(t *testing.T, args ...string) *cluster {
 	t.Helper()
 	out := mustRun(t, testEnv(t, nil), append([]string{"install", "--ignore-cluster"}, args...)...)
-	c := newCluster(decodeAll(t, out)...)
+	var objs []runtime.Object
+	for _, o := range decodeAll(t, out) {
+		if _, ok := o.(*gatewayv1.GatewayClass); !ok { // not a kind the fake clientset holds
+			objs = append(objs, o)
+		}
+	}
+	c := newCluster(objs...)
 	c.ext = apiextfake.NewSimpleClientset(crdObjects(t)...)
 	return c
 }
@@ -528,3 +539,63 @@ func TestVersion(t *testing.T) {
 		t.Errorf("empty cluster:\n%s", got)
 	}
 }
+
+// The GatewayClass sinew is printed only where the cluster has the Gateway API's CRDs (or is not read).
+func TestInstallGatewayClass(t *testing.T) {
+	hasClass := func(out string) bool {
+		for _, o := range decodeAll(t, out) {
+			if gc, ok := o.(*gatewayv1.GatewayClass); ok && gc.Name == names.GatewayClass && gc.Spec.ControllerName == names.GatewayController {
+				return true
+			}
+		}
+		return false
+	}
+	if !hasClass(mustRun(t, testEnv(t, nil), "install", "--ignore-cluster")) {
+		t.Error("--ignore-cluster: no GatewayClass")
+	}
+	if hasClass(mustRun(t, testEnv(t, nil), "install", "--ignore-cluster", "--set", "gatewayClass.create=false")) {
+		t.Error("gatewayClass.create=false: a GatewayClass")
+	}
+	// sinew's CRDs without the Gateway API's
+	c := newCluster()
+	var sinewOnly []runtime.Object
+	for _, o := range crdObjects(t) {
+		if !strings.HasSuffix(o.(*apiextv1.CustomResourceDefinition).Name, "."+charts.GatewayAPIGroup) {
+			sinewOnly = append(sinewOnly, o)
+		}
+	}
+	c.ext = apiextfake.NewSimpleClientset(sinewOnly...)
+	if hasClass(mustRun(t, testEnv(t, c), "install")) {
+		t.Error("a cluster without the Gateway API: a GatewayClass")
+	}
+	c.ext = apiextfake.NewSimpleClientset(crdObjects(t)...)
+	if !hasClass(mustRun(t, testEnv(t, c), "install")) {
+		t.Error("a cluster with the Gateway API: no GatewayClass")
+	}
+}
+
+// Uninstall refuses while Gateways of class sinew run proxies, naming them; without the Gateway API's CRDs it
+// prints no GatewayClass.
+func TestUninstallWithGateways(t *testing.T) {
+	c := installed(t)
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "edge", Name: names.GatewayResourceName("public"),
+		Labels:          map[string]string{names.GatewayLabel: "public"},
+		Annotations:     map[string]string{names.CreatedByAnnotation: "sinew/gateway-controller v1"},
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "gateway.networking.k8s.io/v1", Kind: "Gateway", Name: "public", UID: "u", Controller: ptrTo(true)}}}}
+	if _, err := c.kube.AppsV1().Deployments("edge").Create(context.Background(), dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, testEnv(t, c), "uninstall")
+	if r.code == 0 || !strings.Contains(r.stderr, "1 Gateways of the GatewayClass sinew remain (edge/public)") {
+		t.Fatalf("uninstall with a Gateway: exit %d\n%s", r.code, r.stderr)
+	}
+	if err := c.kube.AppsV1().Deployments("edge").Delete(context.Background(), dep.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.ext = apiextfake.NewSimpleClientset()
+	if out := mustRun(t, testEnv(t, c), "uninstall"); strings.Contains(out, "kind: GatewayClass") {
+		t.Errorf("uninstall without the Gateway API prints the GatewayClass")
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }

@@ -3,13 +3,16 @@ package cli
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sinewmesh/sinew/charts"
 	"github.com/sinewmesh/sinew/cli/chartcmd"
 	"github.com/sinewmesh/sinew/cli/check"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 func newUninstallCmd(env *Env) *cobra.Command {
@@ -24,9 +27,12 @@ func newUninstallCmd(env *Env) *cobra.Command {
 
   sinew uninstall | kubectl delete -f -
 
-Deleting the CRDs deletes every sinew policy object with them. Uninstall refuses while pods outside the control
-plane still have a sinew proxy (they would lose their identity and discovery); remove the proxies first, or pass
---force.`,
+Deleting the CRDs deletes every sinew policy object with them. Uninstall refuses while Gateways of the
+GatewayClass sinew remain (their gateway proxies would stay behind, without a control plane): delete those
+Gateways first, and their Deployments, Services and ServiceAccounts go with them. It refuses as well while pods
+outside the control plane still have a sinew proxy (they would lose their identity and discovery); remove the
+proxies first. --force prints the objects anyway. The GatewayClass sinew is printed when the cluster has the
+Gateway API's CRDs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := chartcmd.CheckOutput(output); err != nil {
@@ -35,21 +41,33 @@ plane still have a sinew proxy (they would lose their identity and discovery); r
 			ctx := cmd.Context()
 			ns := env.ControlPlaneNS
 			vals := map[string]any{}
+			// Unknown (the cluster cannot be read): printed, for kubectl to delete if it is there.
+			apis := []string{charts.GatewayClassAPIVersion}
 			cl, err := env.KubeClients()
 			if err == nil {
+				var gws []string
+				if gws, err = sinewGateways(cmd, cl); err == nil && len(gws) > 0 && !force {
+					return fmt.Errorf("%d Gateways of the GatewayClass %s remain (%s): delete them first (their proxies, Services and ServiceAccounts go with them), or pass --force",
+						len(gws), names.GatewayClass, check.ClipList(gws, 5))
+				}
 				var pods []string
-				pods, err = meshedPodsOutside(cmd, cl, ns)
+				if err == nil {
+					pods, err = meshedPodsOutside(cmd, cl, ns)
+				}
 				if err == nil && len(pods) > 0 && !force {
 					return fmt.Errorf("%d pods outside the control plane have a sinew proxy (%s): remove their proxies first (redeploy them without sinew.dev/inject), or pass --force", len(pods), check.ClipList(pods, 5))
 				}
 				if stored, verr := chartcmd.InstalledValues(ctx, cl.Kube, ns); verr == nil {
 					vals = stored // names do not depend on most values; defaults do
 				}
+				if _, cerr := cl.APIExt.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, gatewayClassCRD, metav1.GetOptions{}); apierrors.IsNotFound(cerr) {
+					apis = nil
+				}
 			}
 			if err != nil && !force {
 				return fmt.Errorf("cannot look for meshed pods: %w (pass --force to print the objects anyway)", err)
 			}
-			objs, err := uninstallObjects(ns, vals)
+			objs, err := uninstallObjects(ns, vals, apis)
 			if err != nil {
 				return err
 			}
@@ -62,8 +80,9 @@ plane still have a sinew proxy (they would lose their identity and discovery); r
 }
 
 // uninstallObjects renders both charts and keeps only what identifies each object, in deletion order: the webhook
-// configuration first, the namespace and CRDs last.
-func uninstallObjects(ns string, stored map[string]any) ([]charts.Object, error) {
+// configuration first, the namespace and CRDs last. apiVersions are the optional APIs the cluster serves
+// (servedAPIs).
+func uninstallObjects(ns string, stored map[string]any, apiVersions []string) ([]charts.Object, error) {
 	v, err := chartcmd.DecodeInstalled(stored)
 	if err != nil {
 		return nil, err
@@ -74,7 +93,7 @@ func uninstallObjects(ns string, stored map[string]any) ([]charts.Object, error)
 	v.ProxyInjector.CABundle = "unused"
 	v.ProxyInjector.TLS = charts.TLS{CrtPEM: "unused", KeyPEM: "unused"}
 	v.InstallNamespace = true
-	cp, err := renderControlPlane(ns, v, charts.UninstallOrder)
+	cp, err := renderControlPlane(ns, v, charts.UninstallOrder, apiVersions)
 	if err != nil {
 		return nil, err
 	}
@@ -101,6 +120,27 @@ func uninstallObjects(ns string, stored map[string]any) ([]charts.Object, error)
 		o.YAML = chartcmd.IdentifyingYAML(o)
 		out = append(out, o)
 	}
+	return out, nil
+}
+
+// sinewGateways lists the Gateways the gateway controller runs proxies for ("namespace/name"), by the
+// Deployments it made for them: named for the Gateway, labelled with its name and controlled by it.
+func sinewGateways(cmd *cobra.Command, cl *check.Clients) ([]string, error) {
+	deps, err := cl.Kube.AppsV1().Deployments("").List(cmd.Context(), metav1.ListOptions{LabelSelector: names.GatewayLabel})
+	if err != nil {
+		return nil, fmt.Errorf("listing the gateways' Deployments: %w", err)
+	}
+	var out []string
+	for _, d := range deps.Items {
+		gw := d.Labels[names.GatewayLabel]
+		ref := metav1.GetControllerOfNoCopy(&d)
+		if gw == "" || d.Name != names.GatewayResourceName(gw) || ref == nil || ref.Kind != "Gateway" || ref.Name != gw ||
+			!strings.HasPrefix(d.Annotations[names.CreatedByAnnotation], "sinew/gateway-controller") {
+			continue
+		}
+		out = append(out, d.Namespace+"/"+gw)
+	}
+	sort.Strings(out)
 	return out, nil
 }
 
