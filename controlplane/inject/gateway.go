@@ -82,6 +82,8 @@ func GatewayPodTemplate(in GatewayInput, cfg Config) (corev1.PodTemplateSpec, er
 
 	c := proxyContainer(cfg, &s)
 	c.Env = gatewayEnv(c.Env, in.Namespace+"/"+in.Name)
+	// A gateway proxy has no mesh inbound listener: clients, meshed or not, reach its listeners directly.
+	c.Ports = slices.DeleteFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == names.ProxyInboundPortName })
 	for _, p := range listenerPorts(in.Ports) {
 		c.Ports = append(c.Ports, corev1.ContainerPort{Name: GatewayPortName(p), ContainerPort: p, Protocol: corev1.ProtocolTCP})
 	}

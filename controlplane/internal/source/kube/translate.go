@@ -84,6 +84,17 @@ func podContainers(pod *corev1.Pod) []corev1.Container {
 	return cs
 }
 
+// gatewayProxy reports whether a sinew-proxy container is an ingress gateway's (inject.GatewayPodTemplate):
+// SINEW_PROXY_MODE=gateway.
+func gatewayProxy(c corev1.Container) bool {
+	for _, e := range c.Env {
+		if e.Name == "SINEW_PROXY_MODE" {
+			return e.Value == "gateway"
+		}
+	}
+	return false
+}
+
 // TranslatePod turns a pod into a workload; nil when the pod is not one (no IP yet, or finished, which frees its
 // IP for another pod). Problems with its annotations are returned and otherwise ignored.
 func TranslatePod(pod *corev1.Pod, ns *corev1.Namespace, defaultOpaque []model.PortRange) (*model.Workload, []string) {
@@ -110,6 +121,11 @@ func TranslatePod(pod *corev1.Pod, ns *corev1.Namespace, defaultOpaque []model.P
 		ports := c.Ports
 		if c.Name == names.ProxyContainer {
 			w.MeshPort = names.ProxyInboundPort
+			if gatewayProxy(c) {
+				// No mesh inbound listener: clients reach the listeners directly, in plaintext or the
+				// listener's own TLS, as a local-mode gateway's.
+				w.MeshPort = 0
+			}
 			ports = nil
 			for _, p := range c.Ports {
 				if p.ContainerPort <= 0 || p.ContainerPort > 65535 {
@@ -117,7 +133,9 @@ func TranslatePod(pod *corev1.Pod, ns *corev1.Namespace, defaultOpaque []model.P
 				}
 				switch p.Name {
 				case names.ProxyInboundPortName:
-					w.MeshPort = uint16(p.ContainerPort)
+					if w.MeshPort != 0 {
+						w.MeshPort = uint16(p.ContainerPort)
+					}
 				case names.ProxyAdminPortName, names.ProxyTapPortName:
 				default:
 					// A gateway proxy (inject.GatewayPodTemplate) serves its listeners itself: those are the

@@ -383,7 +383,9 @@ func TestTranslatePodMTLSModes(t *testing.T) {
 	}
 }
 
-// A gateway's pod, as the gateway controller has it built, is a meshed workload whose ports are its listeners.
+// A gateway's pod, as the gateway controller has it built, is a workload with the gateway's identity whose ports
+// are its listeners; it has no mesh port (its proxy has no mesh inbound listener), so clients reach the listeners
+// directly.
 func TestTranslateGatewayPod(t *testing.T) {
 	t.Parallel()
 	tmpl, err := inject.GatewayPodTemplate(inject.GatewayInput{Namespace: "emojivoto", Name: "public", Ports: []int32{443, 80}},
@@ -397,13 +399,13 @@ func TestTranslateGatewayPod(t *testing.T) {
 	if len(problems) > 0 {
 		t.Fatal(problems)
 	}
-	if !w.Meshed() || w.MeshPort != names.ProxyInboundPort || w.ServiceAccount != names.GatewayResourceName("public") {
-		t.Errorf("not meshed as the gateway's identity: %+v", w)
+	if w.Meshed() || w.ServiceAccount != names.GatewayResourceName("public") {
+		t.Errorf("want the gateway's identity and no mesh port: %+v", w)
 	}
 	if want := []model.WorkloadPort{{Name: "gw-80", Port: 80, Protocol: model.ProtocolHTTP}, {Name: "gw-443", Port: 443, Protocol: model.ProtocolHTTP}}; !reflect.DeepEqual(w.Ports, want) {
 		t.Errorf("ports %+v, want %+v", w.Ports, want)
 	}
-	if want := []uint16{names.ProxyInboundPort, names.ProxyAdminPort, names.ProxyTapPort}; !reflect.DeepEqual(w.ProxyPorts, want) {
+	if want := []uint16{names.ProxyAdminPort, names.ProxyTapPort}; !reflect.DeepEqual(w.ProxyPorts, want) {
 		t.Errorf("proxy ports %v, want %v", w.ProxyPorts, want)
 	}
 	if w.DefaultInboundPolicy != names.PolicyAllUnauthenticated {
