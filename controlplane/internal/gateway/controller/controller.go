@@ -79,8 +79,8 @@ type Controller struct {
 	hasSynced   []cache.InformerSynced
 	changed     chan struct{}
 
-	// written is the status last written (or found) per object, by "Kind namespace/name", as computed (without
-	// transition times).
+	// written is the status last written (or found) per object, by statusKey, as computed (without transition
+	// times).
 	written map[string]any
 }
 
@@ -176,7 +176,7 @@ func (c *Controller) sync(ctx context.Context, snap *model.Snapshot) bool {
 			continue
 		}
 		accepted[gc.Name] = classAccepted(gc)
-		key := "GatewayClass " + gc.Name
+		key := statusKey("GatewayClass", &gc.ObjectMeta)
 		seen[key] = true
 		ok = c.writeStatus(ctx, key, gatewayClassesGVR, "", gc.Name, classStatus(gc), mergeClassStatus) && ok
 	}
@@ -187,8 +187,7 @@ func (c *Controller) sync(ctx context.Context, snap *model.Snapshot) bool {
 			continue
 		}
 		ours[gw.Namespace+"/"+gw.Name] = true
-		key := "Gateway " + gw.Namespace + "/" + gw.Name
-		seen[key] = true
+		seen[statusKey("Gateway", &gw.ObjectMeta)] = true
 		ok = c.reconcile(ctx, snap, gw, classOK) && ok
 	}
 	ok = c.deleteOrphans(ctx, ours) && ok
@@ -253,7 +252,13 @@ func (c *Controller) reconcile(ctx context.Context, snap *model.Snapshot, gw *ga
 		o.replicas = *o.deployment.Spec.Replicas
 	}
 	st := gatewayStatus(snap, gw, o)
-	return c.writeStatus(ctx, "Gateway "+gw.Namespace+"/"+gw.Name, gatewaysGVR, gw.Namespace, gw.Name, st, mergeGatewayStatusAny) && ok
+	return c.writeStatus(ctx, statusKey("Gateway", &gw.ObjectMeta), gatewaysGVR, gw.Namespace, gw.Name, st, mergeGatewayStatusAny) && ok
+}
+
+// statusKey names an object for the written cache: "Kind namespace/name uid". With the UID, an object deleted and
+// made again under its name gets its status written even when it comes out the same.
+func statusKey(kind string, m *metav1.ObjectMeta) string {
+	return kind + " " + m.Namespace + "/" + m.Name + " " + string(m.UID)
 }
 
 // takenError says an object the Gateway needs exists and is someone else's.
