@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"os"
+	goruntime "runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -281,4 +282,33 @@ func TestControllerRefuses(t *testing.T) {
 	if d, ok := e.deployment(names.GatewayResourceName("bad")); !ok || *d.Spec.Replicas != 2 {
 		t.Error("the Deployment of a Gateway that is no longer accepted was changed")
 	}
+}
+
+// Run stops its informers: no goroutines are left behind. Not parallel, so the count is this test's.
+func TestControllerStopsCleanly(t *testing.T) {
+	before := goruntime.NumGoroutine()
+	store := model.NewStore()
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
+		gatewaysGVR: "GatewayList", gatewayClassesGVR: "GatewayClassList"})
+	c, err := New(Config{Client: fake.NewClientset(), Dynamic: dyn, Store: store, Inject: injectConfig(t), Debounce: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	gc := class(names.GatewayClass, names.GatewayController)
+	if _, err := dyn.Resource(gatewayClassesGVR).Create(ctx, toUnstructured(t, gc, "GatewayClass"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	store.Update(model.Resources{GatewayResources: model.GatewayResources{GatewayClasses: []*gatewayv1.GatewayClass{gc}}})
+	testutil.Eventually(t, 10*time.Second, "a sync", func() bool {
+		u, err := dyn.Resource(gatewayClassesGVR).Get(ctx, gc.Name, metav1.GetOptions{})
+		return err == nil && u.Object["status"] != nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "goroutines to end", func() bool { return goruntime.NumGoroutine() <= before })
 }
