@@ -96,3 +96,17 @@ func TestGatewayPodTemplateBadAnnotation(t *testing.T) {
 		t.Fatal("no namespace: want an error")
 	}
 }
+
+// The injector leaves a gateway's pods alone, even in a namespace that asks for injection.
+func TestGatewayPodNotInjected(t *testing.T) {
+	t.Parallel()
+	tmpl, err := GatewayPodTemplate(GatewayInput{Namespace: "ns", Name: "gw", Ports: []int32{80}}, testConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Inject(Input{Pod: &corev1.Pod{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec},
+		NamespaceAnnotations: map[string]string{names.InjectAnnotation: names.InjectEnabled}}, testConfig(t))
+	if err != nil || res.Skipped != SkipDisabled {
+		t.Fatalf("got %+v, %v; want skipped as disabled", res, err)
+	}
+}
