@@ -68,8 +68,9 @@ func revproxy(ctx context.Context, args []string) error {
 	cert := fs.String("cert", "", "certificate (PEM)")
 	key := fs.String("key", "", "private key (PEM)")
 	h2 := fs.Bool("h2", false, "HTTP/2 on both sides (h2c in the clear, ALPN h2 over TLS)")
-	frontCert := fs.String("front-cert", "", "terminate mTLS on the listener with this certificate (PEM), independently of -tls-server")
+	frontCert := fs.String("front-cert", "", "terminate TLS on the listener with this certificate (PEM), independently of -tls-server; mTLS unless -front-client-cert=false")
 	frontKey := fs.String("front-key", "", "private key of -front-cert (PEM)")
+	frontClientCert := fs.Bool("front-client-cert", true, "require a client certificate on -front-cert's listener (false: an edge, S11)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -88,6 +89,9 @@ func revproxy(ctx context.Context, args []string) error {
 		front.ServerCert, front.ServerKey = *frontCert, *frontKey
 		if cfg, err = peers.ServerTLS(front); err != nil {
 			return err
+		}
+		if !*frontClientCert {
+			cfg.ClientAuth, cfg.ClientCAs = tls.NoClientCert, nil
 		}
 		o.ServerTLS = cfg
 	}

@@ -102,8 +102,11 @@ func (HAProxy) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 		return nil, err
 	}
 	in.Proxies = []*Proc{srv}
-	if topo == TLSMesh {
+	switch topo {
+	case TLSMesh:
 		front += fmt.Sprintf(" ssl crt %s ca-file %s verify required", t.ServerPEM, t.CA)
+	case Edge:
+		front += fmt.Sprintf(" ssl crt %s", t.ServerPEM) // an edge: no client certificate asked for
 	}
 	cli, err := launch("haproxy-client", haproxyConf(topo, front+h2c,
 		fmt.Sprintf("%s ssl verify required ca-file %s crt %s sni str(%s) verifyhost %s%s", back, t.CA, t.ClientPEM, ServerName, ServerName, alpn)))

@@ -109,8 +109,15 @@ func (n Nginx) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
       proxy_ssl_session_reuse on;
 `, t.ClientCert, t.ClientKey, t.CA, ServerName, tls13Suite)
 	cliListen, cliServer := front, ""
-	if topo == TLSMesh {
+	switch topo {
+	case TLSMesh:
 		cliListen, cliServer = front+" ssl", serverTLS
+	case Edge:
+		// An edge: the same certificate, no client certificate asked for.
+		cliListen, cliServer = front+" ssl", fmt.Sprintf(`    ssl_certificate %s; ssl_certificate_key %s;
+    ssl_protocols TLSv1.3; ssl_conf_command Ciphersuites %s;
+    ssl_session_cache shared:SSL:1m;
+`, t.ServerCert, t.ServerKey, tls13Suite)
 	}
 	cliConf := nginxConf(filepath.Join(dir, "nginx-client"), cliListen, back, cliServer, clientTLS)
 	cliConf = strings.Replace(cliConf, "proxy_pass http://next;", "proxy_pass https://next;", 1)

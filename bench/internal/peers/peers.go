@@ -41,6 +41,12 @@ const (
 	// target Service, whose resources Instance.Churn rewrites under load (S10). Only the sinew peer builds it
 	// (ChurnSkip).
 	ChurnMesh
+	// Edge is an edge proxy terminating HTTPS from the client (TLS 1.3, the client trusts the harness's CA and
+	// presents no certificate) → mTLS → a server-side proxy → app (S11). sinew's edge proxy is its ingress
+	// gateway (a Gateway of GatewayClass sinew with an HTTPS listener); nginx's and HAProxy's is the client-side
+	// instance of their pair with a TLS front; direct is HTTPS to the app's TLS port (keep-alive, so only the
+	// first request of a connection pays for the handshake, before the measured window).
+	Edge
 )
 
 func (t Topology) String() string {
@@ -57,6 +63,8 @@ func (t Topology) String() string {
 		return "tlsmesh"
 	case ChurnMesh:
 		return "churnmesh"
+	case Edge:
+		return "edge"
 	}
 	return "hop"
 }
@@ -66,7 +74,7 @@ func (t Topology) TCP() bool { return t == TCPHop || t == TCPMesh }
 
 // Paired reports whether the topology is a client-side and server-side pair with mTLS between.
 func (t Topology) Paired() bool {
-	return t == Mesh || t == TCPMesh || t == H2Mesh || t == TLSMesh || t == ChurnMesh
+	return t == Mesh || t == TCPMesh || t == H2Mesh || t == TLSMesh || t == ChurnMesh || t == Edge
 }
 
 // ChurnSkip is why p cannot build ChurnMesh ("" when it can): S10 changes endpoints and routes through sinew's
@@ -201,12 +209,18 @@ type Direct struct{}
 func (Direct) Name() string          { return "direct" }
 func (Direct) Available(*Env) string { return "" }
 func (Direct) Start(_ context.Context, env *Env, topo Topology) (*Instance, error) {
-	if topo == TLSMesh {
+	if topo == TLSMesh || topo == Edge {
+		// The app's TLS port requires a client certificate (S7); on S11's keep-alive connections it is presented
+		// once, at the handshake before the measured window, and changes nothing per request.
 		cfg, err := ClientTLS(env.TLS)
 		if err != nil {
 			return nil, err
 		}
-		return &Instance{Addr: env.AppTLS, ClientTLS: cfg}, nil
+		in := &Instance{Addr: env.AppTLS, ClientTLS: cfg}
+		if topo == Edge {
+			in.Host = ServerName
+		}
+		return in, nil
 	}
 	if topo.TCP() {
 		return &Instance{Addr: env.EchoAddr, tcp: true}, nil
@@ -250,8 +264,11 @@ func (GoRevProxy) Start(ctx context.Context, env *Env, topo Topology) (*Instance
 	in.Proxies = []*Proc{srv}
 	args := []string{env.Self, "revproxy", "-listen", front, h2,
 		"-upstream", back, "-tls-client", "-ca", env.TLS.CA, "-cert", env.TLS.ClientCert, "-key", env.TLS.ClientKey}
-	if topo == TLSMesh {
+	switch topo {
+	case TLSMesh:
 		args = append(args, "-front-cert", env.TLS.ServerCert, "-front-key", env.TLS.ServerKey)
+	case Edge:
+		args = append(args, "-front-cert", env.TLS.ServerCert, "-front-key", env.TLS.ServerKey, "-front-client-cert=false")
 	}
 	cli, err := Launch(dir, "revproxy-client", env.core(), nil, args...)
 	if err != nil {
@@ -292,10 +309,16 @@ func newInstance(env *Env, name string, topo Topology) (*Instance, error) {
 		return nil, err
 	}
 	in := &Instance{Addr: front, dir: dir, tcp: topo.TCP(), h2: topo == H2Mesh}
-	if topo == TLSMesh {
+	switch topo {
+	case TLSMesh:
 		if in.ClientTLS, err = ClientTLS(env.TLS); err != nil {
 			return nil, err
 		}
+	case Edge:
+		if in.ClientTLS, err = EdgeClientTLS(env.TLS); err != nil {
+			return nil, err
+		}
+		in.Host = ServerName
 	}
 	return in, nil
 }

@@ -21,13 +21,16 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/sinewmesh/sinew/bench/internal/h2load"
+	"github.com/sinewmesh/sinew/internal/names"
 )
 
 // Sinew is a sinew-controller in local mode plus one (Hop) or two (Mesh) sinew-proxy processes in
 // explicit mode. In Hop the client proxy's outbound port leads to an unmeshed Workload (the app itself),
 // so the request crosses exactly one proxy in plaintext; in Mesh it crosses client proxy → mTLS → server
 // proxy → app; ChurnMesh adds a standby server proxy and an HTTPRoute, whose resource files Instance.Churn
-// rewrites under load (S10). Only the proxies are measured; the controller is pinned beside them but idle.
+// rewrites under load (S10). In Edge (S11) the first proxy is a gateway proxy (gateway mode) terminating
+// HTTPS on its Gateway's listener, then mTLS → server proxy → app. Only the proxies are measured; the
+// controller is pinned beside them but idle.
 type Sinew struct {
 	// Policy: the server's port has a Server with ten authorizations: nine ServerAuthorizations for other
 	// service accounts, then an AuthorizationPolicy that admits the client's service account with a valid JWT
@@ -123,7 +126,8 @@ func (s Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 	}
 	addrs := map[string]string{}
 	for _, k := range []string{"identity", "destination", "policy", "cp-admin", "client-in", "client-out",
-		"client-admin", "client-tap", "server-in", "server-admin", "server-tap", "standby-in", "standby-admin", "standby-tap"} {
+		"client-admin", "client-tap", "server-in", "server-admin", "server-tap", "standby-in", "standby-admin", "standby-tap",
+		"gateway-in", "gateway-https", "gateway-admin", "gateway-tap"} {
 		if addrs[k], err = FreeAddr(); err != nil {
 			return nil, err
 		}
@@ -131,6 +135,15 @@ func (s Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 	yaml := sinewResources(topo, port(addrs["client-in"]), port(addrs["server-in"]), port(env.AppAddr), port(env.EchoAddr))
 	if _, err := writeFile(res, "bench.yaml", yaml); err != nil {
 		return nil, err
+	}
+	if topo == Edge {
+		docs, err := edgeDocsFromFiles(env.TLS)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := writeFile(res, "edge.yaml", docs); err != nil {
+			return nil, err
+		}
 	}
 	var authorization string
 	if s.Policy {
@@ -177,14 +190,14 @@ func (s Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 		in.Stop()
 		return nil, fmt.Errorf("sinew-controller not ready: %w", err)
 	}
-	startProxy := func(workload, inbound, admin, tap string, extra ...string) (*Proc, error) {
+	startProxy := func(mode, workload, inbound, admin, tap string, extra ...string) (*Proc, error) {
 		tok, err := exec.CommandContext(ctx, ctrlBin, "token", "--data-dir", data, "--namespace", "bench",
 			"--workload", workload).Output()
 		if err != nil {
 			return nil, fmt.Errorf("sinew-controller token %s: %w", workload, err)
 		}
 		envv := []string{
-			"SINEW_PROXY_MODE=explicit",
+			"SINEW_PROXY_MODE=" + mode,
 			"SINEW_PROXY_WORKLOAD=bench/" + workload,
 			"SINEW_PROXY_IDENTITY_LOCAL_NAME=spiffe://cluster.local/ns/bench/sa/" + workload,
 			"SINEW_PROXY_IDENTITY_TOKEN=" + strings.TrimSpace(string(tok)),
@@ -211,7 +224,7 @@ func (s Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 		serverInbound, target = fmt.Sprintf("%d=%s", sinewOpaquePort, env.EchoAddr), fmt.Sprintf("%s:%d", sinewHost, sinewOpaquePort)
 	}
 	if topo.Paired() {
-		srv, err := startProxy("server", addrs["server-in"], addrs["server-admin"], addrs["server-tap"],
+		srv, err := startProxy("explicit", "server", addrs["server-in"], addrs["server-admin"], addrs["server-tap"],
 			"SINEW_PROXY_INBOUND_PORTS="+serverInbound)
 		if err != nil {
 			in.Stop()
@@ -221,7 +234,7 @@ func (s Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 	}
 	if churn != nil {
 		// The standby server: the same app behind a second proxy, in and out of the Service's endpoints.
-		sb, err := startProxy(standbyWorkload, addrs["standby-in"], addrs["standby-admin"], addrs["standby-tap"],
+		sb, err := startProxy("explicit", standbyWorkload, addrs["standby-in"], addrs["standby-admin"], addrs["standby-tap"],
 			"SINEW_PROXY_INBOUND_PORTS="+serverInbound)
 		if err != nil {
 			in.Stop()
@@ -231,7 +244,30 @@ func (s Sinew) Start(ctx context.Context, env *Env, topo Topology) (*Instance, e
 		churn.standbyAdmin = addrs["standby-admin"]
 		churn.clientAdmin = addrs["client-admin"]
 	}
-	cli, err := startProxy("client", addrs["client-in"], addrs["client-admin"], addrs["client-tap"],
+	if topo == Edge {
+		// The edge: the gateway proxy of Gateway bench/edge, its HTTPS listener on a free loopback port.
+		gw := names.GatewayResourceName(EdgeGateway)
+		edge, err := startProxy("gateway", gw, addrs["gateway-in"], addrs["gateway-admin"], addrs["gateway-tap"],
+			"SINEW_PROXY_GATEWAY=bench/"+EdgeGateway,
+			"SINEW_PROXY_GATEWAY_LISTEN_HOST=127.0.0.1",
+			fmt.Sprintf("SINEW_PROXY_GATEWAY_PORT_MAP=%d=%s", edgeListenerPort, port(addrs["gateway-https"])))
+		if err != nil {
+			in.Stop()
+			return nil, err
+		}
+		in.Proxies = append([]*Proc{edge}, in.Proxies...)
+		if err := waitGatewayBound(ctx, edge, addrs["gateway-https"], 20*time.Second); err != nil {
+			in.Stop()
+			return nil, err
+		}
+		in.Addr, in.Host = addrs["gateway-https"], ServerName
+		if in.ClientTLS, err = EdgeClientTLS(env.TLS); err != nil {
+			in.Stop()
+			return nil, err
+		}
+		return ready(ctx, in, append(in.Proxies, ctrl)...)
+	}
+	cli, err := startProxy("explicit", "client", addrs["client-in"], addrs["client-admin"], addrs["client-tap"],
 		"SINEW_PROXY_INBOUND_PORTS=8080="+env.AppAddr,
 		"SINEW_PROXY_OUTBOUND_PORTS="+addrs["client-out"]+"="+target)
 	if err != nil {
