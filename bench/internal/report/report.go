@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -31,7 +32,9 @@ type Report struct {
 	TCP       []TCPRow          `json:"tcp,omitempty"`
 	Soak      []SoakRow         `json:"soak,omitempty"`
 	Churn     []ChurnRow        `json:"churn,omitempty"`
-	Notes     []string          `json:"notes,omitempty"`
+	// EdgeKnee is S11's knee: S3's search through the edge hop (HTTPS in, edge proxy, mTLS, server-side proxy).
+	EdgeKnee []KneeRow `json:"edge_knee,omitempty"`
+	Notes    []string  `json:"notes,omitempty"`
 }
 
 // Machine names the host.
@@ -64,7 +67,10 @@ type LatencyRow struct {
 	AddP50   *float64 `json:"added_p50_us,omitempty"` // median over rounds of (peer − direct in that round)
 	AddP99   *float64 `json:"added_p99_us,omitempty"`
 	CPUPer1k *float64 `json:"cpu_s_per_1k_req_per_proxy,omitempty"` // = vCPU per 1,000 rps per proxy
-	PeakRSS  int64    `json:"peak_rss_bytes_per_proxy,omitempty"`   // max VmHWM over the proxies
+	// A pair's proxies apart: the first hop (client-side proxy; S11: the edge proxy) and the server-side proxy.
+	FrontCPUPer1k *float64 `json:"front_cpu_s_per_1k_req,omitempty"`
+	BackCPUPer1k  *float64 `json:"back_cpu_s_per_1k_req,omitempty"`
+	PeakRSS       int64    `json:"peak_rss_bytes_per_proxy,omitempty"` // max VmHWM over the proxies
 	// S5: how far the peak RSS (max over proxies) rose above its value after the first (smallest) cell,
 	// max over rounds; cells run in order on one instance, so it is cumulative. Flat = no full buffering.
 	RSSGrowth *int64 `json:"rss_growth_bytes,omitempty"`
@@ -78,20 +84,24 @@ type LatencyRow struct {
 	Failed     string  `json:"failed,omitempty"`
 }
 
-// KneeRow is scenario S3 for one peer (one proxy hop, proxy pinned to one core).
+// KneeRow is scenario S3 for one peer (one proxy hop, proxy pinned to one core), or S11's knee through the edge
+// hop (two proxies sharing the proxy core: ProxyCores counts both, FrontCores the edge proxy alone).
 type KneeRow struct {
-	Peer         string     `json:"peer"`
-	LowLoadP99   float64    `json:"low_load_p99_us"`
-	ClosedMax    float64    `json:"closed_loop_max_rps"`
-	KneeRPS      float64    `json:"knee_rps"`
-	P99AtKnee    float64    `json:"p99_at_knee_us"`
-	ProxyCores   float64    `json:"proxy_cores_at_knee"` // CPU-s per wall-s of the proxy at the knee rate
-	RPSPerCore   float64    `json:"rps_per_proxy_core"`  // knee rps / proxy cores used
-	Rounds       int        `json:"rounds"`
-	Steps        []KneeStep `json:"steps"` // of the last round
-	StoppedBy    string     `json:"stopped_by"`
-	Errors       int64      `json:"errors"`
-	HarnessBound bool       `json:"harness_bound"` // the proxy core was not saturated at the last step
+	Peer       string  `json:"peer"`
+	LowLoadP99 float64 `json:"low_load_p99_us"`
+	ClosedMax  float64 `json:"closed_loop_max_rps"`
+	KneeRPS    float64 `json:"knee_rps"`
+	P99AtKnee  float64 `json:"p99_at_knee_us"`
+	ProxyCores float64 `json:"proxy_cores_at_knee"` // CPU-s per wall-s of the proxy at the knee rate
+	RPSPerCore float64 `json:"rps_per_proxy_core"`  // knee rps / proxy cores used
+	// A pair (S11): the first hop's (edge proxy's) cores at the knee, and knee rps / those cores.
+	FrontCores      float64    `json:"front_proxy_cores_at_knee,omitempty"`
+	RPSPerFrontCore float64    `json:"rps_per_front_proxy_core,omitempty"`
+	Rounds          int        `json:"rounds"`
+	Steps           []KneeStep `json:"steps"` // of the last round
+	StoppedBy       string     `json:"stopped_by"`
+	Errors          int64      `json:"errors"`
+	HarnessBound    bool       `json:"harness_bound"` // the proxy core was not saturated at the last step
 }
 
 // KneeStep is one open-loop rate tried during the knee search.
@@ -100,6 +110,7 @@ type KneeStep struct {
 	Achieved   float64 `json:"achieved_rps"`
 	P99        float64 `json:"p99_us"`
 	ProxyCores float64 `json:"proxy_cores"`
+	FrontCores float64 `json:"front_proxy_cores,omitempty"` // a pair's first hop alone
 	Errors     int64   `json:"errors"`
 	Pass       bool    `json:"pass"`
 }
@@ -253,6 +264,9 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		b.WriteString("\n")
 	}
 	for _, sc := range latencyScenarios(r.Latency) {
+		if sc == edgeScenario {
+			continue // its own section, with its knee, after S10
+		}
 		title := scenarioTitle[sc]
 		if title == "" {
 			title = sc
@@ -261,75 +275,14 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		if note := scenarioNote[sc]; note != "" {
 			b.WriteString(note + "\n\n")
 		}
-		variant, growth := false, false
-		for _, row := range r.Latency {
-			if row.Scenario == sc {
-				variant = variant || row.Variant != ""
-				growth = growth || row.RSSGrowth != nil
-			}
-		}
-		head, rule := "| Peer |", "|---|"
-		if variant {
-			head, rule = head+" Variant |", rule+"---|"
-		}
-		head += " Conns | Target rps | Achieved rps | p50 | p99 | p99.9 | max | +p50 vs direct | +p99 vs direct | CPU-s/1k req/proxy | Peak RSS/proxy |"
-		rule += "--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
-		if growth {
-			head, rule = head+" RSS growth |", rule+"--:|"
-		}
-		b.WriteString(head + " Errors | Status |\n" + rule + "--:|---|\n")
-		for _, row := range r.Latency {
-			if row.Scenario != sc {
-				continue
-			}
-			status := "ok"
-			if row.Failed != "" {
-				status = "FAILED: " + row.Failed
-			}
-			fmt.Fprintf(&b, "| %s |", esc(row.Peer))
-			if variant {
-				fmt.Fprintf(&b, " %s |", esc(row.Variant))
-			}
-			fmt.Fprintf(&b, " %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
-				row.Conns, rps(row.Rate), rps(row.Achieved), ms(row.P50), ms(row.P99), ms(row.P999), ms(row.Max),
-				addMs(row.AddP50), addMs(row.AddP99), cpu(row.CPUPer1k), mb(row.PeakRSS))
-			if growth {
-				fmt.Fprintf(&b, " %s |", signedMB(row.RSSGrowth))
-			}
-			fmt.Fprintf(&b, " %d | %s |\n", row.Errors, esc(status))
-		}
-		b.WriteString("\n")
-		writeRatios(&b, r.Latency, sc)
+		writeLatencyTable(&b, r.Latency, sc, false)
+		writeRatios(&b, r.Latency, sc, false)
 		writeVariantRatios(&b, r.Latency, sc)
 	}
 	if len(r.Knee) > 0 {
 		b.WriteString("## S3 — throughput knee, one proxy hop, proxy pinned to one core\n\n")
 		b.WriteString("Knee = highest open-loop rate with p99 ≤ 10× the low-load p99, no errors and ≥ 95 % of the rate achieved.\n\n")
-		b.WriteString("| Peer | Low-load p99 | Closed-loop max rps | Knee rps | p99 at knee | Proxy cores at knee | rps per proxy core | Stopped by | Errors | vs " + refPeer + " (rps/core) |\n")
-		b.WriteString("|---|--:|--:|--:|--:|--:|--:|---|--:|--:|\n")
-		var ref float64
-		for _, k := range r.Knee {
-			if k.Peer == refPeer {
-				ref = k.RPSPerCore
-			}
-		}
-		for _, k := range r.Knee {
-			cores, per, ratio := "—", "—", "—"
-			if k.Peer != "direct" {
-				cores = fmt.Sprintf("%.2f", k.ProxyCores)
-				per = rps(k.RPSPerCore)
-				if ref > 0 && k.RPSPerCore > 0 {
-					ratio = fmt.Sprintf("%.2f×", k.RPSPerCore/ref)
-				}
-			}
-			stop := k.StoppedBy
-			if k.HarnessBound {
-				stop += " (harness-bound)"
-			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n", esc(k.Peer), ms(k.LowLoadP99),
-				rps(k.ClosedMax), rps(k.KneeRPS), ms(k.P99AtKnee), cores, per, esc(stop), k.Errors, ratio)
-		}
-		b.WriteString("\n")
+		writeKnee(&b, r.Knee, false)
 	}
 	if len(r.Memory) > 0 {
 		b.WriteString("## S4 — memory with idle keep-alive connections (one proxy hop)\n\n")
@@ -381,6 +334,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	if len(r.Churn) > 0 {
 		writeChurn(&b, r.Churn)
 	}
+	writeEdge(&b, r)
 	if len(r.Notes) > 0 {
 		b.WriteString("## Notes\n\n")
 		for _, n := range r.Notes {
@@ -390,6 +344,140 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeLatencyTable is the open-loop table of scenario sc. split shows a pair's proxies apart (the edge and the
+// server-side proxy of S11) instead of their mean CPU per request.
+func writeLatencyTable(b *strings.Builder, rows []LatencyRow, sc string, split bool) {
+	variant, growth := false, false
+	for _, row := range rows {
+		if row.Scenario == sc {
+			variant = variant || row.Variant != ""
+			growth = growth || row.RSSGrowth != nil
+		}
+	}
+	head, rule := "| Peer |", "|---|"
+	if variant {
+		head, rule = head+" Variant |", rule+"---|"
+	}
+	head += " Conns | Target rps | Achieved rps | p50 | p99 | p99.9 | max | +p50 vs direct | +p99 vs direct |"
+	rule += "--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+	if split {
+		head, rule = head+" Edge CPU-s/1k req | Server-side CPU-s/1k req |", rule+"--:|--:|"
+	} else {
+		head, rule = head+" CPU-s/1k req/proxy |", rule+"--:|"
+	}
+	head, rule = head+" Peak RSS/proxy |", rule+"--:|"
+	if growth {
+		head, rule = head+" RSS growth |", rule+"--:|"
+	}
+	b.WriteString(head + " Errors | Status |\n" + rule + "--:|---|\n")
+	for _, row := range rows {
+		if row.Scenario != sc {
+			continue
+		}
+		status := "ok"
+		if row.Failed != "" {
+			status = "FAILED: " + row.Failed
+		}
+		fmt.Fprintf(b, "| %s |", esc(row.Peer))
+		if variant {
+			fmt.Fprintf(b, " %s |", esc(row.Variant))
+		}
+		fmt.Fprintf(b, " %d | %s | %s | %s | %s | %s | %s | %s | %s |",
+			row.Conns, rps(row.Rate), rps(row.Achieved), ms(row.P50), ms(row.P99), ms(row.P999), ms(row.Max),
+			addMs(row.AddP50), addMs(row.AddP99))
+		if split {
+			fmt.Fprintf(b, " %s | %s |", cpu(row.FrontCPUPer1k), cpu(row.BackCPUPer1k))
+		} else {
+			fmt.Fprintf(b, " %s |", cpu(row.CPUPer1k))
+		}
+		fmt.Fprintf(b, " %s |", mb(row.PeakRSS))
+		if growth {
+			fmt.Fprintf(b, " %s |", signedMB(row.RSSGrowth))
+		}
+		fmt.Fprintf(b, " %d | %s |\n", row.Errors, esc(status))
+	}
+	b.WriteString("\n")
+}
+
+// edgeScenario is the edge gateway's scenario: its open-loop table and its knee render as one section, after S10.
+const edgeScenario = "S11"
+
+// writeEdge renders S11: the fixed-rate table with the edge and server-side proxies' CPU apart, the ratios vs
+// nginx, and the knee through the edge hop. It writes nothing when the run has no S11.
+func writeEdge(b *strings.Builder, r *Report) {
+	has := len(r.EdgeKnee) > 0
+	for _, row := range r.Latency {
+		has = has || row.Scenario == edgeScenario
+	}
+	if !has {
+		return
+	}
+	b.WriteString("## S11 — edge gateway (HTTPS in → edge proxy → TLS 1.3 mTLS → server-side proxy → app)\n\n")
+	b.WriteString("The client speaks TLS 1.3 to the edge on keep-alive connections (handshakes before the measured window), trusting the harness's CA, with no client certificate; the edge terminates it with the harness's server certificate and carries the request over mTLS to a server-side proxy in front of the app (sinew: its ingress gateway, a Gateway of GatewayClass sinew with an HTTPS listener, then the server's sidecar; nginx and HAProxy: the client-side instance of their S2 pair with a TLS front; go-revproxy the same). direct: HTTPS straight to the app's TLS port, the baseline of the added latency, so that added = what the edge hop costs beyond HTTPS itself. CPU is per proxy: the edge (front) instance and the server-side instance apart, both pinned to the proxy core.\n\n")
+	if r.hasLatency(edgeScenario) {
+		writeLatencyTable(b, r.Latency, edgeScenario, true)
+		writeRatios(b, r.Latency, edgeScenario, true)
+	}
+	if len(r.EdgeKnee) > 0 {
+		b.WriteString("Knee through the edge hop (S3's search, TLS from the client). The edge and the server-side proxy share the proxy core, so rps per proxy core = knee rps ÷ the cores both used; rps per edge core = knee rps ÷ the edge's cores alone, an extrapolation, since the edge never has the core to itself.\n\n")
+		writeKnee(b, r.EdgeKnee, true)
+	}
+}
+
+func (r *Report) hasLatency(sc string) bool {
+	for _, row := range r.Latency {
+		if row.Scenario == sc {
+			return true
+		}
+	}
+	return false
+}
+
+// writeKnee is a knee table: S3's, or with edge S11's, which adds the edge proxy's own cores and rps per edge core.
+func writeKnee(b *strings.Builder, rows []KneeRow, edge bool) {
+	head, rule := "| Peer | Low-load p99 | Closed-loop max rps | Knee rps | p99 at knee | Proxy cores at knee |", "|---|--:|--:|--:|--:|--:|"
+	if edge {
+		head, rule = "| Peer | Low-load p99 | Closed-loop max rps | Knee rps | p99 at knee | Proxy cores at knee (edge + server-side) | Edge cores at knee |", rule+"--:|"
+	}
+	head += " rps per proxy core |"
+	rule += "--:|"
+	if edge {
+		head, rule = head+" rps per edge core |", rule+"--:|"
+	}
+	b.WriteString(head + " Stopped by | Errors | vs " + refPeer + " (rps/core) |\n" + rule + "---|--:|--:|\n")
+	var ref float64
+	for _, k := range rows {
+		if k.Peer == refPeer {
+			ref = k.RPSPerCore
+		}
+	}
+	for _, k := range rows {
+		cores, front, per, perFront, ratio := "—", "—", "—", "—", "—"
+		if k.Peer != "direct" {
+			cores = fmt.Sprintf("%.2f", k.ProxyCores)
+			front = fmt.Sprintf("%.2f", k.FrontCores)
+			per, perFront = rps(k.RPSPerCore), rps(k.RPSPerFrontCore)
+			if ref > 0 && k.RPSPerCore > 0 {
+				ratio = fmt.Sprintf("%.2f×", k.RPSPerCore/ref)
+			}
+		}
+		stop := k.StoppedBy
+		if k.HarnessBound {
+			stop += " (harness-bound)"
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |", esc(k.Peer), ms(k.LowLoadP99), rps(k.ClosedMax), rps(k.KneeRPS), ms(k.P99AtKnee), cores)
+		if edge {
+			fmt.Fprintf(b, " %s |", front)
+		}
+		fmt.Fprintf(b, " %s |", per)
+		if edge {
+			fmt.Fprintf(b, " %s |", perFront)
+		}
+		fmt.Fprintf(b, " %s | %d | %s |\n", esc(stop), k.Errors, ratio)
+	}
+	b.WriteString("\n")
 }
 
 func writeTCP(b *strings.Builder, rows []TCPRow) {
@@ -463,14 +551,19 @@ func writeSoak(b *strings.Builder, rows []SoakRow) {
 	b.WriteString("\n")
 }
 
-// writeRatios compares each peer's added latency and CPU with the reference peer's in the same cell.
-func writeRatios(b *strings.Builder, rows []LatencyRow, sc string) {
+// writeRatios compares each peer's added latency and CPU with the reference peer's in the same cell; with edge,
+// the CPU compared is the edge proxy's alone (S11), otherwise the pair's mean.
+func writeRatios(b *strings.Builder, rows []LatencyRow, sc string, edge bool) {
 	ref := cells(rows, sc, refPeer)
 	if len(ref) == 0 {
 		return
 	}
 	fmt.Fprintf(b, "Ratios vs %s (same cell, same rounds; < 1 is better than %s; no latency ratio when %s adds < %d µs):\n\n", refPeer, refPeer, refPeer, noiseFloorUS)
-	b.WriteString("| Peer | Conns | Target rps | added p50 | added p99 | CPU/req |\n|---|--:|--:|--:|--:|--:|\n")
+	cpuHead, cpuOf := "CPU/req", func(r LatencyRow) *float64 { return r.CPUPer1k }
+	if edge {
+		cpuHead, cpuOf = "edge CPU/req", func(r LatencyRow) *float64 { return r.FrontCPUPer1k }
+	}
+	b.WriteString("| Peer | Conns | Target rps | added p50 | added p99 | " + cpuHead + " |\n|---|--:|--:|--:|--:|--:|\n")
 	for _, r := range rows {
 		if r.Scenario != sc || r.Peer == refPeer || r.Peer == "direct" {
 			continue
@@ -480,7 +573,7 @@ func writeRatios(b *strings.Builder, rows []LatencyRow, sc string) {
 			continue
 		}
 		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s |\n", esc(rowLabel(r)), r.Conns, rps(r.Rate),
-			ratio(r.AddP50, n.AddP50), ratio(r.AddP99, n.AddP99), cpuRatio(r.CPUPer1k, n.CPUPer1k))
+			ratio(r.AddP50, n.AddP50), ratio(r.AddP99, n.AddP99), cpuRatio(cpuOf(r), cpuOf(n)))
 	}
 	b.WriteString("\n")
 }
@@ -578,8 +671,23 @@ func latencyScenarios(rows []LatencyRow) []string {
 			out = append(out, r.Scenario)
 		}
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return scenarioLess(out[i], out[j]) })
 	return out
+}
+
+// scenarioLess orders scenario IDs by number (S2 before S11), then by name.
+func scenarioLess(a, b string) bool {
+	num := func(s string) int {
+		n, err := strconv.Atoi(strings.TrimPrefix(s, "S"))
+		if err != nil {
+			return math.MaxInt
+		}
+		return n
+	}
+	if na, nb := num(a), num(b); na != nb {
+		return na < nb
+	}
+	return a < b
 }
 
 func sortedKeys[V any](m map[string]V) []string {

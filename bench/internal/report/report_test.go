@@ -48,6 +48,11 @@ func sample() *Report {
 			{Scenario: "S5", Peer: "direct", Variant: "1 MiB upload", Conns: 4, Rate: 20, Achieved: 20, P50: 900, P99: 4000, P999: 4000, Max: 4000, Rounds: 2},
 			{Scenario: "S5", Peer: "nginx", Variant: "1 MiB upload", Conns: 4, Rate: 20, Achieved: 20, P50: 44000, P99: 51000, P999: 51000, Max: 51000,
 				AddP50: f(43100), AddP99: f(47000), CPUPer1k: f(2), PeakRSS: 24_900_000, RSSGrowth: i64(100_000), Proxies: 2, Rounds: 2},
+			{Scenario: "S11", Peer: "direct", Conns: 16, Rate: 1000, Achieved: 1000, P50: 95, P99: 260, P999: 500, Max: 900, Rounds: 2},
+			{Scenario: "S11", Peer: "nginx", Conns: 16, Rate: 1000, Achieved: 1000, P50: 260, P99: 600, P999: 1100, Max: 2000,
+				AddP50: f(165), AddP99: f(340), CPUPer1k: f(0.08), FrontCPUPer1k: f(0.09), BackCPUPer1k: f(0.07), PeakRSS: 25_000_000, Proxies: 2, Rounds: 2},
+			{Scenario: "S11", Peer: "sinew", Conns: 16, Rate: 1000, Achieved: 1000, P50: 430, P99: 1300, P999: 2500, Max: 4000,
+				AddP50: f(335), AddP99: f(1040), CPUPer1k: f(0.16), FrontCPUPer1k: f(0.18), BackCPUPer1k: f(0.14), PeakRSS: 24_000_000, Proxies: 2, Rounds: 2},
 		},
 		TCP: []TCPRow{
 			{Peer: "direct", Mode: "pair, mTLS between", Gbps: 8.5, PingP50: 9, PingP99: 45, PingP999: 80, PingMax: 300, Rounds: 2},
@@ -74,6 +79,13 @@ func sample() *Report {
 				StoppedBy: "achieved 22000 of 25000 rps", HarnessBound: true, Rounds: 1},
 			{Peer: "go-revproxy", LowLoadP99: 500, ClosedMax: 24000, KneeRPS: 20000, P99AtKnee: 3000, ProxyCores: 0.9, RPSPerCore: 22222,
 				StoppedBy: "p99 6 ms > 10× low-load at 22000 rps", Rounds: 1},
+		},
+		EdgeKnee: []KneeRow{
+			{Peer: "direct", LowLoadP99: 250, ClosedMax: 38000, KneeRPS: 28000, P99AtKnee: 1900, StoppedBy: "p99 3 ms > 10× low-load at 34000 rps", Rounds: 1},
+			{Peer: "nginx", LowLoadP99: 400, ClosedMax: 21000, KneeRPS: 15700, P99AtKnee: 2100, ProxyCores: 0.7, FrontCores: 0.4, RPSPerCore: 22429,
+				RPSPerFrontCore: 39250, StoppedBy: "p99 5 ms > 10× low-load at 18900 rps", HarnessBound: true, Rounds: 1},
+			{Peer: "sinew", LowLoadP99: 700, ClosedMax: 10000, KneeRPS: 7500, P99AtKnee: 4000, ProxyCores: 0.95, FrontCores: 0.5, RPSPerCore: 7895,
+				RPSPerFrontCore: 15000, StoppedBy: "achieved 8100 of 9000 rps", Rounds: 1},
 		},
 		Memory: []MemoryRow{
 			{Peer: "nginx", Conns: []int{1, 1000, 9000}, RSS: []int64{19_800_000, 20_600_000, 25_000_000}, PerConn: 578, PeakRSS: 25_000_000},
