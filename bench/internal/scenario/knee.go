@@ -10,50 +10,57 @@ import (
 	"github.com/sinewmesh/sinew/bench/internal/report"
 )
 
-// knee is S3: per peer (one hop), the low-load p99, the closed-loop maximum, then open-loop steps at
-// fractions of that maximum until p99 > 10× low-load p99, errors, or < 95 % of the rate achieved.
-func (r *Runner) knee(ctx context.Context) {
-	ps := r.available("S3", false)
+// knee finds, per peer, the throughput knee through topology topo: the low-load p99, the closed-loop maximum,
+// then open-loop steps at fractions of that maximum until p99 > 10× low-load p99, errors, or < 95 % of the rate
+// achieved. S3 runs it through one hop, S11 through the edge hop (TLS from the client; the knee's proxy cores are
+// the edge's and the server-side proxy's together, which share the proxy core, and the edge's alone).
+func (r *Runner) knee(ctx context.Context, sc string, topo peers.Topology) []report.KneeRow {
+	ps := r.available(sc, false)
 	perPeer := map[string][]report.KneeRow{}
 	for round := 0; round < r.Plan.KneeRounds && ctx.Err() == nil; round++ {
 		for _, p := range rotate(ps, round) {
 			if ctx.Err() != nil {
-				return
+				return nil
 			}
-			in, ok := r.start(ctx, "S3", p, peers.Hop)
+			in, ok := r.start(ctx, sc, p, topo)
 			if !ok {
 				continue
 			}
 			row := r.kneeOnce(ctx, p.Name(), in)
 			in.Stop()
-			r.logf("S3 round %d/%d %-11s low-p99=%.3fms closed-max=%.0f knee=%.0f rps cores=%.2f rps/core=%.0f (%s)",
-				round+1, r.Plan.KneeRounds, p.Name(), row.LowLoadP99/1000, row.ClosedMax, row.KneeRPS, row.ProxyCores, row.RPSPerCore, row.StoppedBy)
+			r.logf("%s knee round %d/%d %-11s low-p99=%.3fms closed-max=%.0f knee=%.0f rps cores=%.2f (first hop %.2f) rps/core=%.0f (%s)",
+				sc, round+1, r.Plan.KneeRounds, p.Name(), row.LowLoadP99/1000, row.ClosedMax, row.KneeRPS, row.ProxyCores, row.FrontCores, row.RPSPerCore, row.StoppedBy)
 			perPeer[p.Name()] = append(perPeer[p.Name()], row)
 		}
 	}
+	var out []report.KneeRow
 	for _, p := range ps {
 		rows := perPeer[p.Name()]
 		if len(rows) == 0 {
 			continue
 		}
-		out := rows[len(rows)-1] // steps and stop reason of the last round
-		var low, cmax, knee, p99, cores, per []float64
-		out.Errors = 0
+		last := rows[len(rows)-1] // steps and stop reason of the last round
+		var low, cmax, knee, p99, cores, per, front, perFront []float64
+		last.Errors = 0
 		for _, k := range rows {
 			low, cmax, knee = append(low, k.LowLoadP99), append(cmax, k.ClosedMax), append(knee, k.KneeRPS)
 			p99, cores, per = append(p99, k.P99AtKnee), append(cores, k.ProxyCores), append(per, k.RPSPerCore)
-			out.Errors += k.Errors
+			front, perFront = append(front, k.FrontCores), append(perFront, k.RPSPerFrontCore)
+			last.Errors += k.Errors
 		}
-		out.LowLoadP99, out.ClosedMax, out.KneeRPS = median(low), median(cmax), median(knee)
-		out.P99AtKnee, out.ProxyCores, out.RPSPerCore = median(p99), median(cores), median(per)
-		out.Rounds = len(rows)
-		r.Rep.Knee = append(r.Rep.Knee, out)
+		last.LowLoadP99, last.ClosedMax, last.KneeRPS = median(low), median(cmax), median(knee)
+		last.P99AtKnee, last.ProxyCores, last.RPSPerCore = median(p99), median(cores), median(per)
+		last.FrontCores, last.RPSPerFrontCore = median(front), median(perFront)
+		last.Rounds = len(rows)
+		out = append(out, last)
 	}
+	return out
 }
 
 func (r *Runner) kneeOnce(ctx context.Context, name string, in *peers.Instance) report.KneeRow {
 	row := report.KneeRow{Peer: name}
-	gen, err := loadgen.New(ctx, loadgen.Config{Addr: in.Addr, Host: in.Host, Authorization: in.Authorization, Conns: r.Plan.KneeConns, BodySize: r.Plan.BodySize})
+	gen, err := loadgen.New(ctx, loadgen.Config{Addr: in.Addr, Host: in.Host, Authorization: in.Authorization, Conns: r.Plan.KneeConns,
+		BodySize: r.Plan.BodySize, TLS: in.ClientTLS})
 	if err != nil {
 		row.StoppedBy, row.Errors = "dial: "+err.Error(), 1
 		return row
@@ -97,6 +104,9 @@ func (r *Runner) kneeOnce(ctx context.Context, name string, in *peers.Instance) 
 			if len(in.Proxies) > 0 {
 				st.ProxyCores = (after.cpu - before.cpu).Seconds() / wall.Seconds()
 			}
+			if len(in.Proxies) > 1 {
+				st.FrontCores = (after.each[0] - before.each[0]).Seconds() / wall.Seconds()
+			}
 			row.Errors += st.Errors
 			switch {
 			case st.Errors > 0:
@@ -117,9 +127,12 @@ func (r *Runner) kneeOnce(ctx context.Context, name string, in *peers.Instance) 
 			row.StoppedBy = why
 			break
 		}
-		row.KneeRPS, row.P99AtKnee, row.ProxyCores = st.Achieved, st.P99, st.ProxyCores
+		row.KneeRPS, row.P99AtKnee, row.ProxyCores, row.FrontCores = st.Achieved, st.P99, st.ProxyCores, st.FrontCores
 		if st.ProxyCores > 0 {
 			row.RPSPerCore = st.Achieved / st.ProxyCores
+		}
+		if st.FrontCores > 0 {
+			row.RPSPerFrontCore = st.Achieved / st.FrontCores
 		}
 	}
 	// If the proxy never used most of its core, the load generator and app (sharing the other core) were the

@@ -1,6 +1,6 @@
-// Package scenario runs the benchmark scenarios (S1–S10 of PERFORMANCE.md) against every peer, interleaved
-// over rounds, and fills a report.Report with medians. It owns the order of runs and the arithmetic of
-// "added latency"; it never renders output.
+// Package scenario runs the benchmark scenarios (S1–S10 of PERFORMANCE.md, and S11, issue #14's edge gateway)
+// against every peer, interleaved over rounds, and fills a report.Report with medians. It owns the order of runs
+// and the arithmetic of "added latency"; it never renders output.
 package scenario
 
 import (
@@ -81,6 +81,7 @@ type Plan struct {
 	SoakWindow   time.Duration // S9 sampling period of latency and RSS
 
 	S10           Cell          // S10's load: one S2 cell
+	S11           []Cell        // S11's open-loop cells through the edge hop (its knee uses the Knee* settings)
 	ChurnMeasure  time.Duration // S10's measured window
 	EndpointEvery time.Duration // S10: period of endpoint-set changes
 	RouteEvery    time.Duration // S10: period of route changes
@@ -107,10 +108,11 @@ func (p *Plan) CapMemSteps(nofile uint64) (capped int) {
 	return capped
 }
 
-// QuickPlan is S1–S8 and S10 in about ten minutes on two cores: two rounds, a subset of cells, short steps.
+// QuickPlan is S1–S8, S10 and S11 in about a quarter of an hour on two cores: two rounds, a subset of cells, short
+// steps.
 func QuickPlan() Plan {
 	return Plan{
-		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S6": true, "S7": true, "S8": true, "S10": true},
+		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S6": true, "S7": true, "S8": true, "S10": true, "S11": true},
 		Rounds:    2, Warmup: 500 * time.Millisecond, Measure: 2500 * time.Millisecond, BodySize: 1024,
 		S1:         []Cell{{16, 1000}, {100, 2000}},
 		S2:         []Cell{{1, 1000}, {16, 1000}},
@@ -125,6 +127,7 @@ func QuickPlan() Plan {
 		ExtraMeasure:  1500 * time.Millisecond,
 		SoakDuration:  time.Minute, SoakWindow: 10 * time.Second,
 		S10: Cell{16, 1000}, ChurnMeasure: 15 * time.Second, EndpointEvery: time.Second, RouteEvery: 5 * time.Second,
+		S11: []Cell{{16, 1000}},
 	}
 }
 
@@ -140,7 +143,7 @@ func payloadLoads(conns int, small, mid, big float64) []Load {
 	}
 }
 
-// FullPlan is every cell of S1–S10, three rounds.
+// FullPlan is every cell of S1–S11, three rounds.
 func FullPlan() Plan {
 	var s1 []Cell
 	for _, c := range []int{16, 100} {
@@ -149,7 +152,7 @@ func FullPlan() Plan {
 		}
 	}
 	return Plan{
-		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S6": true, "S7": true, "S8": true, "S9": true, "S10": true},
+		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S6": true, "S7": true, "S8": true, "S9": true, "S10": true, "S11": true},
 		Rounds:    3, Warmup: time.Second, Measure: 10 * time.Second, BodySize: 1024,
 		S1:         s1,
 		S2:         []Cell{{1, 1000}, {4, 1000}, {16, 1000}, {64, 1000}},
@@ -171,6 +174,7 @@ func FullPlan() Plan {
 		ExtraMeasure: 5 * time.Second,
 		SoakDuration: 10 * time.Minute, SoakWindow: 30 * time.Second,
 		S10: Cell{16, 1000}, ChurnMeasure: time.Minute, EndpointEvery: time.Second, RouteEvery: 5 * time.Second,
+		S11: []Cell{{16, 1000}, {64, 1000}},
 	}
 }
 
@@ -223,7 +227,7 @@ func (r *Runner) Run(ctx context.Context) {
 		r.latency(ctx, "S2", peers.Mesh, r.loads(r.Plan.S2), false)
 	}
 	if r.Plan.Scenarios["S3"] {
-		r.knee(ctx)
+		r.Rep.Knee = append(r.Rep.Knee, r.knee(ctx, "S3", peers.Hop)...)
 	}
 	if r.Plan.Scenarios["S4"] {
 		r.memory(ctx)
@@ -243,6 +247,10 @@ func (r *Runner) Run(ctx context.Context) {
 	}
 	if r.Plan.Scenarios["S10"] {
 		r.churn(ctx)
+	}
+	if r.Plan.Scenarios["S11"] {
+		r.latency(ctx, "S11", peers.Edge, r.loads(r.Plan.S11), false)
+		r.Rep.EdgeKnee = append(r.Rep.EdgeKnee, r.knee(ctx, "S11", peers.Edge)...)
 	}
 	if r.Plan.Scenarios["S9"] {
 		r.soak(ctx)
@@ -278,19 +286,21 @@ func (r *Runner) start(ctx context.Context, sc string, p peers.Peer, topo peers.
 
 // usage is CPU and memory of an instance's proxies.
 type usage struct {
-	cpu time.Duration
-	hwm int64 // max over proxies
-	rss int64 // sum over proxies
+	cpu  time.Duration
+	each []time.Duration // per proxy, in the instance's order (the first hop first)
+	hwm  int64           // max over proxies
+	rss  int64           // sum over proxies
 }
 
 func measureProcs(ps []*peers.Proc) usage {
-	var u usage
-	for _, p := range ps {
+	u := usage{each: make([]time.Duration, len(ps))}
+	for i, p := range ps {
 		s, err := procstat.Tree(p.PID())
 		if err != nil {
 			continue
 		}
 		u.cpu += s.CPU
+		u.each[i] = s.CPU
 		u.rss += s.RSS
 		if s.HWM > u.hwm {
 			u.hwm = s.HWM
@@ -304,10 +314,13 @@ type cellSample struct {
 	lag      loadgen.Summary // harness side: intended time → write
 	achieved float64
 	cpuPer1k *float64
-	hwm      int64
-	growth   int64 // peak RSS now − peak RSS after the instance's first cell (max over proxies)
-	errs     int64
-	failed   string
+	// cpuEach: CPU-s per 1,000 requests of each proxy of a pair, the first hop first (S11: the edge proxy, then
+	// the server-side proxy); nil for other instances.
+	cpuEach []float64
+	hwm     int64
+	growth  int64 // peak RSS now − peak RSS after the instance's first cell (max over proxies)
+	errs    int64
+	failed  string
 }
 
 // runner returns the open-loop driver for a load: the HTTP/1.1 generator, or HTTP/2 / gRPC calls.
@@ -334,7 +347,7 @@ func runner(ctx context.Context, in *peers.Instance, c Load) (func(time.Duration
 
 // measure is the measured window of one cell of scenario sc.
 func (r *Runner) measure(sc string) time.Duration {
-	if sc != "S1" && sc != "S2" && r.Plan.ExtraMeasure > 0 {
+	if sc != "S1" && sc != "S2" && sc != "S11" && r.Plan.ExtraMeasure > 0 {
 		return r.Plan.ExtraMeasure
 	}
 	return r.Plan.Measure
@@ -354,6 +367,11 @@ func (r *Runner) runCell(ctx context.Context, sc string, in *peers.Instance, c L
 	if n := len(in.Proxies); n > 0 && res.Requests > 0 {
 		v := (after.cpu - before.cpu).Seconds() / float64(n) / (float64(res.Requests) / 1000)
 		s.cpuPer1k = &v
+		if n == 2 {
+			for i := range in.Proxies {
+				s.cpuEach = append(s.cpuEach, (after.each[i]-before.each[i]).Seconds()/(float64(res.Requests)/1000))
+			}
+		}
 	}
 	switch {
 	case res.ConnErrors > 0 || res.Non2xx > 0:
@@ -439,7 +457,7 @@ func (r *Runner) latency(ctx context.Context, sc string, topo peers.Topology, ce
 // aggregate takes medians over rounds; added latency is the median of per-round differences with direct.
 func aggregate(sc, peer string, c Cell, rounds []*cellSample, direct [][]*cellSample, cell int) (report.LatencyRow, bool) {
 	row := report.LatencyRow{Scenario: sc, Peer: peer, Conns: c.Conns, Rate: c.Rate}
-	var p50, p99, p999, mx, ach, cpu, add50, add99, lag50, lag99 []float64
+	var p50, p99, p999, mx, ach, cpu, front, back, add50, add99, lag50, lag99 []float64
 	for round, s := range rounds {
 		if s == nil {
 			continue
@@ -458,6 +476,9 @@ func aggregate(sc, peer string, c Cell, rounds []*cellSample, direct [][]*cellSa
 		if s.cpuPer1k != nil {
 			cpu = append(cpu, *s.cpuPer1k)
 		}
+		if len(s.cpuEach) == 2 {
+			front, back = append(front, s.cpuEach[0]), append(back, s.cpuEach[1])
+		}
 		if s.hwm > row.PeakRSS {
 			row.PeakRSS = s.hwm
 		}
@@ -475,6 +496,10 @@ func aggregate(sc, peer string, c Cell, rounds []*cellSample, direct [][]*cellSa
 	if len(cpu) > 0 {
 		v := median(cpu)
 		row.CPUPer1k = &v
+	}
+	if len(front) > 0 {
+		f, b := median(front), median(back)
+		row.FrontCPUPer1k, row.BackCPUPer1k = &f, &b
 	}
 	if len(add50) > 0 {
 		a, b := median(add50), median(add99)

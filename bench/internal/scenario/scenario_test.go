@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -143,5 +144,44 @@ func TestChurnSchedule(t *testing.T) {
 	}
 	if off, route := s.at(0); off != 500*time.Millisecond || route {
 		t.Errorf("tick 0 at %s route=%v, want 0.5s, endpoints only", off, route)
+	}
+}
+
+// A pair's proxies are also reported apart (S11: the edge, then the server-side proxy), each the median over
+// rounds, beside the pair's mean.
+func TestAggregateSplitsPairCPU(t *testing.T) {
+	t.Parallel()
+	round := func(front, back float64) *cellSample {
+		s := cs(100, 200)
+		mean := (front + back) / 2
+		s.cpuPer1k, s.cpuEach = &mean, []float64{front, back}
+		return s
+	}
+	row, ok := aggregate("S11", "sinew", Cell{16, 1000}, []*cellSample{round(0.12, 0.10), round(0.30, 0.20), round(0.14, 0.08)}, nil, 0)
+	if !ok || row.FrontCPUPer1k == nil || row.BackCPUPer1k == nil {
+		t.Fatalf("row %+v: want the edge's and the server-side proxy's CPU", row)
+	}
+	if *row.FrontCPUPer1k != 0.14 || *row.BackCPUPer1k != 0.10 || math.Abs(*row.CPUPer1k-0.11) > 1e-9 {
+		t.Errorf("front %v back %v mean %v, want medians 0.14, 0.10 and 0.11", *row.FrontCPUPer1k, *row.BackCPUPer1k, *row.CPUPer1k)
+	}
+	one := cs(100, 200)
+	v := 0.1
+	one.cpuPer1k = &v
+	if row, _ := aggregate("S1", "nginx", Cell{16, 1000}, []*cellSample{one}, nil, 0); row.FrontCPUPer1k != nil {
+		t.Error("a single proxy reported as a pair")
+	}
+}
+
+// S11 is in both plans, with S2's window, and its knee uses S3's settings.
+func TestPlansIncludeEdge(t *testing.T) {
+	t.Parallel()
+	for name, p := range map[string]Plan{"quick": QuickPlan(), "full": FullPlan()} {
+		if !p.Scenarios["S11"] || len(p.S11) == 0 || p.S11[0] != (Cell{16, 1000}) {
+			t.Errorf("%s: S11 %v, cells %v", name, p.Scenarios["S11"], p.S11)
+		}
+		r := &Runner{Plan: p}
+		if r.measure("S11") != p.Measure {
+			t.Errorf("%s: S11 window %v, want S2's %v", name, r.measure("S11"), p.Measure)
+		}
 	}
 }
