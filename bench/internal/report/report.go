@@ -421,7 +421,7 @@ func writeEdge(b *strings.Builder, r *Report) {
 		writeRatios(b, r.Latency, edgeScenario, true)
 	}
 	if len(r.EdgeKnee) > 0 {
-		b.WriteString("Knee through the edge hop (S3's search, TLS from the client). The edge and the server-side proxy share the proxy core, so rps per proxy core = knee rps ÷ the cores both used; rps per edge core = knee rps ÷ the edge's cores alone, an extrapolation, since the edge never has the core to itself.\n\n")
+		b.WriteString("Knee through the edge hop (S3's search, TLS from the client). The edge and the server-side proxy share the proxy core, so rps per proxy core = knee rps ÷ the cores both used; rps per edge core = knee rps ÷ the edge's cores alone, an extrapolation, since the edge never has the core to itself. The direct row is the harness's own ceiling (TLS client and app share one core); compare rps per proxy core between peers, not knee rps.\n\n")
 		writeKnee(b, r.EdgeKnee, true)
 	}
 }
