@@ -70,7 +70,7 @@ func revproxy(ctx context.Context, args []string) error {
 	h2 := fs.Bool("h2", false, "HTTP/2 on both sides (h2c in the clear, ALPN h2 over TLS)")
 	frontCert := fs.String("front-cert", "", "terminate TLS on the listener with this certificate (PEM), independently of -tls-server; mTLS unless -front-client-cert=false")
 	frontKey := fs.String("front-key", "", "private key of -front-cert (PEM)")
-	frontClientCert := fs.Bool("front-client-cert", true, "require a client certificate on -front-cert's listener (false: an edge, S11)")
+	frontClientCert := fs.Bool("front-client-cert", true, "require a client certificate on -front-cert's listener (false: an edge, S12)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/sinewmesh/sinew/internal/names"
 )
 
-// S11's edge hop: HTTPS from a client outside the mesh to an edge proxy, which terminates it with the harness's
+// S12's edge hop: HTTPS from a client outside the mesh to an edge proxy, which terminates it with the harness's
 // server certificate and carries the request over mTLS to the server-side proxy in front of the app. sinew's edge
 // is its ingress gateway: sinew-proxy in gateway mode serving a Gateway of GatewayClass sinew with an HTTPS
 // listener, configured by the control plane from the Gateway API documents of EdgeDocs.

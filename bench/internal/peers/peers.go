@@ -42,7 +42,7 @@ const (
 	// (ChurnSkip).
 	ChurnMesh
 	// Edge is an edge proxy terminating HTTPS from the client (TLS 1.3, the client trusts the harness's CA and
-	// presents no certificate) → mTLS → a server-side proxy → app (S11). sinew's edge proxy is its ingress
+	// presents no certificate) → mTLS → a server-side proxy → app (S12). sinew's edge proxy is its ingress
 	// gateway (a Gateway of GatewayClass sinew with an HTTPS listener); nginx's and HAProxy's is the client-side
 	// instance of their pair with a TLS front; direct is HTTPS to the app's TLS port (keep-alive, so only the
 	// first request of a connection pays for the handshake, before the measured window).
@@ -210,7 +210,7 @@ func (Direct) Name() string          { return "direct" }
 func (Direct) Available(*Env) string { return "" }
 func (Direct) Start(_ context.Context, env *Env, topo Topology) (*Instance, error) {
 	if topo == TLSMesh || topo == Edge {
-		// The app's TLS port requires a client certificate (S7); on S11's keep-alive connections it is presented
+		// The app's TLS port requires a client certificate (S7); on S12's keep-alive connections it is presented
 		// once, at the handshake before the measured window, and changes nothing per request.
 		cfg, err := ClientTLS(env.TLS)
 		if err != nil {

@@ -28,7 +28,7 @@ import (
 // explicit mode. In Hop the client proxy's outbound port leads to an unmeshed Workload (the app itself),
 // so the request crosses exactly one proxy in plaintext; in Mesh it crosses client proxy → mTLS → server
 // proxy → app; ChurnMesh adds a standby server proxy and an HTTPRoute, whose resource files Instance.Churn
-// rewrites under load (S10). In Edge (S11) the first proxy is a gateway proxy (gateway mode) terminating
+// rewrites under load (S10). In Edge (S12) the first proxy is a gateway proxy (gateway mode) terminating
 // HTTPS on its Gateway's listener, then mTLS → server proxy → app. Only the proxies are measured; the
 // controller is pinned beside them but idle.
 type Sinew struct {

@@ -32,7 +32,7 @@ type Report struct {
 	TCP       []TCPRow          `json:"tcp,omitempty"`
 	Soak      []SoakRow         `json:"soak,omitempty"`
 	Churn     []ChurnRow        `json:"churn,omitempty"`
-	// EdgeKnee is S11's knee: S3's search through the edge hop (HTTPS in, edge proxy, mTLS, server-side proxy).
+	// EdgeKnee is S12's knee: S3's search through the edge hop (HTTPS in, edge proxy, mTLS, server-side proxy).
 	EdgeKnee []KneeRow `json:"edge_knee,omitempty"`
 	Notes    []string  `json:"notes,omitempty"`
 }
@@ -67,7 +67,7 @@ type LatencyRow struct {
 	AddP50   *float64 `json:"added_p50_us,omitempty"` // median over rounds of (peer − direct in that round)
 	AddP99   *float64 `json:"added_p99_us,omitempty"`
 	CPUPer1k *float64 `json:"cpu_s_per_1k_req_per_proxy,omitempty"` // = vCPU per 1,000 rps per proxy
-	// A pair's proxies apart: the first hop (client-side proxy; S11: the edge proxy) and the server-side proxy.
+	// A pair's proxies apart: the first hop (client-side proxy; S12: the edge proxy) and the server-side proxy.
 	FrontCPUPer1k *float64 `json:"front_cpu_s_per_1k_req,omitempty"`
 	BackCPUPer1k  *float64 `json:"back_cpu_s_per_1k_req,omitempty"`
 	PeakRSS       int64    `json:"peak_rss_bytes_per_proxy,omitempty"` // max VmHWM over the proxies
@@ -84,7 +84,7 @@ type LatencyRow struct {
 	Failed     string  `json:"failed,omitempty"`
 }
 
-// KneeRow is scenario S3 for one peer (one proxy hop, proxy pinned to one core), or S11's knee through the edge
+// KneeRow is scenario S3 for one peer (one proxy hop, proxy pinned to one core), or S12's knee through the edge
 // hop (two proxies sharing the proxy core: ProxyCores counts both, FrontCores the edge proxy alone).
 type KneeRow struct {
 	Peer       string  `json:"peer"`
@@ -94,7 +94,7 @@ type KneeRow struct {
 	P99AtKnee  float64 `json:"p99_at_knee_us"`
 	ProxyCores float64 `json:"proxy_cores_at_knee"` // CPU-s per wall-s of the proxy at the knee rate
 	RPSPerCore float64 `json:"rps_per_proxy_core"`  // knee rps / proxy cores used
-	// A pair (S11): the first hop's (edge proxy's) cores at the knee, and knee rps / those cores.
+	// A pair (S12): the first hop's (edge proxy's) cores at the knee, and knee rps / those cores.
 	FrontCores      float64    `json:"front_proxy_cores_at_knee,omitempty"`
 	RPSPerFrontCore float64    `json:"rps_per_front_proxy_core,omitempty"`
 	Rounds          int        `json:"rounds"`
@@ -347,7 +347,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 }
 
 // writeLatencyTable is the open-loop table of scenario sc. split shows a pair's proxies apart (the edge and the
-// server-side proxy of S11) instead of their mean CPU per request.
+// server-side proxy of S12) instead of their mean CPU per request.
 func writeLatencyTable(b *strings.Builder, rows []LatencyRow, sc string, split bool) {
 	variant, growth := false, false
 	for _, row := range rows {
@@ -402,10 +402,10 @@ func writeLatencyTable(b *strings.Builder, rows []LatencyRow, sc string, split b
 }
 
 // edgeScenario is the edge gateway's scenario: its open-loop table and its knee render as one section, after S10.
-const edgeScenario = "S11"
+const edgeScenario = "S12"
 
-// writeEdge renders S11: the fixed-rate table with the edge and server-side proxies' CPU apart, the ratios vs
-// nginx, and the knee through the edge hop. It writes nothing when the run has no S11.
+// writeEdge renders S12: the fixed-rate table with the edge and server-side proxies' CPU apart, the ratios vs
+// nginx, and the knee through the edge hop. It writes nothing when the run has no S12.
 func writeEdge(b *strings.Builder, r *Report) {
 	has := len(r.EdgeKnee) > 0
 	for _, row := range r.Latency {
@@ -414,7 +414,7 @@ func writeEdge(b *strings.Builder, r *Report) {
 	if !has {
 		return
 	}
-	b.WriteString("## S11 — edge gateway (HTTPS in → edge proxy → TLS 1.3 mTLS → server-side proxy → app)\n\n")
+	b.WriteString("## S12 — edge gateway (HTTPS in → edge proxy → TLS 1.3 mTLS → server-side proxy → app)\n\n")
 	b.WriteString("The client speaks TLS 1.3 to the edge on keep-alive connections (handshakes before the measured window), trusting the harness's CA, with no client certificate; the edge terminates it with the harness's server certificate and carries the request over mTLS to a server-side proxy in front of the app (sinew: its ingress gateway, a Gateway of GatewayClass sinew with an HTTPS listener, then the server's sidecar; nginx and HAProxy: the client-side instance of their S2 pair with a TLS front; go-revproxy the same). direct: HTTPS straight to the app's TLS port, the baseline of the added latency, so that added = what the edge hop costs beyond HTTPS itself. CPU is per proxy: the edge (front) instance and the server-side instance apart, both pinned to the proxy core.\n\n")
 	if r.hasLatency(edgeScenario) {
 		writeLatencyTable(b, r.Latency, edgeScenario, true)
@@ -435,7 +435,7 @@ func (r *Report) hasLatency(sc string) bool {
 	return false
 }
 
-// writeKnee is a knee table: S3's, or with edge S11's, which adds the edge proxy's own cores and rps per edge core.
+// writeKnee is a knee table: S3's, or with edge S12's, which adds the edge proxy's own cores and rps per edge core.
 func writeKnee(b *strings.Builder, rows []KneeRow, edge bool) {
 	head, rule := "| Peer | Low-load p99 | Closed-loop max rps | Knee rps | p99 at knee | Proxy cores at knee |", "|---|--:|--:|--:|--:|--:|"
 	if edge {
@@ -552,7 +552,7 @@ func writeSoak(b *strings.Builder, rows []SoakRow) {
 }
 
 // writeRatios compares each peer's added latency and CPU with the reference peer's in the same cell; with edge,
-// the CPU compared is the edge proxy's alone (S11), otherwise the pair's mean.
+// the CPU compared is the edge proxy's alone (S12), otherwise the pair's mean.
 func writeRatios(b *strings.Builder, rows []LatencyRow, sc string, edge bool) {
 	ref := cells(rows, sc, refPeer)
 	if len(ref) == 0 {
@@ -675,7 +675,7 @@ func latencyScenarios(rows []LatencyRow) []string {
 	return out
 }
 
-// scenarioLess orders scenario IDs by number (S2 before S11), then by name.
+// scenarioLess orders scenario IDs by number (S2 before S12), then by name.
 func scenarioLess(a, b string) bool {
 	num := func(s string) int {
 		n, err := strconv.Atoi(strings.TrimPrefix(s, "S"))

@@ -48,10 +48,10 @@ func sample() *Report {
 			{Scenario: "S5", Peer: "direct", Variant: "1 MiB upload", Conns: 4, Rate: 20, Achieved: 20, P50: 900, P99: 4000, P999: 4000, Max: 4000, Rounds: 2},
 			{Scenario: "S5", Peer: "nginx", Variant: "1 MiB upload", Conns: 4, Rate: 20, Achieved: 20, P50: 44000, P99: 51000, P999: 51000, Max: 51000,
 				AddP50: f(43100), AddP99: f(47000), CPUPer1k: f(2), PeakRSS: 24_900_000, RSSGrowth: i64(100_000), Proxies: 2, Rounds: 2},
-			{Scenario: "S11", Peer: "direct", Conns: 16, Rate: 1000, Achieved: 1000, P50: 95, P99: 260, P999: 500, Max: 900, Rounds: 2},
-			{Scenario: "S11", Peer: "nginx", Conns: 16, Rate: 1000, Achieved: 1000, P50: 260, P99: 600, P999: 1100, Max: 2000,
+			{Scenario: "S12", Peer: "direct", Conns: 16, Rate: 1000, Achieved: 1000, P50: 95, P99: 260, P999: 500, Max: 900, Rounds: 2},
+			{Scenario: "S12", Peer: "nginx", Conns: 16, Rate: 1000, Achieved: 1000, P50: 260, P99: 600, P999: 1100, Max: 2000,
 				AddP50: f(165), AddP99: f(340), CPUPer1k: f(0.08), FrontCPUPer1k: f(0.09), BackCPUPer1k: f(0.07), PeakRSS: 25_000_000, Proxies: 2, Rounds: 2},
-			{Scenario: "S11", Peer: "sinew", Conns: 16, Rate: 1000, Achieved: 1000, P50: 430, P99: 1300, P999: 2500, Max: 4000,
+			{Scenario: "S12", Peer: "sinew", Conns: 16, Rate: 1000, Achieved: 1000, P50: 430, P99: 1300, P999: 2500, Max: 4000,
 				AddP50: f(335), AddP99: f(1040), CPUPer1k: f(0.16), FrontCPUPer1k: f(0.18), BackCPUPer1k: f(0.14), PeakRSS: 24_000_000, Proxies: 2, Rounds: 2},
 		},
 		TCP: []TCPRow{

@@ -28,12 +28,12 @@ const pinnedEnv = "SINEW_BENCH_PINNED"
 // Main runs the benchmark with command-line args (without the program name).
 func Main(ctx context.Context, args []string, log io.Writer) error {
 	fs := flag.NewFlagSet("sinew-bench", flag.ContinueOnError)
-	quick := fs.Bool("quick", false, "fast subset (S1–S8, S10 and S11, about 15 min on 2 cores): fewer cells, 2 rounds, short steps")
+	quick := fs.Bool("quick", false, "fast subset (S1–S8, S10 and S12, about 15 min on 2 cores): fewer cells, 2 rounds, short steps")
 	out := fs.String("out", "bench/RESULTS.md", "Markdown output; JSON goes to <out>.json")
 	peerList := fs.String("peers", "direct,go-revproxy,nginx,haproxy,sinew,sinew-authz,sinew-routes", "peers to run (comma-separated; sinew-authz is sinew with ten authorizations and a JWT check on the server's port, sinew-routes sinew with a ten-rule HTTPRoute splitting 90/10; both meshed HTTP only)")
-	scList := fs.String("scenarios", "", "scenarios to run, comma-separated (default: the plan's: S1–S8, S10 and S11 quick, S1–S11 full)")
+	scList := fs.String("scenarios", "", "scenarios to run, comma-separated (default: the plan's: S1–S8, S10 and S12 quick, S1–S10 and S12 full)")
 	rounds := fs.Int("rounds", 0, "rounds for S1/S2/S5–S8 (default: 2 quick, 3 full)")
-	measure := fs.Duration("measure", 0, "measured duration per S1/S2/S5/S7/S8/S11 cell (default: S1/S2/S11 2.5s quick, 10s full; S5/S7/S8 1.5s quick, 5s full)")
+	measure := fs.Duration("measure", 0, "measured duration per S1/S2/S5/S7/S8/S12 cell (default: S1/S2/S12 2.5s quick, 10s full; S5/S7/S8 1.5s quick, 5s full)")
 	soak := fs.Duration("soak", 0, "S9 soak duration per peer (default: 1m quick, 10m full); S9 samples every min(window, soak)")
 	noPin := fs.Bool("no-pin", false, "do not pin with taskset")
 	keep := fs.Bool("keep", false, "keep the scratch directory (configs and logs)")
@@ -57,6 +57,12 @@ func Main(ctx context.Context, args []string, log io.Writer) error {
 	}
 	if *scList != "" {
 		plan.Scenarios = set(*scList)
+		known := scenario.FullPlan().Scenarios
+		for id := range plan.Scenarios {
+			if !known[id] {
+				return fmt.Errorf("-scenarios: %s is not a scenario of this harness (S1–S10, S12; PERFORMANCE.md's S11 is not implemented yet)", id)
+			}
+		}
 	}
 	if *rounds > 0 {
 		plan.Rounds = *rounds
@@ -325,8 +331,8 @@ func method(p scenario.Plan, pin bool) []string {
 	if p.Scenarios["S10"] {
 		m = append(m, fmt.Sprintf("S10: sinew only, meshed hop with a standby server proxy and a ten-rule HTTPRoute (as sinew-routes); %d connections at %.0f rps, %s warm-up + %s measured; every %s the standby moves in or out of the target Services' endpoints, every %s the route's split weights change (90/10, 10/90, 50/50); the resource files are rewritten atomically (temp file + rename) in the control plane's resource directory; passes with zero errors", p.S10.Conns, p.S10.Rate, p.Warmup, p.ChurnMeasure, p.EndpointEvery, p.RouteEvery))
 	}
-	if p.Scenarios["S11"] {
-		m = append(m, fmt.Sprintf("S11: edge hop — HTTPS in (TLS 1.3, ECDSA P-256 server certificate from the harness's CA, no client certificate, keep-alive: handshakes before the measured window) → edge proxy → mTLS → server-side proxy → app; sinew's edge is its ingress gateway (sinew-proxy in gateway mode, a Gateway of GatewayClass sinew with an HTTPS listener and an HTTPRoute to the server's Service), nginx's and HAProxy's the client-side instance of their pair with a TLS front; direct is HTTPS to the app's TLS port; same rounds, warm-up and window as S2; CPU per request of the edge and the server-side proxy apart; then S3's knee search through the edge hop (%d connections, TLS), rps per proxy core counting both proxies (they share core 0) and per edge core", p.KneeConns))
+	if p.Scenarios["S12"] {
+		m = append(m, fmt.Sprintf("S12: edge hop — HTTPS in (TLS 1.3, ECDSA P-256 server certificate from the harness's CA, no client certificate, keep-alive: handshakes before the measured window) → edge proxy → mTLS → server-side proxy → app; sinew's edge is its ingress gateway (sinew-proxy in gateway mode, a Gateway of GatewayClass sinew with an HTTPS listener and an HTTPRoute to the server's Service), nginx's and HAProxy's the client-side instance of their pair with a TLS front; direct is HTTPS to the app's TLS port; same rounds, warm-up and window as S2; CPU per request of the edge and the server-side proxy apart; then S3's knee search through the edge hop (%d connections, TLS), rps per proxy core counting both proxies (they share core 0) and per edge core", p.KneeConns))
 	}
 	if p.Scenarios["S9"] {
 		m = append(m, fmt.Sprintf("S9: %s per proxy (one hop) at half its knee (S3's, else measured first), %d connections, sampled every %s", p.SoakDuration, p.KneeConns, p.SoakWindow))

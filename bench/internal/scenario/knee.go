@@ -12,7 +12,7 @@ import (
 
 // knee finds, per peer, the throughput knee through topology topo: the low-load p99, the closed-loop maximum,
 // then open-loop steps at fractions of that maximum until p99 > 10× low-load p99, errors, or < 95 % of the rate
-// achieved. S3 runs it through one hop, S11 through the edge hop (TLS from the client; the knee's proxy cores are
+// achieved. S3 runs it through one hop, S12 through the edge hop (TLS from the client; the knee's proxy cores are
 // the edge's and the server-side proxy's together, which share the proxy core, and the edge's alone).
 func (r *Runner) knee(ctx context.Context, sc string, topo peers.Topology) []report.KneeRow {
 	ps := r.available(sc, false)

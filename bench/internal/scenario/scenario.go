@@ -1,4 +1,4 @@
-// Package scenario runs the benchmark scenarios (S1–S10 of PERFORMANCE.md, and S11, issue #14's edge gateway)
+// Package scenario runs the benchmark scenarios (S1–S10 of PERFORMANCE.md, and S12, issue #14's edge gateway)
 // against every peer, interleaved over rounds, and fills a report.Report with medians. It owns the order of runs
 // and the arithmetic of "added latency"; it never renders output.
 package scenario
@@ -81,7 +81,7 @@ type Plan struct {
 	SoakWindow   time.Duration // S9 sampling period of latency and RSS
 
 	S10           Cell          // S10's load: one S2 cell
-	S11           []Cell        // S11's open-loop cells through the edge hop (its knee uses the Knee* settings)
+	S12           []Cell        // S12's open-loop cells through the edge hop (its knee uses the Knee* settings)
 	ChurnMeasure  time.Duration // S10's measured window
 	EndpointEvery time.Duration // S10: period of endpoint-set changes
 	RouteEvery    time.Duration // S10: period of route changes
@@ -108,11 +108,11 @@ func (p *Plan) CapMemSteps(nofile uint64) (capped int) {
 	return capped
 }
 
-// QuickPlan is S1–S8, S10 and S11 in about a quarter of an hour on two cores: two rounds, a subset of cells, short
+// QuickPlan is S1–S8, S10 and S12 in about a quarter of an hour on two cores: two rounds, a subset of cells, short
 // steps.
 func QuickPlan() Plan {
 	return Plan{
-		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S6": true, "S7": true, "S8": true, "S10": true, "S11": true},
+		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S6": true, "S7": true, "S8": true, "S10": true, "S12": true},
 		Rounds:    2, Warmup: 500 * time.Millisecond, Measure: 2500 * time.Millisecond, BodySize: 1024,
 		S1:         []Cell{{16, 1000}, {100, 2000}},
 		S2:         []Cell{{1, 1000}, {16, 1000}},
@@ -127,7 +127,7 @@ func QuickPlan() Plan {
 		ExtraMeasure:  1500 * time.Millisecond,
 		SoakDuration:  time.Minute, SoakWindow: 10 * time.Second,
 		S10: Cell{16, 1000}, ChurnMeasure: 15 * time.Second, EndpointEvery: time.Second, RouteEvery: 5 * time.Second,
-		S11: []Cell{{16, 1000}},
+		S12: []Cell{{16, 1000}},
 	}
 }
 
@@ -143,7 +143,7 @@ func payloadLoads(conns int, small, mid, big float64) []Load {
 	}
 }
 
-// FullPlan is every cell of S1–S11, three rounds.
+// FullPlan is every cell of S1–S12, three rounds.
 func FullPlan() Plan {
 	var s1 []Cell
 	for _, c := range []int{16, 100} {
@@ -152,7 +152,7 @@ func FullPlan() Plan {
 		}
 	}
 	return Plan{
-		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S6": true, "S7": true, "S8": true, "S9": true, "S10": true, "S11": true},
+		Scenarios: map[string]bool{"S1": true, "S2": true, "S3": true, "S4": true, "S5": true, "S6": true, "S7": true, "S8": true, "S9": true, "S10": true, "S12": true},
 		Rounds:    3, Warmup: time.Second, Measure: 10 * time.Second, BodySize: 1024,
 		S1:         s1,
 		S2:         []Cell{{1, 1000}, {4, 1000}, {16, 1000}, {64, 1000}},
@@ -174,7 +174,7 @@ func FullPlan() Plan {
 		ExtraMeasure: 5 * time.Second,
 		SoakDuration: 10 * time.Minute, SoakWindow: 30 * time.Second,
 		S10: Cell{16, 1000}, ChurnMeasure: time.Minute, EndpointEvery: time.Second, RouteEvery: 5 * time.Second,
-		S11: []Cell{{16, 1000}, {64, 1000}},
+		S12: []Cell{{16, 1000}, {64, 1000}},
 	}
 }
 
@@ -248,9 +248,9 @@ func (r *Runner) Run(ctx context.Context) {
 	if r.Plan.Scenarios["S10"] {
 		r.churn(ctx)
 	}
-	if r.Plan.Scenarios["S11"] {
-		r.latency(ctx, "S11", peers.Edge, r.loads(r.Plan.S11), false)
-		r.Rep.EdgeKnee = append(r.Rep.EdgeKnee, r.knee(ctx, "S11", peers.Edge)...)
+	if r.Plan.Scenarios["S12"] {
+		r.latency(ctx, "S12", peers.Edge, r.loads(r.Plan.S12), false)
+		r.Rep.EdgeKnee = append(r.Rep.EdgeKnee, r.knee(ctx, "S12", peers.Edge)...)
 	}
 	if r.Plan.Scenarios["S9"] {
 		r.soak(ctx)
@@ -314,7 +314,7 @@ type cellSample struct {
 	lag      loadgen.Summary // harness side: intended time → write
 	achieved float64
 	cpuPer1k *float64
-	// cpuEach: CPU-s per 1,000 requests of each proxy of a pair, the first hop first (S11: the edge proxy, then
+	// cpuEach: CPU-s per 1,000 requests of each proxy of a pair, the first hop first (S12: the edge proxy, then
 	// the server-side proxy); nil for other instances.
 	cpuEach []float64
 	hwm     int64
@@ -347,7 +347,7 @@ func runner(ctx context.Context, in *peers.Instance, c Load) (func(time.Duration
 
 // measure is the measured window of one cell of scenario sc.
 func (r *Runner) measure(sc string) time.Duration {
-	if sc != "S1" && sc != "S2" && sc != "S11" && r.Plan.ExtraMeasure > 0 {
+	if sc != "S1" && sc != "S2" && sc != "S12" && r.Plan.ExtraMeasure > 0 {
 		return r.Plan.ExtraMeasure
 	}
 	return r.Plan.Measure

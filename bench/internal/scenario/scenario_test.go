@@ -147,7 +147,7 @@ func TestChurnSchedule(t *testing.T) {
 	}
 }
 
-// A pair's proxies are also reported apart (S11: the edge, then the server-side proxy), each the median over
+// A pair's proxies are also reported apart (S12: the edge, then the server-side proxy), each the median over
 // rounds, beside the pair's mean.
 func TestAggregateSplitsPairCPU(t *testing.T) {
 	t.Parallel()
@@ -157,7 +157,7 @@ func TestAggregateSplitsPairCPU(t *testing.T) {
 		s.cpuPer1k, s.cpuEach = &mean, []float64{front, back}
 		return s
 	}
-	row, ok := aggregate("S11", "sinew", Cell{16, 1000}, []*cellSample{round(0.12, 0.10), round(0.30, 0.20), round(0.14, 0.08)}, nil, 0)
+	row, ok := aggregate("S12", "sinew", Cell{16, 1000}, []*cellSample{round(0.12, 0.10), round(0.30, 0.20), round(0.14, 0.08)}, nil, 0)
 	if !ok || row.FrontCPUPer1k == nil || row.BackCPUPer1k == nil {
 		t.Fatalf("row %+v: want the edge's and the server-side proxy's CPU", row)
 	}
@@ -172,16 +172,16 @@ func TestAggregateSplitsPairCPU(t *testing.T) {
 	}
 }
 
-// S11 is in both plans, with S2's window, and its knee uses S3's settings.
+// S12 is in both plans, with S2's window, and its knee uses S3's settings.
 func TestPlansIncludeEdge(t *testing.T) {
 	t.Parallel()
 	for name, p := range map[string]Plan{"quick": QuickPlan(), "full": FullPlan()} {
-		if !p.Scenarios["S11"] || len(p.S11) == 0 || p.S11[0] != (Cell{16, 1000}) {
-			t.Errorf("%s: S11 %v, cells %v", name, p.Scenarios["S11"], p.S11)
+		if !p.Scenarios["S12"] || len(p.S12) == 0 || p.S12[0] != (Cell{16, 1000}) {
+			t.Errorf("%s: S12 %v, cells %v", name, p.Scenarios["S12"], p.S12)
 		}
 		r := &Runner{Plan: p}
-		if r.measure("S11") != p.Measure {
-			t.Errorf("%s: S11 window %v, want S2's %v", name, r.measure("S11"), p.Measure)
+		if r.measure("S12") != p.Measure {
+			t.Errorf("%s: S12 window %v, want S2's %v", name, r.measure("S12"), p.Measure)
 		}
 	}
 }
