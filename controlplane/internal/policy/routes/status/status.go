@@ -165,6 +165,9 @@ func (w *Writer) write(ctx context.Context, rt *api.Route, ours []gatewayv1.Rout
 		return nil
 	}
 	live.Parents = next
+	if live.Parents == nil {
+		live.Parents = []gatewayv1.RouteParentStatus{} // required by the CRDs: [], not null, once our last entry goes
+	}
 	b, err := json.Marshal(live)
 	if err != nil {
 		return err

@@ -252,3 +252,44 @@ status:
 		t.Errorf("parents %v, want %v", got, want)
 	}
 }
+
+// When the writer's last entry goes (the parent is no longer one of ours), it writes an empty list: the CRDs
+// require status.parents, and refuse null.
+func TestWriterRemovesItsLastEntry(t *testing.T) {
+	t.Parallel()
+	const doc = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: split, namespace: shop, generation: 1}
+spec:
+  parentRefs: [{name: public}]
+  rules: [{backendRefs: [{name: web-v1, port: 80}]}]
+status:
+  parents:
+  - parentRef: {name: public}
+    controllerName: sinew.dev/gateway-controller
+    conditions: [{type: Accepted, status: "True", reason: Accepted, message: "", lastTransitionTime: "2025-01-01T00:00:00Z"}]
+`
+	obj := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil {
+		t.Fatal(err)
+	}
+	var rt api.HTTPRoute
+	if err := yaml.Unmarshal([]byte(doc), &rt); err != nil {
+		t.Fatal(err)
+	}
+	rt.Status = gatewayv1.HTTPRouteStatus{}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{gvr: "HTTPRouteList"}, obj)
+	store := model.NewStore()
+	store.Update(model.Resources{Services: services("web-v1"), HTTPRoutes: []*api.HTTPRoute{&rt}})
+	none := func(*model.Snapshot, *api.Route) []gatewayv1.RouteParentStatus { return nil }
+	w := New(Config{Client: dyn, Store: store, GatewayParents: none, Debounce: 5 * time.Millisecond, Retry: 20 * time.Millisecond})
+	testutil.RunInBackground(t, w.Run)
+	testutil.Eventually(t, 10*time.Second, "an empty list of parents", func() bool {
+		u, err := dyn.Resource(gvr).Namespace("shop").Get(context.Background(), "split", metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		parents, found, _ := unstructured.NestedSlice(u.Object, "status", "parents")
+		return found && parents != nil && len(parents) == 0
+	})
+}
