@@ -260,6 +260,28 @@ func TestIngressController(t *testing.T) {
 		})
 	})
 
+	// Ingress mode: Traefik sends every request to a pod of web it chose, but a request whose sinew-dst-override
+	// names web-svc is routed by the proxy as web-svc's, so web-svc's HTTPRoute applies to it (its response header
+	// says so); without the header the request goes to the pod Traefik chose, unrouted.
+	j.step("ingress-mode-routes", []string{"policy-removed"}, func(t *testing.T) {
+		must(t, time.Minute, ingressModeRoute, "kubectl", "apply", "-f", "-")
+		defer kubectl(t, "-n", appNS, "delete", "httproute", "web-svc-marked", "--ignore-not-found")
+		override := map[string]string{"sinew-dst-override": "web-svc.emojivoto.svc.cluster.local:80"}
+		eventually(t, 2*time.Minute, "web-svc's route applied through the override header", func() error {
+			a, err := viaIngressWith(traefikURL, "/api/list", override)
+			if err != nil || a.code != 200 || a.header.Get("X-Sinew-Route") != "web-svc-marked" {
+				return fmt.Errorf("GET /api/list with %v: %s %v (x-sinew-route %q)", override, a, err, a.header.Get("X-Sinew-Route"))
+			}
+			return nil
+		})
+		for range 5 {
+			a, err := viaIngressWith(traefikURL, "/api/list", nil)
+			if err != nil || a.code != 200 || a.header.Get("X-Sinew-Route") != "" {
+				t.Fatalf("GET /api/list without the header: %s %v (x-sinew-route %q), want 200 from the pod Traefik chose, unrouted", a, err, a.header.Get("X-Sinew-Route"))
+			}
+		}
+	})
+
 	j.step("cleanup", []string{"policy-removed", "tap-traefik"}, func(t *testing.T) {
 		removeIngressController(t)
 		kubectl(t, "delete", "ns", appNS, "--wait=true", "--timeout=3m")
@@ -296,13 +318,32 @@ func removeIngressController(t *testing.T) {
 		"clusterrole/traefik-ingress-controller", "ingressclass/traefik")
 }
 
+// ingressModeRoute marks web-svc's responses: an HTTPRoute on the Service that adds a response header.
+const ingressModeRoute = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web-svc-marked, namespace: emojivoto}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web-svc, port: 80}]
+  rules:
+  - filters:
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: {set: [{name: x-sinew-route, value: web-svc-marked}]}
+    backendRefs: [{name: web-svc, port: 80}]
+`
+
 // viaIngress asks the ingress at base for path as a browser of emojivoto.example would, on a fresh connection.
-func viaIngress(base, path string) (answer, error) {
+func viaIngress(base, path string) (answer, error) { return viaIngressWith(base, path, nil) }
+
+// viaIngressWith is viaIngress with request headers.
+func viaIngressWith(base, path string, header map[string]string) (answer, error) {
 	req, err := http.NewRequest(http.MethodGet, base+path, nil)
 	if err != nil {
 		return answer{}, err
 	}
 	req.Host = ingressHost
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := c.Do(req)
 	if err != nil {
