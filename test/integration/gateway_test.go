@@ -1,21 +1,16 @@
 package integration
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sinewmesh/sinew/internal/testutil"
 	"github.com/sinewmesh/sinew/proxy"
 )
 
@@ -23,24 +18,10 @@ import (
 // hosts, and the certificate, for clients to trust.
 func tlsSecretYAML(t *testing.T, name, cn string, hosts ...string) (string, *x509.Certificate) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	certPEM, keyPEM, cert := testutil.SelfSigned(t, cn, hosts...)
+	indent := func(b []byte) string {
+		return "    " + strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", "\n    ")
 	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn}, DNSNames: hosts,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	indent := func(b []byte) string { return "    " + strings.ReplaceAll(strings.TrimSpace(string(b)), "\n", "\n    ") }
 	return fmt.Sprintf(`apiVersion: v1
 kind: Secret
 metadata: {name: %s, namespace: test}
@@ -50,8 +31,7 @@ stringData:
 %s
   tls.key: |
 %s
-`, name, indent(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		indent(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))), cert
+`, name, indent(certPEM), indent(keyPEM)), cert
 }
 
 // gatewayYAML: Gateway edge (GatewayClass sinew) with an HTTP listener for any host on port 80, an HTTPS listener

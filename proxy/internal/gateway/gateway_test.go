@@ -1,41 +1,19 @@
 package gateway
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	policyv1 "github.com/sinewmesh/sinew/api/policy/v1"
+	"github.com/sinewmesh/sinew/internal/testutil"
 )
 
 // selfSigned is a certificate for names and its key, in PEM.
 func selfSigned(t *testing.T, names ...string) *policyv1.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &policyv1.Certificate{Name: "ns/" + names[0],
-		ChainPem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		KeyPem:   pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})}
+	c, k, _ := testutil.SelfSigned(t, names[0], names...)
+	return &policyv1.Certificate{Name: "ns/" + names[0], ChainPem: c, KeyPem: k}
 }
 
 // route is a route named name that sends everything to backend, serving hostnames.
