@@ -35,7 +35,7 @@ or a Gateway of GatewayClass sinew and its routes: the demo then runs a gateway 
 its URL.`,
 		Example: `  sinew demo -f examples/emojivoto/policy/web-only-vote-bot.yaml
   sinew demo -f examples/emojivoto/local/gateway.yaml`,
-		Args:    cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if portBase < 1 || portBase+localmesh.DemoPortSpan > 65535 {
 				return fmt.Errorf("--port-base %d: must leave room for %d ports below 65536", portBase, localmesh.DemoPortSpan)

@@ -194,7 +194,7 @@ type runner struct {
 	proxies  []*runningProxy
 	gateways []Gateway
 	procs    []*process
-	prom    *process
+	prom     *process
 
 	vizAddr string
 	vizLog  *os.File

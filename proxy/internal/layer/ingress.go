@@ -106,7 +106,7 @@ func dnsLabel(l string) bool {
 		return false
 	}
 	for _, c := range []byte(l) {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
 			return false
 		}
 	}
