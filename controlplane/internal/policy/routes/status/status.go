@@ -19,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -50,11 +51,16 @@ type Writer struct {
 	cfg Config
 	// gvrs are the resources of the route kinds, by kind.
 	gvrs map[string]schema.GroupVersionResource
-	// written is what was last written (or found) per route, by "Kind namespace/name", with its generation.
+	// written is what was last written (or found) per route, by "Kind namespace/name", with its UID and
+	// generation.
 	written map[string]written
 }
 
 type written struct {
+	// uid tells a route deleted and created again under its name (as the Gateway API conformance tests do from
+	// one test to the next) from the one written: both may be at generation 1 with the same parents, and the
+	// new one has no status yet.
+	uid        types.UID
 	generation int64
 	parents    []gatewayv1.RouteParentStatus // as computed: without transition times
 }
@@ -119,7 +125,7 @@ func (w *Writer) sync(ctx context.Context, snap *model.Snapshot) bool {
 		if w.cfg.GatewayParents != nil {
 			parents = append(parents, w.cfg.GatewayParents(snap, rt)...)
 		}
-		want := written{generation: rt.Generation, parents: parents}
+		want := written{uid: rt.UID, generation: rt.Generation, parents: parents}
 		if last, had := w.written[key]; had && reflect.DeepEqual(last, want) {
 			continue
 		}
