@@ -36,7 +36,8 @@ stringData:
 
 // gatewayYAML: Gateway edge (GatewayClass sinew) with an HTTP listener for any host on port 80, an HTTPS listener
 // for *.example.com on 443 with the Secret edge-cert, and an HTTPS listener on 8443 whose Secret does not exist.
-// Route shop serves shop.example.com: /split is split 50/50 between web and canary, everything else goes to web.
+// Route shop serves shop.example.com: /split is split 50/50 between web and canary, /moved is redirected to
+// new.example.com, everything else goes to web.
 const gatewayYAML = `apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
 metadata: {name: sinew}
@@ -68,12 +69,15 @@ spec:
   rules:
   - matches: [{path: {type: PathPrefix, value: /split}}]
     backendRefs: [{name: web-svc, port: 80, weight: 50}, {name: canary-svc, port: 80, weight: 50}]
+  - matches: [{path: {type: PathPrefix, value: /moved}}]
+    filters: [{type: RequestRedirect, requestRedirect: {hostname: new.example.com}}]
   - backendRefs: [{name: web-svc, port: 80}]
 `
 
 // TestGateway: sinew's ingress gateway in local mode, a real gateway proxy in front of two meshed workloads.
 // Requests for shop.example.com reach web over mTLS with the gateway's identity, over HTTP and over HTTPS (h2 and
-// HTTP/1.1, the certificate chosen by SNI); other host names get 404; the split holds; a listener whose Secret is
+// HTTP/1.1, the certificate chosen by SNI); other host names get 404; a redirect without a scheme keeps the
+// request's (https on the HTTPS listener); the split holds; a listener whose Secret is
 // missing is left out while the others serve; a new certificate and a changed route apply without a restart; and a
 // Server on the gateway's port authorizes clients by network at the edge.
 func TestGateway(t *testing.T) {
@@ -153,7 +157,18 @@ func TestGateway(t *testing.T) {
 		if resp.StatusCode != 200 || body != "web /secure " || resp.Header.Get("x-seen-client-id") != gatewayID || (resp.ProtoMajor == 2) != h2 {
 			t.Errorf("HTTPS (h2 %v): %s %d %q, client %q", h2, resp.Proto, resp.StatusCode, body, resp.Header.Get("x-seen-client-id"))
 		}
+		// A redirect that names no scheme keeps the request's.
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		if resp, _ := get(c, httpsURL+"/moved", "shop.example.com"); resp.StatusCode != http.StatusFound ||
+			resp.Header.Get("Location") != "https://new.example.com/moved" {
+			t.Errorf("HTTPS redirect (h2 %v): %d to %q, want 302 to https://new.example.com/moved", h2, resp.StatusCode, resp.Header.Get("Location"))
+		}
 		tr.CloseIdleConnections()
+	}
+	noFollow := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if resp, _ := get(noFollow, httpURL+"/moved", "shop.example.com"); resp.StatusCode != http.StatusFound ||
+		resp.Header.Get("Location") != "http://new.example.com/moved" {
+		t.Errorf("HTTP redirect: %d to %q, want 302 to http://new.example.com/moved", resp.StatusCode, resp.Header.Get("Location"))
 	}
 
 	// The split, over HTTP.

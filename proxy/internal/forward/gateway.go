@@ -38,6 +38,10 @@ type Gateway struct {
 type gatewayConn struct {
 	in     pipeline.InboundConn // the client, and the port's inbound policy
 	scheme string               // http or https, for X-Forwarded-Proto
+	// tls is the connection's TLS state on an HTTPS listener. Our server does not set http.Request.TLS itself
+	// (it serves the *tls.Conn through its own HTTP/1 and HTTP/2 paths), and what reads it must know the request
+	// came over TLS: a redirect without a scheme keeps https.
+	tls *tls.ConnectionState
 }
 
 // NewGateway builds the gateway side; config returns the gateway's current configuration.
@@ -60,6 +64,9 @@ func NewGateway(deps Deps, t Timeouts, config func() *gateway.Config) *Gateway {
 			gc, _ := req.Client.Context().Value(ctxKey{}).(*gatewayConn)
 			req.In = &gc.in
 			req.Out = &pipeline.OutboundConn{}
+			if req.Client.TLS == nil {
+				req.Client.TLS = gc.tls
+			}
 			h := req.HTTP.Header
 			// Only a peer proxy may set the mesh's own headers.
 			delete(h, layer.OrigProtoHeader)
@@ -143,6 +150,8 @@ func (g *Gateway) serveTLS(conn net.Conn, gc *gatewayConn, port uint16) {
 	}
 	tc.SetDeadline(time.Time{}) //nolint:errcheck
 	gc.scheme = "https"
+	st := tc.ConnectionState()
+	gc.tls = &st
 	g.srv.serve(tc, gc, tc.ConnectionState().NegotiatedProtocol == "h2")
 }
 
