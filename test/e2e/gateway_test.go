@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -248,6 +249,51 @@ func TestGateway(t *testing.T) {
 		}
 	})
 
+	// The gateway is a workload like any other in viz: its own row in `viz stat`, an edge to web, secured.
+	j.step("gateway-in-viz", []string{"gateway-https-split"}, func(t *testing.T) {
+		installViz(t, e)
+		checkViz(t, e)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			tick := time.NewTicker(100 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					_, _ = viaGateway("/api/list", nil)
+				}
+			}
+		})
+		defer func() { close(stop); wg.Wait() }()
+		eventually(t, 3*time.Minute, "the gateway in `viz stat` with traffic and in `viz edges` to web, secured", func() error {
+			r := run(time.Minute, "", e.sinew, "viz", "stat", "-n", appNS, "deploy")
+			if r.err != nil {
+				return fmt.Errorf("%s", r)
+			}
+			rows, err := parseTable(r.stdout)
+			if err != nil {
+				return fmt.Errorf("%v\n%s", err, r)
+			}
+			if row, ok := rows[gatewayDeploy]; !ok || number(row["RPS"]) <= 0 || number(row["SUCCESS"]) != 100 {
+				return fmt.Errorf("no row for %s with traffic, all successful:\n%s", gatewayDeploy, r.stdout)
+			}
+			r = run(time.Minute, "", e.sinew, "viz", "edges", "deploy", "-n", appNS)
+			if r.err != nil {
+				return fmt.Errorf("%s", r)
+			}
+			for l := range strings.Lines(r.stdout) {
+				if f := strings.Fields(l); len(f) >= 5 && f[0] == gatewayDeploy && f[1] == "web" && f[4] == "√" {
+					t.Logf("viz stat and edges:\n%s", r.stdout)
+					return nil
+				}
+			}
+			return fmt.Errorf("no secured edge %s → web:\n%s", gatewayDeploy, r.stdout)
+		})
+	})
+
 	j.step("gateway-jwt", []string{"gateway-https-split"}, func(t *testing.T) {
 		key := newSigningKey(t, "gw-1")
 		must(t, time.Minute, fmt.Sprintf(gatewayJWTPolicy, key.jwks(t)), "kubectl", "apply", "-f", "-")
@@ -285,6 +331,7 @@ func TestGateway(t *testing.T) {
 
 	j.step("uninstall-leaves-nothing", []string{"gateway-deleted"}, func(t *testing.T) {
 		kubectl(t, "delete", "ns", appNS, "--wait=true", "--timeout=3m")
+		pipe(t, 3*time.Minute, []string{e.sinew, "viz", "uninstall"}, []string{"kubectl", "delete", "--ignore-not-found", "-f", "-"})
 		pipe(t, 3*time.Minute, []string{e.sinew, "uninstall"}, []string{"kubectl", "delete", "--ignore-not-found", "-f", "-"})
 		if out, err := kubectlQuiet("get", "gatewayclass", "-o", "name"); err != nil || strings.Contains(out, "gatewayclass.gateway.networking.k8s.io/sinew") {
 			t.Errorf("GatewayClass sinew left after uninstall: %q %v", out, err)
