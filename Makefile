@@ -93,15 +93,17 @@ e2e: build images ingress-images
 ingress-images:
 	GO=$(GO) ./hack/ingress/images.sh $(BIN)/images/traefik.tar
 
-# The Gateway API conformance suite's echo image (Istio's echo app, pinned in hack/conformance/versions.env), built
-# from source into $(BIN)/images under the reference the suite's mesh manifests use.
+# The Gateway API conformance suite's images (the mesh tests' echo, Istio's; the gateway tests' echo-basic and CoreDNS;
+# pinned in hack/conformance/versions.env), built from source into $(BIN)/images under the references the suite's
+# manifests use.
 conformance-images:
-	GO=$(GO) ./hack/conformance/images.sh $(BIN)/images/gateway-api-echo-advanced.tar
+	GO=$(GO) ./hack/conformance/images.sh $(BIN)/images
 
-# Gateway API conformance, mesh profiles MESH-HTTP and MESH-GRPC with every mesh feature, on the local cluster (brings
-# it up, or reuses it, and leaves it running). Writes conformance/reports/<Gateway API version>/sinew-report.yaml;
-# fails when a test fails. CONFORMANCE_ARGS passes the suite's flags, e.g. CONFORMANCE_ARGS="-run-test=MeshBasic"
-# (docs/reference/conformance.md).
+# Gateway API conformance on the local cluster (brings it up, or reuses it, and leaves it running): the mesh profiles
+# MESH-HTTP and MESH-GRPC with every mesh feature, and the gateway profiles GATEWAY-HTTP and GATEWAY-GRPC with the
+# GatewayClass sinew and the features it claims. Writes conformance/reports/<Gateway API version>/sinew-report.yaml
+# (mesh) and sinew-gateway-report.yaml (gateway); fails when a test fails. CONFORMANCE_ARGS passes the suite's flags,
+# e.g. CONFORMANCE_ARGS="-run-test=MeshBasic" (docs/reference/conformance.md).
 conformance: build images conformance-images
 	WORKDIR=$(CLUSTER_WORKDIR) ./hack/cluster/up.sh
 	./hack/cluster/load-images.sh $(BIN)/images
