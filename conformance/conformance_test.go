@@ -46,14 +46,14 @@ import (
 // own flags (after -args) still apply: -run-test, -skip-tests, -debug, -cleanup-base-resources, and
 // -supported-features / -conformance-profiles replace the defaults below when given.
 func TestMeshConformance(t *testing.T) {
-	checkEchoImage(t)
-
 	opts := gwconformance.DefaultOptions(t)
-	if len(opts.ConformanceProfiles) == 0 {
-		opts.ConformanceProfiles = []suite.ConformanceProfileName{
-			suite.MeshHTTPConformanceProfileName, suite.MeshGRPCConformanceProfileName,
-		}
+	if !runsHere(t, opts, meshtests.MeshConformanceTests) {
+		return
 	}
+	checkImages(t, "mesh/manifests.yaml", "SINEW_CONFORMANCE_ECHO_IMAGE", "ECHO_IMAGE")
+	opts.ConformanceProfiles = ownProfiles(t, opts.ConformanceProfiles, []suite.ConformanceProfileName{
+		suite.MeshHTTPConformanceProfileName, suite.MeshGRPCConformanceProfileName,
+	})
 	if len(opts.SupportedFeatures) == 0 && !opts.EnableAllSupportedFeatures {
 		opts.SupportedFeatures = meshFeatures()
 	}
@@ -73,7 +73,7 @@ func TestMeshConformance(t *testing.T) {
 	if err != nil {
 		t.Fatalf("conformance suite: %v", err)
 	}
-	t.Cleanup(func() { writeReport(t, s, opts.ReportOutputPath) })
+	t.Cleanup(func() { writeReport(t, s, opts.ReportOutputPath, "sinew-report.yaml") })
 	s.Setup(t, meshtests.MeshConformanceTests)
 	if err := s.Run(t, meshtests.MeshConformanceTests); err != nil {
 		t.Fatal(err)
@@ -113,17 +113,18 @@ func implementation() confv1.Implementation {
 	}
 }
 
-// checkEchoImage fails early when the image the cluster was given (hack/conformance/versions.env, passed by
-// hack/conformance/run.sh) is not the one the suite's mesh manifests run: the pods would wait for a pull that
-// can never happen here.
-func checkEchoImage(t *testing.T) {
+// checkImages fails early when the images the cluster was given (hack/conformance/versions.env, passed by
+// hack/conformance/run.sh in env, comma separated) are not the ones the suite's manifest runs: the pods would
+// wait for a pull that can never happen here. key is the versions.env key named in the message.
+func checkImages(t *testing.T, manifest, env, key string) {
 	t.Helper()
-	want := os.Getenv("SINEW_CONFORMANCE_ECHO_IMAGE")
-	if want == "" {
-		t.Log("SINEW_CONFORMANCE_ECHO_IMAGE is not set: not checking the echo image")
+	v := os.Getenv(env)
+	if v == "" {
+		t.Logf("%s is not set: not checking the images of %s", env, manifest)
 		return
 	}
-	b, err := fs.ReadFile(&gwconformance.Manifests, "mesh/manifests.yaml")
+	want := strings.Split(v, ",")
+	b, err := fs.ReadFile(&gwconformance.Manifests, manifest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,19 +136,49 @@ func checkEchoImage(t *testing.T) {
 		}
 	}
 	if len(refs) == 0 {
-		t.Fatal("the suite's mesh/manifests.yaml names no image")
+		t.Fatalf("the suite's %s names no image", manifest)
 	}
 	for _, ref := range refs {
-		if ref != want {
-			t.Fatalf("the suite's mesh manifests run %s, hack/conformance/versions.env builds %s: update ECHO_IMAGE "+
-				"(and ISTIO_* to the release upstream's docker/Dockerfile.echo-advanced names)", ref, want)
+		if !slices.Contains(want, ref) {
+			t.Fatalf("the suite's %s runs %s, hack/conformance/versions.env builds %v: update %s "+
+				"(docs/reference/conformance.md, upgrading the suite)", manifest, ref, want, key)
 		}
 	}
 }
 
+// runsHere says whether this test function has anything to run: with the suite's -run-test naming a test of the
+// other kind (mesh or gateway), it has not, and skips.
+func runsHere(t *testing.T, opts suite.ConformanceOptions, tests []suite.ConformanceTest) bool {
+	t.Helper()
+	if opts.RunTest == "" || slices.ContainsFunc(tests, func(c suite.ConformanceTest) bool { return c.ShortName == opts.RunTest }) {
+		return true
+	}
+	t.Skipf("-run-test=%s is not one of this run's tests", opts.RunTest)
+	return false
+}
+
+// ownProfiles is the profiles of this run among those -conformance-profiles names (all of own without it); a
+// run none of whose profiles was asked for skips.
+func ownProfiles(t *testing.T, asked, own []suite.ConformanceProfileName) []suite.ConformanceProfileName {
+	t.Helper()
+	if len(asked) == 0 {
+		return own
+	}
+	var out []suite.ConformanceProfileName
+	for _, p := range asked {
+		if slices.Contains(own, p) {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		t.Skipf("-conformance-profiles=%v names none of %v", asked, own)
+	}
+	return out
+}
+
 // writeReport writes the suite's ConformanceReport, by default to reports/<Gateway API version of the installed
-// CRDs>/sinew-report.yaml next to this file (upstream's layout), and logs a one-line summary per profile.
-func writeReport(t *testing.T, s *suite.ConformanceTestSuite, path string) {
+// CRDs>/<name> next to this file (upstream's layout), and logs a one-line summary per profile.
+func writeReport(t *testing.T, s *suite.ConformanceTestSuite, path, name string) {
 	t.Helper()
 	report, err := s.Report()
 	if err != nil {
@@ -161,7 +192,7 @@ func writeReport(t *testing.T, s *suite.ConformanceTestSuite, path string) {
 				"pass -args -report-output=FILE", v)
 			return
 		}
-		path = filepath.Join("reports", v, "sinew-report.yaml")
+		path = filepath.Join("reports", v, name)
 	}
 	b, err := yaml.Marshal(report)
 	if err != nil {
