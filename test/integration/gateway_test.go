@@ -37,7 +37,7 @@ stringData:
 // gatewayYAML: Gateway edge (GatewayClass sinew) with an HTTP listener for any host on port 80, an HTTPS listener
 // for *.example.com on 443 with the Secret edge-cert, and an HTTPS listener on 8443 whose Secret does not exist.
 // Route shop serves shop.example.com: /split is split 50/50 between web and canary, /moved is redirected to
-// new.example.com, everything else goes to web.
+// new.example.com, /fail (which web always fails) is retried twice, everything else goes to web.
 const gatewayYAML = `apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
 metadata: {name: sinew}
@@ -71,13 +71,16 @@ spec:
     backendRefs: [{name: web-svc, port: 80, weight: 50}, {name: canary-svc, port: 80, weight: 50}]
   - matches: [{path: {type: PathPrefix, value: /moved}}]
     filters: [{type: RequestRedirect, requestRedirect: {hostname: new.example.com}}]
+  - matches: [{path: {type: Exact, value: /fail}}]
+    retry: {attempts: 2, codes: [500]}
+    backendRefs: [{name: web-svc, port: 80}]
   - backendRefs: [{name: web-svc, port: 80}]
 `
 
 // TestGateway: sinew's ingress gateway in local mode, a real gateway proxy in front of two meshed workloads.
 // Requests for shop.example.com reach web over mTLS with the gateway's identity, over HTTP and over HTTPS (h2 and
 // HTTP/1.1, the certificate chosen by SNI); other host names get 404; a redirect without a scheme keeps the
-// request's (https on the HTTPS listener); the split holds; a listener whose Secret is
+// request's (https on the HTTPS listener); a rule's retries apply; the split holds; a listener whose Secret is
 // missing is left out while the others serve; a new certificate and a changed route apply without a restart; and a
 // Server on the gateway's port authorizes clients by network at the edge.
 func TestGateway(t *testing.T) {
@@ -171,6 +174,11 @@ func TestGateway(t *testing.T) {
 		t.Errorf("HTTP redirect: %d to %q, want 302 to http://new.example.com/moved", resp.StatusCode, resp.Header.Get("Location"))
 	}
 
+	// The route's retries: web fails /fail every time, so the client gets web's 500 after three attempts.
+	if resp, body := get(plain, httpURL+"/fail", "shop.example.com"); resp.StatusCode != http.StatusInternalServerError || body != "web /fail " {
+		t.Errorf("/fail: %d %q, want web's 500", resp.StatusCode, body)
+	}
+
 	// The split, over HTTP.
 	served := map[string]int{}
 	for range 200 {
@@ -260,6 +268,11 @@ spec:
 	mresp.Body.Close()
 	if v := metricValue(string(text), "response_total", `direction="outbound"`, `tls="true"`, `dst_pod="canary"`, `status_code="200"`); v < 60 {
 		t.Errorf("outbound responses from canary over mTLS: %v\n%s", v, grep(string(text), "response_total"))
+	}
+	// The one request to /fail was tried three times: one 500 inbound, three outbound to web.
+	if in, out := metricValue(string(text), "response_total", `direction="inbound"`, `status_code="500"`),
+		metricValue(string(text), "response_total", `direction="outbound"`, `dst_pod="web"`, `status_code="500"`); in != 1 || out != 3 {
+		t.Errorf("/fail: %v inbound and %v outbound 500s, want 1 and 3 (two retries)", in, out)
 	}
 	// And as a workload of its own: every request it took, inbound, whoever answered it.
 	if v := metricValue(string(text), "response_total", `direction="inbound"`, `status_code="200"`); v < 200 {
