@@ -45,8 +45,9 @@ import (
 
 // The resources whose status the controller writes.
 var (
-	gatewaysGVR       = gatewayv1.SchemeGroupVersion.WithResource("gateways")
-	gatewayClassesGVR = gatewayv1.SchemeGroupVersion.WithResource("gatewayclasses")
+	gatewaysGV        = schema.GroupVersion{Group: gatewayv1.GroupVersion.Group, Version: gatewayv1.GroupVersion.Version}
+	gatewaysGVR       = gatewaysGV.WithResource("gateways")
+	gatewayClassesGVR = gatewaysGV.WithResource("gatewayclasses")
 )
 
 // Config configures a Controller.

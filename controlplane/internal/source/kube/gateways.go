@@ -88,7 +88,7 @@ func (s *Source) newSecretInformer() error {
 // decodeGatewayObject turns a Gateway API object into its Go form, without status, managed fields and resource
 // version (the model need not change when only the status does: the gateway controller writes it), and checks
 // it with validate (the CRD's schema should have, but an object stored under an older CRD may not pass).
-func decodeGatewayObject[T any](u *unstructured.Unstructured, clear func(*T), validate func(*T) error) (*T, error) {
+func decodeGatewayObject[T any](u *unstructured.Unstructured, dropStatus func(*T), validate func(*T) error) (*T, error) {
 	b, err := json.Marshal(u.Object)
 	if err != nil {
 		return nil, err
@@ -97,7 +97,7 @@ func decodeGatewayObject[T any](u *unstructured.Unstructured, clear func(*T), va
 	if err := json.Unmarshal(b, out); err != nil {
 		return nil, fmt.Errorf("decoding: %w", err)
 	}
-	clear(out)
+	dropStatus(out)
 	if err := validate(out); err != nil {
 		return nil, err
 	}
