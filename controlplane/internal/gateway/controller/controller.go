@@ -40,6 +40,7 @@ import (
 	"github.com/sinewmesh/sinew/controlplane/inject"
 	"github.com/sinewmesh/sinew/controlplane/internal/gateway"
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
+	"github.com/sinewmesh/sinew/controlplane/internal/reconcile"
 	"github.com/sinewmesh/sinew/internal/names"
 )
 
@@ -141,29 +142,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), c.hasSynced...) {
 		return nil // ctx ended
 	}
-	for {
-		var again <-chan time.Time
-		switch {
-		case c.cfg.Synced != nil && !c.cfg.Synced():
-			again = time.After(c.cfg.Debounce)
-		case !c.sync(ctx, c.cfg.Store.Snapshot()):
-			again = time.After(c.cfg.Retry)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-modelChanged:
-		case <-c.changed:
-		case <-again:
-		}
-		t := time.NewTimer(c.cfg.Debounce)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-	}
+	reconcile.Loop(ctx, c.cfg.Debounce, c.cfg.Retry, c.cfg.Synced, func() bool { return c.sync(ctx, c.cfg.Store.Snapshot()) },
+		modelChanged, c.changed)
+	return nil
 }
 
 // sync reconciles every Gateway and GatewayClass of sinew's, and deletes what the controller made for Gateways

@@ -26,6 +26,7 @@ import (
 	"github.com/sinewmesh/sinew/controlplane/internal/model"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/routes"
 	"github.com/sinewmesh/sinew/controlplane/internal/policy/routes/api"
+	"github.com/sinewmesh/sinew/controlplane/internal/reconcile"
 	"github.com/sinewmesh/sinew/internal/names"
 )
 
@@ -90,28 +91,9 @@ func New(cfg Config) *Writer {
 func (w *Writer) Run(ctx context.Context) error {
 	changed, unsubscribe := w.cfg.Store.Subscribe()
 	defer unsubscribe()
-	for {
-		var again <-chan time.Time
-		switch {
-		case w.cfg.Synced != nil && !w.cfg.Synced():
-			again = time.After(w.cfg.Debounce)
-		case !w.sync(ctx, w.cfg.Store.Snapshot()):
-			again = time.After(w.cfg.Retry)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-changed:
-		case <-again:
-		}
-		t := time.NewTimer(w.cfg.Debounce)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-	}
+	reconcile.Loop(ctx, w.cfg.Debounce, w.cfg.Retry, w.cfg.Synced, func() bool { return w.sync(ctx, w.cfg.Store.Snapshot()) },
+		changed, nil)
+	return nil
 }
 
 // sync writes the status of every route whose computed status changed; false when a write failed.
