@@ -189,7 +189,7 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (_ *Proxy, err erro
 		if p.gwWatch, err = gateway.NewWatcher(policyv1.NewGatewaysClient(p.polConn), cfg.Gateway, log.With("component", "gateway"), p.reg); err != nil {
 			return nil, err
 		}
-		p.gw = forward.NewGateway(deps, timeouts, p.gwWatch.Current)
+		p.gw = forward.NewGateway(p.out, p.gwWatch.Current)
 		p.gwLns = map[uint16]net.Listener{}
 	}
 
@@ -372,16 +372,19 @@ func (p *Proxy) Run(ctx context.Context) error {
 		defer func() { _ = p.polConn.Close() }() // Run is ending; a failed close changes nothing
 	}
 	g.Go(func() error { return p.policies.Run(gctx) })
-	g.Go(func() error {
-		// The policy service wants the proxy's certificate: a watch started before it would fail and back off,
-		// and the ports watched from the start would wait out the backoff.
-		select {
-		case <-p.ident.Ready():
-		case <-gctx.Done():
-			return nil
+	// The policy service wants the proxy's certificate: a watch started before it would fail and back off, and
+	// the ports (or the Gateway) watched from the start would wait out the backoff.
+	afterIdentity := func(run func(context.Context) error) func() error {
+		return func() error {
+			select {
+			case <-p.ident.Ready():
+			case <-gctx.Done():
+				return nil
+			}
+			return run(gctx)
 		}
-		return p.authz.Run(gctx)
-	})
+	}
+	g.Go(afterIdentity(p.authz.Run))
 	g.Go(func() error {
 		tick := time.NewTicker(time.Minute)
 		defer tick.Stop()
@@ -390,10 +393,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 			case <-gctx.Done():
 				return nil
 			case <-tick.C:
-				p.out.Sweep(idleStateTimeout)
-				if p.gw != nil {
-					p.gw.Sweep(idleStateTimeout)
-				}
+				p.out.Sweep(idleStateTimeout) // the gateway's endpoints too
 			}
 		}
 	})
@@ -424,14 +424,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 		}()
 	}
 	if p.gw != nil {
-		g.Go(func() error {
-			select { // the policy service wants the proxy's certificate
-			case <-p.ident.Ready():
-			case <-gctx.Done():
-				return nil
-			}
-			return p.gwWatch.Run(gctx)
-		})
+		g.Go(afterIdentity(p.gwWatch.Run))
 		accepting.Add(1)
 		go func() { defer accepting.Done(); p.serveGateway(stopAccepting) }()
 	}

@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"net/http"
 	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/sinewmesh/sinew/proxy/internal/detect"
-	"github.com/sinewmesh/sinew/proxy/internal/endpoint"
 	"github.com/sinewmesh/sinew/proxy/internal/gateway"
 	"github.com/sinewmesh/sinew/proxy/internal/layer"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
@@ -25,10 +23,7 @@ type Gateway struct {
 	deps     Deps
 	timeouts Timeouts
 	config   func() *gateway.Config
-	plain    *endpoint.Plain
-	eps      *layer.Endpoints
 	srv      *server
-	fwd      *forwarder
 
 	series   sync.Map // listener port -> *metrics.Series
 	accepted sync.Map // listener port -> *metrics.Conn
@@ -36,36 +31,33 @@ type Gateway struct {
 
 // gatewayConn is what the gateway knows of a client connection.
 type gatewayConn struct {
-	in     pipeline.InboundConn // the client, and the port's inbound policy
-	scheme string               // http or https, for X-Forwarded-Proto
-	// tls is the connection's TLS state on an HTTPS listener. Our server does not set http.Request.TLS itself
-	// (it serves the *tls.Conn through its own HTTP/1 and HTTP/2 paths), and what reads it must know the request
-	// came over TLS: a redirect without a scheme keeps https.
+	in pipeline.InboundConn // the client, and the port's inbound policy
+	// out is every request's outbound state: no target (the routes name the backends), shared and never changed.
+	out pipeline.OutboundConn
+	// tls is the connection's TLS state on an HTTPS listener, nil on an HTTP one. Our server does not set
+	// http.Request.TLS itself (it serves the *tls.Conn through its own HTTP/1 and HTTP/2 paths), and what reads it
+	// must know the request came over TLS: a redirect without a scheme keeps https.
 	tls *tls.ConnectionState
 }
 
-// NewGateway builds the gateway side; config returns the gateway's current configuration.
-func NewGateway(deps Deps, t Timeouts, config func() *gateway.Config) *Gateway {
-	dialer := endpoint.NewDialer(deps.Certs, deps.Anchors, t.Connect)
-	plain := endpoint.NewPlain(dialer)
-	g := &Gateway{
-		deps: deps, timeouts: t, config: config, plain: plain,
-		eps: &layer.Endpoints{Resolver: deps.Resolver, Metrics: deps.Metrics, Dialer: dialer, Plain: plain, Discovery: t.Discovery},
-	}
-	var authorizer layer.Authorizer = layer.AllowAll{}
-	if deps.Authz != nil {
-		authorizer = &layer.Policy{Metrics: deps.AuthzMetrics, Wait: t.Discovery, Log: deps.Log}
-	}
-	g.fwd = &forwarder{
+// NewGateway builds the gateway side on the outbound side's endpoints (pools, balancers, the mesh dialer), which
+// it shares; config returns the gateway's current configuration.
+func NewGateway(out *Outbound, config func() *gateway.Config) *Gateway {
+	deps := out.deps
+	g := &Gateway{deps: deps, timeouts: out.timeouts, config: config}
+	fwd := &forwarder{
 		dir:   pipeline.Outbound,
-		chain: gatewayChain(authorizer, config, g.eps, deps.Tap),
+		chain: gatewayChain(newAuthorizer(deps, out.timeouts), config, out.eps, deps.Tap),
 		log:   deps.Log,
 		prepare: func(req *pipeline.Request) {
 			gc, _ := req.Client.Context().Value(ctxKey{}).(*gatewayConn)
-			req.In = &gc.in
-			req.Out = &pipeline.OutboundConn{}
-			if req.Client.TLS == nil {
-				req.Client.TLS = gc.tls
+			req.In, req.Out = &gc.in, &gc.out
+			scheme := "http"
+			if gc.tls != nil {
+				scheme = "https"
+				if req.Client.TLS == nil {
+					req.Client.TLS = gc.tls
+				}
 			}
 			h := req.HTTP.Header
 			// Only a peer proxy may set the mesh's own headers.
@@ -74,13 +66,13 @@ func NewGateway(deps Deps, t Timeouts, config func() *gateway.Config) *Gateway {
 			if gc.in.Peer.IsValid() {
 				h["X-Forwarded-For"] = append(h["X-Forwarded-For"], gc.in.Peer.String())
 			}
-			h["X-Forwarded-Proto"] = []string{gc.scheme}
+			h["X-Forwarded-Proto"] = []string{scheme}
 			// Backends get HTTP/1.1 unless the request is gRPC, which needs HTTP/2 end to end.
 			req.ToHTTP1 = req.Client.ProtoMajor == 2 && !pipeline.IsGRPC(req.Client)
 		},
 		failedSeries: func(req *pipeline.Request) *metrics.Series { return req.In.Series },
 	}
-	g.srv = newServer(g.fwd, deps.Log)
+	g.srv = newServer(fwd, deps.Log)
 	return g
 }
 
@@ -90,7 +82,7 @@ func (g *Gateway) Handle(raw net.Conn, port uint16) {
 	if !ok {
 		return
 	}
-	gc := &gatewayConn{scheme: "http"}
+	gc := &gatewayConn{}
 	gc.in = pipeline.InboundConn{Dst: localAddrPort(raw, port), TLS: "no_identity"}
 	if ta, ok := raw.RemoteAddr().(*net.TCPAddr); ok {
 		gc.in.Peer = ta.AddrPort().Addr().Unmap()
@@ -149,10 +141,9 @@ func (g *Gateway) serveTLS(conn net.Conn, gc *gatewayConn, port uint16) {
 		return
 	}
 	tc.SetDeadline(time.Time{}) //nolint:errcheck
-	gc.scheme = "https"
 	st := tc.ConnectionState()
 	gc.tls = &st
-	g.srv.serve(tc, gc, tc.ConnectionState().NegotiatedProtocol == "h2")
+	g.srv.serve(tc, gc, st.NegotiatedProtocol == "h2")
 }
 
 func (g *Gateway) acceptMetrics(port uint16) *metrics.Conn {
@@ -172,14 +163,6 @@ func gatewayTarget(port uint16) string {
 	return netip.AddrPortFrom(netip.IPv4Unspecified(), port).String()
 }
 
-// Sweep forgets endpoint state no longer in use; see layer.Endpoints.Sweep.
-func (g *Gateway) Sweep(idle time.Duration) { g.eps.Sweep(idle) }
-
-// Shutdown drains the gateway's connections; see server.shutdown.
-func (g *Gateway) Shutdown(ctx context.Context) {
-	g.srv.shutdown(ctx)
-	g.plain.CloseIdle()
-}
-
-// ServeHTTP forwards one request that arrived on a listener.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.fwd.ServeHTTP(w, r) }
+// Shutdown drains the gateway's client connections; see server.shutdown. The endpoints' connections are the
+// outbound side's.
+func (g *Gateway) Shutdown(ctx context.Context) { g.srv.shutdown(ctx) }

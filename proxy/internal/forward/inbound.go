@@ -69,13 +69,9 @@ func NewInbound(deps Deps, t Timeouts, opaquePorts map[uint16]bool, ports Inboun
 		dialer:      endpoint.NewDialer(deps.Certs, deps.Anchors, t.Connect),
 	}
 	in.plain = endpoint.NewPlain(in.dialer)
-	var authorizer layer.Authorizer = layer.AllowAll{}
-	if deps.Authz != nil {
-		authorizer = &layer.Policy{Metrics: deps.AuthzMetrics, Wait: t.Discovery, Log: deps.Log}
-	}
 	f := &forwarder{
 		dir:          pipeline.Inbound,
-		chain:        inboundChain(authorizer, layer.NoRoutes{}, layer.NoFaults{}, in.plain, deps.Tap),
+		chain:        inboundChain(newAuthorizer(deps, t), layer.NoRoutes{}, layer.NoFaults{}, in.plain, deps.Tap),
 		log:          deps.Log,
 		prepare:      prepareInbound,
 		failedSeries: func(req *pipeline.Request) *metrics.Series { return req.In.Series },
@@ -83,6 +79,15 @@ func NewInbound(deps Deps, t Timeouts, opaquePorts map[uint16]bool, ports Inboun
 	in.fwd = f
 	in.srv = newServer(f, deps.Log)
 	return in
+}
+
+// newAuthorizer is the HTTP authorization of inbound policy, which waits up to the discovery timeout for a port's
+// first policy; AllowAll without an authz watcher (tests of other parts).
+func newAuthorizer(deps Deps, t Timeouts) layer.Authorizer {
+	if deps.Authz == nil {
+		return layer.AllowAll{}
+	}
+	return &layer.Policy{Metrics: deps.AuthzMetrics, Wait: t.Discovery, Log: deps.Log}
 }
 
 // Handle serves one accepted connection.

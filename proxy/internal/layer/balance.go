@@ -46,18 +46,12 @@ const otherEndpointWait = 2 * time.Second
 // when the mesh does not know authority. accrual is the target's failure-accrual policy (nil: off).
 func (e *Endpoints) Pick(ctx context.Context, authority, origDst string, accrual *policy.Accrual, avoid *endpoint.Endpoint, waitOther bool) (*endpoint.Endpoint, error) {
 	p := e.pool(authority)
-	snap := p.Target.Snapshot()
+	snap := e.snapshot(ctx, p.Target)
 	if !snap.Known {
-		wctx, cancel := context.WithTimeout(ctx, e.Discovery)
-		var err error
-		snap, err = p.Target.Wait(wctx)
-		cancel()
-		if err != nil && !snap.Known {
-			if origDst != "" {
-				return e.Passthrough(origDst), nil
-			}
-			return nil, fmt.Errorf("%s: %w", authority, pipeline.ErrUnresolved)
+		if origDst != "" {
+			return e.Passthrough(origDst), nil
 		}
+		return nil, fmt.Errorf("%s: %w", authority, pipeline.ErrUnresolved)
 	}
 	if !snap.Exists {
 		// Not a name the mesh knows: send it where the application meant it to go.
@@ -105,6 +99,18 @@ func (e *Endpoints) Pick(ctx context.Context, authority, origDst string, accrual
 		return nil, fmt.Errorf("%s: %w", authority, pipeline.ErrNoEndpoints)
 	}
 	return be.Value.(*endpoint.Endpoint), nil
+}
+
+// snapshot is t's view, after waiting up to the discovery timeout for the first answer about a name not asked
+// about before (still not Known when none came).
+func (e *Endpoints) snapshot(ctx context.Context, t *discovery.Target) *discovery.Snapshot {
+	snap := t.Snapshot()
+	if !snap.Known {
+		wctx, cancel := context.WithTimeout(ctx, e.Discovery)
+		snap, _ = t.Wait(wctx)
+		cancel()
+	}
+	return snap
 }
 
 func (e *Endpoints) pool(authority string) *endpoint.Pool {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/proxy/internal/pipeline"
 )
 
@@ -69,7 +70,7 @@ func IngressTarget(authority, namespace string) (target string, ok bool) {
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
 	labels := strings.Split(host, ".")
 	for _, l := range labels {
-		if !dnsLabel(l) {
+		if !names.IsDNSLabel(l) {
 			return "", false
 		}
 	}
@@ -100,28 +101,9 @@ func validPort(p string) bool {
 	return n <= 65535
 }
 
-// dnsLabel: RFC 1123 label, as Kubernetes names Services and namespaces.
-func dnsLabel(l string) bool {
-	if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-		return false
-	}
-	for _, c := range []byte(l) {
-		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
-			return false
-		}
-	}
-	return true
-}
-
 // Known reports whether discovery knows authority (a Service's port, or a meshed endpoint's address), waiting up
 // to the discovery timeout for its first answer about a name not asked about before.
 func (e *Endpoints) Known(ctx context.Context, authority string) bool {
-	t := e.pool(authority).Target
-	snap := t.Snapshot()
-	if !snap.Known {
-		wctx, cancel := context.WithTimeout(ctx, e.Discovery)
-		snap, _ = t.Wait(wctx)
-		cancel()
-	}
+	snap := e.snapshot(ctx, e.pool(authority).Target)
 	return snap.Known && snap.Exists
 }
