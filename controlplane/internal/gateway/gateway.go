@@ -41,17 +41,6 @@ func Ours(snap *model.Snapshot, gw *gatewayv1.Gateway) bool {
 	return ok && OurClass(c)
 }
 
-// OurGateways returns the Gateways that are sinew's, sorted by namespace/name.
-func OurGateways(snap *model.Snapshot) []*gatewayv1.Gateway {
-	var out []*gatewayv1.Gateway
-	for _, gw := range snap.Gateways() {
-		if Ours(snap, gw) {
-			out = append(out, gw)
-		}
-	}
-	return out
-}
-
 // Config is the configuration of the Gateway namespace/name for its proxies: its programmed listeners (valid,
 // not conflicted, certificates resolved), in spec order, each with its certificates (PEM, from the Secrets)
 // and the routes attached to it, oldest first, each with the host names it serves there. Exists is false

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -84,6 +85,8 @@ type Controller struct {
 	// written is the status last written (or found) per object, by statusKey, as computed (without transition
 	// times).
 	written map[string]any
+	// synced is the version of the last model snapshot a pass reconciled in full.
+	synced atomic.Uint64
 }
 
 // New builds a controller; nothing talks to the API server before Run.
@@ -142,8 +145,14 @@ func (c *Controller) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), c.hasSynced...) {
 		return nil // ctx ended
 	}
-	reconcile.Loop(ctx, c.cfg.Debounce, c.cfg.Retry, c.cfg.Synced, func() bool { return c.sync(ctx, c.cfg.Store.Snapshot()) },
-		modelChanged, c.changed)
+	reconcile.Loop(ctx, c.cfg.Debounce, c.cfg.Retry, c.cfg.Synced, func() bool {
+		snap := c.cfg.Store.Snapshot()
+		ok := c.sync(ctx, snap)
+		if ok {
+			c.synced.Store(snap.Version())
+		}
+		return ok
+	}, modelChanged, c.changed)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"os"
 	goruntime "runtime"
 	"strconv"
@@ -72,6 +73,14 @@ type env struct {
 	store   *model.Store
 	res     model.Resources
 	updates atomic.Int64 // status updates
+	ctrl    *Controller
+}
+
+// reconciled waits until the controller has reconciled the model as it is now.
+func (e *env) reconciled(t *testing.T) {
+	t.Helper()
+	v := e.store.Snapshot().Version()
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("the model's version %d reconciled", v), func() bool { return e.ctrl.synced.Load() >= v })
 }
 
 // start runs a controller over a model holding classes and gateways (also in the dynamic fake, for their
@@ -105,6 +114,7 @@ func start(t *testing.T, classes []*gatewayv1.GatewayClass, gws []*gatewayv1.Gat
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.ctrl = c
 	testutil.RunInBackground(t, c.Run)
 	return e
 }
@@ -205,10 +215,10 @@ func TestControllerRunsGateways(t *testing.T) {
 	}
 
 	// Nothing changes: nothing is written.
-	time.Sleep(50 * time.Millisecond) // let any write in flight land
+	e.reconciled(t)
 	before := e.updates.Load()
 	e.setGateways(gw, newGateway("theirs", "other", nil, 80))
-	time.Sleep(100 * time.Millisecond)
+	e.reconciled(t)
 	if n := e.updates.Load() - before; n != 0 {
 		t.Errorf("%d status writes without a change", n)
 	}

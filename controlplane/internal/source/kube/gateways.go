@@ -176,17 +176,7 @@ func (s *Source) processGateways() bool {
 	next.TLSSecrets = s.referencedSecrets(next.Gateways, next.GatewayClasses)
 	next.Namespaces = s.namespaceLabels()
 
-	changed := false
-	for key := range s.gatewayProblemKeys {
-		if _, still := problems[key]; !still {
-			changed = s.setProblems(key, nil) || changed
-		}
-	}
-	s.gatewayProblemKeys = map[string]struct{}{}
-	for key, p := range problems {
-		s.gatewayProblemKeys[key] = struct{}{}
-		changed = s.setProblems(key, p) || changed
-	}
+	changed := s.replaceProblems(&s.gatewayProblemKeys, problems)
 	if !reflect.DeepEqual(next, s.gateways) {
 		s.gateways = next
 		changed = true
@@ -210,30 +200,18 @@ func (s *Source) referencedSecrets(gws []*gatewayv1.Gateway, classes []*gatewayv
 		if !ours[string(g.Spec.GatewayClassName)] {
 			continue
 		}
-		for _, l := range g.Spec.Listeners {
-			if l.TLS == nil {
+		for _, key := range gateway.CertificateSecrets(g) {
+			if seen[key] {
 				continue
 			}
-			for _, ref := range l.TLS.CertificateRefs {
-				if (ref.Group != nil && *ref.Group != "" && *ref.Group != "core") || (ref.Kind != nil && *ref.Kind != "Secret") {
-					continue
-				}
-				ns := g.Namespace
-				if ref.Namespace != nil && *ref.Namespace != "" {
-					ns = string(*ref.Namespace)
-				}
-				key := ns + "/" + string(ref.Name)
-				if seen[key] {
-					continue
-				}
-				seen[key] = true
-				sec, err := s.secrets.Secrets(ns).Get(string(ref.Name))
-				if err != nil || sec.Type != corev1.SecretTypeTLS {
-					continue // a missing Secret is the gateway package's to report, on the listener
-				}
-				out = append(out, &model.TLSSecret{Namespace: ns, Name: sec.Name,
-					Chain: sec.Data[corev1.TLSCertKey], PrivateKey: sec.Data[corev1.TLSPrivateKeyKey]})
+			seen[key] = true
+			ns, name, _ := strings.Cut(key, "/")
+			sec, err := s.secrets.Secrets(ns).Get(name)
+			if err != nil || sec.Type != corev1.SecretTypeTLS {
+				continue // a missing Secret is the gateway package's to report, on the listener
 			}
+			out = append(out, &model.TLSSecret{Namespace: ns, Name: sec.Name,
+				Chain: sec.Data[corev1.TLSCertKey], PrivateKey: sec.Data[corev1.TLSPrivateKeyKey]})
 		}
 	}
 	slices.SortFunc(out, func(a, b *model.TLSSecret) int { return strings.Compare(a.Key(), b.Key()) })

@@ -285,22 +285,29 @@ func DecodeGRPCRoute(u *unstructured.Unstructured) (*routesapi.GRPCRoute, error)
 	return rt, nil
 }
 
+// replaceProblems sets the problems of every object in problems and clears those of the objects in *keys (the
+// keys of the last call for the same kinds) that have none now; it reports whether any changed.
+func (s *Source) replaceProblems(keys *map[string]struct{}, problems map[string][]string) bool {
+	changed := false
+	for key := range *keys {
+		if _, still := problems[key]; !still {
+			changed = s.setProblems(key, nil) || changed
+		}
+	}
+	*keys = make(map[string]struct{}, len(problems))
+	for key, p := range problems {
+		(*keys)[key] = struct{}{}
+		changed = s.setProblems(key, p) || changed
+	}
+	return changed
+}
+
 // processPolicies re-reads the policy objects and routes; it reports whether they changed.
 func (s *Source) processPolicies() bool {
 	next, problems := s.translatePolicies()
 	httpRoutes := translateRoutes(s, routesapi.KindHTTPRoute, DecodeHTTPRoute, func(rt *routesapi.HTTPRoute) *metav1.ObjectMeta { return &rt.ObjectMeta }, problems)
 	grpcRoutes := translateRoutes(s, routesapi.KindGRPCRoute, DecodeGRPCRoute, func(rt *routesapi.GRPCRoute) *metav1.ObjectMeta { return &rt.ObjectMeta }, problems)
-	changed := false
-	for key := range s.policyProblemKeys {
-		if _, still := problems[key]; !still {
-			changed = s.setProblems(key, nil) || changed
-		}
-	}
-	s.policyProblemKeys = map[string]struct{}{}
-	for key, p := range problems {
-		s.policyProblemKeys[key] = struct{}{}
-		changed = s.setProblems(key, p) || changed
-	}
+	changed := s.replaceProblems(&s.policyProblemKeys, problems)
 	if !reflect.DeepEqual(next, s.policies) {
 		s.policies = next
 		changed = true
