@@ -1,20 +1,17 @@
 package localmesh
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"github.com/sinewmesh/sinew/cli/internal/yamledit"
 	"github.com/sinewmesh/sinew/controlplane"
 	"github.com/sinewmesh/sinew/internal/names"
 	"github.com/sinewmesh/sinew/proxy"
@@ -59,15 +56,8 @@ func FindGateways(files []string, ns string) (out []Gateway, hasClass bool, err 
 		if err != nil {
 			return nil, false, err
 		}
-		dec := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-		for {
-			doc, err := dec.Read()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				break // the control plane reports it
-			}
+		for _, seg := range yamledit.Split(data) {
+			doc := seg.Text
 			var d struct {
 				APIVersion string `json:"apiVersion"`
 				Kind       string `json:"kind"`
