@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -61,9 +60,8 @@ spec:
     - {name: web-canary, port: 80, weight: 10}
 `
 
-// gatewayJWTPolicy: on the gateway's HTTPS port, /api/vote needs a token of alice (keys from the Secret
-// gateway-jwks, which the controller may read through the Role the docs give); everything else is open to any
-// client network.
+// gatewayJWTPolicy: on the gateway's HTTPS port, /api/vote needs a token of alice of the Secret's issuer (keys
+// from the Secret web-jwks of secretJWKS); everything else is open to any client network.
 const gatewayJWTPolicy = `apiVersion: policy.sinew.dev/v1alpha1
 kind: Server
 metadata: {name: edge-https, namespace: emojivoto}
@@ -105,10 +103,7 @@ kind: JWTAuthentication
 metadata: {name: voters, namespace: emojivoto}
 spec:
   issuers:
-  - issuer: ` + issuerSecret + `
-    audiences: [web]
-    jwks: {secretRef: {name: gateway-jwks, key: jwks}}
-  principals: [` + issuerSecret + `/alice]
+` + secretIssuer + `  principals: [` + issuerSecret + `/alice]
 ---
 apiVersion: policy.sinew.dev/v1alpha1
 kind: AuthorizationPolicy
@@ -116,25 +111,6 @@ metadata: {name: edge-vote, namespace: emojivoto}
 spec:
   targetRef: {group: gateway.networking.k8s.io, kind: HTTPRoute, name: edge-vote}
   requiredAuthenticationRefs: [{group: policy.sinew.dev, kind: JWTAuthentication, name: voters}]
----
-apiVersion: v1
-kind: Secret
-metadata: {name: gateway-jwks, namespace: emojivoto}
-stringData:
-  jwks: '%s'
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: sinew-read-gateway-jwks, namespace: emojivoto}
-rules:
-- {apiGroups: [""], resources: [secrets], resourceNames: [gateway-jwks], verbs: [get]}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: sinew-read-gateway-jwks, namespace: emojivoto}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: sinew-read-gateway-jwks}
-subjects:
-- {kind: ServiceAccount, name: sinew-destination, namespace: sinew}
 `
 
 // TestGateway: sinew's own ingress gateway on the cluster. A Gateway of GatewayClass sinew becomes gateway proxies
@@ -253,21 +229,7 @@ func TestGateway(t *testing.T) {
 	j.step("gateway-in-viz", []string{"gateway-https-split"}, func(t *testing.T) {
 		installViz(t, e)
 		checkViz(t, e)
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			tick := time.NewTicker(100 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-					_, _ = viaGateway("/api/list", nil)
-				}
-			}
-		})
-		defer func() { close(stop); wg.Wait() }()
+		defer keepCalling(100*time.Millisecond, func() { _, _ = viaGateway("/api/list", nil) })()
 		eventually(t, 3*time.Minute, "the gateway in `viz stat` with traffic and in `viz edges` to web, secured", func() error {
 			r := run(time.Minute, "", e.sinew, "viz", "stat", "-n", appNS, "deploy")
 			if r.err != nil {
@@ -296,7 +258,7 @@ func TestGateway(t *testing.T) {
 
 	j.step("gateway-jwt", []string{"gateway-https-split"}, func(t *testing.T) {
 		key := newSigningKey(t, "gw-1")
-		must(t, time.Minute, fmt.Sprintf(gatewayJWTPolicy, key.jwks(t)), "kubectl", "apply", "-f", "-")
+		must(t, time.Minute, fmt.Sprintf(secretJWKS, key.jwks(t))+"---\n"+gatewayJWTPolicy, "kubectl", "apply", "-f", "-")
 		want := func(what, path string, code int, header map[string]string) {
 			t.Helper()
 			eventually(t, 2*time.Minute, what, func() error {

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -369,4 +370,24 @@ func meshedEmojivotoSteps(j *journey, e env) {
 		waitEmojivoto(t)
 		requireAllMeshed(t)
 	})
+}
+
+// keepCalling calls call every interval, on a goroutine of its own, until the returned stop is called; stop waits
+// for the last call to end. It keeps traffic going while a step waits for metrics or tap to show it.
+func keepCalling(interval time.Duration, call func()) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				call()
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -160,21 +159,7 @@ func TestIngressController(t *testing.T) {
 	j.step("tap-traefik", []string{"through-traefik", "viz-install"}, func(t *testing.T) {
 		web := podIP(t, "web-svc")
 		// tap shows requests from the moment it starts: keep requests going through Traefik while it runs
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			tick := time.NewTicker(200 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tick.C:
-					_, _ = viaIngress(traefikURL, "/api/list")
-				}
-			}
-		})
-		defer func() { close(stop); wg.Wait() }()
+		defer keepCalling(200*time.Millisecond, func() { _, _ = viaIngress(traefikURL, "/api/list") })()
 		r := run(90*time.Second, "", e.sinew, "viz", "tap", "-n", ingressNS, "deploy/"+ingressDeploy, "--limit", "10")
 		t.Logf("%s", r)
 		if r.err != nil {
