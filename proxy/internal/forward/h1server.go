@@ -62,6 +62,7 @@ const (
 	connActive int32 = iota
 	connIdle
 	connClosing
+	connParked // its socket is with the parker (park_linux.go)
 )
 
 var (
@@ -107,11 +108,14 @@ type h1conn struct {
 	base *http.Request
 	// wmu orders the 100 Continue, which a body reader on another goroutine may write, before the response.
 	wmu sync.Mutex
+	// info is what the direction knows of the connection (the value of ctxKey in ctx).
+	info any
+	pk   parkedConn
 }
 
 // serveH1 serves HTTP/1 requests on c until the client closes it, it idles out, or the server drains.
 func (s *server) serveH1(c net.Conn, info any) {
-	hc := &h1conn{srv: s, c: c, rd: connReader{c: c, limit: math.MaxInt64}}
+	hc := &h1conn{srv: s, c: c, rd: connReader{c: c, limit: math.MaxInt64}, info: info}
 	hc.ctx, hc.cancel = context.WithCancel(context.WithValue(connCtx(), ctxKey{}, info))
 	if !s.addH1(hc) {
 		hc.cancel()
@@ -128,7 +132,9 @@ func (hc *h1conn) serve(first bool) {
 	for ; ; first = false {
 		switch hc.next(first) {
 		case nextPark:
-			go hc.park()
+			if !hc.park() {
+				go hc.wait()
+			}
 			return
 		case nextServe:
 			if hc.serveRequest() {
@@ -154,16 +160,21 @@ func (hc *h1conn) end() {
 	}
 }
 
-// park waits, on a goroutine of its own, for the next request of a connection that idled past parkAfter, with
-// no read buffer (next gave it back); the request loop resumes here when it comes. The idle timeout counts from
-// here.
-func (hc *h1conn) park() {
+// wait waits, on a goroutine of its own, for the next request of a connection that idled past parkAfter and
+// could not park, with no read buffer (next gave it back); the request loop resumes here when it comes. The idle
+// timeout counts from here.
+func (hc *h1conn) wait() {
 	// next parks only a connection that has a socket to wait on, and has given its reader back.
-	raw, _ := rawOf(hc.c)
+	tcp, _ := socketOf(hc.c)
+	raw, err := tcp.SyscallConn()
+	if err != nil {
+		hc.end()
+		return
+	}
 	hc.c.SetReadDeadline(time.Now().Add(idleTimeout)) //nolint:errcheck // a failed deadline shows as a failed wait
-	hc.srv.parked.Add(1)
-	err := waitReadable(raw)
-	hc.srv.parked.Add(-1)
+	hc.srv.waiting.Add(1)
+	err = waitReadable(raw)
+	hc.srv.waiting.Add(-1)
 	if err != nil {
 		hc.logReadErr(err)
 		hc.end()
@@ -207,7 +218,7 @@ func (hc *h1conn) next(first bool) int {
 			hc.getReader()
 			d = readHeaderTimeout
 		default:
-			if _, ok := rawOf(hc.c); ok {
+			if _, ok := socketOf(hc.c); ok {
 				// Wait in place a little, as under load the next request comes soon; then park.
 				d, parking = hc.srv.parkAfter, true
 			}
@@ -508,6 +519,17 @@ func (w *watcher) read(hc *h1conn) {
 	}
 	w.reading = false
 	close(w.done)
+}
+
+// drop lets the watch's timer go while the connection parks; arm makes a new one.
+func (w *watcher) drop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	w.done = nil
 }
 
 // disarm ends the watch before the connection is read again (next request, hijack) and waits for its read.

@@ -8,10 +8,10 @@ import (
 	"github.com/sinewmesh/sinew/proxy/internal/detect"
 )
 
-// rawOf finds the socket under an accepted connection's wrappers, when none of them holds bytes already read:
+// socketOf finds the socket under an accepted connection's wrappers, when none of them holds bytes already read:
 // then the socket being readable is the connection having its next bytes. TLS connections have none (they
 // buffer records), so they are never parked.
-func rawOf(c net.Conn) (syscall.RawConn, bool) {
+func socketOf(c net.Conn) (*net.TCPConn, bool) {
 	for {
 		switch w := c.(type) {
 		case *trackedConn:
@@ -24,8 +24,7 @@ func rawOf(c net.Conn) (syscall.RawConn, bool) {
 			}
 			c = w.Conn
 		case *net.TCPConn:
-			rc, err := w.SyscallConn()
-			return rc, err == nil
+			return w, true
 		default:
 			return nil, false
 		}

@@ -70,9 +70,10 @@ type server struct {
 	h2l     *chanListener
 
 	// parkAfter is how long an idle HTTP/1 connection waits in place before it parks (h1conn.park); parked counts
-	// the connections parked now.
+	// the connections parked now, waiting those that could not park and wait on a goroutine of their own.
 	parkAfter time.Duration
 	parked    atomic.Int64
+	waiting   atomic.Int64
 
 	draining atomic.Bool
 	mu       sync.Mutex
@@ -133,16 +134,24 @@ func (s *server) removeH1(hc *h1conn) {
 // closeIdleH1 closes the HTTP/1 connections waiting for a request; busy ones see draining and close after their
 // response.
 func (s *server) closeIdleH1() {
-	var idle []net.Conn
+	var idle, parked []*h1conn
 	s.mu.Lock()
 	for hc := range s.h1conns {
-		if hc.state.CompareAndSwap(connIdle, connClosing) {
-			idle = append(idle, hc.c)
+		switch {
+		case hc.state.CompareAndSwap(connIdle, connClosing):
+			idle = append(idle, hc)
+		case hc.state.CompareAndSwap(connParked, connClosing):
+			parked = append(parked, hc)
 		}
 	}
 	s.mu.Unlock()
-	for _, c := range idle { // outside the lock: closing untracks the connection, which takes it
-		c.Close()
+	// Outside the lock: closing untracks the connection, which takes it.
+	for _, hc := range idle {
+		hc.c.Close()
+	}
+	for _, hc := range parked {
+		// Not parked after all when its parking or resuming is under way: that sees connClosing and closes it.
+		theParker.evict(hc)
 	}
 }
 
