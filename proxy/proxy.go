@@ -30,6 +30,7 @@ import (
 	"github.com/sinewmesh/sinew/proxy/internal/gateway"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
 	"github.com/sinewmesh/sinew/proxy/internal/policy"
+	"github.com/sinewmesh/sinew/proxy/internal/sock"
 	"github.com/sinewmesh/sinew/proxy/internal/tap"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -501,7 +502,7 @@ func (p *Proxy) acceptLoop(ln net.Listener, stop <-chan struct{}, handle func(ne
 			continue
 		}
 		backoff = 5 * time.Millisecond
-		go handle(c)
+		go handle(sock.Wrap(c))
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sinewmesh/sinew/internal/meshtls"
+	"github.com/sinewmesh/sinew/proxy/internal/sock"
 	"github.com/sinewmesh/sinew/proxy/internal/transport"
 )
 
@@ -65,6 +66,7 @@ func (d *Dialer) Mesh(ctx context.Context, addr, id string, hdr transport.Header
 	if err != nil {
 		return nil, &DialError{addr, err}
 	}
+	raw = sock.Wrap(raw)
 	tc := tls.Client(raw, meshtls.ClientConfig(d.Anchors, id, d.Certs.Certificate, meshtls.ALPN))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
@@ -89,5 +91,5 @@ func (d *Dialer) Plain(ctx context.Context, addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, &DialError{addr, err}
 	}
-	return c, nil
+	return sock.Wrap(c), nil
 }

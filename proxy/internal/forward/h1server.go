@@ -165,7 +165,7 @@ func (hc *h1conn) end() {
 // timeout counts from here.
 func (hc *h1conn) wait() {
 	// next parks only a connection that has a socket to wait on, and has given its reader back.
-	tcp, _ := socketOf(hc.c)
+	tcp, _, _ := socketOf(hc.c)
 	raw, err := tcp.SyscallConn()
 	if err != nil {
 		hc.end()
@@ -218,7 +218,7 @@ func (hc *h1conn) next(first bool) int {
 			hc.getReader()
 			d = readHeaderTimeout
 		default:
-			if _, ok := socketOf(hc.c); ok {
+			if _, _, ok := socketOf(hc.c); ok {
 				// Wait in place a little, as under load the next request comes soon; then park.
 				d, parking = hc.srv.parkAfter, true
 			}

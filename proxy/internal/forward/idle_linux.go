@@ -6,12 +6,14 @@ import (
 	"syscall"
 
 	"github.com/sinewmesh/sinew/proxy/internal/detect"
+	"github.com/sinewmesh/sinew/proxy/internal/sock"
 )
 
 // socketOf finds the socket under an accepted connection's wrappers, when none of them holds bytes already read:
 // then the socket being readable is the connection having its next bytes. TLS connections have none (they
 // buffer records), so they are never parked.
-func socketOf(c net.Conn) (*net.TCPConn, bool) {
+// sc is the raw-I/O wrapper of the socket, when it has one.
+func socketOf(c net.Conn) (tcp *net.TCPConn, sc *sock.Conn, ok bool) {
 	for {
 		switch w := c.(type) {
 		case *trackedConn:
@@ -20,13 +22,15 @@ func socketOf(c net.Conn) (*net.TCPConn, bool) {
 			c = w.Conn
 		case *detect.Conn:
 			if len(w.Buffered()) > 0 {
-				return nil, false
+				return nil, nil, false
 			}
 			c = w.Conn
+		case *sock.Conn:
+			return w.TCPConn, w, true
 		case *net.TCPConn:
-			return w, true
+			return w, nil, true
 		default:
-			return nil, false
+			return nil, nil, false
 		}
 	}
 }

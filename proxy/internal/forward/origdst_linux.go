@@ -7,6 +7,8 @@ import (
 	"net/netip"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sinewmesh/sinew/proxy/internal/sock"
 )
 
 // errNotRedirected means the connection reached us directly, not through a capture rule.
@@ -14,6 +16,9 @@ var errNotRedirected = errors.New("connection was not redirected (no original de
 
 // OriginalDst returns the address the client dialed before the capture rules redirected it to us.
 func OriginalDst(c net.Conn) (netip.AddrPort, error) {
+	if sc, ok := c.(*sock.Conn); ok {
+		c = sc.TCPConn
+	}
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return netip.AddrPort{}, fmt.Errorf("original destination: %T is not a TCP connection", c)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sinewmesh/sinew/proxy/internal/sock"
 )
 
 // Parking holds an idle keep-alive HTTP/1 connection as a bare socket: no goroutine, no net.Conn, no context, no
@@ -29,6 +31,7 @@ import (
 // parkedConn is what a connection keeps while parked; its fields belong to the parker's lock.
 type parkedConn struct {
 	tcp        *net.TCPConn // the connection's socket, zero while parked
+	sc         *sock.Conn   // the socket's raw-I/O wrapper, if it has one
 	fd         int          // the duplicate the parker waits on
 	gen        uint32       // tells this parking from an earlier one of the same descriptor number
 	in         bool         // in the parker's set
@@ -123,7 +126,7 @@ func (p *parker) loop(f *os.File, rc syscall.RawConn) {
 
 // park hands hc's socket to the parker. It reports false when hc cannot be parked, with nothing changed; after
 // a true the connection belongs to the parker (or was closed by a drain), and the calling goroutine lets it go.
-func (p *parker) park(hc *h1conn, tcp *net.TCPConn) bool {
+func (p *parker) park(hc *h1conn, tcp *net.TCPConn, sc *sock.Conn) bool {
 	rc, err := tcp.SyscallConn()
 	if err != nil {
 		return false
@@ -141,11 +144,14 @@ func (p *parker) park(hc *h1conn, tcp *net.TCPConn) bool {
 	hc.ctx, hc.cancel = nil, noCancel
 	tcp.Close() //nolint:errcheck // the duplicate keeps the socket open: no FIN
 	*tcp = net.TCPConn{}
+	if sc != nil {
+		sc.Reset() // lets the old socket go
+	}
 	hc.srv.parked.Add(1)
 
 	p.mu.Lock()
 	p.gen++
-	hc.pk = parkedConn{tcp: tcp, fd: fd, gen: p.gen, until: time.Now().Add(time.Duration(parkedIdle.Load()))}
+	hc.pk = parkedConn{tcp: tcp, sc: sc, fd: fd, gen: p.gen, until: time.Now().Add(time.Duration(parkedIdle.Load()))}
 	if hc.state.Load() != connParked || hc.srv.draining.Load() {
 		p.mu.Unlock()
 		hc.closeParked() // a drain began while it parked
@@ -258,6 +264,9 @@ func (hc *h1conn) unpark() bool {
 		return false
 	}
 	*hc.pk.tcp = *nc.(*net.TCPConn)
+	if hc.pk.sc != nil {
+		hc.pk.sc.Reset()
+	}
 	hc.ctx, hc.cancel = context.WithCancel(context.WithValue(connCtx(), ctxKey{}, hc.info))
 	if !hc.state.CompareAndSwap(connParked, connIdle) {
 		hc.end() // a drain began
@@ -275,7 +284,7 @@ func (hc *h1conn) resume() {
 
 // park parks hc if it can (see parker); it reports false when hc must wait for its next request itself.
 func (hc *h1conn) park() bool {
-	tcp, ok := socketOf(hc.c)
+	tcp, sc, ok := socketOf(hc.c)
 	if !ok {
 		return false
 	}
@@ -283,5 +292,5 @@ func (hc *h1conn) park() bool {
 	if err != nil {
 		return false
 	}
-	return p.park(hc, tcp)
+	return p.park(hc, tcp, sc)
 }
