@@ -296,7 +296,7 @@ func versions(env *peers.Env, ps []peers.Peer) map[string]string {
 			v["go-revproxy"] = "net/http/httputil.ReverseProxy, " + runtime.Version()
 		case "sinew":
 			if env.SinewBin != "" {
-				v["sinew"] = "built from the working tree (" + gitDescribe(env.RepoRoot) + ")"
+				v["sinew"] = "built from the working tree (" + gitDescribe(env.RepoRoot) + "), static, as the images build it"
 			}
 		}
 	}
