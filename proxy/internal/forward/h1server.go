@@ -29,8 +29,9 @@ import (
 // connection on the goroutine that accepted it, reads requests with http.ReadRequest and writes responses itself.
 // It keeps what a client of a transparent proxy relies on: keep-alive and HTTP/1.0 semantics, one 100 Continue,
 // trailers, Upgrade (hijack), header size and slow-client limits, and graceful drain. HTTP/2 stays on net/http.
-// A plaintext keep-alive connection idle past parkAfter parks: it gives its read buffer back and waits for its
-// next request on a fresh goroutine (the smallest stack) without reading, so idle connections cost little.
+// A plaintext keep-alive connection idle past parkAfter parks (park_linux.go): it gives its buffers, context and
+// goroutine back and leaves its socket with the parker until the next request comes, so idle connections cost
+// little.
 
 const (
 	maxHeaderBytes    = 64 << 10
@@ -46,8 +47,8 @@ const (
 	// that ends within it gets a Content-Length instead of chunks.
 	pendMax = 2 << 10
 	// parkAfter is how long a keep-alive connection waits for its next request in place before it parks: gives
-	// its read buffer back and waits on a fresh goroutine, whose stack is the smallest, without reading, so an
-	// idle connection costs a few hundred bytes besides that stack. Busy connections never park.
+	// its read buffer, context and goroutine back and leaves its socket with the parker, so an idle connection
+	// costs about a kilobyte. Busy connections never park.
 	parkAfter = 100 * time.Millisecond
 )
 

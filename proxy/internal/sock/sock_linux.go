@@ -69,15 +69,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if c.rc == nil {
-		return 0, c.opError("read", syscall.EINVAL)
-	}
-	c.r.mu.Lock()
-	defer c.r.mu.Unlock()
-	c.r.buf, c.r.n, c.r.err = p, 0, 0
-	err := c.rc.Read(c.r.fn)
-	n, errno := c.r.n, c.r.err
-	c.r.buf = nil
+	n, errno, err := c.call(&c.r, p, false)
 	switch {
 	case err != nil:
 		return n, err
@@ -108,15 +100,7 @@ func (c *Conn) read(fd uintptr) bool {
 }
 
 func (c *Conn) Write(p []byte) (int, error) {
-	if c.rc == nil {
-		return 0, c.opError("write", syscall.EINVAL)
-	}
-	c.w.mu.Lock()
-	defer c.w.mu.Unlock()
-	c.w.buf, c.w.n, c.w.err = p, 0, 0
-	err := c.rc.Write(c.w.fn)
-	n, errno := c.w.n, c.w.err
-	c.w.buf = nil
+	n, errno, err := c.call(&c.w, p, true)
 	switch {
 	case err != nil:
 		return n, err
@@ -124,6 +108,25 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return n, c.opError("write", errno)
 	}
 	return n, nil
+}
+
+// call runs one read or write of p through the socket's RawConn: the poller waits while the socket is not ready.
+func (c *Conn) call(o *op, p []byte, write bool) (int, syscall.Errno, error) {
+	if c.rc == nil {
+		return 0, syscall.EINVAL, nil
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.buf, o.n, o.err = p, 0, 0
+	var err error
+	if write {
+		err = c.rc.Write(o.fn)
+	} else {
+		err = c.rc.Read(o.fn)
+	}
+	n, errno := o.n, o.err
+	o.buf = nil
+	return n, errno, err
 }
 
 // write writes all of the buffer, waiting for writability when the socket's buffer is full.
