@@ -15,7 +15,7 @@ import (
 )
 
 // pair returns a wrapped client connection and the server's end, plain.
-func pair(t *testing.T) (*Conn, net.Conn) {
+func pair(t testing.TB) (*Conn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -215,4 +215,30 @@ func TestConnResetFollowsTheSocket(t *testing.T) {
 		t.Fatalf("the new socket's peer read %q, %v", b, err)
 	}
 	_ = srv
+}
+
+// A 64-byte ping-pong over loopback, through a wrapped connection and through the plain TCPConn it wraps: what
+// the raw calls cost or save per read and write (the runtime's monitor thread is not in this picture; the
+// benchmark keeps the process busy).
+func BenchmarkPingPong(b *testing.B) {
+	for _, name := range []string{"TCPConn", "sock.Conn"} {
+		b.Run(name, func(b *testing.B) {
+			sc, srv := pair(b)
+			var c net.Conn = sc
+			if name == "TCPConn" {
+				c = sc.TCPConn
+			}
+			go io.Copy(srv, srv) //nolint:errcheck // echo
+			buf := make([]byte, 64)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
