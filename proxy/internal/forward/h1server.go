@@ -117,7 +117,7 @@ type h1conn struct {
 // serveH1 serves HTTP/1 requests on c until the client closes it, it idles out, or the server drains.
 func (s *server) serveH1(c net.Conn, info any) {
 	hc := &h1conn{srv: s, c: c, rd: connReader{c: c, limit: math.MaxInt64}, info: info}
-	hc.ctx, hc.cancel = context.WithCancel(context.WithValue(connCtx(), ctxKey{}, info))
+	hc.newContext()
 	if !s.addH1(hc) {
 		hc.cancel()
 		c.Close()
@@ -126,6 +126,12 @@ func (s *server) serveH1(c net.Conn, info any) {
 	hc.remote = c.RemoteAddr().String()
 	hc.getReader()
 	hc.serve(true)
+}
+
+// newContext gives the connection a context of its own, carrying its info: when it is served, and again when it
+// resumes from parking (a parked connection has none).
+func (hc *h1conn) newContext() {
+	hc.ctx, hc.cancel = context.WithCancel(context.WithValue(connCtx(), ctxKey{}, hc.info))
 }
 
 // serve runs the connection's request loop on the calling goroutine until the connection closes, or parks it.
@@ -166,8 +172,8 @@ func (hc *h1conn) end() {
 // timeout counts from here.
 func (hc *h1conn) wait() {
 	// next parks only a connection that has a socket to wait on, and has given its reader back.
-	tcp, _, _ := socketOf(hc.c)
-	raw, err := tcp.SyscallConn()
+	sc, _ := socketOf(hc.c)
+	raw, err := sc.SyscallConn()
 	if err != nil {
 		hc.end()
 		return
@@ -219,7 +225,7 @@ func (hc *h1conn) next(first bool) int {
 			hc.getReader()
 			d = readHeaderTimeout
 		default:
-			if _, _, ok := socketOf(hc.c); ok {
+			if _, ok := socketOf(hc.c); ok {
 				// Wait in place a little, as under load the next request comes soon; then park.
 				d, parking = hc.srv.parkAfter, true
 			}

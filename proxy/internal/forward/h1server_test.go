@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sinewmesh/sinew/internal/testutil"
+	"github.com/sinewmesh/sinew/proxy/internal/sock"
 )
 
 // h1Fixture serves handler with the HTTP/1 loop on a loopback listener, as the proxy does after detection; opts
@@ -29,10 +30,11 @@ func h1Fixture(t *testing.T, handler http.HandlerFunc, opts ...func(*server)) (*
 	}
 	go func() {
 		for {
-			raw, err := ln.Accept()
+			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			raw := sock.Wrap(c) // as the proxy's accept loop does: such connections park
 			untrack, ok := s.track(raw)
 			if !ok {
 				raw.Close()

@@ -12,8 +12,8 @@ import (
 // socketOf finds the socket under an accepted connection's wrappers, when none of them holds bytes already read:
 // then the socket being readable is the connection having its next bytes. TLS connections have none (they
 // buffer records), so they are never parked.
-// sc is the raw-I/O wrapper of the socket, when it has one.
-func socketOf(c net.Conn) (tcp *net.TCPConn, sc *sock.Conn, ok bool) {
+// Only a sock.Conn can park (it can detach its socket); the proxy wraps every connection it accepts in one.
+func socketOf(c net.Conn) (*sock.Conn, bool) {
 	for {
 		switch w := c.(type) {
 		case *trackedConn:
@@ -22,15 +22,13 @@ func socketOf(c net.Conn) (tcp *net.TCPConn, sc *sock.Conn, ok bool) {
 			c = w.Conn
 		case *detect.Conn:
 			if len(w.Buffered()) > 0 {
-				return nil, nil, false
+				return nil, false
 			}
 			c = w.Conn
 		case *sock.Conn:
-			return w.TCPConn, w, true
-		case *net.TCPConn:
-			return w, nil, true
+			return w, true
 		default:
-			return nil, nil, false
+			return nil, false
 		}
 	}
 }

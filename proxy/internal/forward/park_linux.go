@@ -3,7 +3,6 @@ package forward
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -16,27 +15,23 @@ import (
 )
 
 // Parking holds an idle keep-alive HTTP/1 connection as a bare socket: no goroutine, no net.Conn, no context, no
-// buffers. A connection that idled past parkAfter hands a duplicate of its socket to the parker, closes its
-// net.Conn (the socket stays open through the duplicate, so the client sees nothing) and ends its goroutine. The
-// parker waits for the duplicates in an epoll set of its own, which Go's poller watches as one file; when one
-// becomes readable it is removed from the set and the connection resumes on a fresh goroutine with a net.Conn made
-// from it. A parked connection costs its h1conn and wrappers and an epoll entry, which is what lets a sidecar hold
-// thousands of idle client connections in a few hundred bytes each (issue #11, S4).
+// buffers. A connection that idled past parkAfter detaches its socket (sock.Conn.Detach: a duplicate descriptor,
+// the net.Conn closed, the client sees nothing), hands the descriptor to the parker and ends its goroutine. The
+// parker waits for the descriptors in an epoll set of its own, which Go's poller watches as one file; when one
+// becomes readable it is removed from the set and the connection resumes on a fresh goroutine, its socket attached
+// again. A parked connection costs its h1conn and wrappers and an epoll entry, which is what lets a sidecar hold
+// thousands of idle client connections in about a kilobyte each (issue #11, S4).
 //
-// Ownership: whoever removes a connection from the parker's table, under its lock, owns its socket: the loop
-// (readable: resume), the idle timer (close), or a drain (close). The wrapped *net.TCPConn keeps its address while
-// parked and is zero in between, so the wrappers above it need not change; a zero TCPConn answers every call with
-// EINVAL, and only the owner touches it.
+// Ownership: whoever removes a connection from the parker's table, under its lock, owns its descriptor: the loop
+// (readable: resume), the idle timer (close), or a drain (close). Only the owner touches the connection.
 
 // parkedConn is what a connection keeps while parked; its fields belong to the parker's lock.
 type parkedConn struct {
-	tcp        *net.TCPConn // the connection's socket, zero while parked
-	sc         *sock.Conn   // the socket's raw-I/O wrapper, if it has one
-	fd         int          // the duplicate the parker waits on
-	gen        uint32       // tells this parking from an earlier one of the same descriptor number
-	in         bool         // in the parker's set
-	until      time.Time    // when the idle timeout closes it
-	prev, next *h1conn      // the parker's list, oldest first
+	sc         *sock.Conn // the connection's socket, detached while parked
+	fd         int        // the descriptor the parker waits on
+	gen        uint32     // tells this parking from an earlier one of the same descriptor number
+	until      time.Time  // when the idle timeout closes it
+	prev, next *h1conn    // the parker's list, oldest first
 }
 
 type parker struct {
@@ -125,33 +120,27 @@ func (p *parker) loop(f *os.File, rc syscall.RawConn) {
 }
 
 // park hands hc's socket to the parker. It reports false when hc cannot be parked, with nothing changed; after
-// a true the connection belongs to the parker (or was closed by a drain), and the calling goroutine lets it go.
-func (p *parker) park(hc *h1conn, tcp *net.TCPConn, sc *sock.Conn) bool {
-	rc, err := tcp.SyscallConn()
-	if err != nil {
-		return false
-	}
-	fd := -1
-	if cerr := rc.Control(func(s uintptr) { fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); cerr != nil || err != nil {
-		return false // out of descriptors: wait the usual way
-	}
+// a true the connection belongs to the parker (or was closed), and the calling goroutine lets it go.
+func (p *parker) park(hc *h1conn, sc *sock.Conn) bool {
 	if !hc.state.CompareAndSwap(connIdle, connParked) {
-		unix.Close(fd) //nolint:errcheck // a duplicate never used
-		return false   // a drain closes it
+		return false // a drain closes it
+	}
+	fd, err := sc.Detach()
+	if err != nil { // out of descriptors: wait the usual way, unless a drain began
+		if hc.state.CompareAndSwap(connParked, connIdle) {
+			return false
+		}
+		hc.end()
+		return true
 	}
 	hc.watch.drop()
 	hc.cancel()
 	hc.ctx, hc.cancel = nil, noCancel
-	tcp.Close() //nolint:errcheck // the duplicate keeps the socket open: no FIN
-	*tcp = net.TCPConn{}
-	if sc != nil {
-		sc.Reset() // lets the old socket go
-	}
 	hc.srv.parked.Add(1)
 
 	p.mu.Lock()
 	p.gen++
-	hc.pk = parkedConn{tcp: tcp, sc: sc, fd: fd, gen: p.gen, until: time.Now().Add(time.Duration(parkedIdle.Load()))}
+	hc.pk = parkedConn{sc: sc, fd: fd, gen: p.gen, until: time.Now().Add(time.Duration(parkedIdle.Load()))}
 	if hc.state.Load() != connParked || hc.srv.draining.Load() {
 		p.mu.Unlock()
 		hc.closeParked() // a drain began while it parked
@@ -166,7 +155,7 @@ func (p *parker) park(hc *h1conn, tcp *net.TCPConn, sc *sock.Conn) bool {
 		}
 		return true
 	}
-	hc.pk.in, hc.pk.prev = true, p.tail
+	hc.pk.prev = p.tail
 	p.byFD[fd] = hc
 	if p.tail != nil {
 		p.tail.pk.next = hc
@@ -186,7 +175,7 @@ func (p *parker) take(fd int, gen uint32) *h1conn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	hc := p.byFD[fd]
-	if hc == nil || hc.pk.gen != gen || !hc.pk.in {
+	if hc == nil || hc.pk.gen != gen {
 		return nil
 	}
 	p.remove(hc)
@@ -197,7 +186,6 @@ func (p *parker) take(fd int, gen uint32) *h1conn {
 func (p *parker) remove(hc *h1conn) {
 	unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, hc.pk.fd, nil) //nolint:errcheck // gone with the descriptor anyway
 	delete(p.byFD, hc.pk.fd)
-	hc.pk.in = false
 	if hc.pk.prev != nil {
 		hc.pk.prev.pk.next = hc.pk.next
 	} else {
@@ -211,10 +199,10 @@ func (p *parker) remove(hc *h1conn) {
 	hc.pk.prev, hc.pk.next = nil, nil
 }
 
-// evict closes hc if it is parked (a drain); it reports whether it was.
-func (p *parker) evict(hc *h1conn) bool {
+// evict closes hc if it is in the parker's set (a drain). One on its way in or out sees the drain itself.
+func (p *parker) evict(hc *h1conn) {
 	p.mu.Lock()
-	parked := hc.pk.in
+	parked := p.byFD[hc.pk.fd] == hc
 	if parked {
 		p.remove(hc)
 	}
@@ -222,7 +210,6 @@ func (p *parker) evict(hc *h1conn) bool {
 	if parked {
 		hc.closeParked()
 	}
-	return parked
 }
 
 // expire closes the connections parked longer than the idle timeout, and sets the timer for the next one.
@@ -251,23 +238,16 @@ func (hc *h1conn) closeParked() {
 	hc.end()
 }
 
-// unpark makes the parked socket hc's net.Conn again. It reports false, with the connection ended, when that
-// fails or a drain began.
+// unpark attaches the parked socket to hc again. It reports false, with the connection ended, when that fails or
+// a drain began.
 func (hc *h1conn) unpark() bool {
 	hc.srv.parked.Add(-1)
-	f := os.NewFile(uintptr(hc.pk.fd), "")
-	nc, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
+	if err := hc.pk.sc.Attach(hc.pk.fd); err != nil {
 		hc.srv.log.Debug("resuming an idle connection failed", "remote", hc.remote, "err", err)
 		hc.end()
 		return false
 	}
-	*hc.pk.tcp = *nc.(*net.TCPConn)
-	if hc.pk.sc != nil {
-		hc.pk.sc.Reset()
-	}
-	hc.ctx, hc.cancel = context.WithCancel(context.WithValue(connCtx(), ctxKey{}, hc.info))
+	hc.newContext()
 	if !hc.state.CompareAndSwap(connParked, connIdle) {
 		hc.end() // a drain began
 		return false
@@ -284,7 +264,7 @@ func (hc *h1conn) resume() {
 
 // park parks hc if it can (see parker); it reports false when hc must wait for its next request itself.
 func (hc *h1conn) park() bool {
-	tcp, sc, ok := socketOf(hc.c)
+	sc, ok := socketOf(hc.c)
 	if !ok {
 		return false
 	}
@@ -292,5 +272,5 @@ func (hc *h1conn) park() bool {
 	if err != nil {
 		return false
 	}
-	return p.park(hc, tcp, sc)
+	return p.park(hc, sc)
 }

@@ -14,12 +14,15 @@
 package sock
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"sync"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Conn is a TCP connection whose Read and Write are raw system calls; everything else is the TCPConn's.
@@ -56,13 +59,54 @@ func Wrap(c net.Conn) net.Conn {
 	return sc
 }
 
-// Reset makes the connection use its TCPConn's current socket: after the TCPConn was given another one (an idle
-// connection parked and resumed), or, with a zero TCPConn, none (the old one is let go).
-func (c *Conn) Reset() {
-	c.rc = nil
-	if rc, err := c.SyscallConn(); err == nil {
-		c.rc = rc
+// noSocket is a detached Conn's TCPConn: a zero TCPConn answers every call with EINVAL.
+var noSocket = new(net.TCPConn)
+
+// Detach hands the socket over as a duplicate descriptor, which the caller then owns, and closes the Conn's own
+// (the socket stays open through the duplicate, so the peer sees nothing). Until Attach, every call on the Conn
+// fails with EINVAL. Nothing else may use the Conn meanwhile. An idle HTTP/1 connection detaches while it parks,
+// so that it holds no net.Conn.
+func (c *Conn) Detach() (int, error) {
+	if c.rc == nil {
+		return -1, syscall.EINVAL
 	}
+	fd := -1
+	var derr error
+	if err := c.rc.Control(func(s uintptr) { fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, derr // out of descriptors: nothing changed
+	}
+	c.Close() //nolint:errcheck // the duplicate keeps the socket open: no FIN
+	c.TCPConn, c.rc = noSocket, nil
+	return fd, nil
+}
+
+// Attach makes fd, a descriptor from Detach, the Conn's socket again. fd is the Conn's either way: closed when
+// Attach fails.
+func (c *Conn) Attach(fd int) error {
+	f := os.NewFile(uintptr(fd), "")
+	if f == nil {
+		return syscall.EBADF // a negative descriptor
+	}
+	nc, err := net.FileConn(f) // a net.Conn on a duplicate of fd
+	f.Close()
+	if err != nil {
+		return err
+	}
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		nc.Close() //nolint:errcheck // the error that matters is the type
+		return fmt.Errorf("descriptor %d is a %T, not a TCP socket", fd, nc)
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		tc.Close() //nolint:errcheck // the error that matters is SyscallConn's
+		return err
+	}
+	c.TCPConn, c.rc = tc, rc
+	return nil
 }
 
 func (c *Conn) Read(p []byte) (int, error) {

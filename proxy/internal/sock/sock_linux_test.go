@@ -101,8 +101,7 @@ func TestConnDeadlinesCloseAndErrors(t *testing.T) {
 		_, err := c.Read(make([]byte, 1))
 		done <- err
 	}()
-	time.Sleep(20 * time.Millisecond) // let the read block (it fails the same way if it has not)
-	c.Close()
+	c.Close() // whether the read has blocked yet or not, it fails the same way
 	if err := <-done; !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("read on a closed connection: %v", err)
 	}
@@ -195,26 +194,45 @@ func TestConnReadWriteAllocateNothing(t *testing.T) {
 	runtime.KeepAlive(c)
 }
 
-// Reset follows the TCPConn to a new socket, as a parked connection's wrapper does when it resumes.
-func TestConnResetFollowsTheSocket(t *testing.T) {
+// Detach hands the socket over without closing it (the peer sees nothing); a detached Conn refuses calls, and
+// Attach makes the same socket its own again, as a parked connection does when it resumes.
+func TestConnDetachAndAttach(t *testing.T) {
 	c, srv := pair(t)
-	c2, srv2 := pair(t)
-	tcp := c.TCPConn
-	*tcp = net.TCPConn{}
-	c.Reset()
-	if _, err := c.Write([]byte("x")); err == nil {
-		t.Fatal("a write with no socket should fail")
+	fd, err := c.Detach()
+	if err != nil {
+		t.Fatal(err)
 	}
-	*tcp = *c2.TCPConn
-	c.Reset()
+	if _, err := c.Write([]byte("x")); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("a write while detached: %v, want EINVAL", err)
+	}
+	if err := c.Close(); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("Close while detached: %v, want EINVAL (the socket is the descriptor's)", err)
+	}
+	srv.SetReadDeadline(time.Now().Add(50 * time.Millisecond)) //nolint:errcheck
+	if _, err := srv.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the peer of a detached socket read %v, want nothing (no FIN)", err)
+	}
+	srv.SetReadDeadline(time.Time{}) //nolint:errcheck
+	if _, err := srv.Write([]byte("sent while detached")); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := c.Attach(fd); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, len("sent while detached"))
+	if _, err := io.ReadFull(c, b); err != nil || string(b) != "sent while detached" {
+		t.Fatalf("after Attach: %q, %v", b, err)
+	}
 	if _, err := c.Write([]byte("y")); err != nil {
 		t.Fatal(err)
 	}
-	b := make([]byte, 1)
-	if _, err := io.ReadFull(srv2, b); err != nil || b[0] != 'y' {
-		t.Fatalf("the new socket's peer read %q, %v", b, err)
+	if _, err := io.ReadFull(srv, b[:1]); err != nil || b[0] != 'y' {
+		t.Fatalf("the peer read %q, %v after Attach", b[:1], err)
 	}
-	_ = srv
+	if err := c.Attach(-1); err == nil {
+		t.Error("Attach of a bad descriptor should fail")
+	}
 }
 
 // A 64-byte ping-pong over loopback, through a wrapped connection and through the plain TCPConn it wraps: what
