@@ -57,16 +57,7 @@ func TestMeshConformance(t *testing.T) {
 	if len(opts.SupportedFeatures) == 0 && !opts.EnableAllSupportedFeatures {
 		opts.SupportedFeatures = meshFeatures()
 	}
-	if opts.NamespaceAnnotations == nil {
-		opts.NamespaceAnnotations = map[string]string{}
-	}
-	opts.NamespaceAnnotations[names.InjectAnnotation] = names.InjectEnabled
-	if opts.Implementation.Organization == "" {
-		opts.Implementation = implementation()
-	}
-	if err := opts.Implementation.Validate(); err != nil {
-		t.Fatalf("implementation details: %v", err)
-	}
+	meshedAndNamed(t, &opts)
 	t.Logf("profiles %v, features %v", opts.ConformanceProfiles, opts.SupportedFeatures)
 
 	s, err := suite.NewConformanceTestSuite(opts)
@@ -97,6 +88,22 @@ func meshFeatures() []features.FeatureName {
 	out := set.UnsortedList()
 	slices.Sort(out)
 	return out
+}
+
+// meshedAndNamed sets what every profile's run shares: the suite's namespaces are meshed (the injector gives the
+// backends sidecars, as in production), and the report names sinew unless the suite's flags named something.
+func meshedAndNamed(t *testing.T, opts *suite.ConformanceOptions) {
+	t.Helper()
+	if opts.NamespaceAnnotations == nil {
+		opts.NamespaceAnnotations = map[string]string{}
+	}
+	opts.NamespaceAnnotations[names.InjectAnnotation] = names.InjectEnabled
+	if opts.Implementation.Organization == "" {
+		opts.Implementation = implementation()
+	}
+	if err := opts.Implementation.Validate(); err != nil {
+		t.Fatalf("implementation details: %v", err)
+	}
 }
 
 func implementation() confv1.Implementation {

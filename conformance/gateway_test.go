@@ -52,16 +52,7 @@ func TestGatewayConformance(t *testing.T) {
 		opts.SupportedFeatures = gatewayFeatures()
 	}
 	// The backends are meshed: the gateway reaches them over mTLS with its own identity, as in production.
-	if opts.NamespaceAnnotations == nil {
-		opts.NamespaceAnnotations = map[string]string{}
-	}
-	opts.NamespaceAnnotations[names.InjectAnnotation] = names.InjectEnabled
-	if opts.Implementation.Organization == "" {
-		opts.Implementation = implementation()
-	}
-	if err := opts.Implementation.Validate(); err != nil {
-		t.Fatalf("implementation details: %v", err)
-	}
+	meshedAndNamed(t, &opts)
 	t.Logf("profiles %v, gateway class %s, features %v", opts.ConformanceProfiles, opts.GatewayClassName, opts.SupportedFeatures)
 
 	ctx, cancel := context.WithCancel(context.Background())
