@@ -88,13 +88,15 @@ func (f *authzFixture) statuses() (cli, other, plain int, err error) {
 		resp.Body.Close()
 		return resp.StatusCode, nil
 	}
-	if cli, err = get(f.pair.outbound); err != nil {
-		return
-	}
+	// cli last: the policies under test change what the others get, and once they get it the new policy is in
+	// force, so cli's answer (and the decision counted for it) is the new policy's too, not the old one's.
 	if other, err = get(f.otherOut); err != nil {
 		return
 	}
-	plain, err = get(f.srvPlan)
+	if plain, err = get(f.srvPlan); err != nil {
+		return
+	}
+	cli, err = get(f.pair.outbound)
 	return
 }
 
