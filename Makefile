@@ -6,6 +6,9 @@ BINARIES := sinew sinew-proxy sinew-controller sinew-init sinew-viz emojivoto
 # installs the images it was built with.
 VERSION ?= $(shell sed -n 's/^var Version = "\(.*\)"$$/\1/p' internal/version/version.go)
 VERSION_LDFLAGS := -X github.com/sinewmesh/sinew/internal/version.Version=$(VERSION)
+# Build tags of every binary we ship. grpcnotrace leaves out grpc's golang.org/x/net/trace (and with it html/template
+# and text/template), which nothing here turns on: 2.2 MB less binary, and less of it mapped by every sidecar.
+GO_TAGS := grpcnotrace
 IMAGES := sinew-proxy sinew-controller sinew-init sinew-viz emojivoto
 CLUSTER_WORKDIR ?= /tmp/sinew-cluster
 # The local cluster's Prometheus (it has no internet to pull prom/prometheus): Debian's binary in an image of ours.
@@ -17,7 +20,7 @@ all: build
 
 build: gateway-api-crds
 	@mkdir -p $(BIN)
-	$(GO) build -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
+	$(GO) build -tags $(GO_TAGS) -ldflags "$(VERSION_LDFLAGS)" -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
 
 # The Gateway API standard CRDs of go.mod's sigs.k8s.io/gateway-api, copied from the module cache into the
 # sinew-crds chart (which the CLI embeds) for `sinew install --crds`. Upstream's files: gitignored, never committed.
@@ -60,7 +63,7 @@ demo: build
 # Image tarballs bin/images/<name>.tar (ghcr.io/sinewmesh/<name>:$(VERSION)) from static binaries; no Docker needed.
 images: gateway-api-crds
 	@mkdir -p $(BIN)/static $(BIN)/images
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(VERSION_LDFLAGS)" -o $(BIN)/static/ $(addprefix ./cmd/,$(IMAGES))
+	CGO_ENABLED=0 $(GO) build -tags $(GO_TAGS) -trimpath -ldflags "-s -w $(VERSION_LDFLAGS)" -o $(BIN)/static/ $(addprefix ./cmd/,$(IMAGES))
 	$(GO) run ./hack/images mesh -version $(VERSION) -bin $(BIN)/static -out $(BIN)/images $(IMAGES)
 	@# a test fixture of the e2e suite: the file server that serves a JWKS in the cluster
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/static/sinew-e2e-fileserver ./test/e2e/fileserver
