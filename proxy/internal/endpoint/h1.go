@@ -32,10 +32,11 @@ type h1Client struct {
 // connection costs its socket and this struct, not 8 KiB of buffers (S4: a proxy with thousands of idle client
 // connections keeps about as many idle upstream ones).
 type h1Conn struct {
-	c    net.Conn
-	br   *bufio.Reader // nil while idle
-	bw   *bufio.Writer // nil while idle
-	used time.Time     // when it went idle
+	c     net.Conn
+	br    *bufio.Reader // nil while idle
+	bw    *bufio.Writer // nil while idle
+	used  time.Time     // when it went idle
+	close func()        // closes c: what a canceled request does, made once per connection
 }
 
 // The buffers of the connections in use.
@@ -87,6 +88,7 @@ func (p *h1Client) get(ctx context.Context, fresh bool) (pc *h1Conn, reused bool
 		return nil, false, err
 	}
 	pc = &h1Conn{c: c}
+	pc.close = func() { c.Close() }
 	pc.take()
 	return pc, false, nil
 }
@@ -162,9 +164,13 @@ var errNotSent = errors.New("sending the request")
 func (p *h1Client) exchange(pc *h1Conn, req *http.Request) (*http.Response, error) {
 	stop := func() bool { return true }
 	if ctx := req.Context(); ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, func() { pc.c.Close() })
+		stop = context.AfterFunc(ctx, pc.close)
 	}
-	werr := req.Write(pc.bw)
+	// The plain requests nearly all are; anything else is net/http's to write.
+	handled, werr := h1head.WriteRequest(pc.bw, req)
+	if !handled {
+		werr = req.Write(pc.bw)
+	}
 	if werr == nil {
 		werr = pc.bw.Flush()
 	}

@@ -279,15 +279,17 @@ func (hc *h1conn) serveRequest() (keep bool) {
 	}
 	hc.c.SetReadDeadline(time.Time{}) //nolint:errcheck // the body has no deadline; the chain's timeouts bound it
 	req.RemoteAddr = hc.remote
-	w := &h1response{hc: hc, req: req, header: make(http.Header), cl: -1}
-	body := &h1body{hc: hc, w: w, rc: req.Body, left: req.ContentLength}
+	x := new(h1exchange) // one allocation for the response writer and the request body
+	x.w = h1response{hc: hc, req: req, cl: -1}
+	x.body = h1body{hc: hc, w: &x.w, rc: req.Body, left: req.ContentLength}
+	w, body := &x.w, &x.body
 	if req.Body == http.NoBody {
 		body.eof = true
 		hc.watch.arm(hc)
 	} else {
 		if v, ok := req.Header["Expect"]; ok {
 			if len(v) != 1 || !strings.EqualFold(v[0], "100-continue") {
-				w.header.Set("Content-Type", "text/plain; charset=utf-8")
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 				w.WriteHeader(http.StatusExpectationFailed)
 				w.closeAfter = true
 				w.finish()
@@ -595,7 +597,7 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 type h1response struct {
 	hc         *h1conn
 	req        *http.Request
-	header     http.Header
+	header     http.Header // nil until Header or AdoptHeader
 	status     int
 	committed  bool // status line and headers written
 	continued  bool // 100 Continue sent, or no longer possible
@@ -610,7 +612,28 @@ type h1response struct {
 	werr       error
 }
 
-func (w *h1response) Header() http.Header { return w.header }
+// h1exchange is one request's response writer and body, allocated together.
+type h1exchange struct {
+	w    h1response
+	body h1body
+}
+
+func (w *h1response) Header() http.Header {
+	if w.header == nil {
+		w.header = make(http.Header)
+	}
+	return w.header
+}
+
+// AdoptHeader makes h the response's header, when nothing has touched the header yet (true); the caller gives h
+// up. A proxy passing a response on saves making a map and copying it.
+func (w *h1response) AdoptHeader(h http.Header) bool {
+	if w.header != nil || w.committed || h == nil {
+		return false
+	}
+	w.header = h
+	return true
+}
 
 func (w *h1response) WriteHeader(code int) {
 	if w.committed || w.status != 0 || w.hijacked {
@@ -764,8 +787,9 @@ func (w *h1response) commit(final bool) {
 	}
 	bw := hc.writer()
 	writeStatus(bw, w.req, w.status)
-	var extra [64]byte
-	x := extra[:0]
+	// The fields the response's framing adds, appended in bw's own free space (an array of ours would escape
+	// through bw.Write: an allocation per response).
+	x := bw.AvailableBuffer()
 	switch {
 	case w.status < 200 || w.status == http.StatusNoContent:
 	case w.cl >= 0:

@@ -2,7 +2,6 @@ package forward
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sinewmesh/sinew/proxy/internal/h1head"
 	"github.com/sinewmesh/sinew/proxy/internal/metrics"
 	"github.com/sinewmesh/sinew/proxy/internal/pipeline"
 	"golang.org/x/net/http/httpguts"
@@ -75,8 +75,9 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		defer smallBodies.Put(body)
 		b := (*body)[:n]
-		req.HTTP.Body = io.NopCloser(bytes.NewReader(b))
-		req.HTTP.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+		st.body.Reset(b)
+		req.HTTP.Body = &st.body
+		req.HTTP.GetBody = func() (io.ReadCloser, error) { return h1head.NewMemBody(b), nil }
 	}
 	resp, err := f.chain.Handle(req)
 	if err != nil {
@@ -117,8 +118,9 @@ func (f *forwarder) countUnobserved(req *pipeline.Request, status, grpc int) {
 // state holds a request's state and the request sent on, allocated together.
 type state struct {
 	pipeline.Request
-	out http.Request
-	url url.URL
+	out  http.Request
+	url  url.URL
+	body h1head.MemBody // a small body read whole
 }
 
 // outgoing is the request to send on: a shallow copy of the client's with its own URL, without hop-by-hop
@@ -174,14 +176,20 @@ func removeHopHeaders(h http.Header, upgrade bool) {
 	}
 }
 
+// headerAdopter is our HTTP/1 server's response writer: it can take the upstream response's header map as its own.
+type headerAdopter interface{ AdoptHeader(http.Header) bool }
+
 // respond writes resp to the client: headers, the body as it arrives (flushed at once when its length is unknown,
 // so streams stream), and trailers.
 func (f *forwarder) respond(w http.ResponseWriter, r *http.Request, resp *http.Response) {
 	defer resp.Body.Close()
-	h := w.Header()
-	for k, vv := range resp.Header {
-		h[k] = vv
+	if a, ok := w.(headerAdopter); !ok || !a.AdoptHeader(resp.Header) {
+		h := w.Header()
+		for k, vv := range resp.Header {
+			h[k] = vv
+		}
 	}
+	h := w.Header()
 	removeHopHeaders(h, false)
 	announced := len(resp.Trailer)
 	if announced > 0 {

@@ -5,7 +5,8 @@
 // framing, none of the headers whose meaning net/http works out: Connection, Transfer-Encoding, Trailer, Pragma,
 // and for a request a single Host). Anything else is left where it was for net/http, which then decides (accepts
 // or refuses) exactly as it always did. What it returns equals what net/http returns for the same bytes
-// (h1head_test.go checks this on a corpus and by fuzzing).
+// (h1head_test.go checks this on a corpus and by fuzzing). WriteRequest is the same kind of fast path for writing
+// a request (write.go).
 package h1head
 
 import (
@@ -46,11 +47,11 @@ func ReadRequest(br *bufio.Reader, base *http.Request) (req *http.Request, ok bo
 	if !ok1 || !ok2 || proto != "HTTP/1.1" || method == "" || !httpguts.ValidHeaderFieldName(method) {
 		return nil, false
 	}
-	u, ok := originForm(target)
-	if !ok {
+	x := new(requestURL) // one allocation for the three
+	if !originForm(target, &x.u) {
 		return nil, false
 	}
-	h, cl, ok := header(rest, true)
+	h, cl, ok := header(rest, true, x.values[:0])
 	if !ok {
 		return nil, false
 	}
@@ -59,15 +60,31 @@ func ReadRequest(br *bufio.Reader, base *http.Request) (req *http.Request, ok bo
 		return nil, false
 	}
 	delete(h, "Host") // as net/http: the Host is req.Host
-	req = new(http.Request)
+	req = &x.req
 	*req = *base
-	req.Method, req.URL, req.RequestURI = method, u, target
+	req.Method, req.URL, req.RequestURI = method, &x.u, target
 	req.Proto, req.ProtoMajor, req.ProtoMinor = proto, 1, 1
 	req.Header, req.Host = h, hosts[0]
-	req.ContentLength, req.Body = bodyOf(br, cl)
+	req.ContentLength, req.Body = cl, http.NoBody
+	if cl > 0 {
+		x.body = body{r: br, n: cl}
+		req.Body = &x.body
+	}
 	_, _ = br.Discard(len(head))
 	return req, true
 }
+
+// requestURL is a request, its URL, its body and a short header's values, allocated together.
+type requestURL struct {
+	req    http.Request
+	u      url.URL
+	body   body
+	values [shortHeader]string
+}
+
+// shortHeader is how many header fields a head may have for their values to come with its request or response
+// rather than in an allocation of their own: most requests and responses between services have fewer.
+const shortHeader = 8
 
 // ReadResponse reads a response head to req from br, as http.ReadResponse would, when it can (ok); otherwise
 // it reads nothing. Informational (1xx) responses and responses whose end is the connection's are net/http's.
@@ -91,11 +108,13 @@ func ReadResponse(br *bufio.Reader, req *http.Request) (resp *http.Response, ok 
 	if code < 200 || !visible(status) {
 		return nil, false
 	}
-	h, cl, ok := header(rest, false)
+	x := new(responseBody) // one allocation for the response, its body and a short header's values
+	h, cl, ok := header(rest, false, x.values[:0])
 	if !ok {
 		return nil, false
 	}
-	resp = &http.Response{Status: status, StatusCode: code, Proto: proto, ProtoMajor: 1, ProtoMinor: 1, Header: h, Request: req}
+	resp = &x.resp
+	*resp = http.Response{Status: status, StatusCode: code, Proto: proto, ProtoMajor: 1, ProtoMinor: 1, Header: h, Request: req}
 	switch {
 	case req != nil && req.Method == http.MethodHead:
 		// No body; the length is the one a GET would have had, as the head says (-1: not said).
@@ -104,41 +123,55 @@ func ReadResponse(br *bufio.Reader, req *http.Request) (resp *http.Response, ok 
 		resp.ContentLength, resp.Body = 0, http.NoBody
 	case cl < 0:
 		return nil, false // read to the connection's end: net/http's
+	case cl == 0:
+		resp.ContentLength, resp.Body = 0, http.NoBody
 	default:
-		resp.ContentLength, resp.Body = bodyOf(br, cl)
+		x.body = body{r: br, n: cl}
+		resp.ContentLength, resp.Body = cl, &x.body
 	}
 	_, _ = br.Discard(len(head))
 	return resp, true
 }
 
-// originForm is the URL of a request target of the plain origin form: "/path?query", printable ASCII, no
-// escapes, no fragment, not starting with "//".
-func originForm(target string) (*url.URL, bool) {
+// responseBody is a response, its body and a short header's values, allocated together.
+type responseBody struct {
+	resp   http.Response
+	body   body
+	values [shortHeader]string
+}
+
+// originForm sets u to the URL of a request target of the plain origin form (ok): "/path?query", printable
+// ASCII, no escapes, no fragment, not starting with "//".
+func originForm(target string, u *url.URL) (ok bool) {
 	if len(target) == 0 || target[0] != '/' || strings.HasPrefix(target, "//") {
-		return nil, false
+		return false
 	}
 	for i := 0; i < len(target); i++ {
 		if c := target[i]; c <= ' ' || c >= 0x7f || c == '%' || c == '#' {
-			return nil, false
+			return false
 		}
 	}
 	path, query, hasQuery := strings.Cut(target, "?")
-	u := &url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+	*u = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
 	if u.EscapedPath() != path {
 		u.RawPath = path // a character url escapes, sent as it was (as url.ParseRequestURI keeps it)
 	}
-	return u, true
+	return true
 }
 
 // header parses the header lines of a head (after its first line), each "Name: value\r\n", up to the empty line.
-// cl is the Content-Length (-1 when there is none).
-func header(s string, request bool) (h http.Header, cl int64, ok bool) {
+// cl is the Content-Length (-1 when there is none). The values go into room's array when they fit there.
+func header(s string, request bool, room []string) (h http.Header, cl int64, ok bool) {
 	n := strings.Count(s, "\r\n") - 1 // the last one ends the head
 	if n < 0 {
 		return nil, 0, false
 	}
 	h = make(http.Header, n)
-	values := make([]string, n)
+	values := room[:0:cap(room)]
+	if n > cap(values) {
+		values = make([]string, n)
+	}
+	values = values[:n]
 	cl = -1
 	for i := range n {
 		line, rest, _ := strings.Cut(s, "\r\n")
@@ -187,14 +220,6 @@ func visible(v string) bool {
 		}
 	}
 	return true
-}
-
-// bodyOf is a body of n bytes (0: none) that follows the head in br.
-func bodyOf(br *bufio.Reader, n int64) (int64, io.ReadCloser) {
-	if n == 0 {
-		return 0, http.NoBody
-	}
-	return n, &body{r: br, n: n}
 }
 
 // body is a body of known length, read from the connection's reader: its last bytes come with io.EOF, and a
