@@ -69,10 +69,10 @@ func WriteRequest(bw *bufio.Writer, req *http.Request) (handled bool, err error)
 		}
 	}()
 	bw.WriteString(req.Method)
-	bw.WriteByte(' ')
+	bw.WriteByte(' ') //nolint:errcheck // sticky in bw, seen at the end of the head
 	bw.WriteString(path)
 	if hasQuery {
-		bw.WriteByte('?')
+		bw.WriteByte('?') //nolint:errcheck // sticky in bw
 		bw.WriteString(query)
 	}
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
@@ -87,7 +87,7 @@ func WriteRequest(bw *bufio.Writer, req *http.Request) (handled bool, err error)
 	if sendLength(req.Method, req.ContentLength) {
 		bw.WriteString("Content-Length: ")
 		// In bw's free space: an array of ours would escape through bw.Write.
-		bw.Write(append(strconv.AppendInt(bw.AvailableBuffer(), req.ContentLength, 10), '\r', '\n'))
+		bw.Write(append(strconv.AppendInt(bw.AvailableBuffer(), req.ContentLength, 10), '\r', '\n')) //nolint:errcheck // sticky in bw
 	}
 	for k, vv := range req.Header {
 		if excluded(k) {
