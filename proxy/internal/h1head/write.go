@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -182,29 +183,44 @@ func plainValue(v string) bool {
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // copyBody writes exactly n bytes of body to bw, as net/http's transfer writer does: a shorter body, or a longer
-// one, is an error (the request cannot be framed as announced). It reads into bw's own free space: no copy
-// buffer, and none of the 32 KiB one a TCP connection's ReadFrom would make.
+// one, is an error (the request cannot be framed as announced). What fits in bw's free space is read there, in
+// place; a larger rest goes through a pooled 32 KiB buffer, in writes of that size rather than of bw's.
 func copyBody(bw *bufio.Writer, body io.Reader, n int64) error {
+	var big *[]byte
+	defer func() {
+		if big != nil {
+			bigBuffers.Put(big)
+		}
+	}()
 	var copied int64
 	for {
-		if bw.Available() == 0 {
-			if err := bw.Flush(); err != nil {
-				return err
+		var buf []byte
+		switch rest := n - copied; {
+		case rest == 0:
+			// Only to see that the body ends here.
+			if bw.Available() == 0 {
+				if err := bw.Flush(); err != nil {
+					return err
+				}
 			}
-		}
-		buf := bw.AvailableBuffer()[:bw.Available()]
-		last := copied == n // only to see that the body ends here
-		if !last && int64(len(buf)) > n-copied {
-			buf = buf[:n-copied]
-		} else if last {
-			buf = buf[:1]
+			buf = bw.AvailableBuffer()[:1]
+		case rest <= int64(bw.Available()):
+			buf = bw.AvailableBuffer()[:rest]
+		default:
+			if big == nil {
+				big = bigBuffers.Get().(*[]byte)
+			}
+			buf = (*big)[:min(rest, int64(len(*big)))]
 		}
 		m, err := body.Read(buf)
 		if m > 0 {
-			if last {
+			if copied == n {
 				return fmt.Errorf("http: ContentLength=%d with Body length greater than %d", n, n)
 			}
-			_, _ = bw.Write(buf[:m]) // in place: it only moves bw past the bytes read
+			// Read in place, Write only moves bw past the bytes.
+			if _, werr := bw.Write(buf[:m]); werr != nil {
+				return werr
+			}
 			copied += int64(m)
 		}
 		switch {
@@ -217,6 +233,9 @@ func copyBody(bw *bufio.Writer, body io.Reader, n int64) error {
 		}
 	}
 }
+
+// bigBuffers are copyBody's buffers for bodies larger than the writer's free space.
+var bigBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // MemBody is a request body held in memory, such as one a proxy read whole before sending it on. WriteRequest
 // sends the head and such a body in one write, as net/http does for a bytes.Reader it can see (one behind

@@ -266,3 +266,21 @@ func TestWriteRequestAllocations(t *testing.T) {
 		t.Errorf("%v allocations per request, want 0", allocs)
 	}
 }
+
+// A large body goes out in 32 KiB writes, not in writes of the connection writer's 4 KiB.
+func TestWriteRequestLargeBody(t *testing.T) {
+	const size = 1 << 20
+	req := outgoing(t, "POST /upload HTTP/1.1\r\nHost: web\r\nContent-Length: 1048576\r\n\r\n")
+	req.Body = io.NopCloser(bytes.NewReader(bytes.Repeat([]byte("x"), size)))
+	w := &writes{}
+	bw := bufio.NewWriterSize(w, 4<<10)
+	if handled, err := WriteRequest(bw, req); !handled || err != nil {
+		t.Fatalf("handled %v, %v", handled, err)
+	}
+	if err := bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if w.out.Len() < size || w.n > 1+size/(32<<10)+1 {
+		t.Errorf("%d bytes in %d writes, want the body in 32 KiB writes", w.out.Len(), w.n)
+	}
+}
