@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -184,10 +185,7 @@ type headerAdopter interface{ AdoptHeader(http.Header) bool }
 func (f *forwarder) respond(w http.ResponseWriter, r *http.Request, resp *http.Response) {
 	defer resp.Body.Close()
 	if a, ok := w.(headerAdopter); !ok || !a.AdoptHeader(resp.Header) {
-		h := w.Header()
-		for k, vv := range resp.Header {
-			h[k] = vv
-		}
+		maps.Copy(w.Header(), resp.Header)
 	}
 	h := w.Header()
 	removeHopHeaders(h, false)

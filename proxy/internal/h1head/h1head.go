@@ -47,11 +47,11 @@ func ReadRequest(br *bufio.Reader, base *http.Request) (req *http.Request, ok bo
 	if !ok1 || !ok2 || proto != "HTTP/1.1" || method == "" || !httpguts.ValidHeaderFieldName(method) {
 		return nil, false
 	}
-	x := new(requestURL) // one allocation for the three
+	x := new(requestParts) // one allocation for the request and its parts
 	if !originForm(target, &x.u) {
 		return nil, false
 	}
-	h, cl, ok := header(rest, true, x.values[:0])
+	h, cl, ok := header(rest, true, x.values[:])
 	if !ok {
 		return nil, false
 	}
@@ -74,8 +74,8 @@ func ReadRequest(br *bufio.Reader, base *http.Request) (req *http.Request, ok bo
 	return req, true
 }
 
-// requestURL is a request, its URL, its body and a short header's values, allocated together.
-type requestURL struct {
+// requestParts is a request, its URL, its body and a short header's values, allocated together.
+type requestParts struct {
 	req    http.Request
 	u      url.URL
 	body   body
@@ -110,8 +110,8 @@ func ReadResponse(br *bufio.Reader, req *http.Request) (resp *http.Response, ok 
 	if code < 200 || !visible(status) {
 		return nil, false
 	}
-	x := new(responseBody) // one allocation for the response, its body and a short header's values
-	h, cl, ok := header(rest, false, x.values[:0])
+	x := new(responseParts) // one allocation for the response and its parts
+	h, cl, ok := header(rest, false, x.values[:])
 	if !ok {
 		return nil, false
 	}
@@ -121,12 +121,10 @@ func ReadResponse(br *bufio.Reader, req *http.Request) (resp *http.Response, ok 
 	case req != nil && req.Method == http.MethodHead:
 		// No body; the length is the one a GET would have had, as the head says (-1: not said).
 		resp.ContentLength, resp.Body = cl, http.NoBody
-	case code == http.StatusNoContent, code == http.StatusNotModified:
+	case code == http.StatusNoContent, code == http.StatusNotModified, cl == 0:
 		resp.ContentLength, resp.Body = 0, http.NoBody
 	case cl < 0:
 		return nil, false // read to the connection's end: net/http's
-	case cl == 0:
-		resp.ContentLength, resp.Body = 0, http.NoBody
 	default:
 		x.body = body{r: br, n: cl}
 		resp.ContentLength, resp.Body = cl, &x.body
@@ -135,8 +133,8 @@ func ReadResponse(br *bufio.Reader, req *http.Request) (resp *http.Response, ok 
 	return resp, true
 }
 
-// responseBody is a response, its body and a short header's values, allocated together.
-type responseBody struct {
+// responseParts is a response, its body and a short header's values, allocated together.
+type responseParts struct {
 	resp   http.Response
 	body   body
 	values [shortHeader]string
@@ -162,18 +160,17 @@ func originForm(target string, u *url.URL) (ok bool) {
 }
 
 // header parses the header lines of a head (after its first line), each "Name: value\r\n", up to the empty line.
-// cl is the Content-Length (-1 when there is none). The values go into room's array when they fit there.
+// cl is the Content-Length (-1 when there is none). The values go into room when they fit there.
 func header(s string, request bool, room []string) (h http.Header, cl int64, ok bool) {
 	n := strings.Count(s, "\r\n") - 1 // the last one ends the head
 	if n < 0 {
 		return nil, 0, false
 	}
 	h = make(http.Header, n)
-	values := room[:0:cap(room)]
-	if n > cap(values) {
+	values := room
+	if n > len(values) {
 		values = make([]string, n)
 	}
-	values = values[:n]
 	cl = -1
 	for i := range n {
 		line, rest, _ := strings.Cut(s, "\r\n")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"sync"
 
@@ -21,47 +22,15 @@ import (
 // side (issue #11's allocation profile); this one makes none. The header goes out in map order, not sorted:
 // fields of different names may come in any order (RFC 9110 5.3).
 //
-// As net/http does, the head is flushed before a body is read unless the body is in memory (a MemBody; otherwise
-// it may be a client's upload that is still arriving: the next hop sees the head at once), the body must hold exactly ContentLength bytes, and the body is
-// closed once written or on failure.
+// As net/http does, the head is flushed before a body is read unless the body is in memory (a MemBody; any other
+// may be a client's upload that is still arriving, and the next hop sees the head at once), the body must hold
+// exactly ContentLength bytes, and the body is closed once written or on failure.
 func WriteRequest(bw *bufio.Writer, req *http.Request) (handled bool, err error) {
-	if !plainRequest(req) {
+	// Built in bw's free space, in one pass that checks as it goes; nothing reaches bw unless all of it is plain.
+	head, ok := appendHead(bw.AvailableBuffer(), req)
+	if !ok {
 		return false, nil
 	}
-	host := req.Host
-	if host == "" {
-		host = req.URL.Host
-	}
-	// The target as URL.RequestURI makes it, in two pieces rather than joined into a new string.
-	path, query := req.URL.EscapedPath(), req.URL.RawQuery
-	if path == "" {
-		path = "/"
-	}
-	hasQuery := req.URL.ForceQuery || query != ""
-	if !plainHost(host) || !visibleNoCTL(path) || !visibleNoCTL(query) {
-		return false, nil
-	}
-	ua := req.Header["User-Agent"]
-	if ua == nil {
-		return false, nil // net/http would add its own
-	}
-	if len(ua) > 0 && !plainValue(ua[0]) {
-		return false, nil
-	}
-	for k, vv := range req.Header {
-		if excluded(k) {
-			continue
-		}
-		if !httpguts.ValidHeaderFieldName(k) {
-			return false, nil
-		}
-		for _, v := range vv {
-			if !plainValue(v) {
-				return false, nil
-			}
-		}
-	}
-
 	defer func() {
 		if req.Body != nil {
 			if cerr := req.Body.Close(); cerr != nil && err == nil {
@@ -69,36 +38,7 @@ func WriteRequest(bw *bufio.Writer, req *http.Request) (handled bool, err error)
 			}
 		}
 	}()
-	bw.WriteString(req.Method)
-	bw.WriteByte(' ') //nolint:errcheck // sticky in bw, seen at the end of the head
-	bw.WriteString(path)
-	if hasQuery {
-		bw.WriteByte('?') //nolint:errcheck // sticky in bw
-		bw.WriteString(query)
-	}
-	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(host)
-	bw.WriteString("\r\n")
-	if len(ua) > 0 && ua[0] != "" {
-		writeField(bw, "User-Agent", ua[0])
-	}
-	if req.Close && !httpguts.HeaderValuesContainsToken(req.Header["Connection"], "close") {
-		bw.WriteString("Connection: close\r\n")
-	}
-	if sendLength(req.Method, req.ContentLength) {
-		bw.WriteString("Content-Length: ")
-		// In bw's free space: an array of ours would escape through bw.Write.
-		bw.Write(append(strconv.AppendInt(bw.AvailableBuffer(), req.ContentLength, 10), '\r', '\n')) //nolint:errcheck // sticky in bw
-	}
-	for k, vv := range req.Header {
-		if excluded(k) {
-			continue
-		}
-		for _, v := range vv {
-			writeField(bw, k, v)
-		}
-	}
-	if _, err := bw.WriteString("\r\n"); err != nil {
+	if _, err := bw.Write(head); err != nil {
 		return true, err
 	}
 	if req.ContentLength == 0 {
@@ -110,6 +50,55 @@ func WriteRequest(bw *bufio.Writer, req *http.Request) (handled bool, err error)
 		}
 	}
 	return true, copyBody(bw, req.Body, req.ContentLength)
+}
+
+// appendHead appends req's head to b when req is plain (ok).
+func appendHead(b []byte, req *http.Request) ([]byte, bool) {
+	if !plainRequest(req) {
+		return nil, false
+	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	// The target as URL.RequestURI makes it, in two pieces rather than joined into a new string.
+	path, query := req.URL.EscapedPath(), req.URL.RawQuery
+	if path == "" {
+		path = "/"
+	}
+	ua, hasUA := req.Header["User-Agent"]
+	if !hasUA || !plainHost(host) || !noCTL(path) || !noCTL(query) || len(ua) > 0 && !plainValue(ua[0]) {
+		return nil, false // without a User-Agent entry, net/http would add its own
+	}
+	b = append(append(append(b, req.Method...), ' '), path...)
+	if req.URL.ForceQuery || query != "" {
+		b = append(append(b, '?'), query...)
+	}
+	b = append(append(append(b, " HTTP/1.1\r\nHost: "...), host...), "\r\n"...)
+	if len(ua) > 0 && ua[0] != "" {
+		b = appendField(b, "User-Agent", ua[0])
+	}
+	if req.Close && !httpguts.HeaderValuesContainsToken(req.Header["Connection"], "close") {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	if sendLength(req.Method, req.ContentLength) {
+		b = append(strconv.AppendInt(append(b, "Content-Length: "...), req.ContentLength, 10), "\r\n"...)
+	}
+	for k, vv := range req.Header {
+		if excluded(k) {
+			continue
+		}
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, false
+		}
+		for _, v := range vv {
+			if !plainValue(v) {
+				return nil, false
+			}
+			b = appendField(b, k, v)
+		}
+	}
+	return append(b, "\r\n"...), true
 }
 
 // plainRequest: the request's shape, before its strings are looked at.
@@ -138,11 +127,8 @@ func sendLength(method string, n int64) bool {
 	return n > 0 || method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch
 }
 
-func writeField(bw *bufio.Writer, k, v string) {
-	bw.WriteString(k)
-	bw.WriteString(": ")
-	bw.WriteString(v)
-	bw.WriteString("\r\n")
+func appendField(b []byte, k, v string) []byte {
+	return append(append(append(append(b, k...), ": "...), v...), "\r\n"...)
 }
 
 // plainHost: ASCII, valid as a Host, no zone: net/http would send it as it is.
@@ -155,8 +141,8 @@ func plainHost(h string) bool {
 	return httpguts.ValidHostHeader(h)
 }
 
-// visibleNoCTL: no control bytes, which net/http refuses in a request target.
-func visibleNoCTL(s string) bool {
+// noCTL: no control bytes, which net/http refuses in a request target.
+func noCTL(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < ' ' || c == 0x7f {
 			return false
@@ -165,22 +151,16 @@ func visibleNoCTL(s string) bool {
 	return true
 }
 
-// plainValue: a value net/http writes unchanged: no line breaks (it turns them into spaces) and no white space to
-// trim at either end.
+// plainValue: a value net/http writes unchanged: no line breaks (it turns them into spaces) and no white space
+// for textproto.TrimString to take off either end.
 func plainValue(v string) bool {
-	if len(v) > 0 && (isSpace(v[0]) || isSpace(v[len(v)-1])) {
-		return false
-	}
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; c == '\r' || c == '\n' {
 			return false
 		}
 	}
-	return true
+	return textproto.TrimString(v) == v
 }
-
-// isSpace is textproto.TrimString's white space.
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // copyBody writes exactly n bytes of body to bw, as net/http's transfer writer does: a shorter body, or a longer
 // one, is an error (the request cannot be framed as announced). What fits in bw's free space is read there, in

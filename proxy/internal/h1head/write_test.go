@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // outgoing is a request as the proxy sends one on: what http.ReadRequest read from raw, with the client's
@@ -153,7 +154,7 @@ func TestWriteRequestClosesBody(t *testing.T) {
 	}
 	req := outgoing(t, "POST /submit HTTP/1.1\r\nHost: web\r\nContent-Length: 7\r\n\r\npayload")
 	boom := errors.New("client went away")
-	req.Body = io.NopCloser(io.MultiReader(strings.NewReader("pay"), iotest{boom}))
+	req.Body = io.NopCloser(io.MultiReader(strings.NewReader("pay"), iotest.ErrReader(boom)))
 	if _, err := WriteRequest(bufio.NewWriter(io.Discard), req); !errors.Is(err, boom) {
 		t.Errorf("a failing body: %v, want %v", err, boom)
 	}
@@ -165,10 +166,6 @@ type closeBody struct {
 }
 
 func (b *closeBody) Close() error { b.closed = true; return nil }
-
-type iotest struct{ err error }
-
-func (e iotest) Read([]byte) (int, error) { return 0, e.err }
 
 // FuzzWriteRequest: for any request net/http reads, WriteRequest leaves it alone or writes what net/http writes.
 func FuzzWriteRequest(f *testing.F) {
